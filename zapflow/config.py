@@ -1,0 +1,108 @@
+"""Settings: the one place that reads the environment (prefix ``ZAPFLOW_``, or a ``.env`` file).
+
+Defaults point at the embedded stack that ``zapflow dev`` starts, so ``zapflow api`` and
+``zapflow worker`` run beside it with no configuration; setting the URLs points them at external
+services (the docker-compose and production path).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEV_POSTGRES_PORT = 54329
+DEV_REDIS_PORT = 63790
+DEV_TEMPORAL_PORT = 7233
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ZAPFLOW_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # external services
+    database_url: str = f"postgresql+asyncpg://postgres@127.0.0.1:{DEV_POSTGRES_PORT}/zapflow"
+    database_pool_size: int = Field(20, ge=1, le=500)
+    database_max_overflow: int = Field(10, ge=0, le=500)
+    redis_url: str = f"redis://127.0.0.1:{DEV_REDIS_PORT}/0"
+    temporal_address: str = f"127.0.0.1:{DEV_TEMPORAL_PORT}"
+    temporal_namespace: str = "default"
+
+    # task queues and their worker concurrency (the seed's *_WORKER_CONCURRENCY)
+    messages_task_queue: str = "messages"
+    embeddings_task_queue: str = "embeddings"
+    flows_task_queue: str = "flows"
+    followups_task_queue: str = "followups"
+    message_worker_concurrency: int = Field(10, ge=1, le=1000)
+    embedding_worker_concurrency: int = Field(3, ge=1, le=1000)
+    flow_worker_concurrency: int = Field(10, ge=1, le=1000)
+    followup_worker_concurrency: int = Field(10, ge=1, le=1000)
+
+    # WhatsApp providers (tests point these at a local server that plays the provider)
+    cloud_api_base_url: str = "https://graph.facebook.com/v21.0"
+    evolution_base_url: str = "http://127.0.0.1:8080"
+    evolution_jwt_key: str | None = None
+    provider_timeout_seconds: float = Field(10.0, gt=0, le=120)
+
+    # processes
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    worker_metrics_port: int = Field(0, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["console", "json"] = "console"
+
+    # embedded stack (`zapflow dev`)
+    data_dir: Path = Path(".zapflow")
+    dev_postgres_port: int = Field(DEV_POSTGRES_PORT, ge=1, le=65535)
+    dev_redis_port: int = Field(DEV_REDIS_PORT, ge=1, le=65535)
+    dev_temporal_port: int = Field(DEV_TEMPORAL_PORT, ge=1, le=65535)
+    dev_temporal_ui_port: int = Field(8233, ge=1, le=65535)
+
+    @field_validator("database_url")
+    @classmethod
+    def _asyncpg_url(cls, value: str) -> str:
+        if value.startswith(("postgres://", "postgresql://")):
+            value = "postgresql+asyncpg://" + value.split("://", 1)[1]
+        if not value.startswith("postgresql+asyncpg://"):
+            raise ValueError("must be a postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return value
+
+    @field_validator("temporal_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError("must be host:port")
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, turning a validation error into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            problems.append(f"ZAPFLOW_{field.upper()}: {error['msg']}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
