@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     # processes
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    public_url: str | None = None  # how providers reach the API; webhook URLs are built on it
+    webhook_max_bytes: int = Field(3 * 1024 * 1024, ge=1024)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"

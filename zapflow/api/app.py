@@ -1,0 +1,43 @@
+"""The FastAPI application: lifespan-built clients, error handlers, metrics and routes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
+from starlette_prometheus import PrometheusMiddleware, metrics
+
+from zapflow.api.errors import install_error_handlers
+from zapflow.api.routes import health
+from zapflow.api.state import AppState
+from zapflow.config import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState.build(settings)
+        app.state.zapflow = state
+        try:
+            yield
+        finally:
+            await state.close()
+
+    app = FastAPI(
+        title="zapflow",
+        version="0.1.0",
+        description="WhatsApp CRM automation: webhooks, conversations, funnels, flows and search.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(PrometheusMiddleware, filter_unhandled_paths=True)
+    app.add_route("/metrics", metrics, include_in_schema=False)
+    app.include_router(health.router)
+    return app

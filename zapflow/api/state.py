@@ -1,0 +1,37 @@
+"""The clients one API process shares, built in the app's lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from zapflow.config import Settings
+from zapflow.db import SessionFactory, create_engine, session_factory
+from zapflow.redis import create_redis
+from zapflow.temporal import TemporalConnection
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: SessionFactory
+    redis: Redis
+    temporal: TemporalConnection
+
+    @classmethod
+    def build(cls, settings: Settings) -> AppState:
+        engine = create_engine(settings)
+        return cls(
+            settings=settings,
+            engine=engine,
+            sessions=session_factory(engine),
+            redis=create_redis(settings),
+            temporal=TemporalConnection(settings),
+        )
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        await self.engine.dispose()

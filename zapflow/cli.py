@@ -1,0 +1,127 @@
+"""The ``zapflow`` command line: dev, api, worker, migrate, temporal-setup, companies, ..."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from zapflow.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    help="zapflow: WhatsApp CRM automation on Temporal, Postgres and Redis.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def settings_or_exit(**overrides: object) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ConfigError as exc:
+        fail(str(exc), code=2)
+
+
+def exit_now(code: int) -> NoReturn:
+    """Leave without interpreter finalization: temporalio/sdk-python#300 can abort it (code 134)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+@app.command()
+def dev(
+    api_port: Annotated[int | None, typer.Option(help="API port [default: 8000]")] = None,
+    no_worker: Annotated[bool, typer.Option("--no-worker", help="Do not run the worker")] = False,
+) -> None:
+    """Run everything locally: embedded Temporal, Postgres, Redis, migrations, API and worker."""
+    from zapflow.devserver import run_dev
+
+    overrides = {"api_port": api_port} if api_port else {}
+    raise typer.Exit(run_dev(settings_or_exit(**overrides), console, with_worker=not no_worker))
+
+
+@app.command()
+def api() -> None:
+    """Serve the HTTP API (uvicorn) against the configured services."""
+    import uvicorn
+
+    from zapflow.logs import configure_logging
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    uvicorn.run(
+        "zapflow.api.app:create_app",
+        factory=True,
+        host=settings.api_host,
+        port=settings.api_port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+@app.command()
+def worker() -> None:
+    """Run the Temporal worker and the inbox relay."""
+    from zapflow.logs import configure_logging
+    from zapflow.worker.main import run_worker
+
+    settings = settings_or_exit()
+    configure_logging(settings)
+    try:
+        asyncio.run(run_worker(settings))
+    except KeyboardInterrupt:
+        pass
+    exit_now(0)
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision")] = "head",
+) -> None:
+    """Apply database migrations (alembic upgrade)."""
+    from zapflow.migrate import upgrade
+
+    settings = settings_or_exit()
+    try:
+        upgrade(settings.database_url, revision)
+    except OSError as exc:
+        fail(f"cannot reach the database at ZAPFLOW_DATABASE_URL: {exc}")
+    console.print(f"database migrated to {revision}")
+
+
+@app.command("temporal-setup")
+def temporal_setup() -> None:
+    """Register zapflow's search attributes on an external Temporal cluster."""
+    from zapflow.temporal import register_search_attributes
+
+    settings = settings_or_exit()
+    try:
+        added = asyncio.run(register_search_attributes(settings))
+    except Exception as exc:
+        console.print(f"[bold red]error:[/] cannot set up Temporal: {exc}")
+        exit_now(1)
+    console.print(f"search attributes registered: {', '.join(added) or 'all present already'}")
+    exit_now(0)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

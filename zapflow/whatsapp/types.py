@@ -1,0 +1,215 @@
+"""The provider-neutral model of what WhatsApp sends us and what we send back.
+
+Everything here is a frozen ``@dataclass`` of primitives, dicts, lists and nested dataclasses, so
+Temporal's default data converter carries it as an activity or signal input unchanged, and
+``event_to_dict`` / ``event_from_dict`` give the JSON kept in the inbox.
+
+Identity of an ``InboundMessage``: ``remote_jid`` is the chat (a user JID, an ``@lid`` JID when
+no phone is known, a group JID, or ``<bsuid>@bsuid``). ``phone``, ``lid``, ``user_id`` and
+``username`` are the aliases of the contact the message belongs to: the other party of a 1:1
+chat (whoever sent it) or the sender (``participant``) in a group. ``push_name`` is the contact's
+profile name and is None on our own (``from_me``) messages.
+
+``media`` always has the keys of ``media_dict``; its ``id`` is the handle to download the file
+with (Cloud API media id; Evolution message key id, for ``getBase64FromMediaMessage``).
+
+``payload`` by type: location ``latitude, longitude, name, address, url`` (+ ``live``);
+contacts ``contacts: [{name, phones: [{phone, wa_id}], emails, vcard, card}]``; interactive
+``interactive_type, id, title, description`` (``response`` for ``nfm_reply``); button
+``payload, text``; reaction ``emoji`` (None when removed), ``target_key_id``; template ``name``;
+unsupported ``raw, original_type``. Any type may carry ``referral`` (click-to-WhatsApp ad:
+``source_url, source_id, source_type, headline, body, media_type, image_url, video_url,
+thumbnail_url, ctwa_clid``), ``forwarded``/``frequently_forwarded`` and ``quoted``
+(``key_id, participant, text``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
+
+import orjson
+
+Provider = Literal["cloud", "evolution"]
+MessageType = Literal[
+    "text",
+    "image",
+    "audio",
+    "video",
+    "document",
+    "sticker",
+    "location",
+    "contacts",
+    "interactive",
+    "button",
+    "reaction",
+    "template",
+    "unsupported",
+]
+DeliveryStatus = Literal["sent", "delivered", "read", "failed", "deleted"]
+MediaKind = Literal["image", "audio", "video", "document", "sticker"]
+OutboundType = Literal["text", "media", "template"]
+
+MEDIA_TYPES: frozenset[str] = frozenset({"image", "audio", "video", "document", "sticker"})
+
+
+def media_dict(
+    *,
+    id: str | None = None,
+    url: str | None = None,
+    mime_type: str | None = None,
+    caption: str | None = None,
+    filename: str | None = None,
+    voice: bool = False,
+    sha256: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "id": id,
+        "url": url,
+        "mime_type": mime_type,
+        "caption": caption,
+        "filename": filename,
+        "voice": voice,
+        "sha256": sha256,
+    }
+
+
+@dataclass(frozen=True, kw_only=True)
+class InboundMessage:
+    kind: ClassVar[str] = "message"
+
+    key_id: str
+    remote_jid: str
+    from_me: bool
+    type: MessageType
+    provider: Provider
+    instance: str | None = None
+    participant: str | None = None
+    phone: str | None = None
+    lid: str | None = None
+    user_id: str | None = None
+    username: str | None = None
+    push_name: str | None = None
+    body: str | None = None
+    media: dict[str, Any] | None = None
+    payload: dict[str, Any] = field(default_factory=dict)
+    reply_to_key_id: str | None = None
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusUpdate:
+    """A delivery receipt for a message (``deleted`` when it was revoked). ``from_me`` tells
+    receipts of our messages from the business reading a customer's message on its phone."""
+
+    kind: ClassVar[str] = "status"
+
+    key_id: str
+    remote_jid: str
+    status: DeliveryStatus
+    provider: Provider
+    instance: str | None = None
+    from_me: bool = True
+    participant: str | None = None
+    user_id: str | None = None
+    timestamp: int | None = None
+    error: dict[str, Any] | None = None
+    callback_data: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionUpdate:
+    kind: ClassVar[str] = "connection"
+
+    state: str
+    provider: Provider
+    instance: str | None = None
+    status_reason: int | None = None
+    wuid: str | None = None
+    timestamp: int | None = None
+
+
+WebhookEvent = InboundMessage | StatusUpdate | ConnectionUpdate
+
+_EVENT_CLASSES: dict[str, type[InboundMessage] | type[StatusUpdate] | type[ConnectionUpdate]] = {
+    cls.kind: cls for cls in (InboundMessage, StatusUpdate, ConnectionUpdate)
+}
+
+
+def dedupe_key(event: WebhookEvent) -> str:
+    """``msg:<key_id>``, ``status:<key_id>:<status>``, else a hash of the event."""
+    if isinstance(event, InboundMessage):
+        return f"msg:{event.key_id}"
+    if isinstance(event, StatusUpdate):
+        return f"status:{event.key_id}:{event.status}"
+    digest = hashlib.sha256(orjson.dumps(event_to_dict(event), option=orjson.OPT_SORT_KEYS))
+    return f"{event.kind}:{digest.hexdigest()[:32]}"
+
+
+def event_to_dict(event: WebhookEvent) -> dict[str, Any]:
+    return {"kind": event.kind, **asdict(event)}
+
+
+def event_from_dict(data: dict[str, Any]) -> WebhookEvent:
+    fields = dict(data)
+    cls = _EVENT_CLASSES.get(fields.pop("kind", None) or "")
+    if cls is None:
+        raise ValueError(f"unknown event kind {data.get('kind')!r}")
+    return cls(**fields)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboundMedia:
+    url: str
+    kind: MediaKind
+    mime_type: str | None = None
+    caption: str | None = None
+    filename: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboundTemplate:
+    """``components`` in the Cloud API shape; ``params`` is a shortcut for body text parameters."""
+
+    name: str
+    language: str
+    components: list[dict[str, Any]] | None = None
+    params: list[str] | None = None
+
+    def resolved_components(self) -> list[dict[str, Any]]:
+        if self.components is not None:
+            return self.components
+        if not self.params:
+            return []
+        parameters = [{"type": "text", "text": value} for value in self.params]
+        return [{"type": "body", "parameters": parameters}]
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutboundMessage:
+    """``to`` is a phone (``+5511...``/digits), a JID, or a Cloud API BSUID."""
+
+    type: OutboundType
+    to: str
+    text: str | None = None
+    media: OutboundMedia | None = None
+    template: OutboundTemplate | None = None
+    reply_to_key_id: str | None = None
+    idempotency_key: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.to:
+            raise ValueError("outbound message needs a recipient")
+        if self.type == "text" and not self.text:
+            raise ValueError("text message needs text")
+        if self.type == "media" and self.media is None:
+            raise ValueError("media message needs media")
+        if self.type == "template" and self.template is None:
+            raise ValueError("template message needs a template")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendResult:
+    provider_message_id: str
+    raw: dict[str, Any]
