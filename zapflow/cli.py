@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from typing import Annotated, NoReturn
@@ -82,10 +83,8 @@ def worker() -> None:
 
     settings = settings_or_exit()
     configure_logging(settings)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(settings))
-    except KeyboardInterrupt:
-        pass
     exit_now(0)
 
 

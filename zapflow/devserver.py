@@ -1,4 +1,4 @@
-"""``zapflow dev``: supervise the embedded stack, migrations, the API and the worker until Ctrl-C."""
+"""``zapflow dev``: run the embedded stack, migrations, the API and the worker until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def _wait_ready(url: str, children: list[ManagedProcess]) -> dict[str, object]:
     while time.monotonic() < deadline:
         for child in children:
             if child.process is not None and child.process.poll() is not None:
-                raise StackError(f"`zapflow {child.name}` exited with code {child.process.returncode}")
+                raise StackError(
+                    f"`zapflow {child.name}` exited with code {child.process.returncode}"
+                )
         try:
             response = httpx.get(url, timeout=2)
             last = response.json()

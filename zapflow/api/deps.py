@@ -6,11 +6,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.api.state import AppState
 from zapflow.config import Settings
+from zapflow.errors import Forbidden
+from zapflow.services.auth import Principal
 from zapflow.temporal import TemporalConnection
 
 
@@ -48,3 +51,25 @@ SessionDep = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 TemporalDep = Annotated[TemporalConnection, Depends(get_temporal)]
+
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer zf_...`")
+
+
+async def get_principal(
+    state: StateDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    plain = credentials.credentials if credentials else None
+    return await state.authenticator.authenticate(session, plain)
+
+
+async def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    if not principal.is_admin:
+        raise Forbidden("this needs an admin API key")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+AdminPrincipal = Annotated[Principal, Depends(require_admin)]

@@ -33,9 +33,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for err in exc.errors()
     ]
     first = details[0] if details else {"field": "?", "message": "invalid request"}
-    return error_response(
-        422, "validation_error", f"{first['field']}: {first['message']}", details
-    )
+    return error_response(422, "validation_error", f"{first['field']}: {first['message']}", details)
 
 
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
 from zapflow.redis import create_redis
+from zapflow.services.auth import Authenticator
+from zapflow.services.instances import WebhookInstances
 from zapflow.temporal import TemporalConnection
 
 
@@ -20,6 +22,8 @@ class AppState:
     sessions: SessionFactory
     redis: Redis
     temporal: TemporalConnection
+    authenticator: Authenticator
+    webhook_instances: WebhookInstances
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -30,6 +34,8 @@ class AppState:
             sessions=session_factory(engine),
             redis=create_redis(settings),
             temporal=TemporalConnection(settings),
+            authenticator=Authenticator(),
+            webhook_instances=WebhookInstances(),
         )
 
     async def close(self) -> None:

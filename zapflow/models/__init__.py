@@ -9,9 +9,9 @@ from .company import Company, CompanyBase
 from .contact import Contact, ContactBase
 from .conversation import Conversation, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
+from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
 from .deal import Deal, DealBase, DealStatus
 from .deal_stage_change import DealStageChange
-from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
 from .event_outbox import EventOutbox
 from .flow import Flow, FlowBase, FlowStatus
 from .flow_run import FlowRun, FlowRunStatus
@@ -40,13 +40,13 @@ __all__ = [
     "Conversation",
     "ConversationEmbedding",
     "ConversationStatus",
+    "DeadLetter",
+    "DeadLetterKind",
+    "DeadLetterStatus",
     "Deal",
     "DealBase",
     "DealStageChange",
     "DealStatus",
-    "DeadLetter",
-    "DeadLetterKind",
-    "DeadLetterStatus",
     "EventOutbox",
     "Flow",
     "FlowBase",

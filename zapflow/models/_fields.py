@@ -39,7 +39,7 @@ def _enum_values(enum_cls: type[StrEnum]) -> list[str]:
 
 
 def enum_type(enum_cls: type[StrEnum]) -> sa.Enum:
-    """VARCHAR(32) in the database; loads back as the ``StrEnum`` member, rejects unknown strings."""
+    """VARCHAR(32); loads back as the ``StrEnum`` member; refuses other strings."""
     return sa.Enum(
         enum_cls,
         native_enum=False,
@@ -153,5 +153,7 @@ def text_field(*, nullable: bool = False, default: str | None = None) -> Any:
     if default is None:
         return Field(sa_type=sa.Text)
     return Field(
-        default=default, sa_type=sa.Text, sa_column_kwargs={"server_default": sa.text(f"'{default}'")}
+        default=default,
+        sa_type=sa.Text,
+        sa_column_kwargs={"server_default": sa.text(f"'{default}'")},
     )

@@ -17,7 +17,7 @@ from .user import UserRole
 
 
 class ApiKey(SQLModel, table=True):
-    """An API credential: only ``prefix`` (shown to people) and the sha256 of the secret are kept."""
+    """An API credential: only ``prefix`` (shown to people) and the secret's sha256 are kept."""
 
     __tablename__ = "api_keys"
     __table_args__ = (

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
-from ._fields import created_at_field, company_fk, jsonb_field, str_field, updated_at_field, uuid_pk
+from ._fields import company_fk, created_at_field, jsonb_field, str_field, updated_at_field, uuid_pk
 
 
 class ContactBase(SQLModel):

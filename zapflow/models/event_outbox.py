@@ -8,7 +8,7 @@ from ._fields import bigint_identity_pk, company_fk, created_at_field, jsonb_fie
 
 
 class EventOutbox(SQLModel, table=True):
-    """Events that could not be published to Redis when they happened; published later, in id order."""
+    """Events that could not be published to Redis at the time; published later, in id order."""
 
     __tablename__ = "event_outbox"
 

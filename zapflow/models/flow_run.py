@@ -6,7 +6,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from ._fields import company_fk, enum_check, enum_field, fk, jsonb_field, text_field, timestamp_field, uuid_pk
+from ._fields import (
+    company_fk,
+    enum_check,
+    enum_field,
+    fk,
+    jsonb_field,
+    text_field,
+    timestamp_field,
+    uuid_pk,
+)
 
 
 class FlowRunStatus(StrEnum):

@@ -23,6 +23,7 @@ from .whatsapp_instance import WhatsAppProvider
 class InboxEventType(StrEnum):
     MESSAGE = "message"
     STATUS = "status"
+    OUTBOUND = "outbound"  # an agent's (or automation's) message queued for sending
     OTHER = "other"
 
 

@@ -4,7 +4,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import Field, SQLModel
+from sqlmodel import SQLModel
 
 from ._fields import (
     bool_field,
@@ -44,6 +44,7 @@ class MessageType(StrEnum):
 
 class MessageStatus(StrEnum):
     PENDING = "pending"
+    SENDING = "sending"  # handed to the provider; a crash here must not lead to a second send
     SENT = "sent"
     DELIVERED = "delivered"
     READ = "read"

@@ -111,4 +111,6 @@ class Authenticator:
     async def _touch(session: AsyncSession, row: ApiKey) -> None:
         now = utc_now()
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
-            await session.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))  # type: ignore[arg-type]
+            await session.execute(
+                update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)
+            )  # type: ignore[arg-type]

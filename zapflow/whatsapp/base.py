@@ -20,7 +20,7 @@ from zapflow.whatsapp.types import OutboundMessage, Provider, SendResult
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent or unreadable."""
+    """``Retry-After`` as seconds (delta-seconds or an HTTP date); None when absent, unreadable."""
     if not value:
         return None
     try:

@@ -188,7 +188,7 @@ def _peer(m: dict[str, Any], contacts: list[Any], where: str, *, from_me: bool) 
     wa_id = m.get("to") if from_me else m.get("from")
     user_id = m.get("to_user_id") if from_me else m.get("from_user_id")
     contact = _find_contact(contacts, wa_id, user_id)
-    profile = contact.get("profile") if isinstance(contact.get("profile"), dict) else {}
+    profile = _part(contact, "profile")
     phone = e164(wa_id or contact.get("wa_id"))
     user_id = user_id or contact.get("user_id")
     if phone:
@@ -266,7 +266,7 @@ def _contacts(m: dict[str, Any]) -> Content:
 
 
 def _contact_card(card: dict[str, Any]) -> dict[str, Any]:
-    name = card.get("name") if isinstance(card.get("name"), dict) else {}
+    name = _part(card, "name")
     phones = [p for p in card.get("phones") or [] if isinstance(p, dict)]
     emails = [e.get("email") for e in card.get("emails") or [] if isinstance(e, dict)]
     return {
@@ -311,7 +311,8 @@ def _json_or_raw(value: Any) -> Any:
 
 def _button(m: dict[str, Any]) -> Content:
     part = _part(m, "button")
-    return "button", part.get("text"), None, {"payload": part.get("payload"), "text": part.get("text")}
+    text = part.get("text")
+    return "button", text, None, {"payload": part.get("payload"), "text": text}
 
 
 def _reaction(m: dict[str, Any]) -> Content:
@@ -384,7 +385,7 @@ def _status_error(errors: Any) -> dict[str, Any] | None:
     if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
         return None
     first = errors[0]
-    data = first.get("error_data") if isinstance(first.get("error_data"), dict) else {}
+    data = _part(first, "error_data")
     return {
         "code": first.get("code"),
         "title": first.get("title"),
@@ -474,7 +475,7 @@ class CloudApiClient(ProviderClient):
         error = body.get("error") if isinstance(body, dict) else None
         if not isinstance(error, dict):
             return (body if isinstance(body, str) and body else None), None
-        data = error.get("error_data") if isinstance(error.get("error_data"), dict) else {}
+        data = _part(error, "error_data")
         message = error.get("message") or error.get("error_user_msg")
         details = data.get("details")
         if message and details and details not in message:

@@ -1,4 +1,4 @@
-"""The two ways a provider adapter fails: a webhook body it cannot read, a send the provider refused."""
+"""How a provider adapter fails: a webhook body it cannot read, a send the provider refused."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ acknowledged and skipped. Event names arrive as ``messages.upsert``, ``MESSAGES_
 A 1:1 chat addressed by ``@lid`` is keyed by the phone JID when Evolution gives the phone alias
 (``remoteJidAlt``, ``senderPn``, ``previousRemoteJid``); both ``lid`` and ``phone`` are exposed.
 Media bytes (``base64`` webhooks) are not carried: the message key id is the handle to fetch them.
+Posts to ``status@broadcast`` are contacts' stories, not chat messages, and are skipped.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ SEND_MESSAGE = "send.message"
 MESSAGES_UPDATE = "messages.update"
 MESSAGES_DELETE = "messages.delete"
 CONNECTION_UPDATE = "connection.update"
+STATUS_BROADCAST = "status@broadcast"
 
 _STATUSES: dict[str | int, DeliveryStatus] = {
     "ERROR": "failed",
@@ -89,13 +91,13 @@ _MEDIA_KEYS: dict[str, MessageType] = {
     "stickerMessage": "sticker",
 }
 _REVOKE = (0, "REVOKE")
+_AD_MEDIA_TYPES: dict[Any, str] = {1: "image", "IMAGE": "image", 2: "video", "VIDEO": "video"}
 _REFERRAL_KEYS = {
     "sourceUrl": "source_url",
     "sourceId": "source_id",
     "sourceType": "source_type",
     "title": "headline",
     "body": "body",
-    "mediaType": "media_type",
     "thumbnailUrl": "thumbnail_url",
     "ctwaClid": "ctwa_clid",
 }
@@ -188,6 +190,11 @@ def parse_webhook(body: Any, *, event: str | None = None) -> list[EvolutionEvent
     return events
 
 
+def _part(obj: dict[str, Any], name: str) -> dict[str, Any]:
+    found = obj.get(name)
+    return found if isinstance(found, dict) else {}
+
+
 def _items(body: dict[str, Any]) -> list[Any]:
     data = body.get("data")
     if isinstance(data, dict):
@@ -217,26 +224,30 @@ def _timestamp(value: Any) -> int | None:
 
 def _message_events(item: dict[str, Any], env: _Envelope, where: str) -> list[EvolutionEvent]:
     key = _key(item, where)
-    outer = item.get("message") if isinstance(item.get("message"), dict) else {}
+    if key["remoteJid"] == STATUS_BROADCAST:
+        return []
+    outer = _part(item, "message")
     content_key, inner = _content_part(_unwrap(outer))
     if content_key == "protocolMessage" and inner.get("type") in _REVOKE:
         return [_revoked(key, inner, item, env)]
     ids = _identity(key, item)
     kind, body, media, payload = _content(content_key, inner, outer, key["id"])
+    if kind == "unsupported" and not outer:
+        payload["raw"] = item
     context = _context(inner, item)
     payload.update(_context_payload(context))
     from_me = bool(key.get("fromMe"))
     push_name = item.get("pushName")
     message = InboundMessage(
         key_id=key["id"],
-        remote_jid=ids["remote_jid"],
+        remote_jid=ids.remote_jid,
         from_me=from_me,
         type=kind,
         provider="evolution",
         instance=env.instance,
-        participant=ids["participant"],
-        phone=ids["phone"],
-        lid=ids["lid"],
+        participant=ids.participant,
+        phone=ids.phone,
+        lid=ids.lid,
         push_name=push_name if isinstance(push_name, str) and push_name and not from_me else None,
         body=body,
         media=media,
@@ -257,14 +268,22 @@ def _key(item: dict[str, Any], where: str) -> dict[str, Any]:
     return key
 
 
-def _identity(key: dict[str, Any], item: dict[str, Any]) -> dict[str, str | None]:
+@dataclass(frozen=True)
+class _Identity:
+    remote_jid: str
+    participant: str | None
+    phone: str | None
+    lid: str | None
+
+
+def _identity(key: dict[str, Any], item: dict[str, Any]) -> _Identity:
     remote = normalize_jid(key["remoteJid"])
+    participant = None
     if is_group(remote):
         participant = key.get("participant") or item.get("participant")
         names = ("participant", "participantAlt", "participantPn", "participantLid")
         candidates = [key.get(name) for name in names] + [item.get("participant")]
     else:
-        participant = None
         names = ("remoteJidAlt", "senderPn", "senderLid", "previousRemoteJid")
         candidates = [key["remoteJid"]] + [key.get(name) for name in names]
     jids = [normalize_jid(c) for c in candidates if isinstance(c, str) and c]
@@ -272,12 +291,12 @@ def _identity(key: dict[str, Any], item: dict[str, Any]) -> dict[str, str | None
     lid = next((j for j in jids if is_lid(j)), None)
     if not is_group(remote) and phone:
         remote = jid_from_phone(phone)
-    return {
-        "remote_jid": remote,
-        "participant": normalize_jid(participant) if isinstance(participant, str) else None,
-        "phone": phone,
-        "lid": lid,
-    }
+    return _Identity(
+        remote_jid=remote,
+        participant=normalize_jid(participant) if isinstance(participant, str) else None,
+        phone=phone,
+        lid=lid,
+    )
 
 
 def _unwrap(message: dict[str, Any]) -> dict[str, Any]:
@@ -323,7 +342,7 @@ def _media(kind: MessageType, inner: dict[str, Any], outer: dict[str, Any], key_
         url=outer.get("mediaUrl") or inner.get("url"),
         mime_type=inner.get("mimetype"),
         caption=caption,
-        filename=inner.get("fileName") or inner.get("title") if kind == "document" else None,
+        filename=(inner.get("fileName") or inner.get("title")) if kind == "document" else None,
         voice=bool(inner.get("ptt")),
         sha256=_b64(inner.get("fileSha256")),
     )
@@ -371,7 +390,8 @@ def _contacts_array(inner: dict[str, Any]) -> Content:
 
 
 def _vcard_card(contact: dict[str, Any]) -> dict[str, Any]:
-    vcard = contact.get("vcard") if isinstance(contact.get("vcard"), str) else ""
+    vcard = contact.get("vcard") or ""
+    vcard = vcard if isinstance(vcard, str) else ""
     name, phones, emails = contact.get("displayName"), [], []
     for line in vcard.splitlines():
         head, _, value = line.partition(":")
@@ -380,7 +400,8 @@ def _vcard_card(contact: dict[str, Any]) -> dict[str, Any]:
         if field == "FN" and value and not name:
             name = value.strip()
         elif field == "TEL":
-            wa_id = next((p.split("=", 1)[1] for p in params if p.lower().startswith("waid=")), None)
+            waids = [p.split("=", 1)[1] for p in params if p.lower().startswith("waid=")]
+            wa_id = waids[0] if waids else None
             phones.append({"phone": e164(value), "wa_id": wa_id})
         elif field == "EMAIL" and value:
             emails.append(value.strip())
@@ -399,7 +420,7 @@ def _buttons_response(inner: dict[str, Any]) -> Content:
 
 
 def _list_response(inner: dict[str, Any]) -> Content:
-    reply = inner.get("singleSelectReply") if isinstance(inner.get("singleSelectReply"), dict) else {}
+    reply = _part(inner, "singleSelectReply")
     payload = {
         "interactive_type": "list_reply",
         "id": reply.get("selectedRowId"),
@@ -410,9 +431,8 @@ def _list_response(inner: dict[str, Any]) -> Content:
 
 
 def _interactive_response(inner: dict[str, Any]) -> Content:
-    flow = inner.get("nativeFlowResponseMessage")
-    flow = flow if isinstance(flow, dict) else {}
-    body = inner.get("body") if isinstance(inner.get("body"), dict) else {}
+    flow = _part(inner, "nativeFlowResponseMessage")
+    body = _part(inner, "body")
     payload = {
         "interactive_type": "nfm_reply",
         "name": flow.get("name"),
@@ -427,7 +447,7 @@ def _template_button_reply(inner: dict[str, Any]) -> Content:
 
 
 def _reaction(inner: dict[str, Any]) -> Content:
-    target = inner.get("key") if isinstance(inner.get("key"), dict) else {}
+    target = _part(inner, "key")
     payload = {"emoji": inner.get("text") or None, "target_key_id": target.get("id")}
     return "reaction", None, None, payload
 
@@ -477,13 +497,17 @@ def _context_payload(context: dict[str, Any]) -> dict[str, Any]:
         }
     ad = context.get("externalAdReply")
     if isinstance(ad, dict) and ad:
-        referral = {ours: ad.get(theirs) for theirs, ours in _REFERRAL_KEYS.items()}
-        media_key = "video_url" if ad.get("mediaType") in (2, "VIDEO") else "image_url"
-        referral.setdefault("image_url", None)
-        referral.setdefault("video_url", None)
-        referral[media_key] = ad.get("mediaUrl") or ad.get("originalImageUrl")
-        payload["referral"] = referral
+        payload["referral"] = _referral(ad)
     return payload
+
+
+def _referral(ad: dict[str, Any]) -> dict[str, Any]:
+    referral = {ours: ad.get(theirs) for theirs, ours in _REFERRAL_KEYS.items()}
+    kind = _AD_MEDIA_TYPES.get(ad.get("mediaType"))
+    referral["media_type"] = kind
+    referral["image_url"] = ad.get("originalImageUrl") if kind == "image" else None
+    referral["video_url"] = ad.get("mediaUrl") if kind == "video" else None
+    return referral
 
 
 def _plain_text(message: dict[str, Any]) -> str | None:
@@ -496,10 +520,10 @@ def _plain_text(message: dict[str, Any]) -> str | None:
 def _revoked(
     key: dict[str, Any], protocol: dict[str, Any], item: dict[str, Any], env: _Envelope
 ) -> StatusUpdate:
-    target = protocol.get("key") if isinstance(protocol.get("key"), dict) else {}
+    target = _part(protocol, "key")
     return StatusUpdate(
         key_id=target.get("id") or key["id"],
-        remote_jid=_identity(key, item)["remote_jid"] or normalize_jid(key["remoteJid"]),
+        remote_jid=_identity(key, item).remote_jid,
         status="deleted",
         provider="evolution",
         instance=env.instance,
@@ -510,16 +534,15 @@ def _revoked(
 
 
 def _update_events(item: dict[str, Any], env: _Envelope, where: str) -> list[EvolutionEvent]:
-    key = item.get("key") if isinstance(item.get("key"), dict) else {}
-    update = item.get("update") if isinstance(item.get("update"), dict) else {}
+    key = _part(item, "key")
+    update = _part(item, "update")
     key_id = item.get("keyId") or key.get("id")
     remote = item.get("remoteJid") or key.get("remoteJid")
     if not isinstance(key_id, str) or not key_id:
         raise MalformedPayload(f"{where}: missing 'keyId'")
     if not isinstance(remote, str) or not remote:
         raise MalformedPayload(f"{where}: missing 'remoteJid'")
-    raw_status = item.get("status", update.get("status"))
-    status = _STATUSES.get(raw_status.upper() if isinstance(raw_status, str) else raw_status)
+    status = _status(item.get("status", update.get("status")))
     if status is None:
         return []
     from_me = item.get("fromMe", key.get("fromMe"))
@@ -539,8 +562,14 @@ def _update_events(item: dict[str, Any], env: _Envelope, where: str) -> list[Evo
     ]
 
 
+def _status(raw: Any) -> DeliveryStatus | None:
+    if isinstance(raw, str):
+        return _STATUSES.get(raw.upper())
+    return _STATUSES.get(raw) if isinstance(raw, int) else None
+
+
 def _delete_events(item: dict[str, Any], env: _Envelope, where: str) -> list[EvolutionEvent]:
-    key = item.get("key") if isinstance(item.get("key"), dict) else item
+    key = _part(item, "key") or item
     flat = {"keyId": key.get("id"), "remoteJid": key.get("remoteJid"), "status": "DELETED"}
     flat.update({"fromMe": key.get("fromMe"), "participant": key.get("participant")})
     return _update_events(flat, env, where)

@@ -7,8 +7,8 @@ Temporal's default data converter carries it as an activity or signal input unch
 Identity of an ``InboundMessage``: ``remote_jid`` is the chat (a user JID, an ``@lid`` JID when
 no phone is known, a group JID, or ``<bsuid>@bsuid``). ``phone``, ``lid``, ``user_id`` and
 ``username`` are the aliases of the contact the message belongs to: the other party of a 1:1
-chat (whoever sent it) or the sender (``participant``) in a group. ``push_name`` is the contact's
-profile name and is None on our own (``from_me``) messages.
+chat (also on our own messages) or the sender (``participant``) in a group. ``push_name`` is the
+contact's profile name and is None on our own (``from_me``) messages.
 
 ``media`` always has the keys of ``media_dict``; its ``id`` is the handle to download the file
 with (Cloud API media id; Evolution message key id, for ``getBase64FromMediaMessage``).
@@ -17,10 +17,11 @@ with (Cloud API media id; Evolution message key id, for ``getBase64FromMediaMess
 contacts ``contacts: [{name, phones: [{phone, wa_id}], emails, vcard, card}]``; interactive
 ``interactive_type, id, title, description`` (``response`` for ``nfm_reply``); button
 ``payload, text``; reaction ``emoji`` (None when removed), ``target_key_id``; template ``name``;
-unsupported ``raw, original_type``. Any type may carry ``referral`` (click-to-WhatsApp ad:
+sticker ``animated``; audio ``transcript`` (Evolution speech-to-text); unsupported ``raw,
+original_type``. Any type may carry ``referral`` (click-to-WhatsApp ad:
 ``source_url, source_id, source_type, headline, body, media_type, image_url, video_url,
 thumbnail_url, ctwa_clid``), ``forwarded``/``frequently_forwarded`` and ``quoted``
-(``key_id, participant, text``).
+(``key_id, participant, text``; Evolution) and ``referred_product`` (Cloud API).
 """
 
 from __future__ import annotations

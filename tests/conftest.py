@@ -1,0 +1,5 @@
+pytest_plugins = [
+    "tests.fixtures.stack",
+    "tests.fixtures.provider_server",
+    "tests.fixtures.app",
+]

@@ -1,0 +1,253 @@
+"""End to end on the embedded stack: webhook → inbox → relay → ConversationWorkflow → Postgres →
+SSE, and replies out through the provider, with redelivery and bad input along the way."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+from sqlalchemy import func, select
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.traffic import (
+    EventListener,
+    cloud_delivery,
+    cloud_statuses,
+    cloud_text,
+    create_cloud_instance,
+    eventually,
+    post_cloud,
+)
+from zapflow.models import Contact, Conversation, InboxEvent, InboxEventStatus, Message
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def count(sessions, model, company_id: str) -> int:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        query = (
+            select(func.count()).select_from(model).where(model.company_id == uuid.UUID(company_id))
+        )
+        return (await session.execute(query)).scalar_one()
+
+
+async def test_batched_delivery_is_stored_once_and_streamed_once(tenant: Tenant, sessions) -> None:  # type: ignore[no-untyped-def]
+    instance = await create_cloud_instance(tenant)
+    now = int(time.time())
+    delivery = cloud_delivery(
+        instance["phone_number_id"],
+        {
+            "contacts": [{"profile": {"name": "Maria"}, "wa_id": "5511988887777"}],
+            "messages": [
+                *cloud_text("5511988887777", "wamid.A", "oi", now)["messages"],
+                *cloud_text("5511988887777", "wamid.B", "tudo bem?", now + 1)["messages"],
+            ],
+        },
+        cloud_text("5511988887777", "wamid.C", "quero comprar", now + 2),
+    )  # fmt: skip
+    async with EventListener(tenant.client) as listener:
+        for _ in range(10):
+            response = await post_cloud(tenant.client, instance["webhook_url"], delivery)
+            assert response.status_code == 200, response.text
+        await eventually(lambda: count(sessions, Message, tenant.id), lambda n: n == 3)
+        created = await eventually(
+            lambda: _async(listener.of_type("message.created")), lambda e: len(e) >= 3
+        )
+        await _settle()
+    assert await count(sessions, Message, tenant.id) == 3
+    assert await count(sessions, Contact, tenant.id) == 1
+    assert await count(sessions, Conversation, tenant.id) == 1
+    assert len(listener.of_type("message.created")) == 3
+    assert [e["data"]["body"] for e in created] == ["oi", "tudo bem?", "quero comprar"]
+    async with sessions() as session:
+        conversation = (await session.execute(select(Conversation))).scalars().all()
+        mine = next(c for c in conversation if str(c.company_id) == tenant.id)
+    assert (mine.message_count, mine.unread_count) == (3, 3)
+    assert (
+        mine.workflow_id
+        == f"conversation/{tenant.id}/{instance['id']}/5511988887777@s.whatsapp.net"
+    )
+
+
+async def _async(value):  # type: ignore[no-untyped-def]
+    return value
+
+
+async def _settle() -> None:
+    """Give a wrongly duplicated event the time to show up before asserting there is none."""
+    import asyncio
+
+    await asyncio.sleep(1.0)
+
+
+async def test_wrong_signature_is_refused_and_nothing_stored(tenant: Tenant, sessions) -> None:  # type: ignore[no-untyped-def]
+    instance = await create_cloud_instance(tenant)
+    delivery = cloud_delivery(instance["phone_number_id"], cloud_text("551100", "wamid.X", "x", 1))
+    wrong = await post_cloud(
+        tenant.client, instance["webhook_url"], delivery, signature="sha256=00"
+    )
+    missing = await tenant.client.post(instance["webhook_url"], json=delivery)
+    assert (wrong.status_code, missing.status_code) == (401, 401)
+    assert wrong.json()["error"]["code"] == "unauthorized"
+    assert await count(sessions, InboxEvent, tenant.id) == 0
+
+
+async def test_malformed_body_from_signed_sender_is_kept_as_rejected(
+    tenant: Tenant, sessions
+) -> None:  # type: ignore[no-untyped-def]
+    instance = await create_cloud_instance(tenant)
+    response = await post_cloud(tenant.client, instance["webhook_url"], {"object": "page"})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "malformed_payload"
+    async with sessions() as session:
+        rows = (
+            (
+                await session.execute(
+                    select(InboxEvent).where(InboxEvent.company_id == uuid.UUID(tenant.id))
+                )
+            )
+            .scalars()
+            .all()
+        )
+    assert [r.status for r in rows] == [InboxEventStatus.REJECTED]
+    assert rows[0].payload == {"object": "page"}
+
+
+async def test_oversized_body_gets_413(tenant: Tenant) -> None:
+    instance = await create_cloud_instance(tenant)
+    response = await tenant.client.post(
+        instance["webhook_url"], content=b"x" * (3 * 1024 * 1024 + 1)
+    )
+    assert response.status_code == 413
+
+
+async def test_meta_handshake(tenant: Tenant) -> None:
+    instance = await create_cloud_instance(tenant)
+    params = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": instance["verify_token"],
+        "hub.challenge": "1158201444",
+    }
+    ok = await tenant.client.get(instance["webhook_url"], params=params)
+    bad = await tenant.client.get(
+        instance["webhook_url"], params={**params, "hub.verify_token": "nope"}
+    )
+    assert (ok.status_code, ok.text) == (200, "1158201444")
+    assert bad.status_code == 403
+
+
+async def test_reply_goes_out_once_and_statuses_only_move_forward(
+    tenant: Tenant,
+    sessions,
+    provider_server: ProviderServer,  # type: ignore[no-untyped-def]
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    delivery = cloud_delivery(
+        instance["phone_number_id"],
+        cloud_text("5511977776666", "wamid.IN1", "oi", int(time.time())),
+    )
+    await post_cloud(tenant.client, instance["webhook_url"], delivery)
+    conversation_id = await _conversation_id(sessions, tenant.id)
+
+    async with EventListener(tenant.client) as listener:
+        send = {"type": "text", "text": "Olá, Maria!", "client_id": "reply-1"}
+        first = await tenant.client.post(
+            f"/api/v1/conversations/{conversation_id}/messages", json=send
+        )
+        again = await tenant.client.post(
+            f"/api/v1/conversations/{conversation_id}/messages", json=send
+        )
+        assert (first.status_code, again.status_code) == (202, 200)
+        assert first.json()["id"] == again.json()["id"]
+        requests = await provider_server.wait_for_requests(1)
+        assert requests[0].json["to"] == "5511977776666"
+        assert requests[0].json["text"]["body"] == "Olá, Maria!"
+        sent = await eventually(
+            lambda: _message(sessions, first.json()["id"]), lambda m: m.status == "sent"
+        )
+
+        now = int(time.time())
+        # out of order: read before delivered, and a late "sent"
+        statuses = cloud_statuses(
+            instance["phone_number_id"],
+            (sent.message_key_id, "read", "5511977776666", now + 2),
+            (sent.message_key_id, "delivered", "5511977776666", now + 1),
+            (sent.message_key_id, "sent", "5511977776666", now),
+        )
+        assert (
+            await post_cloud(tenant.client, instance["webhook_url"], statuses)
+        ).status_code == 200
+        await eventually(
+            lambda: _message(sessions, first.json()["id"]), lambda m: m.status == "read"
+        )
+        await eventually(
+            lambda: _async(listener.of_type("message.status")),
+            lambda e: any(x["data"]["status"] == "read" for x in e),
+        )
+    await _settle()
+    assert len(provider_server.requests) == 1
+    assert (await _message(sessions, first.json()["id"])).status == "read"
+
+
+async def test_permanent_provider_refusal_fails_the_message_with_a_dead_letter(
+    tenant: Tenant,
+    sessions,
+    provider_server: ProviderServer,  # type: ignore[no-untyped-def]
+) -> None:
+    from zapflow.models import DeadLetter
+
+    instance = await create_cloud_instance(tenant)
+    delivery = cloud_delivery(
+        instance["phone_number_id"],
+        cloud_text("5511966665555", "wamid.IN2", "oi", int(time.time())),
+    )
+    await post_cloud(tenant.client, instance["webhook_url"], delivery)
+    conversation_id = await _conversation_id(sessions, tenant.id)
+    provider_server.fail_next(1, status=400)
+    sent = await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/messages", json={"text": "x"}
+    )
+    failed = await eventually(
+        lambda: _message(sessions, sent.json()["id"]), lambda m: m.status == "failed"
+    )
+    assert failed.error and failed.error["status_code"] == 400
+    assert await count(sessions, DeadLetter, tenant.id) == 1
+
+
+async def test_retryable_provider_errors_are_retried(
+    tenant: Tenant,
+    sessions,
+    provider_server: ProviderServer,  # type: ignore[no-untyped-def]
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    delivery = cloud_delivery(
+        instance["phone_number_id"],
+        cloud_text("5511955554444", "wamid.IN3", "oi", int(time.time())),
+    )
+    await post_cloud(tenant.client, instance["webhook_url"], delivery)
+    conversation_id = await _conversation_id(sessions, tenant.id)
+    provider_server.fail_next(1, status=429, retry_after=0)
+    provider_server.fail_next(1, status=500)
+    sent = await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/messages", json={"text": "x"}
+    )
+    await eventually(lambda: _message(sessions, sent.json()["id"]), lambda m: m.status == "sent")
+    assert [r.status for r in provider_server.requests] == [429, 500, 200]
+
+
+async def _conversation_id(sessions, company_id: str) -> str:  # type: ignore[no-untyped-def]
+    async def probe():  # type: ignore[no-untyped-def]
+        async with sessions() as session:
+            query = select(Conversation.id).where(Conversation.company_id == uuid.UUID(company_id))
+            return (await session.execute(query)).scalar_one_or_none()
+
+    return str(await eventually(probe, lambda v: v is not None))
+
+
+async def _message(sessions, message_id: str) -> Message:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        message = await session.get(Message, uuid.UUID(message_id))
+        assert message is not None
+        return message

@@ -1,0 +1,39 @@
+"""Activities that persist a conversation's inbound messages and announce them."""
+
+from __future__ import annotations
+
+import uuid
+
+from redis.asyncio import Redis
+from temporalio import activity
+
+from zapflow.db import SessionFactory, transaction
+from zapflow.services.conversations import persist_inbound
+from zapflow.services.events import publish_outbox
+from zapflow.workflows.inputs import PersistInboundInput, PersistInboundResult
+
+
+class ConversationActivities:
+    def __init__(self, sessions: SessionFactory, redis: Redis) -> None:
+        self._sessions = sessions
+        self._redis = redis
+
+    @activity.defn
+    async def persist_inbound(self, input: PersistInboundInput) -> PersistInboundResult:
+        ref = input.ref
+        async with transaction(self._sessions) as session:
+            result = await persist_inbound(
+                session,
+                uuid.UUID(ref.company_id),
+                uuid.UUID(ref.instance_id),
+                ref.remote_jid,
+                input.messages,
+                workflow_id=activity.info().workflow_id,
+            )
+        await publish_outbox(self._sessions, self._redis, result.event_ids)
+        return PersistInboundResult(
+            conversation_id=str(result.conversation_id),
+            contact_id=str(result.contact_id),
+            new_message_ids=[str(i) for i in result.new_message_ids],
+            new_inbound=result.new_inbound,
+        )

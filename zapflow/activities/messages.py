@@ -1,0 +1,107 @@
+"""Activities that send outbound messages through the provider, once, and record the outcome."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+from redis.asyncio import Redis
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from zapflow.config import Settings
+from zapflow.db import SessionFactory, transaction
+from zapflow.errors import ZapflowError
+from zapflow.services import outbound
+from zapflow.services.events import publish_outbox
+from zapflow.whatsapp import ProviderError, client_for
+from zapflow.whatsapp.types import SendResult
+from zapflow.workflows.inputs import SendFailedInput, SendMessageInput, SendMessageResult
+
+DELIVERY_UNKNOWN = (
+    "the worker stopped while the provider was answering, so this message may or may not have "
+    "been delivered; it is not resent automatically (check the chat, then retry it)"
+)
+
+
+class MessageActivities:
+    def __init__(
+        self, sessions: SessionFactory, redis: Redis, http: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        self._sessions = sessions
+        self._redis = redis
+        self._http = http
+        self._settings = settings
+
+    @activity.defn
+    async def send_message(self, input: SendMessageInput) -> SendMessageResult:
+        message_id = uuid.UUID(input.message_id)
+        try:
+            async with transaction(self._sessions) as session:
+                job = await outbound.claim(session, message_id)
+        except outbound.AlreadyDone as done:
+            return SendMessageResult(status=f"already_{done}")
+        except outbound.DeliveryUnknown:
+            raise ApplicationError(
+                DELIVERY_UNKNOWN, type="DeliveryUnknown", non_retryable=True
+            ) from None
+        except ZapflowError as exc:
+            raise ApplicationError(
+                exc.message, type="PermanentSendError", non_retryable=True
+            ) from None
+        try:
+            result = await self._send(job)
+        except ProviderError as exc:
+            await self._release(message_id, exc)
+            raise _as_application_error(exc) from None
+        async with transaction(self._sessions) as session:
+            await outbound.record_sent(session, message_id, result.provider_message_id)
+        await publish_outbox(self._sessions, self._redis)
+        return SendMessageResult(status="sent", provider_message_id=result.provider_message_id)
+
+    async def _send(self, job: outbound.SendJob) -> SendResult:
+        instance = job.instance
+        client = client_for(
+            instance.provider.value,
+            settings=self._settings,
+            http=self._http,
+            phone_number_id=instance.phone_number_id,
+            access_token=instance.access_token,
+            instance_name=instance.evolution_instance,
+            api_key=instance.api_key,
+        )
+        return await client.send(job.outbound)
+
+    async def _release(self, message_id: uuid.UUID, exc: ProviderError) -> None:
+        async with transaction(self._sessions) as session:
+            await outbound.release(session, message_id, _error_dict(exc))
+
+    @activity.defn
+    async def record_send_failure(self, input: SendFailedInput) -> None:
+        async with transaction(self._sessions) as session:
+            await outbound.record_failed(
+                session, uuid.UUID(input.message_id), dict(input.error), input.attempts
+            )
+        await publish_outbox(self._sessions, self._redis)
+
+
+def _error_dict(exc: ProviderError) -> dict[str, object]:
+    return {
+        "message": exc.message,
+        "status_code": exc.status_code,
+        "code": exc.code,
+        "provider": exc.provider,
+        "retryable": exc.retryable,
+    }
+
+
+def _as_application_error(exc: ProviderError) -> ApplicationError:
+    delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
+    return ApplicationError(
+        str(exc),
+        _error_dict(exc),
+        type="ProviderRetryableError" if exc.retryable else "PermanentSendError",
+        non_retryable=not exc.retryable,
+        next_retry_delay=delay,
+    )

@@ -1,0 +1,172 @@
+"""WhatsApp instances: connect a number (Cloud API or Evolution API) and get its webhook URL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep, StateDep
+from zapflow.config import Settings
+from zapflow.models import InstanceStatus, WhatsAppInstance, WhatsAppProvider
+from zapflow.services import instances as service
+
+router = APIRouter(prefix="/instances", tags=["instances"])
+
+
+class InstanceCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Sales",
+                    "provider": "cloud",
+                    "phone_number_id": "106540352242922",
+                    "display_phone": "+55 11 4000-1234",
+                    "access_token": "EAAG...",
+                    "app_secret": "9f8e7d...",
+                },
+                {
+                    "name": "Support",
+                    "provider": "evolution",
+                    "evolution_instance": "support",
+                    "api_key": "B6D711FCDE4D4FD5936544120E713976",
+                },
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=120)
+    provider: WhatsAppProvider
+    phone_number_id: str | None = None
+    evolution_instance: str | None = None
+    display_phone: str | None = None
+    access_token: str | None = Field(None, description="Cloud API token (write-only)")
+    app_secret: str | None = Field(None, description="Cloud API app secret (write-only)")
+    api_key: str | None = Field(None, description="Evolution API instance token (write-only)")
+    verify_token: str | None = Field(
+        None, description="Cloud API handshake token; generated if omitted"
+    )
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+
+class InstanceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=120)
+    display_phone: str | None = None
+    access_token: str | None = None
+    app_secret: str | None = None
+    api_key: str | None = None
+    verify_token: str | None = None
+    settings: dict[str, Any] | None = None
+
+
+class InstancePublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    provider: WhatsAppProvider
+    phone_number_id: str | None
+    evolution_instance: str | None
+    display_phone: str | None
+    status: InstanceStatus
+    webhook_url: str = Field(description="Give this URL to the provider")
+    verify_token: str = Field(description="Cloud API: the verify token to enter in Meta's console")
+    has_access_token: bool
+    has_app_secret: bool
+    has_api_key: bool
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+def public_base_url(settings: Settings, request: Request) -> str:
+    return (settings.public_url or str(request.base_url)).rstrip("/")
+
+
+def to_public(instance: WhatsAppInstance, base_url: str) -> InstancePublic:
+    return InstancePublic(
+        **instance.model_dump(
+            include={
+                "id",
+                "name",
+                "provider",
+                "phone_number_id",
+                "evolution_instance",
+                "display_phone",
+                "status",
+                "verify_token",
+                "settings",
+                "created_at",
+                "updated_at",
+            }
+        ),
+        webhook_url=f"{base_url}/webhooks/{instance.provider.value}/{instance.webhook_secret}",
+        has_access_token=bool(instance.access_token),
+        has_app_secret=bool(instance.app_secret),
+        has_api_key=bool(instance.api_key),
+    )
+
+
+@router.post(
+    "", status_code=201, summary="Connect a WhatsApp number", response_model=InstancePublic
+)
+async def create_instance(
+    body: InstanceCreate,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> InstancePublic:
+    instance = await service.create_instance(session, principal.company_id, body.model_dump())
+    return to_public(instance, public_base_url(settings, request))
+
+
+@router.get("", summary="List the company's instances", response_model=list[InstancePublic])
+async def list_instances(
+    principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, request: Request
+) -> list[InstancePublic]:
+    base = public_base_url(settings, request)
+    return [to_public(i, base) for i in await service.list_instances(session, principal.company_id)]
+
+
+@router.get("/{instance_id}", summary="Get an instance", response_model=InstancePublic)
+async def get_instance(
+    instance_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    request: Request,
+) -> InstancePublic:
+    instance = await service.get_instance(session, principal.company_id, instance_id)
+    return to_public(instance, public_base_url(settings, request))
+
+
+@router.patch("/{instance_id}", summary="Update an instance", response_model=InstancePublic)
+async def update_instance(
+    instance_id: uuid.UUID,
+    body: InstanceUpdate,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    state: StateDep,
+    request: Request,
+) -> InstancePublic:
+    instance = await service.get_instance(session, principal.company_id, instance_id)
+    await service.update_instance(session, instance, body.model_dump(exclude_unset=True))
+    state.webhook_instances.forget()
+    return to_public(instance, public_base_url(settings, request))
+
+
+@router.delete("/{instance_id}", status_code=204, summary="Disconnect and delete an instance")
+async def delete_instance(
+    instance_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep, state: StateDep
+) -> Response:
+    instance = await service.get_instance(session, principal.company_id, instance_id)
+    await session.delete(instance)
+    state.webhook_instances.forget()
+    return Response(status_code=204)

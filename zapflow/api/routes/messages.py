@@ -1,0 +1,123 @@
+"""A conversation's messages: history (cursor-paged, newest first) and sending a reply."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from zapflow.api.deps import CurrentPrincipal, SessionDep
+from zapflow.errors import Unprocessable
+from zapflow.models import ConversationStatus
+from zapflow.schemas import MessagePublic
+from zapflow.services import queries
+from zapflow.services.outbound import OutboundContent, queue_outbound
+
+router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
+MAX_PAGE = 100
+
+
+class MediaIn(BaseModel):
+    url: HttpUrl
+    kind: Literal["image", "audio", "video", "document", "sticker"]
+    mime_type: str | None = None
+    caption: str | None = Field(None, max_length=1024)
+    filename: str | None = None
+
+
+class TemplateIn(BaseModel):
+    name: str = Field(min_length=1)
+    language: str = "pt_BR"
+    params: list[str] | None = None
+    components: list[dict[str, object]] | None = None
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"type": "text", "text": "Olá! Como posso ajudar?", "client_id": "c-123"},
+                {"type": "media", "media": {"url": "https://example.com/cat.jpg", "kind": "image"}},
+                {"type": "template", "template": {"name": "welcome", "language": "pt_BR"}},
+            ]
+        },
+    )
+
+    type: Literal["text", "media", "template"] = "text"
+    text: str | None = Field(None, min_length=1, max_length=4096)
+    media: MediaIn | None = None
+    template: TemplateIn | None = None
+    client_id: str | None = Field(
+        None, max_length=128, description="Your idempotency key: a repeat returns the first message"
+    )
+
+    @model_validator(mode="after")
+    def _content_matches_type(self) -> SendMessage:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"a {self.type} message needs `{self.type}`")
+        return self
+
+
+class MessagePage(BaseModel):
+    data: list[MessagePublic]
+    next_cursor: str | None
+    has_more: bool
+
+
+@router.get("", summary="Messages of a conversation, newest first", response_model=MessagePage)
+async def list_messages(
+    conversation_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    cursor: str | None = None,
+) -> MessagePage:
+    await queries.get_conversation(session, principal.company_id, conversation_id)
+    rows, next_cursor = await queries.page_messages(session, conversation_id, limit, cursor)
+    return MessagePage(
+        data=[MessagePublic.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+        has_more=next_cursor is not None,
+    )
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Send a message (queued; the status moves pending → sent → delivered → read)",
+    response_model=MessagePublic,
+    responses={200: {"description": "a repeated client_id: the first message"}},
+)
+async def send_message(
+    conversation_id: uuid.UUID,
+    body: SendMessage,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    request: Request,
+    response: Response,
+) -> MessagePublic:
+    conversation = await queries.get_conversation(session, principal.company_id, conversation_id)
+    if conversation.status == ConversationStatus.CLOSED:
+        raise Unprocessable(
+            "the conversation is closed: reopen it to reply", code="conversation_closed"
+        )
+    content = OutboundContent(
+        type=body.type,
+        text=body.text,
+        media=body.media.model_dump(mode="json") if body.media else None,
+        template=body.template.model_dump(exclude_none=True) if body.template else None,
+    )
+    message, created = await queue_outbound(
+        session,
+        conversation,
+        content,
+        user_id=principal.user_id,
+        client_id=body.client_id,
+        correlation_id=request.headers.get("x-request-id"),
+    )
+    if not created:
+        response.status_code = 200
+    return MessagePublic.model_validate(message)

@@ -1,0 +1,171 @@
+"""Provider webhooks: authenticate, normalize, store in the inbox, commit, then answer.
+
+The answer waits only for one INSERT: Temporal is reached later by the relay. Bad credentials get
+401 and nothing is stored; an authenticated body we cannot read is kept as a rejected row and gets
+400; a database outage gets 503 so that the provider retries.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from pydantic import BaseModel
+
+from zapflow.api.deps import StateDep
+from zapflow.api.state import AppState
+from zapflow.errors import Forbidden, PayloadTooLarge, Unauthorized, ZapflowError
+from zapflow.models import WhatsAppInstance, WhatsAppProvider
+from zapflow.services import inbox
+from zapflow.whatsapp import cloud, evolution
+from zapflow.whatsapp.errors import MalformedPayload
+from zapflow.whatsapp.types import WebhookEvent
+
+router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+
+
+class WebhookAck(BaseModel):
+    stored: int
+    duplicates: int
+
+
+class MalformedDelivery(ZapflowError):
+    status_code = 400
+    code = "malformed_payload"
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body over {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise PayloadTooLarge(f"body over {limit} bytes")
+    return bytes(body)
+
+
+def correlation_id(request: Request) -> str:
+    return request.headers.get("x-request-id") or uuid.uuid4().hex
+
+
+async def _find_instance(
+    state: AppState, provider: WhatsAppProvider, token: str
+) -> WhatsAppInstance:
+    async with state.sessions() as session:
+        return await state.webhook_instances.find(session, provider, token)
+
+
+async def _store(
+    state: AppState, instance: WhatsAppInstance, events: list[WebhookEvent], request: Request
+) -> JSONResponse:
+    async with state.sessions() as session, session.begin():
+        accepted = await inbox.store_events(session, instance, events, correlation_id(request))
+    return JSONResponse({"stored": accepted.stored, "duplicates": accepted.duplicates})
+
+
+async def _reject(
+    state: AppState, instance: WhatsAppInstance, raw: bytes, error: str, request: Request
+) -> MalformedDelivery:
+    async with state.sessions() as session, session.begin():
+        await inbox.store_rejected(session, instance, raw, error, correlation_id(request))
+    return MalformedDelivery(error)
+
+
+def _parse_json(raw: bytes) -> tuple[Any, str | None]:
+    try:
+        return orjson.loads(raw), None
+    except orjson.JSONDecodeError as exc:
+        return None, f"body is not valid JSON: {exc}"
+
+
+@router.get(
+    "/cloud/{token}",
+    summary="WhatsApp Cloud API verification handshake",
+    response_class=PlainTextResponse,
+    responses={403: {"description": "wrong mode or verify token"}},
+)
+async def cloud_handshake(
+    token: str,
+    state: StateDep,
+    mode: str | None = Query(None, alias="hub.mode"),
+    verify_token: str | None = Query(None, alias="hub.verify_token"),
+    challenge: str | None = Query(None, alias="hub.challenge"),
+) -> PlainTextResponse:
+    instance = await _find_instance(state, WhatsAppProvider.CLOUD, token)
+    params = {
+        "hub.mode": mode or "",
+        "hub.verify_token": verify_token or "",
+        "hub.challenge": challenge or "",
+    }
+    answer = cloud.verify_handshake(params, instance.verify_token)
+    if answer is None:
+        raise Forbidden("verification failed: wrong hub.mode or hub.verify_token")
+    return PlainTextResponse(answer)
+
+
+@router.post(
+    "/cloud/{token}",
+    summary="WhatsApp Cloud API webhook",
+    response_model=WebhookAck,
+    responses={400: {}, 401: {}, 413: {}, 503: {"description": "retry later"}},
+)
+async def cloud_webhook(token: str, request: Request, state: StateDep) -> JSONResponse:
+    instance = await _find_instance(state, WhatsAppProvider.CLOUD, token)
+    raw = await read_body(request, state.settings.webhook_max_bytes)
+    signature = request.headers.get("x-hub-signature-256")
+    if not instance.app_secret or not cloud.verify_signature(raw, signature, instance.app_secret):
+        raise Unauthorized("missing or wrong X-Hub-Signature-256")
+    body, error = _parse_json(raw)
+    if error is None:
+        try:
+            return await _store(state, instance, cloud.parse_webhook(body), request)
+        except MalformedPayload as exc:
+            error = str(exc)
+    raise await _reject(state, instance, raw, error, request)
+
+
+async def _evolution(
+    token: str, request: Request, state: AppState, event: str | None
+) -> JSONResponse:
+    instance = await _find_instance(state, WhatsAppProvider.EVOLUTION, token)
+    raw = await read_body(request, state.settings.webhook_max_bytes)
+    body, error = _parse_json(raw)
+    if not evolution.authenticate(
+        body, request.headers, instance.api_key, state.settings.evolution_jwt_key
+    ):
+        raise Unauthorized("missing or wrong apikey / Authorization bearer token")
+    if error is None:
+        try:
+            return await _store(
+                state, instance, evolution.parse_webhook(body, event=event), request
+            )
+        except MalformedPayload as exc:
+            error = str(exc)
+    raise await _reject(state, instance, raw, error, request)
+
+
+@router.post(
+    "/evolution/{token}",
+    summary="Evolution API webhook",
+    response_model=WebhookAck,
+    responses={400: {}, 401: {}, 413: {}, 503: {"description": "retry later"}},
+)
+async def evolution_webhook(token: str, request: Request, state: StateDep) -> JSONResponse:
+    return await _evolution(token, request, state, None)
+
+
+@router.post(
+    "/evolution/{token}/{event_suffix}",
+    summary="Evolution API webhook, 'webhook by events' variant",
+    response_model=WebhookAck,
+    responses={400: {}, 401: {}, 413: {}, 503: {"description": "retry later"}},
+)
+async def evolution_webhook_by_event(
+    token: str, event_suffix: str, request: Request, state: StateDep
+) -> JSONResponse:
+    return await _evolution(token, request, state, evolution.event_from_url_suffix(event_suffix))

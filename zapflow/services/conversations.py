@@ -1,0 +1,280 @@
+"""Persisting inbound traffic: resolve the contact, upsert the conversation, insert messages once.
+
+Redelivery is harmless at every step: contacts are found by any of their WhatsApp aliases, the
+conversation is unique per (instance, remote jid), and a message per (instance, provider key id).
+Counters move only by the rows that were really inserted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapflow.models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageDirection,
+    MessageSender,
+    MessageStatus,
+    utc_now,
+)
+from zapflow.schemas import ConversationSummary, MessagePublic
+from zapflow.services.events import Event, stage
+from zapflow.whatsapp import jid as jids
+from zapflow.whatsapp.types import InboundMessage
+
+PREVIEW_LENGTH = 120
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The aliases under which WhatsApp names the other party of a chat."""
+
+    phone: str | None
+    lid: str | None
+    aliases: tuple[str, ...]
+    name: str | None
+
+    @classmethod
+    def of_chat(cls, remote_jid: str, messages: Sequence[InboundMessage]) -> Identity:
+        if jids.is_group(remote_jid):
+            return cls(phone=None, lid=None, aliases=(remote_jid,), name=None)
+        phone = next((m.phone for m in messages if m.phone), None) or jids.phone_from_jid(
+            remote_jid
+        )
+        lid = next((m.lid for m in messages if m.lid), None)
+        others = {m.user_id for m in messages if m.user_id} | {remote_jid}
+        name = next((m.push_name for m in messages if m.push_name and not m.from_me), None)
+        return cls(phone=phone, lid=lid, aliases=tuple(sorted(others)), name=name)
+
+
+@dataclass(frozen=True)
+class PersistResult:
+    conversation_id: uuid.UUID
+    contact_id: uuid.UUID
+    new_message_ids: list[uuid.UUID]
+    new_inbound: int
+    event_ids: list[int]
+
+
+def _provider_time(message: InboundMessage) -> datetime:
+    if message.timestamp:
+        return datetime.fromtimestamp(message.timestamp, UTC)
+    return utc_now()
+
+
+async def resolve_contact(
+    session: AsyncSession, company_id: uuid.UUID, identity: Identity
+) -> uuid.UUID:
+    """Find the contact by phone, lid or alias (one person, many ids), else create it."""
+    # one containment test per alias: `aliases @> '["x"]'` is what the GIN (jsonb_path_ops) serves
+    matches = [Contact.aliases.contains([alias]) for alias in identity.aliases]  # type: ignore[attr-defined]
+    matches += [Contact.phone_number == identity.phone] if identity.phone else []  # type: ignore[list-item]
+    matches += [Contact.lid == identity.lid] if identity.lid else []  # type: ignore[list-item]
+    query = (
+        select(Contact)
+        .where(Contact.company_id == company_id, or_(*matches))  # type: ignore[arg-type]
+        .order_by(Contact.created_at)  # type: ignore[arg-type]
+        .limit(1)
+        .with_for_update()
+    )
+    contact = (await session.execute(query)).scalar_one_or_none()
+    if contact is None:
+        return await _insert_contact(session, company_id, identity)
+    _merge_identity(contact, identity)
+    await session.flush()
+    return contact.id
+
+
+def _merge_identity(contact: Contact, identity: Identity) -> None:
+    if identity.phone and not contact.phone_number:
+        contact.phone_number = identity.phone
+    if identity.lid and not contact.lid:
+        contact.lid = identity.lid
+    if identity.name and not contact.name:
+        contact.name = identity.name
+    missing = [a for a in identity.aliases if a not in contact.aliases]
+    if missing:
+        contact.aliases = [*contact.aliases, *missing]
+
+
+async def _insert_contact(
+    session: AsyncSession, company_id: uuid.UUID, identity: Identity
+) -> uuid.UUID:
+    statement = (
+        insert(Contact)
+        .values(
+            id=uuid.uuid4(),
+            company_id=company_id,
+            phone_number=identity.phone,
+            wa_id=jids.digits(identity.phone) if identity.phone else None,
+            lid=identity.lid,
+            aliases=list(identity.aliases),
+            name=identity.name or "",
+        )
+        .on_conflict_do_nothing()
+        .returning(Contact.id)  # type: ignore[arg-type]
+    )
+    created = (await session.execute(statement)).scalar_one_or_none()
+    if created is not None:
+        return created
+    # another conversation created this person a moment ago: take theirs
+    return await resolve_contact(session, company_id, identity)
+
+
+async def upsert_conversation(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    instance_id: uuid.UUID,
+    remote_jid: str,
+    contact_id: uuid.UUID,
+    workflow_id: str | None = None,
+) -> uuid.UUID:
+    statement = (
+        insert(Conversation)
+        .values(
+            id=uuid.uuid4(),
+            company_id=company_id,
+            instance_id=instance_id,
+            contact_id=contact_id,
+            remote_jid=remote_jid,
+            workflow_id=workflow_id,
+        )
+        .on_conflict_do_update(
+            index_elements=["instance_id", "remote_jid"],
+            set_={"updated_at": func.now()},
+        )
+        .returning(Conversation.id)  # type: ignore[arg-type]
+    )
+    return (await session.execute(statement)).scalar_one()
+
+
+def _message_row(
+    message: InboundMessage,
+    company_id: uuid.UUID,
+    instance_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "company_id": company_id,
+        "conversation_id": conversation_id,
+        "instance_id": instance_id,
+        "message_key_id": message.key_id,
+        "direction": MessageDirection.OUTBOUND if message.from_me else MessageDirection.INBOUND,
+        "from_me": message.from_me,
+        "type": message.type,
+        "body": message.body,
+        "media": message.media,
+        "payload": message.payload,
+        "participant": message.participant,
+        "reply_to_key_id": message.reply_to_key_id,
+        "provider_timestamp": _provider_time(message),
+        "status": MessageStatus.SENT if message.from_me else MessageStatus.RECEIVED,
+        "sent_by": MessageSender.PHONE if message.from_me else MessageSender.CUSTOMER,
+    }
+
+
+async def insert_messages(
+    session: AsyncSession,
+    messages: Sequence[InboundMessage],
+    company_id: uuid.UUID,
+    instance_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+) -> list[Message]:
+    """Insert what is new; a key id already stored is skipped. Returns the inserted rows."""
+    rows = [_message_row(m, company_id, instance_id, conversation_id) for m in messages]
+    statement = (
+        insert(Message)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["instance_id", "message_key_id"])
+        .returning(Message)
+    )
+    inserted = (await session.execute(statement)).scalars().all()
+    return sorted(inserted, key=lambda m: (m.provider_timestamp, m.message_key_id or ""))
+
+
+async def bump_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID, new_messages: Sequence[Message]
+) -> Conversation:
+    """Move counters, last-message fields and the 24-hour window by the inserted messages."""
+    inbound = [m for m in new_messages if m.direction == MessageDirection.INBOUND]
+    latest = new_messages[-1]
+    values: dict[str, Any] = {
+        "message_count": Conversation.message_count + len(new_messages),
+        "unread_count": Conversation.unread_count + len(inbound),
+        "last_message_at": func.greatest(Conversation.last_message_at, latest.provider_timestamp),
+        "last_message_preview": _preview(latest),
+        "updated_at": func.now(),
+    }
+    if inbound:
+        values["last_inbound_at"] = func.greatest(
+            Conversation.last_inbound_at, inbound[-1].provider_timestamp
+        )
+        values["status"] = ConversationStatus.OPEN
+    statement = (
+        update(Conversation)
+        .where(Conversation.id == conversation_id)  # type: ignore[arg-type]
+        .values(**values)
+        .returning(Conversation)
+    )
+    return (await session.execute(statement)).scalar_one()
+
+
+def _preview(message: Message) -> str:
+    text = message.body or (message.media or {}).get("caption") or f"[{message.type.value}]"
+    return text[:PREVIEW_LENGTH]
+
+
+def message_created(message: Message) -> Event:
+    return Event(
+        "message.created",
+        message.company_id,
+        MessagePublic.model_validate(message).model_dump(mode="json"),
+        message.conversation_id,
+    )
+
+
+def conversation_updated(conversation: Conversation) -> Event:
+    return Event(
+        "conversation.updated",
+        conversation.company_id,
+        ConversationSummary.model_validate(conversation).model_dump(mode="json"),
+        conversation.id,
+    )
+
+
+async def persist_inbound(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    instance_id: uuid.UUID,
+    remote_jid: str,
+    messages: Sequence[InboundMessage],
+    workflow_id: str | None = None,
+) -> PersistResult:
+    identity = Identity.of_chat(remote_jid, messages)
+    contact_id = await resolve_contact(session, company_id, identity)
+    conversation_id = await upsert_conversation(
+        session, company_id, instance_id, remote_jid, contact_id, workflow_id
+    )
+    new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
+    events: list[Event] = []
+    if new:
+        conversation = await bump_conversation(session, conversation_id, new)
+        events = [*map(message_created, new), conversation_updated(conversation)]
+    return PersistResult(
+        conversation_id=conversation_id,
+        contact_id=contact_id,
+        new_message_ids=[m.id for m in new],
+        new_inbound=sum(m.direction == MessageDirection.INBOUND for m in new),
+        event_ids=await stage(session, events),
+    )

@@ -1,0 +1,126 @@
+"""The durable inbox: webhook events stored (deduplicated) before the provider gets its 200."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapflow.models import InboxEvent, InboxEventStatus, InboxEventType, WhatsAppInstance
+from zapflow.whatsapp.types import (
+    InboundMessage,
+    StatusUpdate,
+    WebhookEvent,
+    dedupe_key,
+    event_to_dict,
+)
+
+INBOX_CHANNEL = "zapflow_inbox"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    stored: int
+    duplicates: int
+
+
+def event_type(event: WebhookEvent) -> InboxEventType:
+    if isinstance(event, InboundMessage):
+        return InboxEventType.MESSAGE
+    if isinstance(event, StatusUpdate):
+        return InboxEventType.STATUS
+    return InboxEventType.OTHER
+
+
+async def store_events(
+    session: AsyncSession,
+    instance: WhatsAppInstance,
+    events: Sequence[WebhookEvent],
+    correlation_id: str,
+) -> Accepted:
+    """INSERT ... ON CONFLICT DO NOTHING, then wake the relay (NOTIFY is sent at commit)."""
+    if not events:
+        return Accepted(0, 0)
+    rows = [
+        {
+            "company_id": instance.company_id,
+            "instance_id": instance.id,
+            "provider": instance.provider,
+            "event_type": event_type(event),
+            "dedupe_key": dedupe_key(event),
+            "payload": event_to_dict(event),
+            "correlation_id": correlation_id,
+        }
+        for event in events
+    ]
+    statement = (
+        insert(InboxEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
+        .returning(InboxEvent.id)  # type: ignore[arg-type]
+    )
+    stored = len((await session.execute(statement)).all())
+    if stored:
+        await notify_relay(session)
+    return Accepted(stored, len(rows) - stored)
+
+
+async def store_outbound_request(
+    session: AsyncSession,
+    instance: WhatsAppInstance,
+    message_id: uuid.UUID,
+    remote_jid: str,
+    correlation_id: str | None = None,
+) -> None:
+    """Queue an outbound message for its conversation's workflow, through the same relay."""
+    session.add(
+        InboxEvent(
+            company_id=instance.company_id,
+            instance_id=instance.id,
+            provider=instance.provider,
+            event_type=InboxEventType.OUTBOUND,
+            dedupe_key=f"outbound:{message_id}",
+            payload={"message_id": str(message_id), "remote_jid": remote_jid},
+            correlation_id=correlation_id,
+        )
+    )
+    await session.flush()
+    await notify_relay(session)
+
+
+async def store_rejected(
+    session: AsyncSession, instance: WhatsAppInstance, raw: bytes, error: str, correlation_id: str
+) -> None:
+    """Keep an authenticated delivery we could not read, for audit; never relayed."""
+    try:
+        payload = orjson.loads(raw)
+        if not isinstance(payload, dict):
+            payload = {"body": payload}
+    except orjson.JSONDecodeError:
+        payload = {"raw_text": raw.decode("utf-8", errors="replace")}
+    statement = (
+        insert(InboxEvent)
+        .values(
+            company_id=instance.company_id,
+            instance_id=instance.id,
+            provider=instance.provider,
+            event_type=InboxEventType.OTHER,
+            dedupe_key="rejected:" + hashlib.sha256(raw).hexdigest()[:40],
+            payload=payload,
+            status=InboxEventStatus.REJECTED,
+            error=error,
+            correlation_id=correlation_id,
+        )
+        .on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
+    )
+    await session.execute(statement)
+
+
+async def notify_relay(session: AsyncSession) -> None:
+    await session.execute(select(func.pg_notify(INBOX_CHANNEL, "")))

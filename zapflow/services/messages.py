@@ -1,0 +1,72 @@
+"""Message state: delivery statuses that only move forward, and outbound sends' bookkeeping."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import Enum
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapflow.models import Message, MessageStatus, utc_now
+from zapflow.schemas import MessagePublic
+from zapflow.services.events import Event
+from zapflow.whatsapp.types import StatusUpdate
+
+# A status may replace only a lower-ranked one: a late "delivered" never overwrites "read".
+STATUS_RANK: dict[MessageStatus, int] = {
+    MessageStatus.PENDING: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.FAILED: 3,  # the provider may fail a message it had accepted
+    MessageStatus.DELIVERED: 4,
+    MessageStatus.READ: 5,
+    MessageStatus.RECEIVED: 5,
+    MessageStatus.DELETED: 6,
+}
+
+
+class StatusOutcome(Enum):
+    APPLIED = "applied"
+    STALE = "stale"  # the message already has this status or a later one
+    UNKNOWN_MESSAGE = "unknown_message"  # not stored (yet): the send may still be recording it
+
+
+def ranks_below(status: MessageStatus) -> list[MessageStatus]:
+    return [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
+
+
+async def apply_status(
+    session: AsyncSession, instance_id: uuid.UUID, status: StatusUpdate
+) -> tuple[StatusOutcome, Message | None]:
+    new_status = MessageStatus(status.status)
+    at = datetime.fromtimestamp(status.timestamp, UTC) if status.timestamp else utc_now()
+    statement = (
+        update(Message)
+        .where(
+            Message.instance_id == instance_id,  # type: ignore[arg-type]
+            Message.message_key_id == status.key_id,  # type: ignore[arg-type]
+            Message.status.in_(ranks_below(new_status)),  # type: ignore[attr-defined]
+        )
+        .values(status=new_status, status_updated_at=at, error=status.error)
+        .returning(Message)
+    )
+    updated = (await session.execute(statement)).scalar_one_or_none()
+    if updated is not None:
+        return StatusOutcome.APPLIED, updated
+    exists = await session.execute(
+        select(Message.id).where(
+            Message.instance_id == instance_id,  # type: ignore[arg-type]
+            Message.message_key_id == status.key_id,  # type: ignore[arg-type]
+        )
+    )
+    outcome = StatusOutcome.STALE if exists.first() else StatusOutcome.UNKNOWN_MESSAGE
+    return outcome, None
+
+
+def message_status_event(message: Message) -> Event:
+    data = MessagePublic.model_validate(message).model_dump(
+        mode="json", include={"id", "message_key_id", "status", "status_updated_at", "error"}
+    )
+    return Event("message.status", message.company_id, data, message.conversation_id)

@@ -1,0 +1,94 @@
+"""The worker process: Temporal workers for every task queue, the inbox relay, the outbox
+publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from zapflow.config import Settings
+from zapflow.db import create_engine, session_factory
+from zapflow.redis import create_redis
+from zapflow.services.events import publish_outbox
+from zapflow.temporal import connect, runtime_with_metrics
+from zapflow.whatsapp import provider_http_client
+from zapflow.worker.registry import registrations
+from zapflow.worker.relay import InboxRelay
+
+log = logging.getLogger(__name__)
+OUTBOX_SWEEP_SECONDS = 2.0
+CONNECT_RETRY_SECONDS = 2.0
+
+
+async def connect_with_retry(settings: Settings) -> Client:
+    runtime = (
+        runtime_with_metrics(settings.worker_metrics_port) if settings.worker_metrics_port else None
+    )
+    while True:
+        try:
+            return await connect(settings, runtime)
+        except Exception as exc:
+            log.warning("Temporal at %s unreachable (%s); retrying", settings.temporal_address, exc)
+            await asyncio.sleep(CONNECT_RETRY_SECONDS)
+
+
+@asynccontextmanager
+async def worker_services(
+    settings: Settings, client: Client
+) -> AsyncIterator[list[asyncio.Task[None]]]:
+    """Start the Temporal workers, the relay and the outbox publisher; stop them on exit."""
+    engine = create_engine(settings)
+    sessions = session_factory(engine)
+    redis = create_redis(settings)
+    http = provider_http_client(settings)
+    workers = [
+        Worker(
+            client,
+            task_queue=r.task_queue,
+            workflows=list(r.workflows),
+            activities=list(r.activities),
+            max_concurrent_activities=r.max_concurrent_activities,
+        )
+        for r in registrations(settings, sessions, redis, http)
+    ]
+    relay = InboxRelay(settings, sessions, redis, client)
+    tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
+    tasks.append(asyncio.create_task(relay.run(), name="relay"))
+    tasks.append(asyncio.create_task(_publish_outbox_forever(sessions, redis), name="outbox"))
+    try:
+        yield tasks
+    finally:
+        for task in tasks[len(workers) :]:
+            task.cancel()
+        await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await http.aclose()
+        await redis.aclose()
+        await engine.dispose()
+
+
+async def _publish_outbox_forever(sessions, redis) -> None:  # type: ignore[no-untyped-def]
+    """Publishes the events an activity could not (Redis was down, or it crashed after commit)."""
+    while True:
+        try:
+            while await publish_outbox(sessions, redis):
+                pass
+        except Exception:
+            log.exception("outbox publisher pass failed")
+        await asyncio.sleep(OUTBOX_SWEEP_SECONDS)
+
+
+async def run_worker(settings: Settings) -> None:
+    client = await connect_with_retry(settings)
+    log.info("worker connected to Temporal at %s", settings.temporal_address)
+    async with worker_services(settings, client) as tasks:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            with contextlib.suppress(asyncio.CancelledError):
+                task.result()

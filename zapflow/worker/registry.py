@@ -1,0 +1,43 @@
+"""Which workflows and activities run on which task queue."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+
+from zapflow.activities.conversations import ConversationActivities
+from zapflow.activities.messages import MessageActivities
+from zapflow.config import Settings
+from zapflow.db import SessionFactory
+from zapflow.workflows.conversation import ConversationWorkflow
+
+
+@dataclass(frozen=True)
+class QueueRegistration:
+    task_queue: str
+    workflows: Sequence[type]
+    activities: Sequence[Callable[..., Any]]
+    max_concurrent_activities: int
+
+
+def registrations(
+    settings: Settings, sessions: SessionFactory, redis: Redis, http: httpx.AsyncClient
+) -> list[QueueRegistration]:
+    conversations = ConversationActivities(sessions, redis)
+    messages = MessageActivities(sessions, redis, http, settings)
+    return [
+        QueueRegistration(
+            task_queue=settings.messages_task_queue,
+            workflows=[ConversationWorkflow],
+            activities=[
+                conversations.persist_inbound,
+                messages.send_message,
+                messages.record_send_failure,
+            ],
+            max_concurrent_activities=settings.message_worker_concurrency,
+        ),
+    ]

@@ -1,0 +1,275 @@
+"""The inbox relay: forwards pending inbox rows to Temporal, in arrival order, in batches.
+
+Woken by LISTEN/NOTIFY and by a periodic sweep. Rows are taken with FOR UPDATE SKIP LOCKED, so
+several workers share the inbox. Messages and outbound requests become one signal-with-start per
+conversation; statuses and connection changes are applied here directly. A row is marked
+processed only after Temporal accepted its signal: while Temporal is down rows wait, and a
+re-signal after a crash is harmless because the workflow's persistence is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import asyncpg
+from redis.asyncio import Redis
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from temporalio.client import Client
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.service import RPCError
+
+from zapflow.config import Settings
+from zapflow.db import SessionFactory
+from zapflow.models import (
+    InboxEvent,
+    InboxEventStatus,
+    InboxEventType,
+    InstanceStatus,
+    WhatsAppInstance,
+    utc_now,
+)
+from zapflow.services.events import Event, publish_outbox, stage
+from zapflow.services.inbox import INBOX_CHANNEL
+from zapflow.services.messages import StatusOutcome, apply_status, message_status_event
+from zapflow.temporal import COMPANY_ID, CONTACT_PHONE, INSTANCE_ID
+from zapflow.whatsapp import jid as jids
+from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
+from zapflow.workflows.conversation import ConversationWorkflow
+from zapflow.workflows.inputs import ConversationInput, ConversationRef, InboundBatch, OutboundBatch
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+SWEEP_SECONDS = 1.0
+SIGNAL_CONCURRENCY = 32
+SIGNAL_RPC_TIMEOUT = timedelta(seconds=5)
+# a status for a message not stored yet is retried with growing delays, then dropped
+STATUS_RETRY_STEP = timedelta(seconds=2)
+STATUS_MAX_ATTEMPTS = 30
+
+CONNECTION_STATES = {
+    "open": InstanceStatus.CONNECTED,
+    "connecting": InstanceStatus.CONNECTING,
+    "close": InstanceStatus.DISCONNECTED,
+}
+
+
+@dataclass
+class ConversationWork:
+    ref: ConversationRef
+    inbound: list[InboundMessage] = field(default_factory=list)
+    outbound: list[str] = field(default_factory=list)
+    row_ids: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Backlog:
+    pending: int
+    oldest_age_seconds: float
+
+
+class InboxRelay:
+    def __init__(
+        self, settings: Settings, sessions: SessionFactory, redis: Redis, temporal: Client
+    ) -> None:
+        self._settings = settings
+        self._sessions = sessions
+        self._redis = redis
+        self._temporal = temporal
+        self._wake = asyncio.Event()
+        self._signals = asyncio.Semaphore(SIGNAL_CONCURRENCY)
+        self.relayed_total = 0
+
+    # --- loop -------------------------------------------------------------------------------
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen())
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    moved = await self.relay_once()
+                except Exception:
+                    log.exception("relay pass failed; retrying")
+                    moved = 0
+                if moved >= BATCH_SIZE:
+                    continue
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
+        finally:
+            listener.cancel()
+
+    async def _listen(self) -> None:
+        """LISTEN on the inbox channel, reconnecting forever; the sweep covers any gap."""
+        dsn = self._settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        while True:
+            try:
+                connection = await asyncpg.connect(dsn)
+            except (OSError, asyncpg.PostgresError):
+                await asyncio.sleep(1)
+                continue
+            try:
+                closed = asyncio.Event()
+                connection.add_termination_listener(lambda *_, ended=closed: ended.set())
+                await connection.add_listener(INBOX_CHANNEL, lambda *_: self._wake.set())
+                await closed.wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await connection.close()
+
+    # --- one pass ---------------------------------------------------------------------------
+    async def relay_once(self) -> int:
+        async with self._sessions() as session, session.begin():
+            rows = await self._take_pending(session)
+            if not rows:
+                return 0
+            done, events = await self._handle(session, rows)
+            if done:
+                await session.execute(
+                    update(InboxEvent)
+                    .where(InboxEvent.id.in_(done))  # type: ignore[union-attr]
+                    .values(status=InboxEventStatus.PROCESSED, processed_at=utc_now())
+                )
+            event_ids = await stage(session, events)
+        if event_ids:
+            await publish_outbox(self._sessions, self._redis, event_ids)
+        self.relayed_total += len(done)
+        return len(rows)
+
+    async def _take_pending(self, session: AsyncSession) -> list[InboxEvent]:
+        retry_due = InboxEvent.received_at < func.now() - InboxEvent.attempts * STATUS_RETRY_STEP  # type: ignore[operator]
+        query = (
+            select(InboxEvent)
+            .where(
+                InboxEvent.status == InboxEventStatus.PENDING,  # type: ignore[arg-type]
+                or_(InboxEvent.attempts == 0, retry_due),  # type: ignore[arg-type]
+            )
+            .order_by(InboxEvent.id)  # type: ignore[arg-type]
+            .limit(BATCH_SIZE)
+            .with_for_update(skip_locked=True)
+        )
+        return list((await session.execute(query)).scalars())
+
+    async def _handle(
+        self, session: AsyncSession, rows: list[InboxEvent]
+    ) -> tuple[list[int], list[Event]]:
+        work: dict[str, ConversationWork] = {}
+        done: list[int] = []
+        events: list[Event] = []
+        for row in rows:
+            assert row.id is not None
+            if row.event_type == InboxEventType.OUTBOUND:
+                ref = _ref(row, row.payload["remote_jid"])
+                item = work.setdefault(ref.workflow_id, ConversationWork(ref))
+                item.outbound.append(row.payload["message_id"])
+                item.row_ids.append(row.id)
+                continue
+            event = event_from_dict(row.payload)
+            if isinstance(event, InboundMessage):
+                ref = _ref(row, event.remote_jid)
+                item = work.setdefault(ref.workflow_id, ConversationWork(ref))
+                item.inbound.append(event)
+                item.row_ids.append(row.id)
+            elif isinstance(event, StatusUpdate):
+                if await self._apply_status(session, row, event, events):
+                    done.append(row.id)
+            elif isinstance(event, ConnectionUpdate):
+                await _apply_connection(session, row, event)
+                done.append(row.id)
+        results = await asyncio.gather(*(self._signal(w) for w in work.values()))
+        for item, ok in zip(work.values(), results, strict=True):
+            if ok:
+                done.extend(item.row_ids)
+        return done, events
+
+    async def _apply_status(
+        self, session: AsyncSession, row: InboxEvent, status: StatusUpdate, events: list[Event]
+    ) -> bool:
+        """True when the row is finished with (applied, stale, or given up on)."""
+        outcome, message = await apply_status(session, row.instance_id, status)
+        if message is not None:
+            events.append(message_status_event(message))
+        if outcome != StatusOutcome.UNKNOWN_MESSAGE:
+            return True
+        row.attempts += 1
+        if row.attempts < STATUS_MAX_ATTEMPTS:
+            return False
+        row.error = "no stored message has this id"
+        return True
+
+    async def _signal(self, work: ConversationWork) -> bool:
+        ref = work.ref
+        signal, argument = (
+            ("inbound", InboundBatch(work.inbound))
+            if work.inbound
+            else ("outbound", OutboundBatch(work.outbound))
+        )
+        async with self._signals:
+            try:
+                await self._temporal.start_workflow(
+                    ConversationWorkflow.run,
+                    ConversationInput(ref),
+                    id=ref.workflow_id,
+                    task_queue=self._settings.messages_task_queue,
+                    start_signal=signal,
+                    start_signal_args=[argument],
+                    search_attributes=_search_attributes(ref),
+                    rpc_timeout=SIGNAL_RPC_TIMEOUT,
+                )
+                if work.inbound and work.outbound:
+                    handle = self._temporal.get_workflow_handle(ref.workflow_id)
+                    await handle.signal(
+                        ConversationWorkflow.outbound,
+                        OutboundBatch(work.outbound),
+                        rpc_timeout=SIGNAL_RPC_TIMEOUT,
+                    )
+            except (RPCError, OSError, TimeoutError) as exc:
+                log.warning("Temporal refused %s; rows stay pending: %s", ref.workflow_id, exc)
+                return False
+        return True
+
+    # --- metrics ----------------------------------------------------------------------------
+    async def backlog(self) -> Backlog:
+        return await inbox_backlog(self._sessions)
+
+
+async def inbox_backlog(sessions: SessionFactory) -> Backlog:
+    async with sessions() as session:
+        pending = InboxEvent.status == InboxEventStatus.PENDING  # type: ignore[arg-type]
+        count, oldest = (
+            await session.execute(
+                select(func.count(), func.min(InboxEvent.received_at)).where(pending)
+            )
+        ).one()
+    age = (utc_now() - oldest).total_seconds() if oldest else 0.0
+    return Backlog(pending=count, oldest_age_seconds=max(age, 0.0))
+
+
+def _ref(row: InboxEvent, remote_jid: str) -> ConversationRef:
+    return ConversationRef(str(row.company_id), str(row.instance_id), remote_jid)
+
+
+def _search_attributes(ref: ConversationRef) -> TypedSearchAttributes:
+    pairs = [
+        SearchAttributePair(COMPANY_ID, ref.company_id),
+        SearchAttributePair(INSTANCE_ID, ref.instance_id),
+    ]
+    phone = jids.phone_from_jid(ref.remote_jid)
+    if phone:
+        pairs.append(SearchAttributePair(CONTACT_PHONE, phone))
+    return TypedSearchAttributes(pairs)
+
+
+async def _apply_connection(
+    session: AsyncSession, row: InboxEvent, event: ConnectionUpdate
+) -> None:
+    state = CONNECTION_STATES.get(event.state, InstanceStatus.UNKNOWN)
+    await session.execute(
+        update(WhatsAppInstance)
+        .where(WhatsAppInstance.id == row.instance_id)  # type: ignore[arg-type]
+        .values(status=state)
+    )

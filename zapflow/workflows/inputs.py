@@ -1,0 +1,69 @@
+"""Inputs and results of zapflow's workflows and activities: one dataclass each, ids not rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zapflow.whatsapp.types import InboundMessage
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    company_id: str
+    instance_id: str
+    remote_jid: str
+
+    @property
+    def workflow_id(self) -> str:
+        return f"conversation/{self.company_id}/{self.instance_id}/{self.remote_jid}"
+
+
+@dataclass
+class ConversationInput:
+    ref: ConversationRef
+    # carried over continue-as-new, so no signal is lost across it
+    inbound: list[InboundMessage] = field(default_factory=list)
+    outbound: list[str] = field(default_factory=list)
+    seen_key_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InboundBatch:
+    messages: list[InboundMessage]
+
+
+@dataclass(frozen=True)
+class OutboundBatch:
+    message_ids: list[str]
+
+
+@dataclass(frozen=True)
+class PersistInboundInput:
+    ref: ConversationRef
+    messages: list[InboundMessage]
+
+
+@dataclass(frozen=True)
+class PersistInboundResult:
+    conversation_id: str
+    contact_id: str
+    new_message_ids: list[str]
+    new_inbound: int
+
+
+@dataclass(frozen=True)
+class SendMessageInput:
+    message_id: str
+
+
+@dataclass(frozen=True)
+class SendMessageResult:
+    status: str  # sent | already_sent | already_failed
+    provider_message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class SendFailedInput:
+    message_id: str
+    error: dict[str, object]
+    attempts: int

@@ -1,0 +1,25 @@
+"""Named retry policies and timeouts shared by the workflows."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio.common import RetryPolicy
+
+# database work: transient outages are retried for a long while, quickly at first
+DATABASE_RETRY = RetryPolicy(
+    initial_interval=timedelta(milliseconds=200),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+)
+DATABASE_TIMEOUT = timedelta(seconds=30)
+
+# provider sends: 1 s, 2 s, 4 s ... capped at 5 min, 10 attempts (~13 min), then a dead letter
+SEND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=10,
+    non_retryable_error_types=["PermanentSendError", "DeliveryUnknown"],
+)
+SEND_TIMEOUT = timedelta(seconds=30)
