@@ -23,7 +23,7 @@ console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    console.print(f"[bold red]error:[/] {message}", highlight=False)
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -116,6 +116,44 @@ def temporal_setup() -> None:
         exit_now(1)
     console.print(f"search attributes registered: {', '.join(added) or 'all present already'}")
     exit_now(0)
+
+
+companies = typer.Typer(help="Companies (tenants) and their API keys.", no_args_is_help=True)
+app.add_typer(companies, name="companies")
+
+
+@companies.command("create")
+def create_company(
+    name: Annotated[str, typer.Argument(help="The company's name")],
+    json_output: Annotated[bool, typer.Option("--json", help="Print JSON for scripts")] = False,
+) -> None:
+    """Create a company with its first admin API key, and print the key (shown only once)."""
+    import json
+
+    settings = settings_or_exit()
+    try:
+        company_id, key = asyncio.run(_create_company(settings, name))
+    except OSError as exc:
+        fail(f"cannot reach the database at ZAPFLOW_DATABASE_URL: {exc}")
+    if json_output:
+        print(json.dumps({"company_id": company_id, "name": name, "api_key": key}))
+        return
+    console.print(f"company [bold]{name}[/] created: {company_id}")
+    console.print("admin API key (shown once, keep it safe):", highlight=False)
+    print(key)
+
+
+async def _create_company(settings: Settings, name: str) -> tuple[str, str]:
+    from zapflow.db import create_engine, session_factory, transaction
+    from zapflow.services.auth import create_company
+
+    engine = create_engine(settings, pool_size=1)
+    try:
+        async with transaction(session_factory(engine)) as session:
+            company, key = await create_company(session, name)
+    finally:
+        await engine.dispose()
+    return str(company.id), key.plain
 
 
 def main() -> None:

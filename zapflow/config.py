@@ -101,7 +101,8 @@ def load_settings(**overrides: object) -> Settings:
         problems = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
-            problems.append(f"ZAPFLOW_{field.upper()}: {error['msg']}")
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(f"ZAPFLOW_{field.upper()}: {message}")
         raise ConfigError("invalid configuration: " + "; ".join(problems)) from None
 
 

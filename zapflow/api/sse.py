@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import orjson
 from fastapi import APIRouter, Header, Request
@@ -29,6 +30,9 @@ BLOCK_MS = 5_000
 MAX_STREAM_SECONDS = 3_600
 REDIS_RETRY_SECONDS = 1.0
 SSE_OPEN = Gauge("zapflow_sse_connections_open", "Server-sent event streams open")
+
+# (entry id, fields) pairs of a stream, as the client returns them (RESP2, decode_responses=False)
+StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]
 
 
 def _start_id(last_event_id: str | None) -> str:
@@ -55,7 +59,10 @@ async def company_events(
             if cursor == "$":
                 cursor = await _latest_id(redis, key)
             try:
-                batches = await redis.xread({key: cursor}, block=BLOCK_MS, count=500)
+                batches = cast(
+                    list[tuple[bytes, StreamEntries]] | None,
+                    await redis.xread({key: cursor}, block=BLOCK_MS, count=500),
+                )
             except (RedisError, OSError):
                 await asyncio.sleep(REDIS_RETRY_SECONDS)
                 continue
@@ -75,7 +82,7 @@ async def company_events(
 async def _latest_id(redis: Redis, key: str) -> str:
     """The id of the newest entry, so "$" survives a Redis hiccup between reads."""
     try:
-        newest = await redis.xrevrange(key, count=1)
+        newest = cast(StreamEntries, await redis.xrevrange(key, count=1))
     except (RedisError, OSError):
         return "$"
     return newest[0][0].decode() if newest else "0-0"

@@ -8,6 +8,7 @@ The answer waits only for one INSERT: Temporal is reached later by the relay. Ba
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
@@ -61,7 +62,7 @@ async def _find_instance(
 
 
 async def _store(
-    state: AppState, instance: WhatsAppInstance, events: list[WebhookEvent], request: Request
+    state: AppState, instance: WhatsAppInstance, events: Sequence[WebhookEvent], request: Request
 ) -> JSONResponse:
     async with state.sessions() as session, session.begin():
         accepted = await inbox.store_events(session, instance, events, correlation_id(request))

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from zapflow.errors import Unauthorized
 from zapflow.models import ApiKey, Company, UserRole, utc_now
@@ -97,7 +98,9 @@ class Authenticator:
             return cached[1]
         row = (
             await session.execute(
-                select(ApiKey).where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+                select(ApiKey).where(
+                    col(ApiKey.key_hash) == key_hash, col(ApiKey.revoked_at).is_(None)
+                )
             )
         ).scalar_one_or_none()
         if row is None:
@@ -112,5 +115,5 @@ class Authenticator:
         now = utc_now()
         if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
             await session.execute(
-                update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now)
-            )  # type: ignore[arg-type]
+                update(ApiKey).where(col(ApiKey.id) == row.id).values(last_used_at=now)
+            )

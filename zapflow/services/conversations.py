@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from zapflow.models import (
     Contact,
@@ -77,13 +78,13 @@ async def resolve_contact(
 ) -> uuid.UUID:
     """Find the contact by phone, lid or alias (one person, many ids), else create it."""
     # one containment test per alias: `aliases @> '["x"]'` is what the GIN (jsonb_path_ops) serves
-    matches = [Contact.aliases.contains([alias]) for alias in identity.aliases]  # type: ignore[attr-defined]
-    matches += [Contact.phone_number == identity.phone] if identity.phone else []  # type: ignore[list-item]
-    matches += [Contact.lid == identity.lid] if identity.lid else []  # type: ignore[list-item]
+    matches = [col(Contact.aliases).contains([alias]) for alias in identity.aliases]
+    matches += [col(Contact.phone_number) == identity.phone] if identity.phone else []
+    matches += [col(Contact.lid) == identity.lid] if identity.lid else []
     query = (
         select(Contact)
-        .where(Contact.company_id == company_id, or_(*matches))  # type: ignore[arg-type]
-        .order_by(Contact.created_at)  # type: ignore[arg-type]
+        .where(col(Contact.company_id) == company_id, or_(*matches))
+        .order_by(col(Contact.created_at))
         .limit(1)
         .with_for_update()
     )
@@ -122,7 +123,7 @@ async def _insert_contact(
             name=identity.name or "",
         )
         .on_conflict_do_nothing()
-        .returning(Contact.id)  # type: ignore[arg-type]
+        .returning(col(Contact.id))
     )
     created = (await session.execute(statement)).scalar_one_or_none()
     if created is not None:
@@ -153,7 +154,7 @@ async def upsert_conversation(
             index_elements=["instance_id", "remote_jid"],
             set_={"updated_at": func.now()},
         )
-        .returning(Conversation.id)  # type: ignore[arg-type]
+        .returning(col(Conversation.id))
     )
     return (await session.execute(statement)).scalar_one()
 
@@ -223,7 +224,7 @@ async def bump_conversation(
         values["status"] = ConversationStatus.OPEN
     statement = (
         update(Conversation)
-        .where(Conversation.id == conversation_id)  # type: ignore[arg-type]
+        .where(col(Conversation.id) == conversation_id)
         .values(**values)
         .returning(Conversation)
     )

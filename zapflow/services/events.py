@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from zapflow.db import SessionFactory
 from zapflow.models import EventOutbox, utc_now
@@ -72,11 +73,11 @@ async def publish_outbox(
     publisher never send the same row twice at once.
     """
     async with sessions() as session, session.begin():
-        query = select(EventOutbox).order_by(EventOutbox.id).limit(limit)  # type: ignore[arg-type]
+        query = select(EventOutbox).order_by(col(EventOutbox.id)).limit(limit)
         if ids is not None:
             if not ids:
                 return 0
-            query = query.where(EventOutbox.id.in_(ids))  # type: ignore[union-attr]
+            query = query.where(col(EventOutbox.id).in_(ids))
         rows = list((await session.execute(query.with_for_update(skip_locked=True))).scalars())
         if not rows:
             return 0
@@ -84,7 +85,9 @@ async def publish_outbox(
             await _xadd(redis, rows)
         except (RedisError, OSError):
             return 0
-        await session.execute(delete(EventOutbox).where(EventOutbox.id.in_([r.id for r in rows])))  # type: ignore[union-attr]
+        await session.execute(
+            delete(EventOutbox).where(col(EventOutbox.id).in_([r.id for r in rows]))
+        )
     return len(rows)
 
 

@@ -11,6 +11,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from zapflow.models import InboxEvent, InboxEventStatus, InboxEventType, WhatsAppInstance
 from zapflow.whatsapp.types import (
@@ -63,7 +64,7 @@ async def store_events(
         insert(InboxEvent)
         .values(rows)
         .on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
-        .returning(InboxEvent.id)  # type: ignore[arg-type]
+        .returning(col(InboxEvent.id))
     )
     stored = len((await session.execute(statement)).all())
     if stored:

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
@@ -58,8 +59,8 @@ async def _flush_unique(session: AsyncSession, provider: WhatsAppProvider) -> No
 async def list_instances(session: AsyncSession, company_id: uuid.UUID) -> list[WhatsAppInstance]:
     query = (
         select(WhatsAppInstance)
-        .where(WhatsAppInstance.company_id == company_id)  # type: ignore[arg-type]
-        .order_by(WhatsAppInstance.created_at)  # type: ignore[arg-type]
+        .where(col(WhatsAppInstance.company_id) == company_id)
+        .order_by(col(WhatsAppInstance.created_at))
     )
     return list((await session.execute(query)).scalars())
 
@@ -100,7 +101,7 @@ class WebhookInstances:
         if cached and cached[0] > time.monotonic():
             instance = cached[1]
         else:
-            query = select(WhatsAppInstance).where(WhatsAppInstance.webhook_secret == token)  # type: ignore[arg-type]
+            query = select(WhatsAppInstance).where(col(WhatsAppInstance.webhook_secret) == token)
             instance = (await session.execute(query)).scalar_one_or_none()
             self._cache[token] = (time.monotonic() + self._ttl, instance)
         if instance is None or instance.provider != provider:

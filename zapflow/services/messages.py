@@ -8,6 +8,7 @@ from enum import Enum
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from zapflow.models import Message, MessageStatus, utc_now
 from zapflow.schemas import MessagePublic
@@ -45,9 +46,9 @@ async def apply_status(
     statement = (
         update(Message)
         .where(
-            Message.instance_id == instance_id,  # type: ignore[arg-type]
-            Message.message_key_id == status.key_id,  # type: ignore[arg-type]
-            Message.status.in_(ranks_below(new_status)),  # type: ignore[attr-defined]
+            col(Message.instance_id) == instance_id,
+            col(Message.message_key_id) == status.key_id,
+            col(Message.status).in_(ranks_below(new_status)),
         )
         .values(status=new_status, status_updated_at=at, error=status.error)
         .returning(Message)
@@ -56,9 +57,9 @@ async def apply_status(
     if updated is not None:
         return StatusOutcome.APPLIED, updated
     exists = await session.execute(
-        select(Message.id).where(
-            Message.instance_id == instance_id,  # type: ignore[arg-type]
-            Message.message_key_id == status.key_id,  # type: ignore[arg-type]
+        select(col(Message.id)).where(
+            col(Message.instance_id) == instance_id,
+            col(Message.message_key_id) == status.key_id,
         )
     )
     outcome = StatusOutcome.STALE if exists.first() else StatusOutcome.UNKNOWN_MESSAGE

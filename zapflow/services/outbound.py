@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import (
@@ -111,8 +112,8 @@ async def _by_client_id(
     session: AsyncSession, conversation_id: uuid.UUID, client_id: str
 ) -> Message | None:
     query = select(Message).where(
-        Message.conversation_id == conversation_id,  # type: ignore[arg-type]
-        Message.client_id == client_id,  # type: ignore[arg-type]
+        col(Message.conversation_id) == conversation_id,
+        col(Message.client_id) == client_id,
     )
     return (await session.execute(query)).scalar_one_or_none()
 
@@ -135,7 +136,7 @@ class DeliveryUnknown(Exception):
 async def claim(session: AsyncSession, message_id: uuid.UUID) -> SendJob:
     statement = (
         update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.PENDING)  # type: ignore[arg-type]
+        .where(col(Message.id) == message_id, col(Message.status) == MessageStatus.PENDING)
         .values(status=MessageStatus.SENDING, status_updated_at=utc_now())
         .returning(Message)
     )
@@ -200,7 +201,7 @@ async def release(session: AsyncSession, message_id: uuid.UUID, error: dict[str,
     """The provider refused this attempt: back to ``pending`` for the next one."""
     await session.execute(
         update(Message)
-        .where(Message.id == message_id, Message.status == MessageStatus.SENDING)  # type: ignore[arg-type]
+        .where(col(Message.id) == message_id, col(Message.status) == MessageStatus.SENDING)
         .values(status=MessageStatus.PENDING, error=error)
     )
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col
 
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Conversation, Message
@@ -55,8 +55,8 @@ async def page_messages(
     """Newest first; the cursor is the last row's (created_at, id), stable under inserts."""
     query: Select[Any] = (
         select(Message)
-        .where(Message.conversation_id == conversation_id)  # type: ignore[arg-type]
-        .order_by(Message.created_at.desc(), Message.id.desc())  # type: ignore[attr-defined]
+        .where(col(Message.conversation_id) == conversation_id)
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc())
         .limit(limit + 1)
     )
     if cursor:

@@ -9,11 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from zapflow.config import Settings
-from zapflow.db import create_engine, session_factory
+from zapflow.db import SessionFactory, create_engine, session_factory
 from zapflow.redis import create_redis
 from zapflow.services.events import publish_outbox
 from zapflow.temporal import connect, runtime_with_metrics
@@ -73,7 +74,7 @@ async def worker_services(
         await engine.dispose()
 
 
-async def _publish_outbox_forever(sessions, redis) -> None:  # type: ignore[no-untyped-def]
+async def _publish_outbox_forever(sessions: SessionFactory, redis: Redis) -> None:
     """Publishes the events an activity could not (Redis was down, or it crashed after commit)."""
     while True:
         try:

@@ -19,6 +19,7 @@ import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 from temporalio.client import Client
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
@@ -131,7 +132,7 @@ class InboxRelay:
             if done:
                 await session.execute(
                     update(InboxEvent)
-                    .where(InboxEvent.id.in_(done))  # type: ignore[union-attr]
+                    .where(col(InboxEvent.id).in_(done))
                     .values(status=InboxEventStatus.PROCESSED, processed_at=utc_now())
                 )
             event_ids = await stage(session, events)
@@ -141,14 +142,16 @@ class InboxRelay:
         return len(rows)
 
     async def _take_pending(self, session: AsyncSession) -> list[InboxEvent]:
-        retry_due = InboxEvent.received_at < func.now() - InboxEvent.attempts * STATUS_RETRY_STEP  # type: ignore[operator]
+        retry_due = col(InboxEvent.received_at) < (
+            func.now() - col(InboxEvent.attempts) * STATUS_RETRY_STEP
+        )
         query = (
             select(InboxEvent)
             .where(
-                InboxEvent.status == InboxEventStatus.PENDING,  # type: ignore[arg-type]
-                or_(InboxEvent.attempts == 0, retry_due),  # type: ignore[arg-type]
+                col(InboxEvent.status) == InboxEventStatus.PENDING,
+                or_(col(InboxEvent.attempts) == 0, retry_due),
             )
-            .order_by(InboxEvent.id)  # type: ignore[arg-type]
+            .order_by(col(InboxEvent.id))
             .limit(BATCH_SIZE)
             .with_for_update(skip_locked=True)
         )
@@ -239,7 +242,7 @@ class InboxRelay:
 
 async def inbox_backlog(sessions: SessionFactory) -> Backlog:
     async with sessions() as session:
-        pending = InboxEvent.status == InboxEventStatus.PENDING  # type: ignore[arg-type]
+        pending = col(InboxEvent.status) == InboxEventStatus.PENDING
         count, oldest = (
             await session.execute(
                 select(func.count(), func.min(InboxEvent.received_at)).where(pending)
@@ -270,6 +273,6 @@ async def _apply_connection(
     state = CONNECTION_STATES.get(event.state, InstanceStatus.UNKNOWN)
     await session.execute(
         update(WhatsAppInstance)
-        .where(WhatsAppInstance.id == row.instance_id)  # type: ignore[arg-type]
+        .where(col(WhatsAppInstance.id) == row.instance_id)
         .values(status=state)
     )

@@ -12,7 +12,7 @@ from collections import deque
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, RetryState
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from zapflow.activities.conversations import ConversationActivities
@@ -106,7 +106,8 @@ class ConversationWorkflow:
             )
         except ActivityError as err:
             cause = err.cause
-            error = {"message": str(cause.message if cause else err), "type": _error_type(err)}
+            message = cause.message if isinstance(cause, FailureError) else str(cause or err)
+            error: dict[str, object] = {"message": message, "type": _error_type(err)}
             if isinstance(cause, ApplicationError) and cause.details:
                 error.update(dict(cause.details[0]))
             workflow.logger.warning("send of %s failed for good: %s", message_id, error["message"])

@@ -58,7 +58,10 @@ async def readyz(state: StateDep) -> JSONResponse:
     results = await asyncio.gather(*(_run_check(check, state) for check in CHECKS.values()))
     components = dict(zip(CHECKS, results, strict=True))
     failing = [name for name, result in components.items() if result != "ok"]
-    body = {"status": "ready" if not failing else "unavailable", "components": components}
+    body: dict[str, object] = {
+        "status": "ready" if not failing else "unavailable",
+        "components": components,
+    }
     if failing:
         body["failing"] = failing
     return JSONResponse(body, status_code=503 if failing else 200)

@@ -1,0 +1,94 @@
+"""The foundation: health and readiness, configuration errors, the CLI, the dev stack's guards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from zapflow.api.app import create_app
+from zapflow.config import Settings
+from zapflow.devstack import EmbeddedStack, StackConfig, StackError, free_port
+
+
+async def test_health_and_readiness(api_url: str) -> None:
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        health = await client.get("/healthz")
+        ready = await client.get("/readyz")
+    assert health.json() == {"status": "ok"}
+    assert ready.status_code == 200
+    assert ready.json()["components"] == {"postgres": "ok", "redis": "ok", "temporal": "ok"}
+
+
+async def test_readiness_names_the_failing_component(settings: Settings) -> None:
+    broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(broken)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://zapflow") as client:
+            ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["failing"] == ["redis"]
+    assert ready.json()["components"]["postgres"] == "ok"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "zapflow.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_bad_configuration_is_one_clear_line() -> None:
+    result = run_cli("migrate", env={"ZAPFLOW_API_PORT": "eighty", "ZAPFLOW_REDIS_URL": "http://x"})
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "ZAPFLOW_API_PORT" in lines[0] and "ZAPFLOW_REDIS_URL" in lines[0]
+
+
+async def test_companies_create_prints_a_working_key(settings: Settings, api_url: str) -> None:
+    result = await asyncio.to_thread(
+        run_cli, "companies", "create", "Acme", "--json",
+        env={"ZAPFLOW_DATABASE_URL": settings.database_url},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    created = json.loads(result.stdout)
+    headers = {"Authorization": f"Bearer {created['api_key']}"}
+    async with httpx.AsyncClient(base_url=api_url) as client:
+        allowed = await client.get("/api/v1/instances", headers=headers)
+        refused = await client.get("/api/v1/instances", headers={"Authorization": "Bearer zf_nope"})
+    assert (allowed.status_code, allowed.json()) == (200, [])
+    assert refused.status_code == 401
+    assert refused.json()["error"]["code"] == "unauthorized"
+
+
+def test_dev_stack_refuses_a_taken_port(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        stack = EmbeddedStack(StackConfig(tmp_path, port, free_port(), free_port(), None))
+        with pytest.raises(StackError, match=f"port {port} for Postgres.*ZAPFLOW_DEV_POSTGRES_PORT"):
+            stack.check_ports()
+
+
+def test_openapi_documents_the_routes(settings: Settings) -> None:
+    spec = create_app(settings).openapi()
+    paths = spec["paths"]
+    for path in ("/webhooks/cloud/{token}", "/api/v1/instances", "/api/v1/stream",
+                 "/api/v1/conversations/{conversation_id}/messages"):  # fmt: skip
+        assert path in paths
+    for operations in paths.values():
+        for operation in operations.values():
+            assert operation.get("summary"), operation
