@@ -79,7 +79,9 @@ def test_dev_stack_refuses_a_taken_port(tmp_path) -> None:  # type: ignore[no-un
         taken.listen()
         port = taken.getsockname()[1]
         stack = EmbeddedStack(StackConfig(tmp_path, port, free_port(), free_port(), None))
-        with pytest.raises(StackError, match=f"port {port} for Postgres.*ZAPFLOW_DEV_POSTGRES_PORT"):
+        with pytest.raises(
+            StackError, match=f"port {port} for Postgres.*ZAPFLOW_DEV_POSTGRES_PORT"
+        ):
             stack.check_ports()
 
 

@@ -251,3 +251,29 @@ async def _message(sessions, message_id: str) -> Message:  # type: ignore[no-unt
         message = await session.get(Message, uuid.UUID(message_id))
         assert message is not None
         return message
+
+
+async def test_evolution_webhook_authenticates_and_resolves_lid_aliases(
+    tenant: Tenant, sessions
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures.traffic import create_evolution_instance
+    from tests.whatsapp.payloads import load
+
+    instance = await create_evolution_instance(tenant)
+    delivery = load("evolution_lid_alt")
+    refused = await tenant.client.post(instance["webhook_url"], json=delivery)  # wrong apikey
+    assert refused.status_code == 401
+    delivery["apikey"] = "evo-key"
+    by_event = instance["webhook_url"] + "/messages-upsert"
+    accepted = await tenant.client.post(by_event, json=delivery)
+    assert accepted.status_code == 200, accepted.text
+    await eventually(lambda: count(sessions, Message, tenant.id), lambda n: n == 1)
+    async with sessions() as session:
+        contact = (
+            await session.execute(select(Contact).where(Contact.company_id == uuid.UUID(tenant.id)))
+        ).scalar_one()
+    assert (contact.phone_number, contact.lid, contact.name) == (
+        "+5511987654321",
+        "207123456789012@lid",
+        "Maria Souza",
+    )
