@@ -52,9 +52,7 @@ async def test_batched_delivery_is_stored_once_and_streamed_once(tenant: Tenant,
             response = await post_cloud(tenant.client, instance["webhook_url"], delivery)
             assert response.status_code == 200, response.text
         await eventually(lambda: count(sessions, Message, tenant.id), lambda n: n == 3)
-        created = await eventually(
-            lambda: _async(listener.of_type("message.created")), lambda e: len(e) >= 3
-        )
+        created = await listener.wait_for("message.created", lambda e: len(e) >= 3)
         await _settle()
     assert await count(sessions, Message, tenant.id) == 3
     assert await count(sessions, Contact, tenant.id) == 1
@@ -69,10 +67,6 @@ async def test_batched_delivery_is_stored_once_and_streamed_once(tenant: Tenant,
         mine.workflow_id
         == f"conversation/{tenant.id}/{instance['id']}/5511988887777@s.whatsapp.net"
     )
-
-
-async def _async(value):  # type: ignore[no-untyped-def]
-    return value
 
 
 async def _settle() -> None:
@@ -182,9 +176,8 @@ async def test_reply_goes_out_once_and_statuses_only_move_forward(
         await eventually(
             lambda: _message(sessions, first.json()["id"]), lambda m: m.status == "read"
         )
-        await eventually(
-            lambda: _async(listener.of_type("message.status")),
-            lambda e: any(x["data"]["status"] == "read" for x in e),
+        await listener.wait_for(
+            "message.status", lambda e: any(x["data"]["status"] == "read" for x in e)
         )
     await _settle()
     assert len(provider_server.requests) == 1

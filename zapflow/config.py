@@ -50,7 +50,8 @@ class Settings(BaseSettings):
     cloud_api_base_url: str = "https://graph.facebook.com/v21.0"
     evolution_base_url: str = "http://127.0.0.1:8080"
     evolution_jwt_key: str | None = None
-    provider_timeout_seconds: float = Field(10.0, gt=0, le=120)
+    # must stay below the send activity's timeout (workflows/policies.py SEND_TIMEOUT, 15 s)
+    provider_timeout_seconds: float = Field(10.0, gt=0, le=12)
 
     # processes
     api_host: str = "127.0.0.1"

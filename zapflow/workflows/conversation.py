@@ -30,7 +30,6 @@ with workflow.unsafe.imports_passed_through():
     )
 
 IDLE_TIMEOUT = timedelta(hours=6)
-CONTINUE_AS_NEW_AFTER_EVENTS = 5_000
 SEEN_KEY_IDS = 1_000
 
 
@@ -68,20 +67,25 @@ class ConversationWorkflow:
             while self._outbound:
                 await self._send(self._outbound[0])
                 self._outbound.pop(0)
-            if self._should_continue_as_new():
+            if self._should_continue_as_new(input.history_limit):
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
-                    ConversationInput(input.ref, self._inbound, self._outbound, list(self._seen))
+                    ConversationInput(
+                        input.ref,
+                        self._inbound,
+                        self._outbound,
+                        list(self._seen),
+                        input.history_limit,
+                    )
                 )
 
     def _has_work(self) -> bool:
         return bool(self._inbound or self._outbound)
 
-    def _should_continue_as_new(self) -> bool:
+    def _should_continue_as_new(self, history_limit: int) -> bool:
         info = workflow.info()
         return (
-            info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > CONTINUE_AS_NEW_AFTER_EVENTS
+            info.is_continue_as_new_suggested() or info.get_current_history_length() > history_limit
         )
 
     async def _persist_inbound(self, input: ConversationInput) -> PersistInboundResult:

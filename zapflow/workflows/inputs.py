@@ -25,6 +25,8 @@ class ConversationInput:
     inbound: list[InboundMessage] = field(default_factory=list)
     outbound: list[str] = field(default_factory=list)
     seen_key_ids: list[str] = field(default_factory=list)
+    # continue-as-new past this many history events (Temporal's hard limit is 51,200)
+    history_limit: int = 5_000
 
 
 @dataclass(frozen=True)

@@ -22,4 +22,5 @@ SEND_RETRY = RetryPolicy(
     maximum_attempts=10,
     non_retryable_error_types=["PermanentSendError", "DeliveryUnknown"],
 )
-SEND_TIMEOUT = timedelta(seconds=30)
+# above the provider HTTP timeout (ZAPFLOW_PROVIDER_TIMEOUT_SECONDS, 10 s by default)
+SEND_TIMEOUT = timedelta(seconds=15)

@@ -1,0 +1,228 @@
+"""The pipeline under faults: Temporal down, a worker killed mid-send, long conversations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.stack import MakeDatabase
+from tests.fixtures.traffic import (
+    cloud_delivery,
+    cloud_text,
+    create_cloud_instance,
+    eventually,
+    post_cloud,
+)
+from zapflow.api.app import create_app
+from zapflow.config import Settings
+from zapflow.db import create_engine, session_factory, transaction
+from zapflow.devstack import EmbeddedStack
+from zapflow.migrate import upgrade
+from zapflow.models import DeadLetter, InboxEvent, InboxEventStatus, Message
+from zapflow.services.auth import create_company
+from zapflow.temporal import connect
+from zapflow.whatsapp.types import InboundMessage
+from zapflow.workflows.conversation import ConversationWorkflow
+from zapflow.workflows.inputs import ConversationInput, ConversationRef, InboundBatch
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def _messages(sessions, company_id: str) -> list[Message]:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        query = select(Message).where(Message.company_id == uuid.UUID(company_id))
+        return list((await session.execute(query)).scalars())
+
+
+async def _pending_inbox(sessions, company_id: str) -> int:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        query = select(func.count()).where(
+            InboxEvent.company_id == uuid.UUID(company_id),
+            InboxEvent.status == InboxEventStatus.PENDING,
+        )
+        return (await session.execute(query)).scalar_one()
+
+
+async def test_webhooks_are_acknowledged_while_temporal_is_down_then_processed_once(
+    stack: EmbeddedStack,
+    tenant: Tenant,
+    sessions,  # type: ignore[no-untyped-def]
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    now = int(time.time())
+    await asyncio.to_thread(stack.temporal.stop)
+    try:
+        for i in range(5):
+            delivery = cloud_delivery(
+                instance["phone_number_id"],
+                cloud_text("5511944443333", f"wamid.T{i}", f"m{i}", now + i),
+            )
+            for _ in range(2):  # the provider retries too
+                response = await post_cloud(tenant.client, instance["webhook_url"], delivery)
+                assert response.status_code == 200, response.text
+        assert await _pending_inbox(sessions, tenant.id) == 5
+        assert await _messages(sessions, tenant.id) == []
+    finally:
+        await asyncio.to_thread(stack.start_temporal)
+    stored = await eventually(
+        lambda: _messages(sessions, tenant.id), lambda rows: len(rows) == 5, within=60
+    )
+    await eventually(lambda: _pending_inbox(sessions, tenant.id), lambda n: n == 0)
+    assert sorted(m.body for m in stored) == [f"m{i}" for i in range(5)]
+
+
+async def test_conversation_continues_as_new_without_losing_signals(
+    settings: Settings,
+    tenant: Tenant,
+    sessions,  # type: ignore[no-untyped-def]
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    ref = ConversationRef(tenant.id, instance["id"], "5511933332222@s.whatsapp.net")
+    client = await connect(settings)
+    handle = await client.start_workflow(
+        ConversationWorkflow.run,
+        ConversationInput(ref, history_limit=40),
+        id=ref.workflow_id,
+        task_queue=settings.messages_task_queue,
+    )
+    now = int(time.time())
+    for i in range(30):
+        message = InboundMessage(
+            key_id=f"wamid.CAN{i}", remote_jid=ref.remote_jid, from_me=False, type="text",
+            provider="cloud", phone="+5511933332222", body=f"n{i}", timestamp=now + i,
+        )  # fmt: skip
+        await handle.signal(ConversationWorkflow.inbound, InboundBatch([message]))
+    stored = await eventually(lambda: _messages(sessions, tenant.id), lambda r: len(r) == 30)
+    assert sorted(int(m.body[1:]) for m in stored if m.body) == list(range(30))
+    description = await client.get_workflow_handle(ref.workflow_id).describe()
+    assert description.run_id != handle.result_run_id  # it continued as new at least once
+
+
+@pytest.fixture
+async def isolated(
+    make_database: MakeDatabase, settings: Settings, provider_server: ProviderServer
+) -> AsyncIterator[Settings]:
+    """A database and task queue of their own, served by a worker in a separate process."""
+    url = await make_database(f"zapflow_faults_{uuid.uuid4().hex[:8]}")
+    await asyncio.to_thread(upgrade, url)
+    yield settings.model_copy(
+        update={"database_url": url, "messages_task_queue": f"messages-{uuid.uuid4().hex[:8]}"}
+    )
+
+
+def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "ZAPFLOW_DATABASE_URL": settings.database_url,
+        "ZAPFLOW_REDIS_URL": settings.redis_url,
+        "ZAPFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+        "ZAPFLOW_MESSAGES_TASK_QUEUE": settings.messages_task_queue,
+        "ZAPFLOW_CLOUD_API_BASE_URL": settings.cloud_api_base_url,
+        "ZAPFLOW_PROVIDER_TIMEOUT_SECONDS": "10",
+        "ZAPFLOW_LOG_LEVEL": "WARNING",
+    }
+    return subprocess.Popen([sys.executable, "-m", "zapflow.cli", "worker"], env=env)
+
+
+async def test_worker_killed_mid_send_never_sends_twice(
+    isolated: Settings, provider_server: ProviderServer
+) -> None:
+    engine = create_engine(isolated, pool_size=2)
+    sessions = session_factory(engine)
+    async with transaction(sessions) as session:
+        company, key = await create_company(session, "Kill Co")
+    app = create_app(isolated)
+    worker = _start_worker(isolated)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app),
+                base_url="http://zapflow",
+                headers={"Authorization": f"Bearer {key.plain}"},
+            ) as client,
+        ):
+            tenant = Tenant(str(company.id), key.plain, client)
+            instance = await create_cloud_instance(tenant)
+            delivery = cloud_delivery(
+                instance["phone_number_id"],
+                cloud_text("5511922221111", "wamid.K1", "oi", int(time.time())),
+            )
+            assert (await post_cloud(client, instance["webhook_url"], delivery)).status_code == 200
+            stored = await eventually(lambda: _messages(sessions, tenant.id), lambda r: len(r) == 1)
+            provider_server.delay_next(1, seconds=8)
+            reply = await client.post(
+                f"/api/v1/conversations/{stored[0].conversation_id}/messages", json={"text": "olá"}
+            )
+            assert reply.status_code == 202
+            await provider_server.wait_for_requests(1, within=20)
+            worker.send_signal(signal.SIGKILL)  # the provider has the request; its answer is lost
+            worker.wait(10)
+            worker = _start_worker(isolated)
+            message_id = reply.json()["id"]
+            failed = await eventually(
+                lambda: _message(sessions, message_id), lambda m: m.status == "failed", within=60
+            )
+        assert failed.error is not None and failed.error["type"] == "DeliveryUnknown"
+        assert len(provider_server.requests) == 1
+        async with sessions() as session:
+            letters = (await session.execute(select(DeadLetter))).scalars().all()
+        assert [letter.reference["message_id"] for letter in letters] == [message_id]
+    finally:
+        worker.kill()
+        worker.wait(10)
+        await engine.dispose()
+
+
+async def _message(sessions, message_id: str) -> Message:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        message = await session.get(Message, uuid.UUID(message_id))
+        assert message is not None
+        return message
+
+
+async def test_events_wait_in_postgres_while_redis_is_down(
+    stack: EmbeddedStack,
+    tenant: Tenant,
+    sessions,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.fixtures.traffic import EventListener
+    from zapflow.models import EventOutbox
+
+    async def outbox_rows() -> int:
+        async with sessions() as session:
+            query = select(func.count()).where(EventOutbox.company_id == uuid.UUID(tenant.id))
+            return (await session.execute(query)).scalar_one()
+
+    instance = await create_cloud_instance(tenant)
+    async with EventListener(tenant.client) as listener:
+        await asyncio.to_thread(stack.redis.stop)
+        try:
+            delivery = cloud_delivery(
+                instance["phone_number_id"],
+                cloud_text("5511911110000", "wamid.R1", "oi", int(time.time())),
+            )
+            assert (
+                await post_cloud(tenant.client, instance["webhook_url"], delivery)
+            ).status_code == 200
+            await eventually(lambda: _messages(sessions, tenant.id), lambda r: len(r) == 1)
+            assert await outbox_rows() >= 2  # message.created + conversation.updated, kept
+            health = await tenant.client.get("/readyz")
+            assert health.status_code == 503 and health.json()["failing"] == ["redis"]
+        finally:
+            await asyncio.to_thread(stack.start_redis)
+        created = await listener.wait_for("message.created", lambda e: len(e) == 1, within=30)
+    assert created[0]["data"]["message_key_id"] == "wamid.R1"
+    assert await outbox_rows() == 0
