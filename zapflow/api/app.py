@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -11,7 +12,7 @@ from starlette_prometheus import metrics
 
 from zapflow.api import sse, webhooks
 from zapflow.api.errors import install_error_handlers
-from zapflow.api.metrics import RouteMetricsMiddleware
+from zapflow.api.metrics import RouteMetricsMiddleware, refresh_backlog_gauges
 from zapflow.api.routes import health, instances, messages
 from zapflow.api.state import AppState
 from zapflow.config import Settings, get_settings
@@ -26,9 +27,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.build(settings)
         app.state.zapflow = state
+        backlog_gauges = asyncio.create_task(refresh_backlog_gauges(state.sessions))
         try:
             yield
         finally:
+            backlog_gauges.cancel()
             await state.close()
 
     app = FastAPI(

@@ -13,7 +13,14 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.models import InboxEvent, InboxEventStatus, InboxEventType, WhatsAppInstance
+from zapflow.db import SessionFactory
+from zapflow.models import (
+    InboxEvent,
+    InboxEventStatus,
+    InboxEventType,
+    WhatsAppInstance,
+    utc_now,
+)
 from zapflow.whatsapp.types import (
     InboundMessage,
     StatusUpdate,
@@ -125,3 +132,21 @@ async def store_rejected(
 
 async def notify_relay(session: AsyncSession) -> None:
     await session.execute(select(func.pg_notify(INBOX_CHANNEL, "")))
+
+
+@dataclass
+class Backlog:
+    pending: int
+    oldest_age_seconds: float
+
+
+async def inbox_backlog(sessions: SessionFactory) -> Backlog:
+    async with sessions() as session:
+        pending = col(InboxEvent.status) == InboxEventStatus.PENDING
+        count, oldest = (
+            await session.execute(
+                select(func.count(), func.min(InboxEvent.received_at)).where(pending)
+            )
+        ).one()
+    age = (utc_now() - oldest).total_seconds() if oldest else 0.0
+    return Backlog(pending=count, oldest_age_seconds=max(age, 0.0))

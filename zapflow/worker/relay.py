@@ -68,12 +68,6 @@ class ConversationWork:
     row_ids: list[int] = field(default_factory=list)
 
 
-@dataclass
-class Backlog:
-    pending: int
-    oldest_age_seconds: float
-
-
 class InboxRelay:
     def __init__(
         self, settings: Settings, sessions: SessionFactory, redis: Redis, temporal: Client
@@ -234,22 +228,6 @@ class InboxRelay:
                 log.warning("Temporal refused %s; rows stay pending: %s", ref.workflow_id, exc)
                 return False
         return True
-
-    # --- metrics ----------------------------------------------------------------------------
-    async def backlog(self) -> Backlog:
-        return await inbox_backlog(self._sessions)
-
-
-async def inbox_backlog(sessions: SessionFactory) -> Backlog:
-    async with sessions() as session:
-        pending = col(InboxEvent.status) == InboxEventStatus.PENDING
-        count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(InboxEvent.received_at)).where(pending)
-            )
-        ).one()
-    age = (utc_now() - oldest).total_seconds() if oldest else 0.0
-    return Backlog(pending=count, oldest_age_seconds=max(age, 0.0))
 
 
 def _ref(row: InboxEvent, remote_jid: str) -> ConversationRef:

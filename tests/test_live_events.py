@@ -1,0 +1,133 @@
+"""Live events over SSE: per conversation, per tenant, resumable with Last-Event-ID; metrics."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.traffic import (
+    EventListener,
+    cloud_delivery,
+    cloud_text,
+    create_cloud_instance,
+    create_evolution_instance,
+    eventually,
+    post_cloud,
+)
+from zapflow.models import Conversation, Message
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def _say(tenant: Tenant, instance: dict, wa_id: str, key: str, text: str) -> None:  # type: ignore[type-arg]
+    delivery = cloud_delivery(
+        instance["phone_number_id"], cloud_text(wa_id, key, text, int(time.time()))
+    )
+    assert (await post_cloud(tenant.client, instance["webhook_url"], delivery)).status_code == 200
+
+
+async def _conversation_of(sessions, tenant: Tenant, remote_jid: str) -> str:  # type: ignore[no-untyped-def]
+    async def probe() -> uuid.UUID | None:
+        async with sessions() as session:
+            query = select(Conversation.id).where(
+                Conversation.company_id == uuid.UUID(tenant.id),
+                Conversation.remote_jid == remote_jid,
+            )
+            return (await session.execute(query)).scalar_one_or_none()
+
+    return str(await eventually(probe, lambda found: found is not None))
+
+
+async def test_conversation_stream_shows_only_that_conversation(tenant: Tenant, sessions) -> None:  # type: ignore[no-untyped-def]
+    instance = await create_cloud_instance(tenant)
+    await _say(tenant, instance, "5511900000001", "wamid.S1", "first")
+    conversation_id = await _conversation_of(sessions, tenant, "5511900000001@s.whatsapp.net")
+    path = f"/api/v1/conversations/{conversation_id}/stream"
+    async with EventListener(tenant.client, path) as listener:
+        await _say(tenant, instance, "5511900000002", "wamid.S2", "someone else")
+        await _say(tenant, instance, "5511900000001", "wamid.S3", "second")
+        created = await listener.wait_for("message.created", lambda e: len(e) >= 1)
+        await eventually(lambda: _count_messages(sessions, tenant), lambda n: n == 3)
+    assert [e["data"]["body"] for e in created] == ["second"]
+    assert {e["conversation_id"] for e in listener.events} == {conversation_id}
+
+
+async def test_stream_never_shows_another_company(
+    tenant: Tenant,
+    api_url: str,
+    sessions,  # type: ignore[no-untyped-def]
+) -> None:
+    from zapflow.db import transaction
+    from zapflow.services.auth import create_company
+
+    async with transaction(sessions) as session:
+        _, other_key = await create_company(session, "Other Co")
+    headers = {"Authorization": f"Bearer {other_key.plain}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as other:
+        async with EventListener(other) as outsider, EventListener(tenant.client) as insider:
+            instance = await create_cloud_instance(tenant)
+            await _say(tenant, instance, "5511900000003", "wamid.S4", "private")
+            await insider.wait_for("message.created", lambda e: len(e) == 1)
+        foreign = f"/api/v1/conversations/{await _conversation_of(sessions, tenant, '5511900000003@s.whatsapp.net')}/stream"
+        assert (await other.get(foreign)).status_code == 404
+    assert outsider.events == []
+
+
+async def test_reconnecting_with_last_event_id_replays_what_was_missed(
+    tenant: Tenant, sessions
+) -> None:  # type: ignore[no-untyped-def]
+    instance = await create_cloud_instance(tenant)
+    async with EventListener(tenant.client) as listener:
+        await _say(tenant, instance, "5511900000004", "wamid.L1", "before")
+        await listener.wait_for("message.created", lambda e: len(e) == 1)
+    missed_from = listener.last_id
+    await _say(tenant, instance, "5511900000004", "wamid.L2", "while away")
+    await eventually(lambda: _count_messages(sessions, tenant), lambda n: n == 2)
+    resumed = EventListener(tenant.client)
+    resumed.last_id = missed_from
+    async with resumed:
+        created = await resumed.wait_for("message.created", lambda e: len(e) >= 1)
+    assert [e["data"]["body"] for e in created] == ["while away"]
+
+
+async def test_evolution_reply_goes_out_through_evolution(
+    tenant: Tenant,
+    sessions,
+    provider_server: ProviderServer,  # type: ignore[no-untyped-def]
+) -> None:
+    from tests.whatsapp.payloads import load
+
+    instance = await create_evolution_instance(tenant)
+    delivery = load("evolution_conversation")
+    delivery["apikey"] = "evo-key"
+    assert (await tenant.client.post(instance["webhook_url"], json=delivery)).status_code == 200
+    remote_jid = delivery["data"]["key"]["remoteJid"]
+    conversation_id = await _conversation_of(sessions, tenant, remote_jid)
+    reply = await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/messages", json={"text": "Bom dia!"}
+    )
+    assert reply.status_code == 202
+    [request] = await provider_server.wait_for_requests(1)
+    assert request.path == f"/message/sendText/{instance['evolution_instance']}"
+    assert request.headers["apikey"] == "evo-key"
+    assert request.json["text"] == "Bom dia!"
+
+
+async def test_metrics_label_routes_by_template_and_expose_the_backlog(tenant: Tenant) -> None:
+    await tenant.client.get(f"/api/v1/instances/{uuid.uuid4()}")
+    text = (await tenant.client.get("/metrics")).text
+    assert 'path_template="/api/v1/instances/{instance_id}"' in text
+    assert "zapflow_inbox_pending" in text
+    assert "zapflow_sse_connections_open" in text
+
+
+async def _count_messages(sessions, tenant: Tenant) -> int:  # type: ignore[no-untyped-def]
+    async with sessions() as session:
+        query = select(Message.id).where(Message.company_id == uuid.UUID(tenant.id))
+        return len((await session.execute(query)).all())
