@@ -74,8 +74,9 @@ async def test_stream_never_shows_another_company(
             instance = await create_cloud_instance(tenant)
             await _say(tenant, instance, "5511900000003", "wamid.S4", "private")
             await insider.wait_for("message.created", lambda e: len(e) == 1)
-        foreign = f"/api/v1/conversations/{await _conversation_of(sessions, tenant, '5511900000003@s.whatsapp.net')}/stream"
-        assert (await other.get(foreign)).status_code == 404
+        conversation_id = await _conversation_of(sessions, tenant, "5511900000003@s.whatsapp.net")
+        foreign = await other.get(f"/api/v1/conversations/{conversation_id}/stream")
+        assert foreign.status_code == 404
     assert outsider.events == []
 
 
