@@ -47,7 +47,10 @@ def get_temporal(state: StateDep) -> TemporalConnection:
     return state.temporal
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": commit before the response is sent, so a client that got its 2xx can rely on
+# the write (the default "request" scope would commit after sending, and keep the session open for
+# the life of a streamed response)
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 TemporalDep = Annotated[TemporalConnection, Depends(get_temporal)]
