@@ -66,11 +66,16 @@ def provider_of(name: str) -> str:
     return "cloud" if name.startswith("cloud_") else "evolution"
 
 
-def delivery(name: str) -> dict[str, Any]:
-    """The fixture as the provider would send it to our instance."""
+def delivery(name: str, instance: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fixture as the provider would send it to our instance (Cloud: to its number)."""
     body = load(name)
     if provider_of(name) == "evolution":
         body["apikey"] = EVOLUTION_KEY
+    elif instance is not None:
+        for entry in body["entry"]:
+            for change in entry["changes"]:
+                if "metadata" in change["value"]:
+                    change["value"]["metadata"]["phone_number_id"] = instance["phone_number_id"]
     return body
 
 
@@ -188,7 +193,7 @@ async def test_message_is_stored_as_normalized(
     name: str, tenant: Tenant, sessions: SessionFactory
 ) -> None:
     instance = await create_instance(tenant, provider_of(name))
-    body = delivery(name)
+    body = delivery(name, instance)
     events = normalize(name, body)
     expected = [e for e in events if isinstance(e, InboundMessage)]
     assert expected, f"{name} carries no message: list it in NO_MESSAGE"
@@ -224,7 +229,7 @@ async def test_delivery_without_a_message_stores_no_message(
     name: str, tenant: Tenant, sessions: SessionFactory
 ) -> None:
     instance = await create_instance(tenant, provider_of(name))
-    body = delivery(name)
+    body = delivery(name, instance)
     events = normalize(name, body)
     assert not any(isinstance(e, InboundMessage) for e in events)
 

@@ -270,3 +270,36 @@ async def test_evolution_webhook_authenticates_and_resolves_lid_aliases(
         "207123456789012@lid",
         "Maria Souza",
     )
+
+
+async def test_one_app_webhook_feeds_each_number_its_own_events(tenant: Tenant, sessions) -> None:  # type: ignore[no-untyped-def]
+    sales = await create_cloud_instance(tenant)
+    support = await create_cloud_instance(tenant)  # same Meta app: same app secret
+    now = int(time.time())
+    delivery = cloud_delivery(
+        sales["phone_number_id"], cloud_text("5511900001111", "wamid.P1", "to sales", now)
+    )
+    delivery["entry"] += cloud_delivery(
+        support["phone_number_id"], cloud_text("5511900002222", "wamid.P2", "to support", now)
+    )["entry"]
+    delivery["entry"] += cloud_delivery(
+        "999999999", cloud_text("5511900003333", "wamid.P3", "unknown number", now)
+    )["entry"]
+    ack = await post_cloud(tenant.client, sales["webhook_url"], delivery)
+    assert ack.json() == {"stored": 2, "duplicates": 0}
+    await eventually(lambda: count(sessions, Message, tenant.id), lambda n: n == 2)
+    async with sessions() as session:
+        rows = (
+            await session.execute(select(Message).where(Message.company_id == uuid.UUID(tenant.id)))
+        ).scalars()
+        instance_of = {m.body: str(m.instance_id) for m in rows}
+        rejected = (
+            await session.execute(
+                select(InboxEvent).where(
+                    InboxEvent.company_id == uuid.UUID(tenant.id),
+                    InboxEvent.status == InboxEventStatus.REJECTED,
+                )
+            )
+        ).scalar_one()
+    assert instance_of == {"to sales": sales["id"], "to support": support["id"]}
+    assert rejected.error == "no instance of this company has phone_number_id 999999999"

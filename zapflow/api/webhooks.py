@@ -20,7 +20,7 @@ from zapflow.api.deps import StateDep
 from zapflow.api.state import AppState
 from zapflow.errors import Forbidden, PayloadTooLarge, Unauthorized, ZapflowError
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
-from zapflow.services import inbox
+from zapflow.services import inbox, instances
 from zapflow.whatsapp import cloud, evolution
 from zapflow.whatsapp.errors import MalformedPayload
 from zapflow.whatsapp.types import WebhookEvent
@@ -64,9 +64,18 @@ async def _find_instance(
 async def _store(
     state: AppState, instance: WhatsAppInstance, events: Sequence[WebhookEvent], request: Request
 ) -> JSONResponse:
+    cid = correlation_id(request)
+    stored = duplicates = 0
     async with state.sessions() as session, session.begin():
-        accepted = await inbox.store_events(session, instance, events, correlation_id(request))
-    return JSONResponse({"stored": accepted.stored, "duplicates": accepted.duplicates})
+        routed, unroutable = await instances.route_events(session, instance, events)
+        if unroutable:
+            numbers = ", ".join(sorted({str(e.instance) for e in unroutable}))
+            reason = f"no instance of this company has phone_number_id {numbers}"
+            await inbox.store_events(session, instance, unroutable, cid, rejected_because=reason)
+        for target, group in routed:
+            accepted = await inbox.store_events(session, target, group, cid)
+            stored, duplicates = stored + accepted.stored, duplicates + accepted.duplicates
+    return JSONResponse({"stored": stored, "duplicates": duplicates})
 
 
 async def _reject(

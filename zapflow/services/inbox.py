@@ -51,8 +51,13 @@ async def store_events(
     instance: WhatsAppInstance,
     events: Sequence[WebhookEvent],
     correlation_id: str,
+    *,
+    rejected_because: str | None = None,
 ) -> Accepted:
-    """INSERT ... ON CONFLICT DO NOTHING, then wake the relay (NOTIFY is sent at commit)."""
+    """INSERT ... ON CONFLICT DO NOTHING, then wake the relay (NOTIFY is sent at commit).
+
+    With ``rejected_because`` the rows are kept for audit as ``rejected`` and never relayed.
+    """
     if not events:
         return Accepted(0, 0)
     rows = [
@@ -64,6 +69,8 @@ async def store_events(
             "dedupe_key": dedupe_key(event),
             "payload": event_to_dict(event),
             "correlation_id": correlation_id,
+            "status": InboxEventStatus.REJECTED if rejected_because else InboxEventStatus.PENDING,
+            "error": rejected_because,
         }
         for event in events
     ]
@@ -74,7 +81,7 @@ async def store_events(
         .returning(col(InboxEvent.id))
     )
     stored = len((await session.execute(statement)).all())
-    if stored:
+    if stored and not rejected_because:
         await notify_relay(session)
     return Accepted(stored, len(rows) - stored)
 

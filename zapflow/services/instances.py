@@ -5,6 +5,8 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -13,6 +15,7 @@ from sqlmodel import col
 
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
+from zapflow.whatsapp.types import WebhookEvent
 
 WEBHOOK_CACHE_SECONDS = 10.0
 
@@ -107,3 +110,36 @@ class WebhookInstances:
         if instance is None or instance.provider != provider:
             raise NotFound("no instance has this webhook URL")
         return instance
+
+
+Routed = list[tuple[WhatsAppInstance, Sequence[WebhookEvent]]]
+
+
+async def route_events(
+    session: AsyncSession, posted_to: WhatsAppInstance, events: Sequence[WebhookEvent]
+) -> tuple[Routed, list[WebhookEvent]]:
+    """Which instance each event of a delivery belongs to, and the events none of them owns.
+
+    An Evolution URL serves one instance. A Cloud API delivery is split by the number each event
+    names (``metadata.phone_number_id``): one Meta app has one webhook URL for every number it
+    serves, so a delivery posted to one instance's URL may carry another number's events. Only
+    numbers of the same company whose app secret signed the delivery are taken.
+    """
+    if posted_to.provider != WhatsAppProvider.CLOUD:
+        return [(posted_to, events)], []
+    by_number: dict[str | None, list[WebhookEvent]] = defaultdict(list)
+    for event in events:
+        by_number[event.instance or posted_to.phone_number_id].append(event)
+    targets = {posted_to.phone_number_id: posted_to}
+    others = [n for n in by_number if n not in targets]
+    if others:
+        query = select(WhatsAppInstance).where(
+            col(WhatsAppInstance.company_id) == posted_to.company_id,
+            col(WhatsAppInstance.provider) == WhatsAppProvider.CLOUD,
+            col(WhatsAppInstance.app_secret) == posted_to.app_secret,
+            col(WhatsAppInstance.phone_number_id).in_(others),
+        )
+        targets.update({i.phone_number_id: i for i in (await session.execute(query)).scalars()})
+    routed: Routed = [(targets[n], group) for n, group in by_number.items() if n in targets]
+    unroutable = [e for n, group in by_number.items() if n not in targets for e in group]
+    return routed, unroutable
