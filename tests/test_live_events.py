@@ -132,3 +132,43 @@ async def _count_messages(sessions, tenant: Tenant) -> int:  # type: ignore[no-u
     async with sessions() as session:
         query = select(Message.id).where(Message.company_id == uuid.UUID(tenant.id))
         return len((await session.execute(query)).all())
+
+
+async def test_media_and_template_replies_reach_the_cloud_api(
+    tenant: Tenant,
+    sessions,
+    provider_server: ProviderServer,  # type: ignore[no-untyped-def]
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    await _say(tenant, instance, "5511900000005", "wamid.M1", "manda o catálogo")
+    conversation_id = await _conversation_of(sessions, tenant, "5511900000005@s.whatsapp.net")
+    path = f"/api/v1/conversations/{conversation_id}/messages"
+    media = {
+        "url": "https://example.com/catalogo.pdf",
+        "kind": "document",
+        "filename": "catalogo.pdf",
+    }
+    template = {"name": "boas_vindas", "language": "pt_BR", "params": ["Maria"]}
+    assert (
+        await tenant.client.post(path, json={"type": "media", "media": media})
+    ).status_code == 202
+    assert (
+        await tenant.client.post(path, json={"type": "template", "template": template})
+    ).status_code == 202
+    document, welcome = [r.json for r in await provider_server.wait_for_requests(2)]
+    assert document["type"] == "document"
+    assert document["document"] == {"link": media["url"], "filename": "catalogo.pdf"}
+    assert welcome["type"] == "template"
+    assert welcome["template"]["name"] == "boas_vindas"
+    assert welcome["template"]["components"][0]["parameters"] == [{"type": "text", "text": "Maria"}]
+
+
+async def test_send_rejects_content_that_does_not_match_its_type(tenant: Tenant, sessions) -> None:  # type: ignore[no-untyped-def]
+    instance = await create_cloud_instance(tenant)
+    await _say(tenant, instance, "5511900000006", "wamid.M2", "oi")
+    conversation_id = await _conversation_of(sessions, tenant, "5511900000006@s.whatsapp.net")
+    response = await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/messages", json={"type": "media", "text": "x"}
+    )
+    assert response.status_code == 422
+    assert "media" in response.json()["error"]["message"]
