@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from zapflow.api.deps import CurrentPrincipal, SessionDep
+from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.errors import Unprocessable
 from zapflow.models import ConversationStatus
 from zapflow.schemas import MessagePublic
@@ -16,7 +17,6 @@ from zapflow.services import queries
 from zapflow.services.outbound import OutboundContent, queue_outbound
 
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
-MAX_PAGE = 100
 
 
 class MediaIn(BaseModel):
@@ -61,27 +61,30 @@ class SendMessage(BaseModel):
         return self
 
 
-class MessagePage(BaseModel):
-    data: list[MessagePublic]
-    next_cursor: str | None
-    has_more: bool
+MessageFields = Annotated[frozenset[str] | None, Depends(fields_param(MessagePublic))]
 
 
-@router.get("", summary="Messages of a conversation, newest first", response_model=MessagePage)
+@router.get(
+    "",
+    summary="Messages of a conversation, newest first",
+    response_model=CursorPage[MessagePublic],
+)
 async def list_messages(
     conversation_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
-    cursor: str | None = None,
-) -> MessagePage:
+    fields: MessageFields,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
     await queries.get_conversation(session, principal.company_id, conversation_id)
     rows, next_cursor = await queries.page_messages(session, conversation_id, limit, cursor)
-    return MessagePage(
+    page = CursorPage[MessagePublic](
         data=[MessagePublic.model_validate(r) for r in rows],
         next_cursor=next_cursor,
         has_more=next_cursor is not None,
     )
+    return respond(page, fields)
 
 
 @router.post(

@@ -1,0 +1,69 @@
+"""Page shapes, the page-size limit and sparse fieldsets (``?fields=id,name``) for the routes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from fastapi.responses import ORJSONResponse
+from pydantic import BaseModel
+
+from zapflow.errors import Unprocessable
+
+T = TypeVar("T")
+MAX_PAGE = 100
+
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
+
+
+class CursorPage(BaseModel, Generic[T]):
+    data: list[T]
+    next_cursor: str | None
+    has_more: bool
+
+
+class OffsetPage(BaseModel, Generic[T]):
+    data: list[T]
+    total: int
+    page: int
+    pages: int
+    limit: int
+
+
+def fields_param(model: type[BaseModel]) -> Callable[[str | None], frozenset[str] | None]:
+    """A query dependency: the requested fields, checked against ``model``'s (422 otherwise)."""
+    allowed = frozenset(model.model_fields)
+    description = f"Comma-separated fields to return, among: {', '.join(sorted(allowed))}"
+
+    def dependency(
+        fields: Annotated[str | None, Query(description=description)] = None,
+    ) -> frozenset[str] | None:
+        if not fields:
+            return None
+        wanted = frozenset(f.strip() for f in fields.split(",") if f.strip())
+        unknown = sorted(wanted - allowed)
+        if unknown:
+            raise Unprocessable(
+                f"fields: unknown field {', '.join(unknown)}",
+                details={"unknown": unknown, "allowed": sorted(allowed)},
+            )
+        return wanted | {"id"} if "id" in allowed else wanted
+
+    return dependency
+
+
+def sparse(items: Iterable[BaseModel], fields: frozenset[str] | None) -> list[dict[str, Any]]:
+    return [item.model_dump(mode="json", include=set(fields) if fields else None) for item in items]
+
+
+def respond(page: BaseModel, fields: frozenset[str] | None) -> Any:
+    """The page (or object) as is, or as JSON holding only the requested fields."""
+    if fields is None:
+        return page
+    if isinstance(page, CursorPage | OffsetPage):
+        body = page.model_dump(mode="json", exclude={"data"})
+        body["data"] = sparse(page.data, fields)
+        return ORJSONResponse(body)
+    return ORJSONResponse(page.model_dump(mode="json", include=set(fields)))
