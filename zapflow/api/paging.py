@@ -1,6 +1,8 @@
-"""Page shapes, the page-size limit and sparse fieldsets (``?fields=id,name``) for the routes."""
+"""Page shapes, the page-size limit and sparse fieldsets (``?fields=id,name``) for the routes.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: FastAPI must see the real annotations of the
+field dependency, whose Query description is built at run time.
+"""
 
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Generic, TypeVar
