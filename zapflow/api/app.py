@@ -13,7 +13,20 @@ from starlette_prometheus import metrics
 from zapflow.api import sse, webhooks
 from zapflow.api.errors import install_error_handlers
 from zapflow.api.metrics import RouteMetricsMiddleware, refresh_backlog_gauges
-from zapflow.api.routes import health, instances, messages
+from zapflow.api.routes import (
+    api_keys,
+    companies,
+    contacts,
+    conversations,
+    deals,
+    funnels,
+    health,
+    instances,
+    messages,
+    notes,
+    tags,
+    users,
+)
 from zapflow.api.state import AppState
 from zapflow.config import Settings, get_settings
 
@@ -46,6 +59,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_route("/metrics", metrics, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(webhooks.router)
-    for router in (instances.router, messages.router, sse.router):
+    routers = (
+        companies.router, users.router, api_keys.router, instances.router, contacts.router,
+        notes.router, tags.router, conversations.router, messages.router, funnels.router,
+        deals.router, sse.router,
+    )  # fmt: skip
+    for router in routers:
         app.include_router(router, prefix=API_PREFIX)
     return app

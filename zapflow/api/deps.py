@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,7 @@ from zapflow.api.state import AppState
 from zapflow.config import Settings
 from zapflow.errors import Forbidden
 from zapflow.services.auth import Principal
+from zapflow.services.events import Event, publish_outbox, stage
 from zapflow.temporal import TemporalConnection
 
 
@@ -76,3 +77,26 @@ async def require_admin(principal: Annotated[Principal, Depends(get_principal)])
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
+class EventPublisher:
+    """Stages live events in the request's transaction; publishes them once the response is out
+    (after the commit), so a client never hears of a change it cannot read yet."""
+
+    def __init__(self, session: AsyncSession, state: AppState, background: BackgroundTasks) -> None:
+        self._session = session
+        self._state = state
+        self._background = background
+
+    async def emit(self, *events: Event) -> None:
+        ids = await stage(self._session, events)
+        self._background.add_task(publish_outbox, self._state.sessions, self._state.redis, ids)
+
+
+def get_publisher(
+    session: SessionDep, state: StateDep, background: BackgroundTasks
+) -> EventPublisher:
+    return EventPublisher(session, state, background)
+
+
+PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]
