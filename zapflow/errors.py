@@ -9,10 +9,18 @@ class ZapflowError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Any = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        self.headers = headers
         if code:
             self.code = code
 
@@ -45,6 +53,11 @@ class Unprocessable(ZapflowError):
 class PayloadTooLarge(ZapflowError):
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(ZapflowError):
+    status_code = 429
+    code = "rate_limited"
 
 
 class ServiceUnavailable(ZapflowError):

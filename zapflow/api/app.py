@@ -13,6 +13,7 @@ from starlette_prometheus import metrics
 from zapflow.api import sse, webhooks
 from zapflow.api.errors import install_error_handlers
 from zapflow.api.metrics import RouteMetricsMiddleware, refresh_backlog_gauges
+from zapflow.api.ratelimit import RateLimitHeadersMiddleware
 from zapflow.api.routes import (
     api_keys,
     companies,
@@ -40,11 +41,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.build(settings)
         app.state.zapflow = state
-        backlog_gauges = asyncio.create_task(refresh_backlog_gauges(state.sessions))
+        background = [
+            asyncio.create_task(refresh_backlog_gauges(state.sessions)),
+            asyncio.create_task(state.cache.listen()),
+        ]
         try:
             yield
         finally:
-            backlog_gauges.cancel()
+            for task in background:
+                task.cancel()
             await state.close()
 
     app = FastAPI(
@@ -55,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
+    app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RouteMetricsMiddleware)
     app.add_route("/metrics", metrics, include_in_schema=False)
     app.include_router(health.router)

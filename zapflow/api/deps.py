@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
 from fastapi import BackgroundTasks, Depends, Request
@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from zapflow.api.ratelimit import enforce as enforce_rate_limit
 from zapflow.api.state import AppState
 from zapflow.config import Settings
 from zapflow.errors import Forbidden
@@ -26,6 +27,14 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` once the request's transaction has committed (before the response)."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     async with state.sessions() as session:
         try:
@@ -34,6 +43,8 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
+        for callback in session.info.pop(AFTER_COMMIT, []):
+            await callback()
 
 
 def get_settings_dep(state: StateDep) -> Settings:
@@ -61,12 +72,15 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 
 async def get_principal(
+    request: Request,
     state: StateDep,
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     plain = credentials.credentials if credentials else None
-    return await state.authenticator.authenticate(session, plain)
+    principal = await state.authenticator.authenticate(session, plain)
+    await enforce_rate_limit(request, state, principal)
+    return principal
 
 
 async def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:

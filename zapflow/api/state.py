@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
 from zapflow.redis import create_redis
@@ -21,6 +22,7 @@ class AppState:
     engine: AsyncEngine
     sessions: SessionFactory
     redis: Redis
+    cache: Cache
     temporal: TemporalConnection
     authenticator: Authenticator
     webhook_instances: WebhookInstances
@@ -28,11 +30,13 @@ class AppState:
     @classmethod
     def build(cls, settings: Settings) -> AppState:
         engine = create_engine(settings)
+        redis = create_redis(settings)
         return cls(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            redis=create_redis(settings),
+            redis=redis,
+            cache=Cache(redis),
             temporal=TemporalConnection(settings),
             authenticator=Authenticator(),
             webhook_instances=WebhookInstances(),

@@ -1,0 +1,73 @@
+"""Applies the rate limiter to authenticated API requests and adds ``RateLimit-*`` headers.
+
+The group is the first path segment under /api/v1 (``contacts``, ``conversations`` ...). A company
+may set its own limits in ``settings.rate_limits``: ``{"default": 600, "contacts": 120}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from zapflow.api.state import AppState
+from zapflow.errors import TooManyRequests
+from zapflow.services import ratelimit
+from zapflow.services.auth import Principal
+from zapflow.services.company_settings import company_settings
+
+STATE_KEY = "rate_limit"
+
+
+def route_group(path: str) -> str:
+    parts = path.split("/")
+    return parts[3] if len(parts) > 3 and parts[3] else "root"  # "", "api", "v1", group
+
+
+def limit_for(settings: dict[str, Any], group: str, default: int) -> int:
+    limits = settings.get("rate_limits") or {}
+    value = limits.get(group, limits.get("default", default))
+    return int(value) if isinstance(value, int) and value > 0 else default
+
+
+async def enforce(request: Request, state: AppState, principal: Principal) -> None:
+    group = route_group(request.url.path)
+    settings = await company_settings(state.cache, state.sessions, principal.company_id)
+    limit = limit_for(settings, group, state.settings.rate_limit_per_minute)
+    outcome = await ratelimit.hit(state.redis, str(principal.api_key_id), group, limit)
+    if outcome is None:
+        return
+    request.state.rate_limit = outcome
+    if not outcome.allowed:
+        raise TooManyRequests(
+            f"rate limit of {limit} requests per minute reached for {group}",
+            details={"limit": limit, "group": group, "retry_after": outcome.reset_seconds},
+            headers=outcome.headers(),
+        )
+
+
+class RateLimitHeadersMiddleware:
+    """Copies the request's limiter state into the response's headers, whatever the route
+    returned (models, streaming or JSON responses)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            outcome = scope.get("state", {}).get(STATE_KEY)
+            if message["type"] == "http.response.start" and outcome is not None:
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                for name, value in outcome.headers().items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
