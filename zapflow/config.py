@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # processes
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    queue_warning_backlog: int = Field(100, ge=1)  # the seed's thresholds
+    queue_critical_backlog: int = Field(500, ge=1)
     rate_limit_per_minute: int = Field(1200, ge=1)  # per API key and route group; per company too
     public_url: str | None = None  # how providers reach the API; webhook URLs are built on it
     webhook_max_bytes: int = Field(3 * 1024 * 1024, ge=1024)

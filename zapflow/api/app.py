@@ -25,6 +25,7 @@ from zapflow.api.routes import (
     instances,
     messages,
     notes,
+    ops,
     tags,
     users,
 )
@@ -68,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (
         companies.router, users.router, api_keys.router, instances.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
-        deals.router, sse.router,
+        deals.router, ops.router, sse.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)

@@ -92,15 +92,19 @@ async def store_outbound_request(
     message_id: uuid.UUID,
     remote_jid: str,
     correlation_id: str | None = None,
+    attempt: str | None = None,
 ) -> None:
-    """Queue an outbound message for its conversation's workflow, through the same relay."""
+    """Queue an outbound message for its conversation's workflow, through the same relay.
+
+    ``attempt`` names a deliberate resend (a dead letter's replay), which is a new inbox event.
+    """
     session.add(
         InboxEvent(
             company_id=instance.company_id,
             instance_id=instance.id,
             provider=instance.provider,
             event_type=InboxEventType.OUTBOUND,
-            dedupe_key=f"outbound:{message_id}",
+            dedupe_key=f"outbound:{message_id}" + (f":{attempt}" if attempt else ""),
             payload={"message_id": str(message_id), "remote_jid": remote_jid},
             correlation_id=correlation_id,
         )

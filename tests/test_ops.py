@@ -1,0 +1,125 @@
+"""Operations routes: queue health with thresholds, dead letters listed and replayed."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.traffic import (
+    cloud_delivery,
+    cloud_text,
+    create_cloud_instance,
+    eventually,
+    post_cloud,
+)
+from zapflow.api.app import create_app
+from zapflow.config import Settings
+from zapflow.db import transaction
+from zapflow.models import Conversation, Message, UserRole
+from zapflow.services.auth import create_api_key
+from zapflow.temporal import connect
+from zapflow.workflows.conversation import ConversationWorkflow
+from zapflow.workflows.inputs import ConversationInput, ConversationRef
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_queue_health_reports_every_queue(tenant: Tenant, sessions) -> None:  # type: ignore[no-untyped-def]
+    report = (await tenant.client.get("/api/v1/ops/queues")).json()
+    by_name = {q["queue"]: q for q in report["queues"]}
+    assert set(by_name) == {"inbox", "messages", "embeddings", "flows", "followups"}
+    assert by_name["messages"]["pollers"] >= 1
+    assert (report["warning_backlog"], report["critical_backlog"]) == (100, 500)
+    async with transaction(sessions) as session:
+        agent = await create_api_key(session, uuid.UUID(tenant.id), "agent", UserRole.AGENT)
+    refused = await tenant.client.get(
+        "/api/v1/ops/queues", headers={"Authorization": f"Bearer {agent.plain}"}
+    )
+    assert refused.status_code == 403
+
+
+async def test_queue_health_flags_a_backlog_nobody_works_on(
+    settings: Settings, tenant: Tenant
+) -> None:
+    stopped = settings.model_copy(
+        update={
+            "messages_task_queue": f"stopped-{uuid.uuid4().hex[:8]}",
+            "queue_warning_backlog": 1,
+            "queue_critical_backlog": 3,
+        }
+    )
+    client = await connect(stopped)
+    for i in range(2):
+        ref = ConversationRef(tenant.id, str(uuid.uuid4()), f"55119{i}@s.whatsapp.net")
+        await client.start_workflow(
+            ConversationWorkflow.run,
+            ConversationInput(ref),
+            id=ref.workflow_id,
+            task_queue=stopped.messages_task_queue,
+        )
+    app = create_app(stopped)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://zapflow",
+            headers={"Authorization": f"Bearer {tenant.api_key}"},
+        ) as api,
+    ):
+
+        async def report() -> dict:  # type: ignore[type-arg]
+            return (await api.get("/api/v1/ops/queues")).json()
+
+        found = await eventually(report, lambda r: r["status"] == "warning", within=20)
+    queue = next(q for q in found["queues"] if q["queue"] == stopped.messages_task_queue)
+    assert (queue["backlog"], queue["pollers"], queue["level"]) == (2, 0, "warning")
+
+
+async def test_a_refused_send_is_dead_lettered_then_replayed_once_fixed(
+    tenant: Tenant,
+    sessions,
+    provider_server: ProviderServer,  # type: ignore[no-untyped-def]
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    delivery = cloud_delivery(
+        instance["phone_number_id"], cloud_text("5511977770000", "wamid.D1", "oi", int(time.time()))
+    )
+    await post_cloud(tenant.client, instance["webhook_url"], delivery)
+
+    async def conversation_id() -> uuid.UUID | None:
+        async with sessions() as session:
+            query = select(Conversation.id).where(Conversation.company_id == uuid.UUID(tenant.id))
+            return (await session.execute(query)).scalar_one_or_none()
+
+    cid = await eventually(conversation_id, lambda c: c is not None)
+    provider_server.fail_next(1, status=400)
+    sent = (
+        await tenant.client.post(f"/api/v1/conversations/{cid}/messages", json={"text": "x"})
+    ).json()
+
+    async def letters() -> list[dict]:  # type: ignore[type-arg]
+        return (await tenant.client.get("/api/v1/ops/dead-letters?status=open")).json()["data"]
+
+    [letter] = await eventually(letters, lambda rows: len(rows) == 1)
+    assert letter["kind"] == "send" and letter["reference"]["message_id"] == sent["id"]
+    replayed = await tenant.client.post(f"/api/v1/ops/dead-letters/{letter['id']}/replay")
+    assert replayed.status_code == 200 and replayed.json()["status"] == "replayed"
+
+    async def status() -> str:
+        async with sessions() as session:
+            message = await session.get(Message, uuid.UUID(sent["id"]))
+            assert message is not None
+            return message.status.value
+
+    assert await eventually(status, lambda s: s == "sent") == "sent"
+    assert [r.status for r in provider_server.requests] == [400, 200]
+    again = await tenant.client.post(f"/api/v1/ops/dead-letters/{letter['id']}/replay")
+    assert again.status_code == 409
+    other_company = await tenant.client.post(f"/api/v1/ops/dead-letters/{uuid.uuid4()}/replay")
+    assert other_company.status_code == 404

@@ -1,0 +1,105 @@
+"""Operations (admin keys only): queue health and dead letters with replay."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict
+
+from zapflow.api.deps import AdminPrincipal, SessionDep, SettingsDep, StateDep
+from zapflow.api.paging import Cursor, CursorPage, Limit
+from zapflow.models import DeadLetterKind, DeadLetterStatus
+from zapflow.services import dead_letters
+from zapflow.services.queue_health import queue_health
+
+router = APIRouter(prefix="/ops", tags=["operations"])
+
+
+class QueueHealthPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    queue: str
+    kind: Literal["temporal", "inbox"]
+    backlog: int
+    oldest_age_seconds: float
+    pollers: int | None
+    level: Literal["ok", "warning", "critical"]
+
+
+class QueuesReport(BaseModel):
+    status: Literal["ok", "warning", "critical"]
+    warning_backlog: int
+    critical_backlog: int
+    queues: list[QueueHealthPublic]
+
+
+class DeadLetterPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    kind: DeadLetterKind
+    reference: dict[str, Any]
+    error: str
+    attempts: int
+    payload: dict[str, Any]
+    status: DeadLetterStatus
+    replay_result: dict[str, Any] | None
+    created_at: datetime
+    replayed_at: datetime | None
+
+
+LEVELS = ("ok", "warning", "critical")
+
+
+@router.get("/queues", summary="Backlog and pollers of every queue", response_model=QueuesReport)
+async def queues(_: AdminPrincipal, state: StateDep, settings: SettingsDep) -> QueuesReport:
+    client = await state.temporal.get()
+    report = await queue_health(client, settings, state.sessions)
+    worst = max((item.level for item in report), key=LEVELS.index)
+    return QueuesReport(
+        status=worst,
+        warning_backlog=settings.queue_warning_backlog,
+        critical_backlog=settings.queue_critical_backlog,
+        queues=[QueueHealthPublic.model_validate(item) for item in report],
+    )
+
+
+@router.get(
+    "/dead-letters",
+    summary="Work that failed for good, newest first",
+    response_model=CursorPage[DeadLetterPublic],
+)
+async def list_dead_letters(
+    principal: AdminPrincipal,
+    session: SessionDep,
+    kind: DeadLetterKind | None = None,
+    status: DeadLetterStatus | None = None,
+    since: datetime | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CursorPage[DeadLetterPublic]:
+    rows, next_cursor = await dead_letters.page_dead_letters(
+        session, principal.company_id, kind=kind, status=status, since=since,
+        limit=limit, cursor=cursor,
+    )  # fmt: skip
+    return CursorPage[DeadLetterPublic](
+        data=[DeadLetterPublic.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+        has_more=next_cursor is not None,
+    )
+
+
+@router.post(
+    "/dead-letters/{letter_id}/replay",
+    summary="Run the failed step again, once, through the normal path",
+    response_model=DeadLetterPublic,
+    responses={409: {"description": "already replayed, or nothing left to replay"}},
+)
+async def replay_dead_letter(
+    letter_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep
+) -> DeadLetterPublic:
+    letter = await dead_letters.replay(session, principal.company_id, letter_id)
+    return DeadLetterPublic.model_validate(letter)
