@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     # processes
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    slow_request_ms: int = Field(500, ge=1)  # requests slower than this are logged as warnings
+    event_loop_lag_warning_ms: int = Field(100, ge=1)
+    memory_warning_mb: int = Field(500, ge=1)  # the seed's threshold
     queue_warning_backlog: int = Field(100, ge=1)  # the seed's thresholds
     queue_critical_backlog: int = Field(500, ge=1)
     rate_limit_per_minute: int = Field(1200, ge=1)  # per API key and route group; per company too

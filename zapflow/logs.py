@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from zapflow.config import Settings
@@ -13,6 +14,19 @@ from zapflow.config import Settings
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
     "message", "asctime", "taskName", "color_message",
 }  # fmt: skip
+
+
+# One id follows a delivery from the webhook through the relay and the workflow's activities to
+# the send; every log line written while handling it carries the id.
+CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+class CorrelationFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        correlation_id = CORRELATION_ID.get()
+        if correlation_id and not hasattr(record, "correlation_id"):
+            record.correlation_id = correlation_id
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -44,6 +58,7 @@ class ConsoleFormatter(logging.Formatter):
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.log_format == "json" else ConsoleFormatter())
+    handler.addFilter(CorrelationFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)

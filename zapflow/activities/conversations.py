@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from redis.asyncio import Redis
 from temporalio import activity
 
 from zapflow.db import SessionFactory, transaction
+from zapflow.logs import CORRELATION_ID
 from zapflow.services.conversations import persist_inbound
 from zapflow.services.events import publish_outbox
 from zapflow.workflows.inputs import PersistInboundInput, PersistInboundResult
+
+log = logging.getLogger(__name__)
 
 
 class ConversationActivities:
@@ -21,6 +25,7 @@ class ConversationActivities:
     @activity.defn
     async def persist_inbound(self, input: PersistInboundInput) -> PersistInboundResult:
         ref = input.ref
+        CORRELATION_ID.set(",".join(input.correlation_ids) or None)
         async with transaction(self._sessions) as session:
             result = await persist_inbound(
                 session,
@@ -31,6 +36,14 @@ class ConversationActivities:
                 workflow_id=activity.info().workflow_id,
             )
         await publish_outbox(self._sessions, self._redis, result.event_ids)
+        log.info(
+            "inbound persisted",
+            extra={
+                "workflow_id": activity.info().workflow_id,
+                "message_key_ids": [m.key_id for m in input.messages],
+                "new_messages": len(result.new_message_ids),
+            },
+        )
         return PersistInboundResult(
             conversation_id=str(result.conversation_id),
             contact_id=str(result.contact_id),

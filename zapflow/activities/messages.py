@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import timedelta
 
@@ -13,12 +14,14 @@ from temporalio.exceptions import ApplicationError
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.errors import ZapflowError
+from zapflow.logs import CORRELATION_ID
 from zapflow.services import outbound
 from zapflow.services.events import publish_outbox
 from zapflow.whatsapp import ProviderError, client_for
 from zapflow.whatsapp.types import SendResult
 from zapflow.workflows.inputs import SendFailedInput, SendMessageInput, SendMessageResult
 
+log = logging.getLogger(__name__)
 DELIVERY_UNKNOWN = (
     "the worker stopped while the provider was answering, so this message may or may not have "
     "been delivered; it is not resent automatically (check the chat, then retry it)"
@@ -37,6 +40,7 @@ class MessageActivities:
     @activity.defn
     async def send_message(self, input: SendMessageInput) -> SendMessageResult:
         message_id = uuid.UUID(input.message_id)
+        CORRELATION_ID.set(input.correlation_id)
         try:
             async with transaction(self._sessions) as session:
                 job = await outbound.claim(session, message_id)
@@ -54,10 +58,29 @@ class MessageActivities:
             result = await self._send(job)
         except ProviderError as exc:
             await self._release(message_id, exc)
+            log.warning(
+                "send refused",
+                extra={
+                    "workflow_id": activity.info().workflow_id,
+                    "message_id": input.message_id,
+                    "status_code": exc.status_code,
+                    "retryable": exc.retryable,
+                    "attempt": activity.info().attempt,
+                },
+            )
             raise _as_application_error(exc) from None
         async with transaction(self._sessions) as session:
             await outbound.record_sent(session, message_id, result.provider_message_id)
         await publish_outbox(self._sessions, self._redis)
+        log.info(
+            "message sent",
+            extra={
+                "workflow_id": activity.info().workflow_id,
+                "message_id": input.message_id,
+                "message_key_id": result.provider_message_id,
+                "provider": job.instance.provider.value,
+            },
+        )
         return SendMessageResult(status="sent", provider_message_id=result.provider_message_id)
 
     async def _send(self, job: outbound.SendJob) -> SendResult:

@@ -11,8 +11,13 @@ from fastapi.middleware.gzip import GZipMiddleware
 from starlette_prometheus import metrics
 
 from zapflow.api import sse, webhooks
+from zapflow.api.correlation import CorrelationMiddleware
 from zapflow.api.errors import install_error_handlers
-from zapflow.api.metrics import RouteMetricsMiddleware, refresh_backlog_gauges
+from zapflow.api.metrics import (
+    RouteMetricsMiddleware,
+    refresh_backlog_gauges,
+    watch_event_loop,
+)
 from zapflow.api.ratelimit import RateLimitHeadersMiddleware
 from zapflow.api.routes import (
     api_keys,
@@ -45,6 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         background = [
             asyncio.create_task(refresh_backlog_gauges(state.sessions)),
             asyncio.create_task(state.cache.listen()),
+            asyncio.create_task(
+                watch_event_loop(settings.event_loop_lag_warning_ms, settings.memory_warning_mb)
+            ),
         ]
         try:
             yield
@@ -62,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     app.add_middleware(RateLimitHeadersMiddleware)
-    app.add_middleware(RouteMetricsMiddleware)
+    app.add_middleware(RouteMetricsMiddleware, slow_request_ms=settings.slow_request_ms)
+    app.add_middleware(CorrelationMiddleware)
     app.add_route("/metrics", metrics, include_in_schema=False)
     app.include_router(health.router)
     app.include_router(webhooks.router)

@@ -6,7 +6,8 @@ pure ASGI middleware reads the template FastAPI matched, after routing, and feed
 collectors, so ``/metrics`` (starlette-prometheus's endpoint) keeps its documented names.
 Requests no route handled are not counted: raw paths would make unbounded label sets.
 
-Also the inbox backlog gauges, refreshed in the background while the API runs.
+Also the inbox backlog gauges, refreshed in the background while the API runs, and the
+event-loop lag and memory checks the seed asks for.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 import time
 from typing import Any
 
+import psutil
 from prometheus_client import Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette_prometheus.middleware import (
@@ -40,8 +42,9 @@ def route_template(scope: Scope) -> str | None:
 
 
 class RouteMetricsMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, slow_request_ms: int = 500) -> None:
         self.app = app
+        self.slow_seconds = slow_request_ms / 1000
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,11 +70,20 @@ class RouteMetricsMiddleware:
         finally:
             template = route_template(scope)
             if template:
+                elapsed = time.perf_counter() - started
                 REQUESTS.labels(method, template).inc()
                 RESPONSES.labels(method, template, status).inc()
-                REQUESTS_PROCESSING_TIME.labels(method, template).observe(
-                    time.perf_counter() - started
-                )
+                REQUESTS_PROCESSING_TIME.labels(method, template).observe(elapsed)
+                if elapsed > self.slow_seconds and not template.endswith("/stream"):
+                    log.warning(
+                        "slow request",
+                        extra={
+                            "method": method,
+                            "route": template,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 1),
+                        },
+                    )
 
 
 INBOX_PENDING = Gauge("zapflow_inbox_pending", "Inbox rows waiting for the relay")
@@ -92,3 +104,27 @@ async def refresh_backlog_gauges(sessions: SessionFactory) -> None:
             INBOX_PENDING.set(backlog.pending)
             INBOX_OLDEST_AGE.set(backlog.oldest_age_seconds)
         await asyncio.sleep(BACKLOG_REFRESH_SECONDS)
+
+
+EVENT_LOOP_LAG = Gauge("zapflow_event_loop_lag_seconds", "How late the event loop runs a timer")
+LAG_PROBE_SECONDS = 0.5
+MEMORY_CHECK_EVERY = 60  # probes: the RSS itself is exported by prometheus_client's collector
+
+
+async def watch_event_loop(lag_warning_ms: int, memory_warning_mb: int) -> None:
+    """Measure event-loop lag continuously; warn on lag and on high memory (the seed's checks)."""
+    process = psutil.Process()
+    loop = asyncio.get_running_loop()
+    probes = 0
+    while True:
+        expected = loop.time() + LAG_PROBE_SECONDS
+        await asyncio.sleep(LAG_PROBE_SECONDS)
+        lag = max(0.0, loop.time() - expected)
+        EVENT_LOOP_LAG.set(lag)
+        if lag * 1000 > lag_warning_ms:
+            log.warning("event loop lag", extra={"lag_ms": round(lag * 1000, 1)})
+        probes += 1
+        if probes % MEMORY_CHECK_EVERY == 0:
+            rss_mb = process.memory_info().rss / 2**20
+            if rss_mb > memory_warning_mb:
+                log.warning("high memory use", extra={"rss_mb": round(rss_mb)})

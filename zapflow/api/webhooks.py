@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from zapflow.api.deps import StateDep
 from zapflow.api.state import AppState
 from zapflow.errors import Forbidden, PayloadTooLarge, Unauthorized, ZapflowError
+from zapflow.logs import CORRELATION_ID
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
 from zapflow.services import inbox, instances
 from zapflow.whatsapp import cloud, evolution
@@ -50,8 +51,8 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def correlation_id(request: Request) -> str:
-    return request.headers.get("x-request-id") or uuid.uuid4().hex
+def correlation_id() -> str:
+    return CORRELATION_ID.get() or uuid.uuid4().hex
 
 
 async def _find_instance(
@@ -62,9 +63,9 @@ async def _find_instance(
 
 
 async def _store(
-    state: AppState, instance: WhatsAppInstance, events: Sequence[WebhookEvent], request: Request
+    state: AppState, instance: WhatsAppInstance, events: Sequence[WebhookEvent]
 ) -> JSONResponse:
-    cid = correlation_id(request)
+    cid = correlation_id()
     stored = duplicates = 0
     async with state.sessions() as session, session.begin():
         routed, unroutable = await instances.route_events(session, instance, events)
@@ -79,10 +80,10 @@ async def _store(
 
 
 async def _reject(
-    state: AppState, instance: WhatsAppInstance, raw: bytes, error: str, request: Request
+    state: AppState, instance: WhatsAppInstance, raw: bytes, error: str
 ) -> MalformedDelivery:
     async with state.sessions() as session, session.begin():
-        await inbox.store_rejected(session, instance, raw, error, correlation_id(request))
+        await inbox.store_rejected(session, instance, raw, error, correlation_id())
     return MalformedDelivery(error)
 
 
@@ -133,10 +134,10 @@ async def cloud_webhook(token: str, request: Request, state: StateDep) -> JSONRe
     body, error = _parse_json(raw)
     if error is None:
         try:
-            return await _store(state, instance, cloud.parse_webhook(body), request)
+            return await _store(state, instance, cloud.parse_webhook(body))
         except MalformedPayload as exc:
             error = str(exc)
-    raise await _reject(state, instance, raw, error, request)
+    raise await _reject(state, instance, raw, error)
 
 
 async def _evolution(
@@ -151,12 +152,10 @@ async def _evolution(
         raise Unauthorized("missing or wrong apikey / Authorization bearer token")
     if error is None:
         try:
-            return await _store(
-                state, instance, evolution.parse_webhook(body, event=event), request
-            )
+            return await _store(state, instance, evolution.parse_webhook(body, event=event))
         except MalformedPayload as exc:
             error = str(exc)
-    raise await _reject(state, instance, raw, error, request)
+    raise await _reject(state, instance, raw, error)
 
 
 @router.post(

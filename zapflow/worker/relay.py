@@ -66,6 +66,13 @@ class ConversationWork:
     inbound: list[InboundMessage] = field(default_factory=list)
     outbound: list[str] = field(default_factory=list)
     row_ids: list[int] = field(default_factory=list)
+    correlation_ids: list[str] = field(default_factory=list)
+
+    def take(self, row: InboxEvent) -> None:
+        assert row.id is not None
+        self.row_ids.append(row.id)
+        if row.correlation_id and row.correlation_id not in self.correlation_ids:
+            self.correlation_ids.append(row.correlation_id)
 
 
 class InboxRelay:
@@ -163,14 +170,14 @@ class InboxRelay:
                 ref = _ref(row, row.payload["remote_jid"])
                 item = work.setdefault(ref.workflow_id, ConversationWork(ref))
                 item.outbound.append(row.payload["message_id"])
-                item.row_ids.append(row.id)
+                item.take(row)
                 continue
             event = event_from_dict(row.payload)
             if isinstance(event, InboundMessage):
                 ref = _ref(row, event.remote_jid)
                 item = work.setdefault(ref.workflow_id, ConversationWork(ref))
                 item.inbound.append(event)
-                item.row_ids.append(row.id)
+                item.take(row)
             elif isinstance(event, StatusUpdate):
                 if await self._apply_status(session, row, event, events):
                     done.append(row.id)
@@ -200,11 +207,9 @@ class InboxRelay:
 
     async def _signal(self, work: ConversationWork) -> bool:
         ref = work.ref
-        signal, argument = (
-            ("inbound", InboundBatch(work.inbound))
-            if work.inbound
-            else ("outbound", OutboundBatch(work.outbound))
-        )
+        inbound = InboundBatch(work.inbound, work.correlation_ids)
+        outbound = OutboundBatch(work.outbound, work.correlation_ids)
+        signal, argument = ("inbound", inbound) if work.inbound else ("outbound", outbound)
         async with self._signals:
             try:
                 await self._temporal.start_workflow(
@@ -220,13 +225,20 @@ class InboxRelay:
                 if work.inbound and work.outbound:
                     handle = self._temporal.get_workflow_handle(ref.workflow_id)
                     await handle.signal(
-                        ConversationWorkflow.outbound,
-                        OutboundBatch(work.outbound),
-                        rpc_timeout=SIGNAL_RPC_TIMEOUT,
+                        ConversationWorkflow.outbound, outbound, rpc_timeout=SIGNAL_RPC_TIMEOUT
                     )
             except (RPCError, OSError, TimeoutError) as exc:
                 log.warning("Temporal refused %s; rows stay pending: %s", ref.workflow_id, exc)
                 return False
+        log.debug(
+            "relayed",
+            extra={
+                "workflow_id": ref.workflow_id,
+                "message_key_ids": [m.key_id for m in work.inbound],
+                "outbound_message_ids": work.outbound,
+                "correlation_ids": work.correlation_ids,
+            },
+        )
         return True
 
 

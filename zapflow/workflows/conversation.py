@@ -39,14 +39,23 @@ class ConversationWorkflow:
         self._inbound: list[InboundMessage] = []
         self._outbound: list[str] = []
         self._seen: deque[str] = deque(maxlen=SEEN_KEY_IDS)
+        self._correlation_ids: dict[str, str] = {}  # message key id or outbound id → its delivery's
 
     @workflow.signal
     def inbound(self, batch: InboundBatch) -> None:
-        self._inbound.extend(m for m in batch.messages if m.key_id not in self._seen)
+        fresh = [m for m in batch.messages if m.key_id not in self._seen]
+        self._inbound.extend(fresh)
+        self._remember(batch.correlation_ids, [m.key_id for m in fresh])
 
     @workflow.signal
     def outbound(self, batch: OutboundBatch) -> None:
-        self._outbound.extend(i for i in batch.message_ids if i not in self._outbound)
+        fresh = [i for i in batch.message_ids if i not in self._outbound]
+        self._outbound.extend(fresh)
+        self._remember(batch.correlation_ids, fresh)
+
+    def _remember(self, correlation_ids: list[str], ids: list[str]) -> None:
+        if correlation_ids:
+            self._correlation_ids.update(dict.fromkeys(ids, correlation_ids[0]))
 
     @workflow.query
     def pending(self) -> dict[str, int]:
@@ -91,11 +100,14 @@ class ConversationWorkflow:
     async def _persist_inbound(self, input: ConversationInput) -> PersistInboundResult:
         batch = sorted(self._inbound, key=lambda m: (m.timestamp or 0, m.key_id))
         self._inbound = []
+        correlation_ids = list(
+            dict.fromkeys(c for m in batch if (c := self._correlation_ids.pop(m.key_id, None)))
+        )
         # a local activity: one short transaction, recorded as a marker in the same workflow task
         # instead of three history events and two more round trips to the server
         result = await workflow.execute_local_activity_method(
             ConversationActivities.persist_inbound,
-            PersistInboundInput(input.ref, batch),
+            PersistInboundInput(input.ref, batch, correlation_ids),
             start_to_close_timeout=policies.DATABASE_TIMEOUT,
             retry_policy=policies.DATABASE_RETRY,
         )
@@ -106,7 +118,7 @@ class ConversationWorkflow:
         try:
             await workflow.execute_activity_method(
                 MessageActivities.send_message,
-                SendMessageInput(message_id),
+                SendMessageInput(message_id, self._correlation_ids.pop(message_id, None)),
                 start_to_close_timeout=policies.SEND_TIMEOUT,
                 retry_policy=policies.SEND_RETRY,
             )

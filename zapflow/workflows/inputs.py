@@ -32,17 +32,20 @@ class ConversationInput:
 @dataclass(frozen=True)
 class InboundBatch:
     messages: list[InboundMessage]
+    correlation_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class OutboundBatch:
     message_ids: list[str]
+    correlation_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class PersistInboundInput:
     ref: ConversationRef
     messages: list[InboundMessage]
+    correlation_ids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,7 @@ class PersistInboundResult:
 @dataclass(frozen=True)
 class SendMessageInput:
     message_id: str
+    correlation_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from zapflow.api.deps import CurrentPrincipal, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.errors import Unprocessable
+from zapflow.logs import CORRELATION_ID
 from zapflow.models import ConversationStatus
 from zapflow.schemas import MessagePublic
 from zapflow.services import queries
@@ -99,7 +100,6 @@ async def send_message(
     body: SendMessage,
     principal: CurrentPrincipal,
     session: SessionDep,
-    request: Request,
     response: Response,
 ) -> MessagePublic:
     conversation = await queries.get_conversation(session, principal.company_id, conversation_id)
@@ -119,7 +119,7 @@ async def send_message(
         content,
         user_id=principal.user_id,
         client_id=body.client_id,
-        correlation_id=request.headers.get("x-request-id"),
+        correlation_id=CORRELATION_ID.get(),
     )
     if not created:
         response.status_code = 200
