@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.fixtures.app import Tenant
+from tests.fixtures.app import Tenant, start_worker
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.stack import MakeDatabase
 from tests.fixtures.traffic import (
     cloud_delivery,
     cloud_text,
@@ -29,7 +24,6 @@ from zapflow.api.app import create_app
 from zapflow.config import Settings
 from zapflow.db import create_engine, session_factory, transaction
 from zapflow.devstack import EmbeddedStack
-from zapflow.migrate import upgrade
 from zapflow.models import DeadLetter, InboxEvent, InboxEventStatus, Message
 from zapflow.services.auth import create_company
 from zapflow.temporal import connect
@@ -110,32 +104,6 @@ async def test_conversation_continues_as_new_without_losing_signals(
     assert description.run_id != handle.result_run_id  # it continued as new at least once
 
 
-@pytest.fixture
-async def isolated(
-    make_database: MakeDatabase, settings: Settings, provider_server: ProviderServer
-) -> AsyncIterator[Settings]:
-    """A database and task queue of their own, served by a worker in a separate process."""
-    url = await make_database(f"zapflow_faults_{uuid.uuid4().hex[:8]}")
-    await asyncio.to_thread(upgrade, url)
-    yield settings.model_copy(
-        update={"database_url": url, "messages_task_queue": f"messages-{uuid.uuid4().hex[:8]}"}
-    )
-
-
-def _start_worker(settings: Settings) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "ZAPFLOW_DATABASE_URL": settings.database_url,
-        "ZAPFLOW_REDIS_URL": settings.redis_url,
-        "ZAPFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ZAPFLOW_MESSAGES_TASK_QUEUE": settings.messages_task_queue,
-        "ZAPFLOW_CLOUD_API_BASE_URL": settings.cloud_api_base_url,
-        "ZAPFLOW_PROVIDER_TIMEOUT_SECONDS": "10",
-        "ZAPFLOW_LOG_LEVEL": "WARNING",
-    }
-    return subprocess.Popen([sys.executable, "-m", "zapflow.cli", "worker"], env=env)
-
-
 async def test_worker_killed_mid_send_never_sends_twice(
     isolated: Settings, provider_server: ProviderServer
 ) -> None:
@@ -144,7 +112,7 @@ async def test_worker_killed_mid_send_never_sends_twice(
     async with transaction(sessions) as session:
         company, key = await create_company(session, "Kill Co")
     app = create_app(isolated)
-    worker = _start_worker(isolated)
+    worker = start_worker(isolated)
     try:
         async with (
             app.router.lifespan_context(app),
@@ -170,7 +138,7 @@ async def test_worker_killed_mid_send_never_sends_twice(
             await provider_server.wait_for_requests(1, within=20)
             worker.send_signal(signal.SIGKILL)  # the provider has the request; its answer is lost
             worker.wait(10)
-            worker = _start_worker(isolated)
+            worker = start_worker(isolated)
             message_id = reply.json()["id"]
             failed = await eventually(
                 lambda: _message(sessions, message_id), lambda m: m.status == "failed", within=60

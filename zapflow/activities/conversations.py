@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from redis.asyncio import Redis
@@ -12,15 +13,17 @@ from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
 from zapflow.services.conversations import persist_inbound
 from zapflow.services.events import publish_outbox
+from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.inputs import PersistInboundInput, PersistInboundResult
 
 log = logging.getLogger(__name__)
 
 
 class ConversationActivities:
-    def __init__(self, sessions: SessionFactory, redis: Redis) -> None:
+    def __init__(self, sessions: SessionFactory, redis: Redis, metrics: WorkerMetrics) -> None:
         self._sessions = sessions
         self._redis = redis
+        self._metrics = metrics
 
     @activity.defn
     async def persist_inbound(self, input: PersistInboundInput) -> PersistInboundResult:
@@ -36,6 +39,7 @@ class ConversationActivities:
                 workflow_id=activity.info().workflow_id,
             )
         await publish_outbox(self._sessions, self._redis, result.event_ids)
+        self._observe_latency(input, result.new_message_ids)
         log.info(
             "inbound persisted",
             extra={
@@ -50,3 +54,11 @@ class ConversationActivities:
             new_message_ids=[str(i) for i in result.new_message_ids],
             new_inbound=result.new_inbound,
         )
+
+    def _observe_latency(self, input: PersistInboundInput, new_ids: list[uuid.UUID]) -> None:
+        """Webhook receipt → event published, for the messages this call stored (not replays)."""
+        if not new_ids:
+            return
+        now = time.time()
+        for received in input.received_at.values():
+            self._metrics.message_latency.record(max(0.0, now - received))

@@ -7,13 +7,15 @@ The answer waits only for one INSERT: Temporal is reached later by the relay. Ba
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import Histogram
 from pydantic import BaseModel
 
 from zapflow.api.deps import StateDep
@@ -26,7 +28,28 @@ from zapflow.whatsapp import cloud, evolution
 from zapflow.whatsapp.errors import MalformedPayload
 from zapflow.whatsapp.types import WebhookEvent
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+WEBHOOK_ACK = Histogram(
+    "zapflow_webhook_ack_seconds",
+    "Webhook handling time until the answer, by provider",
+    ["provider"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+async def _time_ack(request: Request) -> AsyncIterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        provider = request.url.path.split("/")[2]
+        WEBHOOK_ACK.labels(provider).observe(time.perf_counter() - started)
+
+
+router = APIRouter(
+    prefix="/webhooks",
+    tags=["webhooks"],
+    dependencies=[Depends(_time_ack, scope="function")],
+)
 
 
 class WebhookAck(BaseModel):

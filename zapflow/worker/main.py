@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
 from temporalio.client import Client
+from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -20,6 +21,7 @@ from zapflow.redis import create_redis
 from zapflow.services.events import publish_outbox
 from zapflow.temporal import connect, runtime_with_metrics
 from zapflow.whatsapp import provider_http_client
+from zapflow.worker.metrics import ActivityOutcomeInterceptor, WorkerMetrics
 from zapflow.worker.registry import registrations
 from zapflow.worker.relay import InboxRelay
 
@@ -56,6 +58,8 @@ async def worker_services(
     sessions = session_factory(engine)
     redis = create_redis(settings)
     http = provider_http_client(settings)
+    runtime = client.service_client.config.runtime or Runtime.default()
+    metrics = WorkerMetrics(runtime.metric_meter)
     workers = [
         Worker(
             client,
@@ -64,10 +68,11 @@ async def worker_services(
             activities=list(r.activities),
             max_concurrent_activities=r.max_concurrent_activities,
             workflow_runner=WORKFLOW_RUNNER,
+            interceptors=[ActivityOutcomeInterceptor(metrics)],
         )
-        for r in registrations(settings, sessions, redis, http)
+        for r in registrations(settings, sessions, redis, http, metrics)
     ]
-    relay = InboxRelay(settings, sessions, redis, client)
+    relay = InboxRelay(settings, sessions, redis, client, metrics)
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
     tasks.append(asyncio.create_task(relay.run(), name="relay"))
     tasks.append(asyncio.create_task(_publish_outbox_forever(sessions, redis), name="outbox"))

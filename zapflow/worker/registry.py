@@ -13,6 +13,7 @@ from zapflow.activities.conversations import ConversationActivities
 from zapflow.activities.messages import MessageActivities
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
+from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 
 
@@ -25,9 +26,13 @@ class QueueRegistration:
 
 
 def registrations(
-    settings: Settings, sessions: SessionFactory, redis: Redis, http: httpx.AsyncClient
+    settings: Settings,
+    sessions: SessionFactory,
+    redis: Redis,
+    http: httpx.AsyncClient,
+    metrics: WorkerMetrics,
 ) -> list[QueueRegistration]:
-    conversations = ConversationActivities(sessions, redis)
+    conversations = ConversationActivities(sessions, redis, metrics)
     messages = MessageActivities(sessions, redis, http, settings)
     return [
         QueueRegistration(

@@ -40,6 +40,7 @@ from zapflow.services.messages import StatusOutcome, apply_status, message_statu
 from zapflow.temporal import COMPANY_ID, CONTACT_PHONE, INSTANCE_ID
 from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
+from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.inputs import ConversationInput, ConversationRef, InboundBatch, OutboundBatch
 
@@ -67,6 +68,7 @@ class ConversationWork:
     outbound: list[str] = field(default_factory=list)
     row_ids: list[int] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
+    received_at: dict[str, float] = field(default_factory=dict)  # key id → webhook receipt
 
     def take(self, row: InboxEvent) -> None:
         assert row.id is not None
@@ -77,15 +79,20 @@ class ConversationWork:
 
 class InboxRelay:
     def __init__(
-        self, settings: Settings, sessions: SessionFactory, redis: Redis, temporal: Client
+        self,
+        settings: Settings,
+        sessions: SessionFactory,
+        redis: Redis,
+        temporal: Client,
+        metrics: WorkerMetrics,
     ) -> None:
         self._settings = settings
+        self._metrics = metrics
         self._sessions = sessions
         self._redis = redis
         self._temporal = temporal
         self._wake = asyncio.Event()
         self._signals = asyncio.Semaphore(SIGNAL_CONCURRENCY)
-        self.relayed_total = 0
 
     # --- loop -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -139,8 +146,14 @@ class InboxRelay:
             event_ids = await stage(session, events)
         if event_ids:
             await publish_outbox(self._sessions, self._redis, event_ids)
-        self.relayed_total += len(done)
+        self._count_relayed(rows, set(done))
         return len(rows)
+
+    def _count_relayed(self, rows: list[InboxEvent], done: set[int]) -> None:
+        for row in rows:
+            if row.id in done:
+                kind = {"kind": row.event_type.value}
+                self._metrics.relayed_events.with_additional_attributes(kind).add(1)
 
     async def _take_pending(self, session: AsyncSession) -> list[InboxEvent]:
         retry_due = col(InboxEvent.received_at) < (
@@ -177,6 +190,7 @@ class InboxRelay:
                 ref = _ref(row, event.remote_jid)
                 item = work.setdefault(ref.workflow_id, ConversationWork(ref))
                 item.inbound.append(event)
+                item.received_at[event.key_id] = row.received_at.timestamp()
                 item.take(row)
             elif isinstance(event, StatusUpdate):
                 if await self._apply_status(session, row, event, events):
@@ -207,7 +221,7 @@ class InboxRelay:
 
     async def _signal(self, work: ConversationWork) -> bool:
         ref = work.ref
-        inbound = InboundBatch(work.inbound, work.correlation_ids)
+        inbound = InboundBatch(work.inbound, work.correlation_ids, work.received_at)
         outbound = OutboundBatch(work.outbound, work.correlation_ids)
         signal, argument = ("inbound", inbound) if work.inbound else ("outbound", outbound)
         async with self._signals:

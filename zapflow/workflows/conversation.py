@@ -40,12 +40,14 @@ class ConversationWorkflow:
         self._outbound: list[str] = []
         self._seen: deque[str] = deque(maxlen=SEEN_KEY_IDS)
         self._correlation_ids: dict[str, str] = {}  # message key id or outbound id → its delivery's
+        self._received_at: dict[str, float] = {}  # key id → webhook receipt, for the latency metric
 
     @workflow.signal
     def inbound(self, batch: InboundBatch) -> None:
         fresh = [m for m in batch.messages if m.key_id not in self._seen]
         self._inbound.extend(fresh)
         self._remember(batch.correlation_ids, [m.key_id for m in fresh])
+        self._received_at.update(batch.received_at)
 
     @workflow.signal
     def outbound(self, batch: OutboundBatch) -> None:
@@ -107,7 +109,12 @@ class ConversationWorkflow:
         # instead of three history events and two more round trips to the server
         result = await workflow.execute_local_activity_method(
             ConversationActivities.persist_inbound,
-            PersistInboundInput(input.ref, batch, correlation_ids),
+            PersistInboundInput(
+                input.ref,
+                batch,
+                correlation_ids,
+                {m.key_id: t for m in batch if (t := self._received_at.pop(m.key_id, None))},
+            ),
             start_to_close_timeout=policies.DATABASE_TIMEOUT,
             retry_policy=policies.DATABASE_RETRY,
         )

@@ -33,6 +33,7 @@ class ConversationInput:
 class InboundBatch:
     messages: list[InboundMessage]
     correlation_ids: list[str] = field(default_factory=list)
+    received_at: dict[str, float] = field(default_factory=dict)  # key id → webhook receipt (epoch)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class PersistInboundInput:
     ref: ConversationRef
     messages: list[InboundMessage]
     correlation_ids: list[str] = field(default_factory=list)
+    received_at: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
