@@ -87,7 +87,7 @@ async def test_conversation_continues_as_new_without_losing_signals(
     client = await connect(settings)
     handle = await client.start_workflow(
         ConversationWorkflow.run,
-        ConversationInput(ref, history_limit=40),
+        ConversationInput(ref, history_limit=10),
         id=ref.workflow_id,
         task_queue=settings.messages_task_queue,
     )

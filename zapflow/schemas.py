@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from zapflow.models import (
     ConversationStatus,
+    DealStatus,
     MessageDirection,
     MessageSender,
     MessageStatus,
@@ -60,3 +62,56 @@ class ConversationSummary(BaseModel):
     unread_count: int
     message_count: int
     updated_at: datetime
+
+
+class ConversationContact(BaseModel):
+    """Who a conversation is with, as inbox rows show it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    phone_number: str | None
+
+
+class ConversationPublic(ConversationSummary):
+    """A conversation as the API returns it: the live summary, plus its contact and instance."""
+
+    instance_name: str
+    contact: ConversationContact
+    created_at: datetime
+
+
+class DealContactRef(BaseModel):
+    """A deal's contact, as deal rows and the board show it."""
+
+    id: uuid.UUID
+    name: str
+    phone_number: str | None
+
+
+class DealStageRef(BaseModel):
+    """A deal's stage, as deal rows show it."""
+
+    id: uuid.UUID
+    name: str
+    color: str
+
+
+class DealPublic(BaseModel):
+    """A deal as the API returns it; also the data of ``deal.*`` live events."""
+
+    id: uuid.UUID
+    title: str
+    value: Decimal = Field(description='A decimal string with 2 places, e.g. `"1500.00"`')
+    currency: str
+    status: DealStatus
+    funnel_id: uuid.UUID
+    stage_id: uuid.UUID
+    contact_id: uuid.UUID
+    owner_user_id: uuid.UUID | None
+    closed_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    contact: DealContactRef
+    stage: DealStageRef

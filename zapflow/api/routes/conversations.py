@@ -1,7 +1,182 @@
-"""Conversations: routes under /api/v1/conversations (being written)."""
+"""Conversations, the agents' inbox: the filtered list, one conversation, and the actions on it
+(assign, pause the bot, close, mark read), each announced live as ``conversation.updated``."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict
+
+from zapflow.api.deps import CurrentPrincipal, EventPublisher, PublisherDep, SessionDep
+from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.errors import Unprocessable
+from zapflow.models import ConversationStatus
+from zapflow.schemas import ConversationPublic
+from zapflow.services import agent_inbox
+from zapflow.services.auth import Principal
+from zapflow.services.conversations import conversation_updated
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
+
+ConversationFields = Annotated[frozenset[str] | None, Depends(fields_param(ConversationPublic))]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such conversation in your company"}
+}
+
+
+class AssignConversation(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"user_id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44"}]},
+    )
+
+    user_id: uuid.UUID
+
+
+async def inbox_filter(
+    principal: CurrentPrincipal,
+    status: ConversationStatus | None = None,
+    assigned_user_id: Annotated[
+        uuid.UUID | None, Query(description="Assigned to this user")
+    ] = None,
+    assigned: Annotated[
+        Literal["me"] | None, Query(description="`me`: assigned to this API key's user")
+    ] = None,
+    unassigned: Annotated[
+        bool | None, Query(description="true: nobody's; false: assigned to someone")
+    ] = None,
+    paused: Annotated[bool | None, Query(description="Whether the bot is paused")] = None,
+    tag: Annotated[
+        list[str] | None, Query(description="The contact has this tag (repeat: all of them)")
+    ] = None,
+    instance_id: Annotated[uuid.UUID | None, Query(description="On this WhatsApp number")] = None,
+    updated_since: Annotated[
+        AwareDatetime | None, Query(description="Changed at or after (ISO 8601, with offset)")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, description="Prefix of the contact's name or phone"),
+    ] = None,
+) -> agent_inbox.InboxFilter:
+    return agent_inbox.InboxFilter(
+        status=status,
+        assigned_user_id=_me(principal, assigned_user_id) if assigned else assigned_user_id,
+        unassigned=unassigned,
+        paused=paused,
+        tags=tuple(tag or ()),
+        instance_id=instance_id,
+        updated_since=updated_since,
+        q=q,
+    )
+
+
+def _me(principal: Principal, assigned_user_id: uuid.UUID | None) -> uuid.UUID:
+    if principal.user_id is None:
+        raise Unprocessable("assigned: `me` needs an API key that belongs to a user")
+    if assigned_user_id not in (None, principal.user_id):
+        raise Unprocessable("assigned: `me` and assigned_user_id name different users")
+    return principal.user_id
+
+
+@router.get(
+    "",
+    summary="The inbox: conversations, most recent message first, filtered",
+    response_model=CursorPage[ConversationPublic],
+)
+async def list_conversations(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    filters: Annotated[agent_inbox.InboxFilter, Depends(inbox_filter)],
+    fields: ConversationFields,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
+    rows, next_cursor = await agent_inbox.page_conversations(
+        session, principal.company_id, filters, limit, cursor
+    )
+    page = CursorPage[ConversationPublic](
+        data=[row.public() for row in rows], next_cursor=next_cursor, has_more=bool(next_cursor)
+    )
+    return respond(page, fields)
+
+
+@router.get(
+    "/{conversation_id}",
+    summary="One conversation, with its contact and counters",
+    response_model=ConversationPublic,
+    responses=NOT_FOUND,
+)
+async def get_conversation(
+    conversation_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    fields: ConversationFields,
+) -> Any:
+    row = await agent_inbox.get_inbox_row(session, principal.company_id, conversation_id)
+    return respond(row.public(), fields)
+
+
+async def _announce(
+    publisher: EventPublisher, row: agent_inbox.InboxRow, changed: bool
+) -> ConversationPublic:
+    if changed:
+        await publisher.emit(conversation_updated(row.conversation))
+    return row.public()
+
+
+@router.post(
+    "/{conversation_id}/assign",
+    summary="Assign to a user (an active user of your company)",
+    response_model=ConversationPublic,
+    responses={**NOT_FOUND, 422: {"description": "`user_id` is not an active user of yours"}},
+)
+async def assign_conversation(
+    conversation_id: uuid.UUID,
+    body: AssignConversation,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    publisher: PublisherDep,
+) -> ConversationPublic:
+    row, changed = await agent_inbox.assign_conversation(
+        session, principal.company_id, conversation_id, body.user_id
+    )
+    return await _announce(publisher, row, changed)
+
+
+def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPublic]]:
+    async def act(
+        conversation_id: uuid.UUID,
+        principal: CurrentPrincipal,
+        session: SessionDep,
+        publisher: PublisherDep,
+    ) -> ConversationPublic:
+        row, changed = await agent_inbox.change_conversation(
+            session, principal.company_id, conversation_id, changes
+        )
+        return await _announce(publisher, row, changed)
+
+    return act
+
+
+# Each sets fields to fixed values; repeating one is a 200 that changes nothing and emits nothing.
+_ACTIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
+    ("unassign", {"assigned_user_id": None}, "Unassign: back to the shared queue"),
+    ("pause", {"is_paused": True}, "Pause the bot: a human handles the conversation"),
+    ("resume", {"is_paused": False}, "Resume the bot"),
+    ("close", {"status": ConversationStatus.CLOSED}, "Close (a new inbound message reopens it)"),
+    ("reopen", {"status": ConversationStatus.OPEN}, "Reopen"),
+    ("read", {"unread_count": 0}, "Mark read: the unread count goes to 0"),
+)
+for _name, _changes, _summary in _ACTIONS:
+    router.add_api_route(
+        f"/{{conversation_id}}/{_name}",
+        _action(_changes),
+        methods=["POST"],
+        name=f"{_name}_conversation",
+        summary=_summary,
+        response_model=ConversationPublic,
+        responses=NOT_FOUND,
+    )

@@ -1,0 +1,193 @@
+"""What agents do with conversations: the filtered inbox list, one conversation, and the actions
+(assign, pause the bot, close, mark read). The pipeline's writes live in ``conversations.py``.
+
+Every read joins the contact and the instance, so a page of any size is one query.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, Select, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from zapflow.errors import NotFound, Unprocessable
+from zapflow.models import Contact, Conversation, ConversationStatus, User, WhatsAppInstance
+from zapflow.schemas import ConversationContact, ConversationPublic, ConversationSummary
+from zapflow.services.paging import cut_page, keyset
+from zapflow.whatsapp import jid as jids
+
+_PHONE_LIKE = re.compile(r"\+?[\d\s().-]+")
+_SUMMARY_FIELDS = tuple(ConversationSummary.model_fields)
+AnyRow = Row[*tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    """Conditions of the inbox list; every one given must hold."""
+
+    status: ConversationStatus | None = None
+    assigned_user_id: uuid.UUID | None = None
+    unassigned: bool | None = None  # False: assigned to someone
+    paused: bool | None = None
+    tags: tuple[str, ...] = ()  # the contact has all of them
+    instance_id: uuid.UUID | None = None
+    updated_since: datetime | None = None
+    q: str | None = None  # prefix of the contact's name or phone number
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        found: list[ColumnElement[bool]] = []
+        if self.status is not None:
+            found.append(col(Conversation.status) == self.status)
+        if self.assigned_user_id is not None:
+            found.append(col(Conversation.assigned_user_id) == self.assigned_user_id)
+        if self.unassigned is not None:
+            assignee = col(Conversation.assigned_user_id)
+            found.append(assignee.is_(None) if self.unassigned else assignee.is_not(None))
+        if self.paused is not None:
+            found.append(col(Conversation.is_paused).is_(self.paused))
+        if self.tags:
+            found.append(col(Contact.tags).contains(list(self.tags)))
+        if self.instance_id is not None:
+            found.append(col(Conversation.instance_id) == self.instance_id)
+        if self.updated_since is not None:
+            found.append(col(Conversation.updated_at) >= self.updated_since)
+        if self.q:
+            found.append(_contact_prefix(self.q))
+        return found
+
+
+def _contact_prefix(q: str) -> ColumnElement[bool]:
+    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    matches = [col(Contact.name).ilike(escaped + "%", escape="\\")]
+    digits = jids.digits(q)
+    if digits and _PHONE_LIKE.fullmatch(q):
+        # numbers are stored in E.164: "11 9999" and "+55 11 9999" both mean digits after a "+"
+        matches.append(col(Contact.phone_number).like(f"+{digits}%"))
+    return or_(*matches)
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    conversation: Conversation
+    contact: ConversationContact
+    instance_name: str
+
+    @classmethod
+    def of(cls, row: AnyRow) -> InboxRow:
+        conversation, contact_id, name, phone_number, instance_name = row
+        contact = ConversationContact(id=contact_id, name=name, phone_number=phone_number)
+        return cls(conversation, contact, instance_name)
+
+    def public(self) -> ConversationPublic:
+        own = {name: getattr(self.conversation, name) for name in _SUMMARY_FIELDS}
+        return ConversationPublic(
+            **own,
+            created_at=self.conversation.created_at,
+            contact=self.contact,
+            instance_name=self.instance_name,
+        )
+
+    def cursor_key(self) -> tuple[datetime, uuid.UUID]:
+        # set at insert by upsert_conversation, so never NULL: the keyset relies on it
+        assert self.conversation.last_message_at is not None
+        return self.conversation.last_message_at, self.conversation.id
+
+
+def _rows(company_id: uuid.UUID) -> Select[*tuple[Any, ...]]:
+    """The company's conversations, each with its contact's id, name and phone, and its
+    instance's name (typed loosely: ``keyset`` takes a ``Select[Any]``)."""
+    return (
+        select(
+            Conversation,
+            col(Contact.id),
+            col(Contact.name),
+            col(Contact.phone_number),
+            col(WhatsAppInstance.name),
+        )
+        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .join(WhatsAppInstance, col(WhatsAppInstance.id) == col(Conversation.instance_id))
+        .where(col(Conversation.company_id) == company_id)
+    )
+
+
+async def page_conversations(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    filters: InboxFilter,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[InboxRow], str | None]:
+    """Most recent message first; the cursor is the last row's (last_message_at, id), so it
+    stays valid under inserts and, holding no filter, cannot widen another query's scope."""
+    query = keyset(
+        _rows(company_id).where(*filters.conditions()),
+        [col(Conversation.last_message_at), col(Conversation.id)],
+        (datetime, uuid.UUID),
+        limit,
+        cursor,
+    )
+    rows = [InboxRow.of(row) for row in (await session.execute(query)).all()]
+    return cut_page(rows, limit, InboxRow.cursor_key)
+
+
+async def get_inbox_row(
+    session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID, *, lock: bool = False
+) -> InboxRow:
+    query = _rows(company_id).where(col(Conversation.id) == conversation_id)
+    if lock:
+        query = query.with_for_update(of=Conversation)
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
+        raise NotFound("conversation not found")
+    return InboxRow.of(row)
+
+
+async def change_conversation(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    changes: dict[str, Any],
+) -> tuple[InboxRow, bool]:
+    """Apply what differs; returns the row and whether anything changed."""
+    row = await get_inbox_row(session, company_id, conversation_id, lock=True)
+    return row, await _apply(session, row, changes)
+
+
+async def assign_conversation(
+    session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID, user_id: uuid.UUID
+) -> tuple[InboxRow, bool]:
+    """Like ``change_conversation``; the user must be an active user of the company."""
+    row = await get_inbox_row(session, company_id, conversation_id, lock=True)
+    await _ensure_active_user(session, company_id, user_id)
+    return row, await _apply(session, row, {"assigned_user_id": user_id})
+
+
+async def _apply(session: AsyncSession, row: InboxRow, changes: dict[str, Any]) -> bool:
+    # the row is locked (FOR UPDATE), so concurrent repeats of an action change it only once
+    differing = {k: v for k, v in changes.items() if getattr(row.conversation, k) != v}
+    for name, value in differing.items():
+        setattr(row.conversation, name, value)
+    if differing:
+        await session.flush()
+    return bool(differing)
+
+
+async def _ensure_active_user(
+    session: AsyncSession, company_id: uuid.UUID, user_id: uuid.UUID
+) -> None:
+    query = select(col(User.id)).where(
+        col(User.id) == user_id, col(User.company_id) == company_id, col(User.is_active).is_(True)
+    )
+    if (await session.execute(query)).scalar_one_or_none() is None:
+        message = "no active user with this id in your company"
+        raise Unprocessable(
+            f"user_id: {message}",
+            details=[{"field": "body.user_id", "message": message, "type": "unknown_user"}],
+        )
