@@ -250,7 +250,7 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=32), server_default=sa.text("'open'"), nullable=False),
         sa.Column("is_paused", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("assigned_user_id", sa.Uuid(), nullable=True),
-        timestamptz("last_message_at", nullable=True),
+        timestamptz("last_message_at", default_now=True),
         timestamptz("last_inbound_at", nullable=True),
         sa.Column("last_message_preview", sa.Text(), nullable=True),
         sa.Column("unread_count", sa.Integer(), server_default=sa.text("0"), nullable=False),

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from zapflow.errors import Unprocessable
@@ -67,5 +67,5 @@ def respond(page: BaseModel, fields: frozenset[str] | None) -> Any:
     if isinstance(page, CursorPage | OffsetPage):
         body = page.model_dump(mode="json", exclude={"data"})
         body["data"] = sparse(page.data, fields)
-        return ORJSONResponse(body)
-    return ORJSONResponse(page.model_dump(mode="json", include=set(fields)))
+        return JSONResponse(body)
+    return JSONResponse(page.model_dump(mode="json", include=set(fields)))

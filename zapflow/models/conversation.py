@@ -58,7 +58,8 @@ class Conversation(SQLModel, table=True):
     status: ConversationStatus = enum_field(ConversationStatus, ConversationStatus.OPEN)
     is_paused: bool = bool_field(False)  # automation (AI, flows) paused: a human has taken over
     assigned_user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
-    last_message_at: datetime | None = timestamp_field()
+    # never NULL: the inbox pages by it (keyset), and a new conversation starts "now"
+    last_message_at: datetime = timestamp_field(server_now=True)
     last_inbound_at: datetime | None = timestamp_field()  # opens WhatsApp's 24-hour window
     last_message_preview: str | None = Field(default=None, sa_type=sa.Text)
     unread_count: int = int_field()

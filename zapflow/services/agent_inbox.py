@@ -95,8 +95,6 @@ class InboxRow:
         )
 
     def cursor_key(self) -> tuple[datetime, uuid.UUID]:
-        # set at insert by upsert_conversation, so never NULL: the keyset relies on it
-        assert self.conversation.last_message_at is not None
         return self.conversation.last_message_at, self.conversation.id
 
 

@@ -149,7 +149,6 @@ async def upsert_conversation(
             contact_id=contact_id,
             remote_jid=remote_jid,
             workflow_id=workflow_id,
-            last_message_at=func.now(),  # never NULL, so the inbox's keyset paging can rely on it
         )
         .on_conflict_do_update(
             index_elements=["instance_id", "remote_jid"],
