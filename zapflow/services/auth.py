@@ -1,4 +1,5 @@
-"""Companies' credentials: API keys (only a sha256 kept), authentication, company creation."""
+"""Companies' credentials: API keys (only a sha256 kept; issued, listed, revoked), authentication,
+company creation."""
 
 from __future__ import annotations
 
@@ -7,14 +8,16 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.errors import Unauthorized
-from zapflow.models import ApiKey, Company, UserRole, utc_now
+from zapflow.errors import Conflict, NotFound, Unauthorized, Unprocessable
+from zapflow.models import ApiKey, Company, User, UserRole, utc_now
+from zapflow.services.paging import cut_page, keyset
+from zapflow.services.queries import get_scoped
 
 KEY_PREFIX = "zf_"
 AUTH_CACHE_SECONDS = 30.0
@@ -67,6 +70,56 @@ async def create_api_key(
     return NewApiKey(row=row, plain=plain)
 
 
+async def issue_api_key(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    name: str,
+    role: UserRole,
+    user_id: uuid.UUID | None,
+) -> NewApiKey:
+    """A key for the company, or for one of its active users (never above the user's role)."""
+    if user_id is not None:
+        try:
+            user = await get_scoped(session, User, company_id, user_id)
+        except NotFound:
+            raise NotFound("user_id: no such user", details={"field": "user_id"}) from None
+        if not user.is_active:
+            raise Unprocessable("user_id: the user is deactivated", details={"field": "user_id"})
+        if role == UserRole.ADMIN and user.role != UserRole.ADMIN:
+            raise Unprocessable(
+                "role: an agent's key cannot be an admin key", details={"field": "role"}
+            )
+    return await create_api_key(session, company_id, name, role, user_id)
+
+
+async def page_api_keys(
+    session: AsyncSession, company_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[ApiKey], str | None]:
+    """Newest first, revoked ones included."""
+    query = keyset(
+        select(ApiKey).where(col(ApiKey.company_id) == company_id),
+        [col(ApiKey.created_at), col(ApiKey.id)],
+        (datetime, uuid.UUID),
+        limit,
+        cursor,
+    )
+    rows = list((await session.execute(query)).scalars())
+    return cut_page(rows, limit, lambda k: (k.created_at, k.id))
+
+
+async def revoke_api_key(
+    session: AsyncSession, company_id: uuid.UUID, key_id: uuid.UUID, principal: Principal
+) -> ApiKey:
+    """Marks the key revoked (once: revoking again keeps the first time)."""
+    key = await get_scoped(session, ApiKey, company_id, key_id)
+    if key.id == principal.api_key_id:
+        raise Conflict("you cannot revoke the key you are using: use another admin key")
+    if key.revoked_at is None:
+        key.revoked_at = utc_now()
+        await session.flush()
+    return key
+
+
 async def create_company(session: AsyncSession, name: str) -> tuple[Company, NewApiKey]:
     """A company with its first admin API key."""
     company = Company(name=name)
@@ -74,6 +127,19 @@ async def create_company(session: AsyncSession, name: str) -> tuple[Company, New
     await session.flush()
     key = await create_api_key(session, company.id, "admin", UserRole.ADMIN)
     return company, key
+
+
+def _usable_key(key_hash: str) -> Select[ApiKey, UserRole | None]:
+    """The key if it is not revoked and its user (if it has one) is active, with the user's role."""
+    return (
+        select(ApiKey, col(User.role))
+        .outerjoin(User, col(User.id) == col(ApiKey.user_id))
+        .where(
+            col(ApiKey.key_hash) == key_hash,
+            col(ApiKey.revoked_at).is_(None),
+            or_(col(ApiKey.user_id).is_(None), col(User.is_active)),
+        )
+    )
 
 
 class Authenticator:
@@ -96,17 +162,14 @@ class Authenticator:
         cached = self._cache.get(key_hash)
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        row = (
-            await session.execute(
-                select(ApiKey).where(
-                    col(ApiKey.key_hash) == key_hash, col(ApiKey.revoked_at).is_(None)
-                )
-            )
-        ).scalar_one_or_none()
-        if row is None:
+        found = (await session.execute(_usable_key(key_hash))).one_or_none()
+        if found is None:
             raise Unauthorized("invalid or revoked API key")
+        row, user_role = found
         await self._touch(session, row)
-        principal = Principal(row.company_id, row.id, row.role, row.user_id)
+        # a key never grants more than its user may do: demoting the user demotes the key
+        role = UserRole.AGENT if user_role == UserRole.AGENT else row.role
+        principal = Principal(row.company_id, row.id, role, row.user_id)
         self._cache[key_hash] = (time.monotonic() + self._ttl, principal)
         return principal
 

@@ -1,7 +1,136 @@
-"""Api keys: routes under /api/v1/api-keys (being written)."""
+"""API keys: issue (the secret is shown once), list (never the secret) and revoke, admins only."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapflow.api.deps import AdminPrincipal, SessionDep, StateDep, after_commit
+from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.api.state import AppState
+from zapflow.models import UserRole
+from zapflow.services import auth
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
+
+SHOWN_ONCE = "Store this key now: it is shown only once and cannot be recovered."
+
+
+class ApiKeyCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"name": "CRM sync", "role": "admin"},
+                {
+                    "name": "Ana's inbox",
+                    "role": "agent",
+                    "user_id": "5f0c2d4e-8a51-4c1b-9d7e-2b3f6a1c9e10",
+                },
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=120)
+    role: UserRole = UserRole.AGENT
+    user_id: uuid.UUID | None = Field(
+        None, description="The user the key acts for (of this company); none for integrations"
+    )
+
+
+class ApiKeyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    prefix: str = Field(description="The key's visible start, to recognise it")
+    role: UserRole
+    user_id: uuid.UUID | None
+    created_at: datetime
+    last_used_at: datetime | None = Field(description="Updated at most once a minute")
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The secret: send it as `Authorization: Bearer <key>`")
+    warning: str = SHOWN_ONCE
+
+
+ApiKeyFields = Annotated[frozenset[str] | None, Depends(fields_param(ApiKeyPublic))]
+
+
+def forget_keys(session: AsyncSession, state: AppState, key_hashes: Iterable[str]) -> None:
+    """Makes this process stop honouring the keys once the change is committed (before the
+    response): forgetting them earlier would let a concurrent request cache them anew."""
+    hashes = list(key_hashes)
+
+    async def forget() -> None:
+        for key_hash in hashes:
+            state.authenticator.forget(key_hash)
+
+    after_commit(session, forget)
+
+
+@router.get(
+    "",
+    summary="List the company's API keys, newest first (never their secrets)",
+    response_model=CursorPage[ApiKeyPublic],
+)
+async def list_api_keys(
+    principal: AdminPrincipal,
+    session: SessionDep,
+    fields: ApiKeyFields,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
+    rows, next_cursor = await auth.page_api_keys(session, principal.company_id, limit, cursor)
+    page = CursorPage[ApiKeyPublic](
+        data=[ApiKeyPublic.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+        has_more=next_cursor is not None,
+    )
+    return respond(page, fields)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Issue an API key (the response holds the secret, shown this once)",
+    response_model=ApiKeyCreated,
+    responses={
+        404: {"description": "`user_id` names no user of this company"},
+        422: {"description": "deactivated user, or an admin key for an agent"},
+    },
+)
+async def create_api_key(
+    body: ApiKeyCreate, principal: AdminPrincipal, session: SessionDep, response: Response
+) -> ApiKeyCreated:
+    response.headers["Cache-Control"] = "no-store"  # the body holds a secret
+    issued = await auth.issue_api_key(
+        session, principal.company_id, body.name, body.role, body.user_id
+    )
+    public = ApiKeyPublic.model_validate(issued.row)
+    return ApiKeyCreated(**public.model_dump(), key=issued.plain)
+
+
+@router.delete(
+    "/{key_id}",
+    status_code=204,
+    summary="Revoke an API key (it stops working at once)",
+    responses={409: {"description": "the key making this request"}},
+)
+async def revoke_api_key(
+    key_id: uuid.UUID,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    state: StateDep,
+) -> Response:
+    key = await auth.revoke_api_key(session, principal.company_id, key_id, principal)
+    forget_keys(session, state, [key.key_hash])
+    return Response(status_code=204)

@@ -1,7 +1,98 @@
-"""Company and access: routes under /api/v1/company (being written)."""
+"""The caller's company: its name, time zone, business hours, AI prompt and settings."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
+from functools import partial
+from typing import Annotated, Any, TypeVar
+
 from fastapi import APIRouter
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, StateDep, after_commit
+from zapflow.services import companies as service
+from zapflow.services.companies import BusinessHours, CompanySettings, Timezone
+from zapflow.services.company_settings import company_key
 
 router = APIRouter(prefix="/company", tags=["company and access"])
+
+T = TypeVar("T")
+
+
+def _refuse_null(value: T | None) -> T:
+    if value is None:
+        raise ValueError("may be omitted but not null")
+    return value
+
+
+# For PATCH bodies: an omitted field keeps its value (validators skip defaults), ``null`` is a
+# 422 naming the field instead of reaching a NOT NULL column.
+NotNull = AfterValidator(_refuse_null)
+
+
+class CompanyUpdate(BaseModel):
+    """Only the fields sent change; ``ai_prompt`` may be ``null`` (no prompt), the others may
+    not. Dictionaries are replaced, not merged."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "timezone": "America/Sao_Paulo",
+                    "business_hours": {
+                        "mon": [["09:00", "12:00"], ["13:00", "18:00"]],
+                        "sat": [["09:00", "13:00"]],
+                    },
+                },
+                {"ai_prompt": "Você é a assistente da Acme. Responda em português, com gentileza."},
+            ]
+        },
+    )
+
+    name: Annotated[str | None, NotNull] = Field(None, min_length=1, max_length=200)
+    timezone: Annotated[Timezone | None, NotNull] = Field(
+        None, description="IANA name, e.g. America/Sao_Paulo"
+    )
+    business_hours: Annotated[BusinessHours | None, NotNull] = Field(
+        None,
+        description="Opening ranges per day (mon..sun), HH:MM, non-overlapping; "
+        "a missing day is closed",
+    )
+    ai_prompt: str | None = Field(None, max_length=20_000)
+    ai_settings: Annotated[dict[str, Any] | None, NotNull] = None
+    settings: Annotated[CompanySettings | None, NotNull] = None
+
+
+class CompanyPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    timezone: str
+    business_hours: dict[str, list[list[str]]]
+    ai_prompt: str | None
+    ai_settings: dict[str, Any]
+    settings: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+@router.get("", summary="The caller's company", response_model=CompanyPublic)
+async def get_company(principal: CurrentPrincipal, session: SessionDep) -> Any:
+    return CompanyPublic.model_validate(await service.get_company(session, principal.company_id))
+
+
+@router.patch(
+    "",
+    summary="Change the company's name, time zone, business hours, AI prompt or settings",
+    response_model=CompanyPublic,
+)
+async def update_company(
+    body: CompanyUpdate, principal: AdminPrincipal, session: SessionDep, state: StateDep
+) -> Any:
+    company = await service.get_company(session, principal.company_id)
+    await service.update_company(session, company, body.model_dump(exclude_unset=True))
+    after_commit(session, partial(state.cache.invalidate, company_key(company.id)))
+    return CompanyPublic.model_validate(company)

@@ -1,7 +1,139 @@
-"""Notes: routes under /api/v1/notes (being written)."""
+"""Notes on contacts and deals: list a subject's notes (newest first), write, edit, delete."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from zapflow.api.deps import CurrentPrincipal, SessionDep
+from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.services import notes as service
 
 router = APIRouter(prefix="/notes", tags=["notes"])
+
+NoteBody = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+
+
+class NoteCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "body": "Quer proposta até sexta; prefere contato por WhatsApp.",
+                    "contact_id": "5f0c2d4e-8a51-4c1b-9d7e-2b3f6a1c9e10",
+                }
+            ]
+        },
+    )
+
+    body: NoteBody
+    contact_id: uuid.UUID | None = Field(None, description="Exactly one of contact_id, deal_id")
+    deal_id: uuid.UUID | None = Field(None, description="Exactly one of contact_id, deal_id")
+
+
+class NoteUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"body": "Proposta enviada."}]}
+    )
+
+    body: NoteBody
+
+
+class NotePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    body: str
+    contact_id: uuid.UUID | None
+    deal_id: uuid.UUID | None
+    author_user_id: uuid.UUID | None = Field(description="The user of the key that wrote it")
+    created_at: datetime
+
+
+NoteFields = Annotated[frozenset[str] | None, Depends(fields_param(NotePublic))]
+ONE_SUBJECT: dict[int | str, dict[str, Any]] = {
+    422: {"description": "not exactly one of contact_id, deal_id"}
+}
+CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "an agent changing someone else's note"}
+}
+
+
+@router.get(
+    "",
+    summary="Notes on a contact or a deal, newest first",
+    response_model=CursorPage[NotePublic],
+    responses={**ONE_SUBJECT, 404: {"description": "no such contact or deal"}},
+)
+async def list_notes(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    fields: NoteFields,
+    contact_id: Annotated[uuid.UUID | None, Query(description="Notes on this contact")] = None,
+    deal_id: Annotated[uuid.UUID | None, Query(description="Notes on this deal")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
+    field, subject_id = service.one_subject(contact_id, deal_id)
+    rows, next_cursor = await service.page_notes(
+        session, principal.company_id, field, subject_id, limit, cursor
+    )
+    page = CursorPage[NotePublic](
+        data=[NotePublic.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+        has_more=next_cursor is not None,
+    )
+    return respond(page, fields)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Write a note on a contact or a deal",
+    response_model=NotePublic,
+    responses={**ONE_SUBJECT, 404: {"description": "no such contact or deal (named)"}},
+)
+async def create_note(body: NoteCreate, principal: CurrentPrincipal, session: SessionDep) -> Any:
+    field, subject_id = service.one_subject(body.contact_id, body.deal_id)
+    note = await service.create_note(session, principal, body.body, field, subject_id)
+    return NotePublic.model_validate(note)
+
+
+@router.get("/{note_id}", summary="Get a note", response_model=NotePublic)
+async def get_note(
+    note_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: NoteFields
+) -> Any:
+    note = await service.get_note(session, principal.company_id, note_id)
+    return respond(NotePublic.model_validate(note), fields)
+
+
+@router.patch(
+    "/{note_id}",
+    summary="Edit a note (its author, or an admin)",
+    response_model=NotePublic,
+    responses=CHANGE_ERRORS,
+)
+async def update_note(
+    note_id: uuid.UUID, body: NoteUpdate, principal: CurrentPrincipal, session: SessionDep
+) -> Any:
+    note = await service.get_own_note(session, principal, note_id)
+    await service.update_note(session, note, body.body)
+    return NotePublic.model_validate(note)
+
+
+@router.delete(
+    "/{note_id}",
+    status_code=204,
+    summary="Delete a note (its author, or an admin)",
+    responses=CHANGE_ERRORS,
+)
+async def delete_note(
+    note_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    await service.delete_note(session, await service.get_own_note(session, principal, note_id))
+    return Response(status_code=204)

@@ -1,7 +1,43 @@
-"""Tags: routes under /api/v1/tags (being written)."""
+"""Tags: every tag the company's contacts carry, with its count, most used first."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from zapflow.api.deps import CurrentPrincipal, SessionDep
+from zapflow.api.paging import Limit, OffsetPage
+from zapflow.services import tags as service
 
 router = APIRouter(prefix="/tags", tags=["tags"])
+
+
+class TagPublic(BaseModel):
+    name: str
+    count: int  # contacts carrying the tag
+
+
+@router.get(
+    "",
+    summary="Tags of the company's contacts with their counts, most used first",
+    response_model=OffsetPage[TagPublic],
+)
+async def list_tags(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    q: Annotated[
+        str | None, Query(max_length=100, description="Only tags starting with this (any case)")
+    ] = None,
+    page: Annotated[int, Query(ge=1, description="Page number, from 1")] = 1,
+    limit: Limit = 100,
+) -> OffsetPage[TagPublic]:
+    rows, total = await service.page_tags(session, principal.company_id, q, page, limit)
+    return OffsetPage[TagPublic](
+        data=[TagPublic(name=name, count=count) for name, count in rows],
+        total=total,
+        page=page,
+        limit=limit,
+        pages=-(-total // limit),
+    )

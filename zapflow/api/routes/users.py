@@ -1,7 +1,154 @@
-"""Users: routes under /api/v1/users (being written)."""
+"""Users: a company's admins and agents (API keys are their credentials; no passwords)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, StateDep
+from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.api.routes.api_keys import forget_keys
+from zapflow.api.routes.companies import NotNull
+from zapflow.models import UserRole
+from zapflow.services import users as service
 
 router = APIRouter(prefix="/users", tags=["users"])
+
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "ana@acme.com", "name": "Ana Souza", "role": "agent"}]
+        },
+    )
+
+    email: Email = Field(description="Stored lower-cased; unique within the company")
+    name: Name
+    role: UserRole = UserRole.AGENT
+    is_active: bool = True
+
+
+class UserUpdate(BaseModel):
+    """Only the fields sent change; none may be ``null``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"role": "admin"}, {"is_active": False}]},
+    )
+
+    email: Annotated[Email | None, NotNull] = None
+    name: Annotated[Name | None, NotNull] = None
+    role: Annotated[UserRole | None, NotNull] = None
+    is_active: Annotated[bool | None, NotNull] = Field(
+        None, description="false: the user's API keys stop working"
+    )
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    name: str
+    role: UserRole
+    is_active: bool
+    created_at: datetime
+
+
+UserFields = Annotated[frozenset[str] | None, Depends(fields_param(UserPublic))]
+
+
+@router.get(
+    "",
+    summary="List the company's users, newest first",
+    response_model=CursorPage[UserPublic],
+)
+async def list_users(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    fields: UserFields,
+    role: Annotated[UserRole | None, Query(description="Only this role")] = None,
+    is_active: Annotated[bool | None, Query(description="Only active (or inactive) users")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
+    rows, next_cursor = await service.page_users(
+        session, principal.company_id, limit, cursor, role=role, is_active=is_active
+    )
+    page = CursorPage[UserPublic](
+        data=[UserPublic.model_validate(r) for r in rows],
+        next_cursor=next_cursor,
+        has_more=next_cursor is not None,
+    )
+    return respond(page, fields)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Add a user",
+    response_model=UserPublic,
+    responses={409: {"description": "another user of the company has this e-mail"}},
+)
+async def create_user(body: UserCreate, principal: AdminPrincipal, session: SessionDep) -> Any:
+    user = await service.create_user(session, principal.company_id, body.model_dump())
+    return UserPublic.model_validate(user)
+
+
+@router.get("/{user_id}", summary="Get a user", response_model=UserPublic)
+async def get_user(
+    user_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: UserFields
+) -> Any:
+    user = await service.get_user(session, principal.company_id, user_id)
+    return respond(UserPublic.model_validate(user), fields)
+
+
+@router.patch(
+    "/{user_id}",
+    summary="Change a user's e-mail, name or role, or (de)activate it",
+    response_model=UserPublic,
+    responses={409: {"description": "e-mail taken, or you would demote or deactivate yourself"}},
+)
+async def update_user(
+    user_id: uuid.UUID,
+    body: UserUpdate,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    state: StateDep,
+) -> Any:
+    user = await service.get_user(session, principal.company_id, user_id)
+    changes = body.model_dump(exclude_unset=True)
+    await service.update_user(session, user, changes, principal)
+    if {"role", "is_active"} & changes.keys():
+        forget_keys(session, state, await service.key_hashes(session, user.id))
+    return UserPublic.model_validate(user)
+
+
+@router.delete(
+    "/{user_id}",
+    status_code=204,
+    summary="Delete a user and its API keys",
+    responses={409: {"description": "you cannot delete yourself"}},
+)
+async def delete_user(
+    user_id: uuid.UUID,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    state: StateDep,
+) -> Response:
+    user = await service.get_user(session, principal.company_id, user_id)
+    key_hashes = await service.key_hashes(session, user.id)
+    await service.delete_user(session, user, principal)
+    forget_keys(session, state, key_hashes)
+    return Response(status_code=204)
