@@ -31,14 +31,15 @@ class AppState:
     def build(cls, settings: Settings) -> AppState:
         engine = create_engine(settings)
         redis = create_redis(settings)
+        cache = Cache(redis)
         return cls(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
             redis=redis,
-            cache=Cache(redis),
+            cache=cache,
             temporal=TemporalConnection(settings),
-            authenticator=Authenticator(),
+            authenticator=Authenticator(cache),
             webhook_instances=WebhookInstances(),
         )
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -14,14 +14,19 @@ from sqlalchemy import Select, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from zapflow.cache import Cache
 from zapflow.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from zapflow.models import ApiKey, Company, User, UserRole, utc_now
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
 
 KEY_PREFIX = "zf_"
-AUTH_CACHE_SECONDS = 30.0
+AUTH_CACHE_SECONDS = 60  # also bounds how stale `last_used_at` may be
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def api_key_cache_key(key_hash: str) -> str:
+    return f"apikey:{key_hash}"
 
 
 @dataclass(frozen=True)
@@ -143,35 +148,42 @@ def _usable_key(key_hash: str) -> Select[ApiKey, UserRole | None]:
 
 
 class Authenticator:
-    """Resolves a bearer key to a ``Principal``; remembers hits briefly so auth costs no query."""
+    """Resolves a bearer key to a ``Principal`` through the shared cache, so authentication
+    usually costs no query; revoking a key invalidates it in every process at once."""
 
-    def __init__(self, ttl: float = AUTH_CACHE_SECONDS) -> None:
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, Principal]] = {}
+    def __init__(self, cache: Cache) -> None:
+        self._cache = cache
 
-    def forget(self, key_hash: str | None = None) -> None:
-        if key_hash is None:
-            self._cache.clear()
-        else:
-            self._cache.pop(key_hash, None)
+    async def forget(self, key_hashes: Iterable[str]) -> None:
+        await self._cache.invalidate(*(api_key_cache_key(h) for h in key_hashes))
 
     async def authenticate(self, session: AsyncSession, plain: str | None) -> Principal:
         if not plain or not plain.startswith(KEY_PREFIX):
             raise Unauthorized("missing or malformed API key: send `Authorization: Bearer zf_...`")
         key_hash = hash_key(plain)
-        cached = self._cache.get(key_hash)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        found = (await session.execute(_usable_key(key_hash))).one_or_none()
-        if found is None:
-            raise Unauthorized("invalid or revoked API key")
-        row, user_role = found
-        await self._touch(session, row)
-        # a key never grants more than its user may do: demoting the user demotes the key
-        role = UserRole.AGENT if user_role == UserRole.AGENT else row.role
-        principal = Principal(row.company_id, row.id, role, row.user_id)
-        self._cache[key_hash] = (time.monotonic() + self._ttl, principal)
-        return principal
+
+        async def load() -> dict[str, str | None]:
+            found = (await session.execute(_usable_key(key_hash))).one_or_none()
+            if found is None:
+                raise Unauthorized("invalid or revoked API key")  # never cached
+            row, user_role = found
+            await self._touch(session, row)
+            # a key never grants more than its user may do: demoting the user demotes the key
+            role = UserRole.AGENT if user_role == UserRole.AGENT else row.role
+            return {
+                "company_id": str(row.company_id),
+                "api_key_id": str(row.id),
+                "role": role.value,
+                "user_id": str(row.user_id) if row.user_id else None,
+            }
+
+        cached = await self._cache.get(api_key_cache_key(key_hash), AUTH_CACHE_SECONDS, load)
+        return Principal(
+            company_id=uuid.UUID(cached["company_id"]),
+            api_key_id=uuid.UUID(cached["api_key_id"]),
+            role=UserRole(cached["role"]),
+            user_id=uuid.UUID(cached["user_id"]) if cached["user_id"] else None,
+        )
 
     @staticmethod
     async def _touch(session: AsyncSession, row: ApiKey) -> None:

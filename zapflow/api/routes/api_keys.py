@@ -66,13 +66,12 @@ ApiKeyFields = Annotated[frozenset[str] | None, Depends(fields_param(ApiKeyPubli
 
 
 def forget_keys(session: AsyncSession, state: AppState, key_hashes: Iterable[str]) -> None:
-    """Makes this process stop honouring the keys once the change is committed (before the
+    """Makes every process stop honouring the keys once the change is committed (before the
     response): forgetting them earlier would let a concurrent request cache them anew."""
     hashes = list(key_hashes)
 
     async def forget() -> None:
-        for key_hash in hashes:
-            state.authenticator.forget(key_hash)
+        await state.authenticator.forget(hashes)
 
     after_commit(session, forget)
 
