@@ -1,7 +1,318 @@
-"""Deals: routes under /api/v1/deals (being written)."""
+"""Deals: CRUD, moves between the stages of their funnel (kept as a history), won/lost/reopen.
+Every change is announced live as ``deal.created`` / ``deal.updated`` / ``deal.moved`` /
+``deal.deleted`` with the deal's public shape."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from zapflow.api.deps import CurrentPrincipal, PublisherDep, SessionDep
+from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.models import DealStageChange, DealStatus, Stage
+from zapflow.schemas import DealPublic, DealStageRef
+from zapflow.services import deals as service
+from zapflow.services.auth import Principal
+from zapflow.services.deals import DealFilters
 
 router = APIRouter(prefix="/deals", tags=["deals"])
+
+CENTS = Decimal("0.01")
+T = TypeVar("T")
+
+
+def _refuse_null(value: T | None) -> T:
+    if value is None:
+        raise ValueError("may be omitted, not null")
+    return value
+
+
+# For PATCH bodies: a field left out keeps its value; an explicit null is a 422.
+NotNull = AfterValidator(_refuse_null)
+
+
+def _to_cents(value: Decimal) -> Decimal:
+    return value.quantize(CENTS)
+
+
+Money = Annotated[
+    Decimal,
+    Field(ge=0, max_digits=14, decimal_places=2, examples=["1500.00"]),
+    AfterValidator(_to_cents),
+]
+Currency = Annotated[
+    str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["BRL", "USD"])
+]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not a deal of yours"}}
+BAD_REFERENCE: dict[int | str, dict[str, Any]] = {
+    422: {"description": "invalid body, or an id in it that is not one of yours (named)"}
+}
+
+
+class DealCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "title": "50 cases of coffee",
+                    "value": "1500.00",
+                    "currency": "BRL",
+                    "funnel_id": "9a4c1f1e-2d01-4df7-8f3e-0b0f3b5e3c1a",
+                    "stage_id": "5d2c6e1a-9b7f-4e3d-a2c1-7f8e9d0a1b02",
+                    "contact_id": "1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b",
+                }
+            ]
+        },
+    )
+
+    title: str = Field(min_length=1, max_length=200)
+    value: Money = Decimal("0.00")
+    currency: Currency = "BRL"
+    funnel_id: uuid.UUID
+    stage_id: uuid.UUID | None = Field(
+        None, description="A stage of the funnel; its first if omitted"
+    )
+    contact_id: uuid.UUID
+    owner_user_id: uuid.UUID | None = Field(
+        None, description="Defaults to the API key's user (none for a company key)"
+    )
+
+
+class DealUpdate(BaseModel):
+    """Omitted fields are left as they are; only ``owner_user_id`` may be set to null. Stage and
+    status change through ``/move``, ``/won``, ``/lost`` and ``/reopen``."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"value": "1800.00", "title": "60 cases"}]}
+    )
+
+    title: Annotated[str | None, NotNull] = Field(None, min_length=1, max_length=200)
+    value: Annotated[Money | None, NotNull] = None
+    currency: Annotated[Currency | None, NotNull] = None
+    contact_id: Annotated[uuid.UUID | None, NotNull] = None
+    owner_user_id: uuid.UUID | None = None
+
+
+class DealMove(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"stage_id": "5d2c6e1a-9b7f-4e3d-a2c1-7f8e9d0a1b02"}]},
+    )
+
+    stage_id: uuid.UUID = Field(description="Another stage of the deal's funnel")
+
+
+class DealStageChangePublic(BaseModel):
+    id: uuid.UUID
+    deal_id: uuid.UUID
+    from_stage: DealStageRef | None = Field(description="None for the stage the deal started in")
+    to_stage: DealStageRef
+    changed_by_user_id: uuid.UUID | None
+    created_at: datetime
+
+
+def _stage_ref(stage: Stage) -> DealStageRef:
+    return DealStageRef(id=stage.id, name=stage.name, color=stage.color)
+
+
+def _change_public(
+    change: DealStageChange, from_stage: Stage | None, to_stage: Stage
+) -> DealStageChangePublic:
+    return DealStageChangePublic(
+        id=change.id,
+        deal_id=change.deal_id,
+        from_stage=_stage_ref(from_stage) if from_stage else None,
+        to_stage=_stage_ref(to_stage),
+        changed_by_user_id=change.changed_by_user_id,
+        created_at=change.created_at,
+    )
+
+
+DealFields = Annotated[frozenset[str] | None, Depends(fields_param(DealPublic))]
+
+
+async def _emit(
+    publisher: PublisherDep, event_type: str, principal: Principal, deal: DealPublic
+) -> None:
+    await publisher.emit(service.deal_event(event_type, principal.company_id, deal))
+
+
+@router.get(
+    "",
+    summary="List deals, newest first (filters: funnel, stage, status, owner, contact)",
+    response_model=CursorPage[DealPublic],
+)
+async def list_deals(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    fields: DealFields,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+    funnel_id: uuid.UUID | None = None,
+    stage_id: uuid.UUID | None = None,
+    status: DealStatus | None = None,
+    owner_user_id: uuid.UUID | None = None,
+    contact_id: uuid.UUID | None = None,
+) -> Any:
+    filters = DealFilters(funnel_id, stage_id, status, owner_user_id, contact_id)
+    rows, next_cursor = await service.page_deals(
+        session, principal.company_id, filters, limit, cursor
+    )
+    page = CursorPage[DealPublic](
+        data=rows, next_cursor=next_cursor, has_more=next_cursor is not None
+    )
+    return respond(page, fields)
+
+
+@router.post(
+    "", status_code=201, summary="Create a deal", response_model=DealPublic, responses=BAD_REFERENCE
+)
+async def create_deal(
+    body: DealCreate, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+) -> DealPublic:
+    fields = body.model_dump()
+    if "owner_user_id" not in body.model_fields_set:
+        fields["owner_user_id"] = principal.user_id
+    deal = await service.create_deal(session, principal.company_id, fields, principal.user_id)
+    public = await service.get_public(session, principal.company_id, deal.id)
+    await _emit(publisher, "deal.created", principal, public)
+    return public
+
+
+@router.get("/{deal_id}", summary="Get a deal", response_model=DealPublic, responses=NOT_FOUND)
+async def get_deal(
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: DealFields
+) -> Any:
+    return respond(await service.get_public(session, principal.company_id, deal_id), fields)
+
+
+@router.patch(
+    "/{deal_id}",
+    summary="Update a deal's title, value, currency, contact or owner",
+    response_model=DealPublic,
+    responses={**NOT_FOUND, **BAD_REFERENCE},
+)
+async def update_deal(
+    deal_id: uuid.UUID,
+    body: DealUpdate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    publisher: PublisherDep,
+) -> DealPublic:
+    deal = await service.lock_deal(session, principal.company_id, deal_id)
+    await service.update_deal(session, deal, body.model_dump(exclude_unset=True))
+    public = await service.get_public(session, principal.company_id, deal.id)
+    await _emit(publisher, "deal.updated", principal, public)
+    return public
+
+
+@router.delete("/{deal_id}", status_code=204, summary="Delete a deal", responses=NOT_FOUND)
+async def delete_deal(
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+) -> Response:
+    deal = await service.lock_deal(session, principal.company_id, deal_id)
+    public = await service.get_public(session, principal.company_id, deal_id)
+    await session.delete(deal)
+    await session.flush()
+    await _emit(publisher, "deal.deleted", principal, public)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{deal_id}/move",
+    summary="Move a deal to another stage of its funnel (recorded in its history)",
+    response_model=DealPublic,
+    responses={**NOT_FOUND, 422: {"description": "`stage_id` is not a stage of the deal's funnel"}},
+)
+async def move_deal(
+    deal_id: uuid.UUID,
+    body: DealMove,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    publisher: PublisherDep,
+) -> DealPublic:
+    deal = await service.lock_deal(session, principal.company_id, deal_id)
+    moved = await service.move_deal(session, deal, body.stage_id, principal.user_id)
+    public = await service.get_public(session, principal.company_id, deal.id)
+    if moved:
+        await _emit(publisher, "deal.moved", principal, public)
+    return public
+
+
+async def _set_status(
+    deal_id: uuid.UUID,
+    status: DealStatus,
+    principal: Principal,
+    session: SessionDep,
+    publisher: PublisherDep,
+) -> DealPublic:
+    deal = await service.lock_deal(session, principal.company_id, deal_id)
+    changed = await service.set_status(session, deal, status)
+    public = await service.get_public(session, principal.company_id, deal.id)
+    if changed:
+        await _emit(publisher, "deal.updated", principal, public)
+    return public
+
+
+@router.post(
+    "/{deal_id}/won",
+    summary="Mark a deal won (sets closed_at)",
+    response_model=DealPublic,
+    responses=NOT_FOUND,
+)
+async def win_deal(
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+) -> DealPublic:
+    return await _set_status(deal_id, DealStatus.WON, principal, session, publisher)
+
+
+@router.post(
+    "/{deal_id}/lost",
+    summary="Mark a deal lost (sets closed_at)",
+    response_model=DealPublic,
+    responses=NOT_FOUND,
+)
+async def lose_deal(
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+) -> DealPublic:
+    return await _set_status(deal_id, DealStatus.LOST, principal, session, publisher)
+
+
+@router.post(
+    "/{deal_id}/reopen",
+    summary="Reopen a won or lost deal (clears closed_at)",
+    response_model=DealPublic,
+    responses=NOT_FOUND,
+)
+async def reopen_deal(
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+) -> DealPublic:
+    return await _set_status(deal_id, DealStatus.OPEN, principal, session, publisher)
+
+
+@router.get(
+    "/{deal_id}/history",
+    summary="A deal's stage changes, newest first",
+    response_model=CursorPage[DealStageChangePublic],
+    responses=NOT_FOUND,
+)
+async def deal_history(
+    deal_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CursorPage[DealStageChangePublic]:
+    deal = await service.get_deal(session, principal.company_id, deal_id)
+    rows, next_cursor = await service.history(session, deal, limit, cursor)
+    return CursorPage[DealStageChangePublic](
+        data=[_change_public(*row) for row in rows],
+        next_cursor=next_cursor,
+        has_more=next_cursor is not None,
+    )

@@ -1,7 +1,359 @@
-"""Funnels: routes under /api/v1/funnels (being written)."""
+"""Funnels: CRUD, their ordered stages (add, rename, recolor, reorder, delete moving deals) and
+the kanban board. Changing a funnel's structure needs an admin key; reading it does not."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, PublisherDep, SessionDep
+from zapflow.api.paging import fields_param, respond, sparse
+from zapflow.api.routes.deals import NotNull
+from zapflow.models import Funnel, Stage
+from zapflow.schemas import DealPublic
+from zapflow.services import deals as deal_service
+from zapflow.services import funnels as service
+from zapflow.services.funnels import MAX_STAGES, NewStage
 
 router = APIRouter(prefix="/funnels", tags=["funnels"])
+
+MAX_PER_STAGE = 200
+
+HexColor = Annotated[
+    str,
+    Field(pattern=r"^#[0-9A-Fa-f]{6}$", description="`#RRGGBB`", examples=["#22c55e"]),
+    AfterValidator(str.lower),
+]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not a funnel of yours"}}
+
+
+class StageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=80)
+    color: HexColor | None = Field(None, description="`#RRGGBB`; slate (`#64748b`) if omitted")
+
+
+class StageCreate(StageIn):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "Proposal", "color": "#f59e0b", "position": 1}]},
+    )
+
+    position: int | None = Field(
+        None,
+        ge=0,
+        description="0-based; the stages from there on shift right. Omitted or past the end: last",
+    )
+
+
+class StageUpdate(BaseModel):
+    """Omitted fields are left as they are (null is refused)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"name": "Negotiation"}]}
+    )
+
+    name: Annotated[str | None, NotNull] = Field(None, min_length=1, max_length=80)
+    color: Annotated[HexColor | None, NotNull] = None
+
+
+class StageOrder(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "stage_ids": [
+                        "0b0f3b5e-3c1a-4df7-8f3e-6a4c1f1e2d01",
+                        "5d2c6e1a-9b7f-4e3d-a2c1-7f8e9d0a1b02",
+                    ]
+                }
+            ]
+        },
+    )
+
+    stage_ids: list[uuid.UUID] = Field(
+        max_length=MAX_STAGES, description="Every stage of the funnel, once, in the new order"
+    )
+
+
+class FunnelCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Sales",
+                    "description": "Inbound WhatsApp leads",
+                    "stages": [
+                        {"name": "New", "color": "#64748b"},
+                        {"name": "Qualified", "color": "#3b82f6"},
+                        {"name": "Proposal", "color": "#f59e0b"},
+                        {"name": "Closing", "color": "#22c55e"},
+                    ],
+                }
+            ]
+        },
+    )
+
+    name: str = Field(min_length=1, max_length=120)
+    description: str | None = Field(None, max_length=2000)
+    stages: list[StageIn] = Field(default_factory=list, max_length=MAX_STAGES)
+
+
+class FunnelUpdate(BaseModel):
+    """Omitted fields are left as they are; ``description`` may be set to null."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"name": "Sales"}]})
+
+    name: Annotated[str | None, NotNull] = Field(None, min_length=1, max_length=120)
+    description: str | None = Field(None, max_length=2000)
+
+
+class StagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    funnel_id: uuid.UUID
+    name: str
+    color: str
+    position: int
+    created_at: datetime
+
+
+class FunnelPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    stages: list[StagePublic] = Field(description="By position")
+    created_at: datetime
+    updated_at: datetime
+
+
+class BoardStage(StagePublic):
+    deal_count: int = Field(description="Open deals in the stage (all of them, not only listed)")
+    value_totals: dict[str, Decimal] = Field(
+        description="Sum of the open deals' values by currency", examples=[{"BRL": "15000.00"}]
+    )
+    has_more: bool = Field(description="More open deals than listed (see `GET /deals`)")
+    deals: list[DealPublic] = Field(description="The newest open deals, at most `per_stage`")
+
+
+class BoardPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    stages: list[BoardStage]
+
+
+FunnelFields = Annotated[frozenset[str] | None, Depends(fields_param(FunnelPublic))]
+
+
+def to_public(funnel: Funnel, stages: list[Stage]) -> FunnelPublic:
+    return FunnelPublic(
+        **funnel.model_dump(include={"id", "name", "description", "created_at", "updated_at"}),
+        stages=[StagePublic.model_validate(stage) for stage in stages],
+    )
+
+
+async def _funnel_public(session: AsyncSession, funnel: Funnel) -> FunnelPublic:
+    stages = await service.stages_of(session, funnel.company_id, [funnel.id])
+    return to_public(funnel, stages[funnel.id])
+
+
+@router.get("", summary="List the funnels with their stages", response_model=list[FunnelPublic])
+async def list_funnels(
+    principal: CurrentPrincipal, session: SessionDep, fields: FunnelFields
+) -> Any:
+    rows = await service.list_funnels(session, principal.company_id)
+    funnels = [to_public(funnel, stages) for funnel, stages in rows]
+    return funnels if fields is None else JSONResponse(sparse(funnels, fields))
+
+
+@router.post("", status_code=201, summary="Create a funnel", response_model=FunnelPublic)
+async def create_funnel(
+    body: FunnelCreate, principal: AdminPrincipal, session: SessionDep
+) -> FunnelPublic:
+    funnel, stages = await service.create_funnel(
+        session,
+        principal.company_id,
+        body.name,
+        body.description,
+        [NewStage(stage.name, stage.color) for stage in body.stages],
+    )
+    return to_public(funnel, stages)
+
+
+@router.get(
+    "/{funnel_id}", summary="Get a funnel", response_model=FunnelPublic, responses=NOT_FOUND
+)
+async def get_funnel(
+    funnel_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: FunnelFields
+) -> Any:
+    funnel = await service.get_funnel(session, principal.company_id, funnel_id)
+    return respond(await _funnel_public(session, funnel), fields)
+
+
+@router.patch(
+    "/{funnel_id}",
+    summary="Rename or describe a funnel",
+    response_model=FunnelPublic,
+    responses=NOT_FOUND,
+)
+async def update_funnel(
+    funnel_id: uuid.UUID, body: FunnelUpdate, principal: AdminPrincipal, session: SessionDep
+) -> FunnelPublic:
+    funnel = await service.get_funnel(session, principal.company_id, funnel_id)
+    for name, value in body.model_dump(exclude_unset=True).items():
+        setattr(funnel, name, value)
+    await session.flush()
+    return await _funnel_public(session, funnel)
+
+
+@router.delete(
+    "/{funnel_id}",
+    status_code=204,
+    summary="Delete a funnel with its stages and deals",
+    responses={**NOT_FOUND, 409: {"description": "open deals remain and `force` is not set"}},
+)
+async def delete_funnel(
+    funnel_id: uuid.UUID,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    force: Annotated[bool, Query(description="Delete even with open deals (they go too)")] = False,
+) -> Response:
+    funnel = await service.lock_funnel(session, principal.company_id, funnel_id, exclusive=True)
+    await service.delete_funnel(session, funnel, force=force)
+    return Response(status_code=204)
+
+
+# --- stages ---------------------------------------------------------------------------------------
+
+
+@router.post(
+    "/{funnel_id}/stages",
+    status_code=201,
+    summary="Add a stage (at a position, or last)",
+    response_model=StagePublic,
+    responses=NOT_FOUND,
+)
+async def create_stage(
+    funnel_id: uuid.UUID, body: StageCreate, principal: AdminPrincipal, session: SessionDep
+) -> StagePublic:
+    funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
+    stage = await service.add_stage(session, funnel, NewStage(body.name, body.color), body.position)
+    return StagePublic.model_validate(stage)
+
+
+@router.put(
+    "/{funnel_id}/stages/order",
+    summary="Reorder the stages",
+    response_model=list[StagePublic],
+    responses={
+        **NOT_FOUND,
+        422: {"description": "the list is not exactly the funnel's stages, each once"},
+    },
+)
+async def reorder_stages(
+    funnel_id: uuid.UUID, body: StageOrder, principal: AdminPrincipal, session: SessionDep
+) -> list[StagePublic]:
+    funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
+    stages = await service.reorder_stages(session, funnel, body.stage_ids)
+    return [StagePublic.model_validate(stage) for stage in stages]
+
+
+@router.patch(
+    "/{funnel_id}/stages/{stage_id}",
+    summary="Rename or recolor a stage",
+    response_model=StagePublic,
+    responses={404: {"description": "not a stage of this funnel of yours"}},
+)
+async def update_stage(
+    funnel_id: uuid.UUID,
+    stage_id: uuid.UUID,
+    body: StageUpdate,
+    principal: AdminPrincipal,
+    session: SessionDep,
+) -> StagePublic:
+    funnel = await service.get_funnel(session, principal.company_id, funnel_id)
+    stage = await service.get_stage(session, funnel, stage_id)
+    for name, value in body.model_dump(exclude_unset=True).items():
+        setattr(stage, name, value)
+    await session.flush()
+    return StagePublic.model_validate(stage)
+
+
+@router.delete(
+    "/{funnel_id}/stages/{stage_id}",
+    status_code=204,
+    summary="Delete a stage (moving its deals with `move_to`)",
+    responses={
+        404: {"description": "not a stage of this funnel of yours"},
+        409: {"description": "the stage holds deals and `move_to` is not set"},
+        422: {"description": "`move_to` is not another stage of this funnel"},
+    },
+)
+async def delete_stage(
+    funnel_id: uuid.UUID,
+    stage_id: uuid.UUID,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    publisher: PublisherDep,
+    move_to: Annotated[
+        uuid.UUID | None,
+        Query(description="Another stage of the funnel: its deals go there (moves recorded)"),
+    ] = None,
+) -> Response:
+    funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
+    stage = await service.get_stage(session, funnel, stage_id, for_delete=True)
+    moved = await service.delete_stage(session, funnel, stage, move_to, principal.user_id)
+    if moved:
+        deals = await deal_service.list_public(session, principal.company_id, moved)
+        await publisher.emit(
+            *(deal_service.deal_event("deal.moved", principal.company_id, d) for d in deals)
+        )
+    return Response(status_code=204)
+
+
+# --- board ----------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/{funnel_id}/board",
+    summary="Kanban board: the stages in order with their newest open deals and totals",
+    response_model=BoardPublic,
+    responses=NOT_FOUND,
+)
+async def get_board(
+    funnel_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    per_stage: Annotated[
+        int, Query(ge=1, le=MAX_PER_STAGE, description="Deals listed per stage at most")
+    ] = 50,
+) -> BoardPublic:
+    funnel = await service.get_funnel(session, principal.company_id, funnel_id)
+    columns = await service.board(session, funnel, per_stage)
+    return BoardPublic(
+        id=funnel.id,
+        name=funnel.name,
+        description=funnel.description,
+        stages=[
+            BoardStage(
+                **StagePublic.model_validate(column.stage).model_dump(),
+                deal_count=column.totals.count,
+                value_totals=column.totals.values,
+                has_more=column.totals.count > len(column.deals),
+                deals=column.deals,
+            )
+            for column in columns
+        ],
+    )

@@ -1,0 +1,249 @@
+"""Funnels and their stages: positions kept 0..n-1 through inserts, reorders and deletions.
+
+``stages (funnel_id, position)`` is unique and DEFERRABLE INITIALLY DEFERRED, so a shift or a
+reorder may hold duplicate positions mid-transaction; it only has to be a permutation at commit.
+Every stage write first locks the funnel row, so two concurrent writers of one funnel's stages
+run one after the other instead of both computing the same positions and failing at commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.errors import Conflict, NotFound, Unprocessable
+from zapflow.models import Deal, DealStatus, Funnel, Stage
+from zapflow.schemas import DealPublic
+from zapflow.services import deals
+from zapflow.services.deals import StageTotals
+from zapflow.services.queries import get_scoped
+
+MAX_STAGES = 50
+
+
+@dataclass(frozen=True)
+class NewStage:
+    name: str
+    color: str | None = None
+
+
+# --- funnels --------------------------------------------------------------------------------------
+
+
+async def stages_of(
+    session: AsyncSession, company_id: uuid.UUID, funnel_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Stage]]:
+    """The stages of each funnel by position, in one query."""
+    by_funnel: dict[uuid.UUID, list[Stage]] = {funnel_id: [] for funnel_id in funnel_ids}
+    if not funnel_ids:
+        return by_funnel
+    query = (
+        select(Stage)
+        .where(col(Stage.company_id) == company_id, col(Stage.funnel_id).in_(funnel_ids))
+        .order_by(col(Stage.funnel_id), col(Stage.position))
+    )
+    for stage in (await session.execute(query)).scalars():
+        by_funnel[stage.funnel_id].append(stage)
+    return by_funnel
+
+
+async def list_funnels(
+    session: AsyncSession, company_id: uuid.UUID
+) -> list[tuple[Funnel, list[Stage]]]:
+    """The company's funnels, oldest first, each with its stages: two queries in all."""
+    query = (
+        select(Funnel)
+        .where(col(Funnel.company_id) == company_id)
+        .order_by(col(Funnel.created_at), col(Funnel.id))
+    )
+    funnels = list((await session.execute(query)).scalars())
+    stages = await stages_of(session, company_id, [f.id for f in funnels])
+    return [(funnel, stages[funnel.id]) for funnel in funnels]
+
+
+async def get_funnel(session: AsyncSession, company_id: uuid.UUID, funnel_id: uuid.UUID) -> Funnel:
+    return await get_scoped(session, Funnel, company_id, funnel_id)
+
+
+async def lock_funnel(
+    session: AsyncSession, company_id: uuid.UUID, funnel_id: uuid.UUID, *, exclusive: bool = False
+) -> Funnel:
+    """The funnel, row-locked: FOR NO KEY UPDATE serializes the writers of its stages without
+    holding up deals being created in it; ``exclusive`` (FOR UPDATE, to delete it) waits for
+    those too, so no deal slips in between counting the open ones and the delete."""
+    lock: bool | dict[str, bool] = True if exclusive else {"key_share": True}
+    funnel = await session.get(Funnel, funnel_id, with_for_update=lock)
+    if funnel is None or funnel.company_id != company_id:
+        raise NotFound("funnel not found")
+    return funnel
+
+
+async def create_funnel(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    name: str,
+    description: str | None,
+    stages: Sequence[NewStage],
+) -> tuple[Funnel, list[Stage]]:
+    funnel = Funnel(company_id=company_id, name=name, description=description)
+    session.add(funnel)
+    await session.flush()
+    rows = [_stage_row(funnel, new, position) for position, new in enumerate(stages)]
+    session.add_all(rows)
+    await session.flush()
+    return funnel, rows
+
+
+async def delete_funnel(session: AsyncSession, funnel: Funnel, *, force: bool) -> None:
+    """Deletes the funnel with its stages and deals; refused while deals are open unless forced."""
+    if not force:
+        open_deals = await session.scalar(
+            select(func.count()).where(
+                col(Deal.company_id) == funnel.company_id,
+                col(Deal.funnel_id) == funnel.id,
+                col(Deal.status) == DealStatus.OPEN,
+            )
+        )
+        if open_deals:
+            raise Conflict(
+                f"the funnel has {open_deals} open deal(s): close or move them, "
+                "or delete with ?force=true",
+                code="funnel_has_open_deals",
+                details={"open_deals": open_deals},
+            )
+    await session.execute(delete(Funnel).where(col(Funnel.id) == funnel.id))
+
+
+# --- stages ---------------------------------------------------------------------------------------
+
+
+def _stage_row(funnel: Funnel, new: NewStage, position: int) -> Stage:
+    stage = Stage(
+        company_id=funnel.company_id, funnel_id=funnel.id, name=new.name, position=position
+    )
+    if new.color is not None:
+        stage.color = new.color
+    return stage
+
+
+async def get_stage(
+    session: AsyncSession, funnel: Funnel, stage_id: uuid.UUID, *, for_delete: bool = False
+) -> Stage:
+    """A stage of the funnel; ``for_delete`` locks it FOR UPDATE, so a deal being moved into it
+    meanwhile either lands before its deals are moved out, or finds it gone."""
+    stage = await session.get(Stage, stage_id, with_for_update=True if for_delete else None)
+    if stage is None or stage.funnel_id != funnel.id or stage.company_id != funnel.company_id:
+        raise NotFound("stage not found")
+    return stage
+
+
+async def _stage_count(session: AsyncSession, funnel: Funnel) -> int:
+    count = await session.scalar(select(func.count()).where(col(Stage.funnel_id) == funnel.id))
+    return int(count or 0)
+
+
+async def add_stage(
+    session: AsyncSession, funnel: Funnel, new: NewStage, position: int | None
+) -> Stage:
+    """Insert at ``position`` (shifting the stages from there on), or append; a position past
+    the end appends, like ``list.insert``. The funnel must be locked (``lock_funnel``)."""
+    count = await _stage_count(session, funnel)
+    if count >= MAX_STAGES:
+        raise Unprocessable(f"a funnel has at most {MAX_STAGES} stages", code="too_many_stages")
+    position = count if position is None else min(position, count)
+    if position < count:
+        await session.execute(
+            update(Stage)
+            .where(col(Stage.funnel_id) == funnel.id, col(Stage.position) >= position)
+            .values(position=col(Stage.position) + 1)
+        )
+    stage = _stage_row(funnel, new, position)
+    session.add(stage)
+    await session.flush()
+    return stage
+
+
+async def reorder_stages(
+    session: AsyncSession, funnel: Funnel, stage_ids: Sequence[uuid.UUID]
+) -> list[Stage]:
+    """Give the stages the order of ``stage_ids``, which must list each of them exactly once.
+    The funnel must be locked (``lock_funnel``)."""
+    stages = (await stages_of(session, funnel.company_id, [funnel.id]))[funnel.id]
+    by_id = {stage.id: stage for stage in stages}
+    listed = set(stage_ids)
+    if len(stage_ids) != len(listed) or listed != set(by_id):
+        message = "must list each of the funnel's stages exactly once"
+        mismatch = {
+            "missing": [str(i) for i in by_id if i not in listed],
+            "unknown": [str(i) for i in listed if i not in by_id],
+        }
+        raise Unprocessable(
+            f"body.stage_ids: {message}",
+            details=[{"field": "body.stage_ids", "message": message, **mismatch}],
+        )
+    ordered = [by_id[stage_id] for stage_id in stage_ids]
+    for position, stage in enumerate(ordered):
+        stage.position = position
+    await session.flush()
+    return ordered
+
+
+async def delete_stage(
+    session: AsyncSession,
+    funnel: Funnel,
+    stage: Stage,
+    move_to: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+) -> list[uuid.UUID]:
+    """Delete a stage; its deals (any status) go to ``move_to`` with their moves recorded, and
+    without ``move_to`` a stage holding deals is refused. Returns the moved deals' ids.
+    The funnel must be locked (``lock_funnel``)."""
+    moved: list[uuid.UUID] = []
+    if move_to is not None:
+        if move_to == stage.id:
+            raise deals.invalid_reference("query.move_to", "cannot move deals to the stage deleted")
+        target = await deals.stage_of_funnel(
+            session, funnel.company_id, funnel.id, move_to, "query.move_to"
+        )
+        moved = await deals.move_stage_deals(session, stage, target, user_id)
+    elif await session.scalar(select(exists().where(col(Deal.stage_id) == stage.id))):
+        raise Conflict(
+            "the stage holds deals: move them first, or delete with ?move_to=<stage id>",
+            code="stage_has_deals",
+        )
+    position = stage.position
+    await session.delete(stage)
+    await session.flush()
+    await session.execute(
+        update(Stage)
+        .where(col(Stage.funnel_id) == funnel.id, col(Stage.position) > position)
+        .values(position=col(Stage.position) - 1)
+    )
+    return moved
+
+
+# --- board ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardColumn:
+    stage: Stage
+    deals: list[DealPublic]
+    totals: StageTotals
+
+
+async def board(session: AsyncSession, funnel: Funnel, per_stage: int) -> list[BoardColumn]:
+    """The funnel's stages in order with their newest open deals (at most ``per_stage`` each)
+    and their totals: three queries whatever the number of stages and deals."""
+    stages = (await stages_of(session, funnel.company_id, [funnel.id]))[funnel.id]
+    totals = await deals.open_totals_by_stage(session, funnel)
+    columns = await deals.open_deals_by_stage(session, funnel, stages, per_stage)
+    return [
+        BoardColumn(stage, columns[stage.id], totals.get(stage.id, StageTotals()))
+        for stage in stages
+    ]
