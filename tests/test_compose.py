@@ -322,13 +322,268 @@ def test_prometheus_scrapes_api_and_worker_ports() -> None:
 
 
 def test_grafana_provisioning_and_dashboard_are_valid() -> None:
+    providers = yaml.safe_load((GRAFANA_DIR / "provisioning/dashboards/zapflow.yml").read_text())
+    assert providers["providers"]
+    uids = _datasource_uids()
+    dashboard = _dashboard()
+    assert dashboard["schemaVersion"] >= 39
+    assert dashboard["uid"] and dashboard["title"]
+    panels = _query_panels(dashboard)
+    assert panels
+    for panel in panels:
+        assert panel["datasource"]["uid"] in uids, panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] in uids, panel["title"]
+    for variable in dashboard.get("templating", {}).get("list", []):
+        if variable.get("type") == "query":
+            assert variable["datasource"]["uid"] in uids, variable["name"]
+
+
+# --- the Grafana dashboard ------------------------------------------------------------------
+
+# Every metric the dashboard may query, by who exports it. A name missing here is a typo or a
+# metric nobody exports; test_allowed_metrics_are_exported checks this list against the code.
+API_METRICS = frozenset(
+    {
+        # starlette-prometheus's collectors, fed by zapflow.api.metrics.RouteMetricsMiddleware
+        "starlette_requests_total",
+        "starlette_responses_total",
+        "starlette_requests_processing_time_seconds_bucket",
+        "starlette_requests_processing_time_seconds_sum",
+        "starlette_requests_processing_time_seconds_count",
+        "starlette_requests_in_progress",
+        "starlette_exceptions_total",
+        # zapflow's own prometheus_client collectors in the API process
+        "zapflow_webhook_ack_seconds_bucket",
+        "zapflow_webhook_ack_seconds_sum",
+        "zapflow_webhook_ack_seconds_count",
+        "zapflow_inbox_pending",
+        "zapflow_inbox_oldest_pending_age_seconds",
+        "zapflow_queue_backlog",
+        "zapflow_queue_pollers",
+        "zapflow_sse_connections_open",
+        "zapflow_cache_lookups_total",
+        "zapflow_rate_limited_total",
+        "zapflow_event_loop_lag_seconds",
+    }
+)
+# prometheus_client's process collector: the API only (the worker's SDK exporter has none)
+PROCESS_METRICS = frozenset({"process_resident_memory_bytes", "process_cpu_seconds_total"})
+# The worker's metrics go through the Temporal SDK's exporter: counters carry no `_total`,
+# histograms keep the name they were created with (no unit suffix), durations of the SDK's own
+# metrics are integer milliseconds.
+WORKER_METRICS = frozenset(
+    {
+        "zapflow_activity_outcomes",
+        "zapflow_relay_events",
+        "zapflow_message_event_latency_bucket",
+        "zapflow_message_event_latency_sum",
+        "zapflow_message_event_latency_count",
+    }
+)
+TEMPORAL_SDK_METRICS = frozenset(
+    {
+        "temporal_workflow_task_execution_latency_bucket",
+        "temporal_workflow_task_schedule_to_start_latency_bucket",
+        "temporal_activity_schedule_to_start_latency_bucket",
+        "temporal_activity_execution_failed",
+        "temporal_workflow_task_execution_failed",
+        "temporal_long_request_failure",
+        "temporal_request_failure",
+        "temporal_num_pollers",
+        "temporal_worker_task_slots_available",
+    }
+)
+ALLOWED_METRICS = (
+    API_METRICS | PROCESS_METRICS | WORKER_METRICS | TEMPORAL_SDK_METRICS | frozenset({"up"})
+)
+DASHBOARD_ROWS = ("API", "Webhooks", "Pipeline", "Live", "Process")
+
+_PROMQL_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
+_PROMQL_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+# an identifier that is not part of a number or a variable and is not called like a function
+_PROMQL_IDENTIFIER = re.compile(r"(?<![\w.$:])[A-Za-z_:][\w:]*(?![\w:])(?!\s*\()")
+_PROMQL_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "inf", "nan"})
+_HISTOGRAM_SUFFIX = re.compile(r"_(?:bucket|sum|count)$")
+
+
+def _datasource_uids() -> set[str]:
     datasources = yaml.safe_load(
         (GRAFANA_DIR / "provisioning/datasources/prometheus.yml").read_text()
     )
-    uids = {ds["uid"] for ds in datasources["datasources"]}
-    providers = yaml.safe_load((GRAFANA_DIR / "provisioning/dashboards/zapflow.yml").read_text())
-    assert providers["providers"]
-    dashboard = json.loads((GRAFANA_DIR / "zapflow.json").read_text())
-    assert dashboard["panels"]
+    return {ds["uid"] for ds in datasources["datasources"]}
+
+
+def _dashboard() -> dict[str, Any]:
+    data = json.loads((GRAFANA_DIR / "zapflow.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _all_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every panel, rows included; a collapsed row keeps its panels inside it."""
+    panels = []
     for panel in dashboard["panels"]:
-        assert panel["datasource"]["uid"] in uids, panel["title"]
+        panels.append(panel)
+        panels.extend(panel.get("panels", []))
+    return panels
+
+
+def _query_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in _all_panels(dashboard) if panel["type"] != "row"]
+
+
+def _exprs(panel: dict[str, Any]) -> list[str]:
+    return [target["expr"] for target in panel.get("targets", []) if target.get("expr")]
+
+
+def _promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (labels, functions and keywords dropped)."""
+    expr = _PROMQL_STRING.sub('""', expr)
+    expr = re.sub(r"\{[^}]*\}", " ", expr)  # label matchers
+    expr = re.sub(r"\[[^\]]*\]", " ", expr)  # range and subquery windows
+    expr = _PROMQL_GROUPING.sub(" ", expr)
+    return {
+        name for name in _PROMQL_IDENTIFIER.findall(expr) if name.lower() not in _PROMQL_KEYWORDS
+    }
+
+
+def _thresholds(panel: dict[str, Any]) -> set[float]:
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    return {step["value"] for step in steps if step["value"] is not None}
+
+
+def _panels_querying(dashboard: dict[str, Any], metric: str) -> list[dict[str, Any]]:
+    return [
+        panel
+        for panel in _query_panels(dashboard)
+        if any(metric in _promql_metric_names(expr) for expr in _exprs(panel))
+    ]
+
+
+def test_promql_metric_names_finds_only_metrics() -> None:
+    expr = (
+        "histogram_quantile(0.99, sum by (le, path_template) "
+        '(rate(starlette_requests_processing_time_seconds_bucket{instance=~"$instance"}'
+        "[$__rate_interval])))"
+    )
+    assert _promql_metric_names(expr) == {"starlette_requests_processing_time_seconds_bucket"}
+    expr = (
+        '(sum(rate(a_total{code=~"5.."}[5m])) or vector(0)) / sum without (x) (rate(b[1m]))'
+        " > bool 1e-3"
+    )
+    assert _promql_metric_names(expr) == {"a_total", "b"}
+    assert _promql_metric_names("up") == {"up"}
+
+
+def test_dashboard_has_the_operator_rows() -> None:
+    rows = [panel["title"] for panel in _all_panels(_dashboard()) if panel["type"] == "row"]
+    missing = [title for title in DASHBOARD_ROWS if not any(row.startswith(title) for row in rows)]
+    assert not missing, f"dashboard rows missing: {missing}"
+
+
+def test_every_dashboard_panel_has_title_description_unit_and_a_query() -> None:
+    for panel in _query_panels(_dashboard()):
+        title = panel.get("title")
+        assert title, f"panel {panel.get('id')} has no title"
+        assert panel.get("description"), f"{title}: no description"
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"{title}: no unit"
+        assert _exprs(panel), f"{title}: no target with an expr"
+        assert all(target.get("refId") for target in panel["targets"]), title
+
+
+def test_dashboard_panel_ids_are_unique() -> None:
+    ids = [panel["id"] for panel in _all_panels(_dashboard())]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert not duplicates, f"duplicate panel ids: {duplicates}"
+
+
+def test_dashboard_panels_do_not_overlap() -> None:
+    dashboard = _dashboard()
+    # what Grafana lays out together: the top level, and each collapsed row's own panels
+    layers = [dashboard["panels"]] + [
+        row["panels"] for row in dashboard["panels"] if row["type"] == "row" and row["panels"]
+    ]
+    for layer in layers:
+        boxes = []
+        for panel in layer:
+            pos = panel["gridPos"]
+            x, y, w, h = pos["x"], pos["y"], pos["w"], pos["h"]
+            assert w > 0 and h > 0 and x >= 0 and y >= 0, panel["title"]
+            assert x + w <= 24, f"{panel['title']} is wider than the 24-column grid"
+            boxes.append((panel["title"], x, y, w, h))
+        for i, (title, x, y, w, h) in enumerate(boxes):
+            for other, ox, oy, ow, oh in boxes[i + 1 :]:
+                overlap = x < ox + ow and ox < x + w and y < oy + oh and oy < y + h
+                assert not overlap, f"{title!r} overlaps {other!r}"
+
+
+def test_dashboard_queries_only_exported_metrics() -> None:
+    unknown = {}
+    for panel in _query_panels(_dashboard()):
+        for expr in _exprs(panel):
+            names = _promql_metric_names(expr)
+            assert names, f"{panel['title']}: no metric found in {expr!r}"
+            if names - ALLOWED_METRICS:
+                unknown[panel["title"]] = sorted(names - ALLOWED_METRICS)
+    assert not unknown, f"metrics nobody exports (or add them to ALLOWED_METRICS): {unknown}"
+
+
+def test_allowed_metrics_are_exported() -> None:
+    import prometheus_client
+    import starlette_prometheus.middleware
+    import temporalio.bridge
+
+    # names declared in zapflow's and starlette-prometheus's code
+    sources = [path.read_text() for path in (ROOT / "zapflow").rglob("*.py")]
+    sources.append(Path(starlette_prometheus.middleware.__file__).read_text())
+    declared = "\n".join(sources)
+    for name in API_METRICS | WORKER_METRICS:
+        base = _HISTOGRAM_SUFFIX.sub("", name)
+        assert f'"{base}"' in declared, f"no collector named {base!r}"
+    # the SDK's counters get no _total suffix: zapflow's exporter keeps the default
+    assert "counters_total_suffix" not in declared
+    assert not any(name.endswith("_total") for name in WORKER_METRICS | TEMPORAL_SDK_METRICS)
+    # prometheus_client's default registry exports the process metrics
+    exposition = prometheus_client.generate_latest().decode()
+    for name in PROCESS_METRICS:
+        assert re.search(rf"^{name} ", exposition, re.M), name
+    # the Temporal SDK's metric names are compiled into its Core bridge
+    bridge = next(Path(temporalio.bridge.__file__).parent.glob("temporal_sdk_bridge*"))
+    core = bridge.read_bytes()
+    for name in TEMPORAL_SDK_METRICS:
+        base = _HISTOGRAM_SUFFIX.sub("", name).removeprefix("temporal_")
+        assert base.encode() in core, f"the Temporal SDK has no metric {base!r}"
+
+
+def test_dashboard_jobs_are_the_scraped_jobs() -> None:
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text())
+    jobs = {job["job_name"] for job in config["scrape_configs"]}
+    dashboard = _dashboard()
+    texts = [expr for panel in _query_panels(dashboard) for expr in _exprs(panel)]
+    texts += [str(v.get("definition", "")) for v in dashboard["templating"]["list"]]
+    used = {
+        job
+        for text in texts
+        for pattern in re.findall(r'\bjob\s*=~?\s*"([^"]*)"', text)
+        for job in pattern.split("|")
+    }
+    assert used, "no panel selects a job"
+    assert used <= jobs, f"jobs Prometheus does not scrape: {used - jobs}"
+
+
+def test_dashboard_thresholds_follow_the_settings() -> None:
+    fields = Settings.model_fields
+    dashboard = _dashboard()
+    backlog = {fields["queue_warning_backlog"].default, fields["queue_critical_backlog"].default}
+    expected = {
+        "zapflow_inbox_pending": backlog,
+        "zapflow_queue_backlog": backlog,
+        "zapflow_event_loop_lag_seconds": {fields["event_loop_lag_warning_ms"].default / 1000},
+        "process_resident_memory_bytes": {fields["memory_warning_mb"].default * 2**20},
+    }
+    for metric, values in expected.items():
+        panels = _panels_querying(dashboard, metric)
+        assert panels, f"no panel shows {metric}"
+        for panel in panels:
+            assert values <= _thresholds(panel), f"{panel['title']}: thresholds {values}"

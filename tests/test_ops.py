@@ -127,3 +127,21 @@ async def test_a_refused_send_is_dead_lettered_then_replayed_once_fixed(
     assert again.status_code == 409
     other_company = await tenant.client.post(f"/api/v1/ops/dead-letters/{uuid.uuid4()}/replay")
     assert other_company.status_code == 404
+
+
+async def test_an_unreadable_delivery_is_a_dead_letter_until_it_can_be_read(
+    tenant: Tenant,
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    refused = await post_cloud(tenant.client, instance["webhook_url"], {"object": "page"})
+    assert refused.status_code == 400
+
+    async def letters() -> list[dict]:  # type: ignore[type-arg]
+        return (await tenant.client.get("/api/v1/ops/dead-letters?kind=inbox_event")).json()["data"]
+
+    [letter] = await eventually(letters, lambda rows: len(rows) == 1)
+    assert "whatsapp_business_account" in letter["error"]
+    replayed = (await tenant.client.post(f"/api/v1/ops/dead-letters/{letter['id']}/replay")).json()
+    assert replayed["status"] == "open" and replayed["attempts"] == 2
+    assert replayed["replay_result"]["ok"] is False
+    assert replayed["replay_result"]["error"].startswith("still unreadable")

@@ -26,6 +26,8 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     "FlowVersion": "Int",
 }
 
+LATENCY_BUCKETS_SECONDS = [0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]
+
 COMPANY_ID = SearchAttributeKey.for_keyword("CompanyId")
 INSTANCE_ID = SearchAttributeKey.for_keyword("InstanceId")
 CONTACT_PHONE = SearchAttributeKey.for_keyword("ContactPhone")
@@ -35,7 +37,12 @@ FLOW_VERSION = SearchAttributeKey.for_int("FlowVersion")
 
 def runtime_with_metrics(port: int) -> Runtime:
     """A Temporal runtime exporting the SDK's worker metrics in Prometheus format on ``port``."""
-    telemetry = TelemetryConfig(metrics=PrometheusConfig(bind_address=f"0.0.0.0:{port}"))
+    prometheus = PrometheusConfig(
+        bind_address=f"0.0.0.0:{port}",
+        # the SDK's default buckets start at 50 (made for milliseconds); ours are seconds
+        histogram_bucket_overrides={"zapflow_message_event_latency": LATENCY_BUCKETS_SECONDS},
+    )
+    telemetry = TelemetryConfig(metrics=prometheus)
     return Runtime(telemetry=telemetry)
 
 

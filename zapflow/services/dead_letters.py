@@ -12,20 +12,25 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.errors import Conflict, Unprocessable
+from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import (
     Conversation,
     DeadLetter,
     DeadLetterKind,
     DeadLetterStatus,
+    InboxEvent,
     Message,
     MessageStatus,
     WhatsAppInstance,
+    WhatsAppProvider,
     utc_now,
 )
-from zapflow.services.inbox import store_outbound_request
+from zapflow.services.inbox import store_events, store_outbound_request
+from zapflow.services.instances import route_events
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
+from zapflow.whatsapp import cloud, evolution
+from zapflow.whatsapp.errors import MalformedPayload
 
 
 async def page_dead_letters(
@@ -60,12 +65,17 @@ async def replay(session: AsyncSession, company_id: uuid.UUID, letter_id: uuid.U
     letter = await get_scoped(session, DeadLetter, company_id, letter_id)
     if letter.status != DeadLetterStatus.OPEN:
         raise Conflict(f"this dead letter was already {letter.status.value}")
-    if letter.kind != DeadLetterKind.SEND:
+    replayers = {DeadLetterKind.SEND: _replay_send, DeadLetterKind.INBOX_EVENT: _replay_inbox_event}
+    replayer = replayers.get(letter.kind)
+    if replayer is None:
         raise Unprocessable(f"replaying {letter.kind.value} dead letters is not supported yet")
-    result = await _replay_send(session, company_id, letter)
-    letter.status = DeadLetterStatus.REPLAYED
+    result = await replayer(session, company_id, letter)
     letter.replayed_at = utc_now()
     letter.replay_result = result
+    if result["ok"]:
+        letter.status = DeadLetterStatus.REPLAYED
+    else:
+        letter.attempts += 1
     await session.flush()
     return letter
 
@@ -87,4 +97,29 @@ async def _replay_send(
     await store_outbound_request(
         session, instance, message.id, conversation.remote_jid, attempt=f"replay-{letter.id}"
     )
-    return {"action": "send queued again", "message_id": str(message.id)}
+    return {"ok": True, "action": "send queued again", "message_id": str(message.id)}
+
+
+async def _replay_inbox_event(
+    session: AsyncSession, company_id: uuid.UUID, letter: DeadLetter
+) -> dict[str, Any]:
+    """Read the kept delivery again with today's parser; what it yields goes to the inbox."""
+    row = await session.get(InboxEvent, letter.reference["inbox_event_id"])
+    if row is None or row.company_id != company_id:
+        raise NotFound("the delivery this dead letter kept is gone")
+    instance = await get_scoped(session, WhatsAppInstance, company_id, row.instance_id)
+    parse = (
+        cloud.parse_webhook
+        if instance.provider == WhatsAppProvider.CLOUD
+        else evolution.parse_webhook
+    )
+    try:
+        events = parse(row.payload)
+    except MalformedPayload as exc:
+        return {"ok": False, "error": f"still unreadable: {exc}"}
+    routed, unroutable = await route_events(session, instance, events)
+    stored = duplicates = 0
+    for target, group in routed:
+        accepted = await store_events(session, target, group, row.correlation_id or str(letter.id))
+        stored, duplicates = stored + accepted.stored, duplicates + accepted.duplicates
+    return {"ok": True, "stored": stored, "duplicates": duplicates, "unroutable": len(unroutable)}

@@ -15,6 +15,8 @@ from sqlmodel import col
 
 from zapflow.db import SessionFactory
 from zapflow.models import (
+    DeadLetter,
+    DeadLetterKind,
     InboxEvent,
     InboxEventStatus,
     InboxEventType,
@@ -116,7 +118,8 @@ async def store_outbound_request(
 async def store_rejected(
     session: AsyncSession, instance: WhatsAppInstance, raw: bytes, error: str, correlation_id: str
 ) -> None:
-    """Keep an authenticated delivery we could not read, for audit; never relayed."""
+    """Keep an authenticated delivery we could not read, for audit and as a dead letter that an
+    operator can replay once the parser handles it; never relayed as it is."""
     try:
         payload = orjson.loads(raw)
         if not isinstance(payload, dict):
@@ -137,8 +140,19 @@ async def store_rejected(
             correlation_id=correlation_id,
         )
         .on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
+        .returning(col(InboxEvent.id))
     )
-    await session.execute(statement)
+    inbox_event_id = (await session.execute(statement)).scalar_one_or_none()
+    if inbox_event_id is not None:  # a redelivery of the same bad body is one letter
+        session.add(
+            DeadLetter(
+                company_id=instance.company_id,
+                kind=DeadLetterKind.INBOX_EVENT,
+                reference={"inbox_event_id": inbox_event_id, "instance_id": str(instance.id)},
+                error=error,
+                attempts=1,
+            )
+        )
 
 
 async def notify_relay(session: AsyncSession) -> None:
