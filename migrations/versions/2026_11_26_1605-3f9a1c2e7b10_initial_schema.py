@@ -224,6 +224,12 @@ def upgrade() -> None:
         postgresql_ops={"aliases": "jsonb_path_ops"},
     )
     op.create_index("idx_contacts_company_email", "contacts", ["company_id", "email"])
+    # the contact list and export: WHERE company_id = ? ORDER BY created_at DESC, id DESC
+    op.create_index(
+        "idx_contacts_company_created",
+        "contacts",
+        ["company_id", sa.text("created_at DESC"), sa.text("id DESC")],
+    )
     op.create_index("idx_contacts_company_id", "contacts", ["company_id"])
     # unique: NULLs stay distinct (lid-only contacts); plain, so ON CONFLICT can infer it
     op.create_index(
@@ -503,6 +509,19 @@ def upgrade() -> None:
     op.create_index("idx_deals_company_status", "deals", ["company_id", "status"])
     op.create_index("idx_deals_contact_id", "deals", ["contact_id"])
     op.create_index("idx_deals_funnel_id", "deals", ["funnel_id"])
+    # the deal list: WHERE company_id = ? ORDER BY created_at DESC, id DESC
+    op.create_index(
+        "idx_deals_company_created",
+        "deals",
+        ["company_id", sa.text("created_at DESC"), sa.text("id DESC")],
+    )
+    # the kanban board: the newest open deals of each stage
+    op.create_index(
+        "idx_deals_board",
+        "deals",
+        ["funnel_id", "stage_id", sa.text("created_at DESC")],
+        postgresql_where=sa.text("status = 'open'"),
+    )
     op.create_index("idx_deals_stage_id", "deals", ["stage_id"])
     op.create_index("idx_deals_status", "deals", ["status"])
 

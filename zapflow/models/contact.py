@@ -34,6 +34,12 @@ class Contact(ContactBase, table=True):
         sa.UniqueConstraint("company_id", "lid"),
         sa.Index("idx_contacts_company_email", "company_id", "email"),
         sa.Index(
+            "idx_contacts_company_created",
+            "company_id",
+            sa.text("created_at DESC"),
+            sa.text("id DESC"),
+        ),
+        sa.Index(
             "idx_contacts_name_trgm",
             "name",
             postgresql_using="gin",

@@ -50,6 +50,19 @@ class Deal(DealBase, table=True):
         sa.Index("idx_deals_status", "status"),
         sa.Index("idx_deals_company_status", "company_id", "status"),
         sa.Index("idx_deals_funnel_id", "funnel_id"),
+        sa.Index(
+            "idx_deals_company_created",
+            "company_id",
+            sa.text("created_at DESC"),
+            sa.text("id DESC"),
+        ),
+        sa.Index(
+            "idx_deals_board",
+            "funnel_id",
+            "stage_id",
+            sa.text("created_at DESC"),
+            postgresql_where=sa.text("status = 'open'"),
+        ),
         enum_check("status", DealStatus),
     )
 

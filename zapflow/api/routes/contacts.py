@@ -1,7 +1,279 @@
-"""Contacts: routes under /api/v1/contacts (being written)."""
+"""Contacts under /api/v1/contacts: CRUD, offset-paged search, tags, CSV import and export."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import IO, Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.datastructures import UploadFile
+
+from zapflow.api.deps import CurrentPrincipal, SessionDep, StateDep
+from zapflow.api.paging import Limit, OffsetPage, fields_param, respond
+from zapflow.errors import PayloadTooLarge, Unprocessable
+from zapflow.services import contacts
+from zapflow.services.contacts import (
+    MAX_IMPORT_BYTES,
+    ContactCreate,
+    ContactFilter,
+    ContactUpdate,
+    ImportMode,
+    ImportReport,
+    Tag,
+)
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
+
+MAX_PAGE_NUMBER = 1_000_000
+UPLOAD_CHUNK = 64 * 1024
+
+
+class ContactPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    phone_number: str | None
+    wa_id: str | None
+    lid: str | None
+    aliases: list[str]
+    name: str
+    email: str | None
+    tags: list[str]
+    custom_fields: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class TagIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tag": "vip"}]})
+
+    tag: Tag
+
+
+ContactFields = Annotated[frozenset[str] | None, Depends(fields_param(ContactPublic))]
+NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such contact in your company"}
+}
+
+
+def contact_filter(
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="With `@`: email prefix; phone-like (digits, `+`, spaces, dashes): "
+            "digits anywhere in the number; otherwise a fragment of the name",
+        ),
+    ] = None,
+    tag: Annotated[
+        list[str] | None, Query(description="Contacts having every tag given (repeatable)")
+    ] = None,
+    created_since: Annotated[
+        datetime | None,
+        Query(description="Created at or after this time (ISO 8601; UTC if no offset)"),
+    ] = None,
+) -> ContactFilter:
+    try:
+        tags = contacts.normalize_tags(tag or [])
+    except ValueError as exc:
+        raise Unprocessable(f"tag: {exc}") from None
+    if created_since is not None and created_since.tzinfo is None:
+        created_since = created_since.replace(tzinfo=UTC)
+    return ContactFilter(q=q, tags=tuple(tags), created_since=created_since)
+
+
+Filter = Annotated[ContactFilter, Depends(contact_filter)]
+
+
+@router.get(
+    "", summary="List and search contacts, newest first", response_model=OffsetPage[ContactPublic]
+)
+async def list_contacts(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    where: Filter,
+    fields: ContactFields,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE_NUMBER, description="1-based page")] = 1,
+    limit: Limit = 50,
+) -> Any:
+    rows, total = await contacts.page_contacts(session, principal.company_id, where, page, limit)
+    result = OffsetPage[ContactPublic](
+        data=[ContactPublic.model_validate(row) for row in rows],
+        total=total,
+        page=page,
+        pages=-(-total // limit),
+        limit=limit,
+    )
+    return respond(result, fields)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a contact",
+    response_model=ContactPublic,
+    responses={409: {"description": "The phone number is taken: `details.existing_id` has it"}},
+)
+async def create_contact(
+    body: ContactCreate, principal: CurrentPrincipal, session: SessionDep
+) -> ContactPublic:
+    contact = await contacts.create_contact(session, principal.company_id, body)
+    return ContactPublic.model_validate(contact)
+
+
+@router.get(
+    "/export",
+    summary="Export contacts as CSV (streamed; same filters as the list)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "CSV, header row first"}},
+)
+async def export_contacts(
+    principal: CurrentPrincipal, state: StateDep, where: Filter
+) -> StreamingResponse:
+    filename = f"contacts-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
+    return StreamingResponse(
+        contacts.export_csv(state.sessions, principal.company_id, where),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "CSV with a header row: phone_number (required), name, email, tags "
+        "(separated by `;` or `|`), custom_fields (a JSON object) and `custom.<key>` columns. "
+        "An empty cell leaves the field as it is.",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "required": ["file"],
+                }
+            },
+        },
+    }
+}
+
+
+async def _upload_chunks(request: Request) -> AsyncIterator[bytes]:
+    """The CSV's bytes: the ``file`` part of a form, or the request body itself."""
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+        async for chunk in request.stream():
+            yield chunk
+        return
+    async with request.form(max_files=1) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Unprocessable("file: a multipart upload needs a `file` part")
+        while chunk := await upload.read(UPLOAD_CHUNK):
+            yield chunk
+
+
+async def _spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_IMPORT_BYTES + UPLOAD_CHUNK:  # room for a form
+        raise PayloadTooLarge(
+            f"the file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB: split it",
+            details={"limit_bytes": MAX_IMPORT_BYTES},
+        )
+    spool = await contacts.spool_upload(_upload_chunks(request))
+    try:
+        yield spool
+    finally:
+        spool.close()
+
+
+@router.post(
+    "/import",
+    summary="Import contacts from CSV (upsert by phone number; per-row error report)",
+    response_model=ImportReport,
+    openapi_extra=IMPORT_BODY,
+    responses={
+        413: {"description": "The file is over 10 MB"},
+        422: {"description": "No header row, unknown columns, or not UTF-8"},
+    },
+)
+async def import_contacts(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    upload: Annotated[IO[bytes], Depends(_spooled_upload)],
+    mode: Annotated[
+        ImportMode,
+        Query(
+            description="For numbers already in your contacts: `update` the given fields or `skip`"
+        ),
+    ] = "update",
+) -> ImportReport:
+    return await contacts.import_contacts(session, principal.company_id, upload, mode)
+
+
+@router.get(
+    "/{contact_id}",
+    summary="Get a contact",
+    response_model=ContactPublic,
+    responses=NOT_FOUND,
+)
+async def get_contact(
+    contact_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: ContactFields
+) -> Any:
+    contact = await contacts.get_contact(session, principal.company_id, contact_id)
+    return respond(ContactPublic.model_validate(contact), fields)
+
+
+@router.patch(
+    "/{contact_id}",
+    summary="Update a contact (only the fields sent)",
+    response_model=ContactPublic,
+    responses={**NOT_FOUND, 409: {"description": "The new phone number is another contact's"}},
+)
+async def update_contact(
+    contact_id: uuid.UUID, body: ContactUpdate, principal: CurrentPrincipal, session: SessionDep
+) -> ContactPublic:
+    contact = await contacts.update_contact(session, principal.company_id, contact_id, body)
+    return ContactPublic.model_validate(contact)
+
+
+@router.delete(
+    "/{contact_id}",
+    status_code=204,
+    summary="Delete a contact, with its conversations, deals and notes",
+    responses=NOT_FOUND,
+)
+async def delete_contact(
+    contact_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    await contacts.delete_contact(session, principal.company_id, contact_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{contact_id}/tags",
+    summary="Add a tag to a contact (no-op if it has it)",
+    response_model=ContactPublic,
+    responses=NOT_FOUND,
+)
+async def add_tag(
+    contact_id: uuid.UUID, body: TagIn, principal: CurrentPrincipal, session: SessionDep
+) -> ContactPublic:
+    contact = await contacts.add_tag(session, principal.company_id, contact_id, body.tag)
+    return ContactPublic.model_validate(contact)
+
+
+@router.delete(
+    "/{contact_id}/tags/{tag}",
+    status_code=204,
+    summary="Remove a tag from a contact (no-op if it lacks it)",
+    responses=NOT_FOUND,
+)
+async def remove_tag(
+    contact_id: uuid.UUID, tag: str, principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    await contacts.remove_tag(session, principal.company_id, contact_id, tag.strip().lower())
+    return Response(status_code=204)
