@@ -522,7 +522,11 @@ def upgrade() -> None:
         ["funnel_id", "stage_id", sa.text("created_at DESC")],
         postgresql_where=sa.text("status = 'open'"),
     )
-    op.create_index("idx_deals_stage_id", "deals", ["stage_id"])
+    op.create_index(
+        "idx_deals_stage_id",
+        "deals",
+        ["stage_id", sa.text("created_at DESC"), sa.text("id DESC")],
+    )
     op.create_index("idx_deals_status", "deals", ["status"])
 
     op.create_table(

@@ -45,7 +45,8 @@ class Deal(DealBase, table=True):
     __tablename__ = "deals"
     __table_args__ = (
         sa.Index("idx_deals_company_id", "company_id"),
-        sa.Index("idx_deals_stage_id", "stage_id"),
+        # the seed's index, widened so a stage's deals come out already in list order
+        sa.Index("idx_deals_stage_id", "stage_id", sa.text("created_at DESC"), sa.text("id DESC")),
         sa.Index("idx_deals_contact_id", "contact_id"),
         sa.Index("idx_deals_status", "status"),
         sa.Index("idx_deals_company_status", "company_id", "status"),
