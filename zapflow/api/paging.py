@@ -5,7 +5,7 @@ field dependency, whose Query description is built at run time.
 """
 
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Query
 from fastapi.responses import JSONResponse
@@ -24,6 +24,12 @@ class CursorPage(BaseModel, Generic[T]):
     data: list[T]
     next_cursor: str | None
     has_more: bool
+
+    @classmethod
+    def of(cls, rows: Iterable[Any], next_cursor: str | None) -> Self:
+        """A page of ``rows`` (ORM rows or models), validated into the item type."""
+        body = {"data": list(rows), "next_cursor": next_cursor, "has_more": next_cursor is not None}
+        return cls.model_validate(body, from_attributes=True)
 
 
 class OffsetPage(BaseModel, Generic[T]):

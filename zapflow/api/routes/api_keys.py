@@ -89,11 +89,7 @@ async def list_api_keys(
     cursor: Cursor = None,
 ) -> Any:
     rows, next_cursor = await auth.page_api_keys(session, principal.company_id, limit, cursor)
-    page = CursorPage[ApiKeyPublic](
-        data=[ApiKeyPublic.model_validate(r) for r in rows],
-        next_cursor=next_cursor,
-        has_more=next_cursor is not None,
-    )
+    page = CursorPage[ApiKeyPublic].of(rows, next_cursor)
     return respond(page, fields)
 
 

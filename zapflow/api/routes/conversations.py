@@ -97,9 +97,7 @@ async def list_conversations(
     rows, next_cursor = await agent_inbox.page_conversations(
         session, principal.company_id, filters, limit, cursor
     )
-    page = CursorPage[ConversationPublic](
-        data=[row.public() for row in rows], next_cursor=next_cursor, has_more=bool(next_cursor)
-    )
+    page = CursorPage[ConversationPublic].of((row.public() for row in rows), next_cursor)
     return respond(page, fields)
 
 

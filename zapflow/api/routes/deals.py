@@ -164,9 +164,7 @@ async def list_deals(
     rows, next_cursor = await service.page_deals(
         session, principal.company_id, filters, limit, cursor
     )
-    page = CursorPage[DealPublic](
-        data=rows, next_cursor=next_cursor, has_more=next_cursor is not None
-    )
+    page = CursorPage[DealPublic].of(rows, next_cursor)
     return respond(page, fields)
 
 
@@ -311,8 +309,4 @@ async def deal_history(
 ) -> CursorPage[DealStageChangePublic]:
     deal = await service.get_deal(session, principal.company_id, deal_id)
     rows, next_cursor = await service.history(session, deal, limit, cursor)
-    return CursorPage[DealStageChangePublic](
-        data=[_change_public(*row) for row in rows],
-        next_cursor=next_cursor,
-        has_more=next_cursor is not None,
-    )
+    return CursorPage[DealStageChangePublic].of((_change_public(*r) for r in rows), next_cursor)

@@ -80,11 +80,7 @@ async def list_messages(
 ) -> Any:
     await queries.get_conversation(session, principal.company_id, conversation_id)
     rows, next_cursor = await queries.page_messages(session, conversation_id, limit, cursor)
-    page = CursorPage[MessagePublic](
-        data=[MessagePublic.model_validate(r) for r in rows],
-        next_cursor=next_cursor,
-        has_more=next_cursor is not None,
-    )
+    page = CursorPage[MessagePublic].of(rows, next_cursor)
     return respond(page, fields)
 
 

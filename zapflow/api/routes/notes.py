@@ -83,11 +83,7 @@ async def list_notes(
     rows, next_cursor = await service.page_notes(
         session, principal.company_id, field, subject_id, limit, cursor
     )
-    page = CursorPage[NotePublic](
-        data=[NotePublic.model_validate(r) for r in rows],
-        next_cursor=next_cursor,
-        has_more=next_cursor is not None,
-    )
+    page = CursorPage[NotePublic].of(rows, next_cursor)
     return respond(page, fields)
 
 

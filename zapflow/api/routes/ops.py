@@ -85,11 +85,7 @@ async def list_dead_letters(
         session, principal.company_id, kind=kind, status=status, since=since,
         limit=limit, cursor=cursor,
     )  # fmt: skip
-    return CursorPage[DeadLetterPublic](
-        data=[DeadLetterPublic.model_validate(r) for r in rows],
-        next_cursor=next_cursor,
-        has_more=next_cursor is not None,
-    )
+    return CursorPage[DeadLetterPublic].of(rows, next_cursor)
 
 
 @router.post(

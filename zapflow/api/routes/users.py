@@ -86,11 +86,7 @@ async def list_users(
     rows, next_cursor = await service.page_users(
         session, principal.company_id, limit, cursor, role=role, is_active=is_active
     )
-    page = CursorPage[UserPublic](
-        data=[UserPublic.model_validate(r) for r in rows],
-        next_cursor=next_cursor,
-        has_more=next_cursor is not None,
-    )
+    page = CursorPage[UserPublic].of(rows, next_cursor)
     return respond(page, fields)
 
 
