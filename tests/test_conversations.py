@@ -35,7 +35,7 @@ from zapflow.services.conversations import (
     Identity,
     bump_conversation,
     insert_messages,
-    resolve_contact,
+    resolve_identity,
     upsert_conversation,
 )
 from zapflow.whatsapp import jid as jids
@@ -70,7 +70,7 @@ class Inbox:
         instance_id = instance_id or self.instance_id
         async with transaction(self.sessions) as session:
             identity = Identity(phone=phone, lid=None, aliases=(remote_jid,), name=name)
-            contact_id = await resolve_contact(session, self.company_id, identity)
+            contact_id = (await resolve_identity(session, self.company_id, identity)).id
             conversation_id = await upsert_conversation(
                 session, self.company_id, instance_id, remote_jid, contact_id
             )

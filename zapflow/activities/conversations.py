@@ -1,4 +1,5 @@
-"""Activities that persist a conversation's inbound messages and announce them."""
+"""Activities that persist a conversation's inbound messages and announce them (and drop the
+cached copy of a contact they changed)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import uuid
 from redis.asyncio import Redis
 from temporalio import activity
 
+from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
+from zapflow.services.contacts import forget_contacts
 from zapflow.services.conversations import persist_inbound
 from zapflow.services.events import publish_outbox
 from zapflow.worker.metrics import WorkerMetrics
@@ -20,9 +23,12 @@ log = logging.getLogger(__name__)
 
 
 class ConversationActivities:
-    def __init__(self, sessions: SessionFactory, redis: Redis, metrics: WorkerMetrics) -> None:
+    def __init__(
+        self, sessions: SessionFactory, redis: Redis, cache: Cache, metrics: WorkerMetrics
+    ) -> None:
         self._sessions = sessions
         self._redis = redis
+        self._cache = cache
         self._metrics = metrics
 
     @activity.defn
@@ -38,6 +44,8 @@ class ConversationActivities:
                 input.messages,
                 workflow_id=activity.info().workflow_id,
             )
+        if result.contact_changed:  # before the events: who hears of them reads the new contact
+            await forget_contacts(self._cache, [result.contact_id])
         await publish_outbox(self._sessions, self._redis, result.event_ids)
         self._observe_latency(input, result.new_message_ids)
         log.info(

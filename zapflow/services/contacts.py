@@ -1,6 +1,7 @@
 """Contacts: the rules of their fields (E.164 phones, emails, tags, custom fields), tenant-scoped
-search and offset pages, atomic tag edits, CSV import (batched upserts by phone) and CSV export
-(keyset batches, never the whole table in memory)."""
+search and offset pages, the cached read by id (and its invalidation), atomic tag edits, CSV
+import (batched upserts by phone) and CSV export (keyset batches, never the whole table in
+memory)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import io
 import re
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Annotated, Any, Literal
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from zapflow.cache import Cache
 from zapflow.db import SessionFactory
 from zapflow.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from zapflow.models import Contact
@@ -57,6 +59,8 @@ MAX_IMPORT_BYTES = 10 * 1024 * 1024
 IMPORT_BATCH = 500
 EXPORT_BATCH = 1000
 MAX_REPORTED_ERRORS = 1000
+CONTACT_CACHE_SECONDS = 300
+INVALIDATE_CHUNK = 500  # keys per Redis round trip when an import updated many contacts
 
 _PHONE_CHARS = re.compile(r"^\+?[\d\s().\-]+$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
@@ -244,6 +248,37 @@ async def get_contact(
     session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID
 ) -> Contact:
     return await get_scoped(session, Contact, company_id, contact_id)
+
+
+# --- cache -----------------------------------------------------------------------------------
+
+
+def contact_cache_key(contact_id: uuid.UUID) -> str:
+    return f"contact:{contact_id}"
+
+
+async def cached_contact(
+    cache: Cache, session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID
+) -> dict[str, Any]:
+    """The contact's row as JSON, read through the cache. The entry is keyed by id alone and
+    holds its ``company_id``, checked on every read: another company's contact stays a 404."""
+
+    async def load() -> dict[str, Any]:
+        return (await get_contact(session, company_id, contact_id)).model_dump(mode="json")
+
+    row: dict[str, Any] = await cache.get(
+        contact_cache_key(contact_id), CONTACT_CACHE_SECONDS, load
+    )
+    if row["company_id"] != str(company_id):
+        raise NotFound("contact not found")
+    return row
+
+
+async def forget_contacts(cache: Cache, contact_ids: Sequence[uuid.UUID]) -> None:
+    """Drops the contacts' cached copies everywhere; call it once their change is committed."""
+    keys = [contact_cache_key(contact_id) for contact_id in contact_ids]
+    for start in range(0, len(keys), INVALIDATE_CHUNK):
+        await cache.invalidate(*keys[start : start + INVALIDATE_CHUNK])
 
 
 # --- writes ----------------------------------------------------------------------------------
@@ -559,16 +594,18 @@ def _check_header(header: list[str]) -> None:
 
 async def import_contacts(
     session: AsyncSession, company_id: uuid.UUID, spool: IO[bytes], mode: ImportMode
-) -> ImportReport:
+) -> tuple[ImportReport, list[uuid.UUID]]:
     """Upserts the file's contacts by phone in batches; bad rows are reported, never fatal.
-    Parsing runs in a thread, so a large file does not stall the event loop."""
+    Parsing runs in a thread, so a large file does not stall the event loop. Returns the report
+    and the ids of the existing contacts it updated (to invalidate once committed)."""
     report = ImportReport()
+    updated: list[uuid.UUID] = []
     rows = await asyncio.to_thread(_open_rows, spool)
     while not rows.finished:
         batch = await asyncio.to_thread(rows.next_batch, report)
         if batch:
-            await _upsert(session, company_id, batch, mode, report)
-    return report
+            updated += await _upsert(session, company_id, batch, mode, report)
+    return report, updated
 
 
 async def _upsert(
@@ -577,18 +614,20 @@ async def _upsert(
     batch: list[ContactCreate],
     mode: ImportMode,
     report: ImportReport,
-) -> None:
+) -> list[uuid.UUID]:
+    """Upserts one batch and counts it in ``report``; returns the ids of the updated contacts."""
     values = [
         {"company_id": company_id, "wa_id": jids.digits(c.phone_number), **c.model_dump()}
         for c in batch
     ]
     # a parameter list: SQLAlchemy sends multi-row INSERTs compiled once (insertmanyvalues)
     connection = await session.connection()
-    flags = list((await connection.execute(_UPSERTS[mode], values)).scalars())
-    created = sum(1 for flag in flags if flag)
-    report.created += created
-    report.updated += len(flags) - created
-    report.skipped += len(batch) - len(flags)
+    rows = (await connection.execute(_UPSERTS[mode], values)).all()
+    updated = [contact_id for created, contact_id in rows if not created]
+    report.created += len(rows) - len(updated)
+    report.updated += len(updated)
+    report.skipped += len(batch) - len(rows)
+    return updated
 
 
 def _upsert_statement(mode: ImportMode) -> Any:
@@ -610,7 +649,7 @@ def _upsert_statement(mode: ImportMode) -> Any:
             },
         )
     # xmax is 0 on a row this statement inserted, and set on one it updated
-    return statement.returning(literal_column("xmax = 0"))
+    return statement.returning(literal_column("xmax = 0"), col(Contact.id))
 
 
 _UPSERTS = {mode: _upsert_statement(mode) for mode in ("skip", "update")}

@@ -59,9 +59,16 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class ResolvedContact:
+    id: uuid.UUID
+    changed: bool  # an existing contact took new identity data: its cached copy is stale
+
+
+@dataclass(frozen=True)
 class PersistResult:
     conversation_id: uuid.UUID
     contact_id: uuid.UUID
+    contact_changed: bool
     new_message_ids: list[uuid.UUID]
     new_inbound: int
     event_ids: list[int]
@@ -73,10 +80,11 @@ def _provider_time(message: InboundMessage) -> datetime:
     return utc_now()
 
 
-async def resolve_contact(
+async def resolve_identity(
     session: AsyncSession, company_id: uuid.UUID, identity: Identity
-) -> uuid.UUID:
-    """Find the contact by phone, lid or alias (one person, many ids), else create it."""
+) -> ResolvedContact:
+    """Find the contact by phone, lid or alias (one person, many ids) and merge what the
+    identity adds to it, else create it."""
     # one containment test per alias: `aliases @> '["x"]'` is what the GIN (jsonb_path_ops) serves
     matches = [col(Contact.aliases).contains([alias]) for alias in identity.aliases]
     matches += [col(Contact.phone_number) == identity.phone] if identity.phone else []
@@ -91,26 +99,33 @@ async def resolve_contact(
     contact = (await session.execute(query)).scalar_one_or_none()
     if contact is None:
         return await _insert_contact(session, company_id, identity)
-    _merge_identity(contact, identity)
+    changed = _merge_identity(contact, identity)
     await session.flush()
-    return contact.id
+    return ResolvedContact(contact.id, changed)
 
 
-def _merge_identity(contact: Contact, identity: Identity) -> None:
+def _merge_identity(contact: Contact, identity: Identity) -> bool:
+    """Fills what the contact lacks from the identity; whether anything changed."""
+    changed = False
     if identity.phone and not contact.phone_number:
         contact.phone_number = identity.phone
+        changed = True
     if identity.lid and not contact.lid:
         contact.lid = identity.lid
+        changed = True
     if identity.name and not contact.name:
         contact.name = identity.name
+        changed = True
     missing = [a for a in identity.aliases if a not in contact.aliases]
     if missing:
         contact.aliases = [*contact.aliases, *missing]
+        changed = True
+    return changed
 
 
 async def _insert_contact(
     session: AsyncSession, company_id: uuid.UUID, identity: Identity
-) -> uuid.UUID:
+) -> ResolvedContact:
     statement = (
         insert(Contact)
         .values(
@@ -127,9 +142,9 @@ async def _insert_contact(
     )
     created = (await session.execute(statement)).scalar_one_or_none()
     if created is not None:
-        return created
+        return ResolvedContact(created, changed=False)  # a new id: nothing has cached it
     # another conversation created this person a moment ago: take theirs
-    return await resolve_contact(session, company_id, identity)
+    return await resolve_identity(session, company_id, identity)
 
 
 async def upsert_conversation(
@@ -263,9 +278,9 @@ async def persist_inbound(
     workflow_id: str | None = None,
 ) -> PersistResult:
     identity = Identity.of_chat(remote_jid, messages)
-    contact_id = await resolve_contact(session, company_id, identity)
+    contact = await resolve_identity(session, company_id, identity)
     conversation_id = await upsert_conversation(
-        session, company_id, instance_id, remote_jid, contact_id, workflow_id
+        session, company_id, instance_id, remote_jid, contact.id, workflow_id
     )
     new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
     events: list[Event] = []
@@ -274,7 +289,8 @@ async def persist_inbound(
         events = [*map(message_created, new), conversation_updated(conversation)]
     return PersistResult(
         conversation_id=conversation_id,
-        contact_id=contact_id,
+        contact_id=contact.id,
+        contact_changed=contact.changed,
         new_message_ids=[m.id for m in new],
         new_inbound=sum(m.direction == MessageDirection.INBOUND for m in new),
         event_ids=await stage(session, events),

@@ -4,6 +4,9 @@
 reorder may hold duplicate positions mid-transaction; it only has to be a permutation at commit.
 Every stage write first locks the funnel row, so two concurrent writers of one funnel's stages
 run one after the other instead of both computing the same positions and failing at commit.
+
+Reads of a funnel's stage list go through the cache (``stages_cache_key``); the routes that
+write stages or the funnel invalidate it after their commit.
 """
 
 from __future__ import annotations
@@ -11,11 +14,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from zapflow.cache import Cache
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import Deal, DealStatus, Funnel, Stage
 from zapflow.schemas import DealPublic
@@ -24,6 +29,7 @@ from zapflow.services.deals import StageTotals
 from zapflow.services.queries import get_scoped
 
 MAX_STAGES = 50
+STAGES_CACHE_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,22 @@ async def stages_of(
     for stage in (await session.execute(query)).scalars():
         by_funnel[stage.funnel_id].append(stage)
     return by_funnel
+
+
+def stages_cache_key(funnel_id: uuid.UUID) -> str:
+    return f"funnel:{funnel_id}:stages"
+
+
+async def cached_stages(cache: Cache, session: AsyncSession, funnel: Funnel) -> list[Stage]:
+    """The funnel's stages by position, read through the cache, as detached rows (never added
+    to a session). The funnel row, read first from Postgres, has already checked the tenancy."""
+
+    async def load() -> list[dict[str, Any]]:
+        stages = (await stages_of(session, funnel.company_id, [funnel.id]))[funnel.id]
+        return [stage.model_dump(mode="json") for stage in stages]
+
+    rows = await cache.get(stages_cache_key(funnel.id), STAGES_CACHE_SECONDS, load)
+    return [Stage.model_validate(row) for row in rows]
 
 
 async def list_funnels(
@@ -237,11 +259,18 @@ class BoardColumn:
     totals: StageTotals
 
 
-async def board(session: AsyncSession, funnel: Funnel, per_stage: int) -> list[BoardColumn]:
+async def board(
+    cache: Cache, session: AsyncSession, funnel: Funnel, per_stage: int
+) -> list[BoardColumn]:
     """The funnel's stages in order with their newest open deals (at most ``per_stage`` each)
-    and their totals: three queries whatever the number of stages and deals."""
-    stages = (await stages_of(session, funnel.company_id, [funnel.id]))[funnel.id]
+    and their totals: three queries whatever the number of stages and deals, two when the
+    stages come from the cache."""
+    stages = await cached_stages(cache, session, funnel)
     totals = await deals.open_totals_by_stage(session, funnel)
+    if not totals.keys() <= {stage.id for stage in stages}:
+        # deals in a stage this process's cached list lacks: its invalidation has not arrived
+        # yet (or Redis is down and the L1 copy lives out its TTL), so read the stages afresh
+        stages = (await stages_of(session, funnel.company_id, [funnel.id]))[funnel.id]
     columns = await deals.open_deals_by_stage(session, funnel, stages, per_stage)
     return [
         BoardColumn(stage, columns[stage.id], totals.get(stage.id, StageTotals()))

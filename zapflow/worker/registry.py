@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from zapflow.activities.conversations import ConversationActivities
 from zapflow.activities.messages import MessageActivities
+from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.worker.metrics import WorkerMetrics
@@ -32,7 +33,7 @@ def registrations(
     http: httpx.AsyncClient,
     metrics: WorkerMetrics,
 ) -> list[QueueRegistration]:
-    conversations = ConversationActivities(sessions, redis, metrics)
+    conversations = ConversationActivities(sessions, redis, Cache(redis), metrics)
     messages = MessageActivities(sessions, redis, http, settings)
     return [
         QueueRegistration(

@@ -1,19 +1,23 @@
-"""Contacts under /api/v1/contacts: CRUD, offset-paged search, tags, CSV import and export."""
+"""Contacts under /api/v1/contacts: CRUD, offset-paged search, tags, CSV import and export.
+The read by id goes through the cache; every write of a contact invalidates it after commit."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from zapflow.api.deps import CurrentPrincipal, SessionDep, StateDep
+from zapflow.api.deps import CurrentPrincipal, SessionDep, StateDep, after_commit
 from zapflow.api.paging import Limit, OffsetPage, fields_param, respond
+from zapflow.api.state import AppState
 from zapflow.errors import PayloadTooLarge, Unprocessable
 from zapflow.services import contacts
 from zapflow.services.contacts import (
@@ -87,6 +91,14 @@ def contact_filter(
 
 
 Filter = Annotated[ContactFilter, Depends(contact_filter)]
+
+
+def forget_after_commit(
+    session: AsyncSession, state: AppState, contact_ids: Sequence[uuid.UUID]
+) -> None:
+    """Invalidates the contacts' cached copies once the change is committed: earlier, a
+    concurrent read could cache the old row anew."""
+    after_commit(session, partial(contacts.forget_contacts, state.cache, contact_ids))
 
 
 @router.get(
@@ -203,6 +215,7 @@ async def _spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
 async def import_contacts(
     principal: CurrentPrincipal,
     session: SessionDep,
+    state: StateDep,
     upload: Annotated[IO[bytes], Depends(_spooled_upload)],
     mode: Annotated[
         ImportMode,
@@ -211,7 +224,9 @@ async def import_contacts(
         ),
     ] = "update",
 ) -> ImportReport:
-    return await contacts.import_contacts(session, principal.company_id, upload, mode)
+    report, updated = await contacts.import_contacts(session, principal.company_id, upload, mode)
+    forget_after_commit(session, state, updated)
+    return report
 
 
 @router.get(
@@ -221,10 +236,14 @@ async def import_contacts(
     responses=NOT_FOUND,
 )
 async def get_contact(
-    contact_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: ContactFields
+    contact_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: StateDep,
+    fields: ContactFields,
 ) -> Any:
-    contact = await contacts.get_contact(session, principal.company_id, contact_id)
-    return respond(ContactPublic.model_validate(contact), fields)
+    row = await contacts.cached_contact(state.cache, session, principal.company_id, contact_id)
+    return respond(ContactPublic.model_validate(row), fields)
 
 
 @router.patch(
@@ -234,9 +253,14 @@ async def get_contact(
     responses={**NOT_FOUND, 409: {"description": "The new phone number is another contact's"}},
 )
 async def update_contact(
-    contact_id: uuid.UUID, body: ContactUpdate, principal: CurrentPrincipal, session: SessionDep
+    contact_id: uuid.UUID,
+    body: ContactUpdate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: StateDep,
 ) -> ContactPublic:
     contact = await contacts.update_contact(session, principal.company_id, contact_id, body)
+    forget_after_commit(session, state, [contact_id])
     return ContactPublic.model_validate(contact)
 
 
@@ -247,9 +271,10 @@ async def update_contact(
     responses=NOT_FOUND,
 )
 async def delete_contact(
-    contact_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    contact_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, state: StateDep
 ) -> Response:
     await contacts.delete_contact(session, principal.company_id, contact_id)
+    forget_after_commit(session, state, [contact_id])
     return Response(status_code=204)
 
 
@@ -260,9 +285,14 @@ async def delete_contact(
     responses=NOT_FOUND,
 )
 async def add_tag(
-    contact_id: uuid.UUID, body: TagIn, principal: CurrentPrincipal, session: SessionDep
+    contact_id: uuid.UUID,
+    body: TagIn,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: StateDep,
 ) -> ContactPublic:
     contact = await contacts.add_tag(session, principal.company_id, contact_id, body.tag)
+    forget_after_commit(session, state, [contact_id])
     return ContactPublic.model_validate(contact)
 
 
@@ -273,7 +303,12 @@ async def add_tag(
     responses=NOT_FOUND,
 )
 async def remove_tag(
-    contact_id: uuid.UUID, tag: str, principal: CurrentPrincipal, session: SessionDep
+    contact_id: uuid.UUID,
+    tag: str,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: StateDep,
 ) -> Response:
     await contacts.remove_tag(session, principal.company_id, contact_id, tag.strip().lower())
+    forget_after_commit(session, state, [contact_id])
     return Response(status_code=204)

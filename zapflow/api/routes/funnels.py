@@ -1,11 +1,14 @@
 """Funnels: CRUD, their ordered stages (add, rename, recolor, reorder, delete moving deals) and
-the kanban board. Changing a funnel's structure needs an admin key; reading it does not."""
+the kanban board. Changing a funnel's structure needs an admin key; reading it does not.
+The stage list is read through the cache; every write of the stages or the funnel invalidates
+it after commit."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -13,9 +16,17 @@ from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, PublisherDep, SessionDep
+from zapflow.api.deps import (
+    AdminPrincipal,
+    CurrentPrincipal,
+    PublisherDep,
+    SessionDep,
+    StateDep,
+    after_commit,
+)
 from zapflow.api.paging import fields_param, respond, sparse
 from zapflow.api.routes.deals import NotNull
+from zapflow.api.state import AppState
 from zapflow.models import Funnel, Stage
 from zapflow.schemas import DealPublic
 from zapflow.services import deals as deal_service
@@ -169,6 +180,12 @@ async def _funnel_public(session: AsyncSession, funnel: Funnel) -> FunnelPublic:
     return to_public(funnel, stages[funnel.id])
 
 
+def forget_stages_after_commit(session: AsyncSession, state: AppState, funnel: Funnel) -> None:
+    """Invalidates the funnel's cached stage list once the change is committed: earlier, a
+    concurrent read could cache the old list anew."""
+    after_commit(session, partial(state.cache.invalidate, service.stages_cache_key(funnel.id)))
+
+
 @router.get("", summary="List the funnels with their stages", response_model=list[FunnelPublic])
 async def list_funnels(
     principal: CurrentPrincipal, session: SessionDep, fields: FunnelFields
@@ -196,10 +213,15 @@ async def create_funnel(
     "/{funnel_id}", summary="Get a funnel", response_model=FunnelPublic, responses=NOT_FOUND
 )
 async def get_funnel(
-    funnel_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: FunnelFields
+    funnel_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: StateDep,
+    fields: FunnelFields,
 ) -> Any:
     funnel = await service.get_funnel(session, principal.company_id, funnel_id)
-    return respond(await _funnel_public(session, funnel), fields)
+    stages = await service.cached_stages(state.cache, session, funnel)
+    return respond(to_public(funnel, stages), fields)
 
 
 @router.patch(
@@ -209,12 +231,17 @@ async def get_funnel(
     responses=NOT_FOUND,
 )
 async def update_funnel(
-    funnel_id: uuid.UUID, body: FunnelUpdate, principal: AdminPrincipal, session: SessionDep
+    funnel_id: uuid.UUID,
+    body: FunnelUpdate,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    state: StateDep,
 ) -> FunnelPublic:
     funnel = await service.get_funnel(session, principal.company_id, funnel_id)
     for name, value in body.model_dump(exclude_unset=True).items():
         setattr(funnel, name, value)
     await session.flush()
+    forget_stages_after_commit(session, state, funnel)
     return await _funnel_public(session, funnel)
 
 
@@ -228,10 +255,12 @@ async def delete_funnel(
     funnel_id: uuid.UUID,
     principal: AdminPrincipal,
     session: SessionDep,
+    state: StateDep,
     force: Annotated[bool, Query(description="Delete even with open deals (they go too)")] = False,
 ) -> Response:
     funnel = await service.lock_funnel(session, principal.company_id, funnel_id, exclusive=True)
     await service.delete_funnel(session, funnel, force=force)
+    forget_stages_after_commit(session, state, funnel)
     return Response(status_code=204)
 
 
@@ -246,10 +275,15 @@ async def delete_funnel(
     responses=NOT_FOUND,
 )
 async def create_stage(
-    funnel_id: uuid.UUID, body: StageCreate, principal: AdminPrincipal, session: SessionDep
+    funnel_id: uuid.UUID,
+    body: StageCreate,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    state: StateDep,
 ) -> StagePublic:
     funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
     stage = await service.add_stage(session, funnel, NewStage(body.name, body.color), body.position)
+    forget_stages_after_commit(session, state, funnel)
     return StagePublic.model_validate(stage)
 
 
@@ -263,10 +297,15 @@ async def create_stage(
     },
 )
 async def reorder_stages(
-    funnel_id: uuid.UUID, body: StageOrder, principal: AdminPrincipal, session: SessionDep
+    funnel_id: uuid.UUID,
+    body: StageOrder,
+    principal: AdminPrincipal,
+    session: SessionDep,
+    state: StateDep,
 ) -> list[StagePublic]:
     funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
     stages = await service.reorder_stages(session, funnel, body.stage_ids)
+    forget_stages_after_commit(session, state, funnel)
     return [StagePublic.model_validate(stage) for stage in stages]
 
 
@@ -282,12 +321,14 @@ async def update_stage(
     body: StageUpdate,
     principal: AdminPrincipal,
     session: SessionDep,
+    state: StateDep,
 ) -> StagePublic:
     funnel = await service.get_funnel(session, principal.company_id, funnel_id)
     stage = await service.get_stage(session, funnel, stage_id)
     for name, value in body.model_dump(exclude_unset=True).items():
         setattr(stage, name, value)
     await session.flush()
+    forget_stages_after_commit(session, state, funnel)
     return StagePublic.model_validate(stage)
 
 
@@ -306,6 +347,7 @@ async def delete_stage(
     stage_id: uuid.UUID,
     principal: AdminPrincipal,
     session: SessionDep,
+    state: StateDep,
     publisher: PublisherDep,
     move_to: Annotated[
         uuid.UUID | None,
@@ -315,6 +357,7 @@ async def delete_stage(
     funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
     stage = await service.get_stage(session, funnel, stage_id, for_delete=True)
     moved = await service.delete_stage(session, funnel, stage, move_to, principal.user_id)
+    forget_stages_after_commit(session, state, funnel)
     if moved:
         deals = await deal_service.list_public(session, principal.company_id, moved)
         await publisher.emit(
@@ -336,12 +379,13 @@ async def get_board(
     funnel_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
+    state: StateDep,
     per_stage: Annotated[
         int, Query(ge=1, le=MAX_PER_STAGE, description="Deals listed per stage at most")
     ] = 50,
 ) -> BoardPublic:
     funnel = await service.get_funnel(session, principal.company_id, funnel_id)
-    columns = await service.board(session, funnel, per_stage)
+    columns = await service.board(state.cache, session, funnel, per_stage)
     return BoardPublic(
         id=funnel.id,
         name=funnel.name,
