@@ -1,0 +1,516 @@
+"""The cross-tenant matrix (OWASP API1, broken object-level authorization): company B, with its
+own admin key, names company A's objects on every route of the API and gets 404, never 2xx, 403
+or 500; A's objects stay as they were.
+
+The routes come from the app's OpenAPI document, so a new route joins the matrix by itself, and
+a path, query or body parameter that names an object but is unknown to the maps below fails
+loudly instead of escaping it. Webhooks are left out: provider secrets, not API keys, guard them.
+
+One pair of companies serves the whole module. After each test both are compared with how they
+stood (A through A's key, both row by row in the database); a test that fails leaves the pair
+dirty and the next one builds a fresh pair, so one leak cannot show up as another test's.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from pydantic import TypeAdapter, ValidationError
+
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.tenancy import UUID, World, build_world, fingerprint, snapshot
+from zapflow.api.app import create_app
+from zapflow.config import load_settings
+from zapflow.db import SessionFactory
+
+APP = create_app(load_settings())
+SPEC = APP.openapi()
+API = "/api/v1"
+JSON = "application/json"
+
+# A parameter naming an object → the kind of the object in ``World.objects``.
+PATH_OBJECTS = {
+    "instance_id": "instance",
+    "contact_id": "contact",
+    "conversation_id": "conversation",
+    "note_id": "note",
+    "funnel_id": "funnel",
+    "stage_id": "stage",
+    "deal_id": "deal",
+    "user_id": "user",
+    "key_id": "key",
+    "letter_id": "letter",
+    "tag": "tag",
+}
+QUERY_OBJECTS = {
+    "contact_id": "contact",
+    "deal_id": "deal",
+    "instance_id": "instance",
+    "funnel_id": "funnel",
+    "stage_id": "stage",
+    "assigned_user_id": "user",
+    "owner_user_id": "user",
+    "move_to": "stage",
+}
+BODY_OBJECTS = {
+    "contact_id": "contact",
+    "deal_id": "deal",
+    "funnel_id": "funnel",
+    "stage_id": "stage",
+    "stage_ids": "stage",
+    "user_id": "user",
+    "owner_user_id": "user",
+}
+NOT_IDS = frozenset({"tag"})  # path parameters naming an object by its name, not its id
+
+# Bodies whose schema has no example free of ids (ids must be the caller's own, or absent).
+HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
+    ("PATCH", f"{API}/instances/{{instance_id}}"): lambda w: {"name": f"Renamed {w.token}"},
+    ("POST", f"{API}/conversations/{{conversation_id}}/assign"): lambda w: {
+        "user_id": w.objects["user"]
+    },
+    ("PUT", f"{API}/funnels/{{funnel_id}}/stages/order"): lambda w: {
+        "stage_ids": list(reversed(w.stages))
+    },
+    ("POST", f"{API}/deals/{{deal_id}}/move"): lambda w: {"stage_id": w.stages[1]},
+    ("POST", f"{API}/deals"): lambda w: {
+        "title": f"Deal {w.token}",
+        "funnel_id": w.objects["funnel"],
+        "stage_id": w.stages[0],
+        "contact_id": w.objects["contact"],
+    },
+    ("POST", f"{API}/notes"): lambda w: {"body": "x", "contact_id": w.objects["contact"]},
+    ("POST", f"{API}/api-keys"): lambda w: {
+        "name": "agent key",
+        "role": "agent",
+        "user_id": w.objects["user"],
+    },
+}
+# Query parameters a list needs; fields of which a request names exactly one.
+BASE_QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
+    f"{API}/notes": lambda w: {"contact_id": w.objects["contact"]},
+}
+ONE_OF = {f"{API}/notes": frozenset({"contact_id", "deal_id"})}
+STREAMS = frozenset({f"{API}/stream"})  # the company stream never ends: see test_live_events
+NO_OWN_ROWS = frozenset({f"{API}/ops/queues"})  # a list naming nothing of the company
+
+
+# --- the operations, from the OpenAPI document --------------------------------------------------
+
+
+def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
+    ref = schema.get("$ref")
+    return SPEC["components"]["schemas"][ref.rsplit("/", 1)[-1]] if ref else schema
+
+
+def _is_uuid(schema: dict[str, Any]) -> bool:
+    """A uuid, a list of uuids, or either of them or null."""
+    for option in schema.get("anyOf", [schema]):
+        items = option.get("items")
+        if option.get("format") == "uuid" or (items is not None and _is_uuid(items)):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str
+    spec: dict[str, Any] = field(compare=False, repr=False)
+
+    @property
+    def id(self) -> str:
+        return f"{self.method} {self.path}"
+
+    def params(self, where: str) -> list[str]:
+        return [p["name"] for p in self.spec.get("parameters", []) if p["in"] == where]
+
+    def uuid_query_params(self) -> list[str]:
+        return [
+            p["name"]
+            for p in self.spec.get("parameters", [])
+            if p["in"] == "query" and _is_uuid(p["schema"])
+        ]
+
+    @property
+    def body_schema(self) -> dict[str, Any] | None:
+        content = self.spec.get("requestBody", {}).get("content", {})
+        return _resolve(content[JSON]["schema"]) if JSON in content else None
+
+    def uuid_body_fields(self) -> list[str]:
+        schema = self.body_schema or {}
+        return [name for name, prop in schema.get("properties", {}).items() if _is_uuid(prop)]
+
+    def url(self, path_values: dict[str, str]) -> str:
+        return self.path.format(**path_values)
+
+
+OPERATIONS = [
+    Operation(method.upper(), path, spec)
+    for path, methods in SPEC["paths"].items()
+    for method, spec in methods.items()
+    if not path.startswith("/webhooks/")
+]
+OBJECT_OPERATIONS = [op for op in OPERATIONS if op.params("path")]
+LIST_OPERATIONS = [
+    op
+    for op in OPERATIONS
+    if op.method == "GET"
+    and op.path.startswith(API)
+    and not op.params("path")
+    and op.path not in STREAMS
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    """An operation called by B with A's objects in ``foreign`` (names of parameters or
+    fields), B's own everywhere else."""
+
+    op: Operation
+    foreign: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        everything = self.foreign == tuple(self.op.params("path"))
+        return self.op.id if everything else f"{self.op.id} [{', '.join(self.foreign)} of A]"
+
+
+def _matrix_cases() -> Iterator[Case]:
+    for op in OBJECT_OPERATIONS:
+        params = op.params("path")
+        yield Case(op, tuple(params))
+        ids = [p for p in params if p not in NOT_IDS]
+        if len(ids) > 1:  # each id alone foreign: a child of A under a parent of B's
+            yield from (Case(op, (p,)) for p in ids)
+
+
+MATRIX = list(_matrix_cases())
+QUERY_CASES = [Case(op, (name,)) for op in OPERATIONS for name in op.uuid_query_params()]
+BODY_CASES = [Case(op, (name,)) for op in OPERATIONS for name in op.uuid_body_fields()]
+
+
+def _xfail(cases: list[Case], leaks: dict[str, str]) -> list[Any]:
+    """Cases as parameters; a known leak is a strict xfail (it fails once fixed: drop it)."""
+    return [
+        pytest.param(
+            case,
+            id=case.id,
+            marks=[pytest.mark.xfail(strict=True, reason=leaks[case.id])]
+            if case.id in leaks
+            else [],
+        )
+        for case in cases
+    ]
+
+
+# Known leaks: case id → what the route did. Empty: every route answered 404.
+LEAKS: dict[str, str] = {}
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+def _path_values(case: Case, a: World, b: World) -> dict[str, str]:
+    unknown = [p for p in case.op.params("path") if p not in PATH_OBJECTS]
+    assert not unknown, f"{case.op.id}: path parameters {unknown} unknown: add to PATH_OBJECTS"
+    return {
+        name: (a if name in case.foreign else b).objects[PATH_OBJECTS[name]]
+        for name in case.op.params("path")
+    }
+
+
+def base_body(op: Operation, world: World) -> dict[str, Any] | None:
+    """A valid body for ``op`` naming only ``world``'s objects: a hand-written one, else the
+    first example of the schema that names no object."""
+    schema = op.body_schema
+    if schema is None:
+        return None
+    if (op.method, op.path) in HAND_BODIES:
+        return HAND_BODIES[op.method, op.path](world)
+    for example in schema.get("examples", []):
+        if not UUID.search(json.dumps(example)):
+            return dict(example)
+    raise LookupError(f"{op.id}: no example without ids; write a body in HAND_BODIES")
+
+
+def foreign_body(op: Operation, name: str, a: World, b: World) -> dict[str, Any]:
+    """B's valid body with the field ``name`` naming A's object instead."""
+    body = base_body(op, b) or {}
+    for sibling in ONE_OF.get(op.path, frozenset()) - {name}:
+        body.pop(sibling, None)
+    foreign = a.objects[BODY_OBJECTS[name]]
+    if isinstance(body.get(name), list):
+        body[name] = [*body[name][:-1], foreign]  # the rest B's own: one foreign id is enough
+    else:
+        prop = (op.body_schema or {})["properties"][name]
+        is_list = any(o.get("type") == "array" for o in prop.get("anyOf", [prop]))
+        body[name] = [foreign] if is_list else foreign
+    return body
+
+
+@dataclass
+class Answer:
+    status: int
+    text: str
+    body: Any
+
+    @property
+    def error_code(self) -> str | None:
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        return error.get("code") if isinstance(error, dict) else None
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.text[:300]}"
+
+
+async def call(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    body: dict[str, Any] | None = None,
+    params: dict[str, str] | None = None,
+) -> Answer:
+    async with client.stream(method, url, json=body, params=params) as response:
+        if response.headers.get("content-type", "").startswith("text/event-stream"):
+            return Answer(response.status_code, "<event stream>", None)  # never wait for events
+        text = (await response.aread()).decode()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    return Answer(response.status_code, text, parsed)
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+
+class Worlds:
+    """Companies A and B with their objects and how they stood, rebuilt after a failed test.
+    A's objects are compared through A's key and in the database; B's in the database."""
+
+    def __init__(self, api_url: str, sessions: SessionFactory, provider: ProviderServer) -> None:
+        self._api_url = api_url
+        self._sessions = sessions
+        self._provider = provider
+        self._pair: tuple[World, World] | None = None
+        self._dirty = False
+        self._before: dict[str, Any] = {}
+        self.a_markers: frozenset[str] = frozenset()
+        self.b_markers: frozenset[str] = frozenset()
+
+    async def ready(self) -> tuple[World, World]:
+        if self._dirty:
+            await self.close()
+        if self._pair is None:
+            a, b = [
+                await build_world(self._api_url, self._sessions, self._provider, label)
+                for label in "ab"
+            ]
+            self._pair = (a, b)
+            self._before = await self._state(b_too=True)
+            self.a_markers = a.markers(await snapshot(a))
+            self.b_markers = b.markers(await snapshot(b))
+            self._dirty = False
+        return self._pair
+
+    @asynccontextmanager
+    async def trial(self, *, b_too: bool = True) -> AsyncIterator[tuple[World, World]]:
+        """The pair for one test, checked unchanged afterwards. A test that fails leaves it
+        dirty, even before the check (what it did may show only later, such as a replayed
+        send), so the next test gets a fresh pair."""
+        pair = await self.ready()
+        self._dirty = True
+        yield pair
+        await self.assert_unchanged(b_too=b_too)
+        self._dirty = False
+
+    async def _state(self, *, b_too: bool) -> dict[str, Any]:
+        assert self._pair is not None
+        a, b = self._pair
+        state = {f"A's {name}": seen for name, seen in (await snapshot(a)).items()}
+        for label, world in [("A", a), ("B", b)] if b_too else [("A", a)]:
+            rows = await fingerprint(self._sessions, world.company_id)
+            state |= {f"{label}'s {table} rows": seen for table, seen in rows.items()}
+        return state
+
+    async def assert_unchanged(self, *, b_too: bool = True) -> None:
+        """A's objects, and B's unless the request named none of them, are as they were."""
+        now = await self._state(b_too=b_too)
+        changed = [f"{k}: {self._before[k]} → {v}" for k, v in now.items() if self._before[k] != v]
+        assert not changed, "objects changed:\n" + "\n".join(changed)
+
+    async def close(self) -> None:
+        if self._pair is not None:
+            for world in self._pair:
+                await world.client.aclose()
+        self._pair = None
+
+
+@pytest.fixture(scope="module")
+async def module_worlds(
+    api_url: str, sessions: SessionFactory, provider_server_session: ProviderServer
+) -> AsyncIterator[Worlds]:
+    worlds = Worlds(api_url, sessions, provider_server_session)
+    yield worlds
+    await worlds.close()
+
+
+@pytest.fixture
+async def worlds(worker: None, module_worlds: Worlds) -> Worlds:
+    await module_worlds.ready()
+    return module_worlds
+
+
+# --- the matrix ---------------------------------------------------------------------------------
+
+
+def test_every_parameter_naming_an_object_is_mapped() -> None:
+    """A new route cannot escape the matrix: its object parameters must be in the maps."""
+    unknown = [
+        *(f"{op.id}: path {p}" for op in OBJECT_OPERATIONS for p in op.params("path")
+          if p not in PATH_OBJECTS),
+        *(f"{c.id}: query" for c in QUERY_CASES if c.foreign[0] not in QUERY_OBJECTS),
+        *(f"{c.id}: body" for c in BODY_CASES if c.foreign[0] not in BODY_OBJECTS),
+    ]  # fmt: skip
+    assert not unknown, f"add these to PATH_OBJECTS / QUERY_OBJECTS / BODY_OBJECTS: {unknown}"
+    assert len(OBJECT_OPERATIONS) >= 40  # the document was read, not an empty one
+
+
+def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route
+        elif hasattr(route, "original_router"):  # FastAPI keeps included routers as such
+            yield from _routes(route.original_router.routes, prefix + route.include_context.prefix)
+
+
+ROUTE_BODIES = {
+    (method, path): route.body_field.field_info.annotation
+    for path, route in _routes(APP.router.routes)
+    for method in route.methods or ()
+    if route.body_field is not None
+}
+
+
+def _fake_world(label: str) -> World:
+    ids = {kind: str(uuid.uuid4()) for kind in set(PATH_OBJECTS.values())}
+    no_client = cast(httpx.AsyncClient, None)  # the bodies need ids, not requests
+    stages = [ids["stage"], str(uuid.uuid4())]
+    return World("company", label, no_client, {**ids, "tag": "vip"}, stages, frozenset())
+
+
+@pytest.mark.parametrize(
+    ("case", "foreign"),
+    [
+        *(pytest.param(c, False, id=c.id) for c in MATRIX if c.op.body_schema),
+        *(pytest.param(c, True, id=f"{c.id} (body)") for c in BODY_CASES),
+    ],
+)
+def test_the_bodies_sent_are_valid(case: Case, foreign: bool) -> None:
+    """The bodies sent pass validation, so the ownership check is what answers them."""
+    a, b = _fake_world("a"), _fake_world("b")
+    body = foreign_body(case.op, case.foreign[0], a, b) if foreign else base_body(case.op, b)
+    assert body is not None
+    model = ROUTE_BODIES.get((case.op.method, case.op.path))
+    assert model is not None, f"{case.id}: its route was not found in the app"
+    try:
+        TypeAdapter(model).validate_json(json.dumps(body))
+    except ValidationError as exc:
+        pytest.fail(f"{case.id}: the body {body} is invalid: {exc}")
+    own = set(UUID.findall(json.dumps(body))) - set(a.objects.values())
+    assert own <= set(b.objects.values()) | set(b.stages), f"{case.id}: ids not B's: {body}"
+
+
+@pytest.mark.parametrize("case", _xfail(MATRIX, LEAKS))
+async def test_another_companys_object_is_not_found(case: Case, worlds: Worlds) -> None:
+    names_b = case.foreign != tuple(case.op.params("path"))  # B's own objects in the path too
+    async with worlds.trial(b_too=names_b) as (a, b):
+        url = case.op.url(_path_values(case, a, b))
+        answer = await call(b.client, case.op.method, url, base_body(case.op, b))
+        assert answer.status == 404 and answer.error_code == "not_found", f"{case.id}: {answer}"
+        assert answer.body["error"]["message"] != "Not Found", "no route matched: fix the URL"
+        assert not {m for m in worlds.a_markers if m in answer.text and m not in url}, str(answer)
+
+
+@pytest.mark.parametrize("op", LIST_OPERATIONS, ids=lambda op: op.id)
+async def test_lists_show_only_the_callers_rows(op: Operation, worlds: Worlds) -> None:
+    async with worlds.trial(b_too=False) as (_, b):
+        params = BASE_QUERIES[op.path](b) if op.path in BASE_QUERIES else None
+        answer = await call(b.client, op.method, op.path, params=params)
+        assert answer.status == 200, f"{op.id}: {answer}"
+        leaked = {marker for marker in worlds.a_markers if marker in answer.text}
+        assert not leaked, f"{op.id} shows A's {leaked}: {answer}"
+        if op.path not in NO_OWN_ROWS:
+            assert any(m in answer.text for m in worlds.b_markers), f"{op.id}: B's rows? {answer}"
+
+
+def _refused(answer: Answer) -> bool:
+    return answer.status in (404, 422) and answer.error_code in ("not_found", "validation_error")
+
+
+@pytest.mark.parametrize("case", _xfail(QUERY_CASES, LEAKS))
+async def test_a_filter_naming_another_companys_object_finds_nothing(
+    case: Case, worlds: Worlds
+) -> None:
+    """404/422 naming the parameter, or (reading) an empty list: never A's rows, never a
+    change made through them."""
+    async with worlds.trial() as (a, b):
+        (name,) = case.foreign
+        params = BASE_QUERIES[case.op.path](b) if case.op.path in BASE_QUERIES else {}
+        for sibling in ONE_OF.get(case.op.path, frozenset()) - {name}:
+            params.pop(sibling, None)
+        params[name] = a.objects[QUERY_OBJECTS[name]]
+        url = case.op.url(_path_values(case, a, b))
+        answer = await call(b.client, case.op.method, url, base_body(case.op, b), params)
+        if _refused(answer):
+            assert name in answer.text, f"{case.id}: the error should name {name}: {answer}"
+        else:
+            assert case.op.method == "GET" and answer.status == 200, f"{case.id}: {answer}"
+            assert isinstance(answer.body, dict) and answer.body.get("data") == [], str(answer)
+        assert not {m for m in worlds.a_markers - {params[name]} if m in answer.text}, str(answer)
+
+
+@pytest.mark.parametrize("case", _xfail(BODY_CASES, LEAKS))
+async def test_a_body_naming_another_companys_object_is_refused(case: Case, worlds: Worlds) -> None:
+    """404/422 naming the field, and nothing created or changed in either company."""
+    async with worlds.trial() as (a, b):
+        (name,) = case.foreign
+        body = foreign_body(case.op, name, a, b)
+        url = case.op.url(_path_values(Case(case.op, ()), a, b))
+        answer = await call(b.client, case.op.method, url, body)
+        assert _refused(answer), f"{case.id}: {answer}"
+        assert name in answer.text, f"{case.id}: the error should name {name}: {answer}"
+
+
+async def test_another_companys_phone_number_names_only_the_callers_contact(
+    worlds: Worlds,
+) -> None:
+    """Contacts are also found by phone number (create conflicts, CSV import upserts): A's
+    number sent by B makes and updates a contact of B's own, and A's is left alone."""
+    async with worlds.trial() as (a, b):
+        a_contact = await call(a.client, "GET", f"{API}/contacts/{a.objects['contact']}")
+        phone = a_contact.body["phone_number"]
+        created = await call(
+            b.client, "POST", f"{API}/contacts", {"name": f"Twin {b.token}", "phone_number": phone}
+        )
+        assert created.status == 201, str(created)
+        csv = f"phone_number,name\n{phone},Twin again\n".encode()
+        imported = await b.client.post(
+            f"{API}/contacts/import", content=csv, headers={"content-type": "text/csv"}
+        )
+        assert (imported.status_code, imported.json()["updated"]) == (200, 1), imported.text
+        twin = await call(b.client, "GET", f"{API}/contacts/{created.body['id']}")
+        assert twin.body["name"] == "Twin again"
+        for answer in (created, twin):
+            assert not {m for m in worlds.a_markers if m in answer.text}, str(answer)
+        deleted = await b.client.delete(f"{API}/contacts/{created.body['id']}")
+        assert deleted.status_code == 204  # B as it was, for the next tests
