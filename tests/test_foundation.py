@@ -94,3 +94,16 @@ def test_openapi_documents_the_routes(settings: Settings) -> None:
     for operations in paths.values():
         for operation in operations.values():
             assert operation.get("summary"), operation
+
+
+async def test_large_json_is_compressed_and_null_names_are_refused(tenant) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures.traffic import create_cloud_instance
+
+    for _ in range(6):
+        await create_cloud_instance(tenant)
+    listed = await tenant.client.get("/api/v1/instances", headers={"Accept-Encoding": "gzip"})
+    assert listed.headers["content-encoding"] == "gzip"
+    instance_id = listed.json()[0]["id"]
+    renamed = await tenant.client.patch(f"/api/v1/instances/{instance_id}", json={"name": None})
+    assert renamed.status_code == 422
+    assert renamed.json()["error"]["message"].startswith("body.name")

@@ -5,30 +5,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from functools import partial
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, StateDep, after_commit
+from zapflow.api.validation import NotNull
 from zapflow.services import companies as service
 from zapflow.services.companies import BusinessHours, CompanySettings, Timezone
 from zapflow.services.company_settings import company_key
 
 router = APIRouter(prefix="/company", tags=["company and access"])
-
-T = TypeVar("T")
-
-
-def _refuse_null(value: T | None) -> T:
-    if value is None:
-        raise ValueError("may be omitted but not null")
-    return value
-
-
-# For PATCH bodies: an omitted field keeps its value (validators skip defaults), ``null`` is a
-# 422 naming the field instead of reaching a NOT NULL column.
-NotNull = AfterValidator(_refuse_null)
 
 
 class CompanyUpdate(BaseModel):

@@ -7,13 +7,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from zapflow.api.deps import CurrentPrincipal, PublisherDep, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.api.validation import NotNull
 from zapflow.models import DealStageChange, DealStatus, Stage
 from zapflow.schemas import DealPublic, DealStageRef
 from zapflow.services import deals as service
@@ -23,17 +24,6 @@ from zapflow.services.deals import DealFilters
 router = APIRouter(prefix="/deals", tags=["deals"])
 
 CENTS = Decimal("0.01")
-T = TypeVar("T")
-
-
-def _refuse_null(value: T | None) -> T:
-    if value is None:
-        raise ValueError("may be omitted, not null")
-    return value
-
-
-# For PATCH bodies: a field left out keeps its value; an explicit null is a 422.
-NotNull = AfterValidator(_refuse_null)
 
 
 def _to_cents(value: Decimal) -> Decimal:

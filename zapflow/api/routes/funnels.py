@@ -25,8 +25,8 @@ from zapflow.api.deps import (
     after_commit,
 )
 from zapflow.api.paging import fields_param, respond, sparse
-from zapflow.api.routes.deals import NotNull
 from zapflow.api.state import AppState
+from zapflow.api.validation import NotNull
 from zapflow.models import Funnel, Stage
 from zapflow.schemas import DealPublic
 from zapflow.services import deals as deal_service

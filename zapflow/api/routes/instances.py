@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep, StateDep
+from zapflow.api.validation import NotNull
 from zapflow.config import Settings
 from zapflow.models import InstanceStatus, WhatsAppInstance, WhatsAppProvider
 from zapflow.services import instances as service
@@ -57,13 +58,13 @@ class InstanceCreate(BaseModel):
 class InstanceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=120)
+    name: Annotated[str | None, NotNull] = Field(None, min_length=1, max_length=120)
     display_phone: str | None = None
     access_token: str | None = None
     app_secret: str | None = None
     api_key: str | None = None
-    verify_token: str | None = None
-    settings: dict[str, Any] | None = None
+    verify_token: Annotated[str | None, NotNull] = None
+    settings: Annotated[dict[str, Any] | None, NotNull] = None
 
 
 class InstancePublic(BaseModel):

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, StateDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.api.routes.api_keys import forget_keys
-from zapflow.api.routes.companies import NotNull
+from zapflow.api.validation import NotNull
 from zapflow.models import UserRole
 from zapflow.services import users as service
 
