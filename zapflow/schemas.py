@@ -64,8 +64,8 @@ class ConversationSummary(BaseModel):
     updated_at: datetime
 
 
-class ConversationContact(BaseModel):
-    """Who a conversation is with, as inbox rows show it."""
+class ContactRef(BaseModel):
+    """A contact as inbox rows, deal rows and the board show it."""
 
     model_config = ConfigDict(from_attributes=True)
 
@@ -78,16 +78,8 @@ class ConversationPublic(ConversationSummary):
     """A conversation as the API returns it: the live summary, plus its contact and instance."""
 
     instance_name: str
-    contact: ConversationContact
+    contact: ContactRef
     created_at: datetime
-
-
-class DealContactRef(BaseModel):
-    """A deal's contact, as deal rows and the board show it."""
-
-    id: uuid.UUID
-    name: str
-    phone_number: str | None
 
 
 class DealStageRef(BaseModel):
@@ -113,5 +105,5 @@ class DealPublic(BaseModel):
     closed_at: datetime | None
     created_at: datetime
     updated_at: datetime
-    contact: DealContactRef
+    contact: ContactRef
     stage: DealStageRef

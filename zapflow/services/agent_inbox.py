@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Contact, Conversation, ConversationStatus, User, WhatsAppInstance
-from zapflow.schemas import ConversationContact, ConversationPublic, ConversationSummary
+from zapflow.schemas import ContactRef, ConversationPublic, ConversationSummary
 from zapflow.services.paging import cut_page, keyset
 from zapflow.whatsapp import jid as jids
 
@@ -76,13 +76,13 @@ def _contact_prefix(q: str) -> ColumnElement[bool]:
 @dataclass(frozen=True)
 class InboxRow:
     conversation: Conversation
-    contact: ConversationContact
+    contact: ContactRef
     instance_name: str
 
     @classmethod
     def of(cls, row: AnyRow) -> InboxRow:
         conversation, contact_id, name, phone_number, instance_name = row
-        contact = ConversationContact(id=contact_id, name=name, phone_number=phone_number)
+        contact = ContactRef(id=contact_id, name=name, phone_number=phone_number)
         return cls(conversation, contact, instance_name)
 
     def public(self) -> ConversationPublic:

@@ -19,7 +19,7 @@ from sqlmodel import SQLModel, col
 
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Contact, Deal, DealStageChange, DealStatus, Funnel, Stage, User, utc_now
-from zapflow.schemas import DealContactRef, DealPublic, DealStageRef
+from zapflow.schemas import ContactRef, DealPublic, DealStageRef
 from zapflow.services.events import Event
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
@@ -81,7 +81,7 @@ def to_public(
 ) -> DealPublic:
     return DealPublic(
         **deal.model_dump(exclude={"company_id"}),
-        contact=DealContactRef(
+        contact=ContactRef(
             id=deal.contact_id, name=contact_name, phone_number=contact_phone_number
         ),
         stage=DealStageRef(id=deal.stage_id, name=stage_name, color=stage_color),
