@@ -316,3 +316,11 @@ async def test_the_board_reads_stages_afresh_when_its_cached_list_lacks_one(
     assert board.status_code == 200, board.text
     columns = [(s["name"], len(s["deals"])) for s in board.json()["stages"]]
     assert columns == [("New", 0), ("Late", 1)]
+
+
+async def test_company_read_after_its_update_is_fresh(tenant: Tenant) -> None:
+    before = (await tenant.client.get("/api/v1/company")).json()  # cached now
+    patched = await tenant.client.patch("/api/v1/company", json={"ai_prompt": "Seja breve."})
+    assert patched.status_code == 200
+    after = (await tenant.client.get("/api/v1/company")).json()
+    assert before["ai_prompt"] != "Seja breve." and after["ai_prompt"] == "Seja breve."

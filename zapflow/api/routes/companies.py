@@ -14,7 +14,7 @@ from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, State
 from zapflow.api.validation import NotNull
 from zapflow.services import companies as service
 from zapflow.services.companies import BusinessHours, CompanySettings, Timezone
-from zapflow.services.company_settings import company_key
+from zapflow.services.company_settings import cached_company, company_key
 
 router = APIRouter(prefix="/company", tags=["company and access"])
 
@@ -68,8 +68,9 @@ class CompanyPublic(BaseModel):
 
 
 @router.get("", summary="The caller's company", response_model=CompanyPublic)
-async def get_company(principal: CurrentPrincipal, session: SessionDep) -> Any:
-    return CompanyPublic.model_validate(await service.get_company(session, principal.company_id))
+async def get_company(principal: CurrentPrincipal, state: StateDep) -> Any:
+    company = await cached_company(state.cache, state.sessions, principal.company_id)
+    return CompanyPublic.model_validate(company)
 
 
 @router.patch(
