@@ -18,38 +18,36 @@ import asyncio
 import hashlib
 import hmac
 import json
-import math
 import os
-import platform
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
+from _harness import (
+    RESULTS,
+    BenchError,
+    BenchStack,
+    git_state,
+    install_signal_handlers,
+    machine,
+    run_async,
+    summarize,
+    write_json,
+)
 
-from zapflow.devstack import EmbeddedStack, ManagedProcess, StackConfig, free_port
-from zapflow.migrate import upgrade
+from zapflow.devstack import EmbeddedStack
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_OUTPUT = REPO / "bench" / "results" / "pipeline_latency.json"
+DEFAULT_OUTPUT = RESULTS / "pipeline_latency.json"
 APP_SECRET = "bench-app-secret"
-READY_TIMEOUT = 90.0
 WARMUP_TIMEOUT = 60.0
 DUPLICATE_SETTLE = 2.0  # after every message was seen, keep listening this long for duplicates
-
-
-class BenchError(RuntimeError):
-    """The benchmark could not run; the message says why."""
 
 
 @dataclass
@@ -301,21 +299,6 @@ async def run_load(base_url: str, api_key: str, args: argparse.Namespace) -> dic
 # --- statistics and report --------------------------------------------------------------------
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (q in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-def summarize(values: list[float]) -> dict[str, float | None]:
-    stats = {f"p{q}": percentile(values, q) for q in (50, 95, 99)}
-    stats["max"] = max(values) if values else None
-    return {k: round(v, 2) if v is not None else None for k, v in stats.items()}
-
-
 def analyse(measured: list[Sample]) -> dict[str, Any]:
     errors = [s for s in measured if s.error]
     acked = [s for s in measured if not s.error]
@@ -401,69 +384,6 @@ def print_table(result: dict[str, Any]) -> None:
 # --- environment --------------------------------------------------------------------------------
 
 
-def git(*args: str) -> str:
-    try:
-        done = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10)
-    except OSError:
-        return ""
-    return done.stdout
-
-
-def git_state() -> dict[str, Any]:
-    """HEAD, and the files changed in the working tree (outside bench/) that the run used."""
-    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
-    return {
-        "commit": git("rev-parse", "HEAD").strip() or None,
-        "uncommitted_changes": [path for path in changed if not path.startswith("bench/")],
-    }
-
-
-def machine() -> dict[str, Any]:
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    cpu_model = None
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cores": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_bytes": memory,
-        "memory_gib": round(memory / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
-
-
-def free_ports(n: int) -> list[int]:
-    ports: list[int] = []
-    while len(ports) < n:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
-
-
-def wait_ready(url: str, children: list[ManagedProcess]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT
-    last: object = None
-    while time.monotonic() < deadline:
-        for child in children:
-            if child.process is not None and child.process.poll() is not None:
-                raise BenchError(f"`zapflow {child.name}` exited with {child.process.returncode}")
-        try:
-            response = httpx.get(url, timeout=2)
-            if response.status_code == 200:
-                return
-            last = response.text
-        except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.25)
-    raise BenchError(f"{url} not ready after {READY_TIMEOUT:.0f} s: {last}")
-
-
 def create_company(env: dict[str, str]) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "zapflow.cli", "companies", "create", "Bench", "--json"],
@@ -472,25 +392,6 @@ def create_company(env: dict[str, str]) -> str:
     if done.returncode != 0:
         raise BenchError(f"`zapflow companies create` failed ({done.returncode}): {done.stderr}")
     return str(json.loads(done.stdout)["api_key"])
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
-def run_async(coro: Any) -> Any:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro)
-    return uvloop.run(coro)
-
-
-def _terminate(signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -519,47 +420,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
-    signal.signal(signal.SIGTERM, _terminate)
-    data_dir = Path(tempfile.mkdtemp(prefix="zapflow-bench-"))
-    pg_port, redis_port, temporal_port, api_port = free_ports(4)
-    stack = EmbeddedStack(
-        StackConfig(
-            data_dir=data_dir,
-            postgres_port=pg_port,
-            redis_port=redis_port,
-            temporal_port=temporal_port,
-            temporal_ui_port=None,
-            durable=True,
-        )
-    )
-    env = {
-        **os.environ,
-        **stack.settings_env(),
-        "ZAPFLOW_API_PORT": str(api_port),
-        "ZAPFLOW_LOG_LEVEL": "WARNING",
-    }
-    children = [
-        ManagedProcess(name, [sys.executable, "-m", "zapflow.cli", name],
-                       stack.logs_dir / f"{name}.log", env=env)
-        for name in ("api", "worker")
-    ]  # fmt: skip
+    install_signal_handlers()
+    bench = BenchStack(["api", "worker"])
     started = time.monotonic()
     try:
-        print(f"starting the embedded stack in {data_dir}", flush=True)
-        stack.start()
-        upgrade(stack.database_url)
-        api_key = create_company(env)
-        for child in children:
-            child.start()  # in the main thread: the children's parent-death signal is tied to it
-        base_url = f"http://127.0.0.1:{api_port}"
-        wait_ready(f"{base_url}/readyz", children)
+        bench.start_stack()
+        api_key = create_company(bench.env)
+        bench.start_processes()
         print(f"ready in {time.monotonic() - started:.1f} s; warming up, then sending "
               f"{args.messages} messages at {args.rate:g}/s", flush=True)  # fmt: skip
-        load = run_async(run_load(base_url, api_key, args))
-        for child in children:
-            if child.process is not None and child.process.poll() is not None:
-                raise BenchError(f"`zapflow {child.name}` exited during the run")
+        load = run_async(run_load(bench.base_url, api_key, args))
+        bench.check_processes()
         result: dict[str, Any] = {
             "benchmark": "pipeline_latency",
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -576,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "results": analyse(load["measured"]),
             "warmup": {"count": len(load["warmup"]), "errors": analyse(load["warmup"])["errors"]},
-            "database": database_check(stack, load["run_id"]),
+            "database": database_check(bench.stack, load["run_id"]),
             "sse": {
                 "reconnects": load["sse_reconnects"],
                 "foreign_events": load["sse_foreign_events"],
@@ -596,27 +467,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        for child in children:
-            if child.log_path is not None:
-                print(f"--- {child.name}.log\n{tail(child.log_path)}", file=sys.stderr)
+        bench.print_logs()
         return 1
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for child in reversed(children):
-            child.stop()
-        stack.stop()
-        if args.keep:
-            print(f"data and logs kept in {data_dir}")
-        else:
-            shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def write_json(path: Path, result: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(path)
+        bench.stop(keep=args.keep)
 
 
 if __name__ == "__main__":
