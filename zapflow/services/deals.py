@@ -153,7 +153,8 @@ async def open_deals_by_stage(
     session: AsyncSession, funnel: Funnel, stages: Sequence[Stage], per_stage: int
 ) -> dict[uuid.UUID, list[DealPublic]]:
     """The newest ``per_stage`` open deals of each stage of the funnel, in ONE query: a window
-    function numbers each stage's deals so the cap holds per stage, whatever their number."""
+    function numbers each stage's deals so the cap holds per stage, whatever their number.
+    Contacts are joined after the cap, so only the deals shown look theirs up."""
     rank = (
         func.row_number()
         .over(
@@ -163,8 +164,7 @@ async def open_deals_by_stage(
         .label("rank")
     )
     ranked = (
-        select(Deal, _REFS[0], _REFS[1], rank)
-        .join(Contact, col(Contact.id) == col(Deal.contact_id))
+        select(Deal, rank)
         .where(
             col(Deal.company_id) == funnel.company_id,
             col(Deal.funnel_id) == funnel.id,
@@ -174,7 +174,8 @@ async def open_deals_by_stage(
     )
     deal = aliased(Deal, ranked)
     query = (
-        select(deal, ranked.c.contact_name, ranked.c.contact_phone_number)
+        select(deal, _REFS[0], _REFS[1])
+        .join(Contact, col(Contact.id) == ranked.c.contact_id)
         .where(ranked.c.rank <= per_stage)
         .order_by(ranked.c.stage_id, ranked.c.rank)
     )
