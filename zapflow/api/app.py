@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    # level 5 instead of Starlette's 9: about the same ratio on JSON for less CPU per response
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=5)
     app.add_middleware(RateLimitHeadersMiddleware)
     app.add_middleware(RouteMetricsMiddleware, slow_request_ms=settings.slow_request_ms)
     app.add_middleware(CorrelationMiddleware)

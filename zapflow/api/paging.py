@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from zapflow.errors import Unprocessable
@@ -66,10 +66,14 @@ def sparse(items: Iterable[BaseModel], fields: frozenset[str] | None) -> list[di
     return [item.model_dump(mode="json", include=set(fields) if fields else None) for item in items]
 
 
-def respond(page: BaseModel, fields: frozenset[str] | None) -> Any:
-    """The page (or object) as is, or as JSON holding only the requested fields."""
+def respond(page: BaseModel, fields: frozenset[str] | None) -> Response:
+    """The page (or object) as JSON, whole or holding only the requested fields.
+
+    Serialized here, once, by pydantic: returning the model would make FastAPI validate every
+    row again against the response model before serializing it.
+    """
     if fields is None:
-        return page
+        return Response(page.model_dump_json(), media_type="application/json")
     if isinstance(page, CursorPage | OffsetPage):
         body = page.model_dump(mode="json", exclude={"data"})
         body["data"] = sparse(page.data, fields)
