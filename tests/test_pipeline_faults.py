@@ -98,7 +98,9 @@ async def test_conversation_continues_as_new_without_losing_signals(
             provider="cloud", phone="+5511933332222", body=f"n{i}", timestamp=now + i,
         )  # fmt: skip
         await handle.signal(ConversationWorkflow.inbound, InboundBatch([message]))
-    stored = await eventually(lambda: _messages(sessions, tenant.id), lambda r: len(r) == 30)
+    stored = await eventually(
+        lambda: _messages(sessions, tenant.id), lambda r: len(r) == 30, within=45
+    )
     assert sorted(int(m.body[1:]) for m in stored if m.body) == list(range(30))
     description = await client.get_workflow_handle(ref.workflow_id).describe()
     assert description.run_id != handle.result_run_id  # it continued as new at least once
