@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import ARRAY, Select, Uuid, func, literal, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import Label
@@ -152,39 +152,36 @@ async def page_deals(
 async def open_deals_by_stage(
     session: AsyncSession, funnel: Funnel, stages: Sequence[Stage], per_stage: int
 ) -> dict[uuid.UUID, list[DealPublic]]:
-    """The newest ``per_stage`` open deals of each stage of the funnel, in ONE query: a window
-    function numbers each stage's deals so the cap holds per stage, whatever their number.
-    Contacts are joined after the cap, so only the deals shown look theirs up."""
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=col(Deal.stage_id),
-            order_by=(col(Deal.created_at).desc(), col(Deal.id).desc()),
-        )
-        .label("rank")
-    )
-    ranked = (
-        select(Deal, rank)
+    """The newest ``per_stage`` open deals of each stage of the funnel, in ONE query: a LATERAL
+    subquery per stage reads just its first ``per_stage`` rows from ``idx_deals_board``, so the
+    cost follows what is shown, not how many deals the funnel holds."""
+    by_id = {stage.id: stage for stage in stages}
+    stage_ids = select(func.unnest(literal(list(by_id), ARRAY(Uuid()))).label("id")).subquery()
+    newest = (
+        select(Deal)
         .where(
             col(Deal.company_id) == funnel.company_id,
             col(Deal.funnel_id) == funnel.id,
+            col(Deal.stage_id) == stage_ids.c.id,
             col(Deal.status) == DealStatus.OPEN,
         )
-        .subquery()
+        .order_by(col(Deal.created_at).desc(), col(Deal.id).desc())
+        .limit(per_stage)
+        .lateral()
     )
-    deal = aliased(Deal, ranked)
+    deal = aliased(Deal, newest)
     query = (
         select(deal, _REFS[0], _REFS[1])
-        .join(Contact, col(Contact.id) == ranked.c.contact_id)
-        .where(ranked.c.rank <= per_stage)
-        .order_by(ranked.c.stage_id, ranked.c.rank)
+        .select_from(stage_ids)
+        .join(newest, true())
+        .join(Contact, col(Contact.id) == newest.c.contact_id)
+        .order_by(newest.c.stage_id, newest.c.created_at.desc(), newest.c.id.desc())
     )
-    by_id = {stage.id: stage for stage in stages}
     columns: dict[uuid.UUID, list[DealPublic]] = {stage.id: [] for stage in stages}
-    for deal, contact_name, contact_phone_number in await session.execute(query):
-        stage = by_id[deal.stage_id]
+    for row, contact_name, contact_phone_number in await session.execute(query):
+        stage = by_id[row.stage_id]
         columns[stage.id].append(
-            to_public(deal, contact_name, contact_phone_number, stage.name, stage.color)
+            to_public(row, contact_name, contact_phone_number, stage.name, stage.color)
         )
     return columns
 

@@ -383,10 +383,10 @@ async def get_board(
     per_stage: Annotated[
         int, Query(ge=1, le=MAX_PER_STAGE, description="Deals listed per stage at most")
     ] = 50,
-) -> BoardPublic:
+) -> Response:
     funnel = await service.get_funnel(session, principal.company_id, funnel_id)
     columns = await service.board(state.cache, session, funnel, per_stage)
-    return BoardPublic(
+    board = BoardPublic(
         id=funnel.id,
         name=funnel.name,
         description=funnel.description,
@@ -401,3 +401,4 @@ async def get_board(
             for column in columns
         ],
     )
+    return respond(board, None)
