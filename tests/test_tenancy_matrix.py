@@ -198,22 +198,8 @@ QUERY_CASES = [Case(op, (name,)) for op in OPERATIONS for name in op.uuid_query_
 BODY_CASES = [Case(op, (name,)) for op in OPERATIONS for name in op.uuid_body_fields()]
 
 
-def _xfail(cases: list[Case], leaks: dict[str, str]) -> list[Any]:
-    """Cases as parameters; a known leak is a strict xfail (it fails once fixed: drop it)."""
-    return [
-        pytest.param(
-            case,
-            id=case.id,
-            marks=[pytest.mark.xfail(strict=True, reason=leaks[case.id])]
-            if case.id in leaks
-            else [],
-        )
-        for case in cases
-    ]
-
-
-# Known leaks: case id → what the route did. Empty: every route answered 404.
-LEAKS: dict[str, str] = {}
+def _params(cases: list[Case]) -> list[Any]:
+    return [pytest.param(case, id=case.id) for case in cases]
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -430,7 +416,7 @@ def test_the_bodies_sent_are_valid(case: Case, foreign: bool) -> None:
     assert own <= set(b.objects.values()) | set(b.stages), f"{case.id}: ids not B's: {body}"
 
 
-@pytest.mark.parametrize("case", _xfail(MATRIX, LEAKS))
+@pytest.mark.parametrize("case", _params(MATRIX))
 async def test_another_companys_object_is_not_found(case: Case, worlds: Worlds) -> None:
     names_b = case.foreign != tuple(case.op.params("path"))  # B's own objects in the path too
     async with worlds.trial(b_too=names_b) as (a, b):
@@ -457,7 +443,7 @@ def _refused(answer: Answer) -> bool:
     return answer.status in (404, 422) and answer.error_code in ("not_found", "validation_error")
 
 
-@pytest.mark.parametrize("case", _xfail(QUERY_CASES, LEAKS))
+@pytest.mark.parametrize("case", _params(QUERY_CASES))
 async def test_a_filter_naming_another_companys_object_finds_nothing(
     case: Case, worlds: Worlds
 ) -> None:
@@ -479,7 +465,7 @@ async def test_a_filter_naming_another_companys_object_finds_nothing(
         assert not {m for m in worlds.a_markers - {params[name]} if m in answer.text}, str(answer)
 
 
-@pytest.mark.parametrize("case", _xfail(BODY_CASES, LEAKS))
+@pytest.mark.parametrize("case", _params(BODY_CASES))
 async def test_a_body_naming_another_companys_object_is_refused(case: Case, worlds: Worlds) -> None:
     """404/422 naming the field, and nothing created or changed in either company."""
     async with worlds.trial() as (a, b):
