@@ -351,7 +351,6 @@ API_METRICS = frozenset(
         "starlette_requests_processing_time_seconds_bucket",
         "starlette_requests_processing_time_seconds_sum",
         "starlette_requests_processing_time_seconds_count",
-        "starlette_requests_in_progress",
         "starlette_exceptions_total",
         # zapflow's own prometheus_client collectors in the API process
         "zapflow_webhook_ack_seconds_bucket",
