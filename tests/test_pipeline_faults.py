@@ -145,11 +145,36 @@ async def test_worker_killed_mid_send_never_sends_twice(
             failed = await eventually(
                 lambda: _message(sessions, message_id), lambda m: m.status == "failed", within=60
             )
-        assert failed.error is not None and failed.error["type"] == "DeliveryUnknown"
-        assert len(provider_server.requests) == 1
+            assert failed.error is not None and failed.error["type"] == "DeliveryUnknown"
+            assert len(provider_server.requests) == 1
+            async with sessions() as session:
+                letters = (await session.execute(select(DeadLetter))).scalars().all()
+            assert [letter.reference["message_id"] for letter in letters] == [message_id]
+
+            # the provider's status webhook echoes our id: the message did go out
+            statuses = cloud_delivery(
+                instance["phone_number_id"],
+                {
+                    "statuses": [
+                        {
+                            "id": "wamid.OUT1",
+                            "status": "delivered",
+                            "timestamp": str(int(time.time())),
+                            "recipient_id": "5511922221111",
+                            "biz_opaque_callback_data": message_id,
+                        }
+                    ]
+                },
+            )
+            assert (await post_cloud(client, instance["webhook_url"], statuses)).status_code == 200
+            delivered = await eventually(
+                lambda: _message(sessions, message_id), lambda m: m.status == "delivered", 30
+            )
+        assert delivered.message_key_id == "wamid.OUT1" and delivered.error is None
         async with sessions() as session:
-            letters = (await session.execute(select(DeadLetter))).scalars().all()
-        assert [letter.reference["message_id"] for letter in letters] == [message_id]
+            [letter] = (await session.execute(select(DeadLetter))).scalars().all()
+        assert letter.status == "discarded"
+        assert len(provider_server.requests) == 1
     finally:
         worker.kill()
         worker.wait(10)

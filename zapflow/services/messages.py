@@ -10,7 +10,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.models import Message, MessageStatus, utc_now
+from zapflow.models import (
+    DeadLetter,
+    DeadLetterKind,
+    DeadLetterStatus,
+    Message,
+    MessageStatus,
+    utc_now,
+)
 from zapflow.schemas import MessagePublic
 from zapflow.services.events import Event
 from zapflow.whatsapp.types import StatusUpdate
@@ -62,8 +69,54 @@ async def apply_status(
             col(Message.message_key_id) == status.key_id,
         )
     )
-    outcome = StatusOutcome.STALE if exists.first() else StatusOutcome.UNKNOWN_MESSAGE
-    return outcome, None
+    if exists.first():
+        return StatusOutcome.STALE, None
+    reconciled = await _reconcile(session, instance_id, status, new_status, at)
+    if reconciled is not None:
+        return StatusOutcome.APPLIED, reconciled
+    return StatusOutcome.UNKNOWN_MESSAGE, None
+
+
+async def _reconcile(
+    session: AsyncSession,
+    instance_id: uuid.UUID,
+    status: StatusUpdate,
+    new_status: MessageStatus,
+    at: datetime,
+) -> Message | None:
+    """A status naming our message id (Cloud API echoes it as ``biz_opaque_callback_data``) for a
+    send whose answer we never got: the provider did accept it, so record its id and status,
+    even over the ``failed`` a crash mid-send left (``delivery_unknown``)."""
+    try:
+        message_id = uuid.UUID(status.callback_data or "")
+    except ValueError:
+        return None
+    statement = (
+        update(Message)
+        .where(
+            col(Message.id) == message_id,
+            col(Message.instance_id) == instance_id,
+            col(Message.message_key_id).is_(None),
+            col(Message.status).in_([MessageStatus.SENDING, MessageStatus.FAILED]),
+        )
+        .values(message_key_id=status.key_id, status=new_status, status_updated_at=at, error=None)
+        .returning(Message)
+    )
+    message = (await session.execute(statement)).scalar_one_or_none()
+    if message is not None:
+        await session.execute(
+            update(DeadLetter)
+            .where(
+                col(DeadLetter.kind) == DeadLetterKind.SEND,
+                col(DeadLetter.status) == DeadLetterStatus.OPEN,
+                col(DeadLetter.reference)["message_id"].astext == str(message.id),
+            )
+            .values(
+                status=DeadLetterStatus.DISCARDED,
+                replay_result={"ok": True, "resolved_by": f"provider status {new_status.value}"},
+            )
+        )
+    return message
 
 
 def message_status_event(message: Message) -> Event:

@@ -186,10 +186,11 @@ def _outbound(
 
 
 async def record_sent(session: AsyncSession, message_id: uuid.UUID, provider_id: str) -> Message:
-    message = await session.get(Message, message_id)
+    message = await session.get(Message, message_id, with_for_update=True)
     assert message is not None
     message.message_key_id = provider_id
-    message.status = MessageStatus.SENT
+    if message.status == MessageStatus.SENDING:  # a status webhook may have overtaken us
+        message.status = MessageStatus.SENT
     message.status_updated_at = utc_now()
     message.error = None
     await session.flush()
