@@ -22,7 +22,12 @@ CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=No
 
 
 class CorrelationFilter(logging.Filter):
+    """Adds the correlation id; also renames uvicorn's server logger, which is called
+    "uvicorn.error" although it logs everything, so its lines do not read as errors."""
+
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.error":
+            record.name = "uvicorn"
         correlation_id = CORRELATION_ID.get()
         if correlation_id and not hasattr(record, "correlation_id"):
             record.correlation_id = correlation_id
