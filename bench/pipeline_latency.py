@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import subprocess
@@ -43,6 +41,7 @@ from _harness import (
 )
 
 from zapflow.devstack import EmbeddedStack
+from zapflow.whatsapp.simulate import cloud_delivery, cloud_signature, cloud_text
 
 DEFAULT_OUTPUT = RESULTS / "pipeline_latency.json"
 APP_SECRET = "bench-app-secret"
@@ -71,33 +70,6 @@ class Sample:
         if self.sent is None or not self.seen:
             return None
         return (self.seen[0] - self.sent) * 1000
-
-
-# --- signed Cloud API deliveries (as tests/fixtures/traffic.py builds them) ------------------
-
-
-def cloud_delivery(phone_number_id: str, wa_id: str, key_id: str, text: str) -> dict[str, Any]:
-    message = {
-        "from": wa_id,
-        "id": key_id,
-        "timestamp": str(int(time.time())),
-        "type": "text",
-        "text": {"body": text},
-    }
-    value = {
-        "messaging_product": "whatsapp",
-        "metadata": {"display_phone_number": "15550001111", "phone_number_id": phone_number_id},
-        "contacts": [{"profile": {"name": f"Customer {wa_id[-3:]}"}, "wa_id": wa_id}],
-        "messages": [message],
-    }
-    return {
-        "object": "whatsapp_business_account",
-        "entry": [{"id": "WABA_ID", "changes": [{"field": "messages", "value": value}]}],
-    }
-
-
-def sign(raw: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
 
 
 # --- SSE ---------------------------------------------------------------------------------------
@@ -166,9 +138,17 @@ class Target:
 
 async def send(client: httpx.AsyncClient, target: Target, sample: Sample, wa_id: str) -> None:
     raw = orjson.dumps(
-        cloud_delivery(target.phone_number_id, wa_id, sample.key_id, f"bench {sample.key_id}")
+        cloud_delivery(
+            target.phone_number_id,
+            cloud_text(
+                wa_id, sample.key_id, f"bench {sample.key_id}", name=f"Customer {wa_id[-3:]}"
+            ),
+        )
     )
-    headers = {"content-type": "application/json", "x-hub-signature-256": sign(raw)}
+    headers = {
+        "content-type": "application/json",
+        "x-hub-signature-256": cloud_signature(raw, APP_SECRET),
+    }
     sample.sent = time.perf_counter()
     try:
         response = await client.post(target.webhook_url, content=raw, headers=headers)

@@ -107,3 +107,24 @@ async def test_large_json_is_compressed_and_null_names_are_refused(tenant) -> No
     renamed = await tenant.client.patch(f"/api/v1/instances/{instance_id}", json={"name": None})
     assert renamed.status_code == 422
     assert renamed.json()["error"]["message"].startswith("body.name")
+
+
+@pytest.mark.usefixtures("worker")
+async def test_simulate_inbound_goes_through_the_whole_pipeline(
+    settings: Settings, api_url: str, tenant
+) -> None:  # type: ignore[no-untyped-def]
+    from tests.fixtures.traffic import create_cloud_instance, create_evolution_instance, eventually
+
+    for instance in (await create_cloud_instance(tenant), await create_evolution_instance(tenant)):
+        result = await asyncio.to_thread(
+            run_cli, "simulate-inbound", instance["id"], "--text", "Olá!", "--api-url", api_url,
+            env={"ZAPFLOW_DATABASE_URL": settings.database_url},
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert "webhook answered 200" in result.stderr
+
+    async def inbox() -> list[dict]:  # type: ignore[type-arg]
+        return (await tenant.client.get("/api/v1/conversations")).json()["data"]
+
+    rows = await eventually(inbox, lambda found: len(found) == 2)
+    assert {row["last_message_preview"] for row in rows} == {"Olá!"}

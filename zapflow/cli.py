@@ -9,6 +9,8 @@ import sys
 import uuid
 from typing import Annotated, NoReturn
 
+import httpx
+import orjson
 import typer
 from rich.console import Console
 
@@ -222,6 +224,65 @@ def seed_demo(
     console.print(f"company: {result.company_id}", highlight=False)
     console.print("admin API key (shown once, keep it safe):", highlight=False)
     print(result.api_key)
+
+
+@app.command("simulate-inbound")
+def simulate_inbound(
+    instance_id: Annotated[uuid.UUID, typer.Argument(help="The instance's id")],
+    text: Annotated[str, typer.Option(help="What the customer writes")] = "Oi! Qual o preço?",
+    sender: Annotated[
+        str, typer.Option("--from", help="The customer's number, in E.164")
+    ] = "+5511999990000",
+    name: Annotated[str, typer.Option(help="The customer's WhatsApp profile name")] = "Maria",
+    api_url: Annotated[
+        str | None, typer.Option(help="zapflow's API [default: ZAPFLOW_API_HOST:ZAPFLOW_API_PORT]")
+    ] = None,
+) -> None:
+    """Post a signed inbound text to zapflow's webhook as the instance's provider would: try
+    the whole pipeline (inbox, workflow, conversations API, live events) without a phone."""
+    settings = settings_or_exit()
+    url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    try:
+        status, body = asyncio.run(
+            _simulate_inbound(settings, url, instance_id, sender, name, text)
+        )
+    except (OSError, httpx.HTTPError) as exc:
+        fail(f"cannot reach zapflow: {exc}")
+    console.print(f"webhook answered {status}: {body}", highlight=False)
+    raise typer.Exit(0 if status == 200 else 1)
+
+
+async def _simulate_inbound(
+    settings: Settings, api_url: str, instance_id: uuid.UUID, sender: str, name: str, text: str
+) -> tuple[int, str]:
+    from zapflow.db import create_engine, session_factory
+    from zapflow.models import WhatsAppInstance, WhatsAppProvider
+    from zapflow.whatsapp import simulate
+
+    engine = create_engine(settings, pool_size=1)
+    try:
+        async with session_factory(engine)() as session:
+            instance = await session.get(WhatsAppInstance, instance_id)
+    finally:
+        await engine.dispose()
+    if instance is None:
+        fail(f"no instance {instance_id} in ZAPFLOW_DATABASE_URL's database")
+    digits = "".join(ch for ch in sender if ch.isdigit())
+    key_id = f"simulated.{uuid.uuid4().hex}"
+    headers = {"content-type": "application/json"}
+    if instance.provider == WhatsAppProvider.CLOUD:
+        change = simulate.cloud_text(digits, key_id, text, name=name)
+        raw = orjson.dumps(simulate.cloud_delivery(instance.phone_number_id or "", change))
+        headers["x-hub-signature-256"] = simulate.cloud_signature(raw, instance.app_secret or "")
+    else:
+        delivery = simulate.evolution_text(
+            instance.evolution_instance or "", instance.api_key or "", digits, key_id, text, name
+        )
+        raw = orjson.dumps(delivery)
+    webhook = f"{api_url.rstrip('/')}/webhooks/{instance.provider.value}/{instance.webhook_secret}"
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(webhook, content=raw, headers=headers)
+    return response.status_code, response.text
 
 
 def main() -> None:
