@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -63,6 +64,7 @@ async def test_batched_delivery_is_stored_once_and_streamed_once(tenant: Tenant,
         conversation = (await session.execute(select(Conversation))).scalars().all()
         mine = next(c for c in conversation if str(c.company_id) == tenant.id)
     assert (mine.message_count, mine.unread_count) == (3, 3)
+    assert mine.last_message_at == datetime.fromtimestamp(now + 2, UTC)  # the newest message's
     assert (
         mine.workflow_id
         == f"conversation/{tenant.id}/{instance['id']}/5511988887777@s.whatsapp.net"

@@ -154,7 +154,10 @@ async def upsert_conversation(
     remote_jid: str,
     contact_id: uuid.UUID,
     workflow_id: str | None = None,
+    started_at: datetime | None = None,
 ) -> uuid.UUID:
+    """The conversation's id, created if new; ``started_at`` (its first message's time) starts
+    ``last_message_at``, which the inbox sorts by."""
     statement = (
         insert(Conversation)
         .values(
@@ -164,6 +167,7 @@ async def upsert_conversation(
             contact_id=contact_id,
             remote_jid=remote_jid,
             workflow_id=workflow_id,
+            last_message_at=started_at or utc_now(),
         )
         .on_conflict_do_update(
             index_elements=["instance_id", "remote_jid"],
@@ -280,7 +284,13 @@ async def persist_inbound(
     identity = Identity.of_chat(remote_jid, messages)
     contact = await resolve_identity(session, company_id, identity)
     conversation_id = await upsert_conversation(
-        session, company_id, instance_id, remote_jid, contact.id, workflow_id
+        session,
+        company_id,
+        instance_id,
+        remote_jid,
+        contact.id,
+        workflow_id,
+        started_at=min(map(_provider_time, messages)),
     )
     new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
     events: list[Event] = []
