@@ -14,9 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
-from tests.fixtures.app import Tenant
+from tests.fixtures.app import Tenant, in_process_api, recorded_statements
 from tests.fixtures.traffic import (
     cloud_delivery,
     cloud_text,
@@ -24,7 +23,6 @@ from tests.fixtures.traffic import (
     eventually,
     post_cloud,
 )
-from zapflow.api.app import create_app
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Deal, Stage
@@ -144,26 +142,11 @@ class Counting:
 
 @pytest.fixture
 async def counting(settings: Settings, tenant: Tenant) -> AsyncIterator[Counting]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        engine = app.state.zapflow.engine.sync_engine
-        headers = {"Authorization": f"Bearer {tenant.api_key}"}
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://zapflow", headers=headers
-        ) as client:
-            counter = Counting(client)
-
-            def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-                counter.statements.append(statement)
-
-            event.listen(engine, "before_cursor_execute", record)
+    async with in_process_api(settings, tenant.api_key) as (app, client):
+        with recorded_statements(app) as statements:
             # warm up: authentication and the company's settings are cached reads too
             assert (await client.get("/api/v1/tags")).status_code == 200
-            try:
-                yield counter
-            finally:
-                event.remove(engine, "before_cursor_execute", record)
+            yield Counting(client, statements)
 
 
 async def test_a_second_read_of_a_contact_does_not_query_the_contacts(

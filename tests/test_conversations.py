@@ -14,10 +14,9 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
-from sqlalchemy import event, update
+from sqlalchemy import update
 
-from tests.fixtures.app import Tenant
+from tests.fixtures.app import Tenant, in_process_api, recorded_statements
 from tests.fixtures.traffic import (
     EventListener,
     cloud_delivery,
@@ -26,7 +25,6 @@ from tests.fixtures.traffic import (
     eventually,
     post_cloud,
 )
-from zapflow.api.app import create_app
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Contact, Conversation, User, UserRole
@@ -520,38 +518,18 @@ async def test_a_conversation_from_a_webhook_is_listed(
     assert row["unread_count"] == 1
 
 
-@pytest.fixture
-async def asgi_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        yield app
-
-
 async def test_the_list_costs_the_same_queries_for_any_page_size(
-    tenant: Tenant, inbox: Inbox, asgi_app: FastAPI
+    tenant: Tenant, inbox: Inbox, settings: Settings
 ) -> None:
     await inbox.add_many(60, tags=("vip",))
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    engine = asgi_app.state.zapflow.engine.sync_engine
-    transport = httpx.ASGITransport(app=asgi_app)
-    headers = {"Authorization": f"Bearer {tenant.api_key}"}
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://zapflow", headers=headers
-    ) as client:
+    async with in_process_api(settings, tenant.api_key) as (app, client):
         await _list(client, limit=1)  # authenticates once; later requests hit the key cache
-        event.listen(engine, "before_cursor_execute", record)
-        try:
-            counts = {}
+        counts = {}
+        with recorded_statements(app) as statements:
             for limit in (5, 50):
                 statements.clear()
                 page = await _list(client, limit=limit, tag="vip")
                 assert len(page["data"]) == limit
                 counts[limit] = len(statements)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
     assert counts[5] == counts[50]
     assert counts[5] <= 2, statements

@@ -12,6 +12,7 @@ import sys
 import httpx
 import pytest
 
+from tests.fixtures.app import in_process_api
 from zapflow.api.app import create_app
 from zapflow.config import Settings
 from zapflow.devstack import EmbeddedStack, StackConfig, StackError, free_port
@@ -28,11 +29,8 @@ async def test_health_and_readiness(api_url: str) -> None:
 
 async def test_readiness_names_the_failing_component(settings: Settings) -> None:
     broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    app = create_app(broken)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://zapflow") as client:
-            ready = await client.get("/readyz")
+    async with in_process_api(broken) as (_, client):
+        ready = await client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["failing"] == ["redis"]
     assert ready.json()["components"]["postgres"] == "ok"

@@ -13,11 +13,9 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
 
-from tests.fixtures.app import Tenant
+from tests.fixtures.app import Tenant, in_process_api, recorded_statements
 from tests.fixtures.traffic import EventListener
-from zapflow.api.app import create_app
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Contact, Deal, User, UserRole, utc_now
@@ -614,23 +612,9 @@ class CountingClient:
 @pytest.fixture
 async def counting(settings: Settings, tenant: Tenant) -> AsyncIterator[CountingClient]:
     """The tenant's client over an in-process app whose engine records every statement."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        engine = app.state.zapflow.engine.sync_engine
-        counter = CountingClient(httpx.AsyncClient())
-
-        def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-            counter.statements.append(statement)
-
-        event.listen(engine, "before_cursor_execute", record)
-        transport = httpx.ASGITransport(app=app)
-        headers = {"Authorization": f"Bearer {tenant.api_key}"}
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://zapflow", headers=headers
-        ) as client:
-            counter.client = client
-            yield counter
-        event.remove(engine, "before_cursor_execute", record)
+    async with in_process_api(settings, tenant.api_key) as (app, client):
+        with recorded_statements(app) as statements:
+            yield CountingClient(client, statements)
 
 
 async def test_board_and_lists_issue_a_bounded_number_of_queries(

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.fixtures.app import Tenant, start_worker
+from tests.fixtures.app import Tenant, in_process_api, start_worker
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -16,7 +16,6 @@ from tests.fixtures.traffic import (
     eventually,
     post_cloud,
 )
-from zapflow.api.app import create_app
 from zapflow.config import Settings
 from zapflow.db import create_engine, session_factory, transaction
 from zapflow.devstack import free_port
@@ -40,16 +39,8 @@ async def test_api_and_worker_metrics_after_a_conversation(
     engine = create_engine(isolated, pool_size=2)
     async with transaction(session_factory(engine)) as session:
         company, key = await create_company(session, "Metrics Co")
-    app = create_app(isolated)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://zapflow",
-                headers={"Authorization": f"Bearer {key.plain}"},
-            ) as client,
-        ):
+        async with in_process_api(isolated, key.plain) as (_, client):
             tenant = Tenant(str(company.id), key.plain, client)
             instance = await create_cloud_instance(tenant)
             delivery = cloud_delivery(

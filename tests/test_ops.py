@@ -5,11 +5,10 @@ from __future__ import annotations
 import time
 import uuid
 
-import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.fixtures.app import Tenant
+from tests.fixtures.app import Tenant, in_process_api
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -18,7 +17,6 @@ from tests.fixtures.traffic import (
     eventually,
     post_cloud,
 )
-from zapflow.api.app import create_app
 from zapflow.config import Settings
 from zapflow.db import transaction
 from zapflow.models import Conversation, Message, UserRole
@@ -63,15 +61,7 @@ async def test_queue_health_flags_a_backlog_nobody_works_on(
             id=ref.workflow_id,
             task_queue=stopped.messages_task_queue,
         )
-    app = create_app(stopped)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url="http://zapflow",
-            headers={"Authorization": f"Bearer {tenant.api_key}"},
-        ) as api,
-    ):
+    async with in_process_api(stopped, tenant.api_key) as (_, api):
 
         async def report() -> dict:  # type: ignore[type-arg]
             return (await api.get("/api/v1/ops/queues")).json()

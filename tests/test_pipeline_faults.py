@@ -7,11 +7,10 @@ import signal
 import time
 import uuid
 
-import httpx
 import pytest
 from sqlalchemy import func, select
 
-from tests.fixtures.app import Tenant, start_worker
+from tests.fixtures.app import Tenant, in_process_api, start_worker
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -20,7 +19,6 @@ from tests.fixtures.traffic import (
     eventually,
     post_cloud,
 )
-from zapflow.api.app import create_app
 from zapflow.config import Settings
 from zapflow.db import create_engine, session_factory, transaction
 from zapflow.devstack import EmbeddedStack
@@ -113,17 +111,9 @@ async def test_worker_killed_mid_send_never_sends_twice(
     sessions = session_factory(engine)
     async with transaction(sessions) as session:
         company, key = await create_company(session, "Kill Co")
-    app = create_app(isolated)
     worker = start_worker(isolated)
     try:
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app),
-                base_url="http://zapflow",
-                headers={"Authorization": f"Bearer {key.plain}"},
-            ) as client,
-        ):
+        async with in_process_api(isolated, key.plain) as (_, client):
             tenant = Tenant(str(company.id), key.plain, client)
             instance = await create_cloud_instance(tenant)
             delivery = cloud_delivery(
