@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
-from sqlalchemy import select
 
 from tests.fixtures.app import Tenant, in_process_api
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
-    cloud_delivery,
-    cloud_text,
     create_cloud_instance,
     eventually,
     post_cloud,
+    start_conversation,
 )
 from zapflow.config import Settings
 from zapflow.db import transaction
-from zapflow.models import Conversation, Message, UserRole
+from zapflow.models import Message, UserRole
 from zapflow.services.auth import create_api_key
 from zapflow.temporal import connect
 from zapflow.workflows.conversation import ConversationWorkflow
@@ -80,18 +77,7 @@ async def test_a_refused_send_is_dead_lettered_then_replayed_once_fixed(
     sessions,
     provider_server: ProviderServer,  # type: ignore[no-untyped-def]
 ) -> None:
-    instance = await create_cloud_instance(tenant)
-    delivery = cloud_delivery(
-        instance["phone_number_id"], cloud_text("5511977770000", "wamid.D1", "oi", int(time.time()))
-    )
-    await post_cloud(tenant.client, instance["webhook_url"], delivery)
-
-    async def conversation_id() -> uuid.UUID | None:
-        async with sessions() as session:
-            query = select(Conversation.id).where(Conversation.company_id == uuid.UUID(tenant.id))
-            return (await session.execute(query)).scalar_one_or_none()
-
-    cid = await eventually(conversation_id, lambda c: c is not None)
+    _, cid = await start_conversation(tenant, "5511977770000")
     provider_server.fail_next(1, status=400)
     sent = (
         await tenant.client.post(f"/api/v1/conversations/{cid}/messages", json={"text": "x"})

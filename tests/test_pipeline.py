@@ -20,6 +20,7 @@ from tests.fixtures.traffic import (
     create_cloud_instance,
     eventually,
     post_cloud,
+    start_conversation,
 )
 from zapflow.models import Contact, Conversation, InboxEvent, InboxEventStatus, Message
 
@@ -139,13 +140,7 @@ async def test_reply_goes_out_once_and_statuses_only_move_forward(
     sessions,
     provider_server: ProviderServer,  # type: ignore[no-untyped-def]
 ) -> None:
-    instance = await create_cloud_instance(tenant)
-    delivery = cloud_delivery(
-        instance["phone_number_id"],
-        cloud_text("5511977776666", "wamid.IN1", "oi", int(time.time())),
-    )
-    await post_cloud(tenant.client, instance["webhook_url"], delivery)
-    conversation_id = await _conversation_id(sessions, tenant.id)
+    instance, conversation_id = await start_conversation(tenant, "5511977776666")
 
     async with EventListener(tenant.client) as listener:
         send = {"type": "text", "text": "Olá, Maria!", "client_id": "reply-1"}
@@ -193,13 +188,7 @@ async def test_permanent_provider_refusal_fails_the_message_with_a_dead_letter(
 ) -> None:
     from zapflow.models import DeadLetter
 
-    instance = await create_cloud_instance(tenant)
-    delivery = cloud_delivery(
-        instance["phone_number_id"],
-        cloud_text("5511966665555", "wamid.IN2", "oi", int(time.time())),
-    )
-    await post_cloud(tenant.client, instance["webhook_url"], delivery)
-    conversation_id = await _conversation_id(sessions, tenant.id)
+    _, conversation_id = await start_conversation(tenant, "5511966665555")
     provider_server.fail_next(1, status=400)
     sent = await tenant.client.post(
         f"/api/v1/conversations/{conversation_id}/messages", json={"text": "x"}
@@ -216,13 +205,7 @@ async def test_retryable_provider_errors_are_retried(
     sessions,
     provider_server: ProviderServer,  # type: ignore[no-untyped-def]
 ) -> None:
-    instance = await create_cloud_instance(tenant)
-    delivery = cloud_delivery(
-        instance["phone_number_id"],
-        cloud_text("5511955554444", "wamid.IN3", "oi", int(time.time())),
-    )
-    await post_cloud(tenant.client, instance["webhook_url"], delivery)
-    conversation_id = await _conversation_id(sessions, tenant.id)
+    _, conversation_id = await start_conversation(tenant, "5511955554444")
     provider_server.fail_next(1, status=429, retry_after=0)
     provider_server.fail_next(1, status=500)
     sent = await tenant.client.post(
@@ -230,15 +213,6 @@ async def test_retryable_provider_errors_are_retried(
     )
     await eventually(lambda: _message(sessions, sent.json()["id"]), lambda m: m.status == "sent")
     assert [r.status for r in provider_server.requests] == [429, 500, 200]
-
-
-async def _conversation_id(sessions, company_id: str) -> str:  # type: ignore[no-untyped-def]
-    async def probe():  # type: ignore[no-untyped-def]
-        async with sessions() as session:
-            query = select(Conversation.id).where(Conversation.company_id == uuid.UUID(company_id))
-            return (await session.execute(query)).scalar_one_or_none()
-
-    return str(await eventually(probe, lambda v: v is not None))
 
 
 async def _message(sessions, message_id: str) -> Message:  # type: ignore[no-untyped-def]
