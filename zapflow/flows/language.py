@@ -1,0 +1,302 @@
+"""The flow language: a flow document's Pydantic models, with one node type per ``type``.
+
+A flow is a JSON (or YAML) document: metadata, triggers, declared variables with their
+defaults, a start node and a list of nodes with ids. Nodes point at the next one by id; the
+graph rules (unknown ids, unreachable nodes, dead ends, loops without a wait, undefined
+variables, bad expressions) are checked by ``zapflow.flows.validation``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+MAX_WAIT_SECONDS = 26 * UNIT_SECONDS["w"]
+Duration = Annotated[
+    str,
+    Field(
+        pattern=DURATION.pattern,
+        description="A number and a unit: s, m, h, d or w (`30s`, `10m`, `2d`, `1w`)",
+        examples=["10m", "1d", "2w"],
+    ),
+]
+NodeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$")]
+VariableName = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+
+
+def seconds(duration: str) -> float:
+    match = DURATION.match(duration)
+    if match is None:
+        raise ValueError(f"not a duration: {duration!r}")
+    return float(match.group(1)) * UNIT_SECONDS[match.group(2)]
+
+
+class _Node(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: NodeId
+    label: str | None = Field(None, description="Shown in the diagram instead of the type")
+
+
+class _Linear(_Node):
+    next: str | None = Field(None, description="The node that follows")
+
+
+class _Fallible(_Linear):
+    on_failure: str | None = Field(
+        None, description="Taken when the step fails after its retries; else the run fails"
+    )
+
+
+class SendText(_Linear):
+    type: Literal["send_text"]
+    text: str = Field(min_length=1, description="`{{variable}}` / `{{contact.name}}` interpolated")
+
+
+class SendMedia(_Linear):
+    type: Literal["send_media"]
+    url: str = Field(min_length=1)
+    kind: Literal["image", "video", "audio", "document"] = "image"
+    caption: str | None = None
+    filename: str | None = None
+
+
+class SendTemplate(_Linear):
+    type: Literal["send_template"]
+    name: str = Field(min_length=1)
+    language: str = "en_US"
+    params: list[str] = Field(default_factory=list, description="Body parameters, interpolated")
+
+
+class Choice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=64)
+    title: str = Field(min_length=1, max_length=64)
+
+
+class SendButtons(_Linear):
+    """Sent as text with numbered options (the provider adapters send text, media and
+    templates); follow it with an ``ask`` with ``choice`` validation to read the answer."""
+
+    type: Literal["send_buttons"]
+    text: str = Field(min_length=1)
+    buttons: list[Choice] = Field(min_length=1, max_length=3)
+
+
+class SendList(_Linear):
+    type: Literal["send_list"]
+    text: str = Field(min_length=1)
+    button: str = "Options"
+    items: list[Choice] = Field(min_length=1, max_length=10)
+
+
+class Ask(_Linear):
+    type: Literal["ask"]
+    prompt: str | None = Field(None, description="Sent before waiting; none to just wait")
+    variable: VariableName = Field(description="Where the valid answer is stored")
+    validation: Literal["text", "number", "email", "phone", "date", "choice"] = "text"
+    choices: list[str] = Field(default_factory=list, description="For `choice` validation")
+    retry_prompt: str | None = Field(None, description="Sent after an invalid answer")
+    max_retries: int = Field(2, ge=0, le=10)
+    timeout: Duration | None = Field(None, description="How long to wait for an answer")
+    on_timeout: str | None = Field(None, description="Taken when no answer came in time")
+    on_invalid: str | None = Field(None, description="Taken after max_retries invalid answers")
+
+
+class Wait(_Linear):
+    type: Literal["wait"]
+    duration: Duration
+
+    @field_validator("duration")
+    @classmethod
+    def _within_limits(cls, value: str) -> str:
+        if not 0 < seconds(value) <= MAX_WAIT_SECONDS:
+            raise ValueError("a wait lasts more than 0 s and at most 26 weeks")
+        return value
+
+
+class Branch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    when: str = Field(min_length=1, description="An expression, e.g. `budget >= 5000`")
+    next: str
+
+
+class Condition(_Node):
+    type: Literal["condition"]
+    branches: list[Branch] = Field(min_length=1, description="The first that holds is taken")
+    default: str | None = Field(None, description="Taken when no branch holds")
+
+
+class SetVariable(_Linear):
+    type: Literal["set_variable"]
+    variable: VariableName
+    value: str = Field(description="An expression; quote text: `'hot'`")
+
+
+class Tag(_Fallible):
+    type: Literal["tag"]
+    tag: str = Field(min_length=1, max_length=64)
+
+
+class Untag(_Fallible):
+    type: Literal["untag"]
+    tag: str = Field(min_length=1, max_length=64)
+
+
+class UpdateContact(_Fallible):
+    type: Literal["update_contact"]
+    name: str | None = None
+    email: str | None = None
+    custom_fields: dict[str, str] = Field(default_factory=dict, description="Values interpolated")
+
+
+class CreateDeal(_Fallible):
+    type: Literal["create_deal"]
+    title: str = Field(min_length=1, description="Interpolated")
+    value: str | None = Field(None, description="An expression giving the amount, e.g. `budget`")
+    funnel: str = Field(min_length=1, description="The funnel's id or name")
+    stage: str | None = Field(None, description="A stage's id or name; the first if omitted")
+    variable: VariableName = Field("deal_id", description="Where the new deal's id is stored")
+
+
+class MoveDeal(_Fallible):
+    type: Literal["move_deal"]
+    stage: str = Field(min_length=1, description="A stage of the deal's funnel: id or name")
+    deal_variable: VariableName = Field("deal_id", description="The variable holding the deal id")
+
+
+class HttpRequest(_Fallible):
+    type: Literal["http_request"]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    url: str = Field(min_length=1, description="Interpolated")
+    headers: dict[str, str] = Field(default_factory=dict, description="Values interpolated")
+    body: str | None = Field(None, description="A body template (JSON text), interpolated")
+    timeout: Duration = "10s"
+    retries: int = Field(2, ge=0, le=10)
+    save: dict[VariableName, str] = Field(
+        default_factory=dict,
+        description="variable → path in the response (`status`, `json.data.id`, `text`)",
+    )
+
+
+class AiReply(_Fallible):
+    type: Literal["ai_reply"]
+    instructions: str | None = Field(None, description="Added to the company's AI prompt")
+    variable: VariableName | None = Field(None, description="Also store the reply here")
+
+
+class Handoff(_Linear):
+    type: Literal["handoff"]
+    assign_user_id: str | None = Field(None, description="An agent of the company")
+    team: str | None = Field(None, description="Recorded on the handoff event")
+    note: str | None = Field(None, description="Interpolated; recorded on the handoff event")
+
+
+class Goto(_Node):
+    type: Literal["goto"]
+    target: str
+
+
+class End(_Node):
+    type: Literal["end"]
+
+
+Node = Annotated[
+    SendText | SendMedia | SendTemplate | SendButtons | SendList | Ask | Wait | Condition
+    | SetVariable | Tag | Untag | UpdateContact | CreateDeal | MoveDeal | HttpRequest | AiReply
+    | Handoff | Goto | End,
+    Field(discriminator="type"),
+]  # fmt: skip
+
+
+class KeywordTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["keyword"]
+    keywords: list[str] = Field(min_length=1, description="Matched as whole words, any case")
+
+
+class RegexTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["regex"]
+    pattern: str = Field(min_length=1)
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
+class FirstMessageTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["first_message"]
+
+
+class DealStageTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["deal_stage"]
+    stage_id: str
+
+
+class ApiTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["api"]
+
+
+class ScheduleTrigger(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["schedule"]
+    cron: str = Field(description="Five-field cron in UTC, e.g. `0 9 * * 1` (Mondays 9:00)")
+    tag: str = Field(min_length=1, description="Runs for every contact carrying this tag")
+
+
+Trigger = Annotated[
+    KeywordTrigger | RegexTrigger | FirstMessageTrigger | DealStageTrigger | ApiTrigger
+    | ScheduleTrigger,
+    Field(discriminator="type"),
+]  # fmt: skip
+
+
+class FlowDefinition(BaseModel):
+    """A flow document."""
+
+    model_config = ConfigDict(extra="forbid", title="zapflow flow")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str | None = None
+    triggers: list[Trigger] = Field(default_factory=list)
+    variables: dict[VariableName, Any] = Field(
+        default_factory=dict, description="Declared variables and their starting values"
+    )
+    start: str = Field(description="The id of the first node")
+    nodes: list[Node] = Field(min_length=1)
+
+    def node_map(self) -> dict[str, Node]:
+        return {node.id: node for node in self.nodes}
+
+
+def load_document(text: str) -> dict[str, Any]:
+    """A flow document's raw mapping from JSON or YAML text (JSON is YAML)."""
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML or JSON: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise ValueError("a flow document is a mapping (an object)")
+    return loaded
