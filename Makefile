@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint typecheck format clean
+.PHONY: dev test chromium lint typecheck format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,8 +17,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 dev: $(STAMP) ## run zapflow with embedded Temporal, Postgres and Redis
 	$(BIN)/zapflow dev
 
-test: $(STAMP) ## run the whole test suite (starts its own embedded stack)
+test: $(STAMP) chromium ## run the whole test suite (starts its own embedded stack)
 	$(BIN)/pytest -q
+
+# the browser tests drive Debian's chromium; installed when missing and we may (root with apt-get)
+chromium:
+	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+	  echo "could not install chromium: the browser tests will skip"
 
 lint: $(STAMP)
 	$(BIN)/ruff check zapflow tests migrations

@@ -2,4 +2,5 @@ pytest_plugins = [
     "tests.fixtures.stack",
     "tests.fixtures.provider_server",
     "tests.fixtures.app",
+    "tests.fixtures.browser",
 ]

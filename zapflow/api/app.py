@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
 from starlette_prometheus import metrics
 
+from zapflow import web
 from zapflow.api import sse, webhooks
 from zapflow.api.correlation import CorrelationMiddleware
 from zapflow.api.errors import install_error_handlers
@@ -83,4 +84,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )  # fmt: skip
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)
+    web.mount(app)
     return app

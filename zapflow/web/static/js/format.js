@@ -1,0 +1,39 @@
+// Formatting shared by the views: times, money, ids.
+import { lang, t } from "./i18n.js";
+
+export function time(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  const today = new Date();
+  const sameDay = date.toDateString() === today.toDateString();
+  const options = sameDay ? { hour: "2-digit", minute: "2-digit" } : { day: "2-digit", month: "short" };
+  return new Intl.DateTimeFormat(lang(), options).format(date);
+}
+
+export function dateTime(iso) {
+  return iso
+    ? new Intl.DateTimeFormat(lang(), { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso))
+    : "";
+}
+
+export function money(value, currency) {
+  return new Intl.NumberFormat(lang(), { style: "currency", currency }).format(Number(value));
+}
+
+export function totals(valueTotals) {
+  const parts = Object.entries(valueTotals || {}).map(([currency, value]) => money(value, currency));
+  return parts.length ? parts.join(" + ") : money(0, "BRL");
+}
+
+// crypto.randomUUID needs a secure context; a plain-http deployment still needs ids.
+export function newId() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export function errorText(error) {
+  if (!error) return "";
+  if (error.code === "network") return t("error.network");
+  return error.message || error.code || t("error.unknown");
+}

@@ -1,0 +1,113 @@
+// UI strings in English and Portuguese: the browser's language by default, switchable (the
+// choice is kept in localStorage). t("key", {n: 2}) fills {n}.
+
+const STRINGS = {
+  en: {
+    "lang.label": "Language", "lang.en": "English", "lang.pt": "Português",
+    "signin.intro": "Sign in with your zapflow API key. It stays in this tab only.",
+    "signin.key": "API key", "signin.submit": "Sign in", "signin.out": "Sign out",
+    "signin.invalid": "That API key is not valid.", "signin.expired": "Please sign in again.",
+    "nav.label": "Sections", "nav.skip": "Skip to content", "nav.inbox": "Inbox", "nav.board": "Deals", "nav.flows": "Flows",
+    "live.connecting": "Connecting…", "live.live": "Live", "live.reconnecting": "Reconnecting…",
+    "common.loading": "Loading…", "common.save": "Save", "common.saved": "Saved.", "common.cancel": "Cancel",
+    "error.network": "The server could not be reached.", "error.unknown": "Something went wrong.",
+    "inbox.conversations": "Conversations", "inbox.search": "Search", "inbox.searchPlaceholder": "Search name or phone",
+    "inbox.show": "Show", "inbox.all": "All", "inbox.mine": "Mine", "inbox.unassigned": "Unassigned", "inbox.paused": "Bot paused",
+    "inbox.moreFilters": "More filters", "inbox.status": "Status", "inbox.open": "Open", "inbox.closed": "Closed",
+    "inbox.anyStatus": "Any status", "inbox.tag": "Tag", "inbox.number": "WhatsApp number", "inbox.anyNumber": "Any number",
+    "inbox.empty": "No conversations.", "inbox.pick": "Pick a conversation.", "inbox.unreadN": "{n} unread",
+    "badge.bot": "Bot", "badge.paused": "Paused", "badge.closed": "Closed",
+    "thread.label": "Conversation", "thread.messages": "Messages", "thread.back": "Back to conversations",
+    "thread.botActive": "Bot active", "thread.botPaused": "Bot paused", "thread.pause": "Pause bot", "thread.resume": "Resume bot",
+    "thread.close": "Close", "thread.reopen": "Reopen", "thread.newMessage": "New message from {name}",
+    "thread.openMedia": "Open", "thread.replyTo": "Reply to an earlier message",
+    "composer.label": "Message", "composer.placeholder": "Type a message (Enter sends, Shift+Enter: new line)",
+    "composer.send": "Send", "composer.failed": "Not sent", "composer.retry": "Retry",
+    "composer.tookOver": "You took over: the bot is paused.",
+    "status.pending": "Queued", "status.sending": "Sending", "status.sent": "Sent", "status.delivered": "Delivered",
+    "status.read": "Read", "status.failed": "Failed", "status.received": "Received", "status.deleted": "Deleted",
+    "sender.ai": "AI", "sender.flow": "Flow", "sender.followup": "Follow-up",
+    "type.image": "Image", "type.audio": "Audio", "type.video": "Video", "type.document": "Document", "type.sticker": "Sticker",
+    "type.location": "Location", "type.reaction": "Reaction", "type.contacts": "Contact card", "type.interactive": "Interactive",
+    "type.button": "Button", "type.template": "Template", "type.unsupported": "Unsupported message", "type.system": "System",
+    "type.text": "Text",
+    "contact.label": "Contact", "contact.open": "Contact", "contact.close": "Back to the conversation",
+    "contact.details": "Details", "contact.name": "Name", "contact.phone": "Phone", "contact.email": "E-mail",
+    "contact.tags": "Tags", "contact.addTag": "New tag", "contact.add": "Add", "contact.removeTag": "Remove tag {tag}",
+    "contact.notes": "Notes", "contact.newNote": "New note", "contact.addNote": "Add note", "contact.deals": "Deals",
+    "deal.new": "New deal", "deal.title": "Title", "deal.value": "Value", "deal.funnel": "Funnel", "deal.create": "Create deal",
+    "deal.stage": "Stage", "deal.open": "Open", "deal.won": "Won", "deal.lost": "Lost",
+    "board.title": "Deals", "board.funnel": "Funnel", "board.noFunnels": "No funnels yet.", "board.dealsN": "{n} deals",
+    "board.more": "More deals in this stage.", "board.moveTo": "Move {title} to", "board.moved": "{title} moved to {stage}",
+  },
+  pt: {
+    "lang.label": "Idioma", "lang.en": "English", "lang.pt": "Português",
+    "signin.intro": "Entre com sua chave de API do zapflow. Ela fica só nesta aba.",
+    "signin.key": "Chave de API", "signin.submit": "Entrar", "signin.out": "Sair",
+    "signin.invalid": "Essa chave de API não é válida.", "signin.expired": "Entre novamente.",
+    "nav.label": "Seções", "nav.skip": "Ir para o conteúdo", "nav.inbox": "Conversas", "nav.board": "Negócios", "nav.flows": "Fluxos",
+    "live.connecting": "Conectando…", "live.live": "Ao vivo", "live.reconnecting": "Reconectando…",
+    "common.loading": "Carregando…", "common.save": "Salvar", "common.saved": "Salvo.", "common.cancel": "Cancelar",
+    "error.network": "Não foi possível falar com o servidor.", "error.unknown": "Algo deu errado.",
+    "inbox.conversations": "Conversas", "inbox.search": "Buscar", "inbox.searchPlaceholder": "Buscar nome ou telefone",
+    "inbox.show": "Mostrar", "inbox.all": "Todas", "inbox.mine": "Minhas", "inbox.unassigned": "Sem responsável",
+    "inbox.paused": "Robô pausado", "inbox.moreFilters": "Mais filtros", "inbox.status": "Situação", "inbox.open": "Abertas",
+    "inbox.closed": "Encerradas", "inbox.anyStatus": "Qualquer situação", "inbox.tag": "Etiqueta",
+    "inbox.number": "Número de WhatsApp", "inbox.anyNumber": "Qualquer número", "inbox.empty": "Nenhuma conversa.",
+    "inbox.pick": "Escolha uma conversa.", "inbox.unreadN": "{n} não lidas",
+    "badge.bot": "Robô", "badge.paused": "Pausado", "badge.closed": "Encerrada",
+    "thread.label": "Conversa", "thread.messages": "Mensagens", "thread.back": "Voltar às conversas",
+    "thread.botActive": "Robô ativo", "thread.botPaused": "Robô pausado", "thread.pause": "Pausar robô",
+    "thread.resume": "Retomar robô", "thread.close": "Encerrar", "thread.reopen": "Reabrir",
+    "thread.newMessage": "Nova mensagem de {name}", "thread.openMedia": "Abrir", "thread.replyTo": "Resposta a uma mensagem anterior",
+    "composer.label": "Mensagem", "composer.placeholder": "Digite uma mensagem (Enter envia, Shift+Enter: nova linha)",
+    "composer.send": "Enviar", "composer.failed": "Não enviada", "composer.retry": "Tentar de novo",
+    "composer.tookOver": "Você assumiu: o robô está pausado.",
+    "status.pending": "Na fila", "status.sending": "Enviando", "status.sent": "Enviada", "status.delivered": "Entregue",
+    "status.read": "Lida", "status.failed": "Falhou", "status.received": "Recebida", "status.deleted": "Apagada",
+    "sender.ai": "IA", "sender.flow": "Fluxo", "sender.followup": "Follow-up",
+    "type.image": "Imagem", "type.audio": "Áudio", "type.video": "Vídeo", "type.document": "Documento", "type.sticker": "Figurinha",
+    "type.location": "Localização", "type.reaction": "Reação", "type.contacts": "Contato", "type.interactive": "Interativa",
+    "type.button": "Botão", "type.template": "Modelo", "type.unsupported": "Mensagem não suportada", "type.system": "Sistema",
+    "type.text": "Texto",
+    "contact.label": "Contato", "contact.open": "Contato", "contact.close": "Voltar à conversa",
+    "contact.details": "Dados", "contact.name": "Nome", "contact.phone": "Telefone", "contact.email": "E-mail",
+    "contact.tags": "Etiquetas", "contact.addTag": "Nova etiqueta", "contact.add": "Adicionar",
+    "contact.removeTag": "Remover etiqueta {tag}", "contact.notes": "Notas", "contact.newNote": "Nova nota",
+    "contact.addNote": "Adicionar nota", "contact.deals": "Negócios",
+    "deal.new": "Novo negócio", "deal.title": "Título", "deal.value": "Valor", "deal.funnel": "Funil",
+    "deal.create": "Criar negócio", "deal.stage": "Etapa", "deal.open": "Aberto", "deal.won": "Ganho", "deal.lost": "Perdido",
+    "board.title": "Negócios", "board.funnel": "Funil", "board.noFunnels": "Nenhum funil ainda.", "board.dealsN": "{n} negócios",
+    "board.more": "Há mais negócios nesta etapa.", "board.moveTo": "Mover {title} para",
+    "board.moved": "{title} movido para {stage}",
+  },
+};
+
+const KEY = "zapflow.lang";
+export const LANGUAGES = Object.keys(STRINGS);
+let current = pick();
+
+function pick() {
+  const saved = localStorage.getItem(KEY);
+  if (saved && STRINGS[saved]) return saved;
+  return (navigator.language || "en").toLowerCase().startsWith("pt") ? "pt" : "en";
+}
+
+export function lang() {
+  return current;
+}
+
+export function setLang(code) {
+  current = STRINGS[code] ? code : "en";
+  localStorage.setItem(KEY, current);
+  markDocument();
+}
+
+export function markDocument() {
+  document.documentElement.lang = current === "pt" ? "pt-BR" : "en";
+}
+
+export function t(key, vars) {
+  const text = STRINGS[current][key] ?? STRINGS.en[key] ?? key;
+  return vars ? text.replace(/\{(\w+)\}/g, (_, name) => vars[name] ?? "") : text;
+}

@@ -1,0 +1,311 @@
+// One conversation: its header (bot paused or active, close), the virtualized message history
+// (older pages load as the agent scrolls up) and the composer. Sending takes the conversation
+// over: the bot is paused first, visibly, and a button resumes it.
+import { api, qs } from "./api.js";
+import { announce, h, replace } from "./dom.js";
+import { errorText, newId, time } from "./format.js";
+import { t } from "./i18n.js";
+import { VirtualList } from "./virtual.js";
+
+const PAGE = 100;
+const MEDIA = new Set(["image", "audio", "video", "document", "sticker"]);
+const TICKS = {
+  pending: "🕓",
+  sending: "🕓",
+  sent: "✓",
+  delivered: "✓✓",
+  read: "✓✓",
+  failed: "!",
+};
+const RANK = { pending: 0, sending: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
+const SENDERS = { ai: "sender.ai", flow: "sender.flow", followup: "sender.followup" };
+
+export class Thread {
+  constructor(pane, conversation, ctx, onConversation) {
+    this.conversation = conversation;
+    this.ctx = ctx;
+    this.onConversation = onConversation;
+    this.byKey = new Map(); // provider message id → message, for reply quotes
+    this.cursor = null;
+    this.loadingOlder = false;
+
+    this.header = h("header", { class: "thread-head" });
+    this.scroller = h("div", {
+      class: "messages",
+      tabindex: "0",
+      role: "region",
+      "aria-label": t("thread.messages"),
+    });
+    this.sendError = h("div", { class: "send-error", role: "alert" });
+    this.input = h("textarea", {
+      id: "composer-input",
+      rows: "2",
+      placeholder: t("composer.placeholder"),
+      onkeydown: (e) => {
+        if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+          e.preventDefault();
+          this.submit();
+        }
+      },
+    });
+    const composer = h(
+      "form",
+      { class: "composer", onsubmit: (e) => (e.preventDefault(), this.submit()) },
+      h("label", { for: "composer-input", class: "visually-hidden" }, t("composer.label")),
+      this.input,
+      h("button", { type: "submit", class: "primary" }, t("composer.send")),
+    );
+    replace(pane, this.header, this.scroller, this.sendError, composer);
+    this.list = new VirtualList(this.scroller, {
+      key: (m) => m.client_id || m.id,
+      render: (m) => this.renderMessage(m),
+    });
+    this.scroller.addEventListener("scroll", () => {
+      if (this.scroller.scrollTop < 400) this.older();
+    });
+    this.renderHeader();
+    this.load();
+  }
+
+  destroy() {
+    this.list.destroy();
+  }
+
+  renderHeader() {
+    const c = this.conversation;
+    const paused = c.is_paused;
+    replace(
+      this.header,
+      h("a", { href: "#/inbox", class: "back button", "aria-label": t("thread.back") }, "←"),
+      h(
+        "div",
+        { class: "who" },
+        h("h2", {}, c.contact.name || c.contact.phone_number),
+        h("span", { class: "muted" }, [c.contact.phone_number, c.instance_name].filter(Boolean).join(" · ")),
+      ),
+      h(
+        "span",
+        { class: `badge ${paused ? "paused" : "bot"}`, role: "status", "data-bot": paused ? "paused" : "active" },
+        paused ? t("thread.botPaused") : t("thread.botActive"),
+      ),
+      h(
+        "div",
+        { class: "actions" },
+        paused
+          ? h("button", { type: "button", onclick: () => this.act("resume") }, t("thread.resume"))
+          : h("button", { type: "button", onclick: () => this.act("pause") }, t("thread.pause")),
+        c.status === "closed"
+          ? h("button", { type: "button", onclick: () => this.act("reopen") }, t("thread.reopen"))
+          : h("button", { type: "button", onclick: () => this.act("close") }, t("thread.close")),
+        h("a", { href: `#/inbox/${c.id}/contact`, class: "button contact-toggle" }, t("contact.open")),
+      ),
+    );
+  }
+
+  async act(action) {
+    try {
+      const summary = await api(`/conversations/${this.conversation.id}/${action}`, { method: "POST" });
+      this.updateConversation(summary);
+      if (action === "pause") announce(t("thread.botPaused"));
+      if (action === "resume") announce(t("thread.botActive"));
+    } catch (error) {
+      this.showError(errorText(error));
+    }
+  }
+
+  updateConversation(summary) {
+    this.conversation = { ...this.conversation, ...summary };
+    this.renderHeader();
+    this.onConversation(this.conversation);
+  }
+
+  async load() {
+    try {
+      const page = await api(`/conversations/${this.conversation.id}/messages${qs({ limit: PAGE })}`);
+      this.cursor = page.next_cursor;
+      const messages = page.data.reverse();
+      messages.forEach((m) => this.remember(m));
+      this.list.setItems(messages);
+    } catch (error) {
+      this.showError(errorText(error));
+    }
+  }
+
+  async older() {
+    if (!this.cursor || this.loadingOlder) return;
+    this.loadingOlder = true;
+    try {
+      const path = `/conversations/${this.conversation.id}/messages${qs({ limit: PAGE, cursor: this.cursor })}`;
+      const page = await api(path);
+      this.cursor = page.next_cursor;
+      const messages = page.data.reverse();
+      messages.forEach((m) => this.remember(m));
+      this.list.prepend(messages);
+    } catch (error) {
+      this.showError(errorText(error));
+    } finally {
+      this.loadingOlder = false;
+    }
+  }
+
+  remember(message) {
+    if (message.message_key_id) this.byKey.set(message.message_key_id, message);
+  }
+
+  find(test) {
+    return this.list.items.find(test);
+  }
+
+  onEvent(event) {
+    if (event.conversation_id !== this.conversation.id) return;
+    if (event.type === "conversation.updated") this.updateConversation(event.data);
+    else if (event.type === "message.created") this.messageCreated(event.data);
+    else if (event.type === "message.status") this.messageStatus(event.data);
+  }
+
+  messageCreated(message) {
+    const known =
+      this.find((m) => m.id === message.id) ||
+      (message.client_id && this.find((m) => m.client_id === message.client_id));
+    this.remember(message);
+    if (known) {
+      Object.assign(known, message, { local: false });
+      this.list.refresh(this.list.key(known));
+      return;
+    }
+    this.list.append(message);
+    if (message.direction === "inbound") {
+      announce(t("thread.newMessage", { name: this.conversation.contact.name }));
+    }
+  }
+
+  messageStatus(change) {
+    const message = this.find((m) => m.id === change.id);
+    if (!message) return;
+    Object.assign(message, change);
+    this.remember(message);
+    this.list.refresh(this.list.key(message));
+  }
+
+  renderMessage(m) {
+    const out = m.direction === "outbound";
+    const sender = SENDERS[m.sent_by];
+    return h(
+      "div",
+      { class: `msg ${out ? "out" : "in"}`, "data-id": m.id, "data-type": m.type },
+      h(
+        "div",
+        { class: "bubble" },
+        m.reply_to_key_id ? this.quote(m.reply_to_key_id) : null,
+        this.content(m),
+        h(
+          "div",
+          { class: "meta" },
+          sender ? h("span", { class: `sender ${m.sent_by}`, "data-sender": m.sent_by }, t(sender)) : null,
+          h("time", { datetime: m.provider_timestamp }, time(m.provider_timestamp)),
+          out ? this.ticks(m) : null,
+        ),
+        out && m.status === "failed" ? this.failure(m) : null,
+      ),
+    );
+  }
+
+  ticks(m) {
+    return h(
+      "span",
+      { class: `ticks ${m.status}`, "data-status": m.status, title: t(`status.${m.status}`), "aria-label": t(`status.${m.status}`) },
+      TICKS[m.status] || "",
+    );
+  }
+
+  failure(m) {
+    return h(
+      "div",
+      { class: "failure" },
+      h("span", {}, `${t("composer.failed")}: ${errorText(m.error)}`),
+      h("button", { type: "button", onclick: () => this.retry(m) }, t("composer.retry")),
+    );
+  }
+
+  quote(keyId) {
+    const quoted = this.byKey.get(keyId);
+    return h("blockquote", { class: "quote" }, quoted ? quoted.body || `[${quoted.type}]` : t("thread.replyTo"));
+  }
+
+  content(m) {
+    if (MEDIA.has(m.type)) {
+      const media = m.media || {};
+      const label = h("span", { class: "kind" }, t(`type.${m.type}`));
+      const link = media.url
+        ? h("a", { href: media.url, target: "_blank", rel: "noopener noreferrer" }, media.filename || t("thread.openMedia"))
+        : media.filename
+          ? h("span", {}, media.filename)
+          : null;
+      return h("div", { class: "content" }, label, " ", link, m.body ? h("p", {}, m.body) : null);
+    }
+    if (m.type === "location") {
+      const p = m.payload || {};
+      const where = [p.name, p.address].filter(Boolean).join(", ") || `${p.latitude}, ${p.longitude}`;
+      const href = p.url || `https://www.openstreetmap.org/?mlat=${p.latitude}&mlon=${p.longitude}`;
+      return h("div", { class: "content" }, h("span", { class: "kind" }, t("type.location")), " ",
+        h("a", { href, target: "_blank", rel: "noopener noreferrer" }, where));
+    }
+    if (m.type === "reaction") {
+      const target = this.byKey.get(m.payload?.target_key_id);
+      return h("div", { class: "content" }, h("span", { class: "reaction" }, m.payload?.emoji || "∅"), " ",
+        h("span", { class: "muted" }, target ? `↪ ${target.body || `[${target.type}]`}` : t("type.reaction")));
+    }
+    if (m.type === "text" || m.body) return h("p", { class: "content text" }, m.body);
+    return h("p", { class: "content muted" }, `[${t(`type.${m.type}`)}]`);
+  }
+
+  showError(text, retry) {
+    replace(this.sendError, text ? h("span", {}, text) : null, retry ? h("button", { type: "button", onclick: retry }, t("composer.retry")) : null);
+  }
+
+  submit() {
+    const text = this.input.value.trim();
+    if (!text) return;
+    this.input.value = "";
+    this.send(text, newId());
+  }
+
+  // A send the API refused keeps its client_id (idempotent); one the provider failed is new.
+  retry(message) {
+    this.send(message.body, message.local ? message.client_id : newId());
+  }
+
+  // Sends as the agent: takes the conversation over from the bot first (visibly).
+  async send(text, clientId) {
+    this.showError("");
+    let local = this.find((m) => m.client_id === clientId);
+    if (!local) {
+      const now = new Date().toISOString();
+      local = {
+        id: `local-${clientId}`, client_id: clientId, direction: "outbound", from_me: true, type: "text",
+        body: text, status: "pending", sent_by: "agent", provider_timestamp: now, created_at: now, local: true,
+      };
+      this.list.append(local);
+    }
+    try {
+      if (!this.conversation.is_paused) {
+        await this.act("pause");
+        announce(t("composer.tookOver"));
+      }
+      const sent = await api(`/conversations/${this.conversation.id}/messages`, {
+        method: "POST",
+        body: { type: "text", text, client_id: clientId },
+      });
+      // its live events may have come first: never move the status back
+      const ahead = !local.local && RANK[local.status] > RANK[sent.status];
+      Object.assign(local, sent, { local: false }, ahead ? { status: local.status } : {});
+      this.remember(local);
+      this.list.refresh(clientId);
+    } catch (error) {
+      local.status = "failed";
+      local.error = { message: errorText(error) };
+      this.list.refresh(clientId);
+      this.showError(`${t("composer.failed")}: ${errorText(error)}`, () => this.send(text, clientId));
+    }
+  }
+}
