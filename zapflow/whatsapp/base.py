@@ -1,8 +1,9 @@
 """What the two outbound clients share: the POST, and turning every failure into ``ProviderError``.
 
-A timeout or a dropped connection is retryable although the provider may already have accepted
-the message; the caller reconciles through status webhooks (Cloud API echoes the idempotency key
-back as ``StatusUpdate.callback_data``).
+A request that never left (no connection) is retryable. One whose answer was lost (a read
+timeout, a connection dropped mid-answer) is not: the provider may have accepted the message, and
+resending could deliver it twice. The send then fails with that reason for an agent to check; a
+Cloud API status echoing the idempotency key (``StatusUpdate.callback_data``) reconciles it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,20 @@ import orjson
 
 from zapflow.whatsapp.errors import ProviderError
 from zapflow.whatsapp.types import OutboundMessage, Provider, SendResult
+
+# failures before the request reached the provider: safe to send again
+NOT_SENT = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+    httpx.LocalProtocolError,
+)
+ANSWER_LOST = (
+    "no answer from the provider ({}): it may have taken the message, so it is not resent"
+    " automatically (check the chat, then retry it)"
+)
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -66,10 +81,12 @@ class ProviderClient(ABC):
         timeout = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
         try:
             response = await self._http.post(url, json=payload, headers=headers, timeout=timeout)
-        except httpx.TimeoutException as exc:
-            raise self._error(None, f"timed out: {type(exc).__name__}", retryable=True) from exc
-        except httpx.TransportError as exc:
+        except NOT_SENT as exc:
             raise self._error(None, f"connection failed: {exc!r}", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise self._error(
+                None, ANSWER_LOST.format(type(exc).__name__), retryable=False
+            ) from exc
         if response.is_success:
             return response_body(response)
         raise self._error_from(response)

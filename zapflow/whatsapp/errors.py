@@ -10,8 +10,9 @@ class MalformedPayload(ValueError):
 
 
 class ProviderError(Exception):
-    """A send failed. ``retryable`` is True for 429, 5xx, provider throttling codes, timeouts and
-    connection errors (``status_code`` is None for the last two); other refusals are permanent."""
+    """A send failed. ``retryable`` is True for 429, 5xx, provider throttling codes and requests
+    that never reached the provider (``status_code`` None); a lost answer (``status_code`` None)
+    and other refusals are permanent."""
 
     def __init__(
         self,
