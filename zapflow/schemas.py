@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from zapflow.models import (
     ConversationStatus,
     DealStatus,
+    FollowUpStatus,
     MessageDirection,
     MessageSender,
     MessageStatus,
@@ -107,3 +108,29 @@ class DealPublic(BaseModel):
     updated_at: datetime
     contact: ContactRef
     stage: DealStageRef
+
+
+class FollowUpPublic(BaseModel):
+    """A follow-up; also the data of ``followup.*`` events."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    contact_id: uuid.UUID
+    status: FollowUpStatus
+    scheduled_for: datetime = Field(description="When it fires (in business hours if asked)")
+    message_text: str | None
+    template_name: str | None
+    template_params: dict[str, Any] | None
+    cancel_on_reply: bool
+    only_in_business_hours: bool
+    sequence_id: uuid.UUID | None
+    sequence_step: int | None
+    workflow_id: str | None = Field(description="The Temporal workflow holding its timer")
+    message_id: uuid.UUID | None = Field(description="The message it sent (once fired)")
+    failure_reason: str | None
+    created_by_user_id: uuid.UUID | None
+    sent_at: datetime | None
+    cancelled_at: datetime | None
+    created_at: datetime

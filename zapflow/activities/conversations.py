@@ -13,6 +13,7 @@ from temporalio import activity
 from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
+from zapflow.services import followups
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.conversations import persist_inbound
 from zapflow.services.events import publish_outbox
@@ -44,9 +45,14 @@ class ConversationActivities:
                 input.messages,
                 workflow_id=activity.info().workflow_id,
             )
+            cancelled = []
+            if result.new_inbound:
+                cancelled = await followups.cancel_on_reply(session, result.conversation_id)
         if result.contact_changed:  # before the events: who hears of them reads the new contact
             await forget_contacts(self._cache, [result.contact_id])
         await publish_outbox(self._sessions, self._redis, result.event_ids)
+        if cancelled:
+            await publish_outbox(self._sessions, self._redis)
         self._observe_latency(input, result.new_message_ids)
         log.info(
             "inbound persisted",
@@ -61,6 +67,7 @@ class ConversationActivities:
             contact_id=str(result.contact_id),
             new_message_ids=[str(i) for i in result.new_message_ids],
             new_inbound=result.new_inbound,
+            cancelled_followup_ids=[str(f.id) for f in cancelled],
         )
 
     def _observe_latency(self, input: PersistInboundInput, new_ids: list[uuid.UUID]) -> None:

@@ -15,7 +15,7 @@ from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.errors import ZapflowError
 from zapflow.logs import CORRELATION_ID
-from zapflow.services import outbound
+from zapflow.services import followups, outbound
 from zapflow.services.events import publish_outbox
 from zapflow.whatsapp import ProviderError, client_for
 from zapflow.whatsapp.types import SendResult
@@ -70,7 +70,8 @@ class MessageActivities:
             )
             raise _as_application_error(exc) from None
         async with transaction(self._sessions) as session:
-            await outbound.record_sent(session, message_id, result.provider_message_id)
+            message = await outbound.record_sent(session, message_id, result.provider_message_id)
+            await followups.message_sent(session, message)
         await publish_outbox(self._sessions, self._redis)
         log.info(
             "message sent",
@@ -103,9 +104,10 @@ class MessageActivities:
     @activity.defn
     async def record_send_failure(self, input: SendFailedInput) -> None:
         async with transaction(self._sessions) as session:
-            await outbound.record_failed(
+            message = await outbound.record_failed(
                 session, uuid.UUID(input.message_id), dict(input.error), input.attempts
             )
+            await followups.message_failed(session, message, str(input.error.get("message")))
         await publish_outbox(self._sessions, self._redis)
 
 

@@ -26,6 +26,7 @@ from zapflow.api.routes import (
     contacts,
     conversations,
     deals,
+    followups,
     funnels,
     health,
     instances,
@@ -80,7 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     routers = (
         companies.router, users.router, api_keys.router, instances.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
-        deals.router, ops.router, sse.router,
+        deals.router, followups.router, ops.router, sse.router,
     )  # fmt: skip
     for router in routers:
         app.include_router(router, prefix=API_PREFIX)

@@ -54,6 +54,12 @@ class FollowUp(FollowUpBase, table=True):
             postgresql_where=sa.text("status = 'PENDING'"),
         ),
         sa.Index("idx_followup_queue_company_scheduled", "company_id", "scheduled_for"),
+        # a sent or failed message finishes its follow-up
+        sa.Index(
+            "idx_followup_queue_message_id",
+            "message_id",
+            postgresql_where=sa.text("message_id IS NOT NULL"),
+        ),
         enum_check("status", FollowUpStatus),
     )
 

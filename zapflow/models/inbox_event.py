@@ -24,6 +24,7 @@ class InboxEventType(StrEnum):
     MESSAGE = "message"
     STATUS = "status"
     OUTBOUND = "outbound"  # an agent's (or automation's) message queued for sending
+    FOLLOWUP = "followup"  # a conversation's follow-ups changed: its workflow reloads its timers
     OTHER = "other"
 
 

@@ -50,6 +50,17 @@ def check_business_hours(hours: dict[Day, list[OpeningRange]]) -> dict[Day, list
     return checked
 
 
+class MessageTemplate(BaseModel):
+    """A WhatsApp message template the company had approved (what may be sent outside the
+    24-hour customer-service window)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(min_length=1, max_length=512, examples=["retomar_contato"])
+    language: str = Field("en_US", max_length=16, examples=["pt_BR"])
+    parameters: int = Field(0, ge=0, le=20, description="How many body parameters it takes")
+
+
 class CompanySettings(BaseModel):
     """Per-company knobs; the ones zapflow reads are checked, others are kept as given."""
 
@@ -60,6 +71,9 @@ class CompanySettings(BaseModel):
         description="Requests per minute per API key, by route group (`contacts`, ...) "
         "or `default`",
         examples=[{"default": 600, "contacts": 120}],
+    )
+    templates: list[MessageTemplate] | None = Field(
+        None, description="Approved message templates follow-ups and flows may send"
     )
 
 

@@ -66,10 +66,12 @@ async def queue_outbound(
     user_id: uuid.UUID | None = None,
     client_id: str | None = None,
     correlation_id: str | None = None,
+    via_relay: bool = True,
 ) -> tuple[Message, bool]:
     """Store the message as ``pending`` and queue it for the conversation's workflow.
 
     Returns (message, created); a repeated ``client_id`` returns the first message unchanged.
+    ``via_relay=False`` is for the conversation's own workflow, which queues the send itself.
     """
     if client_id:
         existing = await _by_client_id(session, conversation.id, client_id)
@@ -99,11 +101,12 @@ async def queue_outbound(
         if existing is None:
             raise
         return existing, False
-    instance = await session.get(WhatsAppInstance, conversation.instance_id)
-    assert instance is not None
-    await store_outbound_request(
-        session, instance, message.id, conversation.remote_jid, correlation_id
-    )
+    if via_relay:
+        instance = await session.get(WhatsAppInstance, conversation.instance_id)
+        assert instance is not None
+        await store_outbound_request(
+            session, instance, message.id, conversation.remote_jid, correlation_id
+        )
     bumped = await bump_conversation(session, conversation.id, [message])
     await stage(session, [message_created(message), conversation_updated(bumped)])
     return message, True

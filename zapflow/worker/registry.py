@@ -10,6 +10,7 @@ import httpx
 from redis.asyncio import Redis
 
 from zapflow.activities.conversations import ConversationActivities
+from zapflow.activities.followups import FollowUpActivities
 from zapflow.activities.messages import MessageActivities
 from zapflow.cache import Cache
 from zapflow.config import Settings
@@ -35,6 +36,7 @@ def registrations(
 ) -> list[QueueRegistration]:
     conversations = ConversationActivities(sessions, redis, Cache(redis), metrics)
     messages = MessageActivities(sessions, redis, http, settings)
+    followups = FollowUpActivities(sessions, redis)
     return [
         QueueRegistration(
             task_queue=settings.messages_task_queue,
@@ -43,6 +45,8 @@ def registrations(
                 conversations.persist_inbound,
                 messages.send_message,
                 messages.record_send_failure,
+                followups.load_followups,
+                followups.fire_followup,
             ],
             max_concurrent_activities=settings.message_worker_concurrency,
         ),

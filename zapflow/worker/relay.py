@@ -66,6 +66,7 @@ class ConversationWork:
     ref: ConversationRef
     inbound: list[InboundMessage] = field(default_factory=list)
     outbound: list[str] = field(default_factory=list)
+    followups_changed: bool = False
     row_ids: list[int] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
     received_at: dict[str, float] = field(default_factory=dict)  # key id → webhook receipt
@@ -185,6 +186,12 @@ class InboxRelay:
                 item.outbound.append(row.payload["message_id"])
                 item.take(row)
                 continue
+            if row.event_type == InboxEventType.FOLLOWUP:
+                ref = _ref(row, row.payload["remote_jid"])
+                item = work.setdefault(ref.workflow_id, ConversationWork(ref))
+                item.followups_changed = True
+                item.take(row)
+                continue
             event = event_from_dict(row.payload)
             if isinstance(event, InboundMessage):
                 ref = _ref(row, event.remote_jid)
@@ -221,9 +228,7 @@ class InboxRelay:
 
     async def _signal(self, work: ConversationWork) -> bool:
         ref = work.ref
-        inbound = InboundBatch(work.inbound, work.correlation_ids, work.received_at)
-        outbound = OutboundBatch(work.outbound, work.correlation_ids)
-        signal, argument = ("inbound", inbound) if work.inbound else ("outbound", outbound)
+        (signal, args), *more = _signals(work)
         async with self._signals:
             try:
                 await self._temporal.start_workflow(
@@ -232,15 +237,13 @@ class InboxRelay:
                     id=ref.workflow_id,
                     task_queue=self._settings.messages_task_queue,
                     start_signal=signal,
-                    start_signal_args=[argument],
+                    start_signal_args=args,
                     search_attributes=_search_attributes(ref),
                     rpc_timeout=SIGNAL_RPC_TIMEOUT,
                 )
-                if work.inbound and work.outbound:
-                    handle = self._temporal.get_workflow_handle(ref.workflow_id)
-                    await handle.signal(
-                        ConversationWorkflow.outbound, outbound, rpc_timeout=SIGNAL_RPC_TIMEOUT
-                    )
+                handle = self._temporal.get_workflow_handle(ref.workflow_id)
+                for signal, args in more:
+                    await handle.signal(signal, args=args, rpc_timeout=SIGNAL_RPC_TIMEOUT)
             except (RPCError, OSError, TimeoutError) as exc:
                 log.warning("Temporal refused %s; rows stay pending: %s", ref.workflow_id, exc)
                 return False
@@ -254,6 +257,19 @@ class InboxRelay:
             },
         )
         return True
+
+
+def _signals(work: ConversationWork) -> list[tuple[str, list[object]]]:
+    """The signals one conversation's rows become, inbound first (it may start the workflow)."""
+    signals: list[tuple[str, list[object]]] = []
+    if work.inbound:
+        batch = InboundBatch(work.inbound, work.correlation_ids, work.received_at)
+        signals.append(("inbound", [batch]))
+    if work.outbound:
+        signals.append(("outbound", [OutboundBatch(work.outbound, work.correlation_ids)]))
+    if work.followups_changed:
+        signals.append(("followups_changed", []))
+    return signals
 
 
 def _ref(row: InboxEvent, remote_jid: str) -> ConversationRef:

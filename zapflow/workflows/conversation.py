@@ -4,6 +4,14 @@ The relay signals it with inbound batches and outbound requests (signal-with-sta
 what is pending in one activity call, ordered by the provider's timestamp, then sends queued
 replies one at a time, so a conversation never has two sends racing. It ends after a quiet period
 and continues-as-new before its history grows large, carrying every pending signal along.
+
+Follow-up timers live here, not in a workflow per follow-up, because "cancelled on reply, before
+it can fire" then needs no coordination: the inbound signal handler drops every cancel-on-reply
+timer the moment the reply is delivered, and a timer is only fired by the main loop, after every
+signal delivered so far has been handled. A reply and a timer that reach the worker together
+(the same workflow task) therefore always resolve as "the reply wins". The ``followup_queue`` rows
+are the source of truth: a ``followups_changed`` signal makes the workflow reload them, and the
+workflow stays open while any is pending.
 """
 
 from __future__ import annotations
@@ -16,12 +24,17 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError,
 
 with workflow.unsafe.imports_passed_through():
     from zapflow.activities.conversations import ConversationActivities
+    from zapflow.activities.followups import FollowUpActivities
     from zapflow.activities.messages import MessageActivities
     from zapflow.whatsapp.types import InboundMessage
     from zapflow.workflows import policies
     from zapflow.workflows.inputs import (
         ConversationInput,
+        ConversationRef,
+        FireFollowUpInput,
+        FollowUpTimer,
         InboundBatch,
+        LoadFollowUpsInput,
         OutboundBatch,
         PersistInboundInput,
         PersistInboundResult,
@@ -30,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 IDLE_TIMEOUT = timedelta(hours=6)
+MIN_TIMER = timedelta(milliseconds=1)
 SEEN_KEY_IDS = 1_000
 
 
@@ -41,6 +55,8 @@ class ConversationWorkflow:
         self._seen: deque[str] = deque(maxlen=SEEN_KEY_IDS)
         self._correlation_ids: dict[str, str] = {}  # message key id or outbound id → its delivery's
         self._received_at: dict[str, float] = {}  # key id → webhook receipt, for the latency metric
+        self._timers: dict[str, FollowUpTimer] = {}  # follow-up id → its timer
+        self._reload_followups = False
 
     @workflow.signal
     def inbound(self, batch: InboundBatch) -> None:
@@ -48,6 +64,8 @@ class ConversationWorkflow:
         self._inbound.extend(fresh)
         self._remember(batch.correlation_ids, [m.key_id for m in fresh])
         self._received_at.update(batch.received_at)
+        if any(not m.from_me for m in fresh):  # the customer replied
+            self._timers = {i: t for i, t in self._timers.items() if not t.cancel_on_reply}
 
     @workflow.signal
     def outbound(self, batch: OutboundBatch) -> None:
@@ -55,26 +73,40 @@ class ConversationWorkflow:
         self._outbound.extend(fresh)
         self._remember(batch.correlation_ids, fresh)
 
+    @workflow.signal
+    def followups_changed(self) -> None:
+        self._reload_followups = True
+
     def _remember(self, correlation_ids: list[str], ids: list[str]) -> None:
         if correlation_ids:
             self._correlation_ids.update(dict.fromkeys(ids, correlation_ids[0]))
 
     @workflow.query
     def pending(self) -> dict[str, int]:
-        return {"inbound": len(self._inbound), "outbound": len(self._outbound)}
+        return {
+            "inbound": len(self._inbound),
+            "outbound": len(self._outbound),
+            "followups": len(self._timers),
+        }
 
     @workflow.run
     async def run(self, input: ConversationInput) -> None:
         self._inbound.extend(input.inbound)
         self._outbound.extend(input.outbound)
         self._seen.extend(input.seen_key_ids)
+        self._timers.update((t.followup_id, t) for t in input.followups)
+        self._reload_followups = self._reload_followups or input.reload_followups
         while True:
             try:
-                await workflow.wait_condition(self._has_work, timeout=IDLE_TIMEOUT)
+                await workflow.wait_condition(self._has_work, timeout=self._next_wakeup())
             except TimeoutError:
-                return
+                if not self._timers:
+                    return
+            if self._reload_followups:
+                await self._load_followups(input.ref)
             if self._inbound:
                 await self._persist_inbound(input)
+            await self._fire_due_followups()
             while self._outbound:
                 await self._send(self._outbound[0])
                 self._outbound.pop(0)
@@ -87,11 +119,44 @@ class ConversationWorkflow:
                         self._outbound,
                         list(self._seen),
                         input.history_limit,
+                        list(self._timers.values()),
+                        self._reload_followups,
                     )
                 )
 
     def _has_work(self) -> bool:
-        return bool(self._inbound or self._outbound)
+        return bool(self._inbound or self._outbound or self._reload_followups)
+
+    def _next_wakeup(self) -> timedelta:
+        """Until the next follow-up is due; the idle timeout when none is pending."""
+        if not self._timers:
+            return IDLE_TIMEOUT
+        due = min(t.due for t in self._timers.values())
+        # a zero timeout would mean "no timeout": the shortest real timer instead
+        return max(timedelta(seconds=due - workflow.now().timestamp()), MIN_TIMER)
+
+    async def _load_followups(self, ref: ConversationRef) -> None:
+        self._reload_followups = False
+        result = await workflow.execute_local_activity_method(
+            FollowUpActivities.load_followups,
+            LoadFollowUpsInput(ref),
+            start_to_close_timeout=policies.DATABASE_TIMEOUT,
+            retry_policy=policies.DATABASE_RETRY,
+        )
+        self._timers = {t.followup_id: t for t in result.timers}
+
+    async def _fire_due_followups(self) -> None:
+        while due := [t for t in self._timers.values() if t.due <= workflow.now().timestamp()]:
+            timer = min(due, key=lambda t: (t.due, t.followup_id))
+            del self._timers[timer.followup_id]
+            result = await workflow.execute_local_activity_method(
+                FollowUpActivities.fire_followup,
+                FireFollowUpInput(timer.followup_id),
+                start_to_close_timeout=policies.DATABASE_TIMEOUT,
+                retry_policy=policies.DATABASE_RETRY,
+            )
+            if result.message_id and result.message_id not in self._outbound:
+                self._outbound.append(result.message_id)
 
     def _should_continue_as_new(self, history_limit: int) -> bool:
         info = workflow.info()
@@ -119,6 +184,8 @@ class ConversationWorkflow:
             retry_policy=policies.DATABASE_RETRY,
         )
         self._seen.extend(m.key_id for m in batch)
+        for followup_id in result.cancelled_followup_ids:
+            self._timers.pop(followup_id, None)
         return result
 
     async def _send(self, message_id: str) -> None:

@@ -18,6 +18,15 @@ class ConversationRef:
         return f"conversation/{self.company_id}/{self.instance_id}/{self.remote_jid}"
 
 
+@dataclass(frozen=True)
+class FollowUpTimer:
+    """A pending follow-up as the conversation's workflow holds it."""
+
+    followup_id: str
+    due: float  # epoch seconds
+    cancel_on_reply: bool
+
+
 @dataclass
 class ConversationInput:
     ref: ConversationRef
@@ -27,6 +36,8 @@ class ConversationInput:
     seen_key_ids: list[str] = field(default_factory=list)
     # continue-as-new past this many history events (Temporal's hard limit is 51,200)
     history_limit: int = 5_000
+    followups: list[FollowUpTimer] = field(default_factory=list)
+    reload_followups: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class PersistInboundResult:
     contact_id: str
     new_message_ids: list[str]
     new_inbound: int
+    cancelled_followup_ids: list[str] = field(default_factory=list)  # the customer replied
 
 
 @dataclass(frozen=True)
@@ -75,3 +87,23 @@ class SendFailedInput:
     message_id: str
     error: dict[str, object]
     attempts: int
+
+
+@dataclass(frozen=True)
+class LoadFollowUpsInput:
+    ref: ConversationRef
+
+
+@dataclass(frozen=True)
+class LoadFollowUpsResult:
+    timers: list[FollowUpTimer]
+
+
+@dataclass(frozen=True)
+class FireFollowUpInput:
+    followup_id: str
+
+
+@dataclass(frozen=True)
+class FireFollowUpResult:
+    message_id: str | None  # the message queued for sending; None if nothing is to be sent

@@ -1,0 +1,55 @@
+"""Activities behind a conversation's follow-up timers: reload them from ``followup_queue``, and
+fire one (queue its message on the idempotent send path, or fail it for the 24-hour window)."""
+
+from __future__ import annotations
+
+import uuid
+
+from redis.asyncio import Redis
+from sqlalchemy import select
+from sqlmodel import col
+from temporalio import activity
+
+from zapflow.db import SessionFactory, transaction
+from zapflow.models import Conversation
+from zapflow.services import followups
+from zapflow.services.events import publish_outbox
+from zapflow.workflows.inputs import (
+    FireFollowUpInput,
+    FireFollowUpResult,
+    FollowUpTimer,
+    LoadFollowUpsInput,
+    LoadFollowUpsResult,
+)
+
+
+class FollowUpActivities:
+    def __init__(self, sessions: SessionFactory, redis: Redis) -> None:
+        self._sessions = sessions
+        self._redis = redis
+
+    @activity.defn
+    async def load_followups(self, input: LoadFollowUpsInput) -> LoadFollowUpsResult:
+        ref = input.ref
+        async with self._sessions() as session:
+            conversation_id = (
+                await session.execute(
+                    select(col(Conversation.id)).where(
+                        col(Conversation.instance_id) == uuid.UUID(ref.instance_id),
+                        col(Conversation.remote_jid) == ref.remote_jid,
+                    )
+                )
+            ).scalar_one_or_none()
+            rows = (
+                await followups.pending_timers(session, conversation_id) if conversation_id else []
+            )
+        return LoadFollowUpsResult(
+            [FollowUpTimer(str(r.id), r.scheduled_for.timestamp(), r.cancel_on_reply) for r in rows]
+        )
+
+    @activity.defn
+    async def fire_followup(self, input: FireFollowUpInput) -> FireFollowUpResult:
+        async with transaction(self._sessions) as session:
+            message_id = await followups.fire(session, uuid.UUID(input.followup_id))
+        await publish_outbox(self._sessions, self._redis)
+        return FireFollowUpResult(str(message_id) if message_id else None)

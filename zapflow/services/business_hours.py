@@ -1,0 +1,51 @@
+"""A company's opening hours in its own time zone: is a moment inside them, and when they next open.
+
+Hours are wall-clock ranges per weekday (``{"mon": [["09:00", "18:00"]], ...}``, a missing day is
+closed). Every moment is handled as an aware datetime converted with ``zoneinfo``, so daylight
+saving changes move the opening with the clock: 09:00 stays 09:00 local on both sides of a
+transition, and an opening that falls in a skipped hour opens at the first instant that exists.
+A company with no hours at all is treated as always open.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# a week of closed days means no opening at all; two weeks covers any range list safely
+SEARCH_DAYS = 15
+
+Hours = dict[str, list[list[str]]]
+
+
+def is_open(moment: datetime, timezone: str, hours: Hours) -> bool:
+    return next_opening(moment, timezone, hours) == moment
+
+
+def next_opening(moment: datetime, timezone: str, hours: Hours) -> datetime:
+    """``moment`` itself when it is within opening hours, otherwise the next opening (UTC)."""
+    if not any(hours.values()):
+        return moment
+    zone = ZoneInfo(timezone)
+    local_day = moment.astimezone(zone).date()
+    for offset in range(SEARCH_DAYS):
+        day = local_day + timedelta(days=offset)
+        for start, end in _ranges(day, zone, hours):
+            if moment < end:
+                return max(moment, start)
+    raise ValueError("business hours never open")  # only reachable with malformed hours
+
+
+def _ranges(day: date, zone: ZoneInfo, hours: Hours) -> list[tuple[datetime, datetime]]:
+    opening = hours.get(DAYS[day.weekday()], [])
+    return [(_instant(day, start, zone), _instant(day, end, zone)) for start, end in opening]
+
+
+def _instant(day: date, clock: str, zone: ZoneInfo) -> datetime:
+    """The UTC instant of a local wall-clock time; a time skipped by DST maps forward."""
+    hour, minute = map(int, clock.split(":"))
+    local = datetime.combine(day, time(hour, minute), tzinfo=zone)
+    # Converting to UTC and back normalizes a non-existent local time (the spring-forward gap)
+    # to the instant after the gap; fold=0 picks the first of two repeated autumn times.
+    return local.astimezone(UTC)

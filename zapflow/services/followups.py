@@ -1,0 +1,364 @@
+"""Follow-ups: scheduling, listing, cancelling and rescheduling them, and each state change.
+
+The ``followup_queue`` row is the record a user sees; its timer lives in the conversation's
+ConversationWorkflow (see workflows/conversation.py). Every change here also queues a
+``followup`` inbox event, so the relay tells that workflow to reload its timers: the row stays the
+single source of truth and the workflow only mirrors it.
+
+A row moves PENDING → SENT | CANCELLED | FAILED once, by a conditional UPDATE. A follow-up the
+workflow has handed to the send path (``message_id`` set) can no longer be cancelled: it is SENT
+when the provider accepts its message and FAILED when the send fails for good.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.errors import Conflict, Unprocessable
+from zapflow.models import (
+    Company,
+    Conversation,
+    ConversationStatus,
+    FollowUp,
+    FollowUpStatus,
+    InboxEvent,
+    InboxEventType,
+    Message,
+    MessageSender,
+    WhatsAppInstance,
+    utc_now,
+)
+from zapflow.schemas import FollowUpPublic
+from zapflow.services import business_hours
+from zapflow.services.events import Event, stage
+from zapflow.services.inbox import notify_relay
+from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.services.paging import cut_page, keyset
+from zapflow.services.queries import get_scoped
+
+# WhatsApp's customer-service window: free-form messages only this long after the last inbound
+SERVICE_WINDOW = timedelta(hours=24)
+OUTSIDE_WINDOW = "outside_24h_window"
+CUSTOMER_REPLIED = "customer_replied"
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    language: str | None = None
+    params: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """One message of a follow-up (a sequence has several): when, and what to send."""
+
+    due: datetime | timedelta  # a moment, or a delay after the previous step (or now)
+    text: str | None = None
+    template: Template | None = None
+
+
+@dataclass(frozen=True)
+class Options:
+    cancel_on_reply: bool = True
+    only_in_business_hours: bool = False
+
+
+async def schedule(
+    session: AsyncSession,
+    conversation: Conversation,
+    steps: Sequence[Step],
+    options: Options,
+    user_id: uuid.UUID | None = None,
+) -> list[FollowUp]:
+    """Store one follow-up per step (a sequence when several) and wake the conversation's timers.
+
+    The caller announces the rows (``followup_event``) when its transaction commits.
+    """
+    if conversation.status == ConversationStatus.CLOSED:
+        raise Unprocessable("the conversation is closed", details={"field": "conversation_id"})
+    company = await session.get(Company, conversation.company_id)
+    assert company is not None
+    for index, step in enumerate(steps):
+        if step.template:
+            check_template(company, step.template, field=f"steps[{index}].template")
+    sequence_id = uuid.uuid4() if len(steps) > 1 else None
+    rows = []
+    due = utc_now()
+    for index, step in enumerate(steps):
+        due = step.due if isinstance(step.due, datetime) else due + step.due
+        rows.append(
+            FollowUp(
+                company_id=conversation.company_id,
+                conversation_id=conversation.id,
+                contact_id=conversation.contact_id,
+                scheduled_for=_effective_due(due, company, options.only_in_business_hours),
+                message_text=step.text,
+                template_name=step.template.name if step.template else None,
+                template_params=_template_params(step.template),
+                cancel_on_reply=options.cancel_on_reply,
+                only_in_business_hours=options.only_in_business_hours,
+                sequence_id=sequence_id,
+                sequence_step=index + 1 if sequence_id else None,
+                workflow_id=conversation.workflow_id,
+                created_by_user_id=user_id,
+            )
+        )
+    session.add_all(rows)
+    await session.flush()
+    await _wake_timers(session, conversation)
+    return rows
+
+
+def check_template(company: Company, template: Template, field: str = "template") -> None:
+    """The template is one the company registered (``settings.templates``), with its params."""
+    known = {t.get("name"): t for t in company.settings.get("templates") or []}
+    registered = known.get(template.name)
+    if registered is None:
+        names = ", ".join(sorted(str(n) for n in known)) or "none registered"
+        raise Unprocessable(
+            f"template {template.name!r} does not exist (known: {names})",
+            details={"field": field},
+        )
+    expected = int(registered.get("parameters", 0))
+    if len(template.params) != expected:
+        raise Unprocessable(
+            f"template {template.name!r} takes {expected} parameters, got {len(template.params)}",
+            details={"field": f"{field}.params"},
+        )
+
+
+def _template_params(template: Template | None) -> dict[str, Any] | None:
+    if template is None:
+        return None
+    return {"language": template.language, "params": list(template.params)}
+
+
+def _effective_due(due: datetime, company: Company, only_in_business_hours: bool) -> datetime:
+    if not only_in_business_hours:
+        return due
+    return business_hours.next_opening(due, company.timezone, company.business_hours)
+
+
+async def get_followup(
+    session: AsyncSession, company_id: uuid.UUID, followup_id: uuid.UUID
+) -> FollowUp:
+    return await get_scoped(session, FollowUp, company_id, followup_id)
+
+
+async def page_followups(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    status: FollowUpStatus | None,
+    conversation_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[FollowUp], str | None]:
+    """The company's follow-ups, latest due first."""
+    query = select(FollowUp).where(col(FollowUp.company_id) == company_id)
+    if status is not None:
+        query = query.where(col(FollowUp.status) == status)
+    if conversation_id is not None:
+        query = query.where(col(FollowUp.conversation_id) == conversation_id)
+    query = keyset(
+        query, [col(FollowUp.scheduled_for), col(FollowUp.id)], (datetime, uuid.UUID), limit, cursor
+    )
+    rows = list((await session.execute(query)).scalars())
+    return cut_page(rows, limit, lambda f: (f.scheduled_for, f.id))
+
+
+async def cancel(
+    session: AsyncSession, followup: FollowUp, whole_sequence: bool = False
+) -> list[FollowUp]:
+    """Cancel a pending follow-up (or every pending step of its sequence)."""
+    await session.refresh(followup, with_for_update=True)  # the timer may just have fired
+    _check_changeable(followup)
+    rows = [followup]
+    if whole_sequence and followup.sequence_id:
+        query = select(FollowUp).where(
+            _cancellable(), col(FollowUp.sequence_id) == followup.sequence_id
+        )
+        rows = list((await session.execute(query.with_for_update())).scalars())
+    now = utc_now()
+    for row in rows:
+        row.status = FollowUpStatus.CANCELLED
+        row.cancelled_at = now
+    await session.flush()
+    await _wake_timers(session, followup)
+    return rows
+
+
+async def reschedule(session: AsyncSession, followup: FollowUp, due: datetime) -> FollowUp:
+    await session.refresh(followup, with_for_update=True)
+    _check_changeable(followup)
+    company = await session.get(Company, followup.company_id)
+    assert company is not None
+    followup.scheduled_for = _effective_due(due, company, followup.only_in_business_hours)
+    await session.flush()
+    await _wake_timers(session, followup)
+    return followup
+
+
+def _check_changeable(followup: FollowUp) -> None:
+    if followup.status != FollowUpStatus.PENDING:
+        raise Conflict(f"the follow-up is already {followup.status.value}")
+    if followup.message_id is not None:
+        raise Conflict("the follow-up is being sent")
+
+
+def _cancellable() -> Any:
+    return (col(FollowUp.status) == FollowUpStatus.PENDING) & col(FollowUp.message_id).is_(None)
+
+
+async def _wake_timers(session: AsyncSession, subject: Conversation | FollowUp) -> None:
+    """Queue a ``followup`` inbox event: the relay tells the conversation's workflow to reload."""
+    if isinstance(subject, FollowUp):
+        conversation = await session.get(Conversation, subject.conversation_id)
+        assert conversation is not None
+    else:
+        conversation = subject
+    instance = await session.get(WhatsAppInstance, conversation.instance_id)
+    assert instance is not None
+    session.add(
+        InboxEvent(
+            company_id=conversation.company_id,
+            instance_id=instance.id,
+            provider=instance.provider,
+            event_type=InboxEventType.FOLLOWUP,
+            dedupe_key=f"followup:{uuid.uuid4()}",
+            payload={"remote_jid": conversation.remote_jid},
+        )
+    )
+    await session.flush()
+    await notify_relay(session)
+
+
+def followup_event(event_type: str, followup: FollowUp) -> Event:
+    return Event(
+        event_type,
+        followup.company_id,
+        FollowUpPublic.model_validate(followup).model_dump(mode="json"),
+        followup.conversation_id,
+    )
+
+
+# ---- called by the conversation's workflow (through activities) ----
+
+
+async def pending_timers(session: AsyncSession, conversation_id: uuid.UUID) -> list[FollowUp]:
+    """The follow-ups whose timers the workflow must hold: pending and not yet handed over."""
+    query = (
+        select(FollowUp)
+        .where(col(FollowUp.conversation_id) == conversation_id, _cancellable())
+        .order_by(col(FollowUp.scheduled_for))
+    )
+    return list((await session.execute(query)).scalars())
+
+
+async def cancel_on_reply(session: AsyncSession, conversation_id: uuid.UUID) -> list[FollowUp]:
+    """The customer wrote: every pending follow-up that asked for it is cancelled."""
+    statement = (
+        update(FollowUp)
+        .where(
+            col(FollowUp.conversation_id) == conversation_id,
+            _cancellable(),
+            col(FollowUp.cancel_on_reply).is_(True),
+        )
+        .values(
+            status=FollowUpStatus.CANCELLED,
+            cancelled_at=utc_now(),
+            failure_reason=CUSTOMER_REPLIED,
+            updated_at=utc_now(),
+        )
+        .returning(FollowUp)
+    )
+    rows = list((await session.execute(statement)).scalars())
+    await stage(session, [followup_event("followup.cancelled", row) for row in rows])
+    return rows
+
+
+async def fire(session: AsyncSession, followup_id: uuid.UUID) -> uuid.UUID | None:
+    """The timer fired: queue the message and return its id, or fail for the 24-hour window
+    (None). Idempotent: a retried call returns the message queued the first time."""
+    followup = await session.get(FollowUp, followup_id, with_for_update=True)
+    if followup is None or followup.status != FollowUpStatus.PENDING:
+        return None
+    if followup.message_id is not None:
+        return followup.message_id
+    conversation = await session.get(Conversation, followup.conversation_id)
+    assert conversation is not None
+    content = _content(followup, conversation)
+    if content is None:
+        await _finish(session, followup, FollowUpStatus.FAILED, OUTSIDE_WINDOW)
+        return None
+    message, _ = await queue_outbound(
+        session,
+        conversation,
+        content,
+        sent_by=MessageSender.FOLLOWUP,
+        user_id=followup.created_by_user_id,
+        client_id=f"followup:{followup.id}",
+        via_relay=False,
+    )
+    followup.message_id = message.id
+    await session.flush()
+    return message.id
+
+
+def _content(followup: FollowUp, conversation: Conversation) -> OutboundContent | None:
+    """Free text inside the 24-hour window, else the template; None when neither may go."""
+    in_window = conversation.last_inbound_at is not None and (
+        utc_now() - conversation.last_inbound_at < SERVICE_WINDOW
+    )
+    if followup.message_text and in_window:
+        return OutboundContent(type="text", text=followup.message_text)
+    if followup.template_name:
+        params = followup.template_params or {}
+        template = {
+            "name": followup.template_name,
+            "language": params.get("language") or "en_US",
+            "params": params.get("params") or [],
+        }
+        return OutboundContent(type="template", template=template)
+    return None
+
+
+async def message_sent(session: AsyncSession, message: Message) -> None:
+    """The provider accepted a follow-up's message: the follow-up is SENT."""
+    await _finish_for_message(session, message, FollowUpStatus.SENT, None)
+
+
+async def message_failed(session: AsyncSession, message: Message, reason: str) -> None:
+    await _finish_for_message(session, message, FollowUpStatus.FAILED, reason)
+
+
+async def _finish_for_message(
+    session: AsyncSession, message: Message, status: FollowUpStatus, reason: str | None
+) -> None:
+    if message.sent_by != MessageSender.FOLLOWUP:
+        return
+    query = select(FollowUp).where(
+        col(FollowUp.message_id) == message.id, col(FollowUp.status) == FollowUpStatus.PENDING
+    )
+    followup = (await session.execute(query.with_for_update())).scalar_one_or_none()
+    if followup is not None:
+        await _finish(session, followup, status, reason)
+
+
+async def _finish(
+    session: AsyncSession, followup: FollowUp, status: FollowUpStatus, reason: str | None
+) -> None:
+    followup.status = status
+    followup.failure_reason = reason
+    if status == FollowUpStatus.SENT:
+        followup.sent_at = utc_now()
+    await session.flush()
+    await stage(session, [followup_event(f"followup.{status.value.lower()}", followup)])
