@@ -46,6 +46,6 @@ def _instant(day: date, clock: str, zone: ZoneInfo) -> datetime:
     """The UTC instant of a local wall-clock time; a time skipped by DST maps forward."""
     hour, minute = map(int, clock.split(":"))
     local = datetime.combine(day, time(hour, minute), tzinfo=zone)
-    # Converting to UTC and back normalizes a non-existent local time (the spring-forward gap)
-    # to the instant after the gap; fold=0 picks the first of two repeated autumn times.
+    # With fold=0 a time in the spring-forward gap converts with the offset in force before it,
+    # which lands just after the gap (02:30 → 03:30); a repeated autumn time takes its first.
     return local.astimezone(UTC)
