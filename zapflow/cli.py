@@ -14,6 +14,7 @@ import orjson
 import typer
 from rich.console import Console
 
+from zapflow.bench.command import bench as bench_command
 from zapflow.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(
@@ -283,6 +284,74 @@ async def _simulate_inbound(
     async with httpx.AsyncClient(timeout=10) as client:
         response = await client.post(webhook, content=raw, headers=headers)
     return response.status_code, response.text
+
+
+embeddings = typer.Typer(help="Embeddings for semantic search.", no_args_is_help=True)
+app.add_typer(embeddings, name="embeddings")
+
+
+@embeddings.command("backfill")
+def embeddings_backfill(
+    company: Annotated[
+        uuid.UUID | None, typer.Option(help="Only this company's messages [default: all]")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1, max=2048, help="Messages per activity")] = 256,
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Show the progress until it is done")
+    ] = True,
+) -> None:
+    """Embed every message that has no embedding under the configured model: existing messages,
+    or all of them again after a model change. Runs as a workflow on the embeddings task queue
+    (a worker must be running); running it again attaches to the backfill in progress."""
+    settings = settings_or_exit()
+    try:
+        code = asyncio.run(_embeddings_backfill(settings, company, batch_size, wait))
+    except Exception as exc:
+        console.print(f"[bold red]error:[/] backfill failed: {exc}", highlight=False)
+        exit_now(1)
+    exit_now(code)
+
+
+async def _embeddings_backfill(
+    settings: Settings, company: uuid.UUID | None, batch_size: int, wait: bool
+) -> int:
+    from rich.progress import Progress
+    from temporalio.common import WorkflowIDConflictPolicy
+
+    from zapflow.temporal import connect
+    from zapflow.workflows.embeddings import EmbeddingBackfillWorkflow, backfill_workflow_id
+    from zapflow.workflows.inputs import EmbeddingBackfillInput
+
+    client = await connect(settings)
+    company_id = str(company) if company else None
+    handle = await client.start_workflow(
+        EmbeddingBackfillWorkflow.run,
+        EmbeddingBackfillInput(company_id, batch_size),
+        id=backfill_workflow_id(company_id),
+        task_queue=settings.embeddings_task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    )
+    console.print(f"backfill running as workflow {handle.id}", highlight=False)
+    if not wait:
+        return 0
+    result = asyncio.create_task(handle.result())
+    with Progress(console=console) as progress:
+        bar = progress.add_task("embedding messages", total=None)
+        while not result.done():
+            with contextlib.suppress(Exception):  # between runs (continue-as-new) queries fail
+                state = await handle.query(EmbeddingBackfillWorkflow.progress)
+                progress.update(bar, total=state["total"], completed=state["scanned"])
+            await asyncio.wait([result], timeout=0.5)
+        final = result.result()
+        progress.update(bar, total=final["scanned"], completed=final["scanned"])
+    print(
+        f"scanned {final['scanned']}, embedded {final['embedded']}, "
+        f"skipped {final['skipped']} (too short to embed)"
+    )
+    return 0
+
+
+app.command("bench")(bench_command)
 
 
 def main() -> None:

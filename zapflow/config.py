@@ -46,6 +46,19 @@ class Settings(BaseSettings):
     flow_worker_concurrency: int = Field(10, ge=1, le=1000)
     followup_worker_concurrency: int = Field(10, ge=1, le=1000)
 
+    # embeddings and search (zapflow/embeddings, services/search.py)
+    embedding_provider: Literal["local", "openai"] = "local"
+    embedding_batch_size: int = Field(64, ge=1, le=2048)  # texts per model call
+    embedding_min_chars: int = Field(6, ge=0, le=1000)  # fewer letters/digits: not embedded
+    # embedding activities started per second on the whole task queue (the seed's 20/s)
+    embedding_rate_limit_per_second: float = Field(20.0, gt=0)
+    search_ef_search: int = Field(100, ge=10, le=1000)  # HNSW candidate list (pgvector's: 40)
+    # any OpenAI-compatible API (embeddings with embedding_provider=openai)
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: str | None = None
+    openai_embedding_model: str = "text-embedding-3-small"
+    openai_timeout_seconds: float = Field(30.0, gt=0, le=300)
+
     # WhatsApp providers (tests point these at a local server that plays the provider)
     cloud_api_base_url: str = "https://graph.facebook.com/v21.0"
     evolution_base_url: str = "http://127.0.0.1:8080"

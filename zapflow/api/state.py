@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
+from zapflow.embeddings import Embedder, create_embedder
 from zapflow.redis import create_redis
 from zapflow.services.auth import Authenticator
 from zapflow.services.instances import WebhookInstances
@@ -26,6 +27,7 @@ class AppState:
     temporal: TemporalConnection
     authenticator: Authenticator
     webhook_instances: WebhookInstances
+    embedder: Embedder  # the local model loads on its first use, not at start-up
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -41,8 +43,10 @@ class AppState:
             temporal=TemporalConnection(settings),
             authenticator=Authenticator(cache),
             webhook_instances=WebhookInstances(),
+            embedder=create_embedder(settings),
         )
 
     async def close(self) -> None:
+        await self.embedder.aclose()
         await self.redis.aclose()
         await self.engine.dispose()

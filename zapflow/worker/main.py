@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
+from zapflow.embeddings import create_embedder
 from zapflow.redis import create_redis
 from zapflow.services.events import publish_outbox
 from zapflow.temporal import connect, runtime_with_metrics
@@ -58,6 +59,7 @@ async def worker_services(
     sessions = session_factory(engine)
     redis = create_redis(settings)
     http = provider_http_client(settings)
+    embedder = create_embedder(settings)
     runtime = client.service_client.config.runtime or Runtime.default()
     metrics = WorkerMetrics(runtime.metric_meter)
     workers = [
@@ -67,10 +69,11 @@ async def worker_services(
             workflows=list(r.workflows),
             activities=list(r.activities),
             max_concurrent_activities=r.max_concurrent_activities,
+            max_task_queue_activities_per_second=r.max_activities_per_second,
             workflow_runner=WORKFLOW_RUNNER,
             interceptors=[ActivityOutcomeInterceptor(metrics)],
         )
-        for r in registrations(settings, sessions, redis, http, metrics)
+        for r in registrations(settings, sessions, redis, http, metrics, embedder)
     ]
     relay = InboxRelay(settings, sessions, redis, client, metrics)
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
@@ -84,6 +87,7 @@ async def worker_services(
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
         await http.aclose()
+        await embedder.aclose()
         await redis.aclose()
         await engine.dispose()
 

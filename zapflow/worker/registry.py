@@ -10,13 +10,16 @@ import httpx
 from redis.asyncio import Redis
 
 from zapflow.activities.conversations import ConversationActivities
+from zapflow.activities.embeddings import EmbeddingActivities
 from zapflow.activities.followups import FollowUpActivities
 from zapflow.activities.messages import MessageActivities
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
+from zapflow.embeddings import Embedder
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
+from zapflow.workflows.embeddings import EmbeddingBackfillWorkflow
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class QueueRegistration:
     workflows: Sequence[type]
     activities: Sequence[Callable[..., Any]]
     max_concurrent_activities: int
+    max_activities_per_second: float | None = None  # the whole task queue's, across workers
 
 
 def registrations(
@@ -33,10 +37,12 @@ def registrations(
     redis: Redis,
     http: httpx.AsyncClient,
     metrics: WorkerMetrics,
+    embedder: Embedder,
 ) -> list[QueueRegistration]:
     conversations = ConversationActivities(sessions, redis, Cache(redis), metrics)
     messages = MessageActivities(sessions, redis, http, settings)
     followups = FollowUpActivities(sessions, redis)
+    embeddings = EmbeddingActivities(sessions, embedder, settings)
     return [
         QueueRegistration(
             task_queue=settings.messages_task_queue,
@@ -49,5 +55,16 @@ def registrations(
                 followups.fire_followup,
             ],
             max_concurrent_activities=settings.message_worker_concurrency,
+        ),
+        QueueRegistration(
+            task_queue=settings.embeddings_task_queue,
+            workflows=[EmbeddingBackfillWorkflow],
+            activities=[
+                embeddings.embed_messages,
+                embeddings.embed_batch,
+                embeddings.count_unembedded,
+            ],
+            max_concurrent_activities=settings.embedding_worker_concurrency,
+            max_activities_per_second=settings.embedding_rate_limit_per_second,
         ),
     ]

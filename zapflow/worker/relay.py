@@ -233,7 +233,9 @@ class InboxRelay:
             try:
                 await self._temporal.start_workflow(
                     ConversationWorkflow.run,
-                    ConversationInput(ref),
+                    ConversationInput(
+                        ref, embeddings_task_queue=self._settings.embeddings_task_queue
+                    ),
                     id=ref.workflow_id,
                     task_queue=self._settings.messages_task_queue,
                     start_signal=signal,

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from zapflow.activities.messages import MessageActivities
     from zapflow.whatsapp.types import InboundMessage
     from zapflow.workflows import policies
+    from zapflow.workflows.embeddings import PendingEmbeddings
     from zapflow.workflows.inputs import (
         ConversationInput,
         ConversationRef,
@@ -94,6 +95,7 @@ class ConversationWorkflow:
         self._inbound.extend(input.inbound)
         self._outbound.extend(input.outbound)
         self._seen.extend(input.seen_key_ids)
+        self._embeddings = PendingEmbeddings(input.embeddings_task_queue)
         self._timers.update((t.followup_id, t) for t in input.followups)
         self._reload_followups = self._reload_followups or input.reload_followups
         while True:
@@ -101,16 +103,20 @@ class ConversationWorkflow:
                 await workflow.wait_condition(self._has_work, timeout=self._next_wakeup())
             except TimeoutError:
                 if not self._timers:
-                    return
+                    await self._embeddings.drain()
+                    if not self._has_work():
+                        return
             if self._reload_followups:
                 await self._load_followups(input.ref)
             if self._inbound:
-                await self._persist_inbound(input)
+                persisted = await self._persist_inbound(input)
+                self._embeddings.start(input.ref.company_id, persisted.new_message_ids)
             await self._fire_due_followups()
             while self._outbound:
                 await self._send(self._outbound[0])
-                self._outbound.pop(0)
+                self._embeddings.start(input.ref.company_id, [self._outbound.pop(0)])
             if self._should_continue_as_new(input.history_limit):
+                await self._embeddings.drain()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     ConversationInput(
@@ -121,6 +127,7 @@ class ConversationWorkflow:
                         input.history_limit,
                         list(self._timers.values()),
                         self._reload_followups,
+                        embeddings_task_queue=input.embeddings_task_queue,
                     )
                 )
 

@@ -38,6 +38,7 @@ class ConversationInput:
     history_limit: int = 5_000
     followups: list[FollowUpTimer] = field(default_factory=list)
     reload_followups: bool = False
+    embeddings_task_queue: str = "embeddings"  # the worker's setting, set by the relay
 
 
 @dataclass(frozen=True)
@@ -107,3 +108,41 @@ class FireFollowUpInput:
 @dataclass(frozen=True)
 class FireFollowUpResult:
     message_id: str | None  # the message queued for sending; None if nothing is to be sent
+
+
+@dataclass(frozen=True)
+class EmbedMessagesInput:
+    company_id: str
+    message_ids: list[str]
+
+
+@dataclass(frozen=True)
+class EmbedMessagesResult:
+    scanned: int
+    embedded: int
+    skipped: int  # too short to embed (zapflow.embeddings.embeddable_text)
+    last_id: str | None = None  # the highest message id looked at (the backfill's cursor)
+
+
+@dataclass(frozen=True)
+class EmbeddingBatchInput:
+    company_id: str | None  # None: every company
+    after_id: str | None
+    limit: int
+
+
+@dataclass(frozen=True)
+class CountUnembeddedInput:
+    company_id: str | None
+
+
+@dataclass
+class EmbeddingBackfillInput:
+    company_id: str | None = None  # None: every company
+    batch_size: int = 256
+    # carried over continue-as-new: the keyset cursor and the progress so far
+    after_id: str | None = None
+    total: int | None = None
+    scanned: int = 0
+    embedded: int = 0
+    skipped: int = 0

@@ -24,3 +24,16 @@ SEND_RETRY = RetryPolicy(
 )
 # above the provider HTTP timeout (ZAPFLOW_PROVIDER_TIMEOUT_SECONDS, 10 s by default)
 SEND_TIMEOUT = timedelta(seconds=15)
+
+# embeddings: a failing or rate-limiting provider is retried with growing delays; a request the
+# provider rejects, or a missing local model, is not
+EMBEDDING_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=1),
+    non_retryable_error_types=["EmbeddingRejected", "ModelNotInstalled"],
+)
+EMBEDDING_TIMEOUT = timedelta(minutes=2)
+# the conversation never waits longer than this for its embeddings (a missing embeddings worker,
+# a long outage): what did not make it is left to `zapflow embeddings backfill`
+EMBEDDING_SCHEDULE_TO_CLOSE = timedelta(minutes=10)

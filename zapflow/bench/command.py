@@ -1,0 +1,103 @@
+"""The ``zapflow bench`` command: run scenarios, or compare two results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from zapflow.bench import SCENARIO_NAMES as NAMES
+from zapflow.bench.environment import REPO
+
+
+def bench(
+    scenarios: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help=f"Scenarios to run [default: all]: {', '.join(NAMES)}; or `compare A.json B.json`",
+            show_default=False,
+        ),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            min=1,
+            help="Seconds per load step, for every scenario "
+            "[default: each scenario's own, see bench/README.md]",
+        ),
+    ] = None,
+    rate: Annotated[
+        list[float] | None,
+        typer.Option(
+            min=0.1,
+            help="Arrival rate of a step (repeat for several) [default: each scenario's own steps]",
+        ),
+    ] = None,
+    contacts: Annotated[int, typer.Option(min=1, help="crm-read: contacts to seed")] = 100_000,
+    messages: Annotated[int, typer.Option(min=1, help="crm-read: messages to seed")] = 1_000_000,
+    output_dir: Annotated[
+        Path, typer.Option(help="Where <scenario>.json go; REPORT.md goes to its parent")
+    ] = REPO / "bench" / "results",
+    no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip py-spy")] = False,
+) -> None:
+    """Measure zapflow on a fresh embedded stack per scenario (open-loop load from a separate
+    process); write bench/results/<scenario>.json, bench/REPORT.md and its plots.
+
+    `zapflow bench compare A.json B.json` prints B/A for every measurement both hold.
+    """
+    console = Console(stderr=True)
+    names = scenarios or list(NAMES)
+    if names[0] == "compare":
+        raise typer.Exit(compare(names[1:], console))
+    unknown = [name for name in names if name not in NAMES]
+    if unknown:
+        console.print(
+            f"[bold red]error:[/] unknown scenario {', '.join(unknown)}; "
+            f"choose from {', '.join(NAMES)}",
+            highlight=False,
+        )
+        raise typer.Exit(2)
+    from zapflow.bench.runner import Options, run
+    from zapflow.bench.scenarios import SCENARIOS
+
+    options = Options(
+        scenarios=names,
+        duration=duration,
+        rates=rate,
+        contacts=contacts,
+        messages=messages,
+        output_dir=output_dir,
+        profile=not no_profile,
+    )
+    raise typer.Exit(run(options, SCENARIOS, console))
+
+
+def compare(paths: list[str], console: Console) -> int:
+    import orjson
+
+    from zapflow.bench.stats import compare as ratios
+
+    if len(paths) != 2:
+        console.print("[bold red]error:[/] usage: zapflow bench compare A.json B.json")
+        return 2
+    try:
+        a, b = (orjson.loads(Path(p).read_bytes()) for p in paths)
+    except (OSError, orjson.JSONDecodeError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 2
+    rows = ratios(a, b)
+    if not rows:
+        console.print("[bold red]error:[/] the two files share no measurement", highlight=False)
+        return 1
+    table = Table(title=f"{paths[0]} (A) → {paths[1]} (B)", title_justify="left")
+    for column in ("measurement", "A", "B", "B/A"):
+        table.add_column(column, justify="left" if column == "measurement" else "right")
+    for key, left, right, ratio in rows:
+        table.add_row(
+            key, f"{left:,.2f}", f"{right:,.2f}", "-" if ratio is None else f"{ratio:.2f}x"
+        )
+    Console(width=max(120, console.width)).print(table)
+    return 0

@@ -1,0 +1,478 @@
+"""The load generator: a process of its own (``python -m zapflow.bench.loadgen PLAN OUT``), so its
+CPU is not the system's under test, running on uvloop with aiohttp.
+
+Load is open loop: request i is due at ``t0 + i / rate`` and runs in its own task, so a slow
+answer never delays the next one, and every latency counts from the request's due time (no
+coordinated omission). A request still unanswered ``REQUEST_TIMEOUT`` after it was due counts as
+an error. The plan (JSON) says what to send; the raw samples go to OUT (JSON) for the runner to
+analyse; progress goes to stdout as one JSON object per line.
+
+Modes: ``webhook`` (signed Cloud API deliveries; optionally an SSE client stamping each
+``message.created`` and a backlog poller), ``http`` (the CRM read mix, open loop at a rate or
+closed loop at a concurrency for saturation), ``followups`` (create follow-ups, play the Cloud API
+send endpoint and stamp each message it receives).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+from aiohttp import web
+
+from zapflow.bench.crm import Targets, mix_picker
+from zapflow.whatsapp.simulate import cloud_delivery, cloud_signature, cloud_text
+
+REQUEST_TIMEOUT = 10.0
+PROGRESS_EVERY = 0.25
+BACKLOG_EVERY = 0.5
+
+
+class Progress:
+    """One JSON line on stdout at most every PROGRESS_EVERY seconds (and always when forced)."""
+
+    def __init__(self) -> None:
+        self._last = 0.0
+
+    def __call__(self, force: bool = False, **fields: Any) -> None:
+        now = time.perf_counter()
+        if force or now - self._last >= PROGRESS_EVERY:
+            self._last = now
+            sys.stdout.write(orjson.dumps(fields).decode() + "\n")
+            sys.stdout.flush()
+
+
+async def open_loop(
+    rate: float,
+    count: int,
+    fire: Callable[[int, float], Coroutine[Any, Any, None]],
+    progress: Callable[[int], None],
+) -> None:
+    """Start fire(i, due) at due = t0 + i/rate, each as its own task; return once all ended."""
+    tasks: set[asyncio.Task[None]] = set()
+    t0 = time.perf_counter() + 0.05
+    for i in range(count):
+        due = t0 + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(fire(i, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        progress(i + 1)
+    if tasks:
+        await asyncio.wait(tasks)
+
+
+def http_session(limit: int = 0) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=limit, keepalive_timeout=2),
+        timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+    )
+
+
+# --- webhook mode --------------------------------------------------------------------------------
+
+
+@dataclass
+class Delivery:
+    key_id: str
+    scheduled: float  # perf_counter time it was due
+    sent: float | None = None
+    acked: float | None = None
+    status: int | None = None
+    error: str | None = None
+    seen: float | None = None  # first message.created on the SSE stream
+    seen_count: int = 0
+
+    def row(self, t0: float) -> list[Any]:
+        def rel(t: float | None) -> float | None:
+            return None if t is None else round(t - t0, 6)
+
+        return [
+            rel(self.scheduled),
+            rel(self.sent),
+            rel(self.acked),
+            self.status,
+            self.error,
+            rel(self.seen),
+            self.seen_count,
+        ]
+
+
+class SseReader:
+    """The company's live stream; stamps each ``message.created`` of a known key id on arrival."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        api_key: str,
+        deliveries: dict[str, Delivery],
+    ) -> None:
+        self._session, self._url, self._deliveries = session, url, deliveries
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+        self.connected = asyncio.Event()
+        self.last_id: str | None = None
+        self.reconnects = 0
+        self.failure: str | None = None
+
+    async def run(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=None)
+        while True:
+            headers = {**self._headers, **({"Last-Event-ID": self.last_id} if self.last_id else {})}
+            try:
+                async with self._session.get(self._url, headers=headers, timeout=timeout) as resp:
+                    if resp.status != 200:
+                        self.failure = f"{resp.status} {(await resp.text())[:200]}"
+                        return
+                    self.connected.set()
+                    await self._read(resp)
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            self.reconnects += 1  # the server ends streams after their maximum lifetime
+            await asyncio.sleep(0.2)
+
+    async def _read(self, resp: aiohttp.ClientResponse) -> None:
+        fields: dict[str, str] = {}
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\r\n")
+            if line == "":
+                if "data" in fields:
+                    self._event(fields, time.perf_counter())
+                fields = {}
+            elif not line.startswith(":"):
+                name, _, value = line.partition(":")
+                fields[name] = value.removeprefix(" ")
+
+    def _event(self, fields: dict[str, str], now: float) -> None:
+        self.last_id = fields.get("id", self.last_id)
+        event = orjson.loads(fields["data"])
+        if event.get("type") != "message.created":
+            return
+        delivery = self._deliveries.get(str((event.get("data") or {}).get("message_key_id")))
+        if delivery is not None:
+            delivery.seen_count += 1
+            if delivery.seen is None:
+                delivery.seen = now
+
+
+class BacklogPoller:
+    """Every BACKLOG_EVERY s: inbox rows waiting for the relay, and the company's stored inbound
+    messages (acknowledged - stored - inbox = what Temporal holds)."""
+
+    def __init__(self, database_url: str, company_id: str, acked: Callable[[], int]) -> None:
+        self._dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+        self._company_id = uuid.UUID(company_id)
+        self._acked = acked
+        # (perf_counter, acknowledged so far, inbox pending, stored)
+        self.points: list[tuple[float, int, int, int]] = []
+
+    async def run(self) -> None:
+        connection = await asyncpg.connect(self._dsn)
+        try:
+            while True:
+                row = await connection.fetchrow(
+                    "SELECT (SELECT count(*) FROM inbox_events WHERE status = 'pending'),"
+                    " (SELECT count(*) FROM messages WHERE company_id = $1"
+                    "  AND direction = 'inbound')",
+                    self._company_id,
+                )
+                assert row is not None
+                now = time.perf_counter()
+                self.points.append((now, self._acked(), int(row[0]), int(row[1])))
+                await asyncio.sleep(BACKLOG_EVERY)
+        finally:
+            await connection.close()
+
+
+class Webhooks:
+    """Sends signed single-message Cloud deliveries and records each one's fate."""
+
+    def __init__(self, session: aiohttp.ClientSession, plan: dict[str, Any]) -> None:
+        self._session = session
+        self._url = plan["webhook_url"]
+        self._secret = plan["app_secret"]
+        self._phone_number_id = plan["phone_number_id"]
+        self.deliveries: dict[str, Delivery] = {}
+        self.acked = 0
+
+    def new(self, key_id: str, due: float) -> Delivery:
+        delivery = Delivery(key_id, due)
+        self.deliveries[key_id] = delivery  # before the send: its event cannot come earlier
+        return delivery
+
+    async def send(self, delivery: Delivery, wa_id: str) -> None:
+        change = cloud_text(
+            wa_id, delivery.key_id, f"bench {delivery.key_id}", name=f"Customer {wa_id[-4:]}"
+        )
+        raw = orjson.dumps(cloud_delivery(self._phone_number_id, change))
+        headers = {
+            "content-type": "application/json",
+            "x-hub-signature-256": cloud_signature(raw, self._secret),
+        }
+        delivery.sent = time.perf_counter()
+        try:
+            async with self._session.post(self._url, data=raw, headers=headers) as resp:
+                await resp.read()
+                delivery.status = resp.status
+                if resp.status == 200:
+                    self.acked += 1
+                else:
+                    delivery.error = f"HTTP {resp.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            delivery.error = type(exc).__name__
+        delivery.acked = time.perf_counter()
+
+
+async def wait_seen(batch: list[Delivery], deadline: float) -> bool:
+    while not all(d.seen for d in batch if d.error is None):
+        if time.perf_counter() >= deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def webhook_step(
+    hooks: Webhooks,
+    step: dict[str, Any],
+    prefix: str,
+    sse: bool,
+    drain_timeout: float,
+    progress: Progress,
+) -> dict[str, Any]:
+    rate, count = float(step["rate"]), int(step["rate"] * step["duration"])
+    customers = [f"55{step['customer_base'] + j:011d}" for j in range(step["customers"])]
+    batch: list[Delivery] = []
+
+    async def fire(i: int, due: float) -> None:
+        delivery = hooks.new(f"wamid.{prefix}.{i:07d}", due)
+        batch.append(delivery)
+        await hooks.send(delivery, customers[i % len(customers)])
+
+    def sent(done: int) -> None:
+        progress(step=step["name"], phase="sending", done=done, total=count)
+
+    started = time.perf_counter()
+    await open_loop(rate, count, fire, sent)
+    last_sent = max((d.sent or 0.0) for d in batch)
+    drained = None
+    if sse:
+        progress(True, step=step["name"], phase="draining", done=count, total=count)
+        if await wait_seen(batch, last_sent + drain_timeout):
+            drained = round(max(d.seen or 0.0 for d in batch) - last_sent, 3)
+    t0 = min(d.scheduled for d in batch)
+    return {
+        "name": step["name"],
+        "rate": rate,
+        "started": started,
+        "ended": time.perf_counter(),
+        "t0": t0,
+        "samples": [d.row(t0) for d in batch],
+        "drain_s": drained,
+    }
+
+
+async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    run_id = uuid.uuid4().hex[:8]
+    async with http_session() as session:
+        hooks = Webhooks(session, plan)
+        background: list[asyncio.Task[None]] = []
+        reader = poller = None
+        if plan.get("sse"):
+            reader = SseReader(
+                session, plan["base_url"] + "/api/v1/stream", plan["api_key"], hooks.deliveries
+            )
+            background.append(asyncio.create_task(reader.run()))
+            await asyncio.wait_for(reader.connected.wait(), 15)
+            await asyncio.sleep(0.5)  # the stream picks its starting point right after connecting
+        if plan.get("database_url"):
+            poller = BacklogPoller(plan["database_url"], plan["company_id"], lambda: hooks.acked)
+            background.append(asyncio.create_task(poller.run()))
+        try:
+            steps = [
+                await webhook_step(
+                    hooks, step, f"{run_id}.{n}", bool(reader), plan["drain_timeout"], progress
+                )
+                for n, step in enumerate(plan["steps"])
+            ]
+            if reader and all(s["drain_s"] is not None for s in steps):
+                await asyncio.sleep(1.0)  # late duplicates
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+    for step in steps:  # duplicates seen after the step ended, too
+        step["duplicates"] = sum(1 for row in step["samples"] if row[6] > 1)
+        step["backlog"] = [  # [t, inbox pending, held by Temporal (acknowledged, not stored)]
+            [round(t - step["t0"], 3), pending, max(0, acked - pending - stored)]
+            for t, acked, pending, stored in (poller.points if poller else [])
+            if step["started"] - 1 <= t <= step["ended"]
+        ]
+        del step["started"], step["ended"]
+    return {"steps": steps, "sse_reconnects": reader.reconnects if reader else None}
+
+
+# --- http mode (CRM reads) -----------------------------------------------------------------------
+
+
+async def get(
+    session: aiohttp.ClientSession,
+    base_url: str,
+    call: tuple[str, str, dict[str, Any]],
+    due: float,
+    records: list[list[Any]],
+) -> None:
+    route, path, params = call
+    status: int | None = None
+    error: str | None = None
+    try:
+        async with session.get(base_url + path, params=params) as resp:
+            await resp.read()
+            status = resp.status
+            if not 200 <= status < 300:
+                error = f"HTTP {status}"
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        error = type(exc).__name__
+    records.append([route, due, (time.perf_counter() - due) * 1000, status, error])
+
+
+async def http_step(
+    session: aiohttp.ClientSession, plan: dict[str, Any], step: dict[str, Any], progress: Progress
+) -> dict[str, Any]:
+    pick = mix_picker(Targets(**plan["targets"]))
+    rng = random.Random(f"{plan['seed']}/{step['name']}")
+    records: list[list[Any]] = []
+    base = plan["base_url"]
+    if "rate" in step:
+        count = int(step["rate"] * step["duration"])
+
+        async def fire(_: int, due: float) -> None:
+            await get(session, base, pick(rng), due, records)
+
+        def sent(done: int) -> None:
+            progress(step=step["name"], done=done, total=count)
+
+        await open_loop(float(step["rate"]), count, fire, sent)
+        measured = records
+    else:  # closed loop: each client sends its next request when the previous answer is in
+        begin = time.perf_counter()
+        stop_at = begin + step["warmup"] + step["duration"]
+
+        async def client() -> None:
+            while (now := time.perf_counter()) < stop_at:
+                await get(session, base, pick(rng), now, records)
+                progress(
+                    step=step["name"],
+                    done=round(now - begin, 1),
+                    total=step["warmup"] + step["duration"],
+                )
+
+        await asyncio.gather(*(client() for _ in range(step["concurrency"])))
+        measured = [r for r in records if r[1] >= begin + step["warmup"]]
+    t0 = min((r[1] for r in measured), default=0.0)
+    for record in measured:
+        record[1] = round(record[1] - t0, 6)
+    return {"name": step["name"], "records": measured}
+
+
+async def http_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    headers = {"Authorization": f"Bearer {plan['api_key']}"}
+    async with http_session(limit=plan.get("connections", 256)) as session:
+        session.headers.update(headers)
+        return {"steps": [await http_step(session, plan, step, progress) for step in plan["steps"]]}
+
+
+# --- followups mode ------------------------------------------------------------------------------
+
+
+class ProviderReceiver:
+    """Plays the Cloud API send endpoint; stamps each text it receives (epoch seconds)."""
+
+    def __init__(self) -> None:
+        self.received: dict[str, float] = {}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        now = time.time()
+        text = (body.get("text") or {}).get("body", "")
+        self.received.setdefault(text, now)
+        to = body.get("to", "")
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": f"wamid.bench.{uuid.uuid4().hex}"}],
+            }
+        )
+
+
+async def followups_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    receiver = ProviderReceiver()
+    app = web.Application()
+    app.router.add_post("/{version}/{phone_number_id}/messages", receiver.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", plan["receiver_port"]).start()
+    wanted = plan["followups"]
+    created: list[list[Any]] = []
+    try:
+        async with http_session(limit=20) as session:
+            session.headers.update({"Authorization": f"Bearer {plan['api_key']}"})
+
+            async def create(item: dict[str, Any]) -> None:
+                url = f"{plan['base_url']}/api/v1/conversations/{item['conversation_id']}/followups"
+                try:
+                    async with session.post(
+                        url, json={"at": item["at"], "text": item["text"]}
+                    ) as r:
+                        created.append([item["text"], r.status, (await r.text())[:200]])
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    created.append([item["text"], None, type(exc).__name__])
+                progress(step="followups", phase="creating", done=len(created), total=len(wanted))
+
+            await asyncio.gather(*(create(item) for item in wanted))
+            deadline = plan["wait_until"]  # epoch
+            ok = {text for text, status, _ in created if status in (200, 201)}
+            while time.time() < deadline and not ok <= receiver.received.keys():
+                progress(
+                    step="followups", phase="waiting", done=len(receiver.received), total=len(ok)
+                )
+                await asyncio.sleep(0.1)
+    finally:
+        await runner.cleanup()
+    return {"created": created, "received": receiver.received}
+
+
+MODES = {"webhook": webhook_mode, "http": http_mode, "followups": followups_mode}
+
+
+async def run(plan: dict[str, Any]) -> dict[str, Any]:
+    return await MODES[plan["mode"]](plan, Progress())
+
+
+def main(argv: list[str]) -> int:
+    import uvloop
+
+    plan_path, out_path = argv
+    plan = orjson.loads(Path(plan_path).read_bytes())
+    with contextlib.suppress(KeyboardInterrupt):
+        result = uvloop.run(run(plan))
+        Path(out_path).write_bytes(orjson.dumps(result))
+        return 0
+    return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,591 @@
+"""bench/REPORT.md and its plots, generated from the results in bench/results/: the summary
+table (seed target / zapflow goal / measured), a table per scenario, what the inbox buys, the
+profile of the slowest path, and PNGs of latency percentiles, throughput and backlog over time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from zapflow.bench import SCENARIO_NAMES as NAMES
+
+BUSY_LOAD = 1.0  # 1-minute load average above this at a scenario's start: somebody else was busy
+
+Row = tuple[str, str, str, str, bool | None]  # what, seed target, goal, measured, met
+
+
+def load(results_dir: Path) -> dict[str, dict[str, Any]]:
+    found = {}
+    for name in NAMES:
+        path = results_dir / f"{name}.json"
+        if path.exists():
+            found[name] = orjson.loads(path.read_bytes())
+    return found
+
+
+def num(value: Any, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def within(value: Any, limit: float) -> bool | None:
+    return None if value is None else value <= limit
+
+
+def all_met(*checks: bool | None) -> bool | None:
+    return None if any(c is None for c in checks) else all(checks)
+
+
+# --- summary -----------------------------------------------------------------------------------
+
+
+def ok_results(results: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
+    result = results.get(name)
+    return result["results"] if result and "results" in result else None
+
+
+def webhook_row(results: dict[str, dict[str, Any]]) -> Row:
+    r = (ok_results(results, "webhook-ack") or {}).get("500/s")
+    what, seed, goal = "webhook ack", "< 200 ms", "p99 ≤ 25 ms at 500 deliveries/s"
+    if r is None:
+        return what, seed, goal, "not measured", None
+    ack = r["ack_ms"]
+    measured = (
+        f"p50 {num(ack['p50'])} / p99 {num(ack['p99'])} / max {num(ack['max'])} ms "
+        f"at 500/s, {r['errors']} errors"
+    )
+    return what, seed, goal, measured, all_met(within(ack["p99"], 25), r["errors"] == 0)
+
+
+def pipeline_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
+    r = ((ok_results(results, "pipeline") or {}).get("inbox") or {}).get("80/s")
+    rows: list[tuple[str, str, str]] = [
+        (
+            "message processing (webhook → SSE)",
+            "< 500 ms",
+            "p50 ≤ 150 ms, p99 ≤ 500 ms at 80 msg/s sustained",
+        ),
+        ("queue backlog", "≤ 100 jobs", "≤ 100 at 80 msg/s"),
+    ]
+    if r is None:
+        return [(*row, "not measured", None) for row in rows]
+    e2e = r["e2e_ms"]
+    return [
+        (
+            *rows[0],
+            f"p50 {num(e2e['p50'])} / p99 {num(e2e['p99'])} ms at 80/s (delivered "
+            f"{num(r['delivered_rate'])}/s, {r['lost']} lost)",
+            all_met(within(e2e["p50"], 150), within(e2e["p99"], 500), r["lost"] == 0),
+        ),
+        (
+            *rows[1],
+            f"max {r['max_backlog']} (inbox {r['max_inbox_backlog']}, Temporal "
+            f"{r['max_temporal_backlog']}); drained {num(r['drain_s'])} s after the load",
+            within(r["max_backlog"], 100),
+        ),
+    ]
+
+
+def crm_row(results: dict[str, dict[str, Any]]) -> Row:
+    r = ok_results(results, "crm-read")
+    what, seed, goal = (
+        "CRM API (read mix)",
+        "500 req/s, p50 < 50 ms, p99 < 500 ms",
+        "≥ 1,000 req/s, p99 ≤ 50 ms on 1M messages",
+    )
+    if not r:
+        return what, seed, goal, "not measured", None
+    sat = r["saturation"]
+    parts = [f"saturation {num(sat['rps'], 0)} req/s (p99 {num(sat['latency_ms']['p99'])} ms)"]
+    for step in ("500/s", "1000/s"):
+        if step in r:
+            s = r[step]
+            parts.append(
+                f"at {step}: p50 {num(s['latency_ms']['p50'])} / p99 "
+                f"{num(s['latency_ms']['p99'])} ms, {s['errors']} errors"
+            )
+    thousand = r.get("1000/s")
+    met = (
+        None
+        if thousand is None
+        else all_met(within(thousand["latency_ms"]["p99"], 50), thousand["errors"] == 0)
+    )
+    return what, seed, goal, "; ".join(parts), met
+
+
+def error_row(results: dict[str, dict[str, Any]]) -> Row:
+    sent = errors = 0
+    for name in ("webhook-ack", "crm-read"):
+        for step in (ok_results(results, name) or {}).values():
+            sent += step.get("sent", step.get("requests", 0))
+            errors += step["errors"]
+    for variant in (ok_results(results, "pipeline") or {}).values():
+        for step in variant.values():
+            sent += step["sent"]
+            errors += step["errors"] + step["lost"]
+    measured = f"{errors:,} of {sent:,} ({num(100 * errors / sent, 3)} %)" if sent else "-"
+    return (
+        "error rate (all loads, overload included)",
+        "< 0.1 %",
+        "0 under the benchmark loads",
+        measured,
+        None if not sent else errors == 0,
+    )
+
+
+def search_row(results: dict[str, dict[str, Any]]) -> Row:
+    what, seed, goal = "semantic search", "—", "p99 ≤ 50 ms, recall@10 ≥ 0.95 at 100k messages"
+    summary = (results.get("search") or {}).get("summary")
+    if not summary:
+        return what, seed, goal, status_of(results, "search"), None
+    measured = (
+        f"p50 {num(summary.get('p50_ms'))} / p99 {num(summary.get('p99_ms'))} ms, "
+        f"recall@10 {num(summary.get('recall_at_10'), 3)}"
+    )
+    return (
+        what,
+        seed,
+        goal,
+        measured,
+        all_met(
+            within(summary.get("p99_ms"), 50),
+            None if summary.get("recall_at_10") is None else summary["recall_at_10"] >= 0.95,
+        ),
+    )
+
+
+def followup_row(results: dict[str, dict[str, Any]]) -> Row:
+    what, seed, goal = "follow-up timers", "—", "fired ≤ 1 s late at p99"
+    r = ok_results(results, "followup-timers")
+    if not r:
+        return what, seed, goal, status_of(results, "followup-timers"), None
+    late = r["lateness_ms"]
+    measured = (
+        f"p50 {num(late['p50'])} / p99 {num(late['p99'])} ms late, "
+        f"{r['missing']} of {r['created']} missing"
+    )
+    return what, seed, goal, measured, all_met(within(late["p99"], 1000), r["missing"] == 0)
+
+
+def memory_row(results: dict[str, dict[str, Any]]) -> Row:
+    parts, peaks = [], []
+    for name, result in results.items():
+        mem = result.get("memory") or {}
+        if mem:
+            peaks += list(mem.values())
+            parts.append(
+                f"{name}: "
+                + ", ".join(f"{k.removesuffix('_peak_rss_mib')} {v:.0f}" for k, v in mem.items())
+            )
+    return (
+        "memory (peak RSS, MiB)",
+        "warn at 500 MB",
+        "—",
+        "; ".join(parts) or "-",
+        None if not peaks else max(peaks) * 2**20 < 500e6,
+    )
+
+
+def status_of(results: dict[str, dict[str, Any]], name: str) -> str:
+    result = results.get(name)
+    if result is None:
+        return "not run"
+    return f"{result.get('status', 'ok')}: {result.get('reason') or result.get('error') or ''}"
+
+
+def summary_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
+    return [
+        webhook_row(results),
+        *pipeline_rows(results),
+        crm_row(results),
+        error_row(results),
+        search_row(results),
+        followup_row(results),
+        memory_row(results),
+    ]
+
+
+def mark(met: bool | None) -> str:
+    return {True: "✅", False: "❌", None: "-"}[met]
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(row) + " |" for row in rows),
+        "",
+    ]
+
+
+# --- per scenario ------------------------------------------------------------------------------
+
+
+def cpu(step: dict[str, Any], *groups: str) -> str:
+    c = step.get("cpu_percent") or {}
+    return " / ".join(num(c.get(g), 0) for g in groups)
+
+
+def webhook_section(result: dict[str, Any]) -> list[str]:
+    rows = [
+        [
+            name,
+            num(s["achieved_rate"]),
+            *(num(s["ack_ms"][q]) for q in ("p50", "p95", "p99", "max")),
+            str(s["errors"]),
+            cpu(s, "api", "postgres", "load_generator", "other", "machine_busy"),
+            num((s.get("peak_rss_mib") or {}).get("api"), 0),
+        ]
+        for name, s in result["results"].items()
+    ]
+    return [
+        "Ack latency (ms, from the due time): the API alone, no worker.",
+        "",
+        *table(
+            [
+                "rate",
+                "achieved/s",
+                "p50",
+                "p95",
+                "p99",
+                "max",
+                "errors",
+                "CPU % api / pg / loadgen / other / machine",
+                "API RSS MiB",
+            ],
+            rows,
+        ),
+    ]
+
+
+def pipeline_section(result: dict[str, Any]) -> list[str]:
+    lines = []
+    for variant, steps in result["results"].items():
+        rows = [
+            [
+                name,
+                num(s["delivered_rate"]),
+                *(num(s["e2e_ms"][q]) for q in ("p50", "p95", "p99", "max")),
+                num(s["ack_ms"]["p99"]),
+                str(s["max_inbox_backlog"]),
+                str(s["max_temporal_backlog"]),
+                num(s["drain_s"]),
+                f"{s['errors']}/{s['lost']}/{s['duplicates']}",
+                cpu(s, "api", "worker", "temporal", "postgres", "direct", "other"),
+            ]
+            for name, s in steps.items()
+        ]
+        title = (
+            "through the inbox (production)"
+            if variant == "inbox"
+            else "webhook signals Temporal directly (bench-only, no inbox)"
+        )
+        lines += [
+            f"**{variant}**: {title}",
+            "",
+            *table(
+                [
+                    "rate",
+                    "delivered/s",
+                    "e2e p50",
+                    "p95",
+                    "p99",
+                    "max",
+                    "ack p99",
+                    "max inbox",
+                    "max Temporal",
+                    "drain s",
+                    "errors/lost/dup",
+                    "CPU % api / worker / temporal / pg / direct / other",
+                ],
+                rows,
+            ),
+        ]
+    return lines + inbox_buys(result["results"])
+
+
+def inbox_buys(results: dict[str, Any]) -> list[str]:
+    inbox, direct = results.get("inbox", {}), results.get("direct", {})
+    lines = []
+    for step in inbox:
+        if step in direct:
+            a, b = inbox[step], direct[step]
+            lines.append(
+                f"- {step}: ack p99 {num(a['ack_ms']['p99'])} ms with the inbox vs "
+                f"{num(b['ack_ms']['p99'])} ms without ({b['errors']} errors); e2e p99 "
+                f"{num(a['e2e_ms']['p99'])} vs {num(b['e2e_ms']['p99'])} ms"
+            )
+    return ["What the inbox buys (same load, same run):", "", *lines, ""] if lines else []
+
+
+def crm_section(result: dict[str, Any]) -> list[str]:
+    rows = []
+    for name, s in result["results"].items():
+        lat = s["latency_ms"]
+        routes = ", ".join(f"{r} {num(v['p99'])}" for r, v in s["routes"].items())
+        rows.append(
+            [
+                name,
+                num(s["rps"], 0),
+                *(num(lat[q]) for q in ("p50", "p95", "p99", "max")),
+                str(s["errors"]),
+                num(s.get("api_cpu_ms_per_request"), 2),
+                cpu(s, "api", "postgres", "load_generator", "other"),
+                routes,
+            ]
+        )
+    settings = result["settings"]
+    return [
+        f"{settings['contacts']:,} contacts / {settings['messages']:,} messages "
+        f"(seeded in {settings['seed_seconds']} s); one API process; mix "
+        + ", ".join(f"{route} {w}%" for route, w in settings["mix_percent"].items())
+        + ". Saturation: 16 clients in a closed loop; the others open loop.",
+        "",
+        *table(
+            [
+                "step",
+                "req/s",
+                "p50",
+                "p95",
+                "p99",
+                "max",
+                "errors",
+                "API CPU ms/req",
+                "CPU % api / pg / loadgen / other",
+                "p99 by route (ms)",
+            ],
+            rows,
+        ),
+    ]
+
+
+def followup_section(result: dict[str, Any]) -> list[str]:
+    r = result["results"]
+    return table(
+        [
+            "created",
+            "received",
+            "missing",
+            "lateness p50",
+            "p95",
+            "p99",
+            "max",
+            "sent_at - scheduled_for p50",
+            "p99",
+        ],
+        [
+            [
+                str(r["created"]),
+                str(r["received"]),
+                str(r["missing"]),
+                *(num(r["lateness_ms"][q]) for q in ("p50", "p95", "p99", "max")),
+                num(r["sent_at_minus_scheduled_for_ms"]["p50"]),
+                num(r["sent_at_minus_scheduled_for_ms"]["p99"]),
+            ]
+        ],
+    )
+
+
+def search_section(result: dict[str, Any]) -> list[str]:
+    summary = result.get("summary") or {}
+    return table(["measurement", "value"], [[k, str(v)] for k, v in summary.items()])
+
+
+SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "webhook-ack": webhook_section,
+    "pipeline": pipeline_section,
+    "crm-read": crm_section,
+    "search": search_section,
+    "followup-timers": followup_section,
+}
+
+
+def bottleneck(results: dict[str, dict[str, Any]]) -> list[str]:
+    pipeline = results.get("pipeline") or {}
+    found = pipeline.get("profile")
+    if not found:
+        return ["No profile in this run (`zapflow bench pipeline` records one with py-spy)."]
+    step = pipeline["results"]["inbox"].get(found["step"], {})
+    usage = step.get("cpu_percent") or {}
+    busiest = sorted(
+        ((v, k) for k, v in usage.items() if k not in ("machine_busy", "other")), reverse=True
+    )[:4]
+    lines = [
+        f"The slowest path is the pipeline (webhook → inbox → relay → Temporal → persist → "
+        f"SSE). CPU at {found['step']} (% of one core): "
+        + ", ".join(f"{k} {v:.0f}" for v, k in busiest)
+        + f", machine {num(usage.get('machine_busy'), 0)}. Profiled with "
+        f"`{found['tool']}` for {found['seconds']:g} s of that step.",
+        "",
+    ]
+    for process in ("worker", "api"):
+        summary = found.get(process) or {}
+        if not summary.get("samples"):
+            continue
+        lines += [
+            f"**{process}** ({summary['samples']:,} samples while on CPU)",
+            "",
+            *table(
+                ["on CPU (self)", "%"], [[f"`{n}`", str(p)] for n, p in summary["self_percent"][:8]]
+            ),
+            *table(
+                ["zapflow function on the stack (inclusive)", "%"],
+                [[f"`{n}`", str(p)] for n, p in summary["zapflow_inclusive_percent"][:8]],
+            ),
+        ]
+    return lines
+
+
+def environment(results: dict[str, dict[str, Any]], run_id: str) -> list[str]:
+    any_result = next(iter(results.values()))
+    m = any_result["machine"]
+    git = any_result["git"]
+    loads = [(name, r["load_average"]) for name, r in results.items()]
+    busy = [name for name, la in loads if la["start"][0] > BUSY_LOAD]
+    changes = git.get("uncommitted_changes") or []
+    lines = [
+        f"Run `{run_id}` · commit `{(git.get('commit') or '?')[:12]}`"
+        + (f" + uncommitted changes in {len(changes)} files" if changes else "")
+        + f" · {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB · Python {m['python']}",
+        "",
+        "Load average (1/5/15 min) at the start → end of each scenario: "
+        + "; ".join(f"{name} {la['start']} → {la['end']}" for name, la in loads),
+        "",
+    ]
+    if busy:
+        lines += [
+            f"> **The machine was shared during this run** (1-minute load above "
+            f"{BUSY_LOAD:g} at the start of {', '.join(busy)}): other work took CPU from "
+            "zapflow, so these numbers are pessimistic; see `other` in the CPU columns.",
+            "",
+        ]
+    stale = [name for name, r in results.items() if r.get("run_id") != run_id]
+    if stale:
+        lines += [f"> From earlier runs: {', '.join(stale)} (see their `started`).", ""]
+    return lines
+
+
+def write_report(results_dir: Path, report: Path, run_id: str) -> None:
+    results = load(results_dir)
+    if not results:
+        return
+    plots = write_plots(results, report.parent / "plots")
+    lines = [
+        "# zapflow benchmark report",
+        "",
+        "Generated by `zapflow bench` (`make bench`) from `bench/results/*.json`; targets from "
+        "DESIGN.md. Latencies count from each request's due time (open-loop load from a "
+        "separate process). Reproduce: `make bench`; compare two runs: "
+        "`zapflow bench compare A.json B.json`.",
+        "",
+        *environment(results, run_id),
+        "## Summary",
+        "",
+        *table(
+            ["what", "seed target", "zapflow goal", "measured", "met"],
+            [[w, s, g, m, mark(ok)] for w, s, g, m, ok in summary_rows(results)],
+        ),
+        "## Biggest bottleneck",
+        "",
+        *bottleneck(results),
+        "",
+    ]
+    for name, result in results.items():
+        lines += [
+            f"## {name}",
+            "",
+            f"`bench/results/{name}.json` · started {result['started']}, "
+            f"{result.get('wall_seconds', '?')} s",
+            "",
+        ]
+        if "results" not in result and "summary" not in result:
+            lines += [status_of(results, name), ""]
+            continue
+        lines += SECTIONS[name](result)
+        lines += [f"![{name}](plots/{png.name})" for png in plots.get(name, [])] + [""]
+    report.write_text("\n".join(lines))
+
+
+# --- plots -------------------------------------------------------------------------------------
+
+
+def write_plots(results: dict[str, dict[str, Any]], folder: Path) -> dict[str, list[Path]]:
+    """One PNG per scenario (per pipeline variant): latency percentiles, throughput and
+    backlog over time, the steps one after another."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    folder.mkdir(parents=True, exist_ok=True)
+    written: dict[str, list[Path]] = {}
+    for name, result in results.items():
+        series = result.get("series")
+        if not series:
+            continue
+        groups = series.items() if name == "pipeline" else [("", series)]
+        for variant, steps in groups:
+            path = folder / f"{name}{'-' + variant if variant else ''}.png"
+            plot(steps, f"{name} {variant}".strip(), path)
+            written.setdefault(name, []).append(path)
+    return written
+
+
+def plot(steps: dict[str, dict[str, Any]], title: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    has_backlog = any(s.get("backlog") for s in steps.values())
+    fig, axes = plt.subplots(
+        3 if has_backlog else 2, 1, figsize=(11, 9 if has_backlog else 6.5), sharex=True
+    )
+    offset = 0.0
+    for n, (name, s) in enumerate(steps.items()):
+        lat = s.get("latency", [])
+        for q, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
+            axes[0].plot(
+                [offset + w["t"] for w in lat],
+                [w[q] for w in lat],
+                style,
+                color=f"C{n}",
+                label=f"{name} {q}",
+            )
+        for key, style in (("sent", "--"), ("done", "-")):
+            points = s.get(key, [])
+            axes[1].plot(
+                [offset + p["t"] for p in points],
+                [p["per_s"] for p in points],
+                style,
+                color=f"C{n}",
+                label=f"{name} {key}",
+            )
+        if has_backlog:
+            backlog = s.get("backlog", [])
+            axes[2].plot(
+                [offset + b[0] for b in backlog],
+                [b[1] for b in backlog],
+                "-",
+                color=f"C{n}",
+                label=f"{name} inbox",
+            )
+            axes[2].plot(
+                [offset + b[0] for b in backlog],
+                [b[2] for b in backlog],
+                ":",
+                color=f"C{n}",
+                label=f"{name} Temporal",
+            )
+        ends = [w["t"] for w in lat] + [p["t"] for p in s.get("done", [])]
+        offset += max(ends, default=0.0) + 2
+    axes[0].set_ylabel("latency ms (log)")
+    axes[0].set_yscale("log")
+    axes[1].set_ylabel("per second")
+    if has_backlog:
+        axes[2].set_ylabel("backlog (messages)")
+    axes[-1].set_xlabel("seconds (steps one after another)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, ncol=4, loc="best")
+    axes[0].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

@@ -1,0 +1,550 @@
+"""The scenarios of ``zapflow bench``: each starts its own stack, runs the load generator and
+turns its raw samples into the numbers of ``bench/results/<scenario>.json``.
+
+Every latency counts from the moment the request was due (open loop). CPU is in % of one core
+(200 = both cores of a 2-core machine), by process group; ``other`` is somebody else's work.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from zapflow.bench import profile
+from zapflow.bench.crm import MIX, pick_targets
+from zapflow.bench.runner import Context, ScenarioFn
+from zapflow.bench.stack import BenchError, BenchStack, free_port
+from zapflow.bench.stats import counts_per_window, summarize, windows
+
+APP_SECRET = "bench-app-secret"
+CUSTOMERS = 1000
+DRAIN_TIMEOUT = 90.0
+RATE_LIMIT = 100_000_000  # per minute: the limiter still runs on every request, never refuses
+SEED = 42
+PROFILE_SECONDS = 20.0
+
+
+# --- set-up ------------------------------------------------------------------------------------
+
+
+def company(bench: BenchStack, name: str) -> tuple[str, str]:
+    """A new company: (company id, admin API key)."""
+    created = bench.run_cli("companies", "create", name)
+    return created["company_id"], created["api_key"]
+
+
+def cloud_instance(bench: BenchStack, api_key: str) -> tuple[str, str, str]:
+    """A Cloud API instance: (instance id, webhook path, phone_number_id)."""
+    phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**12)
+    response = httpx.post(
+        f"{bench.base_url}/api/v1/instances",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={
+            "name": "Bench",
+            "provider": "cloud",
+            "phone_number_id": phone_number_id,
+            "access_token": "bench-token",
+            "app_secret": APP_SECRET,
+        },
+        timeout=30,
+    )
+    if response.status_code != 201:
+        raise BenchError(f"creating the instance: {response.status_code} {response.text}")
+    body = response.json()
+    return body["id"], urlsplit(body["webhook_url"]).path, phone_number_id
+
+
+def webhook_plan(
+    bench: BenchStack,
+    api_key: str,
+    company_id: str,
+    url: str,
+    phone: str,
+    steps: list[tuple[float, float]],
+    *,
+    sse: bool,
+    customer_base: int,
+    customers: int = CUSTOMERS,
+) -> dict[str, Any]:
+    return {
+        "mode": "webhook",
+        "base_url": bench.base_url,
+        "api_key": api_key,
+        "webhook_url": url,
+        "app_secret": APP_SECRET,
+        "phone_number_id": phone,
+        "sse": sse,
+        "database_url": bench.database_url,
+        "company_id": company_id,
+        "drain_timeout": DRAIN_TIMEOUT,
+        "steps": [
+            {
+                "name": f"{rate:g}/s",
+                "rate": rate,
+                "duration": duration,
+                "customers": customers,
+                "customer_base": customer_base,
+            }
+            for rate, duration in steps
+        ],
+    }
+
+
+def running(bench: BenchStack, fn: Callable[[BenchStack], dict[str, Any]]) -> dict[str, Any]:
+    """``fn`` on a freshly started stack, stopped afterwards whatever happens."""
+    try:
+        bench.start_stack()
+        return fn(bench)
+    finally:
+        bench.stop()
+
+
+def memory(steps: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """The largest RSS of each zapflow process over the scenario's steps, in MiB."""
+    peaks: dict[str, float] = {}
+    for step in steps:
+        for group, mib in step.get("peak_rss_mib", {}).items():
+            if group in ("api", "worker", "direct"):
+                peaks[f"{group}_peak_rss_mib"] = max(peaks.get(f"{group}_peak_rss_mib", 0), mib)
+    return peaks
+
+
+# --- analysis ----------------------------------------------------------------------------------
+
+SCHEDULED, SENT, ACKED, STATUS, ERROR, SEEN, SEEN_COUNT = range(7)
+
+
+def ms(later: float, earlier: float) -> float:
+    return (later - earlier) * 1000
+
+
+def rate_over(times: list[float], since: float) -> float | None:
+    span = max(times, default=since) - since
+    return round(len(times) / span, 1) if span > 0 else None
+
+
+def deliveries(
+    step: dict[str, Any], usage: dict[str, Any], *, e2e: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A webhook step's numbers, and its series for the plots."""
+    rows = step["samples"]
+    ok = [r for r in rows if r[ERROR] is None]
+    result: dict[str, Any] = {
+        "rate": step["rate"],
+        "sent": len(rows),
+        "errors": len(rows) - len(ok),
+        "error_rate_percent": round(100 * (len(rows) - len(ok)) / max(1, len(rows)), 3),
+        "error_samples": dict(Counter(r[ERROR] for r in rows if r[ERROR]).most_common(3)),
+        "achieved_rate": rate_over([r[SENT] for r in rows], 0.0),
+        "ack_ms": summarize(ms(r[ACKED], r[SCHEDULED]) for r in ok),
+        "send_lag_ms": summarize(ms(r[SENT], r[SCHEDULED]) for r in rows),
+    }
+    latency = [(r[SCHEDULED], ms(r[ACKED], r[SCHEDULED])) for r in ok]
+    done = [r[ACKED] for r in ok]
+    if e2e:
+        seen = [r for r in ok if r[SEEN] is not None]
+        backlog = step["backlog"]
+        result.update(
+            {
+                "e2e_ms": summarize(ms(r[SEEN], r[SCHEDULED]) for r in seen),
+                "lost": len(ok) - len(seen),
+                "duplicates": step["duplicates"],
+                "delivered_rate": rate_over([r[SEEN] for r in seen], 0.0),
+                "drain_s": step["drain_s"],
+                "max_inbox_backlog": max((b[1] for b in backlog), default=None),
+                "max_temporal_backlog": max((b[2] for b in backlog), default=None),
+                "max_backlog": max((b[1] + b[2] for b in backlog), default=None),
+            }
+        )
+        latency = [(r[SCHEDULED], ms(r[SEEN], r[SCHEDULED])) for r in seen]
+        done = [r[SEEN] for r in seen]
+    result.update(usage)
+    series = {
+        "latency": windows(latency),
+        "sent": counts_per_window(r[SENT] for r in rows),
+        "done": counts_per_window(done),
+        "backlog": step.get("backlog", []),
+    }
+    return result, series
+
+
+def analyse_steps(
+    raw: dict[str, Any], usage: dict[str, Any], *, e2e: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Each webhook step's numbers and series, by step name."""
+    results, series = {}, {}
+    for step in raw["steps"]:
+        name = step["name"]
+        results[name], series[name] = deliveries(step, usage.get(name, {}), e2e=e2e)
+    return results, series
+
+
+# --- webhook-ack -------------------------------------------------------------------------------
+
+
+def webhook_ack(ctx: Context) -> dict[str, Any]:
+    """Signed Cloud deliveries at each rate; the API alone (no worker): the acknowledgement
+    path, with the inbox filling up as it would while the worker is behind."""
+    steps = ctx.options.steps([100, 250, 500, 1000], 30)
+
+    def scenario(bench: BenchStack) -> dict[str, Any]:
+        company_id, key = company(bench, "Bench webhook-ack")
+        bench.start_api()
+        _, path, phone = cloud_instance(bench, key)
+        plan = webhook_plan(
+            bench,
+            key,
+            company_id,
+            bench.base_url + path,
+            phone,
+            steps,
+            sse=False,
+            customer_base=5511970000000,
+        )
+        raw, usage = ctx.load(bench, plan, "webhook-ack")
+        bench.check_processes()
+        results, series = analyse_steps(raw, usage, e2e=False)
+        return {
+            "settings": {
+                "steps": steps,
+                "customers": CUSTOMERS,
+                "processes": "api only",
+                "request": "POST /webhooks/cloud/{token}, one signed text each",
+            },
+            "results": results,
+            "memory": memory(results.values()),
+            "series": series,
+            "api_log_lines": bench.log_lines("api"),
+        }
+
+    return running(BenchStack(), scenario)
+
+
+# --- pipeline ----------------------------------------------------------------------------------
+
+
+class Profiler:
+    """py-spy on the API and the worker while the step ``at`` runs."""
+
+    def __init__(self, bench: BenchStack, at: str, seconds: float, folder: Path) -> None:
+        self.bench, self.at, self.seconds, self.folder = bench, at, seconds, folder
+        self.running: dict[str, Any] = {}
+
+    def on_step(self, step: str) -> None:
+        if step != self.at:
+            return
+        for name in ("worker", "api"):
+            child = self.bench.children[name].process
+            if child is not None:
+                out = self.folder / f"{name}.txt"
+                self.running[name] = (profile.start(child.pid, self.seconds, out), out)
+
+    def summary(self) -> dict[str, Any] | None:
+        if not self.running:
+            return None
+        found = {name: profile.finish(p, out) for name, (p, out) in self.running.items()}
+        return {
+            "step": self.at,
+            "seconds": self.seconds,
+            "tool": f"py-spy record --nonblocking --rate {profile.SAMPLE_RATE}",
+            **found,
+        }
+
+
+def pipeline_variant(
+    ctx: Context,
+    bench: BenchStack,
+    variant: str,
+    steps: list[tuple[float, float]],
+    profiler: Profiler | None,
+) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """One variant's steps: (results by step, series by step, SSE reconnects)."""
+    company_id, key = company(bench, f"Bench pipeline {variant}")
+    instance_id, path, phone = cloud_instance(bench, key)
+    url = bench.base_url + path
+    if variant == "direct":
+        port = free_port()
+        argv = [
+            sys.executable,
+            "-m",
+            "zapflow.bench.direct",
+            str(port),
+            company_id,
+            instance_id,
+            APP_SECRET,
+        ]
+        bench.start("direct", argv, ready_url=f"http://127.0.0.1:{port}/readyz")
+        url = f"http://127.0.0.1:{port}{path}"
+    base = 5511960000000 if variant == "inbox" else 5511950000000
+    plan = webhook_plan(bench, key, company_id, url, phone, steps, sse=True, customer_base=base)
+    raw, usage = ctx.load(
+        bench, plan, f"pipeline {variant}", profiler.on_step if profiler else None
+    )
+    bench.check_processes()
+    results, series = analyse_steps(raw, usage, e2e=True)
+    return results, series, raw["sse_reconnects"]
+
+
+def pipeline(ctx: Context) -> dict[str, Any]:
+    """Inbound traffic over 1,000 conversations, webhook → SSE ``message.created``; then the
+    same against the bench-only webhook that signals Temporal directly (no inbox)."""
+    steps = ctx.options.steps([20, 50, 80, 120], 30)
+    profile_at = "80/s" if any(rate == 80 for rate, _ in steps) else f"{steps[-1][0]:g}/s"
+
+    def scenario(bench: BenchStack) -> dict[str, Any]:
+        bench.start("worker")
+        bench.start_api()
+        with tempfile.TemporaryDirectory(prefix="zapflow-profile-") as folder:
+            seconds = min(PROFILE_SECONDS, max(rate_steps[1] for rate_steps in steps))
+            profiler = (
+                Profiler(bench, profile_at, seconds, Path(folder)) if ctx.options.profile else None
+            )
+            inbox, inbox_series, inbox_sse = pipeline_variant(ctx, bench, "inbox", steps, profiler)
+            found = profiler.summary() if profiler else None
+        direct, direct_series, direct_sse = pipeline_variant(ctx, bench, "direct", steps, None)
+        return {
+            "settings": {
+                "steps": steps,
+                "customers": CUSTOMERS,
+                "drain_timeout_s": DRAIN_TIMEOUT,
+                "processes": "api + worker (+ the bench-only direct webhook)",
+            },
+            "results": {"inbox": inbox, "direct": direct},
+            "memory": memory([*inbox.values(), *direct.values()]),
+            "series": {"inbox": inbox_series, "direct": direct_series},
+            "sse_reconnects": {"inbox": inbox_sse, "direct": direct_sse},
+            "profile": found,
+            "log_lines": {name: bench.log_lines(name) for name in ("api", "worker", "direct")},
+        }
+
+    return running(BenchStack(), scenario)
+
+
+# --- crm-read ----------------------------------------------------------------------------------
+
+
+def requests(step: dict[str, Any], usage: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    """An HTTP step's numbers (records: route, due, ms, status, error)."""
+    records = step["records"]
+    errors = [r for r in records if r[4]]
+    result: dict[str, Any] = {
+        "requests": len(records),
+        "errors": len(errors),
+        "error_samples": dict(Counter(r[4] for r in errors).most_common(3)),
+        "rps": round((len(records) - len(errors)) / elapsed, 1),
+        "latency_ms": summarize(r[2] for r in records if not r[4]),
+        "routes": {
+            route: summarize(r[2] for r in records if r[0] == route and not r[4])
+            for _, route in MIX
+        },
+        **usage,
+    }
+    api_cpu = usage.get("cpu_percent", {}).get("api")
+    if api_cpu is not None and records:
+        result["api_cpu_ms_per_request"] = round(api_cpu * 10 * elapsed / len(records), 2)
+    return result
+
+
+def crm_read(ctx: Context) -> dict[str, Any]:
+    """The CRM read mix on seed-demo data: closed-loop saturation, then open loop at rates."""
+    o = ctx.options
+    duration = o.duration or 20
+    rates = o.rates or [500, 1000]
+    steps: list[dict[str, Any]] = [
+        {"name": "saturation", "concurrency": 16, "warmup": 3, "duration": duration}
+    ]
+    steps += [{"name": f"{rate:g}/s", "rate": rate, "duration": duration} for rate in rates]
+
+    def scenario(bench: BenchStack) -> dict[str, Any]:
+        t = time.monotonic()
+        seeded = bench.run_cli(
+            "seed-demo",
+            "--contacts",
+            str(o.contacts),
+            "--messages",
+            str(o.messages),
+            "--seed",
+            str(SEED),
+            timeout=3600,
+        )
+        seed_s = round(time.monotonic() - t, 1)
+        bench.start(
+            "api",
+            ready_url=f"{bench.base_url}/readyz",
+            env={"ZAPFLOW_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT)},
+        )
+        targets = pick_targets(bench, seeded["api_key"], seeded["company_id"], SEED)
+        plan = {
+            "mode": "http",
+            "base_url": bench.base_url,
+            "api_key": seeded["api_key"],
+            "targets": targets.__dict__,
+            "seed": SEED,
+            "steps": steps,
+        }
+        raw, usage = ctx.load(bench, plan, "crm-read")
+        bench.check_processes()
+        results = {s["name"]: requests(s, usage.get(s["name"], {}), duration) for s in raw["steps"]}
+        series = {
+            s["name"]: {
+                "latency": windows((r[1], r[2]) for r in s["records"] if not r[4]),
+                "done": counts_per_window(r[1] + r[2] / 1000 for r in s["records"]),
+            }
+            for s in raw["steps"]
+        }
+        return {
+            "settings": {
+                "contacts": o.contacts,
+                "messages": o.messages,
+                "seed_seconds": seed_s,
+                "steps": steps,
+                "mix_percent": {route: w for w, route in MIX},
+                "targets": targets.public(),
+                "rate_limit_per_minute": RATE_LIMIT,
+                "processes": "api only (nothing is written)",
+            },
+            "results": results,
+            "memory": memory(results.values()),
+            "series": series,
+            "api_log_lines": bench.log_lines("api"),
+        }
+
+    return running(BenchStack(), scenario)
+
+
+# --- follow-up timers --------------------------------------------------------------------------
+
+FOLLOWUPS = 1000
+FOLLOWUP_CONVERSATIONS = 200
+FOLLOWUP_LEAD_S = 30.0  # time to create them all before the first is due
+FOLLOWUP_WAIT_S = 60.0  # after the last is due, before an unsent one counts as missing
+
+
+def followups_available() -> bool:
+    return importlib.util.find_spec("zapflow.api.routes.followups") is not None
+
+
+def followup_timers(ctx: Context) -> dict[str, Any]:
+    """1,000 follow-ups due within the same minute over 200 conversations; lateness = when the
+    provider received the message - when it was due."""
+    if not followups_available():
+        return {"status": "not available", "reason": "no follow-up route (issue 5) in this tree"}
+    spread = min(60.0, ctx.options.duration or 60.0)
+    receiver_port = free_port()
+    provider = f"http://127.0.0.1:{receiver_port}/v21.0"
+
+    def scenario(bench: BenchStack) -> dict[str, Any]:
+        company_id, key = company(bench, "Bench follow-ups")
+        bench.start("worker", env={"ZAPFLOW_CLOUD_API_BASE_URL": provider})
+        bench.start_api()
+        _, path, phone = cloud_instance(bench, key)
+        steps = [(50.0, FOLLOWUP_CONVERSATIONS / 50.0)]
+        plan = webhook_plan(
+            bench,
+            key,
+            company_id,
+            bench.base_url + path,
+            phone,
+            steps,
+            sse=True,
+            customer_base=5511940000000,
+            customers=FOLLOWUP_CONVERSATIONS,
+        )
+        ctx.load(bench, plan, "follow-ups: conversations")
+        ids = bench.psql(f"SELECT id FROM conversations WHERE company_id = '{company_id}'").split()
+        first_due = datetime.now(UTC) + timedelta(seconds=FOLLOWUP_LEAD_S)
+        due = [first_due + timedelta(seconds=spread * i / FOLLOWUPS) for i in range(FOLLOWUPS)]
+        wanted = [
+            {
+                "conversation_id": ids[i % len(ids)],
+                "at": at.isoformat(),
+                "text": f"bench follow-up {i:04d}",
+            }
+            for i, at in enumerate(due)
+        ]
+        plan = {
+            "mode": "followups",
+            "base_url": bench.base_url,
+            "api_key": key,
+            "receiver_port": receiver_port,
+            "followups": wanted,
+            "wait_until": due[-1].timestamp() + FOLLOWUP_WAIT_S,
+        }
+        raw, usage = ctx.load(bench, plan, "follow-ups")
+        bench.check_processes()
+        return followup_result(bench, company_id, wanted, raw, usage.get("followups", {}), spread)
+
+    return running(BenchStack(), scenario)
+
+
+def followup_result(
+    bench: BenchStack,
+    company_id: str,
+    wanted: list[dict[str, Any]],
+    raw: dict[str, Any],
+    usage: dict[str, Any],
+    spread: float,
+) -> dict[str, Any]:
+    due = {w["text"]: datetime.fromisoformat(w["at"]).timestamp() for w in wanted}
+    created_ok = [text for text, status, _ in raw["created"] if status in (200, 201)]
+    received = raw["received"]
+    lateness = [(due[t], ms(received[t], due[t])) for t in created_ok if t in received]
+    stored = bench.psql(
+        "SELECT extract(epoch FROM sent_at - scheduled_for) * 1000 FROM followup_queue "
+        f"WHERE company_id = '{company_id}' AND sent_at IS NOT NULL"
+    ).split()
+    first = min(due.values())
+    return {
+        "settings": {
+            "followups": FOLLOWUPS,
+            "conversations": FOLLOWUP_CONVERSATIONS,
+            "due_within_s": spread,
+            "lead_s": FOLLOWUP_LEAD_S,
+            "processes": "api + worker; the Cloud API played by the load generator",
+        },
+        "results": {
+            "created": len(created_ok),
+            "create_errors": dict(
+                Counter(f"{s}" for _, s, _ in raw["created"] if s not in (200, 201)).most_common(3)
+            ),
+            "received": len(lateness),
+            "missing": len(created_ok) - len(lateness),
+            "lateness_ms": summarize(v for _, v in lateness),
+            "sent_at_minus_scheduled_for_ms": summarize(float(v) for v in stored),
+            **usage,
+        },
+        "series": {"lateness": {"latency": windows((t - first, v) for t, v in lateness)}},
+    }
+
+
+# --- search ------------------------------------------------------------------------------------
+
+SEARCH_SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "embeddings_search.py"
+
+
+def search(ctx: Context) -> dict[str, Any]:
+    """bench/embeddings_search.py (embedding throughput, search latency, recall@10), when it
+    exists: its own JSON is kept as the results."""
+    if not SEARCH_SCRIPT.exists():
+        return {"status": "not available", "reason": f"{SEARCH_SCRIPT.name} not in this tree"}
+    raise BenchError("search: not wired yet")
+
+
+SCENARIOS: dict[str, ScenarioFn] = {
+    "webhook-ack": webhook_ack,
+    "pipeline": pipeline,
+    "crm-read": crm_read,
+    "search": search,
+    "followup-timers": followup_timers,
+}

@@ -1,0 +1,284 @@
+"""A fresh embedded stack for one scenario, zapflow's processes on it, and their resource use.
+
+``BenchStack`` starts the embedded Postgres, Redis and headless Temporal (durable settings, as
+``zapflow dev``) in a temporary folder on free ports, migrates, and runs zapflow's processes
+(``zapflow api``, ``zapflow worker``, ...) as subprocesses with ``ZAPFLOW_LOG_LEVEL=WARNING`` and
+their logs in the folder. ``stop()`` ends all of it, also after errors, Ctrl-C or SIGTERM.
+``ResourceWatch`` samples their CPU and peak RSS (psutil) over a measurement window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+import psutil
+
+from zapflow.devstack import EmbeddedStack, ManagedProcess, StackConfig, free_port
+from zapflow.migrate import upgrade
+
+READY_TIMEOUT = 90.0
+SAMPLE_EVERY = 0.25
+MIB = 2**20
+
+
+class BenchError(RuntimeError):
+    """The benchmark could not run; the message says why."""
+
+
+def free_ports(n: int) -> list[int]:
+    ports: list[int] = []
+    while len(ports) < n:
+        port = free_port()
+        if port not in ports:
+            ports.append(port)
+    return ports
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def install_signal_handlers() -> None:
+    """Ctrl-C and SIGTERM raise KeyboardInterrupt, so ``finally`` blocks stop what was started."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
+    signal.signal(signal.SIGTERM, _terminate)
+
+
+def zapflow_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "zapflow.cli", *args]
+
+
+class BenchStack:
+    """The embedded services in a temporary folder, and named processes pointed at them."""
+
+    def __init__(self, extra_env: Mapping[str, str] | None = None) -> None:
+        self.data_dir = Path(tempfile.mkdtemp(prefix="zapflow-bench-"))
+        pg_port, redis_port, temporal_port, api_port = free_ports(4)
+        self.stack = EmbeddedStack(
+            StackConfig(
+                data_dir=self.data_dir,
+                postgres_port=pg_port,
+                redis_port=redis_port,
+                temporal_port=temporal_port,
+                temporal_ui_port=None,
+                durable=True,
+            )
+        )
+        self.api_port = api_port
+        self.base_url = f"http://127.0.0.1:{api_port}"
+        self.env = {
+            **os.environ,
+            **self.stack.settings_env(),
+            "ZAPFLOW_API_PORT": str(api_port),
+            "ZAPFLOW_LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
+        }
+        self.children: dict[str, ManagedProcess] = {}
+
+    @property
+    def database_url(self) -> str:
+        return self.stack.database_url
+
+    def start_stack(self) -> None:
+        """The embedded services, then the migrations."""
+        self.stack.start()
+        upgrade(self.stack.database_url)
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str] | None = None,
+        ready_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> psutil.Process:
+        """Start ``zapflow <name>`` (or ``argv``), optionally waiting until ``ready_url`` is 200."""
+        child = ManagedProcess(
+            name,
+            list(argv or zapflow_command(name)),
+            self.stack.logs_dir / f"{name}.log",
+            env={**self.env, **(env or {})},
+        )
+        self.children[name] = child
+        process = child.start()  # in the main thread: the parent-death signal is tied to it
+        if ready_url:
+            self.wait_ready(ready_url)
+        return psutil.Process(process.pid)
+
+    def start_api(self) -> psutil.Process:
+        return self.start("api", ready_url=f"{self.base_url}/readyz")
+
+    def wait_ready(self, url: str) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        last: object = None
+        while time.monotonic() < deadline:
+            self.check_processes()
+            try:
+                response = httpx.get(url, timeout=2)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.25)
+        raise BenchError(f"{url} not ready after {READY_TIMEOUT:.0f} s: {last}")
+
+    def check_processes(self) -> None:
+        for child in self.children.values():
+            if child.process is not None and child.process.poll() is not None:
+                raise BenchError(
+                    f"`{child.name}` exited with code {child.process.returncode}:\n"
+                    + tail(child.log_path or Path())
+                )
+
+    def run_cli(self, *args: str, timeout: float = 120) -> Any:
+        """``zapflow <args> --json`` against this stack; its JSON answer (last stdout line)."""
+        done = subprocess.run(
+            zapflow_command(*args, "--json"),
+            env=self.env,
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise BenchError(f"`zapflow {' '.join(args)}` failed with code {done.returncode}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    def psql(self, sql: str) -> str:
+        """Run SQL on zapflow's database; ``-tA`` output (rows by line, columns by ``|``)."""
+        return self.stack.psql(sql, database=self.stack.config.database)
+
+    def processes(self) -> dict[str, list[psutil.Process]]:
+        """Process groups whose resources a scenario reports."""
+        groups = {
+            name: [psutil.Process(c.process.pid)]
+            for name, c in self.children.items()
+            if c.process is not None
+        }
+        for name, managed in (
+            ("postgres", self.stack.postgres),
+            ("redis", self.stack.redis),
+            ("temporal", self.stack.temporal),
+        ):
+            if managed.process is not None:
+                groups[name] = [psutil.Process(managed.process.pid)]
+        return groups
+
+    def log_lines(self, name: str) -> int:
+        """Lines a process logged at WARNING or above (slow requests, errors): 0 is the norm."""
+        try:
+            with (self.stack.logs_dir / f"{name}.log").open(errors="replace") as log:
+                return sum(1 for _ in log)
+        except OSError:
+            return 0
+
+    def stop(self, *, keep: bool = False) -> None:
+        for child in reversed(list(self.children.values())):
+            child.stop()
+        self.stack.stop()
+        if keep:
+            print(f"data and logs kept in {self.data_dir}", file=sys.stderr)
+        else:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+
+def _cpu_seconds(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
+
+
+def _machine_busy() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+class ResourceWatch:
+    """CPU (% of one core: 200 is two cores busy) of each process group and of the machine over
+    a window, and the peak RSS of each group's main process, sampled in a background thread."""
+
+    def __init__(self, groups: dict[str, list[psutil.Process]]) -> None:
+        self.groups = groups
+        self._peaks: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_forever, daemon=True)
+        self._start_cpu: dict[str, float] = {}
+        self._start_busy = 0.0
+        self._started = 0.0
+
+    def __enter__(self) -> ResourceWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _members(self, group: str) -> list[psutil.Process]:
+        members = list(self.groups[group])
+        for process in self.groups[group]:
+            with contextlib.suppress(psutil.Error):  # Postgres backends come and go
+                members += process.children(recursive=True)
+        return members
+
+    def _cpu(self) -> dict[str, float]:
+        found: dict[str, float] = {}
+        for group in self.groups:
+            found[group] = 0.0
+            for process in self._members(group):
+                with contextlib.suppress(psutil.Error):
+                    found[group] += _cpu_seconds(process)
+        return found
+
+    def _sample_forever(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY):
+            self.sample()
+
+    def sample(self) -> None:
+        for group, processes in list(self.groups.items()):
+            with contextlib.suppress(psutil.Error):
+                rss = processes[0].memory_info().rss
+                with self._lock:
+                    self._peaks[group] = max(self._peaks.get(group, 0), rss)
+
+    def start(self) -> None:
+        """Begin a window: CPU counters now, peaks reset."""
+        with self._lock:
+            self._peaks = {}
+        self.sample()
+        self._start_cpu = self._cpu()
+        self._start_busy = _machine_busy()
+        self._started = time.perf_counter()
+
+    def stop(self) -> dict[str, Any]:
+        """The window's CPU use and peak RSS in MiB, by group."""
+        self.sample()
+        wall = max(time.perf_counter() - self._started, 1e-9)
+        end = self._cpu()
+        cpu = {g: round(100 * (end[g] - self._start_cpu.get(g, 0.0)) / wall, 1) for g in end}
+        busy = round(100 * (_machine_busy() - self._start_busy) / wall, 1)
+        cpu["machine_busy"] = busy
+        cpu["other"] = round(max(0.0, busy - sum(v for g, v in cpu.items() if g in end)), 1)
+        with self._lock:
+            peaks = {g: round(rss / MIB, 1) for g, rss in self._peaks.items()}
+        return {"cpu_percent": cpu, "peak_rss_mib": peaks}
