@@ -7,10 +7,11 @@ import time
 import uuid
 from typing import Any
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
+from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.browser import PHONE, screenshot, sign_in
+from tests.fixtures.browser import DESKTOP, PHONE, screenshot, sign_in
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -21,6 +22,7 @@ from tests.fixtures.traffic import (
     post_cloud,
     start_conversation,
 )
+from zapflow.db import SessionFactory, transaction
 
 
 async def customer_says(
@@ -64,3 +66,256 @@ async def test_a_webhook_shows_up_in_the_list_and_the_open_thread_live(
     await expect(thread).to_contain_text("Vocês entregam hoje?")
     await expect(row).to_contain_text("Vocês entregam hoje?")
     await screenshot(page, "thread")
+
+
+async def message_rows(tenant: Tenant, conversation_id: str) -> list[dict[str, Any]]:
+    response = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
+    return list(response.json()["data"])
+
+
+async def test_a_reply_goes_out_through_the_provider_pausing_the_bot_and_its_ticks_update(
+    page: Page, tenant: Tenant, worker: None, provider_server: ProviderServer
+):
+    wa_id = "5511922220002"
+    instance, conversation_id = await start_conversation(tenant, wa_id)
+    await sign_in(page, tenant.api_key, f"/app/#/inbox/{conversation_id}")
+    head = page.locator(".thread-head")
+    await expect(head.locator("[data-bot]")).to_have_attribute("data-bot", "active")
+
+    composer = page.get_by_label("Message", exact=True)
+    await composer.fill("Bom dia!")
+    await composer.press("Shift+Enter")
+    await composer.type("Posso ajudar?")
+    assert await composer.input_value() == "Bom dia!\nPosso ajudar?"
+    await composer.press("Enter")
+    await expect(composer).to_have_value("")
+
+    [request] = await provider_server.wait_for_requests(1)
+    assert request.json["text"]["body"] == "Bom dia!\nPosso ajudar?"
+    # sending took the conversation over from the bot, visibly
+    await expect(head.locator("[data-bot]")).to_have_attribute("data-bot", "paused")
+    assert (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()["is_paused"]
+
+    bubble = page.locator(".msg.out", has_text="Posso ajudar?")
+    await expect(bubble.locator(".ticks")).to_have_attribute("data-status", "sent")
+    rows = await eventually(
+        lambda: message_rows(tenant, conversation_id),
+        lambda found: bool(found[0]["message_key_id"]),
+    )
+    key = rows[0]["message_key_id"]
+    for status in ("delivered", "read"):
+        receipt = cloud_statuses(
+            instance["phone_number_id"], (key, status, wa_id, int(time.time()))
+        )
+        assert (
+            await post_cloud(tenant.client, instance["webhook_url"], receipt)
+        ).status_code == 200
+        await expect(bubble.locator(".ticks")).to_have_attribute("data-status", status)
+
+    await head.get_by_role("button", name="Resume bot").click()
+    await expect(head.locator("[data-bot]")).to_have_attribute("data-bot", "active")
+    resumed = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
+    assert resumed["is_paused"] is False
+    await head.get_by_role("button", name="Pause bot").click()
+    await expect(head.locator("[data-bot]")).to_have_attribute("data-bot", "paused")
+
+
+async def test_a_send_the_provider_refuses_shows_its_reason_and_a_retry(
+    page: Page, tenant: Tenant, worker: None, provider_server: ProviderServer
+):
+    _, conversation_id = await start_conversation(tenant, "5511933330003")
+    await sign_in(page, tenant.api_key, f"/app/#/inbox/{conversation_id}")
+    provider_server.fail_next(1, status=400)
+    composer = page.get_by_label("Message", exact=True)
+    await composer.fill("Segue o orçamento")
+    await composer.press("Enter")
+
+    bubble = page.locator(".msg.out", has_text="Segue o orçamento")
+    await expect(bubble.locator(".ticks")).to_have_attribute("data-status", "failed")
+    await expect(bubble.locator(".failure")).to_contain_text("Not sent:")
+    await bubble.get_by_role("button", name="Retry").click()
+    await expect(page.locator(".msg.out .ticks[data-status=sent]")).to_have_count(1)
+    assert len(provider_server.requests) == 2
+
+
+async def make_board(tenant: Tenant) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    stages = [{"name": "New", "color": "#64748b"}, {"name": "Proposal", "color": "#f59e0b"},
+              {"name": "Closing", "color": "#22c55e"}]  # fmt: skip
+    funnel = await tenant.client.post("/api/v1/funnels", json={"name": "Sales", "stages": stages})
+    assert funnel.status_code == 201, funnel.text
+    deals = []
+    for name, title, value in (("Ana", "Kit festa", "1500.00"), ("Bruno", "Buffet", "820.50"),
+                               ("Carla", "Decoração", "300.00")):  # fmt: skip
+        contact = await tenant.client.post(
+            "/api/v1/contacts",
+            json={"name": name, "phone_number": f"+55119{uuid.uuid4().int % 10**8:08d}"},
+        )
+        assert contact.status_code == 201, contact.text
+        body = {"title": title, "value": value, "funnel_id": funnel.json()["id"],
+                "contact_id": contact.json()["id"]}  # fmt: skip
+        deal = await tenant.client.post("/api/v1/deals", json=body)
+        assert deal.status_code == 201, deal.text
+        deals.append(deal.json())
+    return funnel.json(), deals
+
+
+async def test_a_deal_moves_between_stages_on_the_board(page: Page, tenant: Tenant):
+    funnel, deals = await make_board(tenant)
+    new, proposal, closing = (stage["id"] for stage in funnel["stages"])
+    await sign_in(page, tenant.api_key, "/app/#/board")
+    column = {stage: page.locator(f'.column[data-stage="{stage}"]') for stage in (new, proposal)}
+    await expect(column[new].locator(".count")).to_have_text("3")
+    await expect(column[new].locator(".total")).to_contain_text("2,620.50")
+
+    card = column[new].locator(".deal-card", has_text="Kit festa")
+    await card.drag_to(column[proposal].locator(".cards"))
+    await expect(column[proposal].locator(".deal-card", has_text="Kit festa")).to_be_visible()
+    await expect(column[proposal].locator(".total")).to_contain_text("1,500.00")
+    await expect(column[new].locator(".count")).to_have_text("2")
+    moved = (await tenant.client.get(f"/api/v1/deals/{deals[0]['id']}")).json()
+    assert moved["stage_id"] == proposal
+
+    # without a mouse: each card's stage menu
+    await column[new].get_by_label("Move Buffet to").select_option(label="Closing")
+    await expect(page.locator(f'.column[data-stage="{closing}"] .deal-card strong')).to_have_text(
+        ["Buffet"]
+    )
+    await screenshot(page, "board")
+    await screenshot(page, "board", PHONE)
+
+
+async def test_the_live_stream_reconnects_by_itself_and_catches_up(
+    page: Page, tenant: Tenant, worker: None
+):
+    instance, conversation_id = await start_conversation(tenant, "5511944440004")
+    await sign_in(page, tenant.api_key, f"/app/#/inbox/{conversation_id}")
+    status = page.locator(".live-status")
+    await customer_says(tenant, instance, "5511944440004", "primeira")
+    await expect(page.locator(".messages")).to_contain_text("primeira")
+
+    await page.context.set_offline(True)
+    await expect(status).to_have_attribute("data-state", "reconnecting")
+    await expect(status).to_have_text("Reconnecting…")
+    await customer_says(tenant, instance, "5511944440004", "enquanto offline")
+    await page.context.set_offline(False)
+    await expect(status).to_have_attribute("data-state", "live")
+    # replayed from Last-Event-ID: in the thread and the list, with no reload
+    await expect(page.locator(".messages")).to_contain_text("enquanto offline")
+    await expect(page.locator("a.conv")).to_contain_text("enquanto offline")
+
+
+HISTORY = 10_000
+INSERT_HISTORY = """
+INSERT INTO messages (id, company_id, conversation_id, instance_id, message_key_id, direction,
+                      from_me, type, body, payload, provider_timestamp, status, sent_by, created_at)
+SELECT gen_random_uuid(), c.company_id, c.id, c.instance_id, 'hist.' || i, 'inbound', false,
+       'text', 'message ' || lpad(i::text, 5, '0'), '{}'::jsonb, t, 'received', 'customer', t
+FROM conversations c, generate_series(1, :n) AS i,
+     LATERAL (SELECT now() - interval '1 day' + i * interval '1 second' AS t) AS ts
+WHERE c.id = :conversation_id
+"""
+# Scrolls the thread to its first message (paging up), then from top to bottom a frame at a time;
+# returns the most rows ever in the DOM and the frame times seen while scrolling.
+SCROLL_THROUGH = """async (first) => {
+  const s = document.querySelector('.messages');
+  const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+  const frame = () => new Promise((r) => requestAnimationFrame(r));
+  let most = 0;
+  const started = performance.now();
+  while (!s.textContent.includes(first) && performance.now() - started < 60000) {
+    s.scrollTop = 0;
+    most = Math.max(most, s.querySelectorAll('.vlist-row').length);
+    await pause(20);
+  }
+  const pagedUp = performance.now() - started;
+  const frames = [];
+  let last = await frame().then(() => performance.now());
+  while (s.scrollTop + s.clientHeight < s.scrollHeight - 1) {
+    s.scrollTop += 1500;
+    await frame();
+    const now = performance.now();
+    frames.push(now - last);
+    last = now;
+    most = Math.max(most, s.querySelectorAll('.vlist-row').length);
+  }
+  frames.sort((a, b) => a - b);
+  const pct = (p) => frames[Math.min(frames.length - 1, Math.floor(p * frames.length))];
+  return { most, pagedUp, frames: frames.length, p50: pct(0.5), p95: pct(0.95), max: pct(1) };
+}"""
+
+
+async def test_a_thread_of_ten_thousand_messages_renders_only_what_is_visible(
+    page: Page, tenant: Tenant, worker: None, sessions: SessionFactory
+):
+    _, conversation_id = await start_conversation(tenant, "5511955550005")
+    async with transaction(sessions) as session:
+        await session.execute(
+            text(INSERT_HISTORY), {"n": HISTORY, "conversation_id": conversation_id}
+        )
+    await sign_in(page, tenant.api_key, f"/app/#/inbox/{conversation_id}")
+    await expect(page.locator(".messages")).to_contain_text("message 10000")
+
+    seen = await page.evaluate(SCROLL_THROUGH, "message 00001")
+    assert seen["pagedUp"] < 60000, "the first message never appeared while paging up"
+    assert seen["most"] < 100, seen
+    await expect(page.locator(".messages")).to_contain_text("oi")  # the newest, at the bottom
+    print(f"\n10,000-message thread: {seen}")
+
+
+# What the first visit downloads (compressed bytes of JS and CSS) and when the list was painted.
+LOAD_FIGURES = """() => {
+  const assets = performance.getEntriesByType('resource')
+    .filter((e) => /\\.(js|css)$/.test(e.name));
+  const [painted] = performance.getEntriesByName('zapflow:list-painted');
+  const [page] = performance.getEntriesByType('navigation');
+  return {
+    documentMs: page.responseEnd,
+    files: assets.length,
+    compressed: assets.reduce((sum, e) => sum + e.encodedBodySize, 0),
+    uncompressed: assets.reduce((sum, e) => sum + e.decodedBodySize, 0),
+    listPaintedMs: painted.startTime,
+    afterDocumentMs: painted.startTime - page.responseEnd,
+  };
+}"""
+
+
+async def test_inbox_first_load_in_english_and_portuguese_on_desktop_and_phone(
+    browser: Browser, api_url: str, tenant: Tenant, worker: None
+):
+    instance = await create_cloud_instance(tenant)
+    for n, (name, said) in enumerate((("Ana Souza", "Oi! Qual o preço do kit?"),
+                                      ("Bruno Lima", "Vocês entregam em Campinas?"),
+                                      ("Carla Dias", "Obrigada, chegou certinho 😊"))):  # fmt: skip
+        await customer_says(tenant, instance, f"55119666600{n:02d}", said, name=name)
+    await eventually(
+        lambda: tenant.client.get("/api/v1/conversations"), lambda r: len(r.json()["data"]) == 3
+    )
+    context = await browser.new_context(base_url=api_url, viewport=DESKTOP, locale="pt-BR")
+    # signed in already (as after the sign-in form): the first visit starts from a cold cache
+    await context.add_init_script(f"sessionStorage.setItem('zapflow.apiKey', '{tenant.api_key}')")
+    page = await context.new_page()
+    try:
+        await page.goto("/app/")
+        await expect(page.locator("a.conv")).to_have_count(3)
+        await expect(page.get_by_role("link", name="Conversas")).to_be_visible()  # pt-BR browser
+        await page.wait_for_function("performance.getEntriesByName('zapflow:list-painted').length")
+        figures = await page.evaluate(LOAD_FIGURES)
+        print(f"\nfirst load: {figures}")
+        assert figures["compressed"] < 150_000, figures
+
+        await page.get_by_label("Idioma").select_option("en")
+        await expect(page.get_by_role("link", name="Inbox")).to_be_visible()
+        await screenshot(page, "inbox")
+        await screenshot(page, "inbox", PHONE)
+        await page.locator("a.conv", has_text="Ana Souza").click()
+        await expect(page.locator(".messages")).to_contain_text("Qual o preço")
+        await expect(page.locator(".list-pane")).to_be_hidden()  # one pane at a time on a phone
+        await screenshot(page, "thread", PHONE)
+        await page.get_by_role("link", name="Contact").click()
+        await expect(page.get_by_role("heading", name="Tags")).to_be_visible()
+        await page.get_by_label("New tag").fill("vip")
+        await page.get_by_role("button", name="Add", exact=True).click()
+        await expect(page.get_by_role("button", name="Remove tag vip")).to_be_visible()
+        await screenshot(page, "contact", PHONE)
+    finally:
+        await context.close()

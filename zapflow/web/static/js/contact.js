@@ -178,6 +178,7 @@ export class ContactPanel {
     } catch (error) {
       message = errorText(error);
     }
+    await this.ctx.ready;
     const funnels = this.ctx.funnels;
     replace(
       this.deals,

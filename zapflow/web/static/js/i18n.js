@@ -3,7 +3,7 @@
 
 const STRINGS = {
   en: {
-    "lang.label": "Language", "lang.en": "English", "lang.pt": "Português",
+    "lang.label": "Language",
     "signin.intro": "Sign in with your zapflow API key. It stays in this tab only.",
     "signin.key": "API key", "signin.submit": "Sign in", "signin.out": "Sign out",
     "signin.invalid": "That API key is not valid.", "signin.expired": "Please sign in again.",
@@ -41,7 +41,7 @@ const STRINGS = {
     "board.more": "More deals in this stage.", "board.moveTo": "Move {title} to", "board.moved": "{title} moved to {stage}",
   },
   pt: {
-    "lang.label": "Idioma", "lang.en": "English", "lang.pt": "Português",
+    "lang.label": "Idioma",
     "signin.intro": "Entre com sua chave de API do zapflow. Ela fica só nesta aba.",
     "signin.key": "Chave de API", "signin.submit": "Entrar", "signin.out": "Sair",
     "signin.invalid": "Essa chave de API não é válida.", "signin.expired": "Entre novamente.",

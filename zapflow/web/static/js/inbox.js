@@ -94,11 +94,13 @@ export class InboxView {
       value: this.filters.tag,
       onchange: (e) => this.setFilter("tag", e.target.value.trim()),
     });
-    const instance = select(
-      [["", t("inbox.anyNumber")], ...this.ctx.instances.map((i) => [i.id, i.name])],
-      this.filters.instance_id,
-      { onchange: (e) => this.setFilter("instance_id", e.target.value) },
-    );
+    const instance = select([["", t("inbox.anyNumber")]], "", {
+      onchange: (e) => this.setFilter("instance_id", e.target.value),
+    });
+    this.ctx.ready.then(() => {
+      instance.append(...this.ctx.instances.map((i) => h("option", { value: i.id }, i.name)));
+X
+    });
     return h(
       "div",
       { class: "filters" },

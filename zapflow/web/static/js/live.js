@@ -15,16 +15,20 @@ export class LiveStream {
     this.controller = null;
     this.wake = null;
     this.onOnline = () => this.wake?.();
+    // an open stream may hang silently when the network goes: drop it and show we are retrying
+    this.onOffline = () => this.controller?.abort();
   }
 
   start() {
     window.addEventListener("online", this.onOnline);
+    window.addEventListener("offline", this.onOffline);
     this.run();
   }
 
   stop() {
     this.stopped = true;
     window.removeEventListener("online", this.onOnline);
+    window.removeEventListener("offline", this.onOffline);
     this.controller?.abort();
     this.wake?.();
   }

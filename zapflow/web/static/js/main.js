@@ -17,6 +17,7 @@ let viewName = null;
 let ctx = null;
 let statusPill = null;
 let liveState = "connecting";
+let companyName = null;
 
 function signIn(message) {
   stop();
@@ -51,7 +52,7 @@ function signIn(message) {
 
 function languagePicker() {
   const picker = select(
-    LANGUAGES.map((code) => [code, t(`lang.${code}`)]),
+    LANGUAGES.map((code) => [code, code.toUpperCase()]),
     lang(),
     { onchange: (e) => (setLang(e.target.value), auth.key ? start() : signIn()) },
   );
@@ -66,20 +67,19 @@ function stop() {
   viewName = null;
 }
 
-async function start() {
+function start() {
   stop();
-  replace(root, h("p", { class: "placeholder" }, t("common.loading")));
-  try {
-    const [company, users, instances, funnels] = await Promise.all([
-      api("/company"),
-      all("/users").catch(() => []),
-      api("/instances"),
-      api("/funnels"),
-    ]);
-    ctx = { company, users: new Map(users.map((u) => [u.id, u])), instances, funnels, panels: [] };
-  } catch (error) {
-    return signIn(auth.key ? errorText(error) : t("signin.expired"));
-  }
+  // the views start loading at once; what they share arrives alongside (list first, names later)
+  ctx = { company: null, users: new Map(), instances: [], funnels: [], panels: [] };
+  ctx.ready = Promise.all([
+    api("/company").then((company) => (ctx.company = company)),
+    all("/users").then((users) => (ctx.users = new Map(users.map((u) => [u.id, u])))).catch(() => {}),
+    api("/instances").then((instances) => (ctx.instances = instances)),
+    api("/funnels").then((funnels) => (ctx.funnels = funnels)),
+  ]).then(() => {
+    companyName.textContent = ctx.company.name;
+  });
+  ctx.ready.catch((error) => auth.key && signIn(errorText(error)));
   shell();
   live = new LiveStream({ key: auth.key, onEvent: dispatch, onState: setLiveState });
   live.start();
@@ -101,7 +101,7 @@ function shell() {
       "header",
       { class: "top" },
       h("span", { class: "brand" }, "zapflow"),
-      h("span", { class: "company muted" }, ctx.company.name),
+      (companyName = h("span", { class: "company muted" })),
       nav,
       statusPill,
       languagePicker(),
