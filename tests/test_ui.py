@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.browser import DESKTOP, PHONE, screenshot, sign_in
+from tests.fixtures.browser import PHONE, open_page, screenshot, sign_in
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -290,11 +291,11 @@ async def test_inbox_first_load_in_english_and_portuguese_on_desktop_and_phone(
     await eventually(
         lambda: tenant.client.get("/api/v1/conversations"), lambda r: len(r.json()["data"]) == 3
     )
-    context = await browser.new_context(base_url=api_url, viewport=DESKTOP, locale="pt-BR")
     # signed in already (as after the sign-in form): the first visit starts from a cold cache
-    await context.add_init_script(f"sessionStorage.setItem('zapflow.apiKey', '{tenant.api_key}')")
-    page = await context.new_page()
-    try:
+    async with open_page(browser, api_url, locale="pt-BR") as page:
+        await page.context.add_init_script(
+            f"sessionStorage.setItem('zapflow.apiKey', '{tenant.api_key}')"
+        )
         await page.goto("/app/")
         await expect(page.locator("a.conv")).to_have_count(3)
         await expect(page.get_by_role("link", name="Conversas")).to_be_visible()  # pt-BR browser
@@ -317,5 +318,40 @@ async def test_inbox_first_load_in_english_and_portuguese_on_desktop_and_phone(
         await page.get_by_role("button", name="Add", exact=True).click()
         await expect(page.get_by_role("button", name="Remove tag vip")).to_be_visible()
         await screenshot(page, "contact", PHONE)
-    finally:
-        await context.close()
+
+
+async def test_a_follow_up_is_scheduled_in_two_days_or_at_a_picked_time_and_cancelled(
+    browser: Browser, api_url: str, tenant: Tenant, worker: None
+):
+    _, conversation_id = await start_conversation(tenant, "5511977770007")
+
+    async def pending() -> list[dict[str, Any]]:
+        path = f"/api/v1/followups?conversation_id={conversation_id}&status=PENDING"
+        return list((await tenant.client.get(path)).json()["data"])
+
+    async with open_page(browser, api_url, timezone_id="America/Sao_Paulo") as page:
+        await sign_in(page, tenant.api_key, f"/app/#/inbox/{conversation_id}")
+        panel = page.locator("section", has=page.get_by_role("heading", name="Follow-ups"))
+        await panel.get_by_label("Follow-up message").fill("Conseguiu ver a proposta?")
+        await panel.get_by_role("button", name="Schedule follow-up").click()
+        await expect(panel.locator("li[data-status=PENDING]")).to_contain_text("Conseguiu ver")
+        [in_two_days] = await pending()
+        due = datetime.fromisoformat(in_two_days["scheduled_for"]) - datetime.now(UTC)
+        assert timedelta(days=2) - timedelta(minutes=5) < due <= timedelta(days=2)
+
+        await panel.get_by_label("Follow-up message").fill("Bom dia! Posso ajudar?")
+        await panel.get_by_label("At a date and time").check()
+        await panel.get_by_label("Date and time", exact=True).fill("2030-01-15T09:00")
+        await panel.get_by_role("button", name="Schedule follow-up").click()
+        await expect(panel.locator("li[data-status=PENDING]")).to_have_count(2)
+        at_nine = next(f for f in await pending() if f["message_text"].startswith("Bom dia"))
+        # 09:00 in the agent's zone (São Paulo, UTC-3)
+        assert datetime.fromisoformat(at_nine["scheduled_for"]) == datetime(
+            2030, 1, 15, 12, tzinfo=UTC
+        )
+        await screenshot(page, "followups")
+
+        row = panel.locator("li", has_text="Conseguiu ver")
+        await row.get_by_role("button", name="Cancel follow-up").click()
+        await expect(row).to_have_attribute("data-status", "CANCELLED")
+        assert [f["id"] for f in await pending()] == [at_nine["id"]]

@@ -4,6 +4,7 @@
 import { all, api, ApiError, auth } from "./api.js";
 import { BoardView } from "./board.js";
 import { field, h, replace, select } from "./dom.js";
+import { FollowUpsPanel } from "./followups.js";
 import { errorText } from "./format.js";
 import { LANGUAGES, lang, markDocument, setLang, t } from "./i18n.js";
 import { InboxView } from "./inbox.js";
@@ -70,7 +71,7 @@ function stop() {
 function start() {
   stop();
   // the views start loading at once; what they share arrives alongside (list first, names later)
-  ctx = { company: null, users: new Map(), instances: [], funnels: [], panels: [] };
+  ctx = { company: null, users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel] };
   ctx.ready = Promise.all([
     api("/company").then((company) => (ctx.company = company)),
     all("/users").then((users) => (ctx.users = new Map(users.map((u) => [u.id, u])))).catch(() => {}),
