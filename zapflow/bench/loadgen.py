@@ -37,6 +37,7 @@ from zapflow.whatsapp.simulate import cloud_delivery, cloud_signature, cloud_tex
 REQUEST_TIMEOUT = 10.0
 PROGRESS_EVERY = 0.25
 BACKLOG_EVERY = 0.5
+FOLLOWUP_CREATORS = 10  # concurrent POST .../followups
 
 
 class Progress:
@@ -418,6 +419,17 @@ class ProviderReceiver:
         )
 
 
+async def create_followup(
+    session: aiohttp.ClientSession, plan: dict[str, Any], item: dict[str, Any]
+) -> tuple[int | None, str]:
+    url = f"{plan['base_url']}/api/v1/conversations/{item['conversation_id']}/followups"
+    try:
+        async with session.post(url, json={"at": item["at"], "text": item["text"]}) as response:
+            return response.status, (await response.text())[:200]
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        return None, type(exc).__name__
+
+
 async def followups_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
     receiver = ProviderReceiver()
     app = web.Application()
@@ -426,29 +438,24 @@ async def followups_mode(plan: dict[str, Any], progress: Progress) -> dict[str, 
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", plan["receiver_port"]).start()
     wanted = plan["followups"]
-    created: list[list[Any]] = []
+    created: list[list[Any]] = []  # [text, status (None: no answer), body or error]
     try:
-        async with http_session(limit=20) as session:
+        async with http_session() as session:
             session.headers.update({"Authorization": f"Bearer {plan['api_key']}"})
+            queue = list(reversed(wanted))
 
-            async def create(item: dict[str, Any]) -> None:
-                url = f"{plan['base_url']}/api/v1/conversations/{item['conversation_id']}/followups"
-                try:
-                    async with session.post(
-                        url, json={"at": item["at"], "text": item["text"]}
-                    ) as r:
-                        created.append([item["text"], r.status, (await r.text())[:200]])
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    created.append([item["text"], None, type(exc).__name__])
-                progress(step="followups", phase="creating", done=len(created), total=len(wanted))
+            async def creator() -> None:  # one request at a time: no time spent queued
+                while queue:
+                    item = queue.pop()
+                    created.append([item["text"], *await create_followup(session, plan, item)])
+                    progress(step="followups", phase="creating", done=len(created),
+                             total=len(wanted))  # fmt: skip
 
-            await asyncio.gather(*(create(item) for item in wanted))
-            deadline = plan["wait_until"]  # epoch
-            ok = {text for text, status, _ in created if status in (200, 201)}
-            while time.time() < deadline and not ok <= receiver.received.keys():
-                progress(
-                    step="followups", phase="waiting", done=len(receiver.received), total=len(ok)
-                )
+            await asyncio.gather(*(creator() for _ in range(FOLLOWUP_CREATORS)))
+            ok = {text for text, status, _ in created if status == 201}
+            while time.time() < plan["wait_until"] and not ok <= receiver.received.keys():
+                progress(step="followups", phase="waiting", done=len(receiver.received),
+                         total=len(ok))  # fmt: skip
                 await asyncio.sleep(0.1)
     finally:
         await runner.cleanup()

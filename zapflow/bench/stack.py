@@ -193,9 +193,15 @@ class BenchStack:
             return 0
 
     def stop(self, *, keep: bool = False) -> None:
+        """Everything, in reverse order; a second Ctrl-C or SIGTERM does not cut it short."""
+        previous = {
+            sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         for child in reversed(list(self.children.values())):
             child.stop()
         self.stack.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         if keep:
             print(f"data and logs kept in {self.data_dir}", file=sys.stderr)
         else:

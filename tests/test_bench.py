@@ -1,0 +1,180 @@
+"""The benchmark suite's arithmetic, report and compare command, and a few seconds of its load
+generator against the test stack (nothing here measures or asserts a time)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+import pytest
+from typer.testing import CliRunner
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.traffic import APP_SECRET, create_cloud_instance
+from zapflow.bench import profile
+from zapflow.bench.stats import compare, counts_per_window, percentile, summarize, windows
+from zapflow.cli import app
+from zapflow.config import Settings
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(100, 0, -1)]  # 1..100, unsorted
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 100) == 100
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) is None
+    assert summarize([1.0, 2.0, 3.0, 4.0]) == {"p50": 2.0, "p95": 4.0, "p99": 4.0, "max": 4.0}
+    assert summarize([]) == {"p50": None, "p95": None, "p99": None, "max": None}
+
+
+def test_windows_group_by_time_and_count_rates() -> None:
+    points = [(0.1, 10.0), (0.9, 30.0), (1.5, 100.0), (3.2, 5.0)]
+    found = windows(points)
+    assert [(w["t"], w["n"], w["p50"], w["max"]) for w in found] == [
+        (0.0, 2, 10.0, 30.0),
+        (1.0, 1, 100.0, 100.0),
+        (3.0, 1, 5.0, 5.0),
+    ]
+    rates = counts_per_window([0.1, 0.2, 0.3, 2.5], width=0.5)
+    assert rates[0] == {"t": 0.0, "per_s": 6.0}
+    assert {"t": 1.0, "per_s": 0.0} in rates  # an empty window is a zero, not a gap
+    assert rates[-1] == {"t": 2.5, "per_s": 2.0}
+
+
+def result(p99: float, rps: float, rss: float) -> dict[str, Any]:
+    return {
+        "scenario": "crm-read",
+        "results": {"saturation": {"rps": rps, "latency_ms": {"p99": p99}, "ok": True}},
+        "memory": {"api_peak_rss_mib": rss},
+        "series": {"saturation": {"latency": [{"t": 0, "p99": p99}]}},
+    }
+
+
+def test_compare_pairs_the_measurements_both_hold() -> None:
+    rows = compare(result(40, 500, 100), result(20, 1000, 150))
+    assert rows == [
+        ("results.saturation.rps", 500.0, 1000.0, 2.0),
+        ("results.saturation.latency_ms.p99", 40.0, 20.0, 0.5),
+        ("memory.api_peak_rss_mib", 100.0, 150.0, 1.5),
+    ]  # booleans and series are not measurements
+
+
+def test_compare_command_prints_ratios(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    a.write_bytes(orjson.dumps(result(40, 500, 100)))
+    b.write_bytes(orjson.dumps(result(20, 1000, 150)))
+    done = CliRunner().invoke(app, ["bench", "compare", str(a), str(b)])
+    assert done.exit_code == 0, done.output
+    assert "results.saturation.rps" in done.output
+    assert "2.00x" in done.output and "0.50x" in done.output
+
+    missing = CliRunner().invoke(app, ["bench", "compare", str(a)])
+    assert missing.exit_code == 2
+    unknown = CliRunner().invoke(app, ["bench", "no-such-scenario"])
+    assert unknown.exit_code == 2
+    assert "unknown scenario no-such-scenario" in unknown.output
+
+
+def test_profile_summary_counts_self_and_inclusive_time() -> None:
+    collapsed = "\n".join([
+        "main (zapflow/cli.py:10);handle (zapflow/api/webhooks.py:5);execute (asyncpg/conn.py:1) 6",
+        "main (zapflow/cli.py:10);handle (zapflow/api/webhooks.py:7);dumps (orjson.py:3) 3",
+        "main (zapflow/cli.py:10);select (selectors.py:2) 1",
+    ])  # fmt: skip
+    found = profile.summarize(collapsed)
+    assert found["samples"] == 10
+    assert found["self_percent"][0] == ["execute (asyncpg/conn.py)", 60.0]
+    # the two lines of `handle` are one function; the CLI entry point is on every stack
+    assert found["zapflow_inclusive_percent"] == [["handle (zapflow/api/webhooks.py)", 90.0]]
+
+
+def pipeline_step(e2e_p99: float, backlog: int) -> dict[str, Any]:
+    return {
+        "rate": 80, "sent": 100, "errors": 0, "lost": 0, "duplicates": 0, "achieved_rate": 80.0,
+        "delivered_rate": 79.5, "drain_s": 0.4, "ack_ms": {"p50": 3, "p95": 5, "p99": 8, "max": 9},
+        "e2e_ms": {"p50": 90, "p95": 200, "p99": e2e_p99, "max": 700},
+        "max_inbox_backlog": backlog, "max_temporal_backlog": 3, "max_backlog": backlog + 3,
+        "cpu_percent": {"api": 20, "worker": 80, "machine_busy": 150}, "peak_rss_mib": {"api": 180},
+    }  # fmt: skip
+
+
+def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the `bench` extra
+    from zapflow.bench.report import write_report
+
+    results = tmp_path / "results"
+    results.mkdir()
+    common = {"run_id": "r1", "started": "2026-01-01T00:00:00Z", "wall_seconds": 10,
+              "git": {"commit": "abc"}, "machine": {"cores": 2, "cpu_model": "x",
+              "memory_gib": 8, "python": "3.11"}}  # fmt: skip
+    pipeline = {
+        **common, "scenario": "pipeline", "load_average": {"start": [3.0, 1, 1], "end": [1, 1, 1]},
+        "results": {"inbox": {"80/s": pipeline_step(450, 12)},
+                    "direct": {"80/s": pipeline_step(900, 0)}},
+        "series": {"inbox": {"80/s": {"latency": [{"t": 0.0, "p50": 90, "p95": 200, "p99": 450}],
+                                      "sent": [{"t": 0.0, "per_s": 80}], "done": [],
+                                      "backlog": [[0.0, 12, 3]]}}},
+    }  # fmt: skip
+    quiet = {"start": [0.1] * 3, "end": [0.1] * 3}
+    search = {**common, "scenario": "search", "load_average": quiet, "status": "not available",
+              "reason": "bench/embeddings_search.py not in this tree"}  # fmt: skip
+    (results / "pipeline.json").write_bytes(orjson.dumps(pipeline))
+    (results / "search.json").write_bytes(orjson.dumps(search))
+    report = tmp_path / "REPORT.md"
+
+    write_report(results, report, "r1")
+
+    text = report.read_text()
+    assert "| message processing (webhook → SSE) | < 500 ms |" in text
+    assert "p50 90.0 / p99 450.0 ms at 80/s (delivered 79.5/s, 0 lost) | ✅ |" in text
+    assert "max 15 (inbox 12, Temporal 3)" in text
+    assert "| webhook ack | < 200 ms | p99 ≤ 25 ms at 500 deliveries/s | not measured | - |" in text
+    assert "not available: bench/embeddings_search.py not in this tree" in text
+    assert "80/s: ack p99 8.0 ms with the inbox vs 8.0 ms without" in text
+    assert "The machine was shared during this run" in text  # load 3.0 at the pipeline's start
+    assert (tmp_path / "plots" / "pipeline-inbox.png").stat().st_size > 1000
+    assert "![pipeline](plots/pipeline-inbox.png)" in text
+
+
+@pytest.mark.usefixtures("worker")
+async def test_load_generator_sends_open_loop_and_sees_every_message(
+    tmp_path: Path, api_url: str, tenant: Tenant, settings: Settings
+) -> None:
+    """Two seconds of the pipeline scenario's load, from its own process, on the test stack."""
+    from zapflow.bench.scenarios import deliveries
+
+    instance = await create_cloud_instance(tenant)
+    plan = {
+        "mode": "webhook", "base_url": api_url, "api_key": tenant.api_key,
+        "webhook_url": api_url + urlsplit(instance["webhook_url"]).path,
+        "app_secret": APP_SECRET, "phone_number_id": instance["phone_number_id"], "sse": True,
+        "database_url": settings.database_url, "company_id": tenant.id, "drain_timeout": 30,
+        "steps": [{"name": "10/s", "rate": 10, "duration": 2, "customers": 5,
+                   "customer_base": 5511930000000}],
+    }  # fmt: skip
+    (tmp_path / "plan.json").write_bytes(orjson.dumps(plan))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zapflow.bench.loadgen", str(tmp_path / "plan.json"),
+        str(tmp_path / "out.json"), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, _ = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    progress = [orjson.loads(line) for line in stdout.splitlines()]
+    assert progress[-1] == {"step": "10/s", "phase": "draining", "done": 20, "total": 20}
+
+    raw = orjson.loads((tmp_path / "out.json").read_bytes())
+    numbers, series = deliveries(raw["steps"][0], {}, e2e=True)
+    assert (numbers["sent"], numbers["errors"], numbers["lost"], numbers["duplicates"]) == (
+        20, 0, 0, 0,
+    )  # fmt: skip
+    assert numbers["e2e_ms"]["p50"] is not None and numbers["drain_s"] is not None
+    assert series["backlog"], "the backlog poller sampled the inbox"
+    scheduled = [row[0] for row in raw["steps"][0]["samples"]]
+    assert scheduled == pytest.approx([i / 10 for i in range(20)])  # the open-loop schedule
+    listed = await tenant.client.get("/api/v1/conversations")
+    assert len(listed.json()["data"]) == 5
