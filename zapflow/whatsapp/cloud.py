@@ -29,6 +29,7 @@ from zapflow.whatsapp.types import (
     OutboundMessage,
     SendResult,
     StatusUpdate,
+    epoch,
     media_dict,
 )
 
@@ -180,17 +181,17 @@ def _message(
         media=media,
         payload=payload,
         reply_to_key_id=context.get("id") if isinstance(context, dict) else None,
-        timestamp=_int(m.get("timestamp")),
+        timestamp=epoch(m.get("timestamp")),
     )
 
 
 def _peer(m: dict[str, Any], contacts: list[Any], where: str, *, from_me: bool) -> dict[str, Any]:
-    wa_id = m.get("to") if from_me else m.get("from")
-    user_id = m.get("to_user_id") if from_me else m.get("from_user_id")
+    wa_id = _str(m.get("to") if from_me else m.get("from"))
+    user_id = _str(m.get("to_user_id") if from_me else m.get("from_user_id"))
     contact = _find_contact(contacts, wa_id, user_id)
     profile = _part(contact, "profile")
-    phone = e164(wa_id or contact.get("wa_id"))
-    user_id = user_id or contact.get("user_id")
+    phone = e164(wa_id or _str(contact.get("wa_id")))
+    user_id = user_id or _str(contact.get("user_id"))
     if phone:
         remote_jid = jid_from_phone(phone)
     elif user_id:
@@ -217,7 +218,7 @@ def _find_contact(contacts: list[Any], wa_id: Any, user_id: Any) -> dict[str, An
 
 
 def _content(m: dict[str, Any]) -> Content:
-    kind = m.get("type")
+    kind = _str(m.get("type"))
     if kind in MEDIA_TYPES:
         return _media(m, kind)
     handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
@@ -375,7 +376,7 @@ def _status(s: Any, instance: str | None, where: str) -> StatusUpdate | None:
         provider="cloud",
         instance=instance,
         user_id=user_id,
-        timestamp=_int(s.get("timestamp")),
+        timestamp=epoch(s.get("timestamp")),
         error=_status_error(s.get("errors")),
         callback_data=s.get("biz_opaque_callback_data"),
     )
@@ -397,8 +398,12 @@ def _status_error(errors: Any) -> dict[str, Any] | None:
 def _int(value: Any) -> int | None:
     try:
         return int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 # --- outbound -------------------------------------------------------------------------------

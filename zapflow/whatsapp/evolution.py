@@ -45,6 +45,7 @@ from zapflow.whatsapp.types import (
     OutboundMessage,
     SendResult,
     StatusUpdate,
+    epoch,
     media_dict,
 )
 
@@ -208,18 +209,18 @@ def _iso_epoch(value: Any) -> int | None:
     if not isinstance(value, str):
         return None
     try:
-        return int(datetime.fromisoformat(value).timestamp())
+        return epoch(datetime.fromisoformat(value).timestamp())
     except ValueError:
         return None
 
 
 def _timestamp(value: Any) -> int | None:
-    if isinstance(value, dict):
-        value = (value.get("low") or 0) + ((value.get("high") or 0) << 32)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None
+    if isinstance(value, dict):  # a protobuf Long
+        low, high = value.get("low") or 0, value.get("high") or 0
+        if type(low) is not int or type(high) is not int:
+            return None
+        value = low + (high << 32)
+    return epoch(value)
 
 
 def _message_events(item: dict[str, Any], env: _Envelope, where: str) -> list[EvolutionEvent]:

@@ -53,6 +53,17 @@ MediaKind = Literal["image", "audio", "video", "document", "sticker"]
 OutboundType = Literal["text", "media", "template"]
 
 MEDIA_TYPES: frozenset[str] = frozenset({"image", "audio", "video", "document", "sticker"})
+MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime holds
+
+
+def epoch(value: Any) -> int | None:
+    """Seconds since 1970 from a number or a numeric string, if a datetime can hold them (a
+    timestamp that cannot be stored would stop its conversation's pipeline)."""
+    try:
+        seconds = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return seconds if 0 <= seconds <= MAX_EPOCH else None
 
 
 def media_dict(
@@ -76,8 +87,22 @@ def media_dict(
     }
 
 
+class _Typed:
+    """Optional text and number fields of another type (a provider's bug, a forged body) become
+    None when the event is built: the event is kept, and no column ever gets a dict for a text."""
+
+    def __post_init__(self) -> None:
+        for name, annotation in type(self).__annotations__.items():
+            value = getattr(self, name, None)
+            if value is None or annotation not in ("str | None", "int | None"):
+                continue
+            wanted = str if annotation == "str | None" else int
+            if type(value) is not wanted:
+                object.__setattr__(self, name, None)
+
+
 @dataclass(frozen=True, kw_only=True)
-class InboundMessage:
+class InboundMessage(_Typed):
     kind: ClassVar[str] = "message"
 
     key_id: str
@@ -100,7 +125,7 @@ class InboundMessage:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StatusUpdate:
+class StatusUpdate(_Typed):
     """A delivery receipt for a message (``deleted`` when it was revoked). ``from_me`` tells
     receipts of our messages from the business reading a customer's message on its phone."""
 
@@ -120,7 +145,7 @@ class StatusUpdate:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ConnectionUpdate:
+class ConnectionUpdate(_Typed):
     kind: ClassVar[str] = "connection"
 
     state: str
