@@ -8,25 +8,19 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.fixtures.app import Tenant
+from tests.fixtures.embeddings import embeddings_by_body, send_texts
 from tests.fixtures.openai_server import OpenAIServer, fake_vector
-from tests.fixtures.traffic import (
-    cloud_delivery,
-    cloud_text,
-    eventually,
-    post_cloud,
-    start_conversation,
-)
+from tests.fixtures.traffic import eventually, start_conversation
 from zapflow.activities.embeddings import EmbeddingActivities
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
@@ -85,7 +79,9 @@ async def test_local_vectors_are_unit_length_and_batch_independent(local: LocalE
         (None, {"caption": "foto do produto"}, "foto do produto"),
     ],
 )
-def test_short_texts_are_skipped(body: str | None, media: dict | None, expected: str | None) -> None:  # type: ignore[type-arg]
+def test_short_texts_are_skipped(
+    body: str | None, media: dict | None, expected: str | None
+) -> None:  # type: ignore[type-arg]
     assert embeddable_text(body, media, min_chars=6) == expected
 
 
@@ -101,7 +97,9 @@ async def openai_embedder(openai_server: OpenAIServer) -> AsyncIterator[OpenAIEm
     await embedder.aclose()
 
 
-async def test_openai_provider(openai_server: OpenAIServer, openai_embedder: OpenAIEmbedder) -> None:
+async def test_openai_provider(
+    openai_server: OpenAIServer, openai_embedder: OpenAIEmbedder
+) -> None:
     vectors = await openai_embedder.embed(["first text", "second text"])
     assert vectors == [fake_vector("first text"), fake_vector("second text")]
     [request] = openai_server.requests_to("/embeddings")
@@ -132,42 +130,11 @@ async def test_openai_provider_does_not_retry_a_rejection(
     assert len(openai_server.requests) == 1
 
 
-async def _embeddings(
-    sessions: SessionFactory, company_id: str, model: str = MODEL_NAME
-) -> dict[str | None, ConversationEmbedding]:
-    """The company's embeddings under ``model``, by the embedded message's body."""
-    async with sessions() as session:
-        rows = await session.execute(
-            select(Message.body, ConversationEmbedding)
-            .join(Message, Message.id == ConversationEmbedding.message_id)
-            .where(
-                ConversationEmbedding.company_id == uuid.UUID(company_id),
-                ConversationEmbedding.model == model,
-            )
-        )
-        return {body: e for body, e in rows.all()}
-
-
-async def _send_texts(tenant: Tenant, texts: list[str]) -> tuple[dict, str]:  # type: ignore[type-arg]
-    """Opens a conversation (its first message is "oi", too short to embed) and has the
-    customer send ``texts`` in one webhook delivery."""
-    wa_id = "55119" + uuid.uuid4().hex[:8]
-    instance, conversation_id = await start_conversation(tenant, wa_id)
-    now = int(time.time())
-    messages = [
-        cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", text, now + i)["messages"][0]
-        for i, text in enumerate(texts)
-    ]
-    delivery = cloud_delivery(instance["phone_number_id"], {"messages": messages})
-    assert (await post_cloud(tenant.client, instance["webhook_url"], delivery)).status_code == 200
-    return instance, conversation_id
-
-
 @pytest.mark.usefixtures("worker")
 async def test_every_inbound_message_is_embedded(tenant: Tenant, sessions: SessionFactory) -> None:
     texts = ["Quero saber o prazo de entrega para Campinas", "ok", "Can I pay by bank transfer?"]
-    _, conversation_id = await _send_texts(tenant, texts)
-    rows = await eventually(lambda: _embeddings(sessions, tenant.id), lambda r: len(r) == 2)
+    _, conversation_id = await send_texts(tenant, texts)
+    rows = await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: len(r) == 2)
     assert set(rows) == {texts[0], texts[2]}  # "ok" and the opening "oi" are too short
     row = rows[texts[0]]
     assert str(row.conversation_id) == conversation_id
@@ -184,7 +151,7 @@ async def test_agent_replies_are_embedded(tenant: Tenant, sessions: SessionFacto
         f"/api/v1/conversations/{conversation_id}/messages", json={"text": reply}
     )
     assert response.status_code in (200, 201, 202), response.text
-    rows = await eventually(lambda: _embeddings(sessions, tenant.id), lambda r: reply in r)
+    rows = await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: reply in r)
     async with sessions() as session:
         message = await session.get(Message, rows[reply].message_id)
     assert message is not None and message.direction == "outbound"
@@ -208,8 +175,8 @@ async def test_backfill_embeds_what_is_missing_and_a_new_model(
     openai_embedder: OpenAIEmbedder,
 ) -> None:
     texts = ["I need a second copy of my invoice", "Meu cartão foi recusado ontem", "ok"]
-    await _send_texts(tenant, texts)
-    await eventually(lambda: _embeddings(sessions, tenant.id), lambda r: len(r) == 2)
+    await send_texts(tenant, texts)
+    await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: len(r) == 2)
     async with transaction(sessions) as session:
         await session.execute(
             delete(ConversationEmbedding).where(
@@ -220,7 +187,7 @@ async def test_backfill_embeds_what_is_missing_and_a_new_model(
     # the session's worker (local model) serves the default queue
     result = await _run_backfill(client, settings.embeddings_task_queue, tenant.id)
     assert result == {"total": 4, "scanned": 4, "embedded": 2, "skipped": 2, "done": True}
-    assert set(await _embeddings(sessions, tenant.id)) == set(texts[:2])
+    assert set(await embeddings_by_body(sessions, tenant.id)) == set(texts[:2])
 
     # a model change: a worker whose embedder is the OpenAI-compatible one, failing at first
     # (more than the client's own retries, so Temporal retries the activity)
@@ -235,18 +202,20 @@ async def test_backfill_embeds_what_is_missing_and_a_new_model(
     ):
         result = await _run_backfill(client, queue, tenant.id)
     assert result["embedded"] == 2
-    rows = await _embeddings(sessions, tenant.id, "text-embedding-3-small")
+    rows = await embeddings_by_body(sessions, tenant.id, "text-embedding-3-small")
     assert {b: list(r.embedding) for b, r in rows.items()} == {
         t: pytest.approx(fake_vector(t), abs=1e-6) for t in texts[:2]
     }
-    assert set(await _embeddings(sessions, tenant.id)) == set(texts[:2])  # local rows stay
+    assert set(await embeddings_by_body(sessions, tenant.id)) == set(texts[:2])  # local rows stay
 
 
 @pytest.mark.usefixtures("worker")
-async def test_backfill_command(tenant: Tenant, sessions: SessionFactory, settings: Settings) -> None:
+async def test_backfill_command(
+    tenant: Tenant, sessions: SessionFactory, settings: Settings
+) -> None:
     texts = ["Where can I download the app?"]
-    await _send_texts(tenant, texts)
-    await eventually(lambda: _embeddings(sessions, tenant.id), lambda r: len(r) == 1)
+    await send_texts(tenant, texts)
+    await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: len(r) == 1)
     async with transaction(sessions) as session:
         await session.execute(
             delete(ConversationEmbedding).where(
@@ -270,4 +239,4 @@ async def test_backfill_command(tenant: Tenant, sessions: SessionFactory, settin
     )
     assert done.returncode == 0, done.stderr
     assert "scanned 2, embedded 1, skipped 1" in done.stdout
-    assert set(await _embeddings(sessions, tenant.id)) == set(texts)
+    assert set(await embeddings_by_body(sessions, tenant.id)) == set(texts)

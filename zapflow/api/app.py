@@ -33,6 +33,7 @@ from zapflow.api.routes import (
     messages,
     notes,
     ops,
+    search,
     tags,
     users,
 )
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router,
     )  # fmt: skip
-    for router in routers:
+    for router in (*routers, search.router):
         app.include_router(router, prefix=API_PREFIX)
     web.mount(app)
     return app

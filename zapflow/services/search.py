@@ -1,0 +1,316 @@
+"""Search over a company's messages: by meaning (pgvector HNSW, cosine), by words (Postgres
+full-text) or both fused by reciprocal rank; similar conversations; and the related earlier
+messages of a contact (for the AI agent's context).
+
+Every query filters by ``company_id`` in SQL. Full-text uses the ``simple`` configuration, the one
+the GIN index ``idx_messages_body_fts`` was built with: it lowercases and splits words but has no
+stemming or stop words, so it treats Portuguese, Spanish and English alike (a language's own
+configuration would stem the others' words wrongly); matching across word forms is the semantic
+side's job.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import ColumnClause, ColumnElement, Select, func, literal_column, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.embeddings import Embedder
+from zapflow.models import (
+    EMBEDDING_DIMENSIONS,
+    Contact,
+    Conversation,
+    ConversationEmbedding,
+    Message,
+    MessageDirection,
+)
+
+SearchMode = Literal["semantic", "keyword", "hybrid"]
+RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank)
+CANDIDATES = 50  # per side, before fusion
+SIMILAR_NEIGHBOURS = 200  # messages near a conversation's centroid, grouped into conversations
+# the expression of the GIN index, verbatim, so the planner can use it
+BODY_TSVECTOR: ColumnClause[Any] = literal_column(
+    "to_tsvector('simple', coalesce(messages.body, ''))"
+)
+HEADLINE_OPTIONS = "MaxFragments=1, MaxWords=24, MinWords=8, StartSel=**, StopSel=**"
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    contact_id: uuid.UUID | None = None
+    conversation_id: uuid.UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    direction: MessageDirection | None = None
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    message: Message
+    conversation: Conversation
+    contact: Contact
+    snippet: str
+    score: float  # the fused score in hybrid mode; else the one side's
+    semantic_score: float | None  # cosine similarity
+    keyword_score: float | None  # ts_rank_cd
+
+
+@dataclass(frozen=True)
+class SimilarConversation:
+    conversation: Conversation
+    contact: Contact
+    score: float  # cosine similarity of its closest message to the conversation's centroid
+    message: Message  # that message
+
+
+@dataclass(frozen=True)
+class RelatedMessage:
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    direction: MessageDirection
+    body: str | None
+    created_at: datetime
+    similarity: float
+
+
+async def use_ef_search(session: AsyncSession, ef_search: int) -> None:
+    """HNSW's candidate list for this transaction; iterative scans keep filtered queries (one
+    company among many) from coming back short (pgvector ≥ 0.8)."""
+    await session.execute(
+        text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)}
+    )
+    await session.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
+
+
+def _filters(company_id: uuid.UUID, filters: SearchFilters) -> list[ColumnElement[bool]]:
+    where = [col(Message.company_id) == company_id]
+    if filters.conversation_id:
+        where.append(col(Message.conversation_id) == filters.conversation_id)
+    if filters.contact_id:
+        where.append(col(Conversation.contact_id) == filters.contact_id)
+    if filters.since:
+        where.append(col(Message.created_at) >= filters.since)
+    if filters.until:
+        where.append(col(Message.created_at) < filters.until)
+    if filters.direction:
+        where.append(col(Message.direction) == filters.direction)
+    return where
+
+
+def _nearest(company_id: uuid.UUID, model: str, vector: Sequence[float], limit: int) -> Select[Any]:
+    """Messages by cosine distance to ``vector``: an HNSW index scan, then the joins."""
+    distance = col(ConversationEmbedding.embedding).cosine_distance(vector)  # type: ignore[attr-defined]
+    return (
+        select(col(ConversationEmbedding.message_id), distance.label("distance"))
+        .join(Message, col(Message.id) == col(ConversationEmbedding.message_id))
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(
+            col(ConversationEmbedding.company_id) == company_id,
+            col(ConversationEmbedding.model) == model,
+        )
+        .order_by(distance)
+        .limit(limit)
+    )
+
+
+async def semantic_ranking(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    model: str,
+    vector: Sequence[float],
+    filters: SearchFilters,
+    limit: int,
+) -> list[tuple[uuid.UUID, float]]:
+    """(message id, cosine similarity), best first."""
+    query = _nearest(company_id, model, vector, limit).where(*_filters(company_id, filters))
+    rows = (await session.execute(query)).all()
+    # relaxed_order may return near-ties slightly out of order
+    return sorted(((r[0], 1.0 - float(r[1])) for r in rows), key=lambda r: -r[1])
+
+
+async def keyword_ranking(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    q: str,
+    filters: SearchFilters,
+    limit: int,
+) -> list[tuple[uuid.UUID, float]]:
+    """(message id, ts_rank_cd), best first, for a web-search-style query ("a b", -c, or)."""
+    tsquery = func.websearch_to_tsquery(literal_column("'simple'"), q)
+    rank = func.ts_rank_cd(BODY_TSVECTOR, tsquery)
+    query = (
+        select(col(Message.id), rank.label("rank"))
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(BODY_TSVECTOR.op("@@")(tsquery), *_filters(company_id, filters))
+        .order_by(rank.desc(), col(Message.created_at).desc())
+        .limit(limit)
+    )
+    return [(r[0], float(r[1])) for r in (await session.execute(query)).all()]
+
+
+def fuse(*rankings: list[tuple[uuid.UUID, float]]) -> list[tuple[uuid.UUID, float]]:
+    """Reciprocal-rank fusion: each ranking adds 1 / (RRF_K + rank) to its ids' scores."""
+    scores: dict[uuid.UUID, float] = {}
+    for ranking in rankings:
+        for rank, (message_id, _) in enumerate(ranking, start=1):
+            scores[message_id] = scores.get(message_id, 0.0) + 1.0 / (RRF_K + rank)
+    return sorted(scores.items(), key=lambda item: -item[1])
+
+
+async def search_messages(
+    session: AsyncSession,
+    embedder: Embedder,
+    company_id: uuid.UUID,
+    q: str,
+    *,
+    mode: SearchMode = "hybrid",
+    filters: SearchFilters | None = None,
+    limit: int = 20,
+    ef_search: int = 100,
+) -> list[SearchHit]:
+    filters = filters or SearchFilters()
+    candidates = max(limit, CANDIDATES)
+    semantic: list[tuple[uuid.UUID, float]] = []
+    keyword: list[tuple[uuid.UUID, float]] = []
+    if mode in ("semantic", "hybrid"):
+        [vector] = await embedder.embed([q])
+        await use_ef_search(session, ef_search)
+        semantic = await semantic_ranking(
+            session, company_id, embedder.model, vector, filters, candidates
+        )
+    if mode in ("keyword", "hybrid"):
+        keyword = await keyword_ranking(session, company_id, q, filters, candidates)
+    ranked = {"semantic": semantic, "keyword": keyword}.get(mode) or fuse(semantic, keyword)
+    top = ranked[:limit]
+    return await _hits(session, company_id, q, top, dict(semantic), dict(keyword))
+
+
+async def _hits(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    q: str,
+    ranked: list[tuple[uuid.UUID, float]],
+    semantic: dict[uuid.UUID, float],
+    keyword: dict[uuid.UUID, float],
+) -> list[SearchHit]:
+    if not ranked:
+        return []
+    tsquery = func.websearch_to_tsquery(literal_column("'simple'"), q)
+    snippet = func.ts_headline(
+        literal_column("'simple'"),
+        func.coalesce(col(Message.body), col(Message.media)["caption"].astext, ""),
+        tsquery,
+        HEADLINE_OPTIONS,
+    )
+    query = (
+        select(Message, Conversation, Contact, snippet)
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .where(col(Message.company_id) == company_id, col(Message.id).in_([i for i, _ in ranked]))
+    )
+    rows = {row[0].id: row for row in (await session.execute(query)).all()}
+    return [
+        SearchHit(
+            message=rows[i][0],
+            conversation=rows[i][1],
+            contact=rows[i][2],
+            snippet=rows[i][3],
+            score=score,
+            semantic_score=semantic.get(i),
+            keyword_score=keyword.get(i),
+        )
+        for i, score in ranked
+        if i in rows
+    ]
+
+
+async def similar_conversations(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    model: str,
+    *,
+    limit: int = 10,
+    ef_search: int = 100,
+) -> list[SimilarConversation]:
+    """Other conversations of the company whose messages lie closest to this one's centroid
+    (the mean of its message vectors), best first; none when it has no embedded message."""
+    centroid = await session.scalar(
+        select(
+            func.avg(col(ConversationEmbedding.embedding), type_=Vector(EMBEDDING_DIMENSIONS))
+        ).where(
+            col(ConversationEmbedding.company_id) == company_id,
+            col(ConversationEmbedding.conversation_id) == conversation_id,
+            col(ConversationEmbedding.model) == model,
+        )
+    )
+    if centroid is None:
+        return []
+    await use_ef_search(session, ef_search)
+    neighbours = _nearest(company_id, model, list(centroid), SIMILAR_NEIGHBOURS).where(
+        col(ConversationEmbedding.conversation_id) != conversation_id
+    )
+    best: dict[uuid.UUID, tuple[uuid.UUID, float]] = {}
+    for message_id, distance, other in await session.execute(
+        neighbours.add_columns(col(Message.conversation_id))
+    ):
+        if other not in best:  # rows come nearest first
+            best[other] = (message_id, 1.0 - float(distance))
+    top = sorted(best.values(), key=lambda b: -b[1])[:limit]
+    query = (
+        select(Message, Conversation, Contact)
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .where(col(Message.company_id) == company_id, col(Message.id).in_([m for m, _ in top]))
+    )
+    rows = {row[0].id: row for row in (await session.execute(query)).all()}
+    return [
+        SimilarConversation(rows[m][1], rows[m][2], score=s, message=rows[m][0])
+        for m, s in top
+        if m in rows
+    ]
+
+
+async def related_messages(
+    session: AsyncSession,
+    embedder: Embedder,
+    company_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    text_or_vector: str | Sequence[float],
+    k: int = 5,
+    exclude_ids: Sequence[uuid.UUID] = (),
+) -> list[RelatedMessage]:
+    """The ``k`` messages of this contact (any of its conversations) closest in meaning to a
+    text or a vector from ``embedder``, except ``exclude_ids`` (say, the recent ones already in
+    the context), most similar first."""
+    if isinstance(text_or_vector, str):
+        [vector] = await embedder.embed([text_or_vector])
+    else:
+        vector = list(text_or_vector)
+    query = _nearest(company_id, embedder.model, vector, k).where(
+        col(ConversationEmbedding.contact_id) == contact_id
+    )
+    if exclude_ids:
+        query = query.where(col(ConversationEmbedding.message_id).not_in(list(exclude_ids)))
+    query = query.add_columns(
+        col(Message.conversation_id),
+        col(Message.direction),
+        col(Message.body),
+        col(Message.created_at),
+    )
+    rows = (await session.execute(query)).all()
+    return sorted(
+        (
+            RelatedMessage(m_id, conv, direction, body, created, 1.0 - float(distance))
+            for m_id, distance, conv, direction, body, created in rows
+        ),
+        key=lambda r: -r.similarity,
+    )
