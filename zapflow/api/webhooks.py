@@ -52,6 +52,10 @@ router = APIRouter(
 )
 
 
+# Providers nest about 8 levels; a deeper body could be stored but not serialized back out.
+MAX_DEPTH = 64
+
+
 class WebhookAck(BaseModel):
     stored: int
     duplicates: int
@@ -110,11 +114,33 @@ async def _reject(
     return MalformedDelivery(error)
 
 
+def without_nul(raw: bytes) -> bytes:
+    """Postgres text and jsonb cannot hold U+0000: an escaped one becomes U+FFFD, and a NUL byte
+    (never valid in JSON) is dropped, so such a delivery is stored instead of failing."""
+    return raw.replace(b"\\u0000", b"\\ufffd").replace(b"\x00", b"")
+
+
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        )
+        if children and depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _parse_json(raw: bytes) -> tuple[Any, str | None]:
     try:
-        return orjson.loads(raw), None
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return None, f"body is not valid JSON: {exc}"
+    if nested_deeper_than(body, MAX_DEPTH):
+        return None, f"body is nested deeper than {MAX_DEPTH} levels"
+    return body, None
 
 
 @router.get(
@@ -154,6 +180,7 @@ async def cloud_webhook(token: str, request: Request, state: StateDep) -> JSONRe
     signature = request.headers.get("x-hub-signature-256")
     if not instance.app_secret or not cloud.verify_signature(raw, signature, instance.app_secret):
         raise Unauthorized("missing or wrong X-Hub-Signature-256")
+    raw = without_nul(raw)
     body, error = _parse_json(raw)
     if error is None:
         try:
@@ -167,7 +194,7 @@ async def _evolution(
     token: str, request: Request, state: AppState, event: str | None
 ) -> JSONResponse:
     instance = await _find_instance(state, WhatsAppProvider.EVOLUTION, token)
-    raw = await read_body(request, state.settings.webhook_max_bytes)
+    raw = without_nul(await read_body(request, state.settings.webhook_max_bytes))
     body, error = _parse_json(raw)
     if not evolution.authenticate(
         body, request.headers, instance.api_key, state.settings.evolution_jwt_key
