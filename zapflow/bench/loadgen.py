@@ -38,6 +38,7 @@ REQUEST_TIMEOUT = 10.0
 PROGRESS_EVERY = 0.25
 BACKLOG_EVERY = 0.5
 FOLLOWUP_CREATORS = 10  # concurrent POST .../followups
+WEBHOOK_CONNECTIONS = 500  # beyond, deliveries wait for a connection (their latency counts it)
 
 
 class Progress:
@@ -287,7 +288,7 @@ async def webhook_step(
 
 async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
-    async with http_session() as session:
+    async with http_session(limit=WEBHOOK_CONNECTIONS) as session:
         hooks = Webhooks(session, plan)
         background: list[asyncio.Task[None]] = []
         reader = poller = None
@@ -385,7 +386,7 @@ async def http_step(
     t0 = min((r[1] for r in measured), default=0.0)
     for record in measured:
         record[1] = round(record[1] - t0, 6)
-    return {"name": step["name"], "records": measured}
+    return {"name": step["name"], "records": measured, "total": len(records)}
 
 
 async def http_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
@@ -438,7 +439,7 @@ async def followups_mode(plan: dict[str, Any], progress: Progress) -> dict[str, 
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", plan["receiver_port"]).start()
     wanted = plan["followups"]
-    created: list[list[Any]] = []  # [text, status (None: no answer), body or error]
+    created: list[list[Any]] = []  # [text, status (None: no answer), body or error, epoch]
     try:
         async with http_session() as session:
             session.headers.update({"Authorization": f"Bearer {plan['api_key']}"})
@@ -447,12 +448,13 @@ async def followups_mode(plan: dict[str, Any], progress: Progress) -> dict[str, 
             async def creator() -> None:  # one request at a time: no time spent queued
                 while queue:
                     item = queue.pop()
-                    created.append([item["text"], *await create_followup(session, plan, item)])
+                    status, body = await create_followup(session, plan, item)
+                    created.append([item["text"], status, body, time.time()])
                     progress(step="followups", phase="creating", done=len(created),
                              total=len(wanted))  # fmt: skip
 
             await asyncio.gather(*(creator() for _ in range(FOLLOWUP_CREATORS)))
-            ok = {text for text, status, _ in created if status == 201}
+            ok = {text for text, status, *_ in created if status == 201}
             while time.time() < plan["wait_until"] and not ok <= receiver.received.keys():
                 progress(step="followups", phase="waiting", done=len(receiver.received),
                          total=len(ok))  # fmt: skip

@@ -338,25 +338,24 @@ def pipeline(ctx: Context) -> dict[str, Any]:
 # --- crm-read ----------------------------------------------------------------------------------
 
 
-def requests(step: dict[str, Any], usage: dict[str, Any], elapsed: float) -> dict[str, Any]:
-    """An HTTP step's numbers (records: route, due, ms, status, error)."""
+def requests(step: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
+    """An HTTP step's numbers (records: route, due, ms, status, error; due from the first)."""
     records = step["records"]
-    errors = [r for r in records if r[4]]
+    ok = [r for r in records if not r[4]]
+    elapsed = max((r[1] + r[2] / 1000 for r in records), default=0.0)  # to the last answer
     result: dict[str, Any] = {
         "requests": len(records),
-        "errors": len(errors),
-        "error_samples": dict(Counter(r[4] for r in errors).most_common(3)),
-        "rps": round((len(records) - len(errors)) / elapsed, 1),
-        "latency_ms": summarize(r[2] for r in records if not r[4]),
-        "routes": {
-            route: summarize(r[2] for r in records if r[0] == route and not r[4])
-            for _, route in MIX
-        },
+        "errors": len(records) - len(ok),
+        "error_samples": dict(Counter(r[4] for r in records if r[4]).most_common(3)),
+        "rps": round(len(ok) / elapsed, 1) if elapsed else None,
+        "latency_ms": summarize(r[2] for r in ok),
+        "routes": {route: summarize(r[2] for r in ok if r[0] == route) for _, route in MIX},
         **usage,
     }
     api_cpu = usage.get("cpu_percent", {}).get("api")
-    if api_cpu is not None and records:
-        result["api_cpu_ms_per_request"] = round(api_cpu * 10 * elapsed / len(records), 2)
+    if api_cpu is not None and step["total"]:  # warm-up included: the CPU window holds it too
+        api_ms = api_cpu * 10 * usage["seconds"] / step["total"]
+        result["api_cpu_ms_per_request"] = round(api_ms, 2)
     return result
 
 
@@ -399,7 +398,7 @@ def crm_read(ctx: Context) -> dict[str, Any]:
         }
         raw, usage = ctx.load(bench, plan, "crm-read")
         bench.check_processes()
-        results = {s["name"]: requests(s, usage.get(s["name"], {}), duration) for s in raw["steps"]}
+        results = {s["name"]: requests(s, usage.get(s["name"], {})) for s in raw["steps"]}
         series = {
             s["name"]: {
                 "latency": windows((r[1], r[2]) for r in s["records"] if not r[4]),
@@ -501,7 +500,8 @@ def followup_result(
     spread: float,
 ) -> dict[str, Any]:
     due = {w["text"]: datetime.fromisoformat(w["at"]).timestamp() for w in wanted}
-    created_ok = [text for text, status, _ in raw["created"] if status == 201]
+    created_ok = [text for text, status, *_ in raw["created"] if status == 201]
+    last_created = max((at for *_, at in raw["created"]), default=None)
     received = raw["received"]
     lateness = [(due[t], ms(received[t], due[t])) for t in created_ok if t in received]
     stored = bench.psql(
@@ -521,8 +521,11 @@ def followup_result(
             "created": len(created_ok),
             "create_errors": dict(
                 Counter(
-                    f"{s} {body[:80]}" for _, s, body in raw["created"] if s != 201
+                    f"{s} {body[:80]}" for _, s, body, _ in raw["created"] if s != 201
                 ).most_common(3)
+            ),
+            "last_created_before_first_due_s": (
+                None if last_created is None else round(first - last_created, 1)
             ),
             "received": len(lateness),
             "missing": len(created_ok) - len(lateness),

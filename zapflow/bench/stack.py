@@ -287,4 +287,4 @@ class ResourceWatch:
         cpu["other"] = round(max(0.0, busy - sum(v for g, v in cpu.items() if g in end)), 1)
         with self._lock:
             peaks = {g: round(rss / MIB, 1) for g, rss in self._peaks.items()}
-        return {"cpu_percent": cpu, "peak_rss_mib": peaks}
+        return {"cpu_percent": cpu, "peak_rss_mib": peaks, "seconds": round(wall, 2)}
