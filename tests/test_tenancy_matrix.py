@@ -26,7 +26,14 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.tenancy import UUID, World, build_world, fingerprint, snapshot
+from tests.fixtures.tenancy import (
+    FLOW_DOCUMENT,
+    UUID,
+    World,
+    build_world,
+    fingerprint,
+    snapshot,
+)
 from zapflow.api.app import create_app
 from zapflow.config import load_settings
 from zapflow.db import SessionFactory
@@ -49,6 +56,8 @@ PATH_OBJECTS = {
     "key_id": "key",
     "letter_id": "letter",
     "tag": "tag",
+    "flow_id": "flow",
+    "run_id": "flow_run",
 }
 QUERY_OBJECTS = {
     "contact_id": "contact",
@@ -68,6 +77,7 @@ BODY_OBJECTS = {
     "stage_ids": "stage",
     "user_id": "user",
     "owner_user_id": "user",
+    "conversation_id": "conversation",
 }
 NOT_IDS = frozenset({"tag"})  # path parameters naming an object by its name, not its id
 
@@ -88,6 +98,8 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "contact_id": w.objects["contact"],
     },
     ("POST", f"{API}/notes"): lambda w: {"body": "x", "contact_id": w.objects["contact"]},
+    ("PUT", f"{API}/flows/{{flow_id}}"): lambda w: FLOW_DOCUMENT,
+    ("POST", f"{API}/flows/{{flow_id}}/runs"): lambda w: {"contact_id": w.objects["contact"]},
     ("POST", f"{API}/api-keys"): lambda w: {
         "name": "agent key",
         "role": "agent",
@@ -100,7 +112,8 @@ BASE_QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
 }
 ONE_OF = {f"{API}/notes": frozenset({"contact_id", "deal_id"})}
 STREAMS = frozenset({f"{API}/stream"})  # the company stream never ends: see test_live_events
-NO_OWN_ROWS = frozenset({f"{API}/ops/queues"})  # a list naming nothing of the company
+# lists naming nothing of the company
+NO_OWN_ROWS = frozenset({f"{API}/ops/queues", f"{API}/flows/schema"})
 
 
 # --- the operations, from the OpenAPI document --------------------------------------------------

@@ -26,6 +26,7 @@ from zapflow.api.routes import (
     contacts,
     conversations,
     deals,
+    flows,
     followups,
     funnels,
     health,
@@ -84,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router,
     )  # fmt: skip
-    for router in (*routers, search.router):
+    for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)
     web.mount(app)
     return app

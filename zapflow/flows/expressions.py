@@ -321,11 +321,15 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
 
 
 def lookup(scope: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path; a number indexes a list (``json.items.0.id``)."""
     value: Any = scope
     for part in path.split("."):
-        if not isinstance(value, Mapping):
+        if isinstance(value, Mapping):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
             return None
-        value = value.get(part)
     return value
 
 

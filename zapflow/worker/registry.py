@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from zapflow.activities.conversations import ConversationActivities
 from zapflow.activities.embeddings import EmbeddingActivities
+from zapflow.activities.flows import FlowActivities
 from zapflow.activities.followups import FollowUpActivities
 from zapflow.activities.messages import MessageActivities
 from zapflow.cache import Cache
@@ -20,6 +21,7 @@ from zapflow.embeddings import Embedder
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.embeddings import EmbeddingBackfillWorkflow
+from zapflow.workflows.flow import FlowWorkflow
 
 
 @dataclass(frozen=True)
@@ -43,16 +45,27 @@ def registrations(
     messages = MessageActivities(sessions, redis, http, settings)
     followups = FollowUpActivities(sessions, redis)
     embeddings = EmbeddingActivities(sessions, embedder, settings)
+    flows = FlowActivities(sessions, redis, Cache(redis), http)
     return [
         QueueRegistration(
             task_queue=settings.messages_task_queue,
-            workflows=[ConversationWorkflow],
+            # flow runs share the conversations' queue: they are their children, and a flow's
+            # activities are short database writes like theirs (http_request has its timeout)
+            workflows=[ConversationWorkflow, FlowWorkflow],
             activities=[
                 conversations.persist_inbound,
                 messages.send_message,
                 messages.record_send_failure,
                 followups.load_followups,
                 followups.fire_followup,
+                flows.begin_run,
+                flows.send,
+                flows.act,
+                flows.http_request,
+                flows.ai_reply,
+                flows.mirror,
+                flows.route_inbound,
+                flows.refuse_run,
             ],
             max_concurrent_activities=settings.message_worker_concurrency,
         ),

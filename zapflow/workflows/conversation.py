@@ -29,10 +29,13 @@ with workflow.unsafe.imports_passed_through():
     from zapflow.whatsapp.types import InboundMessage
     from zapflow.workflows import policies
     from zapflow.workflows.embeddings import PendingEmbeddings
+    from zapflow.workflows.flow import FlowRouting
     from zapflow.workflows.inputs import (
         ConversationInput,
         ConversationRef,
         FireFollowUpInput,
+        FlowEnded,
+        FlowStart,
         FollowUpTimer,
         InboundBatch,
         LoadFollowUpsInput,
@@ -58,6 +61,7 @@ class ConversationWorkflow:
         self._received_at: dict[str, float] = {}  # key id → webhook receipt, for the latency metric
         self._timers: dict[str, FollowUpTimer] = {}  # follow-up id → its timer
         self._reload_followups = False
+        self._flows = FlowRouting()
 
     @workflow.signal
     def inbound(self, batch: InboundBatch) -> None:
@@ -77,6 +81,14 @@ class ConversationWorkflow:
     @workflow.signal
     def followups_changed(self) -> None:
         self._reload_followups = True
+
+    @workflow.signal
+    def start_flow(self, start: FlowStart) -> None:
+        self._flows.request_start(start)
+
+    @workflow.signal
+    def flow_ended(self, ended: FlowEnded) -> None:
+        self._flows.ended(ended)
 
     def _remember(self, correlation_ids: list[str], ids: list[str]) -> None:
         if correlation_ids:
@@ -98,11 +110,12 @@ class ConversationWorkflow:
         self._embeddings = PendingEmbeddings(input.embeddings_task_queue)
         self._timers.update((t.followup_id, t) for t in input.followups)
         self._reload_followups = self._reload_followups or input.reload_followups
+        self._flows.restore(input.active_flow, input.flow_starts)
         while True:
             try:
                 await workflow.wait_condition(self._has_work, timeout=self._next_wakeup())
             except TimeoutError:
-                if not self._timers:
+                if not self._timers and self._flows.active is None:
                     await self._embeddings.drain()
                     if not self._has_work():
                         return
@@ -111,6 +124,8 @@ class ConversationWorkflow:
             if self._inbound:
                 persisted = await self._persist_inbound(input)
                 self._embeddings.start(input.ref.company_id, persisted.new_message_ids)
+            if self._flows.has_work():
+                await self._flows.start_requested(input.ref)
             await self._fire_due_followups()
             while self._outbound:
                 await self._send(self._outbound[0])
@@ -128,11 +143,15 @@ class ConversationWorkflow:
                         list(self._timers.values()),
                         self._reload_followups,
                         embeddings_task_queue=input.embeddings_task_queue,
+                        active_flow=self._flows.active,
+                        flow_starts=self._flows.starts,
                     )
                 )
 
     def _has_work(self) -> bool:
-        return bool(self._inbound or self._outbound or self._reload_followups)
+        return bool(
+            self._inbound or self._outbound or self._reload_followups or self._flows.has_work()
+        )
 
     def _next_wakeup(self) -> timedelta:
         """Until the next follow-up is due; the idle timeout when none is pending."""
@@ -191,6 +210,7 @@ class ConversationWorkflow:
             retry_policy=policies.DATABASE_RETRY,
         )
         self._seen.extend(m.key_id for m in batch)
+        await self._flows.route(input.ref, batch, result)
         for followup_id in result.cancelled_followup_ids:
             self._timers.pop(followup_id, None)
         return result

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from zapflow.whatsapp.types import InboundMessage
 
@@ -39,6 +40,8 @@ class ConversationInput:
     followups: list[FollowUpTimer] = field(default_factory=list)
     reload_followups: bool = False
     embeddings_task_queue: str = "embeddings"  # the worker's setting, set by the relay
+    active_flow: str | None = None  # the workflow id of the conversation's running flow
+    flow_starts: list[FlowStart] = field(default_factory=list)  # requested, not handled yet
 
 
 @dataclass(frozen=True)
@@ -146,3 +149,81 @@ class EmbeddingBackfillInput:
     scanned: int = 0
     embedded: int = 0
     skipped: int = 0
+
+
+@dataclass(frozen=True)
+class FlowStart:
+    """A flow run to start as a conversation's child; its ``flow_runs`` row exists already."""
+
+    run_id: str
+    flow_id: str
+    version: int
+
+
+@dataclass(frozen=True)
+class FlowEnded:
+    workflow_id: str
+
+
+@dataclass(frozen=True)
+class FlowRunInput:
+    run_id: str
+    company_id: str
+    conversation_workflow_id: str  # the parent, told when the run ends
+
+
+@dataclass(frozen=True)
+class FlowRunContext:
+    definition: dict[str, Any]
+    contact: dict[str, Any]
+    variables: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FlowRunRef:
+    run_id: str
+
+
+@dataclass(frozen=True)
+class FlowSendInput:
+    run_id: str
+    seq: int  # the run's n-th send: with the run id, the message's idempotency key
+    content: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FlowActionInput:
+    run_id: str
+    node_id: str
+    action: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FlowMirrorInput:
+    run_id: str
+    status: str
+    current_node: str | None
+    variables: dict[str, Any]
+    transcript: list[dict[str, Any]]
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class FlowRouteInput:
+    company_id: str
+    conversation_id: str
+    texts: list[str]
+    fresh: int  # inbound messages just stored (a new contact has no others)
+
+
+@dataclass(frozen=True)
+class FlowRouteResult:
+    active_workflow_id: str | None = None  # a run already waits in this conversation
+    start: FlowStart | None = None  # or a trigger matched: start this run
+
+
+@dataclass(frozen=True)
+class FlowRefuseInput:
+    run_id: str
+    active_workflow_id: str

@@ -1,0 +1,168 @@
+"""The flows API without running flows: documents in JSON or YAML, node-level 422s, publishing
+versions, the JSON Schema, diagrams, simulation, and other companies' flows as 404s."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.fixtures.app import Tenant
+from zapflow.db import SessionFactory, transaction
+from zapflow.services.auth import create_company
+
+SAMPLE = Path(__file__).parent.parent / "examples" / "flows" / "lead_qualification.yaml"
+
+
+def sample() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(SAMPLE.read_text())
+    return loaded
+
+
+async def create_flow(client: httpx.AsyncClient, document: dict[str, Any]) -> dict[str, Any]:
+    response = await client.post("/api/v1/flows", json=document)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def test_schema_is_served_for_editors(tenant: Tenant) -> None:
+    response = await tenant.client.get("/api/v1/flows/schema")
+    assert response.status_code == 200
+    schema = response.json()
+    assert schema["title"] == "zapflow flow"
+    kinds = [d.get("properties", {}).get("type", {}) for d in schema["$defs"].values()]
+    node_types = {kind["const"] for kind in kinds if "const" in kind}
+    assert {"send_text", "ask", "wait", "condition", "http_request", "handoff", "end"} <= node_types
+
+
+async def test_create_from_yaml_publish_and_edit_the_draft(tenant: Tenant) -> None:
+    response = await tenant.client.post(
+        "/api/v1/flows", content=SAMPLE.read_bytes(), headers={"content-type": "application/yaml"}
+    )
+    assert response.status_code == 201, response.text
+    flow = response.json()
+    assert (flow["name"], flow["status"], flow["current_version"]) == (
+        "Lead qualification", "draft", None,
+    )  # fmt: skip
+
+    published = await tenant.client.post(f"/api/v1/flows/{flow['id']}/publish")
+    assert published.status_code == 201, published.text
+    assert published.json()["version"] == 1
+
+    edited = sample()
+    edited["nodes"][0]["text"] = "Hello again!"
+    replaced = await tenant.client.put(f"/api/v1/flows/{flow['id']}", json=edited)
+    assert replaced.status_code == 200, replaced.text
+    current = (await tenant.client.get(f"/api/v1/flows/{flow['id']}")).json()
+    assert current["current_version"] == 1  # editing publishes nothing
+    assert current["draft_definition"]["nodes"][0]["text"] == "Hello again!"
+    assert {t["type"] for t in current["triggers"]} == {"keyword", "first_message"}
+
+    second = await tenant.client.post(f"/api/v1/flows/{flow['id']}/publish")
+    assert second.json()["version"] == 2
+    listed = (await tenant.client.get("/api/v1/flows")).json()["data"]
+    assert [f["id"] for f in listed] == [flow["id"]]
+
+
+async def test_invalid_flows_are_refused_with_node_level_errors(tenant: Tenant) -> None:
+    document = sample()
+    document["nodes"][0]["next"] = "nowhere"  # greeting → unknown; ask_name... unreachable
+    response = await tenant.client.post("/api/v1/flows", json=document)
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_flow"
+    assert error["message"].startswith("greeting.next:")
+    found = {(d["node_id"], d["field"], d["code"]) for d in error["details"]}
+    assert ("greeting", "next", "unknown_node") in found
+    assert ("ask_name", "id", "unreachable") in found
+
+    bad_type = sample()
+    bad_type["nodes"][1]["validation"] = "colour"
+    response = await tenant.client.post("/api/v1/flows", json=bad_type)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["node_id"] == "ask_name"
+
+    for body, content_type in [
+        (b"- not\n- a mapping", "application/yaml"),
+        (b"{", "application/json"),
+    ]:
+        response = await tenant.client.post(
+            "/api/v1/flows", content=body, headers={"content-type": content_type}
+        )
+        assert response.status_code == 422, response.text
+
+    flow = await create_flow(tenant.client, sample())
+    response = await tenant.client.put(f"/api/v1/flows/{flow['id']}", json=document)
+    assert response.status_code == 422
+
+
+async def test_diagram_and_simulation_of_draft_and_versions(tenant: Tenant) -> None:
+    flow = await create_flow(tenant.client, sample())
+    diagram = await tenant.client.get(f"/api/v1/flows/{flow['id']}/diagram")
+    assert diagram.status_code == 200
+    assert diagram.headers["content-type"].startswith("text/plain")
+    assert diagram.text.startswith("flowchart TD")
+    assert (
+        await tenant.client.get(f"/api/v1/flows/{flow['id']}/diagram?version=1")
+    ).status_code == 404
+
+    simulated = await tenant.client.post(
+        f"/api/v1/flows/{flow['id']}/simulate", json={"replies": ["Maria", "lots", "12000"]}
+    )
+    assert simulated.status_code == 200, simulated.text
+    result = simulated.json()
+    assert result["status"] == "completed"
+    assert result["variables"]["budget"] == 12000
+    assert [s["text"] for s in result["sent"]][
+        -1
+    ] == "Thanks, Maria! A specialist will take it from here."
+
+    timed_out = await tenant.client.post(
+        f"/api/v1/flows/{flow['id']}/simulate", json={"replies": [None]}
+    )
+    assert [t["event"] for t in timed_out.json()["transcript"]][2] == "timeout"
+
+
+async def test_a_draft_cannot_run(tenant: Tenant) -> None:
+    flow = await create_flow(tenant.client, sample())
+    response = await tenant.client.post(
+        f"/api/v1/flows/{flow['id']}/runs", json={"contact_id": str(uuid.uuid4())}
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "flow_not_published"
+
+
+@pytest.fixture
+async def other(api_url: str, sessions: SessionFactory) -> AsyncIterator[httpx.AsyncClient]:
+    """A second company's client."""
+    async with transaction(sessions) as session:
+        _, key = await create_company(session, "Other Co")
+    headers = {"Authorization": f"Bearer {key.plain}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as client:
+        yield client
+
+
+async def test_another_companys_flows_are_not_found(
+    tenant: Tenant, other: httpx.AsyncClient
+) -> None:
+    flow = await create_flow(tenant.client, sample())
+    base = f"/api/v1/flows/{flow['id']}"
+    for method, path, body in [
+        ("GET", base, None),
+        ("PUT", base, sample()),
+        ("DELETE", base, None),
+        ("POST", f"{base}/publish", None),
+        ("GET", f"{base}/diagram", None),
+        ("POST", f"{base}/simulate", {"replies": []}),
+        ("GET", f"{base}/runs", None),
+        ("POST", f"{base}/runs", {"contact_id": str(uuid.uuid4())}),
+    ]:
+        response = await other.request(method, path, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+    assert (await other.get("/api/v1/flows")).json()["data"] == []
+    assert (await tenant.client.get(base)).json()["status"] == "draft"

@@ -1,0 +1,187 @@
+"""Activities of flow runs: load a run, queue its messages, make its CRM changes, call HTTP
+endpoints and the AI agent, mirror its state to ``flow_runs``, and route a conversation's
+inbound messages to a run (or start one when a trigger matches).
+
+Messages are queued through the outbox path every agent reply takes (``queue_outbound`` with
+the client id ``flow:<run>:<n>``): a retried or replayed send activity finds its first message
+instead of queueing another, and the conversation's workflow sends it once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+from redis.asyncio import Redis
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from zapflow.cache import Cache
+from zapflow.db import SessionFactory, transaction
+from zapflow.errors import ZapflowError
+from zapflow.models import Company, Conversation, MessageSender
+from zapflow.services import flows
+from zapflow.services.contacts import add_tag, forget_contacts, remove_tag
+from zapflow.services.events import Event, publish_outbox, stage
+from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.workflows.inputs import (
+    FlowActionInput,
+    FlowMirrorInput,
+    FlowRefuseInput,
+    FlowRouteInput,
+    FlowRouteResult,
+    FlowRunContext,
+    FlowRunRef,
+    FlowSendInput,
+    FlowStart,
+)
+
+STEP_FAILED = "FlowStepFailed"
+RESPONSE_TEXT_LIMIT = 10_000
+
+
+def _permanent(message: str) -> ApplicationError:
+    return ApplicationError(message, type=STEP_FAILED, non_retryable=True)
+
+
+class FlowActivities:
+    def __init__(
+        self, sessions: SessionFactory, redis: Redis, cache: Cache, http: httpx.AsyncClient
+    ) -> None:
+        self._sessions = sessions
+        self._redis = redis
+        self._cache = cache
+        self._http = http
+
+    @activity.defn
+    async def begin_run(self, input: FlowRunRef) -> FlowRunContext:
+        async with transaction(self._sessions) as session:
+            context = await flows.begin_run(session, uuid.UUID(input.run_id))
+        return FlowRunContext(context.definition, context.contact, context.variables)
+
+    @activity.defn
+    async def send(self, input: FlowSendInput) -> None:
+        content = OutboundContent(**input.content)
+        try:
+            async with transaction(self._sessions) as session:
+                run = await flows.load_run(session, uuid.UUID(input.run_id))
+                conversation = await session.get(Conversation, run.conversation_id)
+                assert conversation is not None
+                await queue_outbound(
+                    session,
+                    conversation,
+                    content,
+                    sent_by=MessageSender.FLOW,
+                    client_id=f"flow:{input.run_id}:{input.seq}",
+                )
+        except ZapflowError as exc:
+            raise _permanent(exc.message) from None
+        await publish_outbox(self._sessions, self._redis)
+
+    @activity.defn
+    async def act(self, input: FlowActionInput) -> dict[str, Any]:
+        """A CRM change; a refused one (unknown funnel, stage, user...) fails the step."""
+        try:
+            async with transaction(self._sessions) as session:
+                run = await flows.load_run(session, uuid.UUID(input.run_id))
+                result, events = await self._apply(session, run, input.action, input.params)
+                await stage(session, events)
+        except ZapflowError as exc:
+            raise _permanent(exc.message) from None
+        if input.action in ("tag", "untag", "update_contact"):
+            await forget_contacts(self._cache, [run.contact_id])
+        await publish_outbox(self._sessions, self._redis)
+        return result
+
+    async def _apply(
+        self, session: Any, run: Any, action: str, params: dict[str, Any]
+    ) -> tuple[dict[str, Any], list[Event]]:
+        if action == "tag":
+            await add_tag(session, run.company_id, run.contact_id, params["tag"])
+            return {}, []
+        if action == "untag":
+            await remove_tag(session, run.company_id, run.contact_id, params["tag"])
+            return {}, []
+        if action == "update_contact":
+            contact = await flows.update_contact(session, run, params)
+            return {"contact": flows.contact_fields(contact)}, []
+        if action == "create_deal":
+            deal, event = await flows.create_deal(session, run, params)
+            return {"deal_id": str(deal.id)}, [event]
+        if action == "move_deal":
+            moved = await flows.move_deal(session, run, params)
+            return {}, [moved] if moved else []
+        if action == "handoff":
+            return {}, [await flows.handoff(session, run, params)]
+        raise _permanent(f"unknown action {action!r}")
+
+    @activity.defn
+    async def http_request(self, input: FlowActionInput) -> dict[str, Any]:
+        """The response as {"status", "json", "text"}; 5xx and network errors are retried by the
+        activity's policy, a 4xx fails the step at once."""
+        request = input.params
+        try:
+            response = await self._http.request(
+                request["method"],
+                request["url"],
+                headers=request["headers"],
+                content=request["body"].encode() if request["body"] is not None else None,
+                timeout=request["timeout"],
+            )
+        except httpx.HTTPError as exc:
+            raise ApplicationError(f"{type(exc).__name__}: {exc}", type="FlowHttpError") from None
+        if response.status_code >= 500:
+            raise ApplicationError(f"HTTP {response.status_code}", type="FlowHttpError")
+        if response.status_code >= 400:
+            raise _permanent(f"HTTP {response.status_code}")
+        try:
+            body = orjson.loads(response.content) if response.content else None
+        except orjson.JSONDecodeError:
+            body = None
+        return {
+            "status": response.status_code,
+            "json": body,
+            "text": response.text[:RESPONSE_TEXT_LIMIT],
+        }
+
+    @activity.defn
+    async def ai_reply(self, input: FlowActionInput) -> str:
+        """The AI agent's reply for the conversation. This is the one place to wire the agent
+        in: until it is, and whenever the company has not enabled AI, the step fails (and the
+        node takes its failure branch)."""
+        async with transaction(self._sessions) as session:
+            run = await flows.load_run(session, uuid.UUID(input.run_id))
+            company = await session.get(Company, run.company_id)
+        assert company is not None
+        if not company.ai_settings.get("enabled"):
+            raise _permanent("AI is not enabled for this company")
+        raise _permanent("no AI agent is available to flows yet")
+
+    @activity.defn
+    async def mirror(self, input: FlowMirrorInput) -> None:
+        mirror = flows.Mirror(
+            input.status, input.current_node, input.variables, input.transcript, input.error
+        )
+        async with transaction(self._sessions) as session:
+            await flows.mirror_run(session, uuid.UUID(input.run_id), mirror)
+        await publish_outbox(self._sessions, self._redis)
+
+    @activity.defn
+    async def route_inbound(self, input: FlowRouteInput) -> FlowRouteResult:
+        """The run these messages answer, or the one they start (a matched trigger), or none."""
+        conversation_id = uuid.UUID(input.conversation_id)
+        async with transaction(self._sessions) as session:
+            active = await flows.active_run(session, conversation_id)
+            if active is not None:
+                return FlowRouteResult(active_workflow_id=active.workflow_id)
+            run = await flows.match_trigger(session, conversation_id, input.texts, input.fresh)
+        if run is None:
+            return FlowRouteResult()
+        return FlowRouteResult(start=FlowStart(str(run.id), str(run.flow_id), run.flow_version))
+
+    @activity.defn
+    async def refuse_run(self, input: FlowRefuseInput) -> None:
+        async with transaction(self._sessions) as session:
+            await flows.refuse_run(session, uuid.UUID(input.run_id), input.active_workflow_id)

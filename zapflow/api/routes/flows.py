@@ -1,0 +1,386 @@
+"""Flows: drafts (JSON or YAML, validated node by node), publishing immutable versions, the
+language's JSON Schema, Mermaid diagrams, simulation, and runs (start, list, read with their
+transcript, cancel)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Coroutine
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Body, Request, Response
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import Message
+from temporalio.service import RPCError
+
+from zapflow.api.deps import (
+    CurrentPrincipal,
+    PublisherDep,
+    SessionDep,
+    SettingsDep,
+    StateDep,
+    TemporalDep,
+    after_commit,
+)
+from zapflow.api.paging import Cursor, CursorPage, Limit
+from zapflow.db import transaction
+from zapflow.errors import ServiceUnavailable, Unprocessable
+from zapflow.flows.graph import mermaid
+from zapflow.flows.language import FlowDefinition, load_document
+from zapflow.flows.simulate import simulate
+from zapflow.flows.starter import start_in_conversation
+from zapflow.models import FlowRunStatus, FlowStatus
+from zapflow.services import flows as service
+from zapflow.workflows.flow import FlowWorkflow
+from zapflow.workflows.inputs import ConversationRef, FlowStart
+
+
+class YamlBodyRoute(APIRoute):
+    """Accepts a YAML request body as well as JSON: the YAML is turned into the JSON body the
+    route declares, so both are validated alike (flow documents are often written in YAML)."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def yaml_aware(request: Request) -> Response:
+            if any(kind in request.headers.get("content-type", "") for kind in YAML_TYPES):
+                request = await _as_json(request)
+            return await handler(request)
+
+        return yaml_aware
+
+
+async def _as_json(request: Request) -> Request:
+    try:
+        body = orjson.dumps(load_document((await request.body()).decode()))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unprocessable(f"body: {exc}") from None
+    headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
+    scope = {**request.scope, "headers": [*headers, (b"content-type", b"application/json")]}
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(scope, receive)
+
+
+router = APIRouter(prefix="/flows", tags=["flows"], route_class=YamlBodyRoute)
+runs_router = APIRouter(prefix="/flow-runs", tags=["flows"])
+
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not a flow of yours"}}
+INVALID: dict[int | str, dict[str, Any]] = {
+    422: {"description": "the flow breaks a rule; `details` lists each with its node and field"}
+}
+YAML_TYPES = ("yaml", "yml")
+DOCUMENT_BODY: dict[str, Any] = {
+    "requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}
+}
+
+
+class FlowPublic(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    status: FlowStatus
+    current_version: int | None = Field(description="The version new runs use")
+    draft_definition: dict[str, Any]
+    triggers: list[dict[str, Any]] = Field(description="The current version's triggers")
+    created_at: datetime
+    updated_at: datetime
+
+
+class FlowVersionPublic(BaseModel):
+    id: uuid.UUID
+    flow_id: uuid.UUID
+    version: int
+    definition: dict[str, Any]
+    published_at: datetime
+    published_by_user_id: uuid.UUID | None
+
+
+class FlowRunPublic(BaseModel):
+    id: uuid.UUID
+    flow_id: uuid.UUID
+    flow_version: int
+    conversation_id: uuid.UUID
+    contact_id: uuid.UUID
+    status: FlowRunStatus
+    current_node_id: str | None
+    variables: dict[str, Any]
+    workflow_id: str | None
+    error: str | None
+    started_at: datetime
+    ended_at: datetime | None
+
+
+class FlowRunDetail(FlowRunPublic):
+    transcript: list[dict[str, Any]] = Field(description="Step by step: sends, replies, branches")
+
+
+class RunCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    contact_id: uuid.UUID
+    conversation_id: uuid.UUID | None = Field(
+        None, description="One of the contact's conversations; their latest if omitted"
+    )
+    variables: dict[str, Any] = Field(default_factory=dict, description="Starting values")
+
+
+class SimulateRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"replies": ["Maria", "lots", "12000"]}]},
+    )
+
+    replies: list[str | None] = Field(
+        default_factory=list, description="The customer's replies in order; null plays a timeout"
+    )
+    version: int | None = Field(None, description="A published version; the draft if omitted")
+    contact: dict[str, Any] = Field(default_factory=dict, description="Contact fields to use")
+    variables: dict[str, Any] = Field(default_factory=dict)
+    http_responses: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="node id → {status, json, text} for http_request nodes"
+    )
+
+
+class SimulationPublic(BaseModel):
+    status: str = Field(description="completed, failed, or waiting (it needs more replies)")
+    current_node: str | None
+    transcript: list[dict[str, Any]]
+    variables: dict[str, Any]
+    sent: list[dict[str, Any]] = Field(description="What would have been sent, in order")
+    error: str | None
+
+
+Document = Annotated[
+    dict[str, Any],
+    Body(description="A flow document (JSON, or YAML with a yaml content type): see /flows/schema"),
+]
+
+
+def _public(row: Any) -> FlowPublic:
+    return FlowPublic.model_validate(row, from_attributes=True)
+
+
+@router.get(
+    "/schema",
+    summary="The flow language's JSON Schema, for editors to validate and autocomplete",
+)
+async def flow_schema() -> dict[str, Any]:
+    return FlowDefinition.model_json_schema()
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a flow from a document (JSON, or YAML with a yaml content type)",
+    response_model=FlowPublic,
+    responses=INVALID,
+    openapi_extra=DOCUMENT_BODY,
+)
+async def create_flow(
+    document: Document, principal: CurrentPrincipal, session: SessionDep
+) -> FlowPublic:
+    return _public(await service.create_flow(session, principal.company_id, document))
+
+
+@router.get("", summary="List flows, newest first", response_model=CursorPage[FlowPublic])
+async def list_flows(
+    principal: CurrentPrincipal, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
+) -> CursorPage[FlowPublic]:
+    rows, next_cursor = await service.page_flows(session, principal.company_id, limit, cursor)
+    return CursorPage[FlowPublic].of(rows, next_cursor)
+
+
+@router.get("/{flow_id}", summary="Get a flow", response_model=FlowPublic, responses=NOT_FOUND)
+async def get_flow(
+    flow_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> FlowPublic:
+    return _public(await service.get_flow(session, principal.company_id, flow_id))
+
+
+@router.put(
+    "/{flow_id}",
+    summary="Replace the flow's draft (published versions and their runs are untouched)",
+    response_model=FlowPublic,
+    responses={**NOT_FOUND, **INVALID},
+    openapi_extra=DOCUMENT_BODY,
+)
+async def replace_draft(
+    flow_id: uuid.UUID, document: Document, principal: CurrentPrincipal, session: SessionDep
+) -> FlowPublic:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    return _public(await service.replace_draft(session, flow, document))
+
+
+@router.delete(
+    "/{flow_id}",
+    status_code=204,
+    summary="Archive a flow: triggers stop; runs in progress finish on their version",
+    responses=NOT_FOUND,
+)
+async def archive_flow(
+    flow_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    await service.archive(session, await service.get_flow(session, principal.company_id, flow_id))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/{flow_id}/publish",
+    status_code=201,
+    summary="Publish the draft as the next immutable version; new runs use it",
+    response_model=FlowVersionPublic,
+    responses={**NOT_FOUND, **INVALID},
+)
+async def publish_flow(
+    flow_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> FlowVersionPublic:
+    version = await service.publish(session, principal.company_id, flow_id, principal.user_id)
+    return FlowVersionPublic.model_validate(version, from_attributes=True)
+
+
+@router.get(
+    "/{flow_id}/diagram",
+    summary="The flow's graph as Mermaid text (the draft, or ?version=)",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}, **NOT_FOUND},
+)
+async def flow_diagram(
+    flow_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    version: int | None = None,
+) -> Response:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    definition = await service.definition_of(session, flow, version)
+    return Response(mermaid(definition), media_type="text/plain; charset=utf-8")
+
+
+@router.post(
+    "/{flow_id}/simulate",
+    summary="Run the flow on scripted replies: nothing is sent, the CRM is untouched",
+    response_model=SimulationPublic,
+    responses=NOT_FOUND,
+)
+async def simulate_flow(
+    flow_id: uuid.UUID, body: SimulateRequest, principal: CurrentPrincipal, session: SessionDep
+) -> SimulationPublic:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    definition = await service.definition_of(session, flow, body.version)
+    result = await simulate(
+        definition,
+        body.replies,
+        contact=body.contact,
+        variables=body.variables,
+        http_responses=body.http_responses,
+    )
+    return SimulationPublic.model_validate(result, from_attributes=True)
+
+
+@router.post(
+    "/{flow_id}/runs",
+    status_code=202,
+    summary="Start a run for a contact (in their latest conversation unless one is named)",
+    response_model=FlowRunPublic,
+    responses={
+        **NOT_FOUND,
+        409: {"description": "the flow is not published"},
+        422: {"description": "the contact is not yours, or has no conversation"},
+    },
+)
+async def start_run(
+    flow_id: uuid.UUID,
+    body: RunCreate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: StateDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
+) -> FlowRunPublic:
+    """Answered once the conversation's workflow has the request. The run then starts there,
+    or, when another run is active in that conversation, ends ``cancelled`` with the reason."""
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    run, conversation = await service.run_for_contact(
+        session, flow, body.contact_id, body.conversation_id, body.variables
+    )
+    ref = ConversationRef(
+        str(conversation.company_id), str(conversation.instance_id), conversation.remote_jid
+    )
+    start = FlowStart(str(run.id), str(flow.id), run.flow_version)
+
+    async def signal() -> None:
+        try:
+            client = await temporal.get()
+            await start_in_conversation(client, settings, ref, start)
+        except (RPCError, OSError, TimeoutError) as exc:
+            async with transaction(state.sessions) as failed:
+                why = f"not started: Temporal unavailable ({exc})"
+                await service.end_run(failed, run.id, FlowRunStatus.FAILED, why)
+            raise ServiceUnavailable("Temporal is unavailable; the run was not started") from None
+
+    after_commit(session, signal)
+    return FlowRunPublic.model_validate(run, from_attributes=True)
+
+
+@router.get(
+    "/{flow_id}/runs",
+    summary="The flow's runs, newest first",
+    response_model=CursorPage[FlowRunPublic],
+    responses=NOT_FOUND,
+)
+async def list_runs(
+    flow_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CursorPage[FlowRunPublic]:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    rows, next_cursor = await service.page_runs(session, flow, limit, cursor)
+    return CursorPage[FlowRunPublic].of(rows, next_cursor)
+
+
+@runs_router.get(
+    "/{run_id}",
+    summary="A run with its step-by-step transcript",
+    response_model=FlowRunDetail,
+    responses={404: {"description": "not a run of yours"}},
+)
+async def get_run(run_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
+    run = await service.get_run(session, principal.company_id, run_id)
+    return FlowRunDetail.model_validate(run, from_attributes=True)
+
+
+@runs_router.post(
+    "/{run_id}/cancel",
+    status_code=202,
+    summary="Cancel a run: it stops at its next wait or question and ends `cancelled`",
+    response_model=FlowRunPublic,
+    responses={404: {"description": "not a run of yours"}},
+)
+async def cancel_run(
+    run_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    temporal: TemporalDep,
+    publisher: PublisherDep,
+) -> Any:
+    run = await service.get_run(session, principal.company_id, run_id)
+    if run.status in service.FINISHED or run.workflow_id is None:
+        return FlowRunPublic.model_validate(run, from_attributes=True)
+    try:
+        client = await temporal.get()
+        await client.get_workflow_handle(run.workflow_id).signal(FlowWorkflow.cancel)
+    except RPCError as exc:
+        if "not found" not in str(exc).lower() and "completed" not in str(exc).lower():
+            raise ServiceUnavailable("Temporal is unavailable; retry the cancel") from None
+        # never started, or its workflow is gone
+        ended = await service.end_run(session, run.id, FlowRunStatus.CANCELLED, "cancelled")
+        if ended is not None:
+            await publisher.emit(service.run_event(ended))
+    return FlowRunPublic.model_validate(run, from_attributes=True)

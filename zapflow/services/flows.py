@@ -1,0 +1,538 @@
+"""Flows: drafts, immutable published versions, runs (the ``flow_runs`` mirror of each
+FlowWorkflow), trigger matching, and the CRM changes flow steps make."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import any_, func, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.errors import Conflict, NotFound, Unprocessable
+from zapflow.flows.language import FlowDefinition
+from zapflow.flows.validation import InvalidFlow, parse_flow
+from zapflow.models import (
+    Contact,
+    Conversation,
+    DeadLetter,
+    DeadLetterKind,
+    Deal,
+    Flow,
+    FlowRun,
+    FlowRunStatus,
+    FlowStatus,
+    FlowVersion,
+    Funnel,
+    Message,
+    MessageDirection,
+    Stage,
+    utc_now,
+)
+from zapflow.services import deals
+from zapflow.services.agent_inbox import assign_conversation, change_conversation
+from zapflow.services.events import Event, stage
+from zapflow.services.paging import cut_page, keyset
+from zapflow.services.queries import get_scoped
+
+ACTIVE = (FlowRunStatus.RUNNING, FlowRunStatus.WAITING)
+FINISHED = {FlowRunStatus.COMPLETED, FlowRunStatus.FAILED, FlowRunStatus.CANCELLED}
+CONTACT_FIELDS = ("name", "phone_number", "email", "tags", "custom_fields")
+
+
+def run_workflow_id(run_id: uuid.UUID | str) -> str:
+    return f"flow-run/{run_id}"
+
+
+# --- definitions and versions ----------------------------------------------------------------
+
+
+def validate_definition(document: dict[str, Any]) -> FlowDefinition:
+    """The flow, or a 422 whose details list every problem by node id and field."""
+    try:
+        return parse_flow(document)
+    except InvalidFlow as exc:
+        first = exc.issues[0]
+        where = f"{first.node_id}.{first.field}" if first.node_id else first.field
+        raise Unprocessable(
+            f"{where}: {first.message}",
+            code="invalid_flow",
+            details=[issue.model_dump() for issue in exc.issues],
+        ) from None
+
+
+async def create_flow(
+    session: AsyncSession, company_id: uuid.UUID, document: dict[str, Any]
+) -> Flow:
+    flow = validate_definition(document)
+    row = Flow(
+        company_id=company_id,
+        name=flow.name,
+        description=flow.description,
+        draft_definition=flow.model_dump(mode="json", exclude_unset=True),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get_flow(session: AsyncSession, company_id: uuid.UUID, flow_id: uuid.UUID) -> Flow:
+    return await get_scoped(session, Flow, company_id, flow_id)
+
+
+async def replace_draft(session: AsyncSession, flow: Flow, document: dict[str, Any]) -> Flow:
+    """A new draft; published versions, and the runs on them, are untouched."""
+    definition = validate_definition(document)
+    flow.name = definition.name
+    flow.description = definition.description
+    flow.draft_definition = definition.model_dump(mode="json", exclude_unset=True)
+    flow.updated_at = utc_now()
+    await session.flush()
+    return flow
+
+
+async def publish(
+    session: AsyncSession, company_id: uuid.UUID, flow_id: uuid.UUID, user_id: uuid.UUID | None
+) -> FlowVersion:
+    """The draft as the next immutable version, used by the runs that start from now on."""
+    flow = await session.get(Flow, flow_id, with_for_update=True)
+    if flow is None or flow.company_id != company_id:
+        raise NotFound("flow not found")
+    if flow.status == FlowStatus.ARCHIVED:
+        raise Conflict("the flow is archived", code="flow_archived")
+    definition = validate_definition(flow.draft_definition)
+    number = (flow.current_version or 0) + 1
+    version = FlowVersion(
+        company_id=company_id,
+        flow_id=flow.id,
+        version=number,
+        definition=flow.draft_definition,
+        published_by_user_id=user_id,
+    )
+    session.add(version)
+    flow.current_version = number
+    flow.status = FlowStatus.PUBLISHED
+    flow.triggers = [t.model_dump(mode="json") for t in definition.triggers]
+    flow.updated_at = utc_now()
+    await session.flush()
+    return version
+
+
+async def archive(session: AsyncSession, flow: Flow) -> None:
+    """No new runs (triggers stop matching); running ones finish on their version."""
+    flow.status = FlowStatus.ARCHIVED
+    flow.updated_at = utc_now()
+    await session.flush()
+
+
+async def page_flows(
+    session: AsyncSession, company_id: uuid.UUID, limit: int, cursor: str | None
+) -> tuple[list[Flow], str | None]:
+    query = keyset(
+        select(Flow).where(col(Flow.company_id) == company_id),
+        [col(Flow.created_at), col(Flow.id)],
+        (datetime, uuid.UUID),
+        limit,
+        cursor,
+    )
+    rows = list((await session.execute(query)).scalars())
+    return cut_page(rows, limit, lambda f: (f.created_at, f.id))
+
+
+async def definition_of(session: AsyncSession, flow: Flow, version: int | None) -> FlowDefinition:
+    """The draft (``version`` None) or a published version, parsed."""
+    if version is None:
+        return FlowDefinition.model_validate(flow.draft_definition)
+    query = select(FlowVersion).where(
+        col(FlowVersion.flow_id) == flow.id, col(FlowVersion.version) == version
+    )
+    row = (await session.execute(query)).scalar_one_or_none()
+    if row is None:
+        raise NotFound(f"version {version} of this flow does not exist")
+    return FlowDefinition.model_validate(row.definition)
+
+
+# --- runs ------------------------------------------------------------------------------------
+
+
+async def get_run(session: AsyncSession, company_id: uuid.UUID, run_id: uuid.UUID) -> FlowRun:
+    return await get_scoped(session, FlowRun, company_id, run_id)
+
+
+async def page_runs(
+    session: AsyncSession, flow: Flow, limit: int, cursor: str | None
+) -> tuple[list[FlowRun], str | None]:
+    query = keyset(
+        select(FlowRun).where(
+            col(FlowRun.company_id) == flow.company_id, col(FlowRun.flow_id) == flow.id
+        ),
+        [col(FlowRun.started_at), col(FlowRun.id)],
+        (datetime, uuid.UUID),
+        limit,
+        cursor,
+    )
+    rows = list((await session.execute(query)).scalars())
+    return cut_page(rows, limit, lambda r: (r.started_at, r.id))
+
+
+async def _latest_conversation(
+    session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID
+) -> Conversation:
+    query = (
+        select(Conversation)
+        .where(
+            col(Conversation.company_id) == company_id,
+            col(Conversation.contact_id) == contact_id,
+        )
+        .order_by(col(Conversation.last_message_at).desc())
+        .limit(1)
+    )
+    conversation = (await session.execute(query)).scalar_one_or_none()
+    if conversation is None:
+        raise Unprocessable(
+            "contact_id: this contact has no conversation to run a flow in",
+            details=[{"field": "body.contact_id", "message": "no conversation yet"}],
+        )
+    return conversation
+
+
+def runnable_version(flow: Flow) -> int:
+    if flow.status != FlowStatus.PUBLISHED or flow.current_version is None:
+        raise Conflict("publish the flow before running it", code="flow_not_published")
+    return flow.current_version
+
+
+async def new_run(
+    session: AsyncSession,
+    flow: Flow,
+    conversation: Conversation,
+    variables: dict[str, Any] | None = None,
+) -> FlowRun:
+    version = runnable_version(flow)
+    run_id = uuid.uuid4()
+    run = FlowRun(
+        id=run_id,
+        company_id=flow.company_id,
+        flow_id=flow.id,
+        flow_version=version,
+        conversation_id=conversation.id,
+        contact_id=conversation.contact_id,
+        variables=dict(variables or {}),
+        workflow_id=run_workflow_id(run_id),
+    )
+    session.add(run)
+    await session.flush()
+    return run
+
+
+async def run_for_contact(
+    session: AsyncSession,
+    flow: Flow,
+    contact_id: uuid.UUID,
+    conversation_id: uuid.UUID | None,
+    variables: dict[str, Any],
+) -> tuple[FlowRun, Conversation]:
+    """A run (not started yet) in the given conversation, or the contact's latest one."""
+    runnable_version(flow)
+    company_id = flow.company_id
+    await deals.scoped_reference(session, Contact, company_id, contact_id, "body.contact_id")
+    if conversation_id is None:
+        conversation = await _latest_conversation(session, company_id, contact_id)
+    else:
+        conversation = await deals.scoped_reference(
+            session, Conversation, company_id, conversation_id, "body.conversation_id"
+        )
+        if conversation.contact_id != contact_id:
+            raise deals.invalid_reference("body.conversation_id", "not the contact's")
+    return await new_run(session, flow, conversation, variables), conversation
+
+
+async def active_run(session: AsyncSession, conversation_id: uuid.UUID) -> FlowRun | None:
+    query = (
+        select(FlowRun)
+        .where(
+            col(FlowRun.conversation_id) == conversation_id,
+            col(FlowRun.status).in_(ACTIVE),
+            col(FlowRun.ended_at).is_(None),
+        )
+        .order_by(col(FlowRun.started_at))
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class RunContext:
+    definition: dict[str, Any]
+    contact: dict[str, Any]
+    variables: dict[str, Any]
+
+
+async def begin_run(session: AsyncSession, run_id: uuid.UUID) -> RunContext:
+    run = await load_run(session, run_id)
+    version = (
+        await session.execute(
+            select(FlowVersion).where(
+                col(FlowVersion.flow_id) == run.flow_id,
+                col(FlowVersion.version) == run.flow_version,
+            )
+        )
+    ).scalar_one()
+    contact = await session.get(Contact, run.contact_id)
+    assert contact is not None
+    return RunContext(version.definition, contact_fields(contact), dict(run.variables))
+
+
+def contact_fields(contact: Contact) -> dict[str, Any]:
+    return {name: getattr(contact, name) for name in CONTACT_FIELDS}
+
+
+async def load_run(session: AsyncSession, run_id: uuid.UUID) -> FlowRun:
+    run = await session.get(FlowRun, run_id)
+    if run is None:
+        raise NotFound(f"flow run {run_id} not found")
+    return run
+
+
+async def refuse_run(session: AsyncSession, run_id: uuid.UUID, active_workflow_id: str) -> None:
+    """Record a trigger that came while another run was active: cancelled, never started."""
+    why = f"not started: the conversation already runs {active_workflow_id}"
+    await end_run(session, run_id, FlowRunStatus.CANCELLED, why)
+
+
+@dataclass(frozen=True)
+class Mirror:
+    status: str
+    current_node: str | None
+    variables: dict[str, Any]
+    transcript: list[dict[str, Any]]
+    error: str | None
+
+
+async def mirror_run(session: AsyncSession, run_id: uuid.UUID, mirror: Mirror) -> FlowRun:
+    """Copy the workflow's state to ``flow_runs``; a failed run leaves a dead letter."""
+    run = await load_run(session, run_id)
+    status = FlowRunStatus(mirror.status)
+    if run.status in FINISHED:
+        return run  # a retried last mirror
+    run.status = status
+    run.current_node_id = mirror.current_node
+    run.variables = mirror.variables
+    run.transcript = mirror.transcript
+    run.error = mirror.error
+    if status in FINISHED:
+        run.ended_at = utc_now()
+    if status == FlowRunStatus.FAILED:
+        session.add(
+            DeadLetter(
+                company_id=run.company_id,
+                kind=DeadLetterKind.FLOW_NODE,
+                reference={
+                    "flow_run_id": str(run.id),
+                    "flow_id": str(run.flow_id),
+                    "conversation_id": str(run.conversation_id),
+                },
+                error=mirror.error or "the flow run failed",
+                attempts=1,
+                payload={"version": run.flow_version, "variables": mirror.variables},
+            )
+        )
+    await session.flush()
+    await stage(session, [run_event(run)])
+    return run
+
+
+def run_event(run: FlowRun) -> Event:
+    data = {
+        "id": str(run.id),
+        "flow_id": str(run.flow_id),
+        "status": run.status.value,
+        "current_node_id": run.current_node_id,
+    }
+    return Event("flow_run.updated", run.company_id, data, conversation_id=run.conversation_id)
+
+
+# --- triggers ---------------------------------------------------------------------------------
+
+
+def _matches(trigger: dict[str, Any], texts: Sequence[str], first_message: bool) -> bool:
+    kind = trigger.get("type")
+    if kind == "first_message":
+        return first_message
+    if kind == "keyword":
+        words = [re.escape(k.strip()) for k in trigger.get("keywords", []) if k.strip()]
+        pattern = re.compile(r"(?<!\w)(" + "|".join(words) + r")(?!\w)", re.IGNORECASE)
+        return bool(words) and any(pattern.search(t) for t in texts)
+    if kind == "regex":
+        return any(re.search(trigger["pattern"], t) for t in texts)
+    return False
+
+
+async def _is_first_contact(session: AsyncSession, contact_id: uuid.UUID, fresh: int) -> bool:
+    """The contact has no inbound messages but the ``fresh`` ones just stored."""
+    query = (
+        select(func.count())
+        .select_from(Message)
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(
+            col(Conversation.contact_id) == contact_id,
+            col(Message.direction) == MessageDirection.INBOUND,
+        )
+    )
+    return int((await session.execute(query)).scalar_one()) <= fresh
+
+
+async def match_trigger(
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    texts: Sequence[str],
+    fresh: int,
+) -> FlowRun | None:
+    """The run a customer's messages start (first matching published flow, oldest first), or
+    None. Paused conversations (a human took over) start nothing."""
+    conversation = await session.get(Conversation, conversation_id)
+    if conversation is None or conversation.is_paused:
+        return None
+    query = (
+        select(Flow)
+        .where(
+            col(Flow.company_id) == conversation.company_id,
+            col(Flow.status) == FlowStatus.PUBLISHED,
+            func.jsonb_array_length(col(Flow.triggers)) > 0,
+        )
+        .order_by(col(Flow.created_at), col(Flow.id))
+    )
+    flows = list((await session.execute(query)).scalars())
+    first: bool | None = None
+    for flow in flows:
+        for trigger in flow.triggers:
+            if trigger.get("type") == "first_message" and first is None:
+                first = await _is_first_contact(session, conversation.contact_id, fresh)
+            if _matches(trigger, texts, bool(first)):
+                return await new_run(session, flow, conversation)
+    return None
+
+
+async def tagged_conversations(
+    session: AsyncSession, company_id: uuid.UUID, tag: str
+) -> list[Conversation]:
+    """The latest conversation of each contact carrying ``tag`` (a schedule trigger's audience)."""
+    query = (
+        select(Conversation)
+        .join(Contact, col(Contact.id) == col(Conversation.contact_id))
+        .where(col(Contact.company_id) == company_id, literal(tag) == any_(col(Contact.tags)))
+        .order_by(col(Conversation.contact_id), col(Conversation.last_message_at).desc())
+        .distinct(col(Conversation.contact_id))
+    )
+    return list((await session.execute(query)).scalars())
+
+
+# --- CRM changes made by flow steps ----------------------------------------------------------
+
+
+async def _funnel(session: AsyncSession, company_id: uuid.UUID, ref: str) -> Funnel:
+    query = select(Funnel).where(col(Funnel.company_id) == company_id)
+    query = query.where(_id_or_name(Funnel, ref)).order_by(col(Funnel.created_at)).limit(1)
+    funnel = (await session.execute(query)).scalar_one_or_none()
+    if funnel is None:
+        raise Unprocessable(f"funnel: no funnel {ref!r} in this company")
+    return funnel
+
+
+async def _stage(session: AsyncSession, funnel_id: uuid.UUID, ref: str) -> Stage:
+    query = select(Stage).where(col(Stage.funnel_id) == funnel_id, _id_or_name(Stage, ref))
+    found = (await session.execute(query.limit(1))).scalar_one_or_none()
+    if found is None:
+        raise Unprocessable(f"stage: no stage {ref!r} in this funnel")
+    return found
+
+
+def _id_or_name(model: type[Funnel] | type[Stage], ref: str) -> Any:
+    try:
+        return or_(col(model.id) == uuid.UUID(ref), col(model.name) == ref)
+    except ValueError:
+        return col(model.name) == ref
+
+
+async def create_deal(
+    session: AsyncSession, run: FlowRun, params: dict[str, Any]
+) -> tuple[Deal, Event]:
+    funnel = await _funnel(session, run.company_id, params["funnel"])
+    fields: dict[str, Any] = {
+        "title": params["title"][:200],
+        "funnel_id": funnel.id,
+        "contact_id": run.contact_id,
+        "stage_id": (await _stage(session, funnel.id, params["stage"])).id
+        if params.get("stage")
+        else None,
+    }
+    if params.get("value") is not None:
+        fields["value"] = Decimal(str(params["value"])).quantize(Decimal("0.01"))
+    deal = await deals.create_deal(session, run.company_id, fields, None)
+    public = await deals.get_public(session, run.company_id, deal.id)
+    return deal, deals.deal_event("deal.created", run.company_id, public)
+
+
+async def move_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Event | None:
+    try:
+        deal_id = uuid.UUID(str(params.get("deal_id")))
+    except ValueError:
+        raise Unprocessable("deal: the run has no deal id in that variable") from None
+    deal = await deals.lock_deal(session, run.company_id, deal_id)
+    target = await _stage(session, deal.funnel_id, params["stage"])
+    if not await deals.move_deal(session, deal, target.id, None):
+        return None
+    public = await deals.get_public(session, run.company_id, deal.id)
+    return deals.deal_event("deal.moved", run.company_id, public)
+
+
+async def update_contact(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Contact:
+    contact = await session.get(Contact, run.contact_id, with_for_update=True)
+    assert contact is not None
+    if params.get("name"):
+        contact.name = params["name"][:200]
+    if params.get("email"):
+        contact.email = params["email"].strip().lower()
+    if params.get("custom_fields"):
+        contact.custom_fields = {**contact.custom_fields, **params["custom_fields"]}
+    contact.updated_at = utc_now()
+    await session.flush()
+    return contact
+
+
+async def handoff(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Event:
+    """Pause the bot in the conversation, assign it when asked, announce ``flow.handoff``."""
+    company_id = run.company_id
+    await change_conversation(session, company_id, run.conversation_id, {"is_paused": True})
+    if params.get("assign_user_id"):
+        await assign_conversation(
+            session, company_id, run.conversation_id, uuid.UUID(params["assign_user_id"])
+        )
+    data = {
+        "flow_run_id": str(run.id),
+        "flow_id": str(run.flow_id),
+        "team": params.get("team"),
+        "note": params.get("note"),
+        "assigned_user_id": params.get("assign_user_id"),
+    }
+    return Event("flow.handoff", company_id, data, conversation_id=run.conversation_id)
+
+
+async def end_run(
+    session: AsyncSession, run_id: uuid.UUID, status: FlowRunStatus, error: str
+) -> FlowRun | None:
+    """End a run that has no workflow to do it (never started, or gone); None if it had ended."""
+    statement = (
+        update(FlowRun)
+        .where(col(FlowRun.id) == run_id, col(FlowRun.status).in_(ACTIVE))
+        .values(status=status, error=error, ended_at=utc_now())
+        .returning(FlowRun)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.execute(statement)).scalar_one_or_none()
