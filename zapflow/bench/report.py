@@ -560,20 +560,14 @@ def plot(steps: dict[str, dict[str, Any]], title: str, path: Path) -> None:
             )
         if has_backlog:
             backlog = s.get("backlog", [])
-            axes[2].plot(
-                [offset + b[0] for b in backlog],
-                [b[1] for b in backlog],
-                "-",
-                color=f"C{n}",
-                label=f"{name} inbox",
-            )
-            axes[2].plot(
-                [offset + b[0] for b in backlog],
-                [b[2] for b in backlog],
-                ":",
-                color=f"C{n}",
-                label=f"{name} Temporal",
-            )
+            for column, style, label in ((1, "-", "inbox"), (2, ":", "Temporal")):
+                axes[2].plot(
+                    [offset + b[0] for b in backlog],
+                    [b[column] for b in backlog],
+                    style,
+                    color=f"C{n}",
+                    label=f"{name} {label}",
+                )
         ends = [w["t"] for w in lat] + [p["t"] for p in s.get("done", [])]
         offset += max(ends, default=0.0) + 2
     axes[0].set_ylabel("latency ms (log)")

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -42,18 +43,22 @@ PROFILE_SECONDS = 20.0
 # --- set-up ------------------------------------------------------------------------------------
 
 
-def company(bench: BenchStack, name: str) -> tuple[str, str]:
-    """A new company: (company id, admin API key)."""
+@dataclass(frozen=True)
+class Tenant:
+    company_id: str
+    api_key: str
+    instance_id: str
+    webhook_url: str
+    phone_number_id: str
+
+
+def tenant(bench: BenchStack, name: str) -> Tenant:
+    """A new company (``zapflow companies create``) with a Cloud API instance; the API runs."""
     created = bench.run_cli("companies", "create", name)
-    return created["company_id"], created["api_key"]
-
-
-def cloud_instance(bench: BenchStack, api_key: str) -> tuple[str, str, str]:
-    """A Cloud API instance: (instance id, webhook path, phone_number_id)."""
     phone_number_id = str(100000000000000 + uuid.uuid4().int % 10**12)
     response = httpx.post(
         f"{bench.base_url}/api/v1/instances",
-        headers={"Authorization": f"Bearer {api_key}"},
+        headers={"Authorization": f"Bearer {created['api_key']}"},
         json={
             "name": "Bench",
             "provider": "cloud",
@@ -66,31 +71,33 @@ def cloud_instance(bench: BenchStack, api_key: str) -> tuple[str, str, str]:
     if response.status_code != 201:
         raise BenchError(f"creating the instance: {response.status_code} {response.text}")
     body = response.json()
-    return body["id"], urlsplit(body["webhook_url"]).path, phone_number_id
+    webhook_url = bench.base_url + urlsplit(body["webhook_url"]).path
+    return Tenant(
+        created["company_id"], created["api_key"], body["id"], webhook_url, phone_number_id
+    )
 
 
 def webhook_plan(
     bench: BenchStack,
-    api_key: str,
-    company_id: str,
-    url: str,
-    phone: str,
+    to: Tenant,
     steps: list[tuple[float, float]],
     *,
     sse: bool,
     customer_base: int,
     customers: int = CUSTOMERS,
+    webhook_url: str | None = None,
 ) -> dict[str, Any]:
+    """Signed deliveries to ``to``'s webhook (or ``webhook_url``), a step per (rate, seconds)."""
     return {
         "mode": "webhook",
         "base_url": bench.base_url,
-        "api_key": api_key,
-        "webhook_url": url,
+        "api_key": to.api_key,
+        "webhook_url": webhook_url or to.webhook_url,
         "app_secret": APP_SECRET,
-        "phone_number_id": phone,
+        "phone_number_id": to.phone_number_id,
         "sse": sse,
         "database_url": bench.database_url,
-        "company_id": company_id,
+        "company_id": to.company_id,
         "drain_timeout": DRAIN_TIMEOUT,
         "steps": [
             {
@@ -122,6 +129,19 @@ def memory(steps: Iterable[dict[str, Any]]) -> dict[str, float]:
             if group in ("api", "worker", "direct"):
                 peaks[f"{group}_peak_rss_mib"] = max(peaks.get(f"{group}_peak_rss_mib", 0), mib)
     return peaks
+
+
+def api_only(
+    bench: BenchStack, settings: dict[str, Any], results: dict[str, Any], series: dict[str, Any]
+) -> dict[str, Any]:
+    """A scenario's result when the API ran alone."""
+    return {
+        "settings": settings,
+        "results": results,
+        "memory": memory(results.values()),
+        "series": series,
+        "api_log_lines": bench.log_lines("api"),
+    }
 
 
 # --- analysis ----------------------------------------------------------------------------------
@@ -203,34 +223,19 @@ def webhook_ack(ctx: Context) -> dict[str, Any]:
     steps = ctx.options.steps([100, 250, 500, 1000], 30)
 
     def scenario(bench: BenchStack) -> dict[str, Any]:
-        company_id, key = company(bench, "Bench webhook-ack")
         bench.start_api()
-        _, path, phone = cloud_instance(bench, key)
-        plan = webhook_plan(
-            bench,
-            key,
-            company_id,
-            bench.base_url + path,
-            phone,
-            steps,
-            sse=False,
-            customer_base=5511970000000,
-        )
+        to = tenant(bench, "Bench webhook-ack")
+        plan = webhook_plan(bench, to, steps, sse=False, customer_base=5511970000000)
         raw, usage = ctx.load(bench, plan, "webhook-ack")
         bench.check_processes()
         results, series = analyse_steps(raw, usage, e2e=False)
-        return {
-            "settings": {
-                "steps": steps,
-                "customers": CUSTOMERS,
-                "processes": "api only",
-                "request": "POST /webhooks/cloud/{token}, one signed text each",
-            },
-            "results": results,
-            "memory": memory(results.values()),
-            "series": series,
-            "api_log_lines": bench.log_lines("api"),
+        settings = {
+            "steps": steps,
+            "customers": CUSTOMERS,
+            "processes": "api only",
+            "request": "POST /webhooks/cloud/{token}, one signed text each",
         }
+        return api_only(bench, settings, results, series)
 
     return running(BenchStack(), scenario)
 
@@ -274,9 +279,8 @@ def pipeline_variant(
     profiler: Profiler | None,
 ) -> tuple[dict[str, Any], dict[str, Any], int]:
     """One variant's steps: (results by step, series by step, SSE reconnects)."""
-    company_id, key = company(bench, f"Bench pipeline {variant}")
-    instance_id, path, phone = cloud_instance(bench, key)
-    url = bench.base_url + path
+    to = tenant(bench, f"Bench pipeline {variant}")
+    url = None
     if variant == "direct":
         port = free_port()
         argv = [
@@ -284,14 +288,14 @@ def pipeline_variant(
             "-m",
             "zapflow.bench.direct",
             str(port),
-            company_id,
-            instance_id,
+            to.company_id,
+            to.instance_id,
             APP_SECRET,
         ]
         bench.start("direct", argv, ready_url=f"http://127.0.0.1:{port}/readyz")
-        url = f"http://127.0.0.1:{port}{path}"
+        url = f"http://127.0.0.1:{port}{urlsplit(to.webhook_url).path}"
     base = 5511960000000 if variant == "inbox" else 5511950000000
-    plan = webhook_plan(bench, key, company_id, url, phone, steps, sse=True, customer_base=base)
+    plan = webhook_plan(bench, to, steps, sse=True, customer_base=base, webhook_url=url)
     raw, usage = ctx.load(
         bench, plan, f"pipeline {variant}", profiler.on_step if profiler else None
     )
@@ -406,22 +410,17 @@ def crm_read(ctx: Context) -> dict[str, Any]:
             }
             for s in raw["steps"]
         }
-        return {
-            "settings": {
-                "contacts": o.contacts,
-                "messages": o.messages,
-                "seed_seconds": seed_s,
-                "steps": steps,
-                "mix_percent": {route: w for w, route in MIX},
-                "targets": targets.public(),
-                "rate_limit_per_minute": RATE_LIMIT,
-                "processes": "api only (nothing is written)",
-            },
-            "results": results,
-            "memory": memory(results.values()),
-            "series": series,
-            "api_log_lines": bench.log_lines("api"),
+        settings = {
+            "contacts": o.contacts,
+            "messages": o.messages,
+            "seed_seconds": seed_s,
+            "steps": steps,
+            "mix_percent": {route: w for w, route in MIX},
+            "targets": targets.public(),
+            "rate_limit_per_minute": RATE_LIMIT,
+            "processes": "api only (nothing is written)",
         }
+        return api_only(bench, settings, results, series)
 
     return running(BenchStack(), scenario)
 
@@ -448,17 +447,14 @@ def followup_timers(ctx: Context) -> dict[str, Any]:
     provider = f"http://127.0.0.1:{receiver_port}/v21.0"
 
     def scenario(bench: BenchStack) -> dict[str, Any]:
-        company_id, key = company(bench, "Bench follow-ups")
         bench.start("worker", env={"ZAPFLOW_CLOUD_API_BASE_URL": provider})
         bench.start_api()
-        _, path, phone = cloud_instance(bench, key)
+        to = tenant(bench, "Bench follow-ups")
+        company_id, key = to.company_id, to.api_key
         steps = [(50.0, FOLLOWUP_CONVERSATIONS / 50.0)]
         plan = webhook_plan(
             bench,
-            key,
-            company_id,
-            bench.base_url + path,
-            phone,
+            to,
             steps,
             sse=True,
             customer_base=5511940000000,
@@ -563,15 +559,21 @@ def search(ctx: Context) -> dict[str, Any]:
         started = time.time()
         done = subprocess.run(argv, timeout=SEARCH_TIMEOUT, check=False)
         if not output.exists():  # it chose its own file in bench/results/
-            written = [p for p in ctx.options.output_dir.glob("*.json")
-                       if p.stat().st_mtime >= started and p.stem not in SCENARIOS]  # fmt: skip
+            written = [
+                p
+                for p in ctx.options.output_dir.glob("*.json")
+                if p.stat().st_mtime >= started and p.stem not in SCENARIOS
+            ]
             output = max(written, key=lambda p: p.stat().st_mtime) if written else output
         if done.returncode != 0 or not output.exists():
             raise BenchError(f"{SEARCH_SCRIPT.name} exited with {done.returncode}")
         raw = orjson.loads(output.read_bytes())
     measures = {k: v for k, v in flatten(raw).items() if SEARCH_MEASURES.search(k.lower())}
-    return {"settings": {"command": " ".join(Path(a).name for a in argv)}, "summary": measures,
-            "raw": raw}  # fmt: skip
+    return {
+        "settings": {"command": " ".join(Path(a).name for a in argv)},
+        "summary": measures,
+        "raw": raw,
+    }
 
 
 SCENARIOS: dict[str, ScenarioFn] = {
