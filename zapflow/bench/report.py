@@ -467,6 +467,18 @@ def environment(results: dict[str, dict[str, Any]], run_id: str) -> list[str]:
     return lines
 
 
+def describe_steps(settings: dict[str, Any]) -> str:
+    """`` · steps 20/s x 30 s, ...`` from a scenario's settings."""
+    steps = []
+    for step in settings.get("steps", []):
+        if isinstance(step, dict):  # crm-read: named, with a rate or a concurrency
+            what = f"{step['concurrency']} clients" if "concurrency" in step else step["name"]
+            steps.append(f"{what} x {step['duration']:g} s")
+        else:
+            steps.append(f"{step[0]:g}/s x {step[1]:g} s")
+    return f" · steps {', '.join(steps)}" if steps else ""
+
+
 def write_report(results_dir: Path, report: Path, run_id: str) -> None:
     results = load(results_dir)
     if not results:
@@ -497,7 +509,7 @@ def write_report(results_dir: Path, report: Path, run_id: str) -> None:
             f"## {name}",
             "",
             f"`bench/results/{name}.json` · started {result['started']}, "
-            f"{result.get('wall_seconds', '?')} s",
+            f"{result.get('wall_seconds', '?')} s{describe_steps(result.get('settings') or {})}",
             "",
         ]
         if "results" not in result and "summary" not in result:
