@@ -235,13 +235,15 @@ def webhook_section(result: dict[str, Any]) -> list[str]:
             num(s["achieved_rate"]),
             *(num(s["ack_ms"][q]) for q in ("p50", "p95", "p99", "max")),
             str(s["errors"]),
+            num(s["send_lag_ms"]["p99"]),
             cpu(s, "api", "postgres", "load_generator", "other", "machine_busy"),
             num((s.get("peak_rss_mib") or {}).get("api"), 0),
         ]
         for name, s in result["results"].items()
     ]
     return [
-        "Ack latency (ms, from the due time): the API alone, no worker.",
+        "Ack latency (ms, from the due time): the API alone, no worker. Send lag: how late the "
+        "load generator fired (tens of ms or more: it was starved of CPU too).",
         "",
         *table(
             [
@@ -252,6 +254,7 @@ def webhook_section(result: dict[str, Any]) -> list[str]:
                 "p99",
                 "max",
                 "errors",
+                "send lag p99",
                 "CPU % api / pg / loadgen / other / machine",
                 "API RSS MiB",
             ],
