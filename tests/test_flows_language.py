@@ -4,6 +4,7 @@ language, interpolation, answer checks, the simulator and the diagram."""
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +228,28 @@ def test_mermaid_diagram() -> None:
     assert 'n_check_budget -->|"budget >= threshold"| n_deal_qualified' in text
     assert 'n_ask_name -->|"timeout"| n_nudge' in text
     assert 'n_done(["done: end"])' in text
+
+
+def test_cli_simulates_a_file(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "zapflow.cli", "flows", "simulate", str(SAMPLE)]
+    done = subprocess.run(
+        [*command, "-r", "Maria", "-r", "300"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Hi Maria, here is the starter guide" in done.stdout
+    assert "completed; variables:" in done.stdout
+    timed_out = subprocess.run(
+        [*command, "--reply", "!timeout", "--json"], capture_output=True, text=True, check=False
+    )
+    assert [t["event"] for t in json.loads(timed_out.stdout)["transcript"]][2] == "timeout"
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: x\nstart: a\nnodes:\n  - {id: a, type: send_text, text: hi}\n")
+    invalid = subprocess.run(
+        [*command[:-1], str(broken)], capture_output=True, text=True, check=False
+    )
+    assert invalid.returncode == 2
+    assert "a.next" in invalid.stderr and "dead_end" in invalid.stderr

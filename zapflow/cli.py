@@ -16,6 +16,7 @@ from rich.console import Console
 
 from zapflow.bench.command import bench as bench_command
 from zapflow.config import ConfigError, Settings, load_settings
+from zapflow.flows.cli import flows_app
 
 app = typer.Typer(
     help="zapflow: WhatsApp CRM automation on Temporal, Postgres and Redis.",
@@ -288,6 +289,7 @@ async def _simulate_inbound(
 
 embeddings = typer.Typer(help="Embeddings for semantic search.", no_args_is_help=True)
 app.add_typer(embeddings, name="embeddings")
+app.add_typer(flows_app, name="flows")
 
 
 @embeddings.command("backfill")
