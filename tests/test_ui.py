@@ -6,8 +6,10 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import yaml
 from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 
@@ -24,6 +26,11 @@ from tests.fixtures.traffic import (
     start_conversation,
 )
 from zapflow.db import SessionFactory, transaction
+from zapflow.services.conversations import persist_inbound
+from zapflow.whatsapp.cloud import parse_webhook
+from zapflow.whatsapp.types import InboundMessage
+
+FLOW_SAMPLE = Path(__file__).parent.parent / "examples" / "flows" / "lead_qualification.yaml"
 
 
 async def customer_says(
@@ -280,17 +287,36 @@ LOAD_FIGURES = """() => {
 }"""
 
 
+async def seed_conversation(
+    sessions: SessionFactory,
+    tenant: Tenant,
+    instance: dict[str, Any],
+    wa_id: str,
+    said: str,
+    name: str,
+) -> None:
+    """A conversation stored straight by the persisting service (no worker work left behind)."""
+    delivery = cloud_delivery(
+        instance["phone_number_id"],
+        cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", said, int(time.time()), name=name),
+    )
+    [message] = [e for e in parse_webhook(delivery) if isinstance(e, InboundMessage)]
+    async with transaction(sessions) as session:
+        await persist_inbound(
+            session, uuid.UUID(tenant.id), uuid.UUID(instance["id"]), message.remote_jid, [message]
+        )
+
+
 async def test_inbox_first_load_in_english_and_portuguese_on_desktop_and_phone(
-    browser: Browser, api_url: str, tenant: Tenant, worker: None
+    browser: Browser, api_url: str, tenant: Tenant, sessions: SessionFactory
 ):
     instance = await create_cloud_instance(tenant)
     for n, (name, said) in enumerate((("Ana Souza", "Oi! Qual o preço do kit?"),
                                       ("Bruno Lima", "Vocês entregam em Campinas?"),
                                       ("Carla Dias", "Obrigada, chegou certinho 😊"))):  # fmt: skip
-        await customer_says(tenant, instance, f"55119666600{n:02d}", said, name=name)
-    await eventually(
-        lambda: tenant.client.get("/api/v1/conversations"), lambda r: len(r.json()["data"]) == 3
-    )
+        await seed_conversation(sessions, tenant, instance, f"55119666600{n:02d}", said, name)
+    for path in ("/app/", "/api/v1/conversations"):  # a warm server; the browser starts cold
+        assert (await tenant.client.get(path)).status_code == 200
     # signed in already (as after the sign-in form): the first visit starts from a cold cache
     async with open_page(browser, api_url, locale="pt-BR") as page:
         await page.context.add_init_script(
@@ -355,3 +381,50 @@ async def test_a_follow_up_is_scheduled_in_two_days_or_at_a_picked_time_and_canc
         await row.get_by_role("button", name="Cancel follow-up").click()
         await expect(row).to_have_attribute("data-status", "CANCELLED")
         assert [f["id"] for f in await pending()] == [at_nine["id"]]
+
+
+async def test_a_flow_is_drawn_published_and_simulated(page: Page, tenant: Tenant):
+    document = yaml.safe_load(FLOW_SAMPLE.read_text())
+    created = await tenant.client.post("/api/v1/flows", json=document)
+    assert created.status_code == 201, created.text
+    flow = created.json()
+    mermaid_loads: list[str] = []
+    page.on("request", lambda r: "mermaid" in r.url and mermaid_loads.append(r.url))
+    await sign_in(page, tenant.api_key)
+    assert mermaid_loads == []  # only the flows view loads it
+
+    await page.get_by_role("link", name="Flows").click()
+    await page.get_by_role("link", name=flow["name"]).click()
+    diagram = page.locator(".diagram svg")
+    await expect(diagram).to_be_visible()
+    await expect(diagram).to_contain_text("ask_name")
+    assert len(mermaid_loads) == 1
+
+    await page.get_by_role("button", name="Publish draft").click()
+    await expect(page.get_by_text("Published version 1.")).to_be_visible()
+    assert (await tenant.client.get(f"/api/v1/flows/{flow['id']}")).json()["current_version"] == 1
+    await expect(diagram).to_be_visible()
+    await screenshot(page, "flow")
+    await screenshot(page, "flow", PHONE)
+
+    await page.get_by_label("Customer replies").fill("Maria\nlots\n12000")
+    await page.get_by_role("button", name="Run simulation").click()
+    await expect(page.locator("[data-status=completed]")).to_be_visible()
+    await expect(page.locator(".transcript-steps")).to_contain_text("Thanks, Maria!")
+
+
+async def test_search_finds_a_message_and_opens_its_conversation(
+    page: Page, tenant: Tenant, worker: None
+):
+    instance, conversation_id = await start_conversation(tenant, "5511988880008")
+    await customer_says(tenant, instance, "5511988880008", "Qual o preço do kit festa infantil?")
+    await eventually(lambda: message_rows(tenant, conversation_id), lambda found: len(found) == 2)
+    await sign_in(page, tenant.api_key, "/app/#/search")
+    await page.get_by_label("Words or meaning").fill("kit festa")
+    await page.get_by_label("How").select_option("keyword")
+    await page.get_by_role("button", name="Search", exact=True).click()
+    hit = page.locator(".hit")
+    await expect(hit).to_have_count(1)
+    await expect(hit.locator("mark").first).to_have_text("kit")
+    await hit.click()
+    await expect(page.locator(".messages")).to_contain_text("kit festa infantil")

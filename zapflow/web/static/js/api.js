@@ -40,7 +40,7 @@ export function qs(params) {
   return text ? `?${text}` : "";
 }
 
-export async function api(path, { method = "GET", body, key = auth.key, signal } = {}) {
+export async function api(path, { method = "GET", body, key = auth.key, signal, text = false } = {}) {
   const headers = { Authorization: `Bearer ${key}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
@@ -56,6 +56,7 @@ export async function api(path, { method = "GET", body, key = auth.key, signal }
     throw new ApiError(0, { error: { code: "network", message: error.message } });
   }
   if (response.status === 204) return null;
+  if (text && response.ok) return response.text();
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     if (response.status === 401 && key === auth.key) auth.clear();

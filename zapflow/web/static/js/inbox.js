@@ -85,9 +85,10 @@ export class InboxView {
       { onchange: (e) => this.setFilter("status", e.target.value) },
     );
     const tags = h("datalist", { id: "tag-options" });
-    api("/tags?limit=100")
-      .then((page) => replace(tags, page.data.map((tag) => h("option", { value: tag.name }))))
-      .catch(() => {});
+    const loadTags = () =>
+      api("/tags?limit=100")
+        .then((page) => replace(tags, page.data.map((tag) => h("option", { value: tag.name }))))
+        .catch(() => {});
     const tag = h("input", {
       type: "text",
       list: "tag-options",
@@ -108,7 +109,7 @@ X
       field(t("inbox.show"), show, { hideLabel: true }),
       h(
         "details",
-        { class: "more-filters" },
+        { class: "more-filters", ontoggle: (e) => e.target.open && loadTags() },
         h("summary", {}, t("inbox.moreFilters")),
         field(t("inbox.status"), status),
         field(t("inbox.tag"), tag),

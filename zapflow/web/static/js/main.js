@@ -4,14 +4,16 @@
 import { all, api, ApiError, auth } from "./api.js";
 import { BoardView } from "./board.js";
 import { field, h, replace, select } from "./dom.js";
+import { FlowsView } from "./flows.js";
 import { FollowUpsPanel } from "./followups.js";
 import { errorText } from "./format.js";
 import { LANGUAGES, lang, markDocument, setLang, t } from "./i18n.js";
 import { InboxView } from "./inbox.js";
 import { LiveStream } from "./live.js";
+import { SearchView } from "./search.js";
 
 const root = document.getElementById("root");
-const VIEWS = { inbox: InboxView, board: BoardView };
+const VIEWS = { inbox: InboxView, board: BoardView, flows: FlowsView, search: SearchView };
 let live = null;
 let view = null;
 let viewName = null;
@@ -70,21 +72,23 @@ function stop() {
 
 function start() {
   stop();
-  // the views start loading at once; what they share arrives alongside (list first, names later)
-  ctx = { company: null, users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel] };
-  ctx.ready = Promise.all([
-    api("/company").then((company) => (ctx.company = company)),
-    all("/users").then((users) => (ctx.users = new Map(users.map((u) => [u.id, u])))).catch(() => {}),
-    api("/instances").then((instances) => (ctx.instances = instances)),
-    api("/funnels").then((funnels) => (ctx.funnels = funnels)),
-  ]).then(() => {
-    companyName.textContent = ctx.company.name;
-  });
-  ctx.ready.catch((error) => auth.key && signIn(errorText(error)));
+  // the view's first request goes out first; what the views share arrives alongside it
+  let shared;
+  ctx = { users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel] };
+  ctx.ready = new Promise((resolve) => (shared = resolve));
   shell();
+  route();
   live = new LiveStream({ key: auth.key, onEvent: dispatch, onState: setLiveState });
   live.start();
-  route();
+  shared(
+    Promise.all([
+      api("/company").then((company) => (companyName.textContent = company.name)),
+      all("/users").then((users) => (ctx.users = new Map(users.map((u) => [u.id, u])))).catch(() => {}),
+      api("/instances").then((instances) => (ctx.instances = instances)),
+      api("/funnels").then((funnels) => (ctx.funnels = funnels)),
+    ]),
+  );
+  ctx.ready.catch((error) => auth.key && signIn(errorText(error)));
 }
 
 function shell() {
