@@ -332,6 +332,7 @@ async def test_inbox_first_load_in_english_and_portuguese_on_desktop_and_phone(
 
         await page.get_by_label("Idioma").select_option("en")
         await expect(page.get_by_role("link", name="Inbox")).to_be_visible()
+        await expect(page.locator("a.conv")).to_have_count(3)
         await screenshot(page, "inbox")
         await screenshot(page, "inbox", PHONE)
         await page.locator("a.conv", has_text="Ana Souza").click()
