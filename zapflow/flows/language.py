@@ -262,7 +262,10 @@ class ScheduleTrigger(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Literal["schedule"]
-    cron: str = Field(description="Five-field cron in UTC, e.g. `0 9 * * 1` (Mondays 9:00)")
+    cron: str = Field(
+        pattern=r"^\s*\S+(\s+\S+){4}\s*$",
+        description="Five-field cron in UTC, e.g. `0 9 * * 1` (Mondays 9:00)",
+    )
     tag: str = Field(min_length=1, description="Runs for every contact carrying this tag")
 
 

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import any_, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -24,6 +25,7 @@ from zapflow.models import (
     DeadLetter,
     DeadLetterKind,
     Deal,
+    DealStageChange,
     Flow,
     FlowRun,
     FlowRunStatus,
@@ -419,18 +421,81 @@ async def match_trigger(
     return None
 
 
-async def tagged_conversations(
-    session: AsyncSession, company_id: uuid.UUID, tag: str
-) -> list[Conversation]:
-    """The latest conversation of each contact carrying ``tag`` (a schedule trigger's audience)."""
-    query = (
+@dataclass(frozen=True)
+class Audience:
+    """One run a trigger asks for: where, with which starting variables, and the key that
+    makes asking twice start it once."""
+
+    conversation: Conversation
+    key: str
+    variables: dict[str, Any]
+
+
+def _latest_conversations() -> Any:
+    """Each contact's latest conversation."""
+    return (
         select(Conversation)
+        .order_by(col(Conversation.contact_id), col(Conversation.last_message_at).desc())
+        .ext(distinct_on(col(Conversation.contact_id)))
+    )
+
+
+async def tagged_audience(
+    session: AsyncSession, company_id: uuid.UUID, tag: str, firing: str
+) -> list[Audience]:
+    """A schedule trigger's runs: every contact carrying ``tag``, in their latest conversation."""
+    query = (
+        _latest_conversations()
         .join(Contact, col(Contact.id) == col(Conversation.contact_id))
         .where(col(Contact.company_id) == company_id, literal(tag) == any_(col(Contact.tags)))
-        .order_by(col(Conversation.contact_id), col(Conversation.last_message_at).desc())
-        .distinct(col(Conversation.contact_id))
     )
-    return list((await session.execute(query)).scalars())
+    rows = (await session.execute(query)).scalars()
+    return [Audience(c, f"{firing}:{c.contact_id}", {}) for c in rows]
+
+
+async def stage_audience(
+    session: AsyncSession, company_id: uuid.UUID, stage_id: str, since: datetime
+) -> list[Audience]:
+    """A deal-stage trigger's runs: each deal that entered the stage since ``since``, in its
+    contact's latest conversation, with ``deal_id`` set."""
+    try:
+        stage_uuid = uuid.UUID(stage_id)
+    except ValueError:
+        return []
+    latest = _latest_conversations().where(col(Conversation.company_id) == company_id).subquery()
+    query = (
+        select(col(DealStageChange.id), col(Deal.id), latest.c.id)
+        .join(Deal, col(Deal.id) == col(DealStageChange.deal_id))
+        .join(latest, latest.c.contact_id == col(Deal.contact_id))
+        .where(
+            col(DealStageChange.company_id) == company_id,
+            col(DealStageChange.to_stage_id) == stage_uuid,
+            col(DealStageChange.created_at) >= since,
+        )
+        .order_by(col(DealStageChange.created_at))
+    )
+    audience = []
+    for change_id, deal_id, conversation_id in (await session.execute(query)).all():
+        conversation = await session.get(Conversation, conversation_id)
+        assert conversation is not None
+        key = f"deal_stage_change:{change_id}"
+        audience.append(Audience(conversation, key, {"deal_id": str(deal_id)}))
+    return audience
+
+
+TRIGGER_KEY = "trigger_event"  # the variable holding a triggered run's key
+
+
+async def run_for_audience(session: AsyncSession, flow: Flow, audience: Audience) -> FlowRun:
+    """The run for this audience member: the one already made for its key, else a new one."""
+    query = select(FlowRun).where(
+        col(FlowRun.flow_id) == flow.id, col(FlowRun.variables)[TRIGGER_KEY].astext == audience.key
+    )
+    existing = (await session.execute(query.limit(1))).scalar_one_or_none()
+    if existing is not None:
+        return existing
+    variables = {**audience.variables, TRIGGER_KEY: audience.key}
+    return await new_run(session, flow, audience.conversation, variables)
 
 
 # --- CRM changes made by flow steps ----------------------------------------------------------

@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from zapflow.activities.conversations import ConversationActivities
 from zapflow.activities.embeddings import EmbeddingActivities
+from zapflow.activities.flow_triggers import FlowTriggerActivities
 from zapflow.activities.flows import FlowActivities
 from zapflow.activities.followups import FollowUpActivities
 from zapflow.activities.messages import MessageActivities
@@ -18,10 +19,12 @@ from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.embeddings import Embedder
+from zapflow.temporal import TemporalConnection
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.embeddings import EmbeddingBackfillWorkflow
 from zapflow.workflows.flow import FlowWorkflow
+from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
 
 
 @dataclass(frozen=True)
@@ -46,12 +49,14 @@ def registrations(
     followups = FollowUpActivities(sessions, redis)
     embeddings = EmbeddingActivities(sessions, embedder, settings)
     flows = FlowActivities(sessions, redis, Cache(redis), http)
+    # schedule and deal-stage triggers start runs through the conversations' workflows
+    flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)
     return [
         QueueRegistration(
             task_queue=settings.messages_task_queue,
             # flow runs share the conversations' queue: they are their children, and a flow's
             # activities are short database writes like theirs (http_request has its timeout)
-            workflows=[ConversationWorkflow, FlowWorkflow],
+            workflows=[ConversationWorkflow, FlowWorkflow, FlowTriggerWorkflow],
             activities=[
                 conversations.persist_inbound,
                 messages.send_message,
@@ -66,6 +71,7 @@ def registrations(
                 flows.mirror,
                 flows.route_inbound,
                 flows.refuse_run,
+                flow_triggers.fire_trigger,
             ],
             max_concurrent_activities=settings.message_worker_concurrency,
         ),

@@ -20,8 +20,13 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.common import (
+    RetryPolicy,
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ActivityError, FailureError, WorkflowAlreadyStartedError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -220,6 +225,8 @@ class FlowRouting:
     async def start_requested(self, ref: ConversationRef) -> None:
         while self.starts:
             start = self.starts.pop(0)
+            if self.active == run_workflow_id(start.run_id):
+                continue  # asked again (a retried trigger): it runs already
             if self.active is None:
                 await self._start(ref, start)
             else:
@@ -266,17 +273,22 @@ class FlowRouting:
 
     async def _start(self, ref: ConversationRef, start: FlowStart) -> None:
         workflow_id = run_workflow_id(start.run_id)
-        await workflow.start_child_workflow(
-            FlowWorkflow.run,
-            FlowRunInput(start.run_id, ref.company_id, ref.workflow_id),
-            id=workflow_id,
-            parent_close_policy=ParentClosePolicy.ABANDON,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(COMPANY_ID, ref.company_id),
-                    SearchAttributePair(FLOW_ID, start.flow_id),
-                    SearchAttributePair(FLOW_VERSION, start.version),
-                ]
-            ),
-        )
+        try:
+            await workflow.start_child_workflow(
+                FlowWorkflow.run,
+                FlowRunInput(start.run_id, ref.company_id, ref.workflow_id),
+                id=workflow_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                # a run is started once: asked again after it ended, nothing happens
+                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(COMPANY_ID, ref.company_id),
+                        SearchAttributePair(FLOW_ID, start.flow_id),
+                        SearchAttributePair(FLOW_VERSION, start.version),
+                    ]
+                ),
+            )
+        except WorkflowAlreadyStartedError:
+            return
         self.active = workflow_id

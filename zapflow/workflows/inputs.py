@@ -227,3 +227,18 @@ class FlowRouteResult:
 class FlowRefuseInput:
     run_id: str
     active_workflow_id: str
+
+
+@dataclass(frozen=True)
+class FlowTriggerInput:
+    """A schedule or deal-stage trigger of a flow's current version, fired by its schedule."""
+
+    company_id: str
+    flow_id: str
+    trigger: dict[str, Any]
+    firing: str = ""  # this firing's id (the key of its runs); set by the workflow
+
+
+@dataclass(frozen=True)
+class FlowTriggerResult:
+    started: int

@@ -13,6 +13,7 @@ import orjson
 from fastapi import APIRouter, Body, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import Message
 from temporalio.service import RPCError
 
@@ -26,14 +27,17 @@ from zapflow.api.deps import (
     after_commit,
 )
 from zapflow.api.paging import Cursor, CursorPage, Limit
+from zapflow.config import Settings
 from zapflow.db import transaction
 from zapflow.errors import ServiceUnavailable, Unprocessable
 from zapflow.flows.graph import mermaid
 from zapflow.flows.language import FlowDefinition, load_document
+from zapflow.flows.schedules import SCHEDULED, sync_schedules
 from zapflow.flows.simulate import simulate
 from zapflow.flows.starter import start_in_conversation
-from zapflow.models import FlowRunStatus, FlowStatus
+from zapflow.models import Flow, FlowRunStatus, FlowStatus
 from zapflow.services import flows as service
+from zapflow.temporal import TemporalConnection
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.inputs import ConversationRef, FlowStart
 
@@ -224,9 +228,15 @@ async def replace_draft(
     responses=NOT_FOUND,
 )
 async def archive_flow(
-    flow_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    flow_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> Response:
-    await service.archive(session, await service.get_flow(session, principal.company_id, flow_id))
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    await service.archive(session, flow)
+    _sync_schedules_after_commit(session, temporal, settings, flow, list(flow.triggers))
     return Response(status_code=204)
 
 
@@ -238,10 +248,43 @@ async def archive_flow(
     responses={**NOT_FOUND, **INVALID},
 )
 async def publish_flow(
-    flow_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+    flow_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    temporal: TemporalDep,
+    settings: SettingsDep,
 ) -> FlowVersionPublic:
+    """Schedule and deal-stage triggers get their Temporal Schedules once the version is saved."""
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    previous = list(flow.triggers)
     version = await service.publish(session, principal.company_id, flow_id, principal.user_id)
+    _sync_schedules_after_commit(session, temporal, settings, flow, previous)
     return FlowVersionPublic.model_validate(version, from_attributes=True)
+
+
+def _sync_schedules_after_commit(
+    session: AsyncSession,
+    temporal: TemporalConnection,
+    settings: Settings,
+    flow: Flow,
+    previous: list[dict[str, Any]],
+) -> None:
+    triggers = list(flow.triggers) if flow.status == FlowStatus.PUBLISHED else []
+    if not any(t["type"] in SCHEDULED for t in [*triggers, *previous]):
+        return
+
+    async def sync() -> None:
+        try:
+            client = await temporal.get()
+            await sync_schedules(
+                client, settings, str(flow.company_id), str(flow.id), triggers, previous
+            )
+        except (RPCError, OSError, TimeoutError) as exc:
+            raise ServiceUnavailable(
+                f"saved, but Temporal could not update the flow's schedules ({exc}): retry"
+            ) from None
+
+    after_commit(session, sync)
 
 
 @router.get(
