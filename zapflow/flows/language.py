@@ -216,16 +216,16 @@ Node = Annotated[
 ]  # fmt: skip
 
 
-class KeywordTrigger(BaseModel):
+class _Trigger(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+class KeywordTrigger(_Trigger):
     type: Literal["keyword"]
     keywords: list[str] = Field(min_length=1, description="Matched as whole words, any case")
 
 
-class RegexTrigger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RegexTrigger(_Trigger):
     type: Literal["regex"]
     pattern: str = Field(min_length=1)
 
@@ -239,28 +239,20 @@ class RegexTrigger(BaseModel):
         return value
 
 
-class FirstMessageTrigger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class FirstMessageTrigger(_Trigger):
     type: Literal["first_message"]
 
 
-class DealStageTrigger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DealStageTrigger(_Trigger):
     type: Literal["deal_stage"]
     stage_id: str
 
 
-class ApiTrigger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ApiTrigger(_Trigger):
     type: Literal["api"]
 
 
-class ScheduleTrigger(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ScheduleTrigger(_Trigger):
     type: Literal["schedule"]
     cron: str = Field(
         pattern=r"^\s*\S+(\s+\S+){4}\s*$",

@@ -136,15 +136,8 @@ async def archive(session: AsyncSession, flow: Flow) -> None:
 async def page_flows(
     session: AsyncSession, company_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Flow], str | None]:
-    query = keyset(
-        select(Flow).where(col(Flow.company_id) == company_id),
-        [col(Flow.created_at), col(Flow.id)],
-        (datetime, uuid.UUID),
-        limit,
-        cursor,
-    )
-    rows = list((await session.execute(query)).scalars())
-    return cut_page(rows, limit, lambda f: (f.created_at, f.id))
+    query = select(Flow).where(col(Flow.company_id) == company_id)
+    return await _newest_first(session, query, Flow.created_at, Flow.id, limit, cursor)
 
 
 async def definition_of(session: AsyncSession, flow: Flow, version: int | None) -> FlowDefinition:
@@ -170,17 +163,19 @@ async def get_run(session: AsyncSession, company_id: uuid.UUID, run_id: uuid.UUI
 async def page_runs(
     session: AsyncSession, flow: Flow, limit: int, cursor: str | None
 ) -> tuple[list[FlowRun], str | None]:
-    query = keyset(
-        select(FlowRun).where(
-            col(FlowRun.company_id) == flow.company_id, col(FlowRun.flow_id) == flow.id
-        ),
-        [col(FlowRun.started_at), col(FlowRun.id)],
-        (datetime, uuid.UUID),
-        limit,
-        cursor,
+    query = select(FlowRun).where(
+        col(FlowRun.company_id) == flow.company_id, col(FlowRun.flow_id) == flow.id
     )
-    rows = list((await session.execute(query)).scalars())
-    return cut_page(rows, limit, lambda r: (r.started_at, r.id))
+    return await _newest_first(session, query, FlowRun.started_at, FlowRun.id, limit, cursor)
+
+
+async def _newest_first(
+    session: AsyncSession, query: Any, at: Any, row_id: Any, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """A keyset page by (``at``, ``row_id``), newest first."""
+    paged = keyset(query, [col(at), col(row_id)], (datetime, uuid.UUID), limit, cursor)
+    rows = list((await session.execute(paged)).scalars())
+    return cut_page(rows, limit, lambda r: (getattr(r, at.key), r.id))
 
 
 async def _latest_conversation(

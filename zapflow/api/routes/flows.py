@@ -75,6 +75,7 @@ router = APIRouter(prefix="/flows", tags=["flows"], route_class=YamlBodyRoute)
 runs_router = APIRouter(prefix="/flow-runs", tags=["flows"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not a flow of yours"}}
+RUN_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not a run of yours"}}
 INVALID: dict[int | str, dict[str, Any]] = {
     422: {"description": "the flow breaks a rule; `details` lists each with its node and field"}
 }
@@ -392,7 +393,7 @@ async def list_runs(
     "/{run_id}",
     summary="A run with its step-by-step transcript",
     response_model=FlowRunDetail,
-    responses={404: {"description": "not a run of yours"}},
+    responses=RUN_NOT_FOUND,
 )
 async def get_run(run_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
     run = await service.get_run(session, principal.company_id, run_id)
@@ -404,7 +405,7 @@ async def get_run(run_id: uuid.UUID, principal: CurrentPrincipal, session: Sessi
     status_code=202,
     summary="Cancel a run: it stops at its next wait or question and ends `cancelled`",
     response_model=FlowRunPublic,
-    responses={404: {"description": "not a run of yours"}},
+    responses=RUN_NOT_FOUND,
 )
 async def cancel_run(
     run_id: uuid.UUID,
