@@ -178,3 +178,23 @@ async def test_load_generator_sends_open_loop_and_sees_every_message(
     assert scheduled == pytest.approx([i / 10 for i in range(20)])  # the open-loop schedule
     listed = await tenant.client.get("/api/v1/conversations")
     assert len(listed.json()["data"]) == 5
+
+
+def test_search_summary_reads_the_search_script_result() -> None:
+    from zapflow.bench.report import search_row
+    from zapflow.bench.scenarios import search_summary
+
+    raw = {
+        "throughput": [{"batch": 1, "per_second": 30.0}, {"batch": 64, "per_second": 120.0}],
+        "dataset": {"embedded": 91_000},
+        "latency_ms": {"semantic": {"p50": 9.0, "p99": 31.0}, "hybrid": {"p50": 12, "p99": 60}},
+        "recall_at_10": {"ef_search=40": 0.9, "ef_search=100": 0.97},
+        "plan_uses_hnsw": True,
+    }
+    summary = search_summary(raw, ef_search=100)
+    assert summary["recall_at_10"] == 0.97
+    assert (summary["embeddings_per_second"], summary["embedding_batch"]) == (120.0, 64)
+    assert summary["keyword_ms"] is None  # a mode it did not measure
+    *_, measured, met = search_row({"search": {"summary": summary}})
+    assert "semantic p50 9.0 / p99 31.0 ms, hybrid p99 60.0 ms, recall@10 0.970" in measured
+    assert met is True  # the goal speaks of semantic search

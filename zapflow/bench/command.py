@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from zapflow.bench import BUDGET_SECONDS
 from zapflow.bench import SCENARIO_NAMES as NAMES
 from zapflow.bench.environment import REPO
 
@@ -42,6 +43,9 @@ def bench(
         Path, typer.Option(help="Where <scenario>.json go; REPORT.md goes to its parent")
     ] = REPO / "bench" / "results",
     no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip py-spy")] = False,
+    budget: Annotated[
+        float, typer.Option(min=60, help="Seconds for the whole run; `search` stops there")
+    ] = BUDGET_SECONDS,
 ) -> None:
     """Measure zapflow on a fresh embedded stack per scenario (open-loop load from a separate
     process); write bench/results/<scenario>.json, bench/REPORT.md and its plots.
@@ -71,6 +75,7 @@ def bench(
         messages=messages,
         output_dir=output_dir,
         profile=not no_profile,
+        budget=budget,
     )
     raise typer.Exit(run(options, SCENARIOS, console))
 

@@ -19,6 +19,7 @@ import psutil
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from zapflow.bench import BUDGET_SECONDS
 from zapflow.bench.environment import REPO, git_state, load_average, machine, timestamp
 from zapflow.bench.stack import BenchError, BenchStack, ResourceWatch, install_signal_handlers
 
@@ -35,7 +36,7 @@ class Options:
     output_dir: Path = RESULTS
     report: Path | None = None  # default: output_dir/../REPORT.md
     profile: bool = True
-    keep: bool = False
+    budget: float = BUDGET_SECONDS
 
     def steps(
         self, default_rates: list[float], default_duration: float
@@ -74,6 +75,11 @@ class Context:
     def __init__(self, options: Options, console: Console) -> None:
         self.options = options
         self.console = console
+        self.deadline = time.monotonic() + options.budget
+
+    def seconds_left(self) -> float:
+        """Of the run's budget; a scenario of open-ended length stops there (at least 60 s)."""
+        return max(60.0, self.deadline - time.monotonic())
 
     def load(
         self,

@@ -71,7 +71,7 @@ def flatten(result: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     return found
 
 
-COMPARED_SECTIONS = ("results", "memory")
+COMPARED_SECTIONS = ("results", "summary", "memory")
 
 
 def compare(
