@@ -58,6 +58,7 @@ PATH_OBJECTS = {
     "tag": "tag",
     "flow_id": "flow",
     "run_id": "flow_run",
+    "followup_id": "followup",
 }
 QUERY_OBJECTS = {
     "contact_id": "contact",
@@ -68,6 +69,7 @@ QUERY_OBJECTS = {
     "assigned_user_id": "user",
     "owner_user_id": "user",
     "move_to": "stage",
+    "conversation_id": "conversation",
 }
 BODY_OBJECTS = {
     "contact_id": "contact",
@@ -109,6 +111,7 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
 # Query parameters a list needs; fields of which a request names exactly one.
 BASE_QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
     f"{API}/notes": lambda w: {"contact_id": w.objects["contact"]},
+    f"{API}/search": lambda w: {"q": w.token},  # the token is in the company's messages
 }
 ONE_OF = {f"{API}/notes": frozenset({"contact_id", "deal_id"})}
 STREAMS = frozenset({f"{API}/stream"})  # the company stream never ends: see test_live_events

@@ -73,7 +73,6 @@ async def test_a_webhook_shows_up_in_the_list_and_the_open_thread_live(
     await customer_says(tenant, instance, "5511911110001", "Vocês entregam hoje?", name="Ana Souza")
     await expect(thread).to_contain_text("Vocês entregam hoje?")
     await expect(row).to_contain_text("Vocês entregam hoje?")
-    await screenshot(page, "thread")
 
 
 async def message_rows(tenant: Tenant, conversation_id: str) -> list[dict[str, Any]]:
@@ -287,34 +286,32 @@ LOAD_FIGURES = """() => {
 }"""
 
 
-async def seed_conversation(
-    sessions: SessionFactory,
-    tenant: Tenant,
-    instance: dict[str, Any],
-    wa_id: str,
-    said: str,
-    name: str,
+async def seed_messages(
+    sessions: SessionFactory, tenant: Tenant, instance: dict[str, Any], *changes: dict[str, Any]
 ) -> None:
-    """A conversation stored straight by the persisting service (no worker work left behind)."""
-    delivery = cloud_delivery(
-        instance["phone_number_id"],
-        cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", said, int(time.time()), name=name),
-    )
-    [message] = [e for e in parse_webhook(delivery) if isinstance(e, InboundMessage)]
+    """Cloud deliveries normalized and stored straight by the persisting service (no worker)."""
+    delivery = cloud_delivery(instance["phone_number_id"], *changes)
     async with transaction(sessions) as session:
-        await persist_inbound(
-            session, uuid.UUID(tenant.id), uuid.UUID(instance["id"]), message.remote_jid, [message]
-        )
+        for message in parse_webhook(delivery):
+            assert isinstance(message, InboundMessage)
+            await persist_inbound(
+                session, uuid.UUID(tenant.id), uuid.UUID(instance["id"]), message.remote_jid,
+                [message],
+            )  # fmt: skip
+
+
+def said(wa_id: str, text: str, name: str) -> dict[str, Any]:
+    return cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", text, int(time.time()), name=name)
 
 
 async def test_inbox_first_load_in_english_and_portuguese_on_desktop_and_phone(
     browser: Browser, api_url: str, tenant: Tenant, sessions: SessionFactory
 ):
     instance = await create_cloud_instance(tenant)
-    for n, (name, said) in enumerate((("Ana Souza", "Oi! Qual o preço do kit?"),
+    for n, (name, words) in enumerate((("Ana Souza", "Oi! Qual o preço do kit?"),
                                       ("Bruno Lima", "Vocês entregam em Campinas?"),
                                       ("Carla Dias", "Obrigada, chegou certinho 😊"))):  # fmt: skip
-        await seed_conversation(sessions, tenant, instance, f"55119666600{n:02d}", said, name)
+        await seed_messages(sessions, tenant, instance, said(f"55119666600{n:02d}", words, name))
     for path in ("/app/", "/api/v1/conversations"):  # a warm server; the browser starts cold
         assert (await tenant.client.get(path)).status_code == 200
     # signed in already (as after the sign-in form): the first visit starts from a cold cache
@@ -338,7 +335,6 @@ async def test_inbox_first_load_in_english_and_portuguese_on_desktop_and_phone(
         await page.locator("a.conv", has_text="Ana Souza").click()
         await expect(page.locator(".messages")).to_contain_text("Qual o preço")
         await expect(page.locator(".list-pane")).to_be_hidden()  # one pane at a time on a phone
-        await screenshot(page, "thread", PHONE)
         await page.get_by_role("link", name="Contact").click()
         await expect(page.get_by_role("heading", name="Tags")).to_be_visible()
         await page.get_by_label("New tag").fill("vip")
@@ -429,3 +425,57 @@ async def test_search_finds_a_message_and_opens_its_conversation(
     await expect(hit.locator("mark").first).to_have_text("kit")
     await hit.click()
     await expect(page.locator(".messages")).to_contain_text("kit festa infantil")
+
+
+AI_REPLY = """
+INSERT INTO messages (id, company_id, conversation_id, instance_id, message_key_id, direction,
+                      from_me, type, body, payload, provider_timestamp, status, sent_by, created_at)
+SELECT gen_random_uuid(), company_id, id, instance_id, 'wamid.ai', 'outbound', true, 'text',
+       'Temos sim! O kit sai por R$ 150.', '{}'::jsonb, now(), 'delivered', 'ai', now()
+FROM conversations WHERE company_id = :company_id
+"""
+
+
+async def test_every_kind_of_message_is_shown_with_its_details(
+    page: Page, tenant: Tenant, sessions: SessionFactory
+):
+    instance = await create_cloud_instance(tenant)
+    wa_id, ts = "5511912340009", str(int(time.time()))
+    first = said(wa_id, "Vocês têm o kit festa?", "Dora")
+    key = first["messages"][0]["id"]
+
+    def sent(kind: str, **content: Any) -> dict[str, Any]:
+        message = {"from": wa_id, "id": f"wamid.{uuid.uuid4().hex}", "timestamp": ts, "type": kind}
+        return {"messages": [{**message, **content}]}
+
+    await seed_messages(
+        sessions, tenant, instance, first,
+        sent("image", image={"id": "m1", "link": "https://cdn.example.com/kit.jpg",
+                             "caption": "Esse aqui"}),
+        sent("location", location={"latitude": -23.55, "longitude": -46.63, "name": "Loja Centro"}),
+        sent("reaction", reaction={"message_id": key, "emoji": "❤"}),
+        sent("text", text={"body": "É para sábado"}, context={"id": key}),
+    )  # fmt: skip
+    async with transaction(sessions) as session:
+        await session.execute(text(AI_REPLY), {"company_id": tenant.id})
+    conversation = (await tenant.client.get("/api/v1/conversations")).json()["data"][0]
+    await sign_in(page, tenant.api_key, f"/app/#/inbox/{conversation['id']}")
+
+    thread = page.locator(".messages")
+    image = thread.locator(".msg[data-type=image]")
+    await expect(image).to_contain_text("Image")
+    await expect(image).to_contain_text("Esse aqui")
+    await expect(image.get_by_role("link")).to_have_attribute(
+        "href", "https://cdn.example.com/kit.jpg"
+    )
+    await expect(thread.locator(".msg[data-type=location]")).to_contain_text("Loja Centro")
+    reaction = thread.locator(".msg[data-type=reaction]")
+    await expect(reaction).to_contain_text("❤")
+    await expect(reaction).to_contain_text("Vocês têm o kit festa?")
+    quote = thread.locator(".msg", has_text="É para sábado").locator(".quote")
+    await expect(quote).to_have_text("Vocês têm o kit festa?")
+    ai = thread.locator(".msg.out", has_text="O kit sai por")
+    await expect(ai.locator("[data-sender=ai]")).to_have_text("AI")
+    await expect(ai.locator(".ticks")).to_have_attribute("data-status", "delivered")
+    await screenshot(page, "thread")
+    await screenshot(page, "thread", PHONE)

@@ -59,6 +59,12 @@ class Settings(BaseSettings):
     openai_embedding_model: str = "text-embedding-3-small"
     openai_timeout_seconds: float = Field(30.0, gt=0, le=300)
 
+    # the AI agent: any OpenAI-compatible chat completions API; without a base URL it is off
+    ai_base_url: str | None = None  # e.g. https://api.openai.com/v1 or http://127.0.0.1:11434/v1
+    ai_api_key: str | None = None
+    ai_model: str = "gpt-4o-mini"  # a company's ai_settings.model overrides it
+    ai_timeout_seconds: float = Field(30.0, gt=0, le=300)
+
     # WhatsApp providers (tests point these at a local server that plays the provider)
     cloud_api_base_url: str = "https://graph.facebook.com/v21.0"
     evolution_base_url: str = "http://127.0.0.1:8080"

@@ -13,7 +13,7 @@ from temporalio import activity
 from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
-from zapflow.services import followups
+from zapflow.services import ai_agent, followups
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.conversations import persist_inbound
 from zapflow.services.events import publish_outbox
@@ -25,8 +25,14 @@ log = logging.getLogger(__name__)
 
 class ConversationActivities:
     def __init__(
-        self, sessions: SessionFactory, redis: Redis, cache: Cache, metrics: WorkerMetrics
+        self,
+        sessions: SessionFactory,
+        redis: Redis,
+        cache: Cache,
+        metrics: WorkerMetrics,
+        ai_available: bool = False,
     ) -> None:
+        self._ai_available = ai_available  # a model provider is configured
         self._sessions = sessions
         self._redis = redis
         self._cache = cache
@@ -48,10 +54,13 @@ class ConversationActivities:
             cancelled = []
             if result.new_inbound:
                 cancelled = await followups.cancel_on_reply(session, result.conversation_id)
+            ai_delay = None
+            if result.new_inbound and self._ai_available:
+                ai_delay = await ai_agent.reply_delay(session, result.conversation_id)
         if result.contact_changed:  # before the events: who hears of them reads the new contact
             await forget_contacts(self._cache, [result.contact_id])
         await publish_outbox(self._sessions, self._redis, result.event_ids)
-        if cancelled:
+        if cancelled or ai_delay is not None:  # their events, and an automatic resume's
             await publish_outbox(self._sessions, self._redis)
         self._observe_latency(input, result.new_message_ids)
         log.info(
@@ -68,6 +77,7 @@ class ConversationActivities:
             new_message_ids=[str(i) for i in result.new_message_ids],
             new_inbound=result.new_inbound,
             cancelled_followup_ids=[str(f.id) for f in cancelled],
+            ai_reply_delay=ai_delay,
         )
 
     def _observe_latency(self, input: PersistInboundInput, new_ids: list[uuid.UUID]) -> None:

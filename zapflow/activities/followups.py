@@ -6,14 +6,12 @@ from __future__ import annotations
 import uuid
 
 from redis.asyncio import Redis
-from sqlalchemy import select
-from sqlmodel import col
 from temporalio import activity
 
 from zapflow.db import SessionFactory, transaction
-from zapflow.models import Conversation
 from zapflow.services import followups
 from zapflow.services.events import publish_outbox
+from zapflow.services.queries import conversation_of_chat
 from zapflow.workflows.inputs import (
     FireFollowUpInput,
     FireFollowUpResult,
@@ -32,17 +30,10 @@ class FollowUpActivities:
     async def load_followups(self, input: LoadFollowUpsInput) -> LoadFollowUpsResult:
         ref = input.ref
         async with self._sessions() as session:
-            conversation_id = (
-                await session.execute(
-                    select(col(Conversation.id)).where(
-                        col(Conversation.instance_id) == uuid.UUID(ref.instance_id),
-                        col(Conversation.remote_jid) == ref.remote_jid,
-                    )
-                )
-            ).scalar_one_or_none()
-            rows = (
-                await followups.pending_timers(session, conversation_id) if conversation_id else []
+            conversation = await conversation_of_chat(
+                session, uuid.UUID(ref.instance_id), ref.remote_jid
             )
+            rows = await followups.pending_timers(session, conversation.id) if conversation else []
         return LoadFollowUpsResult(
             [FollowUpTimer(str(r.id), r.scheduled_for.timestamp(), r.cancel_on_reply) for r in rows]
         )

@@ -223,6 +223,10 @@ async def insert_messages(
     return sorted(inserted, key=lambda m: (m.provider_timestamp, m.message_key_id or ""))
 
 
+# a message from one of these is a human taking the conversation over (services/ai_agent.py)
+HUMAN_SENDERS = (MessageSender.AGENT, MessageSender.PHONE)
+
+
 async def bump_conversation(
     session: AsyncSession, conversation_id: uuid.UUID, new_messages: Sequence[Message]
 ) -> Conversation:
@@ -241,6 +245,8 @@ async def bump_conversation(
             Conversation.last_inbound_at, inbound[-1].provider_timestamp
         )
         values["status"] = ConversationStatus.OPEN
+    if any(m.sent_by in HUMAN_SENDERS for m in new_messages):
+        values["is_paused"] = True  # a human took over: automation steps aside
     statement = (
         update(Conversation)
         .where(col(Conversation.id) == conversation_id)

@@ -32,6 +32,16 @@ async def get_conversation(
     return await get_scoped(session, Conversation, company_id, conversation_id)
 
 
+async def conversation_of_chat(
+    session: AsyncSession, instance_id: uuid.UUID, remote_jid: str
+) -> Conversation | None:
+    """The conversation of a WhatsApp chat (an instance and a remote JID), if it exists yet."""
+    query = select(Conversation).where(
+        col(Conversation.instance_id) == instance_id, col(Conversation.remote_jid) == remote_jid
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
 async def page_messages(
     session: AsyncSession, conversation_id: uuid.UUID, limit: int, cursor: str | None
 ) -> tuple[list[Message], str | None]:

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from zapflow.activities.ai import AIActivities
 from zapflow.activities.conversations import ConversationActivities
 from zapflow.activities.embeddings import EmbeddingActivities
 from zapflow.activities.flow_triggers import FlowTriggerActivities
@@ -44,7 +45,9 @@ def registrations(
     metrics: WorkerMetrics,
     embedder: Embedder,
 ) -> list[QueueRegistration]:
-    conversations = ConversationActivities(sessions, redis, Cache(redis), metrics)
+    ai_available = settings.ai_base_url is not None
+    conversations = ConversationActivities(sessions, redis, Cache(redis), metrics, ai_available)
+    ai = AIActivities(sessions, redis, settings, embedder)
     messages = MessageActivities(sessions, redis, http, settings)
     followups = FollowUpActivities(sessions, redis)
     embeddings = EmbeddingActivities(sessions, embedder, settings)
@@ -63,6 +66,10 @@ def registrations(
                 messages.record_send_failure,
                 followups.load_followups,
                 followups.fire_followup,
+                ai.complete,
+                ai.run_tool,
+                ai.send_reply,
+                ai.record_failure,
                 flows.begin_run,
                 flows.send,
                 flows.act,

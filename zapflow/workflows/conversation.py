@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from zapflow.activities.messages import MessageActivities
     from zapflow.whatsapp.types import InboundMessage
     from zapflow.workflows import policies
+    from zapflow.workflows.ai import AIResponder
     from zapflow.workflows.embeddings import PendingEmbeddings
     from zapflow.workflows.flow import FlowRouting
     from zapflow.workflows.inputs import (
@@ -61,6 +62,7 @@ class ConversationWorkflow:
         self._received_at: dict[str, float] = {}  # key id → webhook receipt, for the latency metric
         self._timers: dict[str, FollowUpTimer] = {}  # follow-up id → its timer
         self._reload_followups = False
+        self._ai = AIResponder()
         self._flows = FlowRouting()
 
     @workflow.signal
@@ -100,6 +102,7 @@ class ConversationWorkflow:
             "inbound": len(self._inbound),
             "outbound": len(self._outbound),
             "followups": len(self._timers),
+            "ai_answer": int(self._ai.due is not None),
         }
 
     @workflow.run
@@ -110,12 +113,16 @@ class ConversationWorkflow:
         self._embeddings = PendingEmbeddings(input.embeddings_task_queue)
         self._timers.update((t.followup_id, t) for t in input.followups)
         self._reload_followups = self._reload_followups or input.reload_followups
+        self._ai.due = input.ai_due
         self._flows.restore(input.active_flow, input.flow_starts)
         while True:
             try:
-                await workflow.wait_condition(self._has_work, timeout=self._next_wakeup())
+                wakeup, reason = self._next_wakeup()
+                await workflow.wait_condition(
+                    self._has_work, timeout=wakeup, timeout_summary=reason
+                )
             except TimeoutError:
-                if not self._timers and self._flows.active is None:
+                if not self._timers and self._ai.due is None and self._flows.active is None:
                     await self._embeddings.drain()
                     if not self._has_work():
                         return
@@ -123,10 +130,14 @@ class ConversationWorkflow:
                 await self._load_followups(input.ref)
             if self._inbound:
                 persisted = await self._persist_inbound(input)
+                if persisted.new_message_ids and self._flows.active is None:
+                    self._ai.debounce(persisted.ai_reply_delay)
                 self._embeddings.start(input.ref.company_id, persisted.new_message_ids)
             if self._flows.has_work():
                 await self._flows.start_requested(input.ref)
             await self._fire_due_followups()
+            if self._ai.is_due() and (answer := await self._ai.answer(input.ref)):
+                self._outbound.append(answer)
             while self._outbound:
                 await self._send(self._outbound[0])
                 self._embeddings.start(input.ref.company_id, [self._outbound.pop(0)])
@@ -142,6 +153,7 @@ class ConversationWorkflow:
                         input.history_limit,
                         list(self._timers.values()),
                         self._reload_followups,
+                        self._ai.due,
                         embeddings_task_queue=input.embeddings_task_queue,
                         active_flow=self._flows.active,
                         flow_starts=self._flows.starts,
@@ -153,13 +165,17 @@ class ConversationWorkflow:
             self._inbound or self._outbound or self._reload_followups or self._flows.has_work()
         )
 
-    def _next_wakeup(self) -> timedelta:
-        """Until the next follow-up is due; the idle timeout when none is pending."""
-        if not self._timers:
-            return IDLE_TIMEOUT
-        due = min(t.due for t in self._timers.values())
+    def _next_wakeup(self) -> tuple[timedelta, str]:
+        """Until the next follow-up or AI answer is due (the idle timeout when none is pending),
+        and what the timer waits for, as the Web UI shows it."""
+        dues = {t.due: f"follow-up {t.followup_id}" for t in self._timers.values()}
+        if self._ai.due is not None:
+            dues.setdefault(self._ai.due, "AI answer (debounce)")
+        if not dues:
+            return IDLE_TIMEOUT, "idle: ends unless a message arrives"
+        due = min(dues)
         # a zero timeout would mean "no timeout": the shortest real timer instead
-        return max(timedelta(seconds=due - workflow.now().timestamp()), MIN_TIMER)
+        return max(timedelta(seconds=due - workflow.now().timestamp()), MIN_TIMER), dues[due]
 
     async def _load_followups(self, ref: ConversationRef) -> None:
         self._reload_followups = False

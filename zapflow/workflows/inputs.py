@@ -39,6 +39,7 @@ class ConversationInput:
     history_limit: int = 5_000
     followups: list[FollowUpTimer] = field(default_factory=list)
     reload_followups: bool = False
+    ai_due: float | None = None  # the AI agent's pending answer (epoch seconds)
     embeddings_task_queue: str = "embeddings"  # the worker's setting, set by the relay
     active_flow: str | None = None  # the workflow id of the conversation's running flow
     flow_starts: list[FlowStart] = field(default_factory=list)  # requested, not handled yet
@@ -72,6 +73,7 @@ class PersistInboundResult:
     new_message_ids: list[str]
     new_inbound: int
     cancelled_followup_ids: list[str] = field(default_factory=list)  # the customer replied
+    ai_reply_delay: float | None = None  # seconds before the AI agent answers; None: it won't
 
 
 @dataclass(frozen=True)
@@ -227,6 +229,58 @@ class FlowRouteResult:
 class FlowRefuseInput:
     run_id: str
     active_workflow_id: str
+
+
+@dataclass(frozen=True)
+class AIToolCall:
+    id: str
+    name: str
+    arguments: str  # JSON, as the model wrote it
+
+
+@dataclass(frozen=True)
+class AICompleteInput:
+    ref: ConversationRef
+    transcript: list[dict[str, Any]] = field(default_factory=list)  # empty: build the context
+
+
+@dataclass(frozen=True)
+class AICompletion:
+    skipped: bool  # the agent may not answer now (paused, disabled, closed hours)
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    text: str | None = None
+    tool_calls: list[AIToolCall] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AIToolInput:
+    ref: ConversationRef
+    call: AIToolCall
+
+
+@dataclass(frozen=True)
+class AIToolResult:
+    content: str  # what the model reads back
+    stop: bool = False  # the agent must go quiet (handed off to a human)
+
+
+@dataclass(frozen=True)
+class AISendInput:
+    ref: ConversationRef
+    text: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class AISendResult:
+    message_id: str | None  # None: a human took over meanwhile
+
+
+@dataclass(frozen=True)
+class AIFailureInput:
+    ref: ConversationRef
+    error: str
+    attempts: int
 
 
 @dataclass(frozen=True)

@@ -37,3 +37,15 @@ EMBEDDING_TIMEOUT = timedelta(minutes=2)
 # the conversation never waits longer than this for its embeddings (a missing embeddings worker,
 # a long outage): what did not make it is left to `zapflow embeddings backfill`
 EMBEDDING_SCHEDULE_TO_CLOSE = timedelta(minutes=10)
+
+# the AI agent's model calls: a rate-limiting or failing provider is retried for ~2 minutes, a
+# request it rejects (bad key, unknown model) is not; either way the failure is a dead letter
+AI_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=8,
+    non_retryable_error_types=["AIRejected"],
+)
+# above the model HTTP timeout (ZAPFLOW_AI_TIMEOUT_SECONDS, 30 s by default)
+AI_TIMEOUT = timedelta(seconds=45)

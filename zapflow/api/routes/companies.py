@@ -11,8 +11,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, StateDep, after_commit
+from zapflow.api.state import AppState
 from zapflow.api.validation import NotNull
+from zapflow.models import Company
 from zapflow.services import companies as service
+from zapflow.services.ai_agent import AISettings, availability
 from zapflow.services.companies import BusinessHours, CompanySettings, Timezone
 from zapflow.services.company_settings import cached_company, company_key
 
@@ -49,8 +52,14 @@ class CompanyUpdate(BaseModel):
         "a missing day is closed",
     )
     ai_prompt: str | None = Field(None, max_length=20_000)
-    ai_settings: Annotated[dict[str, Any] | None, NotNull] = None
+    ai_settings: Annotated[AISettings | None, NotNull] = None
     settings: Annotated[CompanySettings | None, NotNull] = None
+
+
+class AIStatus(BaseModel):
+    available: bool = Field(description="A model provider is configured (ZAPFLOW_AI_BASE_URL)")
+    enabled: bool = Field(description="The company turned its AI agent on (ai_settings.enabled)")
+    reason: str | None = Field(description="Why the agent does not answer, if it does not")
 
 
 class CompanyPublic(BaseModel):
@@ -62,15 +71,23 @@ class CompanyPublic(BaseModel):
     business_hours: dict[str, list[list[str]]]
     ai_prompt: str | None
     ai_settings: dict[str, Any]
+    ai_status: AIStatus
     settings: dict[str, Any]
     created_at: datetime
     updated_at: datetime
 
 
+def _public(company: Company | dict[str, Any], state: AppState) -> CompanyPublic:
+    fields = company if isinstance(company, dict) else company.model_dump()
+    return CompanyPublic.model_validate(
+        {**fields, "ai_status": availability(state.settings, company)}
+    )
+
+
 @router.get("", summary="The caller's company", response_model=CompanyPublic)
 async def get_company(principal: CurrentPrincipal, state: StateDep) -> Any:
     company = await cached_company(state.cache, state.sessions, principal.company_id)
-    return CompanyPublic.model_validate(company)
+    return _public(company, state)
 
 
 @router.patch(
@@ -84,4 +101,4 @@ async def update_company(
     company = await service.get_company(session, principal.company_id)
     await service.update_company(session, company, body.model_dump(exclude_unset=True))
     after_commit(session, partial(state.cache.invalidate, company_key(company.id)))
-    return CompanyPublic.model_validate(company)
+    return _public(company, state)

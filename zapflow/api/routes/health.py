@@ -49,6 +49,12 @@ async def _run_check(check: Callable[[AppState], Awaitable[None]], state: AppSta
     return "ok"
 
 
+def _ai_agent(state: AppState) -> str:
+    if state.settings.ai_base_url is None:
+        return "disabled: no model provider configured (ZAPFLOW_AI_BASE_URL)"
+    return "available"
+
+
 @router.get(
     "/readyz",
     summary="Readiness: Postgres, Redis and Temporal reachable",
@@ -61,6 +67,8 @@ async def readyz(state: StateDep) -> JSONResponse:
     body: dict[str, object] = {
         "status": "ready" if not failing else "unavailable",
         "components": components,
+        # optional features: reported, never a reason to be unready
+        "features": {"ai_agent": _ai_agent(state)},
     }
     if failing:
         body["failing"] = failing
