@@ -79,6 +79,9 @@ async def get_principal(
 ) -> Principal:
     plain = credentials.credentials if credentials else None
     principal = await state.authenticator.authenticate(session, plain)
+    # hand the connection back before the rate limit's cache miss takes one of its own: holding
+    # one while waiting for a second deadlocks the pool under a burst of new clients
+    await session.commit()
     await enforce_rate_limit(request, state, principal)
     return principal
 
