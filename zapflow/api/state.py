@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapflow.api.stream_hub import StreamHub
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
@@ -28,6 +29,7 @@ class AppState:
     authenticator: Authenticator
     webhook_instances: WebhookInstances
     embedder: Embedder  # the local model loads on its first use, not at start-up
+    streams: StreamHub  # the SSE clients' shared readers of the companies' event streams
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -44,6 +46,7 @@ class AppState:
             authenticator=Authenticator(cache),
             webhook_instances=WebhookInstances(),
             embedder=create_embedder(settings),
+            streams=StreamHub(redis),
         )
 
     async def close(self) -> None:
