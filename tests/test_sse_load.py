@@ -1,0 +1,108 @@
+"""Many SSE clients on one API process (`zapflow api`, as deployed): while they are all
+connected the API still answers other requests, and one inbound message reaches every client.
+make test opens 100 streams; make test-faults 1,000."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.traffic import cloud_delivery, cloud_text, create_cloud_instance, post_cloud
+from zapflow.config import Settings
+from zapflow.devstack import free_port
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+@pytest.fixture
+def api_process(settings: Settings) -> Iterator[tuple[str, psutil.Process]]:
+    """`zapflow api` in a process of its own, against the session's stack."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "ZAPFLOW_DATABASE_URL": settings.database_url,
+        "ZAPFLOW_REDIS_URL": settings.redis_url,
+        "ZAPFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+        "ZAPFLOW_API_PORT": str(port),
+        "ZAPFLOW_LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "zapflow.cli", "api"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, "zapflow api did not start"
+        time.sleep(0.1)
+    try:
+        yield url, psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+async def _listen(client: httpx.AsyncClient, connected: asyncio.Event, wanted: str) -> float:
+    """Connect, then return when the event naming ``wanted`` arrives (its monotonic time)."""
+    async with client.stream("GET", "/api/v1/stream", timeout=None) as response:
+        assert response.status_code == 200
+        connected.set()
+        async for line in response.aiter_lines():
+            if line.startswith("data:") and wanted in line:
+                return time.monotonic()
+    raise AssertionError("the stream ended")
+
+
+@pytest.mark.parametrize(
+    "streams",
+    [pytest.param(100, id="100"), pytest.param(1000, id="1000", marks=pytest.mark.faults)],
+)
+async def test_many_streams_do_not_stall_the_api(
+    api_process: tuple[str, psutil.Process], tenant: Tenant, streams: int
+) -> None:
+    url, process = api_process
+    rss_before = process.memory_info().rss
+    instance = await create_cloud_instance(tenant)
+    wanted = f"wamid.{uuid.uuid4().hex}"
+    limits = httpx.Limits(max_connections=streams + 10, max_keepalive_connections=0)
+    headers = {"Authorization": f"Bearer {tenant.api_key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
+        connected = [asyncio.Event() for _ in range(streams)]
+        listeners = [asyncio.create_task(_listen(client, event, wanted)) for event in connected]
+        try:
+            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), 120)
+            started = time.monotonic()
+            for path in ("/healthz", "/api/v1/conversations", "/api/v1/contacts"):
+                answer = await client.get(path, timeout=30)
+                assert answer.status_code == 200, answer.text  # the API still answers
+            answered = time.monotonic() - started
+            delivery = cloud_delivery(
+                instance["phone_number_id"],
+                cloud_text("5511933332222", wanted, "oi", int(time.time())),
+            )
+            sent = time.monotonic()
+            assert (await post_cloud(client, instance["webhook_url"], delivery)).status_code == 200
+            arrivals = await asyncio.wait_for(asyncio.gather(*listeners), 120)
+        finally:
+            for task in listeners:
+                task.cancel()
+            await asyncio.gather(*listeners, return_exceptions=True)
+    latencies = sorted(t - sent for t in arrivals)
+    print(
+        f"{streams} streams: 3 requests answered in {answered:.2f} s; message.created reached"
+        f" all in {latencies[-1]:.2f} s (p50 {latencies[len(latencies) // 2]:.2f} s);"
+        f" API RSS +{(process.memory_info().rss - rss_before) / 2**20:.0f} MiB"
+    )
+    assert len(arrivals) == streams
