@@ -134,7 +134,13 @@ async def build_context(
             await session.execute(
                 select(Message)
                 .where(col(Message.conversation_id) == conversation.id)
-                .order_by(col(Message.provider_timestamp).desc(), col(Message.id).desc())
+                # stored order: the workflow persists a chat's messages one batch at a time,
+                # each sorted; WhatsApp's timestamps alone tie within a second
+                .order_by(
+                    col(Message.created_at).desc(),
+                    col(Message.provider_timestamp).desc(),
+                    col(Message.id).desc(),
+                )
                 .limit(config.history_messages)
             )
         ).scalars()

@@ -26,6 +26,8 @@ export class VirtualList {
       if (scroller.clientWidth === this.width) return this.schedule();
       this.width = scroller.clientWidth;
       this.heights.clear();
+      this.nodes.forEach((node) => node.remove());
+      this.nodes.clear();
       this.dirty = true;
       this.schedule();
     });
