@@ -166,6 +166,15 @@ async def _run_backfill(client: Client, task_queue: str, company_id: str) -> dic
     )
 
 
+async def forget_embeddings(sessions: SessionFactory, company_id: str) -> None:
+    async with transaction(sessions) as session:
+        await session.execute(
+            delete(ConversationEmbedding).where(
+                ConversationEmbedding.company_id == uuid.UUID(company_id)
+            )
+        )
+
+
 @pytest.mark.usefixtures("worker")
 async def test_backfill_embeds_what_is_missing_and_a_new_model(
     tenant: Tenant,
@@ -177,12 +186,7 @@ async def test_backfill_embeds_what_is_missing_and_a_new_model(
     texts = ["I need a second copy of my invoice", "Meu cartão foi recusado ontem", "ok"]
     await send_texts(tenant, texts)
     await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: len(r) == 2)
-    async with transaction(sessions) as session:
-        await session.execute(
-            delete(ConversationEmbedding).where(
-                ConversationEmbedding.company_id == uuid.UUID(tenant.id)
-            )
-        )
+    await forget_embeddings(sessions, tenant.id)
     client = await connect(settings)
     # the session's worker (local model) serves the default queue
     result = await _run_backfill(client, settings.embeddings_task_queue, tenant.id)
@@ -216,12 +220,7 @@ async def test_backfill_command(
     texts = ["Where can I download the app?"]
     await send_texts(tenant, texts)
     await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: len(r) == 1)
-    async with transaction(sessions) as session:
-        await session.execute(
-            delete(ConversationEmbedding).where(
-                ConversationEmbedding.company_id == uuid.UUID(tenant.id)
-            )
-        )
+    await forget_embeddings(sessions, tenant.id)
     env = {
         **os.environ,
         "ZAPFLOW_DATABASE_URL": settings.database_url,

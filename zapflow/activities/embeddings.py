@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -48,32 +49,27 @@ class EmbeddingActivities:
 
     @activity.defn
     async def embed_messages(self, input: EmbedMessagesInput) -> EmbedMessagesResult:
-        async with transaction(self._sessions) as session:
-            pending = await messages_to_embed(
-                session,
-                self._embedder.model,
-                company_id=uuid.UUID(input.company_id),
-                ids=[uuid.UUID(i) for i in input.message_ids],
-            )
-        return await self._embed(pending)
+        ids = [uuid.UUID(i) for i in input.message_ids]
+        return await self._embed(await self._pending(uuid.UUID(input.company_id), ids=ids))
 
     @activity.defn
     async def embed_batch(self, input: EmbeddingBatchInput) -> EmbedMessagesResult:
         """The next ``limit`` messages by id after the cursor that lack an embedding."""
-        async with transaction(self._sessions) as session:
-            pending = await messages_to_embed(
-                session,
-                self._embedder.model,
-                company_id=_uuid(input.company_id),
-                after_id=_uuid(input.after_id),
-                limit=input.limit,
-            )
+        pending = await self._pending(
+            _uuid(input.company_id), after_id=_uuid(input.after_id), limit=input.limit
+        )
         return await self._embed(pending)
 
     @activity.defn
     async def count_unembedded(self, input: CountUnembeddedInput) -> int:
         async with transaction(self._sessions) as session:
             return await count_missing(session, self._embedder.model, _uuid(input.company_id))
+
+    async def _pending(self, company_id: uuid.UUID | None, **which: Any) -> list[PendingMessage]:
+        async with transaction(self._sessions) as session:
+            return await messages_to_embed(
+                session, self._embedder.model, company_id=company_id, **which
+            )
 
     async def _embed(self, pending: list[PendingMessage]) -> EmbedMessagesResult:
         texts = [

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from safetensors.numpy import load_file
+from threadpoolctl import threadpool_limits
 from tokenizers import Tokenizer
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -149,9 +150,12 @@ class LocalEmbedder:
     model = MODEL_NAME
     dimensions = 384
 
-    def __init__(self, model_dir: Path | None = None, batch_size: int = 64) -> None:
+    def __init__(
+        self, model_dir: Path | None = None, batch_size: int = 64, blas_threads: int | None = 1
+    ) -> None:
         self._model_dir = model_dir
         self._batch_size = batch_size
+        self._blas_threads = blas_threads
         self._loaded: tuple[Tokenizer, _Bert] | None = None
         self._lock = threading.Lock()
 
@@ -159,6 +163,12 @@ class LocalEmbedder:
         with self._lock:
             if self._loaded is None:
                 model_dir = self._model_dir or packaged_model_dir()
+                if self._blas_threads:
+                    # For the whole process: OpenBLAS's threads spin while they wait, and on
+                    # cores shared with Postgres, Temporal and the API a multi-threaded matmul
+                    # ran ~20x slower than one thread (one run on the loaded 2-core machine).
+                    # Parallelism comes from concurrent activities (numpy releases the GIL).
+                    threadpool_limits(limits=self._blas_threads, user_api="blas")
                 tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
                 tokenizer.enable_truncation(MAX_SEQ_LENGTH)
                 tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
