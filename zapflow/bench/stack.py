@@ -228,7 +228,7 @@ class ResourceWatch:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_forever, daemon=True)
-        self._start_cpu: dict[str, float] = {}
+        self._start_cpu: dict[str, dict[int, float]] = {}
         self._start_busy = 0.0
         self._started = 0.0
 
@@ -247,13 +247,14 @@ class ResourceWatch:
                 members += process.children(recursive=True)
         return members
 
-    def _cpu(self) -> dict[str, float]:
-        found: dict[str, float] = {}
-        for group in self.groups:
-            found[group] = 0.0
+    def _cpu(self) -> dict[str, dict[int, float]]:
+        """CPU seconds of each member process, by group and pid (processes come and go)."""
+        found: dict[str, dict[int, float]] = {}
+        for group in list(self.groups):
+            found[group] = {}
             for process in self._members(group):
                 with contextlib.suppress(psutil.Error):
-                    found[group] += _cpu_seconds(process)
+                    found[group][process.pid] = _cpu_seconds(process)
         return found
 
     def _sample_forever(self) -> None:
@@ -281,7 +282,11 @@ class ResourceWatch:
         self.sample()
         wall = max(time.perf_counter() - self._started, 1e-9)
         end = self._cpu()
-        cpu = {g: round(100 * (end[g] - self._start_cpu.get(g, 0.0)) / wall, 1) for g in end}
+        cpu = {}
+        for group, pids in end.items():  # a process that ended within the window is not counted
+            before = self._start_cpu.get(group, {})
+            used = sum(seconds - before.get(pid, 0.0) for pid, seconds in pids.items())
+            cpu[group] = round(100 * used / wall, 1)
         busy = round(100 * (_machine_busy() - self._start_busy) / wall, 1)
         cpu["machine_busy"] = busy
         cpu["other"] = round(max(0.0, busy - sum(v for g, v in cpu.items() if g in end)), 1)
