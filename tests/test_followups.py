@@ -5,7 +5,6 @@ WhatsApp's 24-hour window, sequences, events, and the API's refusals."""
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,7 +14,7 @@ import pytest
 from sqlalchemy import update
 from temporalio.client import Client
 
-from tests.fixtures.app import Tenant, in_process_api, start_worker
+from tests.fixtures.app import Tenant, isolated_company
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     EventListener,
@@ -26,7 +25,7 @@ from tests.fixtures.traffic import (
     start_conversation,
 )
 from zapflow.config import Settings
-from zapflow.db import SessionFactory, create_engine, session_factory, transaction
+from zapflow.db import SessionFactory, transaction
 from zapflow.models import Conversation
 from zapflow.services.auth import create_company
 from zapflow.temporal import connect
@@ -263,31 +262,17 @@ async def test_closed_conversations_and_other_companies(
 async def test_worker_killed_during_the_wait_still_fires_once(
     isolated: Settings, provider_server: ProviderServer
 ) -> None:
-    engine = create_engine(isolated, pool_size=2)
-    sessions = session_factory(engine)
-    async with transaction(sessions) as session:
-        company, key = await create_company(session, "Crash Co")
-    worker = start_worker(isolated)
-    try:
-        async with in_process_api(isolated, key.plain) as (_, client):
-            tenant = Tenant(str(company.id), key.plain, client)
-            _, conversation_id = await start_conversation(tenant, "5511900000009")
-            [followup] = await _schedule(tenant, conversation_id, after="PT4S", text="Oi?")
-            temporal = await connect(isolated)
-            await eventually(
-                lambda: _pending_timers(followup["workflow_id"], temporal), lambda n: n == 1
-            )
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-            due = datetime.fromisoformat(followup["scheduled_for"]).timestamp()
-            await asyncio.sleep(max(0.0, due - time.time()) + 1)  # the due time passes unseen
-            worker = start_worker(isolated)
-            await _status(tenant, followup["id"], "SENT", within=60)
-        assert len(_sent_to(provider_server, "5511900000009")) == 1
-    finally:
-        worker.kill()
-        worker.wait(10)
-        await engine.dispose()
+    async with isolated_company(isolated, "Crash Co") as world:
+        _, conversation_id = await start_conversation(world.tenant, "5511900000009")
+        [followup] = await _schedule(world.tenant, conversation_id, after="PT4S", text="Oi?")
+        temporal = await connect(isolated)
+        workflow_id = followup["workflow_id"]
+        await eventually(lambda: _pending_timers(workflow_id, temporal), lambda n: n == 1)
+        world.worker.kill()
+        await _until(followup["scheduled_for"], margin=1)  # the due time passes unseen
+        await world.worker.restart()
+        await _status(world.tenant, followup["id"], "SENT", within=60)
+    assert len(_sent_to(provider_server, "5511900000009")) == 1
 
 
 async def test_reply_and_timer_reaching_the_worker_together_the_reply_wins(
@@ -295,34 +280,25 @@ async def test_reply_and_timer_reaching_the_worker_together_the_reply_wins(
 ) -> None:
     """The worker is down while the timer fires and the reply's signal lands, so its next
     workflow task holds both: signals are handled first, and the follow-up is cancelled."""
-    engine = create_engine(isolated, pool_size=2)
-    sessions = session_factory(engine)
-    async with transaction(sessions) as session:
-        company, key = await create_company(session, "Race Co")
-    worker = start_worker(isolated)
-    try:
-        async with in_process_api(isolated, key.plain) as (_, client):
-            tenant = Tenant(str(company.id), key.plain, client)
-            instance, conversation_id = await start_conversation(tenant, "5511900000010")
-            [followup] = await _schedule(tenant, conversation_id, after="PT3S", text="Oi?")
-            temporal = await connect(isolated)
-            workflow_id = followup["workflow_id"]
-            await eventually(lambda: _pending_timers(workflow_id, temporal), lambda n: n == 1)
-            worker.send_signal(signal.SIGKILL)
-            worker.wait(10)
-            due = datetime.fromisoformat(followup["scheduled_for"]).timestamp()
-            await asyncio.sleep(max(0.0, due - time.time()) + 0.5)  # the timer has fired
-            # the reply, signalled the way the relay does (the relay died with the worker)
-            message = cloud_text("5511900000010", "wamid.RACE", "oi", int(time.time()))
-            delivery = cloud_delivery(instance["phone_number_id"], message)
-            [inbound] = parse_webhook(delivery)
-            handle = temporal.get_workflow_handle(workflow_id)
-            await handle.signal(ConversationWorkflow.inbound, InboundBatch([inbound]))
-            worker = start_worker(isolated)
-            cancelled = await _status(tenant, followup["id"], "CANCELLED", within=60)
-        assert cancelled["failure_reason"] == "customer_replied"
-        assert _sent_to(provider_server, "5511900000010") == []
-    finally:
-        worker.kill()
-        worker.wait(10)
-        await engine.dispose()
+    async with isolated_company(isolated, "Race Co") as world:
+        instance, conversation_id = await start_conversation(world.tenant, "5511900000010")
+        [followup] = await _schedule(world.tenant, conversation_id, after="PT3S", text="Oi?")
+        temporal = await connect(isolated)
+        workflow_id = followup["workflow_id"]
+        await eventually(lambda: _pending_timers(workflow_id, temporal), lambda n: n == 1)
+        world.worker.kill()
+        await _until(followup["scheduled_for"], margin=0.5)  # the timer has fired
+        # the reply, signalled the way the relay does (the relay died with the worker)
+        message = cloud_text("5511900000010", "wamid.RACE", "oi", int(time.time()))
+        [inbound] = parse_webhook(cloud_delivery(instance["phone_number_id"], message))
+        handle = temporal.get_workflow_handle(workflow_id)
+        await handle.signal(ConversationWorkflow.inbound, InboundBatch([inbound]))
+        await world.worker.restart()
+        cancelled = await _status(world.tenant, followup["id"], "CANCELLED", within=60)
+    assert cancelled["failure_reason"] == "customer_replied"
+    assert _sent_to(provider_server, "5511900000010") == []
+
+
+async def _until(moment: str, margin: float) -> None:
+    """Sleep until ``margin`` seconds after an ISO moment (a timer's due time, known exactly)."""
+    await asyncio.sleep(max(0.0, datetime.fromisoformat(moment).timestamp() - time.time()) + margin)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.fixtures.app import Tenant, in_process_api, start_worker
+from tests.fixtures.app import Tenant, isolated_company
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -20,10 +19,8 @@ from tests.fixtures.traffic import (
     post_cloud,
 )
 from zapflow.config import Settings
-from zapflow.db import create_engine, session_factory, transaction
 from zapflow.devstack import EmbeddedStack
 from zapflow.models import DeadLetter, InboxEvent, InboxEventStatus, Message
-from zapflow.services.auth import create_company
 from zapflow.temporal import connect
 from zapflow.whatsapp.types import InboundMessage
 from zapflow.workflows.conversation import ConversationWorkflow
@@ -107,68 +104,57 @@ async def test_conversation_continues_as_new_without_losing_signals(
 async def test_worker_killed_mid_send_never_sends_twice(
     isolated: Settings, provider_server: ProviderServer
 ) -> None:
-    engine = create_engine(isolated, pool_size=2)
-    sessions = session_factory(engine)
-    async with transaction(sessions) as session:
-        company, key = await create_company(session, "Kill Co")
-    worker = start_worker(isolated)
-    try:
-        async with in_process_api(isolated, key.plain) as (_, client):
-            tenant = Tenant(str(company.id), key.plain, client)
-            instance = await create_cloud_instance(tenant)
-            delivery = cloud_delivery(
-                instance["phone_number_id"],
-                cloud_text("5511922221111", "wamid.K1", "oi", int(time.time())),
-            )
-            assert (await post_cloud(client, instance["webhook_url"], delivery)).status_code == 200
-            stored = await eventually(lambda: _messages(sessions, tenant.id), lambda r: len(r) == 1)
-            provider_server.delay_next(1, seconds=8)
-            reply = await client.post(
-                f"/api/v1/conversations/{stored[0].conversation_id}/messages", json={"text": "olá"}
-            )
-            assert reply.status_code == 202
-            await provider_server.wait_for_requests(1, within=20)
-            worker.send_signal(signal.SIGKILL)  # the provider has the request; its answer is lost
-            worker.wait(10)
-            worker = start_worker(isolated)
-            message_id = reply.json()["id"]
-            failed = await eventually(
-                lambda: _message(sessions, message_id), lambda m: m.status == "failed", within=60
-            )
-            assert failed.error is not None and failed.error["type"] == "DeliveryUnknown"
-            assert len(provider_server.requests) == 1
-            async with sessions() as session:
-                letters = (await session.execute(select(DeadLetter))).scalars().all()
-            assert [letter.reference["message_id"] for letter in letters] == [message_id]
+    async with isolated_company(isolated, "Kill Co") as world:
+        tenant, sessions, client = world.tenant, world.sessions, world.tenant.client
+        instance = await create_cloud_instance(tenant)
+        delivery = cloud_delivery(
+            instance["phone_number_id"],
+            cloud_text("5511922221111", "wamid.K1", "oi", int(time.time())),
+        )
+        assert (await post_cloud(client, instance["webhook_url"], delivery)).status_code == 200
+        stored = await eventually(lambda: _messages(sessions, tenant.id), lambda r: len(r) == 1)
+        provider_server.delay_next(1, seconds=8)
+        reply = await client.post(
+            f"/api/v1/conversations/{stored[0].conversation_id}/messages", json={"text": "olá"}
+        )
+        assert reply.status_code == 202
+        await provider_server.wait_for_requests(1, within=20)
+        world.worker.kill()  # the provider has the request; its answer is lost
+        await world.worker.restart()
+        message_id = reply.json()["id"]
+        failed = await eventually(
+            lambda: _message(sessions, message_id), lambda m: m.status == "failed", within=60
+        )
+        assert failed.error is not None and failed.error["type"] == "DeliveryUnknown"
+        assert len(provider_server.requests) == 1
+        async with sessions() as session:
+            letters = (await session.execute(select(DeadLetter))).scalars().all()
+        assert [letter.reference["message_id"] for letter in letters] == [message_id]
 
-            # the provider's status webhook echoes our id: the message did go out
-            statuses = cloud_delivery(
-                instance["phone_number_id"],
-                {
-                    "statuses": [
-                        {
-                            "id": "wamid.OUT1",
-                            "status": "delivered",
-                            "timestamp": str(int(time.time())),
-                            "recipient_id": "5511922221111",
-                            "biz_opaque_callback_data": message_id,
-                        }
-                    ]
-                },
-            )
-            assert (await post_cloud(client, instance["webhook_url"], statuses)).status_code == 200
-            delivered = await eventually(
-                lambda: _message(sessions, message_id), lambda m: m.status == "delivered", 30
-            )
+        # the provider's status webhook echoes our id: the message did go out
+        statuses = cloud_delivery(
+            instance["phone_number_id"],
+            {
+                "statuses": [
+                    {
+                        "id": "wamid.OUT1",
+                        "status": "delivered",
+                        "timestamp": str(int(time.time())),
+                        "recipient_id": "5511922221111",
+                        "biz_opaque_callback_data": message_id,
+                    }
+                ]
+            },
+        )
+        assert (await post_cloud(client, instance["webhook_url"], statuses)).status_code == 200
+        delivered = await eventually(
+            lambda: _message(sessions, message_id), lambda m: m.status == "delivered", 30
+        )
         assert delivered.message_key_id == "wamid.OUT1" and delivered.error is None
         async with sessions() as session:
             [letter] = (await session.execute(select(DeadLetter))).scalars().all()
         assert letter.status == "discarded"
         assert len(provider_server.requests) == 1
-    finally:
-        worker.kill()
-        worker.wait(10)
-        await engine.dispose()
 
 
 async def _message(sessions, message_id: str) -> Message:  # type: ignore[no-untyped-def]
