@@ -18,9 +18,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.embeddings import embeddings_by_body, send_texts
+from tests.fixtures.embeddings import embeddings_by_body, send_texts, wait_embedded
 from tests.fixtures.openai_server import OpenAIServer, fake_vector
-from tests.fixtures.traffic import eventually, start_conversation
+from tests.fixtures.traffic import start_conversation
 from zapflow.activities.embeddings import EmbeddingActivities
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
@@ -134,7 +134,7 @@ async def test_openai_provider_does_not_retry_a_rejection(
 async def test_every_inbound_message_is_embedded(tenant: Tenant, sessions: SessionFactory) -> None:
     texts = ["Quero saber o prazo de entrega para Campinas", "ok", "Can I pay by bank transfer?"]
     _, conversation_id = await send_texts(tenant, texts)
-    rows = await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: len(r) == 2)
+    rows = await wait_embedded(sessions, tenant.id, lambda r: len(r) == 2)
     assert set(rows) == {texts[0], texts[2]}  # "ok" and the opening "oi" are too short
     row = rows[texts[0]]
     assert str(row.conversation_id) == conversation_id
@@ -151,7 +151,7 @@ async def test_agent_replies_are_embedded(tenant: Tenant, sessions: SessionFacto
         f"/api/v1/conversations/{conversation_id}/messages", json={"text": reply}
     )
     assert response.status_code in (200, 201, 202), response.text
-    rows = await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: reply in r)
+    rows = await wait_embedded(sessions, tenant.id, lambda r: reply in r)
     async with sessions() as session:
         message = await session.get(Message, rows[reply].message_id)
     assert message is not None and message.direction == "outbound"
@@ -185,7 +185,7 @@ async def test_backfill_embeds_what_is_missing_and_a_new_model(
 ) -> None:
     texts = ["I need a second copy of my invoice", "Meu cartão foi recusado ontem", "ok"]
     await send_texts(tenant, texts)
-    await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: len(r) == 2)
+    await wait_embedded(sessions, tenant.id, lambda r: len(r) == 2)
     await forget_embeddings(sessions, tenant.id)
     client = await connect(settings)
     # the session's worker (local model) serves the default queue
@@ -219,7 +219,7 @@ async def test_backfill_command(
 ) -> None:
     texts = ["Where can I download the app?"]
     await send_texts(tenant, texts)
-    await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: len(r) == 1)
+    await wait_embedded(sessions, tenant.id, lambda r: len(r) == 1)
     await forget_embeddings(sessions, tenant.id)
     env = {
         **os.environ,

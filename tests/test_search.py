@@ -12,11 +12,10 @@ import pytest
 from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.embeddings import embeddings_by_body, send_texts
-from tests.fixtures.traffic import eventually
+from tests.fixtures.embeddings import embeddings_by_body, send_texts, wait_embedded
 from zapflow.db import SessionFactory
 from zapflow.embeddings.local import MODEL_NAME, LocalEmbedder
-from zapflow.services.search import _nearest, related_messages, use_ef_search
+from zapflow.services.search import nearest_query, related_messages, use_ef_search
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -38,9 +37,7 @@ PORTUGUESE = [
 async def stored(tenant: Tenant, sessions: SessionFactory, texts: list[str]) -> str:
     """The customer's texts stored and embedded; returns the conversation id."""
     _, conversation_id = await send_texts(tenant, texts)
-    await eventually(
-        lambda: embeddings_by_body(sessions, tenant.id), lambda rows: set(texts) <= set(rows)
-    )
+    await wait_embedded(sessions, tenant.id, lambda rows: set(texts) <= set(rows))
     return conversation_id
 
 
@@ -103,7 +100,7 @@ async def test_filters(tenant: Tenant, sessions: SessionFactory) -> None:
         f"/api/v1/conversations/{first}/messages", json={"text": reply}
     )
     assert response.status_code < 300, response.text
-    await eventually(lambda: embeddings_by_body(sessions, tenant.id), lambda r: reply in r)
+    await wait_embedded(sessions, tenant.id, lambda r: reply in r)
 
     def bodies(hits: list[dict[str, Any]]) -> set[str]:
         return {h["message"]["body"] for h in hits}
@@ -216,7 +213,7 @@ async def test_semantic_query_uses_the_hnsw_index(tenant: Tenant, sessions: Sess
     expensive here to stand in for that size."""
     await stored(tenant, sessions, ENGLISH)
     [vector] = await LocalEmbedder().embed(["late delivery"])
-    query = _nearest(uuid.UUID(tenant.id), MODEL_NAME, vector, 10)
+    query = nearest_query(uuid.UUID(tenant.id), MODEL_NAME, vector, 10)
     compiled = query.compile()
     # a vector goes to EXPLAIN as pgvector's text form ("[0.1, ...]", as Python prints a list)
     params = {k: str(v) if isinstance(v, list) else v for k, v in compiled.params.items()}

@@ -105,8 +105,11 @@ def _filters(company_id: uuid.UUID, filters: SearchFilters) -> list[ColumnElemen
     return where
 
 
-def _nearest(company_id: uuid.UUID, model: str, vector: Sequence[float], limit: int) -> Select[Any]:
-    """Messages by cosine distance to ``vector``: an HNSW index scan, then the joins."""
+def nearest_query(
+    company_id: uuid.UUID, model: str, vector: Sequence[float], limit: int
+) -> Select[Any]:
+    """The company's messages nearest to ``vector`` (cosine), nearest first: through the HNSW
+    index, or, for a company with few rows, its rows sorted (the planner's choice)."""
     distance = col(ConversationEmbedding.embedding).cosine_distance(vector)  # type: ignore[attr-defined]
     return (
         select(col(ConversationEmbedding.message_id), distance.label("distance"))
@@ -130,7 +133,7 @@ async def semantic_ranking(
     limit: int,
 ) -> list[tuple[uuid.UUID, float]]:
     """(message id, cosine similarity), best first."""
-    query = _nearest(company_id, model, vector, limit).where(*_filters(company_id, filters))
+    query = nearest_query(company_id, model, vector, limit).where(*_filters(company_id, filters))
     rows = (await session.execute(query)).all()
     # relaxed_order may return near-ties slightly out of order
     return sorted(((r[0], 1.0 - float(r[1])) for r in rows), key=lambda r: -r[1])
@@ -255,7 +258,7 @@ async def similar_conversations(
     if centroid is None:
         return []
     await use_ef_search(session, ef_search)
-    neighbours = _nearest(company_id, model, list(centroid), SIMILAR_NEIGHBOURS).where(
+    neighbours = nearest_query(company_id, model, list(centroid), SIMILAR_NEIGHBOURS).where(
         col(ConversationEmbedding.conversation_id) != conversation_id
     )
     best: dict[uuid.UUID, tuple[uuid.UUID, float]] = {}
@@ -295,7 +298,7 @@ async def related_messages(
         [vector] = await embedder.embed([text_or_vector])
     else:
         vector = list(text_or_vector)
-    query = _nearest(company_id, embedder.model, vector, k).where(
+    query = nearest_query(company_id, embedder.model, vector, k).where(
         col(ConversationEmbedding.contact_id) == contact_id
     )
     if exclude_ids:
