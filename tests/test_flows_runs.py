@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from tests.fixtures.traffic import (
     start_conversation,
 )
 from zapflow.db import SessionFactory, transaction
+from zapflow.models import Conversation, utc_now
+from zapflow.services import flows
 from zapflow.services.auth import create_company
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -358,3 +361,24 @@ async def test_a_failed_run_leaves_a_dead_letter(
     assert [(d["kind"], d["reference"]["flow_run_id"]) for d in letters] == [
         ("flow_node", run["id"])
     ]
+
+
+async def test_a_run_whose_start_was_lost_stops_holding_the_conversation(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    """A flow_runs row left running without a workflow (its start lost) is failed by the next
+    message that finds it; the message after that triggers flows again."""
+    document = {**sample(), "triggers": [{"type": "keyword", "keywords": ["start"]}]}
+    flow_id = await published(tenant.client, document)
+    customer, conversation = await new_customer(tenant, provider_server)
+    async with transaction(sessions) as session:
+        flow = await flows.get_flow(session, uuid.UUID(tenant.id), uuid.UUID(flow_id))
+        row = await session.get(Conversation, uuid.UUID(conversation["id"]))
+        assert row is not None
+        orphan = await flows.new_run(session, flow, row)
+        orphan.started_at = utc_now() - timedelta(minutes=5)
+    await customer.say("start")
+    lost = await ended(tenant.client, str(orphan.id))
+    assert (lost["status"], lost["error"]) == ("failed", "its workflow is not running")
+    await customer.say("start")
+    assert await customer.wait_for(2) == [GREETING, ASK_NAME]

@@ -114,6 +114,7 @@ async def test_a_deal_entering_a_stage_runs_the_flow_once(
     await _trigger_runs_done(client, flow_id)
     assert len(await runs_of(tenant, flow_id, 1)) == 1
     assert len(customer.received()) == 1
+    assert (await tenant.client.delete(f"/api/v1/flows/{flow_id}")).status_code == 204  # unpoll
 
 
 async def _funnel_id(tenant: Tenant) -> str:

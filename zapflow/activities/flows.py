@@ -175,13 +175,23 @@ class FlowActivities:
         async with transaction(self._sessions) as session:
             active = await flows.active_run(session, conversation_id)
             if active is not None:
-                return FlowRouteResult(active_workflow_id=active.workflow_id)
-            run = await flows.match_trigger(session, conversation_id, input.texts, input.fresh)
+                return FlowRouteResult(active.workflow_id, str(active.id))
+            run = await flows.match_trigger(
+                session, conversation_id, input.texts, input.fresh, input.key_id
+            )
         if run is None:
             return FlowRouteResult()
         return FlowRouteResult(start=FlowStart(str(run.id), str(run.flow_id), run.flow_version))
 
     @activity.defn
-    async def refuse_run(self, input: FlowRefuseInput) -> None:
+    async def abandon_run(self, input: FlowRunRef) -> None:
         async with transaction(self._sessions) as session:
-            await flows.refuse_run(session, uuid.UUID(input.run_id), input.active_workflow_id)
+            await flows.abandon_run(session, uuid.UUID(input.run_id))
+
+    @activity.defn
+    async def refuse_run(self, input: FlowRefuseInput) -> bool:
+        """Whether the start was refused (else the active run has just ended)."""
+        async with transaction(self._sessions) as session:
+            return await flows.refuse_run(
+                session, uuid.UUID(input.run_id), input.active_workflow_id
+            )

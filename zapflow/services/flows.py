@@ -7,7 +7,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -45,6 +45,7 @@ from zapflow.services.queries import get_scoped
 
 ACTIVE = (FlowRunStatus.RUNNING, FlowRunStatus.WAITING)
 FINISHED = {FlowRunStatus.COMPLETED, FlowRunStatus.FAILED, FlowRunStatus.CANCELLED}
+ORPHAN_AGE = timedelta(minutes=1)
 CONTACT_FIELDS = ("name", "phone_number", "email", "tags", "custom_fields")
 
 
@@ -297,10 +298,32 @@ async def load_run(session: AsyncSession, run_id: uuid.UUID) -> FlowRun:
     return run
 
 
-async def refuse_run(session: AsyncSession, run_id: uuid.UUID, active_workflow_id: str) -> None:
-    """Record a trigger that came while another run was active: cancelled, never started."""
+async def abandon_run(session: AsyncSession, run_id: uuid.UUID) -> None:
+    """A run the database says is active but whose workflow does not answer (its start was
+    lost): failed, so it no longer holds the conversation. Young runs are left alone, as their
+    start may be on its way."""
+    await session.execute(
+        update(FlowRun)
+        .where(
+            col(FlowRun.id) == run_id,
+            col(FlowRun.status).in_(ACTIVE),
+            col(FlowRun.started_at) < func.now() - ORPHAN_AGE,
+        )
+        .values(
+            status=FlowRunStatus.FAILED, error="its workflow is not running", ended_at=utc_now()
+        )
+    )
+
+
+async def refuse_run(session: AsyncSession, run_id: uuid.UUID, active_workflow_id: str) -> bool:
+    """Record a start asked while another run is active: cancelled, never started. False when
+    that other run has ended meanwhile (its end is mirrored before the conversation hears of it)."""
+    query = select(col(FlowRun.status)).where(col(FlowRun.workflow_id) == active_workflow_id)
+    if (await session.execute(query)).scalar_one_or_none() in FINISHED:
+        return False
     why = f"not started: the conversation already runs {active_workflow_id}"
     await end_run(session, run_id, FlowRunStatus.CANCELLED, why)
+    return True
 
 
 @dataclass(frozen=True)
@@ -390,6 +413,7 @@ async def match_trigger(
     conversation_id: uuid.UUID,
     texts: Sequence[str],
     fresh: int,
+    key_id: str,
 ) -> FlowRun | None:
     """The run a customer's messages start (first matching published flow, oldest first), or
     None. Paused conversations (a human took over) start nothing."""
@@ -412,7 +436,8 @@ async def match_trigger(
             if trigger.get("type") == "first_message" and first is None:
                 first = await _is_first_contact(session, conversation.contact_id, fresh)
             if _matches(trigger, texts, bool(first)):
-                return await new_run(session, flow, conversation)
+                audience = Audience(conversation, f"message:{key_id}", {})
+                return await run_for_audience(session, flow, audience)
     return None
 
 

@@ -78,6 +78,7 @@ def registrations(
                 flows.mirror,
                 flows.route_inbound,
                 flows.refuse_run,
+                flows.abandon_run,
                 flow_triggers.fire_trigger,
             ],
             max_concurrent_activities=settings.message_worker_concurrency,

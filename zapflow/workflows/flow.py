@@ -227,37 +227,43 @@ class FlowRouting:
             start = self.starts.pop(0)
             if self.active == run_workflow_id(start.run_id):
                 continue  # asked again (a retried trigger): it runs already
-            if self.active is None:
-                await self._start(ref, start)
-            else:
-                await workflow.execute_local_activity_method(
-                    FlowActivities.refuse_run,
-                    FlowRefuseInput(start.run_id, self.active),
-                    start_to_close_timeout=policies.DATABASE_TIMEOUT,
-                    retry_policy=policies.DATABASE_RETRY,
-                )
+            if self.active is not None:
+                refusal = FlowRefuseInput(start.run_id, self.active)
+                if await self._local(FlowActivities.refuse_run, refusal):
+                    continue
+                self.active = None  # it ended; its flow_ended signal is on its way
+            await self._start(ref, start)
 
     async def route(
         self, ref: ConversationRef, batch: list[InboundMessage], persisted: PersistInboundResult
     ) -> None:
         """Hand the customer's new messages to the active run, or start the run they trigger."""
-        texts = [m.body or "" for m in batch if not m.from_me]
-        if not texts:
+        customer = [m for m in batch if not m.from_me]
+        if not customer:
             return
+        texts = [m.body or "" for m in customer]
         if self.active and await self._reply(texts):
             return
-        result = await workflow.execute_local_activity_method(
-            FlowActivities.route_inbound,
-            FlowRouteInput(ref.company_id, persisted.conversation_id, texts, persisted.new_inbound),
+        route = FlowRouteInput(
+            ref.company_id, persisted.conversation_id, texts, persisted.new_inbound,
+            customer[0].key_id,
+        )  # fmt: skip
+        result = await self._local(FlowActivities.route_inbound, route)
+        if result.active_workflow_id and result.active_run_id:
+            self.active = result.active_workflow_id
+            if not await self._reply(texts):  # its start was lost: let it go
+                await self._local(FlowActivities.abandon_run, FlowRunRef(result.active_run_id))
+        elif result.start:
+            await self._start(ref, result.start)
+
+    @staticmethod
+    async def _local(method: Any, argument: Any) -> Any:
+        return await workflow.execute_local_activity_method(
+            method,
+            argument,
             start_to_close_timeout=policies.DATABASE_TIMEOUT,
             retry_policy=policies.DATABASE_RETRY,
         )
-        if result.active_workflow_id:
-            self.active = result.active_workflow_id
-            if not await self._reply(texts):
-                self.active = None
-        elif result.start:
-            await self._start(ref, result.start)
 
     async def _reply(self, texts: list[str]) -> bool:
         """False when the run has ended meanwhile (its ``flow_ended`` is on its way)."""

@@ -217,11 +217,13 @@ class FlowRouteInput:
     conversation_id: str
     texts: list[str]
     fresh: int  # inbound messages just stored (a new contact has no others)
+    key_id: str = ""  # the first of them: a run it triggers is made once, however often asked
 
 
 @dataclass(frozen=True)
 class FlowRouteResult:
     active_workflow_id: str | None = None  # a run already waits in this conversation
+    active_run_id: str | None = None
     start: FlowStart | None = None  # or a trigger matched: start this run
 
 
