@@ -4,17 +4,13 @@ versions, the JSON Schema, diagrams, simulation, and other companies' flows as 4
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import yaml
 
 from tests.fixtures.app import Tenant
-from zapflow.db import SessionFactory, transaction
-from zapflow.services.auth import create_company
 
 SAMPLE = Path(__file__).parent.parent / "examples" / "flows" / "lead_qualification.yaml"
 
@@ -137,19 +133,8 @@ async def test_a_draft_cannot_run(tenant: Tenant) -> None:
     assert response.json()["error"]["code"] == "flow_not_published"
 
 
-@pytest.fixture
-async def other(api_url: str, sessions: SessionFactory) -> AsyncIterator[httpx.AsyncClient]:
-    """A second company's client."""
-    async with transaction(sessions) as session:
-        _, key = await create_company(session, "Other Co")
-    headers = {"Authorization": f"Bearer {key.plain}"}
-    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as client:
-        yield client
-
-
-async def test_another_companys_flows_are_not_found(
-    tenant: Tenant, other: httpx.AsyncClient
-) -> None:
+async def test_another_companys_flows_are_not_found(tenant: Tenant, other_tenant: Tenant) -> None:
+    other = other_tenant.client
     flow = await create_flow(tenant.client, sample())
     base = f"/api/v1/flows/{flow['id']}"
     for method, path, body in [

@@ -27,7 +27,6 @@ from tests.fixtures.traffic import (
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Conversation, utc_now
 from zapflow.services import flows
-from zapflow.services.auth import create_company
 
 pytestmark = pytest.mark.usefixtures("worker")
 SAMPLE = Path(__file__).parent.parent / "examples" / "flows" / "lead_qualification.yaml"
@@ -264,27 +263,24 @@ async def test_runs_keep_their_version_and_one_runs_per_conversation(
 
 
 async def test_cancel_a_waiting_run_and_other_companies_cannot(
-    tenant: Tenant, provider_server: ProviderServer, api_url: str, sessions: SessionFactory
+    tenant: Tenant, provider_server: ProviderServer, other_tenant: Tenant
 ) -> None:
     flow_id = await published(tenant.client, sample())
     customer, conversation = await new_customer(tenant, provider_server)
     run = await start_run(tenant.client, flow_id, conversation["contact_id"])
     await run_when(tenant.client, run["id"], lambda r: r["status"] == "waiting")
 
-    async with transaction(sessions) as session:
-        _, key = await create_company(session, "Other Co")
-    headers = {"Authorization": f"Bearer {key.plain}"}
-    async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=10) as other:
-        for method, path in [
-            ("GET", f"/api/v1/flow-runs/{run['id']}"),
-            ("POST", f"/api/v1/flow-runs/{run['id']}/cancel"),
-            ("GET", f"/api/v1/flows/{flow_id}/runs"),
-        ]:
-            assert (await other.request(method, path)).status_code == 404, path
-        response = await other.post(
-            f"/api/v1/flows/{flow_id}/runs", json={"contact_id": conversation["contact_id"]}
-        )
-        assert response.status_code == 404
+    other = other_tenant.client
+    for method, path in [
+        ("GET", f"/api/v1/flow-runs/{run['id']}"),
+        ("POST", f"/api/v1/flow-runs/{run['id']}/cancel"),
+        ("GET", f"/api/v1/flows/{flow_id}/runs"),
+    ]:
+        assert (await other.request(method, path)).status_code == 404, path
+    response = await other.post(
+        f"/api/v1/flows/{flow_id}/runs", json={"contact_id": conversation["contact_id"]}
+    )
+    assert response.status_code == 404
 
     assert (await tenant.client.post(f"/api/v1/flow-runs/{run['id']}/cancel")).status_code == 202
     cancelled = await ended(tenant.client, run["id"])
