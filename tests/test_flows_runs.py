@@ -378,3 +378,14 @@ async def test_a_run_whose_start_was_lost_stops_holding_the_conversation(
     assert (lost["status"], lost["error"]) == ("failed", "its workflow is not running")
     await customer.say("start")
     assert await customer.wait_for(2) == [GREETING, ASK_NAME]
+
+
+async def test_a_flow_published_after_messages_triggers_at_once(
+    tenant: Tenant, provider_server: ProviderServer
+) -> None:
+    """The company's triggers are cached for every inbound message; publishing refreshes them."""
+    customer, _ = await new_customer(tenant, provider_server)  # read (and cached): no flows
+    document = {**sample(), "triggers": [{"type": "regex", "pattern": "(?i)^quote\\b"}]}
+    await published(tenant.client, document)
+    await customer.say("Quote for 10 units?")
+    assert await customer.wait_for(2) == [GREETING, ASK_NAME]

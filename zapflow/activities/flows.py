@@ -177,7 +177,13 @@ class FlowActivities:
             if active is not None:
                 return FlowRouteResult(active.workflow_id, str(active.id))
             run = await flows.match_trigger(
-                session, conversation_id, input.texts, input.fresh, input.key_id
+                session,
+                self._cache,
+                uuid.UUID(input.company_id),
+                conversation_id,
+                input.texts,
+                input.fresh,
+                input.key_id,
             )
         if run is None:
             return FlowRouteResult()

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from zapflow.cache import Cache
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.flows.language import FlowDefinition
 from zapflow.flows.validation import InvalidFlow, parse_flow
@@ -408,8 +409,44 @@ async def _is_first_contact(session: AsyncSession, contact_id: uuid.UUID, fresh:
     return int((await session.execute(query)).scalar_one()) <= fresh
 
 
+MESSAGE_TRIGGERS = ("keyword", "regex", "first_message")
+TRIGGERS_CACHE_SECONDS = 300
+
+
+def triggers_cache_key(company_id: uuid.UUID) -> str:
+    return f"flow_triggers:{company_id}"
+
+
+async def message_triggers(
+    cache: Cache, session: AsyncSession, company_id: uuid.UUID
+) -> list[dict[str, Any]]:
+    """The company's published flows with message triggers, oldest first, as
+    ``{"id", "triggers"}``: read for every inbound batch, so through the cache (publishing and
+    archiving invalidate it)."""
+
+    async def load() -> list[dict[str, Any]]:
+        query = (
+            select(Flow)
+            .where(col(Flow.company_id) == company_id, col(Flow.status) == FlowStatus.PUBLISHED)
+            .order_by(col(Flow.created_at), col(Flow.id))
+        )
+        found = []
+        for flow in (await session.execute(query)).scalars():
+            triggers = [t for t in flow.triggers if t.get("type") in MESSAGE_TRIGGERS]
+            if triggers:
+                found.append({"id": str(flow.id), "triggers": triggers})
+        return found
+
+    rows: list[dict[str, Any]] = await cache.get(
+        triggers_cache_key(company_id), TRIGGERS_CACHE_SECONDS, load
+    )
+    return rows
+
+
 async def match_trigger(
     session: AsyncSession,
+    cache: Cache,
+    company_id: uuid.UUID,
     conversation_id: uuid.UUID,
     texts: Sequence[str],
     fresh: int,
@@ -417,27 +454,24 @@ async def match_trigger(
 ) -> FlowRun | None:
     """The run a customer's messages start (first matching published flow, oldest first), or
     None. Paused conversations (a human took over) start nothing."""
+    candidates = await message_triggers(cache, session, company_id)
+    if not candidates:  # most messages: nothing more to read
+        return None
     conversation = await session.get(Conversation, conversation_id)
     if conversation is None or conversation.is_paused:
         return None
-    query = (
-        select(Flow)
-        .where(
-            col(Flow.company_id) == conversation.company_id,
-            col(Flow.status) == FlowStatus.PUBLISHED,
-            func.jsonb_array_length(col(Flow.triggers)) > 0,
-        )
-        .order_by(col(Flow.created_at), col(Flow.id))
-    )
-    flows = list((await session.execute(query)).scalars())
     first: bool | None = None
-    for flow in flows:
-        for trigger in flow.triggers:
-            if trigger.get("type") == "first_message" and first is None:
+    for candidate in candidates:
+        for trigger in candidate["triggers"]:
+            if trigger["type"] == "first_message" and first is None:
                 first = await _is_first_contact(session, conversation.contact_id, fresh)
-            if _matches(trigger, texts, bool(first)):
-                audience = Audience(conversation, f"message:{key_id}", {})
-                return await run_for_audience(session, flow, audience)
+            if not _matches(trigger, texts, bool(first)):
+                continue
+            flow = await session.get(Flow, uuid.UUID(candidate["id"]))
+            if flow is None or flow.status != FlowStatus.PUBLISHED:
+                break  # a stale cached entry: the flow was archived meanwhile
+            audience = Audience(conversation, f"message:{key_id}", {})
+            return await run_for_audience(session, flow, audience)
     return None
 
 

@@ -51,7 +51,9 @@ def registrations(
     messages = MessageActivities(sessions, redis, http, settings)
     followups = FollowUpActivities(sessions, redis)
     embeddings = EmbeddingActivities(sessions, embedder, settings)
-    flows = FlowActivities(sessions, redis, Cache(redis), http)
+    # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
+    # must trigger at once
+    flows = FlowActivities(sessions, redis, Cache(redis, l1_ttl=0), http)
     # schedule and deal-stage triggers start runs through the conversations' workflows
     flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)
     return [

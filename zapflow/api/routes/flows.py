@@ -27,6 +27,7 @@ from zapflow.api.deps import (
     after_commit,
 )
 from zapflow.api.paging import Cursor, CursorPage, Limit
+from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import transaction
 from zapflow.errors import ServiceUnavailable, Unprocessable
@@ -232,12 +233,13 @@ async def archive_flow(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
+    state: StateDep,
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> Response:
     flow = await service.get_flow(session, principal.company_id, flow_id)
     await service.archive(session, flow)
-    _sync_schedules_after_commit(session, temporal, settings, flow, list(flow.triggers))
+    _triggers_changed(session, state.cache, temporal, settings, flow, list(flow.triggers))
     return Response(status_code=204)
 
 
@@ -252,6 +254,7 @@ async def publish_flow(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
+    state: StateDep,
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> FlowVersionPublic:
@@ -259,18 +262,20 @@ async def publish_flow(
     flow = await service.get_flow(session, principal.company_id, flow_id)
     previous = list(flow.triggers)
     version = await service.publish(session, principal.company_id, flow_id, principal.user_id)
-    _sync_schedules_after_commit(session, temporal, settings, flow, previous)
+    _triggers_changed(session, state.cache, temporal, settings, flow, previous)
     return FlowVersionPublic.model_validate(version, from_attributes=True)
 
 
-def _sync_schedules_after_commit(
+def _triggers_changed(
     session: AsyncSession,
+    cache: Cache,
     temporal: TemporalConnection,
     settings: Settings,
     flow: Flow,
     previous: list[dict[str, Any]],
 ) -> None:
     triggers = list(flow.triggers) if flow.status == FlowStatus.PUBLISHED else []
+    after_commit(session, lambda: cache.invalidate(service.triggers_cache_key(flow.company_id)))
     if not any(t["type"] in SCHEDULED for t in [*triggers, *previous]):
         return
 
