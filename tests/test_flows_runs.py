@@ -24,9 +24,11 @@ from tests.fixtures.traffic import (
     post_cloud,
     start_conversation,
 )
+from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Conversation, utc_now
 from zapflow.services import flows
+from zapflow.temporal import FLOW_ID, FLOW_VERSION, connect
 
 pytestmark = pytest.mark.usefixtures("worker")
 SAMPLE = Path(__file__).parent.parent / "examples" / "flows" / "lead_qualification.yaml"
@@ -224,7 +226,7 @@ async def test_sample_flow_timeout_branch_and_wait_match_their_simulation(
 
 
 async def test_runs_keep_their_version_and_one_runs_per_conversation(
-    tenant: Tenant, provider_server: ProviderServer
+    tenant: Tenant, provider_server: ProviderServer, settings: Settings
 ) -> None:
     await sales_funnel(tenant.client)
     flow_id = await published(tenant.client, sample())
@@ -260,6 +262,14 @@ async def test_runs_keep_their_version_and_one_runs_per_conversation(
 
     first_now = (await tenant.client.get(f"/api/v1/flow-runs/{first_run['id']}")).json()
     assert (first_now["flow_version"], first_now["status"]) == (1, "waiting")
+
+    # in the Temporal Web UI, runs are found by FlowId and FlowVersion
+    client = await connect(settings)
+    for run, version in [(first_run, 1), (second_run, 2)]:
+        found = (
+            await client.get_workflow_handle(run["workflow_id"]).describe()
+        ).typed_search_attributes
+        assert (found.get(FLOW_ID), found.get(FLOW_VERSION)) == (flow_id, version)
 
 
 async def test_cancel_a_waiting_run_and_other_companies_cannot(
