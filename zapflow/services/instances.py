@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +18,8 @@ from zapflow.models import WhatsAppInstance, WhatsAppProvider
 from zapflow.whatsapp.types import WebhookEvent
 
 WEBHOOK_CACHE_SECONDS = 10.0
+# unknown tokens are cached too (a flood of them costs no queries), so the cache is bounded
+WEBHOOK_CACHE_ENTRIES = 10_000
 
 
 def validate_provider_fields(provider: WhatsAppProvider, fields: dict[str, Any]) -> None:
@@ -90,9 +92,15 @@ async def update_instance(
 class WebhookInstances:
     """Finds the instance a webhook URL token names; cached briefly (the webhook's hot path)."""
 
-    def __init__(self, ttl: float = WEBHOOK_CACHE_SECONDS) -> None:
+    def __init__(
+        self, ttl: float = WEBHOOK_CACHE_SECONDS, max_entries: int = WEBHOOK_CACHE_ENTRIES
+    ) -> None:
         self._ttl = ttl
-        self._cache: dict[str, tuple[float, WhatsAppInstance | None]] = {}
+        self._max_entries = max_entries
+        self._cache: OrderedDict[str, tuple[float, WhatsAppInstance | None]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
     def forget(self) -> None:
         self._cache.clear()
@@ -107,6 +115,8 @@ class WebhookInstances:
             query = select(WhatsAppInstance).where(col(WhatsAppInstance.webhook_secret) == token)
             instance = (await session.execute(query)).scalar_one_or_none()
             self._cache[token] = (time.monotonic() + self._ttl, instance)
+            if len(self._cache) > self._max_entries:
+                self._cache.popitem(last=False)
         if instance is None or instance.provider != provider:
             raise NotFound("no instance has this webhook URL")
         return instance
