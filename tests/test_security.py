@@ -35,6 +35,9 @@ from tests.test_tenancy_matrix import OPERATIONS, PATH_OBJECTS, call
 from zapflow.api.limits import MAX_BODY_BYTES
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
+from zapflow.errors import NotFound
+from zapflow.models import WhatsAppProvider
+from zapflow.services.instances import WebhookInstances
 from zapflow.whatsapp.simulate import evolution_text
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -221,11 +224,7 @@ async def test_no_route_returns_a_secret(world: World, caplog: pytest.LogCapture
     for op in OPERATIONS:
         if op.method != "GET":
             continue
-        # a parameter the tenancy matrix does not map yet gets an unknown id (a 404)
-        values = {
-            p: world.objects.get(PATH_OBJECTS.get(p, ""), str(uuid.uuid4()))
-            for p in op.params("path")
-        }
+        values = {p: world.objects[PATH_OBJECTS[p]] for p in op.params("path")}
         answer = await call(world.client, "GET", op.url(values))
         answers += 1
         leaked = {s for s in secrets if s in answer.text}
@@ -324,3 +323,14 @@ async def test_slow_clients_hold_no_database_connection(
     finally:
         for writer in writers:
             writer.close()
+
+
+async def test_unknown_webhook_tokens_cannot_grow_the_api_memory(sessions: SessionFactory) -> None:
+    """Anyone can post to /webhooks/cloud/<anything>: the lookups of unknown tokens are cached
+    (a flood of them costs no queries) in a bounded cache."""
+    instances = WebhookInstances(max_entries=5)
+    async with sessions() as session:
+        for _ in range(20):
+            with pytest.raises(NotFound):
+                await instances.find(session, WhatsAppProvider.CLOUD, uuid.uuid4().hex)
+    assert len(instances) == 5
