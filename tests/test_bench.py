@@ -165,9 +165,10 @@ async def test_load_generator_sends_open_loop_and_sees_every_message(
     stdout, _ = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0
     progress = [orjson.loads(line) for line in stdout.splitlines()]
-    assert progress[-1] == {"step": "10/s", "phase": "draining", "done": 20, "total": 20}
+    assert {"step": "10/s", "phase": "sent", "done": 20, "total": 20} in progress
 
     raw = orjson.loads((tmp_path / "out.json").read_bytes())
+    assert raw["skipped"] == []  # the step drained: nothing after it was skipped
     numbers, series = deliveries(raw["steps"][0], {}, e2e=True)
     assert (numbers["sent"], numbers["errors"], numbers["lost"], numbers["duplicates"]) == (
         20, 0, 0, 0,

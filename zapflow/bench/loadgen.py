@@ -238,10 +238,14 @@ class Webhooks:
         delivery.acked = time.perf_counter()
 
 
-async def wait_seen(batch: list[Delivery], deadline: float) -> bool:
-    while not all(d.seen for d in batch if d.error is None):
+async def wait_seen(
+    batch: list[Delivery], deadline: float, progress: Callable[[int], None]
+) -> bool:
+    """Until every acknowledged delivery of ``batch`` was seen on the stream, or ``deadline``."""
+    while (seen := sum(1 for d in batch if d.seen or d.error)) < len(batch):
         if time.perf_counter() >= deadline:
             return False
+        progress(seen)
         await asyncio.sleep(0.02)
     return True
 
@@ -268,11 +272,15 @@ async def webhook_step(
 
     started = time.perf_counter()
     await open_loop(rate, count, fire, sent)
+    progress(True, step=step["name"], phase="sent", done=count, total=count)
     last_sent = max((d.sent or 0.0) for d in batch)
     drained = None
     if sse:
-        progress(True, step=step["name"], phase="draining", done=count, total=count)
-        if await wait_seen(batch, last_sent + drain_timeout):
+
+        def seen(done: int) -> None:
+            progress(step=step["name"], phase="draining", done=done, total=count)
+
+        if await wait_seen(batch, last_sent + drain_timeout, seen):
             drained = round(max(d.seen or 0.0 for d in batch) - last_sent, 3)
     t0 = min(d.scheduled for d in batch)
     return {
@@ -303,13 +311,14 @@ async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, An
             poller = BacklogPoller(plan["database_url"], plan["company_id"], lambda: hooks.acked)
             background.append(asyncio.create_task(poller.run()))
         try:
-            steps = [
-                await webhook_step(
+            steps: list[dict[str, Any]] = []
+            for n, step in enumerate(plan["steps"]):
+                steps.append(await webhook_step(
                     hooks, step, f"{run_id}.{n}", bool(reader), plan["drain_timeout"], progress
-                )
-                for n, step in enumerate(plan["steps"])
-            ]
-            if reader and all(s["drain_s"] is not None for s in steps):
+                ))  # fmt: skip
+                if reader and steps[-1]["drain_s"] is None:
+                    break  # not sustained: a higher rate would only pile up more backlog
+            if reader and steps[-1]["drain_s"] is not None:
                 await asyncio.sleep(1.0)  # late duplicates
         finally:
             for task in background:
@@ -323,7 +332,12 @@ async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, An
             if step["started"] - 1 <= t <= step["ended"]
         ]
         del step["started"], step["ended"]
-    return {"steps": steps, "sse_reconnects": reader.reconnects if reader else None}
+    skipped = [step["name"] for step in plan["steps"][len(steps) :]]
+    return {
+        "steps": steps,
+        "skipped": skipped,
+        "sse_reconnects": reader.reconnects if reader else None,
+    }
 
 
 # --- http mode (CRM reads) -----------------------------------------------------------------------

@@ -50,7 +50,6 @@ class StepWindow:
     arrives and closes at the next step or the end."""
 
     watch: ResourceWatch
-    on_step: Callable[[str], None] | None = None
     usage: dict[str, dict[str, Any]] = field(default_factory=dict)
     current: str | None = None
 
@@ -60,8 +59,6 @@ class StepWindow:
         self.close()
         self.current = step
         self.watch.start()
-        if self.on_step:
-            self.on_step(step)
 
     def close(self) -> None:
         if self.current is not None:
@@ -86,10 +83,10 @@ class Context:
         bench: BenchStack,
         plan: dict[str, Any],
         title: str,
-        on_step: Callable[[str], None] | None = None,
+        on_update: Callable[[dict[str, Any]], None] | None = None,
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Run the load generator process on ``plan``; its raw result and the resource use of
-        each of its steps (CPU by process group, peak RSS)."""
+        """Run the load generator process on ``plan`` (``on_update`` sees each progress line);
+        its raw result and the resource use of each of its steps (CPU by group, peak RSS)."""
         with tempfile.TemporaryDirectory(prefix="zapflow-loadgen-") as folder:
             plan_path, out_path = Path(folder, "plan.json"), Path(folder, "out.json")
             plan_path.write_bytes(orjson.dumps(plan))
@@ -99,8 +96,8 @@ class Context:
                 groups = bench.processes()
                 groups["load_generator"] = [psutil.Process(process.pid)]
                 with ResourceWatch(groups) as watch:
-                    windows = StepWindow(watch, on_step)
-                    self._follow(process, windows, title)
+                    windows = StepWindow(watch)
+                    self._follow(process, windows, title, on_update)
                     windows.close()
             finally:
                 if process.poll() is None:
@@ -110,7 +107,13 @@ class Context:
                 raise BenchError(f"the load generator failed with code {process.returncode}")
             return orjson.loads(out_path.read_bytes()), windows.usage
 
-    def _follow(self, process: subprocess.Popen[str], windows: StepWindow, title: str) -> None:
+    def _follow(
+        self,
+        process: subprocess.Popen[str],
+        windows: StepWindow,
+        title: str,
+        on_update: Callable[[dict[str, Any]], None] | None,
+    ) -> None:
         columns = (
             TextColumn("{task.description:<28}"),
             BarColumn(bar_width=30),
@@ -124,6 +127,8 @@ class Context:
             for line in process.stdout:
                 update = orjson.loads(line)
                 windows.progress(update.get("step"))
+                if on_update:
+                    on_update(update)
                 label = " ".join(str(update[k]) for k in ("step", "phase") if k in update)
                 bar.update(
                     task,
