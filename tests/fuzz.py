@@ -92,7 +92,12 @@ def _replace(document: Any, path: tuple[Any, ...], new: Any, delete: bool) -> An
 @st.composite
 def mutated(draw: st.DrawFn, samples: list[str]) -> Any:
     """A documented payload with one to three places replaced or removed."""
-    document = load(draw(st.sampled_from(samples)))
+    return draw(mutations(load(draw(st.sampled_from(samples)))))
+
+
+@st.composite
+def mutations(draw: st.DrawFn, document: Any) -> Any:
+    """``document`` with one to three places replaced (by ``REPLACEMENTS``) or removed."""
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         path = draw(st.sampled_from(_paths(document)))
         delete = bool(path) and draw(st.booleans())
