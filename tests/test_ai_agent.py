@@ -240,3 +240,35 @@ async def test_without_a_provider_the_agent_says_it_is_off(
     assert ready["features"]["ai_agent"].startswith("disabled")
     bad = await tenant.client.patch("/api/v1/company", json={"ai_settings": {"temperature": 5}})
     assert bad.status_code == 422 and "temperature" in bad.text
+
+
+async def test_a_flow_ai_reply_node_answers_with_the_agent(
+    tenant: Tenant, openai_server: OpenAIServer, provider_server: ProviderServer
+) -> None:
+    from tests.test_flows_runs import ended, published, start_run
+
+    _, conversation_id = await start_conversation(tenant, "5511910000007")
+    await _enable_ai(tenant)
+    document = {
+        "name": "ai step",
+        "start": "ai",
+        "nodes": [
+            {"id": "ai", "type": "ai_reply", "instructions": "Ofereça o plano anual.",
+             "variable": "answer", "next": "done", "on_failure": "done"},
+            {"id": "done", "type": "end"},
+        ],
+    }  # fmt: skip
+    flow_id = await published(tenant.client, document)
+    openai_server.queue_reply("Temos o plano anual com 20% de desconto!")
+    conversation = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
+    run = await start_run(tenant.client, flow_id, conversation["contact_id"])
+    finished = await ended(tenant.client, run["id"])
+    assert finished["status"] == "completed", finished
+    assert finished["variables"]["answer"] == "Temos o plano anual com 20% de desconto!"
+    [request] = openai_server.requests_to("/chat/completions")
+    assert request.json["messages"][1] == {"role": "system", "content": "Ofereça o plano anual."}
+    assert "tools" not in request.json
+    await eventually(
+        lambda: _messages(tenant, conversation_id),
+        lambda ms: ms[-1]["body"] == "Temos o plano anual com 20% de desconto!",
+    )

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 import openai
 import orjson
+from openai.types.chat import ChatCompletionMessage
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
@@ -35,16 +37,48 @@ from zapflow.workflows.inputs import (
 log = logging.getLogger(__name__)
 
 
-def chat_client(settings: Settings) -> openai.AsyncOpenAI | None:
-    """The model provider's client, or None when none is configured. Temporal owns retries."""
-    if settings.ai_base_url is None:
-        return None
-    return openai.AsyncOpenAI(
-        base_url=settings.ai_base_url,
-        api_key=settings.ai_api_key or "not-needed",  # local OpenAI-compatible servers take none
-        max_retries=0,
-        timeout=settings.ai_timeout_seconds,
-    )
+class ChatModel:
+    """The configured OpenAI-compatible chat API (none without ZAPFLOW_AI_BASE_URL). Its own
+    retries are off: a 429, a 5xx or no answer raise a retryable ``AIUnavailable`` and Temporal
+    retries the activity; any other refusal is a final ``AIRejected``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._default_model = settings.ai_model
+        self._client = None
+        if settings.ai_base_url is not None:
+            self._client = openai.AsyncOpenAI(
+                base_url=settings.ai_base_url,
+                api_key=settings.ai_api_key or "not-needed",  # local servers take none
+                max_retries=0,
+                timeout=settings.ai_timeout_seconds,
+            )
+
+    @property
+    def available(self) -> bool:
+        return self._client is not None
+
+    async def chat(
+        self,
+        config: ai_agent.AISettings,
+        transcript: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+    ) -> ChatCompletionMessage:
+        assert self._client is not None
+        try:
+            response = await self._client.chat.completions.create(
+                model=config.model or self._default_model,
+                messages=transcript,  # type: ignore[arg-type]
+                tools=tools or openai.omit,  # type: ignore[arg-type]
+                temperature=config.temperature,
+                max_tokens=config.max_tokens,
+            )
+        except openai.APIStatusError as exc:
+            raise _provider_error(exc) from None
+        except openai.APIError as exc:  # no answer: connection refused, timeout
+            raise ApplicationError(
+                f"model provider unreachable: {exc}", type="AIUnavailable"
+            ) from None
+        return response.choices[0].message
 
 
 class AIActivities:
@@ -57,36 +91,20 @@ class AIActivities:
     ) -> None:
         self._sessions = sessions
         self._redis = redis
-        self._settings = settings
         self._embedder = embedder
-        self._client = chat_client(settings)
+        self._model = ChatModel(settings)
 
     @activity.defn
     async def complete(self, input: AICompleteInput) -> AICompletion:
         async with transaction(self._sessions) as session:
             found = await _conversation(session, input.ref)
-            if found is None or self._client is None or not ai_agent.may_answer_now(*found):
+            if found is None or not self._model.available or not ai_agent.may_answer_now(*found):
                 return AICompletion(skipped=True)
             conversation, company = found
             transcript = input.transcript or await ai_agent.build_context(
                 session, self._embedder, conversation, company
             )
-        config = ai_agent.ai_settings(company)
-        try:
-            response = await self._client.chat.completions.create(
-                model=config.model or self._settings.ai_model,
-                messages=transcript,  # type: ignore[arg-type]
-                tools=ai_agent.TOOLS,  # type: ignore[arg-type]
-                temperature=config.temperature,
-                max_tokens=config.max_tokens,
-            )
-        except openai.APIStatusError as exc:
-            raise _provider_error(exc) from None
-        except openai.APIError as exc:  # no answer: connection refused, timeout
-            raise ApplicationError(
-                f"model provider unreachable: {exc}", type="AIUnavailable"
-            ) from None
-        reply = response.choices[0].message
+        reply = await self._model.chat(ai_agent.ai_settings(company), transcript, ai_agent.TOOLS)
         calls = [
             AIToolCall(c.id, c.function.name, c.function.arguments)
             for c in reply.tool_calls or []

@@ -18,11 +18,13 @@ from redis.asyncio import Redis
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from zapflow.activities.ai import ChatModel
 from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
+from zapflow.embeddings import Embedder
 from zapflow.errors import ZapflowError
 from zapflow.models import Company, Conversation, MessageSender
-from zapflow.services import flows
+from zapflow.services import ai_agent, flows
 from zapflow.services.contacts import add_tag, forget_contacts, remove_tag
 from zapflow.services.events import Event, publish_outbox, stage
 from zapflow.services.outbound import OutboundContent, queue_outbound
@@ -48,12 +50,20 @@ def _permanent(message: str) -> ApplicationError:
 
 class FlowActivities:
     def __init__(
-        self, sessions: SessionFactory, redis: Redis, cache: Cache, http: httpx.AsyncClient
+        self,
+        sessions: SessionFactory,
+        redis: Redis,
+        cache: Cache,
+        http: httpx.AsyncClient,
+        model: ChatModel,
+        embedder: Embedder | None = None,
     ) -> None:
         self._sessions = sessions
         self._redis = redis
         self._cache = cache
         self._http = http
+        self._model = model  # the AI agent's, for ai_reply
+        self._embedder = embedder
 
     @activity.defn
     async def begin_run(self, input: FlowRunRef) -> FlowRunContext:
@@ -148,16 +158,28 @@ class FlowActivities:
 
     @activity.defn
     async def ai_reply(self, input: FlowActionInput) -> str:
-        """The AI agent's reply for the conversation. This is the one place to wire the agent
-        in: until it is, and whenever the company has not enabled AI, the step fails (and the
-        node takes its failure branch)."""
+        """The AI agent's answer in the conversation (the company's prompt and the node's
+        instructions, the same context as the agent's own turns). Without a model provider, or
+        with the company's AI off, the step fails and the node takes its failure branch."""
         async with transaction(self._sessions) as session:
             run = await flows.load_run(session, uuid.UUID(input.run_id))
             company = await session.get(Company, run.company_id)
-        assert company is not None
-        if not company.ai_settings.get("enabled"):
-            raise _permanent("AI is not enabled for this company")
-        raise _permanent("no AI agent is available to flows yet")
+            conversation = await session.get(Conversation, run.conversation_id)
+            assert company is not None and conversation is not None
+            config = ai_agent.ai_settings(company)
+            if not self._model.available:
+                raise _permanent("no AI model provider is configured (ZAPFLOW_AI_BASE_URL)")
+            if not config.enabled:
+                raise _permanent("AI is not enabled for this company")
+            transcript = await ai_agent.build_context(
+                session, self._embedder, conversation, company
+            )
+        if instructions := input.params.get("instructions"):
+            transcript.insert(1, {"role": "system", "content": str(instructions)})
+        reply = await self._model.chat(config, transcript)
+        if not reply.content:
+            raise _permanent("the model answered nothing")
+        return reply.content
 
     @activity.defn
     async def mirror(self, input: FlowMirrorInput) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
-from zapflow.activities.ai import AIActivities
+from zapflow.activities.ai import AIActivities, ChatModel
 from zapflow.activities.conversations import ConversationActivities
 from zapflow.activities.embeddings import EmbeddingActivities
 from zapflow.activities.flow_triggers import FlowTriggerActivities
@@ -53,7 +53,9 @@ def registrations(
     embeddings = EmbeddingActivities(sessions, embedder, settings)
     # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
     # must trigger at once
-    flows = FlowActivities(sessions, redis, Cache(redis, l1_ttl=0), http)
+    flows = FlowActivities(
+        sessions, redis, Cache(redis, l1_ttl=0), http, ChatModel(settings), embedder
+    )
     # schedule and deal-stage triggers start runs through the conversations' workflows
     flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)
     return [
