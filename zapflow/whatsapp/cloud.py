@@ -262,14 +262,14 @@ def _location(m: dict[str, Any]) -> Content:
 
 
 def _contacts(m: dict[str, Any]) -> Content:
-    cards = [c for c in m.get("contacts") or [] if isinstance(c, dict)]
+    cards = [c for c in _items(m.get("contacts")) if isinstance(c, dict)]
     return "contacts", None, None, {"contacts": [_contact_card(card) for card in cards]}
 
 
 def _contact_card(card: dict[str, Any]) -> dict[str, Any]:
     name = _part(card, "name")
-    phones = [p for p in card.get("phones") or [] if isinstance(p, dict)]
-    emails = [e.get("email") for e in card.get("emails") or [] if isinstance(e, dict)]
+    phones = [p for p in _items(card.get("phones")) if isinstance(p, dict)]
+    emails = [e.get("email") for e in _items(card.get("emails")) if isinstance(e, dict)]
     return {
         "name": name.get("formatted_name") or name.get("first_name"),
         "phones": [{"phone": e164(p.get("phone")), "wa_id": p.get("wa_id")} for p in phones],
@@ -404,6 +404,10 @@ def _int(value: Any) -> int | None:
 
 def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
+
+
+def _items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 # --- outbound -------------------------------------------------------------------------------

@@ -359,10 +359,15 @@ def _b64(value: Any) -> str | None:
     if isinstance(value, str) or value is None:
         return value
     if isinstance(value, dict) and isinstance(value.get("data"), list):
-        return base64.b64encode(bytes(value["data"])).decode()
-    if isinstance(value, dict) and all(k.isdigit() for k in value):
-        return base64.b64encode(bytes(value[k] for k in sorted(value, key=int))).decode()
-    return None
+        octets = value["data"]
+    elif isinstance(value, dict) and all(k.isdigit() for k in value):
+        octets = [value[k] for k in sorted(value, key=int)]
+    else:
+        return None
+    try:
+        return base64.b64encode(bytes(octets)).decode()
+    except (TypeError, ValueError):  # not a list of 0-255 numbers
+        return None
 
 
 def _location(inner: dict[str, Any]) -> Content:
@@ -386,7 +391,12 @@ def _contact(inner: dict[str, Any]) -> Content:
 
 
 def _contacts_array(inner: dict[str, Any]) -> Content:
-    cards = [_vcard_card(c) for c in inner.get("contacts") or [] if isinstance(c, dict)]
+    contacts = inner.get("contacts")
+    cards = (
+        [_vcard_card(c) for c in contacts if isinstance(c, dict)]
+        if isinstance(contacts, list)
+        else []
+    )
     return "contacts", None, None, {"contacts": cards}
 
 
@@ -487,7 +497,8 @@ def _context_payload(context: dict[str, Any]) -> dict[str, Any]:
     payload: dict[str, Any] = {}
     if context.get("isForwarded"):
         payload["forwarded"] = True
-        if (context.get("forwardingScore") or 0) >= 5:
+        score = context.get("forwardingScore")
+        if isinstance(score, int | float) and score >= 5:
             payload["frequently_forwarded"] = True
     if context.get("stanzaId"):
         quoted = context.get("quotedMessage")
@@ -504,7 +515,8 @@ def _context_payload(context: dict[str, Any]) -> dict[str, Any]:
 
 def _referral(ad: dict[str, Any]) -> dict[str, Any]:
     referral = {ours: ad.get(theirs) for theirs, ours in _REFERRAL_KEYS.items()}
-    kind = _AD_MEDIA_TYPES.get(ad.get("mediaType"))
+    media_type = ad.get("mediaType")
+    kind = _AD_MEDIA_TYPES.get(media_type) if isinstance(media_type, int | str) else None
     referral["media_type"] = kind
     referral["image_url"] = ad.get("originalImageUrl") if kind == "image" else None
     referral["video_url"] = ad.get("mediaUrl") if kind == "video" else None

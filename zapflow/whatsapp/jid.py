@@ -56,9 +56,10 @@ def is_bsuid(value: str) -> bool:
     return server == BSUID_SERVER or (not server and _BSUID.match(user) is not None)
 
 
-def e164(value: str | None) -> str | None:
-    """``5511999999999`` / ``+55 11 99999-9999`` → ``+5511999999999``; no digits → None."""
-    if not value:
+def e164(value: object) -> str | None:
+    """``5511999999999`` / ``+55 11 99999-9999`` → ``+5511999999999``; no digits (or not a
+    string) → None."""
+    if not value or not isinstance(value, str):
         return None
     found = digits(value)
     return f"+{found}" if found else None
