@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz import JSON, SCALE, mutations
+from tests.fuzz import DERANDOMIZE, JSON, SCALE, mutations
 from zapflow.flows.language import load_document
 from zapflow.flows.validation import InvalidFlow, parse_flow
 
@@ -36,7 +36,12 @@ EXPRESSIONS = st.sampled_from(
         "@#$%^&*",
     ]
 )
-FUZZ = settings(max_examples=200 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(
+    max_examples=200 * SCALE,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=DERANDOMIZE,
+)
 
 
 @FUZZ

@@ -26,7 +26,7 @@ from tests.fixtures.traffic import (
     eventually,
     sign,
 )
-from tests.fuzz import CLOUD_SAMPLES, EVOLUTION_SAMPLES, SCALE, bodies, deep
+from tests.fuzz import CLOUD_SAMPLES, DERANDOMIZE, EVOLUTION_SAMPLES, SCALE, bodies, deep
 from zapflow.api.webhooks import MAX_DEPTH, nested_deeper_than
 from zapflow.db import SessionFactory, transaction
 from zapflow.services.auth import create_company
@@ -35,8 +35,18 @@ from zapflow.whatsapp import cloud, evolution
 from zapflow.whatsapp.errors import MalformedPayload
 from zapflow.whatsapp.types import MAX_EPOCH, WebhookEvent, event_from_dict, event_to_dict
 
-UNIT = settings(max_examples=200 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
-HTTP = settings(max_examples=50 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
+UNIT = settings(
+    max_examples=200 * SCALE,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=DERANDOMIZE,
+)
+HTTP = settings(
+    max_examples=50 * SCALE,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=DERANDOMIZE,
+)
 EVENTS = st.sampled_from([None, "messages.upsert", "messages.update", "send.message"])
 
 
@@ -160,6 +170,7 @@ def _evolution_text(text: str, timestamp: Any) -> dict[str, Any]:
     return {"event": "messages.upsert", "instance": "x", "data": data}
 
 
+@pytest.mark.timeout(900)  # make test-faults runs 10 times as many examples
 @HTTP
 @example(body=_cloud_text("a\u0000b", "1"), junk=b"")
 @example(body=_cloud_text("olá", "9" * 30), junk=b"")
@@ -176,6 +187,7 @@ async def test_the_cloud_webhook_answers_every_signed_body_cleanly(
     _assert_clean(response, target)
 
 
+@pytest.mark.timeout(900)  # make test-faults runs 10 times as many examples
 @HTTP
 @example(body=_evolution_text("a\u0000b", 1), junk=b"")
 @example(body=_evolution_text("a", 1), junk=b"\x00")

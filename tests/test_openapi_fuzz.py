@@ -16,7 +16,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.fixtures.system import api_in_thread
-from tests.fuzz import SCALE
+from tests.fuzz import DERANDOMIZE, SCALE
 from zapflow.api.app import create_app
 from zapflow.config import Settings, load_settings
 from zapflow.db import SessionFactory, transaction
@@ -47,7 +47,12 @@ def base_url(settings: Settings) -> Iterator[str]:
 
 
 @SCHEMA.parametrize()
-@settings(max_examples=3 * SCALE, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(
+    max_examples=3 * SCALE,
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    derandomize=DERANDOMIZE,
+)
 def test_no_route_fails_or_breaks_its_schema(case, base_url: str, api_key: str) -> None:  # type: ignore[no-untyped-def]
     response = case.call(
         base_url=base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=30
