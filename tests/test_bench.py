@@ -194,6 +194,11 @@ def test_search_summary_reads_the_search_script_result() -> None:
     }
     summary = search_summary(raw, ef_search=100)
     assert summary["recall_at_10"] == 0.97
+    by_scan = {
+        "ef_search=100 iterative_scan=off": 0.79,
+        "ef_search=100 iterative_scan=relaxed_order": 0.8,
+    }
+    assert search_summary({"recall_at_10": by_scan}, ef_search=100)["recall_at_10"] == 0.8
     assert (summary["embeddings_per_second"], summary["embedding_batch"]) == (120.0, 64)
     assert summary["keyword_ms"] is None  # a mode it did not measure
     *_, measured, met = search_row({"search": {"summary": summary}})
