@@ -41,7 +41,7 @@ from zapflow.services.instances import WebhookInstances
 from zapflow.whatsapp.simulate import evolution_text
 
 pytestmark = pytest.mark.usefixtures("worker")
-JWT_KEY = "jwt-signing-key"
+JWT_KEY = "jwt-signing-key-of-32-bytes-or-more!"
 
 
 async def _inbox_rows(sessions: SessionFactory, company_id: str) -> int:
@@ -98,8 +98,15 @@ async def jwt_api(settings: Settings, tenant: Tenant) -> AsyncIterator[httpx.Asy
 
 
 def _bearer(key: str, expires_in: float) -> dict[str, str]:
-    token = jwt.encode({"exp": int(time.time() + expires_in)}, key, algorithm="HS256")
-    return {"authorization": f"Bearer {token}"}
+    """A JWT made when the test runs (``exp`` counts from then), as a header spec."""
+    return {"jwt": key, "expires_in": str(expires_in)}
+
+
+def _headers(spec: dict[str, str]) -> dict[str, str]:
+    if "jwt" not in spec:
+        return spec
+    claims = {"exp": int(time.time() + float(spec["expires_in"]))}
+    return {"authorization": f"Bearer {jwt.encode(claims, spec['jwt'], algorithm='HS256')}"}
 
 
 @pytest.mark.parametrize(
@@ -141,7 +148,7 @@ async def test_an_evolution_delivery_needs_the_instance_key_or_a_valid_jwt(
     if body_key is not None:
         body["apikey"] = body_key
     url = instance["webhook_url"].split("://", 1)[1].split("/", 1)[1]
-    answer = await jwt_api.post(f"/{url}", json=body, headers=headers)
+    answer = await jwt_api.post(f"/{url}", json=body, headers=_headers(headers))
     assert answer.status_code == status, answer.text
     assert await _inbox_rows(sessions, tenant.id) == (1 if status == 200 else 0)
 
