@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test chromium bench lint typecheck format clean
+.PHONY: dev test test-faults soak chromium bench lint typecheck format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ chromium:
 bench: $(STAMP) ## every benchmark scenario on a fresh stack: bench/results, bench/REPORT.md (< 20 min)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/zapflow bench $(BENCH_ARGS)
+
+test-faults: $(STAMP) ## long fault scenarios (30 s outages), 1,000 SSE streams, 10x the fuzzing
+	$(BIN)/pytest -q -m faults
+	ZAPFLOW_FUZZ_SCALE=10 $(BIN)/pytest -q tests/test_fuzz_payloads.py tests/test_openapi_fuzz.py
+
+soak: $(STAMP) ## 10-minute mixed load; memory curve in bench/results/soak.json
+	$(BIN)/pytest -q -s -m soak
 
 lint: $(STAMP)
 	$(BIN)/ruff check zapflow tests migrations

@@ -43,6 +43,7 @@ def scale(short: float, long: float) -> list[object]:
 
 
 OUTAGE = scale(3.0, 30.0)
+LONG_ENOUGH = pytest.mark.timeout(900)  # the long versions take minutes
 
 
 def rounds_for(outage: float) -> int:
@@ -73,6 +74,7 @@ async def test_the_ledger_is_clean_without_faults(ledger: Ledger) -> None:
     clean(await ledger.check())
 
 
+@LONG_ENOUGH
 @pytest.mark.parametrize("outage", OUTAGE)
 async def test_temporal_stopped_and_restarted(
     system: System, ledger: Ledger, outage: float
@@ -85,6 +87,7 @@ async def test_temporal_stopped_and_restarted(
     clean(await ledger.check(within=120))
 
 
+@LONG_ENOUGH
 @pytest.mark.parametrize("outage", OUTAGE)
 async def test_postgres_restarted(system: System, ledger: Ledger, outage: float) -> None:
     """Webhooks answer 503 meanwhile; the senders retry as providers do."""
@@ -99,6 +102,7 @@ async def test_postgres_restarted(system: System, ledger: Ledger, outage: float)
     assert report.retried > 0  # the outage was seen by the senders
 
 
+@LONG_ENOUGH
 @pytest.mark.parametrize("outage", OUTAGE)
 async def test_redis_stopped(system: System, ledger: Ledger, outage: float) -> None:
     """The API keeps answering; an SSE client reconnecting with Last-Event-ID misses nothing
@@ -120,6 +124,7 @@ async def test_redis_stopped(system: System, ledger: Ledger, outage: float) -> N
     assert report.retried == 0  # no request failed: the API answered throughout
 
 
+@LONG_ENOUGH
 @pytest.mark.parametrize("kill_count", scale(1, 3))
 async def test_worker_killed_mid_activity_and_restarted(
     system: System, ledger: Ledger, kill_count: float
@@ -141,6 +146,7 @@ async def test_worker_killed_mid_activity_and_restarted(
     clean(await ledger.check(within=120))
 
 
+@LONG_ENOUGH
 @pytest.mark.parametrize("failures", scale(6, 40))
 async def test_provider_answering_429_500_and_timeouts(
     system: System, ledger: Ledger, failures: float
@@ -161,6 +167,7 @@ async def test_provider_answering_429_500_and_timeouts(
     assert report.outbound_failed == 2  # the two whose answer was lost, each sent once
 
 
+@LONG_ENOUGH
 @pytest.mark.parametrize("rounds", scale(3, 20))
 async def test_replay_storm(system: System, rounds: float) -> None:
     """Every webhook (messages and statuses) delivered 10 times, out of order, at once."""

@@ -5,9 +5,6 @@ make test opens 100 streams; make test-faults 1,000."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,41 +14,17 @@ import psutil
 import pytest
 
 from tests.fixtures.app import Tenant
+from tests.fixtures.system import api_subprocess
 from tests.fixtures.traffic import cloud_delivery, cloud_text, create_cloud_instance, post_cloud
 from zapflow.config import Settings
-from zapflow.devstack import free_port
 
 pytestmark = pytest.mark.usefixtures("worker")
 
 
 @pytest.fixture
 def api_process(settings: Settings) -> Iterator[tuple[str, psutil.Process]]:
-    """`zapflow api` in a process of its own, against the session's stack."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "ZAPFLOW_DATABASE_URL": settings.database_url,
-        "ZAPFLOW_REDIS_URL": settings.redis_url,
-        "ZAPFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ZAPFLOW_API_PORT": str(port),
-        "ZAPFLOW_LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen([sys.executable, "-m", "zapflow.cli", "api"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None and time.monotonic() < deadline, "zapflow api did not start"
-        time.sleep(0.1)
-    try:
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        process.wait(15)
+    with api_subprocess(settings) as running:
+        yield running
 
 
 async def _listen(client: httpx.AsyncClient, connected: asyncio.Event, wanted: str) -> float:
