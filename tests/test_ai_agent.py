@@ -57,11 +57,7 @@ async def _messages(tenant: Tenant, conversation_id: str) -> list[dict[str, Any]
 
 
 def _ai_sent(provider: ProviderServer, wa_id: str) -> list[str]:
-    return [
-        r.json["text"]["body"]
-        for r in provider.requests
-        if isinstance(r.json, dict) and r.json.get("to") == wa_id
-    ]
+    return [r.json["text"]["body"] for r in provider.sent_to(wa_id)]
 
 
 async def _pending(settings: Settings, tenant: Tenant, conversation_id: str) -> dict[str, int]:

@@ -61,10 +61,6 @@ async def _status(tenant: Tenant, followup_id: str, status: str, within: float =
     return await eventually(probe, lambda f: f["status"] == status, within)
 
 
-def _sent_to(provider: ProviderServer, wa_id: str) -> list[Any]:
-    return [r for r in provider.requests if isinstance(r.json, dict) and r.json.get("to") == wa_id]
-
-
 async def _reply(tenant: Tenant, instance: dict[str, Any], wa_id: str, text: str) -> None:
     message = cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", text, int(time.time()))
     delivery = cloud_delivery(instance["phone_number_id"], message)
@@ -85,7 +81,7 @@ async def test_fires_once_on_time(tenant: Tenant, provider_server: ProviderServe
         )
         sent = await _status(tenant, followup["id"], "SENT")
         await listener.wait_for("followup.sent", lambda e: len(e) == 1)
-    [request] = _sent_to(provider_server, "5511900000001")
+    [request] = provider_server.sent_to("5511900000001")
     assert request.json["text"]["body"] == "Ainda por aí?"
     due = datetime.fromisoformat(sent["scheduled_for"]).timestamp()
     assert request.time >= due  # never early
@@ -116,7 +112,7 @@ async def test_reply_before_the_time_cancels(
     # the workflow let go of its timer, so nothing can fire; the other follow-up stays
     assert await eventually(lambda: _pending_timers(workflow_id, client), lambda n: n == 1)
     assert (await _followup(tenant, keep["id"]))["status"] == "PENDING"
-    assert _sent_to(provider_server, "5511900000002") == []
+    assert provider_server.sent_to("5511900000002") == []
 
 
 async def test_cancel_and_reschedule(tenant: Tenant, settings: Settings) -> None:
@@ -149,7 +145,7 @@ async def test_sequence_is_cancelled_as_a_whole_by_a_reply(
     await _status(tenant, first["id"], "SENT")
     await _reply(tenant, instance, "5511900000004", "recebi")
     await _status(tenant, second["id"], "CANCELLED")
-    assert [r.json["text"]["body"] for r in _sent_to(provider_server, "5511900000004")] == [
+    assert [r.json["text"]["body"] for r in provider_server.sent_to("5511900000004")] == [
         "primeiro"
     ]
 
@@ -180,7 +176,7 @@ async def test_outside_the_24_hour_window(
     failed = await _status(tenant, text_only["id"], "FAILED")
     assert failed["failure_reason"] == "outside_24h_window" and failed["message_id"] is None
     await _status(tenant, with_template["id"], "SENT")
-    [request] = _sent_to(provider_server, "5511900000005")
+    [request] = provider_server.sent_to("5511900000005")
     assert request.json["type"] == "template"
     assert request.json["template"]["name"] == "retomar_contato"
 
@@ -272,7 +268,7 @@ async def test_worker_killed_during_the_wait_still_fires_once(
         await _until(followup["scheduled_for"], margin=1)  # the due time passes unseen
         await world.worker.restart()
         await _status(world.tenant, followup["id"], "SENT", within=60)
-    assert len(_sent_to(provider_server, "5511900000009")) == 1
+    assert len(provider_server.sent_to("5511900000009")) == 1
 
 
 async def test_reply_and_timer_reaching_the_worker_together_the_reply_wins(
@@ -296,7 +292,7 @@ async def test_reply_and_timer_reaching_the_worker_together_the_reply_wins(
         await world.worker.restart()
         cancelled = await _status(world.tenant, followup["id"], "CANCELLED", within=60)
     assert cancelled["failure_reason"] == "customer_replied"
-    assert _sent_to(provider_server, "5511900000010") == []
+    assert provider_server.sent_to("5511900000010") == []
 
 
 async def _until(moment: str, margin: float) -> None:

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.provider_server import ProviderServer, RecordedRequest
 from tests.fixtures.traffic import (
     EventListener,
     cloud_delivery,
@@ -155,7 +155,11 @@ async def test_media_and_template_replies_reach_the_cloud_api(
     assert (
         await tenant.client.post(path, json={"type": "template", "template": template})
     ).status_code == 202
-    document, welcome = [r.json for r in await provider_server.wait_for_requests(2)]
+
+    async def sent() -> list[RecordedRequest]:
+        return provider_server.sent_to("5511900000005")
+
+    document, welcome = [r.json for r in await eventually(sent, lambda found: len(found) == 2)]
     assert document["type"] == "document"
     assert document["document"] == {"link": media["url"], "filename": "catalogo.pdf"}
     assert welcome["type"] == "template"
