@@ -1,8 +1,9 @@
 """ConversationWorkflow: one per WhatsApp chat, the single writer of its messages' order.
 
 The relay signals it with inbound batches and outbound requests (signal-with-start). It persists
-what is pending in one activity call, ordered by the provider's timestamp, then sends queued
-replies one at a time, so a conversation never has two sends racing. It ends after a quiet period
+what is pending in one activity call, ordered by the provider's timestamp; a sender task sends
+queued replies one at a time, so a conversation never has two sends racing, and a send that
+retries does not hold back the customer's messages. It ends after a quiet period
 and continues-as-new before its history grows large, carrying every pending signal along.
 
 Follow-up timers live here, not in a workflow per follow-up, because "cancelled on reply, before
@@ -16,6 +17,7 @@ workflow stays open while any is pending.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from datetime import timedelta
 
@@ -62,6 +64,8 @@ class ConversationWorkflow:
         self._received_at: dict[str, float] = {}  # key id → webhook receipt, for the latency metric
         self._timers: dict[str, FollowUpTimer] = {}  # follow-up id → its timer
         self._reload_followups = False
+        self._sending = False  # a send is in flight (the sender task)
+        self._stopping = False  # continuing as new: the sender starts no new send
         self._ai = AIResponder()
         self._flows = FlowRouting()
 
@@ -115,6 +119,7 @@ class ConversationWorkflow:
         self._reload_followups = self._reload_followups or input.reload_followups
         self._ai.due = input.ai_due
         self._flows.restore(input.active_flow, input.flow_starts)
+        sender = asyncio.create_task(self._send_queued(input.ref.company_id))
         while True:
             try:
                 wakeup, reason = self._next_wakeup()
@@ -122,9 +127,10 @@ class ConversationWorkflow:
                     self._has_work, timeout=wakeup, timeout_summary=reason
                 )
             except TimeoutError:
-                if not self._timers and self._ai.due is None and self._flows.active is None:
+                if self._idle():
                     await self._embeddings.drain()
-                    if not self._has_work():
+                    if self._idle() and not self._has_work():
+                        sender.cancel()
                         return
             if self._reload_followups:
                 await self._load_followups(input.ref)
@@ -138,10 +144,9 @@ class ConversationWorkflow:
             await self._fire_due_followups()
             if self._ai.is_due() and (answer := await self._ai.answer(input.ref)):
                 self._outbound.append(answer)
-            while self._outbound:
-                await self._send(self._outbound[0])
-                self._embeddings.start(input.ref.company_id, [self._outbound.pop(0)])
             if self._should_continue_as_new(input.history_limit):
+                self._stopping = True  # the send in flight finishes; the rest are carried over
+                await workflow.wait_condition(lambda: not self._sending)
                 await self._embeddings.drain()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
@@ -161,9 +166,30 @@ class ConversationWorkflow:
                 )
 
     def _has_work(self) -> bool:
-        return bool(
-            self._inbound or self._outbound or self._reload_followups or self._flows.has_work()
+        return bool(self._inbound or self._reload_followups or self._flows.has_work())
+
+    def _idle(self) -> bool:
+        """Nothing pending that would need this workflow: it may end."""
+        return not (
+            self._timers
+            or self._ai.due is not None
+            or self._flows.active is not None
+            or self._outbound
+            or self._sending
         )
+
+    async def _send_queued(self, company_id: str) -> None:
+        """The conversation's one sender: replies go out one at a time, in order, while the main
+        loop goes on storing what the customer writes (a send retrying for minutes against a
+        failing provider must not hold the customer's messages back)."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbound) and not self._stopping)
+            self._sending = True
+            message_id = self._outbound[0]
+            await self._send(message_id)
+            self._outbound.pop(0)
+            self._sending = False
+            self._embeddings.start(company_id, [message_id])
 
     def _next_wakeup(self) -> tuple[timedelta, str]:
         """Until the next follow-up or AI answer is due (the idle timeout when none is pending),
