@@ -29,8 +29,6 @@ from zapflow.models import (
     ConversationStatus,
     FollowUp,
     FollowUpStatus,
-    InboxEvent,
-    InboxEventType,
     Message,
     MessageSender,
     WhatsAppInstance,
@@ -39,7 +37,7 @@ from zapflow.models import (
 from zapflow.schemas import FollowUpPublic
 from zapflow.services import business_hours
 from zapflow.services.events import Event, stage
-from zapflow.services.inbox import notify_relay
+from zapflow.services.inbox import store_followups_changed
 from zapflow.services.outbound import OutboundContent, queue_outbound
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
@@ -227,18 +225,7 @@ async def _wake_timers(session: AsyncSession, subject: Conversation | FollowUp) 
         conversation = subject
     instance = await session.get(WhatsAppInstance, conversation.instance_id)
     assert instance is not None
-    session.add(
-        InboxEvent(
-            company_id=conversation.company_id,
-            instance_id=instance.id,
-            provider=instance.provider,
-            event_type=InboxEventType.FOLLOWUP,
-            dedupe_key=f"followup:{uuid.uuid4()}",
-            payload={"remote_jid": conversation.remote_jid},
-        )
-    )
-    await session.flush()
-    await notify_relay(session)
+    await store_followups_changed(session, instance, conversation.remote_jid)
 
 
 def followup_event(event_type: str, followup: FollowUp) -> Event:

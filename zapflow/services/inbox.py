@@ -115,6 +115,24 @@ async def store_outbound_request(
     await notify_relay(session)
 
 
+async def store_followups_changed(
+    session: AsyncSession, instance: WhatsAppInstance, remote_jid: str
+) -> None:
+    """Tell a conversation's workflow, through the relay, to reload its follow-up timers."""
+    session.add(
+        InboxEvent(
+            company_id=instance.company_id,
+            instance_id=instance.id,
+            provider=instance.provider,
+            event_type=InboxEventType.FOLLOWUP,
+            dedupe_key=f"followup:{uuid.uuid4()}",
+            payload={"remote_jid": remote_jid},
+        )
+    )
+    await session.flush()
+    await notify_relay(session)
+
+
 async def store_rejected(
     session: AsyncSession, instance: WhatsAppInstance, raw: bytes, error: str, correlation_id: str
 ) -> None:
