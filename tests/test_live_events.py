@@ -114,7 +114,12 @@ async def test_evolution_reply_goes_out_through_evolution(
         f"/api/v1/conversations/{conversation_id}/messages", json={"text": "Bom dia!"}
     )
     assert reply.status_code == 202
-    [request] = await provider_server.wait_for_requests(1)
+    number = remote_jid.split("@")[0]
+
+    async def sent() -> list[RecordedRequest]:
+        return provider_server.sent_to(number)
+
+    [request] = await eventually(sent, lambda found: len(found) == 1)
     assert request.path == f"/message/sendText/{instance['evolution_instance']}"
     assert request.headers["apikey"] == "evo-key"
     assert request.json["text"] == "Bom dia!"
