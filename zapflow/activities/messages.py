@@ -13,8 +13,10 @@ from temporalio.exceptions import ApplicationError
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
+from zapflow.egress import EgressPolicy, EgressRefused
 from zapflow.errors import ZapflowError
 from zapflow.logs import CORRELATION_ID
+from zapflow.models import WhatsAppProvider
 from zapflow.services import followups, outbound
 from zapflow.services.events import publish_outbox
 from zapflow.whatsapp import ProviderError, client_for
@@ -30,11 +32,17 @@ DELIVERY_UNKNOWN = (
 
 class MessageActivities:
     def __init__(
-        self, sessions: SessionFactory, redis: Redis, http: httpx.AsyncClient, settings: Settings
+        self,
+        sessions: SessionFactory,
+        redis: Redis,
+        http: httpx.AsyncClient,
+        egress: EgressPolicy,
+        settings: Settings,
     ) -> None:
         self._sessions = sessions
         self._redis = redis
         self._http = http
+        self._egress = egress
         self._settings = settings
 
     @activity.defn
@@ -86,6 +94,18 @@ class MessageActivities:
 
     async def _send(self, job: outbound.SendJob) -> SendResult:
         instance = job.instance
+        media = job.outbound.media
+        if media is not None and instance.provider == WhatsAppProvider.EVOLUTION:
+            # an Evolution server downloads the media itself, from inside the operator's network
+            # (Meta downloads a Cloud API link from the internet: nothing of ours to protect)
+            try:
+                await self._egress.check_destination(media.url)
+            except EgressRefused as exc:
+                raise ProviderError(
+                    None, f"media URL refused: {exc.reason}", retryable=False, provider="evolution"
+                ) from None
+            except httpx.ConnectError as exc:
+                raise ProviderError(None, str(exc), retryable=True, provider="evolution") from None
         client = client_for(
             instance.provider.value,
             settings=self._settings,
