@@ -170,6 +170,55 @@ async def test_an_evolution_delivery_needs_the_instance_key_or_a_valid_jwt(
     assert await _inbox_rows(sessions, tenant.id) == (1 if status == 200 else 0)
 
 
+# --- instances ---------------------------------------------------------------------------------
+
+
+async def _messages_of(sessions: SessionFactory, company_id: str) -> list[str]:
+    async with sessions() as session:
+        found = await session.execute(
+            text("SELECT body FROM messages WHERE company_id = :c ORDER BY body"),
+            {"c": uuid.UUID(company_id)},
+        )
+        return [str(body) for body in found.scalars()]
+
+
+async def test_a_number_one_company_connected_is_neither_revealed_nor_blocked_for_another(
+    tenant: Tenant, other_tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """Instances are unique per company: another company connecting the same phone_number_id
+    (or Evolution instance name) gets no 409, and each company's webhook URL files the number's
+    events under its own instance only."""
+    number = "9" + uuid.uuid4().hex[:14]
+    cloud = {"name": "Sales", "provider": "cloud", "phone_number_id": number,
+             "access_token": "t"}  # fmt: skip
+    evo = {"name": "Evo", "provider": "evolution", "api_key": "k",
+           "evolution_instance": "evo-" + uuid.uuid4().hex[:8]}  # fmt: skip
+    secrets = {tenant.id: "app-secret-of-a", other_tenant.id: "app-secret-of-b"}
+    urls = {}
+    for company in (tenant, other_tenant):
+        created = await company.client.post(
+            "/api/v1/instances", json={**cloud, "app_secret": secrets[company.id]}
+        )
+        assert created.status_code == 201, created.text
+        urls[company.id] = created.json()["webhook_url"]
+        assert (await company.client.post("/api/v1/instances", json=evo)).status_code == 201
+    again = await tenant.client.post(
+        "/api/v1/instances", json={**cloud, "app_secret": secrets[tenant.id]}
+    )
+    assert again.status_code == 409
+    for company, words in ((tenant, "para a empresa A"), (other_tenant, "para a empresa B")):
+        message = cloud_text("5511977776666", f"wamid.{uuid.uuid4().hex}", words, int(time.time()))
+        raw = orjson.dumps(cloud_delivery(number, message))
+        headers = {"content-type": "application/json",
+                   "x-hub-signature-256": sign(raw, secrets[company.id])}  # fmt: skip
+        answer = await company.client.post(urls[company.id], content=raw, headers=headers)
+        assert answer.json() == {"stored": 1, "duplicates": 0}, answer.text
+    await eventually(lambda: _messages_of(sessions, other_tenant.id), lambda rows: len(rows) == 1)
+    await eventually(lambda: _messages_of(sessions, tenant.id), lambda rows: len(rows) == 1)
+    assert await _messages_of(sessions, tenant.id) == ["para a empresa A"]
+    assert await _messages_of(sessions, other_tenant.id) == ["para a empresa B"]
+
+
 # --- API keys -----------------------------------------------------------------------------------
 
 
