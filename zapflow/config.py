@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     public_url: str | None = None  # how providers reach the API; webhook URLs are built on it
     webhook_max_bytes: int = Field(3 * 1024 * 1024, ge=1024)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # the bearer token Prometheus presents to the API's /metrics (unset: no /metrics)
+    metrics_token: str | None = Field(None, min_length=16)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
 
