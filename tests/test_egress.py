@@ -5,13 +5,11 @@ test through the operator's allow-list (the policy refuses loopback otherwise)."
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import ipaddress
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from aiohttp import web
 
 from tests.fixtures.network import network_log
 from zapflow.config import ConfigError, load_settings
@@ -96,53 +94,9 @@ class ScriptedResolver:
     calls: list[str] = field(default_factory=list)
 
     async def __call__(self, host: str, port: int) -> list[IPAddress]:
-        import ipaddress
-
         self.calls.append(host)
         answer = self.answers[min(len(self.calls), len(self.answers)) - 1]
         return [ipaddress.ip_address(a) for a in answer]
-
-
-@pytest.fixture
-async def server() -> AsyncIterator[str]:
-    """A loopback HTTP server: /ok echoes the Host header, /big streams 2 MiB, /slow never
-    answers in time, /redirect sends to ?to=."""
-    seen: list[str] = []
-
-    async def ok(request: web.Request) -> web.Response:
-        seen.append(request.host)
-        return web.json_response({"host": request.host})
-
-    async def big(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse()
-        await response.prepare(request)
-        for _ in range(32):
-            await response.write(b"x" * 65536)
-        return response
-
-    async def slow(request: web.Request) -> web.Response:
-        await asyncio.sleep(30)
-        return web.Response(text="late")
-
-    async def redirect(request: web.Request) -> web.Response:
-        raise web.HTTPFound(request.query["to"])
-
-    app = web.Application()
-    app.add_routes(
-        [
-            web.get("/ok", ok),
-            web.get("/big", big),
-            web.get("/slow", slow),
-            web.get("/redirect", redirect),
-        ]
-    )
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"127.0.0.1:{port}"
-    await runner.cleanup()
 
 
 def egress(allow: tuple[str, ...] = (), resolver: ScriptedResolver | None = None) -> Egress:
@@ -185,29 +139,33 @@ async def test_a_name_resolving_to_a_refused_address_is_refused_before_connectin
 
 
 @pytest.mark.parametrize("header", ["Host", "host", "Transfer-Encoding", "Content-Length"])
-async def test_headers_that_steer_the_request_are_refused(header: str, server: str) -> None:
+async def test_headers_that_steer_the_request_are_refused(
+    header: str, loopback_server: str
+) -> None:
     client = egress(("127.0.0.1/32",))
     with network_log() as log, pytest.raises(EgressRefused, match="header"):
-        await client.request("GET", f"http://{server}/ok", headers={header: "evil"}, max_bytes=1024)
+        await client.request(
+            "GET", f"http://{loopback_server}/ok", headers={header: "evil"}, max_bytes=1024
+        )
     await client.aclose()
     assert log.connects == []
 
 
-async def test_an_allowed_loopback_server_is_reached(server: str) -> None:
+async def test_an_allowed_loopback_server_is_reached(loopback_server: str) -> None:
     client = egress(("127.0.0.1/32",))
-    response = await client.request("GET", f"http://{server}/ok", max_bytes=1024)
+    response = await client.request("GET", f"http://{loopback_server}/ok", max_bytes=1024)
     await client.aclose()
     assert (response.status, httpx.Response(200, content=response.content).json()) == (
         200,
-        {"host": server},
+        {"host": loopback_server},
     )
 
 
-async def test_the_connection_goes_to_the_address_that_was_checked(server: str) -> None:
+async def test_the_connection_goes_to_the_address_that_was_checked(loopback_server: str) -> None:
     """DNS rebinding: the name answers an allowed address, then a private one. The first request
     connects to the checked address (its name in the Host header), looked up once; the second is
     refused before connecting."""
-    port = int(server.rsplit(":", 1)[1])
+    port = int(loopback_server.rsplit(":", 1)[1])
     resolver = ScriptedResolver([["127.0.0.1"], ["10.0.0.1"]])
     first, second = egress(("127.0.0.1/32",), resolver), egress(("127.0.0.1/32",), resolver)
     with network_log() as log:
@@ -222,20 +180,20 @@ async def test_the_connection_goes_to_the_address_that_was_checked(server: str) 
     assert log.connects == [("127.0.0.1", port)]
 
 
-async def test_a_redirect_to_a_refused_address_is_refused(server: str) -> None:
+async def test_a_redirect_to_a_refused_address_is_refused(loopback_server: str) -> None:
     client = egress(("127.0.0.1/32",))
-    port = int(server.rsplit(":", 1)[1])
-    to_metadata = f"http://{server}/redirect?to=http://169.254.169.254/latest/meta-data/"
+    port = int(loopback_server.rsplit(":", 1)[1])
+    to_metadata = f"http://{loopback_server}/redirect?to=http://169.254.169.254/latest/meta-data/"
     with network_log() as log:
         with pytest.raises(EgressRefused, match="metadata"):
             await client.request("GET", to_metadata, max_bytes=1024, follow_redirects=True)
-        to_file = f"http://{server}/redirect?to=file:///etc/passwd"
+        to_file = f"http://{loopback_server}/redirect?to=file:///etc/passwd"
         with pytest.raises(httpx.UnsupportedProtocol):
             await client.request("GET", to_file, max_bytes=1024, follow_redirects=True)
         # without following (a flow's http_request), the redirect itself is the answer
         unfollowed = await client.request("GET", to_metadata, max_bytes=1024)
     followed = await client.request(
-        "GET", f"http://{server}/redirect?to=/ok", max_bytes=1024, follow_redirects=True
+        "GET", f"http://{loopback_server}/redirect?to=/ok", max_bytes=1024, follow_redirects=True
     )
     await client.aclose()
     assert {host for host, _ in log.connects} == {"127.0.0.1"}
@@ -244,29 +202,31 @@ async def test_a_redirect_to_a_refused_address_is_refused(server: str) -> None:
     assert followed.status == 200
 
 
-async def test_a_response_over_the_size_cap_is_refused(server: str) -> None:
+async def test_a_response_over_the_size_cap_is_refused(loopback_server: str) -> None:
     client = egress(("127.0.0.1/32",))
     with pytest.raises(EgressRefused, match="larger than 1048576 bytes"):
-        await client.request("GET", f"http://{server}/big", max_bytes=1024 * 1024)
-    assert len((await client.request("GET", f"http://{server}/big", max_bytes=4 << 20)).content)
+        await client.request("GET", f"http://{loopback_server}/big", max_bytes=1024 * 1024)
+    assert len(
+        (await client.request("GET", f"http://{loopback_server}/big", max_bytes=4 << 20)).content
+    )
     await client.aclose()
 
 
-async def test_the_deadline_ends_a_request_that_does_not_answer(server: str) -> None:
+async def test_the_deadline_ends_a_request_that_does_not_answer(loopback_server: str) -> None:
     client = egress(("127.0.0.1/32",))
     with pytest.raises(httpx.TimeoutException):
-        await client.request("GET", f"http://{server}/slow", deadline=0.2, max_bytes=1024)
+        await client.request("GET", f"http://{loopback_server}/slow", deadline=0.2, max_bytes=1024)
     await client.aclose()
 
 
 async def test_proxy_settings_in_the_environment_are_ignored(
-    server: str, monkeypatch: pytest.MonkeyPatch
+    loopback_server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A proxy would connect on our behalf, unchecked: the egress client never uses one."""
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "all_proxy"):
         monkeypatch.setenv(name, "http://127.0.0.1:9")
     client = egress(("127.0.0.1/32",))
-    response = await client.request("GET", f"http://{server}/ok", max_bytes=1024)
+    response = await client.request("GET", f"http://{loopback_server}/ok", max_bytes=1024)
     await client.aclose()
     assert response.status == 200
 

@@ -7,6 +7,7 @@ services), so the other loopback addresses stay refused here."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.network import network_log
+from tests.fixtures.network import CAT, network_log
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import create_evolution_instance, eventually
 from tests.test_flows_runs import ended, new_customer, published, start_run
@@ -132,23 +133,37 @@ async def test_a_replys_media_url_the_policy_refuses_is_a_422(
     assert response.json()["error"]["message"].startswith("media.url: ")
 
 
-async def test_an_evolution_media_url_refused_at_send_time_fails_the_message(
-    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
-) -> None:
-    """Evolution downloads media itself, from the operator's network: a URL whose host comes
-    from a variable is checked before the send, and the message FAILS with the reason."""
+async def _evolution_customer(tenant: Tenant) -> tuple[str, dict[str, Any]]:
+    """A customer's phone and the conversation their first message opened on a new Evolution
+    instance."""
     instance = await create_evolution_instance(tenant)
     phone = "55119" + str(uuid.uuid4().int)[:8]
     hello = evolution_text(instance["evolution_instance"], "evo-key", phone, "E1", "oi")
     webhook = instance["webhook_url"] + "/messages-upsert"
     assert (await tenant.client.post(webhook, json=hello)).status_code == 200
 
-    async def contact_id() -> str | None:
+    async def conversation() -> dict[str, Any] | None:
         rows = (await tenant.client.get("/api/v1/conversations")).json()["data"]
-        mine = [r for r in rows if r["instance_id"] == instance["id"]]
-        return mine[0]["contact_id"] if mine else None
+        return next((r for r in rows if r["instance_id"] == instance["id"]), None)
 
-    contact = await eventually(contact_id, lambda found: found is not None)
+    return phone, await eventually(conversation, lambda found: found is not None)
+
+
+async def _outbound(sessions: SessionFactory, tenant: Tenant) -> list[Message]:
+    async with sessions() as session:
+        query = select(Message).where(
+            Message.company_id == uuid.UUID(tenant.id),
+            Message.direction == MessageDirection.OUTBOUND,
+        )
+        return list((await session.execute(query)).scalars())
+
+
+async def test_an_evolution_media_url_refused_at_send_time_fails_the_message(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    """A URL whose host comes from a variable is checked when the message is sent: the message
+    FAILS with the reason, and Evolution is never asked."""
+    phone, conversation = await _evolution_customer(tenant)
     document = {
         "name": "media",
         "start": "photo",
@@ -160,17 +175,44 @@ async def test_an_evolution_media_url_refused_at_send_time_fails_the_message(
         ],
     }  # fmt: skip
     flow_id = await published(tenant.client, document)
-    await ended(tenant.client, (await start_run(tenant.client, flow_id, contact))["id"])
-
-    async def outbound() -> list[Message]:
-        async with sessions() as session:
-            query = select(Message).where(
-                Message.company_id == uuid.UUID(tenant.id),
-                Message.direction == MessageDirection.OUTBOUND,
-            )
-            return list((await session.execute(query)).scalars())
-
-    [message] = await eventually(outbound, lambda rows: rows and rows[0].status == "failed")
-    assert message.error is not None
+    await ended(
+        tenant.client, (await start_run(tenant.client, flow_id, conversation["contact_id"]))["id"]
+    )
+    [message] = await eventually(
+        lambda: _outbound(sessions, tenant), lambda rows: rows and rows[0].status == "failed"
+    )
     assert "media URL refused: 10.0.0.1 is a private" in str(message.error), message.error
     assert provider_server.sent_to(phone) == []
+
+
+async def test_evolution_gets_the_media_zapflow_downloaded_through_the_policy(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory, loopback_server: str
+) -> None:
+    """Evolution would download a URL itself, from inside the operator's network, following
+    redirects: zapflow downloads it (allowed here: the loopback test server) and sends the
+    bytes; a URL that redirects to the metadata address FAILS without reaching Evolution."""
+    phone, conversation = await _evolution_customer(tenant)
+    path = f"/api/v1/conversations/{conversation['id']}/messages"
+    cat = {"type": "media", "media": {"url": f"http://{loopback_server}/cat.jpg", "kind": "image"}}
+    assert (await tenant.client.post(path, json=cat)).status_code == 202
+    [sent] = await eventually(lambda: _sent(provider_server, phone), lambda found: len(found) == 1)
+    assert sent.json["media"] == base64.b64encode(CAT).decode()
+    assert sent.json["mimetype"] == "image/jpeg"
+
+    metadata = "http://169.254.169.254/latest/meta-data/"
+    sneaky = {"url": f"http://{loopback_server}/redirect?to={metadata}", "kind": "image"}
+    with network_log() as log:
+        posted = await tenant.client.post(path, json={"type": "media", "media": sneaky})
+        assert posted.status_code == 202
+        failed = await eventually(
+            lambda: _outbound(sessions, tenant),
+            lambda rows: any(r.status == "failed" for r in rows),
+        )
+    [message] = [m for m in failed if m.status == "failed"]
+    assert "media URL refused: 169.254.169.254 is a cloud metadata address" in str(message.error)
+    assert len(provider_server.sent_to(phone)) == 1
+    assert not [c for c in log.connects if c[0] != "127.0.0.1"]
+
+
+async def _sent(provider: ProviderServer, phone: str) -> list[Any]:
+    return provider.sent_to(phone)

@@ -248,17 +248,6 @@ class EgressPolicy:
                     raise EgressRefused(f"{host} resolves to {exc.reason}") from None
         return addresses
 
-    async def check_destination(self, url: str) -> None:
-        """A URL someone else will fetch (an Evolution server's media download): checked with
-        the names resolved now; that server resolves again on its own. ``httpx.ConnectError``
-        when the name does not resolve."""
-        parsed = self.check_url(url)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        try:
-            await self.resolve(parsed.host, port)
-        except httpcore.ConnectError as exc:
-            raise httpx.ConnectError(str(exc)) from None
-
 
 def _name(host: str) -> str:
     return host.strip().lower().rstrip(".")

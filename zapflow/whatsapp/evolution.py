@@ -665,9 +665,10 @@ def _action(msg: OutboundMessage) -> tuple[str, dict[str, Any]]:
         return "sendText", {"text": msg.text}
     if msg.type == "media" and msg.media is not None:
         media = msg.media
+        source = media.content or media.url  # Evolution takes a URL or the file in base64
         if media.kind == "sticker":
-            return "sendSticker", {"sticker": media.url}
-        payload: dict[str, Any] = {"mediatype": media.kind, "media": media.url}
+            return "sendSticker", {"sticker": source}
+        payload: dict[str, Any] = {"mediatype": media.kind, "media": source}
         if media.mime_type:
             payload["mimetype"] = media.mime_type
         if media.caption:

@@ -50,7 +50,7 @@ def registrations(
     ai_available = settings.ai_base_url is not None
     conversations = ConversationActivities(sessions, redis, Cache(redis), metrics, ai_available)
     ai = AIActivities(sessions, redis, settings, embedder)
-    messages = MessageActivities(sessions, redis, http, egress.policy, settings)
+    messages = MessageActivities(sessions, redis, http, egress, settings)
     followups = FollowUpActivities(sessions, redis)
     embeddings = EmbeddingActivities(sessions, embedder, settings)
     # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
