@@ -13,7 +13,6 @@ from zapflow import web
 from zapflow.api import sse, webhooks
 from zapflow.api.correlation import CorrelationMiddleware
 from zapflow.api.errors import install_error_handlers
-from zapflow.api.headers import SecurityHeadersMiddleware
 from zapflow.api.limits import BodyLimitMiddleware
 from zapflow.api.metrics import (
     RouteMetricsMiddleware,
@@ -80,7 +79,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RouteMetricsMiddleware, slow_request_ms=settings.slow_request_ms)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(CorrelationMiddleware)
-    app.add_middleware(SecurityHeadersMiddleware)
     app.add_route("/metrics", guarded_metrics(settings.metrics_token), include_in_schema=False)
     app.include_router(health.router)
     app.include_router(webhooks.router)

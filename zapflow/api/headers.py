@@ -4,12 +4,11 @@ load only its own scripts, styles and API, never be framed, and send no referrer
 non-HTML answers. FastAPI's ``/docs`` and ``/redoc`` load Swagger UI and ReDoc from a CDN with
 inline scripts, so they only get the framing, referrer and sniffing headers.
 
-Pure ASGI (headers appended to the response start), so it costs one call per response.
+``CorrelationMiddleware`` appends them to every response start (one pass over the headers for
+both, instead of another middleware layer).
 """
 
 from __future__ import annotations
-
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # inline styles: Mermaid's diagrams carry a <style> element (the scripts stay 'self' only)
 CONTENT_SECURITY_POLICY = (
@@ -27,19 +26,5 @@ DOCS_HEADERS = [(b"content-security-policy", b"frame-ancestors 'none'"), *COMMON
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        extra = DOCS_HEADERS if scope["path"] in DOCS_PATHS else HEADERS
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def security_headers(path: str) -> list[tuple[bytes, bytes]]:
+    return DOCS_HEADERS if path in DOCS_PATHS else HEADERS
