@@ -1,4 +1,5 @@
 pytest_plugins = [
+    "tests.fixtures.network",
     "tests.fixtures.stack",
     "tests.fixtures.provider_server",
     "tests.fixtures.app",

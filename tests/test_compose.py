@@ -321,6 +321,23 @@ def test_prometheus_scrapes_api_and_worker_ports() -> None:
     assert "deploy/prometheus.yml" in mount
 
 
+def test_prometheus_scrapes_the_api_with_the_metrics_token() -> None:
+    """The API's /metrics is not public: Prometheus presents ZAPFLOW_METRICS_TOKEN, which the
+    compose file takes from the environment with no default, as the API does."""
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text())
+    [api_job] = [job for job in config["scrape_configs"] if job["job_name"] == "zapflow-api"]
+    path = api_job["authorization"]["credentials_file"]
+    assert path == "/run/secrets/metrics_token"
+    assert "metrics_token" in _services()["prometheus"]["secrets"]
+    assert _compose()["secrets"]["metrics_token"] == {"environment": "ZAPFLOW_METRICS_TOKEN"}
+    assert re.fullmatch(r"\$\{ZAPFLOW_METRICS_TOKEN:\?.+\}", _app_env()["ZAPFLOW_METRICS_TOKEN"])
+
+
+def test_grafanas_admin_password_comes_from_the_environment_with_no_default() -> None:
+    password = _env(_services()["grafana"])["GF_SECURITY_ADMIN_PASSWORD"]
+    assert re.fullmatch(r"\$\{GRAFANA_ADMIN_PASSWORD:\?.+\}", password), password
+
+
 def test_grafana_provisioning_and_dashboard_are_valid() -> None:
     providers = yaml.safe_load((GRAFANA_DIR / "provisioning/dashboards/zapflow.yml").read_text())
     assert providers["providers"]

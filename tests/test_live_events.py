@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.fixtures.app import Tenant
+from tests.fixtures.app import SCRAPER, Tenant
 from tests.fixtures.provider_server import ProviderServer, RecordedRequest
 from tests.fixtures.traffic import (
     EventListener,
@@ -127,7 +127,7 @@ async def test_evolution_reply_goes_out_through_evolution(
 
 async def test_metrics_label_routes_by_template_and_expose_the_backlog(tenant: Tenant) -> None:
     await tenant.client.get(f"/api/v1/instances/{uuid.uuid4()}")
-    text = (await tenant.client.get("/metrics")).text
+    text = (await tenant.client.get("/metrics", headers=SCRAPER)).text
     assert 'path_template="/api/v1/instances/{instance_id}"' in text
     assert "zapflow_inbox_pending" in text
     assert "zapflow_sse_connections_open" in text

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.fixtures.app import Tenant, in_process_api, start_worker
+from tests.fixtures.app import SCRAPER, Tenant, in_process_api, start_worker
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -58,7 +58,7 @@ async def test_api_and_worker_metrics_after_a_conversation(
             )
             await provider_server.wait_for_requests(1, within=20)
             assert reply.status_code == 202
-            api_metrics = (await client.get("/metrics")).text
+            api_metrics = (await client.get("/metrics", headers=SCRAPER)).text
 
         async def worker_metrics() -> str:
             try:
@@ -98,3 +98,19 @@ async def test_api_and_worker_metrics_after_a_conversation(
     latency_sum = sample(text, "zapflow_message_event_latency_sum")
     assert latency_count == 1 and latency_sum is not None and 0 < latency_sum < 30
     assert "temporal_workflow_task_execution_latency" in text  # the SDK's own
+
+
+async def test_the_api_metrics_are_not_public(settings: Settings, tenant: Tenant) -> None:
+    """Only the operator's scraper (ZAPFLOW_METRICS_TOKEN) reads /metrics; a tenant's API key,
+    a wrong token or none get a 401; with no token configured there is no /metrics at all."""
+    anonymous = httpx.AsyncClient(base_url=str(tenant.client.base_url))
+    async with anonymous:
+        assert (await anonymous.get("/metrics")).status_code == 401
+        wrong = {"Authorization": "Bearer not-the-metrics-token"}
+        assert (await anonymous.get("/metrics", headers=wrong)).status_code == 401
+        answer = await anonymous.get("/metrics", headers=SCRAPER)
+        assert answer.status_code == 200 and "starlette_requests_total" in answer.text
+    assert (await tenant.client.get("/metrics")).status_code == 401
+    without = settings.model_copy(update={"metrics_token": None})
+    async with in_process_api(without) as (_, client):
+        assert (await client.get("/metrics", headers=SCRAPER)).status_code == 404

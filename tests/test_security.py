@@ -42,6 +42,7 @@ from zapflow.whatsapp.simulate import evolution_text
 
 pytestmark = pytest.mark.usefixtures("worker")
 JWT_KEY = "jwt-signing-key-of-32-bytes-or-more!"
+UNRELATED_KEY = "an-unrelated-key-of-32-bytes-or-more"
 
 
 async def _inbox_rows(sessions: SessionFactory, company_id: str) -> int:
@@ -97,16 +98,21 @@ async def jwt_api(settings: Settings, tenant: Tenant) -> AsyncIterator[httpx.Asy
         yield client
 
 
-def _bearer(key: str, expires_in: float) -> dict[str, str]:
-    """A JWT made when the test runs (``exp`` counts from then), as a header spec."""
-    return {"jwt": key, "expires_in": str(expires_in)}
+def _bearer(key: str, expires_in: float | None, **claims: str) -> dict[str, str]:
+    """A JWT made when the test runs (``exp`` counts from then; None: no ``exp``), as a header
+    spec; ``key`` "instance" stands for the instance's own key, "other" for another instance's."""
+    spec = {"jwt": key, **claims}
+    return spec if expires_in is None else {**spec, "expires_in": str(expires_in)}
 
 
-def _headers(spec: dict[str, str]) -> dict[str, str]:
+def _headers(spec: dict[str, str], keys: dict[str, str]) -> dict[str, str]:
     if "jwt" not in spec:
         return spec
-    claims = {"exp": int(time.time() + float(spec["expires_in"]))}
-    return {"authorization": f"Bearer {jwt.encode(claims, spec['jwt'], algorithm='HS256')}"}
+    claims: dict[str, object] = {k: v for k, v in spec.items() if k not in ("jwt", "expires_in")}
+    if "expires_in" in spec:
+        claims["exp"] = int(time.time() + float(spec["expires_in"]))
+    token = jwt.encode(claims, keys.get(spec["jwt"], spec["jwt"]), algorithm="HS256")
+    return {"authorization": f"Bearer {token}"}
 
 
 @pytest.mark.parametrize(
@@ -116,10 +122,14 @@ def _headers(spec: dict[str, str]) -> dict[str, str]:
         pytest.param("wrong", {}, 401, id="wrong-in-body"),
         pytest.param(None, {"apikey": "wrong"}, 401, id="wrong-in-header"),
         pytest.param("", {"apikey": ""}, 401, id="empty"),
-        pytest.param(None, _bearer("other-key", 60), 401, id="jwt-of-another-key"),
-        pytest.param(None, _bearer(JWT_KEY, -120), 401, id="jwt-expired"),
+        pytest.param(None, _bearer(UNRELATED_KEY, 60), 401, id="jwt-of-another-key"),
+        pytest.param(None, _bearer("instance", -120), 401, id="jwt-expired"),
         pytest.param(None, {"authorization": "Bearer not.a.jwt"}, 401, id="jwt-garbage"),
-        pytest.param(None, _bearer(JWT_KEY, 60), 200, id="jwt-good"),
+        pytest.param(None, _bearer("instance", None, app="evolution"), 401, id="jwt-without-exp"),
+        pytest.param(None, _bearer("instance", 30 * 86400), 401, id="jwt-living-30-days"),
+        pytest.param(None, _bearer(JWT_KEY, 60), 401, id="jwt-of-the-operator-key"),
+        pytest.param(None, _bearer("other", 60), 401, id="jwt-of-another-instance"),
+        pytest.param(None, _bearer("instance", 600), 200, id="jwt-good"),
         pytest.param("instance-key", {}, 200, id="key-good"),
     ],
 )
@@ -131,16 +141,23 @@ async def test_an_evolution_delivery_needs_the_instance_key_or_a_valid_jwt(
     headers: dict[str, str],
     status: int,
 ) -> None:
-    created = await tenant.client.post(
-        "/api/v1/instances",
-        json={
-            "name": "Evo",
-            "provider": "evolution",
-            "evolution_instance": "evo-" + uuid.uuid4().hex[:8],
-            "api_key": "instance-key",
-        },
-    )
-    instance = created.json()
+    """The JWT must expire, within the hour, and be signed with the instance's own key (the one
+    the instance shows its admins), not the operator's key nor another instance's."""
+    made = []
+    for name in ("Evo", "Other Evo"):
+        created = await jwt_api.post(
+            "/api/v1/instances",
+            json={
+                "name": name,
+                "provider": "evolution",
+                "evolution_instance": "evo-" + uuid.uuid4().hex[:8],
+                "api_key": "instance-key",
+            },
+        )
+        made.append(created.json())
+    instance, other = made
+    keys = {"instance": instance["evolution_jwt_key"], "other": other["evolution_jwt_key"]}
+    assert keys["instance"] and keys["other"] and keys["instance"] != keys["other"]
     body = evolution_text(
         instance["evolution_instance"], "", "5511966665555", uuid.uuid4().hex, "oi"
     )
@@ -148,9 +165,58 @@ async def test_an_evolution_delivery_needs_the_instance_key_or_a_valid_jwt(
     if body_key is not None:
         body["apikey"] = body_key
     url = instance["webhook_url"].split("://", 1)[1].split("/", 1)[1]
-    answer = await jwt_api.post(f"/{url}", json=body, headers=_headers(headers))
+    answer = await jwt_api.post(f"/{url}", json=body, headers=_headers(headers, keys))
     assert answer.status_code == status, answer.text
     assert await _inbox_rows(sessions, tenant.id) == (1 if status == 200 else 0)
+
+
+# --- instances ---------------------------------------------------------------------------------
+
+
+async def _messages_of(sessions: SessionFactory, company_id: str) -> list[str]:
+    async with sessions() as session:
+        found = await session.execute(
+            text("SELECT body FROM messages WHERE company_id = :c ORDER BY body"),
+            {"c": uuid.UUID(company_id)},
+        )
+        return [str(body) for body in found.scalars()]
+
+
+async def test_a_number_one_company_connected_is_neither_revealed_nor_blocked_for_another(
+    tenant: Tenant, other_tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """Instances are unique per company: another company connecting the same phone_number_id
+    (or Evolution instance name) gets no 409, and each company's webhook URL files the number's
+    events under its own instance only."""
+    number = "9" + uuid.uuid4().hex[:14]
+    cloud = {"name": "Sales", "provider": "cloud", "phone_number_id": number,
+             "access_token": "t"}  # fmt: skip
+    evo = {"name": "Evo", "provider": "evolution", "api_key": "k",
+           "evolution_instance": "evo-" + uuid.uuid4().hex[:8]}  # fmt: skip
+    secrets = {tenant.id: "app-secret-of-a", other_tenant.id: "app-secret-of-b"}
+    urls = {}
+    for company in (tenant, other_tenant):
+        created = await company.client.post(
+            "/api/v1/instances", json={**cloud, "app_secret": secrets[company.id]}
+        )
+        assert created.status_code == 201, created.text
+        urls[company.id] = created.json()["webhook_url"]
+        assert (await company.client.post("/api/v1/instances", json=evo)).status_code == 201
+    again = await tenant.client.post(
+        "/api/v1/instances", json={**cloud, "app_secret": secrets[tenant.id]}
+    )
+    assert again.status_code == 409
+    for company, words in ((tenant, "para a empresa A"), (other_tenant, "para a empresa B")):
+        message = cloud_text("5511977776666", f"wamid.{uuid.uuid4().hex}", words, int(time.time()))
+        raw = orjson.dumps(cloud_delivery(number, message))
+        headers = {"content-type": "application/json",
+                   "x-hub-signature-256": sign(raw, secrets[company.id])}  # fmt: skip
+        answer = await company.client.post(urls[company.id], content=raw, headers=headers)
+        assert answer.json() == {"stored": 1, "duplicates": 0}, answer.text
+    await eventually(lambda: _messages_of(sessions, other_tenant.id), lambda rows: len(rows) == 1)
+    await eventually(lambda: _messages_of(sessions, tenant.id), lambda rows: len(rows) == 1)
+    assert await _messages_of(sessions, tenant.id) == ["para a empresa A"]
+    assert await _messages_of(sessions, other_tenant.id) == ["para a empresa B"]
 
 
 # --- API keys -----------------------------------------------------------------------------------
@@ -341,3 +407,24 @@ async def test_unknown_webhook_tokens_cannot_grow_the_api_memory(sessions: Sessi
             with pytest.raises(NotFound):
                 await instances.find(session, WhatsAppProvider.CLOUD, uuid.uuid4().hex)
     assert len(instances) == 5
+
+
+# --- browser-facing headers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/app/", "/app/js/thread.js", "/api/v1/conversations", "/api/v1/nothing", "/healthz"]
+)
+async def test_every_response_carries_the_security_headers(tenant: Tenant, path: str) -> None:
+    headers = (await tenant.client.get(path)).headers
+    policy = headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    assert headers["x-content-type-options"] == "nosniff"
+
+
+async def test_the_api_docs_keep_their_cdn_scripts_but_cannot_be_framed(tenant: Tenant) -> None:
+    headers = (await tenant.client.get("/docs")).headers
+    assert headers["content-security-policy"] == "frame-ancestors 'none'"
+    assert headers["x-frame-options"] == "DENY"

@@ -452,7 +452,10 @@ async def test_every_kind_of_message_is_shown_with_its_details(
         sessions, tenant, instance, first,
         sent("image", image={"id": "m1", "link": "https://cdn.example.com/kit.jpg",
                              "caption": "Esse aqui"}),
-        sent("location", location={"latitude": -23.55, "longitude": -46.63, "name": "Loja Centro"}),
+        sent("location", location={"latitude": -23.55, "longitude": -46.63, "name": "Loja Centro",
+                                   "url": "javascript:alert(document.domain)"}),
+        sent("document", document={"id": "m2", "link": "javascript:alert(document.domain)",
+                                   "filename": "boleto.pdf"}),
         sent("reaction", reaction={"message_id": key, "emoji": "❤"}),
         sent("text", text={"body": "É para sábado"}, context={"id": key}),
     )  # fmt: skip
@@ -468,7 +471,15 @@ async def test_every_kind_of_message_is_shown_with_its_details(
     await expect(image.get_by_role("link")).to_have_attribute(
         "href", "https://cdn.example.com/kit.jpg"
     )
-    await expect(thread.locator(".msg[data-type=location]")).to_contain_text("Loja Centro")
+    location = thread.locator(".msg[data-type=location]")
+    await expect(location).to_contain_text("Loja Centro")
+    # provider-supplied URLs become links only when they are http(s)
+    await expect(location.get_by_role("link")).to_have_attribute(
+        "href", "https://www.openstreetmap.org/?mlat=-23.55&mlon=-46.63"
+    )
+    document = thread.locator(".msg[data-type=document]")
+    await expect(document).to_contain_text("boleto.pdf")
+    await expect(document.get_by_role("link")).to_have_count(0)
     reaction = thread.locator(".msg[data-type=reaction]")
     await expect(reaction).to_contain_text("❤")
     await expect(reaction).to_contain_text("Vocês têm o kit festa?")

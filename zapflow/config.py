@@ -7,6 +7,7 @@ services (the docker-compose and production path).
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -17,6 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_POSTGRES_PORT = 54329
 DEV_REDIS_PORT = 63790
 DEV_TEMPORAL_PORT = 7233
+_ADDRESS_OR_NAME = re.compile(r"\[?[0-9A-Za-z.:_%-]+\]?(/\d{1,3})?")
 
 
 class ConfigError(Exception):
@@ -72,6 +74,10 @@ class Settings(BaseSettings):
     # must stay below the send activity's timeout (workflows/policies.py SEND_TIMEOUT, 15 s)
     provider_timeout_seconds: float = Field(10.0, gt=0, le=12)
 
+    # what tenants' outbound requests (flow http_request, media URLs) may reach besides public
+    # addresses: comma-separated CIDRs, addresses or host names (zapflow/egress.py)
+    egress_allow: str = ""
+
     # processes
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
@@ -84,6 +90,8 @@ class Settings(BaseSettings):
     public_url: str | None = None  # how providers reach the API; webhook URLs are built on it
     webhook_max_bytes: int = Field(3 * 1024 * 1024, ge=1024)
     worker_metrics_port: int = Field(0, ge=0, le=65535)
+    # the bearer token Prometheus presents to the API's /metrics (unset: no /metrics)
+    metrics_token: str | None = Field(None, min_length=16)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["console", "json"] = "console"
 
@@ -109,6 +117,18 @@ class Settings(BaseSettings):
         if not value.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must be a redis:// URL")
         return value
+
+    @field_validator("egress_allow")
+    @classmethod
+    def _egress_allow(cls, value: str) -> str:
+        for entry in (e.strip() for e in value.split(",")):
+            if entry and not _ADDRESS_OR_NAME.fullmatch(entry):
+                raise ValueError(f"{entry!r} is neither a CIDR, an address nor a host name")
+        return value
+
+    @property
+    def egress_allowed(self) -> tuple[str, ...]:
+        return tuple(e.strip() for e in self.egress_allow.split(",") if e.strip())
 
     @field_validator("temporal_address")
     @classmethod

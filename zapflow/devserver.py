@@ -61,7 +61,9 @@ def _print_urls(console: Console, settings: Settings, stack: EmbeddedStack, star
     console.print(f"\n[bold green]zapflow is ready[/] in {time.monotonic() - started:.1f} s\n")
     console.print(f"  API docs          {api}/docs")
     console.print(f"  Health            {api}/readyz")
-    console.print(f"  Metrics           {api}/metrics")
+    scrape = "with" if settings.metrics_token else "set"
+    scrape += " ZAPFLOW_METRICS_TOKEN"
+    console.print(f"  Metrics           {api}/metrics ({scrape})")
     console.print(f"  Temporal Web UI   {stack.temporal_ui_url}")
     console.print(f"  Postgres          {stack.database_url}")
     console.print(f"  Redis             {stack.redis_url}")

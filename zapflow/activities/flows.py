@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from zapflow.activities.ai import ChatModel
 from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
+from zapflow.egress import Egress, EgressRefused
 from zapflow.embeddings import Embedder
 from zapflow.errors import ZapflowError
 from zapflow.models import Company, Conversation, MessageSender
@@ -42,6 +43,7 @@ from zapflow.workflows.inputs import (
 
 STEP_FAILED = "FlowStepFailed"
 RESPONSE_TEXT_LIMIT = 10_000
+RESPONSE_MAX_BYTES = 1024 * 1024  # read from the stream; a longer answer fails the step
 
 
 def _permanent(message: str) -> ApplicationError:
@@ -54,14 +56,14 @@ class FlowActivities:
         sessions: SessionFactory,
         redis: Redis,
         cache: Cache,
-        http: httpx.AsyncClient,
+        egress: Egress,
         model: ChatModel,
         embedder: Embedder | None = None,
     ) -> None:
         self._sessions = sessions
         self._redis = redis
         self._cache = cache
-        self._http = http
+        self._egress = egress
         self._model = model  # the AI agent's, for ai_reply
         self._embedder = embedder
 
@@ -129,29 +131,35 @@ class FlowActivities:
 
     @activity.defn
     async def http_request(self, input: FlowActionInput) -> dict[str, Any]:
-        """The response as {"status", "json", "text"}; 5xx and network errors are retried by the
-        activity's policy, a 4xx fails the step at once."""
+        """The response as {"status", "json", "text"}, through the egress policy (a refused
+        destination, header or oversized answer fails the step at once, with the reason); 5xx
+        and network errors are retried by the activity's policy, a 4xx fails the step at once."""
         request = input.params
         try:
-            response = await self._http.request(
+            response = await self._egress.request(
                 request["method"],
                 request["url"],
                 headers=request["headers"],
                 content=request["body"].encode() if request["body"] is not None else None,
-                timeout=request["timeout"],
+                deadline=request["timeout"],
+                max_bytes=RESPONSE_MAX_BYTES,
             )
+        except EgressRefused as exc:
+            raise _permanent(f"refused: {exc.reason}") from None
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpx.LocalProtocolError) as exc:
+            raise _permanent(f"{type(exc).__name__}: {exc}") from None
         except httpx.HTTPError as exc:
             raise ApplicationError(f"{type(exc).__name__}: {exc}", type="FlowHttpError") from None
-        if response.status_code >= 500:
-            raise ApplicationError(f"HTTP {response.status_code}", type="FlowHttpError")
-        if response.status_code >= 400:
-            raise _permanent(f"HTTP {response.status_code}")
+        if response.status >= 500:
+            raise ApplicationError(f"HTTP {response.status}", type="FlowHttpError")
+        if response.status >= 400:
+            raise _permanent(f"HTTP {response.status}")
         try:
             body = orjson.loads(response.content) if response.content else None
         except orjson.JSONDecodeError:
             body = None
         return {
-            "status": response.status_code,
+            "status": response.status,
             "json": body,
             "text": response.text[:RESPONSE_TEXT_LIMIT],
         }

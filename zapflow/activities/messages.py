@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import logging
 import uuid
 from datetime import timedelta
@@ -13,15 +15,20 @@ from temporalio.exceptions import ApplicationError
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
+from zapflow.egress import Egress, EgressRefused
 from zapflow.errors import ZapflowError
 from zapflow.logs import CORRELATION_ID
+from zapflow.models import WhatsAppProvider
 from zapflow.services import followups, outbound
 from zapflow.services.events import publish_outbox
 from zapflow.whatsapp import ProviderError, client_for
-from zapflow.whatsapp.types import SendResult
+from zapflow.whatsapp.types import OutboundMessage, SendResult
 from zapflow.workflows.inputs import SendFailedInput, SendMessageInput, SendMessageResult
+from zapflow.workflows.policies import SEND_TIMEOUT
 
 log = logging.getLogger(__name__)
+# WhatsApp's own limit for audio and video (images: 5 MB; Evolution refuses what WhatsApp would)
+MEDIA_MAX_BYTES = 16 * 1024 * 1024
 DELIVERY_UNKNOWN = (
     "the worker stopped while the provider was answering, so this message may or may not have "
     "been delivered; it is not resent automatically (check the chat, then retry it)"
@@ -30,11 +37,17 @@ DELIVERY_UNKNOWN = (
 
 class MessageActivities:
     def __init__(
-        self, sessions: SessionFactory, redis: Redis, http: httpx.AsyncClient, settings: Settings
+        self,
+        sessions: SessionFactory,
+        redis: Redis,
+        http: httpx.AsyncClient,
+        egress: Egress,
+        settings: Settings,
     ) -> None:
         self._sessions = sessions
         self._redis = redis
         self._http = http
+        self._egress = egress
         self._settings = settings
 
     @activity.defn
@@ -86,6 +99,9 @@ class MessageActivities:
 
     async def _send(self, job: outbound.SendJob) -> SendResult:
         instance = job.instance
+        message = job.outbound
+        if message.media is not None and instance.provider == WhatsAppProvider.EVOLUTION:
+            message = await self._with_media_content(message)
         client = client_for(
             instance.provider.value,
             settings=self._settings,
@@ -95,7 +111,40 @@ class MessageActivities:
             instance_name=instance.evolution_instance,
             api_key=instance.api_key,
         )
-        return await client.send(job.outbound)
+        return await client.send(message)
+
+    async def _with_media_content(self, message: OutboundMessage) -> OutboundMessage:
+        """The message with its media downloaded, through the egress policy.
+
+        An Evolution server would download a media URL itself, from inside the operator's
+        network and following redirects: a tenant's URL (or one it redirects to) could reach
+        internal services. zapflow downloads it instead, checked, and hands Evolution the bytes.
+        (Meta downloads a Cloud API link from the internet: nothing of ours to protect.) The
+        download must leave the provider its timeout within the send activity's.
+        """
+        media = message.media
+        assert media is not None
+        budget = SEND_TIMEOUT.total_seconds() - self._settings.provider_timeout_seconds - 1
+        try:
+            response = await self._egress.request(
+                "GET", media.url, deadline=budget, max_bytes=MEDIA_MAX_BYTES, follow_redirects=True
+            )
+        except EgressRefused as exc:
+            raise self._media_error(f"media URL refused: {exc.reason}", retryable=False) from None
+        except httpx.HTTPError as exc:
+            raise self._media_error(f"media download failed: {exc!r}", retryable=True) from None
+        if response.status >= 300:
+            failed = f"media download failed: HTTP {response.status}"
+            raise self._media_error(failed, retryable=response.status >= 500)
+        mime_type = media.mime_type or response.headers.get("content-type", "").split(";")[0]
+        content = base64.b64encode(response.content).decode()
+        media = dataclasses.replace(media, content=content, mime_type=mime_type or None)
+        return dataclasses.replace(message, media=media)
+
+    @staticmethod
+    def _media_error(message: str, *, retryable: bool) -> ProviderError:
+        # nothing reached the provider yet: a retry cannot send twice
+        return ProviderError(None, message, retryable=retryable, provider="evolution")
 
     async def _release(self, message_id: uuid.UUID, exc: ProviderError) -> None:
         async with transaction(self._sessions) as session:

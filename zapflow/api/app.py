@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.gzip import GZipMiddleware
-from starlette_prometheus import metrics
 
 from zapflow import web
 from zapflow.api import sse, webhooks
@@ -17,6 +16,7 @@ from zapflow.api.errors import install_error_handlers
 from zapflow.api.limits import BodyLimitMiddleware
 from zapflow.api.metrics import (
     RouteMetricsMiddleware,
+    guarded_metrics,
     refresh_backlog_gauges,
     watch_event_loop,
 )
@@ -79,7 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RouteMetricsMiddleware, slow_request_ms=settings.slow_request_ms)
     app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(CorrelationMiddleware)
-    app.add_route("/metrics", metrics, include_in_schema=False)
+    app.add_route("/metrics", guarded_metrics(settings.metrics_token), include_in_schema=False)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     routers = (

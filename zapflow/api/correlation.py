@@ -1,5 +1,6 @@
 """Gives every request a correlation id (the caller's ``X-Request-ID`` when it is sane), puts it
-in the logging context and echoes it in the response."""
+in the logging context and echoes it in the response, beside the security headers
+(``api/headers.py``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from zapflow.api.headers import security_headers
 from zapflow.logs import CORRELATION_ID
 
 HEADER = b"x-request-id"
@@ -33,10 +35,11 @@ class CorrelationMiddleware:
             return
         correlation_id = incoming_id(scope)
         token = CORRELATION_ID.set(correlation_id)
+        extra = [(HEADER, correlation_id.encode()), *security_headers(scope["path"])]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), (HEADER, correlation_id.encode())]
+                headers = [*message.get("headers", []), *extra]
                 message = {**message, "headers": headers}
             await send(message)
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from zapflow.api.ratelimit import enforce as enforce_rate_limit
 from zapflow.api.state import AppState
 from zapflow.config import Settings
+from zapflow.egress import EgressPolicy, egress_policy
 from zapflow.errors import Forbidden
 from zapflow.services.auth import Principal
 from zapflow.services.events import Event, publish_outbox, stage
@@ -51,6 +52,10 @@ def get_settings_dep(state: StateDep) -> Settings:
     return state.settings
 
 
+def get_egress(state: StateDep) -> EgressPolicy:
+    return egress_policy(state.settings.egress_allowed)
+
+
 def get_redis(state: StateDep) -> Redis:
     return state.redis
 
@@ -64,6 +69,7 @@ def get_temporal(state: StateDep) -> TemporalConnection:
 # the life of a streamed response)
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+EgressDep = Annotated[EgressPolicy, Depends(get_egress)]
 RedisDep = Annotated[Redis, Depends(get_redis)]
 TemporalDep = Annotated[TemporalConnection, Depends(get_temporal)]
 

@@ -6,6 +6,10 @@ pure ASGI middleware reads the template FastAPI matched, after routing, and feed
 collectors, so ``/metrics`` (starlette-prometheus's endpoint) keeps its documented names.
 Requests no route handled are not counted: raw paths would make unbounded label sets.
 
+``/metrics`` is not public: it answers only a scraper presenting ``ZAPFLOW_METRICS_TOKEN`` as a
+bearer token (and is absent while no token is set), since route names, tenants' traffic and the
+process's health are an operator's business.
+
 Also the inbox backlog gauges, refreshed in the background while the API runs, and the
 event-loop lag and memory checks the seed asks for.
 """
@@ -13,13 +17,18 @@ event-loop lag and memory checks the seed asks for.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psutil
 from prometheus_client import Gauge
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette_prometheus import metrics
 from starlette_prometheus.middleware import (
     EXCEPTIONS,
     REQUESTS,
@@ -28,9 +37,25 @@ from starlette_prometheus.middleware import (
 )
 
 from zapflow.db import SessionFactory
+from zapflow.errors import NotFound, Unauthorized
 from zapflow.services.inbox import inbox_backlog
 
 log = logging.getLogger(__name__)
+
+
+def guarded_metrics(token: str | None) -> Callable[[Request], Awaitable[Response]]:
+    """starlette-prometheus's ``/metrics`` endpoint behind the operator's bearer token."""
+    expected = f"Bearer {token}".encode()
+
+    async def endpoint(request: Request) -> Response:
+        if token is None:
+            raise NotFound("not found")
+        given = request.headers.get("authorization", "").encode()
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized("/metrics needs the ZAPFLOW_METRICS_TOKEN bearer token")
+        return metrics(request)
+
+    return endpoint
 
 
 def route_template(scope: Scope) -> str | None:

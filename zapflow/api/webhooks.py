@@ -196,9 +196,8 @@ async def _evolution(
     instance = await _find_instance(state, WhatsAppProvider.EVOLUTION, token)
     raw = without_nul(await read_body(request, state.settings.webhook_max_bytes))
     body, error = _parse_json(raw)
-    if not evolution.authenticate(
-        body, request.headers, instance.api_key, state.settings.evolution_jwt_key
-    ):
+    jwt_key = evolution.instance_jwt_key(state.settings.evolution_jwt_key, instance.webhook_secret)
+    if not evolution.authenticate(body, request.headers, instance.api_key, jwt_key):
         raise Unauthorized("missing or wrong apikey / Authorization bearer token")
     if error is None:
         try:

@@ -10,6 +10,8 @@ import orjson
 import typer
 from rich.console import Console
 
+from zapflow.config import get_settings
+from zapflow.egress import egress_policy
 from zapflow.flows.language import load_document
 from zapflow.flows.simulate import simulate
 from zapflow.flows.validation import InvalidFlow, parse_flow
@@ -37,7 +39,8 @@ def simulate_command(
     """Run the flow on scripted replies and print its transcript: nothing is sent, nothing
     is stored. Exit code 1 when the run fails, 2 when the document is invalid."""
     try:
-        flow = parse_flow(load_document(file.read_text()))
+        egress = egress_policy(get_settings().egress_allowed)
+        flow = parse_flow(load_document(file.read_text()), egress)
     except InvalidFlow as exc:
         for issue in exc.issues:
             where = f"{issue.node_id}.{issue.field}" if issue.node_id else issue.field

@@ -1,18 +1,31 @@
 """The graph rules a flow document must pass before it is saved, each failure naming the node id
 and the field at fault: unknown node ids, unreachable nodes, dead ends, loops without a
-``wait``/``ask``, undefined variables and invalid expressions."""
+``wait``/``ask``, undefined variables, invalid expressions, and destinations the egress policy
+refuses (the parts of a URL known before a run: the whole URL, or its scheme and host)."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from zapflow.egress import FORBIDDEN_HEADERS, MAX_DEADLINE_SECONDS, EgressPolicy, EgressRefused
 from zapflow.flows import expressions, templates
 from zapflow.flows.graph import WAITING_TYPES, exits, loops, reachable
-from zapflow.flows.language import Ask, Condition, End, FlowDefinition, Goto, Node
+from zapflow.flows.language import (
+    Ask,
+    Condition,
+    End,
+    FlowDefinition,
+    Goto,
+    HttpRequest,
+    Node,
+    SendMedia,
+    seconds,
+)
 
 CONTACT_FIELDS = {"name", "phone_number", "email", "tags", "custom_fields"}
 # per node type: the fields holding templates and the ones holding expressions
@@ -36,6 +49,9 @@ EXPRESSION_FIELDS: dict[str, tuple[str, ...]] = {
 }
 # the fields whose variable a node sets
 SETS_FIELDS = ("variable",)
+# a URL template's scheme and host, when they come before the first interpolation
+NO_EXCEPTIONS = EgressPolicy()
+URL_ORIGIN = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#{]*[/?#]")
 
 
 class FlowIssue(BaseModel):
@@ -51,13 +67,14 @@ class InvalidFlow(ValueError):
         self.issues = issues
 
 
-def parse_flow(document: dict[str, Any]) -> FlowDefinition:
-    """The validated flow, or ``InvalidFlow`` listing every problem with its node and field."""
+def parse_flow(document: dict[str, Any], egress: EgressPolicy = NO_EXCEPTIONS) -> FlowDefinition:
+    """The validated flow, or ``InvalidFlow`` listing every problem with its node and field;
+    ``egress``: the operator's policy (by default, public destinations only)."""
     try:
         flow = FlowDefinition.model_validate(document)
     except ValidationError as exc:
         raise InvalidFlow(_schema_issues(document, exc)) from None
-    issues = check(flow)
+    issues = check(flow, egress)
     if issues:
         raise InvalidFlow(issues)
     return flow
@@ -81,7 +98,7 @@ def _schema_issues(document: dict[str, Any], exc: ValidationError) -> list[FlowI
     return issues
 
 
-def check(flow: FlowDefinition) -> list[FlowIssue]:
+def check(flow: FlowDefinition, egress: EgressPolicy = NO_EXCEPTIONS) -> list[FlowIssue]:
     return [
         *_duplicates(flow),
         *_unknown_targets(flow),
@@ -89,6 +106,7 @@ def check(flow: FlowDefinition) -> list[FlowIssue]:
         *_dead_ends(flow),
         *_loops_without_wait(flow),
         *_expressions_and_variables(flow),
+        *_egress(flow, egress),
     ]
 
 
@@ -219,3 +237,39 @@ def _undefined(node_id: str, field: str, used: set[str], defined: set[str]) -> I
                 node_id=node_id, field=field, code="undefined_variable",
                 message=f"{path!r} is not a declared variable, one a node sets, or a contact field",
             )  # fmt: skip
+
+
+def _egress(flow: FlowDefinition, egress: EgressPolicy) -> Iterator[FlowIssue]:
+    for node in flow.nodes:
+        if not isinstance(node, HttpRequest | SendMedia):
+            continue
+        known = static_url(node.url)
+        if known is not None:
+            try:
+                egress.check_url(known)
+            except EgressRefused as exc:
+                yield FlowIssue(
+                    node_id=node.id, field="url", code="egress_refused", message=exc.reason
+                )
+        if not isinstance(node, HttpRequest):
+            continue
+        for name in node.headers:
+            if name.lower() in FORBIDDEN_HEADERS:
+                yield FlowIssue(
+                    node_id=node.id, field=f"headers.{name}", code="forbidden_header",
+                    message=f"the {name} header is set by zapflow, not by a flow",
+                )  # fmt: skip
+        if seconds(node.timeout) > MAX_DEADLINE_SECONDS:
+            yield FlowIssue(
+                node_id=node.id, field="timeout", code="timeout_too_long",
+                message=f"an http_request waits at most {MAX_DEADLINE_SECONDS:g} s",
+            )  # fmt: skip
+
+
+def static_url(template: str) -> str | None:
+    """What a URL template fixes before a run: the whole URL, or its scheme and host when only
+    the path or query are interpolated; None when variables give the scheme or the host."""
+    if "{{" not in template:
+        return template
+    origin = URL_ORIGIN.match(template.split("{{", 1)[0])
+    return origin.group(0) if origin else None

@@ -42,9 +42,11 @@ class WhatsAppInstance(WhatsAppInstanceBase, table=True):
     """A connected number. The secrets are stored as given: never return them from the API."""
 
     __tablename__ = "whatsapp_instances"
+    # unique per company: a global constraint would tell one company (by a 409) which numbers
+    # another has connected, and let it block them; webhooks find the instance by URL token
     __table_args__ = (
-        sa.UniqueConstraint("provider", "phone_number_id"),
-        sa.UniqueConstraint("provider", "evolution_instance"),
+        sa.UniqueConstraint("company_id", "provider", "phone_number_id"),
+        sa.UniqueConstraint("company_id", "provider", "evolution_instance"),
         sa.Index("idx_whatsapp_instances_company_id", "company_id"),
         enum_check("provider", WhatsAppProvider),
         enum_check("status", InstanceStatus),

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.cache import Cache
+from zapflow.egress import EgressPolicy
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.flows.language import FlowDefinition
 from zapflow.flows.validation import InvalidFlow, parse_flow
@@ -57,10 +58,10 @@ def run_workflow_id(run_id: uuid.UUID | str) -> str:
 # --- definitions and versions ----------------------------------------------------------------
 
 
-def validate_definition(document: dict[str, Any]) -> FlowDefinition:
+def validate_definition(document: dict[str, Any], egress: EgressPolicy) -> FlowDefinition:
     """The flow, or a 422 whose details list every problem by node id and field."""
     try:
-        return parse_flow(document)
+        return parse_flow(document, egress)
     except InvalidFlow as exc:
         first = exc.issues[0]
         where = f"{first.node_id}.{first.field}" if first.node_id else first.field
@@ -72,9 +73,9 @@ def validate_definition(document: dict[str, Any]) -> FlowDefinition:
 
 
 async def create_flow(
-    session: AsyncSession, company_id: uuid.UUID, document: dict[str, Any]
+    session: AsyncSession, company_id: uuid.UUID, document: dict[str, Any], egress: EgressPolicy
 ) -> Flow:
-    flow = validate_definition(document)
+    flow = validate_definition(document, egress)
     row = Flow(
         company_id=company_id,
         name=flow.name,
@@ -90,9 +91,11 @@ async def get_flow(session: AsyncSession, company_id: uuid.UUID, flow_id: uuid.U
     return await get_scoped(session, Flow, company_id, flow_id)
 
 
-async def replace_draft(session: AsyncSession, flow: Flow, document: dict[str, Any]) -> Flow:
+async def replace_draft(
+    session: AsyncSession, flow: Flow, document: dict[str, Any], egress: EgressPolicy
+) -> Flow:
     """A new draft; published versions, and the runs on them, are untouched."""
-    definition = validate_definition(document)
+    definition = validate_definition(document, egress)
     flow.name = definition.name
     flow.description = definition.description
     flow.draft_definition = definition.model_dump(mode="json", exclude_unset=True)
@@ -102,7 +105,11 @@ async def replace_draft(session: AsyncSession, flow: Flow, document: dict[str, A
 
 
 async def publish(
-    session: AsyncSession, company_id: uuid.UUID, flow_id: uuid.UUID, user_id: uuid.UUID | None
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    flow_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    egress: EgressPolicy,
 ) -> FlowVersion:
     """The draft as the next immutable version, used by the runs that start from now on."""
     flow = await session.get(Flow, flow_id, with_for_update=True)
@@ -110,7 +117,7 @@ async def publish(
         raise NotFound("flow not found")
     if flow.status == FlowStatus.ARCHIVED:
         raise Conflict("the flow is archived", code="flow_archived")
-    definition = validate_definition(flow.draft_definition)
+    definition = validate_definition(flow.draft_definition, egress)
     number = (flow.current_version or 0) + 1
     version = FlowVersion(
         company_id=company_id,

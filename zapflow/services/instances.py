@@ -58,7 +58,7 @@ async def _flush_unique(session: AsyncSession, provider: WhatsAppProvider) -> No
         await session.flush()
     except IntegrityError:
         number = "phone_number_id" if provider == WhatsAppProvider.CLOUD else "evolution_instance"
-        raise Conflict(f"another instance already uses this {number}") from None
+        raise Conflict(f"another instance of this company already uses this {number}") from None
 
 
 async def list_instances(session: AsyncSession, company_id: uuid.UUID) -> list[WhatsAppInstance]:

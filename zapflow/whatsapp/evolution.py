@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -114,10 +115,25 @@ def authenticate(
     jwt_key: str | None,
 ) -> bool:
     """True when the delivery carries the instance token (body ``apikey`` or ``apikey`` header)
-    or an HS256 ``Authorization: Bearer`` JWT signed with ``jwt_key`` (``exp`` checked)."""
+    or an HS256 ``Authorization: Bearer`` JWT signed with the instance's ``jwt_key`` (see
+    ``instance_jwt_key``), with an ``exp`` at most ``JWT_MAX_LIFETIME`` ahead."""
     if instance_api_key and _api_key_matches(body, headers, instance_api_key):
         return True
     return bool(jwt_key) and _jwt_valid(headers, jwt_key or "")
+
+
+# Evolution signs its webhook JWTs for 10 minutes; a longer-lived token is a replayable credential
+JWT_MAX_LIFETIME = 3600
+
+
+def instance_jwt_key(operator_key: str | None, webhook_secret: str) -> str | None:
+    """The key one instance's Evolution webhook signs its JWTs with (the ``jwt_key`` of its
+    webhook headers): derived from the operator's ``ZAPFLOW_EVOLUTION_JWT_KEY`` and the
+    instance's URL token, so a token signed for one instance is refused at every other's URL."""
+    if not operator_key:
+        return None
+    message = b"evolution-webhook-jwt:" + webhook_secret.encode()
+    return hmac.new(operator_key.encode(), message, "sha256").hexdigest()
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -141,12 +157,17 @@ def _jwt_valid(headers: Mapping[str, str], key: str) -> bool:
     if scheme.lower() != "bearer" or not token.strip():
         return False
     try:
-        jwt.decode(
-            token.strip(), key, algorithms=["HS256"], options={"verify_aud": False}, leeway=30
+        claims = jwt.decode(
+            token.strip(),
+            key,
+            algorithms=["HS256"],
+            options={"verify_aud": False, "require": ["exp"]},
+            leeway=30,
         )
     except jwt.InvalidTokenError:
         return False
-    return True
+    exp = claims["exp"]
+    return isinstance(exp, int | float) and exp <= time.time() + JWT_MAX_LIFETIME
 
 
 # --- inbound --------------------------------------------------------------------------------
@@ -644,9 +665,10 @@ def _action(msg: OutboundMessage) -> tuple[str, dict[str, Any]]:
         return "sendText", {"text": msg.text}
     if msg.type == "media" and msg.media is not None:
         media = msg.media
+        source = media.content or media.url  # Evolution takes a URL or the file in base64
         if media.kind == "sticker":
-            return "sendSticker", {"sticker": media.url}
-        payload: dict[str, Any] = {"mediatype": media.kind, "media": media.url}
+            return "sendSticker", {"sticker": source}
+        payload: dict[str, Any] = {"mediatype": media.kind, "media": source}
         if media.mime_type:
             payload["mimetype"] = media.mime_type
         if media.caption:

@@ -192,6 +192,7 @@ class OutboundMedia:
     mime_type: str | None = None
     caption: str | None = None
     filename: str | None = None
+    content: str | None = None  # the file as base64, when zapflow downloaded it (Evolution)
 
 
 @dataclass(frozen=True, kw_only=True)

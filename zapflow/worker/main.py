@@ -17,6 +17,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
+from zapflow.egress import Egress, egress_policy
 from zapflow.embeddings import create_embedder
 from zapflow.redis import create_redis
 from zapflow.services.events import publish_outbox
@@ -59,6 +60,7 @@ async def worker_services(
     sessions = session_factory(engine)
     redis = create_redis(settings)
     http = provider_http_client(settings)
+    egress = Egress(egress_policy(settings.egress_allowed))
     embedder = create_embedder(settings)
     runtime = client.service_client.config.runtime or Runtime.default()
     metrics = WorkerMetrics(runtime.metric_meter)
@@ -73,7 +75,7 @@ async def worker_services(
             workflow_runner=WORKFLOW_RUNNER,
             interceptors=[ActivityOutcomeInterceptor(metrics)],
         )
-        for r in registrations(settings, sessions, redis, http, metrics, embedder)
+        for r in registrations(settings, sessions, redis, http, egress, metrics, embedder)
     ]
     relay = InboxRelay(settings, sessions, redis, client, metrics)
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
@@ -87,6 +89,7 @@ async def worker_services(
         await asyncio.gather(*(w.shutdown() for w in workers), return_exceptions=True)
         await asyncio.gather(*tasks, return_exceptions=True)
         await http.aclose()
+        await egress.aclose()
         await embedder.aclose()
         await redis.aclose()
         await engine.dispose()

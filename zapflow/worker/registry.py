@@ -19,6 +19,7 @@ from zapflow.activities.messages import MessageActivities
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
+from zapflow.egress import Egress
 from zapflow.embeddings import Embedder
 from zapflow.temporal import TemporalConnection
 from zapflow.worker.metrics import WorkerMetrics
@@ -42,19 +43,20 @@ def registrations(
     sessions: SessionFactory,
     redis: Redis,
     http: httpx.AsyncClient,
+    egress: Egress,
     metrics: WorkerMetrics,
     embedder: Embedder,
 ) -> list[QueueRegistration]:
     ai_available = settings.ai_base_url is not None
     conversations = ConversationActivities(sessions, redis, Cache(redis), metrics, ai_available)
     ai = AIActivities(sessions, redis, settings, embedder)
-    messages = MessageActivities(sessions, redis, http, settings)
+    messages = MessageActivities(sessions, redis, http, egress, settings)
     followups = FollowUpActivities(sessions, redis)
     embeddings = EmbeddingActivities(sessions, embedder, settings)
     # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
     # must trigger at once
     flows = FlowActivities(
-        sessions, redis, Cache(redis, l1_ttl=0), http, ChatModel(settings), embedder
+        sessions, redis, Cache(redis, l1_ttl=0), egress, ChatModel(settings), embedder
     )
     # schedule and deal-stage triggers start runs through the conversations' workflows
     flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)

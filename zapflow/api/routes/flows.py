@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 
 from zapflow.api.deps import (
     CurrentPrincipal,
+    EgressDep,
     PublisherDep,
     SessionDep,
     SettingsDep,
@@ -189,9 +190,9 @@ async def flow_schema() -> dict[str, Any]:
     openapi_extra=DOCUMENT_BODY,
 )
 async def create_flow(
-    document: Document, principal: CurrentPrincipal, session: SessionDep
+    document: Document, principal: CurrentPrincipal, session: SessionDep, egress: EgressDep
 ) -> FlowPublic:
-    return _public(await service.create_flow(session, principal.company_id, document))
+    return _public(await service.create_flow(session, principal.company_id, document, egress))
 
 
 @router.get("", summary="List flows, newest first", response_model=CursorPage[FlowPublic])
@@ -217,10 +218,14 @@ async def get_flow(
     openapi_extra=DOCUMENT_BODY,
 )
 async def replace_draft(
-    flow_id: uuid.UUID, document: Document, principal: CurrentPrincipal, session: SessionDep
+    flow_id: uuid.UUID,
+    document: Document,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    egress: EgressDep,
 ) -> FlowPublic:
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    return _public(await service.replace_draft(session, flow, document))
+    return _public(await service.replace_draft(session, flow, document, egress))
 
 
 @router.delete(
@@ -257,11 +262,14 @@ async def publish_flow(
     state: StateDep,
     temporal: TemporalDep,
     settings: SettingsDep,
+    egress: EgressDep,
 ) -> FlowVersionPublic:
     """Schedule and deal-stage triggers get their Temporal Schedules once the version is saved."""
     flow = await service.get_flow(session, principal.company_id, flow_id)
     previous = list(flow.triggers)
-    version = await service.publish(session, principal.company_id, flow_id, principal.user_id)
+    version = await service.publish(
+        session, principal.company_id, flow_id, principal.user_id, egress
+    )
     _triggers_changed(session, state.cache, temporal, settings, flow, previous)
     return FlowVersionPublic.model_validate(version, from_attributes=True)
 

@@ -14,6 +14,7 @@ from zapflow.api.validation import NotNull
 from zapflow.config import Settings
 from zapflow.models import InstanceStatus, WhatsAppInstance, WhatsAppProvider
 from zapflow.services import instances as service
+from zapflow.whatsapp import evolution
 
 router = APIRouter(prefix="/instances", tags=["instances"])
 
@@ -77,6 +78,11 @@ class InstancePublic(BaseModel):
     status: InstanceStatus
     webhook_url: str = Field(description="Give this URL to the provider")
     verify_token: str = Field(description="Cloud API: the verify token to enter in Meta's console")
+    evolution_jwt_key: str | None = Field(
+        None,
+        description="Evolution, when the operator enables JWTs: the `jwt_key` to put in the "
+        "webhook's headers (this instance's own; Evolution signs each delivery's JWT with it)",
+    )
     has_access_token: bool
     has_app_secret: bool
     has_api_key: bool
@@ -89,7 +95,13 @@ def public_base_url(settings: Settings, request: Request) -> str:
     return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
-def to_public(instance: WhatsAppInstance, base_url: str) -> InstancePublic:
+def to_public(instance: WhatsAppInstance, settings: Settings, request: Request) -> InstancePublic:
+    base_url = public_base_url(settings, request)
+    jwt_key = (
+        evolution.instance_jwt_key(settings.evolution_jwt_key, instance.webhook_secret)
+        if instance.provider == WhatsAppProvider.EVOLUTION
+        else None
+    )
     return InstancePublic(
         **instance.model_dump(
             include={
@@ -110,6 +122,7 @@ def to_public(instance: WhatsAppInstance, base_url: str) -> InstancePublic:
         has_access_token=bool(instance.access_token),
         has_app_secret=bool(instance.app_secret),
         has_api_key=bool(instance.api_key),
+        evolution_jwt_key=jwt_key,
     )
 
 
@@ -124,15 +137,15 @@ async def create_instance(
     request: Request,
 ) -> InstancePublic:
     instance = await service.create_instance(session, principal.company_id, body.model_dump())
-    return to_public(instance, public_base_url(settings, request))
+    return to_public(instance, settings, request)
 
 
 @router.get("", summary="List the company's instances", response_model=list[InstancePublic])
 async def list_instances(
     principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, request: Request
 ) -> list[InstancePublic]:
-    base = public_base_url(settings, request)
-    return [to_public(i, base) for i in await service.list_instances(session, principal.company_id)]
+    rows = await service.list_instances(session, principal.company_id)
+    return [to_public(i, settings, request) for i in rows]
 
 
 @router.get("/{instance_id}", summary="Get an instance", response_model=InstancePublic)
@@ -144,7 +157,7 @@ async def get_instance(
     request: Request,
 ) -> InstancePublic:
     instance = await service.get_instance(session, principal.company_id, instance_id)
-    return to_public(instance, public_base_url(settings, request))
+    return to_public(instance, settings, request)
 
 
 @router.patch("/{instance_id}", summary="Update an instance", response_model=InstancePublic)
@@ -160,7 +173,7 @@ async def update_instance(
     instance = await service.get_instance(session, principal.company_id, instance_id)
     await service.update_instance(session, instance, body.model_dump(exclude_unset=True))
     state.webhook_instances.forget()
-    return to_public(instance, public_base_url(settings, request))
+    return to_public(instance, settings, request)
 
 
 @router.delete("/{instance_id}", status_code=204, summary="Disconnect and delete an instance")

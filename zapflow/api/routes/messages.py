@@ -8,8 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from zapflow.api.deps import CurrentPrincipal, SessionDep
+from zapflow.api.deps import CurrentPrincipal, EgressDep, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.egress import EgressRefused
 from zapflow.errors import Unprocessable
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import ConversationStatus
@@ -96,8 +97,14 @@ async def send_message(
     body: SendMessage,
     principal: CurrentPrincipal,
     session: SessionDep,
+    egress: EgressDep,
     response: Response,
 ) -> MessagePublic:
+    if body.media is not None:
+        try:  # the rest (the name's addresses) is checked when the message is sent
+            egress.check_url(str(body.media.url))
+        except EgressRefused as exc:
+            raise Unprocessable(f"media.url: {exc.reason}", code="egress_refused") from None
     conversation = await queries.get_conversation(session, principal.company_id, conversation_id)
     if conversation.status == ConversationStatus.CLOSED:
         raise Unprocessable(

@@ -25,6 +25,16 @@ export function totals(valueTotals) {
   return parts.length ? parts.join(" + ") : money(0, "BRL");
 }
 
+// A URL a provider (so a customer) supplied, fit for a link: http(s) only, never javascript:/data:.
+export function webUrl(url) {
+  try {
+    const parsed = new URL(url);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
 // crypto.randomUUID needs a secure context; a plain-http deployment still needs ids.
 export function newId() {
   if (crypto.randomUUID) return crypto.randomUUID();

@@ -3,7 +3,7 @@
 // over: the bot is paused first, visibly, and a button resumes it.
 import { api, qs } from "./api.js";
 import { announce, h, replace } from "./dom.js";
-import { errorText, newId, time } from "./format.js";
+import { errorText, newId, time, webUrl } from "./format.js";
 import { t } from "./i18n.js";
 import { VirtualList } from "./virtual.js";
 
@@ -236,8 +236,9 @@ export class Thread {
     if (MEDIA.has(m.type)) {
       const media = m.media || {};
       const label = h("span", { class: "kind" }, t(`type.${m.type}`));
-      const link = media.url
-        ? h("a", { href: media.url, target: "_blank", rel: "noopener noreferrer" }, media.filename || t("thread.openMedia"))
+      const url = webUrl(media.url);
+      const link = url
+        ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, media.filename || t("thread.openMedia"))
         : media.filename
           ? h("span", {}, media.filename)
           : null;
@@ -246,7 +247,7 @@ export class Thread {
     if (m.type === "location") {
       const p = m.payload || {};
       const where = [p.name, p.address].filter(Boolean).join(", ") || `${p.latitude}, ${p.longitude}`;
-      const href = p.url || `https://www.openstreetmap.org/?mlat=${p.latitude}&mlon=${p.longitude}`;
+      const href = webUrl(p.url) || `https://www.openstreetmap.org/?mlat=${encodeURIComponent(p.latitude)}&mlon=${encodeURIComponent(p.longitude)}`;
       return h("div", { class: "content" }, h("span", { class: "kind" }, t("type.location")), " ",
         h("a", { href, target: "_blank", rel: "noopener noreferrer" }, where));
     }
