@@ -233,6 +233,20 @@ async def test_a_failing_provider_is_retried_a_bounded_number_of_times(
         assert "500" in row.skipped_reason
 
 
+async def test_a_vector_the_database_refuses_is_retried(
+    queue_db: QueueDb, openai_server: OpenAIServer
+) -> None:
+    # float4 overflows: pgvector refuses the row, the store's transaction fails
+    huge = {"data": [{"index": 0, "embedding": [1e39] * 384}]}
+    openai_server.fail_next(1, status=200, body=huge)
+    company_id, _ = await import_messages(queue_db.sessions, TEXTS[:1])
+    async with embedder(queue_db.settings):
+        await eventually(lambda: queue_rows(queue_db.sessions), lambda r: r == [])
+    stored = await embeddings_by_body(queue_db.sessions, company_id, MODEL)
+    assert list(stored[TEXTS[0]].embedding) == pytest.approx(fake_vector(TEXTS[0]), abs=1e-6)
+    assert [r.status for r in openai_server.requests] == [200, 200]
+
+
 async def backlog_gauge() -> float | None:
     return REGISTRY.get_sample_value("zapflow_embedding_backlog")
 

@@ -10,9 +10,9 @@ from datetime import datetime
 
 import orjson
 from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.orm import Mapped
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from zapflow.db import SessionFactory

@@ -32,6 +32,7 @@ from datetime import timedelta
 import httpx
 from prometheus_client import Counter as PrometheusCounter
 from prometheus_client import Gauge, start_http_server
+from sqlalchemy.exc import DataError, IntegrityError
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, listen_forever, session_factory, transaction
@@ -156,13 +157,22 @@ class EmbeddingWorker:
                 log.warning("embedding %d messages failed, retried later: %s", len(failed), exc)
             else:
                 log.exception("embedding %d messages failed, retried later", len(failed))
-        async with transaction(self._sessions) as session:
-            await store_embeddings(session, self._embedder.model, embedded)
-            await finish(session, [m.id for m, _, _ in embedded] + too_short)
-            for message, reason in refused:
-                await skip(session, message.id, reason)
-            if failed:
-                await retry_later(session, failed, failure, self._retry)
+        try:
+            async with transaction(self._sessions) as session:
+                await store_embeddings(session, self._embedder.model, embedded)
+                await finish(session, [m.id for m, _, _ in embedded] + too_short)
+                for message, reason in refused:
+                    await skip(session, message.id, reason)
+                if failed:
+                    await retry_later(session, failed, failure, self._retry)
+        except (DataError, IntegrityError) as exc:
+            # the database refused what was stored (a vector it cannot take): bounded, as a
+            # failed model call; the database being away raises, and the lease brings it back
+            log.exception("storing %d embeddings failed, retried later", len(embedded))
+            failed = [m.id for m, _, _ in embedded] + failed
+            async with transaction(self._sessions) as session:
+                await retry_later(session, failed, f"{type(exc).__name__}: {exc}", self._retry)
+            embedded = []
         self._count(embedded=len(embedded), too_short=len(too_short))
         self._count(skipped=len(refused), retried=len(failed))
 
