@@ -1,8 +1,8 @@
 """The embedding queue: a row per message waiting for its vector, made by a trigger on messages.
 
 Revision ID: b4e1d7a9c3f2
-Revises: 7c2d5e8f1a34
-Create Date: 2026-12-02 09:30:00
+Revises: b8e4d1c6a920
+Create Date: 2026-12-02 10:00:00
 
 ``messages_embedding_queue`` (AFTER INSERT, per row, only for a message with a body or a
 caption) queues the message in the transaction that inserts it, whatever inserted it (the
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b4e1d7a9c3f2"
-down_revision: str | Sequence[str] | None = "7c2d5e8f1a34"
+down_revision: str | Sequence[str] | None = "b8e4d1c6a920"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
