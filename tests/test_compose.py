@@ -25,7 +25,7 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 
-APP_SERVICES = ("api", "worker", "migrate", "temporal-setup")
+APP_SERVICES = ("api", "worker", "embedder", "migrate", "temporal-setup")
 ONE_SHOT_SERVICES = ("migrate", "temporal-setup")
 LONG_RUNNING_SERVICES = ("api", "worker")
 REQUIRED_SERVICES = ("postgres", "redis", "temporal", "temporal-ui", *APP_SERVICES)
@@ -120,8 +120,9 @@ def test_app_services_share_image_build_and_environment() -> None:
 
 def test_app_services_run_their_role() -> None:
     services = _services()
-    for name in APP_SERVICES:
+    for name in set(APP_SERVICES) - {"embedder"}:
         assert _command(services[name]) == [name], name
+    assert _command(services["embedder"]) == ["worker", "--role", "embeddings"]
 
 
 def test_one_shot_services_do_not_restart() -> None:
@@ -215,6 +216,16 @@ def test_api_and_worker_wait_for_migrations_and_healthy_services() -> None:
         assert deps.get("temporal-setup") == "service_completed_successfully", name
         for other in ("postgres", "redis", "temporal"):
             assert deps.get(other) == "service_healthy", f"{name} → {other}"
+
+
+def test_embedder_waits_for_migrations_and_postgres_only() -> None:
+    embedder = _services()["embedder"]
+    assert _depends_on(embedder) == {
+        "migrate": "service_completed_successfully",
+        "postgres": "service_healthy",
+    }
+    test = " ".join(map(str, embedder["healthcheck"]["test"]))
+    assert f":{_app_env()['ZAPFLOW_EMBEDDER_METRICS_PORT']}/metrics" in test
 
 
 def test_one_shot_services_wait_for_what_they_use() -> None:
@@ -316,6 +327,7 @@ def test_prometheus_scrapes_api_and_worker_ports() -> None:
     env = _app_env()
     assert f"api:{env['ZAPFLOW_API_PORT']}" in targets
     assert f"worker:{env['ZAPFLOW_WORKER_METRICS_PORT']}" in targets
+    assert f"embedder:{env['ZAPFLOW_EMBEDDER_METRICS_PORT']}" in targets
     assert config["global"]["scrape_interval"] == "15s"
     mount = " ".join(map(str, _services()["prometheus"]["volumes"]))
     assert "deploy/prometheus.yml" in mount

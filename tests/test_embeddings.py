@@ -1,36 +1,24 @@
 """Embeddings: the local model (against sentence-transformers where installed), the skip rule,
-the OpenAI-compatible provider against a fake server, every message embedded by the pipeline,
-and the backfill workflow and command."""
+the OpenAI-compatible provider against a fake server, and every message the pipeline stores
+embedded by the embedder (the queue itself: tests/test_embedding_queue.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
-from sqlalchemy import delete
-from temporalio.client import Client
-from temporalio.worker import Worker
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.embeddings import embeddings_by_body, send_texts, wait_embedded
+from tests.fixtures.embeddings import send_texts, wait_embedded
 from tests.fixtures.openai_server import OpenAIServer, fake_vector
 from tests.fixtures.traffic import start_conversation
-from zapflow.activities.embeddings import EmbeddingActivities
-from zapflow.config import Settings
-from zapflow.db import SessionFactory, transaction
+from zapflow.db import SessionFactory
 from zapflow.embeddings import embeddable_text
 from zapflow.embeddings.local import MODEL_NAME, LocalEmbedder, packaged_model_dir
 from zapflow.embeddings.openai import EmbeddingRejected, OpenAIEmbedder
-from zapflow.models import ConversationEmbedding, Message
-from zapflow.temporal import connect
-from zapflow.workflows.embeddings import EmbeddingBackfillWorkflow
-from zapflow.workflows.inputs import EmbeddingBackfillInput
+from zapflow.models import Message
 
 SENTENCES = [
     "Hello, I would like to know the price of the blue shirt.",
@@ -155,87 +143,3 @@ async def test_agent_replies_are_embedded(tenant: Tenant, sessions: SessionFacto
     async with sessions() as session:
         message = await session.get(Message, rows[reply].message_id)
     assert message is not None and message.direction == "outbound"
-
-
-async def _run_backfill(client: Client, task_queue: str, company_id: str) -> dict:  # type: ignore[type-arg]
-    return await client.execute_workflow(
-        EmbeddingBackfillWorkflow.run,
-        EmbeddingBackfillInput(company_id, batch_size=2),
-        id=f"test-backfill-{uuid.uuid4().hex}",
-        task_queue=task_queue,
-    )
-
-
-async def forget_embeddings(sessions: SessionFactory, company_id: str) -> None:
-    async with transaction(sessions) as session:
-        await session.execute(
-            delete(ConversationEmbedding).where(
-                ConversationEmbedding.company_id == uuid.UUID(company_id)
-            )
-        )
-
-
-@pytest.mark.usefixtures("worker")
-async def test_backfill_embeds_what_is_missing_and_a_new_model(
-    tenant: Tenant,
-    sessions: SessionFactory,
-    settings: Settings,
-    openai_server: OpenAIServer,
-    openai_embedder: OpenAIEmbedder,
-) -> None:
-    texts = ["I need a second copy of my invoice", "Meu cartão foi recusado ontem", "ok"]
-    await send_texts(tenant, texts)
-    await wait_embedded(sessions, tenant.id, lambda r: len(r) == 2)
-    await forget_embeddings(sessions, tenant.id)
-    client = await connect(settings)
-    # the session's worker (local model) serves the default queue
-    result = await _run_backfill(client, settings.embeddings_task_queue, tenant.id)
-    assert result == {"total": 4, "scanned": 4, "embedded": 2, "skipped": 2, "done": True}
-    assert set(await embeddings_by_body(sessions, tenant.id)) == set(texts[:2])
-
-    # a model change: a worker whose embedder is the OpenAI-compatible one, failing at first
-    # (more than the client's own retries, so Temporal retries the activity)
-    openai_server.fail_next(5, status=429, retry_after=0)
-    queue = f"embeddings-openai-{uuid.uuid4().hex[:8]}"
-    activities = EmbeddingActivities(sessions, openai_embedder, settings)
-    async with Worker(
-        client,
-        task_queue=queue,
-        workflows=[EmbeddingBackfillWorkflow],
-        activities=[activities.embed_batch, activities.count_unembedded],
-    ):
-        result = await _run_backfill(client, queue, tenant.id)
-    assert result["embedded"] == 2
-    rows = await embeddings_by_body(sessions, tenant.id, "text-embedding-3-small")
-    assert {b: list(r.embedding) for b, r in rows.items()} == {
-        t: pytest.approx(fake_vector(t), abs=1e-6) for t in texts[:2]
-    }
-    assert set(await embeddings_by_body(sessions, tenant.id)) == set(texts[:2])  # local rows stay
-
-
-@pytest.mark.usefixtures("worker")
-async def test_backfill_command(
-    tenant: Tenant, sessions: SessionFactory, settings: Settings
-) -> None:
-    texts = ["Where can I download the app?"]
-    await send_texts(tenant, texts)
-    await wait_embedded(sessions, tenant.id, lambda r: len(r) == 1)
-    await forget_embeddings(sessions, tenant.id)
-    env = {
-        **os.environ,
-        "ZAPFLOW_DATABASE_URL": settings.database_url,
-        "ZAPFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
-        "ZAPFLOW_EMBEDDINGS_TASK_QUEUE": settings.embeddings_task_queue,
-    }
-    command = [sys.executable, "-m", "zapflow.cli", "embeddings", "backfill"]
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [*command, "--company", tenant.id],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert "scanned 2, embedded 1, skipped 1" in done.stdout
-    assert set(await embeddings_by_body(sessions, tenant.id)) == set(texts)

@@ -28,7 +28,14 @@ pytestmark = pytest.mark.usefixtures("worker")
 async def test_queue_health_reports_every_queue(tenant: Tenant, sessions) -> None:  # type: ignore[no-untyped-def]
     report = (await tenant.client.get("/api/v1/ops/queues")).json()
     by_name = {q["queue"]: q for q in report["queues"]}
-    assert set(by_name) == {"inbox", "messages", "embeddings", "flows", "followups"}
+    assert set(by_name) == {
+        "inbox",
+        "embedding_queue",
+        "messages",
+        "embeddings",
+        "flows",
+        "followups",
+    }
     assert by_name["messages"]["pollers"] >= 1
     assert (report["warning_backlog"], report["critical_backlog"]) == (100, 500)
     async with transaction(sessions) as session:

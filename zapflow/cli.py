@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 import uuid
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
 import httpx
 import orjson
@@ -81,16 +81,47 @@ def api() -> None:
 
 
 @app.command()
-def worker() -> None:
-    """Run the Temporal worker and the inbox relay."""
+def worker(
+    role: Annotated[
+        Literal["pipeline", "embeddings"],
+        typer.Option(
+            help="pipeline: the Temporal workers and the inbox relay; embeddings: the embedder, "
+            "which drains the embedding queue"
+        ),
+    ] = "pipeline",
+) -> None:
+    """Run a worker process: the Temporal workers and the inbox relay, or the embedder."""
     from zapflow.logs import configure_logging
-    from zapflow.worker.main import run_worker
 
     settings = settings_or_exit()
     configure_logging(settings)
+    if role == "embeddings":
+        from zapflow.embeddings.local import ModelNotInstalled
+
+        try:
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(_embed_until_terminated(settings))
+        except ModelNotInstalled as exc:
+            fail(str(exc))
+        return
+    from zapflow.worker.main import run_worker
+
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_worker(settings))
     exit_now(0)
+
+
+async def _embed_until_terminated(settings: Settings) -> None:
+    """The embedder; SIGTERM cancels it, so the batches in progress go back to the queue."""
+    import signal
+
+    from zapflow.worker.embedder import run_embedder
+
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await run_embedder(settings)
 
 
 @app.command()
@@ -297,58 +328,50 @@ def embeddings_backfill(
     company: Annotated[
         uuid.UUID | None, typer.Option(help="Only this company's messages [default: all]")
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=2048, help="Messages per activity")] = 256,
     wait: Annotated[
         bool, typer.Option("--wait/--no-wait", help="Show the progress until it is done")
     ] = True,
 ) -> None:
-    """Embed every message that has no embedding under the configured model: existing messages,
-    or all of them again after a model change. Runs as a workflow on the embeddings task queue
-    (a worker must be running); running it again attaches to the backfill in progress."""
+    """Queue every message that has no embedding under the configured model, for the embedder
+    (`zapflow worker --role embeddings`, which `zapflow dev` runs): messages stored before the
+    queue existed, all of them again after a model change, and those skipped before (their
+    reason is cleared). Running it again queues only what is still missing."""
     settings = settings_or_exit()
     try:
-        code = asyncio.run(_embeddings_backfill(settings, company, batch_size, wait))
-    except Exception as exc:
-        console.print(f"[bold red]error:[/] backfill failed: {exc}", highlight=False)
-        exit_now(1)
-    exit_now(code)
+        code = asyncio.run(_embeddings_backfill(settings, company, wait))
+    except OSError as exc:
+        fail(f"cannot reach the database at ZAPFLOW_DATABASE_URL: {exc}")
+    raise typer.Exit(code)
 
 
-async def _embeddings_backfill(
-    settings: Settings, company: uuid.UUID | None, batch_size: int, wait: bool
-) -> int:
+async def _embeddings_backfill(settings: Settings, company: uuid.UUID | None, wait: bool) -> int:
     from rich.progress import Progress
-    from temporalio.common import WorkflowIDConflictPolicy
 
-    from zapflow.temporal import connect
-    from zapflow.workflows.embeddings import EmbeddingBackfillWorkflow, backfill_workflow_id
-    from zapflow.workflows.inputs import EmbeddingBackfillInput
+    from zapflow.db import create_engine, session_factory, transaction
+    from zapflow.embeddings import embedding_model
+    from zapflow.services.embeddings import enqueue_missing, queue_outcome
 
-    client = await connect(settings)
-    company_id = str(company) if company else None
-    handle = await client.start_workflow(
-        EmbeddingBackfillWorkflow.run,
-        EmbeddingBackfillInput(company_id, batch_size),
-        id=backfill_workflow_id(company_id),
-        task_queue=settings.embeddings_task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
-    console.print(f"backfill running as workflow {handle.id}", highlight=False)
-    if not wait:
-        return 0
-    result = asyncio.create_task(handle.result())
-    with Progress(console=console) as progress:
-        bar = progress.add_task("embedding messages", total=None)
-        while not result.done():
-            with contextlib.suppress(Exception):  # between runs (continue-as-new) queries fail
-                state = await handle.query(EmbeddingBackfillWorkflow.progress)
-                progress.update(bar, total=state["total"], completed=state["scanned"])
-            await asyncio.wait([result], timeout=0.5)
-        final = result.result()
-        progress.update(bar, total=final["scanned"], completed=final["scanned"])
+    model = embedding_model(settings)
+    engine = create_engine(settings, pool_size=1)
+    sessions = session_factory(engine)
+    try:
+        async with transaction(sessions) as session:
+            queued, at = await enqueue_missing(session, model, company)
+        console.print(f"{queued} messages queued for {model}", highlight=False)
+        if not wait:
+            return 0
+        with Progress(console=console) as progress:
+            bar = progress.add_task("embedding messages", total=queued)
+            while (outcome := await queue_outcome(sessions, model, company, at)).pending:
+                progress.update(bar, completed=max(queued - outcome.pending, 0))
+                await asyncio.sleep(0.5)
+            progress.update(bar, completed=queued)
+    finally:
+        await engine.dispose()
     print(
-        f"scanned {final['scanned']}, embedded {final['embedded']}, "
-        f"skipped {final['skipped']} (too short to embed)"
+        f"queued {queued}: {queued - outcome.missing} embedded, "
+        f"{outcome.missing - outcome.skipped} too short, {outcome.skipped} skipped "
+        "(their reasons: embedding_queue.skipped_reason)"
     )
     return 0
 

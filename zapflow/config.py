@@ -44,7 +44,6 @@ class Settings(BaseSettings):
     flows_task_queue: str = "flows"
     followups_task_queue: str = "followups"
     message_worker_concurrency: int = Field(10, ge=1, le=1000)
-    embedding_worker_concurrency: int = Field(3, ge=1, le=1000)
     flow_worker_concurrency: int = Field(10, ge=1, le=1000)
     followup_worker_concurrency: int = Field(10, ge=1, le=1000)
 
@@ -52,8 +51,15 @@ class Settings(BaseSettings):
     embedding_provider: Literal["local", "openai"] = "local"
     embedding_batch_size: int = Field(64, ge=1, le=2048)  # texts per model call
     embedding_min_chars: int = Field(6, ge=0, le=1000)  # fewer letters/digits: not embedded
-    # embedding activities started per second on the whole task queue (the seed's 20/s)
+    # the embedder process (zapflow/worker/embedder.py): model calls at once, and per second
+    embedding_worker_concurrency: int = Field(1, ge=1, le=64)
     embedding_rate_limit_per_second: float = Field(20.0, gt=0)
+    # a claimed batch is taken over by another embedder after this (its embedder died); it
+    # must outlast a model call with the openai client's own retries
+    embedding_lease_seconds: float = Field(300.0, gt=0)
+    # a failed model call is retried after this, doubling per attempt (5 attempts, then skipped)
+    embedding_retry_seconds: float = Field(30.0, gt=0)
+    embedder_metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
     search_ef_search: int = Field(100, ge=10, le=1000)  # HNSW candidate list (pgvector's: 40)
     # any OpenAI-compatible API (embeddings with embedding_provider=openai)
     openai_base_url: str = "https://api.openai.com/v1"

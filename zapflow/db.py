@@ -1,10 +1,13 @@
-"""Async engine and session factory (asyncpg)."""
+"""Async engine and session factory (asyncpg), and LISTEN for a queue's wake-ups."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -37,3 +40,23 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
     """A session that commits when the block succeeds and rolls back when it raises."""
     async with factory() as session, session.begin():
         yield session
+
+
+async def listen_forever(settings: Settings, channel: str, wake: asyncio.Event) -> None:
+    """Set ``wake`` on each NOTIFY on ``channel``, reconnecting forever; a queue's consumer
+    sweeps as well, which covers any notification missed while disconnected."""
+    dsn = settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    while True:
+        try:
+            connection = await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError):
+            await asyncio.sleep(1)
+            continue
+        try:
+            closed = asyncio.Event()
+            connection.add_termination_listener(lambda *_, ended=closed: ended.set())
+            await connection.add_listener(channel, lambda *_: wake.set())
+            await closed.wait()
+        finally:
+            with contextlib.suppress(Exception):
+                await connection.close()

@@ -1,4 +1,5 @@
-"""``zapflow dev``: run the embedded stack, migrations, the API and the worker until Ctrl-C."""
+"""``zapflow dev``: run the embedded stack, migrations, the API, the worker and the embedder until
+Ctrl-C."""
 
 from __future__ import annotations
 
@@ -31,9 +32,10 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def _zapflow_process(command: str, env: dict[str, str]) -> ManagedProcess:
+def _zapflow_process(command: str, env: dict[str, str], *args: str) -> ManagedProcess:
     """A zapflow subcommand writing to this terminal."""
-    return ManagedProcess(command, [sys.executable, "-m", "zapflow.cli", command], None, env=env)
+    argv = [sys.executable, "-m", "zapflow.cli", command, *args]
+    return ManagedProcess(" ".join([command, *args]), argv, None, env=env)
 
 
 def _wait_ready(url: str, children: list[ManagedProcess]) -> dict[str, object]:
@@ -86,6 +88,8 @@ def run_dev(settings: Settings, console: Console, *, with_worker: bool = True) -
     children = [_zapflow_process("api", env)]
     if with_worker:
         children.append(_zapflow_process("worker", env))
+        # its own process: the model's CPU never delays the conversations' workflows
+        children.append(_zapflow_process("worker", env, "--role", "embeddings"))
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ensure_port_free(settings.api_port, "the API", "ZAPFLOW_API_PORT")
@@ -95,7 +99,7 @@ def run_dev(settings: Settings, console: Console, *, with_worker: bool = True) -
             from zapflow.migrate import upgrade
 
             upgrade(stack.database_url)
-            status.update("starting the API and the worker")
+            status.update("starting the API, the worker and the embedder")
             for child in children:
                 child.start()
             _wait_ready(f"http://127.0.0.1:{settings.api_port}/readyz", children)

@@ -1022,6 +1022,12 @@ async def _load(
         "messages", MESSAGE_COLUMNS,
         message_rows(company_id, chats, people, workspace.agents, now), options.messages,
     )  # fmt: skip
+    # The trigger queued them for the embedder: hours of a core for a million messages, so the
+    # demo's messages are embedded on demand (`zapflow embeddings backfill --company`). Only
+    # the rows of this transaction (its now()) leave: a filled company's live ones stay.
+    await loader.connection.execute(
+        "DELETE FROM embedding_queue WHERE company_id = $1 AND enqueued_at = now()", company_id
+    )
     deals, changes = deal_rows(Rng(options.seed + 2), workspace, people, now)
     await loader.copy("deals", DEAL_COLUMNS, deals, len(deals))
     await loader.copy("deal_stage_changes", STAGE_CHANGE_COLUMNS, changes, len(changes))

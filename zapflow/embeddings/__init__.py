@@ -15,7 +15,14 @@ from typing import Any, Protocol
 from zapflow.config import Settings
 from zapflow.models.conversation_embedding import EMBEDDING_DIMENSIONS
 
-__all__ = ["EMBEDDING_DIMENSIONS", "Embedder", "content_hash", "create_embedder", "embeddable_text"]
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "Embedder",
+    "content_hash",
+    "create_embedder",
+    "embeddable_text",
+    "embedding_model",
+]
 
 
 class Embedder(Protocol):
@@ -27,6 +34,15 @@ class Embedder(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+def embedding_model(settings: Settings) -> str:
+    """The name of the model ``create_embedder(settings)`` embeds with (what rows are keyed by)."""
+    if settings.embedding_provider == "openai":
+        return settings.openai_embedding_model
+    from zapflow.embeddings.local import MODEL_NAME
+
+    return MODEL_NAME
 
 
 def create_embedder(settings: Settings) -> Embedder:

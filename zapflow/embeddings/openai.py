@@ -1,8 +1,8 @@
 """The ``openai`` embedder: any OpenAI-compatible ``POST {base_url}/embeddings`` endpoint.
 
 A 429, a 5xx or a transport error is retried a few times here (honouring ``Retry-After``, capped)
-and then raised as ``EmbeddingUnavailable``, which callers may retry later (the embedding activity
-does, through Temporal). Any other 4xx is ``EmbeddingRejected``: retrying cannot help.
+and then raised as ``EmbeddingUnavailable``, which callers may retry later (the embedder does, a
+bounded number of times). Any other 4xx is ``EmbeddingRejected``: retrying cannot help.
 """
 
 from __future__ import annotations
@@ -23,6 +23,16 @@ class EmbeddingUnavailable(Exception):
 
 class EmbeddingRejected(Exception):
     """The provider refused the request (bad key, unknown model, bad input): do not retry."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def blames_input(self) -> bool:
+        """The texts sent are the problem (too long, refused, answered wrongly), not the key,
+        the model or the URL: the same texts would be refused again, others may pass."""
+        return self.status in (None, 400, 413, 422)
 
 
 class OpenAIEmbedder:
@@ -78,7 +88,9 @@ class OpenAIEmbedder:
                 retry_after = response.headers.get("retry-after", "")
                 continue
             if response.is_error:
-                raise EmbeddingRejected(f"{response.status_code} {response.text[:500]}")
+                raise EmbeddingRejected(
+                    f"{response.status_code} {response.text[:500]}", response.status_code
+                )
             return response.json()
         raise EmbeddingUnavailable(f"embeddings failing after {RETRIES + 1} tries: {failure}")
 

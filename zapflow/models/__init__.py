@@ -12,6 +12,7 @@ from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
 from .deal import Deal, DealBase, DealStatus
 from .deal_stage_change import DealStageChange
+from .embedding_queue import EmbeddingQueueItem
 from .event_outbox import EventOutbox
 from .flow import Flow, FlowBase, FlowStatus
 from .flow_run import FlowRun, FlowRunStatus
@@ -47,6 +48,7 @@ __all__ = [
     "DealBase",
     "DealStageChange",
     "DealStatus",
+    "EmbeddingQueueItem",
     "EventOutbox",
     "Flow",
     "FlowBase",

@@ -6,11 +6,13 @@ import hashlib
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import orjson
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Mapped
 from sqlmodel import col
 
 from zapflow.db import SessionFactory
@@ -183,13 +185,18 @@ class Backlog:
     oldest_age_seconds: float
 
 
-async def inbox_backlog(sessions: SessionFactory) -> Backlog:
+async def backlog_of(
+    sessions: SessionFactory, since: Mapped[datetime], pending: ColumnElement[bool]
+) -> Backlog:
+    """How many rows of a queue table are ``pending``, and the age of the oldest by ``since``."""
     async with sessions() as session:
-        pending = col(InboxEvent.status) == InboxEventStatus.PENDING
         count, oldest = (
-            await session.execute(
-                select(func.count(), func.min(InboxEvent.received_at)).where(pending)
-            )
+            await session.execute(select(func.count(), func.min(since)).where(pending))
         ).one()
     age = (utc_now() - oldest).total_seconds() if oldest else 0.0
     return Backlog(pending=count, oldest_age_seconds=max(age, 0.0))
+
+
+async def inbox_backlog(sessions: SessionFactory) -> Backlog:
+    pending = col(InboxEvent.status) == InboxEventStatus.PENDING
+    return await backlog_of(sessions, col(InboxEvent.received_at), pending)

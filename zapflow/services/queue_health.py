@@ -1,5 +1,6 @@
-"""Queue health: each Temporal task queue's backlog and pollers, plus the inbox's backlog, with the
-seed's warning (100) and critical (500) thresholds; also exported as Prometheus gauges."""
+"""Queue health: each Temporal task queue's backlog and pollers, plus the inbox's and the embedding
+queue's backlogs, with the seed's warning (100) and critical (500) thresholds; also exported as
+Prometheus gauges."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from temporalio.client import Client
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
-from zapflow.services.inbox import inbox_backlog
+from zapflow.services.embeddings import embedding_backlog
+from zapflow.services.inbox import Backlog, inbox_backlog
 
 Level = Literal["ok", "warning", "critical"]
 QUEUE_BACKLOG = Gauge("zapflow_queue_backlog", "Tasks waiting, by queue", ["queue"])
@@ -26,7 +28,7 @@ TASK_TYPES = (TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_T
 @dataclass(frozen=True)
 class QueueHealth:
     queue: str
-    kind: Literal["temporal", "inbox"]
+    kind: Literal["temporal", "inbox", "embedding_queue"]
     backlog: int
     oldest_age_seconds: float
     pollers: int | None
@@ -68,17 +70,26 @@ async def _describe(client: Client, settings: Settings, queue: str) -> QueueHeal
     return QueueHealth(queue, "temporal", backlog, age, pollers, level_of(backlog, settings))
 
 
+def _table(
+    kind: Literal["inbox", "embedding_queue"], backlog: Backlog, settings: Settings
+) -> QueueHealth:
+    """A queue kept in a Postgres table: no pollers to report."""
+    return QueueHealth(
+        kind, kind, backlog.pending, backlog.oldest_age_seconds, None,
+        level_of(backlog.pending, settings),
+    )  # fmt: skip
+
+
 async def queue_health(
     client: Client, settings: Settings, sessions: SessionFactory
 ) -> list[QueueHealth]:
-    inbox = await inbox_backlog(sessions)
-    inbox_health = QueueHealth(
-        "inbox", "inbox", inbox.pending, inbox.oldest_age_seconds, None,
-        level_of(inbox.pending, settings),
-    )  # fmt: skip
+    tables = [
+        _table("inbox", await inbox_backlog(sessions), settings),
+        _table("embedding_queue", await embedding_backlog(sessions), settings),
+    ]
     described = (_describe(client, settings, queue) for queue in task_queues(settings))
     temporal = await asyncio.gather(*described)
-    report = [inbox_health, *temporal]
+    report = [*tables, *temporal]
     for item in report:
         QUEUE_BACKLOG.labels(item.queue).set(item.backlog)
         if item.pollers is not None:

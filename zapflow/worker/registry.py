@@ -24,7 +24,6 @@ from zapflow.embeddings import Embedder
 from zapflow.temporal import TemporalConnection
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.embeddings import EmbeddingBackfillWorkflow
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
 
@@ -52,7 +51,7 @@ def registrations(
     ai = AIActivities(sessions, redis, settings, embedder)
     messages = MessageActivities(sessions, redis, http, egress, settings)
     followups = FollowUpActivities(sessions, redis)
-    embeddings = EmbeddingActivities(sessions, embedder, settings)
+    embeddings = EmbeddingActivities()
     # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
     # must trigger at once
     flows = FlowActivities(
@@ -90,14 +89,11 @@ def registrations(
             max_concurrent_activities=settings.message_worker_concurrency,
         ),
         QueueRegistration(
+            # the no-op embed_messages of ConversationWorkflow histories: the embedder process
+            # embeds, from the embedding queue (zapflow/worker/embedder.py)
             task_queue=settings.embeddings_task_queue,
-            workflows=[EmbeddingBackfillWorkflow],
-            activities=[
-                embeddings.embed_messages,
-                embeddings.embed_batch,
-                embeddings.count_unembedded,
-            ],
-            max_concurrent_activities=settings.embedding_worker_concurrency,
-            max_activities_per_second=settings.embedding_rate_limit_per_second,
+            workflows=[],
+            activities=[embeddings.embed_messages],
+            max_concurrent_activities=settings.message_worker_concurrency,
         ),
     ]

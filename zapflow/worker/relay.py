@@ -15,7 +15,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +24,7 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.service import RPCError
 
 from zapflow.config import Settings
-from zapflow.db import SessionFactory
+from zapflow.db import SessionFactory, listen_forever
 from zapflow.models import (
     InboxEvent,
     InboxEventStatus,
@@ -97,7 +96,7 @@ class InboxRelay:
 
     # --- loop -------------------------------------------------------------------------------
     async def run(self) -> None:
-        listener = asyncio.create_task(self._listen())
+        listener = asyncio.create_task(listen_forever(self._settings, INBOX_CHANNEL, self._wake))
         try:
             while True:
                 self._wake.clear()
@@ -112,24 +111,6 @@ class InboxRelay:
                     await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
         finally:
             listener.cancel()
-
-    async def _listen(self) -> None:
-        """LISTEN on the inbox channel, reconnecting forever; the sweep covers any gap."""
-        dsn = self._settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
-        while True:
-            try:
-                connection = await asyncpg.connect(dsn)
-            except (OSError, asyncpg.PostgresError):
-                await asyncio.sleep(1)
-                continue
-            try:
-                closed = asyncio.Event()
-                connection.add_termination_listener(lambda *_, ended=closed: ended.set())
-                await connection.add_listener(INBOX_CHANNEL, lambda *_: self._wake.set())
-                await closed.wait()
-            finally:
-                with contextlib.suppress(Exception):
-                    await connection.close()
 
     # --- one pass ---------------------------------------------------------------------------
     async def relay_once(self) -> int:

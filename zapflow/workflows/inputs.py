@@ -125,32 +125,7 @@ class EmbedMessagesInput:
 class EmbedMessagesResult:
     scanned: int
     embedded: int
-    skipped: int  # too short to embed (zapflow.embeddings.embeddable_text)
-    last_id: str | None = None  # the highest message id looked at (the backfill's cursor)
-
-
-@dataclass(frozen=True)
-class EmbeddingBatchInput:
-    company_id: str | None  # None: every company
-    after_id: str | None
-    limit: int
-
-
-@dataclass(frozen=True)
-class CountUnembeddedInput:
-    company_id: str | None
-
-
-@dataclass
-class EmbeddingBackfillInput:
-    company_id: str | None = None  # None: every company
-    batch_size: int = 256
-    # carried over continue-as-new: the keyset cursor and the progress so far
-    after_id: str | None = None
-    total: int | None = None
-    scanned: int = 0
-    embedded: int = 0
-    skipped: int = 0
+    skipped: int
 
 
 @dataclass(frozen=True)

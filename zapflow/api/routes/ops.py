@@ -22,7 +22,7 @@ class QueueHealthPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     queue: str
-    kind: Literal["temporal", "inbox"]
+    kind: Literal["temporal", "inbox", "embedding_queue"]
     backlog: int
     oldest_age_seconds: float
     pollers: int | None
