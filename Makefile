@@ -35,7 +35,8 @@ bench: $(STAMP) ## every benchmark scenario on a fresh stack: bench/results, ben
 
 test-faults: $(STAMP) ## long fault scenarios (30 s outages), 1,000 SSE streams, 10x the fuzzing
 	$(BIN)/pytest -q -m faults
-	ZAPFLOW_FUZZ_SCALE=10 $(BIN)/pytest -q tests/test_fuzz_payloads.py tests/test_openapi_fuzz.py
+	ZAPFLOW_FUZZ_SCALE=10 $(BIN)/pytest -q tests/test_fuzz_payloads.py tests/test_fuzz_flows.py \
+	  tests/test_openapi_fuzz.py
 
 soak: $(STAMP) ## 10-minute mixed load; memory curve in bench/results/soak.json
 	$(BIN)/pytest -q -s -m soak

@@ -5,6 +5,12 @@ The engine itself is pure and deterministic (no clock, no randomness, no I/O): t
 ``FlowWorkflow`` runs it with effects that are activities, timers and signals, and the simulator
 runs the very same code with effects that only record. That is why a simulation's transcript is
 the transcript of a real run given the same replies.
+
+A flow is tenant input, so a run is bounded (``zapflow.flows.limits``): ``StepLimits`` caps the
+steps between two rests and over the run's life, the variables stay within the value bounds, the
+transcript keeps its latest entries with long values cut, and an expression or template that
+cannot be evaluated fails its node (its ``on_failure`` branch, else the run) like a failed side
+effect. Nothing a flow does escapes ``run`` as an exception other than the effects' own.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from zapflow.flows import expressions, templates
+from zapflow.flows import expressions, limits, templates
 from zapflow.flows.language import (
     AiReply,
     Ask,
@@ -50,6 +56,18 @@ DATE_FORMATS = ("%Y-%m-%d", "%d/%m/%Y", "%d/%m/%y", "%d-%m-%Y", "%d.%m.%Y")
 
 class StepFailed(Exception):
     """A side effect failed for good (after its retries)."""
+
+
+@dataclass(frozen=True)
+class StepLimits:
+    """The most steps a run takes between two rests (a wait or an ask) and in all."""
+
+    per_activation: int
+    total: int
+
+
+RUN_LIMITS = StepLimits(limits.MAX_STEPS_PER_ACTIVATION, limits.MAX_RUN_STEPS)
+SIMULATION_LIMITS = StepLimits(limits.MAX_SIMULATION_STEPS, limits.MAX_SIMULATION_STEPS)
 
 
 class RunCancelled(Exception):
@@ -120,18 +138,28 @@ class Effects(Protocol):
 
 
 class FlowEngine:
-    def __init__(self, flow: FlowDefinition, effects: Effects) -> None:
+    def __init__(
+        self, flow: FlowDefinition, effects: Effects, step_limits: StepLimits | None
+    ) -> None:
+        """``step_limits`` None: unbounded, as runs were before the bounds (their histories
+        replay the same); it then does not check the variables' size either."""
         self._flow = flow
         self._nodes = flow.node_map()
         self._effects = effects
+        self._limits = step_limits
+        self._steps = 0
+        self._since_rest = 0
 
     async def run(self, state: RunState) -> RunState:
         """Step nodes from ``state.current`` until the run ends."""
         while state.current is not None and state.status not in FINISHED:
             node = self._nodes[state.current]
+            if exceeded := self._count_step():
+                self._finish(state, node.id, FAILED, f"{node.id}: {exceeded}")
+                break
             try:
                 state.current = await self._step(node, state)
-            except StepFailed as exc:
+            except (StepFailed, expressions.ExpressionError) as exc:
                 state.current = self._fail(node, state, str(exc))
             except RunCancelled:
                 self._finish(state, node.id, CANCELLED)
@@ -139,6 +167,29 @@ class FlowEngine:
                 self._finish(state, node.id, COMPLETED)
         await self._effects.checkpoint(state)
         return state
+
+    def _count_step(self) -> str | None:
+        """Why the run must stop before this step (a step limit), or None."""
+        self._steps += 1
+        self._since_rest += 1
+        if self._limits is None:
+            return None
+        if self._steps > self._limits.total:
+            return f"stopped after {self._limits.total} steps, the most a run takes"
+        if self._since_rest > self._limits.per_activation:
+            limit = self._limits.per_activation
+            return f"the run stopped after {limit} steps without a wait or an ask"
+        return None
+
+    def _store(self, state: RunState, values: dict[str, Any]) -> None:
+        """Set variables, unless they would make the run's variables larger than a value may be
+        (``ExpressionError``: the node fails)."""
+        if self._limits is not None:
+            try:
+                limits.check_value({**state.variables, **values})
+            except limits.ValueTooLarge as exc:
+                raise expressions.ExpressionError(f"the run's variables: {exc}") from None
+        state.variables.update(values)
 
     def _finish(self, state: RunState, node_id: str, status: str, error: str | None = None) -> None:
         state.status = status
@@ -155,7 +206,11 @@ class FlowEngine:
 
     @staticmethod
     def _log(state: RunState, node_id: str, event: str, **data: Any) -> None:
-        state.transcript.append({"node": node_id, "event": event, **data})
+        """A transcript entry; the transcript keeps the latest ``MAX_TRANSCRIPT``, and a long
+        value is shown cut (the variables hold it whole)."""
+        shown = {key: _preview(value) for key, value in data.items()}
+        state.transcript.append({"node": node_id, "event": event, **shown})
+        del state.transcript[: -limits.MAX_TRANSCRIPT]
 
     async def _step(self, node: Node, state: RunState) -> str | None:
         """Run one node; the id of the next one (None: the flow ends)."""
@@ -175,7 +230,7 @@ class FlowEngine:
             return self._branch(node, state)
         if isinstance(node, SetVariable):
             value = _evaluate(node.value, state)
-            state.variables[node.variable] = value
+            self._store(state, {node.variable: value})
             self._log(state, node.id, "set", variable=node.variable, value=value)
             return node.next
         if isinstance(node, HttpRequest):
@@ -184,7 +239,7 @@ class FlowEngine:
         if isinstance(node, AiReply):
             reply = await self._effects.ai_reply(node.id, node.instructions)
             if node.variable:
-                state.variables[node.variable] = reply
+                self._store(state, {node.variable: reply})
             await self._send(node.id, state, {"type": "text", "text": reply})
             return node.next
         return await self._crm(node, state)
@@ -203,6 +258,7 @@ class FlowEngine:
         state.status = RUNNING
 
     async def _rest(self, state: RunState) -> None:
+        self._since_rest = 0
         state.status = WAITING
         await self._effects.checkpoint(state)
 
@@ -220,7 +276,7 @@ class FlowEngine:
                 return node.on_timeout
             ok, value = check_answer(node, reply)
             if ok:
-                state.variables[node.variable] = value
+                self._store(state, {node.variable: value})
                 self._log(state, node.id, "reply", text=reply, variable=node.variable, value=value)
                 return node.next
             invalid += 1
@@ -252,7 +308,7 @@ class FlowEngine:
         }
         response = await self._effects.http(node.id, request)
         saved = {name: expressions.lookup(response, path) for name, path in node.save.items()}
-        state.variables.update(saved)
+        self._store(state, saved)
         self._log(state, node.id, "http", status=response.get("status"), saved=saved)
 
     async def _crm(self, node: Node, state: RunState) -> str | None:
@@ -270,7 +326,21 @@ def _evaluate(source: str, state: RunState) -> Any:
     try:
         return expressions.evaluate_text(source, state.scope())
     except expressions.ExpressionError as exc:
-        raise StepFailed(f"expression {source!r}: {exc}") from None
+        raise StepFailed(f"expression {_preview(source, 80)!r}: {exc}") from None
+
+
+def _preview(value: Any, length: int = limits.TRANSCRIPT_TEXT) -> Any:
+    """``value`` with its long texts cut to ``length`` characters, and those of a mapping's values
+    (a message, the saved values)."""
+    if isinstance(value, dict):
+        return {key: _cut(item, length) for key, item in value.items()}
+    return _cut(value, length)
+
+
+def _cut(value: Any, length: int) -> Any:
+    if isinstance(value, str) and len(value) > length:
+        return value[: length - 1] + "…"
+    return value
 
 
 def _text(template: str, state: RunState) -> dict[str, Any]:

@@ -8,9 +8,14 @@ run's variables and the contact's fields.
 
 Literals: numbers, 'single' or "double" quoted strings, true, false, null, [lists].
 Operators: or, and, not, == != < <= > >=, in, contains, + - * / %. Functions: lower, upper,
-len, number, text, empty. A missing name is null; a comparison between values of different
-kinds is false rather than an error, so a flow designer's condition never crashes a run on a
-blank answer.
+len, number, text, empty (each takes one argument). A missing name is null; a comparison between
+values of different kinds is false rather than an error, so a flow designer's condition never
+crashes a run on a blank answer.
+
+Expressions are tenant input, bounded (``zapflow.flows.limits``): their length and nesting are
+checked when parsed (so a flow breaking them is refused when saved), and every value an
+evaluation makes is checked against the value bounds. ``ExpressionError`` is the only error
+parsing or evaluating raises: the engine turns it into the node's failure.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from zapflow.flows import limits
 
 
 class ExpressionError(ValueError):
@@ -115,6 +122,12 @@ class _Parser:
     def __init__(self, source: str) -> None:
         self._tokens = tokenize(source)
         self._at = 0
+        self._depth = 0  # the parser's own recursion: bounded before Python's is exhausted
+
+    def _nested(self) -> None:
+        self._depth += 1
+        if self._depth > limits.MAX_EXPRESSION_DEPTH:
+            raise ExpressionError(f"nested more than {limits.MAX_EXPRESSION_DEPTH} levels deep")
 
     def parse(self) -> Node:
         node = self._or()
@@ -148,9 +161,11 @@ class _Parser:
         )
 
     def _or(self) -> Node:
+        self._nested()
         node = self._and()
         while self._accept("or"):
             node = Binary("or", node, self._and())
+        self._depth -= 1
         return node
 
     def _and(self) -> Node:
@@ -161,6 +176,7 @@ class _Parser:
 
     def _not(self) -> Node:
         if self._accept("not"):
+            self._nested()
             return Unary("not", self._not())
         return self._comparison()
 
@@ -185,12 +201,16 @@ class _Parser:
 
     def _unary(self) -> Node:
         if self._accept("-"):
+            self._nested()
             return Unary("-", self._unary())
         return self._primary()
 
     def _primary(self) -> Node:
         token = self._take()
         if token.kind == "number":
+            number = as_number(token.text) if len(token.text) <= limits.MAX_DIGITS else None
+            if number is None:
+                raise ExpressionError(f"{token.text[:40]!r}: at most {limits.MAX_DIGITS} digits")
             value = float(token.text)
             return Literal(int(value) if value.is_integer() and "." not in token.text else value)
         if token.kind == "string":
@@ -228,48 +248,74 @@ def _unquote(text: str) -> str:
 def parse(source: str) -> Node:
     if not source.strip():
         raise ExpressionError("empty expression")
+    if len(source) > limits.MAX_EXPRESSION_LENGTH:
+        raise ExpressionError(f"longer than {limits.MAX_EXPRESSION_LENGTH} characters")
     node = _Parser(source).parse()
-    for call in _walk(node):
-        if isinstance(call, Call) and call.function not in FUNCTIONS:
+    for call, depth in _walk(node):
+        if depth > limits.MAX_EXPRESSION_DEPTH:  # long chains: a + b + c + ... nest as deep
+            raise ExpressionError(f"nested more than {limits.MAX_EXPRESSION_DEPTH} levels deep")
+        if not isinstance(call, Call):
+            continue
+        if call.function not in FUNCTIONS:
             known = ", ".join(sorted(FUNCTIONS))
             raise ExpressionError(f"unknown function {call.function!r} (known: {known})")
+        if len(call.args) != 1:
+            raise ExpressionError(f"{call.function}() takes 1 argument, got {len(call.args)}")
     return node
 
 
-def _walk(node: Node) -> list[Node]:
-    found = [node]
+def _children(node: Node) -> tuple[Node, ...]:
     if isinstance(node, Unary):
-        found += _walk(node.operand)
-    elif isinstance(node, Binary):
-        found += _walk(node.left) + _walk(node.right)
-    elif isinstance(node, ListOf | Call):
-        for child in node.items if isinstance(node, ListOf) else node.args:
-            found += _walk(child)
+        return (node.operand,)
+    if isinstance(node, Binary):
+        return (node.left, node.right)
+    if isinstance(node, ListOf):
+        return node.items
+    if isinstance(node, Call):
+        return node.args
+    return ()
+
+
+def _walk(node: Node) -> list[tuple[Node, int]]:
+    """Every node of the tree with its depth (the root's is 1), iteratively: a tree too deep to
+    evaluate is refused here, not by a RecursionError."""
+    found: list[tuple[Node, int]] = []
+    todo = [(node, 1)]
+    while todo:
+        current, depth = todo.pop()
+        found.append((current, depth))
+        todo.extend((child, depth + 1) for child in reversed(_children(current)))
     return found
 
 
 def names(source: str) -> set[str]:
     """The names an expression reads (``contact.name``, ``budget``)."""
-    return {node.path for node in _walk(parse(source)) if isinstance(node, Name)}
+    return {node.path for node, _ in _walk(parse(source)) if isinstance(node, Name)}
 
 
 # --- evaluation -------------------------------------------------------------------------------
 
 
 def as_number(value: Any) -> float | int | None:
-    """A number from a number or a numeric text ("1.500,50" and "1500.50" alike), else None."""
+    """A number from a number or a numeric text ("1.500,50" and "1500.50" alike), else None (as
+    for a number beyond the bounds: more than ``MAX_DIGITS`` digits, or not finite)."""
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
-        return value
-    text = re.sub(r"[^\d,.\-]", "", str(value))
-    if "," in text:  # a decimal comma: dots before it group thousands
-        text = text.replace(".", "").replace(",", ".")
+        number: float | int = value
+    else:
+        text = re.sub(r"[^\d,.\-]", "", _text(value)[: limits.MAX_TEXT])
+        if "," in text:  # a decimal comma: dots before it group thousands
+            text = text.replace(".", "").replace(",", ".")
+        try:
+            number = float(text)
+        except ValueError:
+            return None
     try:
-        number = float(text)
-    except ValueError:
+        limits.check_number(number)
+    except limits.ValueTooLarge:
         return None
-    return int(number) if number.is_integer() else number
+    return int(number) if isinstance(number, float) and number.is_integer() else number
 
 
 def _text(value: Any) -> str:
@@ -292,6 +338,12 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
+def _shown(value: Any) -> str:
+    """A value in an error message: its start only (it may be a customer's long reply)."""
+    text = repr(value) if not isinstance(value, list | dict) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _compare(op: str, left: Any, right: Any) -> bool:
     if op == "==":
         return bool(left == right)
@@ -301,7 +353,10 @@ def _compare(op: str, left: Any, right: Any) -> bool:
         container, item = (right, left) if op == "in" else (left, right)
         if isinstance(container, str):
             return _text(item).lower() in container.lower()
-        return isinstance(container, list | dict) and item in container
+        try:
+            return isinstance(container, list | dict) and item in container
+        except TypeError:  # a list is never a mapping's key
+            return False
     try:
         return bool(ORDERINGS[op](left, right))
     except TypeError:  # different kinds (a number and a text, or null) never compare
@@ -313,7 +368,7 @@ def _arithmetic(op: str, left: Any, right: Any) -> Any:
         return _text(left) + _text(right)
     a, b = as_number(left), as_number(right)
     if a is None or b is None:
-        raise ExpressionError(f"{op} needs numbers, got {left!r} and {right!r}")
+        raise ExpressionError(f"{op} needs numbers, got {_shown(left)} and {_shown(right)}")
     if op in ("/", "%") and b == 0:
         raise ExpressionError("division by zero")
     result = ARITHMETIC[op](a, b)
@@ -334,27 +389,46 @@ def lookup(scope: Mapping[str, Any], path: str) -> Any:
 
 
 def evaluate(node: Node, scope: Mapping[str, Any]) -> Any:
+    """The value of a parsed expression, or ``ExpressionError``: any other error the evaluation
+    meets (an operator's ``TypeError``, an ``OverflowError``...) is reported as one."""
+    try:
+        return _evaluate(node, scope)
+    except ExpressionError:
+        raise
+    except limits.ValueTooLarge as exc:
+        raise ExpressionError(str(exc)) from None
+    except (ArithmeticError, ValueError, TypeError, RecursionError) as exc:
+        raise ExpressionError(f"{type(exc).__name__}: {exc}") from None
+
+
+def _evaluate(node: Node, scope: Mapping[str, Any]) -> Any:
     if isinstance(node, Literal):
         return node.value
     if isinstance(node, Name):
         return lookup(scope, node.path)
+    value = _operate(node, scope)
+    limits.check_value(value)  # every value made is within bounds: s + s cannot run away
+    return value
+
+
+def _operate(node: ListOf | Call | Unary | Binary, scope: Mapping[str, Any]) -> Any:
     if isinstance(node, ListOf):
-        return [evaluate(item, scope) for item in node.items]
+        return [_evaluate(item, scope) for item in node.items]
     if isinstance(node, Call):
-        return FUNCTIONS[node.function](*(evaluate(a, scope) for a in node.args))
+        return FUNCTIONS[node.function](*(_evaluate(a, scope) for a in node.args))
     if isinstance(node, Unary):
-        operand = evaluate(node.operand, scope)
+        operand = _evaluate(node.operand, scope)
         if node.op == "not":
             return not operand
         number = as_number(operand)
         if number is None:
-            raise ExpressionError(f"- needs a number, got {operand!r}")
+            raise ExpressionError(f"- needs a number, got {_shown(operand)}")
         return -number
     if node.op == "and":
-        return evaluate(node.left, scope) and evaluate(node.right, scope)
+        return _evaluate(node.left, scope) and _evaluate(node.right, scope)
     if node.op == "or":
-        return evaluate(node.left, scope) or evaluate(node.right, scope)
-    left, right = evaluate(node.left, scope), evaluate(node.right, scope)
+        return _evaluate(node.left, scope) or _evaluate(node.right, scope)
+    left, right = _evaluate(node.left, scope), _evaluate(node.right, scope)
     if node.op in COMPARISONS:
         return _compare(node.op, left, right)
     return _arithmetic(node.op, left, right)

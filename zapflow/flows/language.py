@@ -11,8 +11,12 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
+import orjson
+import re2
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from zapflow.flows import limits
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -225,18 +229,57 @@ class KeywordTrigger(_Trigger):
     keywords: list[str] = Field(min_length=1, description="Matched as whole words, any case")
 
 
-class RegexTrigger(_Trigger):
-    type: Literal["regex"]
-    pattern: str = Field(min_length=1)
+def compile_pattern(pattern: str) -> Any:
+    """A tenant's regular expression compiled by RE2, whose matching takes time linear in the
+    text (no backtracking: ``(a+)+$`` is as fast as ``a``); ``ValueError`` for a pattern RE2
+    refuses (backreferences, lookaround) or one too long or too large."""
+    if len(pattern) > limits.MAX_PATTERN_LENGTH:
+        raise ValueError(f"a pattern has at most {limits.MAX_PATTERN_LENGTH} characters")
+    return _re2(pattern)
 
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, value: str) -> str:
-        try:
-            re.compile(value)
-        except re.error as exc:
-            raise ValueError(f"not a regular expression: {exc}") from None
-        return value
+
+# a keyword stands alone: no letter, digit or underscore touches it (Python's \w, in Unicode)
+_ALONE_BEFORE, _ALONE_AFTER = r"(?:^|[^\p{L}\p{N}_])", r"(?:$|[^\p{L}\p{N}_])"
+
+
+def compile_keywords(keywords: list[str]) -> Any | None:
+    """A keyword trigger's matcher (whole words, any case) in RE2, or None when no keyword is
+    left once blanks are dropped; ``ValueError`` beyond the bounds."""
+    words = [k.strip() for k in keywords if k.strip()]
+    if len(words) > limits.MAX_KEYWORDS or any(len(w) > limits.MAX_KEYWORD_LENGTH for w in words):
+        raise ValueError(
+            f"at most {limits.MAX_KEYWORDS} keywords of {limits.MAX_KEYWORD_LENGTH} characters"
+        )
+    if not words:
+        return None
+    alternatives = "|".join(re2.escape(w) for w in words)
+    return _re2(f"(?i){_ALONE_BEFORE}(?:{alternatives}){_ALONE_AFTER}")
+
+
+def _re2(pattern: str) -> Any:
+    options = re2.Options()
+    options.log_errors = False
+    options.max_mem = limits.MAX_PATTERN_PROGRAM_BYTES
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as exc:
+        reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise ValueError(
+            f"not a regular expression zapflow runs (RE2 syntax: no backreferences or "
+            f"lookaround): {reason}"
+        ) from None
+
+
+class RegexTrigger(_Trigger):
+    """Its pattern is checked with the graph rules (``compile_pattern``), not here: a version
+    stored before RE2 still loads, and its trigger simply never matches."""
+
+    type: Literal["regex"]
+    pattern: str = Field(
+        min_length=1,
+        description="RE2 syntax (Python's without backreferences and lookaround), matched "
+        "anywhere in the message",
+    )
 
 
 class FirstMessageTrigger(_Trigger):
@@ -286,12 +329,68 @@ class FlowDefinition(BaseModel):
         return {node.id: node for node in self.nodes}
 
 
+class DocumentRefused(ValueError):
+    """A document zapflow does not read: anchors or aliases, or nesting too deep."""
+
+
+_STARTS = (yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_ENDS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _check_events(text: str) -> None:
+    """Read the YAML's events (libyaml, streamed: nothing is built) and refuse anchors and
+    aliases, which make a few bytes expand to gigabytes or refer to themselves, and nesting
+    deeper than ``MAX_DOCUMENT_DEPTH``, before anything is composed."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None):
+            raise DocumentRefused("YAML anchors and aliases (& and *) are not accepted")
+        if isinstance(event, _STARTS):
+            depth += 1
+            if depth > limits.MAX_DOCUMENT_DEPTH:
+                raise DocumentRefused(f"nested more than {limits.MAX_DOCUMENT_DEPTH} levels deep")
+        elif isinstance(event, _ENDS):
+            depth -= 1
+
+
+def _check_depth(value: Any) -> None:
+    todo = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            if depth > limits.MAX_DOCUMENT_DEPTH:
+                raise DocumentRefused(f"nested more than {limits.MAX_DOCUMENT_DEPTH} levels deep")
+            children = item.values() if isinstance(item, dict) else item
+            todo.extend((child, depth + 1) for child in children)
+
+
 def load_document(text: str) -> dict[str, Any]:
-    """A flow document's raw mapping from JSON or YAML text (JSON is YAML)."""
+    """A flow document's raw mapping from JSON or YAML text (JSON is YAML), as JSON values;
+    ``DocumentRefused`` for anchors, aliases or deep nesting, else ``ValueError`` for what is
+    not a mapping. CPU time is linear in the text (libyaml, no alias expansion)."""
     try:
-        loaded = yaml.safe_load(text)
+        _check_events(text)
+        loaded = yaml.load(text, Loader=yaml.CSafeLoader)
+        # as the JSON body would be: text keys, dates as ISO text
+        loaded = orjson.loads(orjson.dumps(loaded, option=orjson.OPT_NON_STR_KEYS))
     except yaml.YAMLError as exc:
         raise ValueError(f"not valid YAML or JSON: {exc}") from None
+    except TypeError as exc:  # orjson: a value JSON has no form for (a 65-bit integer...)
+        raise ValueError(f"not a JSON value: {exc}") from None
+    return _mapping(loaded)
+
+
+def load_json_document(body: bytes) -> dict[str, Any]:
+    """A flow document's raw mapping from a JSON body; errors as ``load_document``'s."""
+    try:
+        loaded = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    _check_depth(loaded)
+    return _mapping(loaded)
+
+
+def _mapping(loaded: Any) -> dict[str, Any]:
     if not isinstance(loaded, dict):
         raise ValueError("a flow document is a mapping (an object)")
     return loaded

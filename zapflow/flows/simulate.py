@@ -1,12 +1,30 @@
 """The simulator: runs a flow through the real engine with effects that only record, feeding it
-scripted customer replies. Nothing is sent and the CRM is not touched."""
+scripted customer replies. Nothing is sent and the CRM is not touched.
+
+A simulation runs in the API process on a tenant's flow, so it is bounded: at most
+``MAX_SIMULATION_STEPS`` steps (waits take no time here, so a wait loop would otherwise never
+end), values within the value bounds, and ``simulate_bounded`` runs it on a worker thread with
+its own event loop, two at a time per process, answering ``SimulationTooLong`` after
+``SIMULATION_SECONDS``: the API's event loop never runs a flow.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from zapflow.flows.engine import WAITING, FlowEngine, Outgoing, RunState, StepFailed
+import anyio
+
+from zapflow.flows import limits
+from zapflow.flows.engine import (
+    SIMULATION_LIMITS,
+    WAITING,
+    FlowEngine,
+    Outgoing,
+    RunState,
+    StepFailed,
+)
 from zapflow.flows.language import FlowDefinition
 
 SAMPLE_CONTACT: dict[str, Any] = {
@@ -17,6 +35,14 @@ SAMPLE_CONTACT: dict[str, Any] = {
 
 class _RepliesExhausted(Exception):
     """The flow waits for a reply the script does not have: the simulation stops there."""
+
+
+class SimulationTooLong(Exception):
+    """The simulation did not end within ``SIMULATION_SECONDS``."""
+
+
+# simulations of one API process at a time: the others wait their turn, off the event loop
+_SIMULATORS = anyio.CapacityLimiter(2)
 
 
 @dataclass
@@ -84,7 +110,7 @@ async def simulate(
     effects = RecordingEffects(list(replies), dict(http_responses or {}))
     state = RunState.begin(flow, {**SAMPLE_CONTACT, **(contact or {})}, variables)
     try:
-        await FlowEngine(flow, effects).run(state)
+        await FlowEngine(flow, effects, SIMULATION_LIMITS).run(state)
     except _RepliesExhausted:
         state.status = WAITING
     return SimulationResult(
@@ -95,3 +121,19 @@ async def simulate(
         sent=effects.sent,
         error=state.error,
     )
+
+
+async def simulate_bounded(
+    flow: FlowDefinition, replies: list[str | None], **given: Any
+) -> SimulationResult:
+    """``simulate`` on a worker thread, or ``SimulationTooLong``. A simulation that overruns
+    goes on in its thread until its step limit ends it; the caller does not wait for it."""
+
+    def run() -> SimulationResult:
+        return asyncio.run(simulate(flow, replies, **given))
+
+    try:
+        with anyio.fail_after(limits.SIMULATION_SECONDS):
+            return await anyio.to_thread.run_sync(run, abandon_on_cancel=True, limiter=_SIMULATORS)
+    except TimeoutError:
+        raise SimulationTooLong() from None

@@ -1,7 +1,11 @@
 """The graph rules a flow document must pass before it is saved, each failure naming the node id
 and the field at fault: unknown node ids, unreachable nodes, dead ends, loops without a
-``wait``/``ask``, undefined variables, invalid expressions, and destinations the egress policy
-refuses (the parts of a URL known before a run: the whole URL, or its scheme and host)."""
+``wait``/``ask``, undefined variables, invalid expressions (syntax, unknown functions and their
+arity, length and nesting), patterns RE2 does not run, the bounds on a flow's size
+(``zapflow.flows.limits``), and destinations the egress policy refuses (the parts of a URL known
+before a run: the whole URL, or its scheme and host). Stored flows are read with the model
+alone: a rule added later refuses a document when it is next saved or published, never a run on
+a stored version."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from zapflow.egress import FORBIDDEN_HEADERS, MAX_DEADLINE_SECONDS, EgressPolicy, EgressRefused
-from zapflow.flows import expressions, templates
+from zapflow.flows import expressions, limits, templates
 from zapflow.flows.graph import WAITING_TYPES, exits, loops, reachable
 from zapflow.flows.language import (
     Ask,
@@ -22,8 +26,12 @@ from zapflow.flows.language import (
     FlowDefinition,
     Goto,
     HttpRequest,
+    KeywordTrigger,
     Node,
+    RegexTrigger,
     SendMedia,
+    compile_keywords,
+    compile_pattern,
     seconds,
 )
 
@@ -100,6 +108,8 @@ def _schema_issues(document: dict[str, Any], exc: ValidationError) -> list[FlowI
 
 def check(flow: FlowDefinition, egress: EgressPolicy = NO_EXCEPTIONS) -> list[FlowIssue]:
     return [
+        *_size(flow),
+        *_triggers(flow),
         *_duplicates(flow),
         *_unknown_targets(flow),
         *_unreachable(flow),
@@ -108,6 +118,33 @@ def check(flow: FlowDefinition, egress: EgressPolicy = NO_EXCEPTIONS) -> list[Fl
         *_expressions_and_variables(flow),
         *_egress(flow, egress),
     ]
+
+
+def _size(flow: FlowDefinition) -> Iterator[FlowIssue]:
+    if len(flow.nodes) > limits.MAX_NODES:
+        yield FlowIssue(
+            node_id=None, field="nodes", code="too_large",
+            message=f"a flow has at most {limits.MAX_NODES} nodes",
+        )  # fmt: skip
+    try:
+        limits.check_value(flow.variables)
+    except limits.ValueTooLarge as exc:
+        yield FlowIssue(node_id=None, field="variables", code="too_large", message=str(exc))
+
+
+def _triggers(flow: FlowDefinition) -> Iterator[FlowIssue]:
+    for i, trigger in enumerate(flow.triggers):
+        try:
+            if isinstance(trigger, RegexTrigger):
+                compile_pattern(trigger.pattern)
+            elif isinstance(trigger, KeywordTrigger):
+                compile_keywords(trigger.keywords)
+        except ValueError as exc:
+            field = "pattern" if isinstance(trigger, RegexTrigger) else "keywords"
+            yield FlowIssue(
+                node_id=None, field=f"triggers.{i}.{field}", code="invalid_trigger",
+                message=str(exc),
+            )  # fmt: skip
 
 
 def _duplicates(flow: FlowDefinition) -> Iterator[FlowIssue]:
@@ -225,6 +262,12 @@ def _expressions_and_variables(flow: FlowDefinition) -> Iterator[FlowIssue]:
                 continue
             yield from _undefined(node.id, field, used, defined)
         for field, text in _template_texts(node):
+            if len(text) > limits.MAX_TEXT:
+                yield FlowIssue(
+                    node_id=node.id, field=field, code="too_large",
+                    message=f"a text has at most {limits.MAX_TEXT} characters",
+                )  # fmt: skip
+                continue
             yield from _undefined(node.id, field, templates.names(text), defined)
 
 

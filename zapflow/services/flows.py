@@ -1,14 +1,22 @@
 """Flows: drafts, immutable published versions, runs (the ``flow_runs`` mirror of each
-FlowWorkflow), trigger matching, and the CRM changes flow steps make."""
+FlowWorkflow), trigger matching, and the CRM changes flow steps make.
+
+Trigger matching runs on every customer message in the worker's event loop, with the tenant's
+patterns: they are RE2 programs (``language.compile_pattern``/``compile_keywords``), whose time
+is linear in the text, on at most ``MAX_MATCHED_TEXT`` characters of each message, so one
+company's pattern costs microseconds to milliseconds per message whatever it is, never the
+other companies' turn on the loop.
+"""
 
 from __future__ import annotations
 
-import re
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import any_, func, literal, or_, select, update
@@ -19,7 +27,8 @@ from sqlmodel import col
 from zapflow.cache import Cache
 from zapflow.egress import EgressPolicy
 from zapflow.errors import Conflict, NotFound, Unprocessable
-from zapflow.flows.language import FlowDefinition
+from zapflow.flows import limits
+from zapflow.flows.language import FlowDefinition, compile_keywords, compile_pattern
 from zapflow.flows.validation import InvalidFlow, parse_flow
 from zapflow.models import (
     Contact,
@@ -45,6 +54,7 @@ from zapflow.services.events import Event, stage
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
 
+log = logging.getLogger(__name__)
 ACTIVE = (FlowRunStatus.RUNNING, FlowRunStatus.WAITING)
 FINISHED = {FlowRunStatus.COMPLETED, FlowRunStatus.FAILED, FlowRunStatus.CANCELLED}
 ORPHAN_AGE = timedelta(minutes=1)
@@ -394,12 +404,25 @@ def _matches(trigger: dict[str, Any], texts: Sequence[str], first_message: bool)
     if kind == "first_message":
         return first_message
     if kind == "keyword":
-        words = [re.escape(k.strip()) for k in trigger.get("keywords", []) if k.strip()]
-        pattern = re.compile(r"(?<!\w)(" + "|".join(words) + r")(?!\w)", re.IGNORECASE)
-        return bool(words) and any(pattern.search(t) for t in texts)
-    if kind == "regex":
-        return any(re.search(trigger["pattern"], t) for t in texts)
-    return False
+        matcher = _matcher("keyword", tuple(trigger.get("keywords", [])))
+    elif kind == "regex":
+        matcher = _matcher("regex", trigger["pattern"])
+    else:
+        return False
+    return matcher is not None and any(matcher.search(t[: limits.MAX_MATCHED_TEXT]) for t in texts)
+
+
+@lru_cache(maxsize=1024)
+def _matcher(kind: str, source: str | tuple[str, ...]) -> Any | None:
+    """A trigger's compiled pattern, once per process; None when it matches nothing (a version
+    published before patterns were RE2, whose pattern RE2 refuses, never matches)."""
+    try:
+        if isinstance(source, tuple):
+            return compile_keywords(list(source))
+        return compile_pattern(source)
+    except ValueError as exc:
+        log.warning("a published %s trigger is not run: %s", kind, exc)
+        return None
 
 
 async def _is_first_contact(session: AsyncSession, contact_id: uuid.UUID, fresh: int) -> bool:

@@ -32,6 +32,7 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from zapflow.activities.flows import FlowActivities
     from zapflow.flows.engine import (
+        RUN_LIMITS,
         FlowEngine,
         Outgoing,
         RunCancelled,
@@ -58,6 +59,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 FLOW_ENDED_SIGNAL = "flow_ended"
+# runs started since the engine's bounds take them; older histories replay unbounded, as written
+BOUNDED_PATCH = "flow-engine-bounds"
 HTTP_GRACE = timedelta(seconds=5)  # on top of the node's own timeout
 
 
@@ -189,7 +192,8 @@ class FlowWorkflow:
         )
         flow = FlowDefinition.model_validate(context.definition)
         state = RunState.begin(flow, context.contact, context.variables)
-        await FlowEngine(flow, _TemporalEffects(self, input)).run(state)
+        bounds = RUN_LIMITS if workflow.patched(BOUNDED_PATCH) else None
+        await FlowEngine(flow, _TemporalEffects(self, input), bounds).run(state)
         await self._tell_parent(input)
         return state.status
 

@@ -1,20 +1,23 @@
 """Flows: drafts (JSON or YAML, validated node by node), publishing immutable versions, the
 language's JSON Schema, Mermaid diagrams, simulation, and runs (start, list, read with their
-transcript, cancel)."""
+transcript, cancel).
+
+A flow document is read by the ``FlowDocument`` dependency, after the caller is authenticated:
+its size is checked before it is read whole (413), and it is parsed on a worker thread, YAML
+without anchors or aliases and nesting within bounds (400), so no unauthenticated request, and no
+document, costs the event loop more than reading its bytes.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine
 from datetime import datetime
 from typing import Annotated, Any
 
-import orjson
-from fastapi import APIRouter, Body, Request, Response
-from fastapi.routing import APIRoute
-from pydantic import BaseModel, ConfigDict, Field
+import anyio.to_thread
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.types import Message
 from temporalio.service import RPCError
 
 from zapflow.api.deps import (
@@ -31,11 +34,17 @@ from zapflow.api.paging import Cursor, CursorPage, Limit
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import transaction
-from zapflow.errors import ServiceUnavailable, Unprocessable
+from zapflow.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, ZapflowError
+from zapflow.flows import limits
 from zapflow.flows.graph import mermaid
-from zapflow.flows.language import FlowDefinition, load_document
+from zapflow.flows.language import (
+    DocumentRefused,
+    FlowDefinition,
+    load_document,
+    load_json_document,
+)
 from zapflow.flows.schedules import SCHEDULED, sync_schedules
-from zapflow.flows.simulate import simulate
+from zapflow.flows.simulate import SimulationTooLong, simulate_bounded
 from zapflow.flows.starter import start_in_conversation
 from zapflow.models import Flow, FlowRunStatus, FlowStatus
 from zapflow.services import flows as service
@@ -43,37 +52,7 @@ from zapflow.temporal import TemporalConnection
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.inputs import ConversationRef, FlowStart
 
-
-class YamlBodyRoute(APIRoute):
-    """Accepts a YAML request body as well as JSON: the YAML is turned into the JSON body the
-    route declares, so both are validated alike (flow documents are often written in YAML)."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def yaml_aware(request: Request) -> Response:
-            if any(kind in request.headers.get("content-type", "") for kind in YAML_TYPES):
-                request = await _as_json(request)
-            return await handler(request)
-
-        return yaml_aware
-
-
-async def _as_json(request: Request) -> Request:
-    try:
-        body = orjson.dumps(load_document((await request.body()).decode()))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Unprocessable(f"body: {exc}") from None
-    headers = [(k, v) for k, v in request.scope["headers"] if k != b"content-type"]
-    scope = {**request.scope, "headers": [*headers, (b"content-type", b"application/json")]}
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return Request(scope, receive)
-
-
-router = APIRouter(prefix="/flows", tags=["flows"], route_class=YamlBodyRoute)
+router = APIRouter(prefix="/flows", tags=["flows"])
 runs_router = APIRouter(prefix="/flow-runs", tags=["flows"])
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not a flow of yours"}}
@@ -83,7 +62,15 @@ INVALID: dict[int | str, dict[str, Any]] = {
 }
 YAML_TYPES = ("yaml", "yml")
 DOCUMENT_BODY: dict[str, Any] = {
-    "requestBody": {"content": {"application/yaml": {"schema": {"type": "string"}}}}
+    "requestBody": {
+        "required": True,
+        "description": "A flow document (see /flows/schema), at most "
+        f"{limits.MAX_DOCUMENT_BYTES // 1024} KiB; YAML without anchors or aliases",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
 }
 
 
@@ -127,6 +114,15 @@ class FlowRunDetail(FlowRunPublic):
     transcript: list[dict[str, Any]] = Field(description="Step by step: sends, replies, branches")
 
 
+def _within_bounds(value: Any) -> Any:
+    limits.check_value(value)  # its ValueTooLarge, a ValueError: a 422 naming the field
+    return value
+
+
+# a run's or simulation's given values are bounded as the values a flow makes are
+Bounded = AfterValidator(_within_bounds)
+
+
 class RunCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -134,7 +130,9 @@ class RunCreate(BaseModel):
     conversation_id: uuid.UUID | None = Field(
         None, description="One of the contact's conversations; their latest if omitted"
     )
-    variables: dict[str, Any] = Field(default_factory=dict, description="Starting values")
+    variables: Annotated[dict[str, Any], Bounded] = Field(
+        default_factory=dict, description="Starting values"
+    )
 
 
 class SimulateRequest(BaseModel):
@@ -143,13 +141,15 @@ class SimulateRequest(BaseModel):
         json_schema_extra={"examples": [{"replies": ["Maria", "lots", "12000"]}]},
     )
 
-    replies: list[str | None] = Field(
+    replies: Annotated[list[str | None], Bounded] = Field(
         default_factory=list, description="The customer's replies in order; null plays a timeout"
     )
     version: int | None = Field(None, description="A published version; the draft if omitted")
-    contact: dict[str, Any] = Field(default_factory=dict, description="Contact fields to use")
-    variables: dict[str, Any] = Field(default_factory=dict)
-    http_responses: dict[str, dict[str, Any]] = Field(
+    contact: Annotated[dict[str, Any], Bounded] = Field(
+        default_factory=dict, description="Contact fields to use"
+    )
+    variables: Annotated[dict[str, Any], Bounded] = Field(default_factory=dict)
+    http_responses: Annotated[dict[str, dict[str, Any]], Bounded] = Field(
         default_factory=dict, description="node id → {status, json, text} for http_request nodes"
     )
 
@@ -163,10 +163,34 @@ class SimulationPublic(BaseModel):
     error: str | None
 
 
-Document = Annotated[
-    dict[str, Any],
-    Body(description="A flow document (JSON, or YAML with a yaml content type): see /flows/schema"),
-]
+async def _read_document(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
+    """The body's flow document (JSON, or YAML with a yaml content type). Depends on the
+    principal so that nothing is read before the key is checked."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limits.MAX_DOCUMENT_BYTES:
+        raise _too_large()
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limits.MAX_DOCUMENT_BYTES:
+            raise _too_large()
+    is_yaml = any(kind in request.headers.get("content-type", "") for kind in YAML_TYPES)
+    try:
+        if is_yaml:
+            text = bytes(body).decode()
+            return await anyio.to_thread.run_sync(load_document, text)
+        return await anyio.to_thread.run_sync(load_json_document, bytes(body))
+    except DocumentRefused as exc:
+        raise ZapflowError(f"body: {exc}", code="document_refused") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unprocessable(f"body: {exc}") from None
+
+
+def _too_large() -> PayloadTooLarge:
+    return PayloadTooLarge(f"body: a flow document is at most {limits.MAX_DOCUMENT_BYTES} bytes")
+
+
+FlowDocument = Annotated[dict[str, Any], Depends(_read_document)]
 
 
 def _public(row: Any) -> FlowPublic:
@@ -190,7 +214,7 @@ async def flow_schema() -> dict[str, Any]:
     openapi_extra=DOCUMENT_BODY,
 )
 async def create_flow(
-    document: Document, principal: CurrentPrincipal, session: SessionDep, egress: EgressDep
+    principal: CurrentPrincipal, document: FlowDocument, session: SessionDep, egress: EgressDep
 ) -> FlowPublic:
     return _public(await service.create_flow(session, principal.company_id, document, egress))
 
@@ -219,8 +243,8 @@ async def get_flow(
 )
 async def replace_draft(
     flow_id: uuid.UUID,
-    document: Document,
     principal: CurrentPrincipal,
+    document: FlowDocument,
     session: SessionDep,
     egress: EgressDep,
 ) -> FlowPublic:
@@ -329,13 +353,19 @@ async def simulate_flow(
 ) -> SimulationPublic:
     flow = await service.get_flow(session, principal.company_id, flow_id)
     definition = await service.definition_of(session, flow, body.version)
-    result = await simulate(
-        definition,
-        body.replies,
-        contact=body.contact,
-        variables=body.variables,
-        http_responses=body.http_responses,
-    )
+    try:
+        result = await simulate_bounded(
+            definition,
+            body.replies,
+            contact=body.contact,
+            variables=body.variables,
+            http_responses=body.http_responses,
+        )
+    except SimulationTooLong:
+        raise Unprocessable(
+            f"the simulation did not end within {limits.SIMULATION_SECONDS:g} s",
+            code="simulation_too_long",
+        ) from None
     return SimulationPublic.model_validate(result, from_attributes=True)
 
 
