@@ -11,7 +11,14 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from zapflow.api.deps import CurrentPrincipal, EventPublisher, PublisherDep, SessionDep
-from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.api.paging import (
+    Cursor,
+    CursorPage,
+    Limit,
+    fields_param,
+    respond,
+    respond_cursor_page,
+)
 from zapflow.errors import Unprocessable
 from zapflow.models import ConversationStatus
 from zapflow.schemas import ConversationPublic
@@ -97,8 +104,7 @@ async def list_conversations(
     rows, next_cursor = await agent_inbox.page_conversations(
         session, principal.company_id, filters, limit, cursor
     )
-    page = CursorPage[ConversationPublic].of((row.public() for row in rows), next_cursor)
-    return respond(page, fields)
+    return respond_cursor_page(rows, next_cursor, fields)
 
 
 @router.get(
