@@ -61,8 +61,11 @@ def dev(
 @app.command()
 def api(
     workers: Annotated[
-        int, typer.Option(min=1, help="API processes sharing the port (uvicorn workers)")
-    ] = 1,
+        int | None,
+        typer.Option(
+            min=1, help="API processes sharing the port [default: ZAPFLOW_API_WORKERS, 1]"
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API (uvicorn) against the configured services."""
     import uvicorn
@@ -72,6 +75,7 @@ def api(
 
     settings = settings_or_exit()
     configure_logging(settings)
+    workers = workers or settings.api_workers
     if workers > 1:
         prepare_multiprocess_metrics()
     uvicorn.run(

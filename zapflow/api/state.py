@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from zapflow.api.stream_hub import StreamHub
 from zapflow.cache import Cache
 from zapflow.config import Settings
-from zapflow.db import SessionFactory, create_driver_pool, create_engine, session_factory
+from zapflow.db import (
+    DriverReads,
+    SessionFactory,
+    create_driver_pool,
+    create_engine,
+    session_factory,
+)
 from zapflow.embeddings import Embedder, create_embedder
 from zapflow.redis import create_redis
 from zapflow.services.auth import Authenticator
@@ -25,6 +31,7 @@ class AppState:
     engine: AsyncEngine
     sessions: SessionFactory
     driver_pool: asyncpg.Pool  # asyncpg without the ORM: the webhook's insert
+    reads: DriverReads  # the hottest list reads, on driver_pool
     redis: Redis
     cache: Cache
     temporal: TemporalConnection
@@ -38,12 +45,14 @@ class AppState:
         # the API answers a request on a lost connection with 503; it saves 2 round trips
         engine = create_engine(settings, pre_ping=False)
         redis = create_redis(settings)
+        driver_pool = create_driver_pool(settings)
         cache = Cache(redis)
         return cls(
             settings=settings,
             engine=engine,
             sessions=session_factory(engine),
-            driver_pool=create_driver_pool(settings),
+            driver_pool=driver_pool,
+            reads=DriverReads(driver_pool, engine.dialect),
             redis=redis,
             cache=cache,
             temporal=TemporalConnection(settings),

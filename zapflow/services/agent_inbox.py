@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from zapflow.db import DriverReads
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Contact, Conversation, ConversationStatus, User, WhatsAppInstance
 from zapflow.schemas import ContactRef, ConversationPublic, ConversationSummary
@@ -143,16 +144,16 @@ def _public(row: AnyRow) -> dict[str, Any]:
 
 
 async def page_conversations(
-    session: AsyncSession,
+    reads: DriverReads,
     company_id: uuid.UUID,
     filters: InboxFilter,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Most recent message first, as ``ConversationPublic`` dicts (the list is the API's
-    busiest read: columns, not ORM objects). The cursor is the last row's (last_message_at,
-    id), so it stays valid under inserts and, holding no filter, cannot widen another query's
-    scope."""
+    busiest read: columns through ``DriverReads``, not ORM objects). The cursor is the last
+    row's (last_message_at, id), so it stays valid under inserts and, holding no filter, cannot
+    widen another query's scope."""
     query = keyset(
         _joined(company_id, *_PUBLIC_COLUMNS).where(*filters.conditions()),
         [col(Conversation.last_message_at), col(Conversation.id)],
@@ -160,7 +161,7 @@ async def page_conversations(
         limit,
         cursor,
     )
-    rows = [_public(row) for row in (await session.execute(query)).all()]
+    rows = [_public(row) for row in await reads.fetch(query)]
     return cut_page(rows, limit, lambda row: (row["last_message_at"], row["id"]))
 
 

@@ -10,7 +10,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from zapflow.api.deps import CurrentPrincipal, EventPublisher, PublisherDep, SessionDep
+from zapflow.api.deps import (
+    CurrentPrincipal,
+    EventPublisher,
+    PublisherDep,
+    SessionDep,
+    StateDep,
+)
 from zapflow.api.paging import (
     Cursor,
     CursorPage,
@@ -95,14 +101,14 @@ def _me(principal: Principal, assigned_user_id: uuid.UUID | None) -> uuid.UUID:
 )
 async def list_conversations(
     principal: CurrentPrincipal,
-    session: SessionDep,
+    state: StateDep,
     filters: Annotated[agent_inbox.InboxFilter, Depends(inbox_filter)],
     fields: ConversationFields,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
     rows, next_cursor = await agent_inbox.page_conversations(
-        session, principal.company_id, filters, limit, cursor
+        state.reads, principal.company_id, filters, limit, cursor
     )
     return respond_cursor_page(rows, next_cursor, fields)
 
