@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import orjson
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import LRUCache
 
 from zapflow.config import Settings
@@ -123,15 +124,18 @@ class DriverReads:
         self._compiled: LRUCache[Any, Any] = LRUCache(500)
 
     def _sql(self, statement: Executable) -> tuple[str, list[Any]]:
-        compiled, extracted, _, _ = statement._compile_w_cache(  # type: ignore[attr-defined]
+        # what Connection.execute does before it hands a statement to the driver
+        cached, extracted, _, _ = statement._compile_w_cache(
             self._dialect, compiled_cache=self._compiled, column_keys=[]
         )
+        compiled = cast(SQLCompiler, cached)
         params = compiled.construct_params(extracted_parameters=extracted, escape_names=False)
         processors = compiled._bind_processors
-        return compiled.string, [
-            processors[name](params[name]) if name in processors else params[name]
-            for name in compiled.positiontup
-        ]
+        args = []
+        for name in compiled.positiontup or ():
+            process = processors.get(name)
+            args.append(process(params[name]) if callable(process) else params[name])
+        return compiled.string, args
 
     async def fetch(self, statement: Executable) -> list[asyncpg.Record]:
         sql, args = self._sql(statement)

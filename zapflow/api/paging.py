@@ -4,7 +4,7 @@ No ``from __future__ import annotations`` here: FastAPI must see the real annota
 field dependency, whose Query description is built at run time.
 """
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Generic, Self, TypeVar
 from uuid import UUID
@@ -48,7 +48,9 @@ class OffsetPage(BaseModel, Generic[T]):
     )
 
 
-def fields_param(model: type[BaseModel]) -> Callable[[str | None], frozenset[str] | None]:
+def fields_param(
+    model: type[BaseModel],
+) -> Callable[[str | None], Awaitable[frozenset[str] | None]]:
     """A query dependency: the requested fields, checked against ``model``'s (422 otherwise)."""
     allowed = frozenset(model.model_fields)
     description = f"Comma-separated fields to return, among: {', '.join(sorted(allowed))}"
