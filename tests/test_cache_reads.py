@@ -178,7 +178,9 @@ async def test_two_api_processes_share_invalidations_and_metrics(
     served = [
         float(line.rsplit(" ", 1)[1])
         for line in exposition.splitlines()
-        if line.startswith("starlette_requests_total{") and template in line
+        if line.startswith("starlette_requests_total{")
+        and template in line
+        and 'method="GET"' in line
     ]
     assert served == [60]  # 30 + 30 reads, whichever process counted them
 
