@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.app import Tenant, in_process_api, recorded_statements
+from tests.fixtures.app import SCRAPER, Tenant, in_process_api, recorded_statements
 from tests.fixtures.system import api_subprocess
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -172,7 +172,7 @@ async def test_two_api_processes_share_invalidations_and_metrics(
             )
             assert patched.status_code == 200
             assert await _read_on_new_connections(url, path, tenant.api_key, 30) == {"After"}
-            exposition = (await client.get("/metrics")).text
+            exposition = (await client.get("/metrics", headers=SCRAPER)).text
     await redis.aclose()
     template = 'path_template="/api/v1/contacts/{contact_id}"'
     served = [
