@@ -543,6 +543,6 @@ async def test_the_list_costs_the_same_queries_for_any_page_size(
                 statements.clear()
                 page = await _list(client, limit=limit, tag="vip")
                 assert len(page["data"]) == limit
-                counts[limit] = len(statements)
-    assert counts[5] == counts[50]
-    assert counts[5] <= 2, statements
+                # the app's background tasks (the backlog gauges) may query meanwhile
+                counts[limit] = len([s for s in statements if "FROM conversations" in s])
+    assert counts[5] == counts[50] == 1, statements
