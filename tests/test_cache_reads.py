@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fixtures.app import Tenant, in_process_api, recorded_statements
+from tests.fixtures.app import SCRAPER, Tenant, in_process_api, recorded_statements
+from tests.fixtures.system import api_subprocess
 from tests.fixtures.traffic import (
     cloud_delivery,
     cloud_text,
@@ -23,9 +24,11 @@ from tests.fixtures.traffic import (
     eventually,
     post_cloud,
 )
+from zapflow.cache import INVALIDATION_CHANNEL
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Deal, Stage
+from zapflow.redis import create_redis
 from zapflow.services.auth import create_company
 
 CONTACTS = "/api/v1/contacts"
@@ -127,6 +130,59 @@ async def test_a_name_learned_from_an_inbound_message_is_read_back(tenant: Tenan
 
 
 # --- contact: served from the cache, tenancy kept -------------------------------------------------
+
+
+async def _read_on_new_connections(url: str, path: str, key: str, times: int) -> set[str]:
+    """The names read, each on a connection of its own: the kernel hands new connections to
+    whichever API process accepts first, so both processes answer some."""
+    names = set()
+    for _ in range(times):
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            response = await client.get(path, headers={"Authorization": f"Bearer {key}"})
+            assert response.status_code == 200, response.text
+            names.add(response.json()["name"])
+    return names
+
+
+async def test_two_api_processes_share_invalidations_and_metrics(
+    settings: Settings, tenant: Tenant
+) -> None:
+    """`zapflow api --workers 2`: a write through one process is read back fresh from both
+    (each L1 copy dropped through Redis pub/sub), and /metrics adds up both processes."""
+    contact = (
+        await tenant.client.post(
+            "/api/v1/contacts", json={"phone_number": "+5511900001234", "name": "Before"}
+        )
+    ).json()
+    path = f"/api/v1/contacts/{contact['id']}"
+    redis = create_redis(settings)
+
+    async def listening() -> int:
+        [(_, count)] = await redis.pubsub_numsub(INVALIDATION_CHANNEL)
+        return int(count)
+
+    before = await listening()
+    with api_subprocess(settings, "--workers", "2") as (url, _):
+        # both processes are up: each listens for invalidations
+        await eventually(listening, lambda n: n == before + 2, within=60)
+        assert await _read_on_new_connections(url, path, tenant.api_key, 30) == {"Before"}
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            patched = await client.patch(
+                path, json={"name": "After"}, headers={"Authorization": f"Bearer {tenant.api_key}"}
+            )
+            assert patched.status_code == 200
+            assert await _read_on_new_connections(url, path, tenant.api_key, 30) == {"After"}
+            exposition = (await client.get("/metrics", headers=SCRAPER)).text
+    await redis.aclose()
+    template = 'path_template="/api/v1/contacts/{contact_id}"'
+    served = [
+        float(line.rsplit(" ", 1)[1])
+        for line in exposition.splitlines()
+        if line.startswith("starlette_requests_total{")
+        and template in line
+        and 'method="GET"' in line
+    ]
+    assert served == [60]  # 30 + 30 reads, whichever process counted them
 
 
 @dataclass

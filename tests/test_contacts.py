@@ -17,9 +17,10 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from tests.fixtures.app import Tenant
+from zapflow.api.routes.contacts import ContactPublic
 from zapflow.db import SessionFactory, transaction
 from zapflow.services.auth import create_company
-from zapflow.services.contacts import EXPORT_BATCH, MAX_IMPORT_BYTES
+from zapflow.services.contacts import COUNT_AT_MOST, EXPORT_BATCH, MAX_IMPORT_BYTES
 
 API = "/api/v1/contacts"
 COMPARED = ("phone_number", "name", "email", "tags", "custom_fields")
@@ -208,6 +209,18 @@ async def people(tenant: Tenant) -> list[dict[str, Any]]:
     ]
 
 
+async def test_list_and_detail_rows_are_what_the_public_model_writes(
+    tenant: Tenant, people: list[dict[str, Any]]
+) -> None:
+    """Both are written without building ContactPublic (columns; the cached JSON)."""
+    await tenant.client.patch(f"{API}/{people[0]['id']}", json={"custom_fields": {"plan": "pro"}})
+    rows = (await _list(tenant.client))["data"]
+    one = (await tenant.client.get(f"{API}/{people[0]['id']}")).json()
+    assert len(rows) == 5 and one["custom_fields"] == {"plan": "pro"}
+    for row in [*rows, one]:
+        assert ContactPublic.model_validate(row).model_dump(mode="json") == row
+
+
 async def test_search_by_name_fragment_phone_digits_and_email_prefix(
     tenant: Tenant, people: list[dict[str, Any]]
 ) -> None:
@@ -244,7 +257,14 @@ async def test_filter_by_tags_and_creation_time(
 
 async def test_pagination_edges(tenant: Tenant) -> None:
     empty = await _list(tenant.client)
-    assert empty == {"data": [], "total": 0, "page": 1, "pages": 0, "limit": 50}
+    assert empty == {
+        "data": [],
+        "total": 0,
+        "page": 1,
+        "pages": 0,
+        "limit": 50,
+        "total_exact": True,
+    }
     made = [await _create(tenant.client, phone_number=_phone(i), name=f"p{i}") for i in range(6)]
     newest_first = [c["id"] for c in made[::-1]]
 
@@ -264,6 +284,21 @@ async def test_pagination_edges(tenant: Tenant) -> None:
         ({"page": "x"}, "page"),
     ]:
         assert field in _error(await tenant.client.get(API, params=params))["message"]
+
+
+async def test_past_the_counted_contacts_the_total_is_a_lower_bound(tenant: Tenant) -> None:
+    """Counting stops after COUNT_AT_MOST matches; the pages past it are still served."""
+    more = COUNT_AT_MOST + 2
+    status, _ = await _import(
+        tenant.client, "phone_number,name\n" + "\n".join(f"{_phone(i)},n{i}" for i in range(more))
+    )
+    assert status == 200
+    first = await _list(tenant.client, limit=50)
+    assert (first["total"], first["total_exact"], first["pages"]) == (COUNT_AT_MOST, False, 20)
+    past = await _list(tenant.client, limit=50, page=COUNT_AT_MOST // 50 + 1)
+    assert len(past["data"]) == 2
+    searched = await _list(tenant.client, q="n100")  # n100, n1000, n1001
+    assert (searched["total"], searched["total_exact"]) == (3, True)
 
 
 async def test_sparse_fieldsets_on_list_and_detail(

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import os
 import socket
 import subprocess
 import sys
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +36,34 @@ async def test_readiness_names_the_failing_component(settings: Settings) -> None
     assert ready.status_code == 503
     assert ready.json()["failing"] == ["redis"]
     assert ready.json()["components"]["postgres"] == "ok"
+
+
+def test_no_dependency_runs_in_a_thread(settings: Settings) -> None:
+    """FastAPI runs a plain ``def`` dependency in its thread pool: a thread hop on every request
+    for what is a few attribute reads. Every dependency of every route is ``async def``."""
+
+    def sync_calls(dependant: Any) -> list[str]:
+        found = []
+        for sub in dependant.dependencies:
+            call = sub.call
+            if call is not None and not (
+                inspect.iscoroutinefunction(call)
+                or inspect.isasyncgenfunction(call)
+                or inspect.iscoroutinefunction(type(call).__call__)  # HTTPBearer()
+            ):
+                found.append(getattr(call, "__qualname__", repr(call)))
+            found += sync_calls(sub)
+        return found
+
+    app = create_app(settings)
+    contexts = [
+        context
+        for route in app.routes
+        if hasattr(route, "effective_route_contexts")
+        for context in route.effective_route_contexts()
+    ]
+    assert len(contexts) > 50
+    assert {name for c in contexts for name in sync_calls(c.dependant)} == set()
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -59,19 +59,34 @@ def dev(
 
 
 @app.command()
-def api() -> None:
+def api(
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="API processes sharing the port [default: ZAPFLOW_API_WORKERS, 1]"
+        ),
+    ] = None,
+) -> None:
     """Serve the HTTP API (uvicorn) against the configured services."""
     import uvicorn
 
+    from zapflow.api.metrics import prepare_multiprocess_metrics
     from zapflow.logs import configure_logging
 
     settings = settings_or_exit()
     configure_logging(settings)
+    workers = workers or settings.api_workers
+    if workers > 1:
+        prepare_multiprocess_metrics()
     uvicorn.run(
-        "zapflow.api.app:create_app",
+        "zapflow.api.app:create_served_app",
         factory=True,
         host=settings.api_host,
         port=settings.api_port,
+        workers=workers,
+        # a worker imports the whole app before it answers the supervisor's ping: on a busy
+        # 2-core machine that took over uvicorn's default 5 s, and it was killed and restarted
+        timeout_worker_healthcheck=60,
         loop="uvloop",
         http="httptools",
         log_config=None,

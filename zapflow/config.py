@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     # processes
     api_host: str = "127.0.0.1"
     api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1, le=64)  # `zapflow api` processes sharing the port
     slow_request_ms: int = Field(500, ge=1)  # requests slower than this are logged as warnings
     event_loop_lag_warning_ms: int = Field(100, ge=1)
     memory_warning_mb: int = Field(500, ge=1)  # the seed's threshold

@@ -41,6 +41,7 @@ from zapflow.api.routes import (
 )
 from zapflow.api.state import AppState
 from zapflow.config import Settings, get_settings
+from zapflow.logs import configure_logging
 
 API_PREFIX = "/api/v1"
 
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState.build(settings)
+        await state.open()
         app.state.zapflow = state
         background = [
             asyncio.create_task(refresh_backlog_gauges(state.sessions)),
@@ -91,3 +93,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(router, prefix=API_PREFIX)
     web.mount(app)
     return app
+
+
+def create_served_app() -> FastAPI:
+    """The app as ``zapflow api`` serves it. Its uvicorn workers are spawned processes that
+    inherit no logging set-up, so each configures its own here."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -20,7 +20,7 @@ from zapflow.services.events import Event, publish_outbox, stage
 from zapflow.temporal import TemporalConnection
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.zapflow
     return state
 
@@ -48,19 +48,19 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
             await callback()
 
 
-def get_settings_dep(state: StateDep) -> Settings:
+async def get_settings_dep(state: StateDep) -> Settings:
     return state.settings
 
 
-def get_egress(state: StateDep) -> EgressPolicy:
+async def get_egress(state: StateDep) -> EgressPolicy:
     return egress_policy(state.settings.egress_allowed)
 
 
-def get_redis(state: StateDep) -> Redis:
+async def get_redis(state: StateDep) -> Redis:
     return state.redis
 
 
-def get_temporal(state: StateDep) -> TemporalConnection:
+async def get_temporal(state: StateDep) -> TemporalConnection:
     return state.temporal
 
 
@@ -116,7 +116,7 @@ class EventPublisher:
         self._background.add_task(publish_outbox, self._state.sessions, self._state.redis, ids)
 
 
-def get_publisher(
+async def get_publisher(
     session: SessionDep, state: StateDep, background: BackgroundTasks
 ) -> EventPublisher:
     return EventPublisher(session, state, background)

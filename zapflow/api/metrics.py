@@ -12,6 +12,10 @@ process's health are an operator's business.
 
 Also the inbox backlog gauges, refreshed in the background while the API runs, and the
 event-loop lag and memory checks the seed asks for.
+
+With several API processes (``zapflow api --workers N``) the collectors live in
+prometheus_client's multiprocess mode: each process writes its values to files in
+``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics``, whichever process answers, adds them all up.
 """
 
 from __future__ import annotations
@@ -19,16 +23,25 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
-from prometheus_client import Gauge
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Gauge,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from starlette_prometheus import metrics
 from starlette_prometheus.middleware import (
     EXCEPTIONS,
     REQUESTS,
@@ -44,7 +57,7 @@ log = logging.getLogger(__name__)
 
 
 def guarded_metrics(token: str | None) -> Callable[[Request], Awaitable[Response]]:
-    """starlette-prometheus's ``/metrics`` endpoint behind the operator's bearer token."""
+    """The ``/metrics`` exposition behind the operator's bearer token."""
     expected = f"Bearer {token}".encode()
 
     async def endpoint(request: Request) -> Response:
@@ -53,7 +66,7 @@ def guarded_metrics(token: str | None) -> Callable[[Request], Awaitable[Response
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             raise Unauthorized("/metrics needs the ZAPFLOW_METRICS_TOKEN bearer token")
-        return metrics(request)
+        return exposition()
 
     return endpoint
 
@@ -111,9 +124,38 @@ class RouteMetricsMiddleware:
                     )
 
 
-INBOX_PENDING = Gauge("zapflow_inbox_pending", "Inbox rows waiting for the relay")
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess_metrics() -> None:
+    """Before several API processes start: a fresh directory for their metric files (the
+    operator's, emptied, when ``PROMETHEUS_MULTIPROC_DIR`` names one), inherited by them."""
+    directory = os.environ.get(MULTIPROCESS_DIR)
+    if not directory:
+        os.environ[MULTIPROCESS_DIR] = tempfile.mkdtemp(prefix="zapflow-metrics-")
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    for stale in Path(directory).glob("*.db"):  # a previous run's processes
+        stale.unlink()
+
+
+def exposition() -> Response:
+    """The Prometheus exposition: this process's collectors, or every API process's."""
+    registry = REGISTRY
+    if os.environ.get(MULTIPROCESS_DIR):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+# the same value seen by every process: the latest one counts
+INBOX_PENDING = Gauge(
+    "zapflow_inbox_pending", "Inbox rows waiting for the relay", multiprocess_mode="mostrecent"
+)
 INBOX_OLDEST_AGE = Gauge(
-    "zapflow_inbox_oldest_pending_age_seconds", "Age of the oldest inbox row waiting for the relay"
+    "zapflow_inbox_oldest_pending_age_seconds",
+    "Age of the oldest inbox row waiting for the relay",
+    multiprocess_mode="mostrecent",
 )
 BACKLOG_REFRESH_SECONDS = 5.0
 
@@ -131,7 +173,11 @@ async def refresh_backlog_gauges(sessions: SessionFactory) -> None:
         await asyncio.sleep(BACKLOG_REFRESH_SECONDS)
 
 
-EVENT_LOOP_LAG = Gauge("zapflow_event_loop_lag_seconds", "How late the event loop runs a timer")
+EVENT_LOOP_LAG = Gauge(
+    "zapflow_event_loop_lag_seconds",
+    "How late the event loop runs a timer (the worst API process's)",
+    multiprocess_mode="max",
+)
 LAG_PROBE_SECONDS = 0.5
 MEMORY_CHECK_EVERY = 60  # probes: the RSS itself is exported by prometheus_client's collector
 

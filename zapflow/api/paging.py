@@ -4,12 +4,15 @@ No ``from __future__ import annotations`` here: FastAPI must see the real annota
 field dependency, whose Query description is built at run time.
 """
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from decimal import Decimal
 from typing import Annotated, Any, Generic, Self, TypeVar
+from uuid import UUID
 
+import orjson
 from fastapi import Query
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from zapflow.errors import Unprocessable
 
@@ -38,14 +41,21 @@ class OffsetPage(BaseModel, Generic[T]):
     page: int
     pages: int
     limit: int
+    total_exact: bool = Field(
+        True,
+        description="false: counting stopped early; `total` (and `pages`) are lower bounds: "
+        "at least that many match",
+    )
 
 
-def fields_param(model: type[BaseModel]) -> Callable[[str | None], frozenset[str] | None]:
+def fields_param(
+    model: type[BaseModel],
+) -> Callable[[str | None], Awaitable[frozenset[str] | None]]:
     """A query dependency: the requested fields, checked against ``model``'s (422 otherwise)."""
     allowed = frozenset(model.model_fields)
     description = f"Comma-separated fields to return, among: {', '.join(sorted(allowed))}"
 
-    def dependency(
+    async def dependency(
         fields: Annotated[str | None, Query(description=description)] = None,
     ) -> frozenset[str] | None:
         if not fields:
@@ -79,3 +89,33 @@ def respond(page: BaseModel, fields: frozenset[str] | None) -> Response:
         body["data"] = sparse(page.data, fields)
         return JSONResponse(body)
     return JSONResponse(page.model_dump(mode="json", include=set(fields)))
+
+
+def _json_default(value: object) -> str:
+    # asyncpg's UUID (orjson takes only uuid.UUID itself); decimals as pydantic writes them
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def json_response(body: object) -> Response:
+    """``body`` serialized once by orjson, in pydantic's JSON forms (UTC as ``Z``, decimals as
+    strings), for rows already in a public shape."""
+    raw = orjson.dumps(body, default=_json_default, option=orjson.OPT_UTC_Z)
+    return Response(raw, media_type="application/json")
+
+
+def only(rows: Iterable[Mapping[str, Any]], fields: frozenset[str] | None) -> list[Any]:
+    """The rows, or only their requested fields."""
+    if fields is None:
+        return list(rows)
+    return [{name: value for name, value in row.items() if name in fields} for row in rows]
+
+
+def respond_cursor_page(
+    rows: Iterable[Mapping[str, Any]], next_cursor: str | None, fields: frozenset[str] | None
+) -> Response:
+    """A ``CursorPage`` of rows that already have the item model's shape (dicts of column
+    values, as the services' lean list queries return them), with no per-row validation."""
+    body = {"data": only(rows, fields), "next_cursor": next_cursor}
+    return json_response({**body, "has_more": next_cursor is not None})

@@ -26,7 +26,11 @@ router = APIRouter(tags=["live events"])
 HEARTBEAT_SECONDS = 15
 WAIT_SECONDS = 5.0  # how often an idle stream checks for a gone client and its lifetime
 MAX_STREAM_SECONDS = 3_600
-SSE_OPEN = Gauge("zapflow_sse_connections_open", "Server-sent event streams open")
+SSE_OPEN = Gauge(
+    "zapflow_sse_connections_open",
+    "Server-sent event streams open (of every API process)",
+    multiprocess_mode="sum",
+)
 
 
 def _resume_id(last_event_id: str | None) -> str | None:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -20,7 +21,13 @@ from pydantic import BaseModel
 
 from zapflow.api.deps import StateDep
 from zapflow.api.state import AppState
-from zapflow.errors import Forbidden, PayloadTooLarge, Unauthorized, ZapflowError
+from zapflow.errors import (
+    Forbidden,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    Unauthorized,
+    ZapflowError,
+)
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
 from zapflow.services import inbox, instances
@@ -89,21 +96,36 @@ async def _find_instance(
         return await state.webhook_instances.find(session, provider, token)
 
 
+# what a lost or refused connection raises: the provider retries the delivery on a 503
+DATABASE_DOWN = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,  # shutting down, starting up
+    asyncpg.InterfaceError,
+)
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    code = "database_unavailable"
+
+
 async def _store(
     state: AppState, instance: WhatsAppInstance, events: Sequence[WebhookEvent]
 ) -> JSONResponse:
-    cid = correlation_id()
-    stored = duplicates = 0
-    async with state.sessions() as session, session.begin():
+    async with state.sessions() as session:  # connects only for another number's instance
         routed, unroutable = await instances.route_events(session, instance, events)
-        if unroutable:
-            numbers = ", ".join(sorted({str(e.instance) for e in unroutable}))
-            reason = f"no instance of this company has phone_number_id {numbers}"
-            await inbox.store_events(session, instance, unroutable, cid, rejected_because=reason)
-        for target, group in routed:
-            accepted = await inbox.store_events(session, target, group, cid)
-            stored, duplicates = stored + accepted.stored, duplicates + accepted.duplicates
-    return JSONResponse({"stored": stored, "duplicates": duplicates})
+    batches = [inbox.Batch(target, group) for target, group in routed]
+    if unroutable:
+        numbers = ", ".join(sorted({str(e.instance) for e in unroutable}))
+        reason = f"no instance of this company has phone_number_id {numbers}"
+        batches.append(inbox.Batch(instance, unroutable, reason))
+    try:
+        async with state.driver_pool.acquire() as connection:
+            accepted = await inbox.insert_delivery(connection, batches, correlation_id())
+    except DATABASE_DOWN as exc:
+        raise DatabaseUnavailable("the database is unavailable, retry later") from exc
+    return JSONResponse({"stored": accepted.stored, "duplicates": accepted.duplicates})
 
 
 async def _reject(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
+from zapflow.db import DriverReads
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Contact, Conversation, ConversationStatus, User, WhatsAppInstance
 from zapflow.schemas import ContactRef, ConversationPublic, ConversationSummary
@@ -98,41 +99,70 @@ class InboxRow:
         return self.conversation.last_message_at, self.conversation.id
 
 
-def _rows(company_id: uuid.UUID) -> Select[*tuple[Any, ...]]:
-    """The company's conversations, each with its contact's id, name and phone, and its
-    instance's name (typed loosely: ``keyset`` takes a ``Select[Any]``)."""
+def _joined(company_id: uuid.UUID, *columns: Any) -> Select[*tuple[Any, ...]]:
+    """``columns`` of the company's conversations joined with their contacts and instances
+    (typed loosely: ``keyset`` takes a ``Select[Any]``)."""
     return (
-        select(
-            Conversation,
-            col(Contact.id),
-            col(Contact.name),
-            col(Contact.phone_number),
-            col(WhatsAppInstance.name),
-        )
+        select(*columns)
         .join(Contact, col(Contact.id) == col(Conversation.contact_id))
         .join(WhatsAppInstance, col(WhatsAppInstance.id) == col(Conversation.instance_id))
         .where(col(Conversation.company_id) == company_id)
     )
 
 
+def _rows(company_id: uuid.UUID) -> Select[*tuple[Any, ...]]:
+    """The company's conversations, each with its contact's id, name and phone, and its
+    instance's name."""
+    return _joined(
+        company_id,
+        Conversation,
+        col(Contact.id),
+        col(Contact.name),
+        col(Contact.phone_number),
+        col(WhatsAppInstance.name),
+    )
+
+
+_OWN_PUBLIC_FIELDS = (*_SUMMARY_FIELDS, "created_at")
+_PUBLIC_COLUMNS = (
+    *(col(getattr(Conversation, name)) for name in _OWN_PUBLIC_FIELDS),
+    col(Contact.name),
+    col(Contact.phone_number),
+    col(WhatsAppInstance.name),
+)
+
+
+def _public(row: AnyRow) -> dict[str, Any]:
+    """A ``ConversationPublic`` as a dict of the column values (in its fields' order), without
+    a model per row."""
+    public = dict(zip(_SUMMARY_FIELDS, row, strict=False))
+    *_, created_at, name, phone_number, instance_name = row
+    public["instance_name"] = instance_name
+    public["contact"] = {"id": public["contact_id"], "name": name, "phone_number": phone_number}
+    public["created_at"] = created_at
+    return public
+
+
 async def page_conversations(
-    session: AsyncSession,
+    reads: DriverReads,
     company_id: uuid.UUID,
     filters: InboxFilter,
     limit: int,
     cursor: str | None,
-) -> tuple[list[InboxRow], str | None]:
-    """Most recent message first; the cursor is the last row's (last_message_at, id), so it
-    stays valid under inserts and, holding no filter, cannot widen another query's scope."""
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Most recent message first, as ``ConversationPublic`` dicts (the list is the API's
+    busiest read: columns through ``DriverReads``, not ORM objects). The cursor is the last
+    row's (last_message_at, id), so it stays valid under inserts and, holding no filter, cannot
+    widen another query's scope."""
     query = keyset(
-        _rows(company_id).where(*filters.conditions()),
+        _joined(company_id, *_PUBLIC_COLUMNS).where(*filters.conditions()),
         [col(Conversation.last_message_at), col(Conversation.id)],
         (datetime, uuid.UUID),
         limit,
         cursor,
     )
-    rows = [InboxRow.of(row) for row in (await session.execute(query)).all()]
-    return cut_page(rows, limit, InboxRow.cursor_key)
+    rows = [_public(row) for row in await reads.fetch(query)]
+    return cut_page(rows, limit, lambda row: (row["last_message_at"], row["id"]))
 
 
 async def get_inbox_row(

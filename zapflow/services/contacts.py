@@ -217,8 +217,9 @@ def search_condition(q: str) -> ColumnElement[bool]:
     return col(Contact.name).ilike(f"%{_like_escape(text)}%")
 
 
-def filtered(company_id: uuid.UUID, where: ContactFilter) -> Select[Any]:
-    query = select(Contact).where(col(Contact.company_id) == company_id)
+def filtered(company_id: uuid.UUID, where: ContactFilter, *columns: Any) -> Select[Any]:
+    """The company's contacts matching ``where``: ``columns`` of them, else the rows."""
+    query = select(*(columns or (Contact,))).where(col(Contact.company_id) == company_id)
     if where.q and where.q.strip():
         query = query.where(search_condition(where.q))
     if where.tags:
@@ -231,17 +232,36 @@ def filtered(company_id: uuid.UUID, where: ContactFilter) -> Select[Any]:
 NEWEST_FIRST = (col(Contact.created_at).desc(), col(Contact.id).desc())
 
 
+# Counting a big company's every contact for each page cost more than the page: the total is
+# exact up to this many matches, and past it says only "at least this many".
+COUNT_AT_MOST = 1_000
+
+
+@dataclass(frozen=True)
+class Total:
+    count: int
+    exact: bool  # False: at least ``count`` contacts match
+
+
 async def page_contacts(
-    session: AsyncSession, company_id: uuid.UUID, where: ContactFilter, page: int, limit: int
-) -> tuple[list[Contact], int]:
-    """One page, newest first, and the total of matching contacts (two queries at most)."""
-    query = filtered(company_id, where)
-    total = await count_rows(session, query)
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    where: ContactFilter,
+    page: int,
+    limit: int,
+    fields: Sequence[str],
+) -> tuple[list[dict[str, Any]], Total]:
+    """One page, newest first, as dicts of ``fields`` (columns, not ORM rows), and the total of
+    matching contacts (two queries at most)."""
+    counted = await count_rows(session, filtered(company_id, where), at_most=COUNT_AT_MOST)
+    total = Total(min(counted, COUNT_AT_MOST), exact=counted <= COUNT_AT_MOST)
     offset = (page - 1) * limit
-    if offset >= total:
+    if total.exact and offset >= total.count:
         return [], total
-    rows = await session.execute(query.order_by(*NEWEST_FIRST).offset(offset).limit(limit))
-    return list(rows.scalars()), total
+    columns = [col(getattr(Contact, name)) for name in fields]
+    query = filtered(company_id, where, *columns).order_by(*NEWEST_FIRST)
+    rows = await session.execute(query.offset(offset).limit(limit))
+    return [dict(zip(fields, row, strict=True)) for row in rows], total
 
 
 async def get_contact(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import asyncpg
 import orjson
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects.postgresql import insert
@@ -50,6 +51,10 @@ def event_type(event: WebhookEvent) -> InboxEventType:
     return InboxEventType.OTHER
 
 
+def _status(rejected_because: str | None) -> InboxEventStatus:
+    return InboxEventStatus.REJECTED if rejected_because else InboxEventStatus.PENDING
+
+
 async def store_events(
     session: AsyncSession,
     instance: WhatsAppInstance,
@@ -58,7 +63,8 @@ async def store_events(
     *,
     rejected_because: str | None = None,
 ) -> Accepted:
-    """INSERT ... ON CONFLICT DO NOTHING, then wake the relay (NOTIFY is sent at commit).
+    """INSERT ... ON CONFLICT DO NOTHING in the session's transaction, then wake the relay
+    (NOTIFY is sent at commit). The webhook itself takes ``insert_delivery``'s leaner path.
 
     With ``rejected_because`` the rows are kept for audit as ``rejected`` and never relayed.
     """
@@ -73,7 +79,7 @@ async def store_events(
             "dedupe_key": dedupe_key(event),
             "payload": event_to_dict(event),
             "correlation_id": correlation_id,
-            "status": InboxEventStatus.REJECTED if rejected_because else InboxEventStatus.PENDING,
+            "status": _status(rejected_because),
             "error": rejected_because,
         }
         for event in events
@@ -88,6 +94,65 @@ async def store_events(
     if stored and not rejected_because:
         await notify_relay(session)
     return Accepted(stored, len(rows) - stored)
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Events of one delivery filed under one instance (rejected, with the reason, if given)."""
+
+    instance: WhatsAppInstance
+    events: Sequence[WebhookEvent]
+    rejected_because: str | None = None
+
+
+# One statement, so one round trip and its own transaction: the rows and the NOTIFY (sent only
+# when a pending row was stored) commit together before the webhook answers.
+_INSERT_DELIVERY = f"""
+WITH stored AS (
+    INSERT INTO inbox_events (company_id, provider, correlation_id, instance_id, event_type,
+                              dedupe_key, payload, status, error)
+    SELECT $1::uuid, $2::text, $3::text, row.instance_id, row.event_type, row.dedupe_key,
+           row.payload::jsonb, row.status, row.error
+    FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[])
+         AS row(instance_id, event_type, dedupe_key, payload, status, error)
+    ON CONFLICT (instance_id, dedupe_key) DO NOTHING
+    RETURNING status
+), pending AS (SELECT count(*) AS n FROM stored WHERE status = 'pending')
+SELECT n, CASE WHEN n > 0 THEN pg_notify('{INBOX_CHANNEL}', '') END FROM pending
+"""
+
+
+async def insert_delivery(
+    connection: asyncpg.Connection, batches: Sequence[Batch], correlation_id: str
+) -> Accepted:
+    """Store a webhook delivery's events through asyncpg, without the ORM: the webhook's hot
+    path. Counts cover the relayed (not rejected) events."""
+    columns: tuple[list[object], ...] = ([], [], [], [], [], [])
+    relayed = 0
+    for batch in batches:
+        status = _status(batch.rejected_because)
+        relayed += 0 if batch.rejected_because else len(batch.events)
+        for event in batch.events:
+            for column, value in zip(
+                columns,
+                (
+                    batch.instance.id,
+                    event_type(event),
+                    dedupe_key(event),
+                    orjson.dumps(event_to_dict(event)).decode(),
+                    status,
+                    batch.rejected_because,
+                ),
+                strict=True,
+            ):
+                column.append(value)
+    if not columns[0]:
+        return Accepted(0, 0)
+    first = batches[0].instance
+    stored = await connection.fetchval(
+        _INSERT_DELIVERY, first.company_id, first.provider, correlation_id, *columns
+    )
+    return Accepted(stored, relayed - stored)
 
 
 async def store_outbound_request(

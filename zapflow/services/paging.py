@@ -68,6 +68,12 @@ def cut_page(
     return page, encode_cursor(*key(page[-1]))
 
 
-async def count_rows(session: AsyncSession, query: Select[Any]) -> int:
-    counted = select(func.count()).select_from(query.order_by(None).subquery())
+async def count_rows(
+    session: AsyncSession, query: Select[Any], *, at_most: int | None = None
+) -> int:
+    """How many rows ``query`` returns; with ``at_most``, counting stops after ``at_most + 1``."""
+    query = query.order_by(None)
+    if at_most is not None:
+        query = query.limit(at_most + 1)
+    counted = select(func.count()).select_from(query.subquery())
     return int((await session.execute(counted)).scalar_one())

@@ -10,8 +10,21 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-from zapflow.api.deps import CurrentPrincipal, EventPublisher, PublisherDep, SessionDep
-from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.api.deps import (
+    CurrentPrincipal,
+    EventPublisher,
+    PublisherDep,
+    SessionDep,
+    StateDep,
+)
+from zapflow.api.paging import (
+    Cursor,
+    CursorPage,
+    Limit,
+    fields_param,
+    respond,
+    respond_cursor_page,
+)
 from zapflow.errors import Unprocessable
 from zapflow.models import ConversationStatus
 from zapflow.schemas import ConversationPublic
@@ -88,17 +101,16 @@ def _me(principal: Principal, assigned_user_id: uuid.UUID | None) -> uuid.UUID:
 )
 async def list_conversations(
     principal: CurrentPrincipal,
-    session: SessionDep,
+    state: StateDep,
     filters: Annotated[agent_inbox.InboxFilter, Depends(inbox_filter)],
     fields: ConversationFields,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
     rows, next_cursor = await agent_inbox.page_conversations(
-        session, principal.company_id, filters, limit, cursor
+        state.reads, principal.company_id, filters, limit, cursor
     )
-    page = CursorPage[ConversationPublic].of((row.public() for row in rows), next_cursor)
-    return respond(page, fields)
+    return respond_cursor_page(rows, next_cursor, fields)
 
 
 @router.get(

@@ -30,7 +30,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-def get_embedder(state: StateDep) -> Embedder:
+async def get_embedder(state: StateDep) -> Embedder:
     return state.embedder
 
 
@@ -72,7 +72,7 @@ class SimilarConversations(BaseModel):
     model: str
 
 
-def search_filters(
+async def search_filters(
     contact_id: uuid.UUID | None = None,
     conversation_id: uuid.UUID | None = None,
     since: Annotated[
