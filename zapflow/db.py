@@ -25,7 +25,9 @@ def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncE
         settings.database_url,
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        pool_pre_ping=True,
+        # no pre-ping (one more round trip per checkout): connections are recycled, and one that
+        # died is invalidated by the error it raises; the caller's retry (an activity's, the
+        # relay's next pass) gets a fresh one
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "zapflow"}},
     )

@@ -11,11 +11,13 @@ from temporalio.api.operatorservice.v1 import (
     ListSearchAttributesRequest,
 )
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from zapflow.config import Settings
+from zapflow.whatsapp import jid as jids
+from zapflow.workflows.inputs import ConversationRef
 
 # name -> type as `temporal server start-dev --search-attribute` and the operator API spell it
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -33,6 +35,18 @@ INSTANCE_ID = SearchAttributeKey.for_keyword("InstanceId")
 CONTACT_PHONE = SearchAttributeKey.for_keyword("ContactPhone")
 FLOW_ID = SearchAttributeKey.for_keyword("FlowId")
 FLOW_VERSION = SearchAttributeKey.for_int("FlowVersion")
+
+
+def conversation_search_attributes(ref: ConversationRef) -> TypedSearchAttributes:
+    """What a ConversationWorkflow is found by in the Web UI and the visibility API."""
+    pairs = [
+        SearchAttributePair(COMPANY_ID, ref.company_id),
+        SearchAttributePair(INSTANCE_ID, ref.instance_id),
+    ]
+    phone = jids.phone_from_jid(ref.remote_jid)
+    if phone:
+        pairs.append(SearchAttributePair(CONTACT_PHONE, phone))
+    return TypedSearchAttributes(pairs)
 
 
 def runtime_with_metrics(port: int) -> Runtime:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from temporalio.client import Client
 
 from zapflow.config import Settings
-from zapflow.worker.relay import _search_attributes as conversation_search_attributes
+from zapflow.temporal import conversation_search_attributes
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.inputs import ConversationInput, ConversationRef, FlowStart
 

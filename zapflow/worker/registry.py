@@ -47,16 +47,17 @@ def registrations(
     embedder: Embedder,
 ) -> list[QueueRegistration]:
     ai_available = settings.ai_base_url is not None
-    conversations = ConversationActivities(sessions, redis, Cache(redis), metrics, ai_available)
+    # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
+    # must trigger at once
+    flow_cache = Cache(redis, l1_ttl=0)
+    conversations = ConversationActivities(
+        sessions, redis, Cache(redis), metrics, ai_available, flow_cache
+    )
     ai = AIActivities(sessions, redis, settings, embedder)
     messages = MessageActivities(sessions, redis, http, egress, settings)
     followups = FollowUpActivities(sessions, redis)
     embeddings = EmbeddingActivities()
-    # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
-    # must trigger at once
-    flows = FlowActivities(
-        sessions, redis, Cache(redis, l1_ttl=0), egress, ChatModel(settings), embedder
-    )
+    flows = FlowActivities(sessions, redis, flow_cache, egress, ChatModel(settings), embedder)
     # schedule and deal-stage triggers start runs through the conversations' workflows
     flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)
     return [
@@ -67,6 +68,7 @@ def registrations(
             workflows=[ConversationWorkflow, FlowWorkflow, FlowTriggerWorkflow],
             activities=[
                 conversations.persist_inbound,
+                conversations.record_persist_failure,
                 messages.send_message,
                 messages.record_send_failure,
                 followups.load_followups,

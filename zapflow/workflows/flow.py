@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         FlowMirrorInput,
         FlowRefuseInput,
         FlowRouteInput,
+        FlowRouteResult,
         FlowRunInput,
         FlowRunRef,
         FlowSendInput,
@@ -252,13 +253,18 @@ class FlowRouting:
             ref.company_id, persisted.conversation_id, texts, persisted.new_inbound,
             customer[0].key_id,
         )  # fmt: skip
-        result = await self._local(FlowActivities.route_inbound, route)
-        if result.active_workflow_id and result.active_run_id:
-            self.active = result.active_workflow_id
+        await self.follow(ref, await self._local(FlowActivities.route_inbound, route), texts)
+
+    async def follow(self, ref: ConversationRef, route: FlowRouteResult, texts: list[str]) -> None:
+        """Act on a routing decision (made by the persist activity in its transaction, or by
+        ``route_inbound`` in histories written before): hand ``texts`` to the active run, or
+        start the run a trigger matched."""
+        if route.active_workflow_id and route.active_run_id:
+            self.active = route.active_workflow_id
             if not await self._reply(texts):  # its start was lost: let it go
-                await self._local(FlowActivities.abandon_run, FlowRunRef(result.active_run_id))
-        elif result.start:
-            await self._start(ref, result.start)
+                await self._local(FlowActivities.abandon_run, FlowRunRef(route.active_run_id))
+        elif route.start:
+            await self._start(ref, route.start)
 
     @staticmethod
     async def _local(method: Any, argument: Any) -> Any:
