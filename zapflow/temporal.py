@@ -17,7 +17,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from zapflow.config import Settings
 from zapflow.whatsapp import jid as jids
-from zapflow.workflows.inputs import ConversationRef
+from zapflow.workflows.inputs import ConversationInput, ConversationRef
 
 # name -> type as `temporal server start-dev --search-attribute` and the operator API spell it
 SEARCH_ATTRIBUTES: dict[str, str] = {
@@ -35,6 +35,16 @@ INSTANCE_ID = SearchAttributeKey.for_keyword("InstanceId")
 CONTACT_PHONE = SearchAttributeKey.for_keyword("ContactPhone")
 FLOW_ID = SearchAttributeKey.for_keyword("FlowId")
 FLOW_VERSION = SearchAttributeKey.for_int("FlowVersion")
+
+
+def conversation_input(settings: Settings, ref: ConversationRef) -> ConversationInput:
+    """A new ConversationWorkflow's input: the task queues of the worker roles it calls."""
+    return ConversationInput(
+        ref=ref,
+        embeddings_task_queue=settings.embeddings_task_queue,
+        ai_task_queue=settings.ai_task_queue,
+        flows_task_queue=settings.flows_task_queue,
+    )
 
 
 def conversation_search_attributes(ref: ConversationRef) -> TypedSearchAttributes:

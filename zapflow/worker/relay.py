@@ -37,11 +37,11 @@ from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
 from zapflow.services.events import Event, publish_outbox, stage
 from zapflow.services.inbox import INBOX_CHANNEL
 from zapflow.services.messages import StatusOutcome, apply_status, message_status_event
-from zapflow.temporal import conversation_search_attributes
+from zapflow.temporal import conversation_input, conversation_search_attributes
 from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.inputs import ConversationInput, ConversationRef, InboundBatch, OutboundBatch
+from zapflow.workflows.inputs import ConversationRef, InboundBatch, OutboundBatch
 
 log = logging.getLogger(__name__)
 
@@ -280,7 +280,7 @@ class InboxRelay:
                     raise
         await self._temporal.start_workflow(
             ConversationWorkflow.run,
-            ConversationInput(ref=ref, embeddings_task_queue=self._settings.embeddings_task_queue),
+            conversation_input(self._settings, ref),
             id=ref.workflow_id,
             task_queue=self._settings.messages_task_queue,
             start_signal=signal.__name__,  # a signal's name is its method's

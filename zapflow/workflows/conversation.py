@@ -140,7 +140,8 @@ class ConversationWorkflow:
         self._timers.update((t.followup_id, t) for t in input.followups)
         self._reload_followups = self._reload_followups or input.reload_followups
         self._ai.due = input.ai_due
-        self._flows.restore(input.active_flow, input.flow_starts)
+        self._ai.task_queue = input.ai_task_queue
+        self._flows.restore(input)
         sender = asyncio.create_task(self._send_queued(input.ref.company_id))
         while True:
             try:
@@ -188,6 +189,8 @@ class ConversationWorkflow:
             reload_followups=self._reload_followups,
             ai_due=self._ai.due,
             embeddings_task_queue=input.embeddings_task_queue,
+            ai_task_queue=input.ai_task_queue,
+            flows_task_queue=input.flows_task_queue,
             active_flow=self._flows.active,
             flow_starts=self._flows.starts,
             inbox_ids=self._inbox_ids,

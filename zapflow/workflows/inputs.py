@@ -41,6 +41,10 @@ class ConversationInput:
     reload_followups: bool = False
     ai_due: float | None = None  # the AI agent's pending answer (epoch seconds)
     embeddings_task_queue: str = "embeddings"  # the worker's setting, set by the relay
+    # the model calls' and tenant HTTP requests' queues (worker roles ai, flows); None: this
+    # workflow's own queue, as runs started before the roles had
+    ai_task_queue: str | None = None
+    flows_task_queue: str | None = None
     active_flow: str | None = None  # the workflow id of the conversation's running flow
     flow_starts: list[FlowStart] = field(default_factory=list)  # requested, not handled yet
     inbox_ids: list[int] = field(default_factory=list)  # inbound inbox rows not persisted yet
@@ -169,6 +173,8 @@ class FlowRunInput:
     run_id: str
     company_id: str
     conversation_workflow_id: str  # the parent, told when the run ends
+    ai_task_queue: str | None = None  # ai_reply nodes (None: the run's own queue)
+    flows_task_queue: str | None = None  # http_request nodes
 
 
 @dataclass(frozen=True)
