@@ -17,14 +17,13 @@ from tests.fixtures.traffic import (
     create_cloud_instance,
     eventually,
     post_cloud,
+    start_with_texts,
 )
 from zapflow.config import Settings
 from zapflow.devstack import EmbeddedStack
 from zapflow.models import DeadLetter, InboxEvent, InboxEventStatus, Message
 from zapflow.temporal import connect
-from zapflow.whatsapp.types import InboundMessage
-from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.inputs import ConversationInput, ConversationRef, InboundBatch
+from zapflow.workflows.inputs import ConversationRef
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -80,19 +79,7 @@ async def test_conversation_continues_as_new_without_losing_signals(
     instance = await create_cloud_instance(tenant)
     ref = ConversationRef(tenant.id, instance["id"], "5511933332222@s.whatsapp.net")
     client = await connect(settings)
-    handle = await client.start_workflow(
-        ConversationWorkflow.run,
-        ConversationInput(ref, history_limit=10),
-        id=ref.workflow_id,
-        task_queue=settings.messages_task_queue,
-    )
-    now = int(time.time())
-    for i in range(30):
-        message = InboundMessage(
-            key_id=f"wamid.CAN{i}", remote_jid=ref.remote_jid, from_me=False, type="text",
-            provider="cloud", phone="+5511933332222", body=f"n{i}", timestamp=now + i,
-        )  # fmt: skip
-        await handle.signal(ConversationWorkflow.inbound, InboundBatch([message]))
+    handle = await start_with_texts(client, settings.messages_task_queue, ref, 30)
     stored = await eventually(
         lambda: _messages(sessions, tenant.id), lambda r: len(r) == 30, within=45
     )

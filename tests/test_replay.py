@@ -33,15 +33,15 @@ from tests.fixtures.traffic import (
     eventually,
     post_cloud,
     start_conversation,
+    start_with_texts,
 )
 from tests.test_flows_runs import new_customer, published, sample
 from zapflow.config import Settings
 from zapflow.temporal import connect
-from zapflow.whatsapp.types import InboundMessage
 from zapflow.worker.main import WORKFLOW_RUNNER
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
-from zapflow.workflows.inputs import ConversationInput, ConversationRef, InboundBatch
+from zapflow.workflows.inputs import ConversationRef
 
 HISTORIES = Path(__file__).parent / "histories"
 RECORD = os.environ.get("ZAPFLOW_RECORD_HISTORIES")
@@ -113,18 +113,7 @@ async def test_record_histories(
     # continue-as-new after a few signals
     other = await create_cloud_instance(tenant)
     ref = ConversationRef(tenant.id, other["id"], "5511933332222@s.whatsapp.net")
-    handle = await client.start_workflow(
-        ConversationWorkflow.run,
-        ConversationInput(ref, history_limit=10),
-        id=ref.workflow_id,
-        task_queue=settings.messages_task_queue,
-    )
-    for i in range(12):
-        message = InboundMessage(
-            key_id=f"wamid.CAN{i}", remote_jid=ref.remote_jid, from_me=False, type="text",
-            provider="cloud", phone="+5511933332222", body=f"n{i}", timestamp=now + i,
-        )  # fmt: skip
-        await handle.signal(ConversationWorkflow.inbound, InboundBatch([message]))
+    handle = await start_with_texts(client, settings.messages_task_queue, ref, 12)
 
     async def run_id() -> str | None:
         return (await client.get_workflow_handle(ref.workflow_id).describe()).run_id
