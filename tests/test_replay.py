@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from tests.fixtures.app import Tenant
@@ -37,7 +36,7 @@ from tests.fixtures.traffic import (
 )
 from tests.test_flows_runs import new_customer, published, sample
 from zapflow.config import Settings
-from zapflow.temporal import connect
+from zapflow.temporal import DATA_CONVERTER, connect
 from zapflow.worker.main import WORKFLOW_RUNNER
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
@@ -56,7 +55,7 @@ def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
         workflows=[ConversationWorkflow, FlowWorkflow],
-        data_converter=pydantic_data_converter,
+        data_converter=DATA_CONVERTER,
         workflow_runner=WORKFLOW_RUNNER,
     )
     asyncio.run(replayer.replay_workflow(history))
