@@ -296,7 +296,7 @@ class ConversationWorkflow:
                 start_to_close_timeout=policies.DATABASE_TIMEOUT,
                 retry_policy=policies.DATABASE_RETRY,
             )
-        except ActivityError as err:
+        except (ActivityError, ApplicationError) as err:  # a local activity's arrives bare
             await self._dead_letter(input.ref, err, inbox_ids, batch)
             return None
         finally:
@@ -313,11 +313,11 @@ class ConversationWorkflow:
     async def _dead_letter(
         self,
         ref: ConversationRef,
-        err: ActivityError,
+        err: ActivityError | ApplicationError,
         inbox_ids: list[int],
         batch: list[InboundMessage],
     ) -> None:
-        cause = err.cause
+        cause = err.cause if isinstance(err, ActivityError) else err
         message = cause.message if isinstance(cause, FailureError) else str(cause or err)
         workflow.logger.error("inbound batch not stored, dead-lettered: %s", message)
         await workflow.execute_local_activity_method(
