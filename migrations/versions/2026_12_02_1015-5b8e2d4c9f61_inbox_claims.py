@@ -2,8 +2,8 @@
 locks across its Temporal calls.
 
 Revision ID: 5b8e2d4c9f61
-Revises: 7c2d5e8f1a34
-Create Date: 2026-12-02 09:30:00
+Revises: b8e4d1c6a920
+Create Date: 2026-12-02 10:15:00
 
 A relay claims pending rows in a short transaction, signals Temporal outside it, then marks them
 processed; a relay that dies leaves its claim to expire, and another takes the rows again.
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5b8e2d4c9f61"
-down_revision: str | Sequence[str] | None = "7c2d5e8f1a34"
+down_revision: str | Sequence[str] | None = "b8e4d1c6a920"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
