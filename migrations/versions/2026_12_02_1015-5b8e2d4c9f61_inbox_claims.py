@@ -2,7 +2,7 @@
 locks across its Temporal calls.
 
 Revision ID: 5b8e2d4c9f61
-Revises: b8e4d1c6a920
+Revises: b4e1d7a9c3f2
 Create Date: 2026-12-02 10:15:00
 
 A relay claims pending rows in a short transaction, signals Temporal outside it, then marks them
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5b8e2d4c9f61"
-down_revision: str | Sequence[str] | None = "b8e4d1c6a920"
+down_revision: str | Sequence[str] | None = "b4e1d7a9c3f2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
