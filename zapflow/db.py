@@ -20,14 +20,17 @@ from zapflow.config import Settings
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
-def create_engine(settings: Settings, *, pool_size: int | None = None) -> AsyncEngine:
+def create_engine(
+    settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
+) -> AsyncEngine:
+    """``pre_ping=False`` saves a round trip per checkout where every caller retries (the
+    worker: activities, the relay's passes): a connection that died (Postgres restarted) fails
+    once, SQLAlchemy then invalidates the pool, and the retry gets a fresh connection."""
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size or settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
-        # no pre-ping (one more round trip per checkout): connections are recycled, and one that
-        # died is invalidated by the error it raises; the caller's retry (an activity's, the
-        # relay's next pass) gets a fresh one
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "zapflow"}},
     )

@@ -67,7 +67,8 @@ class ConversationActivities:
         except (OSError, OperationalError):
             raise  # the database is away: retried for as long as it takes
         except (DBAPIError, ValueError, TypeError, KeyError) as exc:
-            if activity.info().attempt < PERSIST_ATTEMPTS:
+            lost = isinstance(exc, DBAPIError) and exc.connection_invalidated  # a restart
+            if lost or activity.info().attempt < PERSIST_ATTEMPTS:
                 raise
             raise ApplicationError(
                 f"{type(exc).__name__}: {exc}", type="PersistFailed", non_retryable=True

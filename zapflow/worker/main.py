@@ -58,7 +58,7 @@ async def worker_services(
 ) -> AsyncIterator[list[asyncio.Task[None]]]:
     """Start the roles' Temporal workers (and with ``pipeline`` the relay and the outbox
     publisher); stop them on exit."""
-    engine = create_engine(settings)
+    engine = create_engine(settings, pre_ping=False)  # every caller here retries
     sessions = session_factory(engine)
     redis = create_redis(settings)
     http = provider_http_client(settings)
