@@ -25,9 +25,10 @@ DOCKERIGNORE = ROOT / ".dockerignore"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 
-APP_SERVICES = ("api", "worker", "embedder", "migrate", "temporal-setup")
+WORKER_SERVICES = ("worker", "worker-ai", "worker-flows")  # the Temporal roles (and the embedder)
+APP_SERVICES = ("api", *WORKER_SERVICES, "embedder", "migrate", "temporal-setup")
 ONE_SHOT_SERVICES = ("migrate", "temporal-setup")
-LONG_RUNNING_SERVICES = ("api", "worker")
+LONG_RUNNING_SERVICES = ("api", *WORKER_SERVICES)
 REQUIRED_SERVICES = ("postgres", "redis", "temporal", "temporal-ui", *APP_SERVICES)
 
 
@@ -120,9 +121,21 @@ def test_app_services_share_image_build_and_environment() -> None:
 
 def test_app_services_run_their_role() -> None:
     services = _services()
-    for name in set(APP_SERVICES) - {"embedder"}:
+    for name in ("api", "migrate", "temporal-setup"):
         assert _command(services[name]) == [name], name
     assert _command(services["embedder"]) == ["worker", "--role", "embeddings"]
+
+
+def test_each_worker_role_is_its_own_service() -> None:
+    """Sends and persists never share an activity pool with the model, AI calls or tenants'
+    URLs: one service per worker role."""
+    services = _services()
+    commands = {name: _command(services[name]) for name in WORKER_SERVICES}
+    assert commands == {
+        "worker": ["worker", "--role", "pipeline"],
+        "worker-ai": ["worker", "--role", "ai"],
+        "worker-flows": ["worker", "--role", "flows"],
+    }
 
 
 def test_one_shot_services_do_not_restart() -> None:
@@ -326,7 +339,8 @@ def test_prometheus_scrapes_api_and_worker_ports() -> None:
     }
     env = _app_env()
     assert f"api:{env['ZAPFLOW_API_PORT']}" in targets
-    assert f"worker:{env['ZAPFLOW_WORKER_METRICS_PORT']}" in targets
+    for worker in WORKER_SERVICES:
+        assert f"{worker}:{env['ZAPFLOW_WORKER_METRICS_PORT']}" in targets
     assert f"embedder:{env['ZAPFLOW_EMBEDDER_METRICS_PORT']}" in targets
     assert config["global"]["scrape_interval"] == "15s"
     mount = " ".join(map(str, _services()["prometheus"]["volumes"]))

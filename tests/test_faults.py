@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from tests.fixtures.app import start_worker
 from tests.fixtures.ledger import Ledger, LedgerReport, ReconnectingListener
 from tests.fixtures.system import System, running_system
 from tests.fixtures.traffic import eventually
@@ -151,6 +152,30 @@ async def test_worker_killed_mid_activity_and_restarted(
 
     await during(ledger, 6 * int(kill_count), asyncio.ensure_future(fault()))
     clean(await ledger.check(within=120))
+
+
+@LONG_ENOUGH
+@pytest.mark.parametrize("rounds", scale(8, 40))
+async def test_two_workers_share_the_inbox_and_one_is_killed(
+    system: System, ledger: Ledger, rounds: float
+) -> None:
+    """Two worker processes (two relays claiming rows from one inbox, two pollers of one task
+    queue); one is SIGKILLed mid-load and stays down: its claimed rows go to the other when the
+    claim expires, its cached workflows are replayed there. Nothing lost, nothing twice."""
+    with (system.stack.logs_dir / "worker-2.log").open("ab") as log:
+        second = start_worker(system.settings, log, **system.worker_env)
+    try:
+
+        async def fault() -> None:
+            await flowing(ledger, 8)
+            system.kill_worker()
+
+        await during(ledger, int(rounds), asyncio.ensure_future(fault()))
+        clean(await ledger.check(within=180))
+    finally:
+        second.kill()
+        second.wait(10)
+        system.start_worker()
 
 
 @LONG_ENOUGH

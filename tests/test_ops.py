@@ -34,6 +34,7 @@ async def test_queue_health_reports_every_queue(tenant: Tenant, sessions) -> Non
         "messages",
         "embeddings",
         "flows",
+        "ai",
         "followups",
     }
     assert by_name["messages"]["pollers"] >= 1

@@ -17,14 +17,16 @@ from tests.fixtures.traffic import (
     create_cloud_instance,
     eventually,
     post_cloud,
+    start_with_texts,
 )
 from zapflow.config import Settings
+from zapflow.db import transaction
 from zapflow.devstack import EmbeddedStack
-from zapflow.models import DeadLetter, InboxEvent, InboxEventStatus, Message
+from zapflow.models import DeadLetter, InboxEvent, InboxEventStatus, Message, WhatsAppInstance
+from zapflow.services.inbox import store_events
 from zapflow.temporal import connect
 from zapflow.whatsapp.types import InboundMessage
-from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.inputs import ConversationInput, ConversationRef, InboundBatch
+from zapflow.workflows.inputs import ConversationRef
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -80,19 +82,7 @@ async def test_conversation_continues_as_new_without_losing_signals(
     instance = await create_cloud_instance(tenant)
     ref = ConversationRef(tenant.id, instance["id"], "5511933332222@s.whatsapp.net")
     client = await connect(settings)
-    handle = await client.start_workflow(
-        ConversationWorkflow.run,
-        ConversationInput(ref, history_limit=10),
-        id=ref.workflow_id,
-        task_queue=settings.messages_task_queue,
-    )
-    now = int(time.time())
-    for i in range(30):
-        message = InboundMessage(
-            key_id=f"wamid.CAN{i}", remote_jid=ref.remote_jid, from_me=False, type="text",
-            provider="cloud", phone="+5511933332222", body=f"n{i}", timestamp=now + i,
-        )  # fmt: skip
-        await handle.signal(ConversationWorkflow.inbound, InboundBatch([message]))
+    handle = await start_with_texts(client, settings.messages_task_queue, ref, 30)
     stored = await eventually(
         lambda: _messages(sessions, tenant.id), lambda r: len(r) == 30, within=45
     )
@@ -197,3 +187,40 @@ async def test_events_wait_in_postgres_while_redis_is_down(
         created = await listener.wait_for("message.created", lambda e: len(e) == 1, within=30)
     assert created[0]["data"]["message_key_id"] == "wamid.R1"
     assert await outbox_rows() == 0
+
+
+async def test_a_batch_that_cannot_be_stored_becomes_a_dead_letter_and_the_chat_goes_on(
+    tenant: Tenant,
+    sessions,  # type: ignore[no-untyped-def]
+) -> None:
+    """A message whose provider time is out of range fails the persist for good (not an outage):
+    after bounded retries its batch is a dead letter naming its inbox row, and the customer's
+    next message is stored."""
+    instance_row = await create_cloud_instance(tenant)
+    jid = "5511955554444@s.whatsapp.net"
+
+    def message(key_id: str, timestamp: int) -> InboundMessage:
+        return InboundMessage(
+            key_id=key_id, remote_jid=jid, from_me=False, type="text", provider="cloud",
+            phone="+5511955554444", body="oi", timestamp=timestamp,
+        )  # fmt: skip
+
+    async def deliver(event: InboundMessage) -> None:
+        async with transaction(sessions) as session:
+            instance = await session.get(WhatsAppInstance, uuid.UUID(instance_row["id"]))
+            assert instance is not None
+            await store_events(session, instance, [event], "test")
+
+    await deliver(message("wamid.BAD", 10**13))  # the year 318857
+
+    async def letters() -> list[DeadLetter]:
+        async with sessions() as session:
+            query = select(DeadLetter).where(DeadLetter.company_id == uuid.UUID(tenant.id))
+            return list((await session.execute(query)).scalars())
+
+    [letter] = await eventually(letters, lambda found: len(found) == 1, within=60)
+    assert letter.kind == "other" and letter.reference["message_key_ids"] == []
+    assert len(letter.reference["inbox_event_ids"]) == 1 and "out of range" in letter.error
+    await deliver(message("wamid.GOOD", int(time.time())))
+    stored = await eventually(lambda: _messages(sessions, tenant.id), lambda r: len(r) == 1, 30)
+    assert stored[0].message_key_id == "wamid.GOOD"

@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 import uuid
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, NoReturn
 
 import httpx
 import orjson
@@ -98,19 +98,28 @@ def api(
 @app.command()
 def worker(
     role: Annotated[
-        Literal["pipeline", "embeddings"],
+        list[str] | None,
         typer.Option(
-            help="pipeline: the Temporal workers and the inbox relay; embeddings: the embedder, "
-            "which drains the embedding queue"
+            "--role",
+            help="pipeline (conversations, sends, the inbox relay), ai (model calls), flows "
+            "(tenants' URLs), all (those three), or embeddings (the embedder, which drains the "
+            "embedding queue: a process of its own); repeat or comma-separate [default: all]",
         ),
-    ] = "pipeline",
+    ] = None,
 ) -> None:
-    """Run a worker process: the Temporal workers and the inbox relay, or the embedder."""
+    """Run a worker process: Temporal workers for the given roles, or the embedder."""
     from zapflow.logs import configure_logging
+    from zapflow.worker.registry import ROLES
 
+    roles = {r.strip() for given in role or ["all"] for r in given.split(",") if r.strip()}
+    unknown = sorted(roles - {*ROLES, "all", "embeddings"})
+    if unknown:
+        fail(f"unknown role {', '.join(unknown)}: choose from {', '.join(ROLES)}, all, embeddings")
+    if "embeddings" in roles and len(roles) > 1:
+        fail("--role embeddings runs the embedder, a process of its own: start it separately")
     settings = settings_or_exit()
     configure_logging(settings)
-    if role == "embeddings":
+    if roles == {"embeddings"}:
         from zapflow.embeddings.local import ModelNotInstalled
 
         try:
@@ -121,8 +130,9 @@ def worker(
         return
     from zapflow.worker.main import run_worker
 
+    chosen = ROLES if "all" in roles else tuple(r for r in ROLES if r in roles)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_worker(settings))
+        asyncio.run(run_worker(settings, chosen))
     exit_now(0)
 
 

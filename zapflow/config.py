@@ -43,8 +43,13 @@ class Settings(BaseSettings):
     embeddings_task_queue: str = "embeddings"
     flows_task_queue: str = "flows"
     followups_task_queue: str = "followups"
+    ai_task_queue: str = "ai"  # the AI agent's and flows' model calls (worker role ai)
     message_worker_concurrency: int = Field(10, ge=1, le=1000)
     flow_worker_concurrency: int = Field(10, ge=1, le=1000)
+    ai_worker_concurrency: int = Field(10, ge=1, le=1000)
+    # workflow runs a worker keeps in memory (its sticky cache): above the open conversations,
+    # or each signal to an evicted one replays its whole history
+    workflow_cache_size: int = Field(4000, ge=1, le=100_000)
     followup_worker_concurrency: int = Field(10, ge=1, le=1000)
 
     # embeddings and search (zapflow/embeddings, services/search.py)

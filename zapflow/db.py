@@ -30,9 +30,10 @@ SessionFactory = async_sessionmaker[AsyncSession]
 def create_engine(
     settings: Settings, *, pool_size: int | None = None, pre_ping: bool = True
 ) -> AsyncEngine:
-    """``pre_ping=False`` saves two round trips (BEGIN, ROLLBACK) per checkout; a connection
-    lost meanwhile then fails its request once (an API 503: SQLAlchemy invalidates the pool on
-    that disconnect error, and the client retries) instead of being replaced beforehand."""
+    """``pre_ping=False`` saves the round trips (BEGIN, ROLLBACK) of a check per checkout. A
+    connection lost meanwhile then fails its caller once and SQLAlchemy invalidates the pool on
+    that disconnect error: the API answers 503 (the client retries), the worker's activities and
+    relay passes retry and get a fresh connection."""
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size or settings.database_pool_size,

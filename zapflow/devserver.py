@@ -87,8 +87,9 @@ def run_dev(settings: Settings, console: Console, *, with_worker: bool = True) -
     env = {**os.environ, **stack.settings_env()}
     children = [_zapflow_process("api", env)]
     if with_worker:
-        children.append(_zapflow_process("worker", env))
-        # its own process: the model's CPU never delays the conversations' workflows
+        # the Temporal roles in one process (each on its own task queue and activity slots);
+        # the embedder in its own: the model's CPU never delays the conversations' workflows
+        children.append(_zapflow_process("worker", env, "--role", "pipeline,ai,flows"))
         children.append(_zapflow_process("worker", env, "--role", "embeddings"))
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

@@ -1,5 +1,5 @@
 """Activities that persist a conversation's inbound messages and announce them (and drop the
-cached copy of a contact they changed)."""
+cached copy of a contact they changed), and the dead letter of a batch that cannot be stored."""
 
 from __future__ import annotations
 
@@ -8,19 +8,39 @@ import time
 import uuid
 
 from redis.asyncio import Redis
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from zapflow.activities.flows import route_inbound
 from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
+from zapflow.models import DeadLetter, DeadLetterKind
 from zapflow.services import ai_agent, followups
 from zapflow.services.contacts import forget_contacts
-from zapflow.services.conversations import persist_inbound
+from zapflow.services.conversations import (
+    InboxDelivery,
+    PersistResult,
+    persist_inbound,
+    read_inbound,
+)
 from zapflow.services.events import publish_outbox
 from zapflow.worker.metrics import WorkerMetrics
-from zapflow.workflows.inputs import PersistInboundInput, PersistInboundResult
+from zapflow.workflows.inputs import (
+    FlowRouteInput,
+    FlowRouteResult,
+    PersistFailedInput,
+    PersistInboundInput,
+    PersistInboundResult,
+)
 
 log = logging.getLogger(__name__)
+
+# a batch that fails this many times with an error that is not a lost connection is a bug or bad
+# data: it becomes a dead letter instead of holding its conversation back forever
+PERSIST_ATTEMPTS = 5
 
 
 class ConversationActivities:
@@ -31,24 +51,44 @@ class ConversationActivities:
         cache: Cache,
         metrics: WorkerMetrics,
         ai_available: bool = False,
+        flow_cache: Cache | None = None,
     ) -> None:
         self._ai_available = ai_available  # a model provider is configured
         self._sessions = sessions
         self._redis = redis
         self._cache = cache
+        self._flow_cache = flow_cache or cache  # published flows' triggers
         self._metrics = metrics
 
     @activity.defn
     async def persist_inbound(self, input: PersistInboundInput) -> PersistInboundResult:
+        try:
+            return await self._persist(input)
+        except (OSError, OperationalError):
+            raise  # the database is away: retried for as long as it takes
+        except (DBAPIError, ValueError, TypeError, KeyError) as exc:
+            lost = isinstance(exc, DBAPIError) and exc.connection_invalidated  # a restart
+            if lost or activity.info().attempt < PERSIST_ATTEMPTS:
+                raise
+            raise ApplicationError(
+                f"{type(exc).__name__}: {exc}", type="PersistFailed", non_retryable=True
+            ) from exc
+
+    async def _persist(self, input: PersistInboundInput) -> PersistInboundResult:
+        """One transaction: read the inbox rows, store the messages, cancel follow-ups, decide the
+        AI's debounce and the flow routing; then publish the events."""
         ref = input.ref
-        CORRELATION_ID.set(",".join(input.correlation_ids) or None)
         async with transaction(self._sessions) as session:
+            deliveries = await read_inbound(session, input.inbox_ids) if input.inbox_ids else []
+            correlation_ids = [*input.correlation_ids, *(d.correlation_id for d in deliveries)]
+            CORRELATION_ID.set(",".join(dict.fromkeys(c for c in correlation_ids if c)) or None)
+            messages = [*input.messages, *(d.message for d in deliveries)]
             result = await persist_inbound(
                 session,
                 uuid.UUID(ref.company_id),
                 uuid.UUID(ref.instance_id),
                 ref.remote_jid,
-                input.messages,
+                messages,
                 workflow_id=activity.info().workflow_id,
             )
             cancelled = []
@@ -57,20 +97,23 @@ class ConversationActivities:
             ai_delay = None
             if result.new_inbound and self._ai_available:
                 ai_delay = await ai_agent.reply_delay(session, result.conversation_id)
+            flow = await self._route(session, input, result, deliveries)
         if result.contact_changed:  # before the events: who hears of them reads the new contact
             await forget_contacts(self._cache, [result.contact_id])
         await publish_outbox(self._sessions, self._redis, result.event_ids)
-        if cancelled or ai_delay is not None:  # their events, and an automatic resume's
+        if cancelled or ai_delay is not None or (flow and flow.start):  # events they staged
             await publish_outbox(self._sessions, self._redis)
-        self._observe_latency(input, result.new_message_ids)
+        received = [*input.received_at.values(), *(d.received_at for d in deliveries)]
+        self._observe_latency(received, result.new_message_ids)
         log.info(
             "inbound persisted",
             extra={
                 "workflow_id": activity.info().workflow_id,
-                "message_key_ids": [m.key_id for m in input.messages],
+                "message_key_ids": [m.key_id for m in messages],
                 "new_messages": len(result.new_message_ids),
             },
         )
+        customer_texts = [m.body or "" for m in messages if not m.from_me]
         return PersistInboundResult(
             conversation_id=str(result.conversation_id),
             contact_id=str(result.contact_id),
@@ -78,12 +121,53 @@ class ConversationActivities:
             new_inbound=result.new_inbound,
             cancelled_followup_ids=[str(f.id) for f in cancelled],
             ai_reply_delay=ai_delay,
+            flow=flow,
+            # only a run in progress reads the texts (as answers): none go to history otherwise
+            flow_replies=customer_texts if flow and flow.active_workflow_id else [],
+            persisted_inbox_ids=list(input.inbox_ids),
         )
 
-    def _observe_latency(self, input: PersistInboundInput, new_ids: list[uuid.UUID]) -> None:
+    async def _route(
+        self,
+        session: AsyncSession,
+        input: PersistInboundInput,
+        result: PersistResult,
+        deliveries: list[InboxDelivery],
+    ) -> FlowRouteResult | None:
+        customer = [m for m in [*input.messages, *(d.message for d in deliveries)] if not m.from_me]
+        if not (input.route_flows and customer):
+            return None
+        route = FlowRouteInput(
+            company_id=input.ref.company_id,
+            conversation_id=str(result.conversation_id),
+            texts=[m.body or "" for m in customer],
+            fresh=result.new_inbound,
+            key_id=customer[0].key_id,
+        )
+        return await route_inbound(session, self._flow_cache, route)
+
+    @activity.defn
+    async def record_persist_failure(self, input: PersistFailedInput) -> None:
+        """The dead letter of a batch that could not be stored (its inbox rows keep the data)."""
+        async with transaction(self._sessions) as session:
+            session.add(
+                DeadLetter(
+                    company_id=uuid.UUID(input.ref.company_id),
+                    kind=DeadLetterKind.OTHER,
+                    reference={
+                        "workflow_id": input.ref.workflow_id,
+                        "inbox_event_ids": input.inbox_ids,
+                        "message_key_ids": input.message_key_ids,
+                    },
+                    error=input.error,
+                    attempts=PERSIST_ATTEMPTS,
+                )
+            )
+
+    def _observe_latency(self, received: list[float], new_ids: list[uuid.UUID]) -> None:
         """Webhook receipt → event published, for the messages this call stored (not replays)."""
         if not new_ids:
             return
         now = time.time()
-        for received in input.received_at.values():
-            self._metrics.message_latency.record(max(0.0, now - received))
+        for at in received:
+            self._metrics.message_latency.record(max(0.0, now - at))

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -201,23 +202,8 @@ class FlowActivities:
     @activity.defn
     async def route_inbound(self, input: FlowRouteInput) -> FlowRouteResult:
         """The run these messages answer, or the one they start (a matched trigger), or none."""
-        conversation_id = uuid.UUID(input.conversation_id)
         async with transaction(self._sessions) as session:
-            active = await flows.active_run(session, conversation_id)
-            if active is not None:
-                return FlowRouteResult(active.workflow_id, str(active.id))
-            run = await flows.match_trigger(
-                session,
-                self._cache,
-                uuid.UUID(input.company_id),
-                conversation_id,
-                input.texts,
-                input.fresh,
-                input.key_id,
-            )
-        if run is None:
-            return FlowRouteResult()
-        return FlowRouteResult(start=FlowStart(str(run.id), str(run.flow_id), run.flow_version))
+            return await route_inbound(session, self._cache, input)
 
     @activity.defn
     async def abandon_run(self, input: FlowRunRef) -> None:
@@ -231,3 +217,26 @@ class FlowActivities:
             return await flows.refuse_run(
                 session, uuid.UUID(input.run_id), input.active_workflow_id
             )
+
+
+async def route_inbound(
+    session: AsyncSession, cache: Cache, input: FlowRouteInput
+) -> FlowRouteResult:
+    """The run a conversation's new messages answer, or the one they start, or none; in the
+    caller's transaction (the inbound persist's, or the route_inbound activity's)."""
+    conversation_id = uuid.UUID(input.conversation_id)
+    active = await flows.active_run(session, conversation_id)
+    if active is not None:
+        return FlowRouteResult(active.workflow_id, str(active.id))
+    run = await flows.match_trigger(
+        session,
+        cache,
+        uuid.UUID(input.company_id),
+        conversation_id,
+        input.texts,
+        input.fresh,
+        input.key_id,
+    )
+    if run is None:
+        return FlowRouteResult()
+    return FlowRouteResult(start=FlowStart(str(run.id), str(run.flow_id), run.flow_version))

@@ -11,9 +11,9 @@ from datetime import timedelta
 from temporalio.client import Client
 
 from zapflow.config import Settings
-from zapflow.worker.relay import _search_attributes as conversation_search_attributes
+from zapflow.temporal import conversation_input, conversation_search_attributes
 from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.inputs import ConversationInput, ConversationRef, FlowStart
+from zapflow.workflows.inputs import ConversationRef, FlowStart
 
 RPC_TIMEOUT = timedelta(seconds=5)
 
@@ -23,7 +23,7 @@ async def start_in_conversation(
 ) -> None:
     await client.start_workflow(
         ConversationWorkflow.run,
-        ConversationInput(ref, embeddings_task_queue=settings.embeddings_task_queue),
+        conversation_input(settings, ref),
         id=ref.workflow_id,
         task_queue=settings.messages_task_queue,
         start_signal="start_flow",

@@ -62,3 +62,5 @@ class InboxEvent(SQLModel, table=True):
     processed_at: datetime | None = timestamp_field()
     attempts: int = int_field()
     correlation_id: str | None = None
+    # a relay forwards the row until then (worker/relay.py); a relay that died lets it expire
+    claimed_until: datetime | None = timestamp_field()

@@ -22,6 +22,7 @@ from zapflow.models import (
     Contact,
     Conversation,
     ConversationStatus,
+    InboxEvent,
     Message,
     MessageDirection,
     MessageSender,
@@ -31,7 +32,7 @@ from zapflow.models import (
 from zapflow.schemas import ConversationSummary, MessagePublic
 from zapflow.services.events import Event, stage
 from zapflow.whatsapp import jid as jids
-from zapflow.whatsapp.types import InboundMessage
+from zapflow.whatsapp.types import InboundMessage, event_from_dict
 
 PREVIEW_LENGTH = 120
 
@@ -72,6 +73,29 @@ class PersistResult:
     new_message_ids: list[uuid.UUID]
     new_inbound: int
     event_ids: list[int]
+
+
+@dataclass(frozen=True)
+class InboxDelivery:
+    """An inbound message as the inbox holds it, with its delivery's correlation id and the
+    time the webhook received it."""
+
+    message: InboundMessage
+    correlation_id: str | None
+    received_at: float  # epoch seconds
+
+
+async def read_inbound(session: AsyncSession, inbox_ids: Sequence[int]) -> list[InboxDelivery]:
+    """The inbound messages of these inbox rows, in the provider's order (one round trip)."""
+    query = select(
+        col(InboxEvent.payload), col(InboxEvent.correlation_id), col(InboxEvent.received_at)
+    ).where(col(InboxEvent.id).in_(inbox_ids))
+    deliveries = []
+    for payload, correlation_id, received_at in (await session.execute(query)).all():
+        message = event_from_dict(payload)
+        if isinstance(message, InboundMessage):
+            deliveries.append(InboxDelivery(message, correlation_id, received_at.timestamp()))
+    return sorted(deliveries, key=lambda d: (d.message.timestamp or 0, d.message.key_id))
 
 
 def _provider_time(message: InboundMessage) -> datetime:

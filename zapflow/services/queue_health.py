@@ -46,6 +46,7 @@ def task_queues(settings: Settings) -> list[str]:
         settings.messages_task_queue,
         settings.embeddings_task_queue,
         settings.flows_task_queue,
+        settings.ai_task_queue,
         settings.followups_task_queue,
     ]
 

@@ -1,12 +1,13 @@
-"""The worker process: Temporal workers for every task queue, the inbox relay, the outbox
-publisher."""
+"""The worker process: Temporal workers for the task queues of its roles (worker/registry.py);
+with the ``pipeline`` role also the inbox relay and the outbox publisher. Several processes with
+the pipeline role share the inbox (each relay claims its own rows)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from redis.asyncio import Redis
@@ -24,7 +25,7 @@ from zapflow.services.events import publish_outbox
 from zapflow.temporal import connect, runtime_with_metrics
 from zapflow.whatsapp import provider_http_client
 from zapflow.worker.metrics import ActivityOutcomeInterceptor, WorkerMetrics
-from zapflow.worker.registry import registrations
+from zapflow.worker.registry import ROLES, registrations
 from zapflow.worker.relay import InboxRelay
 
 log = logging.getLogger(__name__)
@@ -53,10 +54,11 @@ async def connect_with_retry(settings: Settings) -> Client:
 
 @asynccontextmanager
 async def worker_services(
-    settings: Settings, client: Client
+    settings: Settings, client: Client, roles: Sequence[str] = ROLES
 ) -> AsyncIterator[list[asyncio.Task[None]]]:
-    """Start the Temporal workers, the relay and the outbox publisher; stop them on exit."""
-    engine = create_engine(settings)
+    """Start the roles' Temporal workers (and with ``pipeline`` the relay and the outbox
+    publisher); stop them on exit."""
+    engine = create_engine(settings, pre_ping=False)  # every caller here retries
     sessions = session_factory(engine)
     redis = create_redis(settings)
     http = provider_http_client(settings)
@@ -72,15 +74,18 @@ async def worker_services(
             activities=list(r.activities),
             max_concurrent_activities=r.max_concurrent_activities,
             max_task_queue_activities_per_second=r.max_activities_per_second,
+            # one cached run per open conversation: a run evicted is replayed from its history
+            max_cached_workflows=settings.workflow_cache_size,
             workflow_runner=WORKFLOW_RUNNER,
             interceptors=[ActivityOutcomeInterceptor(metrics)],
         )
-        for r in registrations(settings, sessions, redis, http, egress, metrics, embedder)
+        for r in registrations(settings, sessions, redis, http, egress, metrics, embedder, roles)
     ]
-    relay = InboxRelay(settings, sessions, redis, client, metrics)
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
-    tasks.append(asyncio.create_task(relay.run(), name="relay"))
-    tasks.append(asyncio.create_task(_publish_outbox_forever(sessions, redis), name="outbox"))
+    if "pipeline" in roles:
+        relay = InboxRelay(settings, sessions, redis, client, metrics)
+        tasks.append(asyncio.create_task(relay.run(), name="relay"))
+        tasks.append(asyncio.create_task(_publish_outbox_forever(sessions, redis), name="outbox"))
     try:
         yield tasks
     finally:
@@ -106,10 +111,10 @@ async def _publish_outbox_forever(sessions: SessionFactory, redis: Redis) -> Non
         await asyncio.sleep(OUTBOX_SWEEP_SECONDS)
 
 
-async def run_worker(settings: Settings) -> None:
+async def run_worker(settings: Settings, roles: Sequence[str] = ROLES) -> None:
     client = await connect_with_retry(settings)
-    log.info("worker connected to Temporal at %s", settings.temporal_address)
-    async with worker_services(settings, client) as tasks:
+    log.info("worker (%s) connected to Temporal at %s", ",".join(roles), settings.temporal_address)
+    async with worker_services(settings, client, roles) as tasks:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,4 +1,16 @@
-"""Which workflows and activities run on which task queue."""
+"""Which workflows and activities run on which task queue, by worker role.
+
+A role is a task queue with its own activity pool, so a slow model, a tenant's slow URL and the
+local embedding model never take the slots of the conversations' sends and persists:
+
+- ``pipeline``: conversations' and flow runs' workflows, persist, sends, follow-ups (and the
+  inbox relay and outbox publisher, see worker/main.py);
+- ``ai``: the model calls of the AI agent and of flows' ``ai_reply`` nodes;
+- ``flows``: flows' ``http_request`` nodes (tenants' URLs).
+
+The fourth role, ``embeddings``, is no Temporal worker: the embedder process drains the
+embedding queue (worker/embedder.py).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +39,8 @@ from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
 
+ROLES = ("pipeline", "ai", "flows")  # the Temporal roles; `embeddings` is the embedder process
+
 
 @dataclass(frozen=True)
 class QueueRegistration:
@@ -45,55 +59,78 @@ def registrations(
     egress: Egress,
     metrics: WorkerMetrics,
     embedder: Embedder,
+    roles: Sequence[str] = ROLES,
 ) -> list[QueueRegistration]:
+    """The task queues the given roles poll."""
     ai_available = settings.ai_base_url is not None
-    conversations = ConversationActivities(sessions, redis, Cache(redis), metrics, ai_available)
+    # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
+    # must trigger at once
+    flow_cache = Cache(redis, l1_ttl=0)
+    conversations = ConversationActivities(
+        sessions, redis, Cache(redis), metrics, ai_available, flow_cache
+    )
     ai = AIActivities(sessions, redis, settings, embedder)
     messages = MessageActivities(sessions, redis, http, egress, settings)
     followups = FollowUpActivities(sessions, redis)
     embeddings = EmbeddingActivities()
-    # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
-    # must trigger at once
-    flows = FlowActivities(
-        sessions, redis, Cache(redis, l1_ttl=0), egress, ChatModel(settings), embedder
-    )
+    flows = FlowActivities(sessions, redis, flow_cache, egress, ChatModel(settings), embedder)
     # schedule and deal-stage triggers start runs through the conversations' workflows
     flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)
-    return [
-        QueueRegistration(
+    # runs started before the roles call the model and tenants' URLs on the messages queue:
+    # it keeps those activities for them
+    ai_activities: list[Callable[..., Any]] = [
+        ai.complete,
+        ai.run_tool,
+        ai.record_failure,
+        flows.ai_reply,
+    ]
+    flow_http: list[Callable[..., Any]] = [flows.http_request]
+    queues = {
+        "pipeline": QueueRegistration(
             task_queue=settings.messages_task_queue,
             # flow runs share the conversations' queue: they are their children, and a flow's
-            # activities are short database writes like theirs (http_request has its timeout)
+            # activities are short database writes like theirs
             workflows=[ConversationWorkflow, FlowWorkflow, FlowTriggerWorkflow],
             activities=[
                 conversations.persist_inbound,
+                conversations.record_persist_failure,
                 messages.send_message,
                 messages.record_send_failure,
                 followups.load_followups,
                 followups.fire_followup,
-                ai.complete,
-                ai.run_tool,
                 ai.send_reply,
-                ai.record_failure,
                 flows.begin_run,
                 flows.send,
                 flows.act,
-                flows.http_request,
-                flows.ai_reply,
                 flows.mirror,
                 flows.route_inbound,
                 flows.refuse_run,
                 flows.abandon_run,
                 flow_triggers.fire_trigger,
+                *ai_activities,
+                *flow_http,
             ],
             max_concurrent_activities=settings.message_worker_concurrency,
         ),
-        QueueRegistration(
-            # the no-op embed_messages of ConversationWorkflow histories: the embedder process
-            # embeds, from the embedding queue (zapflow/worker/embedder.py)
-            task_queue=settings.embeddings_task_queue,
+        "ai": QueueRegistration(
+            task_queue=settings.ai_task_queue,
             workflows=[],
-            activities=[embeddings.embed_messages],
-            max_concurrent_activities=settings.message_worker_concurrency,
+            activities=ai_activities,
+            max_concurrent_activities=settings.ai_worker_concurrency,
         ),
-    ]
+        "flows": QueueRegistration(
+            task_queue=settings.flows_task_queue,
+            workflows=[],
+            activities=flow_http,
+            max_concurrent_activities=settings.flow_worker_concurrency,
+        ),
+    }
+    # the no-op embed_messages of ConversationWorkflow histories: the embedder process embeds,
+    # from the embedding queue (zapflow/worker/embedder.py)
+    old_embeddings = QueueRegistration(
+        task_queue=settings.embeddings_task_queue,
+        workflows=[],
+        activities=[embeddings.embed_messages],
+        max_concurrent_activities=settings.message_worker_concurrency,
+    )
+    return [queues[role] for role in roles] + ([old_embeddings] if "pipeline" in roles else [])

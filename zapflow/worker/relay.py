@@ -1,10 +1,17 @@
 """The inbox relay: forwards pending inbox rows to Temporal, in arrival order, in batches.
 
-Woken by LISTEN/NOTIFY and by a periodic sweep. Rows are taken with FOR UPDATE SKIP LOCKED, so
-several workers share the inbox. Messages and outbound requests become one signal-with-start per
-conversation; statuses and connection changes are applied here directly. A row is marked
-processed only after Temporal accepted its signal: while Temporal is down rows wait, and a
-re-signal after a crash is harmless because the workflow's persistence is idempotent.
+Woken by LISTEN/NOTIFY and by a periodic sweep. A pass claims up to ``BATCH_SIZE`` pending rows in
+a short transaction (``claimed_until``, a lease; SKIP LOCKED, so several relays in several worker
+processes share the inbox and never take the same row), makes its Temporal calls outside any
+transaction, then marks the rows processed. A relay that dies mid-pass leaves its claim to
+expire and another relay takes the rows again; a second signal is harmless, because the workflow
+drops inbox ids it has seen and the persist is idempotent.
+
+Messages become one signal per conversation naming their inbox rows (the workflow's persist reads
+them: no message body travels through Temporal); outbound requests and follow-up changes a signal
+each. A conversation this relay signalled before gets a plain signal (cheaper for the server than
+signal-with-start), falling back to signal-with-start when its workflow has ended. Statuses and
+connection changes are applied here directly.
 """
 
 from __future__ import annotations
@@ -12,36 +19,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from redis.asyncio import Redis
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from zapflow.config import Settings
-from zapflow.db import SessionFactory, listen_forever
-from zapflow.models import (
-    InboxEvent,
-    InboxEventStatus,
-    InboxEventType,
-    InstanceStatus,
-    WhatsAppInstance,
-    utc_now,
-)
+from zapflow.db import SessionFactory, listen_forever, transaction
+from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
 from zapflow.services.events import Event, publish_outbox, stage
 from zapflow.services.inbox import INBOX_CHANNEL
 from zapflow.services.messages import StatusOutcome, apply_status, message_status_event
-from zapflow.temporal import COMPANY_ID, CONTACT_PHONE, INSTANCE_ID
-from zapflow.whatsapp import jid as jids
+from zapflow.temporal import conversation_input, conversation_search_attributes
 from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.inputs import ConversationInput, ConversationRef, InboundBatch, OutboundBatch
+from zapflow.workflows.inputs import ConversationRef, InboundBatch, OutboundBatch
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,10 @@ BATCH_SIZE = 500
 SWEEP_SECONDS = 1.0
 SIGNAL_CONCURRENCY = 32
 SIGNAL_RPC_TIMEOUT = timedelta(seconds=5)
+# a claim outlives a pass's Temporal calls; a relay killed mid-pass delays its rows this long
+CLAIM_LEASE = timedelta(seconds=30)
+# conversations whose workflow this relay started or signalled: plain signals first
+OPEN_WORKFLOWS = 10_000
 # a status for a message not stored yet is retried with growing delays, then dropped
 STATUS_RETRY_STEP = timedelta(seconds=2)
 STATUS_MAX_ATTEMPTS = 30
@@ -59,22 +63,81 @@ CONNECTION_STATES = {
     "close": InstanceStatus.DISCONNECTED,
 }
 
+# One statement: claim the oldest pending rows that are due and unclaimed (or whose claim
+# expired). A message row returns only what routing needs; the workflow's persist reads the rest.
+CLAIM = text(
+    """
+    UPDATE inbox_events SET claimed_until = now() + make_interval(secs => :lease)
+    WHERE id IN (
+        SELECT id FROM inbox_events
+        WHERE status = 'pending'
+          AND (claimed_until IS NULL OR claimed_until < now())
+          AND (attempts = 0 OR received_at < now() - attempts * make_interval(secs => :step))
+        ORDER BY id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    RETURNING id, company_id, instance_id, event_type, correlation_id, received_at, attempts,
+        CASE WHEN event_type = 'message'
+             THEN jsonb_build_object('remote_jid', payload->'remote_jid',
+                                     'from_me', payload->'from_me')
+             ELSE payload END AS payload
+    """
+)
+FINISH = text(
+    """
+    UPDATE inbox_events SET status = 'processed', processed_at = now(), claimed_until = NULL,
+        error = COALESCE(:error, error)
+    WHERE id = ANY(:ids)
+    """
+)
+RELEASE = text(
+    """
+    UPDATE inbox_events SET claimed_until = NULL, attempts = attempts + :retried
+    WHERE id = ANY(:ids)
+    """
+)
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    id: int
+    company_id: Any
+    instance_id: Any
+    event_type: str
+    correlation_id: str | None
+    received_at: datetime
+    attempts: int
+    payload: dict[str, Any]
+
 
 @dataclass
 class ConversationWork:
     ref: ConversationRef
-    inbound: list[InboundMessage] = field(default_factory=list)
+    inbound: list[InboundMessage] = field(default_factory=list)  # given whole (bench/direct.py)
+    inbox_ids: list[int] = field(default_factory=list)  # inbound rows, by reference
+    from_customer: bool = False
     outbound: list[str] = field(default_factory=list)
     followups_changed: bool = False
     row_ids: list[int] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
     received_at: dict[str, float] = field(default_factory=dict)  # key id → webhook receipt
 
-    def take(self, row: InboxEvent) -> None:
-        assert row.id is not None
+    def take(self, row: ClaimedRow) -> None:
         self.row_ids.append(row.id)
         if row.correlation_id and row.correlation_id not in self.correlation_ids:
             self.correlation_ids.append(row.correlation_id)
+
+
+@dataclass
+class PassOutcome:
+    """What a pass does to its rows once the Temporal calls are made."""
+
+    done: list[int] = field(default_factory=list)
+    given_up: list[int] = field(default_factory=list)  # statuses for messages never stored
+    retry: list[int] = field(default_factory=list)  # statuses to try again later
+    failed: list[int] = field(default_factory=list)  # Temporal refused: released at once
+    events: list[Event] = field(default_factory=list)
 
 
 class InboxRelay:
@@ -93,6 +156,7 @@ class InboxRelay:
         self._temporal = temporal
         self._wake = asyncio.Event()
         self._signals = asyncio.Semaphore(SIGNAL_CONCURRENCY)
+        self._open: OrderedDict[str, None] = OrderedDict()  # workflow ids, least recent first
 
     # --- loop -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -114,164 +178,169 @@ class InboxRelay:
 
     # --- one pass ---------------------------------------------------------------------------
     async def relay_once(self) -> int:
-        async with self._sessions() as session, session.begin():
-            rows = await self._take_pending(session)
-            if not rows:
-                return 0
-            done, events = await self._handle(session, rows)
-            if done:
-                await session.execute(
-                    update(InboxEvent)
-                    .where(col(InboxEvent.id).in_(done))
-                    .values(status=InboxEventStatus.PROCESSED, processed_at=utc_now())
-                )
-            event_ids = await stage(session, events)
+        async with transaction(self._sessions) as session:
+            rows = await _claim(session)
+        if not rows:
+            return 0
+        outcome = PassOutcome()
+        work = self._conversation_work(rows, outcome)
+        others = [r for r in rows if r.event_type not in _CONVERSATION_TYPES]
+        signalled = await asyncio.gather(*(self._signal(w) for w in work.values()))
+        for item, ok in zip(work.values(), signalled, strict=True):
+            (outcome.done if ok else outcome.failed).extend(item.row_ids)
+        async with transaction(self._sessions) as session:
+            for row in others:
+                await self._apply(session, row, outcome)
+            await _finish(session, outcome)
+            event_ids = await stage(session, outcome.events)
         if event_ids:
             await publish_outbox(self._sessions, self._redis, event_ids)
-        self._count_relayed(rows, set(done))
+        self._count_relayed(rows, {*outcome.done, *outcome.given_up})
         return len(rows)
 
-    def _count_relayed(self, rows: list[InboxEvent], done: set[int]) -> None:
+    def _count_relayed(self, rows: list[ClaimedRow], done: set[int]) -> None:
         for row in rows:
             if row.id in done:
-                kind = {"kind": row.event_type.value}
+                kind = {"kind": row.event_type}
                 self._metrics.relayed_events.with_additional_attributes(kind).add(1)
 
-    async def _take_pending(self, session: AsyncSession) -> list[InboxEvent]:
-        retry_due = col(InboxEvent.received_at) < (
-            func.now() - col(InboxEvent.attempts) * STATUS_RETRY_STEP
-        )
-        query = (
-            select(InboxEvent)
-            .where(
-                col(InboxEvent.status) == InboxEventStatus.PENDING,
-                or_(col(InboxEvent.attempts) == 0, retry_due),
-            )
-            .order_by(col(InboxEvent.id))
-            .limit(BATCH_SIZE)
-            .with_for_update(skip_locked=True)
-        )
-        return list((await session.execute(query)).scalars())
-
-    async def _handle(
-        self, session: AsyncSession, rows: list[InboxEvent]
-    ) -> tuple[list[int], list[Event]]:
+    def _conversation_work(
+        self, rows: list[ClaimedRow], outcome: PassOutcome
+    ) -> dict[str, ConversationWork]:
+        """The rows for conversations' workflows, grouped by conversation, in arrival order."""
         work: dict[str, ConversationWork] = {}
-        done: list[int] = []
-        events: list[Event] = []
         for row in rows:
-            assert row.id is not None
-            if row.event_type == InboxEventType.OUTBOUND:
-                ref = _ref(row, row.payload["remote_jid"])
-                item = work.setdefault(ref.workflow_id, ConversationWork(ref))
+            if row.event_type not in _CONVERSATION_TYPES:
+                continue
+            ref = ConversationRef(
+                str(row.company_id), str(row.instance_id), row.payload["remote_jid"]
+            )
+            item = work.setdefault(ref.workflow_id, ConversationWork(ref))
+            item.take(row)
+            if row.event_type == InboxEventType.MESSAGE:
+                item.inbox_ids.append(row.id)
+                item.from_customer = item.from_customer or not row.payload["from_me"]
+            elif row.event_type == InboxEventType.OUTBOUND:
                 item.outbound.append(row.payload["message_id"])
-                item.take(row)
-                continue
-            if row.event_type == InboxEventType.FOLLOWUP:
-                ref = _ref(row, row.payload["remote_jid"])
-                item = work.setdefault(ref.workflow_id, ConversationWork(ref))
+            else:
                 item.followups_changed = True
-                item.take(row)
-                continue
-            event = event_from_dict(row.payload)
-            if isinstance(event, InboundMessage):
-                ref = _ref(row, event.remote_jid)
-                item = work.setdefault(ref.workflow_id, ConversationWork(ref))
-                item.inbound.append(event)
-                item.received_at[event.key_id] = row.received_at.timestamp()
-                item.take(row)
-            elif isinstance(event, StatusUpdate):
-                if await self._apply_status(session, row, event, events):
-                    done.append(row.id)
-            elif isinstance(event, ConnectionUpdate):
-                await _apply_connection(session, row, event)
-                done.append(row.id)
-        results = await asyncio.gather(*(self._signal(w) for w in work.values()))
-        for item, ok in zip(work.values(), results, strict=True):
-            if ok:
-                done.extend(item.row_ids)
-        return done, events
+        return work
 
-    async def _apply_status(
-        self, session: AsyncSession, row: InboxEvent, status: StatusUpdate, events: list[Event]
-    ) -> bool:
-        """True when the row is finished with (applied, stale, or given up on)."""
-        outcome, message = await apply_status(session, row.instance_id, status)
-        if message is not None:
-            events.append(message_status_event(message))
-        if outcome != StatusOutcome.UNKNOWN_MESSAGE:
-            return True
-        row.attempts += 1
-        if row.attempts < STATUS_MAX_ATTEMPTS:
-            return False
-        row.error = "no stored message has this id"
-        return True
+    async def _apply(self, session: AsyncSession, row: ClaimedRow, outcome: PassOutcome) -> None:
+        """A status or a connection change, applied here; other rows are only marked done."""
+        event = event_from_dict(row.payload) if "kind" in row.payload else None
+        if isinstance(event, StatusUpdate):
+            result, message = await apply_status(session, row.instance_id, event)
+            if message is not None:
+                outcome.events.append(message_status_event(message))
+            if result != StatusOutcome.UNKNOWN_MESSAGE:
+                outcome.done.append(row.id)
+            elif row.attempts + 1 < STATUS_MAX_ATTEMPTS:
+                outcome.retry.append(row.id)
+            else:
+                outcome.given_up.append(row.id)
+            return
+        if isinstance(event, ConnectionUpdate):
+            await _apply_connection(session, row, event)
+        outcome.done.append(row.id)
 
     async def _signal(self, work: ConversationWork) -> bool:
         ref = work.ref
-        (signal, args), *more = _signals(work)
+        signals = _signals(work)
         async with self._signals:
             try:
-                await self._temporal.start_workflow(
-                    ConversationWorkflow.run,
-                    ConversationInput(
-                        ref, embeddings_task_queue=self._settings.embeddings_task_queue
-                    ),
-                    id=ref.workflow_id,
-                    task_queue=self._settings.messages_task_queue,
-                    start_signal=signal,
-                    start_signal_args=args,
-                    search_attributes=_search_attributes(ref),
-                    rpc_timeout=SIGNAL_RPC_TIMEOUT,
-                )
-                handle = self._temporal.get_workflow_handle(ref.workflow_id)
-                for signal, args in more:
-                    await handle.signal(signal, args=args, rpc_timeout=SIGNAL_RPC_TIMEOUT)
+                for signal, args in signals:
+                    await self._deliver(ref, signal, args)
             except (RPCError, OSError, TimeoutError) as exc:
                 log.warning("Temporal refused %s; rows stay pending: %s", ref.workflow_id, exc)
+                self._open.pop(ref.workflow_id, None)
                 return False
         log.debug(
             "relayed",
             extra={
                 "workflow_id": ref.workflow_id,
-                "message_key_ids": [m.key_id for m in work.inbound],
+                "inbox_ids": work.inbox_ids,
                 "outbound_message_ids": work.outbound,
                 "correlation_ids": work.correlation_ids,
             },
         )
         return True
 
+    async def _deliver(self, ref: ConversationRef, signal: Any, args: list[object]) -> None:
+        """A plain signal to a workflow this relay knows open; else (or when it has ended since)
+        signal-with-start."""
+        if ref.workflow_id in self._open:
+            self._open.move_to_end(ref.workflow_id)
+            handle = self._temporal.get_workflow_handle(ref.workflow_id)
+            try:
+                await handle.signal(signal, args=args, rpc_timeout=SIGNAL_RPC_TIMEOUT)
+                return
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+        await self._temporal.start_workflow(
+            ConversationWorkflow.run,
+            conversation_input(self._settings, ref),
+            id=ref.workflow_id,
+            task_queue=self._settings.messages_task_queue,
+            start_signal=signal.__name__,  # a signal's name is its method's
+            start_signal_args=args,
+            search_attributes=conversation_search_attributes(ref),
+            rpc_timeout=SIGNAL_RPC_TIMEOUT,
+        )
+        self._open[ref.workflow_id] = None
+        if len(self._open) > OPEN_WORKFLOWS:
+            self._open.popitem(last=False)
 
-def _signals(work: ConversationWork) -> list[tuple[str, list[object]]]:
+
+_CONVERSATION_TYPES = {InboxEventType.MESSAGE, InboxEventType.OUTBOUND, InboxEventType.FOLLOWUP}
+
+
+async def _claim(session: AsyncSession) -> list[ClaimedRow]:
+    parameters = {
+        "lease": CLAIM_LEASE.total_seconds(),
+        "step": STATUS_RETRY_STEP.total_seconds(),
+        "limit": BATCH_SIZE,
+    }
+    result = await session.execute(CLAIM, parameters)
+    return sorted((ClaimedRow(**row._mapping) for row in result), key=lambda r: r.id)
+
+
+async def _finish(session: AsyncSession, outcome: PassOutcome) -> None:
+    if outcome.done:
+        await session.execute(FINISH, {"ids": outcome.done, "error": None})
+    if outcome.given_up:
+        await session.execute(
+            FINISH, {"ids": outcome.given_up, "error": "no stored message has this id"}
+        )
+    if outcome.retry:
+        await session.execute(RELEASE, {"ids": outcome.retry, "retried": 1})
+    if outcome.failed:
+        await session.execute(RELEASE, {"ids": outcome.failed, "retried": 0})
+
+
+def _signals(work: ConversationWork) -> list[tuple[Any, list[object]]]:
     """The signals one conversation's rows become, inbound first (it may start the workflow)."""
-    signals: list[tuple[str, list[object]]] = []
-    if work.inbound:
-        batch = InboundBatch(work.inbound, work.correlation_ids, work.received_at)
-        signals.append(("inbound", [batch]))
+    signals: list[tuple[Any, list[object]]] = []
+    if work.inbound or work.inbox_ids:
+        batch = InboundBatch(
+            messages=work.inbound,
+            correlation_ids=work.correlation_ids if work.inbound else [],
+            received_at=work.received_at,
+            inbox_ids=work.inbox_ids,
+            from_customer=work.from_customer,
+        )
+        signals.append((ConversationWorkflow.inbound, [batch]))
     if work.outbound:
-        signals.append(("outbound", [OutboundBatch(work.outbound, work.correlation_ids)]))
+        outbound = OutboundBatch(work.outbound, work.correlation_ids)
+        signals.append((ConversationWorkflow.outbound, [outbound]))
     if work.followups_changed:
-        signals.append(("followups_changed", []))
+        signals.append((ConversationWorkflow.followups_changed, []))
     return signals
 
 
-def _ref(row: InboxEvent, remote_jid: str) -> ConversationRef:
-    return ConversationRef(str(row.company_id), str(row.instance_id), remote_jid)
-
-
-def _search_attributes(ref: ConversationRef) -> TypedSearchAttributes:
-    pairs = [
-        SearchAttributePair(COMPANY_ID, ref.company_id),
-        SearchAttributePair(INSTANCE_ID, ref.instance_id),
-    ]
-    phone = jids.phone_from_jid(ref.remote_jid)
-    if phone:
-        pairs.append(SearchAttributePair(CONTACT_PHONE, phone))
-    return TypedSearchAttributes(pairs)
-
-
 async def _apply_connection(
-    session: AsyncSession, row: InboxEvent, event: ConnectionUpdate
+    session: AsyncSession, row: ClaimedRow, event: ConnectionUpdate
 ) -> None:
     state = CONNECTION_STATES.get(event.state, InstanceStatus.UNKNOWN)
     await session.execute(

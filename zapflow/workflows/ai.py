@@ -32,6 +32,7 @@ MAX_TOOL_ROUNDS = 4
 class AIResponder:
     def __init__(self, due: float | None = None) -> None:
         self.due = due  # epoch seconds of the pending answer
+        self.task_queue: str | None = None  # the model's (worker role ai); None: the workflow's
 
     def debounce(self, delay_seconds: float | None) -> None:
         """A customer message arrived: answer ``delay_seconds`` after it (None: do not answer)."""
@@ -49,6 +50,7 @@ class AIResponder:
                 step = await workflow.execute_activity_method(
                     AIActivities.complete,
                     AICompleteInput(ref, transcript),
+                    task_queue=self.task_queue,
                     start_to_close_timeout=policies.AI_TIMEOUT,
                     retry_policy=policies.AI_RETRY,
                 )
@@ -64,6 +66,7 @@ class AIResponder:
                 result = await workflow.execute_activity_method(
                     AIActivities.run_tool,
                     AIToolInput(ref, call),
+                    task_queue=self.task_queue,
                     start_to_close_timeout=policies.DATABASE_TIMEOUT,
                     retry_policy=policies.DATABASE_RETRY,
                 )
@@ -93,6 +96,7 @@ class AIResponder:
         await workflow.execute_activity_method(
             AIActivities.record_failure,
             AIFailureInput(ref, message, attempts),
+            task_queue=self.task_queue,
             start_to_close_timeout=policies.DATABASE_TIMEOUT,
             retry_policy=policies.DATABASE_RETRY,
         )

@@ -1,10 +1,18 @@
 """ConversationWorkflow: one per WhatsApp chat, the single writer of its messages' order.
 
-The relay signals it with inbound batches and outbound requests (signal-with-start). It persists
-what is pending in one activity call, ordered by the provider's timestamp; a sender task sends
-queued replies one at a time, so a conversation never has two sends racing, and a send that
-retries does not hold back the customer's messages. It ends after a quiet period
-and continues-as-new before its history grows large, carrying every pending signal along.
+The relay signals it with inbound batches and outbound requests (signal-with-start). An inbound
+batch names inbox rows, not messages: the persist local activity reads them, stores them in the
+provider's order and decides follow-up cancels, the AI's debounce and the flow routing in the same
+transaction, so customers' texts stay out of the history. A sender task sends queued replies one
+at a time, so a conversation never has two sends racing, and a send that retries does not hold
+back the customer's messages. It ends after a quiet period and continues-as-new before its
+history grows large, carrying every pending signal along; it goes on storing while the send in
+flight finishes first. A batch that cannot be stored (a bug, bad data: not an outage) becomes a
+dead letter after bounded retries instead of holding the conversation back.
+
+Runs started before inbox references (``PIPELINE_PATCH`` not set) keep the older steps: bodies in
+signals, an embedding activity per message, the ``route_inbound`` activity, and a continue-as-new
+that waits for the send in flight.
 
 Follow-up timers live here, not in a workflow per follow-up, because "cancelled on reply, before
 it can fire" then needs no coordination: the inbound signal handler drops every cancel-on-reply
@@ -43,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         InboundBatch,
         LoadFollowUpsInput,
         OutboundBatch,
+        PersistFailedInput,
         PersistInboundInput,
         PersistInboundResult,
         SendFailedInput,
@@ -52,6 +61,9 @@ with workflow.unsafe.imports_passed_through():
 IDLE_TIMEOUT = timedelta(hours=6)
 MIN_TIMER = timedelta(milliseconds=1)
 SEEN_KEY_IDS = 1_000
+# inbox references, persist-time flow routing, embeddings off the conversation (a queue fed by
+# the database), storing on while a send finishes before continue-as-new
+PIPELINE_PATCH = "inbox-references"
 
 
 @workflow.defn
@@ -60,6 +72,9 @@ class ConversationWorkflow:
         self._inbound: list[InboundMessage] = []
         self._outbound: list[str] = []
         self._seen: deque[str] = deque(maxlen=SEEN_KEY_IDS)
+        self._inbox_ids: list[int] = []  # inbound inbox rows to persist
+        self._seen_inbox: deque[int] = deque(maxlen=SEEN_KEY_IDS)
+        self._by_reference = False  # PIPELINE_PATCH: see the module docstring
         self._correlation_ids: dict[str, str] = {}  # message key id or outbound id → its delivery's
         self._received_at: dict[str, float] = {}  # key id → webhook receipt, for the latency metric
         self._timers: dict[str, FollowUpTimer] = {}  # follow-up id → its timer
@@ -75,7 +90,11 @@ class ConversationWorkflow:
         self._inbound.extend(fresh)
         self._remember(batch.correlation_ids, [m.key_id for m in fresh])
         self._received_at.update(batch.received_at)
-        if any(not m.from_me for m in fresh):  # the customer replied
+        rows = [
+            i for i in batch.inbox_ids if i not in self._seen_inbox and i not in self._inbox_ids
+        ]
+        self._inbox_ids.extend(rows)
+        if any(not m.from_me for m in fresh) or (rows and batch.from_customer):  # a reply
             self._timers = {i: t for i, t in self._timers.items() if not t.cancel_on_reply}
 
     @workflow.signal
@@ -111,14 +130,18 @@ class ConversationWorkflow:
 
     @workflow.run
     async def run(self, input: ConversationInput) -> None:
+        self._by_reference = workflow.patched(PIPELINE_PATCH)
         self._inbound.extend(input.inbound)
+        self._inbox_ids.extend(input.inbox_ids)
+        self._seen_inbox.extend(input.seen_inbox_ids)
         self._outbound.extend(input.outbound)
         self._seen.extend(input.seen_key_ids)
         self._embeddings = PendingEmbeddings(input.embeddings_task_queue)
         self._timers.update((t.followup_id, t) for t in input.followups)
         self._reload_followups = self._reload_followups or input.reload_followups
         self._ai.due = input.ai_due
-        self._flows.restore(input.active_flow, input.flow_starts)
+        self._ai.task_queue = input.ai_task_queue
+        self._flows.restore(input)
         sender = asyncio.create_task(self._send_queued(input.ref.company_id))
         while True:
             try:
@@ -134,11 +157,12 @@ class ConversationWorkflow:
                         return
             if self._reload_followups:
                 await self._load_followups(input.ref)
-            if self._inbound:
+            if self._inbound or self._inbox_ids:
                 persisted = await self._persist_inbound(input)
-                if persisted.new_message_ids and self._flows.active is None:
+                if persisted and persisted.new_message_ids and self._flows.active is None:
                     self._ai.debounce(persisted.ai_reply_delay)
-                self._embeddings.start(input.ref.company_id, persisted.new_message_ids)
+                if persisted and not self._by_reference:
+                    self._embeddings.start(input.ref.company_id, persisted.new_message_ids)
             if self._flows.has_work():
                 await self._flows.start_requested(input.ref)
             await self._fire_due_followups()
@@ -146,27 +170,41 @@ class ConversationWorkflow:
                 self._outbound.append(answer)
             if self._should_continue_as_new(input.history_limit):
                 self._stopping = True  # the send in flight finishes; the rest are carried over
+                if self._by_reference and self._sending:
+                    continue  # go on storing meanwhile; the send's end wakes the loop
                 await workflow.wait_condition(lambda: not self._sending)
                 await self._embeddings.drain()
                 await workflow.wait_condition(workflow.all_handlers_finished)
-                workflow.continue_as_new(
-                    ConversationInput(
-                        input.ref,
-                        self._inbound,
-                        self._outbound,
-                        list(self._seen),
-                        input.history_limit,
-                        list(self._timers.values()),
-                        self._reload_followups,
-                        self._ai.due,
-                        embeddings_task_queue=input.embeddings_task_queue,
-                        active_flow=self._flows.active,
-                        flow_starts=self._flows.starts,
-                    )
-                )
+                workflow.continue_as_new(self._carried_over(input))
+
+    def _carried_over(self, input: ConversationInput) -> ConversationInput:
+        """The next run's input: everything pending, so no signal is lost across it."""
+        return ConversationInput(
+            ref=input.ref,
+            inbound=self._inbound,
+            outbound=self._outbound,
+            seen_key_ids=list(self._seen),
+            history_limit=input.history_limit,
+            followups=list(self._timers.values()),
+            reload_followups=self._reload_followups,
+            ai_due=self._ai.due,
+            embeddings_task_queue=input.embeddings_task_queue,
+            ai_task_queue=input.ai_task_queue,
+            flows_task_queue=input.flows_task_queue,
+            active_flow=self._flows.active,
+            flow_starts=self._flows.starts,
+            inbox_ids=self._inbox_ids,
+            seen_inbox_ids=list(self._seen_inbox),
+        )
 
     def _has_work(self) -> bool:
-        return bool(self._inbound or self._reload_followups or self._flows.has_work())
+        return bool(
+            self._inbound
+            or self._inbox_ids
+            or self._reload_followups
+            or self._flows.has_work()
+            or (self._stopping and not self._sending)  # the send is done: continue as new
+        )
 
     def _idle(self) -> bool:
         """Nothing pending that would need this workflow: it may end."""
@@ -189,7 +227,8 @@ class ConversationWorkflow:
             await self._send(message_id)
             self._outbound.pop(0)
             self._sending = False
-            self._embeddings.start(company_id, [message_id])
+            if not self._by_reference:
+                self._embeddings.start(company_id, [message_id])
 
     def _next_wakeup(self) -> tuple[timedelta, str]:
         """Until the next follow-up or AI answer is due (the idle timeout when none is pending),
@@ -232,30 +271,66 @@ class ConversationWorkflow:
             info.is_continue_as_new_suggested() or info.get_current_history_length() > history_limit
         )
 
-    async def _persist_inbound(self, input: ConversationInput) -> PersistInboundResult:
+    async def _persist_inbound(self, input: ConversationInput) -> PersistInboundResult | None:
+        """Store what is pending; None when it became a dead letter."""
         batch = sorted(self._inbound, key=lambda m: (m.timestamp or 0, m.key_id))
-        self._inbound = []
+        inbox_ids, self._inbound, self._inbox_ids = self._inbox_ids, [], []
         correlation_ids = list(
             dict.fromkeys(c for m in batch if (c := self._correlation_ids.pop(m.key_id, None)))
         )
         # a local activity: one short transaction, recorded as a marker in the same workflow task
         # instead of three history events and two more round trips to the server
-        result = await workflow.execute_local_activity_method(
-            ConversationActivities.persist_inbound,
-            PersistInboundInput(
-                input.ref,
-                batch,
-                correlation_ids,
-                {m.key_id: t for m in batch if (t := self._received_at.pop(m.key_id, None))},
+        try:
+            result = await workflow.execute_local_activity_method(
+                ConversationActivities.persist_inbound,
+                PersistInboundInput(
+                    ref=input.ref,
+                    messages=batch,
+                    correlation_ids=correlation_ids,
+                    received_at={
+                        m.key_id: t for m in batch if (t := self._received_at.pop(m.key_id, None))
+                    },
+                    inbox_ids=inbox_ids,
+                    route_flows=self._by_reference,
+                ),
+                start_to_close_timeout=policies.DATABASE_TIMEOUT,
+                retry_policy=policies.DATABASE_RETRY,
+            )
+        except (ActivityError, ApplicationError) as err:  # a local activity's arrives bare
+            await self._dead_letter(input.ref, err, inbox_ids, batch)
+            return None
+        finally:
+            self._seen.extend(m.key_id for m in batch)
+            self._seen_inbox.extend(inbox_ids)
+        if not self._by_reference:
+            await self._flows.route(input.ref, batch, result)
+        elif result.flow is not None:
+            await self._flows.follow(input.ref, result.flow, result.flow_replies)
+        for followup_id in result.cancelled_followup_ids:
+            self._timers.pop(followup_id, None)
+        return result
+
+    async def _dead_letter(
+        self,
+        ref: ConversationRef,
+        err: ActivityError | ApplicationError,
+        inbox_ids: list[int],
+        batch: list[InboundMessage],
+    ) -> None:
+        cause = err.cause if isinstance(err, ActivityError) else err
+        message = cause.message if isinstance(cause, FailureError) else str(cause or err)
+        workflow.logger.error("inbound batch not stored, dead-lettered: %s", message)
+        await workflow.execute_local_activity_method(
+            ConversationActivities.record_persist_failure,
+            PersistFailedInput(
+                ref=ref,
+                error=message,
+                inbox_ids=inbox_ids,
+                message_key_ids=[m.key_id for m in batch],
             ),
             start_to_close_timeout=policies.DATABASE_TIMEOUT,
             retry_policy=policies.DATABASE_RETRY,
         )
-        self._seen.extend(m.key_id for m in batch)
-        await self._flows.route(input.ref, batch, result)
-        for followup_id in result.cancelled_followup_ids:
-            self._timers.pop(followup_id, None)
-        return result
 
     async def _send(self, message_id: str) -> None:
         try:

@@ -45,12 +45,14 @@ with workflow.unsafe.imports_passed_through():
     from zapflow.whatsapp.types import InboundMessage
     from zapflow.workflows import policies
     from zapflow.workflows.inputs import (
+        ConversationInput,
         ConversationRef,
         FlowActionInput,
         FlowEnded,
         FlowMirrorInput,
         FlowRefuseInput,
         FlowRouteInput,
+        FlowRouteResult,
         FlowRunInput,
         FlowRunRef,
         FlowSendInput,
@@ -78,12 +80,13 @@ class _TemporalEffects:
 
     async def _activity(
         self, method: Any, argument: Any, retry: RetryPolicy = policies.DATABASE_RETRY,
-        limit: timedelta = policies.DATABASE_TIMEOUT,
+        limit: timedelta = policies.DATABASE_TIMEOUT, task_queue: str | None = None,
     ) -> Any:  # fmt: skip
         try:
             return await workflow.execute_activity_method(
-                method, argument, start_to_close_timeout=limit, retry_policy=retry
-            )
+                method, argument, start_to_close_timeout=limit, retry_policy=retry,
+                task_queue=task_queue,
+            )  # fmt: skip
         except ActivityError as err:
             raise _failure(err) from None
 
@@ -133,14 +136,16 @@ class _TemporalEffects:
         timeout = timedelta(seconds=request["timeout"]) + HTTP_GRACE
         argument = FlowActionInput(self._input.run_id, node_id, "http_request", request)
         result: dict[str, Any] = await self._activity(
-            FlowActivities.http_request, argument, retry, timeout
+            FlowActivities.http_request, argument, retry, timeout, self._input.flows_task_queue
         )
         return result
 
     async def ai_reply(self, node_id: str, instructions: str | None) -> str:
         params = {"instructions": instructions}
         argument = FlowActionInput(self._input.run_id, node_id, "ai_reply", params)
-        reply: str = await self._activity(FlowActivities.ai_reply, argument)
+        reply: str = await self._activity(
+            FlowActivities.ai_reply, argument, task_queue=self._input.ai_task_queue
+        )
         return reply
 
     async def checkpoint(self, state: RunState) -> None:
@@ -211,10 +216,12 @@ class FlowRouting:
     def __init__(self) -> None:
         self.active: str | None = None  # the workflow id of the conversation's active run
         self.starts: list[FlowStart] = []
+        self._input: ConversationInput | None = None
 
-    def restore(self, active: str | None, starts: list[FlowStart]) -> None:
-        self.active = active
-        self.starts.extend(starts)
+    def restore(self, input: ConversationInput) -> None:
+        self._input = input  # the task queues its runs use
+        self.active = input.active_flow
+        self.starts.extend(input.flow_starts)
 
     def request_start(self, start: FlowStart) -> None:
         self.starts.append(start)
@@ -252,13 +259,18 @@ class FlowRouting:
             ref.company_id, persisted.conversation_id, texts, persisted.new_inbound,
             customer[0].key_id,
         )  # fmt: skip
-        result = await self._local(FlowActivities.route_inbound, route)
-        if result.active_workflow_id and result.active_run_id:
-            self.active = result.active_workflow_id
+        await self.follow(ref, await self._local(FlowActivities.route_inbound, route), texts)
+
+    async def follow(self, ref: ConversationRef, route: FlowRouteResult, texts: list[str]) -> None:
+        """Act on a routing decision (made by the persist activity in its transaction, or by
+        ``route_inbound`` in histories written before): hand ``texts`` to the active run, or
+        start the run a trigger matched."""
+        if route.active_workflow_id and route.active_run_id:
+            self.active = route.active_workflow_id
             if not await self._reply(texts):  # its start was lost: let it go
-                await self._local(FlowActivities.abandon_run, FlowRunRef(result.active_run_id))
-        elif result.start:
-            await self._start(ref, result.start)
+                await self._local(FlowActivities.abandon_run, FlowRunRef(route.active_run_id))
+        elif route.start:
+            await self._start(ref, route.start)
 
     @staticmethod
     async def _local(method: Any, argument: Any) -> Any:
@@ -286,7 +298,13 @@ class FlowRouting:
         try:
             await workflow.start_child_workflow(
                 FlowWorkflow.run,
-                FlowRunInput(start.run_id, ref.company_id, ref.workflow_id),
+                FlowRunInput(
+                    run_id=start.run_id,
+                    company_id=ref.company_id,
+                    conversation_workflow_id=ref.workflow_id,
+                    ai_task_queue=self._input.ai_task_queue if self._input else None,
+                    flows_task_queue=self._input.flows_task_queue if self._input else None,
+                ),
                 id=workflow_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 # a run is started once: asked again after it ended, nothing happens

@@ -41,15 +41,27 @@ class ConversationInput:
     reload_followups: bool = False
     ai_due: float | None = None  # the AI agent's pending answer (epoch seconds)
     embeddings_task_queue: str = "embeddings"  # the worker's setting, set by the relay
+    # the model calls' and tenant HTTP requests' queues (worker roles ai, flows); None: this
+    # workflow's own queue, as runs started before the roles had
+    ai_task_queue: str | None = None
+    flows_task_queue: str | None = None
     active_flow: str | None = None  # the workflow id of the conversation's running flow
     flow_starts: list[FlowStart] = field(default_factory=list)  # requested, not handled yet
+    inbox_ids: list[int] = field(default_factory=list)  # inbound inbox rows not persisted yet
+    seen_inbox_ids: list[int] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class InboundBatch:
-    messages: list[InboundMessage]
+    """Customers' messages for a conversation: references to their inbox rows (the persist
+    activity reads them), so message bodies and raw payloads stay out of Temporal's history.
+    ``messages`` is the older shape, kept for signals sent before references (and by hand)."""
+
+    messages: list[InboundMessage] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
     received_at: dict[str, float] = field(default_factory=dict)  # key id → webhook receipt (epoch)
+    inbox_ids: list[int] = field(default_factory=list)
+    from_customer: bool = False  # one of the rows is the customer's (not sent from the phone)
 
 
 @dataclass(frozen=True)
@@ -61,9 +73,11 @@ class OutboundBatch:
 @dataclass(frozen=True)
 class PersistInboundInput:
     ref: ConversationRef
-    messages: list[InboundMessage]
+    messages: list[InboundMessage] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
     received_at: dict[str, float] = field(default_factory=dict)
+    inbox_ids: list[int] = field(default_factory=list)  # read from the inbox by the activity
+    route_flows: bool = False  # decide the flow routing in the same transaction
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,18 @@ class PersistInboundResult:
     new_inbound: int
     cancelled_followup_ids: list[str] = field(default_factory=list)  # the customer replied
     ai_reply_delay: float | None = None  # seconds before the AI agent answers; None: it won't
+    flow: FlowRouteResult | None = None  # with ``route_flows``, when the customer wrote
+    # the customer's texts, only when a run is active (it reads them as answers)
+    flow_replies: list[str] = field(default_factory=list)
+    persisted_inbox_ids: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PersistFailedInput:
+    ref: ConversationRef
+    error: str
+    inbox_ids: list[int]
+    message_key_ids: list[str]
 
 
 @dataclass(frozen=True)
@@ -147,6 +173,8 @@ class FlowRunInput:
     run_id: str
     company_id: str
     conversation_workflow_id: str  # the parent, told when the run ends
+    ai_task_queue: str | None = None  # ai_reply nodes (None: the run's own queue)
+    flows_task_queue: str | None = None  # http_request nodes
 
 
 @dataclass(frozen=True)
