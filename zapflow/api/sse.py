@@ -16,9 +16,10 @@ from fastapi import APIRouter, Header, Request
 from prometheus_client import Gauge
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from zapflow.api.deps import CurrentPrincipal, SessionDep, StateDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.stream_hub import Entry, StreamHub, entry_order
 from zapflow.services.events import stream_key
+from zapflow.services.permissions import Permission
 from zapflow.services.queries import get_conversation
 
 router = APIRouter(tags=["live events"])
@@ -90,6 +91,7 @@ async def company_events(
     description="`message.created`, `message.status`, `conversation.updated`, ... Reconnect with "
     "the `Last-Event-ID` header to receive what was missed.",
     response_class=EventSourceResponse,
+    dependencies=[Requires(Permission.EVENTS_READ)],
 )
 async def stream(
     request: Request,
@@ -105,6 +107,7 @@ async def stream(
     "/conversations/{conversation_id}/stream",
     summary="Live events of one conversation (SSE)",
     response_class=EventSourceResponse,
+    dependencies=[Requires(Permission.EVENTS_READ)],
 )
 async def conversation_stream(
     conversation_id: uuid.UUID,

@@ -18,6 +18,7 @@ from zapflow.cache import Cache
 from zapflow.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from zapflow.models import ApiKey, Company, User, UserRole, utc_now
 from zapflow.services.paging import cut_page, keyset
+from zapflow.services.permissions import Permission, role_can
 from zapflow.services.queries import get_scoped
 
 KEY_PREFIX = "zf_"
@@ -38,9 +39,8 @@ class Principal:
     role: UserRole
     user_id: uuid.UUID | None = None
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == UserRole.ADMIN
+    def can(self, permission: Permission) -> bool:
+        return role_can(self.role, permission)
 
 
 @dataclass(frozen=True)
