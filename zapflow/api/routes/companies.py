@@ -106,6 +106,9 @@ async def update_company(
     body: CompanyUpdate, principal: CurrentPrincipal, session: SessionDep, state: StateDep
 ) -> Any:
     company = await service.get_company(session, principal.company_id)
-    await service.update_company(session, company, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    await service.update_company(
+        session, company, changes, state.settings.rate_limit_max_per_minute
+    )
     after_commit(session, partial(state.cache.invalidate, company_key(company.id)))
     return _public(company, state)
