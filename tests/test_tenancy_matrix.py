@@ -658,8 +658,8 @@ async def agents_world(
 
 @pytest.mark.parametrize("op", ALLOWED_TO_AGENTS, ids=lambda op: op.id)
 async def test_an_agent_may_do_the_rest(op: Operation, agents_world: World) -> None:
-    """Every other route answers the agent's key with a 2xx; instances without the webhook URL
-    and verify token, and no answer holds a secret of the company."""
+    """Every other route answers the agent's key with a 2xx; instances without the webhook URL,
+    verify token and JWT key, and no answer holds a secret of the company."""
     world = agents_world
     url = op.url(_own_values(op, world))
     async with _agent(world) as agent:
@@ -669,4 +669,5 @@ async def test_an_agent_may_do_the_rest(op: Operation, agents_world: World) -> N
     assert not {s for s in world.secrets if s in answer.text}, f"{op.id} shows a secret"
     if op.path.startswith(f"{API}/instances"):
         rows = answer.body if isinstance(answer.body, list) else [answer.body]
-        assert rows and all(r["webhook_url"] is None and r["verify_token"] is None for r in rows)
+        hidden = ("webhook_url", "verify_token", "evolution_jwt_key")
+        assert rows and all(row[field] is None for row in rows for field in hidden)

@@ -18,8 +18,8 @@ class Permission(StrEnum):
     USERS_READ = "users:read"
     USERS_MANAGE = "users:manage"
     API_KEYS_MANAGE = "api_keys:manage"
-    INSTANCES_READ = "instances:read"  # without the webhook URL and verify token
-    INSTANCES_MANAGE = "instances:manage"  # connect, change, delete; read the webhook URL/token
+    INSTANCES_READ = "instances:read"  # without the webhook URL, verify token and JWT key
+    INSTANCES_MANAGE = "instances:manage"  # connect, change, delete; read the webhook's secrets
     CONTACTS_READ = "contacts:read"
     CONTACTS_WRITE = "contacts:write"
     CONTACTS_DELETE = "contacts:delete"  # erases the contact's conversations too
