@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -39,7 +40,7 @@ from zapflow.api.deps import Requirement
 from zapflow.config import load_settings
 from zapflow.db import SessionFactory
 from zapflow.models import UserRole
-from zapflow.services.permissions import role_can
+from zapflow.services.permissions import Permission, role_can
 
 APP = create_app(load_settings())
 SPEC = APP.openapi()
@@ -671,3 +672,20 @@ async def test_an_agent_may_do_the_rest(op: Operation, agents_world: World) -> N
         rows = answer.body if isinstance(answer.body, list) else [answer.body]
         hidden = ("webhook_url", "verify_token", "evolution_jwt_key")
         assert rows and all(row[field] is None for row in rows for field in hidden)
+
+
+NO_ROUTE = "(object rule: a note of someone else, `PATCH`/`DELETE /notes/{note_id}`)"
+
+
+def test_security_md_shows_the_role_matrix() -> None:
+    """SECURITY.md's role matrix is the code's: a row per permission, its routes, who holds it."""
+    routes: dict[Permission, list[str]] = {permission: [] for permission in Permission}
+    for path, route in API_ROUTES:
+        permission = next(_requirements(route.dependant)).permission
+        routes[permission] += [f"`{m} {path.removeprefix(API)}`" for m in sorted(route.methods)]
+    document = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
+    for permission, named in routes.items():
+        agent = "yes" if role_can(UserRole.AGENT, permission) else "**no** (403)"
+        listed = ", ".join(named) or NO_ROUTE
+        row = f"| `{permission.value}` | {listed} | yes | {agent} |"
+        assert row in document, f"SECURITY.md should have the row: {row}"
