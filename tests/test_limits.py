@@ -178,6 +178,7 @@ FLOOD_REQUESTS = 1_500
 FLOOD_CONCURRENCY = 30
 WEBHOOK_LIMIT = 200  # per minute, for the flooded instance (and its company's bucket)
 READS = 300
+DROPPED = 0  # a flood request whose connection was closed under it (counted, not an error)
 
 
 def _percentiles(latencies: list[float]) -> str:
@@ -209,7 +210,11 @@ async def _flood(client: httpx.AsyncClient, webhook_url: str, phone_number_id: s
                 phone_number_id, cloud_text("5511900000000", f"wamid.f{n}", "x", int(time.time()))
             )
             headers = {"x-hub-signature-256": "sha256=" + "0" * 64}
-            response = await client.post(webhook_url, json=delivery, headers=headers)
+            try:
+                response = await client.post(webhook_url, json=delivery, headers=headers)
+            except httpx.TransportError:  # a kept-alive connection the server closed meanwhile
+                statuses[DROPPED] += 1
+                continue
             statuses[response.status_code] += 1
 
     await asyncio.gather(*(sender() for _ in range(FLOOD_CONCURRENCY)))
@@ -242,7 +247,7 @@ async def test_a_webhook_flood_at_one_tenant_leaves_the_others_api_working(
                 flood_statuses = await flood
                 cpu = process.cpu_times()
     assert quiet_statuses == Counter({200: READS}) and loud_statuses == Counter({200: READS})
-    assert set(flood_statuses) <= {401, 429}, flood_statuses
+    assert set(flood_statuses) <= {401, 429, DROPPED}, flood_statuses
     # a flood shorter than a minute that crosses a minute's boundary gets at most the rest of
     # the previous minute's share on top (the sliding window weighs it down as time passes)
     assert flood_statuses[401] <= WEBHOOK_LIMIT * 2 and flood_statuses[429] > 0
