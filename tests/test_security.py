@@ -35,6 +35,7 @@ from tests.test_tenancy_matrix import OPERATIONS, PATH_OBJECTS, call
 from zapflow.api.limits import MAX_BODY_BYTES
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
+from zapflow.devstack import free_port
 from zapflow.errors import NotFound
 from zapflow.models import WhatsAppProvider
 from zapflow.services.instances import WebhookInstances
@@ -253,6 +254,92 @@ async def test_a_key_revoked_through_one_process_is_refused_by_another(
             return (await elsewhere.get("/api/v1/company")).status_code
 
         await eventually(status, lambda code: code == 401, within=2)
+
+
+async def _stream_lines(client: httpx.AsyncClient, opened: asyncio.Event) -> list[str]:
+    """The company stream's lines until the server ends it."""
+    lines = []
+    async with client.stream("GET", "/api/v1/stream", timeout=None) as response:
+        assert response.status_code == 200, await response.aread()
+        opened.set()
+        async for line in response.aiter_lines():
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize(
+    "cut_off",
+    [
+        pytest.param(lambda key, user: ("DELETE", f"/api/v1/api-keys/{key}", None), id="revoked"),
+        pytest.param(
+            lambda key, user: ("DELETE", f"/api/v1/users/{user}", None), id="user deleted"
+        ),
+        pytest.param(
+            lambda _, user: ("PATCH", f"/api/v1/users/{user}", {"is_active": False}),
+            id="user deactivated",
+        ),
+    ],
+)
+async def test_an_open_stream_ends_when_its_key_stops_working(
+    tenant: Tenant, api_url: str, cut_off: Any
+) -> None:
+    """The stream re-checks its key every few seconds: once the key is revoked (or its user
+    deleted or deactivated) it gets a last `stream.closed` event and ends, instead of
+    receiving the company's events until its hour is up. An event sent afterwards never
+    reaches it."""
+    user = (
+        await tenant.client.post("/api/v1/users", json={"email": "sam@acme.com", "name": "Sam"})
+    ).json()
+    key = (
+        await tenant.client.post(
+            "/api/v1/api-keys", json={"name": "sam", "role": "agent", "user_id": user["id"]}
+        )
+    ).json()
+    headers = {"Authorization": f"Bearer {key['key']}"}
+    async with httpx.AsyncClient(base_url=api_url, headers=headers) as agent:
+        opened = asyncio.Event()
+        stream = asyncio.create_task(_stream_lines(agent, opened))
+        try:
+            await asyncio.wait_for(opened.wait(), 10)
+            method, path, body = cut_off(key["id"], user["id"])
+            done = await tenant.client.request(method, path, json=body)
+            assert done.status_code in (200, 204), done.text
+            await create_cloud_instance(tenant)  # an event after the cut-off
+            lines = await asyncio.wait_for(stream, 30)
+        finally:
+            stream.cancel()
+        assert (await agent.get("/api/v1/stream")).status_code == 401
+    data = [orjson.loads(line[5:]) for line in lines if line.startswith("data:")]
+    assert data and data[-1]["type"] == "stream.closed", lines
+
+
+async def test_without_redis_a_revoked_key_lives_at_most_the_cache_ttl_elsewhere(
+    tenant: Tenant, settings: Settings
+) -> None:
+    """A revocation made by a process that cannot reach Redis reaches no other process's cache;
+    they honour the key until what they cached expires: ``auth_cache_seconds`` (30 s by
+    default, SECURITY.md) after they loaded it, both the process's own copy and the copy it
+    takes from Redis (which holds the stale entry too, since its delete never arrived)."""
+    ttl = 3
+    created = (
+        await tenant.client.post("/api/v1/api-keys", json={"name": "ci", "role": "agent"})
+    ).json()
+    admin = tenant.api_key
+    cut_off = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    short = settings.model_copy(update={"auth_cache_seconds": ttl})
+    async with (
+        in_process_api(short, created["key"]) as (_, elsewhere),
+        in_process_api(cut_off, admin) as (_, revoker),
+    ):
+        assert (await elsewhere.get("/api/v1/company")).status_code == 200  # cached there
+        revoked = await revoker.delete(f"/api/v1/api-keys/{created['id']}")
+        assert revoked.status_code == 204
+        at = time.monotonic()
+        while time.monotonic() < at + ttl:  # the key may still be honoured: Redis never knew
+            assert (await elsewhere.get("/api/v1/company")).status_code in (200, 401)
+            await asyncio.sleep(0.2)
+        refused = await elsewhere.get("/api/v1/company")
+        assert refused.status_code == 401, "honoured past the cache's TTL"
 
 
 # --- secrets in responses and logs --------------------------------------------------------------

@@ -23,7 +23,9 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 @pytest.fixture
 def api_process(settings: Settings) -> Iterator[tuple[str, psutil.Process]]:
-    with api_subprocess(settings) as running:
+    # one key holds every stream here: the caps per key and company are other tests' subject
+    caps = {"ZAPFLOW_STREAMS_PER_KEY": "2000", "ZAPFLOW_STREAMS_PER_COMPANY": "2000"}
+    with api_subprocess(settings, **caps) as running:
         yield running
 
 

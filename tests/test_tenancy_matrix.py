@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 import httpx
@@ -35,8 +36,12 @@ from tests.fixtures.tenancy import (
     snapshot,
 )
 from zapflow.api.app import create_app
+from zapflow.api.deps import Requirement
 from zapflow.config import load_settings
 from zapflow.db import SessionFactory
+from zapflow.flows.language import FlowDefinition
+from zapflow.models import UserRole
+from zapflow.services.permissions import Permission, role_can
 
 APP = create_app(load_settings())
 SPEC = APP.openapi()
@@ -101,6 +106,7 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     },
     ("POST", f"{API}/notes"): lambda w: {"body": "x", "contact_id": w.objects["contact"]},
     ("PUT", f"{API}/flows/{{flow_id}}"): lambda w: FLOW_DOCUMENT,
+    ("POST", f"{API}/flows"): lambda w: FLOW_DOCUMENT,
     ("POST", f"{API}/flows/{{flow_id}}/runs"): lambda w: {"contact_id": w.objects["contact"]},
     ("POST", f"{API}/api-keys"): lambda w: {
         "name": "agent key",
@@ -403,11 +409,15 @@ ROUTE_BODIES = {
 }
 
 
+# Bodies the route reads itself (a flow document, JSON or YAML, once the caller is known)
+DOCUMENT_BODIES = {f"PUT {API}/flows/{{flow_id}}": FlowDefinition}
+
+
 def _fake_world(label: str) -> World:
     ids = {kind: str(uuid.uuid4()) for kind in set(PATH_OBJECTS.values())}
     no_client = cast(httpx.AsyncClient, None)  # the bodies need ids, not requests
     stages = [ids["stage"], str(uuid.uuid4())]
-    return World("company", label, no_client, {**ids, "tag": "vip"}, stages, frozenset())
+    return World("company", label, no_client, {**ids, "tag": "vip"}, stages, frozenset(), "")
 
 
 @pytest.mark.parametrize(
@@ -422,7 +432,7 @@ def test_the_bodies_sent_are_valid(case: Case, foreign: bool) -> None:
     a, b = _fake_world("a"), _fake_world("b")
     body = foreign_body(case.op, case.foreign[0], a, b) if foreign else base_body(case.op, b)
     assert body is not None
-    model = ROUTE_BODIES.get((case.op.method, case.op.path))
+    model = ROUTE_BODIES.get((case.op.method, case.op.path)) or DOCUMENT_BODIES.get(case.op.id)
     assert model is not None, f"{case.id}: its route was not found in the app"
     try:
         TypeAdapter(model).validate_json(json.dumps(body))
@@ -516,3 +526,171 @@ async def test_another_companys_phone_number_names_only_the_callers_contact(
             assert not {m for m in worlds.a_markers if m in answer.text}, str(answer)
         deleted = await b.client.delete(f"{API}/contacts/{created.body['id']}")
         assert deleted.status_code == 204  # B as it was, for the next tests
+
+
+# --- the role matrix ----------------------------------------------------------------------------
+# Every route declares one permission (``Requires(...)``); an agent's key is refused, with a 403
+# naming it, what the agent role lacks (this table is the policy, SECURITY.md shows it) and gets
+# everything else as an admin would. The table must name exactly the routes the code refuses.
+
+AGENT_FORBIDDEN = {
+    "PATCH /api/v1/company": "company:manage",
+    "POST /api/v1/users": "users:manage",
+    "PATCH /api/v1/users/{user_id}": "users:manage",
+    "DELETE /api/v1/users/{user_id}": "users:manage",
+    "GET /api/v1/api-keys": "api_keys:manage",
+    "POST /api/v1/api-keys": "api_keys:manage",
+    "DELETE /api/v1/api-keys/{key_id}": "api_keys:manage",
+    "POST /api/v1/instances": "instances:manage",
+    "PATCH /api/v1/instances/{instance_id}": "instances:manage",
+    "DELETE /api/v1/instances/{instance_id}": "instances:manage",
+    "GET /api/v1/contacts/export": "contacts:export",
+    "POST /api/v1/contacts/import": "contacts:import",
+    "DELETE /api/v1/contacts/{contact_id}": "contacts:delete",
+    "POST /api/v1/funnels": "funnels:manage",
+    "PATCH /api/v1/funnels/{funnel_id}": "funnels:manage",
+    "DELETE /api/v1/funnels/{funnel_id}": "funnels:manage",
+    "POST /api/v1/funnels/{funnel_id}/stages": "funnels:manage",
+    "PUT /api/v1/funnels/{funnel_id}/stages/order": "funnels:manage",
+    "PATCH /api/v1/funnels/{funnel_id}/stages/{stage_id}": "funnels:manage",
+    "DELETE /api/v1/funnels/{funnel_id}/stages/{stage_id}": "funnels:manage",
+    "POST /api/v1/flows": "flows:write",
+    "PUT /api/v1/flows/{flow_id}": "flows:write",
+    "DELETE /api/v1/flows/{flow_id}": "flows:write",
+    "POST /api/v1/flows/{flow_id}/publish": "flows:write",
+    "POST /api/v1/flows/{flow_id}/simulate": "flows:write",
+    "GET /api/v1/ops/queues": "ops:manage",
+    "GET /api/v1/ops/dead-letters": "ops:manage",
+    "POST /api/v1/ops/dead-letters/{letter_id}/replay": "ops:manage",
+}
+# Allowed by the route, refused by the object: an agent changes only the notes it wrote (the
+# world's note is its admin's).
+AGENT_NOT_AUTHOR = {
+    "PATCH /api/v1/notes/{note_id}": "notes:manage",
+    "DELETE /api/v1/notes/{note_id}": "notes:manage",
+}
+# The agent's own calls that need another body than the cross-tenant matrix's.
+AGENT_BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
+    f"POST {API}/flows/{{flow_id}}/runs": lambda w: {"contact_id": w.objects["customer"]},
+}
+# A body per content type the matrix does not send as JSON.
+RAW_BODIES = {f"POST {API}/contacts/import": (b"phone_number,name\n+5511900000000,X\n", "text/csv")}
+
+
+def _requirements(dependant: Any) -> Iterator[Requirement]:
+    for dependency in dependant.dependencies:
+        if isinstance(dependency.call, Requirement):
+            yield dependency.call
+        yield from _requirements(dependency)
+
+
+API_ROUTES = [(path, route) for path, route in _routes(APP.router.routes) if path.startswith(API)]
+
+
+def test_every_route_declares_one_permission() -> None:
+    """A new route without ``Requires(...)`` fails here; one with a permission the agent lacks
+    fails the matrix below until the table names it."""
+    undeclared = [
+        f"{sorted(route.methods or ())} {path}"
+        for path, route in API_ROUTES
+        if len({r.permission for r in _requirements(route.dependant)}) != 1
+    ]
+    assert not undeclared, f"declare one Requires(Permission...) on: {undeclared}"
+    declared = {
+        f"{method} {path}": next(_requirements(route.dependant)).permission
+        for path, route in API_ROUTES
+        for method in route.methods or ()
+    }
+    refused = {op: p.value for op, p in declared.items() if not role_can(UserRole.AGENT, p)}
+    assert refused == AGENT_FORBIDDEN, "the policy table and the routes disagree"
+    assert len(declared) == len([op for op in OPERATIONS if op.path.startswith(API)]) >= 80
+
+
+def _raw_or_json(op: Operation, world: World) -> dict[str, Any]:
+    if op.id in RAW_BODIES:
+        content, content_type = RAW_BODIES[op.id]
+        return {"content": content, "headers": {"content-type": content_type}}
+    return {"json": base_body(op, world)}
+
+
+def _query(op: Operation, world: World) -> dict[str, str] | None:
+    return BASE_QUERIES[op.path](world) if op.path in BASE_QUERIES else None
+
+
+def _agent(world: World) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=str(world.client.base_url),
+        headers={"Authorization": f"Bearer {world.agent_key}"},
+        timeout=10,
+    )
+
+
+def _own_values(op: Operation, world: World) -> dict[str, str]:
+    return {name: world.objects[PATH_OBJECTS[name]] for name in op.params("path")}
+
+
+REFUSED_TO_AGENTS = [op for op in OPERATIONS if op.id in AGENT_FORBIDDEN | AGENT_NOT_AUTHOR]
+# what changes least first, deletions last: each call finds the objects it names
+ALLOWED_TO_AGENTS = sorted(
+    (op for op in OPERATIONS if op.path.startswith(API) and op not in REFUSED_TO_AGENTS),
+    key=lambda op: ["GET", "POST", "PUT", "PATCH", "DELETE"].index(op.method),
+)
+
+
+@pytest.mark.parametrize("op", REFUSED_TO_AGENTS, ids=lambda op: op.id)
+async def test_an_agent_is_refused_what_its_role_lacks(op: Operation, worlds: Worlds) -> None:
+    """403 with the error shape naming the permission, and nothing changed in the company."""
+    async with worlds.trial() as (_, b), _agent(b) as agent:
+        request = agent.build_request(
+            op.method, op.url(_own_values(op, b)), params=_query(op, b), **_raw_or_json(op, b)
+        )
+        response = await agent.send(request)
+        permission = (AGENT_FORBIDDEN | AGENT_NOT_AUTHOR)[op.id]
+        assert response.status_code == 403, f"{op.id}: {response.status_code} {response.text}"
+        error = response.json()["error"]
+        assert error["code"] == "forbidden" and error["details"]["permission"] == permission
+        assert error["message"], op.id
+
+
+@pytest.fixture(scope="module")
+async def agents_world(
+    api_url: str, sessions: SessionFactory, provider_server_session: ProviderServer, worker: None
+) -> AsyncIterator[World]:
+    """A company of its own for the agent's allowed calls (they change it)."""
+    world = await build_world(api_url, sessions, provider_server_session, "r")
+    yield world
+    await world.client.aclose()
+
+
+@pytest.mark.parametrize("op", ALLOWED_TO_AGENTS, ids=lambda op: op.id)
+async def test_an_agent_may_do_the_rest(op: Operation, agents_world: World) -> None:
+    """Every other route answers the agent's key with a 2xx; instances without the webhook URL,
+    verify token and JWT key, and no answer holds a secret of the company."""
+    world = agents_world
+    url = op.url(_own_values(op, world))
+    async with _agent(world) as agent:
+        body = AGENT_BODIES[op.id](world) if op.id in AGENT_BODIES else base_body(op, world)
+        answer = await call(agent, op.method, url, body, _query(op, world))
+    assert 200 <= answer.status < 300, f"{op.id}: {answer}"
+    assert not {s for s in world.secrets if s in answer.text}, f"{op.id} shows a secret"
+    if op.path.startswith(f"{API}/instances"):
+        rows = answer.body if isinstance(answer.body, list) else [answer.body]
+        hidden = ("webhook_url", "verify_token", "evolution_jwt_key")
+        assert rows and all(row[field] is None for row in rows for field in hidden)
+
+
+NO_ROUTE = "(object rule: a note of someone else, `PATCH`/`DELETE /notes/{note_id}`)"
+
+
+def test_security_md_shows_the_role_matrix() -> None:
+    """SECURITY.md's role matrix is the code's: a row per permission, its routes, who holds it."""
+    routes: dict[Permission, list[str]] = {permission: [] for permission in Permission}
+    for path, route in API_ROUTES:
+        permission = next(_requirements(route.dependant)).permission
+        routes[permission] += [f"`{m} {path.removeprefix(API)}`" for m in sorted(route.methods)]
+    document = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
+    for permission, named in routes.items():
+        agent = "yes" if role_can(UserRole.AGENT, permission) else "**no** (403)"
+        listed = ", ".join(named) or NO_ROUTE
+        row = f"| `{permission.value}` | {listed} | yes | {agent} |"
+        assert row in document, f"SECURITY.md should have the row: {row}"

@@ -3,7 +3,9 @@
 A write invalidates after its commit: the L2 entry is deleted and the key is published on a channel
 that every process listens to, so their L1 copies go too. Values are JSON. If Redis is down, reads
 fall through to the loader (Postgres) and an invalidation clears this process's L1 only; other
-processes' L1 copies then live out their short TTL (stated in the README).
+processes' copies then live out their TTL. A value is never served longer than its ``ttl`` after
+it was loaded, whichever level holds it: an L1 copy taken from L2 expires with the L2 entry, so
+the bound a caller states (30 s for API keys, SECURITY.md) holds when Redis misses invalidations.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class Cache:
         if value is not _MISSING:
             CACHE_LOOKUPS.labels(cache_name(key), "l1_hit").inc()
             return value
-        value = await self._l2_get(key)
+        value, left = await self._l2_get(key)
         if value is not _MISSING:
             CACHE_LOOKUPS.labels(cache_name(key), "l2_hit").inc()
         else:
@@ -71,7 +73,8 @@ class Cache:
             await self._l2_set(key, value, ttl)
             if epoch != self._epoch:  # something was invalidated meanwhile: maybe this
                 return value
-        self._l1_set(key, value)
+            left = ttl
+        self._l1_set(key, value, min(self._l1_ttl, left))
         return value
 
     async def invalidate(self, *keys: str) -> None:
@@ -112,18 +115,24 @@ class Cache:
         self._l1.move_to_end(key)
         return entry[1]
 
-    def _l1_set(self, key: str, value: Any) -> None:
-        self._l1[key] = (time.monotonic() + self._l1_ttl, value)
+    def _l1_set(self, key: str, value: Any, seconds: float) -> None:
+        self._l1[key] = (time.monotonic() + seconds, value)
         self._l1.move_to_end(key)
         while len(self._l1) > self._l1_size:
             self._l1.popitem(last=False)
 
-    async def _l2_get(self, key: str) -> Any:
+    async def _l2_get(self, key: str) -> tuple[Any, float]:
+        """The value and the seconds it has left in L2 (``_MISSING`` if none)."""
         try:
-            raw = await self._redis.get(KEY_PREFIX + key)
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(KEY_PREFIX + key)
+                pipe.pttl(KEY_PREFIX + key)
+                raw, left_ms = await pipe.execute()
         except (RedisError, OSError):
-            return _MISSING
-        return _MISSING if raw is None or raw == TOMBSTONE else orjson.loads(raw)
+            return _MISSING, 0.0
+        if raw is None or raw == TOMBSTONE or left_ms <= 0:
+            return _MISSING, 0.0
+        return orjson.loads(raw), left_ms / 1000
 
     async def _l2_set(self, key: str, value: Any, ttl: int) -> None:
         with contextlib.suppress(RedisError, OSError):

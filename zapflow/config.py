@@ -98,7 +98,18 @@ class Settings(BaseSettings):
     memory_warning_mb: int = Field(500, ge=1)  # the seed's threshold
     queue_warning_backlog: int = Field(100, ge=1)  # the seed's thresholds
     queue_critical_backlog: int = Field(500, ge=1)
-    rate_limit_per_minute: int = Field(1200, ge=1)  # per API key and route group; per company too
+    # requests per minute and route group: per API key (a company's admin may change its own,
+    # up to rate_limit_max_per_minute) and, over all its keys, per company
+    rate_limit_per_minute: int = Field(1200, ge=1)
+    rate_limit_max_per_minute: int = Field(6000, ge=1)
+    company_rate_limit_per_minute: int = Field(6000, ge=1)
+    # webhook deliveries per minute per instance (and per company, company_rate_limit_per_minute)
+    webhook_rate_limit_per_minute: int = Field(6000, ge=1)
+    # how long a process may honour a revoked key when Redis cannot tell it (SECURITY.md)
+    auth_cache_seconds: int = Field(30, ge=1, le=30)
+    # live event streams (SSE) open at once, across every API process
+    streams_per_key: int = Field(20, ge=1)
+    streams_per_company: int = Field(200, ge=1)
     public_url: str | None = None  # how providers reach the API; webhook URLs are built on it
     webhook_max_bytes: int = Field(3 * 1024 * 1024, ge=1024)
     worker_metrics_port: int = Field(0, ge=0, le=65535)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, Request
+from fastapi import BackgroundTasks, Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,6 +17,7 @@ from zapflow.egress import EgressPolicy, egress_policy
 from zapflow.errors import Forbidden
 from zapflow.services.auth import Principal
 from zapflow.services.events import Event, publish_outbox, stage
+from zapflow.services.permissions import Permission
 from zapflow.temporal import TemporalConnection
 
 
@@ -92,14 +93,33 @@ async def get_principal(
     return principal
 
 
-async def require_admin(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
-    if not principal.is_admin:
-        raise Forbidden("this needs an admin API key")
-    return principal
-
-
+# The caller, for a route's parameters and helpers; what it may do is the route's `Requires(...)`.
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
-AdminPrincipal = Annotated[Principal, Depends(require_admin)]
+
+
+class Requirement:
+    """The caller, authenticated and rate limited, if its role holds ``permission``; else a 403
+    naming the permission."""
+
+    def __init__(self, permission: Permission) -> None:
+        self.permission = permission
+
+    async def __call__(self, principal: CurrentPrincipal) -> Principal:
+        if not principal.can(self.permission):
+            raise Forbidden(
+                f"a {principal.role.value} cannot do this: it needs the "
+                f"{self.permission.value} permission",
+                details={"permission": self.permission.value, "role": principal.role.value},
+            )
+        return principal
+
+
+def Requires(permission: Permission) -> params.Depends:
+    """A route's permission, declared with the route: ``principal: Annotated[Principal,
+    Requires(Permission.FLOWS_WRITE)]``, or ``dependencies=[Requires(...)]`` when the route does
+    not use the principal. Every API route declares exactly one (``tests/test_tenancy_matrix.py``
+    walks them)."""
+    return Depends(Requirement(permission))
 
 
 class EventPublisher:

@@ -8,6 +8,7 @@ import asyncpg
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from zapflow.api.readiness import Readiness
 from zapflow.api.stream_hub import StreamHub
 from zapflow.cache import Cache
 from zapflow.config import Settings
@@ -39,6 +40,7 @@ class AppState:
     webhook_instances: WebhookInstances
     embedder: Embedder  # the local model loads on its first use, not at start-up
     streams: StreamHub  # the SSE clients' shared readers of the companies' event streams
+    readiness: Readiness  # /readyz's last check, shared by concurrent probes
 
     @classmethod
     def build(cls, settings: Settings) -> AppState:
@@ -56,10 +58,11 @@ class AppState:
             redis=redis,
             cache=cache,
             temporal=TemporalConnection(settings),
-            authenticator=Authenticator(cache),
+            authenticator=Authenticator(cache, settings.auth_cache_seconds),
             webhook_instances=WebhookInstances(),
             embedder=create_embedder(settings),
             streams=StreamHub(redis),
+            readiness=Readiness(),
         )
 
     async def open(self) -> None:

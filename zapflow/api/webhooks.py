@@ -20,6 +20,7 @@ from prometheus_client import Histogram
 from pydantic import BaseModel
 
 from zapflow.api.deps import StateDep
+from zapflow.api.ratelimit import refuse
 from zapflow.api.state import AppState
 from zapflow.errors import (
     Forbidden,
@@ -30,7 +31,7 @@ from zapflow.errors import (
 )
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
-from zapflow.services import inbox, instances
+from zapflow.services import inbox, instances, ratelimit
 from zapflow.whatsapp import cloud, evolution
 from zapflow.whatsapp.errors import MalformedPayload
 from zapflow.whatsapp.types import WebhookEvent
@@ -59,6 +60,7 @@ router = APIRouter(
 )
 
 
+WEBHOOKS = "webhooks"  # the route group of deliveries in the rate limiter
 # Providers nest about 8 levels; a deeper body could be stored but not serialized back out.
 MAX_DEPTH = 64
 
@@ -92,8 +94,26 @@ def correlation_id() -> str:
 async def _find_instance(
     state: AppState, provider: WhatsAppProvider, token: str
 ) -> WhatsAppInstance:
+    """The instance the URL names, once its delivery is counted in the instance's and its
+    company's buckets: a flood at one URL is refused with 429 before its body is read, so it
+    costs a cached lookup and one Redis round trip per request, not the API's time for other
+    tenants (providers retry a 429)."""
     async with state.sessions() as session:
-        return await state.webhook_instances.find(session, provider, token)
+        instance = await state.webhook_instances.find(session, provider, token)
+    buckets = (
+        ratelimit.Bucket(
+            "instance", f"instance:{instance.id}", state.settings.webhook_rate_limit_per_minute
+        ),
+        ratelimit.Bucket(
+            "company",
+            f"company:{instance.company_id}",
+            state.settings.company_rate_limit_per_minute,
+        ),
+    )
+    outcome = await ratelimit.hit(state.redis, WEBHOOKS, buckets)
+    if outcome is not None and not outcome.allowed:
+        raise refuse(outcome, WEBHOOKS)
+    return instance
 
 
 # what a lost or refused connection raises: the provider retries the delivery on a 503

@@ -34,6 +34,20 @@ READY_TIMEOUT = 90.0
 SAMPLE_EVERY = 0.25
 MIB = 2**20
 
+# The company, webhook and stream limiters still run on every request of a benchmark but never
+# refuse one: a run measures the pipeline and the API, not the operator's limits (the per-key
+# limit is raised by the scenarios that need it, ZAPFLOW_RATE_LIMIT_PER_MINUTE).
+NEVER_REFUSED = {
+    f"ZAPFLOW_{name}": str(100_000_000)
+    for name in (
+        "RATE_LIMIT_MAX_PER_MINUTE",
+        "COMPANY_RATE_LIMIT_PER_MINUTE",
+        "WEBHOOK_RATE_LIMIT_PER_MINUTE",
+        "STREAMS_PER_KEY",
+        "STREAMS_PER_COMPANY",
+    )
+}
+
 
 class BenchError(RuntimeError):
     """The benchmark could not run; the message says why."""
@@ -92,6 +106,7 @@ class BenchStack:
             **self.stack.settings_env(),
             "ZAPFLOW_API_PORT": str(api_port),
             "ZAPFLOW_LOG_LEVEL": "WARNING",
+            **NEVER_REFUSED,
             **(extra_env or {}),
         }
         self.children: dict[str, ManagedProcess] = {}

@@ -7,7 +7,7 @@ import hashlib
 import secrets
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import Select, or_, select, update
@@ -18,10 +18,10 @@ from zapflow.cache import Cache
 from zapflow.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from zapflow.models import ApiKey, Company, User, UserRole, utc_now
 from zapflow.services.paging import cut_page, keyset
+from zapflow.services.permissions import Permission, role_can
 from zapflow.services.queries import get_scoped
 
 KEY_PREFIX = "zf_"
-AUTH_CACHE_SECONDS = 60  # also bounds how stale `last_used_at` may be
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
@@ -36,11 +36,11 @@ class Principal:
     company_id: uuid.UUID
     api_key_id: uuid.UUID
     role: UserRole
+    key_hash: str = field(repr=False)  # re-checked by long requests (event streams)
     user_id: uuid.UUID | None = None
 
-    @property
-    def is_admin(self) -> bool:
-        return self.role == UserRole.ADMIN
+    def can(self, permission: Permission) -> bool:
+        return role_can(self.role, permission)
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,11 @@ class Authenticator:
     """Resolves a bearer key to a ``Principal`` through the shared cache, so authentication
     usually costs no query; revoking a key invalidates it in every process at once."""
 
-    def __init__(self, cache: Cache) -> None:
+    def __init__(self, cache: Cache, ttl: int) -> None:
         self._cache = cache
+        # how long any process may honour a key after it was revoked when Redis cannot tell it
+        # (the cache serves no value older than this); also bounds how stale `last_used_at` is
+        self._ttl = ttl
 
     async def forget(self, key_hashes: Iterable[str]) -> None:
         await self._cache.invalidate(*(api_key_cache_key(h) for h in key_hashes))
@@ -160,7 +163,10 @@ class Authenticator:
     async def authenticate(self, session: AsyncSession, plain: str | None) -> Principal:
         if not plain or not plain.startswith(KEY_PREFIX):
             raise Unauthorized("missing or malformed API key: send `Authorization: Bearer zf_...`")
-        key_hash = hash_key(plain)
+        return await self.principal(session, hash_key(plain))
+
+    async def principal(self, session: AsyncSession, key_hash: str) -> Principal:
+        """Who the key stands for now (Unauthorized once it is revoked or its user is gone)."""
 
         async def load() -> dict[str, str | None]:
             found = (await session.execute(_usable_key(key_hash))).one_or_none()
@@ -177,11 +183,12 @@ class Authenticator:
                 "user_id": str(row.user_id) if row.user_id else None,
             }
 
-        cached = await self._cache.get(api_key_cache_key(key_hash), AUTH_CACHE_SECONDS, load)
+        cached = await self._cache.get(api_key_cache_key(key_hash), self._ttl, load)
         return Principal(
             company_id=uuid.UUID(cached["company_id"]),
             api_key_id=uuid.UUID(cached["api_key_id"]),
             role=UserRole(cached["role"]),
+            key_hash=key_hash,
             user_id=uuid.UUID(cached["user_id"]) if cached["user_id"] else None,
         )
 

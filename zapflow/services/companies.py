@@ -11,7 +11,7 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zapflow.errors import NotFound
+from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Company
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -88,7 +88,19 @@ async def get_company(session: AsyncSession, company_id: uuid.UUID) -> Company:
     return company
 
 
-async def update_company(session: AsyncSession, company: Company, changes: dict[str, Any]) -> None:
+async def update_company(
+    session: AsyncSession, company: Company, changes: dict[str, Any], max_rate_limit: int
+) -> None:
+    """Applies ``changes``; a rate limit above the operator's maximum (``max_rate_limit``,
+    ZAPFLOW_RATE_LIMIT_MAX_PER_MINUTE) is refused: a company cannot raise its own limits past
+    what the operator allows every tenant."""
+    limits = (changes.get("settings") or {}).get("rate_limits") or {}
+    for group, limit in limits.items():
+        if limit > max_rate_limit:
+            raise Unprocessable(
+                f"settings.rate_limits.{group}: at most {max_rate_limit} requests per minute",
+                details={"field": f"settings.rate_limits.{group}", "max": max_rate_limit},
+            )
     for name, value in changes.items():
         setattr(company, name, value)
     await session.flush()

@@ -14,6 +14,7 @@ from zapflow.errors import Forbidden, NotFound, Unprocessable
 from zapflow.models import Contact, Deal, Note
 from zapflow.services.auth import Principal
 from zapflow.services.paging import cut_page, keyset
+from zapflow.services.permissions import Permission
 from zapflow.services.queries import get_scoped
 
 Subject = Literal["contact_id", "deal_id"]  # what a note is about: exactly one of them
@@ -84,12 +85,15 @@ async def get_note(session: AsyncSession, company_id: uuid.UUID, note_id: uuid.U
 
 
 async def get_own_note(session: AsyncSession, principal: Principal, note_id: uuid.UUID) -> Note:
-    """The note, if the caller may change it: admins any, agents their own."""
+    """The note, if the caller may change it: its author, or whoever may manage notes."""
     note = await get_note(session, principal.company_id, note_id)
-    if not principal.is_admin and (
+    if not principal.can(Permission.NOTES_MANAGE) and (
         principal.user_id is None or note.author_user_id != principal.user_id
     ):
-        raise Forbidden("only the note's author or an admin can change it")
+        raise Forbidden(
+            "only the note's author or an admin can change it",
+            details={"permission": Permission.NOTES_MANAGE.value},
+        )
     return note
 
 

@@ -11,11 +11,12 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zapflow.api.deps import AdminPrincipal, SessionDep, StateDep, after_commit
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep, after_commit
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.api.state import AppState
 from zapflow.models import UserRole
 from zapflow.services import auth
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/api-keys", tags=["api keys"])
 
@@ -80,9 +81,10 @@ def forget_keys(session: AsyncSession, state: AppState, key_hashes: Iterable[str
     "",
     summary="List the company's API keys, newest first (never their secrets)",
     response_model=CursorPage[ApiKeyPublic],
+    dependencies=[Requires(Permission.API_KEYS_MANAGE)],
 )
 async def list_api_keys(
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     fields: ApiKeyFields,
     limit: Limit = 50,
@@ -102,9 +104,10 @@ async def list_api_keys(
         404: {"description": "`user_id` names no user of this company"},
         422: {"description": "deactivated user, or an admin key for an agent"},
     },
+    dependencies=[Requires(Permission.API_KEYS_MANAGE)],
 )
 async def create_api_key(
-    body: ApiKeyCreate, principal: AdminPrincipal, session: SessionDep, response: Response
+    body: ApiKeyCreate, principal: CurrentPrincipal, session: SessionDep, response: Response
 ) -> ApiKeyCreated:
     response.headers["Cache-Control"] = "no-store"  # the body holds a secret
     issued = await auth.issue_api_key(
@@ -119,10 +122,11 @@ async def create_api_key(
     status_code=204,
     summary="Revoke an API key (it stops working at once)",
     responses={409: {"description": "the key making this request"}},
+    dependencies=[Requires(Permission.API_KEYS_MANAGE)],
 )
 async def revoke_api_key(
     key_id: uuid.UUID,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
 ) -> Response:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, StateDep, after_commit
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep, after_commit
 from zapflow.api.state import AppState
 from zapflow.api.validation import NotNull
 from zapflow.models import Company
@@ -18,6 +18,7 @@ from zapflow.services import companies as service
 from zapflow.services.ai_agent import AISettings, availability
 from zapflow.services.companies import BusinessHours, CompanySettings, Timezone
 from zapflow.services.company_settings import cached_company, company_key
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/company", tags=["company and access"])
 
@@ -84,7 +85,12 @@ def _public(company: Company | dict[str, Any], state: AppState) -> CompanyPublic
     )
 
 
-@router.get("", summary="The caller's company", response_model=CompanyPublic)
+@router.get(
+    "",
+    summary="The caller's company",
+    response_model=CompanyPublic,
+    dependencies=[Requires(Permission.COMPANY_READ)],
+)
 async def get_company(principal: CurrentPrincipal, state: StateDep) -> Any:
     company = await cached_company(state.cache, state.sessions, principal.company_id)
     return _public(company, state)
@@ -94,11 +100,15 @@ async def get_company(principal: CurrentPrincipal, state: StateDep) -> Any:
     "",
     summary="Change the company's name, time zone, business hours, AI prompt or settings",
     response_model=CompanyPublic,
+    dependencies=[Requires(Permission.COMPANY_MANAGE)],
 )
 async def update_company(
-    body: CompanyUpdate, principal: AdminPrincipal, session: SessionDep, state: StateDep
+    body: CompanyUpdate, principal: CurrentPrincipal, session: SessionDep, state: StateDep
 ) -> Any:
     company = await service.get_company(session, principal.company_id)
-    await service.update_company(session, company, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    await service.update_company(
+        session, company, changes, state.settings.rate_limit_max_per_minute
+    )
     after_commit(session, partial(state.cache.invalidate, company_key(company.id)))
     return _public(company, state)

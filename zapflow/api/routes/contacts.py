@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from zapflow.api.deps import CurrentPrincipal, SessionDep, StateDep, after_commit
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep, after_commit
 from zapflow.api.paging import Limit, OffsetPage, fields_param, json_response
 from zapflow.api.state import AppState
 from zapflow.errors import PayloadTooLarge, Unprocessable
@@ -29,6 +29,7 @@ from zapflow.services.contacts import (
     ImportReport,
     Tag,
 )
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
@@ -102,7 +103,10 @@ def forget_after_commit(
 
 
 @router.get(
-    "", summary="List and search contacts, newest first", response_model=OffsetPage[ContactPublic]
+    "",
+    summary="List and search contacts, newest first",
+    response_model=OffsetPage[ContactPublic],
+    dependencies=[Requires(Permission.CONTACTS_READ)],
 )
 async def list_contacts(
     principal: CurrentPrincipal,
@@ -134,6 +138,7 @@ async def list_contacts(
     summary="Create a contact",
     response_model=ContactPublic,
     responses={409: {"description": "The phone number is taken: `details.existing_id` has it"}},
+    dependencies=[Requires(Permission.CONTACTS_WRITE)],
 )
 async def create_contact(
     body: ContactCreate, principal: CurrentPrincipal, session: SessionDep
@@ -147,6 +152,7 @@ async def create_contact(
     summary="Export contacts as CSV (streamed; same filters as the list)",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/csv": {}}, "description": "CSV, header row first"}},
+    dependencies=[Requires(Permission.CONTACTS_EXPORT)],
 )
 async def export_contacts(
     principal: CurrentPrincipal, state: StateDep, where: Filter
@@ -216,6 +222,7 @@ async def _spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
         413: {"description": "The file is over 10 MB"},
         422: {"description": "No header row, unknown columns, or not UTF-8"},
     },
+    dependencies=[Requires(Permission.CONTACTS_IMPORT)],
 )
 async def import_contacts(
     principal: CurrentPrincipal,
@@ -239,6 +246,7 @@ async def import_contacts(
     summary="Get a contact",
     response_model=ContactPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONTACTS_READ)],
 )
 async def get_contact(
     contact_id: uuid.UUID,
@@ -258,6 +266,7 @@ async def get_contact(
     summary="Update a contact (only the fields sent)",
     response_model=ContactPublic,
     responses={**NOT_FOUND, 409: {"description": "The new phone number is another contact's"}},
+    dependencies=[Requires(Permission.CONTACTS_WRITE)],
 )
 async def update_contact(
     contact_id: uuid.UUID,
@@ -276,6 +285,7 @@ async def update_contact(
     status_code=204,
     summary="Delete a contact, with its conversations, deals and notes",
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONTACTS_DELETE)],
 )
 async def delete_contact(
     contact_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, state: StateDep
@@ -290,6 +300,7 @@ async def delete_contact(
     summary="Add a tag to a contact (no-op if it has it)",
     response_model=ContactPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONTACTS_WRITE)],
 )
 async def add_tag(
     contact_id: uuid.UUID,
@@ -308,6 +319,7 @@ async def add_tag(
     status_code=204,
     summary="Remove a tag from a contact (no-op if it lacks it)",
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONTACTS_WRITE)],
 )
 async def remove_tag(
     contact_id: uuid.UUID,

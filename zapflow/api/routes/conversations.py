@@ -14,6 +14,7 @@ from zapflow.api.deps import (
     CurrentPrincipal,
     EventPublisher,
     PublisherDep,
+    Requires,
     SessionDep,
     StateDep,
 )
@@ -31,6 +32,7 @@ from zapflow.schemas import ConversationPublic
 from zapflow.services import agent_inbox
 from zapflow.services.auth import Principal
 from zapflow.services.conversations import conversation_updated
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
@@ -98,6 +100,7 @@ def _me(principal: Principal, assigned_user_id: uuid.UUID | None) -> uuid.UUID:
     "",
     summary="The inbox: conversations, most recent message first, filtered",
     response_model=CursorPage[ConversationPublic],
+    dependencies=[Requires(Permission.CONVERSATIONS_READ)],
 )
 async def list_conversations(
     principal: CurrentPrincipal,
@@ -118,6 +121,7 @@ async def list_conversations(
     summary="One conversation, with its contact and counters",
     response_model=ConversationPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONVERSATIONS_READ)],
 )
 async def get_conversation(
     conversation_id: uuid.UUID,
@@ -142,6 +146,7 @@ async def _announce(
     summary="Assign to a user (an active user of your company)",
     response_model=ConversationPublic,
     responses={**NOT_FOUND, 422: {"description": "`user_id` is not an active user of yours"}},
+    dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
 )
 async def assign_conversation(
     conversation_id: uuid.UUID,
@@ -189,4 +194,5 @@ for _name, _changes, _summary in _ACTIONS:
         summary=_summary,
         response_model=ConversationPublic,
         responses=NOT_FOUND,
+        dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
     )

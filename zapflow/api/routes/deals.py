@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from zapflow.api.deps import CurrentPrincipal, PublisherDep, SessionDep
+from zapflow.api.deps import CurrentPrincipal, PublisherDep, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.api.validation import NotNull
 from zapflow.models import DealStageChange, DealStatus, Stage
@@ -20,6 +20,7 @@ from zapflow.schemas import DealPublic, DealStageRef
 from zapflow.services import deals as service
 from zapflow.services.auth import Principal
 from zapflow.services.deals import DealFilters
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/deals", tags=["deals"])
 
@@ -137,6 +138,7 @@ async def _emit(
     "",
     summary="List deals, newest first (filters: funnel, stage, status, owner, contact)",
     response_model=CursorPage[DealPublic],
+    dependencies=[Requires(Permission.DEALS_READ)],
 )
 async def list_deals(
     principal: CurrentPrincipal,
@@ -159,7 +161,12 @@ async def list_deals(
 
 
 @router.post(
-    "", status_code=201, summary="Create a deal", response_model=DealPublic, responses=BAD_REFERENCE
+    "",
+    status_code=201,
+    summary="Create a deal",
+    response_model=DealPublic,
+    responses=BAD_REFERENCE,
+    dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def create_deal(
     body: DealCreate, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
@@ -173,7 +180,13 @@ async def create_deal(
     return public
 
 
-@router.get("/{deal_id}", summary="Get a deal", response_model=DealPublic, responses=NOT_FOUND)
+@router.get(
+    "/{deal_id}",
+    summary="Get a deal",
+    response_model=DealPublic,
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.DEALS_READ)],
+)
 async def get_deal(
     deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: DealFields
 ) -> Any:
@@ -185,6 +198,7 @@ async def get_deal(
     summary="Update a deal's title, value, currency, contact or owner",
     response_model=DealPublic,
     responses={**NOT_FOUND, **BAD_REFERENCE},
+    dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def update_deal(
     deal_id: uuid.UUID,
@@ -200,7 +214,13 @@ async def update_deal(
     return public
 
 
-@router.delete("/{deal_id}", status_code=204, summary="Delete a deal", responses=NOT_FOUND)
+@router.delete(
+    "/{deal_id}",
+    status_code=204,
+    summary="Delete a deal",
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.DEALS_WRITE)],
+)
 async def delete_deal(
     deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
 ) -> Response:
@@ -217,6 +237,7 @@ async def delete_deal(
     summary="Move a deal to another stage of its funnel (recorded in its history)",
     response_model=DealPublic,
     responses={**NOT_FOUND, 422: {"description": "`stage_id` is not a stage of the deal's funnel"}},
+    dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def move_deal(
     deal_id: uuid.UUID,
@@ -253,6 +274,7 @@ async def _set_status(
     summary="Mark a deal won (sets closed_at)",
     response_model=DealPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def win_deal(
     deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
@@ -265,6 +287,7 @@ async def win_deal(
     summary="Mark a deal lost (sets closed_at)",
     response_model=DealPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def lose_deal(
     deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
@@ -277,6 +300,7 @@ async def lose_deal(
     summary="Reopen a won or lost deal (clears closed_at)",
     response_model=DealPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def reopen_deal(
     deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
@@ -289,6 +313,7 @@ async def reopen_deal(
     summary="A deal's stage changes, newest first",
     response_model=CursorPage[DealStageChangePublic],
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.DEALS_READ)],
 )
 async def deal_history(
     deal_id: uuid.UUID,

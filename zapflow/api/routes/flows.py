@@ -24,6 +24,7 @@ from zapflow.api.deps import (
     CurrentPrincipal,
     EgressDep,
     PublisherDep,
+    Requires,
     SessionDep,
     SettingsDep,
     StateDep,
@@ -48,6 +49,7 @@ from zapflow.flows.simulate import SimulationTooLong, simulate_bounded
 from zapflow.flows.starter import start_in_conversation
 from zapflow.models import Flow, FlowRunStatus, FlowStatus
 from zapflow.services import flows as service
+from zapflow.services.permissions import Permission
 from zapflow.temporal import TemporalConnection
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.inputs import ConversationRef, FlowStart
@@ -200,6 +202,7 @@ def _public(row: Any) -> FlowPublic:
 @router.get(
     "/schema",
     summary="The flow language's JSON Schema, for editors to validate and autocomplete",
+    dependencies=[Requires(Permission.FLOWS_READ)],
 )
 async def flow_schema() -> dict[str, Any]:
     return FlowDefinition.model_json_schema()
@@ -212,6 +215,7 @@ async def flow_schema() -> dict[str, Any]:
     response_model=FlowPublic,
     responses=INVALID,
     openapi_extra=DOCUMENT_BODY,
+    dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def create_flow(
     principal: CurrentPrincipal, document: FlowDocument, session: SessionDep, egress: EgressDep
@@ -219,7 +223,12 @@ async def create_flow(
     return _public(await service.create_flow(session, principal.company_id, document, egress))
 
 
-@router.get("", summary="List flows, newest first", response_model=CursorPage[FlowPublic])
+@router.get(
+    "",
+    summary="List flows, newest first",
+    response_model=CursorPage[FlowPublic],
+    dependencies=[Requires(Permission.FLOWS_READ)],
+)
 async def list_flows(
     principal: CurrentPrincipal, session: SessionDep, limit: Limit = 50, cursor: Cursor = None
 ) -> CursorPage[FlowPublic]:
@@ -227,7 +236,13 @@ async def list_flows(
     return CursorPage[FlowPublic].of(rows, next_cursor)
 
 
-@router.get("/{flow_id}", summary="Get a flow", response_model=FlowPublic, responses=NOT_FOUND)
+@router.get(
+    "/{flow_id}",
+    summary="Get a flow",
+    response_model=FlowPublic,
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
+)
 async def get_flow(
     flow_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> FlowPublic:
@@ -240,6 +255,7 @@ async def get_flow(
     response_model=FlowPublic,
     responses={**NOT_FOUND, **INVALID},
     openapi_extra=DOCUMENT_BODY,
+    dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def replace_draft(
     flow_id: uuid.UUID,
@@ -257,6 +273,7 @@ async def replace_draft(
     status_code=204,
     summary="Archive a flow: triggers stop; runs in progress finish on their version",
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def archive_flow(
     flow_id: uuid.UUID,
@@ -278,6 +295,7 @@ async def archive_flow(
     summary="Publish the draft as the next immutable version; new runs use it",
     response_model=FlowVersionPublic,
     responses={**NOT_FOUND, **INVALID},
+    dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def publish_flow(
     flow_id: uuid.UUID,
@@ -330,6 +348,7 @@ def _triggers_changed(
     summary="The flow's graph as Mermaid text (the draft, or ?version=)",
     response_class=Response,
     responses={200: {"content": {"text/plain": {}}}, **NOT_FOUND},
+    dependencies=[Requires(Permission.FLOWS_READ)],
 )
 async def flow_diagram(
     flow_id: uuid.UUID,
@@ -347,6 +366,7 @@ async def flow_diagram(
     summary="Run the flow on scripted replies: nothing is sent, the CRM is untouched",
     response_model=SimulationPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def simulate_flow(
     flow_id: uuid.UUID, body: SimulateRequest, principal: CurrentPrincipal, session: SessionDep
@@ -379,6 +399,7 @@ async def simulate_flow(
         409: {"description": "the flow is not published"},
         422: {"description": "the contact is not yours, or has no conversation"},
     },
+    dependencies=[Requires(Permission.FLOW_RUNS_WRITE)],
 )
 async def start_run(
     flow_id: uuid.UUID,
@@ -419,6 +440,7 @@ async def start_run(
     summary="The flow's runs, newest first",
     response_model=CursorPage[FlowRunPublic],
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
 )
 async def list_runs(
     flow_id: uuid.UUID,
@@ -437,6 +459,7 @@ async def list_runs(
     summary="A run with its step-by-step transcript",
     response_model=FlowRunDetail,
     responses=RUN_NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
 )
 async def get_run(run_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
     run = await service.get_run(session, principal.company_id, run_id)
@@ -449,6 +472,7 @@ async def get_run(run_id: uuid.UUID, principal: CurrentPrincipal, session: Sessi
     summary="Cancel a run: it stops at its next wait or question and ends `cancelled`",
     response_model=FlowRunPublic,
     responses=RUN_NOT_FOUND,
+    dependencies=[Requires(Permission.FLOW_RUNS_WRITE)],
 )
 async def cancel_run(
     run_id: uuid.UUID,

@@ -13,11 +13,12 @@ from typing import Annotated, Any, Self
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from zapflow.api.deps import CurrentPrincipal, PublisherDep, SessionDep
+from zapflow.api.deps import CurrentPrincipal, PublisherDep, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.models import FollowUp, FollowUpStatus, utc_now
 from zapflow.schemas import FollowUpPublic
 from zapflow.services import followups as service
+from zapflow.services.permissions import Permission
 from zapflow.services.queries import get_conversation
 
 router = APIRouter(tags=["follow-ups"])
@@ -163,8 +164,7 @@ async def _announce(publisher: PublisherDep, event_type: str, rows: list[FollowU
         404: {"description": "no such conversation"},
         422: {"description": "a time in the past, a bad delay, an unknown template, a closed "
               "conversation"},
-    },
-)  # fmt: skip
+    }, dependencies=[Requires(Permission.FOLLOWUPS_WRITE)])  # fmt: skip
 async def schedule_followups(
     conversation_id: uuid.UUID,
     body: FollowUpCreate,
@@ -185,6 +185,7 @@ async def schedule_followups(
     "/followups",
     summary="Follow-ups, latest due first",
     response_model=CursorPage[FollowUpPublic],
+    dependencies=[Requires(Permission.FOLLOWUPS_READ)],
 )
 async def list_followups(
     principal: CurrentPrincipal,
@@ -203,7 +204,12 @@ async def list_followups(
     return respond(CursorPage[FollowUpPublic].of(rows, next_cursor), fields)
 
 
-@router.get("/followups/{followup_id}", summary="Get a follow-up", response_model=FollowUpPublic)
+@router.get(
+    "/followups/{followup_id}",
+    summary="Get a follow-up",
+    response_model=FollowUpPublic,
+    dependencies=[Requires(Permission.FOLLOWUPS_READ)],
+)
 async def get_followup(
     followup_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: FollowUpFields
 ) -> Any:
@@ -216,6 +222,7 @@ async def get_followup(
     summary="Move a pending follow-up to another time",
     response_model=FollowUpPublic,
     responses=NOT_PENDING,
+    dependencies=[Requires(Permission.FOLLOWUPS_WRITE)],
 )
 async def reschedule_followup(
     followup_id: uuid.UUID,
@@ -237,6 +244,7 @@ async def reschedule_followup(
     status_code=204,
     summary="Cancel a pending follow-up (or its whole sequence)",
     responses=NOT_PENDING,
+    dependencies=[Requires(Permission.FOLLOWUPS_WRITE)],
 )
 async def cancel_followup(
     followup_id: uuid.UUID,

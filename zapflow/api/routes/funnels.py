@@ -17,9 +17,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.api.deps import (
-    AdminPrincipal,
     CurrentPrincipal,
     PublisherDep,
+    Requires,
     SessionDep,
     StateDep,
     after_commit,
@@ -32,6 +32,7 @@ from zapflow.schemas import DealPublic
 from zapflow.services import deals as deal_service
 from zapflow.services import funnels as service
 from zapflow.services.funnels import MAX_STAGES, NewStage
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/funnels", tags=["funnels"])
 
@@ -186,7 +187,12 @@ def forget_stages_after_commit(session: AsyncSession, state: AppState, funnel: F
     after_commit(session, partial(state.cache.invalidate, service.stages_cache_key(funnel.id)))
 
 
-@router.get("", summary="List the funnels with their stages", response_model=list[FunnelPublic])
+@router.get(
+    "",
+    summary="List the funnels with their stages",
+    response_model=list[FunnelPublic],
+    dependencies=[Requires(Permission.FUNNELS_READ)],
+)
 async def list_funnels(
     principal: CurrentPrincipal, session: SessionDep, fields: FunnelFields
 ) -> Any:
@@ -195,9 +201,15 @@ async def list_funnels(
     return funnels if fields is None else JSONResponse(sparse(funnels, fields))
 
 
-@router.post("", status_code=201, summary="Create a funnel", response_model=FunnelPublic)
+@router.post(
+    "",
+    status_code=201,
+    summary="Create a funnel",
+    response_model=FunnelPublic,
+    dependencies=[Requires(Permission.FUNNELS_MANAGE)],
+)
 async def create_funnel(
-    body: FunnelCreate, principal: AdminPrincipal, session: SessionDep
+    body: FunnelCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> FunnelPublic:
     funnel, stages = await service.create_funnel(
         session,
@@ -210,7 +222,11 @@ async def create_funnel(
 
 
 @router.get(
-    "/{funnel_id}", summary="Get a funnel", response_model=FunnelPublic, responses=NOT_FOUND
+    "/{funnel_id}",
+    summary="Get a funnel",
+    response_model=FunnelPublic,
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FUNNELS_READ)],
 )
 async def get_funnel(
     funnel_id: uuid.UUID,
@@ -229,11 +245,12 @@ async def get_funnel(
     summary="Rename or describe a funnel",
     response_model=FunnelPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FUNNELS_MANAGE)],
 )
 async def update_funnel(
     funnel_id: uuid.UUID,
     body: FunnelUpdate,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
 ) -> FunnelPublic:
@@ -250,10 +267,11 @@ async def update_funnel(
     status_code=204,
     summary="Delete a funnel with its stages and deals",
     responses={**NOT_FOUND, 409: {"description": "open deals remain and `force` is not set"}},
+    dependencies=[Requires(Permission.FUNNELS_MANAGE)],
 )
 async def delete_funnel(
     funnel_id: uuid.UUID,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
     force: Annotated[bool, Query(description="Delete even with open deals (they go too)")] = False,
@@ -273,11 +291,12 @@ async def delete_funnel(
     summary="Add a stage (at a position, or last)",
     response_model=StagePublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FUNNELS_MANAGE)],
 )
 async def create_stage(
     funnel_id: uuid.UUID,
     body: StageCreate,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
 ) -> StagePublic:
@@ -295,11 +314,12 @@ async def create_stage(
         **NOT_FOUND,
         422: {"description": "the list is not exactly the funnel's stages, each once"},
     },
+    dependencies=[Requires(Permission.FUNNELS_MANAGE)],
 )
 async def reorder_stages(
     funnel_id: uuid.UUID,
     body: StageOrder,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
 ) -> list[StagePublic]:
@@ -314,12 +334,13 @@ async def reorder_stages(
     summary="Rename or recolor a stage",
     response_model=StagePublic,
     responses={404: {"description": "not a stage of this funnel of yours"}},
+    dependencies=[Requires(Permission.FUNNELS_MANAGE)],
 )
 async def update_stage(
     funnel_id: uuid.UUID,
     stage_id: uuid.UUID,
     body: StageUpdate,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
 ) -> StagePublic:
@@ -341,11 +362,12 @@ async def update_stage(
         409: {"description": "the stage holds deals and `move_to` is not set"},
         422: {"description": "`move_to` is not another stage of this funnel"},
     },
+    dependencies=[Requires(Permission.FUNNELS_MANAGE)],
 )
 async def delete_stage(
     funnel_id: uuid.UUID,
     stage_id: uuid.UUID,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
     publisher: PublisherDep,
@@ -374,6 +396,7 @@ async def delete_stage(
     summary="Kanban board: the stages in order with their newest open deals and totals",
     response_model=BoardPublic,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FUNNELS_READ)],
 )
 async def get_board(
     funnel_id: uuid.UUID,

@@ -9,11 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, SettingsDep, StateDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, SettingsDep, StateDep
 from zapflow.api.validation import NotNull
 from zapflow.config import Settings
 from zapflow.models import InstanceStatus, WhatsAppInstance, WhatsAppProvider
 from zapflow.services import instances as service
+from zapflow.services.auth import Principal
+from zapflow.services.permissions import Permission
 from zapflow.whatsapp import evolution
 
 router = APIRouter(prefix="/instances", tags=["instances"])
@@ -76,12 +78,19 @@ class InstancePublic(BaseModel):
     evolution_instance: str | None
     display_phone: str | None
     status: InstanceStatus
-    webhook_url: str = Field(description="Give this URL to the provider")
-    verify_token: str = Field(description="Cloud API: the verify token to enter in Meta's console")
+    webhook_url: str | None = Field(
+        description="Give this URL to the provider (its path holds a bearer secret: shown only "
+        "to callers with the instances:manage permission, null for others)"
+    )
+    verify_token: str | None = Field(
+        description="Cloud API: the verify token to enter in Meta's console (instances:manage "
+        "only, null for others)"
+    )
     evolution_jwt_key: str | None = Field(
         None,
         description="Evolution, when the operator enables JWTs: the `jwt_key` to put in the "
-        "webhook's headers (this instance's own; Evolution signs each delivery's JWT with it)",
+        "webhook's headers (this instance's own; Evolution signs each delivery's JWT with it; "
+        "instances:manage only)",
     )
     has_access_token: bool
     has_app_secret: bool
@@ -95,14 +104,18 @@ def public_base_url(settings: Settings, request: Request) -> str:
     return (settings.public_url or str(request.base_url)).rstrip("/")
 
 
-def to_public(instance: WhatsAppInstance, settings: Settings, request: Request) -> InstancePublic:
+def to_public(
+    instance: WhatsAppInstance, settings: Settings, request: Request, principal: Principal
+) -> InstancePublic:
+    """The instance as ``principal`` may see it: what lets one post to its webhook (the URL,
+    the verify token, the JWT key) only to whoever manages instances."""
     base_url = public_base_url(settings, request)
     jwt_key = (
         evolution.instance_jwt_key(settings.evolution_jwt_key, instance.webhook_secret)
         if instance.provider == WhatsAppProvider.EVOLUTION
         else None
     )
-    return InstancePublic(
+    public = InstancePublic(
         **instance.model_dump(
             include={
                 "id",
@@ -124,31 +137,49 @@ def to_public(instance: WhatsAppInstance, settings: Settings, request: Request) 
         has_api_key=bool(instance.api_key),
         evolution_jwt_key=jwt_key,
     )
+    if principal.can(Permission.INSTANCES_MANAGE):
+        return public
+    hidden = {"webhook_url": None, "verify_token": None, "evolution_jwt_key": None}
+    return public.model_copy(update=hidden)
 
 
 @router.post(
-    "", status_code=201, summary="Connect a WhatsApp number", response_model=InstancePublic
+    "",
+    status_code=201,
+    summary="Connect a WhatsApp number",
+    response_model=InstancePublic,
+    dependencies=[Requires(Permission.INSTANCES_MANAGE)],
 )
 async def create_instance(
     body: InstanceCreate,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     request: Request,
 ) -> InstancePublic:
     instance = await service.create_instance(session, principal.company_id, body.model_dump())
-    return to_public(instance, settings, request)
+    return to_public(instance, settings, request, principal)
 
 
-@router.get("", summary="List the company's instances", response_model=list[InstancePublic])
+@router.get(
+    "",
+    summary="List the company's instances",
+    response_model=list[InstancePublic],
+    dependencies=[Requires(Permission.INSTANCES_READ)],
+)
 async def list_instances(
     principal: CurrentPrincipal, session: SessionDep, settings: SettingsDep, request: Request
 ) -> list[InstancePublic]:
     rows = await service.list_instances(session, principal.company_id)
-    return [to_public(i, settings, request) for i in rows]
+    return [to_public(i, settings, request, principal) for i in rows]
 
 
-@router.get("/{instance_id}", summary="Get an instance", response_model=InstancePublic)
+@router.get(
+    "/{instance_id}",
+    summary="Get an instance",
+    response_model=InstancePublic,
+    dependencies=[Requires(Permission.INSTANCES_READ)],
+)
 async def get_instance(
     instance_id: uuid.UUID,
     principal: CurrentPrincipal,
@@ -157,14 +188,19 @@ async def get_instance(
     request: Request,
 ) -> InstancePublic:
     instance = await service.get_instance(session, principal.company_id, instance_id)
-    return to_public(instance, settings, request)
+    return to_public(instance, settings, request, principal)
 
 
-@router.patch("/{instance_id}", summary="Update an instance", response_model=InstancePublic)
+@router.patch(
+    "/{instance_id}",
+    summary="Update an instance",
+    response_model=InstancePublic,
+    dependencies=[Requires(Permission.INSTANCES_MANAGE)],
+)
 async def update_instance(
     instance_id: uuid.UUID,
     body: InstanceUpdate,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     settings: SettingsDep,
     state: StateDep,
@@ -173,12 +209,17 @@ async def update_instance(
     instance = await service.get_instance(session, principal.company_id, instance_id)
     await service.update_instance(session, instance, body.model_dump(exclude_unset=True))
     state.webhook_instances.forget()
-    return to_public(instance, settings, request)
+    return to_public(instance, settings, request, principal)
 
 
-@router.delete("/{instance_id}", status_code=204, summary="Disconnect and delete an instance")
+@router.delete(
+    "/{instance_id}",
+    status_code=204,
+    summary="Disconnect and delete an instance",
+    dependencies=[Requires(Permission.INSTANCES_MANAGE)],
+)
 async def delete_instance(
-    instance_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep, state: StateDep
+    instance_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, state: StateDep
 ) -> Response:
     instance = await service.get_instance(session, principal.company_id, instance_id)
     await session.delete(instance)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
-from zapflow.api.deps import CurrentPrincipal, EgressDep, SessionDep
+from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.egress import EgressRefused
 from zapflow.errors import Unprocessable
@@ -17,6 +17,7 @@ from zapflow.models import ConversationStatus
 from zapflow.schemas import MessagePublic
 from zapflow.services import queries
 from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
 
@@ -70,6 +71,7 @@ MessageFields = Annotated[frozenset[str] | None, Depends(fields_param(MessagePub
     "",
     summary="Messages of a conversation, newest first",
     response_model=CursorPage[MessagePublic],
+    dependencies=[Requires(Permission.CONVERSATIONS_READ)],
 )
 async def list_messages(
     conversation_id: uuid.UUID,
@@ -91,6 +93,7 @@ async def list_messages(
     summary="Send a message (queued; the status moves pending → sent → delivered → read)",
     response_model=MessagePublic,
     responses={200: {"description": "a repeated client_id: the first message"}},
+    dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
 )
 async def send_message(
     conversation_id: uuid.UUID,

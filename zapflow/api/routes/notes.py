@@ -9,9 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from zapflow.api.deps import CurrentPrincipal, SessionDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.services import notes as service
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/notes", tags=["notes"])
 
@@ -69,6 +70,7 @@ CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
     summary="Notes on a contact or a deal, newest first",
     response_model=CursorPage[NotePublic],
     responses={**ONE_SUBJECT, 404: {"description": "no such contact or deal"}},
+    dependencies=[Requires(Permission.NOTES_READ)],
 )
 async def list_notes(
     principal: CurrentPrincipal,
@@ -93,6 +95,7 @@ async def list_notes(
     summary="Write a note on a contact or a deal",
     response_model=NotePublic,
     responses={**ONE_SUBJECT, 404: {"description": "no such contact or deal (named)"}},
+    dependencies=[Requires(Permission.NOTES_WRITE)],
 )
 async def create_note(body: NoteCreate, principal: CurrentPrincipal, session: SessionDep) -> Any:
     field, subject_id = service.one_subject(body.contact_id, body.deal_id)
@@ -100,7 +103,12 @@ async def create_note(body: NoteCreate, principal: CurrentPrincipal, session: Se
     return NotePublic.model_validate(note)
 
 
-@router.get("/{note_id}", summary="Get a note", response_model=NotePublic)
+@router.get(
+    "/{note_id}",
+    summary="Get a note",
+    response_model=NotePublic,
+    dependencies=[Requires(Permission.NOTES_READ)],
+)
 async def get_note(
     note_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: NoteFields
 ) -> Any:
@@ -113,6 +121,7 @@ async def get_note(
     summary="Edit a note (its author, or an admin)",
     response_model=NotePublic,
     responses=CHANGE_ERRORS,
+    dependencies=[Requires(Permission.NOTES_WRITE)],
 )
 async def update_note(
     note_id: uuid.UUID, body: NoteUpdate, principal: CurrentPrincipal, session: SessionDep
@@ -127,6 +136,7 @@ async def update_note(
     status_code=204,
     summary="Delete a note (its author, or an admin)",
     responses=CHANGE_ERRORS,
+    dependencies=[Requires(Permission.NOTES_WRITE)],
 )
 async def delete_note(
     note_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep

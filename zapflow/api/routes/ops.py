@@ -9,10 +9,11 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict
 
-from zapflow.api.deps import AdminPrincipal, SessionDep, SettingsDep, StateDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, SettingsDep, StateDep
 from zapflow.api.paging import Cursor, CursorPage, Limit
 from zapflow.models import DeadLetterKind, DeadLetterStatus
 from zapflow.services import dead_letters
+from zapflow.services.permissions import Permission
 from zapflow.services.queue_health import queue_health
 
 router = APIRouter(prefix="/ops", tags=["operations"])
@@ -54,8 +55,13 @@ class DeadLetterPublic(BaseModel):
 LEVELS = ("ok", "warning", "critical")
 
 
-@router.get("/queues", summary="Backlog and pollers of every queue", response_model=QueuesReport)
-async def queues(_: AdminPrincipal, state: StateDep, settings: SettingsDep) -> QueuesReport:
+@router.get(
+    "/queues",
+    summary="Backlog and pollers of every queue",
+    response_model=QueuesReport,
+    dependencies=[Requires(Permission.OPS_MANAGE)],
+)
+async def queues(_: CurrentPrincipal, state: StateDep, settings: SettingsDep) -> QueuesReport:
     client = await state.temporal.get()
     report = await queue_health(client, settings, state.sessions)
     worst = max((item.level for item in report), key=LEVELS.index)
@@ -71,9 +77,10 @@ async def queues(_: AdminPrincipal, state: StateDep, settings: SettingsDep) -> Q
     "/dead-letters",
     summary="Work that failed for good, newest first",
     response_model=CursorPage[DeadLetterPublic],
+    dependencies=[Requires(Permission.OPS_MANAGE)],
 )
 async def list_dead_letters(
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     kind: DeadLetterKind | None = None,
     status: DeadLetterStatus | None = None,
@@ -93,9 +100,10 @@ async def list_dead_letters(
     summary="Run the failed step again, once, through the normal path",
     response_model=DeadLetterPublic,
     responses={409: {"description": "already replayed, or nothing left to replay"}},
+    dependencies=[Requires(Permission.OPS_MANAGE)],
 )
 async def replay_dead_letter(
-    letter_id: uuid.UUID, principal: AdminPrincipal, session: SessionDep
+    letter_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> DeadLetterPublic:
     letter = await dead_letters.replay(session, principal.company_id, letter_id)
     return DeadLetterPublic.model_validate(letter)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime, BaseModel
 
-from zapflow.api.deps import CurrentPrincipal, SessionDep, SettingsDep, StateDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, SettingsDep, StateDep
 from zapflow.embeddings import Embedder
 from zapflow.embeddings.local import ModelNotInstalled
 from zapflow.embeddings.openai import EmbeddingRejected, EmbeddingUnavailable
@@ -17,6 +17,7 @@ from zapflow.errors import ServiceUnavailable, Unprocessable
 from zapflow.models import ConversationStatus, MessageDirection
 from zapflow.schemas import ContactRef, MessagePublic
 from zapflow.services import queries
+from zapflow.services.permissions import Permission
 from zapflow.services.search import (
     SearchFilters,
     SearchMode,
@@ -86,7 +87,9 @@ async def search_filters(
     return SearchFilters(contact_id, conversation_id, since, until, direction)
 
 
-@router.get("/search", response_model=SearchResults)
+@router.get(
+    "/search", response_model=SearchResults, dependencies=[Requires(Permission.CONVERSATIONS_READ)]
+)
 async def search(
     session: SessionDep,
     principal: CurrentPrincipal,
@@ -138,6 +141,7 @@ async def search(
     "/conversations/{conversation_id}/similar",
     response_model=SimilarConversations,
     responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONVERSATIONS_READ)],
 )
 async def similar(
     conversation_id: uuid.UUID,

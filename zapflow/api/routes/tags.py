@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from zapflow.api.deps import CurrentPrincipal, SessionDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.paging import Limit, OffsetPage
 from zapflow.services import tags as service
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/tags", tags=["tags"])
 
@@ -23,6 +24,7 @@ class TagPublic(BaseModel):
     "",
     summary="Tags of the company's contacts with their counts, most used first",
     response_model=OffsetPage[TagPublic],
+    dependencies=[Requires(Permission.CONTACTS_READ)],
 )
 async def list_tags(
     principal: CurrentPrincipal,

@@ -9,12 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from zapflow.api.deps import AdminPrincipal, CurrentPrincipal, SessionDep, StateDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.api.routes.api_keys import forget_keys
 from zapflow.api.validation import NotNull
 from zapflow.models import UserRole
 from zapflow.services import users as service
+from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/users", tags=["users"])
 
@@ -73,6 +74,7 @@ UserFields = Annotated[frozenset[str] | None, Depends(fields_param(UserPublic))]
     "",
     summary="List the company's users, newest first",
     response_model=CursorPage[UserPublic],
+    dependencies=[Requires(Permission.USERS_READ)],
 )
 async def list_users(
     principal: CurrentPrincipal,
@@ -96,13 +98,19 @@ async def list_users(
     summary="Add a user",
     response_model=UserPublic,
     responses={409: {"description": "another user of the company has this e-mail"}},
+    dependencies=[Requires(Permission.USERS_MANAGE)],
 )
-async def create_user(body: UserCreate, principal: AdminPrincipal, session: SessionDep) -> Any:
+async def create_user(body: UserCreate, principal: CurrentPrincipal, session: SessionDep) -> Any:
     user = await service.create_user(session, principal.company_id, body.model_dump())
     return UserPublic.model_validate(user)
 
 
-@router.get("/{user_id}", summary="Get a user", response_model=UserPublic)
+@router.get(
+    "/{user_id}",
+    summary="Get a user",
+    response_model=UserPublic,
+    dependencies=[Requires(Permission.USERS_READ)],
+)
 async def get_user(
     user_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, fields: UserFields
 ) -> Any:
@@ -115,11 +123,12 @@ async def get_user(
     summary="Change a user's e-mail, name or role, or (de)activate it",
     response_model=UserPublic,
     responses={409: {"description": "e-mail taken, or you would demote or deactivate yourself"}},
+    dependencies=[Requires(Permission.USERS_MANAGE)],
 )
 async def update_user(
     user_id: uuid.UUID,
     body: UserUpdate,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
 ) -> Any:
@@ -136,10 +145,11 @@ async def update_user(
     status_code=204,
     summary="Delete a user and its API keys",
     responses={409: {"description": "you cannot delete yourself"}},
+    dependencies=[Requires(Permission.USERS_MANAGE)],
 )
 async def delete_user(
     user_id: uuid.UUID,
-    principal: AdminPrincipal,
+    principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
 ) -> Response:

@@ -1,0 +1,74 @@
+"""What each role may do: every API route requires one ``Permission``; a role holds a set of them.
+
+Routes declare theirs where they are declared (``Requires(Permission.FLOWS_WRITE)`` in
+``api/deps.py``) and the server checks it on every request. A new role (a supervisor) is a new
+``UserRole`` with its set here; no route changes. SECURITY.md holds the matrix per route.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from zapflow.models import UserRole
+
+
+class Permission(StrEnum):
+    COMPANY_READ = "company:read"
+    COMPANY_MANAGE = "company:manage"  # name, hours, AI prompt, settings (rate limits)
+    USERS_READ = "users:read"
+    USERS_MANAGE = "users:manage"
+    API_KEYS_MANAGE = "api_keys:manage"
+    INSTANCES_READ = "instances:read"  # without the webhook URL, verify token and JWT key
+    INSTANCES_MANAGE = "instances:manage"  # connect, change, delete; read the webhook's secrets
+    CONTACTS_READ = "contacts:read"
+    CONTACTS_WRITE = "contacts:write"
+    CONTACTS_DELETE = "contacts:delete"  # erases the contact's conversations too
+    CONTACTS_EXPORT = "contacts:export"
+    CONTACTS_IMPORT = "contacts:import"
+    NOTES_READ = "notes:read"
+    NOTES_WRITE = "notes:write"  # write notes, change or delete one's own
+    NOTES_MANAGE = "notes:manage"  # change or delete anyone's note
+    CONVERSATIONS_READ = "conversations:read"  # threads, messages, search, similar
+    CONVERSATIONS_WRITE = "conversations:write"  # send, assign, pause, close, mark read
+    EVENTS_READ = "events:read"  # the live event streams (SSE)
+    FOLLOWUPS_READ = "followups:read"
+    FOLLOWUPS_WRITE = "followups:write"
+    FUNNELS_READ = "funnels:read"
+    FUNNELS_MANAGE = "funnels:manage"
+    DEALS_READ = "deals:read"
+    DEALS_WRITE = "deals:write"
+    FLOWS_READ = "flows:read"  # flows, their diagrams and runs
+    FLOWS_WRITE = "flows:write"  # author, publish, archive, simulate
+    FLOW_RUNS_WRITE = "flow_runs:write"  # start a published flow for a contact, cancel a run
+    OPS_MANAGE = "ops:manage"  # queues, dead letters and their replay
+
+
+AGENT_PERMISSIONS = frozenset(
+    {
+        Permission.COMPANY_READ,
+        Permission.USERS_READ,
+        Permission.INSTANCES_READ,
+        Permission.CONTACTS_READ,
+        Permission.CONTACTS_WRITE,
+        Permission.NOTES_READ,
+        Permission.NOTES_WRITE,
+        Permission.CONVERSATIONS_READ,
+        Permission.CONVERSATIONS_WRITE,
+        Permission.EVENTS_READ,
+        Permission.FOLLOWUPS_READ,
+        Permission.FOLLOWUPS_WRITE,
+        Permission.FUNNELS_READ,
+        Permission.DEALS_READ,
+        Permission.DEALS_WRITE,
+        Permission.FLOWS_READ,
+        Permission.FLOW_RUNS_WRITE,
+    }
+)
+ROLE_PERMISSIONS: dict[UserRole, frozenset[Permission]] = {
+    UserRole.ADMIN: frozenset(Permission),
+    UserRole.AGENT: AGENT_PERMISSIONS,
+}
+
+
+def role_can(role: UserRole, permission: Permission) -> bool:
+    return permission in ROLE_PERMISSIONS[role]
