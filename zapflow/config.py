@@ -103,8 +103,11 @@ class Settings(BaseSettings):
     rate_limit_per_minute: int = Field(1200, ge=1)
     rate_limit_max_per_minute: int = Field(6000, ge=1)
     company_rate_limit_per_minute: int = Field(6000, ge=1)
-    # webhook deliveries per minute per instance (and per company, company_rate_limit_per_minute)
-    webhook_rate_limit_per_minute: int = Field(6000, ge=1)
+    # webhook deliveries per minute per instance and per company. High by default: a number at
+    # Meta's default 80 messages/s each way brings ~320 deliveries/s (3 statuses per message
+    # sent), and a refused delivery only comes back later; lower them to shed a flood sooner
+    webhook_rate_limit_per_minute: int = Field(60_000, ge=1)
+    webhook_company_rate_limit_per_minute: int = Field(120_000, ge=1)
     # how long a process may honour a revoked key when Redis cannot tell it (SECURITY.md)
     auth_cache_seconds: int = Field(30, ge=1, le=30)
     # live event streams (SSE) open at once, across every API process

@@ -107,7 +107,7 @@ async def _find_instance(
         ratelimit.Bucket(
             "company",
             f"company:{instance.company_id}",
-            state.settings.company_rate_limit_per_minute,
+            state.settings.webhook_company_rate_limit_per_minute,
         ),
     )
     outcome = await ratelimit.hit(state.redis, WEBHOOKS, buckets)
