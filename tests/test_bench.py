@@ -4,21 +4,29 @@ generator against the test stack (nothing here measures or asserts a time)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import orjson
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.traffic import APP_SECRET, create_cloud_instance
-from zapflow.bench import profile
+from zapflow.bench import floors, profile
+from zapflow.bench.stack import ResourceWatch, free_port, role_of
 from zapflow.bench.stats import compare, counts_per_window, percentile, summarize, windows
 from zapflow.cli import app
 from zapflow.config import Settings
+from zapflow.devstack import EmbeddedStack
+from zapflow.whatsapp.simulate import cloud_delivery, cloud_signature, cloud_text
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -104,7 +112,6 @@ def pipeline_step(e2e_p99: float, backlog: int) -> dict[str, Any]:
 
 
 def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")  # the `bench` extra
     from zapflow.bench.report import write_report
 
     results = tmp_path / "results"
@@ -204,3 +211,157 @@ def test_search_summary_reads_the_search_script_result() -> None:
     *_, measured, met = search_row({"search": {"summary": summary}})
     assert "semantic p50 9.0 / p99 31.0 ms, hybrid p99 60.0 ms, recall@10 0.970" in measured
     assert met is True  # the goal speaks of semantic search
+
+
+def test_processes_are_grouped_by_role_from_their_command_line() -> None:
+    python = "/venv/bin/python"
+    assert role_of([python, "-m", "zapflow.cli", "api"], "x") == "api"
+    assert role_of([python, "-m", "zapflow.cli", "api", "--workers", "2"], "x") == "api"
+    assert role_of([python, "/venv/bin/zapflow", "worker"], "x") == "worker"
+    assert role_of([python, "-m", "zapflow.cli", "worker", "--role", "pipeline"], "x") == (
+        "worker:pipeline"
+    )
+    assert role_of([python, "-m", "zapflow.cli", "worker", "--role=embeddings"], "x") == (
+        "worker:embeddings"
+    )
+    assert role_of([python, "-m", "zapflow.bench.api_floor", "8000"], "api-floor") == "api-floor"
+
+
+BUSY = """
+import subprocess, sys, time
+def spin(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+spin(0.3)
+if sys.argv[1] == "parent":
+    subprocess.run([sys.executable, "-c", sys.argv[2], "child", ""], check=True)  # reaped
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_group_counts_its_processes_and_their_ended_children() -> None:
+    """The parent spins 0.3 CPU-s, its child 0.3 more and ends (reaped) within the window."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", BUSY, "parent", BUSY],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with ResourceWatch({"busy": [psutil.Process(process.pid)]}) as watch:
+            watch.start()
+            assert process.stdout is not None and process.stdout.readline() == "done\n"
+            usage = watch.stop()
+    finally:
+        process.kill()
+        process.wait()
+    assert usage["cpu_seconds"]["busy"] >= 0.6
+    assert usage["cpu_seconds"]["machine_busy"] >= usage["cpu_seconds"]["busy"] - 0.05
+    assert floors.stack_ms({"busy": 600.0, "load_generator": 5.0, "other": 99.0}) == 600.0
+
+
+def test_postgres_group_counts_backends_that_ended_in_the_window(stack: EmbeddedStack) -> None:
+    """A backend does work and exits: the postmaster's reaped-children time still holds it."""
+    assert stack.postgres.process is not None
+    postmaster = psutil.Process(stack.postgres.process.pid)
+    with ResourceWatch({"postgres": [postmaster]}) as watch:
+        watch.start()
+        stack.psql("SELECT sum(i::bigint * i) FROM generate_series(1, 3000000) AS i")  # its own backend
+        usage = watch.stop()
+    assert usage["cpu_seconds"]["postgres"] > 0.05
+
+
+async def start_api_floor(settings: Settings, company_id: str, instance_id: str) -> tuple[
+    asyncio.subprocess.Process, str
+]:  # fmt: skip
+    port = free_port()
+    env = {
+        **os.environ,
+        "ZAPFLOW_FLOOR_DATABASE_URL": settings.database_url,
+        "ZAPFLOW_FLOOR_COMPANY_ID": company_id,
+        "ZAPFLOW_FLOOR_INSTANCE_ID": instance_id,
+        "ZAPFLOW_FLOOR_APP_SECRET": APP_SECRET,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zapflow.bench.api_floor", str(port), env=env
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            try:
+                if (await client.get(base_url + "/readyz")).status_code == 200:
+                    return process, base_url
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise AssertionError("the API floor did not start")
+
+
+async def test_api_floor_acks_webhooks_and_serves_the_crm_reads(
+    tenant: Tenant, settings: Settings
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    name = f"Floor Silva {uuid.uuid4().hex[:6]}"
+    phone = f"+55119{uuid.uuid4().int % 10**8:08d}"
+    contact = await tenant.client.post(
+        "/api/v1/contacts", json={"name": name, "phone_number": phone}
+    )
+    assert contact.status_code == 201, contact.text
+    process, base_url = await start_api_floor(settings, tenant.id, instance["id"])
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as floor:
+            detail = await floor.get(f"/api/v1/contacts/{contact.json()['id']}")
+            assert (detail.status_code, detail.json()["name"]) == (200, name)
+            assert (await floor.get(f"/api/v1/contacts/{uuid.uuid4()}")).status_code == 404
+            found = await floor.get("/api/v1/contacts", params={"q": name, "limit": 20})
+            assert [row["id"] for row in found.json()["data"]] == [contact.json()["id"]]
+            page = await floor.get("/api/v1/conversations", params={"limit": 50})
+            assert page.status_code == 200 and isinstance(page.json()["data"], list)
+
+            change = cloud_text(phone[1:], f"wamid.floor.{uuid.uuid4().hex}", "oi")
+            raw = orjson.dumps(cloud_delivery(instance["phone_number_id"], change))
+            path = urlsplit(instance["webhook_url"]).path
+            headers = {"x-hub-signature-256": cloud_signature(raw, APP_SECRET)}
+            first = await floor.post(path, content=raw, headers=headers)
+            again = await floor.post(path, content=raw, headers=headers)
+            assert (first.status_code, first.json()) == (200, {"stored": 1, "duplicates": 0})
+            assert again.json() == {"stored": 0, "duplicates": 1}  # ON CONFLICT DO NOTHING
+            forged = await floor.post(path, content=raw, headers={"x-hub-signature-256": "x"})
+            assert forged.status_code == 401
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_temporal_floor_signals_with_start_then_plain_signals(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """The load generator's floor mode on the test Temporal: every message reaches its
+    workflow's no-op local activity, with signal-with-start and with plain signals."""
+    plan = {
+        "mode": "floor", "temporal_address": settings.temporal_address,
+        "temporal_namespace": settings.temporal_namespace, "conversations": 3,
+        "drain_timeout": 30,
+        "steps": [{"name": "start", "rate": 10, "duration": 1, "start": True},
+                  {"name": "signal", "rate": 10, "duration": 1, "start": False}],
+    }  # fmt: skip
+    (tmp_path / "plan.json").write_bytes(orjson.dumps(plan))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zapflow.bench.loadgen", str(tmp_path / "plan.json"),
+        str(tmp_path / "out.json"), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0
+    assert {"step": "teardown", "phase": "terminating the workflows"} in [
+        orjson.loads(line) for line in stdout.splitlines()
+    ]  # the last step's CPU window closes before the workflows are terminated
+    from zapflow.bench.scenarios import deliveries
+
+    raw = orjson.loads((tmp_path / "out.json").read_bytes())
+    for step in raw["steps"]:
+        numbers, _ = deliveries(step, {"cpu_seconds": {"floor": 0.5}}, e2e=True)
+        assert (numbers["sent"], numbers["errors"], numbers["lost"]) == (10, 0, 0), step["name"]
+        assert numbers["cpu_ms_per_unit"] == {"floor": 50.0}

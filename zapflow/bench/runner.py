@@ -24,6 +24,7 @@ from zapflow.bench.environment import REPO, git_state, load_average, machine, ti
 from zapflow.bench.stack import BenchError, BenchStack, ResourceWatch, install_signal_handlers
 
 RESULTS = REPO / "bench" / "results"
+PIPELINE_VARIANTS = ("inbox", "floor", "floor-signal")  # and "direct", on request
 
 
 @dataclass
@@ -37,6 +38,9 @@ class Options:
     report: Path | None = None  # default: output_dir/../REPORT.md
     profile: bool = True
     budget: float = BUDGET_SECONDS
+    api_processes: list[int] = field(default_factory=lambda: [1])  # `zapflow api --workers N`
+    worker_roles: list[str] | None = None  # one `zapflow worker --role R` each; None: one worker
+    pipeline_variants: list[str] = field(default_factory=lambda: list(PIPELINE_VARIANTS))
 
     def steps(
         self, default_rates: list[float], default_duration: float
@@ -84,9 +88,11 @@ class Context:
         plan: dict[str, Any],
         title: str,
         on_update: Callable[[dict[str, Any]], None] | None = None,
+        group: str = "load_generator",
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the load generator process on ``plan`` (``on_update`` sees each progress line);
-        its raw result and the resource use of each of its steps (CPU by group, peak RSS)."""
+        its raw result and the resource use of each of its steps (CPU by group, peak RSS).
+        ``group`` names the load generator's own CPU (``floor`` when it plays the floor)."""
         with tempfile.TemporaryDirectory(prefix="zapflow-loadgen-") as folder:
             plan_path, out_path = Path(folder, "plan.json"), Path(folder, "out.json")
             plan_path.write_bytes(orjson.dumps(plan))
@@ -94,7 +100,7 @@ class Context:
             process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=bench.env)
             try:
                 groups = bench.processes()
-                groups["load_generator"] = [psutil.Process(process.pid)]
+                groups[group] = [psutil.Process(process.pid)]
                 with ResourceWatch(groups) as watch:
                     windows = StepWindow(watch)
                     self._follow(process, windows, title, on_update)
