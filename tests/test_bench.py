@@ -101,51 +101,86 @@ def test_profile_summary_counts_self_and_inclusive_time() -> None:
     assert found["zapflow_inclusive_percent"] == [["handle (zapflow/api/webhooks.py)", 90.0]]
 
 
-def pipeline_step(e2e_p99: float, backlog: int) -> dict[str, Any]:
+def pipeline_step(e2e_p99: float, backlog: int, cpu_ms: dict[str, float]) -> dict[str, Any]:
     return {
         "rate": 80, "sent": 100, "errors": 0, "lost": 0, "duplicates": 0, "achieved_rate": 80.0,
         "delivered_rate": 79.5, "drain_s": 0.4, "ack_ms": {"p50": 3, "p95": 5, "p99": 8, "max": 9},
         "e2e_ms": {"p50": 90, "p95": 200, "p99": e2e_p99, "max": 700},
         "max_inbox_backlog": backlog, "max_temporal_backlog": 3, "max_backlog": backlog + 3,
         "cpu_percent": {"api": 20, "worker": 80, "machine_busy": 150}, "peak_rss_mib": {"api": 180},
+        "cpu_ms_per_unit": cpu_ms,
     }  # fmt: skip
 
 
-def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
-    from zapflow.bench.report import write_report
+ZAPFLOW_MS = {"api": 5.0, "worker:pipeline": 40.0, "temporal": 30.0, "postgres": 10.0,
+              "load_generator": 2.0, "other": 50.0, "machine_busy": 140.0}  # fmt: skip
+FLOOR_MS = {"floor": 15.0, "temporal": 25.0, "api": 0.5, "machine_busy": 90.0}
 
-    results = tmp_path / "results"
-    results.mkdir()
-    common = {"run_id": "r1", "started": "2026-01-01T00:00:00Z", "wall_seconds": 10,
-              "git": {"commit": "abc"}, "machine": {"cores": 2, "cpu_model": "x",
-              "memory_gib": 8, "python": "3.11"}}  # fmt: skip
-    pipeline = {
-        **common, "scenario": "pipeline", "load_average": {"start": [3.0, 1, 1], "end": [1, 1, 1]},
-        "results": {"inbox": {"80/s": pipeline_step(450, 12)},
-                    "direct": {"80/s": pipeline_step(900, 0)}},
+
+def pipeline_result(common: dict[str, Any], started_load: float) -> dict[str, Any]:
+    results = {
+        "inbox": {"80/s": pipeline_step(450, 12, ZAPFLOW_MS)},
+        "direct": {"80/s": pipeline_step(900, 0, {})},
+        "floor": {"80/s": pipeline_step(60, 0, FLOOR_MS)},
+    }
+    floors.pipeline_ratios(results)
+    return {
+        **common, "scenario": "pipeline", "results": results,
+        "load_average": {"start": [started_load, 1, 1], "end": [1, 1, 1]},
         "series": {"inbox": {"80/s": {"latency": [{"t": 0.0, "p50": 90, "p95": 200, "p99": 450}],
                                       "sent": [{"t": 0.0, "per_s": 80}], "done": [],
                                       "backlog": [[0.0, 12, 3]]}}},
     }  # fmt: skip
+
+
+def test_pipeline_ratios_divide_zapflow_stack_by_the_floor_stack() -> None:
+    inbox = pipeline_result({}, 0.1)["results"]["inbox"]["80/s"]
+    assert inbox["stack_cpu_ms"] == 85.0  # api + worker + temporal + postgres: not the loadgen
+    ratios = inbox["ratio_to_floor"]["floor"]
+    assert ratios == {"stack": round(85 / 40, 2), "temporal": 1.2, "machine": round(140 / 90, 2)}
+
+
+def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
+    """The report test runs in `make test`: matplotlib is in the test extra."""
+    from zapflow.bench.report import write_report
+
+    results, before = tmp_path / "results", tmp_path / "before"
+    results.mkdir()
+    before.mkdir()
+    common = {"run_id": "r1", "started": "2026-01-01T00:00:00Z", "wall_seconds": 10,
+              "git": {"commit": "abc"}, "machine": {"cores": 2, "cpu_model": "x",
+              "memory_gib": 8, "python": "3.11"}}  # fmt: skip
     quiet = {"start": [0.1] * 3, "end": [0.1] * 3}
     search = {**common, "scenario": "search", "load_average": quiet, "status": "not available",
               "reason": "bench/embeddings_search.py not in this tree"}  # fmt: skip
-    (results / "pipeline.json").write_bytes(orjson.dumps(pipeline))
+    (results / "pipeline.json").write_bytes(orjson.dumps(pipeline_result(common, 3.0)))
     (results / "search.json").write_bytes(orjson.dumps(search))
+    (before / "pipeline.json").write_bytes(orjson.dumps(pipeline_result(common, 0.1)))
     report = tmp_path / "REPORT.md"
 
-    write_report(results, report, "r1")
+    write_report(results, report, "r1", before)
 
     text = report.read_text()
     assert "| message processing (webhook → SSE) | < 500 ms |" in text
     assert "p50 90.0 / p99 450.0 ms at 80/s (delivered 79.5/s, 0 lost) | ✅ |" in text
     assert "max 15 (inbox 12, Temporal 3)" in text
-    assert "| webhook ack | < 200 ms | p99 ≤ 25 ms at 500 deliveries/s | not measured | - |" in text
+    assert (
+        "| webhook ack | < 200 ms | p99 ≤ 20 ms at 1,000 deliveries/s, 0 errors | not measured"
+        in text
+    )
     assert "not available: bench/embeddings_search.py not in this tree" in text
     assert "80/s: ack p99 8.0 ms with the inbox vs 8.0 ms without" in text
     assert "The machine was shared during this run" in text  # load 3.0 at the pipeline's start
-    assert (tmp_path / "plots" / "pipeline-inbox.png").stat().st_size > 1000
-    assert "![pipeline](plots/pipeline-inbox.png)" in text
+    # CPU-ms per message by process, the stack and the ratio to the floor of the same run
+    assert "| variant | step | api | worker:pipeline | floor | temporal | postgres |" in text
+    assert (
+        "| inbox | 80/s | 5.00 | 40.00 |  | 30.00 | 10.00 | 85.0 | 140.0 | 50.0 | floor 2.1x"
+        in text
+    )
+    assert "| floor | 80/s | 0.50 |  | 15.00 | 25.00 |  | 40.0 | 90.0 |" in text
+    for png in ("pipeline-inbox.png", "pipeline-cpu.png", "pipeline-cpu-before-after.png"):
+        assert (tmp_path / "plots" / png).stat().st_size > 1000
+        assert f"![pipeline](plots/{png})" in text
 
 
 @pytest.mark.usefixtures("worker")
@@ -268,7 +303,9 @@ def test_postgres_group_counts_backends_that_ended_in_the_window(stack: Embedded
     postmaster = psutil.Process(stack.postgres.process.pid)
     with ResourceWatch({"postgres": [postmaster]}) as watch:
         watch.start()
-        stack.psql("SELECT sum(i::bigint * i) FROM generate_series(1, 3000000) AS i")  # its own backend
+        stack.psql(
+            "SELECT sum(i::bigint * i) FROM generate_series(1, 3000000) AS i"
+        )  # its own backend
         usage = watch.stop()
     assert usage["cpu_seconds"]["postgres"] > 0.05
 

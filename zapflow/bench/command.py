@@ -18,7 +18,8 @@ def bench(
     scenarios: Annotated[
         list[str] | None,
         typer.Argument(
-            help=f"Scenarios to run [default: all]: {', '.join(NAMES)}; or `compare A.json B.json`",
+            help=f"Scenarios to run [default: all]: {', '.join(NAMES)}; or `compare A.json "
+            "B.json`; or `report` (write the report of --output-dir's results, run nothing)",
             show_default=False,
         ),
     ] = None,
@@ -67,6 +68,14 @@ def bench(
             show_default=False,
         ),
     ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Where the report goes [default: REPORT.md beside --output-dir]"),
+    ] = None,
+    before: Annotated[
+        Path | None,
+        typer.Option(help="An earlier run's results folder: its CPU-ms per unit plotted beside"),
+    ] = None,
     no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip py-spy")] = False,
     budget: Annotated[
         float, typer.Option(min=60, help="Seconds for the whole run; `search` stops there")
@@ -83,6 +92,13 @@ def bench(
     names = scenarios or list(NAMES)
     if names[0] == "compare":
         raise typer.Exit(compare(names[1:], console))
+    if names[0] == "report":
+        from zapflow.bench.report import write_report
+
+        path = report or output_dir.parent / "REPORT.md"
+        write_report(output_dir, path, "", before)
+        console.print(f"report: {path}", highlight=False)
+        raise typer.Exit(0)
     unknown = [name for name in names if name not in NAMES]
     if unknown:
         console.print(
@@ -108,6 +124,8 @@ def bench(
         output_dir=output_dir,
         profile=not no_profile,
         budget=budget,
+        report=report,
+        before=before,
         api_processes=api_processes or [1, 2],
         worker_roles=worker_role,
         pipeline_variants=variant or list(PIPELINE_VARIANTS),

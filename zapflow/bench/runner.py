@@ -36,6 +36,7 @@ class Options:
     messages: int = 1_000_000
     output_dir: Path = RESULTS
     report: Path | None = None  # default: output_dir/../REPORT.md
+    before: Path | None = None  # an earlier run's results, plotted beside this one's
     profile: bool = True
     budget: float = BUDGET_SECONDS
     api_processes: list[int] = field(default_factory=lambda: [1])  # `zapflow api --workers N`
@@ -197,6 +198,6 @@ def run(options: Options, scenarios: dict[str, ScenarioFn], console: Console) ->
             highlight=False,
         )
     report = options.report or options.output_dir.parent / "REPORT.md"
-    write_report(options.output_dir, report, RUN_ID)
+    write_report(options.output_dir, report, RUN_ID, options.before)
     console.print(f"report: {report} · total {time.monotonic() - began:.0f} s", highlight=False)
     return 1 if failed else 0

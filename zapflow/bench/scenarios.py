@@ -425,7 +425,6 @@ def requests(step: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
         },
         **usage,
         "cpu_ms_per_unit": per_request,
-        "api_cpu_ms_per_request": per_request.get("api", per_request.get(floors.API_FLOOR)),
     }
 
 
