@@ -132,7 +132,11 @@ class Context:
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(title, total=1, info="starting")
             for line in process.stdout:
-                update = orjson.loads(line)
+                try:
+                    update = orjson.loads(line)
+                except orjson.JSONDecodeError:  # a library's print (Temporal's core logs)
+                    self.console.print(line.rstrip(), style="dim", highlight=False, markup=False)
+                    continue
                 windows.progress(update.get("step"))
                 if on_update:
                     on_update(update)
