@@ -56,8 +56,8 @@ def bench(
     worker_role: Annotated[
         list[str] | None,
         typer.Option(
-            help="pipeline: run one `zapflow worker --role R` per role given (repeat) instead of "
-            "one `zapflow worker`",
+            help="pipeline: run one `zapflow worker --role R` per role given (repeat) [default: "
+            "the workers `zapflow dev` runs]",
         ),
     ] = None,
     variant: Annotated[

@@ -37,7 +37,21 @@ def cli_supports(command: str, option: str) -> bool:
 
 
 def api_argv(processes: int) -> list[str]:
-    return zapflow_command("api", *(["--workers", str(processes)] if processes > 1 else []))
+    """``zapflow api`` with ``processes`` processes (said explicitly where the option exists,
+    whatever ``ZAPFLOW_API_WORKERS`` says)."""
+    explicit = processes > 1 or cli_supports("api", "--workers")
+    return zapflow_command("api", *(["--workers", str(processes)] if explicit else []))
+
+
+def dev_worker_roles() -> list[str] | None:
+    """The worker processes ``zapflow dev`` runs, by their ``--role`` (None: one ``zapflow
+    worker``, as before the roles existed), so the pipeline measures the default stack."""
+    from zapflow import devserver
+
+    found = getattr(devserver, "DEV_WORKERS", None)
+    if not found:
+        return None
+    return [args[args.index("--role") + 1] for args in found if "--role" in args]
 
 
 def api_process_counts(wanted: list[int]) -> tuple[list[int], list[int]]:

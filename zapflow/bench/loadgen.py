@@ -294,6 +294,11 @@ async def webhook_step(
     }
 
 
+def failed_most(samples: list[list[Any]]) -> bool:
+    """Half or more of a step's deliveries failed (``Delivery.row``: the error is column 4)."""
+    return sum(1 for row in samples if row[4] is not None) * 2 >= max(1, len(samples))
+
+
 async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     async with http_session(limit=WEBHOOK_CONNECTIONS) as session:
@@ -318,6 +323,8 @@ async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, An
                 ))  # fmt: skip
                 if reader and steps[-1]["drain_s"] is None:
                     break  # not sustained: a higher rate would only pile up more backlog
+                if failed_most(steps[-1]["samples"]):
+                    break  # overloaded: a higher rate would only measure timeouts
             if reader and steps[-1]["drain_s"] is not None:
                 await asyncio.sleep(1.0)  # late duplicates
         finally:

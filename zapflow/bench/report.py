@@ -274,6 +274,9 @@ def webhook_section(result: dict[str, Any]) -> list[str]:
                 API_HEADER, api_rows(steps, "ack_ms", "achieved_rate", variant.startswith("floor"))
             ),
         ]
+        overloaded = ((result.get("runs") or {}).get(variant) or {}).get("skipped")
+        if overloaded:
+            lines += [f"{', '.join(overloaded)}: not run, half the step above failed.", ""]
     skipped = (result.get("settings") or {}).get("api_processes_skipped")
     if skipped:
         lines += [
@@ -440,7 +443,7 @@ def bottleneck(results: dict[str, dict[str, Any]]) -> list[str]:
         f"`{found['tool']}` for {found['seconds']:g} s during {when}.",
         "",
     ]
-    for process in ("worker", "api"):
+    for process in [k for k in found if k == "api" or k.startswith("worker")]:
         summary = found.get(process) or {}
         if not summary.get("samples"):
             continue

@@ -126,7 +126,7 @@ def memory(steps: Iterable[dict[str, Any]]) -> dict[str, float]:
     peaks: dict[str, float] = {}
     for step in steps:
         for group, mib in step.get("peak_rss_mib", {}).items():
-            if group in ("api", "worker", "direct"):
+            if group.split(":")[0] in ("api", "worker", "direct", floors.API_FLOOR):
                 peaks[f"{group}_peak_rss_mib"] = max(peaks.get(f"{group}_peak_rss_mib", 0), mib)
     return peaks
 
@@ -228,6 +228,7 @@ def webhook_ack(ctx: Context) -> dict[str, Any]:
     def scenario(bench: BenchStack) -> dict[str, Any]:
         results: dict[str, Any] = {}
         series: dict[str, Any] = {}
+        skipped_steps: dict[str, list[str]] = {}
         for n in counts:
             suffix = "" if n == 1 else f" x{n}"
             bench.start_api(floors.api_argv(n))
@@ -244,6 +245,7 @@ def webhook_ack(ctx: Context) -> dict[str, Any]:
                 bench.check_processes()
                 key = variant + suffix
                 results[key], series[key] = analyse_steps(raw, usage, e2e=False)
+                skipped_steps[key] = raw["skipped"]
             floors.api_ratios(results["zapflow" + suffix], results["floor" + suffix],
                               "ack_ms", "achieved_rate")  # fmt: skip
             bench.stop_process(floors.API_FLOOR)
@@ -256,7 +258,8 @@ def webhook_ack(ctx: Context) -> dict[str, Any]:
             "processes": "api only (no worker); then the API floor",
             "request": "POST /webhooks/cloud/{token}, one signed text each",
         }
-        return api_only(bench, settings, results, series)
+        runs = {key: {"skipped": names} for key, names in skipped_steps.items()}
+        return {**api_only(bench, settings, results, series), "runs": runs}
 
     return running(BenchStack(), scenario)
 
@@ -290,9 +293,9 @@ class Profiler:
 
     def start(self, step: str, when: str) -> None:
         self.step, self.when = step, when
-        for name in ("worker", "api"):
-            child = self.bench.children[name].process
-            if child is not None:
+        for name, managed in self.bench.children.items():
+            child = managed.process
+            if child is not None and (name == "api" or name.startswith("worker")):
                 out = self.folder / f"{name}.txt"
                 self.running[name] = (profile.start(child.pid, self.seconds, out), out)
 
@@ -369,7 +372,8 @@ def pipeline(ctx: Context) -> dict[str, Any]:
     profile_at = "80/s" if any(rate == 80 for rate, _ in steps) else f"{steps[-1][0]:g}/s"
 
     def scenario(bench: BenchStack) -> dict[str, Any]:
-        bench.start_workers(o.worker_roles)
+        roles = o.worker_roles or floors.dev_worker_roles()
+        bench.start_workers(roles)
         bench.start_api()
         results, series, runs = {}, {}, {}
         found = None
@@ -391,7 +395,7 @@ def pipeline(ctx: Context) -> dict[str, Any]:
                 "drain_timeout_s": DRAIN_TIMEOUT,
                 "variants": o.pipeline_variants,
                 "processes": ", ".join(bench.processes()),
-                "worker_roles": o.worker_roles,
+                "worker_roles": roles,
             },
             "results": results,
             "memory": memory(step for steps in results.values() for step in steps.values()),
