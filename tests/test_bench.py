@@ -183,6 +183,19 @@ def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
         assert f"![pipeline](plots/{png})" in text
 
 
+async def load_generator(tmp_path: Path, plan: dict[str, Any]) -> tuple[list[Any], Any]:
+    """``python -m zapflow.bench.loadgen`` on ``plan``: its progress lines and its result."""
+    (tmp_path / "plan.json").write_bytes(orjson.dumps(plan))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zapflow.bench.loadgen", str(tmp_path / "plan.json"),
+        str(tmp_path / "out.json"), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, _ = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode == 0
+    progress = [orjson.loads(line) for line in stdout.splitlines()]
+    return progress, orjson.loads((tmp_path / "out.json").read_bytes())
+
+
 @pytest.mark.usefixtures("worker")
 async def test_load_generator_sends_open_loop_and_sees_every_message(
     tmp_path: Path, api_url: str, tenant: Tenant, settings: Settings
@@ -199,17 +212,9 @@ async def test_load_generator_sends_open_loop_and_sees_every_message(
         "steps": [{"name": "10/s", "rate": 10, "duration": 2, "customers": 5,
                    "customer_base": 5511930000000}],
     }  # fmt: skip
-    (tmp_path / "plan.json").write_bytes(orjson.dumps(plan))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "zapflow.bench.loadgen", str(tmp_path / "plan.json"),
-        str(tmp_path / "out.json"), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, _ = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0
-    progress = [orjson.loads(line) for line in stdout.splitlines()]
+    progress, raw = await load_generator(tmp_path, plan)
     assert {"step": "10/s", "phase": "sent", "done": 20, "total": 20} in progress
 
-    raw = orjson.loads((tmp_path / "out.json").read_bytes())
     assert raw["skipped"] == []  # the step drained: nothing after it was skipped
     numbers, series = deliveries(raw["steps"][0], {}, e2e=True)
     assert (numbers["sent"], numbers["errors"], numbers["lost"], numbers["duplicates"]) == (
@@ -385,19 +390,11 @@ async def test_temporal_floor_signals_with_start_then_plain_signals(
         "steps": [{"name": "start", "rate": 10, "duration": 1, "start": True},
                   {"name": "signal", "rate": 10, "duration": 1, "start": False}],
     }  # fmt: skip
-    (tmp_path / "plan.json").write_bytes(orjson.dumps(plan))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "zapflow.bench.loadgen", str(tmp_path / "plan.json"),
-        str(tmp_path / "out.json"), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, _ = await asyncio.wait_for(process.communicate(), 120)
-    assert process.returncode == 0
-    assert {"step": "teardown", "phase": "terminating the workflows"} in [
-        orjson.loads(line) for line in stdout.splitlines()
-    ]  # the last step's CPU window closes before the workflows are terminated
+    progress, raw = await load_generator(tmp_path, plan)
+    # the last step's CPU window closes before the workflows are terminated
+    assert {"step": "teardown", "phase": "terminating the workflows"} in progress
     from zapflow.bench.scenarios import deliveries
 
-    raw = orjson.loads((tmp_path / "out.json").read_bytes())
     for step in raw["steps"]:
         numbers, _ = deliveries(step, {"cpu_seconds": {"floor": 0.5}}, e2e=True)
         assert (numbers["sent"], numbers["errors"], numbers["lost"]) == (10, 0, 0), step["name"]

@@ -147,19 +147,25 @@ def create_app() -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def main(argv: list[str]) -> None:
-    port, *workers = argv
+def serve(app: Any, port: int, workers: int | None = None) -> None:
+    """uvicorn as bare as it goes (uvloop, httptools, no access log), as the floors run; ``app``
+    an app, or with ``workers`` an import string of its factory."""
     uvicorn.run(
-        "zapflow.bench.api_floor:create_app",
-        factory=True,
+        app,
+        factory=isinstance(app, str),
         host="127.0.0.1",
-        port=int(port),
-        workers=int(workers[0]) if workers else None,
+        port=port,
+        workers=workers,
         loop="uvloop",
         http="httptools",
         log_level="warning",
         access_log=False,
     )
+
+
+def main(argv: list[str]) -> None:
+    port, *workers = argv
+    serve("zapflow.bench.api_floor:create_app", int(port), int(workers[0]) if workers else None)
 
 
 if __name__ == "__main__":
