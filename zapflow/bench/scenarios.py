@@ -416,7 +416,8 @@ def requests(step: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
     records = step["records"]
     ok = [r for r in records if not r[4]]
     elapsed = max((r[1] + r[2] / 1000 for r in records), default=0.0)  # to the last answer
-    per_request = per_unit_ms(usage, step["total"])  # warm-up included: the window holds it too
+    answered = step["total"] - (len(records) - len(ok))  # warm-up included: the window holds it
+    per_request = per_unit_ms(usage, answered)
     return {
         "requests": len(records),
         "errors": len(records) - len(ok),
