@@ -64,7 +64,7 @@ def bench(
         list[str] | None,
         typer.Option(
             help="pipeline: variants to run, in order: inbox (zapflow), floor (signal-with-start), "
-            "floor-signal (plain signals), direct (no inbox) [default: inbox, floor, floor-signal]",
+            "floor-signal (plain signals), direct (no inbox) [default: floor, floor-signal, inbox]",
             show_default=False,
         ),
     ] = None,

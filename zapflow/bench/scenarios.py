@@ -363,10 +363,10 @@ def pipeline_variant(
 
 
 def pipeline(ctx: Context) -> dict[str, Any]:
-    """Inbound traffic over 1,000 conversations, webhook → SSE ``message.created``; then, on the
-    same Temporal server, the Temporal floor at the same rates over as many conversations
-    (signal-with-start, then plain signals); on request the bench-only webhook that signals
-    Temporal directly (``direct``: no inbox)."""
+    """On one stack: the Temporal floor at the pipeline's rates over as many conversations
+    (signal-with-start, then plain signals), then zapflow's inbound traffic over 1,000
+    conversations, webhook → SSE ``message.created``; on request the bench-only webhook that
+    signals Temporal directly (``direct``: no inbox)."""
     o = ctx.options
     steps = o.steps([20, 40, 80], 60)
     profile_at = "80/s" if any(rate == 80 for rate, _ in steps) else f"{steps[-1][0]:g}/s"
