@@ -4,21 +4,29 @@ generator against the test stack (nothing here measures or asserts a time)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import orjson
+import psutil
 import pytest
 from typer.testing import CliRunner
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.traffic import APP_SECRET, create_cloud_instance
-from zapflow.bench import profile
+from zapflow.bench import floors, profile
+from zapflow.bench.stack import ResourceWatch, free_port, role_of
 from zapflow.bench.stats import compare, counts_per_window, percentile, summarize, windows
 from zapflow.cli import app
 from zapflow.config import Settings
+from zapflow.devstack import EmbeddedStack
+from zapflow.whatsapp.simulate import cloud_delivery, cloud_signature, cloud_text
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -93,52 +101,99 @@ def test_profile_summary_counts_self_and_inclusive_time() -> None:
     assert found["zapflow_inclusive_percent"] == [["handle (zapflow/api/webhooks.py)", 90.0]]
 
 
-def pipeline_step(e2e_p99: float, backlog: int) -> dict[str, Any]:
+def pipeline_step(e2e_p99: float, backlog: int, cpu_ms: dict[str, float]) -> dict[str, Any]:
     return {
         "rate": 80, "sent": 100, "errors": 0, "lost": 0, "duplicates": 0, "achieved_rate": 80.0,
         "delivered_rate": 79.5, "drain_s": 0.4, "ack_ms": {"p50": 3, "p95": 5, "p99": 8, "max": 9},
         "e2e_ms": {"p50": 90, "p95": 200, "p99": e2e_p99, "max": 700},
         "max_inbox_backlog": backlog, "max_temporal_backlog": 3, "max_backlog": backlog + 3,
         "cpu_percent": {"api": 20, "worker": 80, "machine_busy": 150}, "peak_rss_mib": {"api": 180},
+        "cpu_ms_per_unit": cpu_ms,
     }  # fmt: skip
 
 
-def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")  # the `bench` extra
-    from zapflow.bench.report import write_report
+ZAPFLOW_MS = {"api": 5.0, "worker:pipeline": 40.0, "temporal": 30.0, "postgres": 10.0,
+              "load_generator": 2.0, "other": 50.0, "machine_busy": 140.0}  # fmt: skip
+FLOOR_MS = {"floor": 15.0, "temporal": 25.0, "api": 0.5, "machine_busy": 90.0}
 
-    results = tmp_path / "results"
-    results.mkdir()
-    common = {"run_id": "r1", "started": "2026-01-01T00:00:00Z", "wall_seconds": 10,
-              "git": {"commit": "abc"}, "machine": {"cores": 2, "cpu_model": "x",
-              "memory_gib": 8, "python": "3.11"}}  # fmt: skip
-    pipeline = {
-        **common, "scenario": "pipeline", "load_average": {"start": [3.0, 1, 1], "end": [1, 1, 1]},
-        "results": {"inbox": {"80/s": pipeline_step(450, 12)},
-                    "direct": {"80/s": pipeline_step(900, 0)}},
+
+def pipeline_result(common: dict[str, Any], started_load: float) -> dict[str, Any]:
+    results = {
+        "inbox": {"80/s": pipeline_step(450, 12, ZAPFLOW_MS)},
+        "direct": {"80/s": pipeline_step(900, 0, {})},
+        "floor": {"80/s": pipeline_step(60, 0, FLOOR_MS)},
+    }
+    floors.pipeline_ratios(results)
+    return {
+        **common, "scenario": "pipeline", "results": results,
+        "load_average": {"start": [started_load, 1, 1], "end": [1, 1, 1]},
         "series": {"inbox": {"80/s": {"latency": [{"t": 0.0, "p50": 90, "p95": 200, "p99": 450}],
                                       "sent": [{"t": 0.0, "per_s": 80}], "done": [],
                                       "backlog": [[0.0, 12, 3]]}}},
     }  # fmt: skip
+
+
+def test_pipeline_ratios_divide_zapflow_stack_by_the_floor_stack() -> None:
+    inbox = pipeline_result({}, 0.1)["results"]["inbox"]["80/s"]
+    assert inbox["stack_cpu_ms"] == 85.0  # api + worker + temporal + postgres: not the loadgen
+    ratios = inbox["ratio_to_floor"]["floor"]
+    assert ratios == {"stack": round(85 / 40, 2), "temporal": 1.2, "machine": round(140 / 90, 2)}
+
+
+def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
+    """The report test runs in `make test`: matplotlib is in the test extra."""
+    from zapflow.bench.report import write_report
+
+    results, before = tmp_path / "results", tmp_path / "before"
+    results.mkdir()
+    before.mkdir()
+    common = {"run_id": "r1", "started": "2026-01-01T00:00:00Z", "wall_seconds": 10,
+              "git": {"commit": "abc"}, "machine": {"cores": 2, "cpu_model": "x",
+              "memory_gib": 8, "python": "3.11"}}  # fmt: skip
     quiet = {"start": [0.1] * 3, "end": [0.1] * 3}
     search = {**common, "scenario": "search", "load_average": quiet, "status": "not available",
               "reason": "bench/embeddings_search.py not in this tree"}  # fmt: skip
-    (results / "pipeline.json").write_bytes(orjson.dumps(pipeline))
+    (results / "pipeline.json").write_bytes(orjson.dumps(pipeline_result(common, 3.0)))
     (results / "search.json").write_bytes(orjson.dumps(search))
+    (before / "pipeline.json").write_bytes(orjson.dumps(pipeline_result(common, 0.1)))
     report = tmp_path / "REPORT.md"
 
-    write_report(results, report, "r1")
+    write_report(results, report, "r1", before)
 
     text = report.read_text()
     assert "| message processing (webhook → SSE) | < 500 ms |" in text
     assert "p50 90.0 / p99 450.0 ms at 80/s (delivered 79.5/s, 0 lost) | ✅ |" in text
     assert "max 15 (inbox 12, Temporal 3)" in text
-    assert "| webhook ack | < 200 ms | p99 ≤ 25 ms at 500 deliveries/s | not measured | - |" in text
+    assert (
+        "| webhook ack | < 200 ms | p99 ≤ 20 ms at 1,000 deliveries/s, 0 errors | not measured"
+        in text
+    )
     assert "not available: bench/embeddings_search.py not in this tree" in text
     assert "80/s: ack p99 8.0 ms with the inbox vs 8.0 ms without" in text
     assert "The machine was shared during this run" in text  # load 3.0 at the pipeline's start
-    assert (tmp_path / "plots" / "pipeline-inbox.png").stat().st_size > 1000
-    assert "![pipeline](plots/pipeline-inbox.png)" in text
+    # CPU-ms per message by process, the stack and the ratio to the floor of the same run
+    assert "| variant | step | api | worker:pipeline | floor | temporal | postgres |" in text
+    assert (
+        "| inbox | 80/s | 5.00 | 40.00 |  | 30.00 | 10.00 | 85.0 | 140.0 | 50.0 | floor 2.1x"
+        in text
+    )
+    assert "| floor | 80/s | 0.50 |  | 15.00 | 25.00 |  | 40.0 | 90.0 |" in text
+    for png in ("pipeline-inbox.png", "pipeline-cpu.png", "pipeline-cpu-before-after.png"):
+        assert (tmp_path / "plots" / png).stat().st_size > 1000
+        assert f"![pipeline](plots/{png})" in text
+
+
+async def load_generator(tmp_path: Path, plan: dict[str, Any]) -> tuple[list[Any], Any]:
+    """``python -m zapflow.bench.loadgen`` on ``plan``: its progress lines and its result."""
+    (tmp_path / "plan.json").write_bytes(orjson.dumps(plan))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zapflow.bench.loadgen", str(tmp_path / "plan.json"),
+        str(tmp_path / "out.json"), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, _ = await asyncio.wait_for(process.communicate(), 240)
+    assert process.returncode == 0
+    progress = [orjson.loads(line) for line in stdout.splitlines()]
+    return progress, orjson.loads((tmp_path / "out.json").read_bytes())
 
 
 @pytest.mark.usefixtures("worker")
@@ -157,17 +212,9 @@ async def test_load_generator_sends_open_loop_and_sees_every_message(
         "steps": [{"name": "10/s", "rate": 10, "duration": 2, "customers": 5,
                    "customer_base": 5511930000000}],
     }  # fmt: skip
-    (tmp_path / "plan.json").write_bytes(orjson.dumps(plan))
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "zapflow.bench.loadgen", str(tmp_path / "plan.json"),
-        str(tmp_path / "out.json"), stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, _ = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0
-    progress = [orjson.loads(line) for line in stdout.splitlines()]
+    progress, raw = await load_generator(tmp_path, plan)
     assert {"step": "10/s", "phase": "sent", "done": 20, "total": 20} in progress
 
-    raw = orjson.loads((tmp_path / "out.json").read_bytes())
     assert raw["skipped"] == []  # the step drained: nothing after it was skipped
     numbers, series = deliveries(raw["steps"][0], {}, e2e=True)
     assert (numbers["sent"], numbers["errors"], numbers["lost"], numbers["duplicates"]) == (
@@ -204,3 +251,152 @@ def test_search_summary_reads_the_search_script_result() -> None:
     *_, measured, met = search_row({"search": {"summary": summary}})
     assert "semantic p50 9.0 / p99 31.0 ms, hybrid p99 60.0 ms, recall@10 0.970" in measured
     assert met is True  # the goal speaks of semantic search
+
+
+def test_processes_are_grouped_by_role_from_their_command_line() -> None:
+    python = "/venv/bin/python"
+    assert role_of([python, "-m", "zapflow.cli", "api"], "x") == "api"
+    assert role_of([python, "-m", "zapflow.cli", "api", "--workers", "2"], "x") == "api"
+    assert role_of([python, "/venv/bin/zapflow", "worker"], "x") == "worker"
+    assert role_of([python, "-m", "zapflow.cli", "worker", "--role", "pipeline"], "x") == (
+        "worker:pipeline"
+    )
+    assert role_of([python, "-m", "zapflow.cli", "worker", "--role=embeddings"], "x") == (
+        "worker:embeddings"
+    )
+    assert role_of([python, "-m", "zapflow.bench.api_floor", "8000"], "api-floor") == "api-floor"
+
+
+BUSY = """
+import subprocess, sys, time
+def spin(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+spin(0.3)
+if sys.argv[1] == "parent":
+    subprocess.run([sys.executable, "-c", sys.argv[2], "child", ""], check=True)  # reaped
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_a_group_counts_its_processes_and_their_ended_children() -> None:
+    """The parent spins 0.3 CPU-s, its child 0.3 more and ends (reaped) within the window."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", BUSY, "parent", BUSY],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        with ResourceWatch({"busy": [psutil.Process(process.pid)]}) as watch:
+            watch.start()
+            assert process.stdout is not None and process.stdout.readline() == "done\n"
+            usage = watch.stop()
+    finally:
+        process.kill()
+        process.wait()
+    # 0.6 CPU-s spun; /proc counts in clock ticks, so allow for rounding, not for a lost child
+    assert usage["cpu_seconds"]["busy"] >= 0.5
+    assert usage["cpu_seconds"]["machine_busy"] > 0
+    assert floors.stack_ms({"busy": 600.0, "load_generator": 5.0, "other": 99.0}) == 600.0
+
+
+def test_postgres_group_counts_backends_that_ended_in_the_window(stack: EmbeddedStack) -> None:
+    """A backend does work and exits: the postmaster's reaped-children time still holds it."""
+    assert stack.postgres.process is not None
+    postmaster = psutil.Process(stack.postgres.process.pid)
+    with ResourceWatch({"postgres": [postmaster]}) as watch:
+        watch.start()
+        stack.psql(
+            "SELECT sum(i::bigint * i) FROM generate_series(1, 3000000) AS i"
+        )  # its own backend
+        usage = watch.stop()
+    assert usage["cpu_seconds"]["postgres"] > 0.05
+
+
+async def start_api_floor(settings: Settings, company_id: str, instance_id: str) -> tuple[
+    asyncio.subprocess.Process, str
+]:  # fmt: skip
+    port = free_port()
+    env = {
+        **os.environ,
+        "ZAPFLOW_FLOOR_DATABASE_URL": settings.database_url,
+        "ZAPFLOW_FLOOR_COMPANY_ID": company_id,
+        "ZAPFLOW_FLOOR_INSTANCE_ID": instance_id,
+        "ZAPFLOW_FLOOR_APP_SECRET": APP_SECRET,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "zapflow.bench.api_floor", str(port), env=env
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            try:
+                if (await client.get(base_url + "/readyz")).status_code == 200:
+                    return process, base_url
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    process.kill()
+    raise AssertionError("the API floor did not start")
+
+
+async def test_api_floor_acks_webhooks_and_serves_the_crm_reads(
+    tenant: Tenant, settings: Settings
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    name = f"Floor Silva {uuid.uuid4().hex[:6]}"
+    phone = f"+55119{uuid.uuid4().int % 10**8:08d}"
+    contact = await tenant.client.post(
+        "/api/v1/contacts", json={"name": name, "phone_number": phone}
+    )
+    assert contact.status_code == 201, contact.text
+    process, base_url = await start_api_floor(settings, tenant.id, instance["id"])
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=30) as floor:
+            detail = await floor.get(f"/api/v1/contacts/{contact.json()['id']}")
+            assert (detail.status_code, detail.json()["name"]) == (200, name)
+            assert (await floor.get(f"/api/v1/contacts/{uuid.uuid4()}")).status_code == 404
+            found = await floor.get("/api/v1/contacts", params={"q": name, "limit": 20})
+            assert [row["id"] for row in found.json()["data"]] == [contact.json()["id"]]
+            page = await floor.get("/api/v1/conversations", params={"limit": 50})
+            assert page.status_code == 200 and isinstance(page.json()["data"], list)
+
+            change = cloud_text(phone[1:], f"wamid.floor.{uuid.uuid4().hex}", "oi")
+            raw = orjson.dumps(cloud_delivery(instance["phone_number_id"], change))
+            path = urlsplit(instance["webhook_url"]).path
+            headers = {"x-hub-signature-256": cloud_signature(raw, APP_SECRET)}
+            first = await floor.post(path, content=raw, headers=headers)
+            again = await floor.post(path, content=raw, headers=headers)
+            assert (first.status_code, first.json()) == (200, {"stored": 1, "duplicates": 0})
+            assert again.json() == {"stored": 0, "duplicates": 1}  # ON CONFLICT DO NOTHING
+            forged = await floor.post(path, content=raw, headers={"x-hub-signature-256": "x"})
+            assert forged.status_code == 401
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def test_temporal_floor_signals_with_start_then_plain_signals(
+    tmp_path: Path, settings: Settings
+) -> None:
+    """The load generator's floor mode on the test Temporal: every message reaches its
+    workflow's no-op local activity, with signal-with-start and with plain signals."""
+    plan = {
+        "mode": "floor", "temporal_address": settings.temporal_address,
+        "temporal_namespace": settings.temporal_namespace, "conversations": 3,
+        "drain_timeout": 90,
+        "steps": [{"name": "start", "rate": 10, "duration": 1, "start": True},
+                  {"name": "signal", "rate": 10, "duration": 1, "start": False}],
+    }  # fmt: skip
+    progress, raw = await load_generator(tmp_path, plan)
+    # the last step's CPU window closes before the workflows are terminated
+    assert {"step": "teardown", "phase": "terminating the workflows"} in progress
+    from zapflow.bench.scenarios import deliveries
+
+    for step in raw["steps"]:
+        numbers, _ = deliveries(step, {"cpu_seconds": {"floor": 0.5}}, e2e=True)
+        assert (numbers["sent"], numbers["errors"], numbers["lost"]) == (10, 0, 0), step["name"]
+        assert numbers["cpu_ms_per_unit"] == {"floor": 50.0}

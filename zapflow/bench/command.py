@@ -18,7 +18,8 @@ def bench(
     scenarios: Annotated[
         list[str] | None,
         typer.Argument(
-            help=f"Scenarios to run [default: all]: {', '.join(NAMES)}; or `compare A.json B.json`",
+            help=f"Scenarios to run [default: all]: {', '.join(NAMES)}; or `compare A.json "
+            "B.json`; or `report` (write the report of --output-dir's results, run nothing)",
             show_default=False,
         ),
     ] = None,
@@ -42,13 +43,48 @@ def bench(
     output_dir: Annotated[
         Path, typer.Option(help="Where <scenario>.json go; REPORT.md goes to its parent")
     ] = REPO / "bench" / "results",
+    api_processes: Annotated[
+        list[int] | None,
+        typer.Option(
+            min=1,
+            help="webhook-ack, crm-read: API processes (`zapflow api --workers N`), repeat for "
+            "several; counts above 1 are skipped when this tree's `zapflow api` lacks --workers "
+            "[default: 1 and 2]",
+            show_default=False,
+        ),
+    ] = None,
+    worker_role: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="pipeline: run one `zapflow worker --role R` per role given (repeat) [default: "
+            "the workers `zapflow dev` runs]",
+        ),
+    ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="pipeline: variants to run, in order: inbox (zapflow), floor (signal-with-start), "
+            "floor-signal (plain signals), direct (no inbox) [default: floor, floor-signal, inbox]",
+            show_default=False,
+        ),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="Where the report goes [default: REPORT.md beside --output-dir]"),
+    ] = None,
+    before: Annotated[
+        Path | None,
+        typer.Option(help="An earlier run's results folder: its CPU-ms per unit plotted beside"),
+    ] = None,
     no_profile: Annotated[bool, typer.Option("--no-profile", help="Skip py-spy")] = False,
     budget: Annotated[
         float, typer.Option(min=60, help="Seconds for the whole run; `search` stops there")
     ] = BUDGET_SECONDS,
 ) -> None:
     """Measure zapflow on a fresh embedded stack per scenario (open-loop load from a separate
-    process); write bench/results/<scenario>.json, bench/REPORT.md and its plots.
+    process), beside its floors in the same run (a bare FastAPI + asyncpg app for the API, a
+    minimal per-conversation workflow for Temporal), with CPU-ms per message or request of every
+    process; write bench/results/<scenario>.json, bench/REPORT.md and its plots.
 
     `zapflow bench compare A.json B.json` prints B/A for every measurement both hold.
     """
@@ -56,6 +92,13 @@ def bench(
     names = scenarios or list(NAMES)
     if names[0] == "compare":
         raise typer.Exit(compare(names[1:], console))
+    if names[0] == "report":
+        from zapflow.bench.report import write_report
+
+        path = report or output_dir.parent / "REPORT.md"
+        write_report(output_dir, path, "", before)
+        console.print(f"report: {path}", highlight=False)
+        raise typer.Exit(0)
     unknown = [name for name in names if name not in NAMES]
     if unknown:
         console.print(
@@ -64,8 +107,13 @@ def bench(
             highlight=False,
         )
         raise typer.Exit(2)
-    from zapflow.bench.runner import Options, run
+    from zapflow.bench.runner import PIPELINE_VARIANTS, Options, run
     from zapflow.bench.scenarios import SCENARIOS
+
+    wrong = [v for v in variant or [] if v not in (*PIPELINE_VARIANTS, "direct")]
+    if wrong:
+        console.print(f"[bold red]error:[/] unknown pipeline variant {', '.join(wrong)}")
+        raise typer.Exit(2)
 
     options = Options(
         scenarios=names,
@@ -76,6 +124,11 @@ def bench(
         output_dir=output_dir,
         profile=not no_profile,
         budget=budget,
+        report=report,
+        before=before,
+        api_processes=api_processes or [1, 2],
+        worker_roles=worker_role,
+        pipeline_variants=variant or list(PIPELINE_VARIANTS),
     )
     raise typer.Exit(run(options, SCENARIOS, console))
 

@@ -19,6 +19,7 @@ INBOX_PAGES = 20
 CONTACT_SAMPLE = 1000
 RANDOM_CONVERSATIONS = 100
 SEARCH_FRAGMENTS = ("silva", "maria", "santos")
+ACCEPT_ENCODING = "gzip, deflate, br"  # what a browser sends; zapflow compresses with gzip
 MIX = (  # (weight %, route)
     (30, "conversation list"),
     (30, "message page"),
@@ -87,8 +88,9 @@ def pick_targets(bench: BenchStack, api_key: str, company_id: str, seed: int) ->
     return Targets(cursors, sample, contacts[:CONTACT_SAMPLE], max(funnels)[1])
 
 
-def mix_picker(t: Targets) -> Callable[[random.Random], Call]:
-    """Draws the next request of the mix; the conversation list goes to pages 1-20."""
+def mix_picker(t: Targets, only: str | None = None) -> Callable[[random.Random], Call]:
+    """Draws the next request of the mix (or of its route ``only``); the conversation list goes
+    to pages 1-20."""
     pages: list[str | None] = [None, *t.inbox_cursors]
 
     def conversation_list(rng: random.Random) -> Call:
@@ -117,8 +119,9 @@ def mix_picker(t: Targets) -> Callable[[random.Random], Call]:
         "contact detail": contact_detail,
         "deal board": deal_board,
     }
-    weights = [weight for weight, _ in MIX]
-    picks = [by_route[route] for _, route in MIX]
+    mix = [(weight, route) for weight, route in MIX if only in (None, route)]
+    weights = [weight for weight, _ in mix]
+    picks = [by_route[route] for _, route in mix]
 
     def pick(rng: random.Random) -> Call:
         return rng.choices(picks, weights)[0](rng)

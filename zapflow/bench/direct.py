@@ -14,13 +14,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from temporalio.common import MetricMeter
 
+from zapflow.bench.api_floor import serve
 from zapflow.config import load_settings
 from zapflow.db import create_engine, session_factory
 from zapflow.redis import create_redis
@@ -78,16 +78,7 @@ def create_app(company_id: str, instance_id: str, app_secret: str) -> Starlette:
 
 def main(argv: list[str]) -> None:
     port, company_id, instance_id, app_secret = argv
-    app = create_app(company_id, instance_id, app_secret)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=int(port),
-        loop="uvloop",
-        http="httptools",
-        log_level="warning",
-        access_log=False,
-    )
+    serve(create_app(company_id, instance_id, app_secret), int(port))
 
 
 if __name__ == "__main__":

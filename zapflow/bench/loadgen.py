@@ -31,7 +31,7 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from zapflow.bench.crm import Targets, mix_picker
+from zapflow.bench.crm import ACCEPT_ENCODING, Targets, mix_picker
 from zapflow.whatsapp.simulate import cloud_delivery, cloud_signature, cloud_text
 
 REQUEST_TIMEOUT = 10.0
@@ -294,6 +294,11 @@ async def webhook_step(
     }
 
 
+def failed_most(samples: list[list[Any]]) -> bool:
+    """Half or more of a step's deliveries failed (``Delivery.row``: the error is column 4)."""
+    return sum(1 for row in samples if row[4] is not None) * 2 >= max(1, len(samples))
+
+
 async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     async with http_session(limit=WEBHOOK_CONNECTIONS) as session:
@@ -318,6 +323,8 @@ async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, An
                 ))  # fmt: skip
                 if reader and steps[-1]["drain_s"] is None:
                     break  # not sustained: a higher rate would only pile up more backlog
+                if failed_most(steps[-1]["samples"]):
+                    break  # overloaded: a higher rate would only measure timeouts
             if reader and steps[-1]["drain_s"] is not None:
                 await asyncio.sleep(1.0)  # late duplicates
         finally:
@@ -337,6 +344,88 @@ async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, An
         "steps": steps,
         "skipped": skipped,
         "sse_reconnects": reader.reconnects if reader else None,
+    }
+
+
+# --- floor mode (the Temporal floor of the pipeline) ---------------------------------------------
+
+
+async def floor_step(
+    driver: Any, step: dict[str, Any], prefix: str, drain_timeout: float, progress: Progress
+) -> dict[str, Any]:
+    """Messages at ``rate`` over the conversations, each a Temporal RPC (``acked`` when it
+    returned) and ``seen`` when its batch's no-op local activity ran."""
+    from zapflow.bench import temporal_floor
+
+    rate, count = float(step["rate"]), int(step["rate"] * step["duration"])
+    batch: list[Delivery] = []
+
+    async def fire(i: int, due: float) -> None:
+        delivery = Delivery(f"{prefix}.{i:07d}", due)
+        batch.append(delivery)
+        delivery.sent = time.perf_counter()
+        try:
+            await asyncio.wait_for(
+                driver.signal(i, delivery.key_id, start=step["start"]), REQUEST_TIMEOUT
+            )
+            delivery.status = 200
+        except Exception as exc:  # an RPC error or a timeout: counted as an error
+            delivery.error = type(exc).__name__
+        delivery.acked = time.perf_counter()
+
+    def sent(done: int) -> None:
+        progress(step=step["name"], phase="sending", done=done, total=count)
+
+    def seen(done: int) -> None:
+        progress(step=step["name"], phase="draining", done=done, total=count)
+
+    await open_loop(rate, count, fire, sent)
+    last_sent = max((d.sent or 0.0) for d in batch)
+    ok = [d.key_id for d in batch if d.error is None]
+    drained = None
+    if await temporal_floor.wait_seen(ok, last_sent + drain_timeout, seen):
+        drained = round(max((temporal_floor.SEEN[k] for k in ok), default=last_sent) - last_sent, 3)
+    for delivery in batch:
+        delivery.seen = temporal_floor.SEEN.get(delivery.key_id)
+        delivery.seen_count = 1 if delivery.seen else 0
+    t0 = min(d.scheduled for d in batch)
+    return {
+        "name": step["name"],
+        "rate": rate,
+        "t0": t0,
+        "samples": [d.row(t0) for d in batch],
+        "drain_s": drained,
+        "duplicates": 0,
+        "backlog": [],
+    }
+
+
+async def floor_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """The Temporal floor's worker and its client in this process (see bench/temporal_floor.py)."""
+    from temporalio.client import Client
+
+    from zapflow.bench.temporal_floor import FloorDriver
+
+    run_id = uuid.uuid4().hex[:8]
+    client = await Client.connect(plan["temporal_address"], namespace=plan["temporal_namespace"])
+    driver = FloorDriver(client, run_id, plan["conversations"])
+    worker = driver.worker()
+    steps: list[dict[str, Any]] = []
+    async with worker:
+        try:
+            for n, step in enumerate(plan["steps"]):
+                steps.append(
+                    await floor_step(driver, step, f"{run_id}.{n}", plan["drain_timeout"], progress)
+                )
+                if steps[-1]["drain_s"] is None:
+                    break  # not sustained
+        finally:
+            progress(True, step="teardown", phase="terminating the workflows")  # ends the window
+            await driver.stop()
+    return {
+        "steps": steps,
+        "skipped": [step["name"] for step in plan["steps"][len(steps) :]],
+        "sse_reconnects": None,
     }
 
 
@@ -367,7 +456,7 @@ async def get(
 async def http_step(
     session: aiohttp.ClientSession, plan: dict[str, Any], step: dict[str, Any], progress: Progress
 ) -> dict[str, Any]:
-    pick = mix_picker(Targets(**plan["targets"]))
+    pick = mix_picker(Targets(**plan["targets"]), step.get("route"))
     rng = random.Random(f"{plan['seed']}/{step['name']}")
     records: list[list[Any]] = []
     base = plan["base_url"]
@@ -404,7 +493,7 @@ async def http_step(
 
 
 async def http_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {plan['api_key']}"}
+    headers = {"Authorization": f"Bearer {plan['api_key']}", "Accept-Encoding": ACCEPT_ENCODING}
     async with http_session(limit=plan.get("connections", 256)) as session:
         session.headers.update(headers)
         return {"steps": [await http_step(session, plan, step, progress) for step in plan["steps"]]}
@@ -478,7 +567,12 @@ async def followups_mode(plan: dict[str, Any], progress: Progress) -> dict[str, 
     return {"created": created, "received": receiver.received}
 
 
-MODES = {"webhook": webhook_mode, "http": http_mode, "followups": followups_mode}
+MODES = {
+    "webhook": webhook_mode,
+    "http": http_mode,
+    "followups": followups_mode,
+    "floor": floor_mode,
+}
 
 
 async def run(plan: dict[str, Any]) -> dict[str, Any]:

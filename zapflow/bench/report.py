@@ -4,6 +4,7 @@ profile of the slowest path, and PNGs of latency percentiles, throughput and bac
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,9 @@ from typing import Any
 import orjson
 
 from zapflow.bench import SCENARIO_NAMES as NAMES
+from zapflow.bench import costs, floors
+from zapflow.bench.markdown import all_met, mark, num, table, within
+from zapflow.bench.plots import write_plots
 
 BUSY_LOAD = 1.0  # 1-minute load average above this at a scenario's start: somebody else was busy
 
@@ -26,37 +30,48 @@ def load(results_dir: Path) -> dict[str, dict[str, Any]]:
     return found
 
 
-def num(value: Any, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:,.{digits}f}"
-
-
-def within(value: Any, limit: float) -> bool | None:
-    return None if value is None else value <= limit
-
-
-def all_met(*checks: bool | None) -> bool | None:
-    return None if any(c is None for c in checks) else all(checks)
-
-
 # --- summary -----------------------------------------------------------------------------------
 
 
 def ok_results(results: dict[str, dict[str, Any]], name: str) -> dict[str, Any] | None:
+    """The scenario's steps; of zapflow with one API process where the floor ran beside it."""
     result = results.get(name)
-    return result["results"] if result and "results" in result else None
+    if not result or "results" not in result:
+        return None
+    return costs.variants(result).get("zapflow", result["results"])
 
 
 def webhook_row(results: dict[str, dict[str, Any]]) -> Row:
-    r = (ok_results(results, "webhook-ack") or {}).get("500/s")
-    what, seed, goal = "webhook ack", "< 200 ms", "p99 ≤ 25 ms at 500 deliveries/s"
+    r = (ok_results(results, "webhook-ack") or {}).get("1000/s")
+    what, seed, goal = "webhook ack", "< 200 ms", "p99 ≤ 20 ms at 1,000 deliveries/s, 0 errors"
     if r is None:
         return what, seed, goal, "not measured", None
     ack = r["ack_ms"]
+    api_ms = (r.get("cpu_ms_per_unit") or {}).get("api")
     measured = (
         f"p50 {num(ack['p50'])} / p99 {num(ack['p99'])} / max {num(ack['max'])} ms "
-        f"at 500/s, {r['errors']} errors"
+        f"at 1,000/s, {r['errors']} errors; API {num(api_ms, 2)} CPU-ms per delivery"
+        + (f" ({costs.ratio_text(r)} the floor)" if r.get("ratio_to_floor") else "")
     )
-    return what, seed, goal, measured, all_met(within(ack["p99"], 25), r["errors"] == 0)
+    return what, seed, goal, measured, all_met(within(ack["p99"], 20), r["errors"] == 0)
+
+
+def pipeline_cost_row(results: dict[str, dict[str, Any]]) -> Row:
+    what, seed, goal = (
+        "pipeline CPU per message",
+        "—",
+        "≤ 1.5x the Temporal floor (signal-with-start) at 40 msg/s, same run",
+    )
+    r = ((ok_results(results, "pipeline") or {}).get("inbox") or {}).get("40/s")
+    ratios = (r or {}).get("ratio_to_floor") or {}
+    if not r or "floor" not in ratios:
+        return what, seed, goal, "not measured", None
+    floor = ((ok_results(results, "pipeline") or {}).get("floor") or {}).get("40/s") or {}
+    measured = (
+        f"zapflow {num(r['stack_cpu_ms'])} vs floor {num(floor.get('stack_cpu_ms'))} CPU-ms per "
+        f"message: {costs.ratio_text(r)}"
+    )
+    return what, seed, goal, measured, within(ratios["floor"]["stack"], 1.5)
 
 
 def pipeline_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
@@ -99,7 +114,7 @@ def crm_row(results: dict[str, dict[str, Any]]) -> Row:
     what, seed, goal = (
         "CRM API (read mix)",
         "500 req/s, p50 < 50 ms, p99 < 500 ms",
-        "≥ 1,000 req/s, p99 ≤ 50 ms on 1M messages",
+        "≥ 1,000 req/s, p99 ≤ 50 ms on 1M messages, 0 errors",
     )
     if not r:
         return what, seed, goal, "not measured", None
@@ -122,15 +137,15 @@ def crm_row(results: dict[str, dict[str, Any]]) -> Row:
 
 
 def error_row(results: dict[str, dict[str, Any]]) -> Row:
+    """zapflow's errors over every step (its floors' are not zapflow's)."""
     sent = errors = 0
-    for name in ("webhook-ack", "crm-read"):
-        for step in (ok_results(results, name) or {}).values():
-            sent += step.get("sent", step.get("requests", 0))
-            errors += step["errors"]
-    for variant in (ok_results(results, "pipeline") or {}).values():
-        for step in variant.values():
-            sent += step["sent"]
-            errors += step["errors"] + step["lost"]
+    for name in ("webhook-ack", "crm-read", "pipeline"):
+        for variant, steps in costs.variants(results.get(name) or {}).items():
+            if variant.startswith("floor"):
+                continue
+            for step in steps.values():
+                sent += step.get("sent", step.get("requests", 0))
+                errors += step["errors"] + step.get("lost", 0)
     measured = f"{errors:,} of {sent:,} ({num(100 * errors / sent, 3)} %)" if sent else "-"
     return (
         "error rate (all loads, overload included)",
@@ -209,6 +224,7 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
     return [
         webhook_row(results),
         *pipeline_rows(results),
+        pipeline_cost_row(results),
         crm_row(results),
         error_row(results),
         search_row(results),
@@ -217,60 +233,65 @@ def summary_rows(results: dict[str, dict[str, Any]]) -> list[Row]:
     ]
 
 
-def mark(met: bool | None) -> str:
-    return {True: "✅", False: "❌", None: "-"}[met]
-
-
-def table(header: list[str], rows: list[list[str]]) -> list[str]:
-    return [
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-        *("| " + " | ".join(row) + " |" for row in rows),
-        "",
-    ]
-
-
 # --- per scenario ------------------------------------------------------------------------------
 
 
-def cpu(step: dict[str, Any], *groups: str) -> str:
-    c = step.get("cpu_percent") or {}
-    return " / ".join(num(c.get(g), 0) for g in groups)
+def api_rows(steps: dict[str, Any], latency: str, rate: str, floor: bool) -> list[list[str]]:
+    """An API variant's rows: throughput, latency, errors, CPU-ms per request, ratio to floor."""
+    rows = []
+    for name, s in steps.items():
+        per_request = s.get("cpu_ms_per_unit") or {}
+        api = per_request.get(floors.API_FLOOR if floor else "api")
+        rows.append([
+            name, num(s.get(rate), 0), *(num(s[latency][q]) for q in ("p50", "p95", "p99", "max")),
+            str(s["errors"]), num(api, 2), num(per_request.get("postgres"), 2),
+            costs.ratio_text(s) or "-",
+        ])  # fmt: skip
+    return rows
+
+
+API_HEADER = ["step", "req/s", "p50", "p95", "p99", "max", "errors", "API CPU-ms/req",
+              "Postgres CPU-ms/req", "zapflow / floor"]  # fmt: skip
+
+
+def api_variant_title(variant: str) -> str:
+    what = "the API floor (bare Starlette + asyncpg)" if variant.startswith("floor") else "zapflow"
+    processes = variant.partition(" x")[2] or "1"
+    return f"**{variant}**: {what}, {processes} API process{'es' if processes != '1' else ''}"
 
 
 def webhook_section(result: dict[str, Any]) -> list[str]:
-    rows = [
-        [
-            name,
-            num(s["achieved_rate"]),
-            *(num(s["ack_ms"][q]) for q in ("p50", "p95", "p99", "max")),
-            str(s["errors"]),
-            num(s["send_lag_ms"]["p99"]),
-            cpu(s, "api", "postgres", "load_generator", "other", "machine_busy"),
-            num((s.get("peak_rss_mib") or {}).get("api"), 0),
-        ]
-        for name, s in result["results"].items()
-    ]
-    return [
-        "Ack latency (ms, from the due time): the API alone, no worker. Send lag: how late the "
-        "load generator fired (tens of ms or more: it was starved of CPU too).",
+    lines = [
+        "Ack latency (ms, from the due time): the API alone, no worker. The floor serves the same "
+        "INSERT + NOTIFY (bench/api_floor.py) in the same run.",
         "",
-        *table(
-            [
-                "rate",
-                "achieved/s",
-                "p50",
-                "p95",
-                "p99",
-                "max",
-                "errors",
-                "send lag p99",
-                "CPU % api / pg / loadgen / other / machine",
-                "API RSS MiB",
-            ],
-            rows,
-        ),
     ]
+    for variant, steps in costs.variants(result).items():
+        lines += [
+            api_variant_title(variant),
+            "",
+            *table(
+                API_HEADER, api_rows(steps, "ack_ms", "achieved_rate", variant.startswith("floor"))
+            ),
+        ]
+        overloaded = ((result.get("runs") or {}).get(variant) or {}).get("skipped")
+        if overloaded:
+            lines += [f"{', '.join(overloaded)}: not run, half the step above failed.", ""]
+    skipped = (result.get("settings") or {}).get("api_processes_skipped")
+    if skipped:
+        lines += [
+            f"Not run: {skipped} API processes (this tree's `zapflow api` has no --workers).",
+            "",
+        ]
+    return lines + costs.cost_table(result, "delivery")
+
+
+PIPELINE_TITLES = {
+    "inbox": "zapflow, through the inbox (production)",
+    "direct": "webhook signals Temporal directly (bench-only, no inbox)",
+    "floor": "the Temporal floor: signal-with-start per message, a no-op local activity per batch",
+    "floor-signal": "the Temporal floor with plain signals to the open workflows",
+}
 
 
 def pipeline_section(result: dict[str, Any]) -> list[str]:
@@ -286,20 +307,14 @@ def pipeline_section(result: dict[str, Any]) -> list[str]:
                 str(s["max_temporal_backlog"]),
                 num(s["drain_s"]),
                 f"{s['errors']}/{s['lost']}/{s['duplicates']}",
-                cpu(s, "api", "worker", "temporal", "postgres", "direct", "other"),
             ]
             for name, s in steps.items()
         ]
         skipped = ((result.get("runs") or {}).get(variant) or {}).get("skipped") or []
         if skipped:
             rows.append([f"{', '.join(skipped)}: skipped, the rate above was not sustained"])
-        title = (
-            "through the inbox (production)"
-            if variant == "inbox"
-            else "webhook signals Temporal directly (bench-only, no inbox)"
-        )
         lines += [
-            f"**{variant}**: {title}",
+            f"**{variant}**: {PIPELINE_TITLES.get(variant, variant)}",
             "",
             *table(
                 [
@@ -309,17 +324,16 @@ def pipeline_section(result: dict[str, Any]) -> list[str]:
                     "p95",
                     "p99",
                     "max",
-                    "ack p99",
+                    "ack (RPC) p99",
                     "max inbox",
                     "max Temporal",
                     "drain s",
                     "errors/lost/dup",
-                    "CPU % api / worker / temporal / pg / direct / other",
                 ],
                 rows,
             ),
         ]
-    return lines + inbox_buys(result["results"])
+    return lines + inbox_buys(result["results"]) + costs.cost_table(result, "message")
 
 
 def inbox_buys(results: dict[str, Any]) -> list[str]:
@@ -337,44 +351,25 @@ def inbox_buys(results: dict[str, Any]) -> list[str]:
 
 
 def crm_section(result: dict[str, Any]) -> list[str]:
-    rows = []
-    for name, s in result["results"].items():
-        lat = s["latency_ms"]
-        routes = ", ".join(f"{r} {num(v['p99'])}" for r, v in s["routes"].items())
-        rows.append(
-            [
-                name,
-                num(s["rps"], 0),
-                *(num(lat[q]) for q in ("p50", "p95", "p99", "max")),
-                str(s["errors"]),
-                num(s.get("api_cpu_ms_per_request"), 2),
-                cpu(s, "api", "postgres", "load_generator", "other"),
-                routes,
-            ]
-        )
     settings = result["settings"]
-    return [
+    lines = [
         f"{settings['contacts']:,} contacts / {settings['messages']:,} messages "
-        f"(seeded in {settings['seed_seconds']} s); one API process; mix "
+        f"(seeded in {settings['seed_seconds']} s); mix "
         + ", ".join(f"{route} {w}%" for route, w in settings["mix_percent"].items())
-        + ". Saturation: 16 clients in a closed loop; the others open loop.",
+        + ". `saturation` and each route alone: closed loop (16 and 8 clients); the rates: "
+        "open loop. As a browser asks: the company's own rate limit raised through the API "
+        "(the limiter runs), `Accept-Encoding: "
+        + str(settings.get("accept_encoding", "gzip, deflate"))
+        + "`. The floor runs the same SQL (bench/floor_sql.py), no middleware, no gzip.",
         "",
-        *table(
-            [
-                "step",
-                "req/s",
-                "p50",
-                "p95",
-                "p99",
-                "max",
-                "errors",
-                "API CPU ms/req",
-                "CPU % api / pg / loadgen / other",
-                "p99 by route (ms)",
-            ],
-            rows,
-        ),
     ]
+    for variant, steps in costs.variants(result).items():
+        lines += [
+            api_variant_title(variant),
+            "",
+            *table(API_HEADER, api_rows(steps, "latency_ms", "rps", variant.startswith("floor"))),
+        ]
+    return lines + costs.cost_table(result, "request")
 
 
 def followup_section(result: dict[str, Any]) -> list[str]:
@@ -448,7 +443,7 @@ def bottleneck(results: dict[str, dict[str, Any]]) -> list[str]:
         f"`{found['tool']}` for {found['seconds']:g} s during {when}.",
         "",
     ]
-    for process in ("worker", "api"):
+    for process in [k for k in found if k == "api" or k.startswith("worker")]:
         summary = found.get(process) or {}
         if not summary.get("samples"):
             continue
@@ -495,6 +490,17 @@ def environment(results: dict[str, dict[str, Any]], run_id: str) -> list[str]:
     return lines
 
 
+def before_note(before: dict[str, dict[str, Any]] | None, folder: Path | None) -> list[str]:
+    if not before or folder is None:
+        return []
+    commits = sorted({(r.get("git") or {}).get("commit") or "?" for r in before.values()})
+    return [
+        f"Before: `{folder}` ({', '.join(before)}; commit {', '.join(c[:12] for c in commits)}), "
+        "drawn beside this run in the `*-cpu-before-after.png` plots.",
+        "",
+    ]
+
+
 def describe_steps(settings: dict[str, Any]) -> str:
     """`` · steps 20/s x 30 s, ...`` from a scenario's settings."""
     steps = []
@@ -507,11 +513,18 @@ def describe_steps(settings: dict[str, Any]) -> str:
     return f" · steps {', '.join(steps)}" if steps else ""
 
 
-def write_report(results_dir: Path, report: Path, run_id: str) -> None:
+def write_report(
+    results_dir: Path, report: Path, run_id: str, before_dir: Path | None = None
+) -> None:
+    """REPORT.md and its plots from the results in ``results_dir``; with ``before_dir``, the
+    CPU-ms per unit plots put that earlier run's beside this one's."""
     results = load(results_dir)
     if not results:
         return
-    plots = write_plots(results, report.parent / "plots")
+    run_id = run_id or max(results.values(), key=lambda r: r.get("finished", ""))["run_id"]
+    before = load(before_dir) if before_dir else None
+    plots = write_plots(results, report.parent / "plots", before)
+    where = os.path.relpath(results_dir, report.parent)
     lines = [
         "# zapflow benchmark report",
         "",
@@ -521,6 +534,7 @@ def write_report(results_dir: Path, report: Path, run_id: str) -> None:
         "`zapflow bench compare A.json B.json`.",
         "",
         *environment(results, run_id),
+        *before_note(before, before_dir),
         "## Summary",
         "",
         *table(
@@ -536,7 +550,7 @@ def write_report(results_dir: Path, report: Path, run_id: str) -> None:
         lines += [
             f"## {name}",
             "",
-            f"`bench/results/{name}.json` · started {result['started']}, "
+            f"`{where}/{name}.json` · started {result['started']}, "
             f"{result.get('wall_seconds', '?')} s{describe_steps(result.get('settings') or {})}",
             "",
         ]
@@ -546,80 +560,3 @@ def write_report(results_dir: Path, report: Path, run_id: str) -> None:
         lines += SECTIONS[name](result)
         lines += [f"![{name}](plots/{png.name})" for png in plots.get(name, [])] + [""]
     report.write_text("\n".join(lines))
-
-
-# --- plots -------------------------------------------------------------------------------------
-
-
-def write_plots(results: dict[str, dict[str, Any]], folder: Path) -> dict[str, list[Path]]:
-    """One PNG per scenario (per pipeline variant): latency percentiles, throughput and
-    backlog over time, the steps one after another."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    folder.mkdir(parents=True, exist_ok=True)
-    written: dict[str, list[Path]] = {}
-    for name, result in results.items():
-        series = result.get("series")
-        if not series:
-            continue
-        groups = series.items() if name == "pipeline" else [("", series)]
-        for variant, steps in groups:
-            path = folder / f"{name}{'-' + variant if variant else ''}.png"
-            plot(steps, f"{name} {variant}".strip(), path)
-            written.setdefault(name, []).append(path)
-    return written
-
-
-def plot(steps: dict[str, dict[str, Any]], title: str, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    has_backlog = any(s.get("backlog") for s in steps.values())
-    fig, axes = plt.subplots(
-        3 if has_backlog else 2, 1, figsize=(11, 9 if has_backlog else 6.5), sharex=True
-    )
-    offset = 0.0
-    for n, (name, s) in enumerate(steps.items()):
-        lat = s.get("latency", [])
-        for q, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
-            axes[0].plot(
-                [offset + w["t"] for w in lat],
-                [w[q] for w in lat],
-                style,
-                color=f"C{n}",
-                label=f"{name} {q}",
-            )
-        for key, style in (("sent", "--"), ("done", "-")):
-            points = s.get(key, [])
-            axes[1].plot(
-                [offset + p["t"] for p in points],
-                [p["per_s"] for p in points],
-                style,
-                color=f"C{n}",
-                label=f"{name} {key}",
-            )
-        if has_backlog:
-            backlog = s.get("backlog", [])
-            for column, style, label in ((1, "-", "inbox"), (2, ":", "Temporal")):
-                axes[2].plot(
-                    [offset + b[0] for b in backlog],
-                    [b[column] for b in backlog],
-                    style,
-                    color=f"C{n}",
-                    label=f"{name} {label}",
-                )
-        ends = [w["t"] for w in lat] + [p["t"] for p in s.get("done", [])]
-        offset += max(ends, default=0.0) + 2
-    axes[0].set_ylabel("latency ms (log)")
-    axes[0].set_yscale("log")
-    axes[1].set_ylabel("per second")
-    if has_backlog:
-        axes[2].set_ylabel("backlog (messages)")
-    axes[-1].set_xlabel("seconds (steps one after another)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, ncol=4, loc="best")
-    axes[0].set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)

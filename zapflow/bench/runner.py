@@ -24,6 +24,9 @@ from zapflow.bench.environment import REPO, git_state, load_average, machine, ti
 from zapflow.bench.stack import BenchError, BenchStack, ResourceWatch, install_signal_handlers
 
 RESULTS = REPO / "bench" / "results"
+# The floors first: their workflows are terminated when they end, while zapflow's backlog after a
+# rate it did not sustain would still be draining (on the shared Temporal) into the next variant.
+PIPELINE_VARIANTS = ("floor", "floor-signal", "inbox")  # and "direct", on request
 
 
 @dataclass
@@ -35,8 +38,12 @@ class Options:
     messages: int = 1_000_000
     output_dir: Path = RESULTS
     report: Path | None = None  # default: output_dir/../REPORT.md
+    before: Path | None = None  # an earlier run's results, plotted beside this one's
     profile: bool = True
     budget: float = BUDGET_SECONDS
+    api_processes: list[int] = field(default_factory=lambda: [1])  # `zapflow api --workers N`
+    worker_roles: list[str] | None = None  # one `zapflow worker --role R` each; None: one worker
+    pipeline_variants: list[str] = field(default_factory=lambda: list(PIPELINE_VARIANTS))
 
     def steps(
         self, default_rates: list[float], default_duration: float
@@ -84,9 +91,11 @@ class Context:
         plan: dict[str, Any],
         title: str,
         on_update: Callable[[dict[str, Any]], None] | None = None,
+        group: str = "load_generator",
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Run the load generator process on ``plan`` (``on_update`` sees each progress line);
-        its raw result and the resource use of each of its steps (CPU by group, peak RSS)."""
+        its raw result and the resource use of each of its steps (CPU by group, peak RSS).
+        ``group`` names the load generator's own CPU (``floor`` when it plays the floor)."""
         with tempfile.TemporaryDirectory(prefix="zapflow-loadgen-") as folder:
             plan_path, out_path = Path(folder, "plan.json"), Path(folder, "out.json")
             plan_path.write_bytes(orjson.dumps(plan))
@@ -94,7 +103,7 @@ class Context:
             process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=bench.env)
             try:
                 groups = bench.processes()
-                groups["load_generator"] = [psutil.Process(process.pid)]
+                groups[group] = [psutil.Process(process.pid)]
                 with ResourceWatch(groups) as watch:
                     windows = StepWindow(watch)
                     self._follow(process, windows, title, on_update)
@@ -125,7 +134,11 @@ class Context:
         with Progress(*columns, console=self.console, transient=True) as bar:
             task = bar.add_task(title, total=1, info="starting")
             for line in process.stdout:
-                update = orjson.loads(line)
+                try:
+                    update = orjson.loads(line)
+                except orjson.JSONDecodeError:  # a library's print (Temporal's core logs)
+                    self.console.print(line.rstrip(), style="dim", highlight=False, markup=False)
+                    continue
                 windows.progress(update.get("step"))
                 if on_update:
                     on_update(update)
@@ -191,6 +204,6 @@ def run(options: Options, scenarios: dict[str, ScenarioFn], console: Console) ->
             highlight=False,
         )
     report = options.report or options.output_dir.parent / "REPORT.md"
-    write_report(options.output_dir, report, RUN_ID)
+    write_report(options.output_dir, report, RUN_ID, options.before)
     console.print(f"report: {report} · total {time.monotonic() - began:.0f} s", highlight=False)
     return 1 if failed else 0

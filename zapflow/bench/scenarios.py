@@ -24,18 +24,18 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from zapflow.bench import profile
-from zapflow.bench.crm import MIX, pick_targets
+from zapflow.bench import floors, profile
+from zapflow.bench.crm import ACCEPT_ENCODING, MIX, pick_targets
 from zapflow.bench.environment import REPO
 from zapflow.bench.runner import Context, ScenarioFn
-from zapflow.bench.stack import BenchError, BenchStack, free_port
+from zapflow.bench.stack import BenchError, BenchStack, free_port, per_unit_ms
 from zapflow.bench.stats import counts_per_window, summarize, windows
 from zapflow.config import load_settings
 
 APP_SECRET = "bench-app-secret"
 CUSTOMERS = 1000
 DRAIN_TIMEOUT = 60.0  # a step not drained by then was not sustained: higher rates are skipped
-RATE_LIMIT = 100_000_000  # per minute: the limiter still runs on every request, never refuses
+RATE_LIMIT = 100_000_000  # the company's, per minute: the limiter runs, never refuses
 SEED = 42
 PROFILE_SECONDS = 20.0
 
@@ -126,7 +126,7 @@ def memory(steps: Iterable[dict[str, Any]]) -> dict[str, float]:
     peaks: dict[str, float] = {}
     for step in steps:
         for group, mib in step.get("peak_rss_mib", {}).items():
-            if group in ("api", "worker", "direct"):
+            if group.split(":")[0] in ("api", "worker", "direct", floors.API_FLOOR):
                 peaks[f"{group}_peak_rss_mib"] = max(peaks.get(f"{group}_peak_rss_mib", 0), mib)
     return peaks
 
@@ -194,6 +194,7 @@ def deliveries(
         latency = [(r[SCHEDULED], ms(r[SEEN], r[SCHEDULED])) for r in seen]
         done = [r[SEEN] for r in seen]
     result.update(usage)
+    result["cpu_ms_per_unit"] = per_unit_ms(usage, len(done))  # per message, or per ack
     series = {
         "latency": windows(latency),
         "sent": counts_per_window(r[SENT] for r in rows),
@@ -218,24 +219,47 @@ def analyse_steps(
 
 
 def webhook_ack(ctx: Context) -> dict[str, Any]:
-    """Signed Cloud deliveries at each rate; the API alone (no worker): the acknowledgement
-    path, with the inbox filling up as it would while the worker is behind."""
-    steps = ctx.options.steps([100, 250, 500, 1000], 30)
+    """Signed Cloud deliveries at each rate to zapflow's webhook (the API alone, no worker: the
+    acknowledgement path, the inbox filling up as it would while the worker is behind), then to
+    the API floor's (same INSERT + NOTIFY, bare app); with 1 API process, then N."""
+    steps = ctx.options.steps([100, 250, 500, 1000, 2000], 30)
+    counts, skipped = floors.api_process_counts(ctx.options.api_processes)
 
     def scenario(bench: BenchStack) -> dict[str, Any]:
-        bench.start_api()
-        to = tenant(bench, "Bench webhook-ack")
-        plan = webhook_plan(bench, to, steps, sse=False, customer_base=5511970000000)
-        raw, usage = ctx.load(bench, plan, "webhook-ack")
-        bench.check_processes()
-        results, series = analyse_steps(raw, usage, e2e=False)
+        results: dict[str, Any] = {}
+        series: dict[str, Any] = {}
+        skipped_steps: dict[str, list[str]] = {}
+        for n in counts:
+            suffix = "" if n == 1 else f" x{n}"
+            bench.start_api(floors.api_argv(n))
+            to = tenant(bench, f"Bench webhook-ack{suffix}")
+            floor_url = floors.start_api_floor(bench, to.company_id, to.instance_id, APP_SECRET, n)
+            urls = {
+                "zapflow": to.webhook_url,
+                "floor": floor_url + urlsplit(to.webhook_url).path,
+            }
+            for variant, url in urls.items():
+                plan = webhook_plan(bench, to, steps, sse=False, customer_base=5511970000000,
+                                    webhook_url=url)  # fmt: skip
+                raw, usage = ctx.load(bench, plan, f"webhook-ack {variant}{suffix}")
+                bench.check_processes()
+                key = variant + suffix
+                results[key], series[key] = analyse_steps(raw, usage, e2e=False)
+                skipped_steps[key] = raw["skipped"]
+            floors.api_ratios(results["zapflow" + suffix], results["floor" + suffix],
+                              "ack_ms", "achieved_rate")  # fmt: skip
+            bench.stop_process(floors.API_FLOOR)
+            bench.stop_process("api")
         settings = {
             "steps": steps,
             "customers": CUSTOMERS,
-            "processes": "api only",
+            "api_processes": counts,
+            "api_processes_skipped": skipped,
+            "processes": "api only (no worker); then the API floor",
             "request": "POST /webhooks/cloud/{token}, one signed text each",
         }
-        return api_only(bench, settings, results, series)
+        runs = {key: {"skipped": names} for key, names in skipped_steps.items()}
+        return {**api_only(bench, settings, results, series), "runs": runs}
 
     return running(BenchStack(), scenario)
 
@@ -269,9 +293,9 @@ class Profiler:
 
     def start(self, step: str, when: str) -> None:
         self.step, self.when = step, when
-        for name in ("worker", "api"):
-            child = self.bench.children[name].process
-            if child is not None:
+        for name, managed in self.bench.children.items():
+            child = managed.process
+            if child is not None and (name == "api" or name.startswith("worker")):
                 out = self.folder / f"{name}.txt"
                 self.running[name] = (profile.start(child.pid, self.seconds, out), out)
 
@@ -297,61 +321,88 @@ def pipeline_variant(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One variant's steps: (results by step, series by step, SSE reconnects and the steps
     skipped because a lower rate was not sustained)."""
-    to = tenant(bench, f"Bench pipeline {variant}")
-    url = None
-    if variant == "direct":
-        port = free_port()
-        argv = [
-            sys.executable,
-            "-m",
-            "zapflow.bench.direct",
-            str(port),
-            to.company_id,
-            to.instance_id,
-            APP_SECRET,
-        ]
-        bench.start("direct", argv, ready_url=f"http://127.0.0.1:{port}/readyz")
-        url = f"http://127.0.0.1:{port}{urlsplit(to.webhook_url).path}"
-    base = 5511960000000 if variant == "inbox" else 5511950000000
-    plan = webhook_plan(bench, to, steps, sse=True, customer_base=base, webhook_url=url)
-    raw, usage = ctx.load(
-        bench, plan, f"pipeline {variant}", profiler.on_update if profiler else None
-    )
+    if variant.startswith("floor"):
+        plan: dict[str, Any] = {
+            "mode": "floor",
+            "temporal_address": bench.stack.settings_env()["ZAPFLOW_TEMPORAL_ADDRESS"],
+            "temporal_namespace": "default",
+            "conversations": CUSTOMERS,
+            "drain_timeout": DRAIN_TIMEOUT,
+            "steps": [
+                {
+                    "name": f"{rate:g}/s",
+                    "rate": rate,
+                    "duration": duration,
+                    "start": variant == "floor",
+                }
+                for rate, duration in steps
+            ],
+        }
+        if variant == "floor-signal":  # the workflows must be open: one message each first
+            plan["steps"].insert(0, {"name": "open", "rate": 100.0,
+                                     "duration": CUSTOMERS / 100, "start": True})  # fmt: skip
+        raw, usage = ctx.load(bench, plan, f"pipeline {variant}", group=floors.TEMPORAL_FLOOR)
+        raw["steps"] = [step for step in raw["steps"] if step["name"] != "open"]
+    else:
+        to = tenant(bench, f"Bench pipeline {variant}")
+        url = None
+        if variant == "direct":
+            port = free_port()
+            argv = [sys.executable, "-m", "zapflow.bench.direct", str(port), to.company_id,
+                    to.instance_id, APP_SECRET]  # fmt: skip
+            bench.start("direct", argv, ready_url=f"http://127.0.0.1:{port}/readyz")
+            url = f"http://127.0.0.1:{port}{urlsplit(to.webhook_url).path}"
+        base = 5511960000000 if variant == "inbox" else 5511950000000
+        plan = webhook_plan(bench, to, steps, sse=True, customer_base=base, webhook_url=url)
+        raw, usage = ctx.load(
+            bench, plan, f"pipeline {variant}", profiler.on_update if profiler else None
+        )
     bench.check_processes()
     results, series = analyse_steps(raw, usage, e2e=True)
     return results, series, {"sse_reconnects": raw["sse_reconnects"], "skipped": raw["skipped"]}
 
 
 def pipeline(ctx: Context) -> dict[str, Any]:
-    """Inbound traffic over 1,000 conversations, webhook → SSE ``message.created``; then the
-    same against the bench-only webhook that signals Temporal directly (no inbox)."""
-    steps = ctx.options.steps([20, 50, 80, 120], 30)
+    """On one stack: the Temporal floor at the pipeline's rates over as many conversations
+    (signal-with-start, then plain signals), then zapflow's inbound traffic over 1,000
+    conversations, webhook → SSE ``message.created``; on request the bench-only webhook that
+    signals Temporal directly (``direct``: no inbox)."""
+    o = ctx.options
+    steps = o.steps([20, 40, 80], 60)
     profile_at = "80/s" if any(rate == 80 for rate, _ in steps) else f"{steps[-1][0]:g}/s"
 
     def scenario(bench: BenchStack) -> dict[str, Any]:
-        bench.start("worker")
+        roles = o.worker_roles or floors.dev_worker_roles()
+        bench.start_workers(roles)
         bench.start_api()
+        results, series, runs = {}, {}, {}
+        found = None
         with tempfile.TemporaryDirectory(prefix="zapflow-profile-") as folder:
-            seconds = PROFILE_SECONDS
             profiler = (
-                Profiler(bench, profile_at, seconds, Path(folder)) if ctx.options.profile else None
+                Profiler(bench, profile_at, PROFILE_SECONDS, Path(folder)) if o.profile else None
             )
-            inbox, inbox_series, inbox_run = pipeline_variant(ctx, bench, "inbox", steps, profiler)
+            for variant in o.pipeline_variants:
+                watched = profiler if variant == "inbox" else None
+                results[variant], series[variant], runs[variant] = pipeline_variant(
+                    ctx, bench, variant, steps, watched
+                )
             found = profiler.summary() if profiler else None
-        direct, direct_series, direct_run = pipeline_variant(ctx, bench, "direct", steps, None)
+        floors.pipeline_ratios(results)
         return {
             "settings": {
                 "steps": steps,
                 "customers": CUSTOMERS,
                 "drain_timeout_s": DRAIN_TIMEOUT,
-                "processes": "api + worker (+ the bench-only direct webhook)",
+                "variants": o.pipeline_variants,
+                "processes": ", ".join(bench.processes()),
+                "worker_roles": roles,
             },
-            "results": {"inbox": inbox, "direct": direct},
-            "memory": memory([*inbox.values(), *direct.values()]),
-            "series": {"inbox": inbox_series, "direct": direct_series},
-            "runs": {"inbox": inbox_run, "direct": direct_run},
+            "results": results,
+            "memory": memory(step for steps in results.values() for step in steps.values()),
+            "series": series,
+            "runs": runs,
             "profile": found,
-            "log_lines": {name: bench.log_lines(name) for name in ("api", "worker", "direct")},
+            "log_lines": {name: bench.log_lines(name) for name in bench.children},
         }
 
     return running(BenchStack(), scenario)
@@ -365,78 +416,103 @@ def requests(step: dict[str, Any], usage: dict[str, Any]) -> dict[str, Any]:
     records = step["records"]
     ok = [r for r in records if not r[4]]
     elapsed = max((r[1] + r[2] / 1000 for r in records), default=0.0)  # to the last answer
-    result: dict[str, Any] = {
+    answered = step["total"] - (len(records) - len(ok))  # warm-up included: the window holds it
+    per_request = per_unit_ms(usage, answered)
+    return {
         "requests": len(records),
         "errors": len(records) - len(ok),
         "error_samples": dict(Counter(r[4] for r in records if r[4]).most_common(3)),
         "rps": round(len(ok) / elapsed, 1) if elapsed else None,
         "latency_ms": summarize(r[2] for r in ok),
-        "routes": {route: summarize(r[2] for r in ok if r[0] == route) for _, route in MIX},
+        "routes": {
+            route: summarize(r[2] for r in ok if r[0] == route)
+            for route in sorted({r[0] for r in records})
+        },
         **usage,
+        "cpu_ms_per_unit": per_request,
     }
-    api_cpu = usage.get("cpu_percent", {}).get("api")
-    if api_cpu is not None and step["total"]:  # warm-up included: the CPU window holds it too
-        api_ms = api_cpu * 10 * usage["seconds"] / step["total"]
-        result["api_cpu_ms_per_request"] = round(api_ms, 2)
-    return result
 
 
-def crm_read(ctx: Context) -> dict[str, Any]:
-    """The CRM read mix on seed-demo data: closed-loop saturation, then open loop at rates."""
-    o = ctx.options
-    duration = o.duration or 20
-    rates = o.rates or [500, 1000]
+def crm_steps(duration: float, rates: list[float]) -> list[dict[str, Any]]:
+    """The mix at saturation (closed loop), each route alone at saturation, the mix at rates."""
     steps: list[dict[str, Any]] = [
         {"name": "saturation", "concurrency": 16, "warmup": 3, "duration": duration}
     ]
-    steps += [{"name": f"{rate:g}/s", "rate": rate, "duration": duration} for rate in rates]
+    steps += [
+        {"name": route, "route": route, "concurrency": 8, "warmup": 2, "duration": duration / 2}
+        for _, route in MIX
+    ]
+    return steps + [{"name": f"{rate:g}/s", "rate": rate, "duration": duration} for rate in rates]
+
+
+def raise_rate_limit(bench: BenchStack, api_key: str) -> None:
+    """As a user would: the company's own limit (``settings.rate_limits``) raised through the
+    API, so the limiter, its Redis round trip and its headers still run on every request."""
+    response = httpx.patch(
+        f"{bench.base_url}/api/v1/company",
+        headers={"Authorization": f"Bearer {api_key}"},
+        json={"settings": {"rate_limits": {"default": RATE_LIMIT}}},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise BenchError(f"raising the rate limit: {response.status_code} {response.text[:300]}")
+
+
+def crm_read(ctx: Context) -> dict[str, Any]:
+    """The CRM read mix on seed-demo data, as an agent's browser asks for it (API key, the
+    company's raised rate limit, gzip), against zapflow and then the API floor: the mix and each
+    route at saturation (closed loop), then the mix open loop at rates; 1 API process, then N."""
+    o = ctx.options
+    steps = crm_steps(o.duration or 20, o.rates or [500, 1000])
+    counts, skipped = floors.api_process_counts(o.api_processes)
 
     def scenario(bench: BenchStack) -> dict[str, Any]:
         t = time.monotonic()
-        seeded = bench.run_cli(
-            "seed-demo",
-            "--contacts",
-            str(o.contacts),
-            "--messages",
-            str(o.messages),
-            "--seed",
-            str(SEED),
-            timeout=3600,
-        )
+        seeded = bench.run_cli("seed-demo", "--contacts", str(o.contacts), "--messages",
+                               str(o.messages), "--seed", str(SEED), timeout=3600)  # fmt: skip
         seed_s = round(time.monotonic() - t, 1)
-        bench.start(
-            "api",
-            ready_url=f"{bench.base_url}/readyz",
-            env={"ZAPFLOW_RATE_LIMIT_PER_MINUTE": str(RATE_LIMIT)},
-        )
-        targets = pick_targets(bench, seeded["api_key"], seeded["company_id"], SEED)
-        plan = {
-            "mode": "http",
-            "base_url": bench.base_url,
-            "api_key": seeded["api_key"],
-            "targets": targets.__dict__,
-            "seed": SEED,
-            "steps": steps,
-        }
-        raw, usage = ctx.load(bench, plan, "crm-read")
-        bench.check_processes()
-        results = {s["name"]: requests(s, usage.get(s["name"], {})) for s in raw["steps"]}
-        series = {
-            s["name"]: {
-                "latency": windows((r[1], r[2]) for r in s["records"] if not r[4]),
-                "done": counts_per_window(r[1] + r[2] / 1000 for r in s["records"]),
-            }
-            for s in raw["steps"]
-        }
+        results: dict[str, Any] = {}
+        series: dict[str, Any] = {}
+        targets = None
+        for n in counts:
+            suffix = "" if n == 1 else f" x{n}"
+            bench.start_api(floors.api_argv(n))
+            if targets is None:
+                raise_rate_limit(bench, seeded["api_key"])
+                targets = pick_targets(bench, seeded["api_key"], seeded["company_id"], SEED)
+            floor_url = floors.start_api_floor(bench, seeded["company_id"], None, "", n)
+            for variant, base_url in (("zapflow", bench.base_url), ("floor", floor_url)):
+                plan = {"mode": "http", "base_url": base_url, "api_key": seeded["api_key"],
+                        "targets": targets.__dict__, "seed": SEED, "steps": steps}  # fmt: skip
+                raw, usage = ctx.load(bench, plan, f"crm-read {variant}{suffix}")
+                bench.check_processes()
+                key = variant + suffix
+                results[key] = {
+                    s["name"]: requests(s, usage.get(s["name"], {})) for s in raw["steps"]
+                }
+                series[key] = {
+                    s["name"]: {
+                        "latency": windows((r[1], r[2]) for r in s["records"] if not r[4]),
+                        "done": counts_per_window(r[1] + r[2] / 1000 for r in s["records"]),
+                    }
+                    for s in raw["steps"]
+                }
+            floors.api_ratios(results["zapflow" + suffix], results["floor" + suffix],
+                              "latency_ms", "rps")  # fmt: skip
+            bench.stop_process(floors.API_FLOOR)
+            bench.stop_process("api")
         settings = {
             "contacts": o.contacts,
             "messages": o.messages,
             "seed_seconds": seed_s,
             "steps": steps,
             "mix_percent": {route: w for w, route in MIX},
-            "targets": targets.public(),
-            "rate_limit_per_minute": RATE_LIMIT,
-            "processes": "api only (nothing is written)",
+            "targets": targets.public() if targets else None,
+            "company_rate_limit_per_minute": RATE_LIMIT,
+            "accept_encoding": ACCEPT_ENCODING,
+            "api_processes": counts,
+            "api_processes_skipped": skipped,
+            "processes": "api only (nothing is written); then the API floor",
         }
         return api_only(bench, settings, results, series)
 

@@ -4,7 +4,9 @@
 ``zapflow dev``) in a temporary folder on free ports, migrates, and runs zapflow's processes
 (``zapflow api``, ``zapflow worker``, ...) as subprocesses with ``ZAPFLOW_LOG_LEVEL=WARNING`` and
 their logs in the folder. ``stop()`` ends all of it, also after errors, Ctrl-C or SIGTERM.
-``ResourceWatch`` samples their CPU and peak RSS (psutil) over a measurement window.
+``ResourceWatch`` reads the CPU of each process group (by role, from the command line: every
+api and worker process, the Temporal server, all Postgres backends, Redis) and of the machine
+over a measurement window, and their peak RSS.
 """
 
 from __future__ import annotations
@@ -140,8 +142,24 @@ class BenchStack:
             self.wait_ready(ready_url)
         return psutil.Process(process.pid)
 
-    def start_api(self) -> psutil.Process:
-        return self.start("api", ready_url=f"{self.base_url}/readyz")
+    def start_api(
+        self, argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
+    ) -> psutil.Process:
+        return self.start("api", argv, ready_url=f"{self.base_url}/readyz", env=env)
+
+    def start_workers(self, roles: Sequence[str] | None) -> None:
+        """``zapflow worker`` once, or once per role (``zapflow worker --role R``)."""
+        if not roles:
+            self.start("worker")
+            return
+        for role in roles:
+            self.start(f"worker-{role}", zapflow_command("worker", "--role", role))
+
+    def stop_process(self, name: str) -> None:
+        """End one of the processes ``start`` started (to start it again differently)."""
+        child = self.children.pop(name, None)
+        if child is not None:
+            child.stop()
 
     def wait_ready(self, url: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -185,11 +203,12 @@ class BenchStack:
 
     def processes(self) -> dict[str, list[psutil.Process]]:
         """Process groups whose resources a scenario reports."""
-        groups = {
-            name: [psutil.Process(c.process.pid)]
-            for name, c in self.children.items()
-            if c.process is not None
-        }
+        groups: dict[str, list[psutil.Process]] = {}
+        for name, child in self.children.items():
+            if child.process is not None:
+                with contextlib.suppress(psutil.Error):
+                    process = psutil.Process(child.process.pid)
+                    groups.setdefault(role_of(process.cmdline(), name), []).append(process)
         for name, managed in (
             ("postgres", self.stack.postgres),
             ("redis", self.stack.redis),
@@ -223,19 +242,53 @@ class BenchStack:
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
 
-def _cpu_seconds(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return float(times.user + times.system)
+def role_of(cmdline: Sequence[str], default: str) -> str:
+    """A process's group, from its command line, so it holds whatever processes a tree runs:
+    ``zapflow api`` → ``api``, ``zapflow worker`` → ``worker``, ``zapflow worker --role
+    pipeline`` → ``worker:pipeline`` (several processes of one role add up); else ``default``."""
+    args = None
+    for i, arg in enumerate(cmdline):
+        if arg == "zapflow.cli" or Path(arg).name == "zapflow":
+            args = list(cmdline[i + 1 :])
+            break
+    if not args or args[0] not in ("api", "worker"):
+        return default
+    roles = [
+        value
+        for flag, value in zip(args, [*args[1:], ""], strict=True)
+        if flag == "--role" and value
+    ] + [arg.removeprefix("--role=") for arg in args if arg.startswith("--role=")]
+    return args[0] + (":" + "+".join(roles) if roles else "")
 
 
-def _machine_busy() -> float:
+def tree_cpu_seconds(root: psutil.Process) -> float:
+    """User + system CPU seconds of ``root`` and all its descendants, alive or ended: each
+    process's own time (``/proc/<pid>/stat`` utime + stime) plus that of the children it has
+    reaped (cutime + cstime), so a Postgres backend that ended within a window still counts."""
+    total = 0.0
+    try:
+        members = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for process in members:
+        with contextlib.suppress(psutil.Error):
+            t = process.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the whole machine spent busy, summed over cores (``/proc/stat``)."""
     times = psutil.cpu_times()
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
 class ResourceWatch:
-    """CPU (% of one core: 200 is two cores busy) of each process group and of the machine over
-    a window, and the peak RSS of each group's main process, sampled in a background thread."""
+    """CPU of each process group (its processes' whole trees) and of the machine over a window,
+    and the peak RSS of each group's main processes, sampled in a background thread.
+
+    ``stop()`` gives CPU seconds by group (what per-unit costs divide) and the same as % of one
+    core (200 is two cores busy); ``other`` is the machine's busy time outside the groups."""
 
     def __init__(self, groups: dict[str, list[psutil.Process]]) -> None:
         self.groups = groups
@@ -243,7 +296,7 @@ class ResourceWatch:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample_forever, daemon=True)
-        self._start_cpu: dict[str, dict[int, float]] = {}
+        self._start_cpu: dict[str, float] = {}
         self._start_busy = 0.0
         self._started = 0.0
 
@@ -255,22 +308,11 @@ class ResourceWatch:
         self._stop.set()
         self._thread.join()
 
-    def _members(self, group: str) -> list[psutil.Process]:
-        members = list(self.groups[group])
-        for process in self.groups[group]:
-            with contextlib.suppress(psutil.Error):  # Postgres backends come and go
-                members += process.children(recursive=True)
-        return members
-
-    def _cpu(self) -> dict[str, dict[int, float]]:
-        """CPU seconds of each member process, by group and pid (processes come and go)."""
-        found: dict[str, dict[int, float]] = {}
-        for group in list(self.groups):
-            found[group] = {}
-            for process in self._members(group):
-                with contextlib.suppress(psutil.Error):
-                    found[group][process.pid] = _cpu_seconds(process)
-        return found
+    def _cpu(self) -> dict[str, float]:
+        return {
+            group: sum(tree_cpu_seconds(p) for p in roots)
+            for group, roots in list(self.groups.items())
+        }
 
     def _sample_forever(self) -> None:
         while not self._stop.wait(SAMPLE_EVERY):
@@ -278,10 +320,12 @@ class ResourceWatch:
 
     def sample(self) -> None:
         for group, processes in list(self.groups.items()):
-            with contextlib.suppress(psutil.Error):
-                rss = processes[0].memory_info().rss
-                with self._lock:
-                    self._peaks[group] = max(self._peaks.get(group, 0), rss)
+            rss = 0
+            for process in processes:
+                with contextlib.suppress(psutil.Error):
+                    rss += process.memory_info().rss
+            with self._lock:
+                self._peaks[group] = max(self._peaks.get(group, 0), rss)
 
     def start(self) -> None:
         """Begin a window: CPU counters now, peaks reset."""
@@ -289,22 +333,30 @@ class ResourceWatch:
             self._peaks = {}
         self.sample()
         self._start_cpu = self._cpu()
-        self._start_busy = _machine_busy()
+        self._start_busy = machine_busy_seconds()
         self._started = time.perf_counter()
 
     def stop(self) -> dict[str, Any]:
-        """The window's CPU use and peak RSS in MiB, by group."""
+        """The window's CPU use (seconds and % of one core) and peak RSS in MiB, by group."""
         self.sample()
         wall = max(time.perf_counter() - self._started, 1e-9)
         end = self._cpu()
-        cpu = {}
-        for group, pids in end.items():  # a process that ended within the window is not counted
-            before = self._start_cpu.get(group, {})
-            used = sum(seconds - before.get(pid, 0.0) for pid, seconds in pids.items())
-            cpu[group] = round(100 * used / wall, 1)
-        busy = round(100 * (_machine_busy() - self._start_busy) / wall, 1)
-        cpu["machine_busy"] = busy
-        cpu["other"] = round(max(0.0, busy - sum(v for g, v in cpu.items() if g in end)), 1)
+        seconds = {g: max(0.0, used - self._start_cpu.get(g, used)) for g, used in end.items()}
+        busy = machine_busy_seconds() - self._start_busy
+        seconds["other"] = max(0.0, busy - sum(seconds.values()))
+        seconds["machine_busy"] = busy
         with self._lock:
             peaks = {g: round(rss / MIB, 1) for g, rss in self._peaks.items()}
-        return {"cpu_percent": cpu, "peak_rss_mib": peaks, "seconds": round(wall, 2)}
+        return {
+            "cpu_seconds": {g: round(v, 3) for g, v in seconds.items()},
+            "cpu_percent": {g: round(100 * v / wall, 1) for g, v in seconds.items()},
+            "peak_rss_mib": peaks,
+            "seconds": round(wall, 2),
+        }
+
+
+def per_unit_ms(usage: dict[str, Any], units: int) -> dict[str, float]:
+    """CPU-ms per unit of work (message, request) by group, from a window's ``cpu_seconds``."""
+    if not units:
+        return {}
+    return {g: round(1000 * s / units, 2) for g, s in (usage.get("cpu_seconds") or {}).items()}

@@ -1,0 +1,138 @@
+"""The floors zapflow is measured against in the same run, and zapflow's ratio to them.
+
+- The API floor (bench/api_floor.py) beside ``zapflow api``: same URLs, same SQL, bare app.
+- The Temporal floor (bench/temporal_floor.py) on the pipeline's own Temporal server, driven
+  by the load generator process (``floor`` mode) at the pipeline's rates over its conversations.
+
+Every cost is CPU-ms per unit of work (a message, a request) by process group, over the step's
+window (for the pipeline: until the step's messages were all delivered). A variant's ``stack``
+is the CPU of the processes it needs: zapflow's every process but the load generator; the
+Temporal floor's its worker + client process and the Temporal server.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+import sys
+import uuid
+from typing import Any
+
+from zapflow.bench.stack import BenchStack, free_port, zapflow_command
+
+API_FLOOR = "api-floor"  # its process group
+TEMPORAL_FLOOR = "floor"  # the load generator's group when it plays the Temporal floor
+NOT_ZAPFLOW = {"load_generator", "other", "machine_busy", API_FLOOR, TEMPORAL_FLOOR}
+FLOOR_STACK = (TEMPORAL_FLOOR, "temporal")
+
+
+@functools.cache
+def cli_supports(command: str, option: str) -> bool:
+    """Whether ``zapflow <command> --help`` lists ``option`` (e.g. ``api --workers``, added by
+    the API-performance work): the bench runs before and after it."""
+    done = subprocess.run(
+        zapflow_command(command, "--help"), capture_output=True, text=True, timeout=60
+    )
+    return option in done.stdout
+
+
+def api_argv(processes: int) -> list[str]:
+    """``zapflow api`` with ``processes`` processes (said explicitly where the option exists,
+    whatever ``ZAPFLOW_API_WORKERS`` says)."""
+    explicit = processes > 1 or cli_supports("api", "--workers")
+    return zapflow_command("api", *(["--workers", str(processes)] if explicit else []))
+
+
+def dev_worker_roles() -> list[str] | None:
+    """The worker processes ``zapflow dev`` runs, by their ``--role`` (None: one ``zapflow
+    worker``, as before the roles existed), so the pipeline measures the default stack."""
+    from zapflow import devserver
+
+    found = getattr(devserver, "DEV_WORKERS", None)
+    if not found:
+        return None
+    return [args[args.index("--role") + 1] for args in found if "--role" in args]
+
+
+def api_process_counts(wanted: list[int]) -> tuple[list[int], list[int]]:
+    """(the counts of API processes this tree can run, the ones skipped: no ``--workers``)."""
+    if cli_supports("api", "--workers"):
+        return wanted, []
+    return [n for n in wanted if n == 1], [n for n in wanted if n != 1]
+
+
+def start_api_floor(
+    bench: BenchStack, company_id: str, instance_id: str | None, app_secret: str, processes: int
+) -> str:
+    """The API floor serving ``company_id`` with ``processes`` uvicorn workers; its base URL."""
+    port = free_port()
+    argv = [sys.executable, "-m", "zapflow.bench.api_floor", str(port)]
+    env = {
+        "ZAPFLOW_FLOOR_DATABASE_URL": bench.database_url,
+        "ZAPFLOW_FLOOR_COMPANY_ID": company_id,
+        "ZAPFLOW_FLOOR_INSTANCE_ID": instance_id or str(uuid.UUID(int=0)),
+        "ZAPFLOW_FLOOR_APP_SECRET": app_secret,
+    }
+    base_url = f"http://127.0.0.1:{port}"
+    bench.start(API_FLOOR, [*argv, *([str(processes)] if processes > 1 else [])], env=env)
+    bench.wait_ready(f"{base_url}/readyz")
+    return base_url
+
+
+def stack_ms(per_unit: dict[str, float], floor: bool = False) -> float | None:
+    """CPU-ms per unit of the processes a variant needs (see the module's docstring)."""
+    if not per_unit:
+        return None
+    if floor:
+        return round(sum(per_unit.get(g, 0.0) for g in FLOOR_STACK), 2)
+    return round(sum(v for g, v in per_unit.items() if g not in NOT_ZAPFLOW), 2)
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else round(a / b, 2)
+
+
+def api_ratios(zapflow: dict[str, Any], floor: dict[str, Any], latency: str, rate: str) -> None:
+    """Adds ``ratio_to_floor`` to each zapflow step the floor also ran: API CPU-ms per request,
+    Postgres CPU-ms per request, p50/p99 latency and throughput (zapflow / floor)."""
+    for name, z in zapflow.items():
+        f = floor.get(name)
+        if f is None:
+            continue
+        zc, fc = z.get("cpu_ms_per_unit") or {}, f.get("cpu_ms_per_unit") or {}
+        z["ratio_to_floor"] = {
+            "api_cpu_ms": ratio(zc.get("api"), fc.get(API_FLOOR)),
+            "postgres_cpu_ms": ratio(zc.get("postgres"), fc.get("postgres")),
+            "p50": ratio(z[latency]["p50"], f[latency]["p50"]),
+            "p99": ratio(z[latency]["p99"], f[latency]["p99"]),
+            "throughput": ratio(z.get(rate), f.get(rate)),
+        }
+
+
+def pipeline_ratios(results: dict[str, dict[str, Any]]) -> None:
+    """Adds each step's ``stack`` CPU-ms per message, and to zapflow's steps their
+    ``ratio_to_floor`` against each Temporal floor variant (stack, Temporal server, machine)."""
+    floors = {v: s for v, s in results.items() if v.startswith("floor")}
+    for variant, steps in results.items():
+        for step in steps.values():
+            per_unit = step.get("cpu_ms_per_unit") or {}
+            step["stack_cpu_ms"] = stack_ms(per_unit, floor=variant in floors)
+    for variant, steps in results.items():
+        if variant in floors:
+            continue
+        for name, z in steps.items():
+            zc = z.get("cpu_ms_per_unit") or {}
+            z["ratio_to_floor"] = {
+                floor: {
+                    "stack": ratio(z["stack_cpu_ms"], f[name]["stack_cpu_ms"]),
+                    "temporal": ratio(
+                        zc.get("temporal"), (f[name].get("cpu_ms_per_unit") or {}).get("temporal")
+                    ),
+                    "machine": ratio(
+                        zc.get("machine_busy"),
+                        (f[name].get("cpu_ms_per_unit") or {}).get("machine_busy"),
+                    ),
+                }
+                for floor, f in floors.items()
+                if name in f
+            }
