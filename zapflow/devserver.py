@@ -73,6 +73,12 @@ def _print_urls(console: Console, settings: Settings, stack: EmbeddedStack, star
     console.print("Press Ctrl-C to stop.\n")
 
 
+# the worker processes `zapflow dev` runs, by role: the Temporal roles in one process (each on
+# its own task queue and activity slots), the embedder in its own, so the model's CPU never
+# delays the conversations' workflows (the bench measures this same set)
+DEV_WORKERS = ("pipeline,ai,flows", "embeddings")
+
+
 def run_dev(settings: Settings, console: Console, *, with_worker: bool = True) -> int:
     started = time.monotonic()
     stack = EmbeddedStack(
@@ -87,10 +93,7 @@ def run_dev(settings: Settings, console: Console, *, with_worker: bool = True) -
     env = {**os.environ, **stack.settings_env()}
     children = [_zapflow_process("api", env)]
     if with_worker:
-        # the Temporal roles in one process (each on its own task queue and activity slots);
-        # the embedder in its own: the model's CPU never delays the conversations' workflows
-        children.append(_zapflow_process("worker", env, "--role", "pipeline,ai,flows"))
-        children.append(_zapflow_process("worker", env, "--role", "embeddings"))
+        children += [_zapflow_process("worker", env, "--role", role) for role in DEV_WORKERS]
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         ensure_port_free(settings.api_port, "the API", "ZAPFLOW_API_PORT")

@@ -43,15 +43,12 @@ def api_argv(processes: int) -> list[str]:
     return zapflow_command("api", *(["--workers", str(processes)] if explicit else []))
 
 
-def dev_worker_roles() -> list[str] | None:
-    """The worker processes ``zapflow dev`` runs, by their ``--role`` (None: one ``zapflow
-    worker``, as before the roles existed), so the pipeline measures the default stack."""
+def dev_worker_roles() -> list[str]:
+    """The worker processes ``zapflow dev`` runs, by their ``--role``, so the pipeline measures
+    the default stack."""
     from zapflow import devserver
 
-    found = getattr(devserver, "DEV_WORKERS", None)
-    if not found:
-        return None
-    return [args[args.index("--role") + 1] for args in found if "--role" in args]
+    return list(devserver.DEV_WORKERS)
 
 
 def api_process_counts(wanted: list[int]) -> tuple[list[int], list[int]]:
