@@ -32,6 +32,7 @@ from zapflow.api.deps import (
     after_commit,
 )
 from zapflow.api.paging import Cursor, CursorPage, Limit
+from zapflow.api.validation import unstorable_error, unstorable_fields
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import transaction
@@ -180,12 +181,17 @@ async def _read_document(request: Request, principal: CurrentPrincipal) -> dict[
     try:
         if is_yaml:
             text = bytes(body).decode()
-            return await anyio.to_thread.run_sync(load_document, text)
-        return await anyio.to_thread.run_sync(load_json_document, bytes(body))
+            document = await anyio.to_thread.run_sync(load_document, text)
+        else:
+            document = await anyio.to_thread.run_sync(load_json_document, bytes(body))
     except DocumentRefused as exc:
         raise ZapflowError(f"body: {exc}", code="document_refused") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(f"body: {exc}") from None
+    unstorable = unstorable_fields(document, "body")  # YAML also spells a NUL "\0" or "\x00"
+    if unstorable:
+        raise unstorable_error(unstorable)
+    return document
 
 
 def _too_large() -> PayloadTooLarge:
