@@ -27,8 +27,8 @@ thumbnail_url, ctwa_clid``), ``forwarded``/``frequently_forwarded`` and ``quoted
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 import orjson
