@@ -111,7 +111,7 @@ class Company:
     )
 
     def pick(self, kind: str, delete: bool, funnel: str | None = None) -> str | None:
-        pool = self.stages.get(funnel or "", []) if kind == "stage" else []
+        pool = self.stages.get(funnel, []) if kind == "stage" and isinstance(funnel, str) else []
         if delete and kind != "tag" and not pool:
             spare = self.spare.get(kind, [])
             return spare.pop() if spare else None
@@ -275,8 +275,8 @@ def _with_company_objects(case: Any, company: Company) -> None:
     path = case.path_parameters or {}
     # a stage is picked among its funnel's
     funnel = path.get("funnel_id")
-    if funnel is not None:  # a spare one when one of its stages is deleted
-        removes = case.method == "DELETE" and "stage_id" in path
+    if funnel is not None:  # a spare one when it, or one of its stages, is deleted
+        removes = case.method == "DELETE"
         path["funnel_id"] = funnel = _own(funnel, "funnel_id", company, removes, None)
     for name, value in path.items():
         if name != "funnel_id":
@@ -288,8 +288,12 @@ def _with_company_objects(case: Any, company: Company) -> None:
     if added and case.method == "GET" and not set(one_of) & set(case.query or {}):
         case.query = {**(case.query or {}), added: company.pick(KINDS[added], False)}
     if isinstance(case.body, dict):
+        if "funnel_id" in case.body:  # first: a stage is picked among its funnel's
+            case.body["funnel_id"] = _own(case.body["funnel_id"], "funnel_id", company, False, None)
         body_funnel = case.body.get("funnel_id")
         for name, value in case.body.items():
+            if name == "funnel_id":
+                continue
             case.body[name] = _own(value, name, company, False, body_funnel)
             if name in FRESH and isinstance(value, str) and _positive(case):
                 case.body[name] = FRESH[name]()
@@ -317,7 +321,10 @@ def _call(case: Any, base_url: str, company: Company, role: str) -> None:
     SEEN[response.status_code] += 1
     if _positive(case):
         company.outcomes[(role, f"{case.method} {case.path}")][response.status_code] += 1
-    case.validate_response(response, checks=[not_a_server_error, response_schema_conformance])
+    # a sparse fieldset (?fields=) answers only the fields named, which the schema does not model
+    sparse = "fields" in (case.query or {})
+    checks = [not_a_server_error] if sparse else [not_a_server_error, response_schema_conformance]
+    case.validate_response(response, checks=checks)
 
 
 @SCHEMA.parametrize()
