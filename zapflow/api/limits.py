@@ -2,12 +2,14 @@
 413 before it is read whole, whoever sends it (FastAPI reads a route's body before it
 authenticates the caller, so without a cap anyone could make the API buffer gigabytes); text
 Postgres cannot store (NUL, an unpaired surrogate) in the path, the query or a JSON body is a 422
-naming the field, not a failed query. Webhooks and the CSV import read their bodies themselves,
-under limits of their own, and store what a provider sends without its NULs."""
+naming the field, not a failed query (flow documents: by their route, once the key is checked).
+Webhooks and the CSV import read their bodies themselves, under limits of their own, and store
+what a provider sends without its NULs."""
 
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -18,6 +20,8 @@ from zapflow.errors import PayloadTooLarge, ZapflowError
 
 MAX_BODY_BYTES = 2 * 1024 * 1024  # a flow graph or a note is far below; a CSV goes to /import
 OWN_LIMITS = ("/webhooks/", "/api/v1/contacts/import")
+# flow documents are read, parsed and checked by their routes once the key is checked
+READ_AFTER_AUTHENTICATION = re.compile(r"/api/v1/flows(/[^/]+)?")
 _READ_HEADERS = frozenset({b"content-length", b"content-type", b"transfer-encoding"})
 # A JSON body can only carry such text escaped (a raw NUL byte is invalid JSON). The body is
 # decoded and searched only when one of these occurs, after a one-byte search for a backslash,
@@ -88,7 +92,8 @@ class BodyLimitMiddleware:
                 await _answer(too_large, scope, receive, send)
                 return
         body = b"".join(chunks)  # the one chunk itself, as a body usually comes
-        fields = _unstorable_body(headers.get(b"content-type"), body)
+        document = READ_AFTER_AUTHENTICATION.fullmatch(scope["path"]) is not None
+        fields = [] if document else _unstorable_body(headers.get(b"content-type"), body)
         if fields:
             await _answer(unstorable_error(fields), scope, receive, send)
             return
