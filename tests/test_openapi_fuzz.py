@@ -304,19 +304,32 @@ def _positive(case: Any) -> bool:
     return meta is not None and meta.generation.mode == GenerationMode.POSITIVE
 
 
-def _reorder_all_stages(case: Any, base_url: str, headers: dict[str, str]) -> None:
-    """A stage order names every stage of the funnel as it stands (fuzzing adds some)."""
-    funnel = (case.path_parameters or {}).get("funnel_id")
-    if isinstance(case.body, dict) and isinstance(case.body.get("stage_ids"), list):
-        found = httpx.get(f"{base_url}/api/v1/funnels/{funnel}", headers=headers, timeout=30)
-        if found.status_code == 200:
-            case.body["stage_ids"] = [stage["id"] for stage in found.json()["stages"]][::-1]
+def _stages_as_they_stand(case: Any, base_url: str, headers: dict[str, str]) -> None:
+    """A stage order names every stage of the funnel as it stands (fuzzing adds some); a deal
+    moves to a stage of its own funnel."""
+    if not isinstance(case.body, dict):
+        return
+    path = case.path_parameters or {}
+    funnel = path.get("funnel_id")
+    if "deal_id" in path and _is_uuid(case.body.get("stage_id")):
+        deal = httpx.get(f"{base_url}/api/v1/deals/{path['deal_id']}", headers=headers, timeout=30)
+        funnel = deal.json()["funnel_id"] if deal.status_code == 200 else None
+    if funnel is None:
+        return
+    found = httpx.get(f"{base_url}/api/v1/funnels/{funnel}", headers=headers, timeout=30)
+    if found.status_code != 200:
+        return
+    stages = [stage["id"] for stage in found.json()["stages"]]
+    if isinstance(case.body.get("stage_ids"), list):
+        case.body["stage_ids"] = stages[::-1]
+    elif "deal_id" in path and stages:
+        case.body["stage_id"] = stages[-1]
 
 
 def _call(case: Any, base_url: str, company: Company, role: str) -> None:
     _with_company_objects(case, company)
     headers = {"Authorization": f"Bearer {company.keys[role]}"}
-    _reorder_all_stages(case, base_url, headers)
+    _stages_as_they_stand(case, base_url, headers)
     response = case.call(base_url=base_url, headers=headers, timeout=30)
     SEEN[response.status_code] += 1
     if _positive(case):
