@@ -81,7 +81,8 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-def _replace(document: Any, path: tuple[Any, ...], new: Any, delete: bool) -> Any:
+def replaced(document: Any, path: tuple[Any, ...], new: Any, delete: bool = False) -> Any:
+    """``document`` with the value at ``path`` replaced by ``new`` (or removed, or added)."""
     if not path:
         return new
     head, *rest = path
@@ -89,7 +90,7 @@ def _replace(document: Any, path: tuple[Any, ...], new: Any, delete: bool) -> An
     if delete and not rest:
         del copy[head]
     else:
-        copy[head] = _replace(document[head], tuple(rest), new, delete)
+        copy[head] = replaced(document[head], tuple(rest), new, delete) if rest else new
     return copy
 
 
@@ -105,7 +106,7 @@ def mutations(draw: st.DrawFn, document: Any) -> Any:
     for _ in range(draw(st.integers(min_value=1, max_value=3))):
         path = draw(st.sampled_from(_paths(document)))
         delete = bool(path) and draw(st.booleans())
-        document = _replace(document, path, draw(REPLACEMENTS), delete)
+        document = replaced(document, path, draw(REPLACEMENTS), delete)
     return document
 
 

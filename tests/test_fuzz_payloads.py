@@ -26,7 +26,16 @@ from tests.fixtures.traffic import (
     eventually,
     sign,
 )
-from tests.fuzz import CLOUD_SAMPLES, DERANDOMIZE, EVOLUTION_SAMPLES, SCALE, bodies, deep
+from tests.fuzz import (
+    CLOUD_SAMPLES,
+    DERANDOMIZE,
+    EVOLUTION_SAMPLES,
+    SCALE,
+    bodies,
+    deep,
+    replaced,
+)
+from tests.whatsapp.payloads import load
 from zapflow.api.webhooks import MAX_DEPTH, nested_deeper_than
 from zapflow.db import SessionFactory, transaction
 from zapflow.services.auth import create_company
@@ -68,7 +77,7 @@ def _well_typed(name: str, value: Any, hint: Any) -> bool:
 
 def _storable(events: list[WebhookEvent]) -> None:
     """What the webhook and the pipeline do with the events must work for each of them: the
-    inbox row round-trips, and every field has its declared type."""
+    inbox row round-trips, and every field has its declared type, the media's too."""
     for event in events:
         row = event_to_dict(event)
         assert event_from_dict(orjson.loads(orjson.dumps(row))) == event
@@ -77,9 +86,34 @@ def _storable(events: list[WebhookEvent]) -> None:
             if get_origin(hint) is not ClassVar:
                 value = getattr(event, name)
                 assert _well_typed(name, value, hint), f"{name}={value!r} is not {hint}"
+        media = getattr(event, "media", None) or {}
+        for name, value in media.items():
+            wanted = bool if name == "voice" else str | None
+            assert isinstance(value, wanted), f"media.{name}={value!r} is not {wanted}"
+
+
+def _with(sample: str, *changes: tuple[tuple[Any, ...], Any]) -> Any:
+    """A documented payload with values replaced: the fuzzer's finds, kept as regressions."""
+    document = load(sample)
+    for path, value in changes:
+        document = replaced(document, path, value)
+    return document
+
+
+_CLOUD_STATUS = ("entry", 0, "changes", 0, "value", "statuses", 0)
+_CLOUD_MESSAGE = ("entry", 0, "changes", 0, "value", "messages", 0)
 
 
 @UNIT
+@example(_with("cloud_statuses", ((*_CLOUD_STATUS, "status"), {"k": [1]})))  # unhashable
+@example(
+    _with(
+        "cloud_statuses",
+        ((*_CLOUD_STATUS, "recipient_id"), None),
+        ((*_CLOUD_STATUS, "recipient_user_id"), {"k": 1}),  # no .strip()
+    )
+)
+@example(_with("cloud_image", ((*_CLOUD_MESSAGE, "image", "caption"), {"k": 1})))
 @given(bodies(CLOUD_SAMPLES))
 def test_cloud_normalizer_returns_events_or_says_what_is_malformed(body: Any) -> None:
     assume(not nested_deeper_than(body, MAX_DEPTH))  # the webhook refuses those before
@@ -92,6 +126,11 @@ def test_cloud_normalizer_returns_events_or_says_what_is_malformed(body: Any) ->
 
 
 @UNIT
+@example(
+    _with("evolution_revoke", (("data", "message", "protocolMessage", "key", "id"), {"k": 1})),
+    None,
+)
+@example(_with("evolution_image", (("data", "message", "imageMessage", "caption"), [1])), None)
 @given(bodies(EVOLUTION_SAMPLES), EVENTS)
 def test_evolution_normalizer_returns_events_or_says_what_is_malformed(
     body: Any, event: str | None
@@ -176,6 +215,10 @@ def _evolution_text(text: str, timestamp: Any) -> dict[str, Any]:
 @example(body=_cloud_text("olá", "9" * 30), junk=b"")
 @example(body=_cloud_text("x" * 1_000_000, 1), junk=b"")
 @example(body=_cloud_text("deep", deep(500)), junk=b"")
+@example(  # jsonb gives 1e30 back as a 31-digit integer, which no 64-bit JSON writer takes
+    body=_with("cloud_referral", ((*_CLOUD_MESSAGE, "referral", "source_id"), 1e30)), junk=b""
+)
+@example(body=_with("cloud_image", ((*_CLOUD_MESSAGE, "image", "caption"), {"k": 1})), junk=b"")
 @given(body=bodies(CLOUD_SAMPLES), junk=st.sampled_from([b"", b"\xff\xfe", b"\xc3\x28", b"{"]))
 async def test_the_cloud_webhook_answers_every_signed_body_cleanly(
     target: Target, body: Any, junk: bytes

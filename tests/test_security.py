@@ -450,6 +450,87 @@ async def test_an_oversized_body_is_refused_before_it_is_read(api_url: str, tena
     assert small.status_code == 422  # a body under the cap reaches the route
 
 
+_UNSTORABLE = [
+    pytest.param(
+        ("POST", "/api/v1/users"),
+        {"json": {"email": "nul@example.com", "name": "a\x00b", "role": "agent"}},
+        "body.name",
+        id="users",
+    ),
+    pytest.param(
+        ("POST", "/api/v1/instances"),
+        {
+            "json": {
+                "name": "Sales\x00",
+                "provider": "cloud",
+                "phone_number_id": "1555000111",
+                "access_token": "token",
+                "app_secret": "secret",
+            }
+        },
+        "body.name",
+        id="instances",
+    ),
+    pytest.param(
+        ("POST", "/api/v1/contacts"),
+        {"json": {"phone_number": "+5511999990001", "custom_fields": {"pl\x00an": "x"}}},
+        "body.custom_fields.pl\\x00an",
+        id="a-key",
+    ),
+    pytest.param(
+        ("POST", "/api/v1/funnels"),
+        {"json": {"name": "Sales", "stages": [{"name": "New\x00"}]}},
+        "body.stages.0.name",
+        id="nested",
+    ),
+    pytest.param(
+        ("POST", "/api/v1/contacts"),
+        {"content": b'{"phone_number": "+5511999990002", "name": "\\ud800"}'},
+        "body.name",
+        id="lone-surrogate",
+    ),
+    pytest.param(("GET", "/api/v1/contacts?q=a%00"), {}, "query.q", id="query"),
+    pytest.param(
+        ("POST", "/api/v1/flows"),
+        {
+            "content": b'name: "a\\0b"\nstart: done\nnodes: [{id: done, type: end}]\n',
+            "headers": {"content-type": "application/yaml"},
+        },
+        "body.name",
+        id="yaml",
+    ),
+    pytest.param(
+        ("POST", "/api/v1/contacts/import"),
+        {"content": b"phone_number,name\n+5511999990003,A\x00\n"},
+        "file",
+        id="csv",
+    ),
+    pytest.param(("POST", "/webhooks/cloud/ab%00cd"), {"content": b"{}"}, "path", id="path"),
+]
+
+
+@pytest.mark.parametrize(("route", "request_kwargs", "field"), _UNSTORABLE)
+async def test_text_postgres_cannot_store_is_a_422_naming_the_field(
+    tenant: Tenant, route: tuple[str, str], request_kwargs: dict[str, Any], field: str
+) -> None:
+    """A NUL or an unpaired surrogate, in any body, query or path: a 422 naming where, never
+    a failed query (a 500 that logged the statement's values)."""
+    method, path = route
+    answer = await tenant.client.request(method, path, **request_kwargs)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["message"].startswith(f"{field}:"), answer.text
+
+
+async def test_a_json_escape_that_only_looks_like_a_nul_is_stored(tenant: Tenant) -> None:
+    """The refusal reads the JSON: a backslash followed by ``u0000`` is text like any other."""
+    name = "C:\\u0000\\dir"  # backslash, "u0000", backslash, "dir"
+    created = await tenant.client.post(
+        "/api/v1/contacts", json={"phone_number": "+5511999990009", "name": name}
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["name"] == name
+
+
 async def test_slow_clients_hold_no_database_connection(
     api_url: str, tenant: Tenant, settings: Settings
 ) -> None:

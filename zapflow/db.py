@@ -33,7 +33,12 @@ def create_engine(
     """``pre_ping=False`` saves the round trips (BEGIN, ROLLBACK) of a check per checkout. A
     connection lost meanwhile then fails its caller once and SQLAlchemy invalidates the pool on
     that disconnect error: the API answers 503 (the client retries), the worker's activities and
-    relay passes retry and get a fresh connection."""
+    relay passes retry and get a fresh connection.
+
+    ``hide_parameters``: a failed statement's error (logged, or in a Temporal failure) shows the
+    SQL but not the values, which hold message text and provider secrets. JSON is read back with
+    orjson, as the webhooks read it: jsonb prints a number stored as ``1e+30`` as a 31-digit
+    integer, which the standard library would return as an int no 64-bit JSON writer takes."""
     return create_async_engine(
         settings.database_url,
         pool_size=pool_size or settings.database_pool_size,
@@ -41,6 +46,8 @@ def create_engine(
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
         connect_args={"server_settings": {"application_name": "zapflow"}},
+        hide_parameters=True,
+        json_deserializer=orjson.loads,
     )
 
 

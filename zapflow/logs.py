@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -19,6 +20,16 @@ _STANDARD_ATTRS = set(vars(logging.makeLogRecord({}))) | {
 # One id follows a delivery from the webhook through the relay and the workflow's activities to
 # the send; every log line written while handling it carries the id.
 CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
+
+
+# A webhook URL's last segments are its bearer token (and, on the Cloud API handshake, the verify
+# token in the query): whatever logs a URL (uvicorn's access log, an error naming a request, an
+# HTTP client's error) writes them, so every line is cleaned when it is formatted.
+_WEBHOOK_URL = re.compile(r"(/webhooks/(?:cloud|evolution))/[^\s\"'\\]+")
+
+
+def redact(line: str) -> str:
+    return _WEBHOOK_URL.sub(r"\1/<redacted>", line) if "/webhooks/" in line else line
 
 
 class CorrelationFilter(logging.Filter):
@@ -45,7 +56,7 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        return redact(json.dumps(entry, default=str))
 
 
 class ConsoleFormatter(logging.Formatter):
@@ -57,7 +68,7 @@ class ConsoleFormatter(logging.Formatter):
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS}
         if extras:
             line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
-        return line
+        return redact(line)
 
 
 def configure_logging(settings: Settings) -> None:

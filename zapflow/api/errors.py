@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
 
+from zapflow.api.metrics import route_template
 from zapflow.errors import ZapflowError
 
 log = logging.getLogger(__name__)
@@ -53,13 +54,18 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail))
 
 
+def _route(request: Request) -> str:
+    """The route's template, not the path: a webhook's path holds its token."""
+    return route_template(request.scope) or "an unknown route"
+
+
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+    log.warning("database unavailable on %s %s: %s", request.method, _route(request), exc)
     return error_response(503, "database_unavailable", "the database is unavailable, retry later")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, _route(request))
     return error_response(500, "internal_error", "internal error")
 
 

@@ -1,10 +1,15 @@
-"""Request-body rules shared by the routes."""
+"""Request rules shared by the routes: PATCH fields that may be omitted but not null, and text
+Postgres cannot store (a NUL character, an unpaired surrogate) refused with a 422 naming the
+field before it reaches a query."""
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from pydantic import AfterValidator
+
+from zapflow.errors import Unprocessable
 
 T = TypeVar("T")
 
@@ -18,3 +23,43 @@ def _refuse_null(value: T | None) -> T:
 # For PATCH bodies: a field left out keeps its value (validators skip defaults); an explicit
 # ``null`` is a 422 naming the field instead of reaching a NOT NULL column.
 NotNull = AfterValidator(_refuse_null)
+
+UNSTORABLE = "contains a NUL character or an unpaired surrogate, which cannot be stored"
+
+
+def storable(text: str) -> bool:
+    """Postgres text and jsonb hold UTF-8 without U+0000."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate, as json.loads reads "\ud800"
+        return False
+    return True
+
+
+def unstorable_fields(value: Any, field: str) -> list[str]:
+    """Where in a decoded JSON document (``field`` names its root) a string or a key is not
+    ``storable``, depth first."""
+    found: list[str] = []
+    pending: list[tuple[Any, str]] = [(value, field)]
+    while pending:
+        item, where = pending.pop()
+        if isinstance(item, str):
+            if not storable(item):
+                found.append(where)
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if not isinstance(key, str) or storable(key):  # YAML keys may be numbers
+                    pending.append((child, f"{where}.{key}"))
+                else:
+                    found.append(f"{where}.{key.encode('unicode_escape').decode()}")
+        elif isinstance(item, list):
+            pending.extend((child, f"{where}.{i}") for i, child in enumerate(item))
+    return sorted(found)
+
+
+def unstorable_error(fields: Iterable[str]) -> Unprocessable:
+    """The 422 for ``fields``, in the shape of a request validation error."""
+    details = [{"field": f, "message": UNSTORABLE, "type": "unstorable_text"} for f in fields]
+    return Unprocessable(f"{details[0]['field']}: {UNSTORABLE}", details=details)

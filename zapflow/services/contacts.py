@@ -447,7 +447,7 @@ class ImportReport(BaseModel):
 
 async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
     """The upload in a temporary file (in memory while small), refused over the size limit
-    (413) or when it is not UTF-8 text (422), before any row is imported."""
+    (413) or when it is not UTF-8 text without NULs (422), before any row is imported."""
     spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 (returned)
     decoder = codecs.getincrementaldecoder("utf-8")()
     size = 0
@@ -458,6 +458,10 @@ async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
                 raise PayloadTooLarge(
                     f"the file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB: split it",
                     details={"limit_bytes": MAX_IMPORT_BYTES},
+                )
+            if b"\x00" in chunk:  # Postgres text cannot hold it
+                raise Unprocessable(
+                    "file: contains a NUL character, which cannot be stored", code="unreadable_csv"
                 )
             decoder.decode(chunk)
             spool.write(chunk)

@@ -31,6 +31,7 @@ from zapflow.whatsapp.types import (
     StatusUpdate,
     epoch,
     media_dict,
+    text_or_none,
 )
 
 CloudEvent = InboundMessage | StatusUpdate
@@ -186,12 +187,12 @@ def _message(
 
 
 def _peer(m: dict[str, Any], contacts: list[Any], where: str, *, from_me: bool) -> dict[str, Any]:
-    wa_id = _str(m.get("to") if from_me else m.get("from"))
-    user_id = _str(m.get("to_user_id") if from_me else m.get("from_user_id"))
+    wa_id = text_or_none(m.get("to") if from_me else m.get("from"))
+    user_id = text_or_none(m.get("to_user_id") if from_me else m.get("from_user_id"))
     contact = _find_contact(contacts, wa_id, user_id)
     profile = _part(contact, "profile")
-    phone = e164(wa_id or _str(contact.get("wa_id")))
-    user_id = user_id or _str(contact.get("user_id"))
+    phone = e164(wa_id or text_or_none(contact.get("wa_id")))
+    user_id = user_id or text_or_none(contact.get("user_id"))
     if phone:
         remote_jid = jid_from_phone(phone)
     elif user_id:
@@ -218,7 +219,7 @@ def _find_contact(contacts: list[Any], wa_id: Any, user_id: Any) -> dict[str, An
 
 
 def _content(m: dict[str, Any]) -> Content:
-    kind = _str(m.get("type"))
+    kind = text_or_none(m.get("type"))
     if kind in MEDIA_TYPES:
         return _media(m, kind)
     handler = _HANDLERS.get(kind) if isinstance(kind, str) else None
@@ -358,11 +359,11 @@ def _status(s: Any, instance: str | None, where: str) -> StatusUpdate | None:
     key_id = s.get("id")
     if not isinstance(key_id, str) or not key_id:
         raise MalformedPayload(f"{where}: missing 'id'")
-    status = _STATUSES.get(s.get("status") or "")
+    status = _STATUSES.get(text_or_none(s.get("status")) or "")
     if status is None:
         return None
     phone = e164(s.get("recipient_id"))
-    user_id = s.get("recipient_user_id")
+    user_id = text_or_none(s.get("recipient_user_id"))
     if phone:
         remote_jid = jid_from_phone(phone)
     elif user_id:
@@ -400,10 +401,6 @@ def _int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError, OverflowError):
         return None
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _items(value: Any) -> list[Any]:

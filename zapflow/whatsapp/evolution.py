@@ -231,7 +231,7 @@ def _iso_epoch(value: Any) -> int | None:
         return None
     try:
         return epoch(datetime.fromisoformat(value).timestamp())
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 

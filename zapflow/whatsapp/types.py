@@ -27,10 +27,13 @@ thumbnail_url, ctwa_clid``), ``forwarded``/``frequently_forwarded`` and ``quoted
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
 
 import orjson
+
+from zapflow.whatsapp.errors import MalformedPayload
 
 Provider = Literal["cloud", "evolution"]
 MessageType = Literal[
@@ -66,39 +69,61 @@ def epoch(value: Any) -> int | None:
     return seconds if 0 <= seconds <= MAX_EPOCH else None
 
 
+def text_or_none(value: Any) -> str | None:
+    """``value`` when it is a string: a provider field of another type (a bug, a forged body)
+    must not reach a text column or a string method."""
+    return value if isinstance(value, str) else None
+
+
 def media_dict(
     *,
-    id: str | None = None,
-    url: str | None = None,
-    mime_type: str | None = None,
-    caption: str | None = None,
-    filename: str | None = None,
-    voice: bool = False,
-    sha256: str | None = None,
+    id: Any = None,
+    url: Any = None,
+    mime_type: Any = None,
+    caption: Any = None,
+    filename: Any = None,
+    voice: Any = False,
+    sha256: Any = None,
 ) -> dict[str, Any]:
+    """The media of a message; what is not a string where a string is expected becomes None."""
     return {
-        "id": id,
-        "url": url,
-        "mime_type": mime_type,
-        "caption": caption,
-        "filename": filename,
-        "voice": voice,
-        "sha256": sha256,
+        "id": text_or_none(id),
+        "url": text_or_none(url),
+        "mime_type": text_or_none(mime_type),
+        "caption": text_or_none(caption),
+        "filename": text_or_none(filename),
+        "voice": bool(voice),
+        "sha256": text_or_none(sha256),
     }
 
 
+INT64 = range(-(2**63), 2**63)  # what a bigint column and every JSON library we use can hold
+
+
 class _Typed:
-    """Optional text and number fields of another type (a provider's bug, a forged body) become
-    None when the event is built: the event is kept, and no column ever gets a dict for a text."""
+    """Fields of another type than declared (a provider's bug, a forged body) are settled when
+    the event is built, so that no column or string method ever gets a dict for a text: a
+    required text is a ``MalformedPayload`` (the delivery is kept as rejected); an optional text,
+    number or object becomes None (the event is kept); an integer must fit 64 bits."""
+
+    kind: ClassVar[str]
 
     def __post_init__(self) -> None:
         for name, annotation in type(self).__annotations__.items():
             value = getattr(self, name, None)
-            if value is None or annotation not in ("str | None", "int | None"):
+            if annotation == "str" and type(value) is not str:
+                raise MalformedPayload(f"{self.kind}.{name} must be a string")
+            if value is None or annotation not in _OPTIONAL:
                 continue
-            wanted = str if annotation == "str | None" else int
-            if type(value) is not wanted:
+            if not _OPTIONAL[annotation](value):
                 object.__setattr__(self, name, None)
+
+
+_OPTIONAL: dict[str, Callable[[Any], bool]] = {
+    "str | None": lambda v: type(v) is str,
+    "int | None": lambda v: type(v) is int and v in INT64,
+    "dict[str, Any] | None": lambda v: type(v) is dict,
+}
 
 
 @dataclass(frozen=True, kw_only=True)

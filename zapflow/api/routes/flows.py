@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
@@ -32,6 +32,7 @@ from zapflow.api.deps import (
     after_commit,
 )
 from zapflow.api.paging import Cursor, CursorPage, Limit
+from zapflow.api.validation import unstorable_error, unstorable_fields
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import transaction
@@ -63,6 +64,7 @@ INVALID: dict[int | str, dict[str, Any]] = {
     422: {"description": "the flow breaks a rule; `details` lists each with its node and field"}
 }
 YAML_TYPES = ("yaml", "yml")
+VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]  # what the integer column holds
 DOCUMENT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -146,7 +148,9 @@ class SimulateRequest(BaseModel):
     replies: Annotated[list[str | None], Bounded] = Field(
         default_factory=list, description="The customer's replies in order; null plays a timeout"
     )
-    version: int | None = Field(None, description="A published version; the draft if omitted")
+    version: VersionNumber | None = Field(
+        None, description="A published version; the draft if omitted"
+    )
     contact: Annotated[dict[str, Any], Bounded] = Field(
         default_factory=dict, description="Contact fields to use"
     )
@@ -180,12 +184,17 @@ async def _read_document(request: Request, principal: CurrentPrincipal) -> dict[
     try:
         if is_yaml:
             text = bytes(body).decode()
-            return await anyio.to_thread.run_sync(load_document, text)
-        return await anyio.to_thread.run_sync(load_json_document, bytes(body))
+            document = await anyio.to_thread.run_sync(load_document, text)
+        else:
+            document = await anyio.to_thread.run_sync(load_json_document, bytes(body))
     except DocumentRefused as exc:
         raise ZapflowError(f"body: {exc}", code="document_refused") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise Unprocessable(f"body: {exc}") from None
+    unstorable = unstorable_fields(document, "body")  # YAML also spells a NUL "\0" or "\x00"
+    if unstorable:
+        raise unstorable_error(unstorable)
+    return document
 
 
 def _too_large() -> PayloadTooLarge:
@@ -354,7 +363,7 @@ async def flow_diagram(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    version: int | None = None,
+    version: Annotated[VersionNumber | None, Query()] = None,
 ) -> Response:
     flow = await service.get_flow(session, principal.company_id, flow_id)
     definition = await service.definition_of(session, flow, version)
