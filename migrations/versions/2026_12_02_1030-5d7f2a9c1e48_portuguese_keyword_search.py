@@ -1,7 +1,7 @@
 """Keyword search with Portuguese stemming and without accents; embeddings counted per model.
 
 Revision ID: 5d7f2a9c1e48
-Revises: b4e1d7a9c3f2
+Revises: 5b8e2d4c9f61
 Create Date: 2026-12-02 10:30:00
 
 The body index becomes Postgres' ``portuguese`` configuration (Snowball stemmer, stop words) on
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5d7f2a9c1e48"
-down_revision: str | Sequence[str] | None = "b4e1d7a9c3f2"
+down_revision: str | Sequence[str] | None = "5b8e2d4c9f61"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
