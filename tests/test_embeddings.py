@@ -16,6 +16,7 @@ from tests.fixtures.openai_server import OpenAIServer, fake_vector
 from tests.fixtures.traffic import start_conversation
 from zapflow.db import SessionFactory
 from zapflow.embeddings import embeddable_text
+from zapflow.embeddings.e5 import E5Embedder
 from zapflow.embeddings.local import MODEL_NAME, LocalEmbedder, packaged_model_dir
 from zapflow.embeddings.openai import EmbeddingRejected, OpenAIEmbedder
 from zapflow.models import Message
@@ -127,7 +128,7 @@ async def test_every_inbound_message_is_embedded(tenant: Tenant, sessions: Sessi
     row = rows[texts[0]]
     assert str(row.conversation_id) == conversation_id
     assert row.content_hash is not None and len(row.content_hash) == 64
-    expected = (await LocalEmbedder().embed([texts[0]]))[0]
+    expected = (await E5Embedder().embed([texts[0]]))[0]  # the default model
     assert np.dot(np.array(row.embedding), expected) > 0.999
 
 

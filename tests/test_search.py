@@ -1,4 +1,4 @@
-"""Search: semantic (local model, English and Portuguese), keyword, hybrid, filters, similar
+"""Search: semantic (the e5 model, English and Portuguese), keyword, hybrid, filters, similar
 conversations, tenant isolation, bad parameters, and the HNSW index in the plan."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy import text
 from tests.fixtures.app import Tenant
 from tests.fixtures.embeddings import embeddings_by_body, send_texts, wait_embedded
 from zapflow.db import SessionFactory
-from zapflow.embeddings.local import MODEL_NAME, LocalEmbedder
+from zapflow.embeddings.e5 import MODEL_NAMES, E5Embedder
 from zapflow.services.search import nearest_query, related_messages, use_ef_search
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -84,7 +84,7 @@ async def test_keyword_and_hybrid_search(tenant: Tenant, sessions: SessionFactor
     # hybrid (the default): the keyword hit first (both sides rank it), semantic hits after it
     response = await tenant.client.get("/api/v1/search", params={"q": "boleto"})
     body = response.json()
-    assert body["mode"] == "hybrid" and body["model"] == MODEL_NAME
+    assert body["mode"] == "hybrid" and body["model"] == MODEL_NAMES["enpt"]
     fused = body["data"]
     assert fused[0]["message"]["body"] == PORTUGUESE[4]
     assert fused[0]["keyword_score"] > 0 and fused[0]["semantic_score"] is not None
@@ -143,7 +143,7 @@ async def test_related_messages_of_a_contact(tenant: Tenant, sessions: SessionFa
     async with sessions() as session:
         related = await related_messages(
             session,
-            LocalEmbedder(),
+            E5Embedder(),
             uuid.UUID(tenant.id),
             contact_id,
             "the parcel has not been delivered",
@@ -212,8 +212,8 @@ async def test_semantic_query_uses_the_hnsw_index(tenant: Tenant, sessions: Sess
     bench/embeddings_search.py shows it unforced), the plan is the HNSW index. Sorts are made
     expensive here to stand in for that size."""
     await stored(tenant, sessions, ENGLISH)
-    [vector] = await LocalEmbedder().embed(["late delivery"])
-    query = nearest_query(uuid.UUID(tenant.id), MODEL_NAME, vector, 10)
+    vector = await E5Embedder().embed_query("late delivery")
+    query = nearest_query(uuid.UUID(tenant.id), MODEL_NAMES["enpt"], vector, 10)
     compiled = query.compile()
     # a vector goes to EXPLAIN as pgvector's text form ("[0.1, ...]", as Python prints a list)
     params = {k: str(v) if isinstance(v, list) else v for k, v in compiled.params.items()}

@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     followup_worker_concurrency: int = Field(10, ge=1, le=1000)
 
     # embeddings and search (zapflow/embeddings, services/search.py)
-    embedding_provider: Literal["local", "openai"] = "local"
+    # e5: multilingual-e5-small (Portuguese and English); local: all-MiniLM-L6-v2 (English)
+    embedding_provider: Literal["e5", "local", "openai"] = "e5"
+    embedding_e5_variant: Literal["enpt", "original"] = "enpt"  # vocabulary: en+pt, or all
     embedding_batch_size: int = Field(64, ge=1, le=2048)  # texts per model call
     embedding_min_chars: int = Field(6, ge=0, le=1000)  # fewer letters/digits: not embedded
     # the embedder process (zapflow/worker/embedder.py): model calls at once, and per second

@@ -19,7 +19,7 @@ from zapflow.db import (
     create_engine,
     session_factory,
 )
-from zapflow.embeddings import Embedder, create_embedder
+from zapflow.embeddings import Embedders
 from zapflow.redis import create_redis
 from zapflow.services.auth import Authenticator
 from zapflow.services.instances import WebhookInstances
@@ -38,7 +38,7 @@ class AppState:
     temporal: TemporalConnection
     authenticator: Authenticator
     webhook_instances: WebhookInstances
-    embedder: Embedder  # the local model loads on its first use, not at start-up
+    embedders: Embedders  # a local model loads on its first use, not at start-up
     streams: StreamHub  # the SSE clients' shared readers of the companies' event streams
     readiness: Readiness  # /readyz's last check, shared by concurrent probes
 
@@ -60,7 +60,7 @@ class AppState:
             temporal=TemporalConnection(settings),
             authenticator=Authenticator(cache, settings.auth_cache_seconds),
             webhook_instances=WebhookInstances(),
-            embedder=create_embedder(settings),
+            embedders=Embedders(settings),
             streams=StreamHub(redis),
             readiness=Readiness(),
         )
@@ -70,6 +70,6 @@ class AppState:
 
     async def close(self) -> None:
         await self.driver_pool.close()
-        await self.embedder.aclose()
+        await self.embedders.aclose()
         await self.redis.aclose()
         await self.engine.dispose()

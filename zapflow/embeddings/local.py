@@ -181,6 +181,10 @@ class LocalEmbedder:
         vectors = await asyncio.to_thread(self.encode, texts)
         return vectors.tolist()
 
+    async def embed_query(self, text: str) -> list[float]:
+        [vector] = await self.embed([text])
+        return vector
+
     def encode(self, texts: list[str]) -> np.ndarray:
         """Unit vectors (len(texts), 384). Forward passes of ``batch_size`` texts of similar
         length (sorted first), so short messages are not padded to a long one's length: 64

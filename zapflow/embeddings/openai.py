@@ -73,6 +73,10 @@ class OpenAIEmbedder:
             )
         return vectors
 
+    async def embed_query(self, text: str) -> list[float]:
+        [vector] = await self.embed([text])
+        return vector
+
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
         failure, retry_after = "", ""
         for attempt in range(RETRIES + 1):

@@ -23,7 +23,8 @@ class ConversationEmbedding(SQLModel, table=True):
             postgresql_using="hnsw",
             postgresql_ops={"embedding": "vector_cosine_ops"},
         ),
-        sa.Index("idx_embeddings_company_id", "company_id"),
+        # a company's rows per model: the search's "is the new model complete" count
+        sa.Index("idx_embeddings_company_model", "company_id", "model"),
         sa.Index("idx_embeddings_conversation_id", "conversation_id"),
         sa.Index("idx_embeddings_contact_id", "contact_id"),
     )

@@ -80,10 +80,14 @@ class Message(SQLModel, table=True):
             sa.text("id DESC"),
         ),
         sa.Index("idx_messages_company_created", "company_id", sa.text("created_at DESC")),
-        # keyword search: WHERE to_tsvector('simple', coalesce(body, '')) @@ plainto_tsquery(...)
+        # keyword search (services/search.py): Portuguese stemming as written and without
+        # accents (portuguese_unaccent: made by a migration)
         sa.Index(
             "idx_messages_body_fts",
-            sa.text("to_tsvector('simple', coalesce(body, ''))"),
+            sa.text(
+                "(to_tsvector('portuguese', coalesce(body, ''))"
+                " || to_tsvector('portuguese_unaccent', coalesce(body, '')))"
+            ),
             postgresql_using="gin",
         ),
         enum_check("direction", MessageDirection),

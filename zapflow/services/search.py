@@ -2,15 +2,22 @@
 full-text) or both fused by reciprocal rank; similar conversations; and the related earlier
 messages of a contact (for the AI agent's context).
 
-Every query filters by ``company_id`` in SQL. Full-text uses the ``simple`` configuration, the one
-the GIN index ``idx_messages_body_fts`` was built with: it lowercases and splits words but has no
-stemming or stop words, so it treats Portuguese, Spanish and English alike (a language's own
-configuration would stem the others' words wrongly); matching across word forms is the semantic
-side's job.
+Every query filters by ``company_id`` in SQL. Full-text matches a message's words stemmed by
+Postgres' ``portuguese`` configuration, as written and without accents (``portuguese_unaccent``,
+made by a migration), the expression of the GIN index ``idx_messages_body_fts``; the query is
+read both ways and either may match. As written, the stemmer meets a word's forms ("preços" finds
+"preço", "informações" "informação"); without accents, a customer who types none ("promocao",
+"nao") still finds "promoção" (Snowball's Portuguese stemmer, given unaccented words, no longer
+joins "-ção" and "-ções"). English words go through the same stemmer on both sides, so a word
+meets itself and its plural; other word forms are the semantic side's job.
+
+After a change of embedding model, a company's search keeps using the previous model's vectors
+until the new model's are complete (``search_embedder``).
 """
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +29,7 @@ from sqlalchemy import ColumnClause, ColumnElement, Select, func, literal_column
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.embeddings import Embedder
+from zapflow.embeddings import Embedder, Embedders
 from zapflow.models import (
     EMBEDDING_DIMENSIONS,
     Contact,
@@ -36,11 +43,18 @@ SearchMode = Literal["semantic", "keyword", "hybrid"]
 RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank)
 CANDIDATES = 50  # per side, before fusion
 SIMILAR_NEIGHBOURS = 200  # messages near a conversation's centroid, grouped into conversations
+# the text search configurations: Portuguese's stemmer on the words as written, and on the words
+# without accents (made by a migration); see the module's docstring
+TEXT_SEARCH = ("portuguese", "portuguese_unaccent")
 # the expression of the GIN index, verbatim, so the planner can use it
 BODY_TSVECTOR: ColumnClause[Any] = literal_column(
-    "to_tsvector('simple', coalesce(messages.body, ''))"
+    " || ".join(f"to_tsvector('{c}', coalesce(messages.body, ''))" for c in TEXT_SEARCH)
 )
 HEADLINE_OPTIONS = "MaxFragments=1, MaxWords=24, MinWords=8, StartSel=**, StopSel=**"
+# a model's vectors are "complete" for a company once it has embedded this share of the messages
+# the best-covered model has (not all: a few texts a provider refuses must not hold the switch)
+COMPLETE_COVERAGE = 0.99
+SEARCHED_MODEL_TTL_SECONDS = 60.0  # how long a company's choice of model is reused
 
 
 @dataclass(frozen=True)
@@ -88,6 +102,36 @@ async def use_ef_search(session: AsyncSession, ef_search: int) -> None:
         text("SELECT set_config('hnsw.ef_search', :ef, true)"), {"ef": str(ef_search)}
     )
     await session.execute(text("SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true)"))
+
+
+async def searched_model(session: AsyncSession, company_id: uuid.UUID, current: str) -> str:
+    """The model whose vectors a company's search uses: ``current`` once its vectors are
+    complete (see ``COMPLETE_COVERAGE``), or when no other model has more; until then, after a
+    model change, the model that has embedded most of the company's messages."""
+    counts: dict[str, int] = {
+        model: count
+        for model, count in await session.execute(
+            select(col(ConversationEmbedding.model), func.count())
+            .where(col(ConversationEmbedding.company_id) == company_id)
+            .group_by(col(ConversationEmbedding.model))
+        )
+    }
+    best = max(counts, key=lambda m: counts[m], default=current)
+    return current if counts.get(current, 0) >= COMPLETE_COVERAGE * counts.get(best, 0) else best
+
+
+async def search_embedder(
+    session: AsyncSession, embedders: Embedders, company_id: uuid.UUID
+) -> Embedder:
+    """The embedder of the model a company's search uses (``searched_model``), decided at most
+    once a minute per company and process (counting a large company's rows is not free)."""
+    now = time.monotonic()
+    decided = embedders.searched.get(company_id)
+    if decided is None or now - decided[0] > SEARCHED_MODEL_TTL_SECONDS:
+        decided = (now, await searched_model(session, company_id, embedders.current.model))
+        embedders.searched[company_id] = decided
+    # an older model this process cannot run (an API no longer configured): the current one
+    return embedders.of(decided[1]) or embedders.current
 
 
 def _filters(company_id: uuid.UUID, filters: SearchFilters) -> list[ColumnElement[bool]]:
@@ -139,6 +183,12 @@ async def semantic_ranking(
     return sorted(((r[0], 1.0 - float(r[1])) for r in rows), key=lambda r: -r[1])
 
 
+def _tsquery(q: str) -> ColumnElement[Any]:
+    """A web-search-style query ("a b", -c, or) matched as written or without accents."""
+    first, second = (func.websearch_to_tsquery(literal_column(f"'{c}'"), q) for c in TEXT_SEARCH)
+    return first.op("||")(second)
+
+
 async def keyword_ranking(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -147,7 +197,7 @@ async def keyword_ranking(
     limit: int,
 ) -> list[tuple[uuid.UUID, float]]:
     """(message id, ts_rank_cd), best first, for a web-search-style query ("a b", -c, or)."""
-    tsquery = func.websearch_to_tsquery(literal_column("'simple'"), q)
+    tsquery = _tsquery(q)
     rank = func.ts_rank_cd(BODY_TSVECTOR, tsquery)
     query = (
         select(col(Message.id), rank.label("rank"))
@@ -184,7 +234,7 @@ async def search_messages(
     semantic: list[tuple[uuid.UUID, float]] = []
     keyword: list[tuple[uuid.UUID, float]] = []
     if mode in ("semantic", "hybrid"):
-        [vector] = await embedder.embed([q])
+        vector = await embedder.embed_query(q)
         await use_ef_search(session, ef_search)
         semantic = await semantic_ranking(
             session, company_id, embedder.model, vector, filters, candidates
@@ -206,9 +256,9 @@ async def _hits(
 ) -> list[SearchHit]:
     if not ranked:
         return []
-    tsquery = func.websearch_to_tsquery(literal_column("'simple'"), q)
+    tsquery = _tsquery(q)
     snippet = func.ts_headline(
-        literal_column("'simple'"),
+        literal_column(f"'{TEXT_SEARCH[1]}'"),
         func.coalesce(col(Message.body), col(Message.media)["caption"].astext, ""),
         tsquery,
         HEADLINE_OPTIONS,
@@ -295,7 +345,7 @@ async def related_messages(
     text or a vector from ``embedder``, except ``exclude_ids`` (say, the recent ones already in
     the context), most similar first."""
     if isinstance(text_or_vector, str):
-        [vector] = await embedder.embed([text_or_vector])
+        vector = await embedder.embed_query(text_or_vector)
     else:
         vector = list(text_or_vector)
     query = nearest_query(company_id, embedder.model, vector, k).where(

@@ -21,6 +21,7 @@ from zapflow.services.permissions import Permission
 from zapflow.services.search import (
     SearchFilters,
     SearchMode,
+    search_embedder,
     search_messages,
     similar_conversations,
 )
@@ -31,8 +32,12 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def get_embedder(state: StateDep) -> Embedder:
-    return state.embedder
+async def get_embedder(
+    state: StateDep, session: SessionDep, principal: CurrentPrincipal
+) -> Embedder:
+    """The embedder of the model the company's search uses (the previous model's while a new
+    one's re-embed is incomplete)."""
+    return await search_embedder(session, state.embedders, principal.company_id)
 
 
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
