@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
-from zapflow.services.events import Event, publish_outbox, stage
+from zapflow.services.events import Event, stage
 from zapflow.services.inbox import INBOX_CHANNEL
 from zapflow.services.messages import StatusOutcome, apply_status, message_status_event
 from zapflow.temporal import conversation_input, conversation_search_attributes
@@ -192,9 +192,7 @@ class InboxRelay:
             for row in others:
                 await self._apply(session, row, outcome)
             await _finish(session, outcome)
-            event_ids = await stage(session, outcome.events)
-        if event_ids:
-            await publish_outbox(self._sessions, self._redis, event_ids)
+            await stage(session, outcome.events)
         self._count_relayed(rows, {*outcome.done, *outcome.given_up})
         return len(rows)
 

@@ -29,13 +29,12 @@ from zapflow.api.deps import (
     SettingsDep,
     StateDep,
     TemporalDep,
-    after_commit,
 )
 from zapflow.api.paging import Cursor, CursorPage, Limit
 from zapflow.api.validation import unstorable_error, unstorable_fields
 from zapflow.cache import Cache
 from zapflow.config import Settings
-from zapflow.db import transaction
+from zapflow.db import after_commit, transaction
 from zapflow.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, ZapflowError
 from zapflow.flows import limits
 from zapflow.flows.graph import mermaid
