@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +46,11 @@ INSTANCE_ID = SearchAttributeKey.for_keyword("InstanceId")
 CONTACT_PHONE = SearchAttributeKey.for_keyword("ContactPhone")
 FLOW_ID = SearchAttributeKey.for_keyword("FlowId")
 FLOW_VERSION = SearchAttributeKey.for_int("FlowVersion")
+
+
+def run_workflow_id(run_id: uuid.UUID | str) -> str:
+    """A flow run's workflow id (a conversation's is ``ConversationRef.workflow_id``)."""
+    return f"flow-run/{run_id}"
 
 
 # One cache of pydantic type adapters for the process. The SDK builds a new payload converter for

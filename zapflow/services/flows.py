@@ -53,16 +53,13 @@ from zapflow.services.agent_inbox import assign_conversation, change_conversatio
 from zapflow.services.events import Event, stage
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
+from zapflow.temporal import run_workflow_id
 
 log = logging.getLogger(__name__)
 ACTIVE = (FlowRunStatus.RUNNING, FlowRunStatus.WAITING)
 FINISHED = {FlowRunStatus.COMPLETED, FlowRunStatus.FAILED, FlowRunStatus.CANCELLED}
 ORPHAN_AGE = timedelta(minutes=1)
 CONTACT_FIELDS = ("name", "phone_number", "email", "tags", "custom_fields")
-
-
-def run_workflow_id(run_id: uuid.UUID | str) -> str:
-    return f"flow-run/{run_id}"
 
 
 # --- definitions and versions ----------------------------------------------------------------
