@@ -25,6 +25,7 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from zapflow.config import Settings
 from zapflow.whatsapp import jid as jids
@@ -46,6 +47,12 @@ INSTANCE_ID = SearchAttributeKey.for_keyword("InstanceId")
 CONTACT_PHONE = SearchAttributeKey.for_keyword("ContactPhone")
 FLOW_ID = SearchAttributeKey.for_keyword("FlowId")
 FLOW_VERSION = SearchAttributeKey.for_int("FlowVersion")
+
+
+def workflow_gone(exc: RPCError) -> bool:
+    """A workflow signalled or queried was never started or has closed: Temporal answers both
+    with NOT_FOUND (anything else is Temporal being unavailable or refusing)."""
+    return exc.status == RPCStatusCode.NOT_FOUND
 
 
 def run_workflow_id(run_id: uuid.UUID | str) -> str:

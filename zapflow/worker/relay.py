@@ -29,7 +29,7 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, listen_forever, transaction
@@ -37,7 +37,11 @@ from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
 from zapflow.services.events import Event, stage
 from zapflow.services.inbox import INBOX_CHANNEL
 from zapflow.services.messages import StatusOutcome, apply_status, message_status_event
-from zapflow.temporal import conversation_input, conversation_search_attributes
+from zapflow.temporal import (
+    conversation_input,
+    conversation_search_attributes,
+    workflow_gone,
+)
 from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
@@ -274,7 +278,7 @@ class InboxRelay:
                 await handle.signal(signal, args=args, rpc_timeout=SIGNAL_RPC_TIMEOUT)
                 return
             except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
+                if not workflow_gone(exc):
                     raise
         await self._temporal.start_workflow(
             ConversationWorkflow.run,

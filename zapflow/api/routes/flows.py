@@ -50,7 +50,7 @@ from zapflow.flows.starter import start_in_conversation
 from zapflow.models import Flow, FlowRunStatus, FlowStatus
 from zapflow.services import flows as service
 from zapflow.services.permissions import Permission
-from zapflow.temporal import TemporalConnection
+from zapflow.temporal import TemporalConnection, workflow_gone
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.inputs import ConversationRef, FlowStart
 
@@ -496,7 +496,7 @@ async def cancel_run(
         client = await temporal.get()
         await client.get_workflow_handle(run.workflow_id).signal(FlowWorkflow.cancel)
     except RPCError as exc:
-        if "not found" not in str(exc).lower() and "completed" not in str(exc).lower():
+        if not workflow_gone(exc):
             raise ServiceUnavailable("Temporal is unavailable; retry the cancel") from None
         # never started, or its workflow is gone
         ended = await service.end_run(session, run.id, FlowRunStatus.CANCELLED, "cancelled")
