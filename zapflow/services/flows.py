@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.cache import Cache
+from zapflow.cache import Cache, forget
 from zapflow.egress import EgressPolicy
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.flows import limits
@@ -139,6 +139,7 @@ async def publish(
     flow.triggers = [t.model_dump(mode="json") for t in definition.triggers]
     flow.updated_at = utc_now()
     await session.flush()
+    forget(session, triggers_cache_key(company_id))
     return version
 
 
@@ -147,6 +148,7 @@ async def archive(session: AsyncSession, flow: Flow) -> None:
     flow.status = FlowStatus.ARCHIVED
     flow.updated_at = utc_now()
     await session.flush()
+    forget(session, triggers_cache_key(flow.company_id))
 
 
 async def page_flows(

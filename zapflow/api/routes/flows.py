@@ -32,7 +32,6 @@ from zapflow.api.deps import (
 )
 from zapflow.api.paging import Cursor, CursorPage, Limit
 from zapflow.api.validation import unstorable_error, unstorable_fields
-from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import after_commit, transaction
 from zapflow.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, ZapflowError
@@ -287,13 +286,12 @@ async def archive_flow(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> Response:
     flow = await service.get_flow(session, principal.company_id, flow_id)
     await service.archive(session, flow)
-    _triggers_changed(session, state.cache, temporal, settings, flow, list(flow.triggers))
+    _triggers_changed(session, temporal, settings, flow, list(flow.triggers))
     return Response(status_code=204)
 
 
@@ -309,7 +307,6 @@ async def publish_flow(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
     temporal: TemporalDep,
     settings: SettingsDep,
     egress: EgressDep,
@@ -320,20 +317,18 @@ async def publish_flow(
     version = await service.publish(
         session, principal.company_id, flow_id, principal.user_id, egress
     )
-    _triggers_changed(session, state.cache, temporal, settings, flow, previous)
+    _triggers_changed(session, temporal, settings, flow, previous)
     return FlowVersionPublic.model_validate(version, from_attributes=True)
 
 
 def _triggers_changed(
     session: AsyncSession,
-    cache: Cache,
     temporal: TemporalConnection,
     settings: Settings,
     flow: Flow,
     previous: list[dict[str, Any]],
 ) -> None:
     triggers = list(flow.triggers) if flow.status == FlowStatus.PUBLISHED else []
-    after_commit(session, lambda: cache.invalidate(service.triggers_cache_key(flow.company_id)))
     if not any(t["type"] in SCHEDULED for t in [*triggers, *previous]):
         return
 
