@@ -88,7 +88,7 @@ async def worker_services(
     ]
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
     if "pipeline" in roles:
-        relay = InboxRelay(settings, sessions, redis, client, metrics)
+        relay = InboxRelay(settings, sessions, client, metrics)
         tasks.append(asyncio.create_task(relay.run(), name="relay"))
         tasks.append(asyncio.create_task(_publish_outbox_forever(sessions, redis), name="outbox"))
     try:

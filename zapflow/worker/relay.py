@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -149,14 +148,12 @@ class InboxRelay:
         self,
         settings: Settings,
         sessions: SessionFactory,
-        redis: Redis,
         temporal: Client,
         metrics: WorkerMetrics,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._sessions = sessions
-        self._redis = redis
         self._temporal = temporal
         self._wake = asyncio.Event()
         self._signals = asyncio.Semaphore(SIGNAL_CONCURRENCY)
