@@ -345,6 +345,41 @@ async def test_http_request_and_ai_reply_take_their_failure_branches(
     assert text == f"200 {run['variables']['remote_id']}"
 
 
+async def test_update_contact_validates_like_the_api_and_drops_the_cached_copy(
+    tenant: Tenant, provider_server: ProviderServer
+) -> None:
+    """The node changes the contact through the API's own operation: an e-mail the API refuses
+    takes the failure branch with its reason and stores nothing; a valid change is read at once
+    through the contact cache (warmed before the run)."""
+    document = {
+        "name": "contact",
+        "start": "bad",
+        "nodes": [
+            {"id": "bad", "type": "update_contact", "email": "not an address", "next": "done",
+             "on_failure": "good"},
+            {"id": "good", "type": "update_contact", "name": "Maria", "email": " M@Example.com ",
+             "custom_fields": {"plan": "pro"}, "next": "done"},
+            {"id": "done", "type": "end"},
+        ],
+    }  # fmt: skip
+    flow_id = await published(tenant.client, document)
+    _, conversation = await new_customer(tenant, provider_server)
+    contact_url = f"/api/v1/contacts/{conversation['contact_id']}"
+    assert (await tenant.client.get(contact_url)).json()["email"] is None  # now cached
+    run = await ended(
+        tenant.client, (await start_run(tenant.client, flow_id, conversation["contact_id"]))["id"]
+    )
+    assert run["status"] == "completed", run
+    failures = [(t["node"], t["error"]) for t in run["transcript"] if t["event"] == "failed"]
+    assert failures == [("bad", "email: not an email address")]
+    contact = (await tenant.client.get(contact_url)).json()
+    assert (contact["name"], contact["email"], contact["custom_fields"]) == (
+        "Maria",
+        "m@example.com",
+        {"plan": "pro"},
+    )
+
+
 async def test_a_failed_run_leaves_a_dead_letter(
     tenant: Tenant, provider_server: ProviderServer
 ) -> None:

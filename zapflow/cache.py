@@ -22,6 +22,9 @@ import orjson
 from prometheus_client import Counter
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from zapflow.db import SessionFactory, after_commit, attach
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +43,20 @@ CACHE_LOOKUPS = Counter(
 )
 
 Loader = Callable[[], Awaitable[Any]]
+CACHE = "cache"  # a session's info: the process's cache, invalidated after its commit
+
+
+def invalidate_on_commit(sessions: SessionFactory, cache: Cache) -> None:
+    """Sessions of ``sessions`` invalidate ``cache`` for what ``forget`` was told."""
+    attach(sessions, **{CACHE: cache})
+
+
+def forget(session: AsyncSession, *keys: str) -> None:
+    """Invalidate ``keys`` once ``session`` commits: earlier, a concurrent read could cache the
+    old value anew. A session without a cache (a script's) has nothing to invalidate."""
+    cache: Cache | None = session.info.get(CACHE)
+    if cache is not None and keys:
+        after_commit(session, lambda: cache.invalidate(*keys))
 
 
 def cache_name(key: str) -> str:

@@ -1,11 +1,11 @@
-"""Async engine and session factory (asyncpg); LISTEN for a queue's wake-ups; a bare asyncpg
-pool for the hottest statements."""
+"""Async engine and session factory (asyncpg); after-commit callbacks; LISTEN for a queue's
+wake-ups; a bare asyncpg pool for the hottest statements."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -55,11 +55,37 @@ def session_factory(engine: AsyncEngine) -> SessionFactory:
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
 
 
+def attach(factory: SessionFactory, **info: Any) -> None:
+    """Give every session ``factory`` opens from now on these ``info`` entries (the process's
+    cache, its outbox publisher), for the after-commit effects of the operations it runs."""
+    factory.configure(info={**factory.kw.get("info", {}), **info})
+
+
+AFTER_COMMIT = "after_commit"
+
+
+def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
+    """Run ``callback`` once ``session``'s transaction has committed (``transaction`` and the
+    API's request session both do): a domain operation registers its own effects (a cache
+    invalidation, publishing the events it staged) so that no caller has to remember them, and
+    none happens for a change that rolled back."""
+    session.info.setdefault(AFTER_COMMIT, []).append(callback)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    """The callbacks registered on ``session``, in order; call it right after the commit."""
+    for callback in session.info.pop(AFTER_COMMIT, []):
+        await callback()
+
+
 @asynccontextmanager
 async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
-    """A session that commits when the block succeeds and rolls back when it raises."""
-    async with factory() as session, session.begin():
-        yield session
+    """A session that commits when the block succeeds and rolls back when it raises; after the
+    commit it runs the callbacks registered with ``after_commit``."""
+    async with factory() as session:
+        async with session.begin():
+            yield session
+        await run_after_commit(session)
 
 
 def driver_dsn(settings: Settings) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -24,6 +25,7 @@ from temporalio.converter import (
     JSONPlainPayloadConverter,
 )
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
+from temporalio.service import RPCError, RPCStatusCode
 
 from zapflow.config import Settings
 from zapflow.whatsapp import jid as jids
@@ -45,6 +47,17 @@ INSTANCE_ID = SearchAttributeKey.for_keyword("InstanceId")
 CONTACT_PHONE = SearchAttributeKey.for_keyword("ContactPhone")
 FLOW_ID = SearchAttributeKey.for_keyword("FlowId")
 FLOW_VERSION = SearchAttributeKey.for_int("FlowVersion")
+
+
+def workflow_gone(exc: RPCError) -> bool:
+    """A workflow signalled or queried was never started or has closed: Temporal answers both
+    with NOT_FOUND (anything else is Temporal being unavailable or refusing)."""
+    return exc.status == RPCStatusCode.NOT_FOUND
+
+
+def run_workflow_id(run_id: uuid.UUID | str) -> str:
+    """A flow run's workflow id (a conversation's is ``ConversationRef.workflow_id``)."""
+    return f"flow-run/{run_id}"
 
 
 # One cache of pydantic type adapters for the process. The SDK builds a new payload converter for

@@ -10,7 +10,6 @@ from typing import Any
 import openai
 import orjson
 from openai.types.chat import ChatCompletionMessage
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -20,7 +19,6 @@ from zapflow.db import SessionFactory, transaction
 from zapflow.embeddings import Embedder
 from zapflow.models import Company, Conversation
 from zapflow.services import ai_agent
-from zapflow.services.events import publish_outbox
 from zapflow.services.queries import conversation_of_chat
 from zapflow.workflows.inputs import (
     AICompleteInput,
@@ -85,12 +83,10 @@ class AIActivities:
     def __init__(
         self,
         sessions: SessionFactory,
-        redis: Redis,
         settings: Settings,
         embedder: Embedder | None = None,
     ) -> None:
         self._sessions = sessions
-        self._redis = redis
         self._embedder = embedder
         self._model = ChatModel(settings)
 
@@ -132,7 +128,6 @@ class AIActivities:
             ) as exc:
                 log.warning("AI tool call refused", extra={"tool": call.name, "error": str(exc)})
                 return AIToolResult(f"error: {exc}")
-        await publish_outbox(self._sessions, self._redis)
         return AIToolResult(content, stop)
 
     @activity.defn
@@ -142,7 +137,6 @@ class AIActivities:
             message = None
             if found is not None:
                 message = await ai_agent.send_reply(session, found[0], input.text, input.client_id)
-        await publish_outbox(self._sessions, self._redis)
         return AISendResult(str(message.id) if message else None)
 
     @activity.defn

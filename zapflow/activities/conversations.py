@@ -1,5 +1,6 @@
-"""Activities that persist a conversation's inbound messages and announce them (and drop the
-cached copy of a contact they changed), and the dead letter of a batch that cannot be stored."""
+"""Activities that persist a conversation's inbound messages (the services stage their events
+and invalidate a changed contact's cached copy after the commit), and the dead letter of a batch
+that cannot be stored."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import logging
 import time
 import uuid
 
-from redis.asyncio import Redis
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
@@ -19,14 +19,12 @@ from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import DeadLetter, DeadLetterKind
 from zapflow.services import ai_agent, followups
-from zapflow.services.contacts import forget_contacts
 from zapflow.services.conversations import (
     InboxDelivery,
     PersistResult,
     persist_inbound,
     read_inbound,
 )
-from zapflow.services.events import publish_outbox
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.inputs import (
     FlowRouteInput,
@@ -47,17 +45,13 @@ class ConversationActivities:
     def __init__(
         self,
         sessions: SessionFactory,
-        redis: Redis,
-        cache: Cache,
+        flow_cache: Cache,
         metrics: WorkerMetrics,
         ai_available: bool = False,
-        flow_cache: Cache | None = None,
     ) -> None:
         self._ai_available = ai_available  # a model provider is configured
         self._sessions = sessions
-        self._redis = redis
-        self._cache = cache
-        self._flow_cache = flow_cache or cache  # published flows' triggers
+        self._flow_cache = flow_cache  # published flows' triggers
         self._metrics = metrics
 
     @activity.defn
@@ -76,7 +70,7 @@ class ConversationActivities:
 
     async def _persist(self, input: PersistInboundInput) -> PersistInboundResult:
         """One transaction: read the inbox rows, store the messages, cancel follow-ups, decide the
-        AI's debounce and the flow routing; then publish the events."""
+        AI's debounce and the flow routing (its events are published after the commit)."""
         ref = input.ref
         async with transaction(self._sessions) as session:
             deliveries = await read_inbound(session, input.inbox_ids) if input.inbox_ids else []
@@ -98,11 +92,6 @@ class ConversationActivities:
             if result.new_inbound and self._ai_available:
                 ai_delay = await ai_agent.reply_delay(session, result.conversation_id)
             flow = await self._route(session, input, result, deliveries)
-        if result.contact_changed:  # before the events: who hears of them reads the new contact
-            await forget_contacts(self._cache, [result.contact_id])
-        await publish_outbox(self._sessions, self._redis, result.event_ids)
-        if cancelled or ai_delay is not None or (flow and flow.start):  # events they staged
-            await publish_outbox(self._sessions, self._redis)
         received = [*input.received_at.values(), *(d.received_at for d in deliveries)]
         self._observe_latency(received, result.new_message_ids)
         log.info(

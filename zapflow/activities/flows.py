@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import orjson
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -27,8 +26,7 @@ from zapflow.embeddings import Embedder
 from zapflow.errors import ZapflowError
 from zapflow.models import Company, Conversation, MessageSender
 from zapflow.services import ai_agent, flows
-from zapflow.services.contacts import add_tag, forget_contacts, remove_tag
-from zapflow.services.events import Event, publish_outbox, stage
+from zapflow.services.contacts import add_tag, remove_tag
 from zapflow.services.outbound import OutboundContent, queue_outbound
 from zapflow.workflows.inputs import (
     FlowActionInput,
@@ -55,15 +53,13 @@ class FlowActivities:
     def __init__(
         self,
         sessions: SessionFactory,
-        redis: Redis,
         cache: Cache,
         egress: Egress,
         model: ChatModel,
         embedder: Embedder | None = None,
     ) -> None:
         self._sessions = sessions
-        self._redis = redis
-        self._cache = cache
+        self._cache = cache  # published flows' triggers
         self._egress = egress
         self._model = model  # the AI agent's, for ai_reply
         self._embedder = embedder
@@ -91,7 +87,6 @@ class FlowActivities:
                 )
         except ZapflowError as exc:
             raise _permanent(exc.message) from None
-        await publish_outbox(self._sessions, self._redis)
 
     @activity.defn
     async def act(self, input: FlowActionInput) -> dict[str, Any]:
@@ -99,35 +94,33 @@ class FlowActivities:
         try:
             async with transaction(self._sessions) as session:
                 run = await flows.load_run(session, uuid.UUID(input.run_id))
-                result, events = await self._apply(session, run, input.action, input.params)
-                await stage(session, events)
+                return await self._apply(session, run, input.action, input.params)
         except ZapflowError as exc:
             raise _permanent(exc.message) from None
-        if input.action in ("tag", "untag", "update_contact"):
-            await forget_contacts(self._cache, [run.contact_id])
-        await publish_outbox(self._sessions, self._redis)
-        return result
 
     async def _apply(
         self, session: Any, run: Any, action: str, params: dict[str, Any]
-    ) -> tuple[dict[str, Any], list[Event]]:
+    ) -> dict[str, Any]:
+        """The change through its service, which stages its events and invalidates what it
+        changed after the commit."""
         if action == "tag":
             await add_tag(session, run.company_id, run.contact_id, params["tag"])
-            return {}, []
+            return {}
         if action == "untag":
             await remove_tag(session, run.company_id, run.contact_id, params["tag"])
-            return {}, []
+            return {}
         if action == "update_contact":
             contact = await flows.update_contact(session, run, params)
-            return {"contact": flows.contact_fields(contact)}, []
+            return {"contact": flows.contact_fields(contact)}
         if action == "create_deal":
-            deal, event = await flows.create_deal(session, run, params)
-            return {"deal_id": str(deal.id)}, [event]
+            deal = await flows.create_deal(session, run, params)
+            return {"deal_id": str(deal.id)}
         if action == "move_deal":
-            moved = await flows.move_deal(session, run, params)
-            return {}, [moved] if moved else []
+            await flows.move_deal(session, run, params)
+            return {}
         if action == "handoff":
-            return {}, [await flows.handoff(session, run, params)]
+            await flows.handoff(session, run, params)
+            return {}
         raise _permanent(f"unknown action {action!r}")
 
     @activity.defn
@@ -197,7 +190,6 @@ class FlowActivities:
         )
         async with transaction(self._sessions) as session:
             await flows.mirror_run(session, uuid.UUID(input.run_id), mirror)
-        await publish_outbox(self._sessions, self._redis)
 
     @activity.defn
     async def route_inbound(self, input: FlowRouteInput) -> FlowRouteResult:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import uuid
 
-from redis.asyncio import Redis
 from temporalio import activity
 
 from zapflow.db import SessionFactory, transaction
 from zapflow.services import followups
-from zapflow.services.events import publish_outbox
 from zapflow.services.queries import conversation_of_chat
 from zapflow.workflows.inputs import (
     FireFollowUpInput,
@@ -22,9 +20,8 @@ from zapflow.workflows.inputs import (
 
 
 class FollowUpActivities:
-    def __init__(self, sessions: SessionFactory, redis: Redis) -> None:
+    def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
-        self._redis = redis
 
     @activity.defn
     async def load_followups(self, input: LoadFollowUpsInput) -> LoadFollowUpsResult:
@@ -42,5 +39,4 @@ class FollowUpActivities:
     async def fire_followup(self, input: FireFollowUpInput) -> FireFollowUpResult:
         async with transaction(self._sessions) as session:
             message_id = await followups.fire(session, uuid.UUID(input.followup_id))
-        await publish_outbox(self._sessions, self._redis)
         return FireFollowUpResult(str(message_id) if message_id else None)

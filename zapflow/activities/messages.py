@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 
 import httpx
-from redis.asyncio import Redis
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -20,7 +19,6 @@ from zapflow.errors import ZapflowError
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import WhatsAppProvider
 from zapflow.services import followups, outbound
-from zapflow.services.events import publish_outbox
 from zapflow.whatsapp import ProviderError, client_for
 from zapflow.whatsapp.types import OutboundMessage, SendResult
 from zapflow.workflows.inputs import SendFailedInput, SendMessageInput, SendMessageResult
@@ -39,13 +37,11 @@ class MessageActivities:
     def __init__(
         self,
         sessions: SessionFactory,
-        redis: Redis,
         http: httpx.AsyncClient,
         egress: Egress,
         settings: Settings,
     ) -> None:
         self._sessions = sessions
-        self._redis = redis
         self._http = http
         self._egress = egress
         self._settings = settings
@@ -85,7 +81,6 @@ class MessageActivities:
         async with transaction(self._sessions) as session:
             message = await outbound.record_sent(session, message_id, result.provider_message_id)
             await followups.message_sent(session, message)
-        await publish_outbox(self._sessions, self._redis)
         log.info(
             "message sent",
             extra={
@@ -157,7 +152,6 @@ class MessageActivities:
                 session, uuid.UUID(input.message_id), dict(input.error), input.attempts
             )
             await followups.message_failed(session, message, str(input.error.get("message")))
-        await publish_outbox(self._sessions, self._redis)
 
 
 def _error_dict(exc: ProviderError) -> dict[str, object]:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import BackgroundTasks, Depends, Request, params
+from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,10 +13,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from zapflow.api.ratelimit import enforce as enforce_rate_limit
 from zapflow.api.state import AppState
 from zapflow.config import Settings
+from zapflow.db import run_after_commit
 from zapflow.egress import EgressPolicy, egress_policy
 from zapflow.errors import Forbidden
 from zapflow.services.auth import Principal
-from zapflow.services.events import Event, publish_outbox, stage
+from zapflow.services.events import Event, stage
 from zapflow.services.permissions import Permission
 from zapflow.temporal import TemporalConnection
 
@@ -29,14 +30,6 @@ async def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
-AFTER_COMMIT = "after_commit"
-
-
-def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
-    """Run ``callback`` once the request's transaction has committed (before the response)."""
-    session.info.setdefault(AFTER_COMMIT, []).append(callback)
-
-
 async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
     async with state.sessions() as session:
         try:
@@ -45,8 +38,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
-        for callback in session.info.pop(AFTER_COMMIT, []):
-            await callback()
+        await run_after_commit(session)  # before the response: see SessionDep
 
 
 async def get_settings_dep(state: StateDep) -> Settings:
@@ -123,23 +115,19 @@ def Requires(permission: Permission) -> params.Depends:
 
 
 class EventPublisher:
-    """Stages live events in the request's transaction; publishes them once the response is out
-    (after the commit), so a client never hears of a change it cannot read yet."""
+    """Stages live events in the request's transaction; the session publishes them after its
+    commit (``events.publish_on_commit``), before the response, so a client never hears of a
+    change it cannot read yet."""
 
-    def __init__(self, session: AsyncSession, state: AppState, background: BackgroundTasks) -> None:
+    def __init__(self, session: AsyncSession) -> None:
         self._session = session
-        self._state = state
-        self._background = background
 
     async def emit(self, *events: Event) -> None:
-        ids = await stage(self._session, events)
-        self._background.add_task(publish_outbox, self._state.sessions, self._state.redis, ids)
+        await stage(self._session, events)
 
 
-async def get_publisher(
-    session: SessionDep, state: StateDep, background: BackgroundTasks
-) -> EventPublisher:
-    return EventPublisher(session, state, background)
+async def get_publisher(session: SessionDep) -> EventPublisher:
+    return EventPublisher(session)
 
 
 PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from zapflow.api.readiness import Readiness
 from zapflow.api.stream_hub import StreamHub
-from zapflow.cache import Cache
+from zapflow.cache import Cache, invalidate_on_commit
 from zapflow.config import Settings
 from zapflow.db import (
     DriverReads,
@@ -22,6 +22,7 @@ from zapflow.db import (
 from zapflow.embeddings import Embedders
 from zapflow.redis import create_redis
 from zapflow.services.auth import Authenticator
+from zapflow.services.events import publish_on_commit
 from zapflow.services.instances import WebhookInstances
 from zapflow.temporal import TemporalConnection
 
@@ -49,10 +50,13 @@ class AppState:
         redis = create_redis(settings)
         driver_pool = create_driver_pool(settings)
         cache = Cache(redis)
+        sessions = session_factory(engine)
+        invalidate_on_commit(sessions, cache)
+        publish_on_commit(sessions, redis)
         return cls(
             settings=settings,
             engine=engine,
-            sessions=session_factory(engine),
+            sessions=sessions,
             driver_pool=driver_pool,
             reads=DriverReads(driver_pool, engine.dialect),
             redis=redis,

@@ -23,7 +23,6 @@ from temporalio.common import MetricMeter
 from zapflow.bench.api_floor import serve
 from zapflow.config import load_settings
 from zapflow.db import create_engine, session_factory
-from zapflow.redis import create_redis
 from zapflow.temporal import connect
 from zapflow.whatsapp import cloud
 from zapflow.whatsapp.errors import MalformedPayload
@@ -39,13 +38,11 @@ def create_app(company_id: str, instance_id: str, app_secret: str) -> Starlette:
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         settings = load_settings()
-        engine = create_engine(settings, pool_size=1)  # the relay's constructor wants them
-        redis = create_redis(settings)
+        engine = create_engine(settings, pool_size=1)  # the relay's constructor wants it
         temporal = await connect(settings)
         metrics = WorkerMetrics(MetricMeter.noop)
-        relay.append(InboxRelay(settings, session_factory(engine), redis, temporal, metrics))
+        relay.append(InboxRelay(settings, session_factory(engine), temporal, metrics))
         yield
-        await redis.aclose()
         await engine.dispose()
 
     async def webhook(request: Request) -> JSONResponse:

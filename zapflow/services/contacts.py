@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from zapflow.cache import Cache
+from zapflow.cache import Cache, forget
 from zapflow.db import SessionFactory
 from zapflow.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from zapflow.models import Contact
@@ -191,6 +191,16 @@ class ContactUpdate(BaseModel):
         return changes
 
 
+def parse_update(fields: dict[str, Any]) -> ContactUpdate:
+    """``fields`` validated as the API validates a PATCH body (for callers that are not the
+    API, like a flow's node); a refusal names the field."""
+    try:
+        return ContactUpdate.model_validate(fields)
+    except PydanticValidationError as exc:
+        error = exc.errors()[0]
+        raise Unprocessable(f"{_loc(error['loc'])}: {_message(error['msg'])}") from None
+
+
 # --- reads -----------------------------------------------------------------------------------
 
 
@@ -294,11 +304,12 @@ async def cached_contact(
     return row
 
 
-async def forget_contacts(cache: Cache, contact_ids: Sequence[uuid.UUID]) -> None:
-    """Drops the contacts' cached copies everywhere; call it once their change is committed."""
+def forget_contacts(session: AsyncSession, contact_ids: Sequence[uuid.UUID]) -> None:
+    """Drops the contacts' cached copies everywhere once ``session``'s change is committed;
+    every write of a contact here does it for its own."""
     keys = [contact_cache_key(contact_id) for contact_id in contact_ids]
     for start in range(0, len(keys), INVALIDATE_CHUNK):
-        await cache.invalidate(*keys[start : start + INVALIDATE_CHUNK])
+        forget(session, *keys[start : start + INVALIDATE_CHUNK])
 
 
 # --- writes ----------------------------------------------------------------------------------
@@ -345,6 +356,7 @@ async def update_contact(
             await session.flush()
     except IntegrityError:  # the (company, phone) unique index: another contact has it
         raise await _phone_taken(session, company_id, changes["phone_number"]) from None
+    forget_contacts(session, [contact_id])
     return contact
 
 
@@ -359,6 +371,7 @@ async def delete_contact(
     )
     if (await session.execute(statement)).scalar_one_or_none() is None:
         raise NotFound("contact not found")
+    forget_contacts(session, [contact_id])
 
 
 def _has_tag(tag: str) -> ColumnElement[bool]:
@@ -383,6 +396,7 @@ async def add_tag(
     )
     contact = (await session.execute(statement)).scalar_one_or_none()
     if contact is not None:
+        forget_contacts(session, [contact_id])
         return contact
     contact = await get_contact(session, company_id, contact_id)
     if tag not in contact.tags:
@@ -401,6 +415,8 @@ async def remove_tag(
     )
     if (await session.execute(statement)).scalar_one_or_none() is None:
         await get_contact(session, company_id, contact_id)  # 404, or the tag was not there
+    else:
+        forget_contacts(session, [contact_id])
 
 
 # --- CSV import ------------------------------------------------------------------------------
@@ -618,10 +634,10 @@ def _check_header(header: list[str]) -> None:
 
 async def import_contacts(
     session: AsyncSession, company_id: uuid.UUID, spool: IO[bytes], mode: ImportMode
-) -> tuple[ImportReport, list[uuid.UUID]]:
+) -> ImportReport:
     """Upserts the file's contacts by phone in batches; bad rows are reported, never fatal.
-    Parsing runs in a thread, so a large file does not stall the event loop. Returns the report
-    and the ids of the existing contacts it updated (to invalidate once committed)."""
+    Parsing runs in a thread, so a large file does not stall the event loop. The existing
+    contacts it updated are invalidated once committed."""
     report = ImportReport()
     updated: list[uuid.UUID] = []
     rows = await asyncio.to_thread(_open_rows, spool)
@@ -629,7 +645,8 @@ async def import_contacts(
         batch = await asyncio.to_thread(rows.next_batch, report)
         if batch:
             updated += await _upsert(session, company_id, batch, mode, report)
-    return report, updated
+    forget_contacts(session, updated)
+    return report
 
 
 async def _upsert(

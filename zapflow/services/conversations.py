@@ -30,6 +30,7 @@ from zapflow.models import (
     utc_now,
 )
 from zapflow.schemas import ConversationSummary, MessagePublic
+from zapflow.services.contacts import forget_contacts
 from zapflow.services.events import Event, stage
 from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.types import InboundMessage, event_from_dict
@@ -69,10 +70,8 @@ class ResolvedContact:
 class PersistResult:
     conversation_id: uuid.UUID
     contact_id: uuid.UUID
-    contact_changed: bool
     new_message_ids: list[uuid.UUID]
     new_inbound: int
-    event_ids: list[int]
 
 
 @dataclass(frozen=True)
@@ -313,6 +312,8 @@ async def persist_inbound(
 ) -> PersistResult:
     identity = Identity.of_chat(remote_jid, messages)
     contact = await resolve_identity(session, company_id, identity)
+    if contact.changed:  # before the events' publishing: who hears of them reads the new contact
+        forget_contacts(session, [contact.id])
     conversation_id = await upsert_conversation(
         session,
         company_id,
@@ -327,11 +328,10 @@ async def persist_inbound(
     if new:
         conversation = await bump_conversation(session, conversation_id, new)
         events = [*map(message_created, new), conversation_updated(conversation)]
+    await stage(session, events)
     return PersistResult(
         conversation_id=conversation_id,
         contact_id=contact.id,
-        contact_changed=contact.changed,
         new_message_ids=[m.id for m in new],
         new_inbound=sum(m.direction == MessageDirection.INBOUND for m in new),
-        event_ids=await stage(session, events),
     )

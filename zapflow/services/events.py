@@ -1,8 +1,11 @@
 """Live events: staged in Postgres with the data they describe, then published to Redis Streams.
 
 An event is written to ``event_outbox`` in the same transaction as the change it announces, and
-published to the company's capped Redis stream after commit. If Redis is down the rows stay and
-the worker's outbox publisher sends them when it returns, so nothing stored goes unannounced.
+published to the company's capped Redis stream after commit: ``stage`` registers that with
+``db.after_commit`` on a session whose factory was set up by ``publish_on_commit`` (the API's and
+the worker's), so the operation that stages an event owns its publishing too. If Redis is down
+the rows stay and the worker's outbox publisher sends them when it returns, so nothing stored
+goes unannounced.
 SSE clients read the stream, resuming from ``Last-Event-ID``.
 """
 
@@ -12,6 +15,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import orjson
@@ -21,10 +25,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.db import SessionFactory
+from zapflow.db import SessionFactory, after_commit, attach
 from zapflow.models import EventOutbox, utc_now
 
 STREAM_MAXLEN = 20_000
+PUBLISH = "publish_outbox"  # a session's info: publishes outbox ids after its commit
+
+
+def publish_on_commit(sessions: SessionFactory, redis: Redis) -> None:
+    """Every session ``sessions`` opens from now on publishes the events it stages once it
+    commits (a session without it leaves them to the worker's background publisher)."""
+    attach(sessions, **{PUBLISH: partial(publish_outbox, sessions, redis)})
 
 
 def stream_key(company_id: uuid.UUID | str) -> str:
@@ -49,14 +60,19 @@ class Event:
 
 
 async def stage(session: AsyncSession, events: Sequence[Event]) -> list[int]:
-    """Write events to the outbox inside the caller's transaction; returns their outbox ids."""
+    """Write events to the outbox inside the caller's transaction, to be published after its
+    commit (see ``publish_on_commit``); returns their outbox ids."""
     rows = [
         EventOutbox(company_id=e.company_id, event_type=e.type, payload=_jsonable(e.payload()))
         for e in events
     ]
     session.add_all(rows)
     await session.flush()
-    return [row.id for row in rows if row.id is not None]
+    ids = [row.id for row in rows if row.id is not None]
+    publish = session.info.get(PUBLISH)
+    if ids and publish is not None:
+        after_commit(session, partial(publish, ids))
+    return ids
 
 
 def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:

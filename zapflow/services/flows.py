@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.cache import Cache
+from zapflow.cache import Cache, forget
 from zapflow.egress import EgressPolicy
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.flows import limits
@@ -48,21 +48,18 @@ from zapflow.models import (
     Stage,
     utc_now,
 )
-from zapflow.services import deals
+from zapflow.services import contacts, deals
 from zapflow.services.agent_inbox import assign_conversation, change_conversation
 from zapflow.services.events import Event, stage
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
+from zapflow.temporal import run_workflow_id
 
 log = logging.getLogger(__name__)
 ACTIVE = (FlowRunStatus.RUNNING, FlowRunStatus.WAITING)
 FINISHED = {FlowRunStatus.COMPLETED, FlowRunStatus.FAILED, FlowRunStatus.CANCELLED}
 ORPHAN_AGE = timedelta(minutes=1)
 CONTACT_FIELDS = ("name", "phone_number", "email", "tags", "custom_fields")
-
-
-def run_workflow_id(run_id: uuid.UUID | str) -> str:
-    return f"flow-run/{run_id}"
 
 
 # --- definitions and versions ----------------------------------------------------------------
@@ -142,6 +139,7 @@ async def publish(
     flow.triggers = [t.model_dump(mode="json") for t in definition.triggers]
     flow.updated_at = utc_now()
     await session.flush()
+    forget(session, triggers_cache_key(company_id))
     return version
 
 
@@ -150,6 +148,7 @@ async def archive(session: AsyncSession, flow: Flow) -> None:
     flow.status = FlowStatus.ARCHIVED
     flow.updated_at = utc_now()
     await session.flush()
+    forget(session, triggers_cache_key(flow.company_id))
 
 
 async def page_flows(
@@ -609,9 +608,8 @@ def _id_or_name(model: type[Funnel] | type[Stage], ref: str) -> Any:
         return col(model.name) == ref
 
 
-async def create_deal(
-    session: AsyncSession, run: FlowRun, params: dict[str, Any]
-) -> tuple[Deal, Event]:
+async def create_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Deal:
+    """A deal for the run's contact, announced as ``deal.created``."""
     funnel = await _funnel(session, run.company_id, params["funnel"])
     fields: dict[str, Any] = {
         "title": params["title"][:200],
@@ -625,37 +623,42 @@ async def create_deal(
         fields["value"] = Decimal(str(params["value"])).quantize(Decimal("0.01"))
     deal = await deals.create_deal(session, run.company_id, fields, None)
     public = await deals.get_public(session, run.company_id, deal.id)
-    return deal, deals.deal_event("deal.created", run.company_id, public)
+    await stage(session, [deals.deal_event("deal.created", run.company_id, public)])
+    return deal
 
 
-async def move_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Event | None:
+async def move_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> None:
+    """Move the deal named by the node's variable, announced as ``deal.moved`` (unless it was
+    there already)."""
     try:
         deal_id = uuid.UUID(str(params.get("deal_id")))
     except ValueError:
         raise Unprocessable("deal: the run has no deal id in that variable") from None
     deal = await deals.lock_deal(session, run.company_id, deal_id)
     target = await _stage(session, deal.funnel_id, params["stage"])
-    if not await deals.move_deal(session, deal, target.id, None):
-        return None
-    public = await deals.get_public(session, run.company_id, deal.id)
-    return deals.deal_event("deal.moved", run.company_id, public)
+    if await deals.move_deal(session, deal, target.id, None):
+        public = await deals.get_public(session, run.company_id, deal.id)
+        await stage(session, [deals.deal_event("deal.moved", run.company_id, public)])
 
 
 async def update_contact(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Contact:
-    contact = await session.get(Contact, run.contact_id, with_for_update=True)
-    assert contact is not None
+    """The run's contact changed through the API's own operation (its validation, its cache
+    invalidation): a value the API would refuse fails the step, naming the field. Custom fields
+    are merged into the contact's."""
+    fields: dict[str, Any] = {}
     if params.get("name"):
-        contact.name = params["name"][:200]
+        fields["name"] = params["name"][: contacts.MAX_NAME_LENGTH]
     if params.get("email"):
-        contact.email = params["email"].strip().lower()
+        fields["email"] = params["email"]
     if params.get("custom_fields"):
-        contact.custom_fields = {**contact.custom_fields, **params["custom_fields"]}
-    contact.updated_at = utc_now()
-    await session.flush()
-    return contact
+        contact = await session.get(Contact, run.contact_id, with_for_update=True)
+        assert contact is not None
+        fields["custom_fields"] = {**contact.custom_fields, **params["custom_fields"]}
+    data = contacts.parse_update(fields)
+    return await contacts.update_contact(session, run.company_id, run.contact_id, data)
 
 
-async def handoff(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Event:
+async def handoff(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> None:
     """Pause the bot in the conversation, assign it when asked, announce ``flow.handoff``."""
     company_id = run.company_id
     await change_conversation(session, company_id, run.conversation_id, {"is_paused": True})
@@ -670,7 +673,9 @@ async def handoff(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -
         "note": params.get("note"),
         "assigned_user_id": params.get("assign_user_id"),
     }
-    return Event("flow.handoff", company_id, data, conversation_id=run.conversation_id)
+    await stage(
+        session, [Event("flow.handoff", company_id, data, conversation_id=run.conversation_id)]
+    )
 
 
 async def end_run(

@@ -5,8 +5,9 @@ reorder may hold duplicate positions mid-transaction; it only has to be a permut
 Every stage write first locks the funnel row, so two concurrent writers of one funnel's stages
 run one after the other instead of both computing the same positions and failing at commit.
 
-Reads of a funnel's stage list go through the cache (``stages_cache_key``); the routes that
-write stages or the funnel invalidate it after their commit.
+Reads of a funnel's stage list go through the cache (``stages_cache_key``); every write here of
+the stages or the funnel invalidates it after its commit (``cache.forget``), and a stage deleted
+with its deals moved stages their ``deal.moved`` events.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.cache import Cache
+from zapflow.cache import Cache, forget
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import Deal, DealStatus, Funnel, Stage
 from zapflow.schemas import DealPublic
 from zapflow.services import deals
 from zapflow.services.deals import StageTotals
+from zapflow.services.events import stage as stage_events
 from zapflow.services.queries import get_scoped
 
 MAX_STAGES = 50
@@ -139,6 +141,19 @@ async def delete_funnel(session: AsyncSession, funnel: Funnel, *, force: bool) -
                 details={"open_deals": open_deals},
             )
     await session.execute(delete(Funnel).where(col(Funnel.id) == funnel.id))
+    _forget_stages(session, funnel)
+
+
+async def update_funnel(session: AsyncSession, funnel: Funnel, changes: dict[str, Any]) -> None:
+    """Set the given fields (name, description)."""
+    for name, value in changes.items():
+        setattr(funnel, name, value)
+    await session.flush()
+    _forget_stages(session, funnel)
+
+
+def _forget_stages(session: AsyncSession, funnel: Funnel) -> None:
+    forget(session, stages_cache_key(funnel.id))
 
 
 # --- stages ---------------------------------------------------------------------------------------
@@ -187,7 +202,18 @@ async def add_stage(
     stage = _stage_row(funnel, new, position)
     session.add(stage)
     await session.flush()
+    _forget_stages(session, funnel)
     return stage
+
+
+async def update_stage(
+    session: AsyncSession, funnel: Funnel, stage: Stage, changes: dict[str, Any]
+) -> None:
+    """Set the given fields (name, color) of a stage of ``funnel``."""
+    for name, value in changes.items():
+        setattr(stage, name, value)
+    await session.flush()
+    _forget_stages(session, funnel)
 
 
 async def reorder_stages(
@@ -212,6 +238,7 @@ async def reorder_stages(
     for position, stage in enumerate(ordered):
         stage.position = position
     await session.flush()
+    _forget_stages(session, funnel)
     return ordered
 
 
@@ -221,10 +248,10 @@ async def delete_stage(
     stage: Stage,
     move_to: uuid.UUID | None,
     user_id: uuid.UUID | None,
-) -> list[uuid.UUID]:
+) -> None:
     """Delete a stage; its deals (any status) go to ``move_to`` with their moves recorded, and
-    without ``move_to`` a stage holding deals is refused. Returns the moved deals' ids.
-    The funnel must be locked (``lock_funnel``)."""
+    without ``move_to`` a stage holding deals is refused; each deal moved gets its
+    ``deal.moved`` event. The funnel must be locked (``lock_funnel``)."""
     moved: list[uuid.UUID] = []
     if move_to is not None:
         if move_to == stage.id:
@@ -246,7 +273,12 @@ async def delete_stage(
         .where(col(Stage.funnel_id) == funnel.id, col(Stage.position) > position)
         .values(position=col(Stage.position) - 1)
     )
-    return moved
+    _forget_stages(session, funnel)
+    if moved:
+        public = await deals.list_public(session, funnel.company_id, moved)
+        await stage_events(
+            session, [deals.deal_event("deal.moved", funnel.company_id, d) for d in public]
+        )
 
 
 # --- board ----------------------------------------------------------------------------------------

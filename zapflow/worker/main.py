@@ -16,12 +16,13 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from zapflow.cache import Cache, invalidate_on_commit
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
 from zapflow.egress import Egress, egress_policy
 from zapflow.embeddings import create_embedder
 from zapflow.redis import create_redis
-from zapflow.services.events import publish_outbox
+from zapflow.services.events import publish_on_commit, publish_outbox
 from zapflow.temporal import connect, runtime_with_metrics
 from zapflow.whatsapp import provider_http_client
 from zapflow.worker.metrics import ActivityOutcomeInterceptor, WorkerMetrics
@@ -61,6 +62,10 @@ async def worker_services(
     engine = create_engine(settings, pre_ping=False)  # every caller here retries
     sessions = session_factory(engine)
     redis = create_redis(settings)
+    # what the activities' and the relay's operations invalidate and stage, after their commits;
+    # the worker hears no invalidations, so its cache keeps no in-process copies
+    invalidate_on_commit(sessions, Cache(redis, l1_ttl=0))
+    publish_on_commit(sessions, redis)
     http = provider_http_client(settings)
     egress = Egress(egress_policy(settings.egress_allowed))
     embedder = create_embedder(settings)
@@ -83,7 +88,7 @@ async def worker_services(
     ]
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
     if "pipeline" in roles:
-        relay = InboxRelay(settings, sessions, redis, client, metrics)
+        relay = InboxRelay(settings, sessions, client, metrics)
         tasks.append(asyncio.create_task(relay.run(), name="relay"))
         tasks.append(asyncio.create_task(_publish_outbox_forever(sessions, redis), name="outbox"))
     try:

@@ -66,14 +66,12 @@ def registrations(
     # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
     # must trigger at once
     flow_cache = Cache(redis, l1_ttl=0)
-    conversations = ConversationActivities(
-        sessions, redis, Cache(redis), metrics, ai_available, flow_cache
-    )
-    ai = AIActivities(sessions, redis, settings, embedder)
-    messages = MessageActivities(sessions, redis, http, egress, settings)
-    followups = FollowUpActivities(sessions, redis)
+    conversations = ConversationActivities(sessions, flow_cache, metrics, ai_available)
+    ai = AIActivities(sessions, settings, embedder)
+    messages = MessageActivities(sessions, http, egress, settings)
+    followups = FollowUpActivities(sessions)
     embeddings = EmbeddingActivities()
-    flows = FlowActivities(sessions, redis, flow_cache, egress, ChatModel(settings), embedder)
+    flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedder)
     # schedule and deal-stage triggers start runs through the conversations' workflows
     flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)
     # runs started before the roles call the model and tenants' URLs on the messages queue:

@@ -24,20 +24,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from redis.asyncio import Redis
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
-from zapflow.services.events import Event, publish_outbox, stage
+from zapflow.services.events import Event, stage
 from zapflow.services.inbox import INBOX_CHANNEL
 from zapflow.services.messages import StatusOutcome, apply_status, message_status_event
-from zapflow.temporal import conversation_input, conversation_search_attributes
+from zapflow.temporal import (
+    conversation_input,
+    conversation_search_attributes,
+    workflow_gone,
+)
 from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
@@ -145,14 +148,12 @@ class InboxRelay:
         self,
         settings: Settings,
         sessions: SessionFactory,
-        redis: Redis,
         temporal: Client,
         metrics: WorkerMetrics,
     ) -> None:
         self._settings = settings
         self._metrics = metrics
         self._sessions = sessions
-        self._redis = redis
         self._temporal = temporal
         self._wake = asyncio.Event()
         self._signals = asyncio.Semaphore(SIGNAL_CONCURRENCY)
@@ -192,9 +193,7 @@ class InboxRelay:
             for row in others:
                 await self._apply(session, row, outcome)
             await _finish(session, outcome)
-            event_ids = await stage(session, outcome.events)
-        if event_ids:
-            await publish_outbox(self._sessions, self._redis, event_ids)
+            await stage(session, outcome.events)
         self._count_relayed(rows, {*outcome.done, *outcome.given_up})
         return len(rows)
 
@@ -276,7 +275,7 @@ class InboxRelay:
                 await handle.signal(signal, args=args, rpc_timeout=SIGNAL_RPC_TIMEOUT)
                 return
             except RPCError as exc:
-                if exc.status != RPCStatusCode.NOT_FOUND:
+                if not workflow_gone(exc):
                     raise
         await self._temporal.start_workflow(
             ConversationWorkflow.run,

@@ -40,8 +40,7 @@ with workflow.unsafe.imports_passed_through():
         StepFailed,
     )
     from zapflow.flows.language import FlowDefinition
-    from zapflow.services.flows import run_workflow_id
-    from zapflow.temporal import COMPANY_ID, FLOW_ID, FLOW_VERSION
+    from zapflow.temporal import COMPANY_ID, FLOW_ID, FLOW_VERSION, run_workflow_id
     from zapflow.whatsapp.types import InboundMessage
     from zapflow.workflows import policies
     from zapflow.workflows.inputs import (

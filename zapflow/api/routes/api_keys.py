@@ -11,9 +11,10 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep, after_commit
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.api.state import AppState
+from zapflow.db import after_commit
 from zapflow.models import UserRole
 from zapflow.services import auth
 from zapflow.services.permissions import Permission

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep, after_commit
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.state import AppState
 from zapflow.api.validation import NotNull
+from zapflow.db import after_commit
 from zapflow.models import Company
 from zapflow.services import companies as service
 from zapflow.services.ai_agent import AISettings, availability

@@ -4,20 +4,17 @@ The read by id goes through the cache; every write of a contact invalidates it a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from functools import partial
 from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import UploadFile
 
-from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep, after_commit
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.paging import Limit, OffsetPage, fields_param, json_response
-from zapflow.api.state import AppState
 from zapflow.errors import PayloadTooLarge, Unprocessable
 from zapflow.services import contacts
 from zapflow.services.contacts import (
@@ -92,14 +89,6 @@ async def contact_filter(
 
 
 Filter = Annotated[ContactFilter, Depends(contact_filter)]
-
-
-def forget_after_commit(
-    session: AsyncSession, state: AppState, contact_ids: Sequence[uuid.UUID]
-) -> None:
-    """Invalidates the contacts' cached copies once the change is committed: earlier, a
-    concurrent read could cache the old row anew."""
-    after_commit(session, partial(contacts.forget_contacts, state.cache, contact_ids))
 
 
 @router.get(
@@ -227,7 +216,6 @@ async def _spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
 async def import_contacts(
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
     upload: Annotated[IO[bytes], Depends(_spooled_upload)],
     mode: Annotated[
         ImportMode,
@@ -236,8 +224,7 @@ async def import_contacts(
         ),
     ] = "update",
 ) -> ImportReport:
-    report, updated = await contacts.import_contacts(session, principal.company_id, upload, mode)
-    forget_after_commit(session, state, updated)
+    report = await contacts.import_contacts(session, principal.company_id, upload, mode)
     return report
 
 
@@ -273,10 +260,8 @@ async def update_contact(
     body: ContactUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> ContactPublic:
     contact = await contacts.update_contact(session, principal.company_id, contact_id, body)
-    forget_after_commit(session, state, [contact_id])
     return ContactPublic.model_validate(contact)
 
 
@@ -288,10 +273,9 @@ async def update_contact(
     dependencies=[Requires(Permission.CONTACTS_DELETE)],
 )
 async def delete_contact(
-    contact_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, state: StateDep
+    contact_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> Response:
     await contacts.delete_contact(session, principal.company_id, contact_id)
-    forget_after_commit(session, state, [contact_id])
     return Response(status_code=204)
 
 
@@ -307,10 +291,8 @@ async def add_tag(
     body: TagIn,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> ContactPublic:
     contact = await contacts.add_tag(session, principal.company_id, contact_id, body.tag)
-    forget_after_commit(session, state, [contact_id])
     return ContactPublic.model_validate(contact)
 
 
@@ -326,8 +308,6 @@ async def remove_tag(
     tag: str,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> Response:
     await contacts.remove_tag(session, principal.company_id, contact_id, tag.strip().lower())
-    forget_after_commit(session, state, [contact_id])
     return Response(status_code=204)

@@ -29,13 +29,11 @@ from zapflow.api.deps import (
     SettingsDep,
     StateDep,
     TemporalDep,
-    after_commit,
 )
 from zapflow.api.paging import Cursor, CursorPage, Limit
 from zapflow.api.validation import unstorable_error, unstorable_fields
-from zapflow.cache import Cache
 from zapflow.config import Settings
-from zapflow.db import transaction
+from zapflow.db import after_commit, transaction
 from zapflow.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, ZapflowError
 from zapflow.flows import limits
 from zapflow.flows.graph import mermaid
@@ -51,7 +49,7 @@ from zapflow.flows.starter import start_in_conversation
 from zapflow.models import Flow, FlowRunStatus, FlowStatus
 from zapflow.services import flows as service
 from zapflow.services.permissions import Permission
-from zapflow.temporal import TemporalConnection
+from zapflow.temporal import TemporalConnection, workflow_gone
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.inputs import ConversationRef, FlowStart
 
@@ -288,13 +286,12 @@ async def archive_flow(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
     temporal: TemporalDep,
     settings: SettingsDep,
 ) -> Response:
     flow = await service.get_flow(session, principal.company_id, flow_id)
     await service.archive(session, flow)
-    _triggers_changed(session, state.cache, temporal, settings, flow, list(flow.triggers))
+    _triggers_changed(session, temporal, settings, flow, list(flow.triggers))
     return Response(status_code=204)
 
 
@@ -310,7 +307,6 @@ async def publish_flow(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
     temporal: TemporalDep,
     settings: SettingsDep,
     egress: EgressDep,
@@ -321,20 +317,18 @@ async def publish_flow(
     version = await service.publish(
         session, principal.company_id, flow_id, principal.user_id, egress
     )
-    _triggers_changed(session, state.cache, temporal, settings, flow, previous)
+    _triggers_changed(session, temporal, settings, flow, previous)
     return FlowVersionPublic.model_validate(version, from_attributes=True)
 
 
 def _triggers_changed(
     session: AsyncSession,
-    cache: Cache,
     temporal: TemporalConnection,
     settings: Settings,
     flow: Flow,
     previous: list[dict[str, Any]],
 ) -> None:
     triggers = list(flow.triggers) if flow.status == FlowStatus.PUBLISHED else []
-    after_commit(session, lambda: cache.invalidate(service.triggers_cache_key(flow.company_id)))
     if not any(t["type"] in SCHEDULED for t in [*triggers, *previous]):
         return
 
@@ -497,7 +491,7 @@ async def cancel_run(
         client = await temporal.get()
         await client.get_workflow_handle(run.workflow_id).signal(FlowWorkflow.cancel)
     except RPCError as exc:
-        if "not found" not in str(exc).lower() and "completed" not in str(exc).lower():
+        if not workflow_gone(exc):
             raise ServiceUnavailable("Temporal is unavailable; retry the cancel") from None
         # never started, or its workflow is gone
         ended = await service.end_run(session, run.id, FlowRunStatus.CANCELLED, "cancelled")

@@ -1,14 +1,12 @@
 """Funnels: CRUD, their ordered stages (add, rename, recolor, reorder, delete moving deals) and
 the kanban board. Changing a funnel's structure needs an admin key; reading it does not.
-The stage list is read through the cache; every write of the stages or the funnel invalidates
-it after commit."""
+The stage list is read through the cache; the service's writes invalidate it."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -18,18 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.api.deps import (
     CurrentPrincipal,
-    PublisherDep,
     Requires,
     SessionDep,
     StateDep,
-    after_commit,
 )
 from zapflow.api.paging import fields_param, respond, sparse
-from zapflow.api.state import AppState
 from zapflow.api.validation import NotNull
 from zapflow.models import Funnel, Stage
 from zapflow.schemas import DealPublic
-from zapflow.services import deals as deal_service
 from zapflow.services import funnels as service
 from zapflow.services.funnels import MAX_STAGES, NewStage
 from zapflow.services.permissions import Permission
@@ -181,12 +175,6 @@ async def _funnel_public(session: AsyncSession, funnel: Funnel) -> FunnelPublic:
     return to_public(funnel, stages[funnel.id])
 
 
-def forget_stages_after_commit(session: AsyncSession, state: AppState, funnel: Funnel) -> None:
-    """Invalidates the funnel's cached stage list once the change is committed: earlier, a
-    concurrent read could cache the old list anew."""
-    after_commit(session, partial(state.cache.invalidate, service.stages_cache_key(funnel.id)))
-
-
 @router.get(
     "",
     summary="List the funnels with their stages",
@@ -252,13 +240,9 @@ async def update_funnel(
     body: FunnelUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> FunnelPublic:
     funnel = await service.get_funnel(session, principal.company_id, funnel_id)
-    for name, value in body.model_dump(exclude_unset=True).items():
-        setattr(funnel, name, value)
-    await session.flush()
-    forget_stages_after_commit(session, state, funnel)
+    await service.update_funnel(session, funnel, body.model_dump(exclude_unset=True))
     return await _funnel_public(session, funnel)
 
 
@@ -273,12 +257,10 @@ async def delete_funnel(
     funnel_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
     force: Annotated[bool, Query(description="Delete even with open deals (they go too)")] = False,
 ) -> Response:
     funnel = await service.lock_funnel(session, principal.company_id, funnel_id, exclusive=True)
     await service.delete_funnel(session, funnel, force=force)
-    forget_stages_after_commit(session, state, funnel)
     return Response(status_code=204)
 
 
@@ -298,11 +280,9 @@ async def create_stage(
     body: StageCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> StagePublic:
     funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
     stage = await service.add_stage(session, funnel, NewStage(body.name, body.color), body.position)
-    forget_stages_after_commit(session, state, funnel)
     return StagePublic.model_validate(stage)
 
 
@@ -321,11 +301,9 @@ async def reorder_stages(
     body: StageOrder,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> list[StagePublic]:
     funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
     stages = await service.reorder_stages(session, funnel, body.stage_ids)
-    forget_stages_after_commit(session, state, funnel)
     return [StagePublic.model_validate(stage) for stage in stages]
 
 
@@ -342,14 +320,10 @@ async def update_stage(
     body: StageUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> StagePublic:
     funnel = await service.get_funnel(session, principal.company_id, funnel_id)
     stage = await service.get_stage(session, funnel, stage_id)
-    for name, value in body.model_dump(exclude_unset=True).items():
-        setattr(stage, name, value)
-    await session.flush()
-    forget_stages_after_commit(session, state, funnel)
+    await service.update_stage(session, funnel, stage, body.model_dump(exclude_unset=True))
     return StagePublic.model_validate(stage)
 
 
@@ -369,8 +343,6 @@ async def delete_stage(
     stage_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
-    publisher: PublisherDep,
     move_to: Annotated[
         uuid.UUID | None,
         Query(description="Another stage of the funnel: its deals go there (moves recorded)"),
@@ -378,13 +350,7 @@ async def delete_stage(
 ) -> Response:
     funnel = await service.lock_funnel(session, principal.company_id, funnel_id)
     stage = await service.get_stage(session, funnel, stage_id, for_delete=True)
-    moved = await service.delete_stage(session, funnel, stage, move_to, principal.user_id)
-    forget_stages_after_commit(session, state, funnel)
-    if moved:
-        deals = await deal_service.list_public(session, principal.company_id, moved)
-        await publisher.emit(
-            *(deal_service.deal_event("deal.moved", principal.company_id, d) for d in deals)
-        )
+    await service.delete_stage(session, funnel, stage, move_to, principal.user_id)
     return Response(status_code=204)
 
 

@@ -1,0 +1,110 @@
+"""The layering rules, read from the source's imports (no stack needed).
+
+- Workflow modules (``zapflow/workflows/*``) import only workflow-safe code: never services, the
+  database, models, the cache, the API or the worker, not even passed through the sandbox; and
+  activities only inside ``workflow.unsafe.imports_passed_through()`` (to name their methods).
+- Routes call no activities: nothing under ``zapflow/api`` imports ``zapflow.activities``.
+- Services import no routes: nothing under ``zapflow/services`` imports ``zapflow.api``,
+  ``zapflow.activities`` or ``zapflow.worker``.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parent.parent / "zapflow"
+
+NEVER_IN_WORKFLOWS = (
+    "zapflow.services",
+    "zapflow.db",
+    "zapflow.models",
+    "zapflow.cache",
+    "zapflow.redis",
+    "zapflow.api",
+    "zapflow.worker",
+)
+PASSED_THROUGH_ONLY = ("zapflow.activities",)
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+
+
+def _imported(node: ast.Import | ast.ImportFrom, module: str) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:  # relative: resolve against the importing module's package
+        base = module.rsplit(".", node.level)[0]
+        return [f"{base}.{node.module}" if node.module else base]
+    assert node.module is not None
+    # ``from zapflow import services`` imports the package zapflow.services
+    return [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+
+
+def _passes_through(node: ast.With) -> bool:
+    return any(
+        isinstance(item.context_expr, ast.Call)
+        and ast.unparse(item.context_expr.func) == "workflow.unsafe.imports_passed_through"
+        for item in node.items
+    )
+
+
+def imports(path: Path) -> Iterator[tuple[str, int, bool]]:
+    """(imported module, line, inside ``imports_passed_through``) for each import in the file."""
+    module = _module(path)
+
+    def walk(node: ast.AST, passed: bool) -> Iterator[tuple[str, int, bool]]:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Import | ast.ImportFrom):
+                for name in _imported(child, module):
+                    yield name, child.lineno, passed
+            else:
+                inside = passed or (isinstance(child, ast.With) and _passes_through(child))
+                yield from walk(child, inside)
+
+    yield from walk(ast.parse(path.read_text(), str(path)), False)
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _files(folder: str) -> list[Path]:
+    return sorted((PACKAGE / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _files("workflows"), ids=lambda p: p.name)
+def test_workflow_modules_import_only_workflow_safe_code(path: Path) -> None:
+    wrong = [
+        f"{path.name}:{line} imports {name}" + (" (passed through)" if passed else "")
+        for name, line, passed in imports(path)
+        if _within(name, NEVER_IN_WORKFLOWS) or (_within(name, PASSED_THROUGH_ONLY) and not passed)
+    ]
+    assert not wrong
+
+
+def _importing(folder: str, forbidden: tuple[str, ...]) -> list[str]:
+    return [
+        f"{_module(path)}:{line} imports {name}"
+        for path in _files(folder)
+        for name, line, _ in imports(path)
+        if _within(name, forbidden)
+    ]
+
+
+def test_routes_call_no_activities() -> None:
+    assert not _importing("api", ("zapflow.activities",))
+
+
+def test_services_import_no_routes() -> None:
+    assert not _importing("services", ("zapflow.api", "zapflow.activities", "zapflow.worker"))
+
+
+def test_the_reader_tells_passed_through_imports_apart() -> None:
+    found = {name: passed for name, _, passed in imports(PACKAGE / "workflows" / "conversation.py")}
+    assert found["zapflow.activities.messages"] is True
+    assert found["temporalio.workflow"] is False
