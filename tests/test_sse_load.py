@@ -57,7 +57,14 @@ async def test_many_streams_do_not_stall_the_api(
         connected = [asyncio.Event() for _ in range(streams)]
         listeners = [asyncio.create_task(_listen(client, event, wanted)) for event in connected]
         try:
-            await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), 120)
+            try:
+                await asyncio.wait_for(asyncio.gather(*(e.wait() for e in connected)), 120)
+            except TimeoutError:
+                failed = [t.exception() for t in listeners if t.done() and t.exception()]
+                raise AssertionError(
+                    f"{sum(e.is_set() for e in connected)} of {streams} streams connected in"
+                    f" 120 s; listeners that failed: {failed[:3]!r}"
+                ) from None
             started = time.monotonic()
             for path in ("/healthz", "/api/v1/conversations", "/api/v1/contacts"):
                 answer = await client.get(path, timeout=30)

@@ -19,7 +19,12 @@ from zapflow.errors import Unprocessable
 T = TypeVar("T")
 MAX_PAGE = 100
 
+MAX_PAGE_NUMBER = 1_000_000  # times MAX_PAGE, the offset stays far inside a bigint
+
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, at most {MAX_PAGE}")]
+PageNumber = Annotated[
+    int, Query(ge=1, le=MAX_PAGE_NUMBER, description="Page number, from 1 (offset pages)")
+]
 Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page")]
 
 

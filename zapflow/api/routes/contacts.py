@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
-from zapflow.api.paging import Limit, OffsetPage, fields_param, json_response
+from zapflow.api.paging import Limit, OffsetPage, PageNumber, fields_param, json_response
 from zapflow.errors import PayloadTooLarge, Unprocessable
 from zapflow.services import contacts
 from zapflow.services.contacts import (
@@ -30,7 +30,6 @@ from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
-MAX_PAGE_NUMBER = 1_000_000
 UPLOAD_CHUNK = 64 * 1024
 
 
@@ -102,7 +101,7 @@ async def list_contacts(
     session: SessionDep,
     where: Filter,
     fields: ContactFields,
-    page: Annotated[int, Query(ge=1, le=MAX_PAGE_NUMBER, description="1-based page")] = 1,
+    page: PageNumber = 1,
     limit: Limit = 50,
 ) -> Any:
     wanted = [name for name in ContactPublic.model_fields if fields is None or name in fields]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
-from zapflow.api.paging import Limit, OffsetPage
+from zapflow.api.paging import Limit, OffsetPage, PageNumber
 from zapflow.services import tags as service
 from zapflow.services.permissions import Permission
 
@@ -32,7 +32,7 @@ async def list_tags(
     q: Annotated[
         str | None, Query(max_length=100, description="Only tags starting with this (any case)")
     ] = None,
-    page: Annotated[int, Query(ge=1, description="Page number, from 1")] = 1,
+    page: PageNumber = 1,
     limit: Limit = 100,
 ) -> OffsetPage[TagPublic]:
     rows, total = await service.page_tags(session, principal.company_id, q, page, limit)
