@@ -36,7 +36,7 @@ from typing import Any
 import asyncpg
 import psutil
 
-from zapflow.bench.environment import git_state, load_average, machine
+from zapflow.bench.environment import result_header, write_result
 from zapflow.bench.stack import BenchStack, zapflow_command
 from zapflow.config import load_settings
 from zapflow.db import create_engine, session_factory, transaction
@@ -211,13 +211,7 @@ async def trigger_cost(bench: BenchStack, inserts: int, rounds: int) -> dict[str
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    result: dict[str, Any] = {
-        "benchmark": "embeddings_queue",
-        "machine": machine(),
-        "git": git_state(),
-        "load_before": load_average(),
-        "args": vars(args),
-    }
+    result = result_header("embeddings_queue", args)
     bench = BenchStack()
     try:
         bench.start_stack()
@@ -232,7 +226,6 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         print(json.dumps(result["trigger"]), flush=True)
     finally:
         bench.stop()
-    result["load_after"] = load_average()
     return result
 
 
@@ -241,10 +234,7 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=6_000, help="seeded messages to embed")
     parser.add_argument("--inserts", type=int, default=4_000, help="messages per trigger round")
     parser.add_argument("--rounds", type=int, default=3)
-    result = measure(parser.parse_args())
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {RESULT}")
+    write_result(RESULT, measure(parser.parse_args()))
     return 0
 
 

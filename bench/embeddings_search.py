@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import sys
@@ -39,7 +38,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import text
 
-from zapflow.bench.environment import git_state, load_average, machine
+from zapflow.bench.environment import result_header, write_result
 from zapflow.bench.stack import BenchStack
 from zapflow.bench.stats import summarize
 from zapflow.config import load_settings
@@ -255,14 +254,11 @@ def main() -> int:
         "--copy-cosine", type=float, default=0.95, help="a repeated text's vector vs the first's"
     )
     args = parser.parse_args()
-    result: dict[str, Any] = {
-        "benchmark": "embeddings_search",
-        "machine": machine(),
-        "git": git_state(),
-        "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
-        "load_before": load_average(),
-        "args": vars(args),
-    }
+    result = result_header(
+        "embeddings_search",
+        args,
+        openblas_env={k: v for k, v in os.environ.items() if k.startswith("OPENBLAS")},
+    )
     bench = BenchStack()
     try:
         bench.start_stack()
@@ -276,11 +272,7 @@ def main() -> int:
         asyncio.run(measure(bench, args, result))
     finally:
         bench.stop()
-    result["load_after"] = load_average()
-    path = RESULT if args.messages >= 100_000 else RESULT_SMALL
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {path}")
+    write_result(RESULT if args.messages >= 100_000 else RESULT_SMALL, result)
     return 0
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import time
 import uuid
@@ -28,7 +27,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from zapflow.bench.environment import git_state, load_average, machine
+from zapflow.bench.environment import result_header, write_result
 from zapflow.bench.stack import BenchStack
 from zapflow.bench.stats import summarize
 from zapflow.config import load_settings
@@ -126,13 +125,7 @@ def main() -> int:
     parser.add_argument("--contacts", type=int, default=50_000)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    result: dict[str, Any] = {
-        "benchmark": "keyword_search",
-        "machine": machine(),
-        "git": git_state(),
-        "load_before": load_average(),
-        "args": vars(args),
-    }
+    result = result_header("keyword_search", args)
     bench = BenchStack()
     try:
         bench.start_stack()
@@ -147,11 +140,10 @@ def main() -> int:
         )
     finally:
         bench.stop()
-    result["load_after"] = load_average()
-    path = RESULT if args.messages >= 1_000_000 else RESULT.with_name("keyword_search_small.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {path}")
+    write_result(
+        RESULT if args.messages >= 1_000_000 else RESULT.with_name("keyword_search_small.json"),
+        result,
+    )
     return 0
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 from sqlalchemy import select, text
 
-from zapflow.bench.environment import git_state, load_average, machine
+from zapflow.bench.environment import result_header, write_result
 from zapflow.bench.stack import BenchStack
 from zapflow.config import load_settings
 from zapflow.db import SessionFactory, create_engine, session_factory, transaction
@@ -190,12 +190,7 @@ def main() -> int:
     if args.cost:
         print(json.dumps(cost(args.cost)))
         return 0
-    result: dict[str, Any] = {
-        "benchmark": "search_quality",
-        "machine": machine(),
-        "git": git_state(),
-        "load_before": load_average(),
-    }
+    result = result_header("search_quality", args)
     result["cost"] = {
         name: json.loads(
             subprocess.run(
@@ -228,10 +223,7 @@ def main() -> int:
         result["quality"] = asyncio.run(evaluate(bench.database_url, companies))
     finally:
         bench.stop()
-    result["load_after"] = load_average()
-    RESULT.parent.mkdir(parents=True, exist_ok=True)
-    RESULT.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {RESULT}")
+    write_result(RESULT, result)
     return 0
 
 

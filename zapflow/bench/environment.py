@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import subprocess
@@ -55,3 +56,24 @@ def load_average() -> list[float]:
 
 def timestamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def result_header(benchmark: str, args: object, **extra: Any) -> dict[str, Any]:
+    """What a standalone bench script's result starts with: its name, where it ran, the load
+    before it, and its arguments (an ``argparse.Namespace``)."""
+    return {
+        "benchmark": benchmark,
+        "machine": machine(),
+        "git": git_state(),
+        **extra,
+        "load_before": load_average(),
+        "args": vars(args),
+    }
+
+
+def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Record the load after the run and write the result as JSON."""
+    result["load_after"] = load_average()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"written to {path}")
