@@ -20,7 +20,14 @@ from .flow_version import FlowVersion
 from .followup import FollowUp, FollowUpBase, FollowUpStatus
 from .funnel import Funnel, FunnelBase
 from .inbox_event import InboxEvent, InboxEventStatus, InboxEventType
-from .message import Message, MessageDirection, MessageSender, MessageStatus, MessageType
+from .message import (
+    BODY_TSVECTOR,
+    Message,
+    MessageDirection,
+    MessageSender,
+    MessageStatus,
+    MessageType,
+)
 from .note import Note, NoteBase
 from .stage import Stage, StageBase
 from .user import User, UserBase, UserRole
@@ -32,6 +39,7 @@ from .whatsapp_instance import (
 )
 
 __all__ = [
+    "BODY_TSVECTOR",
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
     "Company",
