@@ -3,6 +3,7 @@ distance, the tenant-filtered query the API runs, at a given number of vectors.
 
     nice .venv/bin/python bench/hnsw_recall.py --size 100000 --build 16:64 --build 24:64 \
         --output bench/results/2026-12-02-s2-search/hnsw_100k.json
+    .venv/bin/python bench/hnsw_recall.py --plot RESULT.json... --output bench/plots/hnsw_recall.png
 
 The vectors: the real e5 vectors ``bench/hnsw_corpus.py`` embedded (distinct texts: the seed's
 templates filled many ways, the evaluation set's messages, joins of two or three of them), as
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import time
 import uuid
 from pathlib import Path
@@ -226,13 +228,54 @@ async def measure(
         await engine.dispose()
 
 
+def plot(results: list[Path], png: Path) -> None:
+    """Recall@10 (tie-aware) against p99 latency and against Postgres CPU-ms per query, one
+    line per size and build, its points labelled with ef_search."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    for path in results:
+        recall = json.loads(path.read_text())["recall"]
+        size = recall["vectors_queried_company"]
+        for built in recall["builds"]:
+            label = f"{size:,} vectors, m={built['m']}, ef_construction={built['ef_construction']}"
+            curve = built["curve"]
+            ys = [p["recall_at_10"] for p in curve]
+            for ax, xs in (
+                (axes[0], [p["latency_ms"]["p99"] for p in curve]),
+                (axes[1], [p["postgres_cpu_ms_per_query"] for p in curve]),
+            ):
+                ax.plot(xs, ys, marker="o", label=label)
+                for x, y, p in zip(xs, ys, curve, strict=True):
+                    ax.annotate(str(p["ef_search"]), (x, y), fontsize=7)
+    axes[0].set_xlabel("p99 latency, ms (shared 2-core machine: pessimistic)")
+    axes[1].set_xlabel("Postgres CPU-ms per query (mean)")
+    axes[0].set_ylabel("recall@10 vs exact, ties counted (tenant-filtered)")
+    for ax in axes:
+        ax.axhline(0.95, color="grey", linestyle=":")
+        ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+    axes[1].legend(fontsize=7, loc="lower right")
+    figure.suptitle("HNSW recall over ef_search (labels) per build")
+    figure.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, dpi=110)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--plot", type=Path, nargs="+", help="result files to plot to --output")
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--build", action="append", default=None, help="m:ef_construction")
     parser.add_argument("--ef", type=int, action="append", default=None)
     parser.add_argument("--output", required=True)
     args = parser.parse_args()
+    if args.plot:
+        plot(args.plot, Path(args.output))
+        return 0
     args.build = args.build or ["16:64"]
     args.ef = args.ef or list(EFS)
     result = result_header("hnsw_recall", args)
