@@ -1,8 +1,8 @@
 """Flow commands: ``flow_start`` and ``flow_cancel`` inbox rows.
 
 Revision ID: 9e3c7b1d5a26
-Revises: 5d7f2a9c1e48
-Create Date: 2026-12-02 15:40:00
+Revises: 9e3c5a7b2d14
+Create Date: 2026-12-02 16:10:00
 
 Starting and cancelling a flow run from the API (or a schedule) goes through the durable inbox,
 committed with the run's row, like replies and follow-up changes: the relay signals Temporal.
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "9e3c7b1d5a26"
-down_revision: str | Sequence[str] | None = "5d7f2a9c1e48"
+down_revision: str | Sequence[str] | None = "9e3c5a7b2d14"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
