@@ -190,7 +190,13 @@ class InboxRelay:
             return 0
         outcome = PassOutcome()
         work = self._conversation_work(rows, outcome)
+        # a cancel waits for a pass after its run's start: its workflow may not exist yet
+        starting = {
+            r.payload["start"]["run_id"] for r in rows if r.event_type == InboxEventType.FLOW_START
+        }
         cancels = [r for r in rows if r.event_type == InboxEventType.FLOW_CANCEL]
+        outcome.failed += [r.id for r in cancels if r.payload["run_id"] in starting]
+        cancels = [r for r in cancels if r.payload["run_id"] not in starting]
         others = [r for r in rows if r.event_type not in _SIGNALLED_TYPES]
         signalled = await asyncio.gather(*(self._signal(w) for w in work.values()))
         for item, ok in zip(work.values(), signalled, strict=True):
