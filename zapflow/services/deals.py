@@ -1,17 +1,16 @@
 """Deals: creation with tenant-checked references, moves recorded as stage history, won/lost/reopen,
-and the reads that return deals with their contact and stage in the same query."""
+and the reads that return deals with their contact and stage in the same query. Each write
+stages its own ``deal.*`` event (published after commit); one that changes nothing stages none."""
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, Select, Uuid, func, literal, select, true, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import Label
@@ -22,6 +21,7 @@ from zapflow.models import Contact, Deal, DealStageChange, DealStatus, Funnel, S
 from zapflow.schemas.contacts import ContactRef
 from zapflow.schemas.deals import DealPublic, DealStageRef
 from zapflow.services.events import Event
+from zapflow.services.events import stage as stage_events
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
 
@@ -150,69 +150,6 @@ async def page_deals(
     return [_public(r) for r in page], next_cursor
 
 
-async def open_deals_by_stage(
-    session: AsyncSession, funnel: Funnel, stages: Sequence[Stage], per_stage: int
-) -> dict[uuid.UUID, list[DealPublic]]:
-    """The newest ``per_stage`` open deals of each stage of the funnel, in ONE query: a LATERAL
-    subquery per stage reads just its first ``per_stage`` rows from ``idx_deals_board``, so the
-    cost follows what is shown, not how many deals the funnel holds."""
-    by_id = {stage.id: stage for stage in stages}
-    stage_ids = select(func.unnest(literal(list(by_id), ARRAY(Uuid()))).label("id")).subquery()
-    newest = (
-        select(Deal)
-        .where(
-            col(Deal.company_id) == funnel.company_id,
-            col(Deal.funnel_id) == funnel.id,
-            col(Deal.stage_id) == stage_ids.c.id,
-            col(Deal.status) == DealStatus.OPEN,
-        )
-        .order_by(col(Deal.created_at).desc(), col(Deal.id).desc())
-        .limit(per_stage)
-        .lateral()
-    )
-    deal = aliased(Deal, newest)
-    query = (
-        select(deal, _REFS[0], _REFS[1])
-        .select_from(stage_ids)
-        .join(newest, true())
-        .join(Contact, col(Contact.id) == newest.c.contact_id)
-        .order_by(newest.c.stage_id, newest.c.created_at.desc(), newest.c.id.desc())
-    )
-    columns: dict[uuid.UUID, list[DealPublic]] = {stage.id: [] for stage in stages}
-    for row, contact_name, contact_phone_number in await session.execute(query):
-        stage = by_id[row.stage_id]
-        columns[stage.id].append(
-            to_public(row, contact_name, contact_phone_number, stage.name, stage.color)
-        )
-    return columns
-
-
-@dataclass
-class StageTotals:
-    count: int = 0
-    values: dict[str, Decimal] = field(default_factory=dict)  # currency -> sum
-
-
-async def open_totals_by_stage(
-    session: AsyncSession, funnel: Funnel
-) -> dict[uuid.UUID, StageTotals]:
-    """Each stage's open deal count and value sum per currency (one GROUP BY query)."""
-    query = (
-        select(col(Deal.stage_id), col(Deal.currency), func.count(), func.sum(col(Deal.value)))
-        .where(
-            col(Deal.company_id) == funnel.company_id,
-            col(Deal.funnel_id) == funnel.id,
-            col(Deal.status) == DealStatus.OPEN,
-        )
-        .group_by(col(Deal.stage_id), col(Deal.currency))
-    )
-    totals: defaultdict[uuid.UUID, StageTotals] = defaultdict(StageTotals)
-    for stage_id, currency, count, value in await session.execute(query):
-        totals[stage_id].count += count
-        totals[stage_id].values[currency] = value
-    return totals
-
-
 async def history(
     session: AsyncSession, deal: Deal, limit: int, cursor: str | None
 ) -> tuple[list[Any], str | None]:
@@ -295,7 +232,7 @@ async def create_deal(
     company_id: uuid.UUID,
     fields: dict[str, Any],
     user_id: uuid.UUID | None,
-) -> Deal:
+) -> DealPublic:
     funnel = await scoped_reference(
         session, Funnel, company_id, fields["funnel_id"], "body.funnel_id"
     )
@@ -311,14 +248,30 @@ async def create_deal(
     await session.flush()
     _record_change(session, deal, None, user_id)
     await session.flush()
-    return deal
+    return await _announce(session, "deal.created", deal)
 
 
-async def update_deal(session: AsyncSession, deal: Deal, fields: dict[str, Any]) -> None:
+async def update_deal(session: AsyncSession, deal: Deal, fields: dict[str, Any]) -> DealPublic:
     await check_references(session, deal.company_id, fields)
     for name, value in fields.items():
         setattr(deal, name, value)
     await session.flush()
+    return await _announce(session, "deal.updated", deal)
+
+
+async def delete_deal(session: AsyncSession, company_id: uuid.UUID, deal_id: uuid.UUID) -> None:
+    deal = await lock_deal(session, company_id, deal_id)
+    public = await get_public(session, company_id, deal_id)
+    await session.delete(deal)
+    await session.flush()
+    await stage_events(session, [deal_event("deal.deleted", company_id, public)])
+
+
+async def _announce(session: AsyncSession, event_type: str, deal: Deal) -> DealPublic:
+    """The deal as the API returns it, its ``event_type`` event staged."""
+    public = await get_public(session, deal.company_id, deal.id)
+    await stage_events(session, [deal_event(event_type, deal.company_id, public)])
+    return public
 
 
 def _record_change(
@@ -337,18 +290,19 @@ def _record_change(
 
 async def move_deal(
     session: AsyncSession, deal: Deal, stage_id: uuid.UUID, user_id: uuid.UUID | None
-) -> bool:
-    """Move to another stage of the same funnel, recording the change; False if already there."""
-    stage = await stage_of_funnel(
+) -> DealPublic:
+    """Move to another stage of the same funnel, recording the change and announcing it as
+    ``deal.moved``; nothing when it is there already."""
+    target = await stage_of_funnel(
         session, deal.company_id, deal.funnel_id, stage_id, "body.stage_id"
     )
-    if stage.id == deal.stage_id:
-        return False
+    if target.id == deal.stage_id:
+        return await get_public(session, deal.company_id, deal.id)
     previous = deal.stage_id
-    deal.stage_id = stage.id
+    deal.stage_id = target.id
     _record_change(session, deal, previous, user_id)
     await session.flush()
-    return True
+    return await _announce(session, "deal.moved", deal)
 
 
 async def move_stage_deals(
@@ -383,15 +337,15 @@ async def move_stage_deals(
     return moved
 
 
-async def set_status(session: AsyncSession, deal: Deal, status: DealStatus) -> bool:
-    """Won, lost or reopened; ``closed_at`` set when it closes, cleared on reopen. False if
-    the deal already had that status (nothing changes, its ``closed_at`` is kept)."""
+async def set_status(session: AsyncSession, deal: Deal, status: DealStatus) -> DealPublic:
+    """Won, lost or reopened (``deal.updated``); ``closed_at`` set when it closes, cleared on
+    reopen. Nothing changes if the deal already had that status (its ``closed_at`` is kept)."""
     if deal.status == status:
-        return False
+        return await get_public(session, deal.company_id, deal.id)
     deal.status = status
     deal.closed_at = None if status == DealStatus.OPEN else utc_now()
     await session.flush()
-    return True
+    return await _announce(session, "deal.updated", deal)
 
 
 def deal_event(event_type: str, company_id: uuid.UUID, deal: DealPublic) -> Event:
