@@ -5,6 +5,8 @@ Importing this package registers every table on ``SQLModel.metadata`` (what Alem
 
 from ._fields import utc_now
 from .api_key import ApiKey
+from .campaign import Campaign, CampaignBase, CampaignStatus
+from .campaign_recipient import CampaignRecipient, RecipientStatus
 from .company import Company, CompanyBase
 from .contact import Contact, ContactBase
 from .conversation import Conversation, ConversationStatus
@@ -22,7 +24,9 @@ from .funnel import Funnel, FunnelBase
 from .inbox_event import InboxEvent, InboxEventStatus, InboxEventType
 from .message import Message, MessageDirection, MessageSender, MessageStatus, MessageType
 from .note import Note, NoteBase
+from .opt_out import OptOut
 from .stage import Stage, StageBase
+from .template import Template, TemplateBase, TemplateStatus
 from .user import User, UserBase, UserRole
 from .whatsapp_instance import (
     InstanceStatus,
@@ -34,6 +38,10 @@ from .whatsapp_instance import (
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
+    "Campaign",
+    "CampaignBase",
+    "CampaignRecipient",
+    "CampaignStatus",
     "Company",
     "CompanyBase",
     "Contact",
@@ -72,8 +80,13 @@ __all__ = [
     "MessageType",
     "Note",
     "NoteBase",
+    "OptOut",
+    "RecipientStatus",
     "Stage",
     "StageBase",
+    "Template",
+    "TemplateBase",
+    "TemplateStatus",
     "User",
     "UserBase",
     "UserRole",
