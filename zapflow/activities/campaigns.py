@@ -101,8 +101,8 @@ class CampaignActivities:
 
         async def one(recipient_id: int) -> None:
             async with slots:
-                if outcomes["throttled"]:
-                    return  # the provider asked to slow down: the rest waits for the next batch
+                if outcomes["throttled"] or outcomes["stopped"]:
+                    return  # slowed down by the provider, or paused: the rest waits
                 await pacer.wait()
                 outcome, wait = await self._send_one(campaign, template, recipient_id)
                 outcomes[outcome] += 1

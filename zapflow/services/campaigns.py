@@ -50,6 +50,7 @@ from zapflow.whatsapp import jid as jids
 from zapflow.workflows.inputs import ConversationRef
 
 FINISHED = {CampaignStatus.COMPLETED, CampaignStatus.CANCELLED}
+STOPPED = {CampaignStatus.PAUSED, CampaignStatus.CANCELLED}
 CONTACT_FIELDS = ("name", "phone_number", "email")
 TIERS = (250, 1_000, 2_000, 10_000, 100_000)  # Meta's messaging tiers; none set: unlimited
 
@@ -100,7 +101,7 @@ def parameter_values(
     def one(source: Any, at: str) -> str:
         value = resolve(source, contact, at)
         if value is None:
-            problem = "the contact has no value and there is no fallback"
+            problem = f"the contact has no {source.get('field')} and there is no fallback"
             raise Unprocessable(f"{at}: {problem}", details={"field": at})
         return value
 
@@ -355,6 +356,9 @@ async def prepare(
     session: AsyncSession, campaign: Campaign, template: Template | None, recipient_id: int
 ) -> Prepared:
     """Queue the recipient's message (found again by its client id) and claim it for sending."""
+    now = select(col(Campaign.status)).where(col(Campaign.id) == campaign.id)
+    if (await session.execute(now)).scalar_one() in STOPPED:  # paused or cancelled meanwhile
+        return Prepared(recipient_id, None, outcome="stopped")
     recipient = await session.get(CampaignRecipient, recipient_id, with_for_update=True)
     assert recipient is not None
     if recipient.status != RecipientStatus.QUEUED:
