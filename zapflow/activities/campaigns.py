@@ -89,11 +89,11 @@ class CampaignActivities:
     async def send_batch(self, input: CampaignBatchInput) -> CampaignBatchResult:
         campaign_id = uuid.UUID(input.campaign_id)
         async with transaction(self._sessions) as session:
-            plan = await self._plan(session, campaign_id)
+            plan = await self._plan(session, campaign_id, input)
         if isinstance(plan, CampaignBatchResult):
             return plan
         campaign, template, recipient_ids = plan
-        rate = input.rate or campaign.throughput
+        rate = _rate(input, campaign)
         outcomes: Counter[str] = Counter()
         waits: list[float] = []
         pacer = Pacer(rate)
@@ -124,7 +124,7 @@ class CampaignActivities:
         )
 
     async def _plan(
-        self, session: AsyncSession, campaign_id: uuid.UUID
+        self, session: AsyncSession, campaign_id: uuid.UUID, input: CampaignBatchInput
     ) -> CampaignBatchResult | tuple[Campaign, Template | None, list[int]]:
         """What this batch sends, or why it sends nothing (paused, tier used up, done)."""
         campaign = await session.get(Campaign, campaign_id, with_for_update=True)
@@ -152,7 +152,7 @@ class CampaignActivities:
             await campaigns.set_status(session, campaign, CampaignStatus.WAITING_TIER, reason)
             wait = (reopens - utc_now()).total_seconds() if reopens else 60.0
             return CampaignBatchResult(throughput=campaign.throughput, wait_seconds=max(wait, 0.5))
-        size = min(MAX_BATCH, max(10, int(campaign.throughput * BATCH_SECONDS)))
+        size = min(MAX_BATCH, max(10, int(_rate(input, campaign) * BATCH_SECONDS)))
         due = await campaigns.due_recipients(session, campaign.id, min(size, room or size))
         if not due.recipient_ids:
             if due.next_deferred is None:
@@ -210,6 +210,12 @@ class CampaignActivities:
                 session, prepared.recipient_id, RecipientStatus.FAILED,
                 reason or str(error.get("message")),
             )  # fmt: skip
+
+
+def _rate(input: CampaignBatchInput, campaign: Campaign) -> float:
+    """The pace the workflow asks for (slowed down after throttling), never above the
+    campaign's."""
+    return min(input.rate, campaign.throughput) if input.rate else campaign.throughput
 
 
 def _code(exc: ProviderError) -> int | None:

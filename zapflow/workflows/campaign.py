@@ -77,8 +77,9 @@ class CampaignWorkflow:
                 break
             self._paused = self._paused or result.paused
             rate = _next_rate(rate or result.throughput, result)
-            if result.wait_seconds > 0:
-                await self._sleep(result.wait_seconds)
+            wait = max(result.wait_seconds, THROTTLE_WAIT if result.throttled else 0.0)
+            if wait > 0:
+                await self._sleep(wait)
         else:
             workflow.continue_as_new(
                 dataclasses.replace(input, started=True, paused=self._paused, rate=rate)
@@ -115,7 +116,7 @@ class CampaignWorkflow:
 
 
 def _next_rate(rate: float, result: CampaignBatchResult) -> float:
-    """Halve the pace on throttling; a clean batch brings it back a quarter at a time."""
+    """Halve the pace on throttling; a clean batch brings it back by half again."""
     if result.throttled:
         return max(MIN_RATE, rate / 2)
-    return min(float(result.throughput), rate * 1.25)
+    return min(float(result.throughput), rate * 1.5)
