@@ -127,7 +127,8 @@ async def test_sync_refuses_numbers_without_an_account(
     theirs = await other_tenant.client.post(
         "/api/v1/templates/sync", json={"instance_id": mine["id"]}
     )
-    assert theirs.status_code == 404
+    assert theirs.status_code == 422  # as any body naming another company's object
+    assert theirs.json()["error"]["message"].startswith("instance_id: no such")
 
 
 def _template_webhook(account: str, field: str, value: dict[str, Any]) -> dict[str, Any]:

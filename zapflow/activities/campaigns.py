@@ -27,7 +27,7 @@ from zapflow.models import (
     WhatsAppInstance,
     utc_now,
 )
-from zapflow.services import campaigns, outbound, templates
+from zapflow.services import campaigns, messages, templates
 from zapflow.whatsapp.errors import ProviderError
 from zapflow.workflows.inputs import CampaignBatchInput, CampaignBatchResult, CampaignFinishInput
 
@@ -69,10 +69,10 @@ async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
 
 class CampaignActivities:
     def __init__(
-        self, sessions: SessionFactory, messages: MessageActivities, settings: Settings
+        self, sessions: SessionFactory, sender: MessageActivities, settings: Settings
     ) -> None:
         self._sessions = sessions
-        self._messages = messages
+        self._messages = sender
         self._tier_window = timedelta(seconds=settings.campaign_tier_window_seconds)
 
     @activity.defn
@@ -179,7 +179,7 @@ class CampaignActivities:
             return await self._refused(prepared, exc)
         async with transaction(self._sessions) as session:
             assert prepared.message_id is not None
-            await outbound.record_sent(session, prepared.message_id, sent.provider_message_id)
+            await messages.record_sent(session, prepared.message_id, sent.provider_message_id)
             await campaigns.record_outcome(session, recipient_id, RecipientStatus.SENT)
         return "sent", 0.0
 
@@ -188,7 +188,7 @@ class CampaignActivities:
         error = error_dict(exc)
         if _code(exc) == PAIR_RATE_LIMITED:
             async with transaction(self._sessions) as session:
-                await outbound.release(session, prepared.message_id, error)
+                await messages.release(session, prepared.message_id, error)
                 await campaigns.record_outcome(
                     session, prepared.recipient_id, None, f"deferred: {exc.message}",
                     defer_until=utc_now() + PAIR_DEFER,
@@ -196,7 +196,7 @@ class CampaignActivities:
             return "deferred", 0.0
         if exc.retryable:
             async with transaction(self._sessions) as session:
-                await outbound.release(session, prepared.message_id, error)
+                await messages.release(session, prepared.message_id, error)
             return "throttled", exc.retry_after or 0.0
         await self._failed(prepared, error)
         return "failed", 0.0
@@ -205,7 +205,7 @@ class CampaignActivities:
         assert prepared.message_id is not None
         reason = f"{error.get('code')}: {error.get('message')}" if error.get("code") else None
         async with transaction(self._sessions) as session:
-            await outbound.record_failed(session, prepared.message_id, error, attempts=1)
+            await messages.record_failed(session, prepared.message_id, error, attempts=1)
             await campaigns.record_outcome(
                 session, prepared.recipient_id, RecipientStatus.FAILED,
                 reason or str(error.get("message")),

@@ -30,16 +30,7 @@ class CampaignStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class CampaignBase(SQLModel):
-    name: str = Field(max_length=200)
-    instance_id: uuid.UUID = fk("whatsapp_instances.id", ondelete="CASCADE")
-    audience: dict[str, Any] = jsonb_field()  # tags, q, created_since (as GET /contacts)
-    message: dict[str, Any] = jsonb_field()  # template + parameters, or text
-    scheduled_at: datetime | None = timestamp_field()
-    throughput: int = int_field(80)  # messages per second at most
-
-
-class Campaign(CampaignBase, table=True):
+class Campaign(SQLModel, table=True):
     """A broadcast: its recipients are snapshotted when its workflow starts sending."""
 
     __tablename__ = "campaigns"
@@ -48,6 +39,12 @@ class Campaign(CampaignBase, table=True):
         enum_check("status", CampaignStatus),
     )
 
+    name: str = Field(max_length=200)
+    instance_id: uuid.UUID = fk("whatsapp_instances.id", ondelete="CASCADE")
+    audience: dict[str, Any] = jsonb_field()  # tags, q, created_since (as GET /contacts)
+    message: dict[str, Any] = jsonb_field()  # template + parameters, or text
+    scheduled_at: datetime | None = timestamp_field()
+    throughput: int = int_field(80)  # messages per second at most
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()
     status: CampaignStatus = enum_field(CampaignStatus, CampaignStatus.SCHEDULED)

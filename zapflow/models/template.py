@@ -36,15 +36,7 @@ class TemplateStatus(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
-class TemplateBase(SQLModel):
-    name: str = Field(max_length=512)
-    language: str = Field(max_length=16)
-    category: str = Field(default="UTILITY", max_length=32)  # MARKETING | UTILITY | AUTHENTICATION
-    parameter_format: str = Field(default="POSITIONAL", max_length=16)  # POSITIONAL | NAMED
-    components: list[dict[str, Any]] = jsonb_field(list)
-
-
-class Template(TemplateBase, table=True):
+class Template(SQLModel, table=True):
     """A WhatsApp Business Account's message template, as the Graph API last described it."""
 
     __tablename__ = "message_templates"
@@ -55,6 +47,11 @@ class Template(TemplateBase, table=True):
         enum_check("status", TemplateStatus),
     )
 
+    name: str = Field(max_length=512)
+    language: str = Field(max_length=16)
+    category: str = Field(default="UTILITY", max_length=32)  # MARKETING | UTILITY | AUTHENTICATION
+    parameter_format: str = Field(default="POSITIONAL", max_length=16)  # POSITIONAL | NAMED
+    components: list[dict[str, Any]] = jsonb_field(list)
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()
     instance_id: uuid.UUID = fk("whatsapp_instances.id", ondelete="CASCADE")

@@ -39,12 +39,12 @@ from zapflow.models import (
     WhatsAppProvider,
     utc_now,
 )
-from zapflow.services import outbound, templates
+from zapflow.services import messages, templates
 from zapflow.services.contacts import ContactFilter, filtered
 from zapflow.services.conversations import upsert_conversation
 from zapflow.services.deals import scoped_reference
 from zapflow.services.events import Event, stage
-from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.services.queries import get_scoped
 from zapflow.whatsapp import jid as jids
 from zapflow.workflows.inputs import ConversationRef
@@ -348,7 +348,7 @@ async def tier_room(
 class Prepared:
     recipient_id: int
     message_id: uuid.UUID | None  # None: nothing to send (excluded, failed, done before)
-    job: outbound.SendJob | None = None
+    job: messages.SendJob | None = None
     outcome: str | None = None  # why nothing is sent: already_sent, delivery_unknown, ...
 
 
@@ -385,13 +385,13 @@ async def prepare(
     recipient.attempts += 1
     await session.flush()
     try:
-        job = await outbound.claim(session, recipient.message_id)
-    except outbound.AlreadyDone as done:
+        job = await messages.claim(session, recipient.message_id)
+    except messages.AlreadyDone as done:
         sent = str(done) != "failed"
         _finish_recipient(recipient, RecipientStatus.SENT if sent else RecipientStatus.FAILED,
                           None if sent else "failed before")  # fmt: skip
         return Prepared(recipient_id, None, outcome="already_done")
-    except outbound.DeliveryUnknown:
+    except messages.DeliveryUnknown:
         return Prepared(recipient_id, recipient.message_id, outcome="delivery_unknown")
     return Prepared(recipient_id, recipient.message_id, job)
 

@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from zapflow.models import Company, Contact, Conversation, MessageSender, OptOut
 from zapflow.services.events import Event, stage
-from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.services.queries import get_scoped
 from zapflow.whatsapp.types import InboundMessage
 

@@ -4,34 +4,15 @@ writing one of the company's keywords: services/opt_outs.py.)"""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 
 from fastapi import APIRouter, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
+from zapflow.schemas.opt_outs import OptOutIn, OptOutPublic
 from zapflow.services import opt_outs as service
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/contacts/{contact_id}/opt-out", tags=["contacts"])
-
-
-class OptOutIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"reason": "asked by phone"}]}
-    )
-
-    reason: str | None = Field(None, max_length=500)
-
-
-class OptOutPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    contact_id: uuid.UUID
-    opted_out: bool
-    source: str | None = Field(None, description="api, or keyword (the customer wrote one)")
-    reason: str | None = None
-    created_at: datetime | None = None
 
 
 @router.get(

@@ -7,17 +7,22 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, SettingsDep
 from zapflow.config import Settings
 from zapflow.errors import ServiceUnavailable, Unprocessable
 from zapflow.models import TemplateStatus, WhatsAppInstance
+from zapflow.schemas.templates import (
+    SyncRequest,
+    SyncResult,
+    TemplateCreate,
+    TemplateList,
+    TemplatePublic,
+)
 from zapflow.services import templates as service
 from zapflow.services.deals import scoped_reference
 from zapflow.services.permissions import Permission
@@ -25,92 +30,6 @@ from zapflow.whatsapp.cloud_templates import CloudTemplates
 from zapflow.whatsapp.errors import ProviderError
 
 router = APIRouter(prefix="/templates", tags=["templates"])
-
-
-class TemplatePublic(BaseModel):
-    """A number's message template as Meta last described it."""
-
-    model_config = ConfigDict(
-        from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "0b8f6c9e-3c1a-4a53-9d55-0f1f0c3f7a10",
-                    "instance_id": "5e0c2b1a-7f7e-4c55-8a3b-2c1d0e9f8a7b",
-                    "graph_id": "1234567890",
-                    "name": "promo_natal",
-                    "language": "pt_BR",
-                    "category": "MARKETING",
-                    "status": "APPROVED",
-                    "reason": None,
-                    "quality": "GREEN",
-                    "parameter_format": "POSITIONAL",
-                    "components": [{"type": "BODY", "text": "Oi {{1}}, temos novidades!"}],
-                    "synced_at": "2026-12-02T15:00:00Z",
-                }
-            ]
-        },
-    )
-
-    id: uuid.UUID
-    instance_id: uuid.UUID
-    graph_id: str | None
-    name: str
-    language: str
-    category: str
-    status: TemplateStatus
-    reason: str | None = Field(description="Why it is rejected, paused or disabled")
-    quality: str | None
-    parameter_format: str
-    components: list[dict[str, Any]]
-    synced_at: datetime | None
-
-
-class TemplateList(BaseModel):
-    data: list[TemplatePublic]
-
-
-class SyncRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    instance_id: uuid.UUID = Field(description="A Cloud API number with settings.waba_id")
-
-
-class SyncResult(BaseModel):
-    instance_id: uuid.UUID
-    synced: int = Field(description="Templates the Graph API listed")
-
-
-class TemplateCreate(BaseModel):
-    """Meta's template creation body (name, language, category, components), for one number."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "instance_id": "5e0c2b1a-7f7e-4c55-8a3b-2c1d0e9f8a7b",
-                    "name": "promo_natal",
-                    "language": "pt_BR",
-                    "category": "MARKETING",
-                    "components": [
-                        {
-                            "type": "BODY",
-                            "text": "Oi {{1}}, temos novidades!",
-                            "example": {"body_text": [["Ana"]]},
-                        }
-                    ],
-                }
-            ]
-        },
-    )
-
-    instance_id: uuid.UUID
-    name: str = Field(min_length=1, max_length=512, pattern=r"^[a-z0-9_]+$")
-    language: str = Field(min_length=2, max_length=16)
-    category: str = Field(pattern=r"^(MARKETING|UTILITY|AUTHENTICATION)$")
-    parameter_format: str | None = Field(None, pattern=r"^(POSITIONAL|NAMED)$")
-    components: list[dict[str, Any]] = Field(min_length=1, max_length=10)
 
 
 async def _instance(session: SessionDep, company_id: uuid.UUID, instance_id: uuid.UUID) -> Any:

@@ -2,8 +2,8 @@
 contacts' opt-outs.
 
 Revision ID: c4a7e1f9b2d3
-Revises: 5d7f2a9c1e48
-Create Date: 2026-12-02 16:00:00
+Revises: 9e3c5a7b2d14
+Create Date: 2026-12-02 17:00:00
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "c4a7e1f9b2d3"
-down_revision: str | Sequence[str] | None = "5d7f2a9c1e48"
+down_revision: str | Sequence[str] | None = "9e3c5a7b2d14"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
