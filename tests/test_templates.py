@@ -5,6 +5,7 @@ webhooks stored through the inbox, creation and deletion at Meta (its validation
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
+from tests.fixtures.campaigns import cloud_number
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import APP_SECRET, eventually, sign
+from tests.fixtures.traffic import cloud_delivery, cloud_text, eventually, post_cloud, sign
 from zapflow.db import SessionFactory
 from zapflow.errors import Unprocessable
 from zapflow.models import Template, TemplateStatus
@@ -51,24 +53,6 @@ NAMED = {
 
 def graph_template(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
     return {**base, "id": str(uuid.uuid4().int)[:15], **changes}
-
-
-async def cloud_number(
-    tenant: Tenant, account: str | None = None, **settings: Any
-) -> dict[str, Any]:
-    response = await tenant.client.post(
-        "/api/v1/instances",
-        json={
-            "name": "Marketing",
-            "provider": "cloud",
-            "phone_number_id": uuid.uuid4().hex[:15],
-            "access_token": "cloud-token",
-            "app_secret": APP_SECRET,
-            "settings": {"waba_id": account or str(uuid.uuid4().int)[:15], **settings},
-        },
-    )
-    assert response.status_code == 201, response.text
-    return dict(response.json())
 
 
 async def synced(tenant: Tenant, provider: ProviderServer, templates: list[dict[str, Any]],
@@ -253,3 +237,31 @@ def test_parameters_are_checked_against_the_components() -> None:
     assert _refusal(pedido, {"header": "42", "body": ["Ana", "42"]}) == "template.parameters.body"
     with pytest.raises(Unprocessable, match="PAUSED: Paused for 3 hours"):
         check_usable(_template(POSITIONAL, TemplateStatus.PAUSED))
+
+
+async def test_follow_ups_check_the_numbers_synced_templates(
+    tenant: Tenant, provider_server: ProviderServer
+) -> None:
+    paused = graph_template(NAMED, name="pausado", status="PAUSED")
+    instance = await synced(tenant, provider_server, [graph_template(POSITIONAL), paused])
+    wa_id = "5511" + str(uuid.uuid4().int)[:9]
+    hello = cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", "oi", int(time.time()))
+    delivery = cloud_delivery(instance["phone_number_id"], hello)
+    assert (await post_cloud(tenant.client, instance["webhook_url"], delivery)).status_code == 200
+    conversations = await eventually(
+        lambda: tenant.client.get("/api/v1/conversations"), lambda r: len(r.json()["data"]) == 1
+    )
+    followups = f"/api/v1/conversations/{conversations.json()['data'][0]['id']}/followups"
+
+    async def refused(template: dict[str, Any]) -> dict[str, Any]:
+        response = await tenant.client.post(followups, json={"after": "P1D", "template": template})
+        assert response.status_code == 422, response.text
+        return dict(response.json()["error"])
+
+    wrong = await refused({"name": "promo", "language": "pt_BR", "params": ["Ana"]})
+    # promo has an image header a follow-up cannot fill, and two body parameters
+    assert wrong["details"]["field"] == "steps[0].template.params.header"
+    stopped = await refused({"name": "pausado", "language": "pt_BR"})
+    assert "PAUSED" in stopped["message"]
+    unknown = await refused({"name": "retomar_contato"})
+    assert "sync them first" in unknown["message"]

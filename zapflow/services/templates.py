@@ -211,9 +211,15 @@ async def find_template(
     return found[0]
 
 
-async def has_templates(session: AsyncSession, company_id: uuid.UUID) -> bool:
-    query = select(col(Template.id)).where(col(Template.company_id) == company_id).limit(1)
-    return (await session.execute(query)).first() is not None
+async def has_templates(
+    session: AsyncSession, company_id: uuid.UUID, instance_id: uuid.UUID
+) -> bool:
+    """Whether the number's templates were synced (then sends check against them, not against
+    the company's registered ``settings.templates``)."""
+    query = select(col(Template.id)).where(
+        col(Template.company_id) == company_id, col(Template.instance_id) == instance_id
+    )
+    return (await session.execute(query.limit(1))).first() is not None
 
 
 @dataclass
