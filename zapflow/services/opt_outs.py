@@ -21,6 +21,7 @@ from zapflow.services.queries import get_scoped
 from zapflow.whatsapp.types import InboundMessage
 
 DEFAULT_KEYWORDS = ("SAIR", "PARAR", "STOP", "CANCELAR", "DESCADASTRAR")
+KEYWORD_MAX = 40  # longer messages are conversation, not an opt-out keyword
 DEFAULT_CONFIRMATION = (
     "Pronto, você não receberá mais nossas campanhas. Se mudar de ideia, é só nos escrever."
 )
@@ -77,7 +78,8 @@ async def opt_out_by_keyword(
 ) -> bool:
     """A customer's message that is only an opt-out keyword opts the contact out and queues the
     confirmation (once per message: its client id is the message's)."""
-    texts = [m for m in messages if not m.from_me and m.body]
+    # a keyword is a short message: the common case costs no query
+    texts = [m for m in messages if not m.from_me and m.body and len(m.body) <= KEYWORD_MAX]
     if not texts:
         return False
     conversation = await session.get(Conversation, conversation_id)
