@@ -2,7 +2,7 @@
 contacts' opt-outs.
 
 Revision ID: c4a7e1f9b2d3
-Revises: 9e3c5a7b2d14
+Revises: 9e3c7b1d5a26
 Create Date: 2026-12-02 17:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "c4a7e1f9b2d3"
-down_revision: str | Sequence[str] | None = "9e3c5a7b2d14"
+down_revision: str | Sequence[str] | None = "9e3c7b1d5a26"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
