@@ -193,3 +193,23 @@ async def test_a_keyword_opts_out_and_is_answered(
     ).status_code == 204
     state = (await tenant.client.get(f"/api/v1/contacts/{contact['id']}/opt-out")).json()
     assert state["opted_out"] is False
+
+
+async def test_a_text_campaign_fills_contact_fields(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    # the message Evolution numbers use (they have no templates): plain text with {{fields}}
+    instance = await number_with_templates(tenant, provider_server)
+    prefix = await audience(sessions, tenant.id, 3, "texto")
+    body = campaign_body(instance, "texto", throughput=20, message={"text": "Olá {{name}}!"})
+    made = await create(tenant, body)
+    done = await finished(tenant, made["id"])
+    assert done["status"] == "completed"
+    sent = [
+        r.json
+        for r in provider_server.requests
+        if isinstance(r.json, dict) and r.json.get("type") == "text"
+    ]
+    assert sorted(s["text"]["body"] for s in sent) == [f"Olá Cliente {n}!" for n in (1, 2, 3)]
+    assert sum(provider_successes(provider_server, prefix).values()) == 3
+    assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
