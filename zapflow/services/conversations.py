@@ -31,7 +31,8 @@ from zapflow.models import (
     MessageType,
     utc_now,
 )
-from zapflow.schemas import ConversationSummary, MessagePublic
+from zapflow.schemas.conversations import ConversationSummary
+from zapflow.schemas.messages import MessagePublic
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.events import Event, stage
 from zapflow.whatsapp import jid as jids
