@@ -25,13 +25,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from zapflow.config import Settings
-from zapflow.db import SessionFactory, listen_forever, transaction
+from zapflow.db import SessionFactory, autocommit, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
 from zapflow.services.events import Event, stage
 from zapflow.services.inbox import INBOX_CHANNEL
@@ -179,8 +179,8 @@ class InboxRelay:
 
     # --- one pass ---------------------------------------------------------------------------
     async def relay_once(self) -> int:
-        async with transaction(self._sessions) as session:
-            rows = await _claim(session)
+        async with autocommit(self._sessions) as connection:  # one statement
+            rows = await _claim(connection)
         if not rows:
             return 0
         outcome = PassOutcome()
@@ -189,11 +189,15 @@ class InboxRelay:
         signalled = await asyncio.gather(*(self._signal(w) for w in work.values()))
         for item, ok in zip(work.values(), signalled, strict=True):
             (outcome.done if ok else outcome.failed).extend(item.row_ids)
-        async with transaction(self._sessions) as session:
-            for row in others:
-                await self._apply(session, row, outcome)
-            await _finish(session, outcome)
-            await stage(session, outcome.events)
+        if not others:  # marking rows only: each UPDATE stands alone (a lease covers a crash)
+            async with autocommit(self._sessions) as connection:
+                await _finish(connection, outcome)
+        else:
+            async with transaction(self._sessions) as session:
+                for row in others:
+                    await self._apply(session, row, outcome)
+                await _finish(session, outcome)
+                await stage(session, outcome.events)
         self._count_relayed(rows, {*outcome.done, *outcome.given_up})
         return len(rows)
 
@@ -295,17 +299,17 @@ class InboxRelay:
 _CONVERSATION_TYPES = {InboxEventType.MESSAGE, InboxEventType.OUTBOUND, InboxEventType.FOLLOWUP}
 
 
-async def _claim(session: AsyncSession) -> list[ClaimedRow]:
+async def _claim(connection: AsyncConnection) -> list[ClaimedRow]:
     parameters = {
         "lease": CLAIM_LEASE.total_seconds(),
         "step": STATUS_RETRY_STEP.total_seconds(),
         "limit": BATCH_SIZE,
     }
-    result = await session.execute(CLAIM, parameters)
+    result = await connection.execute(CLAIM, parameters)
     return sorted((ClaimedRow(**row._mapping) for row in result), key=lambda r: r.id)
 
 
-async def _finish(session: AsyncSession, outcome: PassOutcome) -> None:
+async def _finish(session: AsyncSession | AsyncConnection, outcome: PassOutcome) -> None:
     if outcome.done:
         await session.execute(FINISH, {"ids": outcome.done, "error": None})
     if outcome.given_up:
