@@ -224,7 +224,12 @@ async def upsert_conversation(
     return (await session.execute(statement)).scalar_one()
 
 
-MESSAGE_COLUMNS = [c for c in Message.__table__.columns]  # type: ignore[attr-defined]
+# what a message row says (a column the database computes, the search's tsvector, stays there)
+MESSAGE_COLUMNS = [
+    c
+    for c in Message.__table__.columns  # type: ignore[attr-defined]
+    if c.computed is None
+]
 # One statement for any batch size (a multi-row VALUES is a new prepared statement per size);
 # rows come back as Core rows, no ORM unit of work
 INSERT_MESSAGES = text(
