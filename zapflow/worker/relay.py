@@ -35,6 +35,7 @@ from temporalio.service import RPCError
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, autocommit, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
+from zapflow.services import templates
 from zapflow.services.events import Event, stage
 from zapflow.services.flow_runs import cancel_gone
 from zapflow.services.inbox import INBOX_CHANNEL
@@ -44,7 +45,13 @@ from zapflow.temporal import (
     conversation_search_attributes,
     workflow_gone,
 )
-from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
+from zapflow.whatsapp.types import (
+    ConnectionUpdate,
+    InboundMessage,
+    StatusUpdate,
+    TemplateUpdate,
+    event_from_dict,
+)
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
@@ -249,7 +256,8 @@ class InboxRelay:
         return work
 
     async def _apply(self, session: AsyncSession, row: ClaimedRow, outcome: PassOutcome) -> None:
-        """A status or a connection change, applied here; other rows are only marked done."""
+        """A status, a connection change or a template's, applied here; other rows are only
+        marked done."""
         event = event_from_dict(row.payload) if "kind" in row.payload else None
         if isinstance(event, StatusUpdate):
             result, message = await apply_status(session, row.instance_id, event)
@@ -264,6 +272,8 @@ class InboxRelay:
             return
         if isinstance(event, ConnectionUpdate):
             await _apply_connection(session, row, event)
+        elif isinstance(event, TemplateUpdate):
+            await templates.apply_update(session, row.company_id, event)
         outcome.done.append(row.id)
 
     async def _signal(self, work: ConversationWork) -> bool:
