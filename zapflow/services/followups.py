@@ -271,6 +271,9 @@ async def cancel_on_reply(session: AsyncSession, conversation_id: uuid.UUID) -> 
             updated_at=utc_now(),
         )
         .returning(FollowUp)
+        # the persist's session holds no follow-ups to refresh: no per-call evaluation of the
+        # WHERE clause against the session's objects (measured in the worker's profile)
+        .execution_options(synchronize_session=False)
     )
     rows = list((await session.execute(statement)).scalars())
     await stage(session, [followup_event("followup.cancelled", row) for row in rows])
