@@ -25,12 +25,12 @@ from zapflow.cache import Cache, forget
 from zapflow.db import DriverReads
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import Contact, Deal, DealStatus, Funnel, Stage
-from zapflow.schemas import DealPublic
+from zapflow.schemas.deals import DealPublic
+from zapflow.schemas.funnels import MAX_STAGES
 from zapflow.services import deals
 from zapflow.services.events import stage as stage_events
 from zapflow.services.queries import get_scoped
 
-MAX_STAGES = 50
 STAGES_CACHE_SECONDS = 600
 
 

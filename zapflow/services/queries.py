@@ -13,7 +13,7 @@ from sqlmodel import SQLModel, col
 from zapflow.db import DriverReads
 from zapflow.errors import NotFound
 from zapflow.models import Conversation, Message
-from zapflow.schemas import MessagePublic
+from zapflow.schemas.messages import MessagePublic
 from zapflow.services.paging import cut_page, decode_cursor
 
 Row = TypeVar("Row", bound=SQLModel)
