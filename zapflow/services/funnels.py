@@ -7,7 +7,8 @@ run one after the other instead of both computing the same positions and failing
 
 Reads of a funnel's stage list go through the cache (``stages_cache_key``); every write here of
 the stages or the funnel invalidates it after its commit (``cache.forget``), and a stage deleted
-with its deals moved stages their ``deal.moved`` events.
+with its deals moved stages their ``deal.moved`` events. The board reads the stages in its own
+single statement with the deals (``BOARD``), so it never shows a stale list.
 """
 
 from __future__ import annotations
