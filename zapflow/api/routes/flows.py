@@ -46,6 +46,7 @@ from zapflow.flows.language import (
 from zapflow.flows.schedules import SCHEDULED, sync_schedules
 from zapflow.flows.simulate import SimulationTooLong, simulate_bounded
 from zapflow.flows.starter import start_in_conversation
+from zapflow.flows.validation import FlowIssue
 from zapflow.models import Flow, FlowRunStatus, FlowStatus
 from zapflow.services import flows as service
 from zapflow.services.permissions import Permission
@@ -95,6 +96,43 @@ class FlowVersionPublic(BaseModel):
     definition: dict[str, Any]
     published_at: datetime
     published_by_user_id: uuid.UUID | None
+
+
+class FlowVersionSummary(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"version": 2, "published_at": "2026-12-02T15:00:00Z",
+                          "published_by_user_id": None}]
+        }
+    )  # fmt: skip
+
+    version: int
+    published_at: datetime
+    published_by_user_id: uuid.UUID | None
+
+
+class FlowCheck(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"issues": [{"node_id": "ask_name", "field": "next", "code": "dead_end",
+                                      "message": "a ask node needs next"}]}]
+        }
+    )  # fmt: skip
+
+    issues: list[FlowIssue] = Field(description="Every rule broken, by node id and field")
+
+
+class NodeRuns(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"version": 1, "node_id": "ask_budget", "status": "waiting", "runs": 12}]
+        }
+    )
+
+    version: int
+    node_id: str = Field(description="Where active runs are now, or where ended runs ended")
+    status: FlowRunStatus
+    runs: int
 
 
 class FlowRunPublic(BaseModel):
@@ -200,6 +238,10 @@ def _too_large() -> PayloadTooLarge:
 
 
 FlowDocument = Annotated[dict[str, Any], Depends(_read_document)]
+AllowIssues = Annotated[
+    bool,
+    Query(description="Save a draft that breaks rules (the editor's draft); publishing refuses it"),
+]
 
 
 def _public(row: Any) -> FlowPublic:
@@ -225,9 +267,26 @@ async def flow_schema() -> dict[str, Any]:
     dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def create_flow(
-    principal: CurrentPrincipal, document: FlowDocument, session: SessionDep, egress: EgressDep
+    principal: CurrentPrincipal,
+    document: FlowDocument,
+    session: SessionDep,
+    egress: EgressDep,
+    allow_issues: AllowIssues = False,
 ) -> FlowPublic:
-    return _public(await service.create_flow(session, principal.company_id, document, egress))
+    company_id = principal.company_id
+    return _public(await service.create_flow(session, company_id, document, egress, allow_issues))
+
+
+@router.post(
+    "/validate",
+    summary="Check a document against every rule: its issues by node id and field (200 either way)",
+    response_model=FlowCheck,
+    openapi_extra=DOCUMENT_BODY,
+    dependencies=[Requires(Permission.FLOWS_WRITE)],
+)
+async def validate_flow(document: FlowDocument, egress: EgressDep) -> FlowCheck:
+    issues = await anyio.to_thread.run_sync(service.issues_of, document, egress)
+    return FlowCheck(issues=issues)
 
 
 @router.get(
@@ -270,9 +329,10 @@ async def replace_draft(
     document: FlowDocument,
     session: SessionDep,
     egress: EgressDep,
+    allow_issues: AllowIssues = False,
 ) -> FlowPublic:
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    return _public(await service.replace_draft(session, flow, document, egress))
+    return _public(await service.replace_draft(session, flow, document, egress, allow_issues))
 
 
 @router.delete(
@@ -347,6 +407,55 @@ def _triggers_changed(
 
 
 @router.get(
+    "/{flow_id}/versions",
+    summary="The flow's published versions, newest first",
+    response_model=CursorPage[FlowVersionSummary],
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
+)
+async def list_versions(
+    flow_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CursorPage[FlowVersionSummary]:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    rows, next_cursor = await service.page_versions(session, flow, limit, cursor)
+    return CursorPage[FlowVersionSummary].of(rows, next_cursor)
+
+
+@router.get(
+    "/{flow_id}/versions/{version}",
+    summary="One published version with its document",
+    response_model=FlowVersionPublic,
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
+)
+async def get_version(
+    flow_id: uuid.UUID, version: VersionNumber, principal: CurrentPrincipal, session: SessionDep
+) -> FlowVersionPublic:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    row = await service.get_version(session, flow, version)
+    return FlowVersionPublic.model_validate(row, from_attributes=True)
+
+
+@router.get(
+    "/{flow_id}/node-runs",
+    summary="Runs per version, node and status: where customers are now and where runs ended",
+    response_model=list[NodeRuns],
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
+)
+async def node_runs(
+    flow_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> list[NodeRuns]:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    rows = await service.runs_per_node(session, flow)
+    return [NodeRuns(version=v, node_id=n, status=FlowRunStatus(s), runs=c) for v, n, s, c in rows]
+
+
+@router.get(
     "/{flow_id}/diagram",
     summary="The flow's graph as Mermaid text (the draft, or ?version=)",
     response_class=Response,
@@ -357,10 +466,11 @@ async def flow_diagram(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
+    egress: EgressDep,
     version: Annotated[VersionNumber | None, Query()] = None,
 ) -> Response:
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    definition = await service.definition_of(session, flow, version)
+    definition = await service.definition_of(session, flow, version, egress)
     return Response(mermaid(definition), media_type="text/plain; charset=utf-8")
 
 
@@ -372,10 +482,14 @@ async def flow_diagram(
     dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def simulate_flow(
-    flow_id: uuid.UUID, body: SimulateRequest, principal: CurrentPrincipal, session: SessionDep
+    flow_id: uuid.UUID,
+    body: SimulateRequest,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    egress: EgressDep,
 ) -> SimulationPublic:
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    definition = await service.definition_of(session, flow, body.version)
+    definition = await service.definition_of(session, flow, body.version, egress)
     try:
         result = await simulate_bounded(
             definition,
