@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.browser import open_page, screenshot, sign_in
+from tests.fixtures.browser import DESKTOP, PHONE, open_page, screenshot, sign_in
 from tests.fixtures.traffic import cloud_delivery, cloud_text, create_cloud_instance
 from zapflow.db import SessionFactory, transaction
 from zapflow.flows.language import FlowDefinition
@@ -162,6 +162,8 @@ async def test_the_lead_flow_is_built_by_drag_and_drop_saved_published_and_simul
         page.locator('.edge.on-path[data-edge="check_budget->branches.0.next"]')
     ).to_have_count(1)
     await expect(page.locator(".step-variables").last).to_contain_text("budget = 12000")
+    await page.set_viewport_size(DESKTOP)
+    await page.get_by_role("button", name="Fit").click()
     await screenshot(page, "flow-editor")
 
 
@@ -280,6 +282,8 @@ async def test_two_versions_are_compared_and_runs_are_counted_on_their_nodes(
                           ("follow_up", "removed"), ("follow_up_wait", "removed")):  # fmt: skip
         await expect(page.locator(f'.fnode.diff-{mark}[data-id="{node_id}"]')).to_have_count(1)
     await expect(page.locator(".fnode.diff-changed")).to_have_count(2)
+    await page.set_viewport_size(DESKTOP)
+    await page.get_by_role("button", name="Fit").click()
     await screenshot(page, "flow-compare")
     await page.get_by_role("button", name="Open v1").click()
     await expect(page.locator(".read-only-note")).to_contain_text("Version 1, read-only.")
@@ -288,6 +292,9 @@ async def test_two_versions_are_compared_and_runs_are_counted_on_their_nodes(
     await page.get_by_role("button", name="Back to the draft").click()
     await expect(page.locator('.fnode[data-id="extra"]')).to_have_count(1)
     await expect(page.get_by_role("button", name="Save draft")).to_be_visible()
+    await page.set_viewport_size(PHONE)  # desktop only, and it says so
+    await expect(page.get_by_text("needs a screen at least 900 pixels wide")).to_be_visible()
+    await expect(page.locator(".flow-canvas")).to_be_hidden()
 
 
 def big_flow(blocks: int) -> dict[str, Any]:

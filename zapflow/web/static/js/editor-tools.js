@@ -5,7 +5,7 @@
 import { all, api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { dateTime, describeStep, errorText } from "./format.js";
-import { autoLayout, compare } from "./flowmodel.js";
+import { NODE_H, NODE_W, autoLayout, compare } from "./flowmodel.js";
 
 const TABS = [["text", "Text (JSON)"], ["simulate", "Simulate"], ["versions", "Versions"]];
 
@@ -190,7 +190,7 @@ export class EditorTools {
     // removed nodes are drawn where they were, as ghosts with no outputs
     editor.ghosts = before.nodes.filter((n) => diff.removed.includes(n.id)).map((n) => ({ id: n.id, type: n.type, label: n.label }));
     const doc = structuredClone(after);
-    editor.ghostLayout = { ...autoLayout(before), ...(before.layout || {}) };
+    editor.ghostLayout = ghostPlaces(editor.ghosts, before, doc);
     const label = (v) => (v === "draft" ? "the draft" : `v${v}`);
     this.enterReadOnly(doc, `Comparing ${label(from)} → ${label(to)}: ${diff.added.length} added, ${diff.changed.length} changed, ${diff.removed.length} removed (read-only).`, to === "draft" ? null : Number(to));
   }
@@ -207,4 +207,12 @@ export class EditorTools {
     this.draft = null;
     this.loadVersions();
   }
+}
+
+// Where removed nodes are drawn: where the older version had them, else in a row under the
+// newer version's nodes.
+function ghostPlaces(ghosts, before, after) {
+  const placed = { ...autoLayout(after), ...(after.layout || {}) };
+  const bottom = Math.max(0, ...Object.values(placed).map((p) => p.y)) + NODE_H + 80;
+  return Object.fromEntries(ghosts.map((ghost, i) => [ghost.id, before.layout?.[ghost.id] || { x: 40 + i * (NODE_W + 40), y: bottom }]));
 }

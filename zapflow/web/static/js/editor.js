@@ -340,7 +340,8 @@ export class FlowEditor {
   }
 
   fit() {
-    const boxes = this.doc.nodes.map((n) => ({ ...this.doc.layout[n.id], h: nodeHeight(n) })).filter((b) => b.x != null);
+    const place = (n) => this.doc.layout[n.id] || this.ghostLayout?.[n.id];
+    const boxes = [...this.doc.nodes, ...(this.ghosts || [])].map((n) => ({ ...place(n), h: nodeHeight(n) })).filter((b) => b.x != null);
     const rect = this.svg.getBoundingClientRect();
     if (!boxes.length || !rect.width) {
       this.view = { x: 80, y: 40, k: 1 };
