@@ -150,8 +150,14 @@ async def test_the_lead_flow_is_built_by_drag_and_drop_saved_published_and_simul
     assert semantics(flow["draft_definition"]) == semantics(example)
     assert set(flow["draft_definition"]["layout"]) == {n["id"] for n in example["nodes"]}
 
+    await page.get_by_label("Version note").fill("First version, built in the editor")
     await page.get_by_role("button", name="Publish").click()
     await expect(page.locator(".editor-status")).to_have_text("Published version 1.")
+    [version] = (await tenant.client.get(f"/api/v1/flows/{flow['id']}/versions")).json()["data"]
+    assert version["note"] == "First version, built in the editor"
+    await page.get_by_role("tab", name="Versions").click()
+    await expect(page.locator(".version-note")).to_have_text("First version, built in the editor")
+    await page.get_by_role("tab", name="Simulate").click()
     await page.get_by_label("Customer replies").fill("Maria\n12000")
     await page.get_by_role("button", name="Run simulation").click()
     await expect(page.locator(".sim-outcome[data-status=completed]")).to_be_visible()

@@ -218,9 +218,10 @@ async def test_versions_are_listed_and_read_and_runs_counted_per_node(tenant: Te
         edited = sample()
         edited["nodes"][0]["text"] = text
         assert (await tenant.client.put(path, json=edited)).status_code == 200
-        assert (await tenant.client.post(f"{path}/publish")).status_code == 201
+        published = await tenant.client.post(f"{path}/publish", json={"note": f"{text} try"})
+        assert published.status_code == 201, published.text
     listed = (await tenant.client.get(f"{path}/versions")).json()["data"]
-    assert [v["version"] for v in listed] == [2, 1]
+    assert [(v["version"], v["note"]) for v in listed] == [(2, "second try"), (1, "first try")]
     first = (await tenant.client.get(f"{path}/versions/1")).json()
     assert first["definition"]["nodes"][0]["text"] == "first"
     assert (await tenant.client.get(f"{path}/versions/3")).status_code == 404

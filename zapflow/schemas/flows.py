@@ -34,19 +34,31 @@ class FlowVersionPublic(BaseModel):
     definition: dict[str, Any]
     published_at: datetime
     published_by_user_id: uuid.UUID | None
+    note: str | None
+
+
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "Asks for the budget in BRL"}]}
+    )
+
+    note: str | None = Field(
+        None, max_length=1_000, description="What changed, for the versions list"
+    )
 
 
 class FlowVersionSummary(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [{"version": 2, "published_at": "2026-12-02T15:00:00Z",
-                          "published_by_user_id": None}]
+                          "published_by_user_id": None, "note": "Asks for the budget in BRL"}]
         }
     )  # fmt: skip
 
     version: int
     published_at: datetime
     published_by_user_id: uuid.UUID | None
+    note: str | None
 
 
 class FlowCheck(BaseModel):

@@ -99,6 +99,7 @@ async def publish(
     flow_id: uuid.UUID,
     user_id: uuid.UUID | None,
     egress: EgressPolicy,
+    note: str | None = None,
 ) -> FlowVersion:
     """The draft as the next immutable version, used by the runs that start from now on."""
     flow = await session.get(Flow, flow_id, with_for_update=True)
@@ -114,6 +115,7 @@ async def publish(
         version=number,
         definition=flow.draft_definition,
         published_by_user_id=user_id,
+        note=note,
     )
     session.add(version)
     flow.current_version = number

@@ -53,6 +53,7 @@ from zapflow.schemas.flows import (
     FlowVersionPublic,
     FlowVersionSummary,
     NodeRuns,
+    PublishRequest,
     RunCreate,
     SimulateRequest,
     SimulationPublic,
@@ -252,12 +253,14 @@ async def publish_flow(
     temporal: TemporalDep,
     settings: SettingsDep,
     egress: EgressDep,
+    body: PublishRequest | None = None,
 ) -> FlowVersionPublic:
     """Schedule and deal-stage triggers get their Temporal Schedules once the version is saved."""
     flow = await service.get_flow(session, principal.company_id, flow_id)
     previous = list(flow.triggers)
+    note = body.note if body else None
     version = await service.publish(
-        session, principal.company_id, flow_id, principal.user_id, egress
+        session, principal.company_id, flow_id, principal.user_id, egress, note
     )
     _triggers_changed(session, temporal, settings, flow, previous)
     return FlowVersionPublic.model_validate(version, from_attributes=True)

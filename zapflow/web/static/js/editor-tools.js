@@ -144,6 +144,7 @@ export class EditorTools {
       rows.length ? null : h("p", { class: "muted" }, "No published version yet."),
       h("ul", { class: "version-list" }, rows.map((v) => h("li", { "data-version": v.version },
         h("strong", {}, `v${v.version}`), ` published ${dateTime(v.published_at)}${v.version === editor.flow?.current_version ? " · live" : ""} `,
+        v.note ? h("q", { class: "version-note" }, v.note) : null, " ",
         h("button", { type: "button", onclick: () => this.open(v.version) }, `Open v${v.version}`)))),
       rows.length ? h("div", { class: "compare" }, before, " → ", after, h("button", { type: "button", onclick: () => this.compare(before.value, after.value) }, "Compare")) : null);
   }

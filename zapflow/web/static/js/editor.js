@@ -91,12 +91,14 @@ export class FlowEditor {
       h("button", { type: "button", onclick: action, title: shortcut ? `${label} (${shortcut})` : label, "aria-keyshortcuts": shortcut }, label);
     this.saveButton = button("Save draft", () => this.save(), "Control+S");
     this.publishButton = h("button", { type: "button", class: "primary", onclick: () => this.publish() }, "Publish");
+    this.note = h("input", { class: "publish-note", "aria-label": "Version note", placeholder: "What changed (for the versions list)", maxlength: "1000" });
     this.editButtons = [
       button("Undo", () => this.undo(), "Control+Z"),
       button("Redo", () => this.redo(), "Control+Shift+Z"),
       button("Delete", () => this.deleteSelected(), "Delete"),
       button("Auto-layout", () => this.relayout(), "L"),
       this.saveButton,
+      this.note,
       this.publishButton,
     ];
     return h(
@@ -600,7 +602,9 @@ export class FlowEditor {
   async publish() {
     if (!(await this.save())) return;
     try {
-      const version = await api(`/flows/${this.flowId}/publish`, { method: "POST" });
+      const note = this.note.value.trim();
+      const version = await api(`/flows/${this.flowId}/publish`, { method: "POST", body: note ? { note } : undefined });
+      this.note.value = "";
       this.flow = await api(`/flows/${this.flowId}`);
       this.say(`Published version ${version.version}.`);
       this.tools.loaded();
