@@ -110,6 +110,7 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("PUT", f"{API}/flows/{{flow_id}}"): lambda w: FLOW_DOCUMENT,
     ("POST", f"{API}/flows"): lambda w: FLOW_DOCUMENT,
     ("POST", f"{API}/flows/validate"): lambda w: FLOW_DOCUMENT,
+    ("POST", f"{API}/flows/{{flow_id}}/publish"): lambda w: {"note": f"Published by {w.token}"},
     ("POST", f"{API}/flows/{{flow_id}}/runs"): lambda w: {"contact_id": w.objects["contact"]},
     ("POST", f"{API}/api-keys"): lambda w: {
         "name": "agent key",
