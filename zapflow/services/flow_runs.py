@@ -56,7 +56,9 @@ async def page_runs(
     return await newest_first(session, query, FlowRun.started_at, FlowRun.id, limit, cursor)
 
 
-async def runs_per_node(session: AsyncSession, flow: Flow) -> list[tuple[int, str, str, int]]:
+async def runs_per_node(
+    session: AsyncSession, flow: Flow
+) -> list[tuple[int, str, FlowRunStatus, int]]:
     """(version, node id, run status, runs) for the flow's runs by the node they are at
     (active runs) or ended on: where customers are now and where they drop off."""
     query = (
@@ -74,7 +76,8 @@ async def runs_per_node(session: AsyncSession, flow: Flow) -> list[tuple[int, st
         .group_by(col(FlowRun.flow_version), col(FlowRun.current_node_id), col(FlowRun.status))
         .order_by(col(FlowRun.flow_version), col(FlowRun.current_node_id))
     )
-    return [(v, str(n), str(s), c) for v, n, s, c in (await session.execute(query)).all()]
+    rows = (await session.execute(query)).all()
+    return [(v, str(n), FlowRunStatus(s), c) for v, n, s, c in rows]
 
 
 async def _latest_conversation(

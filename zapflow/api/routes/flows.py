@@ -332,7 +332,7 @@ async def node_runs(
 ) -> list[NodeRuns]:
     flow = await service.get_flow(session, principal.company_id, flow_id)
     rows = await flow_runs.runs_per_node(session, flow)
-    return [NodeRuns(version=v, node_id=n, status=FlowRunStatus(s), runs=c) for v, n, s, c in rows]
+    return [NodeRuns(version=v, node_id=n, status=s, runs=c) for v, n, s, c in rows]
 
 
 @router.get(
