@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -86,6 +87,15 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
         async with session.begin():
             yield session
         await run_after_commit(session)
+
+
+@asynccontextmanager
+async def autocommit(factory: SessionFactory) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection on which every statement commits on its own: no BEGIN and COMMIT
+    round trips, for statements that stand alone (the relay's claim and finish)."""
+    engine: AsyncEngine = factory.kw["bind"]
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def driver_dsn(settings: Settings) -> str:
