@@ -63,6 +63,7 @@ PATH_OBJECTS = {
     "tag": "tag",
     "flow_id": "flow",
     "run_id": "flow_run",
+    "version": "flow_version",
     "followup_id": "followup",
     "template_id": "template",
     "campaign_id": "campaign",
@@ -89,7 +90,8 @@ BODY_OBJECTS = {
     "conversation_id": "conversation",
     "instance_id": "instance",
 }
-NOT_IDS = frozenset({"tag"})  # path parameters naming an object by its name, not its id
+# path parameters naming an object by its name or number, not its id
+NOT_IDS = frozenset({"tag", "version"})
 
 # Bodies whose schema has no example free of ids (ids must be the caller's own, or absent).
 HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
@@ -110,6 +112,8 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", f"{API}/notes"): lambda w: {"body": "x", "contact_id": w.objects["contact"]},
     ("PUT", f"{API}/flows/{{flow_id}}"): lambda w: FLOW_DOCUMENT,
     ("POST", f"{API}/flows"): lambda w: FLOW_DOCUMENT,
+    ("POST", f"{API}/flows/validate"): lambda w: FLOW_DOCUMENT,
+    ("POST", f"{API}/flows/{{flow_id}}/publish"): lambda w: {"note": f"Published by {w.token}"},
     ("POST", f"{API}/flows/{{flow_id}}/runs"): lambda w: {"contact_id": w.objects["contact"]},
     ("POST", f"{API}/templates/sync"): lambda w: {"instance_id": w.objects["instance"]},
     ("POST", f"{API}/templates"): lambda w: {
@@ -576,6 +580,7 @@ AGENT_FORBIDDEN = {
     "DELETE /api/v1/flows/{flow_id}": "flows:write",
     "POST /api/v1/flows/{flow_id}/publish": "flows:write",
     "POST /api/v1/flows/{flow_id}/simulate": "flows:write",
+    "POST /api/v1/flows/validate": "flows:write",
     "GET /api/v1/ops/queues": "ops:manage",
     "GET /api/v1/ops/dead-letters": "ops:manage",
     "POST /api/v1/ops/dead-letters/{letter_id}/replay": "ops:manage",
