@@ -7,6 +7,8 @@ from ._fields import utc_now
 from .api_key import ApiKey
 from .company import Company, CompanyBase
 from .contact import Contact, ContactBase
+from .contact_identity import ContactIdentity, IdentityKind
+from .contact_merge import ContactMerge
 from .conversation import Conversation, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
@@ -38,6 +40,8 @@ __all__ = [
     "CompanyBase",
     "Contact",
     "ContactBase",
+    "ContactIdentity",
+    "ContactMerge",
     "Conversation",
     "ConversationEmbedding",
     "ConversationStatus",
@@ -61,6 +65,7 @@ __all__ = [
     "FollowUpStatus",
     "Funnel",
     "FunnelBase",
+    "IdentityKind",
     "InboxEvent",
     "InboxEventStatus",
     "InboxEventType",
