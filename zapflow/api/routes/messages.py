@@ -18,6 +18,7 @@ from zapflow.schemas import MessagePublic
 from zapflow.services import queries
 from zapflow.services.outbound import OutboundContent, queue_outbound
 from zapflow.services.permissions import Permission
+from zapflow.whatsapp.interactive import Interactive, numbered_text
 
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
 
@@ -45,14 +46,27 @@ class SendMessage(BaseModel):
                 {"type": "text", "text": "Olá! Como posso ajudar?", "client_id": "c-123"},
                 {"type": "media", "media": {"url": "https://example.com/cat.jpg", "kind": "image"}},
                 {"type": "template", "template": {"name": "welcome", "language": "pt_BR"}},
+                {
+                    "type": "interactive",
+                    "interactive": {
+                        "type": "button",
+                        "body": "Podemos confirmar?",
+                        "buttons": [{"id": "yes", "title": "Sim"}, {"id": "no", "title": "Não"}],
+                    },
+                },
             ]
         },
     )
 
-    type: Literal["text", "media", "template"] = "text"
+    type: Literal["text", "media", "template", "interactive"] = "text"
     text: str | None = Field(None, min_length=1, max_length=4096)
     media: MediaIn | None = None
     template: TemplateIn | None = None
+    interactive: Interactive | None = Field(
+        None,
+        description="Reply buttons, a list or a CTA URL button within Meta's limits; on an "
+        "Evolution instance it goes as numbered text (`payload.outbound.fallback`)",
+    )
     client_id: str | None = Field(
         None, max_length=128, description="Your idempotency key: a repeat returns the first message"
     )
@@ -113,11 +127,15 @@ async def send_message(
         raise Unprocessable(
             "the conversation is closed: reopen it to reply", code="conversation_closed"
         )
+    interactive = (
+        body.interactive.model_dump(mode="json", exclude_none=True) if body.interactive else None
+    )
     content = OutboundContent(
         type=body.type,
-        text=body.text,
+        text=numbered_text(interactive) if interactive else body.text,
         media=body.media.model_dump(mode="json") if body.media else None,
         template=body.template.model_dump(exclude_none=True) if body.template else None,
+        interactive=interactive,
     )
     message, created = await queue_outbound(
         session,
