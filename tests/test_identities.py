@@ -228,3 +228,28 @@ async def test_status_of_a_message_sent_to_a_bsuid_is_applied(
             return str((await session.execute(query)).scalar_one())
 
     await eventually(status, lambda found: found == "delivered")
+
+
+async def test_a_contact_without_a_phone_works_in_inbox_search_and_export(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    await post(tenant, instance, delivery("cloud_bsuid", instance))
+    [message] = await messages_stored(sessions, tenant.id, 1)
+    conversation_id = str(message.conversation_id)
+
+    async def inbox(**params: str) -> list[str]:
+        page = (await tenant.client.get("/api/v1/conversations", params=params)).json()
+        return [row["id"] for row in page["data"]]
+
+    assert await inbox() == [conversation_id]
+    assert await inbox(q="@ana.lima") == [conversation_id]  # by username
+    assert await inbox(q=BSUID) == [conversation_id]  # by BSUID
+    assert await inbox(q="@someone.else") == []
+    row = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
+    assert row["contact"]["phone_number"] is None
+    found = (await tenant.client.get("/api/v1/contacts", params={"q": "Ana"})).json()["data"]
+    assert [c["phone_number"] for c in found] == [None]
+    export = await tenant.client.get("/api/v1/contacts/export")
+    assert export.status_code == 200
+    assert export.text.splitlines()[1].startswith(",Ana,")

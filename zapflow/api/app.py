@@ -24,6 +24,7 @@ from zapflow.api.ratelimit import RateLimitHeadersMiddleware
 from zapflow.api.routes import (
     api_keys,
     companies,
+    contact_merge,
     contacts,
     conversations,
     deals,
@@ -85,7 +86,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhooks.router)
     routers = (
-        companies.router, users.router, api_keys.router, instances.router, contacts.router,
+        companies.router, users.router, api_keys.router, instances.router,
+        contact_merge.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router,
     )  # fmt: skip

@@ -19,7 +19,15 @@ from sqlmodel import col
 
 from zapflow.db import DriverReads
 from zapflow.errors import NotFound, Unprocessable
-from zapflow.models import Contact, Conversation, ConversationStatus, User, WhatsAppInstance
+from zapflow.models import (
+    Contact,
+    ContactIdentity,
+    Conversation,
+    ConversationStatus,
+    IdentityKind,
+    User,
+    WhatsAppInstance,
+)
 from zapflow.schemas import ContactRef, ConversationPublic, ConversationSummary
 from zapflow.services.paging import cut_page, keyset
 from zapflow.whatsapp import jid as jids
@@ -66,12 +74,36 @@ class InboxFilter:
 
 def _contact_prefix(q: str) -> ColumnElement[bool]:
     escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    matches = [col(Contact.name).ilike(escaped + "%", escape="\\")]
+    matches: list[ColumnElement[bool]] = [col(Contact.name).ilike(escaped + "%", escape="\\")]
     digits = jids.digits(q)
     if digits and _PHONE_LIKE.fullmatch(q):
         # numbers are stored in E.164: "11 9999" and "+55 11 9999" both mean digits after a "+"
         matches.append(col(Contact.phone_number).like(f"+{digits}%"))
+    identity = _identity_named(q.strip())
+    if identity is not None:
+        matches.append(identity)
     return or_(*matches)
+
+
+def _identity_named(q: str) -> ColumnElement[bool] | None:
+    """A username (``@ana.lima``) or a BSUID names its contact exactly: a contact without a
+    phone is found by them."""
+    if q.startswith("@") and len(q) > 1:
+        kind = IdentityKind.USERNAME
+    elif jids.is_bsuid(q):
+        kind, q = IdentityKind.BSUID, jids.split_jid(q)[0]
+    else:
+        return None
+    return (
+        select(col(ContactIdentity.id))
+        .where(
+            col(ContactIdentity.contact_id) == col(Contact.id),
+            col(ContactIdentity.company_id) == col(Contact.company_id),
+            col(ContactIdentity.kind) == kind,
+            col(ContactIdentity.value) == q,
+        )
+        .exists()
+    )
 
 
 @dataclass(frozen=True)
