@@ -184,7 +184,8 @@ async def test_merge_loses_nothing_and_the_flow_run_still_answers(
     # the BSUID names the survivor now: no contact comes back
     async with sessions() as session:
         owner = await session.execute(
-            text("SELECT contact_id FROM contact_identities WHERE value = :v"), {"v": BSUID}
+            text("SELECT contact_id FROM contact_identities WHERE company_id = :c AND value = :v"),
+            {"c": tenant.id, "v": BSUID},
         )
         assert [str(c) for c in owner.scalars()] == [survivor]
 

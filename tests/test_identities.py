@@ -4,6 +4,7 @@ replies go to the phone when one is known, else to the BSUID."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -253,3 +254,20 @@ async def test_a_contact_without_a_phone_works_in_inbox_search_and_export(
     export = await tenant.client.get("/api/v1/contacts/export")
     assert export.status_code == 200
     assert export.text.splitlines()[1].startswith(",Ana,")
+
+
+async def test_bsuid_chat_and_phone_chat_arriving_together_are_one_contact(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """Two chats of one person (keyed by BSUID and by phone) persisted at once race to create
+    the contact: the identities' advisory locks let one create it and the other find it."""
+    instance = await create_cloud_instance(tenant)
+    await asyncio.gather(
+        post(tenant, instance, delivery("cloud_bsuid", instance)),
+        post(tenant, instance, delivery("cloud_bsuid_with_phone", instance)),
+    )
+    rows = await messages_stored(sessions, tenant.id, 2)
+    assert len({(await conversation_of(sessions, m)).remote_jid for m in rows}) == 2
+    [contact] = await contacts_of(sessions, tenant.id)
+    assert contact.phone_number == "+5511987654321"
+    assert ("bsuid", BSUID) in await identities_of(sessions, contact.id)

@@ -22,6 +22,7 @@ from tests.fixtures.traffic import (
     post_cloud,
     start_conversation,
 )
+from tests.test_flows_runs import published
 from zapflow.whatsapp.interactive import cloud_interactive, numbered_text
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -86,15 +87,19 @@ async def conversation_on_cloud(tenant: Tenant) -> tuple[str, str]:
     return wa_id, conversation_id
 
 
+async def send(tenant: Tenant, conversation_id: str, spec: dict[str, Any]) -> httpx.Response:
+    return await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/messages",
+        json={"type": "interactive", "interactive": spec},
+    )
+
+
 @pytest.mark.parametrize(("interactive", "field"), REFUSED)
 async def test_limits_are_422s_naming_the_field(
     interactive: dict[str, Any], field: str, tenant: Tenant
 ) -> None:
     _, conversation_id = await conversation_on_cloud(tenant)
-    response = await tenant.client.post(
-        f"/api/v1/conversations/{conversation_id}/messages",
-        json={"type": "interactive", "interactive": interactive},
-    )
+    response = await send(tenant, conversation_id, interactive)
     assert response.status_code == 422, response.text
     assert field in response.text
 
@@ -108,10 +113,7 @@ async def test_cloud_instance_sends_the_interactive_message(
     spec: dict[str, Any], tenant: Tenant, provider_server: ProviderServer
 ) -> None:
     wa_id, conversation_id = await conversation_on_cloud(tenant)
-    response = await tenant.client.post(
-        f"/api/v1/conversations/{conversation_id}/messages",
-        json={"type": "interactive", "interactive": spec},
-    )
+    response = await send(tenant, conversation_id, spec)
     assert response.status_code == 202, response.text
     message = response.json()
     assert (message["type"], message["body"]) == ("interactive", numbered_text(spec))
@@ -143,10 +145,7 @@ async def test_evolution_instance_sends_numbered_text_and_says_so(
         return list((await tenant.client.get("/api/v1/conversations")).json()["data"])
 
     rows = await eventually(listed, lambda found: len(found) == 1)
-    response = await tenant.client.post(
-        f"/api/v1/conversations/{rows[0]['id']}/messages",
-        json={"type": "interactive", "interactive": BUTTONS},
-    )
+    response = await send(tenant, rows[0]["id"], BUTTONS)
     assert response.status_code == 202, response.text
     assert response.json()["payload"]["outbound"]["fallback"] == "numbered_text"
     [sent] = await eventually(
@@ -195,14 +194,6 @@ CONFIRM_FLOW: dict[str, Any] = {
         {"id": "done", "type": "end"},
     ],
 }
-
-
-async def published(client: httpx.AsyncClient, document: dict[str, Any]) -> str:
-    created = await client.post("/api/v1/flows", json=document)
-    assert created.status_code == 201, created.text
-    flow_id: str = created.json()["id"]
-    assert (await client.post(f"/api/v1/flows/{flow_id}/publish")).status_code == 201
-    return flow_id
 
 
 def button_reply(wa_id: str, button_id: str, title: str) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
@@ -132,38 +132,64 @@ class ResolvedContact:
 async def resolve_contact(
     session: AsyncSession, company_id: uuid.UUID, identity: Identity
 ) -> ResolvedContact:
-    """The contact these identities name (created if none does), with what they add attached."""
+    """The contact these identities name (created if none does), with what they add attached.
+    A known contact that gains nothing costs one read and takes no lock."""
     own = identity.names()
     owners = await owners_of(session, company_id, [*own, *identity.previous])
-    contact_id = _first_owner(owners, [*own, *identity.previous])
-    if contact_id is None:
+    found = _first_owner(owners, [*own, *identity.previous])
+    if found is None:
         await _lock(session, company_id, own)
         owners = await owners_of(session, company_id, [*own, *identity.previous])
-        contact_id = _first_owner(owners, [*own, *identity.previous])
-    if contact_id is None:
+        found = _first_owner(owners, [*own, *identity.previous])
+    if found is None:
         return ResolvedContact(await _create(session, company_id, identity), changed=False)
-    changed = await _attach(session, company_id, contact_id, identity, owners)
-    return ResolvedContact(contact_id, changed)
+    held = {key for key, owner in owners.items() if owner.id == found.id}
+    if all(key in owners for key in own) and not _changes(found, identity, held):
+        return ResolvedContact(found.id, changed=False)
+    changed = await _attach(session, company_id, found.id, identity, owners)
+    return ResolvedContact(found.id, changed)
+
+
+class Owner(NamedTuple):
+    """The contact that holds an identity, as far as resolving needs it."""
+
+    id: uuid.UUID
+    phone_number: str | None
+    lid: str | None
+    name: str
+    aliases: list[str]
 
 
 async def owners_of(
     session: AsyncSession, company_id: uuid.UUID, keys: Sequence[Key]
-) -> dict[Key, uuid.UUID]:
+) -> dict[Key, Owner]:
     if not keys:
         return {}
-    query = select(
-        col(ContactIdentity.kind), col(ContactIdentity.value), col(ContactIdentity.contact_id)
-    ).where(
-        col(ContactIdentity.company_id) == company_id,
-        tuple_(col(ContactIdentity.kind), col(ContactIdentity.value)).in_(
-            [(kind.value, value) for kind, value in keys]
-        ),
+    query = (
+        select(
+            col(ContactIdentity.kind),
+            col(ContactIdentity.value),
+            col(Contact.id),
+            col(Contact.phone_number),
+            col(Contact.lid),
+            col(Contact.name),
+            col(Contact.aliases),
+        )
+        .join(Contact, col(Contact.id) == col(ContactIdentity.contact_id))
+        .where(
+            col(ContactIdentity.company_id) == company_id,
+            tuple_(col(ContactIdentity.kind), col(ContactIdentity.value)).in_(
+                [(kind.value, value) for kind, value in keys]
+            ),
+        )
     )
-    rows = (await session.execute(query)).all()
-    return {(IdentityKind(kind), value): contact_id for kind, value, contact_id in rows}
+    return {
+        (IdentityKind(kind), value): Owner(contact_id, phone, lid, name, aliases)
+        for kind, value, contact_id, phone, lid, name, aliases in await session.execute(query)
+    }
 
 
-def _first_owner(owners: dict[Key, uuid.UUID], keys: Sequence[Key]) -> uuid.UUID | None:
+def _first_owner(owners: dict[Key, Owner], keys: Sequence[Key]) -> Owner | None:
     return next((owners[key] for key in keys if key in owners), None)
 
 
@@ -224,31 +250,40 @@ async def _attach(
     company_id: uuid.UUID,
     contact_id: uuid.UUID,
     identity: Identity,
-    owners: dict[Key, uuid.UUID],
+    owners: dict[Key, Owner],
 ) -> bool:
-    """Attach what the identity adds to the contact; whether the contact row changed."""
+    """Attach what the identity adds to the contact (the row locked); whether it changed."""
     missing = [key for key in identity.names() if key not in owners]
-    held = {key for key, owner in owners.items() if owner == contact_id}
+    held = {key for key, owner in owners.items() if owner.id == contact_id}
     held |= await attach_identities(session, company_id, contact_id, missing)
     contact = await session.get(Contact, contact_id, with_for_update=True, populate_existing=True)
     assert contact is not None
-    changed = False
+    changes = _changes(contact, identity, held)
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    if changes:
+        await session.flush()
+    return bool(changes)
+
+
+def _changes(contact: Contact | Owner, identity: Identity, held: set[Key]) -> dict[str, Any]:
+    """What the contact's row takes from the identity: a phone or lid it holds and the row
+    lacks (or a changed number), a name when it has none, new aliases."""
+    changes: dict[str, Any] = {}
     phone = identity.phone
     replaceable = contact.phone_number is None or identity.phone_changed
-    held_phone = phone is not None and (IdentityKind.PHONE, phone) in held
-    if phone and held_phone and replaceable and contact.phone_number != phone:
-        contact.phone_number, contact.wa_id = phone, jids.digits(phone)
-        changed = True
-    if identity.lid and (IdentityKind.LID, identity.lid) in held and not contact.lid:
-        contact.lid = identity.lid
-        changed = True
+    if (
+        phone
+        and replaceable
+        and contact.phone_number != phone
+        and (IdentityKind.PHONE, phone) in held
+    ):
+        changes.update(phone_number=phone, wa_id=jids.digits(phone))
+    if identity.lid and not contact.lid and (IdentityKind.LID, identity.lid) in held:
+        changes["lid"] = identity.lid
     if identity.name and not contact.name:
-        contact.name = identity.name
-        changed = True
+        changes["name"] = identity.name
     new_aliases = [a for a in identity.aliases if a not in contact.aliases]
     if new_aliases:
-        contact.aliases = [*contact.aliases, *new_aliases]
-        changed = True
-    if changed:
-        await session.flush()
-    return changed
+        changes["aliases"] = [*contact.aliases, *new_aliases]
+    return changes
