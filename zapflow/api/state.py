@@ -62,7 +62,7 @@ class AppState:
             redis=redis,
             cache=cache,
             temporal=TemporalConnection(settings),
-            authenticator=Authenticator(cache, settings.auth_cache_seconds),
+            authenticator=Authenticator(cache, sessions, settings.auth_cache_seconds),
             webhook_instances=WebhookInstances(),
             embedders=Embedders(settings),
             streams=StreamHub(redis),

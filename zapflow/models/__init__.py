@@ -5,41 +5,46 @@ Importing this package registers every table on ``SQLModel.metadata`` (what Alem
 
 from ._fields import utc_now
 from .api_key import ApiKey
-from .company import Company, CompanyBase
-from .contact import Contact, ContactBase
+from .company import Company
+from .contact import Contact
 from .contact_identity import ContactIdentity, IdentityKind
 from .contact_merge import ContactMerge
 from .conversation import Conversation, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
-from .deal import Deal, DealBase, DealStatus
+from .deal import Deal, DealStatus
 from .deal_stage_change import DealStageChange
 from .embedding_queue import EmbeddingQueueItem
 from .event_outbox import EventOutbox
-from .flow import Flow, FlowBase, FlowStatus
+from .flow import Flow, FlowStatus
 from .flow_run import FlowRun, FlowRunStatus
 from .flow_version import FlowVersion
-from .followup import FollowUp, FollowUpBase, FollowUpStatus
-from .funnel import Funnel, FunnelBase
+from .followup import FollowUp, FollowUpStatus
+from .funnel import Funnel
 from .inbox_event import InboxEvent, InboxEventStatus, InboxEventType
-from .message import Message, MessageDirection, MessageSender, MessageStatus, MessageType
-from .note import Note, NoteBase
-from .stage import Stage, StageBase
-from .user import User, UserBase, UserRole
+from .message import (
+    BODY_TSVECTOR,
+    Message,
+    MessageDirection,
+    MessageSender,
+    MessageStatus,
+    MessageType,
+)
+from .note import Note
+from .stage import Stage
+from .user import User, UserRole
 from .whatsapp_instance import (
     InstanceStatus,
     WhatsAppInstance,
-    WhatsAppInstanceBase,
     WhatsAppProvider,
 )
 
 __all__ = [
+    "BODY_TSVECTOR",
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
     "Company",
-    "CompanyBase",
     "Contact",
-    "ContactBase",
     "ContactIdentity",
     "ContactMerge",
     "Conversation",
@@ -49,22 +54,18 @@ __all__ = [
     "DeadLetterKind",
     "DeadLetterStatus",
     "Deal",
-    "DealBase",
     "DealStageChange",
     "DealStatus",
     "EmbeddingQueueItem",
     "EventOutbox",
     "Flow",
-    "FlowBase",
     "FlowRun",
     "FlowRunStatus",
     "FlowStatus",
     "FlowVersion",
     "FollowUp",
-    "FollowUpBase",
     "FollowUpStatus",
     "Funnel",
-    "FunnelBase",
     "IdentityKind",
     "InboxEvent",
     "InboxEventStatus",
@@ -76,14 +77,10 @@ __all__ = [
     "MessageStatus",
     "MessageType",
     "Note",
-    "NoteBase",
     "Stage",
-    "StageBase",
     "User",
-    "UserBase",
     "UserRole",
     "WhatsAppInstance",
-    "WhatsAppInstanceBase",
     "WhatsAppProvider",
     "utc_now",
 ]

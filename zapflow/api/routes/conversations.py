@@ -1,4 +1,4 @@
-"""Conversations, the agents' inbox: the filtered list, one conversation, and the actions on it
+"""Conversations, the agents' desk: the filtered list, one conversation, and the actions on it
 (assign, pause the bot, close, mark read), each announced live as ``conversation.updated``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime
 
 from zapflow.api.deps import (
     CurrentPrincipal,
@@ -28,8 +28,8 @@ from zapflow.api.paging import (
 )
 from zapflow.errors import Unprocessable
 from zapflow.models import ConversationStatus
-from zapflow.schemas import ConversationPublic
-from zapflow.services import agent_inbox
+from zapflow.schemas.conversations import AssignConversation, ConversationPublic
+from zapflow.services import desk
 from zapflow.services.auth import Principal
 from zapflow.services.conversations import conversation_updated
 from zapflow.services.permissions import Permission
@@ -42,16 +42,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-class AssignConversation(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"user_id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44"}]},
-    )
-
-    user_id: uuid.UUID
-
-
-async def inbox_filter(
+async def conversation_filter(
     principal: CurrentPrincipal,
     status: ConversationStatus | None = None,
     assigned_user_id: Annotated[
@@ -75,8 +66,8 @@ async def inbox_filter(
         str | None,
         Query(min_length=1, max_length=100, description="Prefix of the contact's name or phone"),
     ] = None,
-) -> agent_inbox.InboxFilter:
-    return agent_inbox.InboxFilter(
+) -> desk.ConversationFilter:
+    return desk.ConversationFilter(
         status=status,
         assigned_user_id=_me(principal, assigned_user_id) if assigned else assigned_user_id,
         unassigned=unassigned,
@@ -98,19 +89,19 @@ def _me(principal: Principal, assigned_user_id: uuid.UUID | None) -> uuid.UUID:
 
 @router.get(
     "",
-    summary="The inbox: conversations, most recent message first, filtered",
+    summary="The desk: conversations, most recent message first, filtered",
     response_model=CursorPage[ConversationPublic],
     dependencies=[Requires(Permission.CONVERSATIONS_READ)],
 )
 async def list_conversations(
     principal: CurrentPrincipal,
     state: StateDep,
-    filters: Annotated[agent_inbox.InboxFilter, Depends(inbox_filter)],
+    filters: Annotated[desk.ConversationFilter, Depends(conversation_filter)],
     fields: ConversationFields,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    rows, next_cursor = await agent_inbox.page_conversations(
+    rows, next_cursor = await desk.page_conversations(
         state.reads, principal.company_id, filters, limit, cursor
     )
     return respond_cursor_page(rows, next_cursor, fields)
@@ -129,12 +120,12 @@ async def get_conversation(
     session: SessionDep,
     fields: ConversationFields,
 ) -> Any:
-    row = await agent_inbox.get_inbox_row(session, principal.company_id, conversation_id)
+    row = await desk.get_conversation_row(session, principal.company_id, conversation_id)
     return respond(row.public(), fields)
 
 
 async def _announce(
-    publisher: EventPublisher, row: agent_inbox.InboxRow, changed: bool
+    publisher: EventPublisher, row: desk.ConversationRow, changed: bool
 ) -> ConversationPublic:
     if changed:
         await publisher.emit(conversation_updated(row.conversation))
@@ -155,7 +146,7 @@ async def assign_conversation(
     session: SessionDep,
     publisher: PublisherDep,
 ) -> ConversationPublic:
-    row, changed = await agent_inbox.assign_conversation(
+    row, changed = await desk.assign_conversation(
         session, principal.company_id, conversation_id, body.user_id
     )
     return await _announce(publisher, row, changed)
@@ -168,7 +159,7 @@ def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPubl
         session: SessionDep,
         publisher: PublisherDep,
     ) -> ConversationPublic:
-        row, changed = await agent_inbox.change_conversation(
+        row, changed = await desk.change_conversation(
             session, principal.company_id, conversation_id, changes
         )
         return await _announce(publisher, row, changed)

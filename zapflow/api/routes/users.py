@@ -3,68 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.api.routes.api_keys import forget_keys
-from zapflow.api.validation import NotNull
 from zapflow.models import UserRole
+from zapflow.schemas.users import UserCreate, UserPublic, UserUpdate
 from zapflow.services import users as service
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/users", tags=["users"])
-
-Email = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-
-
-class UserCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"email": "ana@acme.com", "name": "Ana Souza", "role": "agent"}]
-        },
-    )
-
-    email: Email = Field(description="Stored lower-cased; unique within the company")
-    name: Name
-    role: UserRole = UserRole.AGENT
-    is_active: bool = True
-
-
-class UserUpdate(BaseModel):
-    """Only the fields sent change; none may be ``null``."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"role": "admin"}, {"is_active": False}]},
-    )
-
-    email: Annotated[Email | None, NotNull] = None
-    name: Annotated[Name | None, NotNull] = None
-    role: Annotated[UserRole | None, NotNull] = None
-    is_active: Annotated[bool | None, NotNull] = Field(
-        None, description="false: the user's API keys stop working"
-    )
-
-
-class UserPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    email: str
-    name: str
-    role: UserRole
-    is_active: bool
-    created_at: datetime
 
 
 UserFields = Annotated[frozenset[str] | None, Depends(fields_param(UserPublic))]
