@@ -271,3 +271,18 @@ async def test_bsuid_chat_and_phone_chat_arriving_together_are_one_contact(
     [contact] = await contacts_of(sessions, tenant.id)
     assert contact.phone_number == "+5511987654321"
     assert ("bsuid", BSUID) in await identities_of(sessions, contact.id)
+
+
+async def test_a_follow_up_reaches_a_contact_without_a_phone_at_the_bsuid(
+    tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
+) -> None:
+    instance = await create_cloud_instance(tenant)
+    await post(tenant, instance, delivery("cloud_bsuid", instance))
+    [message] = await messages_stored(sessions, tenant.id, 1)
+    path = f"/api/v1/conversations/{message.conversation_id}/followups"
+    body = {"after": "PT1S", "text": "Ainda por aí?", "cancel_on_reply": False}
+    assert (await tenant.client.post(path, json=body)).status_code == 201
+    [sent] = await eventually(
+        lambda: _async(provider_server.sent_to(BSUID)), lambda found: len(found) == 1, 30
+    )
+    assert sent.json["text"]["body"] == "Ainda por aí?"
