@@ -5,6 +5,7 @@ replies go to the phone when one is known, else to the BSUID."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
@@ -277,7 +278,8 @@ async def test_a_follow_up_reaches_a_contact_without_a_phone_at_the_bsuid(
     tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
 ) -> None:
     instance = await create_cloud_instance(tenant)
-    await post(tenant, instance, delivery("cloud_bsuid", instance))
+    # written now: the follow-up's text goes only within WhatsApp's 24-hour window
+    await post(tenant, instance, delivery("cloud_bsuid", instance, timestamp=str(int(time.time()))))
     [message] = await messages_stored(sessions, tenant.id, 1)
     path = f"/api/v1/conversations/{message.conversation_id}/followups"
     body = {"after": "PT1S", "text": "Ainda por aí?", "cancel_on_reply": False}
