@@ -152,22 +152,7 @@ async def test_merge_loses_nothing_and_the_flow_run_still_answers(
     assert report["moved"]["messages"] >= 2  # the BSUID chat's message and the flow's ask
     assert (await tenant.client.get(f"/api/v1/contacts/{merged}")).status_code == 404
 
-    contact = (await tenant.client.get(f"/api/v1/contacts/{survivor}")).json()
-    assert contact["name"] == "Maria Souza"  # the survivor's, unless taken
-    assert contact["custom_fields"] == {"plan": "p3", "only2": "x", "only3": "x"}
-    assert contact["email"] == "c2@example.com"
-    assert set(contact["tags"]) == {"t2", "t3"}
-    conflicts = {c["field"]: c["kept"] for c in report["conflicts"]}
-    assert conflicts == {
-        "name": "survivor",
-        "email": "survivor",
-        "custom_fields.plan": "merged",
-    }
-    async with sessions() as session:
-        audit = (await session.execute(select(ContactMerge))).scalars().all()
-        mine = [a for a in audit if str(a.survivor_id) == survivor]
-        assert [str(a.merged_id) for a in mine] == [merged]
-        assert mine[0].merged_contact["name"] == "Ana"
+    await survivor_took_everything(tenant, sessions, survivor, merged, report)
     # the survivor's conversations' workflows are told, through the inbox
     assert await followup_events(sessions, tenant.id) == told_before + 2
 
@@ -188,6 +173,28 @@ async def test_merge_loses_nothing_and_the_flow_run_still_answers(
             {"c": tenant.id, "v": BSUID},
         )
         assert [str(c) for c in owner.scalars()] == [survivor]
+
+
+async def survivor_took_everything(
+    tenant: Tenant, sessions: SessionFactory, survivor: str, merged: str, report: dict[str, Any]
+) -> None:
+    """The survivor's fields after the merge, the conflicts reported, and the audit record."""
+    contact = (await tenant.client.get(f"/api/v1/contacts/{survivor}")).json()
+    assert contact["name"] == "Maria Souza"  # the survivor's, unless taken
+    assert contact["custom_fields"] == {"plan": "p3", "only2": "x", "only3": "x"}
+    assert contact["email"] == "c2@example.com"
+    assert set(contact["tags"]) == {"t2", "t3"}
+    conflicts = {c["field"]: c["kept"] for c in report["conflicts"]}
+    assert conflicts == {
+        "name": "survivor",
+        "email": "survivor",
+        "custom_fields.plan": "merged",
+    }
+    async with sessions() as session:
+        audit = (await session.execute(select(ContactMerge))).scalars().all()
+        mine = [a for a in audit if str(a.survivor_id) == survivor]
+        assert [str(a.merged_id) for a in mine] == [merged]
+        assert mine[0].merged_contact["name"] == "Ana"
 
 
 async def _async(value: Any) -> Any:

@@ -77,6 +77,17 @@ END $$
 
 
 def upgrade() -> None:
+    _create_identities()
+    op.execute(BACKFILL)
+    op.execute(SYNC_FUNCTION)
+    op.execute(
+        "CREATE TRIGGER contacts_sync_identities AFTER INSERT OR UPDATE OF phone_number, lid"
+        " ON contacts FOR EACH ROW EXECUTE FUNCTION contacts_sync_identities()"
+    )
+    _create_merges()
+
+
+def _create_identities() -> None:
     op.create_table(
         "contact_identities",
         sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
@@ -109,12 +120,9 @@ def upgrade() -> None:
         ),
     )
     op.create_index("idx_contact_identities_contact_id", "contact_identities", ["contact_id"])
-    op.execute(BACKFILL)
-    op.execute(SYNC_FUNCTION)
-    op.execute(
-        "CREATE TRIGGER contacts_sync_identities AFTER INSERT OR UPDATE OF phone_number, lid"
-        " ON contacts FOR EACH ROW EXECUTE FUNCTION contacts_sync_identities()"
-    )
+
+
+def _create_merges() -> None:
     op.create_table(
         "contact_merges",
         sa.Column("id", sa.Uuid(), server_default=sa.text("gen_random_uuid()"), nullable=False),
