@@ -31,6 +31,8 @@ from zapflow.models import (
 )
 from zapflow.schemas.contacts import ContactRef
 from zapflow.schemas.conversations import ConversationPublic, ConversationSummary
+from zapflow.services.conversations import conversation_updated
+from zapflow.services.events import stage
 from zapflow.services.paging import cut_page, keyset
 from zapflow.whatsapp import jid as jids
 
@@ -216,29 +218,32 @@ async def change_conversation(
     company_id: uuid.UUID,
     conversation_id: uuid.UUID,
     changes: dict[str, Any],
-) -> tuple[ConversationRow, bool]:
-    """Apply what differs; returns the row and whether anything changed."""
+) -> ConversationRow:
+    """Apply what differs, announced as ``conversation.updated``; a repeat changes nothing and
+    announces nothing."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
-    return row, await _apply(session, row, changes)
+    await _apply(session, row, changes)
+    return row
 
 
 async def assign_conversation(
     session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[ConversationRow, bool]:
+) -> ConversationRow:
     """Like ``change_conversation``; the user must be an active user of the company."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     await _ensure_active_user(session, company_id, user_id)
-    return row, await _apply(session, row, {"assigned_user_id": user_id})
+    await _apply(session, row, {"assigned_user_id": user_id})
+    return row
 
 
-async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str, Any]) -> bool:
+async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str, Any]) -> None:
     # the row is locked (FOR UPDATE), so concurrent repeats of an action change it only once
     differing = {k: v for k, v in changes.items() if getattr(row.conversation, k) != v}
     for name, value in differing.items():
         setattr(row.conversation, name, value)
     if differing:
         await session.flush()
-    return bool(differing)
+        await stage(session, [conversation_updated(row.conversation)])
 
 
 async def _ensure_active_user(

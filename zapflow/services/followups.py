@@ -61,10 +61,8 @@ async def schedule(
     options: Options,
     user_id: uuid.UUID | None = None,
 ) -> list[FollowUp]:
-    """Store one follow-up per step (a sequence when several) and wake the conversation's timers.
-
-    The caller announces the rows (``followup_event``) when its transaction commits.
-    """
+    """Store one follow-up per step (a sequence when several), wake the conversation's timers
+    and stage ``followup.scheduled`` for each."""
     if conversation.status == ConversationStatus.CLOSED:
         raise Unprocessable("the conversation is closed", details={"field": "conversation_id"})
     company = await session.get(Company, conversation.company_id)
@@ -97,6 +95,7 @@ async def schedule(
     session.add_all(rows)
     await session.flush()
     await _wake_timers(session, conversation)
+    await stage(session, [followup_event("followup.scheduled", row) for row in rows])
     return rows
 
 
@@ -160,7 +159,8 @@ async def page_followups(
 async def cancel(
     session: AsyncSession, followup: FollowUp, whole_sequence: bool = False
 ) -> list[FollowUp]:
-    """Cancel a pending follow-up (or every pending step of its sequence)."""
+    """Cancel a pending follow-up (or every pending step of its sequence), staging
+    ``followup.cancelled`` for each."""
     await session.refresh(followup, with_for_update=True)  # the timer may just have fired
     _check_changeable(followup)
     rows = [followup]
@@ -175,10 +175,12 @@ async def cancel(
         row.cancelled_at = now
     await session.flush()
     await _wake_timers(session, followup)
+    await stage(session, [followup_event("followup.cancelled", row) for row in rows])
     return rows
 
 
 async def reschedule(session: AsyncSession, followup: FollowUp, due: datetime) -> FollowUp:
+    """Move a pending follow-up to ``due`` (``followup.scheduled`` again)."""
     await session.refresh(followup, with_for_update=True)
     _check_changeable(followup)
     company = await session.get(Company, followup.company_id)
@@ -186,6 +188,7 @@ async def reschedule(session: AsyncSession, followup: FollowUp, due: datetime) -
     followup.scheduled_for = _effective_due(due, company, followup.only_in_business_hours)
     await session.flush()
     await _wake_timers(session, followup)
+    await stage(session, [followup_event("followup.scheduled", followup)])
     return followup
 
 

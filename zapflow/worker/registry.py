@@ -33,7 +33,6 @@ from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.egress import Egress
 from zapflow.embeddings import Embedder
-from zapflow.temporal import TemporalConnection
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
@@ -72,8 +71,8 @@ def registrations(
     followups = FollowUpActivities(sessions)
     embeddings = EmbeddingActivities()
     flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedder)
-    # schedule and deal-stage triggers start runs through the conversations' workflows
-    flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)
+    # schedule and deal-stage triggers queue runs' starts in the inbox
+    flow_triggers = FlowTriggerActivities(sessions)
     # runs started before the roles call the model and tenants' URLs on the messages queue:
     # it keeps those activities for them
     ai_activities: list[Callable[..., Any]] = [

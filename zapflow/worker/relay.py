@@ -8,10 +8,11 @@ expire and another relay takes the rows again; a second signal is harmless, beca
 drops inbox ids it has seen and the persist is idempotent.
 
 Messages become one signal per conversation naming their inbox rows (the workflow's persist reads
-them: no message body travels through Temporal); outbound requests and follow-up changes a signal
-each. A conversation this relay signalled before gets a plain signal (cheaper for the server than
-signal-with-start), falling back to signal-with-start when its workflow has ended. Statuses and
-connection changes are applied here directly.
+them: no message body travels through Temporal); outbound requests, follow-up changes and flow
+starts a signal each; a flow cancel signals the run's own workflow (a run whose workflow is gone
+ends ``cancelled`` here). A conversation this relay signalled before gets a plain signal (cheaper
+for the server than signal-with-start), falling back to signal-with-start when its workflow has
+ended. Statuses and connection changes are applied here directly.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -34,6 +36,7 @@ from zapflow.config import Settings
 from zapflow.db import SessionFactory, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
 from zapflow.services.events import Event, stage
+from zapflow.services.flow_runs import cancel_gone
 from zapflow.services.inbox import INBOX_CHANNEL
 from zapflow.services.messages import StatusOutcome, apply_status, message_status_event
 from zapflow.temporal import (
@@ -44,7 +47,8 @@ from zapflow.temporal import (
 from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.inputs import ConversationRef, InboundBatch, OutboundBatch
+from zapflow.workflows.flow import FlowWorkflow
+from zapflow.workflows.inputs import ConversationRef, FlowStart, InboundBatch, OutboundBatch
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +126,7 @@ class ConversationWork:
     from_customer: bool = False
     outbound: list[str] = field(default_factory=list)
     followups_changed: bool = False
+    flow_starts: list[FlowStart] = field(default_factory=list)
     row_ids: list[int] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
     received_at: dict[str, float] = field(default_factory=dict)  # key id → webhook receipt
@@ -185,11 +190,23 @@ class InboxRelay:
             return 0
         outcome = PassOutcome()
         work = self._conversation_work(rows, outcome)
-        others = [r for r in rows if r.event_type not in _CONVERSATION_TYPES]
+        # a cancel waits for a pass after its run's start: its workflow may not exist yet
+        starting = {
+            r.payload["start"]["run_id"] for r in rows if r.event_type == InboxEventType.FLOW_START
+        }
+        cancels = [r for r in rows if r.event_type == InboxEventType.FLOW_CANCEL]
+        outcome.failed += [r.id for r in cancels if r.payload["run_id"] in starting]
+        cancels = [r for r in cancels if r.payload["run_id"] not in starting]
+        others = [r for r in rows if r.event_type not in _SIGNALLED_TYPES]
         signalled = await asyncio.gather(*(self._signal(w) for w in work.values()))
         for item, ok in zip(work.values(), signalled, strict=True):
             (outcome.done if ok else outcome.failed).extend(item.row_ids)
+        cancelled = await asyncio.gather(*(self._cancel_flow(row) for row in cancels))
         async with transaction(self._sessions) as session:
+            for row, result in zip(cancels, cancelled, strict=True):
+                if result == "gone":
+                    await cancel_gone(session, uuid.UUID(row.payload["run_id"]))
+                (outcome.failed if result == "failed" else outcome.done).append(row.id)
             for row in others:
                 await self._apply(session, row, outcome)
             await _finish(session, outcome)
@@ -221,6 +238,8 @@ class InboxRelay:
                 item.from_customer = item.from_customer or not row.payload["from_me"]
             elif row.event_type == InboxEventType.OUTBOUND:
                 item.outbound.append(row.payload["message_id"])
+            elif row.event_type == InboxEventType.FLOW_START:
+                item.flow_starts.append(FlowStart(**row.payload["start"]))
             else:
                 item.followups_changed = True
         return work
@@ -265,6 +284,19 @@ class InboxRelay:
         )
         return True
 
+    async def _cancel_flow(self, row: ClaimedRow) -> str:
+        """Tell a flow run's workflow to stop: "signalled", "gone" (never started, or closed:
+        the run ends here) or "failed" (Temporal refused; the row stays pending)."""
+        handle = self._temporal.get_workflow_handle(row.payload["workflow_id"])
+        async with self._signals:
+            try:
+                await handle.signal(FlowWorkflow.cancel, rpc_timeout=SIGNAL_RPC_TIMEOUT)
+            except RPCError as exc:
+                return "gone" if workflow_gone(exc) else "failed"
+            except (OSError, TimeoutError):
+                return "failed"
+        return "signalled"
+
     async def _deliver(self, ref: ConversationRef, signal: Any, args: list[object]) -> None:
         """A plain signal to a workflow this relay knows open; else (or when it has ended since)
         signal-with-start."""
@@ -292,7 +324,13 @@ class InboxRelay:
             self._open.popitem(last=False)
 
 
-_CONVERSATION_TYPES = {InboxEventType.MESSAGE, InboxEventType.OUTBOUND, InboxEventType.FOLLOWUP}
+_CONVERSATION_TYPES = {
+    InboxEventType.MESSAGE,
+    InboxEventType.OUTBOUND,
+    InboxEventType.FOLLOWUP,
+    InboxEventType.FLOW_START,
+}
+_SIGNALLED_TYPES = {*_CONVERSATION_TYPES, InboxEventType.FLOW_CANCEL}
 
 
 async def _claim(session: AsyncSession) -> list[ClaimedRow]:
@@ -335,6 +373,7 @@ def _signals(work: ConversationWork) -> list[tuple[Any, list[object]]]:
         signals.append((ConversationWorkflow.outbound, [outbound]))
     if work.followups_changed:
         signals.append((ConversationWorkflow.followups_changed, []))
+    signals += [(ConversationWorkflow.start_flow, [start]) for start in work.flow_starts]
     return signals
 
 

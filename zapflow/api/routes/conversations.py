@@ -12,8 +12,6 @@ from pydantic import AwareDatetime
 
 from zapflow.api.deps import (
     CurrentPrincipal,
-    EventPublisher,
-    PublisherDep,
     Requires,
     SessionDep,
     StateDep,
@@ -31,7 +29,6 @@ from zapflow.models import ConversationStatus
 from zapflow.schemas.conversations import AssignConversation, ConversationPublic
 from zapflow.services import desk
 from zapflow.services.auth import Principal
-from zapflow.services.conversations import conversation_updated
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -124,14 +121,6 @@ async def get_conversation(
     return respond(row.public(), fields)
 
 
-async def _announce(
-    publisher: EventPublisher, row: desk.ConversationRow, changed: bool
-) -> ConversationPublic:
-    if changed:
-        await publisher.emit(conversation_updated(row.conversation))
-    return row.public()
-
-
 @router.post(
     "/{conversation_id}/assign",
     summary="Assign to a user (an active user of your company)",
@@ -144,12 +133,11 @@ async def assign_conversation(
     body: AssignConversation,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
 ) -> ConversationPublic:
-    row, changed = await desk.assign_conversation(
+    row = await desk.assign_conversation(
         session, principal.company_id, conversation_id, body.user_id
     )
-    return await _announce(publisher, row, changed)
+    return row.public()
 
 
 def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPublic]]:
@@ -157,12 +145,11 @@ def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPubl
         conversation_id: uuid.UUID,
         principal: CurrentPrincipal,
         session: SessionDep,
-        publisher: PublisherDep,
     ) -> ConversationPublic:
-        row, changed = await desk.change_conversation(
+        row = await desk.change_conversation(
             session, principal.company_id, conversation_id, changes
         )
-        return await _announce(publisher, row, changed)
+        return row.public()
 
     return act
 
