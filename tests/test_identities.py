@@ -232,7 +232,7 @@ async def test_status_of_a_message_sent_to_a_bsuid_is_applied(
     await eventually(status, lambda found: found == "delivered")
 
 
-async def test_a_contact_without_a_phone_works_in_inbox_search_and_export(
+async def test_a_contact_without_a_phone_works_in_inbox_contacts_and_export(
     tenant: Tenant, sessions: SessionFactory
 ) -> None:
     instance = await create_cloud_instance(tenant)
@@ -245,9 +245,7 @@ async def test_a_contact_without_a_phone_works_in_inbox_search_and_export(
         return [row["id"] for row in page["data"]]
 
     assert await inbox() == [conversation_id]
-    assert await inbox(q="@ana.lima") == [conversation_id]  # by username
-    assert await inbox(q=BSUID) == [conversation_id]  # by BSUID
-    assert await inbox(q="@someone.else") == []
+    assert await inbox(q="Ana") == [conversation_id]
     row = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
     assert row["contact"]["phone_number"] is None
     found = (await tenant.client.get("/api/v1/contacts", params={"q": "Ana"})).json()["data"]

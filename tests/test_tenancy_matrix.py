@@ -64,6 +64,8 @@ PATH_OBJECTS = {
     "flow_id": "flow",
     "run_id": "flow_run",
     "followup_id": "followup",
+    "template_id": "template",
+    "campaign_id": "campaign",
 }
 QUERY_OBJECTS = {
     "contact_id": "contact",
@@ -85,6 +87,7 @@ BODY_OBJECTS = {
     "user_id": "user",
     "owner_user_id": "user",
     "conversation_id": "conversation",
+    "instance_id": "instance",
 }
 NOT_IDS = frozenset({"tag"})  # path parameters naming an object by its name, not its id
 
@@ -113,6 +116,20 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "contact_id": w.objects["customer"],
         "preview": True,
     },
+    ("POST", f"{API}/templates/sync"): lambda w: {"instance_id": w.objects["instance"]},
+    ("POST", f"{API}/templates"): lambda w: {
+        "instance_id": w.objects["instance"],
+        "name": "novo",
+        "language": "pt_BR",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Oi"}],
+    },
+    ("POST", f"{API}/campaigns"): lambda w: {
+        "name": "x",
+        "instance_id": w.objects["instance"],
+        "message": {"template": {"name": "promo"}, "parameters": {"body": [{"value": "x"}]}},
+        "scheduled_at": "2099-01-01T00:00:00Z",
+    },
     ("POST", f"{API}/api-keys"): lambda w: {
         "name": "agent key",
         "role": "agent",
@@ -127,8 +144,15 @@ BASE_QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
 ONE_OF = {f"{API}/notes": frozenset({"contact_id", "deal_id"})}
 STREAMS = frozenset({f"{API}/stream"})  # the company stream never ends: see test_live_events
 # lists naming nothing of the company
-# lists that are empty in a world of unique contacts (no duplicate pair)
-NO_OWN_ROWS = frozenset({f"{API}/ops/queues", f"{API}/flows/schema", f"{API}/contacts/duplicates"})
+# lists that are empty in a world of unique contacts (no duplicate pair) or no campaign
+NO_OWN_ROWS = frozenset(
+    {
+        f"{API}/ops/queues",
+        f"{API}/flows/schema",
+        f"{API}/campaigns/audience",
+        f"{API}/contacts/duplicates",
+    }
+)
 
 
 # --- the operations, from the OpenAPI document --------------------------------------------------
@@ -568,6 +592,13 @@ AGENT_FORBIDDEN = {
     "GET /api/v1/ops/queues": "ops:manage",
     "GET /api/v1/ops/dead-letters": "ops:manage",
     "POST /api/v1/ops/dead-letters/{letter_id}/replay": "ops:manage",
+    "POST /api/v1/templates/sync": "templates:manage",
+    "POST /api/v1/templates": "templates:manage",
+    "DELETE /api/v1/templates/{template_id}": "templates:manage",
+    "POST /api/v1/campaigns": "campaigns:manage",
+    "POST /api/v1/campaigns/{campaign_id}/pause": "campaigns:manage",
+    "POST /api/v1/campaigns/{campaign_id}/resume": "campaigns:manage",
+    "POST /api/v1/campaigns/{campaign_id}/cancel": "campaigns:manage",
 }
 # Allowed by the route, refused by the object: an agent changes only the notes it wrote (the
 # world's note is its admin's).

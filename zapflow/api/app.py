@@ -23,6 +23,7 @@ from zapflow.api.metrics import (
 from zapflow.api.ratelimit import RateLimitHeadersMiddleware
 from zapflow.api.routes import (
     api_keys,
+    campaigns,
     companies,
     contact_merge,
     contacts,
@@ -36,8 +37,10 @@ from zapflow.api.routes import (
     messages,
     notes,
     ops,
+    opt_outs,
     search,
     tags,
+    templates,
     users,
 )
 from zapflow.api.state import AppState
@@ -89,7 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         companies.router, users.router, api_keys.router, instances.router,
         contact_merge.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
-        deals.router, followups.router, ops.router, sse.router,
+        deals.router, followups.router, ops.router, sse.router, templates.router,
+        campaigns.router, opt_outs.router,
     )  # fmt: skip
     for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)

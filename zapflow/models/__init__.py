@@ -5,6 +5,8 @@ Importing this package registers every table on ``SQLModel.metadata`` (what Alem
 
 from ._fields import utc_now
 from .api_key import ApiKey
+from .campaign import Campaign, CampaignStatus
+from .campaign_recipient import CampaignRecipient, RecipientStatus
 from .company import Company
 from .contact import Contact
 from .contact_identity import ContactIdentity, IdentityKind
@@ -31,7 +33,9 @@ from .message import (
     MessageType,
 )
 from .note import Note
+from .opt_out import OptOut
 from .stage import Stage
+from .template import Template, TemplateStatus
 from .user import User, UserRole
 from .whatsapp_instance import (
     InstanceStatus,
@@ -43,6 +47,9 @@ __all__ = [
     "BODY_TSVECTOR",
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignStatus",
     "Company",
     "Contact",
     "ContactIdentity",
@@ -77,7 +84,11 @@ __all__ = [
     "MessageStatus",
     "MessageType",
     "Note",
+    "OptOut",
+    "RecipientStatus",
     "Stage",
+    "Template",
+    "TemplateStatus",
     "User",
     "UserRole",
     "WhatsAppInstance",

@@ -35,7 +35,7 @@ from zapflow.models import (
     utc_now,
 )
 from zapflow.schemas.followups import FollowUpPublic, Step, Template
-from zapflow.services import business_hours
+from zapflow.services import business_hours, templates
 from zapflow.services.events import Event, stage
 from zapflow.services.inbox import store_followups_changed
 from zapflow.services.messages import OutboundContent, queue_outbound
@@ -69,7 +69,11 @@ async def schedule(
     assert company is not None
     for index, step in enumerate(steps):
         if step.template:
-            check_template(company, step.template, field=f"steps[{index}].template")
+            field = f"steps[{index}].template"
+            if await templates.has_templates(session, company.id, conversation.instance_id):
+                await check_synced(session, conversation, step.template, field)
+            else:
+                check_template(company, step.template, field=field)
     sequence_id = uuid.uuid4() if len(steps) > 1 else None
     rows = []
     due = utc_now()
@@ -97,6 +101,20 @@ async def schedule(
     await _wake_timers(session, conversation)
     await stage(session, [followup_event("followup.scheduled", row) for row in rows])
     return rows
+
+
+async def check_synced(
+    session: AsyncSession, conversation: Conversation, template: Template, field: str
+) -> None:
+    """The number's synced template (``services/templates.py``): approved, and its parameters
+    the body's."""
+    found = await templates.find_template(
+        session, conversation.company_id, conversation.instance_id, template.name,
+        template.language, field,
+    )  # fmt: skip
+    templates.check_usable(found, field)
+    values = {"body": list(template.params)} if template.params else {}
+    templates.components_for(found, values, f"{field}.params")
 
 
 def check_template(company: Company, template: Template, field: str = "template") -> None:
@@ -253,6 +271,9 @@ async def cancel_on_reply(session: AsyncSession, conversation_id: uuid.UUID) -> 
             updated_at=utc_now(),
         )
         .returning(FollowUp)
+        # the persist's session holds no follow-ups to refresh: no per-call evaluation of the
+        # WHERE clause against the session's objects (measured in the worker's profile)
+        .execution_options(synchronize_session=False)
     )
     rows = list((await session.execute(statement)).scalars())
     await stage(session, [followup_event("followup.cancelled", row) for row in rows])

@@ -42,6 +42,11 @@ class Permission(StrEnum):
     FLOWS_WRITE = "flows:write"  # author, publish, archive, simulate
     FLOW_RUNS_WRITE = "flow_runs:write"  # start a published flow for a contact, cancel a run
     OPS_MANAGE = "ops:manage"  # queues, dead letters and their replay
+    TEMPLATES_READ = "templates:read"  # the numbers' message templates (the composer picks one)
+    TEMPLATES_MANAGE = "templates:manage"  # sync, create and delete them at Meta
+    CAMPAIGNS_READ = "campaigns:read"  # broadcasts, their recipients and stats
+    CAMPAIGNS_MANAGE = "campaigns:manage"  # create, pause, resume, cancel broadcasts
+    OPT_OUTS_MANAGE = "opt_outs:manage"  # record or lift a contact's opt-out
 
 
 AGENT_PERMISSIONS = frozenset(
@@ -64,6 +69,9 @@ AGENT_PERMISSIONS = frozenset(
         Permission.DEALS_WRITE,
         Permission.FLOWS_READ,
         Permission.FLOW_RUNS_WRITE,
+        Permission.TEMPLATES_READ,
+        Permission.CAMPAIGNS_READ,
+        Permission.OPT_OUTS_MANAGE,
     }
 )
 ROLE_PERMISSIONS: dict[UserRole, frozenset[Permission]] = {

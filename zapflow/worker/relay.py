@@ -27,14 +27,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from zapflow.config import Settings
-from zapflow.db import SessionFactory, listen_forever, transaction
+from zapflow.db import SessionFactory, autocommit, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
+from zapflow.services import templates
 from zapflow.services.events import Event, stage
 from zapflow.services.flow_runs import cancel_gone
 from zapflow.services.inbox import INBOX_CHANNEL
@@ -44,7 +45,13 @@ from zapflow.temporal import (
     conversation_search_attributes,
     workflow_gone,
 )
-from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
+from zapflow.whatsapp.types import (
+    ConnectionUpdate,
+    InboundMessage,
+    StatusUpdate,
+    TemplateUpdate,
+    event_from_dict,
+)
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
@@ -184,8 +191,8 @@ class InboxRelay:
 
     # --- one pass ---------------------------------------------------------------------------
     async def relay_once(self) -> int:
-        async with transaction(self._sessions) as session:
-            rows = await _claim(session)
+        async with autocommit(self._sessions) as connection:  # one statement
+            rows = await _claim(connection)
         if not rows:
             return 0
         outcome = PassOutcome()
@@ -202,15 +209,19 @@ class InboxRelay:
         for item, ok in zip(work.values(), signalled, strict=True):
             (outcome.done if ok else outcome.failed).extend(item.row_ids)
         cancelled = await asyncio.gather(*(self._cancel_flow(row) for row in cancels))
-        async with transaction(self._sessions) as session:
-            for row, result in zip(cancels, cancelled, strict=True):
-                if result == "gone":
-                    await cancel_gone(session, uuid.UUID(row.payload["run_id"]))
-                (outcome.failed if result == "failed" else outcome.done).append(row.id)
-            for row in others:
-                await self._apply(session, row, outcome)
-            await _finish(session, outcome)
-            await stage(session, outcome.events)
+        if others or cancels:
+            async with transaction(self._sessions) as session:
+                for row, result in zip(cancels, cancelled, strict=True):
+                    if result == "gone":
+                        await cancel_gone(session, uuid.UUID(row.payload["run_id"]))
+                    (outcome.failed if result == "failed" else outcome.done).append(row.id)
+                for row in others:
+                    await self._apply(session, row, outcome)
+                await _finish(session, outcome)
+                await stage(session, outcome.events)
+        else:  # marking rows only: each UPDATE stands alone (a lease covers a crash between)
+            async with autocommit(self._sessions) as connection:
+                await _finish(connection, outcome)
         self._count_relayed(rows, {*outcome.done, *outcome.given_up})
         return len(rows)
 
@@ -245,7 +256,8 @@ class InboxRelay:
         return work
 
     async def _apply(self, session: AsyncSession, row: ClaimedRow, outcome: PassOutcome) -> None:
-        """A status or a connection change, applied here; other rows are only marked done."""
+        """A status, a connection change or a template's, applied here; other rows are only
+        marked done."""
         event = event_from_dict(row.payload) if "kind" in row.payload else None
         if isinstance(event, StatusUpdate):
             result, message = await apply_status(session, row.instance_id, event)
@@ -260,6 +272,8 @@ class InboxRelay:
             return
         if isinstance(event, ConnectionUpdate):
             await _apply_connection(session, row, event)
+        elif isinstance(event, TemplateUpdate):
+            await templates.apply_update(session, row.company_id, event)
         outcome.done.append(row.id)
 
     async def _signal(self, work: ConversationWork) -> bool:
@@ -333,17 +347,17 @@ _CONVERSATION_TYPES = {
 _SIGNALLED_TYPES = {*_CONVERSATION_TYPES, InboxEventType.FLOW_CANCEL}
 
 
-async def _claim(session: AsyncSession) -> list[ClaimedRow]:
+async def _claim(connection: AsyncConnection) -> list[ClaimedRow]:
     parameters = {
         "lease": CLAIM_LEASE.total_seconds(),
         "step": STATUS_RETRY_STEP.total_seconds(),
         "limit": BATCH_SIZE,
     }
-    result = await session.execute(CLAIM, parameters)
+    result = await connection.execute(CLAIM, parameters)
     return sorted((ClaimedRow(**row._mapping) for row in result), key=lambda r: r.id)
 
 
-async def _finish(session: AsyncSession, outcome: PassOutcome) -> None:
+async def _finish(session: AsyncSession | AsyncConnection, outcome: PassOutcome) -> None:
     if outcome.done:
         await session.execute(FINISH, {"ids": outcome.done, "error": None})
     if outcome.given_up:

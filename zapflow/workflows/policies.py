@@ -51,3 +51,8 @@ AI_RETRY = RetryPolicy(
 )
 # above the model HTTP timeout (ZAPFLOW_AI_TIMEOUT_SECONDS, 30 s by default)
 AI_TIMEOUT = timedelta(seconds=45)
+
+# a campaign's batch: at most ~10 s of sends at its pace, longer when throttled; it heartbeats
+# every few seconds, so a killed worker's batch is retried within the heartbeat timeout
+CAMPAIGN_BATCH_TIMEOUT = timedelta(minutes=15)
+CAMPAIGN_BATCH_HEARTBEAT = timedelta(seconds=10)

@@ -2,8 +2,8 @@
 the audit record of contact merges.
 
 Revision ID: a7c3e9d1f5b2
-Revises: 9e3c7b1d5a26
-Create Date: 2026-12-02 16:20:00
+Revises: c4a7e1f9b2d3
+Create Date: 2026-12-02 17:10:00
 
 Backfill: every contact's phone, lid and WhatsApp aliases become identities (an alias ending in
 ``@lid`` is a lid, ``<bsuid>@bsuid`` or a bare ``BR.…`` a BSUID, any other a JID). Where two
@@ -22,7 +22,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "a7c3e9d1f5b2"
-down_revision: str | Sequence[str] | None = "9e3c7b1d5a26"
+down_revision: str | Sequence[str] | None = "c4a7e1f9b2d3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
