@@ -115,6 +115,11 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", f"{API}/flows/validate"): lambda w: FLOW_DOCUMENT,
     ("POST", f"{API}/flows/{{flow_id}}/publish"): lambda w: {"note": f"Published by {w.token}"},
     ("POST", f"{API}/flows/{{flow_id}}/runs"): lambda w: {"contact_id": w.objects["contact"]},
+    # a preview: the world stays as it is for the next routes
+    ("POST", f"{API}/contacts/{{contact_id}}/merge"): lambda w: {
+        "contact_id": w.objects["customer"],
+        "preview": True,
+    },
     ("POST", f"{API}/templates/sync"): lambda w: {"instance_id": w.objects["instance"]},
     ("POST", f"{API}/templates"): lambda w: {
         "instance_id": w.objects["instance"],
@@ -143,7 +148,15 @@ BASE_QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
 ONE_OF = {f"{API}/notes": frozenset({"contact_id", "deal_id"})}
 STREAMS = frozenset({f"{API}/stream"})  # the company stream never ends: see test_live_events
 # lists naming nothing of the company
-NO_OWN_ROWS = frozenset({f"{API}/ops/queues", f"{API}/flows/schema", f"{API}/campaigns/audience"})
+# lists that are empty in a world of unique contacts (no duplicate pair) or no campaign
+NO_OWN_ROWS = frozenset(
+    {
+        f"{API}/ops/queues",
+        f"{API}/flows/schema",
+        f"{API}/campaigns/audience",
+        f"{API}/contacts/duplicates",
+    }
+)
 
 
 # --- the operations, from the OpenAPI document --------------------------------------------------
@@ -435,7 +448,7 @@ DOCUMENT_BODIES = {f"PUT {API}/flows/{{flow_id}}": FlowDefinition}
 
 
 def _fake_world(label: str) -> World:
-    ids = {kind: str(uuid.uuid4()) for kind in set(PATH_OBJECTS.values())}
+    ids = {kind: str(uuid.uuid4()) for kind in {*PATH_OBJECTS.values(), "customer"}}
     no_client = cast(httpx.AsyncClient, None)  # the bodies need ids, not requests
     stages = [ids["stage"], str(uuid.uuid4())]
     return World("company", label, no_client, {**ids, "tag": "vip"}, stages, frozenset(), "")

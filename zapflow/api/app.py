@@ -25,6 +25,7 @@ from zapflow.api.routes import (
     api_keys,
     campaigns,
     companies,
+    contact_merge,
     contacts,
     conversations,
     deals,
@@ -88,7 +89,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(webhooks.router)
     routers = (
-        companies.router, users.router, api_keys.router, instances.router, contacts.router,
+        companies.router, users.router, api_keys.router, instances.router,
+        contact_merge.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router, templates.router,
         campaigns.router, opt_outs.router,

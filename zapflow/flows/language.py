@@ -85,8 +85,9 @@ class Choice(BaseModel):
 
 
 class SendButtons(_Linear):
-    """Sent as text with numbered options (the provider adapters send text, media and
-    templates); follow it with an ``ask`` with ``choice`` validation to read the answer."""
+    """Reply buttons on Cloud API numbers (numbered text on Evolution, or when a title exceeds
+    Meta's 20 characters); follow it with an ``ask`` with ``choice`` validation, listing the
+    buttons' ids or titles, to read the answer (a tap, a number or the title typed)."""
 
     type: Literal["send_buttons"]
     text: str = Field(min_length=1)

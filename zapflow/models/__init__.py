@@ -9,6 +9,8 @@ from .campaign import Campaign, CampaignStatus
 from .campaign_recipient import CampaignRecipient, RecipientStatus
 from .company import Company
 from .contact import Contact
+from .contact_identity import ContactIdentity, IdentityKind
+from .contact_merge import ContactMerge
 from .conversation import Conversation, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
@@ -50,6 +52,8 @@ __all__ = [
     "CampaignStatus",
     "Company",
     "Contact",
+    "ContactIdentity",
+    "ContactMerge",
     "Conversation",
     "ConversationEmbedding",
     "ConversationStatus",
@@ -69,6 +73,7 @@ __all__ = [
     "FollowUp",
     "FollowUpStatus",
     "Funnel",
+    "IdentityKind",
     "InboxEvent",
     "InboxEventStatus",
     "InboxEventType",

@@ -10,6 +10,7 @@ import { errorText } from "./format.js";
 import { LANGUAGES, lang, markDocument, setLang, t } from "./i18n.js";
 import { InboxView } from "./inbox.js";
 import { LiveStream } from "./live.js";
+import { MergePanel } from "./merge.js";
 import { SearchView } from "./search.js";
 
 const root = document.getElementById("root");
@@ -74,7 +75,7 @@ function start() {
   stop();
   // the view's first request goes out first; what the views share arrives alongside it
   let shared;
-  ctx = { users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel] };
+  ctx = { users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel, MergePanel] };
   ctx.ready = new Promise((resolve) => (shared = resolve));
   shell();
   route();
