@@ -25,6 +25,7 @@ from tests.fixtures.browser import DESKTOP, PHONE, open_page, screenshot, sign_i
 from tests.fixtures.traffic import cloud_delivery, cloud_text, create_cloud_instance
 from zapflow.db import SessionFactory, transaction
 from zapflow.flows.language import FlowDefinition
+from zapflow.models import Template, TemplateStatus
 from zapflow.services.conversations import persist_inbound
 from zapflow.whatsapp.cloud import parse_webhook
 from zapflow.whatsapp.types import InboundMessage
@@ -281,6 +282,8 @@ async def test_two_versions_are_compared_and_runs_are_counted_on_their_nodes(
         "2 here · 1 ended"
     )
     await page.get_by_role("tab", name="Versions").click()
+    for version, running in ((2, "2 in flight"), (1, "0 in flight")):  # the waiting ones, on v2
+        await expect(page.locator(f'li[data-version="{version}"] .in-flight')).to_have_text(running)
     await page.get_by_label("Compare from").select_option("1")
     await page.get_by_label("Compare to").select_option("2")
     await page.get_by_role("button", name="Compare").click()
@@ -302,6 +305,44 @@ async def test_two_versions_are_compared_and_runs_are_counted_on_their_nodes(
     await page.set_viewport_size(PHONE)  # desktop only, and it says so
     await expect(page.get_by_text("needs a screen at least 900 pixels wide")).to_be_visible()
     await expect(page.locator(".flow-canvas")).to_be_hidden()
+
+
+async def test_a_send_template_node_picks_from_the_synced_templates_or_types_a_name(
+    wide: Page, tenant: Tenant, sessions: SessionFactory
+):
+    page = wide
+    document = {"name": "Promo", "start": "promo", "nodes": [
+        {"id": "promo", "type": "send_template", "name": "typed_by_hand", "next": "done"},
+        {"id": "done", "type": "end"}]}  # fmt: skip
+    flow = await create(tenant, document)
+    side = page.locator(".editor-side")
+    await sign_in(page, tenant.api_key, f"/app/#/flows/{flow['id']}/edit")
+    await page.locator('.fnode[data-id="promo"] .body').click()
+    await expect(side.locator(".template-note")).to_contain_text("No synced templates")
+    await expect(side.get_by_label("Pick a synced template")).to_be_hidden()
+
+    instance = await create_cloud_instance(tenant)
+    async with transaction(sessions) as session:
+        for name, status in (("promo_natal", TemplateStatus.APPROVED),
+                             ("order_ready", TemplateStatus.PENDING)):  # fmt: skip
+            session.add(Template(company_id=uuid.UUID(tenant.id), name=name, language="pt_BR",
+                                 instance_id=uuid.UUID(instance["id"]), status=status))  # fmt: skip
+    await page.reload()
+    await page.locator('.fnode[data-id="promo"] .body').click()
+    picker = side.get_by_label("Pick a synced template")
+    await expect(picker.locator("option")).to_have_text([
+        "Pick a synced template…", "order_ready · pt_BR · PENDING: not approved",
+        "promo_natal · pt_BR"])  # fmt: skip
+    await picker.select_option(label="order_ready · pt_BR · PENDING: not approved")
+    await expect(side.locator('.field[data-field="name"] input')).to_have_value("order_ready")
+    await expect(side.locator('.field[data-field="language"] input')).to_have_value("pt_BR")
+    await expect(side.locator(".template-note")).to_contain_text("is PENDING")
+    await picker.select_option(label="promo_natal · pt_BR")
+    await expect(side.locator(".template-note")).to_have_text("")
+    await page.get_by_role("button", name="Save draft").click()
+    await expect(page.locator(".editor-status")).to_contain_text("Saved")
+    stored = (await tenant.client.get(f"/api/v1/flows/{flow['id']}")).json()["draft_definition"]
+    assert stored["nodes"][0].items() >= {"name": "promo_natal", "language": "pt_BR"}.items()
 
 
 def big_flow(blocks: int) -> dict[str, Any]:

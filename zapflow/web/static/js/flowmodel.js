@@ -8,6 +8,11 @@ const FALLIBLE = [["next", "next"], ["on_failure", "failure"]];
 const CHOICES = "choices"; // lines "id: title"
 const PAIRS = "pairs"; // lines "key: value"
 
+// A run still going (its customer is somewhere in the flow), as `GET /flows/{id}/node-runs` counts it.
+export function inFlight(status) {
+  return status === "running" || status === "waiting";
+}
+
 // field kinds: text, template (interpolated text), expression, variable (a name it sets),
 // select, number, duration, list (one per line), choices, pairs, branches
 export const TYPES = {
