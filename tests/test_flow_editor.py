@@ -1,8 +1,10 @@
 """The visual flow editor in a real browser (headless Chromium) against the real API: a flow built
 by drag and drop only, saved, published and simulated with its path lit; issues on their node and
 field, drafts with issues saved and never published; undo/redo; a hand-written flow laid out;
-the text view's round trip; versions compared; runs per node; a 200-node flow panned (frame
-times reported, as the inbox's virtual list's are) and the editor's download size."""
+the text view's round trip; versions compared; runs per node and in flight per version; a
+send_template's pick of the synced templates; an ask's choices beside the buttons' ids; a 200-node
+flow panned (frame times reported, as the inbox's virtual list's are) and the editor's download
+size."""
 
 from __future__ import annotations
 
@@ -307,12 +309,17 @@ async def test_two_versions_are_compared_and_runs_are_counted_on_their_nodes(
     await expect(page.locator(".flow-canvas")).to_be_hidden()
 
 
-async def test_a_send_template_node_picks_from_the_synced_templates_or_types_a_name(
+async def test_a_template_is_picked_from_the_synced_ones_and_an_ask_lists_the_buttons_ids(
     wide: Page, tenant: Tenant, sessions: SessionFactory
 ):
     page = wide
+    buttons = [{"id": "yes", "title": "Sim"}, {"id": "no", "title": "Não"}]
     document = {"name": "Promo", "start": "promo", "nodes": [
-        {"id": "promo", "type": "send_template", "name": "typed_by_hand", "next": "done"},
+        {"id": "promo", "type": "send_template", "name": "typed_by_hand", "next": "menu"},
+        {"id": "menu", "type": "send_buttons", "text": "Quer?", "buttons": buttons,
+         "next": "answer"},
+        {"id": "answer", "type": "ask", "variable": "reply", "validation": "choice",
+         "choices": ["Sim"], "next": "done"},
         {"id": "done", "type": "end"}]}  # fmt: skip
     flow = await create(tenant, document)
     side = page.locator(".editor-side")
@@ -339,10 +346,21 @@ async def test_a_send_template_node_picks_from_the_synced_templates_or_types_a_n
     await expect(side.locator(".template-note")).to_contain_text("is PENDING")
     await picker.select_option(label="promo_natal · pt_BR")
     await expect(side.locator(".template-note")).to_have_text("")
+
+    # the ask after the buttons: their ids shown, the one it does not list marked, then listed
+    await page.locator('.fnode[data-id="answer"] .body').click()
+    offered = side.locator(".offered-choices")
+    await expect(offered).to_have_text(
+        "menu offers yes (Sim), no (Não). Not listed here, so a tap is refused: no."
+    )
+    await side.get_by_role("button", name="Use the buttons' ids").click()
+    await expect(side.locator('.field[data-field="choices"] textarea')).to_have_value("yes\nno")
+    await expect(offered).to_have_text("menu offers yes (Sim), no (Não).")
     await page.get_by_role("button", name="Save draft").click()
     await expect(page.locator(".editor-status")).to_contain_text("Saved")
     stored = (await tenant.client.get(f"/api/v1/flows/{flow['id']}")).json()["draft_definition"]
     assert stored["nodes"][0].items() >= {"name": "promo_natal", "language": "pt_BR"}.items()
+    assert stored["nodes"][2]["choices"] == ["yes", "no"]
 
 
 def big_flow(blocks: int) -> dict[str, Any]:
