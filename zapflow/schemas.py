@@ -57,6 +57,8 @@ class ConversationSummary(BaseModel):
     status: ConversationStatus
     is_paused: bool
     assigned_user_id: uuid.UUID | None
+    team_id: uuid.UUID | None
+    waiting_since: datetime | None  # queued for a human of its team since (nobody's yet)
     last_message_at: datetime | None
     last_inbound_at: datetime | None
     last_message_preview: str | None

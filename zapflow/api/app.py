@@ -32,11 +32,14 @@ from zapflow.api.routes import (
     funnels,
     health,
     instances,
+    me,
     messages,
     notes,
     ops,
     search,
+    sign_in,
     tags,
+    teams,
     users,
 )
 from zapflow.api.state import AppState
@@ -84,10 +87,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_route("/metrics", guarded_metrics(settings.metrics_token), include_in_schema=False)
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(sign_in.router)
     routers = (
         companies.router, users.router, api_keys.router, instances.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
-        deals.router, followups.router, ops.router, sse.router,
+        deals.router, followups.router, ops.router, sse.router, me.router,
+        teams.router,
     )  # fmt: skip
     for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)

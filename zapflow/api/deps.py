@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.api.ratelimit import enforce as enforce_rate_limit
+from zapflow.api.session_auth import session_principal
 from zapflow.api.state import AppState
 from zapflow.config import Settings
 from zapflow.db import run_after_commit
@@ -76,8 +77,12 @@ async def get_principal(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    plain = credentials.credentials if credentials else None
-    principal = await state.authenticator.authenticate(session, plain)
+    person = None if credentials else await session_principal(request, state, session)
+    if person is not None:
+        principal = person
+    else:
+        plain = credentials.credentials if credentials else None
+        principal = await state.authenticator.authenticate(session, plain)
     # hand the connection back before the rate limit's cache miss takes one of its own: holding
     # one while waiting for a second deadlocks the pool under a burst of new clients
     await session.commit()

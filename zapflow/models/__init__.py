@@ -5,6 +5,7 @@ Importing this package registers every table on ``SQLModel.metadata`` (what Alem
 
 from ._fields import utc_now
 from .api_key import ApiKey
+from .canned_response import CannedResponse, CannedResponseBase
 from .company import Company, CompanyBase
 from .contact import Contact, ContactBase
 from .conversation import Conversation, ConversationStatus
@@ -23,7 +24,11 @@ from .inbox_event import InboxEvent, InboxEventStatus, InboxEventType
 from .message import Message, MessageDirection, MessageSender, MessageStatus, MessageType
 from .note import Note, NoteBase
 from .stage import Stage, StageBase
-from .user import User, UserBase, UserRole
+from .team import RoutingMode, Team, TeamBase
+from .team_member import TeamMember
+from .user import Availability, User, UserBase, UserRole
+from .user_session import UserSession
+from .user_token import UserToken, UserTokenKind
 from .whatsapp_instance import (
     InstanceStatus,
     WhatsAppInstance,
@@ -34,6 +39,9 @@ from .whatsapp_instance import (
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
+    "Availability",
+    "CannedResponse",
+    "CannedResponseBase",
     "Company",
     "CompanyBase",
     "Contact",
@@ -72,11 +80,18 @@ __all__ = [
     "MessageType",
     "Note",
     "NoteBase",
+    "RoutingMode",
     "Stage",
     "StageBase",
+    "Team",
+    "TeamBase",
+    "TeamMember",
     "User",
     "UserBase",
     "UserRole",
+    "UserSession",
+    "UserToken",
+    "UserTokenKind",
     "WhatsAppInstance",
     "WhatsAppInstanceBase",
     "WhatsAppProvider",

@@ -10,7 +10,15 @@ from ._fields import bool_field, company_fk, created_at_field, enum_check, enum_
 
 class UserRole(StrEnum):
     ADMIN = "admin"
+    SUPERVISOR = "supervisor"  # an agent who also runs teams, canned responses and reports
     AGENT = "agent"
+
+
+class Availability(StrEnum):
+    """Whether routing may hand the user new conversations."""
+
+    AVAILABLE = "available"
+    AWAY = "away"
 
 
 class UserBase(SQLModel):
@@ -25,9 +33,11 @@ class User(UserBase, table=True):
     __table_args__ = (
         sa.UniqueConstraint("company_id", "email"),
         enum_check("role", UserRole),
+        enum_check("availability", Availability),
     )
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()
-    password_hash: str | None = Field(default=None)
+    password_hash: str | None = Field(default=None)  # argon2id (services/passwords.py)
+    availability: Availability = enum_field(Availability, Availability.AWAY)
     created_at: datetime = created_at_field()

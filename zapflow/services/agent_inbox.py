@@ -19,7 +19,15 @@ from sqlmodel import col
 
 from zapflow.db import DriverReads
 from zapflow.errors import NotFound, Unprocessable
-from zapflow.models import Contact, Conversation, ConversationStatus, User, WhatsAppInstance
+from zapflow.models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    TeamMember,
+    User,
+    WhatsAppInstance,
+    utc_now,
+)
 from zapflow.schemas import ContactRef, ConversationPublic, ConversationSummary
 from zapflow.services.paging import cut_page, keyset
 from zapflow.whatsapp import jid as jids
@@ -41,6 +49,9 @@ class InboxFilter:
     instance_id: uuid.UUID | None = None
     updated_since: datetime | None = None
     q: str | None = None  # prefix of the contact's name or phone number
+    team_id: uuid.UUID | None = None
+    teams_of: uuid.UUID | None = None  # in a team this user belongs to
+    waiting: bool | None = None  # queued for a human of its team, nobody's yet
 
     def conditions(self) -> list[ColumnElement[bool]]:
         found: list[ColumnElement[bool]] = []
@@ -61,6 +72,14 @@ class InboxFilter:
             found.append(col(Conversation.updated_at) >= self.updated_since)
         if self.q:
             found.append(_contact_prefix(self.q))
+        if self.team_id is not None:
+            found.append(col(Conversation.team_id) == self.team_id)
+        if self.teams_of is not None:
+            mine = select(col(TeamMember.team_id)).where(col(TeamMember.user_id) == self.teams_of)
+            found.append(col(Conversation.team_id).in_(mine))
+        if self.waiting is not None:
+            since = col(Conversation.waiting_since)
+            found.append(since.is_not(None) if self.waiting else since.is_(None))
         return found
 
 
@@ -193,8 +212,21 @@ async def assign_conversation(
 ) -> tuple[InboxRow, bool]:
     """Like ``change_conversation``; the user must be an active user of the company."""
     row = await get_inbox_row(session, company_id, conversation_id, lock=True)
-    await _ensure_active_user(session, company_id, user_id)
-    return row, await _apply(session, row, {"assigned_user_id": user_id})
+    await ensure_active_user(session, company_id, user_id)
+    # taken by a person: out of its team's queue
+    return row, await _apply(session, row, {"assigned_user_id": user_id, "waiting_since": None})
+
+
+async def unassign_conversation(
+    session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID
+) -> tuple[InboxRow, bool]:
+    """Nobody's again: a conversation of a team goes back to the team's queue (its routing
+    assigns it anew), oldest first by when it was unassigned."""
+    row = await get_inbox_row(session, company_id, conversation_id, lock=True)
+    changes: dict[str, Any] = {"assigned_user_id": None}
+    if row.conversation.team_id is not None and row.conversation.assigned_user_id is not None:
+        changes["waiting_since"] = utc_now()
+    return row, await _apply(session, row, changes)
 
 
 async def _apply(session: AsyncSession, row: InboxRow, changes: dict[str, Any]) -> bool:
@@ -207,8 +239,8 @@ async def _apply(session: AsyncSession, row: InboxRow, changes: dict[str, Any]) 
     return bool(differing)
 
 
-async def _ensure_active_user(
-    session: AsyncSession, company_id: uuid.UUID, user_id: uuid.UUID
+async def ensure_active_user(
+    session: AsyncSession, company_id: uuid.UUID, user_id: uuid.UUID, field: str = "body.user_id"
 ) -> None:
     query = select(col(User.id)).where(
         col(User.id) == user_id, col(User.company_id) == company_id, col(User.is_active).is_(True)
@@ -217,5 +249,5 @@ async def _ensure_active_user(
         message = "no active user with this id in your company"
         raise Unprocessable(
             f"user_id: {message}",
-            details=[{"field": "body.user_id", "message": message, "type": "unknown_user"}],
+            details=[{"field": field, "message": message, "type": "unknown_user"}],
         )

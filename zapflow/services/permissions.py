@@ -41,6 +41,13 @@ class Permission(StrEnum):
     FLOWS_WRITE = "flows:write"  # author, publish, archive, simulate
     FLOW_RUNS_WRITE = "flow_runs:write"  # start a published flow for a contact, cancel a run
     OPS_MANAGE = "ops:manage"  # queues, dead letters and their replay
+    ACCOUNT_OWN = "account:own"  # one's own profile, availability, password and sessions
+    TEAMS_READ = "teams:read"
+    TEAMS_MANAGE = "teams:manage"  # create, rename, route, members and their capacity
+    CANNED_READ = "canned:read"  # the company's saved replies and one's own
+    CANNED_WRITE = "canned:write"  # one's own saved replies
+    CANNED_MANAGE = "canned:manage"  # the company's saved replies
+    REPORTS_READ = "reports:read"
 
 
 AGENT_PERMISSIONS = frozenset(
@@ -62,12 +69,26 @@ AGENT_PERMISSIONS = frozenset(
         Permission.DEALS_WRITE,
         Permission.FLOWS_READ,
         Permission.FLOW_RUNS_WRITE,
+        Permission.ACCOUNT_OWN,
+        Permission.TEAMS_READ,
+        Permission.CANNED_READ,
+        Permission.CANNED_WRITE,
     }
 )
+# a supervisor runs the floor: teams and their routing, the company's saved replies, reports
+SUPERVISOR_PERMISSIONS = AGENT_PERMISSIONS | {
+    Permission.TEAMS_MANAGE,
+    Permission.CANNED_MANAGE,
+    Permission.REPORTS_READ,
+    Permission.NOTES_MANAGE,
+}
 ROLE_PERMISSIONS: dict[UserRole, frozenset[Permission]] = {
     UserRole.ADMIN: frozenset(Permission),
+    UserRole.SUPERVISOR: SUPERVISOR_PERMISSIONS,
     UserRole.AGENT: AGENT_PERMISSIONS,
 }
+# a credential never grants more than its user holds (services/auth.py)
+ROLE_RANK = {UserRole.AGENT: 0, UserRole.SUPERVISOR: 1, UserRole.ADMIN: 2}
 
 
 def role_can(role: UserRole, permission: Permission) -> bool:

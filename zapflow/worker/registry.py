@@ -28,6 +28,7 @@ from zapflow.activities.flow_triggers import FlowTriggerActivities
 from zapflow.activities.flows import FlowActivities
 from zapflow.activities.followups import FollowUpActivities
 from zapflow.activities.messages import MessageActivities
+from zapflow.activities.routing import RoutingActivities
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
@@ -38,6 +39,7 @@ from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
+from zapflow.workflows.routing import TeamRoutingWorkflow
 
 ROLES = ("pipeline", "ai", "flows")  # the Temporal roles; `embeddings` is the embedder process
 
@@ -70,6 +72,7 @@ def registrations(
     ai = AIActivities(sessions, settings, embedder)
     messages = MessageActivities(sessions, http, egress, settings)
     followups = FollowUpActivities(sessions)
+    routing = RoutingActivities(sessions)
     embeddings = EmbeddingActivities()
     flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedder)
     # schedule and deal-stage triggers start runs through the conversations' workflows
@@ -88,7 +91,12 @@ def registrations(
             task_queue=settings.messages_task_queue,
             # flow runs share the conversations' queue: they are their children, and a flow's
             # activities are short database writes like theirs
-            workflows=[ConversationWorkflow, FlowWorkflow, FlowTriggerWorkflow],
+            workflows=[
+                ConversationWorkflow,
+                FlowWorkflow,
+                FlowTriggerWorkflow,
+                TeamRoutingWorkflow,
+            ],
             activities=[
                 conversations.persist_inbound,
                 conversations.record_persist_failure,
@@ -96,6 +104,7 @@ def registrations(
                 messages.record_send_failure,
                 followups.load_followups,
                 followups.fire_followup,
+                routing.assign_waiting,
                 ai.send_reply,
                 flows.begin_run,
                 flows.send,

@@ -301,3 +301,11 @@ class FlowTriggerInput:
 @dataclass(frozen=True)
 class FlowTriggerResult:
     started: int
+
+
+@dataclass(frozen=True)
+class RoutingInput:
+    """A team's routing workflow: which team (ids as strings, no customer data)."""
+
+    company_id: str
+    team_id: str

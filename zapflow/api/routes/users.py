@@ -1,4 +1,5 @@
-"""Users: a company's admins and agents (API keys are their credentials; no passwords)."""
+"""Users: a company's admins, supervisors and agents; inviting one and issuing a reset link (each
+a one-time link to set a password, shown to the admin: no mail server needed)."""
 
 from __future__ import annotations
 
@@ -6,15 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.api.routes.api_keys import forget_keys
 from zapflow.api.validation import NotNull
-from zapflow.models import UserRole
+from zapflow.models import User, UserRole, UserTokenKind
+from zapflow.services import user_sessions
 from zapflow.services import users as service
+from zapflow.services.auth import Principal
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -103,6 +106,96 @@ async def list_users(
 async def create_user(body: UserCreate, principal: CurrentPrincipal, session: SessionDep) -> Any:
     user = await service.create_user(session, principal.company_id, body.model_dump())
     return UserPublic.model_validate(user)
+
+
+class UserInvite(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "bia@acme.com", "name": "Bia Lima", "role": "supervisor"}]
+        },
+    )
+
+    email: Email
+    name: Name
+    role: UserRole = UserRole.AGENT
+
+
+class PasswordLink(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user": {
+                        "id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44",
+                        "email": "bia@acme.com",
+                        "name": "Bia Lima",
+                        "role": "supervisor",
+                        "is_active": True,
+                        "created_at": "2026-12-02T16:00:00Z",
+                    },
+                    "kind": "invite",
+                    "link": "https://crm.acme.com/app/#/accept/k3Jx...",
+                    "expires_at": "2026-12-09T16:00:00Z",
+                }
+            ]
+        }
+    )
+
+    user: UserPublic
+    kind: UserTokenKind
+    link: str = Field(description="Shown once: hand it to the person; it works one time")
+    expires_at: datetime
+
+
+def _link(
+    request: Request, state: StateDep, user: User, new: user_sessions.NewLink
+) -> PasswordLink:
+    base = (state.settings.public_url or str(request.base_url)).rstrip("/")
+    return PasswordLink(
+        user=UserPublic.model_validate(user),
+        kind=new.row.kind,
+        # in the fragment: browsers send no fragment to any server, so no access log keeps it
+        link=f"{base}/app/#/accept/{new.token}",
+        expires_at=new.row.expires_at,
+    )
+
+
+@router.post(
+    "/invites",
+    status_code=201,
+    summary="Invite a person: a new user and a one-time link to set their password",
+    response_model=PasswordLink,
+    responses={409: {"description": "another user of the company has this e-mail"}},
+)
+async def invite_user(
+    body: UserInvite,
+    request: Request,
+    principal: Annotated[Principal, Requires(Permission.USERS_MANAGE)],
+    session: SessionDep,
+    state: StateDep,
+) -> PasswordLink:
+    user = await service.create_user(session, principal.company_id, body.model_dump())
+    new = await user_sessions.issue_link(session, user, UserTokenKind.INVITE, principal.user_id)
+    return _link(request, state, user, new)
+
+
+@router.post(
+    "/{user_id}/reset-link",
+    status_code=201,
+    summary="A one-time link for the user to choose a new password (their sessions end)",
+    response_model=PasswordLink,
+)
+async def issue_reset_link(
+    user_id: uuid.UUID,
+    request: Request,
+    principal: Annotated[Principal, Requires(Permission.USERS_MANAGE)],
+    session: SessionDep,
+    state: StateDep,
+) -> PasswordLink:
+    user = await service.get_user(session, principal.company_id, user_id)
+    new = await user_sessions.issue_link(session, user, UserTokenKind.RESET, principal.user_id)
+    return _link(request, state, user, new)
 
 
 @router.get(
