@@ -46,8 +46,9 @@ from zapflow.embeddings import Embedder
 from zapflow.embeddings.e5 import E5Embedder
 from zapflow.embeddings.local import LocalEmbedder
 from zapflow.models import Conversation, Message, MessageDirection, MessageSender, MessageStatus
+from zapflow.schemas.search import SearchMode
 from zapflow.services.embeddings import messages_to_embed, store_embeddings
-from zapflow.services.search import SearchMode, search_messages
+from zapflow.services.search import search_messages
 
 SET = Path(__file__).parent / "search_eval"
 RESULT = Path(__file__).parent / "results" / "search_quality.json"

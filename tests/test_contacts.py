@@ -20,7 +20,8 @@ from tests.fixtures.app import Tenant
 from zapflow.api.routes.contacts import ContactPublic
 from zapflow.db import SessionFactory, transaction
 from zapflow.services.auth import create_company
-from zapflow.services.contacts import COUNT_AT_MOST, EXPORT_BATCH, MAX_IMPORT_BYTES
+from zapflow.services.contact_csv import EXPORT_BATCH, MAX_IMPORT_BYTES
+from zapflow.services.contacts import COUNT_AT_MOST
 
 API = "/api/v1/contacts"
 COMPARED = ("phone_number", "name", "email", "tags", "custom_fields")

@@ -28,7 +28,7 @@ from tests.fixtures.traffic import (
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Contact, Conversation, User, UserRole
-from zapflow.schemas import ConversationPublic
+from zapflow.schemas.conversations import ConversationPublic
 from zapflow.services.auth import create_api_key, create_company
 from zapflow.services.conversations import (
     Identity,

@@ -24,7 +24,7 @@ from zapflow.flows.expressions import ExpressionError, evaluate_text, parse
 from zapflow.flows.language import DocumentRefused, load_document
 from zapflow.flows.validation import InvalidFlow, parse_flow
 from zapflow.models import Flow, FlowVersion
-from zapflow.services.flows import _matches
+from zapflow.services.flow_triggers import _matches
 
 pytestmark = pytest.mark.usefixtures("worker")
 

@@ -27,7 +27,7 @@ from tests.fixtures.traffic import (
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Conversation, utc_now
-from zapflow.services import flows
+from zapflow.services import flow_runs, flows
 from zapflow.temporal import FLOW_ID, FLOW_VERSION, connect
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -416,7 +416,7 @@ async def test_a_run_whose_start_was_lost_stops_holding_the_conversation(
         flow = await flows.get_flow(session, uuid.UUID(tenant.id), uuid.UUID(flow_id))
         row = await session.get(Conversation, uuid.UUID(conversation["id"]))
         assert row is not None
-        orphan = await flows.new_run(session, flow, row)
+        orphan = await flow_runs.new_run(session, flow, row)
         orphan.started_at = utc_now() - timedelta(minutes=5)
     await customer.say("start")
     lost = await ended(tenant.client, str(orphan.id))

@@ -6,6 +6,8 @@
 - Routes call no activities: nothing under ``zapflow/api`` imports ``zapflow.activities``.
 - Services import no routes: nothing under ``zapflow/services`` imports ``zapflow.api``,
   ``zapflow.activities`` or ``zapflow.worker``.
+- Schemas are shapes only: ``zapflow/schemas`` imports no services, API, activities, worker or
+  workflows; and route modules define no request/response models (they live in the schemas).
 """
 
 from __future__ import annotations
@@ -102,6 +104,21 @@ def test_routes_call_no_activities() -> None:
 
 def test_services_import_no_routes() -> None:
     assert not _importing("services", ("zapflow.api", "zapflow.activities", "zapflow.worker"))
+
+
+def test_schemas_import_only_shapes() -> None:
+    layers = ("zapflow.services", "zapflow.api", "zapflow.activities", "zapflow.worker")
+    assert not _importing("schemas", (*layers, "zapflow.workflows", "zapflow.db"))
+
+
+def test_routes_define_no_models() -> None:
+    models = [
+        f"{_module(path)}:{node.lineno} defines {node.name}"
+        for path in _files("api/routes")
+        for node in ast.parse(path.read_text()).body
+        if isinstance(node, ast.ClassDef)
+    ]
+    assert not models
 
 
 def test_the_reader_tells_passed_through_imports_apart() -> None:

@@ -13,7 +13,7 @@ from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.flows.starter import start_in_conversation
 from zapflow.models import FlowRunStatus, FlowStatus, utc_now
-from zapflow.services import flows
+from zapflow.services import flow_triggers, flows
 from zapflow.temporal import TemporalConnection
 from zapflow.workflows.inputs import (
     ConversationRef,
@@ -43,15 +43,15 @@ class FlowTriggerActivities:
             if flow.status != FlowStatus.PUBLISHED:
                 return FlowTriggerResult(0)
             if trigger["type"] == "schedule":
-                audience = await flows.tagged_audience(
+                audience = await flow_triggers.tagged_audience(
                     session, company_id, trigger["tag"], input.firing
                 )
             else:
                 since = utc_now() - DEAL_STAGE_LOOKBACK
-                audience = await flows.stage_audience(
+                audience = await flow_triggers.stage_audience(
                     session, company_id, trigger["stage_id"], since
                 )
-            runs = [(a, await flows.run_for_audience(session, flow, a)) for a in audience]
+            runs = [(a, await flow_triggers.run_for_audience(session, flow, a)) for a in audience]
         client = await self._temporal.get()
         started = 0
         for member, run in runs:

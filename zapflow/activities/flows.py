@@ -25,9 +25,9 @@ from zapflow.egress import Egress, EgressRefused
 from zapflow.embeddings import Embedder
 from zapflow.errors import ZapflowError
 from zapflow.models import Company, Conversation, MessageSender
-from zapflow.services import ai_agent, flows
+from zapflow.services import ai_agent, flow_actions, flow_runs, flow_triggers
 from zapflow.services.contacts import add_tag, remove_tag
-from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.workflows.inputs import (
     FlowActionInput,
     FlowMirrorInput,
@@ -67,7 +67,7 @@ class FlowActivities:
     @activity.defn
     async def begin_run(self, input: FlowRunRef) -> FlowRunContext:
         async with transaction(self._sessions) as session:
-            context = await flows.begin_run(session, uuid.UUID(input.run_id))
+            context = await flow_runs.begin_run(session, uuid.UUID(input.run_id))
         return FlowRunContext(context.definition, context.contact, context.variables)
 
     @activity.defn
@@ -75,7 +75,7 @@ class FlowActivities:
         content = OutboundContent(**input.content)
         try:
             async with transaction(self._sessions) as session:
-                run = await flows.load_run(session, uuid.UUID(input.run_id))
+                run = await flow_runs.load_run(session, uuid.UUID(input.run_id))
                 conversation = await session.get(Conversation, run.conversation_id)
                 assert conversation is not None
                 await queue_outbound(
@@ -93,7 +93,7 @@ class FlowActivities:
         """A CRM change; a refused one (unknown funnel, stage, user...) fails the step."""
         try:
             async with transaction(self._sessions) as session:
-                run = await flows.load_run(session, uuid.UUID(input.run_id))
+                run = await flow_runs.load_run(session, uuid.UUID(input.run_id))
                 return await self._apply(session, run, input.action, input.params)
         except ZapflowError as exc:
             raise _permanent(exc.message) from None
@@ -110,16 +110,16 @@ class FlowActivities:
             await remove_tag(session, run.company_id, run.contact_id, params["tag"])
             return {}
         if action == "update_contact":
-            contact = await flows.update_contact(session, run, params)
-            return {"contact": flows.contact_fields(contact)}
+            contact = await flow_actions.update_contact(session, run, params)
+            return {"contact": flow_runs.contact_fields(contact)}
         if action == "create_deal":
-            deal = await flows.create_deal(session, run, params)
+            deal = await flow_actions.create_deal(session, run, params)
             return {"deal_id": str(deal.id)}
         if action == "move_deal":
-            await flows.move_deal(session, run, params)
+            await flow_actions.move_deal(session, run, params)
             return {}
         if action == "handoff":
-            await flows.handoff(session, run, params)
+            await flow_actions.handoff(session, run, params)
             return {}
         raise _permanent(f"unknown action {action!r}")
 
@@ -164,7 +164,7 @@ class FlowActivities:
         instructions, the same context as the agent's own turns). Without a model provider, or
         with the company's AI off, the step fails and the node takes its failure branch."""
         async with transaction(self._sessions) as session:
-            run = await flows.load_run(session, uuid.UUID(input.run_id))
+            run = await flow_runs.load_run(session, uuid.UUID(input.run_id))
             company = await session.get(Company, run.company_id)
             conversation = await session.get(Conversation, run.conversation_id)
             assert company is not None and conversation is not None
@@ -185,11 +185,11 @@ class FlowActivities:
 
     @activity.defn
     async def mirror(self, input: FlowMirrorInput) -> None:
-        mirror = flows.Mirror(
+        mirror = flow_runs.Mirror(
             input.status, input.current_node, input.variables, input.transcript, input.error
         )
         async with transaction(self._sessions) as session:
-            await flows.mirror_run(session, uuid.UUID(input.run_id), mirror)
+            await flow_runs.mirror_run(session, uuid.UUID(input.run_id), mirror)
 
     @activity.defn
     async def route_inbound(self, input: FlowRouteInput) -> FlowRouteResult:
@@ -200,13 +200,13 @@ class FlowActivities:
     @activity.defn
     async def abandon_run(self, input: FlowRunRef) -> None:
         async with transaction(self._sessions) as session:
-            await flows.abandon_run(session, uuid.UUID(input.run_id))
+            await flow_runs.abandon_run(session, uuid.UUID(input.run_id))
 
     @activity.defn
     async def refuse_run(self, input: FlowRefuseInput) -> bool:
         """Whether the start was refused (else the active run has just ended)."""
         async with transaction(self._sessions) as session:
-            return await flows.refuse_run(
+            return await flow_runs.refuse_run(
                 session, uuid.UUID(input.run_id), input.active_workflow_id
             )
 
@@ -217,10 +217,10 @@ async def route_inbound(
     """The run a conversation's new messages answer, or the one they start, or none; in the
     caller's transaction (the inbound persist's, or the route_inbound activity's)."""
     conversation_id = uuid.UUID(input.conversation_id)
-    active = await flows.active_run(session, conversation_id)
+    active = await flow_runs.active_run(session, conversation_id)
     if active is not None:
         return FlowRouteResult(active.workflow_id, str(active.id))
-    run = await flows.match_trigger(
+    run = await flow_triggers.match_trigger(
         session,
         cache,
         uuid.UUID(input.company_id),

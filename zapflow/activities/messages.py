@@ -18,7 +18,7 @@ from zapflow.egress import Egress, EgressRefused
 from zapflow.errors import ZapflowError
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import WhatsAppProvider
-from zapflow.services import followups, outbound
+from zapflow.services import followups, messages
 from zapflow.whatsapp import ProviderError, client_for
 from zapflow.whatsapp.types import OutboundMessage, SendResult
 from zapflow.workflows.inputs import SendFailedInput, SendMessageInput, SendMessageResult
@@ -52,10 +52,10 @@ class MessageActivities:
         CORRELATION_ID.set(input.correlation_id)
         try:
             async with transaction(self._sessions) as session:
-                job = await outbound.claim(session, message_id)
-        except outbound.AlreadyDone as done:
+                job = await messages.claim(session, message_id)
+        except messages.AlreadyDone as done:
             return SendMessageResult(status=f"already_{done}")
-        except outbound.DeliveryUnknown:
+        except messages.DeliveryUnknown:
             raise ApplicationError(
                 DELIVERY_UNKNOWN, type="DeliveryUnknown", non_retryable=True
             ) from None
@@ -79,7 +79,7 @@ class MessageActivities:
             )
             raise _as_application_error(exc) from None
         async with transaction(self._sessions) as session:
-            message = await outbound.record_sent(session, message_id, result.provider_message_id)
+            message = await messages.record_sent(session, message_id, result.provider_message_id)
             await followups.message_sent(session, message)
         log.info(
             "message sent",
@@ -92,7 +92,7 @@ class MessageActivities:
         )
         return SendMessageResult(status="sent", provider_message_id=result.provider_message_id)
 
-    async def _send(self, job: outbound.SendJob) -> SendResult:
+    async def _send(self, job: messages.SendJob) -> SendResult:
         instance = job.instance
         message = job.outbound
         if message.media is not None and instance.provider == WhatsAppProvider.EVOLUTION:
@@ -143,12 +143,12 @@ class MessageActivities:
 
     async def _release(self, message_id: uuid.UUID, exc: ProviderError) -> None:
         async with transaction(self._sessions) as session:
-            await outbound.release(session, message_id, _error_dict(exc))
+            await messages.release(session, message_id, _error_dict(exc))
 
     @activity.defn
     async def record_send_failure(self, input: SendFailedInput) -> None:
         async with transaction(self._sessions) as session:
-            message = await outbound.record_failed(
+            message = await messages.record_failed(
                 session, uuid.UUID(input.message_id), dict(input.error), input.attempts
             )
             await followups.message_failed(session, message, str(input.error.get("message")))

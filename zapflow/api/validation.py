@@ -1,28 +1,16 @@
-"""Request rules shared by the routes: PATCH fields that may be omitted but not null, and text
-Postgres cannot store (a NUL character, an unpaired surrogate) refused with a 422 naming the
-field before it reaches a query."""
+"""Text Postgres cannot store (a NUL character, an unpaired surrogate), refused with a 422 naming
+the field before it reaches a query. (PATCH fields that may be omitted but not null:
+``schemas/fields.py``.)"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from pydantic import AfterValidator
-
 from zapflow.errors import Unprocessable
 
 T = TypeVar("T")
 
-
-def _refuse_null(value: T | None) -> T:
-    if value is None:
-        raise ValueError("may be omitted but not null")
-    return value
-
-
-# For PATCH bodies: a field left out keeps its value (validators skip defaults); an explicit
-# ``null`` is a 422 naming the field instead of reaching a NOT NULL column.
-NotNull = AfterValidator(_refuse_null)
 
 UNSTORABLE = "contains a NUL character or an unpaired surrogate, which cannot be stored"
 

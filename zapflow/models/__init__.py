@@ -5,34 +5,33 @@ Importing this package registers every table on ``SQLModel.metadata`` (what Alem
 
 from ._fields import utc_now
 from .api_key import ApiKey
-from .canned_response import CannedResponse, CannedResponseBase
-from .company import Company, CompanyBase
-from .contact import Contact, ContactBase
+from .canned_response import CannedResponse
+from .company import Company
+from .contact import Contact
 from .conversation import Conversation, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
-from .deal import Deal, DealBase, DealStatus
+from .deal import Deal, DealStatus
 from .deal_stage_change import DealStageChange
 from .embedding_queue import EmbeddingQueueItem
 from .event_outbox import EventOutbox
-from .flow import Flow, FlowBase, FlowStatus
+from .flow import Flow, FlowStatus
 from .flow_run import FlowRun, FlowRunStatus
 from .flow_version import FlowVersion
-from .followup import FollowUp, FollowUpBase, FollowUpStatus
-from .funnel import Funnel, FunnelBase
+from .followup import FollowUp, FollowUpStatus
+from .funnel import Funnel
 from .inbox_event import InboxEvent, InboxEventStatus, InboxEventType
 from .message import Message, MessageDirection, MessageSender, MessageStatus, MessageType
-from .note import Note, NoteBase
-from .stage import Stage, StageBase
-from .team import RoutingMode, Team, TeamBase
+from .note import Note
+from .stage import Stage
+from .team import RoutingMode, Team
 from .team_member import TeamMember
-from .user import Availability, User, UserBase, UserRole
+from .user import Availability, User, UserRole
 from .user_session import UserSession
 from .user_token import UserToken, UserTokenKind
 from .whatsapp_instance import (
     InstanceStatus,
     WhatsAppInstance,
-    WhatsAppInstanceBase,
     WhatsAppProvider,
 )
 
@@ -41,11 +40,8 @@ __all__ = [
     "ApiKey",
     "Availability",
     "CannedResponse",
-    "CannedResponseBase",
     "Company",
-    "CompanyBase",
     "Contact",
-    "ContactBase",
     "Conversation",
     "ConversationEmbedding",
     "ConversationStatus",
@@ -53,22 +49,18 @@ __all__ = [
     "DeadLetterKind",
     "DeadLetterStatus",
     "Deal",
-    "DealBase",
     "DealStageChange",
     "DealStatus",
     "EmbeddingQueueItem",
     "EventOutbox",
     "Flow",
-    "FlowBase",
     "FlowRun",
     "FlowRunStatus",
     "FlowStatus",
     "FlowVersion",
     "FollowUp",
-    "FollowUpBase",
     "FollowUpStatus",
     "Funnel",
-    "FunnelBase",
     "InboxEvent",
     "InboxEventStatus",
     "InboxEventType",
@@ -79,21 +71,16 @@ __all__ = [
     "MessageStatus",
     "MessageType",
     "Note",
-    "NoteBase",
     "RoutingMode",
     "Stage",
-    "StageBase",
     "Team",
-    "TeamBase",
     "TeamMember",
     "User",
-    "UserBase",
     "UserRole",
     "UserSession",
     "UserToken",
     "UserTokenKind",
     "WhatsAppInstance",
-    "WhatsAppInstanceBase",
     "WhatsAppProvider",
     "utc_now",
 ]

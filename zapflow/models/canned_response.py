@@ -7,12 +7,7 @@ from sqlmodel import Field, SQLModel
 from ._fields import company_fk, created_at_field, fk, text_field, updated_at_field, uuid_pk
 
 
-class CannedResponseBase(SQLModel):
-    shortcut: str = Field(max_length=32)  # typed as "/shortcut" in the composer
-    body: str = text_field()  # may hold variables: {{contact.name}}
-
-
-class CannedResponse(CannedResponseBase, table=True):
+class CannedResponse(SQLModel, table=True):
     """A saved reply: the company's (``user_id`` NULL) or one user's own."""
 
     __tablename__ = "canned_responses"
@@ -27,6 +22,9 @@ class CannedResponse(CannedResponseBase, table=True):
             postgresql_nulls_not_distinct=True,
         ),
     )
+
+    shortcut: str = Field(max_length=32)  # typed as "/shortcut" in the composer
+    body: str = text_field()  # may hold variables: {{contact.name}}
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

@@ -7,7 +7,9 @@ from sqlmodel import SQLModel
 from ._fields import created_at_field, jsonb_field, str_field, text_field, updated_at_field, uuid_pk
 
 
-class CompanyBase(SQLModel):
+class Company(SQLModel, table=True):
+    __tablename__ = "companies"
+
     name: str
     timezone: str = str_field("UTC")  # IANA name, e.g. "America/Sao_Paulo"
     # {"mon": [["09:00", "18:00"]], "tue": [...], ...}; a missing day means closed that day
@@ -15,10 +17,6 @@ class CompanyBase(SQLModel):
     ai_prompt: str | None = text_field(nullable=True)
     ai_settings: dict[str, Any] = jsonb_field()
     settings: dict[str, Any] = jsonb_field()  # rate limits and other per-tenant knobs
-
-
-class Company(CompanyBase, table=True):
-    __tablename__ = "companies"
 
     id: uuid.UUID = uuid_pk()
     created_at: datetime = created_at_field()

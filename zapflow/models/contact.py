@@ -9,19 +9,7 @@ from sqlmodel import Field, SQLModel
 from ._fields import company_fk, created_at_field, jsonb_field, str_field, updated_at_field, uuid_pk
 
 
-class ContactBase(SQLModel):
-    phone_number: str | None = None  # E.164 ("+5511999999999"); None for contacts known by lid only
-    name: str = str_field("")
-    email: str | None = None
-    tags: list[str] = Field(
-        default_factory=list,
-        sa_type=ARRAY(sa.Text),
-        sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
-    )
-    custom_fields: dict[str, Any] = jsonb_field()
-
-
-class Contact(ContactBase, table=True):
+class Contact(SQLModel, table=True):
     __tablename__ = "contacts"
     __table_args__ = (
         sa.Index("idx_contacts_company_id", "company_id"),
@@ -53,6 +41,16 @@ class Contact(ContactBase, table=True):
             postgresql_ops={"aliases": "jsonb_path_ops"},
         ),
     )
+
+    phone_number: str | None = None  # E.164 ("+5511999999999"); None for contacts known by lid only
+    name: str = str_field("")
+    email: str | None = None
+    tags: list[str] = Field(
+        default_factory=list,
+        sa_type=ARRAY(sa.Text),
+        sa_column_kwargs={"server_default": sa.text("'{}'::text[]")},
+    )
+    custom_fields: dict[str, Any] = jsonb_field()
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

@@ -25,23 +25,7 @@ class DealStatus(StrEnum):
     LOST = "lost"
 
 
-class DealBase(SQLModel):
-    title: str
-    value: Decimal = Field(
-        default=Decimal("0"),
-        max_digits=14,
-        decimal_places=2,
-        sa_column_kwargs={"server_default": sa.text("0")},
-    )
-    currency: str = str_field("BRL", min_length=3, max_length=3)  # ISO 4217
-    funnel_id: uuid.UUID = fk("funnels.id", ondelete="CASCADE")
-    # No ON DELETE: a stage that still holds deals cannot be deleted (move them first).
-    stage_id: uuid.UUID = fk("stages.id")
-    contact_id: uuid.UUID = fk("contacts.id", ondelete="CASCADE")
-    owner_user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
-
-
-class Deal(DealBase, table=True):
+class Deal(SQLModel, table=True):
     __tablename__ = "deals"
     __table_args__ = (
         sa.Index("idx_deals_company_id", "company_id"),
@@ -66,6 +50,20 @@ class Deal(DealBase, table=True):
         ),
         enum_check("status", DealStatus),
     )
+
+    title: str
+    value: Decimal = Field(
+        default=Decimal("0"),
+        max_digits=14,
+        decimal_places=2,
+        sa_column_kwargs={"server_default": sa.text("0")},
+    )
+    currency: str = str_field("BRL", min_length=3, max_length=3)  # ISO 4217
+    funnel_id: uuid.UUID = fk("funnels.id", ondelete="CASCADE")
+    # No ON DELETE: a stage that still holds deals cannot be deleted (move them first).
+    stage_id: uuid.UUID = fk("stages.id")
+    contact_id: uuid.UUID = fk("contacts.id", ondelete="CASCADE")
+    owner_user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

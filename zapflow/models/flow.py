@@ -24,19 +24,17 @@ class FlowStatus(StrEnum):
     ARCHIVED = "archived"
 
 
-class FlowBase(SQLModel):
-    name: str
-    description: str | None = text_field(nullable=True)
-    draft_definition: dict[str, Any] = jsonb_field()  # the graph being edited
-    triggers: list[dict[str, Any]] = jsonb_field(list)
-
-
-class Flow(FlowBase, table=True):
+class Flow(SQLModel, table=True):
     __tablename__ = "flows"
     __table_args__ = (
         sa.Index("idx_flows_company_id", "company_id"),
         enum_check("status", FlowStatus),
     )
+
+    name: str
+    description: str | None = text_field(nullable=True)
+    draft_definition: dict[str, Any] = jsonb_field()  # the graph being edited
+    triggers: list[dict[str, Any]] = jsonb_field(list)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

@@ -28,17 +28,7 @@ class FollowUpStatus(StrEnum):
     FAILED = "FAILED"
 
 
-class FollowUpBase(SQLModel):
-    conversation_id: uuid.UUID = fk("conversations.id", ondelete="CASCADE")
-    scheduled_for: datetime
-    message_text: str | None = text_field(nullable=True)
-    template_name: str | None = None  # Cloud API message template (outside the 24-hour window)
-    template_params: dict[str, Any] | None = jsonb_field(nullable=True)
-    cancel_on_reply: bool = bool_field(True)
-    only_in_business_hours: bool = bool_field(False)
-
-
-class FollowUp(FollowUpBase, table=True):
+class FollowUp(SQLModel, table=True):
     __tablename__ = "followup_queue"
     __table_args__ = (
         sa.Index("idx_followup_queue_status", "status"),
@@ -62,6 +52,14 @@ class FollowUp(FollowUpBase, table=True):
         ),
         enum_check("status", FollowUpStatus),
     )
+
+    conversation_id: uuid.UUID = fk("conversations.id", ondelete="CASCADE")
+    scheduled_for: datetime
+    message_text: str | None = text_field(nullable=True)
+    template_name: str | None = None  # Cloud API message template (outside the 24-hour window)
+    template_params: dict[str, Any] | None = jsonb_field(nullable=True)
+    cancel_on_reply: bool = bool_field(True)
+    only_in_business_hours: bool = bool_field(False)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

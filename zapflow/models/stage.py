@@ -7,18 +7,16 @@ from sqlmodel import SQLModel
 from ._fields import company_fk, created_at_field, fk, str_field, uuid_pk
 
 
-class StageBase(SQLModel):
-    name: str
-    position: int
-    color: str = str_field("#64748b")  # "#rrggbb"
-
-
-class Stage(StageBase, table=True):
+class Stage(SQLModel, table=True):
     __tablename__ = "stages"
     __table_args__ = (
         # Deferred to commit, so a reorder can swap positions inside one transaction.
         sa.UniqueConstraint("funnel_id", "position", deferrable=True, initially="DEFERRED"),
     )
+
+    name: str
+    position: int
+    color: str = str_field("#64748b")  # "#rrggbb"
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

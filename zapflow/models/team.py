@@ -14,17 +14,15 @@ class RoutingMode(StrEnum):
     LEAST_BUSY = "least_busy"  # the available member with the fewest open conversations
 
 
-class TeamBase(SQLModel):
-    name: str
-    routing_mode: RoutingMode = enum_field(RoutingMode, RoutingMode.MANUAL)
-
-
-class Team(TeamBase, table=True):
+class Team(SQLModel, table=True):
     __tablename__ = "teams"
     __table_args__ = (
         sa.UniqueConstraint("company_id", "name"),
         enum_check("routing_mode", RoutingMode),
     )
+
+    name: str
+    routing_mode: RoutingMode = enum_field(RoutingMode, RoutingMode.MANUAL)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

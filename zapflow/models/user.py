@@ -21,20 +21,18 @@ class Availability(StrEnum):
     AWAY = "away"
 
 
-class UserBase(SQLModel):
-    email: str  # stored lower-cased by the service; unique per company
-    name: str
-    role: UserRole = enum_field(UserRole, UserRole.AGENT)
-    is_active: bool = bool_field(True)
-
-
-class User(UserBase, table=True):
+class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = (
         sa.UniqueConstraint("company_id", "email"),
         enum_check("role", UserRole),
         enum_check("availability", Availability),
     )
+
+    email: str  # stored lower-cased by the service; unique per company
+    name: str
+    role: UserRole = enum_field(UserRole, UserRole.AGENT)
+    is_active: bool = bool_field(True)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

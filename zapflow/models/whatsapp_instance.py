@@ -29,16 +29,7 @@ class InstanceStatus(StrEnum):
     UNKNOWN = "unknown"
 
 
-class WhatsAppInstanceBase(SQLModel):
-    name: str
-    provider: WhatsAppProvider = enum_field(WhatsAppProvider)
-    phone_number_id: str | None = None  # Cloud API
-    evolution_instance: str | None = None  # Evolution API instance name
-    display_phone: str | None = None
-    settings: dict[str, Any] = jsonb_field()
-
-
-class WhatsAppInstance(WhatsAppInstanceBase, table=True):
+class WhatsAppInstance(SQLModel, table=True):
     """A connected number. The secrets are stored as given: never return them from the API."""
 
     __tablename__ = "whatsapp_instances"
@@ -51,6 +42,13 @@ class WhatsAppInstance(WhatsAppInstanceBase, table=True):
         enum_check("provider", WhatsAppProvider),
         enum_check("status", InstanceStatus),
     )
+
+    name: str
+    provider: WhatsAppProvider = enum_field(WhatsAppProvider)
+    phone_number_id: str | None = None  # Cloud API
+    evolution_instance: str | None = None  # Evolution API instance name
+    display_phone: str | None = None
+    settings: dict[str, Any] = jsonb_field()
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

@@ -14,7 +14,6 @@ from datetime import timedelta
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -32,34 +31,16 @@ from zapflow.models import (
     MessageSender,
     utc_now,
 )
+from zapflow.schemas.companies import AISettings
+from zapflow.schemas.followups import Step
 from zapflow.services import business_hours, followups
 from zapflow.services.conversations import HUMAN_SENDERS, conversation_updated
 from zapflow.services.deals import DealFilters, page_deals
 from zapflow.services.events import Event, stage
-from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.services.search import related_messages
 
 ROLES = {MessageSender.CUSTOMER: "user"}  # every other sender speaks for the business
-
-
-class AISettings(BaseModel):
-    """A company's AI agent (``companies.ai_settings``); its prompt is ``companies.ai_prompt``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    enabled: bool = Field(False, description="Answer customers when no human has taken over")
-    model: str | None = Field(None, max_length=200, description="Default: ZAPFLOW_AI_MODEL")
-    temperature: float = Field(0.3, ge=0, le=2)
-    max_tokens: int = Field(400, ge=1, le=8000)
-    reply_delay_seconds: float = Field(
-        4.0, ge=0, le=600, description="Wait this long after the last message before answering"
-    )
-    only_in_business_hours: bool = Field(False, description="Stay silent outside opening hours")
-    history_messages: int = Field(20, ge=1, le=200, description="Recent messages in the context")
-    related_messages: int = Field(5, ge=0, le=50, description="Earlier related messages (search)")
-    resume_after_minutes: int | None = Field(
-        None, ge=1, le=60 * 24 * 30, description="Resume by itself after this much human silence"
-    )
 
 
 def ai_settings(company: Company | dict[str, Any]) -> AISettings:
@@ -289,9 +270,7 @@ async def run_tool(
         ]  # fmt: skip
         return _json(found), False
     if name == "schedule_followup":
-        step = followups.Step(
-            timedelta(hours=float(arguments["after_hours"])), str(arguments["text"])
-        )
+        step = Step(timedelta(hours=float(arguments["after_hours"])), str(arguments["text"]))
         [row] = await followups.schedule(session, conversation, [step], followups.Options())
         await stage(session, [followups.followup_event("followup.scheduled", row)])
         return _json({"scheduled_for": row.scheduled_for.isoformat()}), False

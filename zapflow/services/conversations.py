@@ -11,9 +11,10 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select, update
+import orjson
+from sqlalchemy import Row, Update, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -27,15 +28,28 @@ from zapflow.models import (
     MessageDirection,
     MessageSender,
     MessageStatus,
+    MessageType,
     utc_now,
 )
-from zapflow.schemas import ConversationSummary, MessagePublic
+from zapflow.schemas.conversations import ConversationSummary
+from zapflow.schemas.messages import MessagePublic
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.events import Event, stage
 from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.types import InboundMessage, event_from_dict
 
 PREVIEW_LENGTH = 120
+
+
+class MessageLike(Protocol):
+    """A message as an ORM object or a Core row: what bumping its conversation reads."""
+
+    direction: MessageDirection
+    provider_timestamp: datetime
+    sent_by: MessageSender
+    body: str | None
+    media: dict[str, Any] | None
+    type: MessageType
 
 
 @dataclass(frozen=True)
@@ -84,13 +98,21 @@ class InboxDelivery:
     received_at: float  # epoch seconds
 
 
+# ``= ANY(array)``: one statement for any number of rows (``IN`` is a new one per count)
+READ_INBOX = text(
+    "SELECT payload, correlation_id, received_at FROM inbox_events"
+    " WHERE id = ANY(CAST(:ids AS bigint[]))"
+).columns(
+    *(InboxEvent.__table__.c[name] for name in ("payload", "correlation_id", "received_at"))  # type: ignore[attr-defined]
+)
+
+
 async def read_inbound(session: AsyncSession, inbox_ids: Sequence[int]) -> list[InboxDelivery]:
     """The inbound messages of these inbox rows, in the provider's order (one round trip)."""
-    query = select(
-        col(InboxEvent.payload), col(InboxEvent.correlation_id), col(InboxEvent.received_at)
-    ).where(col(InboxEvent.id).in_(inbox_ids))
     deliveries = []
-    for payload, correlation_id, received_at in (await session.execute(query)).all():
+    for payload, correlation_id, received_at in await session.execute(
+        READ_INBOX, {"ids": list(inbox_ids)}
+    ):
         message = event_from_dict(payload)
         if isinstance(message, InboundMessage):
             deliveries.append(InboxDelivery(message, correlation_id, received_at.timestamp()))
@@ -201,30 +223,32 @@ async def upsert_conversation(
     return (await session.execute(statement)).scalar_one()
 
 
-def _message_row(
-    message: InboundMessage,
-    company_id: uuid.UUID,
-    instance_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-) -> dict[str, Any]:
-    return {
-        "id": uuid.uuid4(),
-        "company_id": company_id,
-        "conversation_id": conversation_id,
-        "instance_id": instance_id,
-        "message_key_id": message.key_id,
-        "direction": MessageDirection.OUTBOUND if message.from_me else MessageDirection.INBOUND,
-        "from_me": message.from_me,
-        "type": message.type,
-        "body": message.body,
-        "media": message.media,
-        "payload": message.payload,
-        "participant": message.participant,
-        "reply_to_key_id": message.reply_to_key_id,
-        "provider_timestamp": _provider_time(message),
-        "status": MessageStatus.SENT if message.from_me else MessageStatus.RECEIVED,
-        "sent_by": MessageSender.PHONE if message.from_me else MessageSender.CUSTOMER,
-    }
+MESSAGE_COLUMNS = [c for c in Message.__table__.columns]  # type: ignore[attr-defined]
+# One statement for any batch size (a multi-row VALUES is a new prepared statement per size);
+# rows come back as Core rows, no ORM unit of work
+INSERT_MESSAGES = text(
+    f"""
+    INSERT INTO messages (company_id, conversation_id, instance_id, message_key_id, direction,
+        from_me, type, body, media, payload, participant, reply_to_key_id, provider_timestamp,
+        status, sent_by)
+    SELECT CAST(:company_id AS uuid), CAST(:conversation_id AS uuid), CAST(:instance_id AS uuid),
+        m.key_id, m.direction, m.from_me, m.type,
+        m.body, m.media::jsonb, m.payload::jsonb, m.participant, m.reply_to, m.at, m.status,
+        m.sent_by
+    FROM unnest(CAST(:key_ids AS text[]), CAST(:directions AS text[]), CAST(:from_me AS bool[]),
+        CAST(:types AS text[]), CAST(:bodies AS text[]), CAST(:media AS text[]),
+        CAST(:payloads AS text[]), CAST(:participants AS text[]), CAST(:reply_to AS text[]),
+        CAST(:at AS timestamptz[]), CAST(:statuses AS text[]), CAST(:sent_by AS text[]))
+        AS m(key_id, direction, from_me, type, body, media, payload, participant, reply_to, at,
+             status, sent_by)
+    ON CONFLICT (instance_id, message_key_id) DO NOTHING
+    RETURNING {", ".join(c.name for c in MESSAGE_COLUMNS)}
+    """
+).columns(*MESSAGE_COLUMNS)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, default=str).decode()
 
 
 async def insert_messages(
@@ -233,16 +257,29 @@ async def insert_messages(
     company_id: uuid.UUID,
     instance_id: uuid.UUID,
     conversation_id: uuid.UUID,
-) -> list[Message]:
+) -> list[Row[Any]]:
     """Insert what is new; a key id already stored is skipped. Returns the inserted rows."""
-    rows = [_message_row(m, company_id, instance_id, conversation_id) for m in messages]
-    statement = (
-        insert(Message)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["instance_id", "message_key_id"])
-        .returning(Message)
-    )
-    inserted = (await session.execute(statement)).scalars().all()
+    theirs = [not m.from_me for m in messages]
+    params = {
+        "company_id": company_id,
+        "conversation_id": conversation_id,
+        "instance_id": instance_id,
+        "key_ids": [m.key_id for m in messages],
+        "directions": [
+            MessageDirection.INBOUND if t else MessageDirection.OUTBOUND for t in theirs
+        ],
+        "from_me": [m.from_me for m in messages],
+        "types": [m.type for m in messages],
+        "bodies": [m.body for m in messages],
+        "media": [_json(m.media) for m in messages],
+        "payloads": [_json(m.payload) for m in messages],
+        "participants": [m.participant for m in messages],
+        "reply_to": [m.reply_to_key_id for m in messages],
+        "at": [_provider_time(m) for m in messages],
+        "statuses": [MessageStatus.RECEIVED if t else MessageStatus.SENT for t in theirs],
+        "sent_by": [MessageSender.CUSTOMER if t else MessageSender.PHONE for t in theirs],
+    }
+    inserted = (await session.execute(INSERT_MESSAGES, params)).all()
     return sorted(inserted, key=lambda m: (m.provider_timestamp, m.message_key_id or ""))
 
 
@@ -250,9 +287,7 @@ async def insert_messages(
 HUMAN_SENDERS = (MessageSender.AGENT, MessageSender.PHONE)
 
 
-async def bump_conversation(
-    session: AsyncSession, conversation_id: uuid.UUID, new_messages: Sequence[Message]
-) -> Conversation:
+def _bump(target: Any, conversation_id: uuid.UUID, new_messages: Sequence[MessageLike]) -> Update:
     """Move counters, last-message fields and the 24-hour window by the inserted messages."""
     inbound = [m for m in new_messages if m.direction == MessageDirection.INBOUND]
     latest = new_messages[-1]
@@ -270,21 +305,38 @@ async def bump_conversation(
         values["status"] = ConversationStatus.OPEN
     if any(m.sent_by in HUMAN_SENDERS for m in new_messages):
         values["is_paused"] = True  # a human took over: automation steps aside
-    statement = (
-        update(Conversation)
-        .where(col(Conversation.id) == conversation_id)
-        .values(**values)
-        .returning(Conversation)
-    )
+    return update(target).where(col(Conversation.id) == conversation_id).values(**values)
+
+
+async def bump_conversation(
+    session: AsyncSession, conversation_id: uuid.UUID, new_messages: Sequence[Message]
+) -> Conversation:
+    """``_bump`` through the ORM: the session's copy of the conversation is refreshed."""
+    statement = _bump(Conversation, conversation_id, new_messages).returning(Conversation)
     return (await session.execute(statement)).scalar_one()
 
 
-def _preview(message: Message) -> str:
-    text = message.body or (message.media or {}).get("caption") or f"[{message.type.value}]"
-    return text[:PREVIEW_LENGTH]
+SUMMARY_COLUMNS = [
+    Conversation.__table__.c[name]  # type: ignore[attr-defined]
+    for name in ("company_id", *ConversationSummary.model_fields)
+]
 
 
-def message_created(message: Message) -> Event:
+async def _bump_row(
+    session: AsyncSession, conversation_id: uuid.UUID, new_messages: Sequence[Row[Any]]
+) -> Row[Any]:
+    """``_bump`` in Core, returning what ``conversation.updated`` says (no ORM)."""
+    table = Conversation.__table__  # type: ignore[attr-defined]
+    statement = _bump(table, conversation_id, new_messages).returning(*SUMMARY_COLUMNS)
+    return (await session.execute(statement)).one()
+
+
+def _preview(message: MessageLike) -> str:
+    preview = message.body or (message.media or {}).get("caption") or f"[{message.type}]"
+    return preview[:PREVIEW_LENGTH]
+
+
+def message_created(message: Message | Row[Any]) -> Event:
     return Event(
         "message.created",
         message.company_id,
@@ -293,7 +345,7 @@ def message_created(message: Message) -> Event:
     )
 
 
-def conversation_updated(conversation: Conversation) -> Event:
+def conversation_updated(conversation: Conversation | Row[Any]) -> Event:
     return Event(
         "conversation.updated",
         conversation.company_id,
@@ -326,7 +378,7 @@ async def persist_inbound(
     new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
     events: list[Event] = []
     if new:
-        conversation = await bump_conversation(session, conversation_id, new)
+        conversation = await _bump_row(session, conversation_id, new)
         events = [*map(message_created, new), conversation_updated(conversation)]
     await stage(session, events)
     return PersistResult(

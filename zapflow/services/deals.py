@@ -19,7 +19,8 @@ from sqlmodel import SQLModel, col
 
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Contact, Deal, DealStageChange, DealStatus, Funnel, Stage, User, utc_now
-from zapflow.schemas import ContactRef, DealPublic, DealStageRef
+from zapflow.schemas.contacts import ContactRef
+from zapflow.schemas.deals import DealPublic, DealStageRef
 from zapflow.services.events import Event
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -35,7 +35,7 @@ PUBLISH = "publish_outbox"  # a session's info: publishes outbox ids after its c
 def publish_on_commit(sessions: SessionFactory, redis: Redis) -> None:
     """Every session ``sessions`` opens from now on publishes the events it stages once it
     commits (a session without it leaves them to the worker's background publisher)."""
-    attach(sessions, **{PUBLISH: partial(publish_outbox, sessions, redis)})
+    attach(sessions, **{PUBLISH: partial(publish_staged, sessions, redis)})
 
 
 def stream_key(company_id: uuid.UUID | str) -> str:
@@ -59,46 +59,99 @@ class Event:
         }
 
 
+# One fixed statement for any number of events (one prepared statement per connection, not one
+# per batch size); the payload is encoded once, and the same bytes go to Redis after the commit.
+STAGE = text(
+    """
+    INSERT INTO event_outbox (company_id, event_type, payload)
+    SELECT c, t, p::jsonb
+    FROM unnest(CAST(:companies AS uuid[]), CAST(:types AS text[]), CAST(:payloads AS text[]))
+        AS e(c, t, p)
+    RETURNING id
+    """
+)
+# Take the staged rows back; a row the background publisher holds is waited for, and gone after
+CLAIM_STAGED = text("DELETE FROM event_outbox WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id")
+
+
+@dataclass(frozen=True)
+class Staged:
+    """An outbox row as its stream entry will read."""
+
+    id: int
+    company_id: uuid.UUID
+    event_type: str
+    payload: bytes  # JSON
+
+
 async def stage(session: AsyncSession, events: Sequence[Event]) -> list[int]:
     """Write events to the outbox inside the caller's transaction, to be published after its
-    commit (see ``publish_on_commit``); returns their outbox ids."""
-    rows = [
-        EventOutbox(company_id=e.company_id, event_type=e.type, payload=_jsonable(e.payload()))
-        for e in events
-    ]
-    session.add_all(rows)
+    commit (see ``publish_on_commit``); returns their outbox ids. Flushes the session first,
+    as its callers expect of it."""
     await session.flush()
-    ids = [row.id for row in rows if row.id is not None]
+    if not events:
+        return []
+    payloads = [orjson.dumps(e.payload(), default=str) for e in events]
+    params = {
+        "companies": [e.company_id for e in events],
+        "types": [e.type for e in events],
+        "payloads": [p.decode() for p in payloads],
+    }
+    ids = list((await session.execute(STAGE, params)).scalars())
     publish = session.info.get(PUBLISH)
-    if ids and publish is not None:
-        after_commit(session, partial(publish, ids))
+    if publish is not None:
+        # Postgres returns an INSERT … SELECT's rows in the order it inserted them (an identity
+        # column: id order); publishing checks it took back every id before sending any
+        staged = [
+            Staged(i, e.company_id, e.type, p)
+            for i, e, p in zip(ids, events, payloads, strict=True)
+        ]
+        after_commit(session, partial(publish, staged))
     return ids
 
 
-def _jsonable(payload: dict[str, Any]) -> dict[str, Any]:
-    loaded: dict[str, Any] = orjson.loads(orjson.dumps(payload, default=str))
-    return loaded
+async def publish_staged(sessions: SessionFactory, redis: Redis, staged: Sequence[Staged]) -> int:
+    """Publish the rows a transaction just staged, from memory, and delete them: one DELETE and
+    one Redis pipeline. All or none: if the background publisher took some already (it locks
+    what it sends; the DELETE waits for it, then finds them gone) or Redis refuses, the rest stay
+    for it; 0 then."""
+    ids = {s.id for s in staged}
+    try:
+        async with sessions() as session, session.begin():
+            claimed = await session.execute(CLAIM_STAGED, {"ids": list(ids)})
+            if set(claimed.scalars()) != ids:
+                raise _LeftToPublisher  # rolls the DELETE back
+            await _xadd(redis, staged)
+    except (_LeftToPublisher, RedisError, OSError):
+        return 0
+    return len(staged)
 
 
-async def publish_outbox(
-    sessions: SessionFactory, redis: Redis, ids: Sequence[int] | None = None, limit: int = 500
-) -> int:
-    """Publish outbox rows (the given ids, or the oldest) and delete them; 0 if Redis is down.
+class _LeftToPublisher(Exception):
+    pass
 
-    Rows are locked with SKIP LOCKED, so the activity that staged them and the background
-    publisher never send the same row twice at once.
+
+async def publish_outbox(sessions: SessionFactory, redis: Redis, limit: int = 500) -> int:
+    """Publish the oldest outbox rows and delete them; 0 if Redis is down (what a commit's own
+    publishing could not send: Redis was down, or the process died after the commit).
+
+    Rows are locked with SKIP LOCKED, so this and a commit's own publishing never send the same
+    row twice.
     """
     async with sessions() as session, session.begin():
         query = select(EventOutbox).order_by(col(EventOutbox.id)).limit(limit)
-        if ids is not None:
-            if not ids:
-                return 0
-            query = query.where(col(EventOutbox.id).in_(ids))
         rows = list((await session.execute(query.with_for_update(skip_locked=True))).scalars())
         if not rows:
             return 0
         try:
-            await _xadd(redis, rows)
+            await _xadd(
+                redis,
+                [
+                    Staged(r.id, r.company_id, r.event_type, orjson.dumps(r.payload))
+                    for r in rows
+                    if r.id is not None
+                ],
+            )
         except (RedisError, OSError):
             return 0
         await session.execute(
@@ -107,12 +160,12 @@ async def publish_outbox(
     return len(rows)
 
 
-async def _xadd(redis: Redis, rows: Sequence[EventOutbox]) -> None:
+async def _xadd(redis: Redis, rows: Sequence[Staged]) -> None:
     async with redis.pipeline(transaction=False) as pipe:
         for row in rows:
             pipe.xadd(
                 stream_key(row.company_id),
-                {"event": row.event_type, "payload": orjson.dumps(row.payload)},
+                {"event": row.event_type, "payload": row.payload},
                 maxlen=STREAM_MAXLEN,
                 approximate=True,
             )

@@ -34,11 +34,11 @@ from zapflow.models import (
     WhatsAppInstance,
     utc_now,
 )
-from zapflow.schemas import FollowUpPublic
+from zapflow.schemas.followups import FollowUpPublic, Step, Template
 from zapflow.services import business_hours
 from zapflow.services.events import Event, stage
 from zapflow.services.inbox import store_followups_changed
-from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
 
@@ -46,22 +46,6 @@ from zapflow.services.queries import get_scoped
 SERVICE_WINDOW = timedelta(hours=24)
 OUTSIDE_WINDOW = "outside_24h_window"
 CUSTOMER_REPLIED = "customer_replied"
-
-
-@dataclass(frozen=True)
-class Template:
-    name: str
-    language: str | None = None
-    params: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
-class Step:
-    """One message of a follow-up (a sequence has several): when, and what to send."""
-
-    due: datetime | timedelta  # a moment, or a delay after the previous step (or now)
-    text: str | None = None
-    template: Template | None = None
 
 
 @dataclass(frozen=True)

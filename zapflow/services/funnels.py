@@ -24,13 +24,13 @@ from sqlmodel import col
 from zapflow.cache import Cache, forget
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import Deal, DealStatus, Funnel, Stage
-from zapflow.schemas import DealPublic
+from zapflow.schemas.deals import DealPublic
+from zapflow.schemas.funnels import MAX_STAGES
 from zapflow.services import deals
 from zapflow.services.deals import StageTotals
 from zapflow.services.events import stage as stage_events
 from zapflow.services.queries import get_scoped
 
-MAX_STAGES = 50
 STAGES_CACHE_SECONDS = 600
 
 

@@ -1,26 +1,46 @@
-"""Message state: delivery statuses that only move forward, and outbound sends' bookkeeping."""
+"""Messages: the ones we send, queued, claimed and recorded exactly once, and the delivery
+statuses providers report, which only move forward.
+
+A send is claimed by moving the row from ``pending`` to ``sending`` before the provider is called.
+A known refusal (an HTTP error, a timeout, a refused connection) puts it back to ``pending`` for
+the retry; a worker that dies while the provider is answering leaves ``sending`` behind, and the
+retry then refuses to guess: the message fails as ``delivery_unknown`` instead of going out twice.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import (
+    Contact,
+    Conversation,
     DeadLetter,
     DeadLetterKind,
     DeadLetterStatus,
     Message,
+    MessageDirection,
+    MessageSender,
     MessageStatus,
+    MessageType,
+    WhatsAppInstance,
     utc_now,
 )
-from zapflow.schemas import MessagePublic
-from zapflow.services.events import Event
-from zapflow.whatsapp.types import StatusUpdate
+from zapflow.schemas.messages import MessagePublic
+from zapflow.services.conversations import bump_conversation, conversation_updated, message_created
+from zapflow.services.events import Event, stage
+from zapflow.services.inbox import store_outbound_request
+from zapflow.whatsapp import jid as jids
+from zapflow.whatsapp.types import OutboundMedia, OutboundMessage, OutboundTemplate, StatusUpdate
 
 # A status may replace only a lower-ranked one: a late "delivered" never overwrites "read".
 STATUS_RANK: dict[MessageStatus, int] = {
@@ -124,3 +144,207 @@ def message_status_event(message: Message) -> Event:
         mode="json", include={"id", "message_key_id", "status", "status_updated_at", "error"}
     )
     return Event("message.status", message.company_id, data, message.conversation_id)
+
+
+# --- sending -------------------------------------------------------------------------------------
+
+SENT_STATES = {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ}
+
+
+@dataclass(frozen=True)
+class OutboundContent:
+    """What a caller asks to send: text, media by URL, or a template."""
+
+    type: str  # text | media | template
+    text: str | None = None
+    media: dict[str, Any] | None = None  # url, kind, mime_type, caption, filename
+    template: dict[str, Any] | None = None  # name, language, params | components
+
+
+def _row_type(content: OutboundContent) -> MessageType:
+    if content.type == "media" and content.media:
+        return MessageType(content.media["kind"])
+    return MessageType.TEMPLATE if content.type == "template" else MessageType.TEXT
+
+
+async def queue_outbound(
+    session: AsyncSession,
+    conversation: Conversation,
+    content: OutboundContent,
+    *,
+    sent_by: MessageSender = MessageSender.AGENT,
+    user_id: uuid.UUID | None = None,
+    client_id: str | None = None,
+    correlation_id: str | None = None,
+    via_relay: bool = True,
+) -> tuple[Message, bool]:
+    """Store the message as ``pending`` and queue it for the conversation's workflow.
+
+    Returns (message, created); a repeated ``client_id`` returns the first message unchanged.
+    ``via_relay=False`` is for the conversation's own workflow, which queues the send itself.
+    """
+    if client_id:
+        existing = await _by_client_id(session, conversation.id, client_id)
+        if existing:
+            return existing, False
+    message = Message(
+        company_id=conversation.company_id,
+        conversation_id=conversation.id,
+        instance_id=conversation.instance_id,
+        client_id=client_id,
+        direction=MessageDirection.OUTBOUND,
+        from_me=True,
+        type=_row_type(content),
+        body=content.text or (content.media or {}).get("caption"),
+        media=content.media,
+        payload={"outbound": {"type": content.type, "template": content.template}},
+        status=MessageStatus.PENDING,
+        sent_by=sent_by,
+        sent_by_user_id=user_id,
+    )
+    try:
+        async with session.begin_nested():
+            session.add(message)
+            await session.flush()
+    except IntegrityError:
+        existing = await _by_client_id(session, conversation.id, client_id or "")
+        if existing is None:
+            raise
+        return existing, False
+    if via_relay:
+        instance = await session.get(WhatsAppInstance, conversation.instance_id)
+        assert instance is not None
+        await store_outbound_request(
+            session, instance, message.id, conversation.remote_jid, correlation_id
+        )
+    bumped = await bump_conversation(session, conversation.id, [message])
+    await stage(session, [message_created(message), conversation_updated(bumped)])
+    return message, True
+
+
+async def _by_client_id(
+    session: AsyncSession, conversation_id: uuid.UUID, client_id: str
+) -> Message | None:
+    query = select(Message).where(
+        col(Message.conversation_id) == conversation_id,
+        col(Message.client_id) == client_id,
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+@dataclass(frozen=True)
+class SendJob:
+    message: Message
+    instance: WhatsAppInstance
+    outbound: OutboundMessage
+
+
+class AlreadyDone(Exception):
+    """The message was sent (or failed) before: nothing to do."""
+
+
+class DeliveryUnknown(Exception):
+    """A previous attempt died while the provider was answering; resending could duplicate."""
+
+
+async def claim(session: AsyncSession, message_id: uuid.UUID) -> SendJob:
+    statement = (
+        update(Message)
+        .where(col(Message.id) == message_id, col(Message.status) == MessageStatus.PENDING)
+        .values(status=MessageStatus.SENDING, status_updated_at=utc_now())
+        .returning(Message)
+    )
+    message = (await session.execute(statement)).scalar_one_or_none()
+    if message is None:
+        current = await session.get(Message, message_id)
+        if current is None:
+            raise NotFound(f"message {message_id} does not exist")
+        if current.status == MessageStatus.SENDING:
+            raise DeliveryUnknown(str(message_id))
+        raise AlreadyDone(current.status.value)
+    instance = await session.get(WhatsAppInstance, message.instance_id)
+    conversation = await session.get(Conversation, message.conversation_id)
+    assert instance is not None and conversation is not None
+    contact = await session.get(Contact, conversation.contact_id)
+    return SendJob(message, instance, _outbound(message, conversation, contact))
+
+
+def _recipient(conversation: Conversation, contact: Contact | None) -> str:
+    if jids.is_group(conversation.remote_jid) or jids.is_lid(conversation.remote_jid):
+        return conversation.remote_jid
+    return (contact.phone_number if contact else None) or conversation.remote_jid
+
+
+def _outbound(
+    message: Message, conversation: Conversation, contact: Contact | None
+) -> OutboundMessage:
+    request = message.payload.get("outbound", {})
+    kind = request.get("type", "text")
+    media = OutboundMedia(**message.media) if kind == "media" and message.media else None
+    template_fields = request.get("template")
+    template = (
+        OutboundTemplate(**template_fields) if kind == "template" and template_fields else None
+    )
+    try:
+        return OutboundMessage(
+            type=kind,
+            to=_recipient(conversation, contact),
+            text=message.body if kind == "text" else None,
+            media=media,
+            template=template,
+            reply_to_key_id=message.reply_to_key_id,
+            idempotency_key=str(message.id),
+        )
+    except ValueError as exc:
+        raise Unprocessable(str(exc)) from None
+
+
+async def record_sent(session: AsyncSession, message_id: uuid.UUID, provider_id: str) -> Message:
+    message = await session.get(Message, message_id, with_for_update=True)
+    assert message is not None
+    message.message_key_id = provider_id
+    if message.status == MessageStatus.SENDING:  # a status webhook may have overtaken us
+        message.status = MessageStatus.SENT
+    message.status_updated_at = utc_now()
+    message.error = None
+    await session.flush()
+    await stage(session, [message_status_event(message)])
+    return message
+
+
+async def release(session: AsyncSession, message_id: uuid.UUID, error: dict[str, Any]) -> None:
+    """The provider refused this attempt: back to ``pending`` for the next one."""
+    await session.execute(
+        update(Message)
+        .where(col(Message.id) == message_id, col(Message.status) == MessageStatus.SENDING)
+        .values(status=MessageStatus.PENDING, error=error)
+    )
+
+
+async def record_failed(
+    session: AsyncSession, message_id: uuid.UUID, error: dict[str, Any], attempts: int
+) -> Message:
+    """Terminal failure: status ``failed`` with the reason, a dead letter, an event."""
+    message = await session.get(Message, message_id)
+    assert message is not None
+    if message.status in SENT_STATES or message.status == MessageStatus.FAILED:
+        return message
+    message.status = MessageStatus.FAILED
+    message.status_updated_at = utc_now()
+    message.error = error
+    session.add(
+        DeadLetter(
+            company_id=message.company_id,
+            kind=DeadLetterKind.SEND,
+            reference={
+                "message_id": str(message.id),
+                "conversation_id": str(message.conversation_id),
+            },
+            error=str(error.get("message", error)),
+            attempts=attempts,
+            payload={"outbound": message.payload.get("outbound"), "body": message.body},
+        )
+    )
+    await session.flush()
+    await stage(session, [message_status_event(message)])
+    return message

@@ -13,6 +13,7 @@ from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from zapflow.errors import Unprocessable
 
@@ -77,3 +78,12 @@ async def count_rows(
         query = query.limit(at_most + 1)
     counted = select(func.count()).select_from(query.subquery())
     return int((await session.execute(counted)).scalar_one())
+
+
+async def newest_first(
+    session: AsyncSession, query: Any, at: Any, row_id: Any, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """A keyset page by (``at``, ``row_id``), newest first."""
+    paged = keyset(query, [col(at), col(row_id)], (datetime, uuid.UUID), limit, cursor)
+    rows = list((await session.execute(paged)).scalars())
+    return cut_page(rows, limit, lambda r: (getattr(r, at.key), r.id))

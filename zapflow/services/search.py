@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import ColumnClause, ColumnElement, Select, func, literal_column, select, text
@@ -38,8 +38,8 @@ from zapflow.models import (
     Message,
     MessageDirection,
 )
+from zapflow.schemas.search import SearchMode
 
-SearchMode = Literal["semantic", "keyword", "hybrid"]
 RRF_K = 60  # reciprocal-rank fusion's constant (Cormack et al. 2009): 1 / (60 + rank)
 CANDIDATES = 50  # per side, before fusion
 SIMILAR_NEIGHBOURS = 200  # messages near a conversation's centroid, grouped into conversations

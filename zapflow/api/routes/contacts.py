@@ -10,49 +10,27 @@ from typing import IO, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, ConfigDict
 from starlette.datastructures import UploadFile
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.paging import Limit, OffsetPage, PageNumber, fields_param, json_response
 from zapflow.errors import PayloadTooLarge, Unprocessable
-from zapflow.services import contacts
-from zapflow.services.contacts import (
-    MAX_IMPORT_BYTES,
+from zapflow.schemas.contacts import (
     ContactCreate,
-    ContactFilter,
+    ContactPublic,
     ContactUpdate,
-    ImportMode,
     ImportReport,
-    Tag,
+    TagIn,
+    normalize_tags,
 )
+from zapflow.services import contact_csv, contacts
+from zapflow.services.contact_csv import MAX_IMPORT_BYTES, ImportMode
+from zapflow.services.contacts import ContactFilter
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/contacts", tags=["contacts"])
 
 UPLOAD_CHUNK = 64 * 1024
-
-
-class ContactPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    phone_number: str | None
-    wa_id: str | None
-    lid: str | None
-    aliases: list[str]
-    name: str
-    email: str | None
-    tags: list[str]
-    custom_fields: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
-
-
-class TagIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tag": "vip"}]})
-
-    tag: Tag
 
 
 ContactFields = Annotated[frozenset[str] | None, Depends(fields_param(ContactPublic))]
@@ -79,7 +57,7 @@ async def contact_filter(
     ] = None,
 ) -> ContactFilter:
     try:
-        tags = contacts.normalize_tags(tag or [])
+        tags = normalize_tags(tag or [])
     except ValueError as exc:
         raise Unprocessable(f"tag: {exc}") from None
     if created_since is not None and created_since.tzinfo is None:
@@ -147,7 +125,7 @@ async def export_contacts(
 ) -> StreamingResponse:
     filename = f"contacts-{datetime.now(UTC):%Y%m%d-%H%M%S}.csv"
     return StreamingResponse(
-        contacts.export_csv(state.sessions, principal.company_id, where),
+        contact_csv.export_csv(state.sessions, principal.company_id, where),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -194,7 +172,7 @@ async def _spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
             f"the file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB: split it",
             details={"limit_bytes": MAX_IMPORT_BYTES},
         )
-    spool = await contacts.spool_upload(_upload_chunks(request))
+    spool = await contact_csv.spool_upload(_upload_chunks(request))
     try:
         yield spool
     finally:
@@ -223,7 +201,7 @@ async def import_contacts(
         ),
     ] = "update",
 ) -> ImportReport:
-    report = await contacts.import_contacts(session, principal.company_id, upload, mode)
+    report = await contact_csv.import_contacts(session, principal.company_id, upload, mode)
     return report
 
 

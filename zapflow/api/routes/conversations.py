@@ -1,4 +1,4 @@
-"""Conversations, the agents' inbox: the filtered list, one conversation, and the actions on it
+"""Conversations, the agents' desk: the filtered list, one conversation, and the actions on it
 (assign, pause the bot, close, mark read), each announced live as ``conversation.updated``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime
 
 from zapflow.api.deps import (
     CurrentPrincipal,
@@ -29,8 +29,12 @@ from zapflow.api.paging import (
 from zapflow.api.routing_wake import wake_routing
 from zapflow.errors import Unprocessable
 from zapflow.models import ConversationStatus
-from zapflow.schemas import ConversationPublic
-from zapflow.services import agent_inbox, routing
+from zapflow.schemas.conversations import (
+    AssignConversation,
+    ConversationPublic,
+    TransferConversation,
+)
+from zapflow.services import desk, routing
 from zapflow.services.auth import Principal
 from zapflow.services.conversations import conversation_updated
 from zapflow.services.permissions import Permission
@@ -43,16 +47,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 
-class AssignConversation(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"user_id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44"}]},
-    )
-
-    user_id: uuid.UUID
-
-
-async def inbox_filter(
+async def conversation_filter(
     principal: CurrentPrincipal,
     status: ConversationStatus | None = None,
     assigned_user_id: Annotated[
@@ -83,8 +78,8 @@ async def inbox_filter(
     waiting: Annotated[
         bool | None, Query(description="true: queued for a human of its team, nobody's yet")
     ] = None,
-) -> agent_inbox.InboxFilter:
-    return agent_inbox.InboxFilter(
+) -> desk.ConversationFilter:
+    return desk.ConversationFilter(
         status=status,
         assigned_user_id=_me(principal, assigned_user_id) if assigned else assigned_user_id,
         unassigned=unassigned,
@@ -109,19 +104,19 @@ def _me(principal: Principal, assigned_user_id: uuid.UUID | None) -> uuid.UUID:
 
 @router.get(
     "",
-    summary="The inbox: conversations, most recent message first, filtered",
+    summary="The desk: conversations, most recent message first, filtered",
     response_model=CursorPage[ConversationPublic],
     dependencies=[Requires(Permission.CONVERSATIONS_READ)],
 )
 async def list_conversations(
     principal: CurrentPrincipal,
     state: StateDep,
-    filters: Annotated[agent_inbox.InboxFilter, Depends(inbox_filter)],
+    filters: Annotated[desk.ConversationFilter, Depends(conversation_filter)],
     fields: ConversationFields,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    rows, next_cursor = await agent_inbox.page_conversations(
+    rows, next_cursor = await desk.page_conversations(
         state.reads, principal.company_id, filters, limit, cursor
     )
     return respond_cursor_page(rows, next_cursor, fields)
@@ -140,12 +135,12 @@ async def get_conversation(
     session: SessionDep,
     fields: ConversationFields,
 ) -> Any:
-    row = await agent_inbox.get_inbox_row(session, principal.company_id, conversation_id)
+    row = await desk.get_conversation_row(session, principal.company_id, conversation_id)
     return respond(row.public(), fields)
 
 
 async def _announce(
-    publisher: EventPublisher, row: agent_inbox.InboxRow, changed: bool
+    publisher: EventPublisher, row: desk.ConversationRow, changed: bool
 ) -> ConversationPublic:
     if changed:
         await publisher.emit(conversation_updated(row.conversation))
@@ -166,19 +161,10 @@ async def assign_conversation(
     session: SessionDep,
     publisher: PublisherDep,
 ) -> ConversationPublic:
-    row, changed = await agent_inbox.assign_conversation(
+    row, changed = await desk.assign_conversation(
         session, principal.company_id, conversation_id, body.user_id
     )
     return await _announce(publisher, row, changed)
-
-
-class TransferConversation(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"team_id": "4c1f6d2a-1b0e-4f7a-9a55-0e3c8b7d2f91"}]},
-    )
-
-    team_id: uuid.UUID
 
 
 @router.post(
@@ -194,8 +180,8 @@ async def take_conversation(
     session: SessionDep,
     publisher: PublisherDep,
 ) -> ConversationPublic:
-    await agent_inbox.get_inbox_row(session, principal.company_id, conversation_id)  # else 404
-    row, changed = await agent_inbox.assign_conversation(
+    await desk.get_conversation_row(session, principal.company_id, conversation_id)  # else 404
+    row, changed = await desk.assign_conversation(
         session, principal.company_id, conversation_id, _me(principal, None)
     )
     return await _announce(publisher, row, changed)
@@ -205,7 +191,7 @@ async def take_conversation(
     "/{conversation_id}/transfer",
     summary="Transfer to a team: it leaves its assignee and waits in the team's queue",
     response_model=ConversationPublic,
-    responses={**NOT_FOUND, 404: {"description": "No such conversation or team of yours"}},
+    responses={404: {"description": "No such conversation or team in your company"}},
     dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
 )
 async def transfer_conversation(
@@ -216,7 +202,7 @@ async def transfer_conversation(
     publisher: PublisherDep,
     state: StateDep,
 ) -> ConversationPublic:
-    row = await agent_inbox.get_inbox_row(session, principal.company_id, conversation_id, lock=True)
+    row = await desk.get_conversation_row(session, principal.company_id, conversation_id, lock=True)
     team = await routing.get_team(session, principal.company_id, body.team_id)
     await routing.queue_conversation(session, row.conversation, team)
     wake_routing(session, state, principal.company_id, [team.id])
@@ -237,9 +223,7 @@ async def unassign_conversation(
     publisher: PublisherDep,
     state: StateDep,
 ) -> ConversationPublic:
-    row, changed = await agent_inbox.unassign_conversation(
-        session, principal.company_id, conversation_id
-    )
+    row, changed = await desk.unassign_conversation(session, principal.company_id, conversation_id)
     if row.conversation.waiting_since is not None and row.conversation.team_id is not None:
         wake_routing(session, state, principal.company_id, [row.conversation.team_id])
     return await _announce(publisher, row, changed)
@@ -252,7 +236,7 @@ def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPubl
         session: SessionDep,
         publisher: PublisherDep,
     ) -> ConversationPublic:
-        row, changed = await agent_inbox.change_conversation(
+        row, changed = await desk.change_conversation(
             session, principal.company_id, conversation_id, changes
         )
         return await _announce(publisher, row, changed)

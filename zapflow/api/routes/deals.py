@@ -5,18 +5,21 @@ Every change is announced live as ``deal.created`` / ``deal.updated`` / ``deal.m
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from zapflow.api.deps import CurrentPrincipal, PublisherDep, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
-from zapflow.api.validation import NotNull
 from zapflow.models import DealStageChange, DealStatus, Stage
-from zapflow.schemas import DealPublic, DealStageRef
+from zapflow.schemas.deals import (
+    DealCreate,
+    DealMove,
+    DealPublic,
+    DealStageChangePublic,
+    DealStageRef,
+    DealUpdate,
+)
 from zapflow.services import deals as service
 from zapflow.services.auth import Principal
 from zapflow.services.deals import DealFilters
@@ -24,88 +27,10 @@ from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/deals", tags=["deals"])
 
-CENTS = Decimal("0.01")
-
-
-def _to_cents(value: Decimal) -> Decimal:
-    return value.quantize(CENTS)
-
-
-Money = Annotated[
-    Decimal,
-    Field(ge=0, max_digits=14, decimal_places=2, examples=["1500.00"]),
-    AfterValidator(_to_cents),
-]
-Currency = Annotated[
-    str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code", examples=["BRL", "USD"])
-]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "not a deal of yours"}}
 BAD_REFERENCE: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid body, or an id in it that is not one of yours (named)"}
 }
-
-
-class DealCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "title": "50 cases of coffee",
-                    "value": "1500.00",
-                    "currency": "BRL",
-                    "funnel_id": "9a4c1f1e-2d01-4df7-8f3e-0b0f3b5e3c1a",
-                    "stage_id": "5d2c6e1a-9b7f-4e3d-a2c1-7f8e9d0a1b02",
-                    "contact_id": "1e2d3c4b-5a69-4788-9a0b-1c2d3e4f5a6b",
-                }
-            ]
-        },
-    )
-
-    title: str = Field(min_length=1, max_length=200)
-    value: Money = Decimal("0.00")
-    currency: Currency = "BRL"
-    funnel_id: uuid.UUID
-    stage_id: uuid.UUID | None = Field(
-        None, description="A stage of the funnel; its first if omitted"
-    )
-    contact_id: uuid.UUID
-    owner_user_id: uuid.UUID | None = Field(
-        None, description="Defaults to the API key's user (none for a company key)"
-    )
-
-
-class DealUpdate(BaseModel):
-    """Omitted fields are left as they are; only ``owner_user_id`` may be set to null. Stage and
-    status change through ``/move``, ``/won``, ``/lost`` and ``/reopen``."""
-
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"value": "1800.00", "title": "60 cases"}]}
-    )
-
-    title: Annotated[str | None, NotNull] = Field(None, min_length=1, max_length=200)
-    value: Annotated[Money | None, NotNull] = None
-    currency: Annotated[Currency | None, NotNull] = None
-    contact_id: Annotated[uuid.UUID | None, NotNull] = None
-    owner_user_id: uuid.UUID | None = None
-
-
-class DealMove(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"stage_id": "5d2c6e1a-9b7f-4e3d-a2c1-7f8e9d0a1b02"}]},
-    )
-
-    stage_id: uuid.UUID = Field(description="Another stage of the deal's funnel")
-
-
-class DealStageChangePublic(BaseModel):
-    id: uuid.UUID
-    deal_id: uuid.UUID
-    from_stage: DealStageRef | None = Field(description="None for the stage the deal started in")
-    to_stage: DealStageRef
-    changed_by_user_id: uuid.UUID | None
-    created_at: datetime
 
 
 def _stage_ref(stage: Stage) -> DealStageRef:

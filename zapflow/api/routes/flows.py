@@ -11,12 +11,10 @@ document, costs the event loop more than reading its bytes.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio.service import RPCError
 
@@ -47,6 +45,17 @@ from zapflow.flows.schedules import SCHEDULED, sync_schedules
 from zapflow.flows.simulate import SimulationTooLong, simulate_bounded
 from zapflow.flows.starter import start_in_conversation
 from zapflow.models import Flow, FlowRunStatus, FlowStatus
+from zapflow.schemas.flows import (
+    FlowPublic,
+    FlowRunDetail,
+    FlowRunPublic,
+    FlowVersionPublic,
+    RunCreate,
+    SimulateRequest,
+    SimulationPublic,
+    VersionNumber,
+)
+from zapflow.services import flow_runs
 from zapflow.services import flows as service
 from zapflow.services.permissions import Permission
 from zapflow.temporal import TemporalConnection, workflow_gone
@@ -62,7 +71,6 @@ INVALID: dict[int | str, dict[str, Any]] = {
     422: {"description": "the flow breaks a rule; `details` lists each with its node and field"}
 }
 YAML_TYPES = ("yaml", "yml")
-VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]  # what the integer column holds
 DOCUMENT_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -74,97 +82,6 @@ DOCUMENT_BODY: dict[str, Any] = {
         },
     }
 }
-
-
-class FlowPublic(BaseModel):
-    id: uuid.UUID
-    name: str
-    description: str | None
-    status: FlowStatus
-    current_version: int | None = Field(description="The version new runs use")
-    draft_definition: dict[str, Any]
-    triggers: list[dict[str, Any]] = Field(description="The current version's triggers")
-    created_at: datetime
-    updated_at: datetime
-
-
-class FlowVersionPublic(BaseModel):
-    id: uuid.UUID
-    flow_id: uuid.UUID
-    version: int
-    definition: dict[str, Any]
-    published_at: datetime
-    published_by_user_id: uuid.UUID | None
-
-
-class FlowRunPublic(BaseModel):
-    id: uuid.UUID
-    flow_id: uuid.UUID
-    flow_version: int
-    conversation_id: uuid.UUID
-    contact_id: uuid.UUID
-    status: FlowRunStatus
-    current_node_id: str | None
-    variables: dict[str, Any]
-    workflow_id: str | None
-    error: str | None
-    started_at: datetime
-    ended_at: datetime | None
-
-
-class FlowRunDetail(FlowRunPublic):
-    transcript: list[dict[str, Any]] = Field(description="Step by step: sends, replies, branches")
-
-
-def _within_bounds(value: Any) -> Any:
-    limits.check_value(value)  # its ValueTooLarge, a ValueError: a 422 naming the field
-    return value
-
-
-# a run's or simulation's given values are bounded as the values a flow makes are
-Bounded = AfterValidator(_within_bounds)
-
-
-class RunCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    contact_id: uuid.UUID
-    conversation_id: uuid.UUID | None = Field(
-        None, description="One of the contact's conversations; their latest if omitted"
-    )
-    variables: Annotated[dict[str, Any], Bounded] = Field(
-        default_factory=dict, description="Starting values"
-    )
-
-
-class SimulateRequest(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"replies": ["Maria", "lots", "12000"]}]},
-    )
-
-    replies: Annotated[list[str | None], Bounded] = Field(
-        default_factory=list, description="The customer's replies in order; null plays a timeout"
-    )
-    version: VersionNumber | None = Field(
-        None, description="A published version; the draft if omitted"
-    )
-    contact: Annotated[dict[str, Any], Bounded] = Field(
-        default_factory=dict, description="Contact fields to use"
-    )
-    variables: Annotated[dict[str, Any], Bounded] = Field(default_factory=dict)
-    http_responses: Annotated[dict[str, dict[str, Any]], Bounded] = Field(
-        default_factory=dict, description="node id → {status, json, text} for http_request nodes"
-    )
-
-
-class SimulationPublic(BaseModel):
-    status: str = Field(description="completed, failed, or waiting (it needs more replies)")
-    current_node: str | None
-    transcript: list[dict[str, Any]]
-    variables: dict[str, Any]
-    sent: list[dict[str, Any]] = Field(description="What would have been sent, in order")
-    error: str | None
 
 
 async def _read_document(request: Request, principal: CurrentPrincipal) -> dict[str, Any]:
@@ -416,7 +333,7 @@ async def start_run(
     """Answered once the conversation's workflow has the request. The run then starts there,
     or, when another run is active in that conversation, ends ``cancelled`` with the reason."""
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    run, conversation = await service.run_for_contact(
+    run, conversation = await flow_runs.run_for_contact(
         session, flow, body.contact_id, body.conversation_id, body.variables
     )
     ref = ConversationRef(
@@ -431,7 +348,7 @@ async def start_run(
         except (RPCError, OSError, TimeoutError) as exc:
             async with transaction(state.sessions) as failed:
                 why = f"not started: Temporal unavailable ({exc})"
-                await service.end_run(failed, run.id, FlowRunStatus.FAILED, why)
+                await flow_runs.end_run(failed, run.id, FlowRunStatus.FAILED, why)
             raise ServiceUnavailable("Temporal is unavailable; the run was not started") from None
 
     after_commit(session, signal)
@@ -453,7 +370,7 @@ async def list_runs(
     cursor: Cursor = None,
 ) -> CursorPage[FlowRunPublic]:
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    rows, next_cursor = await service.page_runs(session, flow, limit, cursor)
+    rows, next_cursor = await flow_runs.page_runs(session, flow, limit, cursor)
     return CursorPage[FlowRunPublic].of(rows, next_cursor)
 
 
@@ -465,7 +382,7 @@ async def list_runs(
     dependencies=[Requires(Permission.FLOWS_READ)],
 )
 async def get_run(run_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
-    run = await service.get_run(session, principal.company_id, run_id)
+    run = await flow_runs.get_run(session, principal.company_id, run_id)
     return FlowRunDetail.model_validate(run, from_attributes=True)
 
 
@@ -484,8 +401,8 @@ async def cancel_run(
     temporal: TemporalDep,
     publisher: PublisherDep,
 ) -> Any:
-    run = await service.get_run(session, principal.company_id, run_id)
-    if run.status in service.FINISHED or run.workflow_id is None:
+    run = await flow_runs.get_run(session, principal.company_id, run_id)
+    if run.status in flow_runs.FINISHED or run.workflow_id is None:
         return FlowRunPublic.model_validate(run, from_attributes=True)
     try:
         client = await temporal.get()
@@ -494,7 +411,7 @@ async def cancel_run(
         if not workflow_gone(exc):
             raise ServiceUnavailable("Temporal is unavailable; retry the cancel") from None
         # never started, or its workflow is gone
-        ended = await service.end_run(session, run.id, FlowRunStatus.CANCELLED, "cancelled")
+        ended = await flow_runs.end_run(session, run.id, FlowRunStatus.CANCELLED, "cancelled")
         if ended is not None:
-            await publisher.emit(service.run_event(ended))
+            await publisher.emit(flow_runs.run_event(ended))
     return FlowRunPublic.model_validate(run, from_attributes=True)

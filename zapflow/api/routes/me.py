@@ -4,17 +4,16 @@ availability for routing, its password, and its browser sessions (sign out, list
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.routing_wake import wake_routing
 from zapflow.api.session_auth import clear_session_cookie, session_token
 from zapflow.errors import Unprocessable
-from zapflow.models import Availability, User, UserRole
+from zapflow.models import Availability, User
+from zapflow.schemas.user_sessions import Me, MeUpdate, MeUser, PasswordChange, SessionPublic
 from zapflow.services import routing, user_sessions
 from zapflow.services.auth import Principal
 from zapflow.services.permissions import ROLE_PERMISSIONS, Permission
@@ -22,48 +21,6 @@ from zapflow.services.queries import get_scoped
 
 router = APIRouter(prefix="/me", tags=["me"])
 OWN = Requires(Permission.ACCOUNT_OWN)
-
-
-class MeUser(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    email: str
-    name: str
-    role: UserRole
-    availability: Availability
-
-
-class Me(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "company_id": "5d0c3b0e-4b8e-4a57-9d5f-3f1c2a7b9e10",
-                    "role": "agent",
-                    "permissions": ["conversations:read", "conversations:write"],
-                    "user": {
-                        "id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44",
-                        "email": "ana@acme.com",
-                        "name": "Ana Souza",
-                        "role": "agent",
-                        "availability": "available",
-                    },
-                    "session_id": "7a8e0f52-2b41-4f0c-a3c6-1e9d5b2f8a37",
-                    "csrf_token": "3f1e...",
-                }
-            ]
-        }
-    )
-
-    company_id: uuid.UUID
-    role: UserRole = Field(description="What the credential may do (never above its user's)")
-    permissions: list[Permission]
-    user: MeUser | None = Field(description="null for a company API key of no user")
-    session_id: uuid.UUID | None = Field(description="The browser session, if signed in")
-    csrf_token: str | None = Field(
-        description="Send it as X-CSRF-Token with every POST/PUT/PATCH/DELETE of the session"
-    )
 
 
 def me_of(user: User, session_id: uuid.UUID | None, csrf: str | None) -> Me:
@@ -100,14 +57,6 @@ async def get_me(
     )
 
 
-class MeUpdate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"availability": "away"}]}
-    )
-
-    availability: Availability = Field(description="available: routing may hand you conversations")
-
-
 @router.patch("", summary="Set your availability", response_model=MeUser, dependencies=[OWN])
 async def update_me(
     body: MeUpdate, principal: CurrentPrincipal, session: SessionDep, state: StateDep
@@ -121,21 +70,6 @@ async def update_me(
         teams = await routing.member_teams(session, user.id)
         wake_routing(session, state, principal.company_id, teams)
     return MeUser.model_validate(user)
-
-
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-
-
-class PasswordChange(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [{"current_password": "old passphrase", "new_password": "a new passphrase"}]
-        },
-    )
-
-    current_password: Secret
-    new_password: Secret
 
 
 @router.post(
@@ -166,18 +100,6 @@ async def sign_out(principal: CurrentPrincipal, session: SessionDep, state: Stat
     response = Response(status_code=204)
     clear_session_cookie(response, state.settings)
     return response
-
-
-class SessionPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    user_agent: str | None
-    ip: str | None
-    created_at: datetime
-    last_seen_at: datetime
-    expires_at: datetime
-    current: bool = False
 
 
 @router.get(

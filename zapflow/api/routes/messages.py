@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
@@ -14,54 +13,12 @@ from zapflow.egress import EgressRefused
 from zapflow.errors import Unprocessable
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import ConversationStatus
-from zapflow.schemas import MessagePublic
+from zapflow.schemas.messages import MessagePublic, SendMessage
 from zapflow.services import queries
-from zapflow.services.outbound import OutboundContent, queue_outbound
+from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
-
-
-class MediaIn(BaseModel):
-    url: HttpUrl
-    kind: Literal["image", "audio", "video", "document", "sticker"]
-    mime_type: str | None = None
-    caption: str | None = Field(None, max_length=1024)
-    filename: str | None = None
-
-
-class TemplateIn(BaseModel):
-    name: str = Field(min_length=1)
-    language: str = "pt_BR"
-    params: list[str] | None = None
-    components: list[dict[str, object]] | None = None
-
-
-class SendMessage(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {"type": "text", "text": "Olá! Como posso ajudar?", "client_id": "c-123"},
-                {"type": "media", "media": {"url": "https://example.com/cat.jpg", "kind": "image"}},
-                {"type": "template", "template": {"name": "welcome", "language": "pt_BR"}},
-            ]
-        },
-    )
-
-    type: Literal["text", "media", "template"] = "text"
-    text: str | None = Field(None, min_length=1, max_length=4096)
-    media: MediaIn | None = None
-    template: TemplateIn | None = None
-    client_id: str | None = Field(
-        None, max_length=128, description="Your idempotency key: a repeat returns the first message"
-    )
-
-    @model_validator(mode="after")
-    def _content_matches_type(self) -> SendMessage:
-        if getattr(self, self.type) is None:
-            raise ValueError(f"a {self.type} message needs `{self.type}`")
-        return self
 
 
 MessageFields = Annotated[frozenset[str] | None, Depends(fields_param(MessagePublic))]

@@ -3,57 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.schemas.notes import NoteCreate, NotePublic, NoteUpdate
 from zapflow.services import notes as service
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/notes", tags=["notes"])
-
-NoteBody = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
-
-
-class NoteCreate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "body": "Quer proposta até sexta; prefere contato por WhatsApp.",
-                    "contact_id": "5f0c2d4e-8a51-4c1b-9d7e-2b3f6a1c9e10",
-                }
-            ]
-        },
-    )
-
-    body: NoteBody
-    contact_id: uuid.UUID | None = Field(None, description="Exactly one of contact_id, deal_id")
-    deal_id: uuid.UUID | None = Field(None, description="Exactly one of contact_id, deal_id")
-
-
-class NoteUpdate(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"body": "Proposta enviada."}]}
-    )
-
-    body: NoteBody
-
-
-class NotePublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    body: str
-    contact_id: uuid.UUID | None
-    deal_id: uuid.UUID | None
-    author_user_id: uuid.UUID | None = Field(description="The user of the key that wrote it")
-    created_at: datetime
 
 
 NoteFields = Annotated[frozenset[str] | None, Depends(fields_param(NotePublic))]

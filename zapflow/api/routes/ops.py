@@ -4,52 +4,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, SettingsDep, StateDep
 from zapflow.api.paging import Cursor, CursorPage, Limit
 from zapflow.models import DeadLetterKind, DeadLetterStatus
+from zapflow.schemas.ops import DeadLetterPublic, QueueHealthPublic, QueuesReport
 from zapflow.services import dead_letters
 from zapflow.services.permissions import Permission
 from zapflow.services.queue_health import queue_health
 
 router = APIRouter(prefix="/ops", tags=["operations"])
-
-
-class QueueHealthPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    queue: str
-    kind: Literal["temporal", "inbox", "embedding_queue"]
-    backlog: int
-    oldest_age_seconds: float
-    pollers: int | None
-    level: Literal["ok", "warning", "critical"]
-
-
-class QueuesReport(BaseModel):
-    status: Literal["ok", "warning", "critical"]
-    warning_backlog: int
-    critical_backlog: int
-    queues: list[QueueHealthPublic]
-
-
-class DeadLetterPublic(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    kind: DeadLetterKind
-    reference: dict[str, Any]
-    error: str
-    attempts: int
-    payload: dict[str, Any]
-    status: DeadLetterStatus
-    replay_result: dict[str, Any] | None
-    created_at: datetime
-    replayed_at: datetime | None
 
 
 LEVELS = ("ok", "warning", "critical")

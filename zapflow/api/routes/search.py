@@ -7,20 +7,28 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime, BaseModel
+from pydantic import AwareDatetime
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, SettingsDep, StateDep
 from zapflow.embeddings import Embedder
 from zapflow.embeddings.local import ModelNotInstalled
 from zapflow.embeddings.openai import EmbeddingRejected, EmbeddingUnavailable
 from zapflow.errors import ServiceUnavailable, Unprocessable
-from zapflow.models import ConversationStatus, MessageDirection
-from zapflow.schemas import ContactRef, MessagePublic
+from zapflow.models import MessageDirection
+from zapflow.schemas.contacts import ContactRef
+from zapflow.schemas.messages import MessagePublic
+from zapflow.schemas.search import (
+    ConversationRef,
+    SearchMode,
+    SearchResult,
+    SearchResults,
+    SimilarConversationOut,
+    SimilarConversations,
+)
 from zapflow.services import queries
 from zapflow.services.permissions import Permission
 from zapflow.services.search import (
     SearchFilters,
-    SearchMode,
     search_embedder,
     search_messages,
     similar_conversations,
@@ -41,41 +49,6 @@ async def get_embedder(
 
 
 EmbedderDep = Annotated[Embedder, Depends(get_embedder)]
-
-
-class ConversationRef(BaseModel):
-    id: uuid.UUID
-    instance_id: uuid.UUID
-    remote_jid: str
-    status: ConversationStatus
-
-
-class SearchResult(BaseModel):
-    message: MessagePublic
-    conversation: ConversationRef
-    contact: ContactRef
-    snippet: str
-    score: float
-    semantic_score: float | None
-    keyword_score: float | None
-
-
-class SearchResults(BaseModel):
-    data: list[SearchResult]
-    mode: SearchMode
-    model: str | None  # the embedding model the semantic side used
-
-
-class SimilarConversationOut(BaseModel):
-    conversation: ConversationRef
-    contact: ContactRef
-    score: float
-    message: MessagePublic
-
-
-class SimilarConversations(BaseModel):
-    data: list[SimilarConversationOut]
-    model: str
 
 
 async def search_filters(

@@ -7,43 +7,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.api.deps import SessionDep, StateDep
-from zapflow.api.routes.me import Me, me_of
+from zapflow.api.routes.me import me_of
 from zapflow.api.session_auth import session_token, set_session_cookie
 from zapflow.models import User
+from zapflow.schemas.user_sessions import AcceptLink, Me, SignIn
 from zapflow.services import user_sessions
 
 router = APIRouter(prefix="/auth", tags=["sign-in"])
-
-Password = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-
-
-class SignIn(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"email": "ana@acme.com", "password": "correct horse"}]},
-    )
-
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254)]
-    password: Password
-    company_id: uuid.UUID | None = Field(
-        None, description="Only when the e-mail signs in to several companies (a 409 says so)"
-    )
-
-
-class AcceptLink(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"token": "k3Jx...", "password": "a new passphrase"}]},
-    )
-
-    token: Annotated[str, StringConstraints(min_length=16, max_length=128)]
-    password: Password = Field(description="The new password, 10 to 256 characters")
 
 
 def _client(request: Request) -> user_sessions.Client:

@@ -5,19 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.paging import Limit, OffsetPage, PageNumber
+from zapflow.schemas.tags import TagPublic
 from zapflow.services import tags as service
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/tags", tags=["tags"])
-
-
-class TagPublic(BaseModel):
-    name: str
-    count: int  # contacts carrying the tag
 
 
 @router.get(

@@ -1,5 +1,6 @@
-"""What agents do with conversations: the filtered inbox list, one conversation, and the actions
-(assign, pause the bot, close, mark read). The pipeline's writes live in ``conversations.py``.
+"""The agents' desk, what they do with conversations: the filtered conversation list (the UI's
+"Inbox" page), one conversation, and the actions (assign, pause the bot, close, mark read). The
+pipeline's writes live in ``conversations.py``; the webhook inbox is ``inbox.py``.
 
 Every read joins the contact and the instance, so a page of any size is one query.
 """
@@ -28,7 +29,8 @@ from zapflow.models import (
     WhatsAppInstance,
     utc_now,
 )
-from zapflow.schemas import ContactRef, ConversationPublic, ConversationSummary
+from zapflow.schemas.contacts import ContactRef
+from zapflow.schemas.conversations import ConversationPublic, ConversationSummary
 from zapflow.services.paging import cut_page, keyset
 from zapflow.whatsapp import jid as jids
 
@@ -38,8 +40,8 @@ AnyRow = Row[*tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
-class InboxFilter:
-    """Conditions of the inbox list; every one given must hold."""
+class ConversationFilter:
+    """Conditions of the conversation list; every one given must hold."""
 
     status: ConversationStatus | None = None
     assigned_user_id: uuid.UUID | None = None
@@ -94,13 +96,13 @@ def _contact_prefix(q: str) -> ColumnElement[bool]:
 
 
 @dataclass(frozen=True)
-class InboxRow:
+class ConversationRow:
     conversation: Conversation
     contact: ContactRef
     instance_name: str
 
     @classmethod
-    def of(cls, row: AnyRow) -> InboxRow:
+    def of(cls, row: AnyRow) -> ConversationRow:
         conversation, contact_id, name, phone_number, instance_name = row
         contact = ContactRef(id=contact_id, name=name, phone_number=phone_number)
         return cls(conversation, contact, instance_name)
@@ -165,7 +167,7 @@ def _public(row: AnyRow) -> dict[str, Any]:
 async def page_conversations(
     reads: DriverReads,
     company_id: uuid.UUID,
-    filters: InboxFilter,
+    filters: ConversationFilter,
     limit: int,
     cursor: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
@@ -184,16 +186,16 @@ async def page_conversations(
     return cut_page(rows, limit, lambda row: (row["last_message_at"], row["id"]))
 
 
-async def get_inbox_row(
+async def get_conversation_row(
     session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID, *, lock: bool = False
-) -> InboxRow:
+) -> ConversationRow:
     query = _rows(company_id).where(col(Conversation.id) == conversation_id)
     if lock:
         query = query.with_for_update(of=Conversation)
     row = (await session.execute(query)).one_or_none()
     if row is None:
         raise NotFound("conversation not found")
-    return InboxRow.of(row)
+    return ConversationRow.of(row)
 
 
 async def change_conversation(
@@ -201,17 +203,17 @@ async def change_conversation(
     company_id: uuid.UUID,
     conversation_id: uuid.UUID,
     changes: dict[str, Any],
-) -> tuple[InboxRow, bool]:
+) -> tuple[ConversationRow, bool]:
     """Apply what differs; returns the row and whether anything changed."""
-    row = await get_inbox_row(session, company_id, conversation_id, lock=True)
+    row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     return row, await _apply(session, row, changes)
 
 
 async def assign_conversation(
     session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[InboxRow, bool]:
+) -> tuple[ConversationRow, bool]:
     """Like ``change_conversation``; the user must be an active user of the company."""
-    row = await get_inbox_row(session, company_id, conversation_id, lock=True)
+    row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     await ensure_active_user(session, company_id, user_id)
     # taken by a person: out of its team's queue
     return row, await _apply(session, row, {"assigned_user_id": user_id, "waiting_since": None})
@@ -219,17 +221,17 @@ async def assign_conversation(
 
 async def unassign_conversation(
     session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID
-) -> tuple[InboxRow, bool]:
+) -> tuple[ConversationRow, bool]:
     """Nobody's again: a conversation of a team goes back to the team's queue (its routing
     assigns it anew), oldest first by when it was unassigned."""
-    row = await get_inbox_row(session, company_id, conversation_id, lock=True)
+    row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     changes: dict[str, Any] = {"assigned_user_id": None}
     if row.conversation.team_id is not None and row.conversation.assigned_user_id is not None:
         changes["waiting_since"] = utc_now()
     return row, await _apply(session, row, changes)
 
 
-async def _apply(session: AsyncSession, row: InboxRow, changes: dict[str, Any]) -> bool:
+async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str, Any]) -> bool:
     # the row is locked (FOR UPDATE), so concurrent repeats of an action change it only once
     differing = {k: v for k, v in changes.items() if getattr(row.conversation, k) != v}
     for name, value in differing.items():

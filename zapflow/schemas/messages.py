@@ -1,0 +1,84 @@
+"""Messages' shapes: the send body (text, media or template), and the public shape shared by the
+API responses and the ``message.*`` live events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+
+from zapflow.models import (
+    MessageDirection,
+    MessageSender,
+    MessageStatus,
+    MessageType,
+)
+
+
+class MessagePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    instance_id: uuid.UUID
+    message_key_id: str | None
+    client_id: str | None
+    direction: MessageDirection
+    from_me: bool
+    type: MessageType
+    body: str | None
+    media: dict[str, Any] | None
+    payload: dict[str, Any]
+    participant: str | None
+    reply_to_key_id: str | None
+    provider_timestamp: datetime
+    status: MessageStatus
+    status_updated_at: datetime | None
+    error: dict[str, Any] | None
+    sent_by: MessageSender
+    sent_by_user_id: uuid.UUID | None
+    created_at: datetime
+
+
+class MediaIn(BaseModel):
+    url: HttpUrl
+    kind: Literal["image", "audio", "video", "document", "sticker"]
+    mime_type: str | None = None
+    caption: str | None = Field(None, max_length=1024)
+    filename: str | None = None
+
+
+class MessageTemplateIn(BaseModel):
+    name: str = Field(min_length=1)
+    language: str = "pt_BR"
+    params: list[str] | None = None
+    components: list[dict[str, object]] | None = None
+
+
+class SendMessage(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"type": "text", "text": "Olá! Como posso ajudar?", "client_id": "c-123"},
+                {"type": "media", "media": {"url": "https://example.com/cat.jpg", "kind": "image"}},
+                {"type": "template", "template": {"name": "welcome", "language": "pt_BR"}},
+            ]
+        },
+    )
+
+    type: Literal["text", "media", "template"] = "text"
+    text: str | None = Field(None, min_length=1, max_length=4096)
+    media: MediaIn | None = None
+    template: MessageTemplateIn | None = None
+    client_id: str | None = Field(
+        None, max_length=128, description="Your idempotency key: a repeat returns the first message"
+    )
+
+    @model_validator(mode="after")
+    def _content_matches_type(self) -> SendMessage:
+        if getattr(self, self.type) is None:
+            raise ValueError(f"a {self.type} message needs `{self.type}`")
+        return self

@@ -1,0 +1,329 @@
+"""Contacts in CSV: import (the upload spooled and checked, then batched upserts by phone, bad
+rows reported and never fatal) and export (keyset batches from a server-side cursor, never the
+whole table in memory). Cells a spreadsheet would run as formulas are escaped on the way out."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import csv
+import io
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from typing import IO, Any, Literal
+
+import orjson
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import Row, case, func, literal_column
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.db import SessionFactory
+from zapflow.errors import PayloadTooLarge, Unprocessable
+from zapflow.models import Contact
+from zapflow.schemas.contacts import (
+    TAG_SEPARATORS,
+    ContactCreate,
+    ImportReport,
+    error_location,
+    error_message,
+)
+from zapflow.services.contacts import NEWEST_FIRST, ContactFilter, filtered, forget_contacts
+from zapflow.whatsapp import jid as jids
+
+MAX_IMPORT_BYTES = 10 * 1024 * 1024
+IMPORT_BATCH = 500
+EXPORT_BATCH = 1000
+# Cells a spreadsheet would run as a formula are exported behind a "'" (OWASP CSV injection),
+# as are cells already starting with one, so that import strips exactly what export added.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPED_START = (*_FORMULA_START, "'")
+
+ImportMode = Literal["skip", "update"]
+IMPORT_COLUMNS = ("phone_number", "name", "email", "tags", "custom_fields")
+EXPORT_ONLY_COLUMNS = ("created_at",)  # accepted so an export imports as is; ignored
+CUSTOM_PREFIX = "custom."
+
+
+async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
+    """The upload in a temporary file (in memory while small), refused over the size limit
+    (413) or when it is not UTF-8 text without NULs (422), before any row is imported."""
+    spool = tempfile.SpooledTemporaryFile(max_size=1024 * 1024)  # noqa: SIM115 (returned)
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    size = 0
+    try:
+        async for chunk in chunks:
+            size += len(chunk)
+            if size > MAX_IMPORT_BYTES:
+                raise PayloadTooLarge(
+                    f"the file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB: split it",
+                    details={"limit_bytes": MAX_IMPORT_BYTES},
+                )
+            if b"\x00" in chunk:  # Postgres text cannot hold it
+                raise Unprocessable(
+                    "file: contains a NUL character, which cannot be stored", code="unreadable_csv"
+                )
+            decoder.decode(chunk)
+            spool.write(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        spool.close()
+        raise Unprocessable(
+            "file: not UTF-8 text (save it as 'CSV UTF-8')", code="unreadable_csv"
+        ) from None
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return spool
+
+
+@dataclass
+class _CsvRows:
+    """Reads records from the spooled file; each becomes a valid contact or row errors."""
+
+    reader: Iterator[list[str]]
+    header: list[str]
+    number: int = 1  # the header's
+    seen: dict[str, int] = field(default_factory=dict)  # phone → the row that had it first
+    finished: bool = False
+
+    def next_batch(self, report: ImportReport) -> list[ContactCreate]:
+        batch: list[ContactCreate] = []
+        while len(batch) < IMPORT_BATCH:
+            try:
+                cells = next(self.reader)
+            except StopIteration:
+                self.finished = True
+                break
+            except csv.Error as exc:
+                report.fail(self.number + 1, None, f"unreadable CSV from here on: {exc}")
+                self.finished = True
+                break
+            self.number += 1
+            contact = self._contact(cells, report)
+            if contact is not None:
+                batch.append(contact)
+        return batch
+
+    def _contact(self, cells: list[str], report: ImportReport) -> ContactCreate | None:
+        if not any(cell.strip() for cell in cells):
+            return None  # a blank line
+        if len(cells) != len(self.header):
+            message = f"{len(cells)} cells where the header has {len(self.header)}"
+            report.fail(self.number, None, message)
+            return None
+        fields, problems = _row_fields(dict(zip(self.header, cells, strict=True)))
+        try:
+            contact = ContactCreate.model_validate(fields)
+        except PydanticValidationError as exc:
+            problems += [(error_location(e["loc"]), error_message(e["msg"])) for e in exc.errors()]
+            contact = None
+        if contact is not None and not problems:
+            first = self.seen.setdefault(contact.phone_number, self.number)
+            if first == self.number:
+                return contact
+            problems.append(("phone_number", f"the same number as row {first}"))
+        for column, message in problems:
+            report.fail(self.number, column, message)
+        return None
+
+
+def _unescape(cell: str) -> str:
+    cell = cell.strip()
+    return cell[1:] if cell.startswith("'") and cell[1:2].startswith(_ESCAPED_START) else cell
+
+
+def _row_fields(cells: dict[str, str]) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+    """The given (non-empty) cells as ContactCreate input, and the cells that cannot be."""
+    fields: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    problems: list[tuple[str, str]] = []
+    for column, raw in cells.items():
+        value = _unescape(raw)
+        if not value or column in EXPORT_ONLY_COLUMNS:
+            continue
+        if _is_custom(column):
+            custom[column.removeprefix(CUSTOM_PREFIX)] = value
+        elif column == "tags":
+            fields["tags"] = TAG_SEPARATORS.split(value)
+        elif column == "custom_fields":
+            try:
+                parsed = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                custom = {**parsed, **custom}
+            else:
+                problems.append(("custom_fields", "not a JSON object"))
+        else:
+            fields[column] = value
+    if custom:
+        fields["custom_fields"] = custom
+    return fields, problems
+
+
+def _open_rows(spool: IO[bytes]) -> _CsvRows:
+    text = io.TextIOWrapper(spool, encoding="utf-8-sig", newline="")
+    first_line = text.readline()
+    text.seek(0)
+    # Spreadsheets in many locales (pt-BR among them) save CSV with ';' between cells.
+    delimiter = max((",", ";", "\t"), key=first_line.count)
+    reader = csv.reader(text, delimiter=delimiter)
+    header = [_column(cell) for cell in next(reader, [])]
+    _check_header(header)
+    return _CsvRows(reader=reader, header=header)
+
+
+def _column(cell: str) -> str:
+    """Column names are case-insensitive; the keys of ``custom.<key>`` keep their case."""
+    name = cell.strip()
+    if name.lower().startswith(CUSTOM_PREFIX):
+        return CUSTOM_PREFIX + name[len(CUSTOM_PREFIX) :]
+    return name.lower()
+
+
+def _is_custom(column: str) -> bool:
+    return column.startswith(CUSTOM_PREFIX) and len(column) > len(CUSTOM_PREFIX)
+
+
+def _check_header(header: list[str]) -> None:
+    if not any(header):
+        raise Unprocessable(
+            "file: no header row (the first line names the columns, phone_number among them)",
+            code="unreadable_csv",
+        )
+    known = (*IMPORT_COLUMNS, *EXPORT_ONLY_COLUMNS)
+    problems = {
+        "unknown": [c for c in header if c not in known and not _is_custom(c)],
+        "repeated": sorted({c for c in header if header.count(c) > 1}),
+        "missing": [] if "phone_number" in header else ["phone_number"],
+    }
+    if any(problems.values()):
+        message = "; ".join(f"{kind} column {', '.join(c)}" for kind, c in problems.items() if c)
+        raise Unprocessable(
+            f"file: {message}",
+            code="unreadable_csv",
+            details={**problems, "allowed": [*known, "custom.<key>"]},
+        )
+
+
+async def import_contacts(
+    session: AsyncSession, company_id: uuid.UUID, spool: IO[bytes], mode: ImportMode
+) -> ImportReport:
+    """Upserts the file's contacts by phone in batches; bad rows are reported, never fatal.
+    Parsing runs in a thread, so a large file does not stall the event loop. The existing
+    contacts it updated are invalidated once committed."""
+    report = ImportReport()
+    updated: list[uuid.UUID] = []
+    rows = await asyncio.to_thread(_open_rows, spool)
+    while not rows.finished:
+        batch = await asyncio.to_thread(rows.next_batch, report)
+        if batch:
+            updated += await _upsert(session, company_id, batch, mode, report)
+    forget_contacts(session, updated)
+    return report
+
+
+async def _upsert(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    batch: list[ContactCreate],
+    mode: ImportMode,
+    report: ImportReport,
+) -> list[uuid.UUID]:
+    """Upserts one batch and counts it in ``report``; returns the ids of the updated contacts."""
+    values = [
+        {"company_id": company_id, "wa_id": jids.digits(c.phone_number), **c.model_dump()}
+        for c in batch
+    ]
+    # a parameter list: SQLAlchemy sends multi-row INSERTs compiled once (insertmanyvalues)
+    connection = await session.connection()
+    rows = (await connection.execute(_UPSERTS[mode], values)).all()
+    updated = [contact_id for created, contact_id in rows if not created]
+    report.created += len(rows) - len(updated)
+    report.updated += len(updated)
+    report.skipped += len(batch) - len(rows)
+    return updated
+
+
+def _upsert_statement(mode: ImportMode) -> Any:
+    statement = insert(Contact)
+    target = ["company_id", "phone_number"]
+    if mode == "skip":
+        statement = statement.on_conflict_do_nothing(index_elements=target)
+    else:
+        new = statement.excluded
+        # a cell left empty keeps what the contact has; custom fields are merged key by key
+        statement = statement.on_conflict_do_update(
+            index_elements=target,
+            set_={
+                "name": case((new.name == "", col(Contact.name)), else_=new.name),
+                "email": func.coalesce(new.email, col(Contact.email)),
+                "tags": case((func.cardinality(new.tags) == 0, col(Contact.tags)), else_=new.tags),
+                "custom_fields": col(Contact.custom_fields).op("||")(new.custom_fields),
+                "updated_at": func.now(),
+            },
+        )
+    # xmax is 0 on a row this statement inserted, and set on one it updated
+    return statement.returning(literal_column("xmax = 0"), col(Contact.id))
+
+
+_UPSERTS = {mode: _upsert_statement(mode) for mode in ("skip", "update")}
+
+
+# --- CSV export ------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("phone_number", "name", "email", "tags", "custom_fields", "created_at")
+
+
+def _safe(cell: str) -> str:
+    return "'" + cell if cell.startswith(_ESCAPED_START) else cell
+
+
+_EXPORTED = (
+    col(Contact.phone_number),
+    col(Contact.name),
+    col(Contact.email),
+    col(Contact.tags),
+    col(Contact.custom_fields),
+    col(Contact.created_at),
+)
+
+
+def _export_cells(contact: Row[Any]) -> list[str]:
+    return [
+        contact.phone_number or "",
+        _safe(contact.name),
+        _safe(contact.email or ""),
+        _safe(";".join(contact.tags)),
+        orjson.dumps(contact.custom_fields).decode() if contact.custom_fields else "",
+        contact.created_at.isoformat(),
+    ]
+
+
+def _drain(buffer: io.StringIO) -> str:
+    text = buffer.getvalue()
+    buffer.seek(0)
+    buffer.truncate()
+    return text
+
+
+async def export_csv(
+    sessions: SessionFactory, company_id: uuid.UUID, where: ContactFilter
+) -> AsyncIterator[str]:
+    """The matching contacts as CSV text, newest first, streamed from a server-side cursor in
+    chunks of ``EXPORT_BATCH`` rows: one query and one snapshot, never all rows in memory."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(EXPORT_COLUMNS)
+    yield _drain(buffer)
+    query = filtered(company_id, where).with_only_columns(*_EXPORTED).order_by(*NEWEST_FIRST)
+    async with sessions() as session:
+        result = await session.stream(query.execution_options(yield_per=EXPORT_BATCH))
+        async for rows in result.partitions():
+            writer.writerows(_export_cells(row) for row in rows)
+            yield _drain(buffer)
