@@ -5,14 +5,30 @@ order (through the team's routing workflow on the worker); least-busy respects c
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from typing import Any
 
 import httpx
+import orjson
+from redis.asyncio import Redis
+from sqlalchemy import text
 
-from tests.fixtures.app import Tenant
-from tests.fixtures.traffic import eventually, start_conversation
+from tests.fixtures.app import Tenant, isolated_company
+from tests.fixtures.traffic import (
+    cloud_delivery,
+    cloud_text,
+    create_cloud_instance,
+    eventually,
+    start_conversation,
+)
+from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
-from zapflow.services import routing
+from zapflow.models import FlowRun
+from zapflow.services import flow_actions, routing
+from zapflow.services.conversations import persist_inbound
+from zapflow.services.events import stream_key
+from zapflow.whatsapp.cloud import parse_webhook
+from zapflow.whatsapp.types import InboundMessage
 
 
 async def agent(tenant: Tenant, api_url: str, name: str) -> tuple[str, httpx.AsyncClient]:
@@ -47,6 +63,13 @@ async def conversations(tenant: Tenant, n: int) -> list[str]:
         _, conversation_id = await start_conversation(tenant, "5511" + str(uuid.uuid4().int)[:9])
         found.append(conversation_id)
     return found
+
+
+def _text(wa_id: str) -> InboundMessage:
+    delivery = cloud_delivery("pn", cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", "oi", 1))
+    [message] = parse_webhook(delivery)
+    assert isinstance(message, InboundMessage)
+    return message
 
 
 async def assignees(tenant: Tenant, ids: list[str]) -> list[Any]:
@@ -131,3 +154,90 @@ async def test_least_busy_respects_capacity_and_a_pass_assigns_once(
     finally:
         await ana_client.aclose()
         await bia_client.aclose()
+
+
+async def test_a_worker_killed_at_the_wake_loses_and_doubles_no_assignment(
+    isolated: Settings,
+) -> None:
+    """Twelve conversations wait in a manual team of two available agents; switching it to
+    round-robin wakes its routing workflow, and the worker is SIGKILLed right then. A new
+    worker finishes the job: every conversation assigned, in arrival order, alternating, each
+    announced as assigned exactly once (the company's event stream)."""
+    async with isolated_company(isolated, "Routing Kill Co") as company:
+        tenant, sessions = company.tenant, company.sessions
+        users = []
+        for name in ("Ana", "Bia"):
+            email = f"{name.lower()}.{uuid.uuid4().hex[:6]}@acme.com"
+            made = await tenant.client.post("/api/v1/users", json={"email": email, "name": name})
+            users.append(made.json()["id"])
+        async with transaction(sessions) as session:
+            await session.execute(
+                text("UPDATE users SET availability = 'available' WHERE company_id = :c"),
+                {"c": tenant.id},
+            )
+        team_id = await team(tenant, "manual", *users, capacity=20)
+        instance = await create_cloud_instance(tenant)
+        ids = []
+        for n in range(12):
+            async with transaction(sessions) as session:
+                persisted = await persist_inbound(
+                    session,
+                    uuid.UUID(tenant.id),
+                    uuid.UUID(instance["id"]),
+                    f"55119{n:08d}@s.whatsapp.net",
+                    [_text(f"55119{n:08d}")],
+                )
+            ids.append(str(persisted.conversation_id))
+            moved = await tenant.client.post(
+                f"/api/v1/conversations/{ids[-1]}/transfer", json={"team_id": team_id}
+            )
+            assert moved.status_code == 200, moved.text
+
+        routed = await tenant.client.patch(
+            f"/api/v1/teams/{team_id}", json={"routing_mode": "round_robin"}
+        )
+        assert routed.status_code == 200
+        company.worker.kill()
+        await company.worker.restart()
+        found = await eventually(
+            lambda: assignees(tenant, ids), lambda got: None not in got, within=60
+        )
+        assert found == [users[n % 2] for n in range(12)]
+        redis = Redis.from_url(isolated.redis_url)
+        try:
+            entries = await redis.xrange(stream_key(tenant.id))
+        finally:
+            await redis.aclose()
+        events = [orjson.loads(fields[b"payload"]) for _, fields in entries]
+        assigned = Counter(
+            e["data"]["id"]
+            for e in events
+            if e["type"] == "conversation.updated" and e["data"]["assigned_user_id"]
+        )
+        assert assigned == dict.fromkeys(ids, 1), assigned
+
+
+async def test_a_flow_handoff_naming_a_team_queues_the_conversation_there(
+    tenant: Tenant, sessions: SessionFactory, worker: None
+) -> None:
+    """The ``handoff`` node's ``team`` names a team of the company: the conversation waits in
+    that team's queue (a name no team has only pauses the bot, as before)."""
+    team_id = await team(tenant, "manual")
+    name = (await tenant.client.get("/api/v1/teams")).json()[0]["name"]
+    [first, second] = await conversations(tenant, 2)
+    for conversation_id, named in ((first, name), (second, "No such team")):
+        conversation = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
+        run = FlowRun(  # the node's run, as the flow activity hands it (not stored: unused)
+            company_id=uuid.UUID(tenant.id),
+            flow_id=uuid.uuid4(),
+            flow_version=1,
+            conversation_id=uuid.UUID(conversation_id),
+            contact_id=uuid.UUID(conversation["contact_id"]),
+        )
+        async with transaction(sessions) as session:
+            await flow_actions.handoff(session, run, {"team": named})
+    queued, paused = [
+        (await tenant.client.get(f"/api/v1/conversations/{c}")).json() for c in (first, second)
+    ]
+    assert queued["team_id"] == team_id and queued["waiting_since"] and queued["is_paused"]
+    assert paused["team_id"] is None and paused["waiting_since"] is None and paused["is_paused"]

@@ -68,6 +68,7 @@ PATH_OBJECTS = {
     "followup_id": "followup",
     "session_id": "session",
     "team_id": "team",
+    "canned_id": "canned",
 }
 QUERY_OBJECTS = {
     "team_id": "team",
@@ -584,6 +585,8 @@ AGENT_FORBIDDEN = {
 AGENT_NOT_AUTHOR = {
     "PATCH /api/v1/notes/{note_id}": "notes:manage",
     "DELETE /api/v1/notes/{note_id}": "notes:manage",
+    "PATCH /api/v1/canned-responses/{canned_id}": "canned:manage",
+    "DELETE /api/v1/canned-responses/{canned_id}": "canned:manage",
 }
 # Allowed to agents, but only in a browser session (an API key gets a 422 saying so):
 # tests/test_user_sessions.py calls them signed in.
@@ -702,7 +705,12 @@ async def test_an_agent_may_do_the_rest(op: Operation, agents_world: World) -> N
         assert rows and all(row[field] is None for row in rows for field in hidden)
 
 
-NO_ROUTE = "(object rule: a note of someone else, `PATCH`/`DELETE /notes/{note_id}`)"
+NO_ROUTE = {
+    Permission.NOTES_MANAGE: "(object rule: a note of someone else, "
+    "`PATCH`/`DELETE /notes/{note_id}`)",
+    Permission.CANNED_MANAGE: "(object rule: the company's, `POST /canned-responses` with "
+    "`company_wide`, `PATCH`/`DELETE /canned-responses/{canned_id}`)",
+}
 
 
 def test_security_md_shows_the_role_matrix() -> None:
@@ -717,6 +725,6 @@ def test_security_md_shows_the_role_matrix() -> None:
             "yes" if role_can(role, permission) else "**no** (403)"
             for role in (UserRole.SUPERVISOR, UserRole.AGENT)
         )
-        listed = ", ".join(named) or NO_ROUTE
+        listed = ", ".join(named) or NO_ROUTE[permission]
         row = f"| `{permission.value}` | {listed} | yes | {supervisor} | {agent} |"
         assert row in document, f"SECURITY.md should have the row: {row}"

@@ -72,7 +72,7 @@ async def test_an_invited_person_sets_a_password_and_holds_a_session_cookie(
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=strict" in cookie
     me = (await person.client.get("/api/v1/me")).json()
     assert me["user"]["email"] == link["user"]["email"] and me["role"] == "supervisor"
-    assert "reports:read" in me["permissions"] and "users:manage" not in me["permissions"]
+    assert "teams:manage" in me["permissions"] and "users:manage" not in me["permissions"]
     # the link works once
     again = await person.client.post(
         "/auth/accept", json={"token": token_of(link), "password": PASSWORD}

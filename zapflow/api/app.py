@@ -23,6 +23,7 @@ from zapflow.api.metrics import (
 from zapflow.api.ratelimit import RateLimitHeadersMiddleware
 from zapflow.api.routes import (
     api_keys,
+    canned_responses,
     companies,
     contacts,
     conversations,
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         companies.router, users.router, api_keys.router, instances.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router, me.router,
-        teams.router,
+        teams.router, canned_responses.router,
     )  # fmt: skip
     for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)

@@ -10,7 +10,7 @@ from ._fields import bool_field, company_fk, created_at_field, enum_check, enum_
 
 class UserRole(StrEnum):
     ADMIN = "admin"
-    SUPERVISOR = "supervisor"  # an agent who also runs teams, canned responses and reports
+    SUPERVISOR = "supervisor"  # an agent who also runs teams and the company's canned responses
     AGENT = "agent"
 
 

@@ -47,7 +47,6 @@ class Permission(StrEnum):
     CANNED_READ = "canned:read"  # the company's saved replies and one's own
     CANNED_WRITE = "canned:write"  # one's own saved replies
     CANNED_MANAGE = "canned:manage"  # the company's saved replies
-    REPORTS_READ = "reports:read"
 
 
 AGENT_PERMISSIONS = frozenset(
@@ -75,11 +74,10 @@ AGENT_PERMISSIONS = frozenset(
         Permission.CANNED_WRITE,
     }
 )
-# a supervisor runs the floor: teams and their routing, the company's saved replies, reports
+# a supervisor runs the floor: teams and their routing, the company's saved replies, notes
 SUPERVISOR_PERMISSIONS = AGENT_PERMISSIONS | {
     Permission.TEAMS_MANAGE,
     Permission.CANNED_MANAGE,
-    Permission.REPORTS_READ,
     Permission.NOTES_MANAGE,
 }
 ROLE_PERMISSIONS: dict[UserRole, frozenset[Permission]] = {

@@ -146,6 +146,13 @@ async def get_team(
         raise NotFound(f"{field}: no such team", details={"field": field}) from None
 
 
+async def team_named(session: AsyncSession, company_id: uuid.UUID, name: str) -> Team | None:
+    found = await session.execute(
+        select(Team).where(col(Team.company_id) == company_id, col(Team.name) == name)
+    )
+    return found.scalar_one_or_none()
+
+
 async def queue_conversation(session: AsyncSession, conversation: Conversation, team: Team) -> None:
     """The conversation waits for a human of ``team`` (transfer, or a flow's handoff): it leaves
     its assignee and joins the back of the team's queue."""

@@ -18,12 +18,15 @@ from datetime import timedelta
 from temporalio import workflow
 
 from zapflow.workflows.inputs import RoutingInput
-from zapflow.workflows.policies import DATABASE_RETRY, DATABASE_TIMEOUT
+from zapflow.workflows.policies import DATABASE_RETRY
 
 with workflow.unsafe.imports_passed_through():
     from zapflow.activities.routing import RoutingActivities
 
 SWEEP = timedelta(seconds=30)  # what a wake lost between commit and signal waits at most
+# one transaction of at most PASS_LIMIT rows; short, so a pass cut off by a dead worker is
+# retried elsewhere soon (the retry finds only what is still waiting)
+PASS_TIMEOUT = timedelta(seconds=10)
 PASSES_BEFORE_NEW_RUN = 500  # ~3 events a pass: far below Temporal's history limits
 
 
@@ -49,7 +52,7 @@ class TeamRoutingWorkflow:
             await workflow.execute_activity_method(
                 RoutingActivities.assign_waiting,
                 team,
-                start_to_close_timeout=DATABASE_TIMEOUT,
+                start_to_close_timeout=PASS_TIMEOUT,
                 retry_policy=DATABASE_RETRY,
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
