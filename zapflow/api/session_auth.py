@@ -7,7 +7,6 @@ from __future__ import annotations
 import hmac
 
 from fastapi import Request, Response
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.api.state import AppState
 from zapflow.config import Settings
@@ -51,16 +50,14 @@ def clear_session_cookie(response: Response, settings: Settings) -> None:
     )
 
 
-async def session_principal(
-    request: Request, state: AppState, session: AsyncSession
-) -> Principal | None:
+async def session_principal(request: Request, state: AppState) -> Principal | None:
     """The signed-in person, or None when the request has no session cookie. A state-changing
     request must echo the session's CSRF token in ``X-CSRF-Token`` (a page of another site
     cannot read it; SameSite=Strict already keeps the cookie off its requests)."""
     token = session_token(request, state.settings)
     if token is None:
         return None
-    principal = await state.session_auth.principal(session, hash_key(token))
+    principal = await state.session_auth.principal(hash_key(token))
     if request.method not in SAFE_METHODS:
         sent = request.headers.get(CSRF_HEADER, "")
         if not hmac.compare_digest(sent.encode(), csrf_token(token).encode()):

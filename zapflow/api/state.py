@@ -65,8 +65,8 @@ class AppState:
             redis=redis,
             cache=cache,
             temporal=TemporalConnection(settings),
-            authenticator=Authenticator(cache, settings.auth_cache_seconds),
-            session_auth=SessionAuthenticator(cache, settings.auth_cache_seconds),
+            authenticator=Authenticator(cache, sessions, settings.auth_cache_seconds),
+            session_auth=SessionAuthenticator(cache, sessions, settings.auth_cache_seconds),
             sign_in_throttle=SignInThrottle(
                 redis, settings.sign_in_failures_per_account, settings.sign_in_failures_per_ip
             ),

@@ -21,7 +21,14 @@ from .flow_version import FlowVersion
 from .followup import FollowUp, FollowUpStatus
 from .funnel import Funnel
 from .inbox_event import InboxEvent, InboxEventStatus, InboxEventType
-from .message import Message, MessageDirection, MessageSender, MessageStatus, MessageType
+from .message import (
+    BODY_TSVECTOR,
+    Message,
+    MessageDirection,
+    MessageSender,
+    MessageStatus,
+    MessageType,
+)
 from .note import Note
 from .stage import Stage
 from .team import RoutingMode, Team
@@ -36,6 +43,7 @@ from .whatsapp_instance import (
 )
 
 __all__ = [
+    "BODY_TSVECTOR",
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
     "Availability",

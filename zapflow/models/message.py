@@ -4,6 +4,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlmodel import SQLModel
 
 from ._fields import (
@@ -80,16 +81,6 @@ class Message(SQLModel, table=True):
             sa.text("id DESC"),
         ),
         sa.Index("idx_messages_company_created", "company_id", sa.text("created_at DESC")),
-        # keyword search (services/search.py): Portuguese stemming as written and without
-        # accents (portuguese_unaccent: made by a migration)
-        sa.Index(
-            "idx_messages_body_fts",
-            sa.text(
-                "(to_tsvector('portuguese', coalesce(body, ''))"
-                " || to_tsvector('portuguese_unaccent', coalesce(body, '')))"
-            ),
-            postgresql_using="gin",
-        ),
         enum_check("direction", MessageDirection),
         enum_check("type", MessageType),
         enum_check("status", MessageStatus),
@@ -119,3 +110,20 @@ class Message(SQLModel, table=True):
     sent_by: MessageSender = enum_field(MessageSender)
     sent_by_user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
     created_at: datetime = created_at_field()
+
+
+# Keyword search (services/search.py): the body's words under Portuguese stemming, as written and
+# without accents (portuguese_unaccent: made by a migration), stored by Postgres so ranking reads
+# them instead of parsing the body again. A column of the table, not of the ORM class: a Message
+# loaded anywhere else never carries it, and inserts leave it to the database.
+BODY_TSVECTOR = sa.Column(
+    "body_tsv",
+    TSVECTOR(),
+    sa.Computed(
+        "to_tsvector('portuguese', coalesce(body, ''))"
+        " || to_tsvector('portuguese_unaccent', coalesce(body, ''))",
+        persisted=True,
+    ),
+)
+Message.__table__.append_column(BODY_TSVECTOR)  # type: ignore[attr-defined]
+sa.Index("idx_messages_body_fts", BODY_TSVECTOR, postgresql_using="gin")

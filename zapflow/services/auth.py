@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.cache import Cache
+from zapflow.db import SessionFactory, transaction
 from zapflow.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from zapflow.models import ApiKey, Company, User, UserRole, utc_now
 from zapflow.services.paging import cut_page, keyset
@@ -162,10 +163,12 @@ def _usable_key(key_hash: str) -> Select[ApiKey, UserRole | None]:
 
 class Authenticator:
     """Resolves a bearer key to a ``Principal`` through the shared cache, so authentication
-    usually costs no query; revoking a key invalidates it in every process at once."""
+    usually costs no query (nor a session: one is opened only when the cache misses); revoking
+    a key invalidates it in every process at once."""
 
-    def __init__(self, cache: Cache, ttl: int) -> None:
+    def __init__(self, cache: Cache, sessions: SessionFactory, ttl: int) -> None:
         self._cache = cache
+        self._sessions = sessions
         # how long any process may honour a key after it was revoked when Redis cannot tell it
         # (the cache serves no value older than this); also bounds how stale `last_used_at` is
         self._ttl = ttl
@@ -173,20 +176,21 @@ class Authenticator:
     async def forget(self, key_hashes: Iterable[str]) -> None:
         await self._cache.invalidate(*(api_key_cache_key(h) for h in key_hashes))
 
-    async def authenticate(self, session: AsyncSession, plain: str | None) -> Principal:
+    async def authenticate(self, plain: str | None) -> Principal:
         if not plain or not plain.startswith(KEY_PREFIX):
             raise Unauthorized("missing or malformed API key: send `Authorization: Bearer zf_...`")
-        return await self.principal(session, hash_key(plain))
+        return await self.principal(hash_key(plain))
 
-    async def principal(self, session: AsyncSession, key_hash: str) -> Principal:
+    async def principal(self, key_hash: str) -> Principal:
         """Who the key stands for now (Unauthorized once it is revoked or its user is gone)."""
 
         async def load() -> dict[str, str | None]:
-            found = (await session.execute(_usable_key(key_hash))).one_or_none()
-            if found is None:
-                raise Unauthorized("invalid or revoked API key")  # never cached
-            row, user_role = found
-            await self._touch(session, row)
+            async with transaction(self._sessions) as session:
+                found = (await session.execute(_usable_key(key_hash))).one_or_none()
+                if found is None:
+                    raise Unauthorized("invalid or revoked API key")  # never cached
+                row, user_role = found
+                await self._touch(session, row)
             # a key never grants more than its user may do: demoting the user demotes the key
             role = lesser_role(row.role, user_role) if user_role else row.role
             return {

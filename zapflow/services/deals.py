@@ -4,14 +4,12 @@ and the reads that return deals with their contact and stage in the same query."
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import ARRAY, Select, Uuid, func, literal, select, true, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import Label
@@ -148,69 +146,6 @@ async def page_deals(
     rows = list(await session.execute(query))
     page, next_cursor = cut_page(rows, limit, lambda r: (r[0].created_at, r[0].id))
     return [_public(r) for r in page], next_cursor
-
-
-async def open_deals_by_stage(
-    session: AsyncSession, funnel: Funnel, stages: Sequence[Stage], per_stage: int
-) -> dict[uuid.UUID, list[DealPublic]]:
-    """The newest ``per_stage`` open deals of each stage of the funnel, in ONE query: a LATERAL
-    subquery per stage reads just its first ``per_stage`` rows from ``idx_deals_board``, so the
-    cost follows what is shown, not how many deals the funnel holds."""
-    by_id = {stage.id: stage for stage in stages}
-    stage_ids = select(func.unnest(literal(list(by_id), ARRAY(Uuid()))).label("id")).subquery()
-    newest = (
-        select(Deal)
-        .where(
-            col(Deal.company_id) == funnel.company_id,
-            col(Deal.funnel_id) == funnel.id,
-            col(Deal.stage_id) == stage_ids.c.id,
-            col(Deal.status) == DealStatus.OPEN,
-        )
-        .order_by(col(Deal.created_at).desc(), col(Deal.id).desc())
-        .limit(per_stage)
-        .lateral()
-    )
-    deal = aliased(Deal, newest)
-    query = (
-        select(deal, _REFS[0], _REFS[1])
-        .select_from(stage_ids)
-        .join(newest, true())
-        .join(Contact, col(Contact.id) == newest.c.contact_id)
-        .order_by(newest.c.stage_id, newest.c.created_at.desc(), newest.c.id.desc())
-    )
-    columns: dict[uuid.UUID, list[DealPublic]] = {stage.id: [] for stage in stages}
-    for row, contact_name, contact_phone_number in await session.execute(query):
-        stage = by_id[row.stage_id]
-        columns[stage.id].append(
-            to_public(row, contact_name, contact_phone_number, stage.name, stage.color)
-        )
-    return columns
-
-
-@dataclass
-class StageTotals:
-    count: int = 0
-    values: dict[str, Decimal] = field(default_factory=dict)  # currency -> sum
-
-
-async def open_totals_by_stage(
-    session: AsyncSession, funnel: Funnel
-) -> dict[uuid.UUID, StageTotals]:
-    """Each stage's open deal count and value sum per currency (one GROUP BY query)."""
-    query = (
-        select(col(Deal.stage_id), col(Deal.currency), func.count(), func.sum(col(Deal.value)))
-        .where(
-            col(Deal.company_id) == funnel.company_id,
-            col(Deal.funnel_id) == funnel.id,
-            col(Deal.status) == DealStatus.OPEN,
-        )
-        .group_by(col(Deal.stage_id), col(Deal.currency))
-    )
-    totals: defaultdict[uuid.UUID, StageTotals] = defaultdict(StageTotals)
-    for stage_id, currency, count, value in await session.execute(query):
-        totals[stage_id].count += count
-        totals[stage_id].values[currency] = value
-    return totals
 
 
 async def history(

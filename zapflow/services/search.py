@@ -4,11 +4,13 @@ messages of a contact (for the AI agent's context).
 
 Every query filters by ``company_id`` in SQL. Full-text matches a message's words stemmed by
 Postgres' ``portuguese`` configuration, as written and without accents (``portuguese_unaccent``,
-made by a migration), the expression of the GIN index ``idx_messages_body_fts``; the query is
-read both ways and either may match. As written, the stemmer meets a word's forms ("preços" finds
-"preço", "informações" "informação"); without accents, a customer who types none ("promocao",
-"nao") still finds "promoção" (Snowball's Portuguese stemmer, given unaccented words, no longer
-joins "-ção" and "-ções"). English words go through the same stemmer on both sides, so a word
+made by a migration), stored in ``messages.body_tsv`` (GIN ``idx_messages_body_fts``); the query
+is read both ways and either may match. Only the newest ``RANKED_MATCHES`` matches are ranked: a
+frequent word matches a tenth of a large company's messages, and ranking them all took seconds.
+As written, the stemmer meets a word's forms ("preços" finds "preço", "informações"
+"informação"); without accents, a customer who types none ("promocao", "nao") still finds
+"promoção" (Snowball's Portuguese stemmer, given unaccented words, no longer joins "-ção" and
+"-ções"). English words go through the same stemmer on both sides, so a word
 meets itself and its plural; other word forms are the semantic side's job.
 
 After a change of embedding model, a company's search keeps using the previous model's vectors
@@ -25,12 +27,13 @@ from datetime import datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
-from sqlalchemy import ColumnClause, ColumnElement, Select, func, literal_column, select, text
+from sqlalchemy import ColumnElement, Select, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.embeddings import Embedder, Embedders
 from zapflow.models import (
+    BODY_TSVECTOR,
     EMBEDDING_DIMENSIONS,
     Contact,
     Conversation,
@@ -46,10 +49,10 @@ SIMILAR_NEIGHBOURS = 200  # messages near a conversation's centroid, grouped int
 # the text search configurations: Portuguese's stemmer on the words as written, and on the words
 # without accents (made by a migration); see the module's docstring
 TEXT_SEARCH = ("portuguese", "portuguese_unaccent")
-# the expression of the GIN index, verbatim, so the planner can use it
-BODY_TSVECTOR: ColumnClause[Any] = literal_column(
-    " || ".join(f"to_tsvector('{c}', coalesce(messages.body, ''))" for c in TEXT_SEARCH)
-)
+# keyword search ranks the newest this many matches (of the company and filters), not all: the
+# Postgres planner then walks the company's messages newest first until it has them (a frequent
+# word), or reads the few matches from the GIN index and sorts them (a rare one)
+RANKED_MATCHES = 1000
 HEADLINE_OPTIONS = "MaxFragments=1, MaxWords=24, MinWords=8, StartSel=**, StopSel=**"
 # a model's vectors are "complete" for a company once it has embedded this share of the messages
 # the best-covered model has (not all: a few texts a provider refuses must not hold the switch)
@@ -189,6 +192,26 @@ def _tsquery(q: str) -> ColumnElement[Any]:
     return first.op("||")(second)
 
 
+def keyword_query(company_id: uuid.UUID, q: str, filters: SearchFilters, limit: int) -> Select[Any]:
+    """The ``limit`` best of the newest ``RANKED_MATCHES`` matches of a web-search-style query
+    ("a b", -c, or): (message id, ts_rank_cd), best first, ties newest first."""
+    tsquery = _tsquery(q)
+    newest = (
+        select(col(Message.id), col(Message.created_at), BODY_TSVECTOR)
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(BODY_TSVECTOR.op("@@")(tsquery), *_filters(company_id, filters))
+        .order_by(col(Message.created_at).desc())
+        .limit(RANKED_MATCHES)
+        .subquery()
+    )
+    rank = func.ts_rank_cd(newest.c.body_tsv, tsquery)
+    return (
+        select(newest.c.id, rank.label("rank"))
+        .order_by(rank.desc(), newest.c.created_at.desc())
+        .limit(limit)
+    )
+
+
 async def keyword_ranking(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -196,16 +219,8 @@ async def keyword_ranking(
     filters: SearchFilters,
     limit: int,
 ) -> list[tuple[uuid.UUID, float]]:
-    """(message id, ts_rank_cd), best first, for a web-search-style query ("a b", -c, or)."""
-    tsquery = _tsquery(q)
-    rank = func.ts_rank_cd(BODY_TSVECTOR, tsquery)
-    query = (
-        select(col(Message.id), rank.label("rank"))
-        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(BODY_TSVECTOR.op("@@")(tsquery), *_filters(company_id, filters))
-        .order_by(rank.desc(), col(Message.created_at).desc())
-        .limit(limit)
-    )
+    """(message id, ts_rank_cd), best first (``keyword_query``)."""
+    query = keyword_query(company_id, q, filters, limit)
     return [(r[0], float(r[1])) for r in (await session.execute(query)).all()]
 
 

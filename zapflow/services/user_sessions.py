@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.cache import Cache, forget
+from zapflow.db import SessionFactory, transaction
 from zapflow.errors import Conflict, NotFound, TooManyRequests, Unauthorized, Unprocessable
 from zapflow.models import User, UserRole, UserSession, UserToken, UserTokenKind, utc_now
 from zapflow.services.auth import Principal, hash_key
@@ -330,15 +331,17 @@ async def redeem_link(session: AsyncSession, token: str, password: str) -> User:
 
 
 class SessionAuthenticator:
-    """Resolves a session cookie to a ``Principal`` through the shared cache (no query when
-    warm); ``forget`` (a revocation's commit) reaches every process's cache at once."""
+    """Resolves a session cookie to a ``Principal`` through the shared cache (no query nor
+    session when warm, like ``Authenticator``); ``forget`` (a revocation's commit) reaches every
+    process's cache at once."""
 
-    def __init__(self, cache: Cache, ttl: int) -> None:
+    def __init__(self, cache: Cache, sessions: SessionFactory, ttl: int) -> None:
         self._cache = cache
+        self._sessions = sessions
         self._ttl = ttl
 
-    async def principal(self, session: AsyncSession, token_hash: str) -> Principal:
-        async def load() -> dict[str, str]:
+    async def _load(self, token_hash: str) -> dict[str, str]:
+        async with transaction(self._sessions) as session:
             found = await session.execute(
                 select(UserSession, col(User.role))
                 .join(User, col(User.id) == col(UserSession.user_id))
@@ -354,15 +357,18 @@ class SessionAuthenticator:
                 raise Unauthorized("your session has ended: sign in again", code="signed_out")
             user_session, role = row
             await _touch(session, user_session)
-            return {
-                "company_id": str(user_session.company_id),
-                "session_id": str(user_session.id),
-                "user_id": str(user_session.user_id),
-                "role": role.value,
-                "expires_at": user_session.expires_at.isoformat(),
-            }
+        return {
+            "company_id": str(user_session.company_id),
+            "session_id": str(user_session.id),
+            "user_id": str(user_session.user_id),
+            "role": role.value,
+            "expires_at": user_session.expires_at.isoformat(),
+        }
 
-        cached = await self._cache.get(session_cache_key(token_hash), self._ttl, load)
+    async def principal(self, token_hash: str) -> Principal:
+        cached = await self._cache.get(
+            session_cache_key(token_hash), self._ttl, lambda: self._load(token_hash)
+        )
         if datetime.fromisoformat(cached["expires_at"]) <= utc_now():
             raise Unauthorized("your session has ended: sign in again", code="signed_out")
         return Principal(

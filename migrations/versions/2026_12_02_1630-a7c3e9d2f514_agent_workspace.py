@@ -1,8 +1,8 @@
 """The agent workspace: people sign in, teams route conversations, canned responses.
 
 Revision ID: a7c3e9d2f514
-Revises: 5d7f2a9c1e48
-Create Date: 2026-12-02 16:00:00
+Revises: 9e3c5a7b2d14
+Create Date: 2026-12-02 16:30:00
 
 Users get the ``supervisor`` role and an availability; ``user_sessions`` holds signed-in
 browsers (the token's sha256 only), ``user_tokens`` one-time invite and reset links. ``teams``
@@ -18,7 +18,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "a7c3e9d2f514"
-down_revision: str | Sequence[str] | None = "5d7f2a9c1e48"
+down_revision: str | Sequence[str] | None = "9e3c5a7b2d14"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
