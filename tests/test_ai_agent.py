@@ -167,6 +167,33 @@ async def test_rate_limits_and_server_errors_are_retried(
     assert [r.status for r in openai_server.requests_to("/chat/completions")] == [429, 503, 200]
 
 
+async def test_a_stalled_model_holds_back_none_of_the_customers_messages(
+    tenant: Tenant, openai_server: OpenAIServer
+) -> None:
+    """The AI's turn runs beside the conversation's loop: while the model hangs, what the
+    customer writes next is stored (and streamed) at once."""
+    instance, conversation_id = await start_conversation(tenant, "5511910000009")
+    await _enable_ai(tenant, reply_delay_seconds=0)
+    openai_server.delay_next(1, seconds=60)
+    await _say(tenant, instance, "5511910000009", "oi")
+    await eventually(lambda: _chat_requests(openai_server), lambda n: n == 1, within=30)
+    await _say(tenant, instance, "5511910000009", "ainda aí?")
+    messages = await eventually(
+        lambda: _messages(tenant, conversation_id),
+        lambda ms: any(m["body"] == "ainda aí?" for m in ms),
+        within=20,
+    )
+    assert not any(m["sent_by"] == "ai" for m in messages)  # the model has not answered yet
+    assert await _chat_requests(openai_server) == 1
+    # the second message asks for another turn: off, so no later test's scripted reply is used
+    off = {"ai_settings": {"enabled": False}}
+    assert (await tenant.client.patch("/api/v1/company", json=off)).status_code == 200
+
+
+async def _chat_requests(openai_server: OpenAIServer) -> int:
+    return len(openai_server.requests_to("/chat/completions"))
+
+
 async def test_a_refused_request_ends_in_a_dead_letter_and_sends_nothing(
     tenant: Tenant,
     openai_server: OpenAIServer,

@@ -29,6 +29,7 @@ from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Contact, Conversation, User, UserRole
 from zapflow.schemas.conversations import ConversationPublic
+from zapflow.schemas.messages import MessagePublic
 from zapflow.services.auth import create_api_key, create_company
 from zapflow.services.conversations import (
     Identity,
@@ -213,6 +214,40 @@ async def test_list_rows_are_what_the_public_model_writes(tenant: Tenant, inbox:
     assert len(rows) == 2
     for row in rows:
         assert ConversationPublic.model_validate(row).model_dump(mode="json") == row
+
+
+async def test_message_pages_are_what_the_public_model_writes(
+    tenant: Tenant, other_tenant: Tenant, inbox: Inbox
+) -> None:
+    """The message page is one statement with its tenancy check, written from columns: each
+    row exactly what MessagePublic writes; cursor pages newest first without gaps or repeats;
+    a conversation without messages is an empty page, another company's a 404."""
+    conversation = await inbox.add(1, inbound=5)
+    path = f"/api/v1/conversations/{conversation}/messages"
+    seen: list[dict[str, Any]] = []
+    cursor = None
+    for _ in range(3):
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await tenant.client.get(path, params=params)).json()
+        seen += page["data"]
+        cursor = page["next_cursor"]
+        assert page["has_more"] is (cursor is not None)
+    assert cursor is None
+    assert sorted(m["body"] for m in seen) == [f"message {i}" for i in range(5)]
+    order = [(m["created_at"], m["id"]) for m in seen]
+    assert order == sorted(order, reverse=True)
+    for row in seen:
+        assert MessagePublic.model_validate(row).model_dump(mode="json") == row
+    sparse = (await tenant.client.get(path, params={"limit": 1, "fields": "body"})).json()
+    assert sparse["data"] == [{"id": seen[0]["id"], "body": seen[0]["body"]}]
+
+    empty = await inbox.add(2)
+    page = (await tenant.client.get(f"/api/v1/conversations/{empty}/messages")).json()
+    assert page == {"data": [], "next_cursor": None, "has_more": False}
+    theirs = await other_tenant.client.get(path)
+    assert theirs.status_code == 404, theirs.text
+    missing = await tenant.client.get(f"/api/v1/conversations/{uuid.uuid4()}/messages")
+    assert missing.status_code == 404
 
 
 async def test_an_empty_inbox(tenant: Tenant) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
@@ -26,7 +27,7 @@ from tests.fixtures.traffic import (
 )
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
-from zapflow.models import Conversation, utc_now
+from zapflow.models import Conversation, FlowRun, utc_now
 from zapflow.services import flow_runs, flows
 from zapflow.temporal import FLOW_ID, FLOW_VERSION, connect
 
@@ -404,6 +405,23 @@ async def test_a_failed_run_leaves_a_dead_letter(
     ]
 
 
+async def _run_without_workflow(
+    sessions: SessionFactory,
+    tenant: Tenant,
+    flow_id: str,
+    conversation: dict[str, Any],
+    age_minutes: int = 0,
+) -> FlowRun:
+    """A flow_runs row as a lost start leaves it: active, no workflow, nothing queued."""
+    async with transaction(sessions) as session:
+        flow = await flows.get_flow(session, uuid.UUID(tenant.id), uuid.UUID(flow_id))
+        row = await session.get(Conversation, uuid.UUID(conversation["id"]))
+        assert row is not None
+        run = await flow_runs.new_run(session, flow, row)
+        run.started_at = utc_now() - timedelta(minutes=age_minutes)
+    return run
+
+
 async def test_a_run_whose_start_was_lost_stops_holding_the_conversation(
     tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
 ) -> None:
@@ -412,17 +430,31 @@ async def test_a_run_whose_start_was_lost_stops_holding_the_conversation(
     document = {**sample(), "triggers": [{"type": "keyword", "keywords": ["start"]}]}
     flow_id = await published(tenant.client, document)
     customer, conversation = await new_customer(tenant, provider_server)
-    async with transaction(sessions) as session:
-        flow = await flows.get_flow(session, uuid.UUID(tenant.id), uuid.UUID(flow_id))
-        row = await session.get(Conversation, uuid.UUID(conversation["id"]))
-        assert row is not None
-        orphan = await flow_runs.new_run(session, flow, row)
-        orphan.started_at = utc_now() - timedelta(minutes=5)
+    orphan = await _run_without_workflow(sessions, tenant, flow_id, conversation, age_minutes=5)
     await customer.say("start")
     lost = await ended(tenant.client, str(orphan.id))
     assert (lost["status"], lost["error"]) == ("failed", "its workflow is not running")
     await customer.say("start")
     assert await customer.wait_for(2) == [GREETING, ASK_NAME]
+
+
+async def test_a_cancel_for_a_run_without_a_workflow_ends_it_through_the_inbox(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    """A cancel is an inbox row (asking twice stores one), and the relay ends a run whose
+    workflow is gone (here: its start was never queued) as cancelled."""
+    flow_id = await published(tenant.client, sample())
+    _, conversation = await new_customer(tenant, provider_server)
+    orphan = await _run_without_workflow(sessions, tenant, flow_id, conversation)
+    for _ in range(2):
+        response = await tenant.client.post(f"/api/v1/flow-runs/{orphan.id}/cancel")
+        assert response.status_code == 202
+    cancelled = await ended(tenant.client, str(orphan.id))
+    assert (cancelled["status"], cancelled["error"]) == ("cancelled", "cancelled")
+    async with transaction(sessions) as session:
+        query = text("SELECT count(*) FROM inbox_events WHERE dedupe_key = :key")
+        rows = (await session.execute(query, {"key": f"flow_cancel:{orphan.id}"})).scalar_one()
+    assert rows == 1
 
 
 async def test_a_flow_published_after_messages_triggers_at_once(

@@ -16,10 +16,10 @@ import pytest
 
 from tests.fixtures.app import Tenant, in_process_api, recorded_statements
 from tests.fixtures.traffic import EventListener
-from zapflow.api.routes.funnels import BoardPublic
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.models import Contact, Deal, User, UserRole, utc_now
+from zapflow.schemas.funnels import BoardPublic
 from zapflow.services.auth import create_api_key, create_company
 
 COLORS = ["#64748b", "#3b82f6", "#f59e0b", "#22c55e"]

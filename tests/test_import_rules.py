@@ -3,6 +3,11 @@
 - Workflow modules (``zapflow/workflows/*``) import only workflow-safe code: never services, the
   database, models, the cache, the API or the worker, not even passed through the sandbox; and
   activities only inside ``workflow.unsafe.imports_passed_through()`` (to name their methods).
+  Of zapflow's own modules they import only those listed in ``WORKFLOW_SAFE`` (pure code:
+  inputs, policies, the flow engine and language, provider payload types, ids and search
+  attributes), and those import nothing outside the list either. (A package's ``__init__`` runs
+  too when one of its modules is imported; ``zapflow/whatsapp/__init__.py`` loads the provider
+  clients, which the sandbox passes through: not checked here.)
 - Routes call no activities: nothing under ``zapflow/api`` imports ``zapflow.activities``.
 - Services import no routes: nothing under ``zapflow/services`` imports ``zapflow.api``,
   ``zapflow.activities`` or ``zapflow.worker``.
@@ -30,6 +35,21 @@ NEVER_IN_WORKFLOWS = (
     "zapflow.worker",
 )
 PASSED_THROUGH_ONLY = ("zapflow.activities",)
+WORKFLOW_SAFE = (
+    "zapflow.workflows",
+    "zapflow.flows.engine",
+    "zapflow.flows.language",
+    "zapflow.flows.expressions",
+    "zapflow.flows.templates",
+    "zapflow.flows.limits",
+    "zapflow.whatsapp.types",
+    "zapflow.whatsapp.errors",
+    "zapflow.whatsapp.jid",
+    "zapflow.temporal",
+    "zapflow.config",
+)
+# packages named by ``from zapflow.flows import limits``: the module is what is checked
+PACKAGES = ("zapflow", "zapflow.flows", "zapflow.whatsapp", "zapflow.workflows")
 
 
 def _module(path: Path) -> str:
@@ -85,6 +105,32 @@ def test_workflow_modules_import_only_workflow_safe_code(path: Path) -> None:
         f"{path.name}:{line} imports {name}" + (" (passed through)" if passed else "")
         for name, line, passed in imports(path)
         if _within(name, NEVER_IN_WORKFLOWS) or (_within(name, PASSED_THROUGH_ONLY) and not passed)
+    ]
+    assert not wrong
+
+
+def _own(name: str) -> bool:
+    return name.startswith("zapflow.") and name not in PACKAGES
+
+
+def _safe_module_files() -> list[Path]:
+    files = []
+    for name in WORKFLOW_SAFE:
+        path = PACKAGE.parent / Path(*name.split("."))
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+    return files
+
+
+@pytest.mark.parametrize("path", _safe_module_files(), ids=lambda p: _module(p))
+def test_workflow_safe_code_imports_only_workflow_safe_code(path: Path) -> None:
+    """Workflow modules and what they import reach no other zapflow module (activities passed
+    through excepted)."""
+    wrong = [
+        f"{_module(path)}:{line} imports {name}"
+        for name, line, passed in imports(path)
+        if _own(name)
+        and not _within(name, WORKFLOW_SAFE)
+        and not (passed and _within(name, PASSED_THROUGH_ONLY))
     ]
     assert not wrong
 

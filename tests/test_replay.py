@@ -24,6 +24,7 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.fixtures.app import Tenant
+from tests.fixtures.openai_server import OpenAIServer
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     cloud_delivery,
@@ -73,9 +74,15 @@ async def _save(client: Client, scenario: str, workflow_id: str, run_id: str | N
 @pytest.mark.skipif(not RECORD, reason="records only when ZAPFLOW_RECORD_HISTORIES is set")
 @pytest.mark.usefixtures("worker")
 async def test_record_histories(
-    tenant: Tenant, settings: Settings, provider_server: ProviderServer
+    tenant: Tenant,
+    settings: Settings,
+    provider_server: ProviderServer,
+    openai_server: OpenAIServer,
 ) -> None:
     client = await connect(settings)
+
+    # the AI answers (its turn beside the main loop since "ai-turn-task"), then the customer again
+    await _record_ai_turn(client, tenant, provider_server, openai_server)
 
     # inbound batches, a reply sent, a follow-up fired, then the customer again
     wa_id = "55119" + str(uuid.uuid4().int)[:8]
@@ -119,6 +126,25 @@ async def test_record_histories(
 
     await eventually(run_id, lambda r: r != handle.result_run_id, within=45)
     await _save(client, "conversation-continued", ref.workflow_id, handle.result_run_id)
+
+
+async def _record_ai_turn(
+    client: Client, tenant: Tenant, provider_server: ProviderServer, openai_server: OpenAIServer
+) -> None:
+    wa_id = "55118" + str(uuid.uuid4().int)[:8]
+    instance, conversation_id = await start_conversation(tenant, wa_id)
+    body = {"ai_prompt": "Seja breve.", "ai_settings": {"enabled": True, "reply_delay_seconds": 0}}
+    assert (await tenant.client.patch("/api/v1/company", json=body)).status_code == 200
+    openai_server.queue_reply("Olá!")
+    openai_server.queue_reply("Até logo!")
+    await _deliver(tenant, instance, cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", "oi?"))
+    await eventually(lambda: _sent(provider_server, wa_id), lambda n: n == 1, within=30)
+    await _deliver(tenant, instance, cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", "ok"))
+    await eventually(lambda: _sent(provider_server, wa_id), lambda n: n == 2, within=30)
+    conversation = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
+    await _save(client, "conversation-ai", _workflow_id(tenant, conversation))
+    body["ai_settings"] = {"enabled": False}
+    assert (await tenant.client.patch("/api/v1/company", json=body)).status_code == 200
 
 
 async def _deliver(tenant: Tenant, instance: dict[str, Any], message: dict[str, Any]) -> None:

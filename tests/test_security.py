@@ -570,10 +570,9 @@ async def test_unknown_webhook_tokens_cannot_grow_the_api_memory(sessions: Sessi
     """Anyone can post to /webhooks/cloud/<anything>: the lookups of unknown tokens are cached
     (a flood of them costs no queries) in a bounded cache."""
     instances = WebhookInstances(max_entries=5)
-    async with sessions() as session:
-        for _ in range(20):
-            with pytest.raises(NotFound):
-                await instances.find(session, WhatsAppProvider.CLOUD, uuid.uuid4().hex)
+    for _ in range(20):
+        with pytest.raises(NotFound):
+            await instances.find(sessions, WhatsAppProvider.CLOUD, uuid.uuid4().hex)
     assert len(instances) == 5
 
 

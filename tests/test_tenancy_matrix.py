@@ -69,6 +69,8 @@ PATH_OBJECTS = {
     "session_id": "session",
     "team_id": "team",
     "canned_id": "canned",
+    "template_id": "template",
+    "campaign_id": "campaign",
 }
 QUERY_OBJECTS = {
     "team_id": "team",
@@ -92,6 +94,7 @@ BODY_OBJECTS = {
     "user_id": "user",
     "owner_user_id": "user",
     "conversation_id": "conversation",
+    "instance_id": "instance",
 }
 NOT_IDS = frozenset({"tag"})  # path parameters naming an object by its name, not its id
 
@@ -118,6 +121,20 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("PUT", f"{API}/flows/{{flow_id}}"): lambda w: FLOW_DOCUMENT,
     ("POST", f"{API}/flows"): lambda w: FLOW_DOCUMENT,
     ("POST", f"{API}/flows/{{flow_id}}/runs"): lambda w: {"contact_id": w.objects["contact"]},
+    ("POST", f"{API}/templates/sync"): lambda w: {"instance_id": w.objects["instance"]},
+    ("POST", f"{API}/templates"): lambda w: {
+        "instance_id": w.objects["instance"],
+        "name": "novo",
+        "language": "pt_BR",
+        "category": "UTILITY",
+        "components": [{"type": "BODY", "text": "Oi"}],
+    },
+    ("POST", f"{API}/campaigns"): lambda w: {
+        "name": "x",
+        "instance_id": w.objects["instance"],
+        "message": {"template": {"name": "promo"}, "parameters": {"body": [{"value": "x"}]}},
+        "scheduled_at": "2099-01-01T00:00:00Z",
+    },
     ("POST", f"{API}/api-keys"): lambda w: {
         "name": "agent key",
         "role": "agent",
@@ -133,7 +150,14 @@ ONE_OF = {f"{API}/notes": frozenset({"contact_id", "deal_id"})}
 STREAMS = frozenset({f"{API}/stream"})  # the company stream never ends: see test_live_events
 # lists naming nothing of the company
 # lists naming nothing of the company; a company key has no browser sessions of its own
-NO_OWN_ROWS = frozenset({f"{API}/ops/queues", f"{API}/flows/schema", f"{API}/me/sessions"})
+NO_OWN_ROWS = frozenset(
+    {
+        f"{API}/ops/queues",
+        f"{API}/flows/schema",
+        f"{API}/me/sessions",
+        f"{API}/campaigns/audience",
+    }
+)
 
 
 # --- the operations, from the OpenAPI document --------------------------------------------------
@@ -579,6 +603,13 @@ AGENT_FORBIDDEN = {
     "GET /api/v1/ops/queues": "ops:manage",
     "GET /api/v1/ops/dead-letters": "ops:manage",
     "POST /api/v1/ops/dead-letters/{letter_id}/replay": "ops:manage",
+    "POST /api/v1/templates/sync": "templates:manage",
+    "POST /api/v1/templates": "templates:manage",
+    "DELETE /api/v1/templates/{template_id}": "templates:manage",
+    "POST /api/v1/campaigns": "campaigns:manage",
+    "POST /api/v1/campaigns/{campaign_id}/pause": "campaigns:manage",
+    "POST /api/v1/campaigns/{campaign_id}/resume": "campaigns:manage",
+    "POST /api/v1/campaigns/{campaign_id}/cancel": "campaigns:manage",
 }
 # Allowed by the route, refused by the object: an agent changes only the notes it wrote (the
 # world's note is its admin's).

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     flows_task_queue: str = "flows"
     followups_task_queue: str = "followups"
     ai_task_queue: str = "ai"  # the AI agent's and flows' model calls (worker role ai)
+    # broadcasts' workflows and sends (worker role campaigns), apart from conversations' sends
+    campaigns_task_queue: str = "campaigns"
+    campaign_worker_concurrency: int = Field(4, ge=1, le=100)
+    # the window of a number's messaging tier (Meta: a rolling 24 hours; shorter in tests)
+    campaign_tier_window_seconds: float = Field(86_400, gt=0)
     message_worker_concurrency: int = Field(10, ge=1, le=1000)
     flow_worker_concurrency: int = Field(10, ge=1, le=1000)
     ai_worker_concurrency: int = Field(10, ge=1, le=1000)

@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.sql.base import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 from sqlalchemy.util import LRUCache
 
 from zapflow.config import Settings
@@ -88,6 +90,15 @@ async def transaction(factory: SessionFactory) -> AsyncIterator[AsyncSession]:
         await run_after_commit(session)
 
 
+@asynccontextmanager
+async def autocommit(factory: SessionFactory) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection on which every statement commits on its own: no BEGIN and COMMIT
+    round trips, for statements that stand alone (the relay's claim and finish)."""
+    engine: AsyncEngine = factory.kw["bind"]
+    async with engine.connect() as connection:
+        yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def driver_dsn(settings: Settings) -> str:
     """The database URL as asyncpg itself takes it (SQLAlchemy's names its dialect)."""
     return settings.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
@@ -142,6 +153,11 @@ async def _decode_json(connection: asyncpg.Connection) -> None:
         )
 
 
+# a fixed statement compiled: (the statement, its SQL, its values' names in order, their
+# processors, the values written in the statement)
+_Fixed = tuple[ClauseElement, str, tuple[str, ...], dict[str, Any], dict[str, Any]]
+
+
 class DriverReads:
     """Runs SQLAlchemy Core selects on the bare asyncpg pool, for the hottest list reads.
 
@@ -156,6 +172,7 @@ class DriverReads:
         self._pool = pool
         self._dialect = dialect
         self._compiled: LRUCache[Any, Any] = LRUCache(500)
+        self._fixed: dict[int, _Fixed] = {}
 
     def _sql(self, statement: Executable) -> tuple[str, list[Any]]:
         # what Connection.execute does before it hands a statement to the driver
@@ -172,6 +189,31 @@ class DriverReads:
         return compiled.string, args
 
     async def fetch(self, statement: Executable) -> list[asyncpg.Record]:
-        sql, args = self._sql(statement)
+        return await self._fetch(*self._sql(statement))
+
+    async def fetch_fixed(self, statement: ClauseElement, **values: Any) -> list[asyncpg.Record]:
+        """``statement`` is built once (a module's constant) with a named ``bindparam`` for
+        each value; it is compiled on its first call, so later calls build no statement and
+        compute no cache key (for a large select, more CPU than running it)."""
+        found = self._fixed.get(id(statement))
+        if found is None:
+            compiled = cast(SQLCompiler, statement.compile(dialect=self._dialect))
+            names = tuple(compiled.positiontup or ())
+            processors = {n: p for n, p in compiled._bind_processors.items() if callable(p)}
+            constants = {n: compiled.binds[n].effective_value for n in names if n not in values}
+            # the statement is kept with its id, so the id cannot name another statement later
+            found = self._fixed[id(statement)] = (
+                statement,
+                compiled.string,
+                names,
+                processors,
+                constants,
+            )
+        _, sql, names, processors, constants = found
+        values = {**constants, **values}
+        args = [processors[n](values[n]) if n in processors else values[n] for n in names]
+        return await self._fetch(sql, args)
+
+    async def _fetch(self, sql: str, args: list[Any]) -> list[asyncpg.Record]:
         async with self._pool.acquire() as connection:
             return await connection.fetch(sql, *args)

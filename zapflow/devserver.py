@@ -76,7 +76,7 @@ def _print_urls(console: Console, settings: Settings, stack: EmbeddedStack, star
 # the worker processes `zapflow dev` runs, by role: the Temporal roles in one process (each on
 # its own task queue and activity slots), the embedder in its own, so the model's CPU never
 # delays the conversations' workflows (the bench measures this same set)
-DEV_WORKERS = ("pipeline,ai,flows", "embeddings")
+DEV_WORKERS = ("pipeline,ai,flows,campaigns", "embeddings")
 
 
 def run_dev(settings: Settings, console: Console, *, with_worker: bool = True) -> int:

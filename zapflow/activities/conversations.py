@@ -18,7 +18,7 @@ from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import DeadLetter, DeadLetterKind
-from zapflow.services import ai_agent, followups
+from zapflow.services import ai_agent, followups, opt_outs
 from zapflow.services.conversations import (
     InboxDelivery,
     PersistResult,
@@ -88,6 +88,7 @@ class ConversationActivities:
             cancelled = []
             if result.new_inbound:
                 cancelled = await followups.cancel_on_reply(session, result.conversation_id)
+                await opt_outs.opt_out_by_keyword(session, result.conversation_id, messages)
             ai_delay = None
             if result.new_inbound and self._ai_available:
                 ai_delay = await ai_agent.reply_delay(session, result.conversation_id)

@@ -1,6 +1,6 @@
 """The activity behind schedule and deal-stage triggers: find who the trigger is for, make a
-run for each (once per key, however often the firing is retried), and have each
-conversation's workflow start it as its child."""
+run for each (once per key, however often the firing is retried), and queue each run's start in
+the inbox, in the same transaction (the relay has its conversation's workflow start it)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ from datetime import timedelta
 
 from temporalio import activity
 
-from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
-from zapflow.flows.starter import start_in_conversation
 from zapflow.models import FlowRunStatus, FlowStatus, utc_now
-from zapflow.services import flow_triggers, flows
-from zapflow.temporal import TemporalConnection
+from zapflow.services import flow_runs, flow_triggers, flows
 from zapflow.workflows.inputs import (
-    ConversationRef,
-    FlowStart,
     FlowTriggerInput,
     FlowTriggerResult,
 )
@@ -27,17 +22,14 @@ DEAL_STAGE_LOOKBACK = timedelta(minutes=10)
 
 
 class FlowTriggerActivities:
-    def __init__(
-        self, sessions: SessionFactory, temporal: TemporalConnection, settings: Settings
-    ) -> None:
+    def __init__(self, sessions: SessionFactory) -> None:
         self._sessions = sessions
-        self._temporal = temporal
-        self._settings = settings
 
     @activity.defn
     async def fire_trigger(self, input: FlowTriggerInput) -> FlowTriggerResult:
         company_id = uuid.UUID(input.company_id)
         trigger = input.trigger
+        started = 0
         async with transaction(self._sessions) as session:
             flow = await flows.get_flow(session, company_id, uuid.UUID(input.flow_id))
             if flow.status != FlowStatus.PUBLISHED:
@@ -51,17 +43,11 @@ class FlowTriggerActivities:
                 audience = await flow_triggers.stage_audience(
                     session, company_id, trigger["stage_id"], since
                 )
-            runs = [(a, await flow_triggers.run_for_audience(session, flow, a)) for a in audience]
-        client = await self._temporal.get()
-        started = 0
-        for member, run in runs:
-            if run.status != FlowRunStatus.RUNNING or run.current_node_id is not None:
-                continue  # started before (this is a retry or a later poll), or over already
-            conversation = member.conversation
-            ref = ConversationRef(
-                str(conversation.company_id), str(conversation.instance_id), conversation.remote_jid
-            )
-            start = FlowStart(str(run.id), str(run.flow_id), run.flow_version)
-            await start_in_conversation(client, self._settings, ref, start)
-            started += 1
+            for member in audience:
+                run = await flow_triggers.run_for_audience(session, flow, member)
+                if run.status != FlowRunStatus.RUNNING or run.current_node_id is not None:
+                    continue  # started before (this is a retry or a later poll), or over already
+                # queued once per run: a retried firing's second request is the same inbox row
+                await flow_runs.request_start(session, run, member.conversation)
+                started += 1
         return FlowTriggerResult(started)

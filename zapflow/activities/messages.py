@@ -64,7 +64,7 @@ class MessageActivities:
                 exc.message, type="PermanentSendError", non_retryable=True
             ) from None
         try:
-            result = await self._send(job)
+            result = await self.provider_send(job)
         except ProviderError as exc:
             await self._release(message_id, exc)
             log.warning(
@@ -92,7 +92,8 @@ class MessageActivities:
         )
         return SendMessageResult(status="sent", provider_message_id=result.provider_message_id)
 
-    async def _send(self, job: messages.SendJob) -> SendResult:
+    async def provider_send(self, job: messages.SendJob) -> SendResult:
+        """One provider call for a claimed message (also the campaigns' sends)."""
         instance = job.instance
         message = job.outbound
         if message.media is not None and instance.provider == WhatsAppProvider.EVOLUTION:
@@ -143,7 +144,7 @@ class MessageActivities:
 
     async def _release(self, message_id: uuid.UUID, exc: ProviderError) -> None:
         async with transaction(self._sessions) as session:
-            await messages.release(session, message_id, _error_dict(exc))
+            await messages.release(session, message_id, error_dict(exc))
 
     @activity.defn
     async def record_send_failure(self, input: SendFailedInput) -> None:
@@ -154,7 +155,7 @@ class MessageActivities:
             await followups.message_failed(session, message, str(input.error.get("message")))
 
 
-def _error_dict(exc: ProviderError) -> dict[str, object]:
+def error_dict(exc: ProviderError) -> dict[str, object]:
     return {
         "message": exc.message,
         "status_code": exc.status_code,
@@ -168,7 +169,7 @@ def _as_application_error(exc: ProviderError) -> ApplicationError:
     delay = timedelta(seconds=exc.retry_after) if exc.retry_after else None
     return ApplicationError(
         str(exc),
-        _error_dict(exc),
+        error_dict(exc),
         type="ProviderRetryableError" if exc.retryable else "PermanentSendError",
         non_retryable=not exc.retryable,
         next_retry_delay=delay,

@@ -23,6 +23,7 @@ from zapflow.api.metrics import (
 from zapflow.api.ratelimit import RateLimitHeadersMiddleware
 from zapflow.api.routes import (
     api_keys,
+    campaigns,
     canned_responses,
     companies,
     contacts,
@@ -37,10 +38,12 @@ from zapflow.api.routes import (
     messages,
     notes,
     ops,
+    opt_outs,
     search,
     sign_in,
     tags,
     teams,
+    templates,
     users,
 )
 from zapflow.api.state import AppState
@@ -93,7 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         companies.router, users.router, api_keys.router, instances.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router, me.router,
-        teams.router, canned_responses.router,
+        teams.router, canned_responses.router, templates.router, campaigns.router,
+        opt_outs.router,
     )  # fmt: skip
     for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)

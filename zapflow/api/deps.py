@@ -7,7 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.api.ratelimit import enforce as enforce_rate_limit
@@ -18,7 +17,6 @@ from zapflow.db import run_after_commit
 from zapflow.egress import EgressPolicy, egress_policy
 from zapflow.errors import Forbidden
 from zapflow.services.auth import Principal
-from zapflow.services.events import Event, stage
 from zapflow.services.permissions import Permission
 from zapflow.temporal import TemporalConnection
 
@@ -50,10 +48,6 @@ async def get_egress(state: StateDep) -> EgressPolicy:
     return egress_policy(state.settings.egress_allowed)
 
 
-async def get_redis(state: StateDep) -> Redis:
-    return state.redis
-
-
 async def get_temporal(state: StateDep) -> TemporalConnection:
     return state.temporal
 
@@ -64,7 +58,6 @@ async def get_temporal(state: StateDep) -> TemporalConnection:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EgressDep = Annotated[EgressPolicy, Depends(get_egress)]
-RedisDep = Annotated[Redis, Depends(get_redis)]
 TemporalDep = Annotated[TemporalConnection, Depends(get_temporal)]
 
 
@@ -115,22 +108,3 @@ def Requires(permission: Permission) -> params.Depends:
     not use the principal. Every API route declares exactly one (``tests/test_tenancy_matrix.py``
     walks them)."""
     return Depends(Requirement(permission))
-
-
-class EventPublisher:
-    """Stages live events in the request's transaction; the session publishes them after its
-    commit (``events.publish_on_commit``), before the response, so a client never hears of a
-    change it cannot read yet."""
-
-    def __init__(self, session: AsyncSession) -> None:
-        self._session = session
-
-    async def emit(self, *events: Event) -> None:
-        await stage(self._session, events)
-
-
-async def get_publisher(session: SessionDep) -> EventPublisher:
-    return EventPublisher(session)
-
-
-PublisherDep = Annotated[EventPublisher, Depends(get_publisher)]

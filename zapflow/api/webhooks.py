@@ -98,8 +98,7 @@ async def _find_instance(
     company's buckets: a flood at one URL is refused with 429 before its body is read, so it
     costs a cached lookup and one Redis round trip per request, not the API's time for other
     tenants (providers retry a 429)."""
-    async with state.sessions() as session:
-        instance = await state.webhook_instances.find(session, provider, token)
+    instance = await state.webhook_instances.find(state.sessions, provider, token)
     buckets = (
         ratelimit.Bucket(
             "instance", f"instance:{instance.id}", state.settings.webhook_rate_limit_per_minute

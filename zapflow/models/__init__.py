@@ -5,6 +5,8 @@ Importing this package registers every table on ``SQLModel.metadata`` (what Alem
 
 from ._fields import utc_now
 from .api_key import ApiKey
+from .campaign import Campaign, CampaignStatus
+from .campaign_recipient import CampaignRecipient, RecipientStatus
 from .canned_response import CannedResponse
 from .company import Company
 from .contact import Contact
@@ -30,9 +32,11 @@ from .message import (
     MessageType,
 )
 from .note import Note
+from .opt_out import OptOut
 from .stage import Stage
 from .team import RoutingMode, Team
 from .team_member import TeamMember
+from .template import Template, TemplateStatus
 from .user import Availability, User, UserRole
 from .user_session import UserSession
 from .user_token import UserToken, UserTokenKind
@@ -47,6 +51,9 @@ __all__ = [
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
     "Availability",
+    "Campaign",
+    "CampaignRecipient",
+    "CampaignStatus",
     "CannedResponse",
     "Company",
     "Contact",
@@ -79,10 +86,14 @@ __all__ = [
     "MessageStatus",
     "MessageType",
     "Note",
+    "OptOut",
+    "RecipientStatus",
     "RoutingMode",
     "Stage",
     "Team",
     "TeamMember",
+    "Template",
+    "TemplateStatus",
     "User",
     "UserRole",
     "UserSession",

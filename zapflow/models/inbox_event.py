@@ -25,6 +25,8 @@ class InboxEventType(StrEnum):
     STATUS = "status"
     OUTBOUND = "outbound"  # an agent's (or automation's) message queued for sending
     FOLLOWUP = "followup"  # a conversation's follow-ups changed: its workflow reloads its timers
+    FLOW_START = "flow_start"  # a flow run to start as its conversation's child (API, triggers)
+    FLOW_CANCEL = "flow_cancel"  # a flow run to cancel (API)
     OTHER = "other"
 
 

@@ -63,6 +63,7 @@ class MessageSender(StrEnum):
     FLOW = "flow"
     FOLLOWUP = "followup"
     PHONE = "phone"  # typed on the business phone itself, echoed back by the provider
+    CAMPAIGN = "campaign"  # a broadcast's message (and the opt-out confirmation)
 
 
 class Message(SQLModel, table=True):

@@ -272,7 +272,6 @@ async def run_tool(
     if name == "schedule_followup":
         step = Step(timedelta(hours=float(arguments["after_hours"])), str(arguments["text"]))
         [row] = await followups.schedule(session, conversation, [step], followups.Options())
-        await stage(session, [followups.followup_event("followup.scheduled", row)])
         return _json({"scheduled_for": row.scheduled_for.isoformat()}), False
     if name == "handoff":
         await handoff(session, conversation, str(arguments.get("reason") or "asked by the model"))

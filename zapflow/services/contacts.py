@@ -19,6 +19,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from zapflow.cache import Cache, forget
+from zapflow.db import SessionFactory
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import Contact
 from zapflow.schemas.contacts import MAX_TAGS, PHONE_CHARS, ContactCreate, ContactUpdate
@@ -117,13 +118,15 @@ def contact_cache_key(contact_id: uuid.UUID) -> str:
 
 
 async def cached_contact(
-    cache: Cache, session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID
+    cache: Cache, sessions: SessionFactory, company_id: uuid.UUID, contact_id: uuid.UUID
 ) -> dict[str, Any]:
-    """The contact's row as JSON, read through the cache. The entry is keyed by id alone and
-    holds its ``company_id``, checked on every read: another company's contact stays a 404."""
+    """The contact's row as JSON, read through the cache (a session only when it misses). The
+    entry is keyed by id alone and holds its ``company_id``, checked on every read: another
+    company's contact stays a 404."""
 
     async def load() -> dict[str, Any]:
-        return (await get_contact(session, company_id, contact_id)).model_dump(mode="json")
+        async with sessions() as session:
+            return (await get_contact(session, company_id, contact_id)).model_dump(mode="json")
 
     row: dict[str, Any] = await cache.get(
         contact_cache_key(contact_id), CONTACT_CACHE_SECONDS, load

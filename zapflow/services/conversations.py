@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Row, Update, func, or_, select, text, update
+from sqlalchemy import Row, Table, Update, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -39,6 +39,7 @@ from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.types import InboundMessage, event_from_dict
 
 PREVIEW_LENGTH = 120
+CONVERSATIONS: Table = Conversation.__table__  # type: ignore[attr-defined]  # for Core statements
 
 
 class MessageLike(Protocol):
@@ -204,7 +205,7 @@ async def upsert_conversation(
     """The conversation's id, created if new; ``started_at`` (its first message's time) starts
     ``last_message_at``, which the inbox sorts by."""
     statement = (
-        insert(Conversation)
+        insert(CONVERSATIONS)  # Core: no ORM bulk insert
         .values(
             id=uuid.uuid4(),
             company_id=company_id,
@@ -218,12 +219,17 @@ async def upsert_conversation(
             index_elements=["instance_id", "remote_jid"],
             set_={"updated_at": func.now()},
         )
-        .returning(col(Conversation.id))
+        .returning(CONVERSATIONS.c.id)
     )
     return (await session.execute(statement)).scalar_one()
 
 
-MESSAGE_COLUMNS = [c for c in Message.__table__.columns]  # type: ignore[attr-defined]
+# what a message row says (a column the database computes, the search's tsvector, stays there)
+MESSAGE_COLUMNS = [
+    c
+    for c in Message.__table__.columns  # type: ignore[attr-defined]
+    if c.computed is None
+]
 # One statement for any batch size (a multi-row VALUES is a new prepared statement per size);
 # rows come back as Core rows, no ORM unit of work
 INSERT_MESSAGES = text(
@@ -317,8 +323,7 @@ async def bump_conversation(
 
 
 SUMMARY_COLUMNS = [
-    Conversation.__table__.c[name]  # type: ignore[attr-defined]
-    for name in ("company_id", *ConversationSummary.model_fields)
+    CONVERSATIONS.c[name] for name in ("company_id", *ConversationSummary.model_fields)
 ]
 
 
@@ -326,8 +331,7 @@ async def _bump_row(
     session: AsyncSession, conversation_id: uuid.UUID, new_messages: Sequence[Row[Any]]
 ) -> Row[Any]:
     """``_bump`` in Core, returning what ``conversation.updated`` says (no ORM)."""
-    table = Conversation.__table__  # type: ignore[attr-defined]
-    statement = _bump(table, conversation_id, new_messages).returning(*SUMMARY_COLUMNS)
+    statement = _bump(CONVERSATIONS, conversation_id, new_messages).returning(*SUMMARY_COLUMNS)
     return (await session.execute(statement)).one()
 
 

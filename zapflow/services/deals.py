@@ -1,5 +1,6 @@
 """Deals: creation with tenant-checked references, moves recorded as stage history, won/lost/reopen,
-and the reads that return deals with their contact and stage in the same query."""
+and the reads that return deals with their contact and stage in the same query. Each write
+stages its own ``deal.*`` event (published after commit); one that changes nothing stages none."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from zapflow.models import Contact, Deal, DealStageChange, DealStatus, Funnel, S
 from zapflow.schemas.contacts import ContactRef
 from zapflow.schemas.deals import DealPublic, DealStageRef
 from zapflow.services.events import Event
+from zapflow.services.events import stage as stage_events
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
 
@@ -230,7 +232,7 @@ async def create_deal(
     company_id: uuid.UUID,
     fields: dict[str, Any],
     user_id: uuid.UUID | None,
-) -> Deal:
+) -> DealPublic:
     funnel = await scoped_reference(
         session, Funnel, company_id, fields["funnel_id"], "body.funnel_id"
     )
@@ -246,14 +248,30 @@ async def create_deal(
     await session.flush()
     _record_change(session, deal, None, user_id)
     await session.flush()
-    return deal
+    return await _announce(session, "deal.created", deal)
 
 
-async def update_deal(session: AsyncSession, deal: Deal, fields: dict[str, Any]) -> None:
+async def update_deal(session: AsyncSession, deal: Deal, fields: dict[str, Any]) -> DealPublic:
     await check_references(session, deal.company_id, fields)
     for name, value in fields.items():
         setattr(deal, name, value)
     await session.flush()
+    return await _announce(session, "deal.updated", deal)
+
+
+async def delete_deal(session: AsyncSession, company_id: uuid.UUID, deal_id: uuid.UUID) -> None:
+    deal = await lock_deal(session, company_id, deal_id)
+    public = await get_public(session, company_id, deal_id)
+    await session.delete(deal)
+    await session.flush()
+    await stage_events(session, [deal_event("deal.deleted", company_id, public)])
+
+
+async def _announce(session: AsyncSession, event_type: str, deal: Deal) -> DealPublic:
+    """The deal as the API returns it, its ``event_type`` event staged."""
+    public = await get_public(session, deal.company_id, deal.id)
+    await stage_events(session, [deal_event(event_type, deal.company_id, public)])
+    return public
 
 
 def _record_change(
@@ -272,18 +290,19 @@ def _record_change(
 
 async def move_deal(
     session: AsyncSession, deal: Deal, stage_id: uuid.UUID, user_id: uuid.UUID | None
-) -> bool:
-    """Move to another stage of the same funnel, recording the change; False if already there."""
-    stage = await stage_of_funnel(
+) -> DealPublic:
+    """Move to another stage of the same funnel, recording the change and announcing it as
+    ``deal.moved``; nothing when it is there already."""
+    target = await stage_of_funnel(
         session, deal.company_id, deal.funnel_id, stage_id, "body.stage_id"
     )
-    if stage.id == deal.stage_id:
-        return False
+    if target.id == deal.stage_id:
+        return await get_public(session, deal.company_id, deal.id)
     previous = deal.stage_id
-    deal.stage_id = stage.id
+    deal.stage_id = target.id
     _record_change(session, deal, previous, user_id)
     await session.flush()
-    return True
+    return await _announce(session, "deal.moved", deal)
 
 
 async def move_stage_deals(
@@ -318,15 +337,15 @@ async def move_stage_deals(
     return moved
 
 
-async def set_status(session: AsyncSession, deal: Deal, status: DealStatus) -> bool:
-    """Won, lost or reopened; ``closed_at`` set when it closes, cleared on reopen. False if
-    the deal already had that status (nothing changes, its ``closed_at`` is kept)."""
+async def set_status(session: AsyncSession, deal: Deal, status: DealStatus) -> DealPublic:
+    """Won, lost or reopened (``deal.updated``); ``closed_at`` set when it closes, cleared on
+    reopen. Nothing changes if the deal already had that status (its ``closed_at`` is kept)."""
     if deal.status == status:
-        return False
+        return await get_public(session, deal.company_id, deal.id)
     deal.status = status
     deal.closed_at = None if status == DealStatus.OPEN else utc_now()
     await session.flush()
-    return True
+    return await _announce(session, "deal.updated", deal)
 
 
 def deal_event(event_type: str, company_id: uuid.UUID, deal: DealPublic) -> Event:

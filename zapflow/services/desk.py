@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, Select, or_, select
+from sqlalchemy import DateTime, Integer, Row, Select, Uuid, bindparam, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
 from sqlmodel import col
 
 from zapflow.db import DriverReads
@@ -31,7 +31,9 @@ from zapflow.models import (
 )
 from zapflow.schemas.contacts import ContactRef
 from zapflow.schemas.conversations import ConversationPublic, ConversationSummary
-from zapflow.services.paging import cut_page, keyset
+from zapflow.services.conversations import conversation_updated
+from zapflow.services.events import stage
+from zapflow.services.paging import cut_page, decode_cursor
 from zapflow.whatsapp import jid as jids
 
 _PHONE_LIKE = re.compile(r"\+?[\d\s().-]+")
@@ -55,44 +57,67 @@ class ConversationFilter:
     teams_of: uuid.UUID | None = None  # in a team this user belongs to
     waiting: bool | None = None  # queued for a human of its team, nobody's yet
 
-    def conditions(self) -> list[ColumnElement[bool]]:
-        found: list[ColumnElement[bool]] = []
-        if self.status is not None:
-            found.append(col(Conversation.status) == self.status)
-        if self.assigned_user_id is not None:
-            found.append(col(Conversation.assigned_user_id) == self.assigned_user_id)
+    def bound(self) -> tuple[tuple[str, ...], dict[str, Any]]:
+        """The filter's shape (which conditions it holds, in which form: one statement per
+        shape, see ``_page_statement``) and the values of their ``bindparam``s."""
+        shape: list[str] = []
+        values: dict[str, Any] = {}
+        for name in ("status", "assigned_user_id", "instance_id", "updated_since", "team_id"):
+            if getattr(self, name) is not None:
+                shape.append(name)
+                values[name] = getattr(self, name)
         if self.unassigned is not None:
-            assignee = col(Conversation.assigned_user_id)
-            found.append(assignee.is_(None) if self.unassigned else assignee.is_not(None))
+            shape.append("unassigned" if self.unassigned else "assigned")
         if self.paused is not None:
-            found.append(col(Conversation.is_paused).is_(self.paused))
-        if self.tags:
-            found.append(col(Contact.tags).contains(list(self.tags)))
-        if self.instance_id is not None:
-            found.append(col(Conversation.instance_id) == self.instance_id)
-        if self.updated_since is not None:
-            found.append(col(Conversation.updated_at) >= self.updated_since)
-        if self.q:
-            found.append(_contact_prefix(self.q))
-        if self.team_id is not None:
-            found.append(col(Conversation.team_id) == self.team_id)
-        if self.teams_of is not None:
-            mine = select(col(TeamMember.team_id)).where(col(TeamMember.user_id) == self.teams_of)
-            found.append(col(Conversation.team_id).in_(mine))
+            shape.append("paused" if self.paused else "not_paused")
         if self.waiting is not None:
-            since = col(Conversation.waiting_since)
-            found.append(since.is_not(None) if self.waiting else since.is_(None))
-        return found
+            shape.append("waiting" if self.waiting else "not_waiting")
+        if self.teams_of is not None:
+            shape.append("teams_of")
+            values["teams_of"] = self.teams_of
+        if self.tags:
+            shape.append("tags")
+            values["tags"] = list(self.tags)
+        if self.q:
+            escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            shape.append("q")
+            values["name_prefix"] = escaped + "%"
+            digits = jids.digits(self.q)
+            if digits and _PHONE_LIKE.fullmatch(self.q):
+                # numbers are stored in E.164: "11 9999" and "+55 11 9999" both mean digits
+                # after a "+"
+                shape.append("phone")
+                values["phone_prefix"] = f"+{digits}%"
+        return tuple(shape), values
 
 
-def _contact_prefix(q: str) -> ColumnElement[bool]:
-    escaped = q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    matches = [col(Contact.name).ilike(escaped + "%", escape="\\")]
-    digits = jids.digits(q)
-    if digits and _PHONE_LIKE.fullmatch(q):
-        # numbers are stored in E.164: "11 9999" and "+55 11 9999" both mean digits after a "+"
-        matches.append(col(Contact.phone_number).like(f"+{digits}%"))
-    return or_(*matches)
+def _conditions(shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
+    """The conditions of a filter of this shape, each value a ``bindparam`` of the name
+    ``ConversationFilter.bound`` gives it."""
+    simple = {
+        "status": col(Conversation.status) == bindparam("status"),
+        "assigned_user_id": col(Conversation.assigned_user_id) == bindparam("assigned_user_id"),
+        "instance_id": col(Conversation.instance_id) == bindparam("instance_id"),
+        "updated_since": col(Conversation.updated_at) >= bindparam("updated_since"),
+        "unassigned": col(Conversation.assigned_user_id).is_(None),
+        "assigned": col(Conversation.assigned_user_id).is_not(None),
+        "paused": col(Conversation.is_paused).is_(True),
+        "not_paused": col(Conversation.is_paused).is_(False),
+        "tags": col(Contact.tags).contains(bindparam("tags")),
+        "team_id": col(Conversation.team_id) == bindparam("team_id"),
+        "teams_of": col(Conversation.team_id).in_(
+            select(col(TeamMember.team_id)).where(col(TeamMember.user_id) == bindparam("teams_of"))
+        ),
+        "waiting": col(Conversation.waiting_since).is_not(None),
+        "not_waiting": col(Conversation.waiting_since).is_(None),
+    }
+    found = [simple[name] for name in shape if name in simple]
+    if "q" in shape:
+        matches = [col(Contact.name).ilike(bindparam("name_prefix"), escape="\\")]
+        if "phone" in shape:
+            matches.append(col(Contact.phone_number).like(bindparam("phone_prefix")))
+        found.append(or_(*matches))
+    return found
 
 
 @dataclass(frozen=True)
@@ -120,9 +145,11 @@ class ConversationRow:
         return self.conversation.last_message_at, self.conversation.id
 
 
-def _joined(company_id: uuid.UUID, *columns: Any) -> Select[*tuple[Any, ...]]:
+def _joined(
+    company_id: uuid.UUID | BindParameter[uuid.UUID], *columns: Any
+) -> Select[*tuple[Any, ...]]:
     """``columns`` of the company's conversations joined with their contacts and instances
-    (typed loosely: ``keyset`` takes a ``Select[Any]``)."""
+    (typed loosely)."""
     return (
         select(*columns)
         .join(Contact, col(Contact.id) == col(Conversation.contact_id))
@@ -164,6 +191,33 @@ def _public(row: AnyRow) -> dict[str, Any]:
     return public
 
 
+_PAGES: dict[tuple[tuple[str, ...], bool], Select[*tuple[Any, ...]]] = {}
+_POSITION = (col(Conversation.last_message_at), col(Conversation.id))
+
+
+def _page_statement(shape: tuple[str, ...], after: bool) -> Select[*tuple[Any, ...]]:
+    """The page's statement for filters of ``shape`` (``after``: following a cursor), built
+    once: values ``company_id``, the filter's, ``after_at`` and ``after_id``, ``rows``."""
+    key = (shape, after)
+    statement = _PAGES.get(key)
+    if statement is None:
+        statement = (
+            _joined(bindparam("company_id", type_=Uuid()), *_PUBLIC_COLUMNS)
+            .where(*_conditions(shape))
+            .order_by(*(column.desc() for column in _POSITION))
+            .limit(bindparam("rows", type_=Integer))
+        )
+        if after:
+            cursor = tuple_(
+                bindparam("after_at", type_=DateTime(timezone=True)),
+                bindparam("after_id", type_=Uuid()),
+            )
+            statement = statement.where(tuple_(*_POSITION) < cursor)
+        # the shapes are a few hundred at most: which conditions, never their values
+        statement = _PAGES[key] = statement
+    return statement
+
+
 async def page_conversations(
     reads: DriverReads,
     company_id: uuid.UUID,
@@ -172,17 +226,15 @@ async def page_conversations(
     cursor: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Most recent message first, as ``ConversationPublic`` dicts (the list is the API's
-    busiest read: columns through ``DriverReads``, not ORM objects). The cursor is the last
-    row's (last_message_at, id), so it stays valid under inserts and, holding no filter, cannot
-    widen another query's scope."""
-    query = keyset(
-        _joined(company_id, *_PUBLIC_COLUMNS).where(*filters.conditions()),
-        [col(Conversation.last_message_at), col(Conversation.id)],
-        (datetime, uuid.UUID),
-        limit,
-        cursor,
-    )
-    rows = [_public(row) for row in await reads.fetch(query)]
+    busiest read: one statement per shape of filter, compiled once, through ``DriverReads``;
+    no ORM objects). The cursor is the last row's (last_message_at, id), so it stays valid
+    under inserts and, holding no filter, cannot widen another query's scope."""
+    shape, values = filters.bound()
+    if cursor:
+        values["after_at"], values["after_id"] = decode_cursor(cursor, (datetime, uuid.UUID))
+    statement = _page_statement(shape, cursor is not None)
+    found = await reads.fetch_fixed(statement, company_id=company_id, rows=limit + 1, **values)
+    rows = [_public(row) for row in found]
     return cut_page(rows, limit, lambda row: (row["last_message_at"], row["id"]))
 
 
@@ -203,42 +255,46 @@ async def change_conversation(
     company_id: uuid.UUID,
     conversation_id: uuid.UUID,
     changes: dict[str, Any],
-) -> tuple[ConversationRow, bool]:
-    """Apply what differs; returns the row and whether anything changed."""
+) -> ConversationRow:
+    """Apply what differs, announced as ``conversation.updated``; a repeat changes nothing and
+    announces nothing."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
-    return row, await _apply(session, row, changes)
+    await _apply(session, row, changes)
+    return row
 
 
 async def assign_conversation(
     session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID, user_id: uuid.UUID
-) -> tuple[ConversationRow, bool]:
+) -> ConversationRow:
     """Like ``change_conversation``; the user must be an active user of the company."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     await ensure_active_user(session, company_id, user_id)
     # taken by a person: out of its team's queue
-    return row, await _apply(session, row, {"assigned_user_id": user_id, "waiting_since": None})
+    await _apply(session, row, {"assigned_user_id": user_id, "waiting_since": None})
+    return row
 
 
 async def unassign_conversation(
     session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID
-) -> tuple[ConversationRow, bool]:
+) -> ConversationRow:
     """Nobody's again: a conversation of a team goes back to the team's queue (its routing
     assigns it anew), oldest first by when it was unassigned."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     changes: dict[str, Any] = {"assigned_user_id": None}
     if row.conversation.team_id is not None and row.conversation.assigned_user_id is not None:
         changes["waiting_since"] = utc_now()
-    return row, await _apply(session, row, changes)
+    await _apply(session, row, changes)
+    return row
 
 
-async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str, Any]) -> bool:
+async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str, Any]) -> None:
     # the row is locked (FOR UPDATE), so concurrent repeats of an action change it only once
     differing = {k: v for k, v in changes.items() if getattr(row.conversation, k) != v}
     for name, value in differing.items():
         setattr(row.conversation, name, value)
     if differing:
         await session.flush()
-    return bool(differing)
+        await stage(session, [conversation_updated(row.conversation)])
 
 
 async def ensure_active_user(

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.errors import Unprocessable
-from zapflow.models import Contact, Deal, FlowRun, Funnel, Stage
+from zapflow.models import Contact, FlowRun, Funnel, Stage
 from zapflow.schemas.contacts import MAX_NAME_LENGTH, parse_update
+from zapflow.schemas.deals import DealPublic
 from zapflow.services import contacts, deals, routing
-from zapflow.services.conversations import conversation_updated
 from zapflow.services.desk import assign_conversation, change_conversation
 from zapflow.services.events import Event, stage
 
@@ -45,7 +45,7 @@ def _id_or_name(model: type[Funnel] | type[Stage], ref: str) -> Any:
         return col(model.name) == ref
 
 
-async def create_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Deal:
+async def create_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> DealPublic:
     """A deal for the run's contact, announced as ``deal.created``."""
     funnel = await _funnel(session, run.company_id, params["funnel"])
     fields: dict[str, Any] = {
@@ -58,10 +58,7 @@ async def create_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any
     }
     if params.get("value") is not None:
         fields["value"] = Decimal(str(params["value"])).quantize(Decimal("0.01"))
-    deal = await deals.create_deal(session, run.company_id, fields, None)
-    public = await deals.get_public(session, run.company_id, deal.id)
-    await stage(session, [deals.deal_event("deal.created", run.company_id, public)])
-    return deal
+    return await deals.create_deal(session, run.company_id, fields, None)
 
 
 async def move_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> None:
@@ -73,9 +70,7 @@ async def move_deal(session: AsyncSession, run: FlowRun, params: dict[str, Any])
         raise Unprocessable("deal: the run has no deal id in that variable") from None
     deal = await deals.lock_deal(session, run.company_id, deal_id)
     target = await _stage(session, deal.funnel_id, params["stage"])
-    if await deals.move_deal(session, deal, target.id, None):
-        public = await deals.get_public(session, run.company_id, deal.id)
-        await stage(session, [deals.deal_event("deal.moved", run.company_id, public)])
+    await deals.move_deal(session, deal, target.id, None)
 
 
 async def update_contact(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> Contact:
@@ -100,9 +95,7 @@ async def handoff(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -
     names (when the company has a team of that name: its routing workflow's next pass, within
     its 30 s sweep, assigns it), announce ``flow.handoff``."""
     company_id = run.company_id
-    row, _ = await change_conversation(
-        session, company_id, run.conversation_id, {"is_paused": True}
-    )
+    row = await change_conversation(session, company_id, run.conversation_id, {"is_paused": True})
     if params.get("assign_user_id"):
         await assign_conversation(
             session, company_id, run.conversation_id, uuid.UUID(params["assign_user_id"])
@@ -111,7 +104,6 @@ async def handoff(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -
         team := await routing.team_named(session, company_id, params["team"])
     ):
         await routing.queue_conversation(session, row.conversation, team)
-        await stage(session, [conversation_updated(row.conversation)])
     data = {
         "flow_run_id": str(run.id),
         "flow_id": str(run.flow_id),

@@ -1,7 +1,8 @@
-"""Flow runs: the ``flow_runs`` mirror of each FlowWorkflow. A run is made (not started) for a
-contact or an audience member, begun with its version and contact, mirrored as the workflow moves,
-and ended by the workflow, or here when it has none (never started, refused, or lost).
-``flow_run.updated`` events announce each mirror."""
+"""Flow runs: the ``flow_runs`` mirror of each FlowWorkflow. A run is made for a contact or an
+audience member, started and cancelled through the inbox (``flow_start``/``flow_cancel`` rows
+committed with it; the relay signals Temporal), begun with its version and contact, mirrored as
+the workflow moves, and ended by the workflow, or here when it has none (never started, refused,
+gone, or lost). ``flow_run.updated`` events announce each mirror and each end made here."""
 
 from __future__ import annotations
 
@@ -25,10 +26,13 @@ from zapflow.models import (
     FlowRunStatus,
     FlowStatus,
     FlowVersion,
+    InboxEventType,
+    WhatsAppInstance,
     utc_now,
 )
 from zapflow.services import deals
 from zapflow.services.events import Event, stage
+from zapflow.services.inbox import store_flow_command
 from zapflow.services.paging import newest_first
 from zapflow.services.queries import get_scoped
 from zapflow.temporal import run_workflow_id
@@ -122,6 +126,46 @@ async def run_for_contact(
         if conversation.contact_id != contact_id:
             raise deals.invalid_reference("body.conversation_id", "not the contact's")
     return await new_run(session, flow, conversation, variables), conversation
+
+
+async def request_start(session: AsyncSession, run: FlowRun, conversation: Conversation) -> None:
+    """Queue the run's start in its conversation's workflow (signal-with-start by the relay)."""
+    payload = {
+        "remote_jid": conversation.remote_jid,
+        "start": {"run_id": str(run.id), "flow_id": str(run.flow_id), "version": run.flow_version},
+    }
+    instance = await session.get(WhatsAppInstance, conversation.instance_id)
+    assert instance is not None
+    await store_flow_command(session, instance, InboxEventType.FLOW_START, run.id, payload)
+
+
+async def request_cancel(
+    session: AsyncSession, company_id: uuid.UUID, run_id: uuid.UUID
+) -> FlowRun:
+    """Queue a cancel for a run still active (the relay signals its workflow, or ends the run
+    here when its workflow is gone); a finished run is returned as it is."""
+    run = await get_run(session, company_id, run_id)
+    if run.status in FINISHED or run.workflow_id is None:
+        return run
+    instance = await session.get(WhatsAppInstance, (await _conversation(session, run)).instance_id)
+    assert instance is not None
+    payload = {"workflow_id": run.workflow_id, "run_id": str(run.id)}
+    await store_flow_command(session, instance, InboxEventType.FLOW_CANCEL, run.id, payload)
+    return run
+
+
+async def _conversation(session: AsyncSession, run: FlowRun) -> Conversation:
+    conversation = await session.get(Conversation, run.conversation_id)
+    assert conversation is not None
+    return conversation
+
+
+async def cancel_gone(session: AsyncSession, run_id: uuid.UUID) -> None:
+    """A cancel whose workflow is gone (never started, or closed): the run ends ``cancelled``
+    here, announced, unless it had ended already."""
+    ended = await end_run(session, run_id, FlowRunStatus.CANCELLED, "cancelled")
+    if ended is not None:
+        await stage(session, [run_event(ended)])
 
 
 async def active_run(session: AsyncSession, conversation_id: uuid.UUID) -> FlowRun | None:

@@ -35,7 +35,7 @@ from zapflow.models import (
     utc_now,
 )
 from zapflow.schemas.followups import FollowUpPublic, Step, Template
-from zapflow.services import business_hours
+from zapflow.services import business_hours, templates
 from zapflow.services.events import Event, stage
 from zapflow.services.inbox import store_followups_changed
 from zapflow.services.messages import OutboundContent, queue_outbound
@@ -61,17 +61,19 @@ async def schedule(
     options: Options,
     user_id: uuid.UUID | None = None,
 ) -> list[FollowUp]:
-    """Store one follow-up per step (a sequence when several) and wake the conversation's timers.
-
-    The caller announces the rows (``followup_event``) when its transaction commits.
-    """
+    """Store one follow-up per step (a sequence when several), wake the conversation's timers
+    and stage ``followup.scheduled`` for each."""
     if conversation.status == ConversationStatus.CLOSED:
         raise Unprocessable("the conversation is closed", details={"field": "conversation_id"})
     company = await session.get(Company, conversation.company_id)
     assert company is not None
     for index, step in enumerate(steps):
         if step.template:
-            check_template(company, step.template, field=f"steps[{index}].template")
+            field = f"steps[{index}].template"
+            if await templates.has_templates(session, company.id, conversation.instance_id):
+                await check_synced(session, conversation, step.template, field)
+            else:
+                check_template(company, step.template, field=field)
     sequence_id = uuid.uuid4() if len(steps) > 1 else None
     rows = []
     due = utc_now()
@@ -97,7 +99,22 @@ async def schedule(
     session.add_all(rows)
     await session.flush()
     await _wake_timers(session, conversation)
+    await stage(session, [followup_event("followup.scheduled", row) for row in rows])
     return rows
+
+
+async def check_synced(
+    session: AsyncSession, conversation: Conversation, template: Template, field: str
+) -> None:
+    """The number's synced template (``services/templates.py``): approved, and its parameters
+    the body's."""
+    found = await templates.find_template(
+        session, conversation.company_id, conversation.instance_id, template.name,
+        template.language, field,
+    )  # fmt: skip
+    templates.check_usable(found, field)
+    values = {"body": list(template.params)} if template.params else {}
+    templates.components_for(found, values, f"{field}.params")
 
 
 def check_template(company: Company, template: Template, field: str = "template") -> None:
@@ -160,7 +177,8 @@ async def page_followups(
 async def cancel(
     session: AsyncSession, followup: FollowUp, whole_sequence: bool = False
 ) -> list[FollowUp]:
-    """Cancel a pending follow-up (or every pending step of its sequence)."""
+    """Cancel a pending follow-up (or every pending step of its sequence), staging
+    ``followup.cancelled`` for each."""
     await session.refresh(followup, with_for_update=True)  # the timer may just have fired
     _check_changeable(followup)
     rows = [followup]
@@ -175,10 +193,12 @@ async def cancel(
         row.cancelled_at = now
     await session.flush()
     await _wake_timers(session, followup)
+    await stage(session, [followup_event("followup.cancelled", row) for row in rows])
     return rows
 
 
 async def reschedule(session: AsyncSession, followup: FollowUp, due: datetime) -> FollowUp:
+    """Move a pending follow-up to ``due`` (``followup.scheduled`` again)."""
     await session.refresh(followup, with_for_update=True)
     _check_changeable(followup)
     company = await session.get(Company, followup.company_id)
@@ -186,6 +206,7 @@ async def reschedule(session: AsyncSession, followup: FollowUp, due: datetime) -
     followup.scheduled_for = _effective_due(due, company, followup.only_in_business_hours)
     await session.flush()
     await _wake_timers(session, followup)
+    await stage(session, [followup_event("followup.scheduled", followup)])
     return followup
 
 
@@ -250,6 +271,9 @@ async def cancel_on_reply(session: AsyncSession, conversation_id: uuid.UUID) -> 
             updated_at=utc_now(),
         )
         .returning(FollowUp)
+        # the persist's session holds no follow-ups to refresh: no per-call evaluation of the
+        # WHERE clause against the session's objects (measured in the worker's profile)
+        .execution_options(synchronize_session=False)
     )
     rows = list((await session.execute(statement)).scalars())
     await stage(session, [followup_event("followup.cancelled", row) for row in rows])

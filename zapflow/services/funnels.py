@@ -7,7 +7,8 @@ run one after the other instead of both computing the same positions and failing
 
 Reads of a funnel's stage list go through the cache (``stages_cache_key``); every write here of
 the stages or the funnel invalidates it after its commit (``cache.forget``), and a stage deleted
-with its deals moved stages their ``deal.moved`` events.
+with its deals moved stages their ``deal.moved`` events. The board reads the stages in its own
+single statement with the deals (``BOARD``), so it never shows a stale list.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, delete, exists, func, select, true, update
+from sqlalchemy import Integer, Select, Uuid, bindparam, delete, exists, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -288,18 +289,19 @@ _STAGE_FIELDS = ("id", "funnel_id", "name", "color", "position", "created_at")
 _DEAL_FIELDS = tuple(name for name in DealPublic.model_fields if name not in ("contact", "stage"))
 
 
-def _board_query(
-    company_id: uuid.UUID, funnel_id: uuid.UUID, per_stage: int
-) -> Select[*tuple[Any, ...]]:
+def _board_query() -> Select[*tuple[Any, ...]]:
     """The whole board in one statement: the funnel, its stages in order (read with it, so
-    never stale), each stage's open totals (one GROUP BY over the funnel's open deals, read
-    from ``idx_deals_board`` alone) and its newest open deals (a LATERAL per stage, reading
-    only the first ``per_stage`` rows of that index) with their contacts. One row per deal,
-    or per stage without deals, or one for a funnel without stages; none for no funnel."""
+    never stale), each stage's open totals (one GROUP BY over the funnel's open deals) and its
+    newest open deals (a LATERAL per stage, reading only the first ``per_stage`` rows of
+    ``idx_deals_board``) with their contacts. One row per deal, or per stage without deals, or
+    one for a funnel without stages; none for no funnel. Values: ``company_id``,
+    ``funnel_id``, ``per_stage``."""
+    company_id = bindparam("company_id", type_=Uuid())
+    funnel_id = bindparam("funnel_id", type_=Uuid())
     open_deal = (
         col(Deal.company_id) == company_id,
         col(Deal.funnel_id) == funnel_id,
-        col(Deal.status) == DealStatus.OPEN,
+        col(Deal.status) == DealStatus.OPEN.value,
     )
     by_currency = (
         select(col(Deal.stage_id), col(Deal.currency), func.count().label("n"),
@@ -319,7 +321,7 @@ def _board_query(
         select(*(col(getattr(Deal, name)) for name in _DEAL_FIELDS))
         .where(*open_deal, col(Deal.stage_id) == col(Stage.id))
         .order_by(col(Deal.created_at).desc(), col(Deal.id).desc())
-        .limit(per_stage)
+        .limit(bindparam("per_stage", type_=Integer))
         .lateral("newest")
     )
     return (
@@ -340,6 +342,9 @@ def _board_query(
         .where(col(Funnel.id) == funnel_id, col(Funnel.company_id) == company_id)
         .order_by(col(Stage.position), newest.c.created_at.desc(), newest.c.id.desc())
     )  # fmt: skip
+
+
+BOARD = _board_query()
 
 
 def _board_stage(row: Any) -> dict[str, Any]:
@@ -366,7 +371,9 @@ async def board(
     """The kanban board as a ``BoardPublic`` dict: the stages in order with their newest open
     deals (at most ``per_stage`` each) and their totals, in one statement on the driver pool
     and no model per row (the board is among the API's busiest reads)."""
-    rows = await reads.fetch(_board_query(company_id, funnel_id, per_stage))
+    rows = await reads.fetch_fixed(
+        BOARD, company_id=company_id, funnel_id=funnel_id, per_stage=per_stage
+    )
     if not rows:
         raise NotFound("funnel not found")
     stages: list[dict[str, Any]] = []

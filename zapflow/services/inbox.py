@@ -1,4 +1,6 @@
-"""The durable inbox: webhook events stored (deduplicated) before the provider gets its 200."""
+"""The durable inbox: webhook events stored (deduplicated) before the provider gets its 200, and
+the typed commands for workflows, committed with the change that asks for them (an outbound
+message, follow-ups changed, a flow run's start or cancel). The relay is the only way in."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
@@ -197,6 +200,32 @@ async def store_followups_changed(
         )
     )
     await session.flush()
+    await notify_relay(session)
+
+
+async def store_flow_command(
+    session: AsyncSession,
+    instance: WhatsAppInstance,
+    kind: InboxEventType,
+    run_id: uuid.UUID,
+    payload: dict[str, Any],
+) -> None:
+    """Queue a flow run's start or cancel for the relay (``flow_start``: the conversation's
+    workflow starts the run as its child; ``flow_cancel``: the run's workflow is told to stop).
+    Asking twice for the same run's start or cancel stores one row."""
+    statement = (
+        insert(InboxEvent)
+        .values(
+            company_id=instance.company_id,
+            instance_id=instance.id,
+            provider=instance.provider,
+            event_type=kind,
+            dedupe_key=f"{kind.value}:{run_id}",
+            payload=payload,
+        )
+        .on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
+    )
+    await session.execute(statement)
     await notify_relay(session)
 
 

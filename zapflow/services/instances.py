@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from zapflow.db import SessionFactory
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
 from zapflow.whatsapp.types import WebhookEvent
@@ -106,14 +107,16 @@ class WebhookInstances:
         self._cache.clear()
 
     async def find(
-        self, session: AsyncSession, provider: WhatsAppProvider, token: str
+        self, sessions: SessionFactory, provider: WhatsAppProvider, token: str
     ) -> WhatsAppInstance:
+        """The instance, from memory while cached (no session opened then)."""
         cached = self._cache.get(token)
         if cached and cached[0] > time.monotonic():
             instance = cached[1]
         else:
             query = select(WhatsAppInstance).where(col(WhatsAppInstance.webhook_secret) == token)
-            instance = (await session.execute(query)).scalar_one_or_none()
+            async with sessions() as session:
+                instance = (await session.execute(query)).scalar_one_or_none()
             self._cache[token] = (time.monotonic() + self._ttl, instance)
             if len(self._cache) > self._max_entries:
                 self._cache.popitem(last=False)

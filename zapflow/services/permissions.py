@@ -47,6 +47,11 @@ class Permission(StrEnum):
     CANNED_READ = "canned:read"  # the company's saved replies and one's own
     CANNED_WRITE = "canned:write"  # one's own saved replies
     CANNED_MANAGE = "canned:manage"  # the company's saved replies
+    TEMPLATES_READ = "templates:read"  # the numbers' message templates (the composer picks one)
+    TEMPLATES_MANAGE = "templates:manage"  # sync, create and delete them at Meta
+    CAMPAIGNS_READ = "campaigns:read"  # broadcasts, their recipients and stats
+    CAMPAIGNS_MANAGE = "campaigns:manage"  # create, pause, resume, cancel broadcasts
+    OPT_OUTS_MANAGE = "opt_outs:manage"  # record or lift a contact's opt-out
 
 
 AGENT_PERMISSIONS = frozenset(
@@ -72,6 +77,9 @@ AGENT_PERMISSIONS = frozenset(
         Permission.TEAMS_READ,
         Permission.CANNED_READ,
         Permission.CANNED_WRITE,
+        Permission.TEMPLATES_READ,
+        Permission.CAMPAIGNS_READ,
+        Permission.OPT_OUTS_MANAGE,
     }
 )
 # a supervisor runs the floor: teams and their routing, the company's saved replies, notes

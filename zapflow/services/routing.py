@@ -155,11 +155,12 @@ async def team_named(session: AsyncSession, company_id: uuid.UUID, name: str) ->
 
 async def queue_conversation(session: AsyncSession, conversation: Conversation, team: Team) -> None:
     """The conversation waits for a human of ``team`` (transfer, or a flow's handoff): it leaves
-    its assignee and joins the back of the team's queue."""
+    its assignee and joins the back of the team's queue, announced as ``conversation.updated``."""
     conversation.team_id = team.id
     conversation.assigned_user_id = None
     conversation.waiting_since = utc_now()
     await session.flush()
+    await stage(session, [conversation_updated(conversation)])
 
 
 async def member_teams(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:

@@ -77,10 +77,15 @@ class ProviderClient(ABC):
         return False
 
     async def _post(self, path: str, payload: dict[str, Any], headers: dict[str, str]) -> Any:
+        return await self._request("POST", path, headers, json=payload)
+
+    async def _request(self, method: str, path: str, headers: dict[str, str], **kwargs: Any) -> Any:
         url = f"{self._base_url}/{path.lstrip('/')}"
         timeout = self._timeout if self._timeout is not None else httpx.USE_CLIENT_DEFAULT
         try:
-            response = await self._http.post(url, json=payload, headers=headers, timeout=timeout)
+            response = await self._http.request(
+                method, url, headers=headers, timeout=timeout, **kwargs
+            )
         except NOT_SENT as exc:
             raise self._error(None, f"connection failed: {exc!r}", retryable=True) from exc
         except httpx.TransportError as exc:

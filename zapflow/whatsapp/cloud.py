@@ -29,12 +29,13 @@ from zapflow.whatsapp.types import (
     OutboundMessage,
     SendResult,
     StatusUpdate,
+    TemplateUpdate,
     epoch,
     media_dict,
     text_or_none,
 )
 
-CloudEvent = InboundMessage | StatusUpdate
+CloudEvent = InboundMessage | StatusUpdate | TemplateUpdate
 Content = tuple[MessageType, str | None, dict[str, Any] | None, dict[str, Any]]
 
 SIGNATURE_PREFIX = "sha256="
@@ -99,7 +100,8 @@ def parse_webhook(body: Any) -> list[CloudEvent]:
         if not isinstance(changes, list):
             raise MalformedPayload(f"{where}.changes must be a list")
         for j, change in enumerate(changes):
-            events.extend(_parse_change(change, f"{where}.changes[{j}]"))
+            account = text_or_none(entry.get("id"))
+            events.extend(_parse_change(change, f"{where}.changes[{j}]", account))
     return events
 
 
@@ -116,7 +118,7 @@ def _entries(body: Any) -> list[Any]:
     return entries
 
 
-def _parse_change(change: Any, where: str) -> list[CloudEvent]:
+def _parse_change(change: Any, where: str, account: str | None = None) -> list[CloudEvent]:
     if not isinstance(change, dict):
         raise MalformedPayload(f"{where} must be an object")
     value = change.get("value")
@@ -133,6 +135,8 @@ def _parse_change(change: Any, where: str) -> list[CloudEvent]:
         statuses = enumerate(_list(value, "statuses", where))
         found = (_status(s, instance, f"{where}.value.statuses[{k}]") for k, s in statuses)
         return events + [status for status in found if status is not None]
+    if field in _TEMPLATE_FIELDS:
+        return [_template_update(value, field, account, where)]
     if field == "smb_message_echoes":
         echoes = enumerate(_list(value, "message_echoes", where))
         return [
@@ -140,6 +144,37 @@ def _parse_change(change: Any, where: str) -> list[CloudEvent]:
             for k, m in echoes
         ]
     return []
+
+
+_TEMPLATE_FIELDS = ("message_template_status_update", "message_template_quality_update")
+
+
+def _template_update(
+    value: dict[str, Any], field: str, account: str | None, where: str
+) -> TemplateUpdate:
+    template_id = value.get("message_template_id")
+    if template_id is None or isinstance(template_id, (dict, list, bool)):
+        raise MalformedPayload(f"{where}.value: missing 'message_template_id'")
+    quality = field == "message_template_quality_update"
+    return TemplateUpdate(
+        template_id=str(template_id),
+        provider="cloud",
+        account_id=account,
+        name=text_or_none(value.get("message_template_name")),
+        language=text_or_none(value.get("message_template_language")),
+        status=None if quality else text_or_none(value.get("event")),
+        reason=None if quality else _template_reason(value),
+        quality=text_or_none(value.get("new_quality_score")) if quality else None,
+    )
+
+
+def _template_reason(value: dict[str, Any]) -> str | None:
+    reason = text_or_none(value.get("reason"))
+    other = _part(value, "other_info")
+    described = text_or_none(other.get("description")) or text_or_none(other.get("title"))
+    if reason in (None, "NONE"):
+        return described
+    return f"{reason}: {described}" if described else reason
 
 
 def _instance(value: dict[str, Any]) -> str | None:

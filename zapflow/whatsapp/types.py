@@ -181,10 +181,29 @@ class ConnectionUpdate(_Typed):
     timestamp: int | None = None
 
 
-WebhookEvent = InboundMessage | StatusUpdate | ConnectionUpdate
+@dataclass(frozen=True, kw_only=True)
+class TemplateUpdate(_Typed):
+    """A Cloud API message template's new status (``message_template_status_update``: its
+    ``event`` and ``reason``) or quality (``message_template_quality_update``)."""
 
-_EVENT_CLASSES: dict[str, type[InboundMessage] | type[StatusUpdate] | type[ConnectionUpdate]] = {
-    cls.kind: cls for cls in (InboundMessage, StatusUpdate, ConnectionUpdate)
+    kind: ClassVar[str] = "template"
+
+    template_id: str
+    provider: Provider
+    account_id: str | None = None  # the WhatsApp Business Account (the entry's id)
+    name: str | None = None
+    language: str | None = None
+    status: str | None = None
+    reason: str | None = None
+    quality: str | None = None
+    instance: str | None = None  # none: the template belongs to the account, not a number
+
+
+WebhookEvent = InboundMessage | StatusUpdate | ConnectionUpdate | TemplateUpdate
+_EventClass = type[InboundMessage] | type[StatusUpdate] | type[ConnectionUpdate]
+
+_EVENT_CLASSES: dict[str, _EventClass | type[TemplateUpdate]] = {
+    cls.kind: cls for cls in (InboundMessage, StatusUpdate, ConnectionUpdate, TemplateUpdate)
 }
 
 

@@ -78,6 +78,10 @@ async def worker_services(
             workflows=list(r.workflows),
             activities=list(r.activities),
             max_concurrent_activities=r.max_concurrent_activities,
+            # each persist holds a pooled connection: more at once than the pool only queue for
+            # one, or open and close overflow connections (a connect and a backend per persist
+            # once the worker falls behind: the collapse seen at 40 msg/s on a loaded machine)
+            max_concurrent_local_activities=local_activity_slots(settings),
             max_task_queue_activities_per_second=r.max_activities_per_second,
             # one cached run per open conversation: a run evicted is replayed from its history
             max_cached_workflows=settings.workflow_cache_size,
@@ -103,6 +107,12 @@ async def worker_services(
         await embedder.aclose()
         await redis.aclose()
         await engine.dispose()
+
+
+def local_activity_slots(settings: Settings) -> int:
+    """Local activities (persists, follow-up loads) at once: the pool, less a few connections for
+    the relay, the outbox publisher and a commit's own publishing."""
+    return max(1, settings.database_pool_size - 4)
 
 
 async def _publish_outbox_forever(sessions: SessionFactory, redis: Redis) -> None:

@@ -6,7 +6,9 @@ local embedding model never take the slots of the conversations' sends and persi
 - ``pipeline``: conversations' and flow runs' workflows, persist, sends, follow-ups (and the
   inbox relay and outbox publisher, see worker/main.py);
 - ``ai``: the model calls of the AI agent and of flows' ``ai_reply`` nodes;
-- ``flows``: flows' ``http_request`` nodes (tenants' URLs).
+- ``flows``: flows' ``http_request`` nodes (tenants' URLs);
+- ``campaigns``: broadcasts' workflows and their paced sends, so a campaign's 100k sends never
+  take the slots of the conversations' replies.
 
 The fourth role, ``embeddings``, is no Temporal worker: the embedder process drains the
 embedding queue (worker/embedder.py).
@@ -22,6 +24,7 @@ import httpx
 from redis.asyncio import Redis
 
 from zapflow.activities.ai import AIActivities, ChatModel
+from zapflow.activities.campaigns import CampaignActivities
 from zapflow.activities.conversations import ConversationActivities
 from zapflow.activities.embeddings import EmbeddingActivities
 from zapflow.activities.flow_triggers import FlowTriggerActivities
@@ -34,14 +37,19 @@ from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.egress import Egress
 from zapflow.embeddings import Embedder
-from zapflow.temporal import TemporalConnection
 from zapflow.worker.metrics import WorkerMetrics
+from zapflow.workflows.campaign import CampaignWorkflow
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
 from zapflow.workflows.routing import TeamRoutingWorkflow
 
-ROLES = ("pipeline", "ai", "flows")  # the Temporal roles; `embeddings` is the embedder process
+ROLES = (
+    "pipeline",
+    "ai",
+    "flows",
+    "campaigns",
+)  # the Temporal roles; `embeddings` is the embedder process
 
 
 @dataclass(frozen=True)
@@ -73,10 +81,11 @@ def registrations(
     messages = MessageActivities(sessions, http, egress, settings)
     followups = FollowUpActivities(sessions)
     routing = RoutingActivities(sessions)
+    campaigns = CampaignActivities(sessions, messages, settings)
     embeddings = EmbeddingActivities()
     flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedder)
-    # schedule and deal-stage triggers start runs through the conversations' workflows
-    flow_triggers = FlowTriggerActivities(sessions, TemporalConnection(settings), settings)
+    # schedule and deal-stage triggers queue runs' starts in the inbox
+    flow_triggers = FlowTriggerActivities(sessions)
     # runs started before the roles call the model and tenants' URLs on the messages queue:
     # it keeps those activities for them
     ai_activities: list[Callable[..., Any]] = [
@@ -130,6 +139,12 @@ def registrations(
             workflows=[],
             activities=flow_http,
             max_concurrent_activities=settings.flow_worker_concurrency,
+        ),
+        "campaigns": QueueRegistration(
+            task_queue=settings.campaigns_task_queue,
+            workflows=[CampaignWorkflow],
+            activities=[campaigns.snapshot, campaigns.send_batch, campaigns.finish],
+            max_concurrent_activities=settings.campaign_worker_concurrency,
         ),
     }
     # the no-op embed_messages of ConversationWorkflow histories: the embedder process embeds,

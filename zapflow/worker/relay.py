@@ -8,10 +8,11 @@ expire and another relay takes the rows again; a second signal is harmless, beca
 drops inbox ids it has seen and the persist is idempotent.
 
 Messages become one signal per conversation naming their inbox rows (the workflow's persist reads
-them: no message body travels through Temporal); outbound requests and follow-up changes a signal
-each. A conversation this relay signalled before gets a plain signal (cheaper for the server than
-signal-with-start), falling back to signal-with-start when its workflow has ended. Statuses and
-connection changes are applied here directly.
+them: no message body travels through Temporal); outbound requests, follow-up changes and flow
+starts a signal each; a flow cancel signals the run's own workflow (a run whose workflow is gone
+ends ``cancelled`` here). A conversation this relay signalled before gets a plain signal (cheaper
+for the server than signal-with-start), falling back to signal-with-start when its workflow has
+ended. Statuses and connection changes are applied here directly.
 """
 
 from __future__ import annotations
@@ -19,21 +20,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
 from temporalio.service import RPCError
 
 from zapflow.config import Settings
-from zapflow.db import SessionFactory, listen_forever, transaction
+from zapflow.db import SessionFactory, autocommit, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
+from zapflow.services import templates
 from zapflow.services.events import Event, stage
+from zapflow.services.flow_runs import cancel_gone
 from zapflow.services.inbox import INBOX_CHANNEL
 from zapflow.services.messages import StatusOutcome, apply_status, message_status_event
 from zapflow.temporal import (
@@ -41,10 +45,17 @@ from zapflow.temporal import (
     conversation_search_attributes,
     workflow_gone,
 )
-from zapflow.whatsapp.types import ConnectionUpdate, InboundMessage, StatusUpdate, event_from_dict
+from zapflow.whatsapp.types import (
+    ConnectionUpdate,
+    InboundMessage,
+    StatusUpdate,
+    TemplateUpdate,
+    event_from_dict,
+)
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.inputs import ConversationRef, InboundBatch, OutboundBatch
+from zapflow.workflows.flow import FlowWorkflow
+from zapflow.workflows.inputs import ConversationRef, FlowStart, InboundBatch, OutboundBatch
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +133,7 @@ class ConversationWork:
     from_customer: bool = False
     outbound: list[str] = field(default_factory=list)
     followups_changed: bool = False
+    flow_starts: list[FlowStart] = field(default_factory=list)
     row_ids: list[int] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
     received_at: dict[str, float] = field(default_factory=dict)  # key id → webhook receipt
@@ -179,21 +191,37 @@ class InboxRelay:
 
     # --- one pass ---------------------------------------------------------------------------
     async def relay_once(self) -> int:
-        async with transaction(self._sessions) as session:
-            rows = await _claim(session)
+        async with autocommit(self._sessions) as connection:  # one statement
+            rows = await _claim(connection)
         if not rows:
             return 0
         outcome = PassOutcome()
         work = self._conversation_work(rows, outcome)
-        others = [r for r in rows if r.event_type not in _CONVERSATION_TYPES]
+        # a cancel waits for a pass after its run's start: its workflow may not exist yet
+        starting = {
+            r.payload["start"]["run_id"] for r in rows if r.event_type == InboxEventType.FLOW_START
+        }
+        cancels = [r for r in rows if r.event_type == InboxEventType.FLOW_CANCEL]
+        outcome.failed += [r.id for r in cancels if r.payload["run_id"] in starting]
+        cancels = [r for r in cancels if r.payload["run_id"] not in starting]
+        others = [r for r in rows if r.event_type not in _SIGNALLED_TYPES]
         signalled = await asyncio.gather(*(self._signal(w) for w in work.values()))
         for item, ok in zip(work.values(), signalled, strict=True):
             (outcome.done if ok else outcome.failed).extend(item.row_ids)
-        async with transaction(self._sessions) as session:
-            for row in others:
-                await self._apply(session, row, outcome)
-            await _finish(session, outcome)
-            await stage(session, outcome.events)
+        cancelled = await asyncio.gather(*(self._cancel_flow(row) for row in cancels))
+        if others or cancels:
+            async with transaction(self._sessions) as session:
+                for row, result in zip(cancels, cancelled, strict=True):
+                    if result == "gone":
+                        await cancel_gone(session, uuid.UUID(row.payload["run_id"]))
+                    (outcome.failed if result == "failed" else outcome.done).append(row.id)
+                for row in others:
+                    await self._apply(session, row, outcome)
+                await _finish(session, outcome)
+                await stage(session, outcome.events)
+        else:  # marking rows only: each UPDATE stands alone (a lease covers a crash between)
+            async with autocommit(self._sessions) as connection:
+                await _finish(connection, outcome)
         self._count_relayed(rows, {*outcome.done, *outcome.given_up})
         return len(rows)
 
@@ -221,12 +249,15 @@ class InboxRelay:
                 item.from_customer = item.from_customer or not row.payload["from_me"]
             elif row.event_type == InboxEventType.OUTBOUND:
                 item.outbound.append(row.payload["message_id"])
+            elif row.event_type == InboxEventType.FLOW_START:
+                item.flow_starts.append(FlowStart(**row.payload["start"]))
             else:
                 item.followups_changed = True
         return work
 
     async def _apply(self, session: AsyncSession, row: ClaimedRow, outcome: PassOutcome) -> None:
-        """A status or a connection change, applied here; other rows are only marked done."""
+        """A status, a connection change or a template's, applied here; other rows are only
+        marked done."""
         event = event_from_dict(row.payload) if "kind" in row.payload else None
         if isinstance(event, StatusUpdate):
             result, message = await apply_status(session, row.instance_id, event)
@@ -241,6 +272,8 @@ class InboxRelay:
             return
         if isinstance(event, ConnectionUpdate):
             await _apply_connection(session, row, event)
+        elif isinstance(event, TemplateUpdate):
+            await templates.apply_update(session, row.company_id, event)
         outcome.done.append(row.id)
 
     async def _signal(self, work: ConversationWork) -> bool:
@@ -264,6 +297,19 @@ class InboxRelay:
             },
         )
         return True
+
+    async def _cancel_flow(self, row: ClaimedRow) -> str:
+        """Tell a flow run's workflow to stop: "signalled", "gone" (never started, or closed:
+        the run ends here) or "failed" (Temporal refused; the row stays pending)."""
+        handle = self._temporal.get_workflow_handle(row.payload["workflow_id"])
+        async with self._signals:
+            try:
+                await handle.signal(FlowWorkflow.cancel, rpc_timeout=SIGNAL_RPC_TIMEOUT)
+            except RPCError as exc:
+                return "gone" if workflow_gone(exc) else "failed"
+            except (OSError, TimeoutError):
+                return "failed"
+        return "signalled"
 
     async def _deliver(self, ref: ConversationRef, signal: Any, args: list[object]) -> None:
         """A plain signal to a workflow this relay knows open; else (or when it has ended since)
@@ -292,20 +338,26 @@ class InboxRelay:
             self._open.popitem(last=False)
 
 
-_CONVERSATION_TYPES = {InboxEventType.MESSAGE, InboxEventType.OUTBOUND, InboxEventType.FOLLOWUP}
+_CONVERSATION_TYPES = {
+    InboxEventType.MESSAGE,
+    InboxEventType.OUTBOUND,
+    InboxEventType.FOLLOWUP,
+    InboxEventType.FLOW_START,
+}
+_SIGNALLED_TYPES = {*_CONVERSATION_TYPES, InboxEventType.FLOW_CANCEL}
 
 
-async def _claim(session: AsyncSession) -> list[ClaimedRow]:
+async def _claim(connection: AsyncConnection) -> list[ClaimedRow]:
     parameters = {
         "lease": CLAIM_LEASE.total_seconds(),
         "step": STATUS_RETRY_STEP.total_seconds(),
         "limit": BATCH_SIZE,
     }
-    result = await session.execute(CLAIM, parameters)
+    result = await connection.execute(CLAIM, parameters)
     return sorted((ClaimedRow(**row._mapping) for row in result), key=lambda r: r.id)
 
 
-async def _finish(session: AsyncSession, outcome: PassOutcome) -> None:
+async def _finish(session: AsyncSession | AsyncConnection, outcome: PassOutcome) -> None:
     if outcome.done:
         await session.execute(FINISH, {"ids": outcome.done, "error": None})
     if outcome.given_up:
@@ -335,6 +387,7 @@ def _signals(work: ConversationWork) -> list[tuple[Any, list[object]]]:
         signals.append((ConversationWorkflow.outbound, [outbound]))
     if work.followups_changed:
         signals.append((ConversationWorkflow.followups_changed, []))
+    signals += [(ConversationWorkflow.start_flow, [start]) for start in work.flow_starts]
     return signals
 
 

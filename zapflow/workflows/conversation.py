@@ -64,6 +64,9 @@ SEEN_KEY_IDS = 1_000
 # inbox references, persist-time flow routing, embeddings off the conversation (a queue fed by
 # the database), storing on while a send finishes before continue-as-new
 PIPELINE_PATCH = "inbox-references"
+# the AI's turn runs as a task beside the main loop, like the sender: a model provider failing
+# (retries for minutes) no longer holds back the customer's messages, follow-ups or flows
+AI_TURN_PATCH = "ai-turn-task"
 
 
 @workflow.defn
@@ -82,6 +85,8 @@ class ConversationWorkflow:
         self._sending = False  # a send is in flight (the sender task)
         self._stopping = False  # continuing as new: the sender starts no new send
         self._ai = AIResponder()
+        self._ai_in_task = False  # AI_TURN_PATCH
+        self._ai_turn: asyncio.Task[None] | None = None  # the AI's turn in progress
         self._flows = FlowRouting()
 
     @workflow.signal
@@ -131,6 +136,7 @@ class ConversationWorkflow:
     @workflow.run
     async def run(self, input: ConversationInput) -> None:
         self._by_reference = workflow.patched(PIPELINE_PATCH)
+        self._ai_in_task = self._by_reference and workflow.patched(AI_TURN_PATCH)
         self._inbound.extend(input.inbound)
         self._inbox_ids.extend(input.inbox_ids)
         self._seen_inbox.extend(input.seen_inbox_ids)
@@ -166,12 +172,15 @@ class ConversationWorkflow:
             if self._flows.has_work():
                 await self._flows.start_requested(input.ref)
             await self._fire_due_followups()
-            if self._ai.is_due() and (answer := await self._ai.answer(input.ref)):
+            if self._ai_in_task:
+                if self._ai.is_due() and self._ai_turn is None and not self._stopping:
+                    self._ai_turn = asyncio.create_task(self._take_ai_turn(input.ref))
+            elif self._ai.is_due() and (answer := await self._ai.answer(input.ref)):
                 self._outbound.append(answer)
             if self._should_continue_as_new(input.history_limit):
                 self._stopping = True  # the send in flight finishes; the rest are carried over
-                if self._by_reference and self._sending:
-                    continue  # go on storing meanwhile; the send's end wakes the loop
+                if self._by_reference and (self._sending or self._ai_turn is not None):
+                    continue  # go on storing meanwhile; the send's or turn's end wakes the loop
                 await workflow.wait_condition(lambda: not self._sending)
                 await self._embeddings.drain()
                 await workflow.wait_condition(workflow.all_handlers_finished)
@@ -203,7 +212,10 @@ class ConversationWorkflow:
             or self._inbox_ids
             or self._reload_followups
             or self._flows.has_work()
-            or (self._stopping and not self._sending)  # the send is done: continue as new
+            # the send (and the AI's turn) done: continue as new
+            or (self._stopping and not self._sending and self._ai_turn is None)
+            # the turn in progress ended with another answer due meanwhile
+            or (self._ai_in_task and self._ai_turn is None and self._ai.is_due())
         )
 
     def _idle(self) -> bool:
@@ -214,6 +226,7 @@ class ConversationWorkflow:
             or self._flows.active is not None
             or self._outbound
             or self._sending
+            or self._ai_turn is not None
         )
 
     async def _send_queued(self, company_id: str) -> None:
@@ -230,11 +243,19 @@ class ConversationWorkflow:
             if not self._by_reference:
                 self._embeddings.start(company_id, [message_id])
 
+    async def _take_ai_turn(self, ref: ConversationRef) -> None:
+        """The AI's turn (AI_TURN_PATCH): model, tools, answer queued for the sender."""
+        try:
+            if answer := await self._ai.answer(ref):
+                self._outbound.append(answer)
+        finally:
+            self._ai_turn = None
+
     def _next_wakeup(self) -> tuple[timedelta, str]:
         """Until the next follow-up or AI answer is due (the idle timeout when none is pending),
         and what the timer waits for, as the Web UI shows it."""
         dues = {t.due: f"follow-up {t.followup_id}" for t in self._timers.values()}
-        if self._ai.due is not None:
+        if self._ai.due is not None and self._ai_turn is None:  # a turn in progress: it ends
             dues.setdefault(self._ai.due, "AI answer (debounce)")
         if not dues:
             return IDLE_TIMEOUT, "idle: ends unless a message arrives"

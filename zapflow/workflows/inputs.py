@@ -309,3 +309,38 @@ class RoutingInput:
 
     company_id: str
     team_id: str
+
+
+@dataclass
+class CampaignInput:
+    """A campaign's workflow: ids and pacing only (no audience, no texts)."""
+
+    campaign_id: str
+    scheduled_at: str | None = None  # ISO 8601; None: now
+    started: bool = False  # the audience is snapshotted (a run continued as new)
+    paused: bool = False
+    rate: float = 0.0  # the pace now, in messages per second (0: the campaign's throughput)
+
+
+@dataclass
+class CampaignBatchInput:
+    campaign_id: str
+    rate: float  # 0: the campaign's throughput
+
+
+@dataclass
+class CampaignBatchResult:
+    sent: int = 0
+    failed: int = 0
+    throughput: int = 0  # the campaign's configured pace
+    done: bool = False  # nobody is left to send to
+    paused: bool = False  # the row says paused (or the template cannot be sent)
+    cancelled: bool = False
+    throttled: bool = False  # the provider asked to slow down (429, 130429, 5xx)
+    wait_seconds: float = 0.0  # before the next batch (tier window, deferred recipients)
+
+
+@dataclass
+class CampaignFinishInput:
+    campaign_id: str
+    cancelled: bool

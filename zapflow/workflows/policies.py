@@ -14,12 +14,14 @@ DATABASE_RETRY = RetryPolicy(
 )
 DATABASE_TIMEOUT = timedelta(seconds=30)
 
-# provider sends: 1 s, 2 s, 4 s ... capped at 5 min, 10 attempts (~13 min), then a dead letter
+# provider sends: 1 s, 2 s, 4 s, 8 s, then every 10 s (a 429 after its Retry-After), 80 attempts
+# (~13 min), then a dead letter. Sends go out in order, one at a time, so a conversation's later
+# replies wait behind a refused one: the backoff stays short, the window long.
 SEND_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    maximum_attempts=10,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=80,
     non_retryable_error_types=["PermanentSendError", "DeliveryUnknown"],
 )
 # above the provider HTTP timeout (ZAPFLOW_PROVIDER_TIMEOUT_SECONDS, 10 s by default)
@@ -49,3 +51,8 @@ AI_RETRY = RetryPolicy(
 )
 # above the model HTTP timeout (ZAPFLOW_AI_TIMEOUT_SECONDS, 30 s by default)
 AI_TIMEOUT = timedelta(seconds=45)
+
+# a campaign's batch: at most ~10 s of sends at its pace, longer when throttled; it heartbeats
+# every few seconds, so a killed worker's batch is retried within the heartbeat timeout
+CAMPAIGN_BATCH_TIMEOUT = timedelta(minutes=15)
+CAMPAIGN_BATCH_HEARTBEAT = timedelta(seconds=10)

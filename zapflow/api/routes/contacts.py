@@ -215,11 +215,12 @@ async def import_contacts(
 async def get_contact(
     contact_id: uuid.UUID,
     principal: CurrentPrincipal,
-    session: SessionDep,
     state: StateDep,
     fields: ContactFields,
 ) -> Any:
-    row = await contacts.cached_contact(state.cache, session, principal.company_id, contact_id)
+    row = await contacts.cached_contact(
+        state.cache, state.sessions, principal.company_id, contact_id
+    )
     # the cached row is the contact's JSON already: no model to build
     wanted = fields or ContactPublic.model_fields
     return json_response({name: row[name] for name in ContactPublic.model_fields if name in wanted})

@@ -12,8 +12,6 @@ from pydantic import AwareDatetime
 
 from zapflow.api.deps import (
     CurrentPrincipal,
-    EventPublisher,
-    PublisherDep,
     Requires,
     SessionDep,
     StateDep,
@@ -36,7 +34,6 @@ from zapflow.schemas.conversations import (
 )
 from zapflow.services import desk, routing
 from zapflow.services.auth import Principal
-from zapflow.services.conversations import conversation_updated
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
@@ -139,14 +136,6 @@ async def get_conversation(
     return respond(row.public(), fields)
 
 
-async def _announce(
-    publisher: EventPublisher, row: desk.ConversationRow, changed: bool
-) -> ConversationPublic:
-    if changed:
-        await publisher.emit(conversation_updated(row.conversation))
-    return row.public()
-
-
 @router.post(
     "/{conversation_id}/assign",
     summary="Assign to a user (an active user of your company)",
@@ -159,12 +148,11 @@ async def assign_conversation(
     body: AssignConversation,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
 ) -> ConversationPublic:
-    row, changed = await desk.assign_conversation(
+    row = await desk.assign_conversation(
         session, principal.company_id, conversation_id, body.user_id
     )
-    return await _announce(publisher, row, changed)
+    return row.public()
 
 
 @router.post(
@@ -178,13 +166,12 @@ async def take_conversation(
     conversation_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
 ) -> ConversationPublic:
     await desk.get_conversation_row(session, principal.company_id, conversation_id)  # else 404
-    row, changed = await desk.assign_conversation(
+    row = await desk.assign_conversation(
         session, principal.company_id, conversation_id, _me(principal, None)
     )
-    return await _announce(publisher, row, changed)
+    return row.public()
 
 
 @router.post(
@@ -199,14 +186,13 @@ async def transfer_conversation(
     body: TransferConversation,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
     state: StateDep,
 ) -> ConversationPublic:
     row = await desk.get_conversation_row(session, principal.company_id, conversation_id, lock=True)
     team = await routing.get_team(session, principal.company_id, body.team_id)
     await routing.queue_conversation(session, row.conversation, team)
     wake_routing(session, state, principal.company_id, [team.id])
-    return await _announce(publisher, row, True)
+    return row.public()
 
 
 @router.post(
@@ -220,13 +206,12 @@ async def unassign_conversation(
     conversation_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
     state: StateDep,
 ) -> ConversationPublic:
-    row, changed = await desk.unassign_conversation(session, principal.company_id, conversation_id)
+    row = await desk.unassign_conversation(session, principal.company_id, conversation_id)
     if row.conversation.waiting_since is not None and row.conversation.team_id is not None:
         wake_routing(session, state, principal.company_id, [row.conversation.team_id])
-    return await _announce(publisher, row, changed)
+    return row.public()
 
 
 def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPublic]]:
@@ -234,12 +219,11 @@ def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPubl
         conversation_id: uuid.UUID,
         principal: CurrentPrincipal,
         session: SessionDep,
-        publisher: PublisherDep,
     ) -> ConversationPublic:
-        row, changed = await desk.change_conversation(
+        row = await desk.change_conversation(
             session, principal.company_id, conversation_id, changes
         )
-        return await _announce(publisher, row, changed)
+        return row.public()
 
     return act
 

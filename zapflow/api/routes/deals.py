@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
-from zapflow.api.deps import CurrentPrincipal, PublisherDep, Requires, SessionDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.models import DealStageChange, DealStatus, Stage
 from zapflow.schemas.deals import (
@@ -53,12 +53,6 @@ def _change_public(
 DealFields = Annotated[frozenset[str] | None, Depends(fields_param(DealPublic))]
 
 
-async def _emit(
-    publisher: PublisherDep, event_type: str, principal: Principal, deal: DealPublic
-) -> None:
-    await publisher.emit(service.deal_event(event_type, principal.company_id, deal))
-
-
 @router.get(
     "",
     summary="List deals, newest first (filters: funnel, stage, status, owner, contact)",
@@ -94,15 +88,12 @@ async def list_deals(
     dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def create_deal(
-    body: DealCreate, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+    body: DealCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> DealPublic:
     fields = body.model_dump()
     if "owner_user_id" not in body.model_fields_set:
         fields["owner_user_id"] = principal.user_id
-    deal = await service.create_deal(session, principal.company_id, fields, principal.user_id)
-    public = await service.get_public(session, principal.company_id, deal.id)
-    await _emit(publisher, "deal.created", principal, public)
-    return public
+    return await service.create_deal(session, principal.company_id, fields, principal.user_id)
 
 
 @router.get(
@@ -130,13 +121,9 @@ async def update_deal(
     body: DealUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
 ) -> DealPublic:
     deal = await service.lock_deal(session, principal.company_id, deal_id)
-    await service.update_deal(session, deal, body.model_dump(exclude_unset=True))
-    public = await service.get_public(session, principal.company_id, deal.id)
-    await _emit(publisher, "deal.updated", principal, public)
-    return public
+    return await service.update_deal(session, deal, body.model_dump(exclude_unset=True))
 
 
 @router.delete(
@@ -147,13 +134,9 @@ async def update_deal(
     dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def delete_deal(
-    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> Response:
-    deal = await service.lock_deal(session, principal.company_id, deal_id)
-    public = await service.get_public(session, principal.company_id, deal_id)
-    await session.delete(deal)
-    await session.flush()
-    await _emit(publisher, "deal.deleted", principal, public)
+    await service.delete_deal(session, principal.company_id, deal_id)
     return Response(status_code=204)
 
 
@@ -169,29 +152,16 @@ async def move_deal(
     body: DealMove,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
 ) -> DealPublic:
     deal = await service.lock_deal(session, principal.company_id, deal_id)
-    moved = await service.move_deal(session, deal, body.stage_id, principal.user_id)
-    public = await service.get_public(session, principal.company_id, deal.id)
-    if moved:
-        await _emit(publisher, "deal.moved", principal, public)
-    return public
+    return await service.move_deal(session, deal, body.stage_id, principal.user_id)
 
 
 async def _set_status(
-    deal_id: uuid.UUID,
-    status: DealStatus,
-    principal: Principal,
-    session: SessionDep,
-    publisher: PublisherDep,
+    deal_id: uuid.UUID, status: DealStatus, principal: Principal, session: SessionDep
 ) -> DealPublic:
     deal = await service.lock_deal(session, principal.company_id, deal_id)
-    changed = await service.set_status(session, deal, status)
-    public = await service.get_public(session, principal.company_id, deal.id)
-    if changed:
-        await _emit(publisher, "deal.updated", principal, public)
-    return public
+    return await service.set_status(session, deal, status)
 
 
 @router.post(
@@ -202,9 +172,9 @@ async def _set_status(
     dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def win_deal(
-    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> DealPublic:
-    return await _set_status(deal_id, DealStatus.WON, principal, session, publisher)
+    return await _set_status(deal_id, DealStatus.WON, principal, session)
 
 
 @router.post(
@@ -215,9 +185,9 @@ async def win_deal(
     dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def lose_deal(
-    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> DealPublic:
-    return await _set_status(deal_id, DealStatus.LOST, principal, session, publisher)
+    return await _set_status(deal_id, DealStatus.LOST, principal, session)
 
 
 @router.post(
@@ -228,9 +198,9 @@ async def lose_deal(
     dependencies=[Requires(Permission.DEALS_WRITE)],
 )
 async def reopen_deal(
-    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep, publisher: PublisherDep
+    deal_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
 ) -> DealPublic:
-    return await _set_status(deal_id, DealStatus.OPEN, principal, session, publisher)
+    return await _set_status(deal_id, DealStatus.OPEN, principal, session)
 
 
 @router.get(

@@ -21,17 +21,15 @@ from temporalio.service import RPCError
 from zapflow.api.deps import (
     CurrentPrincipal,
     EgressDep,
-    PublisherDep,
     Requires,
     SessionDep,
     SettingsDep,
-    StateDep,
     TemporalDep,
 )
 from zapflow.api.paging import Cursor, CursorPage, Limit
 from zapflow.api.validation import unstorable_error, unstorable_fields
 from zapflow.config import Settings
-from zapflow.db import after_commit, transaction
+from zapflow.db import after_commit
 from zapflow.errors import PayloadTooLarge, ServiceUnavailable, Unprocessable, ZapflowError
 from zapflow.flows import limits
 from zapflow.flows.graph import mermaid
@@ -43,8 +41,7 @@ from zapflow.flows.language import (
 )
 from zapflow.flows.schedules import SCHEDULED, sync_schedules
 from zapflow.flows.simulate import SimulationTooLong, simulate_bounded
-from zapflow.flows.starter import start_in_conversation
-from zapflow.models import Flow, FlowRunStatus, FlowStatus
+from zapflow.models import Flow, FlowStatus
 from zapflow.schemas.flows import (
     FlowPublic,
     FlowRunDetail,
@@ -58,9 +55,7 @@ from zapflow.schemas.flows import (
 from zapflow.services import flow_runs
 from zapflow.services import flows as service
 from zapflow.services.permissions import Permission
-from zapflow.temporal import TemporalConnection, workflow_gone
-from zapflow.workflows.flow import FlowWorkflow
-from zapflow.workflows.inputs import ConversationRef, FlowStart
+from zapflow.temporal import TemporalConnection
 
 router = APIRouter(prefix="/flows", tags=["flows"])
 runs_router = APIRouter(prefix="/flow-runs", tags=["flows"])
@@ -322,36 +317,16 @@ async def simulate_flow(
     dependencies=[Requires(Permission.FLOW_RUNS_WRITE)],
 )
 async def start_run(
-    flow_id: uuid.UUID,
-    body: RunCreate,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    state: StateDep,
-    temporal: TemporalDep,
-    settings: SettingsDep,
+    flow_id: uuid.UUID, body: RunCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> FlowRunPublic:
-    """Answered once the conversation's workflow has the request. The run then starts there,
-    or, when another run is active in that conversation, ends ``cancelled`` with the reason."""
+    """Answered once the start is queued, with the run (its start committed in the inbox with
+    it). The conversation's workflow then starts it, or, when another run is active in that
+    conversation, ends it ``cancelled`` with the reason."""
     flow = await service.get_flow(session, principal.company_id, flow_id)
     run, conversation = await flow_runs.run_for_contact(
         session, flow, body.contact_id, body.conversation_id, body.variables
     )
-    ref = ConversationRef(
-        str(conversation.company_id), str(conversation.instance_id), conversation.remote_jid
-    )
-    start = FlowStart(str(run.id), str(flow.id), run.flow_version)
-
-    async def signal() -> None:
-        try:
-            client = await temporal.get()
-            await start_in_conversation(client, settings, ref, start)
-        except (RPCError, OSError, TimeoutError) as exc:
-            async with transaction(state.sessions) as failed:
-                why = f"not started: Temporal unavailable ({exc})"
-                await flow_runs.end_run(failed, run.id, FlowRunStatus.FAILED, why)
-            raise ServiceUnavailable("Temporal is unavailable; the run was not started") from None
-
-    after_commit(session, signal)
+    await flow_runs.request_start(session, run, conversation)
     return FlowRunPublic.model_validate(run, from_attributes=True)
 
 
@@ -394,24 +369,6 @@ async def get_run(run_id: uuid.UUID, principal: CurrentPrincipal, session: Sessi
     responses=RUN_NOT_FOUND,
     dependencies=[Requires(Permission.FLOW_RUNS_WRITE)],
 )
-async def cancel_run(
-    run_id: uuid.UUID,
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    temporal: TemporalDep,
-    publisher: PublisherDep,
-) -> Any:
-    run = await flow_runs.get_run(session, principal.company_id, run_id)
-    if run.status in flow_runs.FINISHED or run.workflow_id is None:
-        return FlowRunPublic.model_validate(run, from_attributes=True)
-    try:
-        client = await temporal.get()
-        await client.get_workflow_handle(run.workflow_id).signal(FlowWorkflow.cancel)
-    except RPCError as exc:
-        if not workflow_gone(exc):
-            raise ServiceUnavailable("Temporal is unavailable; retry the cancel") from None
-        # never started, or its workflow is gone
-        ended = await flow_runs.end_run(session, run.id, FlowRunStatus.CANCELLED, "cancelled")
-        if ended is not None:
-            await publisher.emit(flow_runs.run_event(ended))
+async def cancel_run(run_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep) -> Any:
+    run = await flow_runs.request_cancel(session, principal.company_id, run_id)
     return FlowRunPublic.model_validate(run, from_attributes=True)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 
-from zapflow.api.deps import CurrentPrincipal, PublisherDep, Requires, SessionDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.models import FollowUp, FollowUpStatus, utc_now
 from zapflow.schemas.followups import (
@@ -37,10 +37,6 @@ def _public(rows: list[FollowUp]) -> list[FollowUpPublic]:
     return [FollowUpPublic.model_validate(row) for row in rows]
 
 
-async def _announce(publisher: PublisherDep, event_type: str, rows: list[FollowUp]) -> None:
-    await publisher.emit(*(service.followup_event(event_type, row) for row in rows))
-
-
 @router.post(
     "/conversations/{conversation_id}/followups",
     status_code=201,
@@ -56,14 +52,12 @@ async def schedule_followups(
     body: FollowUpCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
 ) -> Any:
     conversation = await get_conversation(session, principal.company_id, conversation_id)
     options = service.Options(body.cancel_on_reply, body.only_in_business_hours)
     rows = await service.schedule(
         session, conversation, body.steps_to_schedule(), options, principal.user_id
     )
-    await _announce(publisher, "followup.scheduled", rows)
     return _public(rows)
 
 
@@ -115,13 +109,11 @@ async def reschedule_followup(
     body: FollowUpReschedule,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
 ) -> Any:
     followup = await service.get_followup(session, principal.company_id, followup_id)
     due = body.due()
     moment = due if isinstance(due, datetime) else utc_now() + due
     await service.reschedule(session, followup, moment)
-    await _announce(publisher, "followup.scheduled", [followup])
     return FollowUpPublic.model_validate(followup)
 
 
@@ -136,12 +128,10 @@ async def cancel_followup(
     followup_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    publisher: PublisherDep,
     whole_sequence: Annotated[
         bool, Query(description="Also cancel the other pending steps of its sequence")
     ] = False,
 ) -> Response:
     followup = await service.get_followup(session, principal.company_id, followup_id)
-    rows = await service.cancel(session, followup, whole_sequence)
-    await _announce(publisher, "followup.cancelled", rows)
+    await service.cancel(session, followup, whole_sequence)
     return Response(status_code=204)

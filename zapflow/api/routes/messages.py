@@ -7,8 +7,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 
-from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep
-from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
+from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep, StateDep
+from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond_cursor_page
 from zapflow.egress import EgressRefused
 from zapflow.errors import Unprocessable
 from zapflow.logs import CORRELATION_ID
@@ -33,15 +33,15 @@ MessageFields = Annotated[frozenset[str] | None, Depends(fields_param(MessagePub
 async def list_messages(
     conversation_id: uuid.UUID,
     principal: CurrentPrincipal,
-    session: SessionDep,
+    state: StateDep,
     fields: MessageFields,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Any:
-    await queries.get_conversation(session, principal.company_id, conversation_id)
-    rows, next_cursor = await queries.page_messages(session, conversation_id, limit, cursor)
-    page = CursorPage[MessagePublic].of(rows, next_cursor)
-    return respond(page, fields)
+    rows, next_cursor = await queries.page_messages(
+        state.reads, principal.company_id, conversation_id, limit, cursor
+    )
+    return respond_cursor_page(rows, next_cursor, fields)
 
 
 @router.post(

@@ -1,0 +1,186 @@
+"""Broadcast campaigns: the audience's count before creating one, create (its CampaignWorkflow
+starts after the commit), list, get, per-recipient status, stats, and pause / resume / cancel
+(the row changes, then the workflow is signalled). Progress is also live on the event stream
+(``campaign.progress``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+from sqlmodel import col
+
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, SettingsDep, TemporalDep
+from zapflow.api.routes.contacts import Filter
+from zapflow.errors import Unprocessable
+from zapflow.models import Campaign, CampaignRecipient, RecipientStatus
+from zapflow.schemas.campaigns import (
+    AudienceCount,
+    CampaignCreate,
+    CampaignList,
+    CampaignPublic,
+    CampaignStats,
+    RecipientList,
+    RecipientPublic,
+)
+from zapflow.schemas.contacts import normalize_tags
+from zapflow.services import campaigns as service
+from zapflow.services import contacts
+from zapflow.services.permissions import Permission
+from zapflow.workflows.inputs import CampaignInput
+
+router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+
+
+@router.get(
+    "/audience",
+    summary="How many contacts a campaign with this audience would reach",
+    response_model=AudienceCount,
+    dependencies=[Requires(Permission.CAMPAIGNS_READ)],
+)
+async def count_audience(
+    principal: CurrentPrincipal, session: SessionDep, where: Filter
+) -> AudienceCount:
+    return AudienceCount(**await service.count_audience(session, principal.company_id, where))
+
+
+@router.post(
+    "",
+    summary="Create a campaign (it starts now, or at `scheduled_at`)",
+    status_code=201,
+    response_model=CampaignPublic,
+    dependencies=[Requires(Permission.CAMPAIGNS_MANAGE)],
+)
+async def create_campaign(
+    body: CampaignCreate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    settings: SettingsDep,
+    temporal: TemporalDep,
+) -> CampaignPublic:
+    try:
+        tags = tuple(normalize_tags(body.audience.tags))
+    except ValueError as exc:
+        raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
+    message = body.message.model_dump(exclude_none=True)
+    new = service.NewCampaign(
+        name=body.name,
+        instance_id=body.instance_id,
+        audience=contacts.ContactFilter(body.audience.q, tags, body.audience.created_since),
+        message=message,
+        scheduled_at=body.scheduled_at.astimezone(UTC) if body.scheduled_at else None,
+        throughput=body.throughput,
+    )
+
+    async def start(campaign: Campaign) -> None:
+        client = await temporal.get()
+        scheduled = campaign.scheduled_at.isoformat() if campaign.scheduled_at else None
+        await client.start_workflow(
+            "CampaignWorkflow",
+            CampaignInput(str(campaign.id), scheduled_at=scheduled),
+            id=campaign.workflow_id or "",
+            task_queue=settings.campaigns_task_queue,
+        )
+
+    campaign = await service.create_campaign(
+        session, principal.company_id, new, principal.user_id, start
+    )
+    return CampaignPublic.model_validate(campaign)
+
+
+@router.get(
+    "",
+    summary="The company's campaigns, newest first",
+    response_model=CampaignList,
+    dependencies=[Requires(Permission.CAMPAIGNS_READ)],
+)
+async def list_campaigns(principal: CurrentPrincipal, session: SessionDep) -> CampaignList:
+    rows = await service.list_campaigns(session, principal.company_id)
+    return CampaignList(data=[CampaignPublic.model_validate(r) for r in rows])
+
+
+@router.get(
+    "/{campaign_id}",
+    summary="One campaign",
+    response_model=CampaignPublic,
+    dependencies=[Requires(Permission.CAMPAIGNS_READ)],
+)
+async def get_campaign(
+    campaign_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> CampaignPublic:
+    campaign = await service.get_campaign(session, principal.company_id, campaign_id)
+    return CampaignPublic.model_validate(campaign)
+
+
+@router.get(
+    "/{campaign_id}/stats",
+    summary="Delivered, read and reply rates; failures and exclusions by reason",
+    response_model=CampaignStats,
+    dependencies=[Requires(Permission.CAMPAIGNS_READ)],
+)
+async def campaign_stats(
+    campaign_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> CampaignStats:
+    campaign = await service.get_campaign(session, principal.company_id, campaign_id)
+    return CampaignStats(**await service.stats(session, campaign))
+
+
+@router.get(
+    "/{campaign_id}/recipients",
+    summary="The campaign's recipients in sending order, with their status and reason",
+    response_model=RecipientList,
+    dependencies=[Requires(Permission.CAMPAIGNS_READ)],
+)
+async def list_recipients(
+    campaign_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    status: Annotated[RecipientStatus | None, Query()] = None,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> RecipientList:
+    await service.get_campaign(session, principal.company_id, campaign_id)
+    query = select(CampaignRecipient).where(
+        col(CampaignRecipient.campaign_id) == campaign_id, col(CampaignRecipient.id) > after
+    )
+    if status is not None:
+        query = query.where(col(CampaignRecipient.status) == status)
+    rows = list(
+        (await session.execute(query.order_by(col(CampaignRecipient.id)).limit(limit))).scalars()
+    )
+    next_after = rows[-1].id if len(rows) == limit else None
+    return RecipientList(
+        data=[RecipientPublic.model_validate(r) for r in rows], next_after=next_after
+    )
+
+
+def _control(action: str) -> Any:
+    async def control(
+        campaign_id: uuid.UUID,
+        principal: CurrentPrincipal,
+        session: SessionDep,
+        temporal: TemporalDep,
+    ) -> CampaignPublic:
+        async def signal(campaign: Campaign, action: str) -> None:
+            client = await temporal.get()
+            await client.get_workflow_handle(campaign.workflow_id or "").signal(action)
+
+        campaign = await service.control(session, principal.company_id, campaign_id, action, signal)
+        return CampaignPublic.model_validate(campaign)
+
+    return control
+
+
+for _action in ("pause", "resume", "cancel"):
+    router.add_api_route(
+        f"/{{campaign_id}}/{_action}",
+        _control(_action),
+        methods=["POST"],
+        summary=f"{_action.capitalize()} the campaign",
+        response_model=CampaignPublic,
+        dependencies=[Requires(Permission.CAMPAIGNS_MANAGE)],
+        name=f"{_action}_campaign",
+    )

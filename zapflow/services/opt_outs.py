@@ -1,0 +1,105 @@
+"""Opt-outs: a contact who asked not to receive broadcasts (through the API, or by writing one
+of the company's keywords, such as SAIR, PARAR or STOP, which is answered with a confirmation).
+An opted-out contact is never in a campaign's audience; a recipient who opts out after the
+snapshot is excluded when its turn comes."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.models import Company, Contact, Conversation, MessageSender, OptOut
+from zapflow.services.events import Event, stage
+from zapflow.services.messages import OutboundContent, queue_outbound
+from zapflow.services.queries import get_scoped
+from zapflow.whatsapp.types import InboundMessage
+
+DEFAULT_KEYWORDS = ("SAIR", "PARAR", "STOP", "CANCELAR", "DESCADASTRAR")
+KEYWORD_MAX = 40  # longer messages are conversation, not an opt-out keyword
+DEFAULT_CONFIRMATION = (
+    "Pronto, você não receberá mais nossas campanhas. Se mudar de ideia, é só nos escrever."
+)
+
+
+def _folded(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.strip().strip(".!").upper())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def keywords_of(company: Company) -> set[str]:
+    found = (company.settings or {}).get("opt_out_keywords")
+    words = found if isinstance(found, list) and found else DEFAULT_KEYWORDS
+    return {_folded(str(w)) for w in words if str(w).strip()}
+
+
+async def opt_out(
+    session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID, source: str,
+    reason: str | None = None,
+) -> bool:  # fmt: skip
+    """Record the opt-out (True if new; an earlier one is kept as it was)."""
+    await get_scoped(session, Contact, company_id, contact_id)
+    statement = (
+        insert(OptOut)
+        .values(contact_id=contact_id, company_id=company_id, source=source, reason=reason)
+        .on_conflict_do_nothing(index_elements=["contact_id"])
+        .returning(col(OptOut.contact_id))
+    )
+    created = (await session.execute(statement)).first() is not None
+    if created:
+        data = {"contact_id": str(contact_id), "source": source, "reason": reason}
+        await stage(session, [Event("contact.opted_out", company_id, data)])
+    return created
+
+
+async def opt_in(session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID) -> None:
+    await get_scoped(session, Contact, company_id, contact_id)
+    await session.execute(
+        delete(OptOut).where(
+            col(OptOut.contact_id) == contact_id, col(OptOut.company_id) == company_id
+        )
+    )
+
+
+async def get_opt_out(
+    session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID
+) -> OptOut | None:
+    await get_scoped(session, Contact, company_id, contact_id)
+    return await session.get(OptOut, contact_id)
+
+
+async def opt_out_by_keyword(
+    session: AsyncSession, conversation_id: uuid.UUID, messages: Sequence[InboundMessage]
+) -> bool:
+    """A customer's message that is only an opt-out keyword opts the contact out and queues the
+    confirmation (once per message: its client id is the message's)."""
+    # a keyword is a short message: the common case costs no query
+    texts = [m for m in messages if not m.from_me and m.body and len(m.body) <= KEYWORD_MAX]
+    if not texts:
+        return False
+    conversation = await session.get(Conversation, conversation_id)
+    assert conversation is not None
+    company = await session.get(Company, conversation.company_id)
+    assert company is not None
+    words = keywords_of(company)
+    said = next((m for m in texts if _folded(m.body or "") in words), None)
+    if said is None:
+        return False
+    created = await opt_out(
+        session, company.id, conversation.contact_id, "keyword", _folded(said.body or "")
+    )
+    if created:
+        text = (company.settings or {}).get("opt_out_confirmation") or DEFAULT_CONFIRMATION
+        await queue_outbound(
+            session,
+            conversation,
+            OutboundContent(type="text", text=str(text)[:4096]),
+            sent_by=MessageSender.CAMPAIGN,
+            client_id=f"optout:{said.key_id}",
+        )
+    return created
