@@ -76,6 +76,8 @@ async def load(url: str, company_id: uuid.UUID, matrix: np.ndarray) -> list[uuid
     connection = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         await register_vector(connection)
+        # loaded without the index (each row inserted into the graph: many times the build)
+        await connection.execute("DROP INDEX IF EXISTS idx_embeddings_vector")
         rows = await connection.fetch(
             "SELECT m.id, m.conversation_id, c.contact_id FROM messages m"
             " JOIN conversations c ON c.id = m.conversation_id"

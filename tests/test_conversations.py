@@ -32,12 +32,11 @@ from zapflow.schemas.conversations import ConversationPublic
 from zapflow.schemas.messages import MessagePublic
 from zapflow.services.auth import create_api_key, create_company
 from zapflow.services.conversations import (
-    Identity,
     bump_conversation,
     insert_messages,
-    resolve_identity,
     upsert_conversation,
 )
+from zapflow.services.identities import Identity, resolve_contact
 from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.types import InboundMessage
 
@@ -70,7 +69,7 @@ class Inbox:
         instance_id = instance_id or self.instance_id
         async with transaction(self.sessions) as session:
             identity = Identity(phone=phone, lid=None, aliases=(remote_jid,), name=name)
-            contact_id = (await resolve_identity(session, self.company_id, identity)).id
+            contact_id = (await resolve_contact(session, self.company_id, identity)).id
             conversation_id = await upsert_conversation(
                 session, self.company_id, instance_id, remote_jid, contact_id
             )

@@ -151,3 +151,78 @@ async def test_another_companys_flows_are_not_found(tenant: Tenant, other_tenant
         assert response.status_code == 404, (method, path, response.text)
     assert (await other.get("/api/v1/flows")).json()["data"] == []
     assert (await tenant.client.get(base)).json()["status"] == "draft"
+
+
+async def test_the_editors_layout_is_kept_and_changes_nothing_else(tenant: Tenant) -> None:
+    document = sample()
+    document["layout"] = {"greeting": {"x": 10, "y": 20.5}, "done": {"x": -40, "y": 900}}
+    flow = await create_flow(tenant.client, document)
+    assert flow["draft_definition"]["layout"] == document["layout"]
+    without = await create_flow(tenant.client, sample())
+    stored = dict(flow["draft_definition"])
+    del stored["layout"]
+    assert stored == without["draft_definition"]  # normalized documents compare equal
+    far = {**sample(), "layout": {"greeting": {"x": 10**7, "y": 0}}}
+    refused = await tenant.client.post("/api/v1/flows", json=far)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"][0]["field"] == "layout.greeting.x"
+    simulated = await tenant.client.post(
+        f"/api/v1/flows/{flow['id']}/simulate", json={"replies": ["Maria", "12000"]}
+    )
+    assert simulated.json()["status"] == "completed", simulated.text
+
+
+async def test_a_draft_with_issues_is_saved_when_asked_and_never_published(
+    tenant: Tenant,
+) -> None:
+    flow = await create_flow(tenant.client, sample())
+    broken = sample()
+    del broken["nodes"][0]["next"]  # greeting leads nowhere
+    broken["nodes"][1]["prompt"] = "{{nobody}}?"
+    path = f"/api/v1/flows/{flow['id']}"
+    assert (await tenant.client.put(path, json=broken)).status_code == 422
+    saved = await tenant.client.put(f"{path}?allow_issues=true", json=broken)
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["draft_definition"] == broken  # kept as written
+
+    checked = await tenant.client.post("/api/v1/flows/validate", json=broken)
+    assert checked.status_code == 200
+    found = {(i["node_id"], i["field"], i["code"]) for i in checked.json()["issues"]}
+    assert ("greeting", "next", "dead_end") in found
+    assert ("ask_name", "prompt", "undefined_variable") in found
+
+    refused = await tenant.client.post(f"{path}/publish")
+    assert refused.status_code == 422
+    assert "greeting" in {i["node_id"] for i in refused.json()["error"]["details"]}
+    simulated = await tenant.client.post(f"{path}/simulate", json={"replies": []})
+    assert simulated.status_code == 422  # names the issue, never a 500
+    diagram = await tenant.client.get(f"{path}/diagram")
+    assert diagram.status_code == 422
+
+    nameless = {"nodes": []}
+    assert (await tenant.client.put(f"{path}?allow_issues=true", json=nameless)).status_code == 422
+    empty = await tenant.client.post(
+        "/api/v1/flows?allow_issues=true", json={"name": "Blank", "start": "", "nodes": []}
+    )
+    assert empty.status_code == 201, empty.text
+    assert (await tenant.client.post("/api/v1/flows/validate", json=sample())).json() == {
+        "issues": []
+    }
+
+
+async def test_versions_are_listed_and_read_and_runs_counted_per_node(tenant: Tenant) -> None:
+    flow = await create_flow(tenant.client, sample())
+    path = f"/api/v1/flows/{flow['id']}"
+    assert (await tenant.client.get(f"{path}/versions")).json()["data"] == []
+    for text in ("first", "second"):
+        edited = sample()
+        edited["nodes"][0]["text"] = text
+        assert (await tenant.client.put(path, json=edited)).status_code == 200
+        published = await tenant.client.post(f"{path}/publish", json={"note": f"{text} try"})
+        assert published.status_code == 201, published.text
+    listed = (await tenant.client.get(f"{path}/versions")).json()["data"]
+    assert [(v["version"], v["note"]) for v in listed] == [(2, "second try"), (1, "first try")]
+    first = (await tenant.client.get(f"{path}/versions/1")).json()
+    assert first["definition"]["nodes"][0]["text"] == "first"
+    assert (await tenant.client.get(f"{path}/versions/3")).status_code == 404
+    assert (await tenant.client.get(f"{path}/node-runs")).json() == []

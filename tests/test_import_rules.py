@@ -4,8 +4,9 @@
   database, models, the cache, the API or the worker, not even passed through the sandbox; and
   activities only inside ``workflow.unsafe.imports_passed_through()`` (to name their methods).
   Of zapflow's own modules they import only those listed in ``WORKFLOW_SAFE`` (pure code:
-  inputs, policies, the flow engine and language, provider payload types, ids and search
-  attributes), and those import nothing outside the list either. (A package's ``__init__`` runs
+  inputs, policies, the flow engine and language, provider payload types and interactive
+  messages' limits, ids and search attributes), and those import nothing outside the list
+  either. (A package's ``__init__`` runs
   too when one of its modules is imported; ``zapflow/whatsapp/__init__.py`` loads the provider
   clients, which the sandbox passes through: not checked here.)
 - Routes call no activities: nothing under ``zapflow/api`` imports ``zapflow.activities``.
@@ -44,6 +45,7 @@ WORKFLOW_SAFE = (
     "zapflow.flows.limits",
     "zapflow.whatsapp.types",
     "zapflow.whatsapp.errors",
+    "zapflow.whatsapp.interactive",
     "zapflow.whatsapp.jid",
     "zapflow.temporal",
     "zapflow.config",

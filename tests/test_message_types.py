@@ -26,6 +26,7 @@ from tests.fixtures.traffic import (
 from tests.whatsapp.payloads import HERE, load
 from zapflow.db import SessionFactory
 from zapflow.models import Contact, Conversation, InboxEvent, InboxEventStatus, Message
+from zapflow.services.identities import Identity
 from zapflow.whatsapp import cloud, evolution
 from zapflow.whatsapp.types import InboundMessage, StatusUpdate, WebhookEvent
 
@@ -37,6 +38,7 @@ EVOLUTION_KEY = "evo-key"  # the instance api key create_evolution_instance sets
 # Every other fixture is a message delivery, so a new fixture is covered without listing it.
 NO_MESSAGE = (
     "cloud_statuses",
+    "cloud_statuses_bsuid",
     "cloud_template_status_update",
     "evolution_connection_update",
     "evolution_contacts_update",
@@ -209,7 +211,9 @@ async def test_message_is_stored_as_normalized(
         assert row_fields(row, m.timestamp is not None) == as_stored(m, instance["id"]), m.key_id
         if m.participant is None:  # a 1:1 chat: the contact is the other party
             contact = row.contact
-            assert (contact.phone_number, contact.lid) == (m.phone, m.lid)
+            # a phone shared or changed by the message is the contact's, not the sender's
+            phone = Identity.of_chat(m.remote_jid, [m]).phone
+            assert (contact.phone_number, contact.lid) == (phone, m.lid)
             assert contact.name == (m.push_name or "")
             assert {m.remote_jid, *filter(None, [m.user_id])} <= set(contact.aliases)
 

@@ -150,3 +150,44 @@ async def test_downgrade_to_base_then_upgrade_again(make_database: MakeDatabase)
     await asyncio.to_thread(upgrade, url)
     assert set(SQLModel.metadata.tables) <= await _tables(url)
     assert await asyncio.to_thread(check, url) == []
+
+
+async def test_contact_identities_are_backfilled_from_todays_contacts(
+    make_database: MakeDatabase,
+) -> None:
+    """Phones, lids and aliases of contacts stored before the identities become identities;
+    where two contacts share an alias, the older keeps it (the other is a duplicate to merge)."""
+    url = await make_database("zapflow_migrations_identities")
+    await asyncio.to_thread(upgrade, url, "5d7f2a9c1e48")
+    company = "00000000-0000-0000-0000-0000000000c1"
+    await _execute(
+        url,
+        f"INSERT INTO companies (id, name) VALUES ('{company}', 'Acme')",
+        "INSERT INTO contacts (id, company_id, phone_number, lid, aliases, created_at) VALUES"
+        f" ('00000000-0000-0000-0000-000000000001', '{company}', '+5511987654321',"
+        """  '207@lid', '["5511987654321@s.whatsapp.net", "BR.15@bsuid"]',"""
+        "  now() - interval '1 day'),"
+        f" ('00000000-0000-0000-0000-000000000002', '{company}', NULL, NULL,"
+        """  '["BR.99@bsuid", "BR.15@bsuid", "120363@g.us"]', now())""",
+    )
+    await asyncio.to_thread(upgrade, url)
+    rows = await _fetch(
+        url,
+        "SELECT right(contact_id::text, 1), kind, value FROM contact_identities ORDER BY 1, 2, 3",
+    )
+    assert [tuple(row) for row in rows] == [
+        ("1", "bsuid", "BR.15"),
+        ("1", "jid", "5511987654321@s.whatsapp.net"),
+        ("1", "lid", "207@lid"),
+        ("1", "phone", "+5511987654321"),
+        ("2", "bsuid", "BR.99"),
+        ("2", "jid", "120363@g.us"),
+    ]
+    # the trigger keeps phone identities in step with the column from now on
+    await _execute(
+        url,
+        "UPDATE contacts SET phone_number = '+5511900000000'"
+        " WHERE id = '00000000-0000-0000-0000-000000000001'",
+    )
+    phones = await _fetch(url, "SELECT value FROM contact_identities WHERE kind = 'phone'")
+    assert [value for (value,) in phones] == ["+5511900000000"]

@@ -287,6 +287,10 @@ def _with_company_objects(case: Any, company: Company) -> None:
     added, one_of = NEEDS_A_FILTER.get(case.path, ("", ()))
     if added and case.method == "GET" and not set(one_of) & set(case.query or {}):
         case.query = {**(case.query or {}), added: company.pick(KINDS[added], False)}
+    if isinstance(case.body, dict) and case.path.endswith("/merge"):
+        # a merge deletes the contact its body names, which later calls name: a preview runs
+        # the same code and rolls it back (tests/test_contact_merge.py merges for real)
+        case.body["preview"] = True
     if isinstance(case.body, dict):
         if "funnel_id" in case.body:  # first: a stage is picked among its funnel's
             case.body["funnel_id"] = _own(case.body["funnel_id"], "funnel_id", company, False, None)

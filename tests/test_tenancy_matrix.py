@@ -65,6 +65,7 @@ PATH_OBJECTS = {
     "tag": "tag",
     "flow_id": "flow",
     "run_id": "flow_run",
+    "version": "flow_version",
     "followup_id": "followup",
     "session_id": "session",
     "team_id": "team",
@@ -96,7 +97,8 @@ BODY_OBJECTS = {
     "conversation_id": "conversation",
     "instance_id": "instance",
 }
-NOT_IDS = frozenset({"tag"})  # path parameters naming an object by its name, not its id
+# path parameters naming an object by its name or number, not its id
+NOT_IDS = frozenset({"tag", "version"})
 
 # Bodies whose schema has no example free of ids (ids must be the caller's own, or absent).
 HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
@@ -120,7 +122,14 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
     ("POST", f"{API}/notes"): lambda w: {"body": "x", "contact_id": w.objects["contact"]},
     ("PUT", f"{API}/flows/{{flow_id}}"): lambda w: FLOW_DOCUMENT,
     ("POST", f"{API}/flows"): lambda w: FLOW_DOCUMENT,
+    ("POST", f"{API}/flows/validate"): lambda w: FLOW_DOCUMENT,
+    ("POST", f"{API}/flows/{{flow_id}}/publish"): lambda w: {"note": f"Published by {w.token}"},
     ("POST", f"{API}/flows/{{flow_id}}/runs"): lambda w: {"contact_id": w.objects["contact"]},
+    # a preview: the world stays as it is for the next routes
+    ("POST", f"{API}/contacts/{{contact_id}}/merge"): lambda w: {
+        "contact_id": w.objects["customer"],
+        "preview": True,
+    },
     ("POST", f"{API}/templates/sync"): lambda w: {"instance_id": w.objects["instance"]},
     ("POST", f"{API}/templates"): lambda w: {
         "instance_id": w.objects["instance"],
@@ -149,13 +158,15 @@ BASE_QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
 ONE_OF = {f"{API}/notes": frozenset({"contact_id", "deal_id"})}
 STREAMS = frozenset({f"{API}/stream"})  # the company stream never ends: see test_live_events
 # lists naming nothing of the company
-# lists naming nothing of the company; a company key has no browser sessions of its own
+# lists naming nothing of the company, or empty in a world of unique contacts (no duplicate
+# pair) or no campaign; a company key has no browser sessions of its own
 NO_OWN_ROWS = frozenset(
     {
         f"{API}/ops/queues",
         f"{API}/flows/schema",
         f"{API}/me/sessions",
         f"{API}/campaigns/audience",
+        f"{API}/contacts/duplicates",
     }
 )
 
@@ -449,7 +460,7 @@ DOCUMENT_BODIES = {f"PUT {API}/flows/{{flow_id}}": FlowDefinition}
 
 
 def _fake_world(label: str) -> World:
-    ids = {kind: str(uuid.uuid4()) for kind in set(PATH_OBJECTS.values())}
+    ids = {kind: str(uuid.uuid4()) for kind in {*PATH_OBJECTS.values(), "customer"}}
     no_client = cast(httpx.AsyncClient, None)  # the bodies need ids, not requests
     stages = [ids["stage"], str(uuid.uuid4())]
     return World("company", label, no_client, {**ids, "tag": "vip"}, stages, frozenset(), "")
@@ -600,6 +611,7 @@ AGENT_FORBIDDEN = {
     "DELETE /api/v1/flows/{flow_id}": "flows:write",
     "POST /api/v1/flows/{flow_id}/publish": "flows:write",
     "POST /api/v1/flows/{flow_id}/simulate": "flows:write",
+    "POST /api/v1/flows/validate": "flows:write",
     "GET /api/v1/ops/queues": "ops:manage",
     "GET /api/v1/ops/dead-letters": "ops:manage",
     "POST /api/v1/ops/dead-letters/{letter_id}/replay": "ops:manage",

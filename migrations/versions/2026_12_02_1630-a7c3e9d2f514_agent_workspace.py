@@ -1,7 +1,7 @@
 """The agent workspace: people sign in, teams route conversations, canned responses.
 
 Revision ID: a7c3e9d2f514
-Revises: c4a7e1f9b2d3
+Revises: a7c3e9d1f5b2
 Create Date: 2026-12-02 16:30:00
 
 Users get the ``supervisor`` role and an availability; ``user_sessions`` holds signed-in
@@ -18,7 +18,7 @@ import sqlmodel
 from alembic import op
 
 revision: str = "a7c3e9d2f514"
-down_revision: str | Sequence[str] | None = "c4a7e1f9b2d3"
+down_revision: str | Sequence[str] | None = "a7c3e9d1f5b2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

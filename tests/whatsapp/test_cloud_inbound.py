@@ -177,9 +177,7 @@ def test_contacts_card_keeps_phones_and_the_full_card() -> None:
     assert card["card"]["org"] == {"company": "Pereira Ltda"}
 
 
-@pytest.mark.parametrize(
-    ("name", "original_type"), [("cloud_unsupported", "unsupported"), ("cloud_system", "system")]
-)
+@pytest.mark.parametrize(("name", "original_type"), [("cloud_unsupported", "unsupported")])
 def test_unknown_types_are_kept_with_the_raw_message(name: str, original_type: str) -> None:
     message = only(name)
     body = load(name)
@@ -224,6 +222,63 @@ def test_user_known_only_by_bsuid_is_keyed_by_it() -> None:
     assert message.username == "@ana.lima"
     assert message.phone is None
     assert message.push_name == "Ana"
+
+
+def test_message_with_phone_and_bsuid_names_both() -> None:
+    message = only("cloud_bsuid_with_phone")
+    assert message.remote_jid == "5511987654321@s.whatsapp.net"
+    assert (message.phone, message.user_id) == ("+5511987654321", "BR.1502576394655843")
+    assert message.username == "@maria.souza"
+
+
+@pytest.mark.parametrize(
+    ("name", "sender", "change"),
+    [
+        (
+            "cloud_system",  # before BSUIDs: the new number only
+            "5511987654321@s.whatsapp.net",
+            {"phone": "+5511912345678", "user_id": None, "previous_user_id": None},
+        ),
+        (
+            "cloud_user_changed_number",
+            "5511987654321@s.whatsapp.net",
+            {
+                "phone": "+5511912345678",
+                "user_id": "BR.7788990011223344",
+                "previous_user_id": "BR.1502576394655843",
+            },
+        ),
+        (
+            "cloud_user_changed_user_id",  # no sender but the previous BSUID
+            "BR.1502576394655843@bsuid",
+            {
+                "phone": None,
+                "user_id": "BR.5566778899001122",
+                "previous_user_id": "BR.1502576394655843",
+            },
+        ),
+    ],
+)
+def test_identity_change_system_messages(name: str, sender: str, change: dict[str, Any]) -> None:
+    message = only(name)
+    assert (message.type, message.remote_jid) == ("system", sender)
+    assert message.payload["identity_change"] == change
+    assert message.body
+
+
+def test_contact_request_reply_carries_the_shared_phone() -> None:
+    message = only("cloud_contact_request")
+    assert (message.remote_jid, message.phone) == ("BR.1502576394655843@bsuid", None)
+    assert message.payload["origin"] == "contact_request"
+    assert message.payload["contacts"][0]["phones"][0]["phone"] == "+5521998765432"
+
+
+def test_statuses_of_a_bsuid_recipient() -> None:
+    first, second = cloud.parse_webhook(load("cloud_statuses_bsuid"))
+    assert isinstance(first, StatusUpdate) and isinstance(second, StatusUpdate)
+    assert (first.remote_jid, first.user_id) == ("BR.1502576394655843@bsuid", "BR.1502576394655843")
+    assert second.remote_jid == "5511987654321@s.whatsapp.net"
+    assert second.user_id == "BR.1502576394655843"
 
 
 def test_bsuid_alongside_phone_is_an_alias() -> None:

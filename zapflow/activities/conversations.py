@@ -103,7 +103,7 @@ class ConversationActivities:
                 "new_messages": len(result.new_message_ids),
             },
         )
-        customer_texts = [m.body or "" for m in messages if not m.from_me]
+        customer_texts = [m.answer() for m in messages if not m.from_me]
         return PersistInboundResult(
             conversation_id=str(result.conversation_id),
             contact_id=str(result.contact_id),
@@ -130,7 +130,7 @@ class ConversationActivities:
         route = FlowRouteInput(
             company_id=input.ref.company_id,
             conversation_id=str(result.conversation_id),
-            texts=[m.body or "" for m in customer],
+            texts=[m.answer() for m in customer],
             fresh=result.new_inbound,
             key_id=customer[0].key_id,
         )

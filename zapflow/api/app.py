@@ -26,6 +26,7 @@ from zapflow.api.routes import (
     campaigns,
     canned_responses,
     companies,
+    contact_merge,
     contacts,
     conversations,
     deals,
@@ -93,7 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(sign_in.router)
     routers = (
-        companies.router, users.router, api_keys.router, instances.router, contacts.router,
+        companies.router, users.router, api_keys.router, instances.router,
+        contact_merge.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router, me.router,
         teams.router, canned_responses.router, templates.router, campaigns.router,

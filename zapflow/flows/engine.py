@@ -45,6 +45,7 @@ from zapflow.flows.language import (
     Wait,
     seconds,
 )
+from zapflow.whatsapp import interactive
 
 RUNNING, WAITING, COMPLETED, FAILED, CANCELLED = (
     "running", "waiting", "completed", "failed", "cancelled",
@@ -79,10 +80,11 @@ class Outgoing:
     """One message the flow sends; ``seq`` numbers the run's sends (their idempotency key)."""
 
     seq: int
-    type: str  # text | media | template
+    type: str  # text | media | template | interactive (its numbered text in ``text``)
     text: str | None = None
     media: dict[str, Any] | None = None
     template: dict[str, Any] | None = None
+    interactive: dict[str, Any] | None = None
 
     def public(self) -> dict[str, Any]:
         shown = {
@@ -90,6 +92,7 @@ class Outgoing:
             "text": self.text,
             "media": self.media,
             "template": self.template,
+            "interactive": self.interactive,
         }
         return {k: v for k, v in shown.items() if v is not None}
 
@@ -103,6 +106,7 @@ class RunState:
     status: str = RUNNING
     sends: int = 0
     error: str | None = None
+    offered: dict[str, str] = field(default_factory=dict)  # id → title of the last choices sent
 
     @classmethod
     def begin(
@@ -139,10 +143,17 @@ class Effects(Protocol):
 
 class FlowEngine:
     def __init__(
-        self, flow: FlowDefinition, effects: Effects, step_limits: StepLimits | None
+        self,
+        flow: FlowDefinition,
+        effects: Effects,
+        step_limits: StepLimits | None,
+        interactive: bool = False,
     ) -> None:
         """``step_limits`` None: unbounded, as runs were before the bounds (their histories
-        replay the same); it then does not check the variables' size either."""
+        replay the same); it then does not check the variables' size either. ``interactive``:
+        buttons and lists go as interactive messages (their numbered text beside them) and an
+        ``ask`` takes a tapped choice's id; runs from before replay as numbered text."""
+        self._interactive = interactive
         self._flow = flow
         self._nodes = flow.node_map()
         self._effects = effects
@@ -218,6 +229,9 @@ class FlowEngine:
             return None
         if isinstance(node, Goto):
             return node.target
+        if isinstance(node, SendButtons | SendList) and self._interactive:
+            await self._send(node.id, state, _choices_message(node, state))
+            return node.next
         if isinstance(node, SendText | SendMedia | SendTemplate | SendButtons | SendList):
             await self._send(node.id, state, _message(node, state.scope()))
             return node.next
@@ -274,7 +288,7 @@ class FlowEngine:
             if reply is None:
                 self._log(state, node.id, "timeout")
                 return node.on_timeout
-            ok, value = check_answer(node, reply)
+            ok, value = check_answer(node, reply, state.offered)
             if ok:
                 self._store(state, {node.variable: value})
                 self._log(state, node.id, "reply", text=reply, variable=node.variable, value=value)
@@ -375,6 +389,24 @@ def _message(node: Node, scope: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _choices_message(node: SendButtons | SendList, state: RunState) -> dict[str, Any]:
+    """Reply buttons or a list, when its titles are within Meta's limits (a node saved before
+    may hold longer ones: those go as numbered text); the choices are remembered for the
+    ``ask`` that reads the answer by id."""
+    choices = node.buttons if isinstance(node, SendButtons) else node.items
+    state.offered = {c.id: c.title for c in choices}
+    body = templates.render(node.text, state.scope())
+    if isinstance(node, SendButtons):
+        buttons = [{"id": c.id, "title": c.title} for c in choices]
+        spec: dict[str, Any] = {"type": "button", "body": body, "buttons": buttons}
+    else:
+        rows = [{"id": c.id, "title": c.title} for c in choices]
+        spec = {"type": "list", "body": body, "button": node.button, "sections": [{"rows": rows}]}
+    if not interactive.fits(spec):
+        return {"type": "text", "text": _numbered(body, [c.title for c in choices])}
+    return {"type": "interactive", "text": interactive.numbered_text(spec), "interactive": spec}
+
+
 def _crm_action(node: Node, state: RunState) -> tuple[str, dict[str, Any]]:
     scope = state.scope()
     if isinstance(node, Tag | Untag):
@@ -408,9 +440,14 @@ def _crm_action(node: Node, state: RunState) -> tuple[str, dict[str, Any]]:
     return "handoff", {"assign_user_id": node.assign_user_id, "team": node.team, "note": note}
 
 
-def check_answer(node: Ask, reply: str) -> tuple[bool, Any]:
-    """Whether ``reply`` passes the ask's validation, and the value to store."""
+def check_answer(node: Ask, reply: str, offered: dict[str, str] | None = None) -> tuple[bool, Any]:
+    """Whether ``reply`` passes the ask's validation, and the value to store. ``offered``: the
+    choices last sent (id → title); a tapped one's id answers a ``choice`` ask listing either
+    its id or its title."""
     text = reply.strip()
+    if node.validation == "choice" and offered and text in offered:
+        ok, value = _choice(node.choices, text)
+        return (ok, value) if ok else _choice(node.choices, offered[text])
     if not text:
         return False, None
     kind = node.validation

@@ -85,8 +85,9 @@ class Choice(BaseModel):
 
 
 class SendButtons(_Linear):
-    """Sent as text with numbered options (the provider adapters send text, media and
-    templates); follow it with an ``ask`` with ``choice`` validation to read the answer."""
+    """Reply buttons on Cloud API numbers (numbered text on Evolution, or when a title exceeds
+    Meta's 20 characters); follow it with an ``ask`` with ``choice`` validation, listing the
+    buttons' ids or titles, to read the answer (a tap, a number or the title typed)."""
 
     type: Literal["send_buttons"]
     text: str = Field(min_length=1)
@@ -311,6 +312,18 @@ Trigger = Annotated[
 ]  # fmt: skip
 
 
+COORDINATE = 1_000_000  # the editor's canvas is far smaller; this only bounds what is stored
+
+
+class Position(BaseModel):
+    """Where the editor draws a node: presentational, never read by the engine."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    x: float = Field(ge=-COORDINATE, le=COORDINATE)
+    y: float = Field(ge=-COORDINATE, le=COORDINATE)
+
+
 class FlowDefinition(BaseModel):
     """A flow document."""
 
@@ -324,6 +337,12 @@ class FlowDefinition(BaseModel):
     )
     start: str = Field(description="The id of the first node")
     nodes: list[Node] = Field(min_length=1)
+    layout: dict[NodeId, Position] = Field(
+        default_factory=dict,
+        description="Presentational: node id → its position in the visual editor; the engine "
+        "ignores it, and a document without it is laid out automatically",
+        examples=[{"greeting": {"x": 0, "y": 0}, "ask_name": {"x": 0, "y": 120}}],
+    )
 
     def node_map(self) -> dict[str, Node]:
         return {node.id: node for node in self.nodes}

@@ -126,6 +126,11 @@ def _size(flow: FlowDefinition) -> Iterator[FlowIssue]:
             node_id=None, field="nodes", code="too_large",
             message=f"a flow has at most {limits.MAX_NODES} nodes",
         )  # fmt: skip
+    if len(flow.layout) > limits.MAX_NODES:
+        yield FlowIssue(
+            node_id=None, field="layout", code="too_large",
+            message=f"a layout places at most {limits.MAX_NODES} nodes",
+        )  # fmt: skip
     try:
         limits.check_value(flow.variables)
     except limits.ValueTooLarge as exc:

@@ -10,6 +10,8 @@ from .campaign_recipient import CampaignRecipient, RecipientStatus
 from .canned_response import CannedResponse
 from .company import Company
 from .contact import Contact
+from .contact_identity import ContactIdentity, IdentityKind
+from .contact_merge import ContactMerge
 from .conversation import Conversation, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
@@ -57,6 +59,8 @@ __all__ = [
     "CannedResponse",
     "Company",
     "Contact",
+    "ContactIdentity",
+    "ContactMerge",
     "Conversation",
     "ConversationEmbedding",
     "ConversationStatus",
@@ -76,6 +80,7 @@ __all__ = [
     "FollowUp",
     "FollowUpStatus",
     "Funnel",
+    "IdentityKind",
     "InboxEvent",
     "InboxEventStatus",
     "InboxEventType",

@@ -5,7 +5,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from ._fields import company_fk, fk, jsonb_field, timestamp_field, uuid_pk
+from ._fields import company_fk, fk, jsonb_field, text_field, timestamp_field, uuid_pk
 
 
 class FlowVersion(SQLModel, table=True):
@@ -21,3 +21,4 @@ class FlowVersion(SQLModel, table=True):
     definition: dict[str, Any] = jsonb_field()
     published_at: datetime = timestamp_field(server_now=True)
     published_by_user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
+    note: str | None = text_field(nullable=True)  # what changed, in the publisher's words

@@ -233,3 +233,74 @@ class TagIn(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"tag": "vip"}]})
 
     tag: Tag
+
+
+# --- merging duplicates (routes/contact_merge.py) -------------------------------------------
+
+
+class MergeRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"contact_id": "8f0c2a4e-3b1d-4c55-9a77-1f2e3d4c5b6a", "take": ["email"]},
+                {"contact_id": "8f0c2a4e-3b1d-4c55-9a77-1f2e3d4c5b6a", "preview": True},
+            ]
+        },
+    )
+
+    contact_id: uuid.UUID = Field(description="The contact merged into this one (then deleted)")
+    take: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="Fields whose merged value wins a conflict: name, email, phone_number, lid, "
+        "custom_fields.<key>; the survivor's value wins the others",
+    )
+    preview: bool = Field(False, description="Report what would happen, change nothing")
+
+
+class MergeResult(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "merge_id": "0b7e1c2d-4a5f-4e6b-8c9d-0e1f2a3b4c5d",
+                    "survivor_id": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+                    "merged_id": "8f0c2a4e-3b1d-4c55-9a77-1f2e3d4c5b6a",
+                    "moved": {"conversations": 1, "messages": 12, "deals": 1, "notes": 2},
+                    "conflicts": [
+                        {"field": "email", "survivor": "a@x.com", "merged": "b@x.com",
+                         "kept": "survivor"}
+                    ],
+                    "contact": {"name": "Maria Souza"},
+                    "preview": False,
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    merge_id: uuid.UUID | None
+    survivor_id: uuid.UUID
+    merged_id: uuid.UUID
+    moved: dict[str, int]
+    conflicts: list[dict[str, Any]]
+    contact: dict[str, Any]
+    preview: bool
+
+
+class DuplicatePair(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "contact_id": "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+                    "other_id": "8f0c2a4e-3b1d-4c55-9a77-1f2e3d4c5b6a",
+                    "reason": "name_and_phone_suffix",
+                }
+            ]
+        }
+    )
+
+    contact_id: uuid.UUID
+    other_id: uuid.UUID
+    reason: str

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from zapflow.flows import limits
+from zapflow.flows.validation import FlowIssue
 from zapflow.models import FlowRunStatus, FlowStatus
 
 VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1)]  # what the integer column holds
@@ -33,6 +34,55 @@ class FlowVersionPublic(BaseModel):
     definition: dict[str, Any]
     published_at: datetime
     published_by_user_id: uuid.UUID | None
+    note: str | None
+
+
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"note": "Asks for the budget in BRL"}]}
+    )
+
+    note: str | None = Field(
+        None, max_length=1_000, description="What changed, for the versions list"
+    )
+
+
+class FlowVersionSummary(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"version": 2, "published_at": "2026-12-02T15:00:00Z",
+                          "published_by_user_id": None, "note": "Asks for the budget in BRL"}]
+        }
+    )  # fmt: skip
+
+    version: int
+    published_at: datetime
+    published_by_user_id: uuid.UUID | None
+    note: str | None
+
+
+class FlowCheck(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"issues": [{"node_id": "ask_name", "field": "next", "code": "dead_end",
+                                      "message": "a ask node needs next"}]}]
+        }
+    )  # fmt: skip
+
+    issues: list[FlowIssue] = Field(description="Every rule broken, by node id and field")
+
+
+class NodeRuns(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"version": 1, "node_id": "ask_budget", "status": "waiting", "runs": 12}]
+        }
+    )
+
+    version: int
+    node_id: str = Field(description="Where active runs are now, or where ended runs ended")
+    status: FlowRunStatus
+    runs: int
 
 
 class FlowRunPublic(BaseModel):

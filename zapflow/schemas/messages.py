@@ -15,6 +15,7 @@ from zapflow.models import (
     MessageStatus,
     MessageType,
 )
+from zapflow.whatsapp.interactive import Interactive
 
 
 class MessagePublic(BaseModel):
@@ -65,14 +66,27 @@ class SendMessage(BaseModel):
                 {"type": "text", "text": "Olá! Como posso ajudar?", "client_id": "c-123"},
                 {"type": "media", "media": {"url": "https://example.com/cat.jpg", "kind": "image"}},
                 {"type": "template", "template": {"name": "welcome", "language": "pt_BR"}},
+                {
+                    "type": "interactive",
+                    "interactive": {
+                        "type": "button",
+                        "body": "Podemos confirmar?",
+                        "buttons": [{"id": "yes", "title": "Sim"}, {"id": "no", "title": "Não"}],
+                    },
+                },
             ]
         },
     )
 
-    type: Literal["text", "media", "template"] = "text"
+    type: Literal["text", "media", "template", "interactive"] = "text"
     text: str | None = Field(None, min_length=1, max_length=4096)
     media: MediaIn | None = None
     template: MessageTemplateIn | None = None
+    interactive: Interactive | None = Field(
+        None,
+        description="Reply buttons, a list or a CTA URL button within Meta's limits; on an "
+        "Evolution instance it goes as numbered text (`payload.outbound.fallback`)",
+    )
     client_id: str | None = Field(
         None, max_length=128, description="Your idempotency key: a repeat returns the first message"
     )

@@ -1,8 +1,8 @@
 """Persisting inbound traffic: resolve the contact, upsert the conversation, insert messages once.
 
-Redelivery is harmless at every step: contacts are found by any of their WhatsApp aliases, the
-conversation is unique per (instance, remote jid), and a message per (instance, provider key id).
-Counters move only by the rows that were really inserted.
+Redelivery is harmless at every step: contacts are found by their identities
+(services/identities.py), the conversation is unique per (instance, remote jid), and a message per
+(instance, provider key id). Counters move only by the rows that were really inserted.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
-from sqlalchemy import Row, Table, Update, func, or_, select, text, update
+from sqlalchemy import Row, Table, Update, func, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.models import (
-    Contact,
     Conversation,
     ConversationStatus,
     InboxEvent,
@@ -35,7 +34,7 @@ from zapflow.schemas.conversations import ConversationSummary
 from zapflow.schemas.messages import MessagePublic
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.events import Event, stage
-from zapflow.whatsapp import jid as jids
+from zapflow.services.identities import Identity, resolve_contact
 from zapflow.whatsapp.types import InboundMessage, event_from_dict
 
 PREVIEW_LENGTH = 120
@@ -51,34 +50,6 @@ class MessageLike(Protocol):
     body: str | None
     media: dict[str, Any] | None
     type: MessageType
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The aliases under which WhatsApp names the other party of a chat."""
-
-    phone: str | None
-    lid: str | None
-    aliases: tuple[str, ...]
-    name: str | None
-
-    @classmethod
-    def of_chat(cls, remote_jid: str, messages: Sequence[InboundMessage]) -> Identity:
-        if jids.is_group(remote_jid):
-            return cls(phone=None, lid=None, aliases=(remote_jid,), name=None)
-        phone = next((m.phone for m in messages if m.phone), None) or jids.phone_from_jid(
-            remote_jid
-        )
-        lid = next((m.lid for m in messages if m.lid), None)
-        others = {m.user_id for m in messages if m.user_id} | {remote_jid}
-        name = next((m.push_name for m in messages if m.push_name and not m.from_me), None)
-        return cls(phone=phone, lid=lid, aliases=tuple(sorted(others)), name=name)
-
-
-@dataclass(frozen=True)
-class ResolvedContact:
-    id: uuid.UUID
-    changed: bool  # an existing contact took new identity data: its cached copy is stale
 
 
 @dataclass(frozen=True)
@@ -124,73 +95,6 @@ def _provider_time(message: InboundMessage) -> datetime:
     if message.timestamp:
         return datetime.fromtimestamp(message.timestamp, UTC)
     return utc_now()
-
-
-async def resolve_identity(
-    session: AsyncSession, company_id: uuid.UUID, identity: Identity
-) -> ResolvedContact:
-    """Find the contact by phone, lid or alias (one person, many ids) and merge what the
-    identity adds to it, else create it."""
-    # one containment test per alias: `aliases @> '["x"]'` is what the GIN (jsonb_path_ops) serves
-    matches = [col(Contact.aliases).contains([alias]) for alias in identity.aliases]
-    matches += [col(Contact.phone_number) == identity.phone] if identity.phone else []
-    matches += [col(Contact.lid) == identity.lid] if identity.lid else []
-    query = (
-        select(Contact)
-        .where(col(Contact.company_id) == company_id, or_(*matches))
-        .order_by(col(Contact.created_at))
-        .limit(1)
-        .with_for_update()
-    )
-    contact = (await session.execute(query)).scalar_one_or_none()
-    if contact is None:
-        return await _insert_contact(session, company_id, identity)
-    changed = _merge_identity(contact, identity)
-    await session.flush()
-    return ResolvedContact(contact.id, changed)
-
-
-def _merge_identity(contact: Contact, identity: Identity) -> bool:
-    """Fills what the contact lacks from the identity; whether anything changed."""
-    changed = False
-    if identity.phone and not contact.phone_number:
-        contact.phone_number = identity.phone
-        changed = True
-    if identity.lid and not contact.lid:
-        contact.lid = identity.lid
-        changed = True
-    if identity.name and not contact.name:
-        contact.name = identity.name
-        changed = True
-    missing = [a for a in identity.aliases if a not in contact.aliases]
-    if missing:
-        contact.aliases = [*contact.aliases, *missing]
-        changed = True
-    return changed
-
-
-async def _insert_contact(
-    session: AsyncSession, company_id: uuid.UUID, identity: Identity
-) -> ResolvedContact:
-    statement = (
-        insert(Contact)
-        .values(
-            id=uuid.uuid4(),
-            company_id=company_id,
-            phone_number=identity.phone,
-            wa_id=jids.digits(identity.phone) if identity.phone else None,
-            lid=identity.lid,
-            aliases=list(identity.aliases),
-            name=identity.name or "",
-        )
-        .on_conflict_do_nothing()
-        .returning(col(Contact.id))
-    )
-    created = (await session.execute(statement)).scalar_one_or_none()
-    if created is not None:
-        return ResolvedContact(created, changed=False)  # a new id: nothing has cached it
-    # another conversation created this person a moment ago: take theirs
-    return await resolve_identity(session, company_id, identity)
 
 
 async def upsert_conversation(
@@ -367,7 +271,7 @@ async def persist_inbound(
     workflow_id: str | None = None,
 ) -> PersistResult:
     identity = Identity.of_chat(remote_jid, messages)
-    contact = await resolve_identity(session, company_id, identity)
+    contact = await resolve_contact(session, company_id, identity)
     if contact.changed:  # before the events' publishing: who hears of them reads the new contact
         forget_contacts(session, [contact.id])
     conversation_id = await upsert_conversation(

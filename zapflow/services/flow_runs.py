@@ -56,6 +56,30 @@ async def page_runs(
     return await newest_first(session, query, FlowRun.started_at, FlowRun.id, limit, cursor)
 
 
+async def runs_per_node(
+    session: AsyncSession, flow: Flow
+) -> list[tuple[int, str, FlowRunStatus, int]]:
+    """(version, node id, run status, runs) for the flow's runs by the node they are at
+    (active runs) or ended on: where customers are now and where they drop off."""
+    query = (
+        select(
+            col(FlowRun.flow_version),
+            col(FlowRun.current_node_id),
+            col(FlowRun.status),
+            func.count(),
+        )
+        .where(
+            col(FlowRun.company_id) == flow.company_id,
+            col(FlowRun.flow_id) == flow.id,
+            col(FlowRun.current_node_id).is_not(None),
+        )
+        .group_by(col(FlowRun.flow_version), col(FlowRun.current_node_id), col(FlowRun.status))
+        .order_by(col(FlowRun.flow_version), col(FlowRun.current_node_id))
+    )
+    rows = (await session.execute(query)).all()
+    return [(v, str(n), FlowRunStatus(s), c) for v, n, s, c in rows]
+
+
 async def _latest_conversation(
     session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID
 ) -> Conversation:

@@ -15,7 +15,7 @@ from zapflow.cache import forget
 from zapflow.egress import EgressPolicy
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.flows.language import FlowDefinition
-from zapflow.flows.validation import InvalidFlow, parse_flow
+from zapflow.flows.validation import FlowIssue, InvalidFlow, parse_flow
 from zapflow.models import Flow, FlowStatus, FlowVersion, utc_now
 from zapflow.services.flow_triggers import triggers_cache_key
 from zapflow.services.paging import newest_first
@@ -36,16 +36,40 @@ def validate_definition(document: dict[str, Any], egress: EgressPolicy) -> FlowD
         ) from None
 
 
+def issues_of(document: dict[str, Any], egress: EgressPolicy) -> list[FlowIssue]:
+    """Every rule the document breaks, by node id and field (none: it can be published)."""
+    try:
+        parse_flow(document, egress)
+    except InvalidFlow as exc:
+        return exc.issues
+    return []
+
+
+def _draft(
+    document: dict[str, Any], egress: EgressPolicy, allow_issues: bool
+) -> tuple[str, str | None, dict[str, Any]]:
+    """A draft's name, description and stored document: the normalized flow, or with
+    ``allow_issues`` a document breaking rules stored as written (publishing refuses it) as
+    long as it has a name."""
+    try:
+        flow = validate_definition(document, egress)
+    except Unprocessable:
+        name, description = document.get("name"), document.get("description")
+        if not allow_issues or not isinstance(name, str) or not 0 < len(name) <= 200:
+            raise
+        return name, description if isinstance(description, str) else None, document
+    return flow.name, flow.description, flow.model_dump(mode="json", exclude_unset=True)
+
+
 async def create_flow(
-    session: AsyncSession, company_id: uuid.UUID, document: dict[str, Any], egress: EgressPolicy
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    document: dict[str, Any],
+    egress: EgressPolicy,
+    allow_issues: bool = False,
 ) -> Flow:
-    flow = validate_definition(document, egress)
-    row = Flow(
-        company_id=company_id,
-        name=flow.name,
-        description=flow.description,
-        draft_definition=flow.model_dump(mode="json", exclude_unset=True),
-    )
+    name, description, draft = _draft(document, egress, allow_issues)
+    row = Flow(company_id=company_id, name=name, description=description, draft_definition=draft)
     session.add(row)
     await session.flush()
     return row
@@ -56,13 +80,14 @@ async def get_flow(session: AsyncSession, company_id: uuid.UUID, flow_id: uuid.U
 
 
 async def replace_draft(
-    session: AsyncSession, flow: Flow, document: dict[str, Any], egress: EgressPolicy
+    session: AsyncSession,
+    flow: Flow,
+    document: dict[str, Any],
+    egress: EgressPolicy,
+    allow_issues: bool = False,
 ) -> Flow:
     """A new draft; published versions, and the runs on them, are untouched."""
-    definition = validate_definition(document, egress)
-    flow.name = definition.name
-    flow.description = definition.description
-    flow.draft_definition = definition.model_dump(mode="json", exclude_unset=True)
+    flow.name, flow.description, flow.draft_definition = _draft(document, egress, allow_issues)
     flow.updated_at = utc_now()
     await session.flush()
     return flow
@@ -74,6 +99,7 @@ async def publish(
     flow_id: uuid.UUID,
     user_id: uuid.UUID | None,
     egress: EgressPolicy,
+    note: str | None = None,
 ) -> FlowVersion:
     """The draft as the next immutable version, used by the runs that start from now on."""
     flow = await session.get(Flow, flow_id, with_for_update=True)
@@ -89,6 +115,7 @@ async def publish(
         version=number,
         definition=flow.draft_definition,
         published_by_user_id=user_id,
+        note=note,
     )
     session.add(version)
     flow.current_version = number
@@ -115,14 +142,32 @@ async def page_flows(
     return await newest_first(session, query, Flow.created_at, Flow.id, limit, cursor)
 
 
-async def definition_of(session: AsyncSession, flow: Flow, version: int | None) -> FlowDefinition:
-    """The draft (``version`` None) or a published version, parsed."""
+async def definition_of(
+    session: AsyncSession, flow: Flow, version: int | None, egress: EgressPolicy
+) -> FlowDefinition:
+    """The draft (``version`` None: a 422 naming its issues when it breaks a rule) or a
+    published version, parsed."""
     if version is None:
-        return FlowDefinition.model_validate(flow.draft_definition)
+        return validate_definition(flow.draft_definition, egress)
+    return FlowDefinition.model_validate((await get_version(session, flow, version)).definition)
+
+
+async def get_version(session: AsyncSession, flow: Flow, version: int) -> FlowVersion:
     query = select(FlowVersion).where(
         col(FlowVersion.flow_id) == flow.id, col(FlowVersion.version) == version
     )
     row = (await session.execute(query)).scalar_one_or_none()
     if row is None:
         raise NotFound(f"version {version} of this flow does not exist")
-    return FlowDefinition.model_validate(row.definition)
+    return row
+
+
+async def page_versions(
+    session: AsyncSession, flow: Flow, limit: int, cursor: str | None
+) -> tuple[list[FlowVersion], str | None]:
+    query = select(FlowVersion).where(
+        col(FlowVersion.company_id) == flow.company_id, col(FlowVersion.flow_id) == flow.id
+    )
+    return await newest_first(
+        session, query, FlowVersion.published_at, FlowVersion.id, limit, cursor
+    )

@@ -33,6 +33,7 @@ from zapflow.models import (
     MessageStatus,
     MessageType,
     WhatsAppInstance,
+    WhatsAppProvider,
     utc_now,
 )
 from zapflow.schemas.messages import MessagePublic
@@ -153,18 +154,33 @@ SENT_STATES = {MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.READ}
 
 @dataclass(frozen=True)
 class OutboundContent:
-    """What a caller asks to send: text, media by URL, or a template."""
+    """What a caller asks to send: text, media by URL, a template, or an interactive message
+    (``whatsapp/interactive.py``; its numbered text is the message's body)."""
 
-    type: str  # text | media | template
+    type: str  # text | media | template | interactive
     text: str | None = None
     media: dict[str, Any] | None = None  # url, kind, mime_type, caption, filename
     template: dict[str, Any] | None = None  # name, language, params | components
+    interactive: dict[str, Any] | None = None
 
 
 def _row_type(content: OutboundContent) -> MessageType:
     if content.type == "media" and content.media:
         return MessageType(content.media["kind"])
+    if content.type == "interactive":
+        return MessageType.INTERACTIVE
     return MessageType.TEMPLATE if content.type == "template" else MessageType.TEXT
+
+
+def _request(content: OutboundContent, provider: WhatsAppProvider) -> dict[str, Any]:
+    """What the send needs besides the body; an interactive message on a provider without
+    buttons says it goes as numbered text."""
+    request: dict[str, Any] = {"type": content.type, "template": content.template}
+    if content.interactive is not None:
+        request["interactive"] = content.interactive
+        if provider != WhatsAppProvider.CLOUD:
+            request["fallback"] = "numbered_text"
+    return request
 
 
 async def queue_outbound(
@@ -187,6 +203,8 @@ async def queue_outbound(
         existing = await _by_client_id(session, conversation.id, client_id)
         if existing:
             return existing, False
+    instance = await session.get(WhatsAppInstance, conversation.instance_id)
+    assert instance is not None
     message = Message(
         company_id=conversation.company_id,
         conversation_id=conversation.id,
@@ -197,7 +215,7 @@ async def queue_outbound(
         type=_row_type(content),
         body=content.text or (content.media or {}).get("caption"),
         media=content.media,
-        payload={"outbound": {"type": content.type, "template": content.template}},
+        payload={"outbound": _request(content, instance.provider)},
         status=MessageStatus.PENDING,
         sent_by=sent_by,
         sent_by_user_id=user_id,
@@ -212,8 +230,6 @@ async def queue_outbound(
             raise
         return existing, False
     if via_relay:
-        instance = await session.get(WhatsAppInstance, conversation.instance_id)
-        assert instance is not None
         await store_outbound_request(
             session, instance, message.id, conversation.remote_jid, correlation_id
         )
@@ -289,9 +305,10 @@ def _outbound(
         return OutboundMessage(
             type=kind,
             to=_recipient(conversation, contact),
-            text=message.body if kind == "text" else None,
+            text=message.body if kind in ("text", "interactive") else None,
             media=media,
             template=template,
+            interactive=request.get("interactive") if kind == "interactive" else None,
             reply_to_key_id=message.reply_to_key_id,
             idempotency_key=str(message.id),
         )

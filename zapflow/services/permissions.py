@@ -25,6 +25,7 @@ class Permission(StrEnum):
     CONTACTS_DELETE = "contacts:delete"  # erases the contact's conversations too
     CONTACTS_EXPORT = "contacts:export"
     CONTACTS_IMPORT = "contacts:import"
+    CONTACTS_MERGE = "contacts:merge"  # moves one contact's everything to another, deletes it
     NOTES_READ = "notes:read"
     NOTES_WRITE = "notes:write"  # write notes, change or delete one's own
     NOTES_MANAGE = "notes:manage"  # change or delete anyone's note
@@ -61,6 +62,7 @@ AGENT_PERMISSIONS = frozenset(
         Permission.INSTANCES_READ,
         Permission.CONTACTS_READ,
         Permission.CONTACTS_WRITE,
+        Permission.CONTACTS_MERGE,
         Permission.NOTES_READ,
         Permission.NOTES_WRITE,
         Permission.CONVERSATIONS_READ,

@@ -242,7 +242,7 @@ async def search_messages(
     mode: SearchMode = "hybrid",
     filters: SearchFilters | None = None,
     limit: int = 20,
-    ef_search: int = 100,
+    ef_search: int = 200,
 ) -> list[SearchHit]:
     filters = filters or SearchFilters()
     candidates = max(limit, CANDIDATES)
@@ -307,7 +307,7 @@ async def similar_conversations(
     model: str,
     *,
     limit: int = 10,
-    ef_search: int = 100,
+    ef_search: int = 200,
 ) -> list[SimilarConversation]:
     """Other conversations of the company whose messages lie closest to this one's centroid
     (the mean of its message vectors), best first; none when it has no embedded message."""

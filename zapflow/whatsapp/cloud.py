@@ -20,6 +20,7 @@ import orjson
 
 from zapflow.whatsapp.base import ProviderClient
 from zapflow.whatsapp.errors import MalformedPayload
+from zapflow.whatsapp.interactive import cloud_interactive
 from zapflow.whatsapp.jid import e164, is_bsuid, jid_from_bsuid, jid_from_phone, split_jid
 from zapflow.whatsapp.types import (
     MEDIA_TYPES,
@@ -227,7 +228,13 @@ def _peer(m: dict[str, Any], contacts: list[Any], where: str, *, from_me: bool) 
     contact = _find_contact(contacts, wa_id, user_id)
     profile = _part(contact, "profile")
     phone = e164(wa_id or text_or_none(contact.get("wa_id")))
-    user_id = user_id or text_or_none(contact.get("user_id"))
+    system = _part(m, "system")  # a BSUID change may name no sender but the previous id
+    user_id = (
+        user_id
+        or text_or_none(contact.get("user_id"))
+        or text_or_none(system.get("previous_user_id"))
+        or text_or_none(system.get("user_id"))
+    )
     if phone:
         remote_jid = jid_from_phone(phone)
     elif user_id:
@@ -299,7 +306,10 @@ def _location(m: dict[str, Any]) -> Content:
 
 def _contacts(m: dict[str, Any]) -> Content:
     cards = [c for c in _items(m.get("contacts")) if isinstance(c, dict)]
-    return "contacts", None, None, {"contacts": [_contact_card(card) for card in cards]}
+    payload: dict[str, Any] = {"contacts": [_contact_card(card) for card in cards]}
+    if text_or_none(m.get("origin")):
+        payload["origin"] = m["origin"]  # contact_request: the user shared their own number
+    return "contacts", None, None, payload
 
 
 def _contact_card(card: dict[str, Any]) -> dict[str, Any]:
@@ -352,6 +362,21 @@ def _button(m: dict[str, Any]) -> Content:
     return "button", text, None, {"payload": part.get("payload"), "text": text}
 
 
+def _system(m: dict[str, Any]) -> Content:
+    """Meta's notice of a user's changed number (``user_changed_number``: the new ``wa_id``)
+    or BSUID (``user_changed_user_id``); both name the new ``user_id`` and the previous one."""
+    part = _part(m, "system")
+    kind = text_or_none(part.get("type"))
+    payload: dict[str, Any] = {"system_type": kind}
+    if kind in ("user_changed_number", "user_changed_user_id"):
+        payload["identity_change"] = {
+            "phone": e164(part.get("wa_id")) if kind == "user_changed_number" else None,
+            "user_id": text_or_none(part.get("user_id")),
+            "previous_user_id": text_or_none(part.get("previous_user_id")),
+        }
+    return "system", text_or_none(part.get("body")), None, payload
+
+
 def _reaction(m: dict[str, Any]) -> Content:
     part = _part(m, "reaction")
     payload = {"emoji": part.get("emoji") or None, "target_key_id": part.get("message_id")}
@@ -371,6 +396,7 @@ _HANDLERS: dict[str, Callable[[dict[str, Any]], Content]] = {
     "button": _button,
     "reaction": _reaction,
     "template": _template,
+    "system": _system,
 }
 
 
@@ -483,6 +509,8 @@ def _body(msg: OutboundMessage) -> dict[str, Any]:
             "components": msg.template.resolved_components(),
         }
         return {"type": "template", "template": template}
+    if msg.type == "interactive" and msg.interactive is not None:
+        return {"type": "interactive", "interactive": cloud_interactive(msg.interactive)}
     raise ValueError(f"cannot build a Cloud API {msg.type!r} message")
 
 

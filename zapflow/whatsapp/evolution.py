@@ -661,7 +661,7 @@ def build_send_request(msg: OutboundMessage) -> tuple[str, dict[str, Any]]:
 
 
 def _action(msg: OutboundMessage) -> tuple[str, dict[str, Any]]:
-    if msg.type == "text":
+    if msg.type in ("text", "interactive"):  # Baileys numbers lost buttons: numbered text
         return "sendText", {"text": msg.text}
     if msg.type == "media" and msg.media is not None:
         media = msg.media

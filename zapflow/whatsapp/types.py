@@ -17,11 +17,13 @@ with (Cloud API media id; Evolution message key id, for ``getBase64FromMediaMess
 contacts ``contacts: [{name, phones: [{phone, wa_id}], emails, vcard, card}]``; interactive
 ``interactive_type, id, title, description`` (``response`` for ``nfm_reply``); button
 ``payload, text``; reaction ``emoji`` (None when removed), ``target_key_id``; template ``name``;
-sticker ``animated``; audio ``transcript`` (Evolution speech-to-text); unsupported ``raw,
-original_type``. Any type may carry ``referral`` (click-to-WhatsApp ad:
-``source_url, source_id, source_type, headline, body, media_type, image_url, video_url,
-thumbnail_url, ctwa_clid``), ``forwarded``/``frequently_forwarded`` and ``quoted``
-(``key_id, participant, text``; Evolution) and ``referred_product`` (Cloud API).
+sticker ``animated``; system ``system_type`` and, for a changed number or BSUID,
+``identity_change`` (``phone``, ``user_id``, ``previous_user_id``); contacts ``origin``
+(``contact_request``: the user shared their own number); audio ``transcript`` (Evolution
+speech-to-text); unsupported ``raw, original_type``. Any type may carry ``referral``
+(click-to-WhatsApp ad: ``source_url, source_id, source_type, headline, body, media_type,
+image_url, video_url, thumbnail_url, ctwa_clid``), ``forwarded``/``frequently_forwarded``
+and ``quoted`` (``key_id, participant, text``; Evolution) and ``referred_product`` (Cloud API).
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ MessageType = Literal[
     "button",
     "reaction",
     "template",
+    "system",
     "unsupported",
 ]
 DeliveryStatus = Literal["sent", "delivered", "read", "failed", "deleted"]
 MediaKind = Literal["image", "audio", "video", "document", "sticker"]
-OutboundType = Literal["text", "media", "template"]
+OutboundType = Literal["text", "media", "template", "interactive"]
 
 MEDIA_TYPES: frozenset[str] = frozenset({"image", "audio", "video", "document", "sticker"})
 MAX_EPOCH = 253_402_300_799  # 9999-12-31T23:59:59Z, the last second a datetime holds
@@ -147,6 +150,15 @@ class InboundMessage(_Typed):
     payload: dict[str, Any] = field(default_factory=dict)
     reply_to_key_id: str | None = None
     timestamp: int | None = None
+
+    def answer(self) -> str:
+        """What a flow reads from this message: the id of a tapped reply button or list row
+        (a template's quick-reply payload), else the text."""
+        if self.type == "interactive" and isinstance(self.payload.get("id"), str):
+            return str(self.payload["id"])
+        if self.type == "button" and isinstance(self.payload.get("payload"), str):
+            return str(self.payload["payload"])
+        return self.body or ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,13 +271,16 @@ class OutboundTemplate:
 
 @dataclass(frozen=True, kw_only=True)
 class OutboundMessage:
-    """``to`` is a phone (``+5511...``/digits), a JID, or a Cloud API BSUID."""
+    """``to`` is a phone (``+5511...``/digits), a JID, or a Cloud API BSUID. An
+    ``interactive`` message (``zapflow.whatsapp.interactive``) carries its numbered ``text``
+    for the providers that cannot show buttons."""
 
     type: OutboundType
     to: str
     text: str | None = None
     media: OutboundMedia | None = None
     template: OutboundTemplate | None = None
+    interactive: dict[str, Any] | None = None
     reply_to_key_id: str | None = None
     idempotency_key: str | None = None
 
@@ -278,6 +293,8 @@ class OutboundMessage:
             raise ValueError("media message needs media")
         if self.type == "template" and self.template is None:
             raise ValueError("template message needs a template")
+        if self.type == "interactive" and (self.interactive is None or not self.text):
+            raise ValueError("interactive message needs its content and its text")
 
 
 @dataclass(frozen=True, kw_only=True)

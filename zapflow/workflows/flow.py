@@ -62,6 +62,9 @@ with workflow.unsafe.imports_passed_through():
 FLOW_ENDED_SIGNAL = "flow_ended"
 # runs started since the engine's bounds take them; older histories replay unbounded, as written
 BOUNDED_PATCH = "flow-engine-bounds"
+# runs started since send buttons and lists as interactive messages and read a tapped choice's id;
+# older histories replay with numbered text
+INTERACTIVE_PATCH = "flow-interactive-choices"
 HTTP_GRACE = timedelta(seconds=5)  # on top of the node's own timeout
 
 
@@ -92,6 +95,8 @@ class _TemporalEffects:
     async def send(self, node_id: str, message: Outgoing) -> None:
         content = {"type": message.type, "text": message.text, "media": message.media,
                    "template": message.template}  # fmt: skip
+        if message.interactive is not None:
+            content["interactive"] = message.interactive
         await self._activity(
             FlowActivities.send, FlowSendInput(self._input.run_id, message.seq, content)
         )
@@ -197,7 +202,8 @@ class FlowWorkflow:
         flow = FlowDefinition.model_validate(context.definition)
         state = RunState.begin(flow, context.contact, context.variables)
         bounds = RUN_LIMITS if workflow.patched(BOUNDED_PATCH) else None
-        await FlowEngine(flow, _TemporalEffects(self, input), bounds).run(state)
+        interactive = workflow.patched(INTERACTIVE_PATCH)
+        await FlowEngine(flow, _TemporalEffects(self, input), bounds, interactive).run(state)
         await self._tell_parent(input)
         return state.status
 

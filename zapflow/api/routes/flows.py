@@ -43,10 +43,14 @@ from zapflow.flows.schedules import SCHEDULED, sync_schedules
 from zapflow.flows.simulate import SimulationTooLong, simulate_bounded
 from zapflow.models import Flow, FlowStatus
 from zapflow.schemas.flows import (
+    FlowCheck,
     FlowPublic,
     FlowRunDetail,
     FlowRunPublic,
     FlowVersionPublic,
+    FlowVersionSummary,
+    NodeRuns,
+    PublishRequest,
     RunCreate,
     SimulateRequest,
     SimulationPublic,
@@ -112,6 +116,10 @@ def _too_large() -> PayloadTooLarge:
 
 
 FlowDocument = Annotated[dict[str, Any], Depends(_read_document)]
+AllowIssues = Annotated[
+    bool,
+    Query(description="Save a draft that breaks rules (the editor's draft); publishing refuses it"),
+]
 
 
 def _public(row: Any) -> FlowPublic:
@@ -137,9 +145,26 @@ async def flow_schema() -> dict[str, Any]:
     dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def create_flow(
-    principal: CurrentPrincipal, document: FlowDocument, session: SessionDep, egress: EgressDep
+    principal: CurrentPrincipal,
+    document: FlowDocument,
+    session: SessionDep,
+    egress: EgressDep,
+    allow_issues: AllowIssues = False,
 ) -> FlowPublic:
-    return _public(await service.create_flow(session, principal.company_id, document, egress))
+    company_id = principal.company_id
+    return _public(await service.create_flow(session, company_id, document, egress, allow_issues))
+
+
+@router.post(
+    "/validate",
+    summary="Check a document against every rule: its issues by node id and field (200 either way)",
+    response_model=FlowCheck,
+    openapi_extra=DOCUMENT_BODY,
+    dependencies=[Requires(Permission.FLOWS_WRITE)],
+)
+async def validate_flow(document: FlowDocument, egress: EgressDep) -> FlowCheck:
+    issues = await anyio.to_thread.run_sync(service.issues_of, document, egress)
+    return FlowCheck(issues=issues)
 
 
 @router.get(
@@ -182,9 +207,10 @@ async def replace_draft(
     document: FlowDocument,
     session: SessionDep,
     egress: EgressDep,
+    allow_issues: AllowIssues = False,
 ) -> FlowPublic:
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    return _public(await service.replace_draft(session, flow, document, egress))
+    return _public(await service.replace_draft(session, flow, document, egress, allow_issues))
 
 
 @router.delete(
@@ -222,12 +248,14 @@ async def publish_flow(
     temporal: TemporalDep,
     settings: SettingsDep,
     egress: EgressDep,
+    body: PublishRequest | None = None,
 ) -> FlowVersionPublic:
     """Schedule and deal-stage triggers get their Temporal Schedules once the version is saved."""
     flow = await service.get_flow(session, principal.company_id, flow_id)
     previous = list(flow.triggers)
+    note = body.note if body else None
     version = await service.publish(
-        session, principal.company_id, flow_id, principal.user_id, egress
+        session, principal.company_id, flow_id, principal.user_id, egress, note
     )
     _triggers_changed(session, temporal, settings, flow, previous)
     return FlowVersionPublic.model_validate(version, from_attributes=True)
@@ -259,6 +287,55 @@ def _triggers_changed(
 
 
 @router.get(
+    "/{flow_id}/versions",
+    summary="The flow's published versions, newest first",
+    response_model=CursorPage[FlowVersionSummary],
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
+)
+async def list_versions(
+    flow_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> CursorPage[FlowVersionSummary]:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    rows, next_cursor = await service.page_versions(session, flow, limit, cursor)
+    return CursorPage[FlowVersionSummary].of(rows, next_cursor)
+
+
+@router.get(
+    "/{flow_id}/versions/{version}",
+    summary="One published version with its document",
+    response_model=FlowVersionPublic,
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
+)
+async def get_version(
+    flow_id: uuid.UUID, version: VersionNumber, principal: CurrentPrincipal, session: SessionDep
+) -> FlowVersionPublic:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    row = await service.get_version(session, flow, version)
+    return FlowVersionPublic.model_validate(row, from_attributes=True)
+
+
+@router.get(
+    "/{flow_id}/node-runs",
+    summary="Runs per version, node and status: where customers are now and where runs ended",
+    response_model=list[NodeRuns],
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.FLOWS_READ)],
+)
+async def node_runs(
+    flow_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> list[NodeRuns]:
+    flow = await service.get_flow(session, principal.company_id, flow_id)
+    rows = await flow_runs.runs_per_node(session, flow)
+    return [NodeRuns(version=v, node_id=n, status=s, runs=c) for v, n, s, c in rows]
+
+
+@router.get(
     "/{flow_id}/diagram",
     summary="The flow's graph as Mermaid text (the draft, or ?version=)",
     response_class=Response,
@@ -269,10 +346,11 @@ async def flow_diagram(
     flow_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
+    egress: EgressDep,
     version: Annotated[VersionNumber | None, Query()] = None,
 ) -> Response:
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    definition = await service.definition_of(session, flow, version)
+    definition = await service.definition_of(session, flow, version, egress)
     return Response(mermaid(definition), media_type="text/plain; charset=utf-8")
 
 
@@ -284,10 +362,14 @@ async def flow_diagram(
     dependencies=[Requires(Permission.FLOWS_WRITE)],
 )
 async def simulate_flow(
-    flow_id: uuid.UUID, body: SimulateRequest, principal: CurrentPrincipal, session: SessionDep
+    flow_id: uuid.UUID,
+    body: SimulateRequest,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    egress: EgressDep,
 ) -> SimulationPublic:
     flow = await service.get_flow(session, principal.company_id, flow_id)
-    definition = await service.definition_of(session, flow, body.version)
+    definition = await service.definition_of(session, flow, body.version, egress)
     try:
         result = await simulate_bounded(
             definition,

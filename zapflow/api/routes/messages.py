@@ -17,6 +17,7 @@ from zapflow.schemas.messages import MessagePublic, SendMessage
 from zapflow.services import queries
 from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.services.permissions import Permission
+from zapflow.whatsapp.interactive import numbered_text
 
 router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
 
@@ -70,11 +71,15 @@ async def send_message(
         raise Unprocessable(
             "the conversation is closed: reopen it to reply", code="conversation_closed"
         )
+    interactive = (
+        body.interactive.model_dump(mode="json", exclude_none=True) if body.interactive else None
+    )
     content = OutboundContent(
         type=body.type,
-        text=body.text,
+        text=numbered_text(interactive) if interactive else body.text,
         media=body.media.model_dump(mode="json") if body.media else None,
         template=body.template.model_dump(exclude_none=True) if body.template else None,
+        interactive=interactive,
     )
     message, created = await queue_outbound(
         session,

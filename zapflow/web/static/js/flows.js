@@ -1,9 +1,10 @@
-// Flows: the list, one flow as a diagram (Mermaid text from the API, drawn by the vendored
+// Flows: the list, new flows (empty or from a starter template, opened in the visual editor,
+// editor.js, loaded only when opened), one flow as a diagram (Mermaid text from the API, drawn by the vendored
 // Mermaid, which loads only here), publishing the draft, a simulation on scripted replies with
 // its transcript, and the flow's runs (cancel one that is still going).
 import { all, api, qs } from "./api.js";
 import { field, h, replace, select } from "./dom.js";
-import { dateTime, errorText } from "./format.js";
+import { dateTime, describeStep, errorText } from "./format.js";
 import { t } from "./i18n.js";
 
 const MERMAID = "vendor/mermaid-11.17.2/mermaid.min.js";
@@ -35,7 +36,7 @@ export class FlowsView {
     this.el = h(
       "div",
       { class: "flows" },
-      h("nav", { class: "pane flow-pane", "aria-labelledby": "flows-h" }, h("h2", { id: "flows-h" }, t("flows.title")), this.list),
+      h("nav", { class: "pane flow-pane", "aria-labelledby": "flows-h" }, h("h2", { id: "flows-h" }, t("flows.title")), this.newFlow(), this.list),
       h("section", { class: "flow-main", "aria-live": "polite" }, this.detail),
     );
     root.append(this.el);
@@ -43,7 +44,26 @@ export class FlowsView {
   }
 
   destroy() {
+    this.editor?.destroy();
     this.el.remove();
+  }
+
+  newFlow() {
+    const from = select([["empty", t("flows.empty")], ["lead_qualification", "Lead qualification"], ["appointment_booking", "Appointment booking"],
+      ["order_status", "Order status (HTTP request)"], ["nps_survey", "NPS survey"], ["faq_ai", "FAQ with AI fallback"]], "empty");
+    return h("form", { class: "new-flow", onsubmit: (e) => (e.preventDefault(), (location.hash = `#/flows/new/${from.value}`)) },
+      field(t("flows.template"), from), h("button", { type: "submit" }, t("flows.new")));
+  }
+
+  // The visual editor, full width; `template` for a new flow ("new" as the id).
+  async openEditor(flowId, template) {
+    this.el.classList.add("editing");
+    replace(this.detail, h("p", { class: "placeholder" }, t("common.loading")));
+    const [{ FlowEditor }, { TEMPLATES }] = await Promise.all([import("./editor.js"), import("./flow-templates.js")]);
+    replace(this.detail);
+    this.editor?.destroy();
+    const isNew = flowId === "new";
+    this.editor = new FlowEditor(this.detail, { flowId: isNew ? null : flowId, template: isNew ? TEMPLATES[template]?.doc : null, ctx: this.ctx });
   }
 
   async loadList() {
@@ -71,8 +91,12 @@ export class FlowsView {
     );
   }
 
-  async open(flowId) {
+  async open(flowId, extra) {
     this.flowId = flowId;
+    this.editor?.destroy();
+    this.editor = null;
+    if (flowId === "new" || (flowId && extra === "edit")) return this.openEditor(flowId, extra);
+    this.el.classList.remove("editing");
     if (!flowId) return replace(this.detail, h("p", { class: "placeholder" }, t("flows.pick")));
     replace(this.detail, h("p", { class: "placeholder" }, t("common.loading")));
     let flow;
@@ -102,6 +126,7 @@ export class FlowsView {
         h("span", { class: "badge" }, t(`flowStatus.${flow.status}`)),
         flow.current_version ? h("span", { class: "muted" }, t("flows.version", { n: flow.current_version })) : null,
         h("button", { type: "button", class: "primary", onclick: () => this.publish(flow) }, t("flows.publish")),
+        h("a", { class: "button", href: `#/flows/${flow.id}/edit` }, t("flows.edit")),
       ),
       flow.description ? h("p", {}, flow.description) : null,
       h("p", { role: "status", class: "muted" }, message),
@@ -173,7 +198,7 @@ export class FlowsView {
         "ol",
         { class: "transcript-steps" },
         result.transcript.map(({ node, event, ...data }) =>
-          h("li", { "data-event": event }, h("code", {}, node), ` ${event} `, h("span", { class: "muted" }, describe(data))),
+          h("li", { "data-event": event }, h("code", {}, node), ` ${event} `, h("span", { class: "muted" }, describeStep(data))),
         ),
       ),
     );
@@ -214,11 +239,4 @@ export class FlowsView {
       this.loadRuns(flowId, errorText(error));
     }
   }
-}
-
-function describe(data) {
-  const text = data.text ?? data.message?.text;
-  if (typeof text === "string") return text;
-  const json = JSON.stringify(data);
-  return json === "{}" ? "" : json;
 }

@@ -47,3 +47,11 @@ export function errorText(error) {
   if (error.code === "network") return t("error.network");
   return error.message || error.code || t("error.unknown");
 }
+
+// A flow transcript step's details: the text sent or received, else its data as JSON.
+export function describeStep(data) {
+  const text = data.text ?? data.message?.text;
+  if (typeof text === "string") return text;
+  const json = JSON.stringify(data);
+  return json === "{}" ? "" : json;
+}

@@ -102,7 +102,6 @@ export class InboxView {
     });
     this.ctx.ready.then(() => {
       instance.append(...this.ctx.instances.map((i) => h("option", { value: i.id }, i.name)));
-X
     });
     return h(
       "div",

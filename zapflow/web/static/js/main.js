@@ -11,6 +11,7 @@ import { errorText } from "./format.js";
 import { LANGUAGES, lang, markDocument, setLang, t } from "./i18n.js";
 import { InboxView } from "./inbox.js";
 import { LiveStream } from "./live.js";
+import { MergePanel } from "./merge.js";
 import { SearchView } from "./search.js";
 
 const root = document.getElementById("root");
@@ -156,7 +157,7 @@ function start(me) {
   stop();
   // the view's first request goes out first; what the views share arrives alongside it
   let shared;
-  ctx = { me, users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel] };
+  ctx = { me, users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel, MergePanel] };
   ctx.can = (permission) => me.permissions.includes(permission);
   ctx.ready = new Promise((resolve) => (shared = resolve));
   shell();

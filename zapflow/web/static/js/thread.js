@@ -50,12 +50,21 @@ export class Thread {
       },
     });
     this.canned = new CannedSuggestions(this.input, ctx, conversation);
+    // quick-reply buttons: up to 3 titles separated by "|" turn the message into reply buttons
+    this.buttons = h("input", {
+      id: "composer-buttons",
+      type: "text",
+      maxlength: "80",
+      placeholder: t("composer.buttonsPlaceholder"),
+    });
     const composer = h(
       "form",
       { class: "composer", onsubmit: (e) => (e.preventDefault(), this.submit()) },
       this.canned.el,
       h("label", { for: "composer-input", class: "visually-hidden" }, t("composer.label")),
       this.input,
+      h("label", { for: "composer-buttons", class: "visually-hidden" }, t("composer.buttons")),
+      this.buttons,
       h("button", { type: "submit", class: "primary" }, t("composer.send")),
     );
     replace(pane, this.header, this.scroller, this.sendError, composer);
@@ -271,8 +280,26 @@ export class Thread {
       return h("div", { class: "content" }, h("span", { class: "reaction" }, m.payload?.emoji || "∅"), " ",
         h("span", { class: "muted" }, target ? `↪ ${target.body || `[${target.type}]`}` : t("type.reaction")));
     }
+    if (m.type === "interactive" || m.type === "button") return this.choice(m);
     if (m.type === "text" || m.body) return h("p", { class: "content text" }, m.body);
     return h("p", { class: "content muted" }, `[${t(`type.${m.type}`)}]`);
+  }
+
+  // A tapped reply button, list row or template quick reply (its id beside the title), or the
+  // buttons an agent or a flow sent.
+  choice(m) {
+    const p = m.payload || {};
+    const sent = p.outbound?.interactive;
+    if (sent) {
+      const choices = sent.buttons || (sent.sections || []).flatMap((s) => s.rows);
+      return h("div", { class: "content" }, h("p", { class: "text" }, sent.body),
+        h("div", { class: "choices" }, choices.map((c) => h("span", { class: "chip", "data-choice-id": c.id }, c.title))),
+        p.outbound.fallback ? h("p", { class: "muted" }, t("thread.numberedFallback")) : null);
+    }
+    const id = p.id ?? p.payload;
+    return h("div", { class: "content" }, h("span", { class: "kind" }, t(`type.${m.type}`)), " ",
+      h("span", { class: "chip", "data-choice-id": id ?? "" }, `↩ ${m.body || p.title || p.text || ""}`),
+      id ? h("span", { class: "muted" }, ` (${id})`) : null);
   }
 
   showError(text, retry) {
@@ -282,8 +309,13 @@ export class Thread {
   submit() {
     const text = this.input.value.trim();
     if (!text) return;
+    const titles = this.buttons.value.split("|").map((b) => b.trim()).filter(Boolean);
     this.input.value = "";
-    this.send(text, newId());
+    this.buttons.value = "";
+    const interactive = titles.length
+      ? { type: "button", body: text, buttons: titles.map((title, i) => ({ id: `b${i + 1}`, title })) }
+      : null;
+    this.send(text, newId(), interactive);
   }
 
   // A send the API refused keeps its client_id (idempotent); one the provider failed is new.
@@ -292,7 +324,7 @@ export class Thread {
   }
 
   // Sends as the agent: takes the conversation over from the bot first (visibly).
-  async send(text, clientId) {
+  async send(text, clientId, interactive = null) {
     this.showError("");
     let local = this.find((m) => m.client_id === clientId);
     if (!local) {
@@ -310,7 +342,9 @@ export class Thread {
       }
       const sent = await api(`/conversations/${this.conversation.id}/messages`, {
         method: "POST",
-        body: { type: "text", text, client_id: clientId },
+        body: interactive
+          ? { type: "interactive", interactive, client_id: clientId }
+          : { type: "text", text, client_id: clientId },
       });
       // its live events may have come first: never move the status back
       const ahead = !local.local && RANK[local.status] > RANK[sent.status];
@@ -321,7 +355,7 @@ export class Thread {
       local.status = "failed";
       local.error = { message: errorText(error) };
       this.list.refresh(clientId);
-      this.showError(`${t("composer.failed")}: ${errorText(error)}`, () => this.send(text, clientId));
+      this.showError(`${t("composer.failed")}: ${errorText(error)}`, () => this.send(text, clientId, interactive));
     }
   }
 }

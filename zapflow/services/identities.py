@@ -1,0 +1,289 @@
+"""Who a WhatsApp message is from: a contact's identities (phone, JID, ``@lid``, BSUID,
+username) and how inbound traffic finds its contact by them.
+
+Resolution order: the BSUID first (Meta's id of a user for this business: a user with a username
+may send no phone at all, and a phone number can change hands), then the phone, the JIDs, the
+lid. A number change (Meta's ``user_changed_number`` / ``user_changed_user_id`` system messages)
+also names the previous phone and BSUID: they find the contact the new ones attach to, so the
+person is not split in two. What a message adds (a phone shared later, a new BSUID) is attached
+to the contact found, unless another contact already holds it: such pairs are duplicates for an
+agent to merge (``services/contact_merge.py``), never silently moved.
+
+Finding costs one indexed read (``(company_id, kind, value)`` is unique); creating a contact
+takes a transaction-scoped advisory lock per identity first, so two conversations of one person
+(a BSUID-keyed and a phone-keyed chat) never create two contacts at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from sqlalchemy import select, text, tuple_
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.models import Contact, ContactIdentity, IdentityKind
+from zapflow.whatsapp import jid as jids
+from zapflow.whatsapp.types import InboundMessage
+
+Key = tuple[IdentityKind, str]
+
+
+def alias_key(alias: str) -> Key:
+    """The identity a WhatsApp address names: ``x@lid`` a lid, a BSUID (bare or ``@bsuid``),
+    anything else a JID (user or group)."""
+    if jids.is_lid(alias):
+        return IdentityKind.LID, alias
+    if jids.is_bsuid(alias):
+        return IdentityKind.BSUID, jids.split_jid(alias)[0]
+    return IdentityKind.JID, alias
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The names under which WhatsApp calls the other party of a chat. ``previous`` holds the
+    names a number change left behind (they find the contact, they are not attached)."""
+
+    phone: str | None
+    lid: str | None
+    aliases: tuple[str, ...]
+    name: str | None
+    user_id: str | None = None
+    username: str | None = None
+    previous: tuple[Key, ...] = field(default=())
+    phone_changed: bool = False  # the phone replaces the contact's (a number change)
+
+    @classmethod
+    def of_chat(cls, remote_jid: str, messages: Sequence[InboundMessage]) -> Identity:
+        if jids.is_group(remote_jid):
+            return cls(phone=None, lid=None, aliases=(remote_jid,), name=None)
+        change = next((c for m in messages if (c := _number_change(m))), None)
+        phone = (
+            next((m.phone for m in messages if m.phone), None)
+            or jids.phone_from_jid(remote_jid)
+            or next((p for m in messages if (p := shared_phone(m))), None)
+        )
+        user_ids = [m.user_id for m in messages if m.user_id]
+        usernames = [m.username for m in messages if m.username and not m.from_me]
+        previous: tuple[Key, ...] = ()
+        if change is not None:
+            previous = tuple((kind, value) for kind, value in change["previous"] if value)
+            phone = change["phone"] or phone
+            user_ids += [change["user_id"]] if change["user_id"] else []
+        return cls(
+            phone=phone,
+            lid=next((m.lid for m in messages if m.lid), None),
+            aliases=tuple(sorted({*(u for u in user_ids), remote_jid})),
+            name=next((m.push_name for m in messages if m.push_name and not m.from_me), None),
+            user_id=user_ids[-1] if user_ids else None,
+            username=usernames[-1] if usernames else None,
+            previous=previous,
+            phone_changed=change is not None and change["phone"] is not None,
+        )
+
+    def names(self) -> list[Key]:
+        """This person's own identities, in the order that finds their contact."""
+        found: list[Key] = []
+        if self.user_id:
+            found.append((IdentityKind.BSUID, self.user_id))
+        if self.phone:
+            found.append((IdentityKind.PHONE, self.phone))
+        found += [alias_key(alias) for alias in self.aliases]
+        if self.lid:
+            found.append((IdentityKind.LID, self.lid))
+        if self.username:
+            found.append((IdentityKind.USERNAME, self.username))
+        return list(dict.fromkeys(found))
+
+
+def shared_phone(message: InboundMessage) -> str | None:
+    """The phone a user shared from the business's contact request (Meta: a ``contacts``
+    message with ``origin: contact_request``), the way a BSUID-only user gives a number."""
+    if message.type != "contacts" or message.payload.get("origin") != "contact_request":
+        return None
+    for card in message.payload.get("contacts") or []:
+        for phone in card.get("phones") or []:
+            if isinstance(phone, dict) and phone.get("phone"):
+                return str(phone["phone"])
+    return None
+
+
+def _number_change(message: InboundMessage) -> dict[str, Any] | None:
+    change = message.payload.get("identity_change") if message.type == "system" else None
+    if not isinstance(change, dict):
+        return None
+    previous = [
+        (IdentityKind.BSUID, change.get("previous_user_id")),
+        (IdentityKind.PHONE, message.phone if change.get("phone") else None),
+    ]
+    return {"phone": change.get("phone"), "user_id": change.get("user_id"), "previous": previous}
+
+
+@dataclass(frozen=True)
+class ResolvedContact:
+    id: uuid.UUID
+    changed: bool  # an existing contact took new identity data: its cached copy is stale
+
+
+async def resolve_contact(
+    session: AsyncSession, company_id: uuid.UUID, identity: Identity
+) -> ResolvedContact:
+    """The contact these identities name (created if none does), with what they add attached.
+    A known contact that gains nothing costs one read and takes no lock."""
+    own = identity.names()
+    owners = await owners_of(session, company_id, [*own, *identity.previous])
+    found = _first_owner(owners, [*own, *identity.previous])
+    if found is None:
+        await _lock(session, company_id, own)
+        owners = await owners_of(session, company_id, [*own, *identity.previous])
+        found = _first_owner(owners, [*own, *identity.previous])
+    if found is None:
+        return ResolvedContact(await _create(session, company_id, identity), changed=False)
+    held = {key for key, owner in owners.items() if owner.id == found.id}
+    if all(key in owners for key in own) and not _changes(found, identity, held):
+        return ResolvedContact(found.id, changed=False)
+    changed = await _attach(session, company_id, found.id, identity, owners)
+    return ResolvedContact(found.id, changed)
+
+
+class Owner(NamedTuple):
+    """The contact that holds an identity, as far as resolving needs it."""
+
+    id: uuid.UUID
+    phone_number: str | None
+    lid: str | None
+    name: str
+    aliases: list[str]
+
+
+async def owners_of(
+    session: AsyncSession, company_id: uuid.UUID, keys: Sequence[Key]
+) -> dict[Key, Owner]:
+    if not keys:
+        return {}
+    query = (
+        select(
+            col(ContactIdentity.kind),
+            col(ContactIdentity.value),
+            col(Contact.id),
+            col(Contact.phone_number),
+            col(Contact.lid),
+            col(Contact.name),
+            col(Contact.aliases),
+        )
+        .join(Contact, col(Contact.id) == col(ContactIdentity.contact_id))
+        .where(
+            col(ContactIdentity.company_id) == company_id,
+            tuple_(col(ContactIdentity.kind), col(ContactIdentity.value)).in_(
+                [(kind.value, value) for kind, value in keys]
+            ),
+        )
+    )
+    return {
+        (IdentityKind(kind), value): Owner(contact_id, phone, lid, name, aliases)
+        for kind, value, contact_id, phone, lid, name, aliases in await session.execute(query)
+    }
+
+
+def _first_owner(owners: dict[Key, Owner], keys: Sequence[Key]) -> Owner | None:
+    return next((owners[key] for key in keys if key in owners), None)
+
+
+async def _lock(session: AsyncSession, company_id: uuid.UUID, keys: Sequence[Key]) -> None:
+    """One transaction-scoped advisory lock per identity, taken in a fixed order."""
+    names = sorted(f"{company_id}:{kind.value}:{value}" for kind, value in keys)
+    await session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(h)) FROM (SELECT hashtextextended(k, 0) AS h"
+            " FROM unnest(CAST(:names AS text[])) AS k ORDER BY 1) AS locks"
+        ),
+        {"names": names},
+    )
+
+
+async def attach_identities(
+    session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID, keys: Sequence[Key]
+) -> set[Key]:
+    """Adds the identities no contact holds yet; returns those this call attached."""
+    if not keys:
+        return set()
+    rows = [
+        {"company_id": company_id, "contact_id": contact_id, "kind": kind, "value": value}
+        for kind, value in keys
+    ]
+    statement = (
+        insert(ContactIdentity)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["company_id", "kind", "value"])
+        .returning(col(ContactIdentity.kind), col(ContactIdentity.value))
+    )
+    return {(IdentityKind(k), v) for k, v in (await session.execute(statement)).all()}
+
+
+async def _create(session: AsyncSession, company_id: uuid.UUID, identity: Identity) -> uuid.UUID:
+    """A new contact; its phone and lid identities come from the contacts trigger."""
+    statement = (
+        insert(Contact)
+        .values(
+            id=uuid.uuid4(),
+            company_id=company_id,
+            phone_number=identity.phone,
+            wa_id=jids.digits(identity.phone) if identity.phone else None,
+            lid=identity.lid,
+            aliases=list(identity.aliases),
+            name=identity.name or "",
+        )
+        .returning(col(Contact.id))
+    )
+    contact_id = (await session.execute(statement)).scalar_one()
+    others = [k for k in identity.names() if k[0] not in (IdentityKind.PHONE, IdentityKind.LID)]
+    await attach_identities(session, company_id, contact_id, others)
+    return contact_id
+
+
+async def _attach(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    contact_id: uuid.UUID,
+    identity: Identity,
+    owners: dict[Key, Owner],
+) -> bool:
+    """Attach what the identity adds to the contact (the row locked); whether it changed."""
+    missing = [key for key in identity.names() if key not in owners]
+    held = {key for key, owner in owners.items() if owner.id == contact_id}
+    held |= await attach_identities(session, company_id, contact_id, missing)
+    contact = await session.get(Contact, contact_id, with_for_update=True, populate_existing=True)
+    assert contact is not None
+    changes = _changes(contact, identity, held)
+    for name, value in changes.items():
+        setattr(contact, name, value)
+    if changes:
+        await session.flush()
+    return bool(changes)
+
+
+def _changes(contact: Contact | Owner, identity: Identity, held: set[Key]) -> dict[str, Any]:
+    """What the contact's row takes from the identity: a phone or lid it holds and the row
+    lacks (or a changed number), a name when it has none, new aliases."""
+    changes: dict[str, Any] = {}
+    phone = identity.phone
+    replaceable = contact.phone_number is None or identity.phone_changed
+    if (
+        phone
+        and replaceable
+        and contact.phone_number != phone
+        and (IdentityKind.PHONE, phone) in held
+    ):
+        changes.update(phone_number=phone, wa_id=jids.digits(phone))
+    if identity.lid and not contact.lid and (IdentityKind.LID, identity.lid) in held:
+        changes["lid"] = identity.lid
+    if identity.name and not contact.name:
+        changes["name"] = identity.name
+    new_aliases = [a for a in identity.aliases if a not in contact.aliases]
+    if new_aliases:
+        changes["aliases"] = [*contact.aliases, *new_aliases]
+    return changes
