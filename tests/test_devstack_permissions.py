@@ -127,6 +127,20 @@ def test_durable_data_outside_follows_the_project_folder(
     assert not (outside / "PG_VERSION").exists(), "stale data from a deleted project is gone"
 
 
+def test_removing_a_durable_stack_removes_its_data_outside(
+    closed_folder: Path, runtime_dir: Path
+) -> None:
+    """A bench run's durable stack, once removed, leaves nothing in the runtime folder."""
+    data_dir = closed_folder / "zapflow-bench-x"
+    data_dir.mkdir()
+    stack = _stack(data_dir, runtime_dir, durable=True)
+    stack.pgdata = stack._place_pgdata(_system_user())
+    stack.pgdata.mkdir()
+    (stack.pgdata / "PG_VERSION").write_text("18")
+    stack.remove_data()
+    assert not stack.pgdata.exists() and not data_dir.exists()
+
+
 def test_unreachable_data_left_inside_is_refused_with_what_to_do(
     closed_folder: Path, runtime_dir: Path
 ) -> None:

@@ -4,7 +4,9 @@ or 500; A's objects stay as they were.
 
 The routes come from the app's OpenAPI document, so a new route joins the matrix by itself, and
 a path, query or body parameter that names an object but is unknown to the maps below fails
-loudly instead of escaping it. Webhooks are left out: provider secrets, not API keys, guard them.
+loudly instead of escaping it. Webhooks are left out: provider secrets, not API keys, guard them;
+so is sign-in (``/auth/*``): it takes no credential, a password names the person
+(tests/test_user_sessions.py).
 
 One pair of companies serves the whole module. After each test both are compared with how they
 stood (A through A's key, both row by row in the database); a test that fails leaves the pair
@@ -65,10 +67,14 @@ PATH_OBJECTS = {
     "run_id": "flow_run",
     "version": "flow_version",
     "followup_id": "followup",
+    "session_id": "session",
+    "team_id": "team",
+    "canned_id": "canned",
     "template_id": "template",
     "campaign_id": "campaign",
 }
 QUERY_OBJECTS = {
+    "team_id": "team",
     "contact_id": "contact",
     "deal_id": "deal",
     "instance_id": "instance",
@@ -80,6 +86,7 @@ QUERY_OBJECTS = {
     "conversation_id": "conversation",
 }
 BODY_OBJECTS = {
+    "team_id": "team",
     "contact_id": "contact",
     "deal_id": "deal",
     "funnel_id": "funnel",
@@ -108,6 +115,9 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "funnel_id": w.objects["funnel"],
         "stage_id": w.stages[0],
         "contact_id": w.objects["contact"],
+    },
+    ("POST", f"{API}/conversations/{{conversation_id}}/transfer"): lambda w: {
+        "team_id": w.objects["team"]
     },
     ("POST", f"{API}/notes"): lambda w: {"body": "x", "contact_id": w.objects["contact"]},
     ("PUT", f"{API}/flows/{{flow_id}}"): lambda w: FLOW_DOCUMENT,
@@ -148,11 +158,13 @@ BASE_QUERIES: dict[str, Callable[[World], dict[str, str]]] = {
 ONE_OF = {f"{API}/notes": frozenset({"contact_id", "deal_id"})}
 STREAMS = frozenset({f"{API}/stream"})  # the company stream never ends: see test_live_events
 # lists naming nothing of the company
-# lists that are empty in a world of unique contacts (no duplicate pair) or no campaign
+# lists naming nothing of the company, or empty in a world of unique contacts (no duplicate
+# pair) or no campaign; a company key has no browser sessions of its own
 NO_OWN_ROWS = frozenset(
     {
         f"{API}/ops/queues",
         f"{API}/flows/schema",
+        f"{API}/me/sessions",
         f"{API}/campaigns/audience",
         f"{API}/contacts/duplicates",
     }
@@ -213,7 +225,7 @@ OPERATIONS = [
     Operation(method.upper(), path, spec)
     for path, methods in SPEC["paths"].items()
     for method, spec in methods.items()
-    if not path.startswith("/webhooks/")
+    if not path.startswith(("/webhooks/", "/auth/"))
 ]
 OBJECT_OPERATIONS = [op for op in OPERATIONS if op.params("path")]
 LIST_OPERATIONS = [
@@ -572,6 +584,12 @@ AGENT_FORBIDDEN = {
     "POST /api/v1/users": "users:manage",
     "PATCH /api/v1/users/{user_id}": "users:manage",
     "DELETE /api/v1/users/{user_id}": "users:manage",
+    "POST /api/v1/users/invites": "users:manage",
+    "POST /api/v1/users/{user_id}/reset-link": "users:manage",
+    "POST /api/v1/teams": "teams:manage",
+    "PATCH /api/v1/teams/{team_id}": "teams:manage",
+    "PUT /api/v1/teams/{team_id}/members/{user_id}": "teams:manage",
+    "DELETE /api/v1/teams/{team_id}/members/{user_id}": "teams:manage",
     "GET /api/v1/api-keys": "api_keys:manage",
     "POST /api/v1/api-keys": "api_keys:manage",
     "DELETE /api/v1/api-keys/{key_id}": "api_keys:manage",
@@ -610,7 +628,12 @@ AGENT_FORBIDDEN = {
 AGENT_NOT_AUTHOR = {
     "PATCH /api/v1/notes/{note_id}": "notes:manage",
     "DELETE /api/v1/notes/{note_id}": "notes:manage",
+    "PATCH /api/v1/canned-responses/{canned_id}": "canned:manage",
+    "DELETE /api/v1/canned-responses/{canned_id}": "canned:manage",
 }
+# Allowed to agents, but only in a browser session (an API key gets a 422 saying so):
+# tests/test_user_sessions.py calls them signed in.
+SESSION_ONLY = frozenset({f"POST {API}/me/sign-out", f"POST {API}/me/password"})
 # The agent's own calls that need another body than the cross-tenant matrix's.
 AGENT_BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     f"POST {API}/flows/{{flow_id}}/runs": lambda w: {"contact_id": w.objects["customer"]},
@@ -674,7 +697,11 @@ def _own_values(op: Operation, world: World) -> dict[str, str]:
 REFUSED_TO_AGENTS = [op for op in OPERATIONS if op.id in AGENT_FORBIDDEN | AGENT_NOT_AUTHOR]
 # what changes least first, deletions last: each call finds the objects it names
 ALLOWED_TO_AGENTS = sorted(
-    (op for op in OPERATIONS if op.path.startswith(API) and op not in REFUSED_TO_AGENTS),
+    (
+        op
+        for op in OPERATIONS
+        if op.path.startswith(API) and op not in REFUSED_TO_AGENTS and op.id not in SESSION_ONLY
+    ),
     key=lambda op: ["GET", "POST", "PUT", "PATCH", "DELETE"].index(op.method),
 )
 
@@ -721,7 +748,12 @@ async def test_an_agent_may_do_the_rest(op: Operation, agents_world: World) -> N
         assert rows and all(row[field] is None for row in rows for field in hidden)
 
 
-NO_ROUTE = "(object rule: a note of someone else, `PATCH`/`DELETE /notes/{note_id}`)"
+NO_ROUTE = {
+    Permission.NOTES_MANAGE: "(object rule: a note of someone else, "
+    "`PATCH`/`DELETE /notes/{note_id}`)",
+    Permission.CANNED_MANAGE: "(object rule: the company's, `POST /canned-responses` with "
+    "`company_wide`, `PATCH`/`DELETE /canned-responses/{canned_id}`)",
+}
 
 
 def test_security_md_shows_the_role_matrix() -> None:
@@ -732,7 +764,10 @@ def test_security_md_shows_the_role_matrix() -> None:
         routes[permission] += [f"`{m} {path.removeprefix(API)}`" for m in sorted(route.methods)]
     document = (Path(__file__).resolve().parents[1] / "SECURITY.md").read_text()
     for permission, named in routes.items():
-        agent = "yes" if role_can(UserRole.AGENT, permission) else "**no** (403)"
-        listed = ", ".join(named) or NO_ROUTE
-        row = f"| `{permission.value}` | {listed} | yes | {agent} |"
+        supervisor, agent = (
+            "yes" if role_can(role, permission) else "**no** (403)"
+            for role in (UserRole.SUPERVISOR, UserRole.AGENT)
+        )
+        listed = ", ".join(named) or NO_ROUTE[permission]
+        row = f"| `{permission.value}` | {listed} | yes | {supervisor} | {agent} |"
         assert row in document, f"SECURITY.md should have the row: {row}"

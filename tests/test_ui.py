@@ -43,6 +43,7 @@ async def customer_says(
 
 async def test_a_wrong_key_is_refused_and_the_key_stays_out_of_urls(page: Page, tenant: Tenant):
     await page.goto("/app/")
+    await page.get_by_role("button", name="Use an API key").click()
     await page.get_by_label("API key").fill("zf_not_a_key")
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.get_by_role("alert")).to_contain_text("not valid")

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
     webhook_company_rate_limit_per_minute: int = Field(120_000, ge=1)
     # how long a process may honour a revoked key when Redis cannot tell it (SECURITY.md)
     auth_cache_seconds: int = Field(30, ge=1, le=30)
+    # people signed in to /app: the session cookie is Secure unless the API is served over plain
+    # http (a dev machine); a session lasts at most session_days
+    session_cookie_secure: bool = True
+    session_days: int = Field(14, ge=1, le=90)
+    # failed sign-ins per 15 minutes before an account is locked (and per client address)
+    sign_in_failures_per_account: int = Field(5, ge=1)
+    sign_in_failures_per_ip: int = Field(30, ge=1)
     # live event streams (SSE) open at once, across every API process
     streams_per_key: int = Field(20, ge=1)
     streams_per_company: int = Field(200, ge=1)

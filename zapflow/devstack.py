@@ -281,8 +281,17 @@ class EmbeddedStack:
     def stop(self) -> None:
         for service in (self.temporal, self.redis, self.postgres):
             service.stop()
-        if not self.config.durable and self.pgdata.parent == self.config.runtime_dir:
-            shutil.rmtree(self.pgdata, ignore_errors=True)  # a test stack's data, kept outside
+        if not self.config.durable:
+            self._remove_outside_data()  # a test stack's data
+
+    def remove_data(self) -> None:
+        """Delete the stack's folder and, as root, its Postgres data kept outside (after stop)."""
+        self._remove_outside_data()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def _remove_outside_data(self) -> None:
+        if self.pgdata.parent == self.config.runtime_dir:
+            shutil.rmtree(self.pgdata, ignore_errors=True)
 
     def start_postgres(self) -> None:
         self._init_postgres()

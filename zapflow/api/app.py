@@ -24,6 +24,7 @@ from zapflow.api.ratelimit import RateLimitHeadersMiddleware
 from zapflow.api.routes import (
     api_keys,
     campaigns,
+    canned_responses,
     companies,
     contact_merge,
     contacts,
@@ -34,12 +35,15 @@ from zapflow.api.routes import (
     funnels,
     health,
     instances,
+    me,
     messages,
     notes,
     ops,
     opt_outs,
     search,
+    sign_in,
     tags,
+    teams,
     templates,
     users,
 )
@@ -88,12 +92,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_route("/metrics", guarded_metrics(settings.metrics_token), include_in_schema=False)
     app.include_router(health.router)
     app.include_router(webhooks.router)
+    app.include_router(sign_in.router)
     routers = (
         companies.router, users.router, api_keys.router, instances.router,
         contact_merge.router, contacts.router,
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
-        deals.router, followups.router, ops.router, sse.router, templates.router,
-        campaigns.router, opt_outs.router,
+        deals.router, followups.router, ops.router, sse.router, me.router,
+        teams.router, canned_responses.router, templates.router, campaigns.router,
+        opt_outs.router,
     )  # fmt: skip
     for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)

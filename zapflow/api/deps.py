@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.api.ratelimit import enforce as enforce_rate_limit
+from zapflow.api.session_auth import session_principal
 from zapflow.api.state import AppState
 from zapflow.config import Settings
 from zapflow.db import run_after_commit
@@ -70,8 +71,12 @@ async def get_principal(
 ) -> Principal:
     # no request session: a cached key costs no query, and a route that reads through the
     # driver pool (the inbox page) then opens no session at all
-    plain = credentials.credentials if credentials else None
-    principal = await state.authenticator.authenticate(plain)
+    person = None if credentials else await session_principal(request, state)
+    if person is not None:
+        principal = person
+    else:
+        plain = credentials.credentials if credentials else None
+        principal = await state.authenticator.authenticate(plain)
     await enforce_rate_limit(request, state, principal)
     return principal
 

@@ -57,7 +57,7 @@ async def enforce(request: Request, state: AppState, principal: Principal) -> No
     buckets = (
         ratelimit.Bucket(
             "key",
-            str(principal.api_key_id),
+            str(principal.credential_id),
             limit_for(
                 settings, group, limits.rate_limit_per_minute, limits.rate_limit_max_per_minute
             ),

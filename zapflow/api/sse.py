@@ -65,7 +65,7 @@ def _event(entry: Entry, wanted: str | None) -> ServerSentEvent | None:
 async def open_slot(state: AppState, principal: Principal) -> StreamSlot | None:
     """A place for one more stream of the key and of its company, or a 429 saying which is full."""
     buckets = (
-        ratelimit.Bucket("key", f"key:{principal.api_key_id}", state.settings.streams_per_key),
+        ratelimit.Bucket("key", f"key:{principal.credential_id}", state.settings.streams_per_key),
         ratelimit.Bucket(
             "company", f"company:{principal.company_id}", state.settings.streams_per_company
         ),
@@ -85,7 +85,8 @@ async def open_slot(state: AppState, principal: Principal) -> StreamSlot | None:
 async def _still_allowed(state: AppState, principal: Principal) -> bool:
     """Whether the stream's key still stands for its company with the right to read events."""
     try:
-        current = await state.authenticator.principal(principal.key_hash)
+        check = state.session_auth if principal.session_id else state.authenticator
+        current = await check.principal(principal.key_hash)
     except Unauthorized:
         return False
     return current.company_id == principal.company_id and current.can(Permission.EVENTS_READ)

@@ -24,6 +24,7 @@ from zapflow.redis import create_redis
 from zapflow.services.auth import Authenticator
 from zapflow.services.events import publish_on_commit
 from zapflow.services.instances import WebhookInstances
+from zapflow.services.user_sessions import SessionAuthenticator, SignInThrottle
 from zapflow.temporal import TemporalConnection
 
 
@@ -38,6 +39,8 @@ class AppState:
     cache: Cache
     temporal: TemporalConnection
     authenticator: Authenticator
+    session_auth: SessionAuthenticator  # people signed in to /app (api/session_auth.py)
+    sign_in_throttle: SignInThrottle
     webhook_instances: WebhookInstances
     embedders: Embedders  # a local model loads on its first use, not at start-up
     streams: StreamHub  # the SSE clients' shared readers of the companies' event streams
@@ -63,6 +66,10 @@ class AppState:
             cache=cache,
             temporal=TemporalConnection(settings),
             authenticator=Authenticator(cache, sessions, settings.auth_cache_seconds),
+            session_auth=SessionAuthenticator(cache, sessions, settings.auth_cache_seconds),
+            sign_in_throttle=SignInThrottle(
+                redis, settings.sign_in_failures_per_account, settings.sign_in_failures_per_ip
+            ),
             webhook_instances=WebhookInstances(),
             embedders=Embedders(settings),
             streams=StreamHub(redis),

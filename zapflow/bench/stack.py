@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -247,8 +246,8 @@ class BenchStack:
             signal.signal(sig, handler)
         if keep:
             print(f"data and logs kept in {self.data_dir}", file=sys.stderr)
-        else:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        else:  # as root the Postgres data lives outside data_dir (devstack): removed with it
+            self.stack.remove_data()
 
 
 def role_of(cmdline: Sequence[str], default: str) -> str:

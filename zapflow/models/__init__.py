@@ -7,6 +7,7 @@ from ._fields import utc_now
 from .api_key import ApiKey
 from .campaign import Campaign, CampaignStatus
 from .campaign_recipient import CampaignRecipient, RecipientStatus
+from .canned_response import CannedResponse
 from .company import Company
 from .contact import Contact
 from .contact_identity import ContactIdentity, IdentityKind
@@ -35,8 +36,12 @@ from .message import (
 from .note import Note
 from .opt_out import OptOut
 from .stage import Stage
+from .team import RoutingMode, Team
+from .team_member import TeamMember
 from .template import Template, TemplateStatus
-from .user import User, UserRole
+from .user import Availability, User, UserRole
+from .user_session import UserSession
+from .user_token import UserToken, UserTokenKind
 from .whatsapp_instance import (
     InstanceStatus,
     WhatsAppInstance,
@@ -47,9 +52,11 @@ __all__ = [
     "BODY_TSVECTOR",
     "EMBEDDING_DIMENSIONS",
     "ApiKey",
+    "Availability",
     "Campaign",
     "CampaignRecipient",
     "CampaignStatus",
+    "CannedResponse",
     "Company",
     "Contact",
     "ContactIdentity",
@@ -86,11 +93,17 @@ __all__ = [
     "Note",
     "OptOut",
     "RecipientStatus",
+    "RoutingMode",
     "Stage",
+    "Team",
+    "TeamMember",
     "Template",
     "TemplateStatus",
     "User",
     "UserRole",
+    "UserSession",
+    "UserToken",
+    "UserTokenKind",
     "WhatsAppInstance",
     "WhatsAppProvider",
     "utc_now",

@@ -47,6 +47,20 @@ class Conversation(SQLModel, table=True):
             sa.text("id DESC"),
         ),
         sa.Index("idx_conversations_contact_id", "contact_id"),
+        # a team's queue, in arrival order (routing reads its head)
+        sa.Index(
+            "idx_conversations_waiting",
+            "team_id",
+            "waiting_since",
+            "id",
+            postgresql_where=sa.text("waiting_since IS NOT NULL"),
+        ),
+        # an agent's open load (least-busy routing, capacity) and the "mine" filter
+        sa.Index(
+            "idx_conversations_assignee_open",
+            "assigned_user_id",
+            postgresql_where=sa.text("status = 'open' AND assigned_user_id IS NOT NULL"),
+        ),
         enum_check("status", ConversationStatus),
     )
 
@@ -58,6 +72,9 @@ class Conversation(SQLModel, table=True):
     status: ConversationStatus = enum_field(ConversationStatus, ConversationStatus.OPEN)
     is_paused: bool = bool_field(False)  # automation (AI, flows) paused: a human has taken over
     assigned_user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
+    team_id: uuid.UUID | None = fk("teams.id", ondelete="SET NULL", nullable=True)
+    # queued for a human of the team since then; NULL once assigned (services/routing.py)
+    waiting_since: datetime | None = timestamp_field()
     # never NULL: the inbox pages by it (keyset), and a new conversation starts "now"
     last_message_at: datetime = timestamp_field(server_now=True)
     last_inbound_at: datetime | None = timestamp_field()  # opens WhatsApp's 24-hour window

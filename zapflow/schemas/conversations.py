@@ -24,6 +24,8 @@ class ConversationSummary(BaseModel):
     status: ConversationStatus
     is_paused: bool
     assigned_user_id: uuid.UUID | None
+    team_id: uuid.UUID | None
+    waiting_since: datetime | None  # queued for a human of its team since (nobody's yet)
     last_message_at: datetime | None
     last_inbound_at: datetime | None
     last_message_preview: str | None
@@ -47,3 +49,12 @@ class AssignConversation(BaseModel):
     )
 
     user_id: uuid.UUID
+
+
+class TransferConversation(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"team_id": "4c1f6d2a-1b0e-4f7a-9a55-0e3c8b7d2f91"}]},
+    )
+
+    team_id: uuid.UUID

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from zapflow.models import UserRole
+from zapflow.models import UserRole, UserTokenKind
 from zapflow.schemas.fields import NotNull
 
 Email = Annotated[
@@ -59,3 +59,43 @@ class UserPublic(BaseModel):
     role: UserRole
     is_active: bool
     created_at: datetime
+
+
+class UserInvite(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"email": "bia@acme.com", "name": "Bia Lima", "role": "supervisor"}]
+        },
+    )
+
+    email: Email
+    name: Name
+    role: UserRole = UserRole.AGENT
+
+
+class PasswordLink(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user": {
+                        "id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44",
+                        "email": "bia@acme.com",
+                        "name": "Bia Lima",
+                        "role": "supervisor",
+                        "is_active": True,
+                        "created_at": "2026-12-02T16:00:00Z",
+                    },
+                    "kind": "invite",
+                    "link": "https://crm.acme.com/app/#/accept/k3Jx...",
+                    "expires_at": "2026-12-09T16:00:00Z",
+                }
+            ]
+        }
+    )
+
+    user: UserPublic
+    kind: UserTokenKind
+    link: str = Field(description="Shown once: hand it to the person; it works one time")
+    expires_at: datetime

@@ -19,7 +19,7 @@ from zapflow.db import SessionFactory, transaction
 from zapflow.errors import Conflict, NotFound, Unauthorized, Unprocessable
 from zapflow.models import ApiKey, Company, User, UserRole, utc_now
 from zapflow.services.paging import cut_page, keyset
-from zapflow.services.permissions import Permission, role_can
+from zapflow.services.permissions import ROLE_RANK, Permission, role_can
 from zapflow.services.queries import get_scoped
 
 KEY_PREFIX = "zf_"
@@ -35,13 +35,21 @@ class Principal:
     """Who is calling: every query of the request is scoped by ``company_id``."""
 
     company_id: uuid.UUID
-    api_key_id: uuid.UUID
+    api_key_id: uuid.UUID | None  # None for a person signed in (``session_id``)
     role: UserRole
     key_hash: str = field(repr=False)  # re-checked by long requests (event streams)
     user_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None  # a browser session (services/user_sessions.py)
 
     def can(self, permission: Permission) -> bool:
         return role_can(self.role, permission)
+
+    @property
+    def credential_id(self) -> uuid.UUID:
+        """The API key or session the request came with (rate limits and stream slots)."""
+        credential = self.session_id or self.api_key_id
+        assert credential is not None
+        return credential
 
 
 @dataclass(frozen=True)
@@ -91,9 +99,10 @@ async def issue_api_key(
             raise NotFound("user_id: no such user", details={"field": "user_id"}) from None
         if not user.is_active:
             raise Unprocessable("user_id: the user is deactivated", details={"field": "user_id"})
-        if role == UserRole.ADMIN and user.role != UserRole.ADMIN:
+        if ROLE_RANK[role] > ROLE_RANK[user.role]:
             raise Unprocessable(
-                "role: an agent's key cannot be an admin key", details={"field": "role"}
+                f"role: a {user.role.value}'s key cannot be a {role.value} key",
+                details={"field": "role"},
             )
     return await create_api_key(session, company_id, name, role, user_id)
 
@@ -133,6 +142,10 @@ async def create_company(session: AsyncSession, name: str) -> tuple[Company, New
     await session.flush()
     key = await create_api_key(session, company.id, "admin", UserRole.ADMIN)
     return company, key
+
+
+def lesser_role(a: UserRole, b: UserRole) -> UserRole:
+    return a if ROLE_RANK[a] <= ROLE_RANK[b] else b
 
 
 def _usable_key(key_hash: str) -> Select[ApiKey, UserRole | None]:
@@ -179,7 +192,7 @@ class Authenticator:
                 row, user_role = found
                 await self._touch(session, row)
             # a key never grants more than its user may do: demoting the user demotes the key
-            role = UserRole.AGENT if user_role == UserRole.AGENT else row.role
+            role = lesser_role(row.role, user_role) if user_role else row.role
             return {
                 "company_id": str(row.company_id),
                 "api_key_id": str(row.id),

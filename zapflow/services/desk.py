@@ -20,7 +20,15 @@ from sqlmodel import col
 
 from zapflow.db import DriverReads
 from zapflow.errors import NotFound, Unprocessable
-from zapflow.models import Contact, Conversation, ConversationStatus, User, WhatsAppInstance
+from zapflow.models import (
+    Contact,
+    Conversation,
+    ConversationStatus,
+    TeamMember,
+    User,
+    WhatsAppInstance,
+    utc_now,
+)
 from zapflow.schemas.contacts import ContactRef
 from zapflow.schemas.conversations import ConversationPublic, ConversationSummary
 from zapflow.services.conversations import conversation_updated
@@ -45,13 +53,16 @@ class ConversationFilter:
     instance_id: uuid.UUID | None = None
     updated_since: datetime | None = None
     q: str | None = None  # prefix of the contact's name or phone number
+    team_id: uuid.UUID | None = None
+    teams_of: uuid.UUID | None = None  # in a team this user belongs to
+    waiting: bool | None = None  # queued for a human of its team, nobody's yet
 
     def bound(self) -> tuple[tuple[str, ...], dict[str, Any]]:
         """The filter's shape (which conditions it holds, in which form: one statement per
         shape, see ``_page_statement``) and the values of their ``bindparam``s."""
         shape: list[str] = []
         values: dict[str, Any] = {}
-        for name in ("status", "assigned_user_id", "instance_id", "updated_since"):
+        for name in ("status", "assigned_user_id", "instance_id", "updated_since", "team_id"):
             if getattr(self, name) is not None:
                 shape.append(name)
                 values[name] = getattr(self, name)
@@ -59,6 +70,11 @@ class ConversationFilter:
             shape.append("unassigned" if self.unassigned else "assigned")
         if self.paused is not None:
             shape.append("paused" if self.paused else "not_paused")
+        if self.waiting is not None:
+            shape.append("waiting" if self.waiting else "not_waiting")
+        if self.teams_of is not None:
+            shape.append("teams_of")
+            values["teams_of"] = self.teams_of
         if self.tags:
             shape.append("tags")
             values["tags"] = list(self.tags)
@@ -88,6 +104,12 @@ def _conditions(shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
         "paused": col(Conversation.is_paused).is_(True),
         "not_paused": col(Conversation.is_paused).is_(False),
         "tags": col(Contact.tags).contains(bindparam("tags")),
+        "team_id": col(Conversation.team_id) == bindparam("team_id"),
+        "teams_of": col(Conversation.team_id).in_(
+            select(col(TeamMember.team_id)).where(col(TeamMember.user_id) == bindparam("teams_of"))
+        ),
+        "waiting": col(Conversation.waiting_since).is_not(None),
+        "not_waiting": col(Conversation.waiting_since).is_(None),
     }
     found = [simple[name] for name in shape if name in simple]
     if "q" in shape:
@@ -246,8 +268,22 @@ async def assign_conversation(
 ) -> ConversationRow:
     """Like ``change_conversation``; the user must be an active user of the company."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
-    await _ensure_active_user(session, company_id, user_id)
-    await _apply(session, row, {"assigned_user_id": user_id})
+    await ensure_active_user(session, company_id, user_id)
+    # taken by a person: out of its team's queue
+    await _apply(session, row, {"assigned_user_id": user_id, "waiting_since": None})
+    return row
+
+
+async def unassign_conversation(
+    session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID
+) -> ConversationRow:
+    """Nobody's again: a conversation of a team goes back to the team's queue (its routing
+    assigns it anew), oldest first by when it was unassigned."""
+    row = await get_conversation_row(session, company_id, conversation_id, lock=True)
+    changes: dict[str, Any] = {"assigned_user_id": None}
+    if row.conversation.team_id is not None and row.conversation.assigned_user_id is not None:
+        changes["waiting_since"] = utc_now()
+    await _apply(session, row, changes)
     return row
 
 
@@ -261,8 +297,8 @@ async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str,
         await stage(session, [conversation_updated(row.conversation)])
 
 
-async def _ensure_active_user(
-    session: AsyncSession, company_id: uuid.UUID, user_id: uuid.UUID
+async def ensure_active_user(
+    session: AsyncSession, company_id: uuid.UUID, user_id: uuid.UUID, field: str = "body.user_id"
 ) -> None:
     query = select(col(User.id)).where(
         col(User.id) == user_id, col(User.company_id) == company_id, col(User.is_active).is_(True)
@@ -271,5 +307,5 @@ async def _ensure_active_user(
         message = "no active user with this id in your company"
         raise Unprocessable(
             f"user_id: {message}",
-            details=[{"field": "body.user_id", "message": message, "type": "unknown_user"}],
+            details=[{"field": field, "message": message, "type": "unknown_user"}],
         )

@@ -16,7 +16,7 @@ from zapflow.errors import Unprocessable
 from zapflow.models import Contact, FlowRun, Funnel, Stage
 from zapflow.schemas.contacts import MAX_NAME_LENGTH, parse_update
 from zapflow.schemas.deals import DealPublic
-from zapflow.services import contacts, deals
+from zapflow.services import contacts, deals, routing
 from zapflow.services.desk import assign_conversation, change_conversation
 from zapflow.services.events import Event, stage
 
@@ -91,13 +91,19 @@ async def update_contact(session: AsyncSession, run: FlowRun, params: dict[str, 
 
 
 async def handoff(session: AsyncSession, run: FlowRun, params: dict[str, Any]) -> None:
-    """Pause the bot in the conversation, assign it when asked, announce ``flow.handoff``."""
+    """Pause the bot in the conversation, assign it when asked, else queue it for the team it
+    names (when the company has a team of that name: its routing workflow's next pass, within
+    its 30 s sweep, assigns it), announce ``flow.handoff``."""
     company_id = run.company_id
-    await change_conversation(session, company_id, run.conversation_id, {"is_paused": True})
+    row = await change_conversation(session, company_id, run.conversation_id, {"is_paused": True})
     if params.get("assign_user_id"):
         await assign_conversation(
             session, company_id, run.conversation_id, uuid.UUID(params["assign_user_id"])
         )
+    elif params.get("team") and (
+        team := await routing.team_named(session, company_id, params["team"])
+    ):
+        await routing.queue_conversation(session, row.conversation, team)
     data = {
         "flow_run_id": str(run.id),
         "flow_id": str(run.flow_id),

@@ -42,6 +42,12 @@ class Permission(StrEnum):
     FLOWS_WRITE = "flows:write"  # author, publish, archive, simulate
     FLOW_RUNS_WRITE = "flow_runs:write"  # start a published flow for a contact, cancel a run
     OPS_MANAGE = "ops:manage"  # queues, dead letters and their replay
+    ACCOUNT_OWN = "account:own"  # one's own profile, availability, password and sessions
+    TEAMS_READ = "teams:read"
+    TEAMS_MANAGE = "teams:manage"  # create, rename, route, members and their capacity
+    CANNED_READ = "canned:read"  # the company's saved replies and one's own
+    CANNED_WRITE = "canned:write"  # one's own saved replies
+    CANNED_MANAGE = "canned:manage"  # the company's saved replies
     TEMPLATES_READ = "templates:read"  # the numbers' message templates (the composer picks one)
     TEMPLATES_MANAGE = "templates:manage"  # sync, create and delete them at Meta
     CAMPAIGNS_READ = "campaigns:read"  # broadcasts, their recipients and stats
@@ -69,15 +75,28 @@ AGENT_PERMISSIONS = frozenset(
         Permission.DEALS_WRITE,
         Permission.FLOWS_READ,
         Permission.FLOW_RUNS_WRITE,
+        Permission.ACCOUNT_OWN,
+        Permission.TEAMS_READ,
+        Permission.CANNED_READ,
+        Permission.CANNED_WRITE,
         Permission.TEMPLATES_READ,
         Permission.CAMPAIGNS_READ,
         Permission.OPT_OUTS_MANAGE,
     }
 )
+# a supervisor runs the floor: teams and their routing, the company's saved replies, notes
+SUPERVISOR_PERMISSIONS = AGENT_PERMISSIONS | {
+    Permission.TEAMS_MANAGE,
+    Permission.CANNED_MANAGE,
+    Permission.NOTES_MANAGE,
+}
 ROLE_PERMISSIONS: dict[UserRole, frozenset[Permission]] = {
     UserRole.ADMIN: frozenset(Permission),
+    UserRole.SUPERVISOR: SUPERVISOR_PERMISSIONS,
     UserRole.AGENT: AGENT_PERMISSIONS,
 }
+# a credential never grants more than its user holds (services/auth.py)
+ROLE_RANK = {UserRole.AGENT: 0, UserRole.SUPERVISOR: 1, UserRole.ADMIN: 2}
 
 
 def role_can(role: UserRole, permission: Permission) -> bool:

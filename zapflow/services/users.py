@@ -16,6 +16,7 @@ from zapflow.models import ApiKey, User, UserRole
 from zapflow.services.auth import Principal
 from zapflow.services.paging import cut_page, keyset
 from zapflow.services.queries import get_scoped
+from zapflow.services.user_sessions import revoke_user_sessions
 
 
 async def create_user(session: AsyncSession, company_id: uuid.UUID, fields: dict[str, Any]) -> User:
@@ -68,6 +69,8 @@ async def update_user(
         raise Conflict("you cannot deactivate or demote yourself: ask another admin")
     if "email" in changes:
         changes["email"] = changes["email"].lower()
+    if {"role", "is_active"} & changes.keys():
+        await revoke_user_sessions(session, user.id)  # signed in again, with the new role
     for name, value in changes.items():
         setattr(user, name, value)
     await _flush_unique_email(session)
@@ -77,6 +80,7 @@ async def delete_user(session: AsyncSession, user: User, principal: Principal) -
     """Deletes the user and (by the foreign key's cascade) its API keys."""
     if user.id == principal.user_id:
         raise Conflict("you cannot delete yourself: ask another admin")
+    await revoke_user_sessions(session, user.id)  # no process keeps honouring a cached one
     await session.delete(user)
     await session.flush()
 

@@ -31,6 +31,7 @@ from zapflow.activities.flow_triggers import FlowTriggerActivities
 from zapflow.activities.flows import FlowActivities
 from zapflow.activities.followups import FollowUpActivities
 from zapflow.activities.messages import MessageActivities
+from zapflow.activities.routing import RoutingActivities
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
@@ -41,6 +42,7 @@ from zapflow.workflows.campaign import CampaignWorkflow
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
+from zapflow.workflows.routing import TeamRoutingWorkflow
 
 ROLES = (
     "pipeline",
@@ -78,6 +80,7 @@ def registrations(
     ai = AIActivities(sessions, settings, embedder)
     messages = MessageActivities(sessions, http, egress, settings)
     followups = FollowUpActivities(sessions)
+    routing = RoutingActivities(sessions)
     campaigns = CampaignActivities(sessions, messages, settings)
     embeddings = EmbeddingActivities()
     flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedder)
@@ -97,7 +100,12 @@ def registrations(
             task_queue=settings.messages_task_queue,
             # flow runs share the conversations' queue: they are their children, and a flow's
             # activities are short database writes like theirs
-            workflows=[ConversationWorkflow, FlowWorkflow, FlowTriggerWorkflow],
+            workflows=[
+                ConversationWorkflow,
+                FlowWorkflow,
+                FlowTriggerWorkflow,
+                TeamRoutingWorkflow,
+            ],
             activities=[
                 conversations.persist_inbound,
                 conversations.record_persist_failure,
@@ -105,6 +113,7 @@ def registrations(
                 messages.record_send_failure,
                 followups.load_followups,
                 followups.fire_followup,
+                routing.assign_waiting,
                 ai.send_reply,
                 flows.begin_run,
                 flows.send,

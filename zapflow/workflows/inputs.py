@@ -303,6 +303,14 @@ class FlowTriggerResult:
     started: int
 
 
+@dataclass(frozen=True)
+class RoutingInput:
+    """A team's routing workflow: which team (ids as strings, no customer data)."""
+
+    company_id: str
+    team_id: str
+
+
 @dataclass
 class CampaignInput:
     """A campaign's workflow: ids and pacing only (no audience, no texts)."""

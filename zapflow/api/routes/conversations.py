@@ -24,10 +24,15 @@ from zapflow.api.paging import (
     respond,
     respond_cursor_page,
 )
+from zapflow.api.routing_wake import wake_routing
 from zapflow.errors import Unprocessable
 from zapflow.models import ConversationStatus
-from zapflow.schemas.conversations import AssignConversation, ConversationPublic
-from zapflow.services import desk
+from zapflow.schemas.conversations import (
+    AssignConversation,
+    ConversationPublic,
+    TransferConversation,
+)
+from zapflow.services import desk, routing
 from zapflow.services.auth import Principal
 from zapflow.services.permissions import Permission
 
@@ -63,6 +68,13 @@ async def conversation_filter(
         str | None,
         Query(min_length=1, max_length=100, description="Prefix of the contact's name or phone"),
     ] = None,
+    team_id: Annotated[uuid.UUID | None, Query(description="Of this team")] = None,
+    teams: Annotated[
+        Literal["mine"] | None, Query(description="`mine`: of the teams this user belongs to")
+    ] = None,
+    waiting: Annotated[
+        bool | None, Query(description="true: queued for a human of its team, nobody's yet")
+    ] = None,
 ) -> desk.ConversationFilter:
     return desk.ConversationFilter(
         status=status,
@@ -73,12 +85,15 @@ async def conversation_filter(
         instance_id=instance_id,
         updated_since=updated_since,
         q=q,
+        team_id=team_id,
+        teams_of=_me(principal, None) if teams else None,
+        waiting=waiting,
     )
 
 
 def _me(principal: Principal, assigned_user_id: uuid.UUID | None) -> uuid.UUID:
     if principal.user_id is None:
-        raise Unprocessable("assigned: `me` needs an API key that belongs to a user")
+        raise Unprocessable("assigned: `me` needs a signed-in person or a user's API key")
     if assigned_user_id not in (None, principal.user_id):
         raise Unprocessable("assigned: `me` and assigned_user_id name different users")
     return principal.user_id
@@ -140,6 +155,65 @@ async def assign_conversation(
     return row.public()
 
 
+@router.post(
+    "/{conversation_id}/take",
+    summary="Assign to me (the signed-in person, or the API key's user)",
+    response_model=ConversationPublic,
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
+)
+async def take_conversation(
+    conversation_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+) -> ConversationPublic:
+    await desk.get_conversation_row(session, principal.company_id, conversation_id)  # else 404
+    row = await desk.assign_conversation(
+        session, principal.company_id, conversation_id, _me(principal, None)
+    )
+    return row.public()
+
+
+@router.post(
+    "/{conversation_id}/transfer",
+    summary="Transfer to a team: it leaves its assignee and waits in the team's queue",
+    response_model=ConversationPublic,
+    responses={404: {"description": "No such conversation or team in your company"}},
+    dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
+)
+async def transfer_conversation(
+    conversation_id: uuid.UUID,
+    body: TransferConversation,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: StateDep,
+) -> ConversationPublic:
+    row = await desk.get_conversation_row(session, principal.company_id, conversation_id, lock=True)
+    team = await routing.get_team(session, principal.company_id, body.team_id)
+    await routing.queue_conversation(session, row.conversation, team)
+    wake_routing(session, state, principal.company_id, [team.id])
+    return row.public()
+
+
+@router.post(
+    "/{conversation_id}/unassign",
+    summary="Unassign: back to the shared queue (a team's conversation waits for its routing)",
+    response_model=ConversationPublic,
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
+)
+async def unassign_conversation(
+    conversation_id: uuid.UUID,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    state: StateDep,
+) -> ConversationPublic:
+    row = await desk.unassign_conversation(session, principal.company_id, conversation_id)
+    if row.conversation.waiting_since is not None and row.conversation.team_id is not None:
+        wake_routing(session, state, principal.company_id, [row.conversation.team_id])
+    return row.public()
+
+
 def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPublic]]:
     async def act(
         conversation_id: uuid.UUID,
@@ -156,7 +230,6 @@ def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPubl
 
 # Each sets fields to fixed values; repeating one is a 200 that changes nothing and emits nothing.
 _ACTIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
-    ("unassign", {"assigned_user_id": None}, "Unassign: back to the shared queue"),
     ("pause", {"is_paused": True}, "Pause the bot: a human handles the conversation"),
     ("resume", {"is_paused": False}, "Resume the bot"),
     ("close", {"status": ConversationStatus.CLOSED}, "Close (a new inbound message reopens it)"),

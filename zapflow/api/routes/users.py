@@ -1,18 +1,21 @@
-"""Users: a company's admins and agents (API keys are their credentials; no passwords)."""
+"""Users: a company's admins, supervisors and agents; inviting one and issuing a reset link (each
+a one-time link to set a password, shown to the admin: no mail server needed)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond
 from zapflow.api.routes.api_keys import forget_keys
-from zapflow.models import UserRole
-from zapflow.schemas.users import UserCreate, UserPublic, UserUpdate
+from zapflow.models import User, UserRole, UserTokenKind
+from zapflow.schemas.users import PasswordLink, UserCreate, UserInvite, UserPublic, UserUpdate
+from zapflow.services import user_sessions
 from zapflow.services import users as service
+from zapflow.services.auth import Principal
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/users", tags=["users"])
@@ -54,6 +57,56 @@ async def list_users(
 async def create_user(body: UserCreate, principal: CurrentPrincipal, session: SessionDep) -> Any:
     user = await service.create_user(session, principal.company_id, body.model_dump())
     return UserPublic.model_validate(user)
+
+
+def _link(
+    request: Request, state: StateDep, user: User, new: user_sessions.NewLink
+) -> PasswordLink:
+    base = (state.settings.public_url or str(request.base_url)).rstrip("/")
+    return PasswordLink(
+        user=UserPublic.model_validate(user),
+        kind=new.row.kind,
+        # in the fragment: browsers send no fragment to any server, so no access log keeps it
+        link=f"{base}/app/#/accept/{new.token}",
+        expires_at=new.row.expires_at,
+    )
+
+
+@router.post(
+    "/invites",
+    status_code=201,
+    summary="Invite a person: a new user and a one-time link to set their password",
+    response_model=PasswordLink,
+    responses={409: {"description": "another user of the company has this e-mail"}},
+)
+async def invite_user(
+    body: UserInvite,
+    request: Request,
+    principal: Annotated[Principal, Requires(Permission.USERS_MANAGE)],
+    session: SessionDep,
+    state: StateDep,
+) -> PasswordLink:
+    user = await service.create_user(session, principal.company_id, body.model_dump())
+    new = await user_sessions.issue_link(session, user, UserTokenKind.INVITE, principal.user_id)
+    return _link(request, state, user, new)
+
+
+@router.post(
+    "/{user_id}/reset-link",
+    status_code=201,
+    summary="A one-time link for the user to choose a new password (using it ends their sessions)",
+    response_model=PasswordLink,
+)
+async def issue_reset_link(
+    user_id: uuid.UUID,
+    request: Request,
+    principal: Annotated[Principal, Requires(Permission.USERS_MANAGE)],
+    session: SessionDep,
+    state: StateDep,
+) -> PasswordLink:
+    user = await service.get_user(session, principal.company_id, user_id)
+    new = await user_sessions.issue_link(session, user, UserTokenKind.RESET, principal.user_id)
+    return _link(request, state, user, new)
 
 
 @router.get(

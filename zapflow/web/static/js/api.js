@@ -1,24 +1,54 @@
-// The public REST API (/api/v1). The API key lives in sessionStorage (this tab only) and travels
-// in the Authorization header, never in a URL.
+// The public REST API (/api/v1). A person signs in with e-mail and password: the session lives
+// in an HttpOnly cookie scripts cannot read, and every state-changing request echoes the CSRF
+// token the API gave (GET /api/v1/me). An integration's API key instead lives in sessionStorage
+// (this tab only) and travels in the Authorization header, never in a URL.
 
 const KEY = "zapflow.apiKey";
 const listeners = new Set();
+const SAFE = new Set(["GET", "HEAD", "OPTIONS"]);
 
 export const auth = {
+  csrf: null, // the signed-in session's CSRF token (memory only: GET /me tells it again)
   get key() {
     return sessionStorage.getItem(KEY);
+  },
+  get signedIn() {
+    return Boolean(this.key || this.csrf);
   },
   set(key) {
     sessionStorage.setItem(KEY, key);
   },
+  session(csrf) {
+    this.csrf = csrf;
+  },
+  // the credential headers of a request (the cookie goes by itself)
+  headers(method = "GET", key = this.key) {
+    if (key) return { Authorization: `Bearer ${key}` };
+    return this.csrf && !SAFE.has(method) ? { "X-CSRF-Token": this.csrf } : {};
+  },
   clear() {
     sessionStorage.removeItem(KEY);
+    this.csrf = null;
     for (const fn of listeners) fn();
   },
   onSignOut(fn) {
     listeners.add(fn);
   },
 };
+
+// Sign-in and link routes live outside /api/v1 (they hand out the credential).
+export async function signInRequest(path, body) {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  }).catch((error) => {
+    throw new ApiError(0, { error: { code: "network", message: error.message } });
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -41,7 +71,7 @@ export function qs(params) {
 }
 
 export async function api(path, { method = "GET", body, key = auth.key, signal, text = false } = {}) {
-  const headers = { Authorization: `Bearer ${key}` };
+  const headers = auth.headers(method, key);
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let response;
   try {
@@ -59,7 +89,7 @@ export async function api(path, { method = "GET", body, key = auth.key, signal, 
   if (text && response.ok) return response.text();
   const data = await response.json().catch(() => null);
   if (!response.ok) {
-    if (response.status === 401 && key === auth.key) auth.clear();
+    if (response.status === 401 && key === auth.key && auth.signedIn) auth.clear();
     throw new ApiError(response.status, data);
   }
   return data;

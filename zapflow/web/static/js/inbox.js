@@ -70,6 +70,8 @@ export class InboxView {
         ["all", t("inbox.all")],
         ["mine", t("inbox.mine")],
         ["unassigned", t("inbox.unassigned")],
+        ["waiting", t("inbox.waiting")],
+        ["teams", t("inbox.myTeams")],
         ["paused", t("inbox.paused")],
       ],
       this.filters.show,
@@ -132,6 +134,8 @@ export class InboxView {
       instance_id: f.instance_id,
       assigned: f.show === "mine" ? "me" : null,
       unassigned: f.show === "unassigned" ? "true" : null,
+      waiting: f.show === "waiting" ? "true" : null,
+      teams: f.show === "teams" ? "mine" : null,
       paused: f.show === "paused" ? "true" : null,
     };
   }
@@ -230,11 +234,12 @@ export class InboxView {
     if (f.instance_id && row.instance_id !== f.instance_id) return false;
     if (f.show === "paused" && !row.is_paused) return false;
     if (f.show === "unassigned" && row.assigned_user_id) return false;
+    if (f.show === "waiting" && !row.waiting_since) return false;
     return true;
   }
 
   get localFilters() {
-    return !this.filters.q && !this.filters.tag && this.filters.show !== "mine";
+    return !this.filters.q && !this.filters.tag && !["mine", "teams"].includes(this.filters.show);
   }
 
   sort() {

@@ -1,13 +1,14 @@
 // The company's live events (/api/v1/stream) read with fetch, because EventSource cannot send the
-// Authorization header and the key must stay out of URLs. Reconnects by itself with growing
+// Authorization header and the key must stay out of URLs (a signed-in session's cookie goes by
+// itself). Reconnects by itself with growing
 // delays and resumes with Last-Event-ID, so the server replays what was missed.
 
 const HEARTBEAT_TIMEOUT_MS = 45_000; // the server pings every 15 s
 const MAX_BACKOFF_MS = 10_000;
 
 export class LiveStream {
-  constructor({ key, onEvent, onState }) {
-    this.key = key;
+  constructor({ headers, onEvent, onState }) {
+    this.headers = headers;
     this.onEvent = onEvent;
     this.onState = onState;
     this.lastId = null;
@@ -57,7 +58,7 @@ export class LiveStream {
 
   async connect(isRetry) {
     this.controller = new AbortController();
-    const headers = { Authorization: `Bearer ${this.key}`, Accept: "text/event-stream" };
+    const headers = { ...this.headers, Accept: "text/event-stream" };
     if (this.lastId) headers["Last-Event-ID"] = this.lastId;
     const response = await fetch("/api/v1/stream", {
       headers,

@@ -1,7 +1,8 @@
-// The app shell: sign-in with an API key, the header (navigation, live status, language), the
+// The app shell: sign-in (a person's e-mail and password, an invite link, or an API key), the header (navigation, live status, language), the
 // hash routes (#/inbox[/id[/contact]], #/board[/funnel], #/flows[/id]) and the one live stream
 // whose events every view receives.
-import { all, api, ApiError, auth } from "./api.js";
+import { AccountView, SettingsView } from "./people.js";
+import { all, api, ApiError, auth, signInRequest } from "./api.js";
 import { BoardView } from "./board.js";
 import { field, h, replace, select } from "./dom.js";
 import { FlowsView } from "./flows.js";
@@ -14,7 +15,17 @@ import { MergePanel } from "./merge.js";
 import { SearchView } from "./search.js";
 
 const root = document.getElementById("root");
-const VIEWS = { inbox: InboxView, board: BoardView, flows: FlowsView, search: SearchView };
+const VIEWS = {
+  inbox: InboxView,
+  board: BoardView,
+  flows: FlowsView,
+  search: SearchView,
+  settings: SettingsView,
+  account: AccountView,
+};
+const NAV = ["inbox", "board", "flows", "search", "settings"]; // the account: the header's name
+// what a view needs the signed-in role to hold (the others: every role)
+const NEEDS = { settings: "users:manage" };
 let live = null;
 let view = null;
 let viewName = null;
@@ -23,42 +34,111 @@ let statusPill = null;
 let liveState = "connecting";
 let companyName = null;
 
+// The sign-in page: e-mail and password, or (for integrations) an API key kept in this tab.
 function signIn(message) {
   stop();
-  const key = h("input", { type: "password", autocomplete: "off", required: true, spellcheck: "false" });
   const error = h("p", { class: "error", role: "alert" }, message || "");
+  const fail = (err) =>
+    (error.textContent = err instanceof ApiError && err.status === 401 ? t("signin.wrong") : errorText(err));
+  const email = h("input", { type: "email", autocomplete: "username", required: true });
+  const password = h("input", { type: "password", autocomplete: "current-password", required: true });
+  const people = h(
+    "form",
+    {
+      class: "signin-form",
+      onsubmit: async (e) => {
+        e.preventDefault();
+        error.textContent = "";
+        try {
+          const me = await signInRequest("/auth/sign-in", { email: email.value, password: password.value });
+          auth.session(me.csrf_token);
+          start(me);
+        } catch (err) {
+          fail(err);
+        }
+      },
+    },
+    field(t("signin.email"), email),
+    field(t("signin.password"), password),
+    h("button", { type: "submit", class: "primary" }, t("signin.submit")),
+  );
+  const keyForm = apiKeyForm(error);
+  const toggle = h(
+    "button",
+    { type: "button", class: "link", onclick: () => ((people.hidden = !people.hidden), (keyForm.hidden = !people.hidden)) },
+    t("signin.useKey"),
+  );
+  const card = h("div", { class: "signin card" }, h("h1", {}, "zapflow"), people, keyForm, toggle, error, languagePicker());
+  replace(root, h("main", { class: "signin-page" }, card));
+  email.focus();
+}
+
+function apiKeyForm(error) {
+  const key = h("input", { type: "password", autocomplete: "off", required: true, spellcheck: "false" });
+  return h(
+    "form",
+    {
+      class: "signin-form",
+      hidden: true,
+      onsubmit: async (e) => {
+        e.preventDefault();
+        error.textContent = "";
+        try {
+          const me = await api("/me", { key: key.value.trim() });
+          auth.set(key.value.trim());
+          start(me);
+        } catch (err) {
+          error.textContent = err instanceof ApiError && err.status === 401 ? t("signin.invalid") : errorText(err);
+        }
+      },
+    },
+    h("p", {}, t("signin.intro")),
+    field(t("signin.key"), key),
+    h("button", { type: "submit", class: "primary" }, t("signin.submit")),
+  );
+}
+
+// An invite or reset link (#/accept/<token>): choose a password, then signed in.
+function acceptLink(token) {
+  stop();
+  const password = h("input", { type: "password", autocomplete: "new-password", required: true, minlength: 10 });
+  const error = h("p", { class: "error", role: "alert" });
   const form = h(
     "form",
     {
       class: "signin card",
       onsubmit: async (e) => {
         e.preventDefault();
-        error.textContent = "";
         try {
-          await api("/company", { key: key.value.trim() });
-          auth.set(key.value.trim());
-          start();
+          const me = await signInRequest("/auth/accept", { token, password: password.value });
+          auth.session(me.csrf_token);
+          history.replaceState(null, "", "#/inbox");
+          start(me);
         } catch (err) {
-          error.textContent = err instanceof ApiError && err.status === 401 ? t("signin.invalid") : errorText(err);
+          error.textContent = errorText(err);
         }
       },
     },
     h("h1", {}, "zapflow"),
-    h("p", {}, t("signin.intro")),
-    field(t("signin.key"), key),
-    h("button", { type: "submit", class: "primary" }, t("signin.submit")),
+    h("p", {}, t("accept.intro")),
+    field(t("accept.password"), password),
+    h("button", { type: "submit", class: "primary" }, t("accept.submit")),
     error,
-    languagePicker(),
   );
   replace(root, h("main", { class: "signin-page" }, form));
-  key.focus();
+  password.focus();
+}
+
+async function signOut() {
+  if (!auth.key) await api("/me/sign-out", { method: "POST" }).catch(() => {});
+  auth.clear();
 }
 
 function languagePicker() {
   const picker = select(
     LANGUAGES.map((code) => [code, code.toUpperCase()]),
     lang(),
-    { onchange: (e) => (setLang(e.target.value), auth.key ? start() : signIn()) },
+    { onchange: (e) => (setLang(e.target.value), auth.signedIn ? start(ctx?.me) : signIn()) },
   );
   return field(t("lang.label"), picker, { hideLabel: true });
 }
@@ -71,15 +151,18 @@ function stop() {
   viewName = null;
 }
 
-function start() {
+// Signed in: `me` says who and what they may do (the views show only what the role allows;
+// the server refuses the rest anyway).
+function start(me) {
   stop();
   // the view's first request goes out first; what the views share arrives alongside it
   let shared;
-  ctx = { users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel, MergePanel] };
+  ctx = { me, users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel, MergePanel] };
+  ctx.can = (permission) => me.permissions.includes(permission);
   ctx.ready = new Promise((resolve) => (shared = resolve));
   shell();
   route();
-  live = new LiveStream({ key: auth.key, onEvent: dispatch, onState: setLiveState });
+  live = new LiveStream({ headers: auth.headers(), onEvent: dispatch, onState: setLiveState });
   live.start();
   shared(
     Promise.all([
@@ -89,7 +172,7 @@ function start() {
       api("/funnels").then((funnels) => (ctx.funnels = funnels)),
     ]),
   );
-  ctx.ready.catch((error) => auth.key && signIn(errorText(error)));
+  ctx.ready.catch((error) => auth.signedIn && signIn(errorText(error)));
 }
 
 function shell() {
@@ -98,8 +181,10 @@ function shell() {
   const nav = h(
     "nav",
     { "aria-label": t("nav.label") },
-    Object.keys(VIEWS).map((name) => h("a", { href: `#/${name}`, "data-view": name }, t(`nav.${name}`))),
+    NAV.filter(allowed)
+      .map((name) => h("a", { href: `#/${name}`, "data-view": name }, t(`nav.${name}`))),
   );
+  const who = ctx.me.user ? `${ctx.me.user.name} · ${t(`role.${ctx.me.role}`)}` : t(`role.${ctx.me.role}`);
   replace(
     root,
     h("a", { href: "#main", class: "skip" }, t("nav.skip")),
@@ -111,7 +196,8 @@ function shell() {
       nav,
       statusPill,
       languagePicker(),
-      h("button", { type: "button", onclick: () => auth.clear() }, t("signin.out")),
+      h("a", { href: "#/account", class: "who", "data-view": "account" }, who),
+      h("button", { type: "button", onclick: signOut }, t("signin.out")),
     ),
     h("main", { id: "main", tabindex: "-1" }),
   );
@@ -135,7 +221,7 @@ function dispatch(event) {
 function route() {
   if (!ctx) return;
   const [name = "inbox", id = null, extra = null] = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
-  const wanted = VIEWS[name] ? name : "inbox";
+  const wanted = VIEWS[name] && allowed(name) ? name : "inbox";
   const main = document.getElementById("main");
   if (wanted !== viewName) {
     view?.destroy();
@@ -150,8 +236,29 @@ function route() {
   view.open(id, extra);
 }
 
+function allowed(view) {
+  return !NEEDS[view] || ctx.can(NEEDS[view]);
+}
+
+function accepting() {
+  const [name, token] = location.hash.replace(/^#\/?/, "").split("/");
+  return name === "accept" && token ? token : null;
+}
+
+// A reload: the tab's API key, else the session cookie (GET /me says whether it is alive).
+async function resume() {
+  const token = accepting();
+  if (token) return acceptLink(token);
+  try {
+    const me = await api("/me");
+    if (me.csrf_token) auth.session(me.csrf_token);
+    start(me);
+  } catch (error) {
+    signIn(error instanceof ApiError && error.status === 401 ? "" : errorText(error));
+  }
+}
+
 auth.onSignOut(() => signIn());
-window.addEventListener("hashchange", route);
+window.addEventListener("hashchange", () => (accepting() ? acceptLink(accepting()) : route()));
 markDocument();
-if (auth.key) start();
-else signIn();
+resume();

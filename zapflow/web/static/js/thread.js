@@ -2,6 +2,7 @@
 // (older pages load as the agent scrolls up) and the composer. Sending takes the conversation
 // over: the bot is paused first, visibly, and a button resumes it.
 import { api, qs } from "./api.js";
+import { CannedSuggestions } from "./canned.js";
 import { announce, h, replace } from "./dom.js";
 import { errorText, newId, time, webUrl } from "./format.js";
 import { t } from "./i18n.js";
@@ -48,6 +49,7 @@ export class Thread {
         }
       },
     });
+    this.canned = new CannedSuggestions(this.input, ctx, conversation);
     // quick-reply buttons: up to 3 titles separated by "|" turn the message into reply buttons
     this.buttons = h("input", {
       id: "composer-buttons",
@@ -58,6 +60,7 @@ export class Thread {
     const composer = h(
       "form",
       { class: "composer", onsubmit: (e) => (e.preventDefault(), this.submit()) },
+      this.canned.el,
       h("label", { for: "composer-input", class: "visually-hidden" }, t("composer.label")),
       this.input,
       h("label", { for: "composer-buttons", class: "visually-hidden" }, t("composer.buttons")),
@@ -103,12 +106,24 @@ export class Thread {
         paused
           ? h("button", { type: "button", onclick: () => this.act("resume") }, t("thread.resume"))
           : h("button", { type: "button", onclick: () => this.act("pause") }, t("thread.pause")),
+        this.assignment(c),
         c.status === "closed"
           ? h("button", { type: "button", onclick: () => this.act("reopen") }, t("thread.reopen"))
           : h("button", { type: "button", onclick: () => this.act("close") }, t("thread.close")),
         h("a", { href: `#/inbox/${c.id}/contact`, class: "button contact-toggle" }, t("contact.open")),
       ),
     );
+  }
+
+  // who has it: "Assign to me" when it is not mine, "Unassign" when it is someone's
+  assignment(c) {
+    const me = this.ctx.me.user?.id;
+    const who = c.assigned_user_id && (this.ctx.users.get(c.assigned_user_id)?.name ?? "?");
+    return [
+      h("span", { class: "assignee muted", "data-assignee": c.assigned_user_id || "" }, who ? t("thread.assignedTo", { name: who }) : c.waiting_since ? t("thread.waiting") : t("thread.nobody")),
+      me && c.assigned_user_id !== me && h("button", { type: "button", onclick: () => this.act("take") }, t("thread.take")),
+      c.assigned_user_id && h("button", { type: "button", onclick: () => this.act("unassign") }, t("thread.unassign")),
+    ];
   }
 
   async act(action) {

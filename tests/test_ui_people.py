@@ -1,0 +1,102 @@
+"""People in the browser: sign in with e-mail and password, a wrong password, sign out; an agent
+sees no admin settings and the server refuses them; an admin invites a person, who sets a
+password through the link and is signed in."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import httpx
+from playwright.async_api import Browser, Page, expect
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.browser import open_page, screenshot, sign_in_as
+
+PASSWORD = "correct horse battery"
+
+
+async def person(tenant: Tenant, api_url: str, role: str, name: str = "Pat") -> dict[str, Any]:
+    """A user of ``role`` who has set PASSWORD through an invite link."""
+    email = f"{name.lower()}.{uuid.uuid4().hex[:6]}@acme.com"
+    made = await tenant.client.post(
+        "/api/v1/users/invites", json={"email": email, "name": name, "role": role}
+    )
+    assert made.status_code == 201, made.text
+    token = made.json()["link"].rsplit("/accept/", 1)[1]
+    async with httpx.AsyncClient(base_url=api_url) as browser:
+        accepted = await browser.post("/auth/accept", json={"token": token, "password": PASSWORD})
+        assert accepted.status_code == 200, accepted.text
+    return {"email": email, "name": name, "id": made.json()["user"]["id"]}
+
+
+async def test_a_person_signs_in_with_a_password_and_signs_out(
+    page: Page, tenant: Tenant, api_url: str
+) -> None:
+    admin = await person(tenant, api_url, "admin", "Ana")
+    await page.goto("/app/")
+    await page.get_by_label("E-mail").fill(admin["email"])
+    await page.get_by_label("Password").fill("not the password")
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("alert")).to_have_text("Wrong e-mail or password.")
+    await screenshot(page, "signin")
+
+    await sign_in_as(page, admin["email"], PASSWORD)
+    await expect(page.locator("header .who")).to_have_text("Ana · Admin")
+    await expect(page.get_by_role("link", name="Settings")).to_be_visible()
+    cookies = await page.context.cookies()
+    [cookie] = [c for c in cookies if c["name"] == "zapflow_session"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
+    assert await page.evaluate("document.cookie") == ""  # scripts cannot read it
+
+    await page.reload()  # the cookie keeps the person signed in
+    await expect(page.locator(".live-status")).to_have_attribute("data-state", "live")
+    await page.get_by_role("button", name="Sign out").click()
+    await expect(page.get_by_label("E-mail")).to_be_visible()
+    async with httpx.AsyncClient(base_url=api_url, cookies={cookie["name"]: cookie["value"]}) as c:
+        assert (await c.get("/api/v1/me")).status_code == 401
+
+
+async def test_an_agent_sees_no_settings_and_the_server_refuses_them(
+    page: Page, tenant: Tenant, api_url: str
+) -> None:
+    agent = await person(tenant, api_url, "agent", "Beto")
+    await sign_in_as(page, agent["email"], PASSWORD)
+    await expect(page.get_by_role("link", name="Inbox")).to_be_visible()
+    await expect(page.get_by_role("link", name="Settings")).to_have_count(0)
+    await page.goto("/app/#/settings")  # typed by hand: the inbox instead
+    await expect(page.locator(".invite-form")).to_have_count(0)
+    # the page's own credentials (cookie + CSRF token) asking the server directly
+    answer = await page.evaluate(
+        """async () => {
+          const me = await (await fetch('/api/v1/me')).json();
+          const r = await fetch('/api/v1/users/invites', {method: 'POST',
+            headers: {'Content-Type': 'application/json', 'X-CSRF-Token': me.csrf_token},
+            body: JSON.stringify({email: 'x@acme.com', name: 'X', role: 'admin'})});
+          return {status: r.status, body: await r.json()};
+        }"""
+    )
+    assert answer["status"] == 403, answer
+    assert answer["body"]["error"]["details"]["permission"] == "users:manage"
+
+
+async def test_an_admin_invites_a_person_who_sets_a_password_through_the_link(
+    browser: Browser, api_url: str, tenant: Tenant
+) -> None:
+    admin = await person(tenant, api_url, "admin", "Ana")
+    async with open_page(browser, api_url) as page:
+        await sign_in_as(page, admin["email"], PASSWORD, "/app/#/settings")
+        await page.get_by_label("Their e-mail").fill("carla@acme.com")
+        await page.get_by_label("Their name").fill("Carla")
+        await page.get_by_label("Role").select_option("supervisor")
+        await page.get_by_role("button", name="Create invite link").click()
+        link = await page.get_by_label("One-time link").input_value()
+        assert "/app/#/accept/" in link
+        await expect(page.locator(".people")).to_contain_text("carla@acme.com")
+        await screenshot(page, "settings")
+    async with open_page(browser, api_url) as invited:
+        await invited.goto(link)
+        await invited.get_by_label("New password").fill("carla's passphrase")
+        await invited.get_by_role("button", name="Set password and sign in").click()
+        await expect(invited.locator("header .who")).to_have_text("Carla · Supervisor")
+        await expect(invited.locator(".live-status")).to_have_attribute("data-state", "live")

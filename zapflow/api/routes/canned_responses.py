@@ -1,0 +1,81 @@
+"""Canned responses: the company's and one's own saved replies (``/shortcut`` in the composer)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Response
+
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
+from zapflow.schemas.canned_responses import (
+    CannedResponseCreate,
+    CannedResponsePublic,
+    CannedResponseUpdate,
+)
+from zapflow.services import canned_responses as service
+from zapflow.services.permissions import Permission
+
+router = APIRouter(prefix="/canned-responses", tags=["canned responses"])
+MINE_OR_MANAGED: dict[int | str, dict[str, Any]] = {
+    403: {"description": "the company's canned responses need canned:manage"},
+    404: {"description": "no such canned response of yours or your company's"},
+    409: {"description": "the scope has this shortcut already"},
+}
+
+
+@router.get(
+    "",
+    summary="The company's canned responses and your own, by shortcut",
+    response_model=list[CannedResponsePublic],
+    dependencies=[Requires(Permission.CANNED_READ)],
+)
+async def list_canned_responses(principal: CurrentPrincipal, session: SessionDep) -> Any:
+    return await service.list_canned_responses(session, principal)
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Save a canned response (yours, or the company's with company_wide)",
+    response_model=CannedResponsePublic,
+    responses=MINE_OR_MANAGED,
+    dependencies=[Requires(Permission.CANNED_WRITE)],
+)
+async def create_canned_response(
+    body: CannedResponseCreate, principal: CurrentPrincipal, session: SessionDep
+) -> Any:
+    return await service.create_canned_response(session, principal, body.model_dump())
+
+
+@router.patch(
+    "/{canned_id}",
+    summary="Change a canned response's shortcut or text",
+    response_model=CannedResponsePublic,
+    responses=MINE_OR_MANAGED,
+    dependencies=[Requires(Permission.CANNED_WRITE)],
+)
+async def update_canned_response(
+    canned_id: uuid.UUID,
+    body: CannedResponseUpdate,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+) -> Any:
+    row = await service.get_own_canned_response(session, principal, canned_id)
+    await service.update_canned_response(session, row, body.model_dump(exclude_unset=True))
+    return row
+
+
+@router.delete(
+    "/{canned_id}",
+    status_code=204,
+    summary="Delete a canned response",
+    responses=MINE_OR_MANAGED,
+    dependencies=[Requires(Permission.CANNED_WRITE)],
+)
+async def delete_canned_response(
+    canned_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    row = await service.get_own_canned_response(session, principal, canned_id)
+    await service.delete_canned_response(session, row)
+    return Response(status_code=204)

@@ -1,0 +1,31 @@
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from ._fields import company_fk, created_at_field, enum_check, enum_field, fk, uuid_pk
+
+
+class RoutingMode(StrEnum):
+    MANUAL = "manual"  # waiting conversations wait for someone to take them
+    ROUND_ROBIN = "round_robin"  # the next available member after the last one given one
+    LEAST_BUSY = "least_busy"  # the available member with the fewest open conversations
+
+
+class Team(SQLModel, table=True):
+    __tablename__ = "teams"
+    __table_args__ = (
+        sa.UniqueConstraint("company_id", "name"),
+        enum_check("routing_mode", RoutingMode),
+    )
+
+    name: str
+    routing_mode: RoutingMode = enum_field(RoutingMode, RoutingMode.MANUAL)
+
+    id: uuid.UUID = uuid_pk()
+    company_id: uuid.UUID = company_fk()
+    # round-robin's place: the member handed the last conversation
+    last_assigned_user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
+    created_at: datetime = created_at_field()

@@ -1,0 +1,55 @@
+"""Canned responses' request and response shapes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from zapflow.schemas.fields import NotNull
+
+Shortcut = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_-]{1,32}$")]
+Body = Annotated[str, StringConstraints(min_length=1, max_length=4096)]  # WhatsApp's text limit
+
+
+class CannedResponseCreate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "shortcut": "price",
+                    "body": "Hi {{contact.name}}! The party kit is R$ 150.",
+                    "company_wide": False,
+                }
+            ]
+        },
+    )
+
+    shortcut: Shortcut = Field(description="Typed as /shortcut in the composer: a-z 0-9 _ -")
+    body: Body = Field(description="May hold {{contact.name}}, {{contact.phone_number}}")
+    company_wide: bool = Field(
+        False, description="The company's (supervisors and admins) instead of your own"
+    )
+
+
+class CannedResponseUpdate(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"body": "The kit is R$ 160 now."}]}
+    )
+
+    shortcut: Annotated[Shortcut | None, NotNull] = None
+    body: Annotated[Body | None, NotNull] = None
+
+
+class CannedResponsePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    shortcut: str
+    body: str
+    user_id: uuid.UUID | None = Field(description="null: the company's")
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,171 @@
+"""Teams and routing: a team's members (with a capacity), its routing mode, the queue of
+conversations waiting for a human of the team (``conversations.team_id`` + ``waiting_since``),
+and ``assign_waiting``, which the team's routing workflow runs (workflows/routing.py).
+
+- manual: nothing is assigned by itself; agents take waiting conversations ("assign to me").
+- round_robin: the next available member after the one given the last conversation
+  (``teams.last_assigned_user_id``), in the order members joined; a member at capacity is
+  skipped.
+- least_busy: the available member with the fewest open conversations, under capacity; ties go
+  to the member who joined first.
+
+Waiting conversations are read oldest first under ``FOR UPDATE SKIP LOCKED`` and the team row is
+locked for the pass, so two passes can never hand out the same conversation or the same turn.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.errors import NotFound
+from zapflow.models import (
+    Availability,
+    Conversation,
+    ConversationStatus,
+    RoutingMode,
+    Team,
+    TeamMember,
+    User,
+    utc_now,
+)
+from zapflow.services.conversations import conversation_updated
+from zapflow.services.events import stage
+from zapflow.services.queries import get_scoped
+
+PASS_LIMIT = 200  # conversations one pass may assign (the next wake takes the rest)
+
+
+@dataclass
+class Candidate:
+    user_id: uuid.UUID
+    capacity: int
+    load: int  # open conversations assigned to them now
+
+    @property
+    def free(self) -> bool:
+        return self.load < self.capacity
+
+
+async def _candidates(session: AsyncSession, team_id: uuid.UUID) -> list[Candidate]:
+    """The team's available, active members in the order they joined, with their load."""
+    load = (
+        select(func.count())
+        .where(
+            col(Conversation.assigned_user_id) == col(TeamMember.user_id),
+            col(Conversation.status) == ConversationStatus.OPEN,
+        )
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(col(TeamMember.user_id), col(TeamMember.capacity), load)
+        .join(User, col(User.id) == col(TeamMember.user_id))
+        .where(
+            col(TeamMember.team_id) == team_id,
+            col(User.is_active).is_(True),
+            col(User.availability) == Availability.AVAILABLE,
+        )
+        .order_by(col(TeamMember.created_at), col(TeamMember.user_id))
+    )
+    return [Candidate(user_id, capacity, count) for user_id, capacity, count in rows]
+
+
+def _pick(team: Team, candidates: list[Candidate]) -> Candidate | None:
+    free = [c for c in candidates if c.free]
+    if not free:
+        return None
+    if team.routing_mode == RoutingMode.LEAST_BUSY:
+        return min(free, key=lambda c: c.load)  # min keeps the first of equals
+    order = [c.user_id for c in candidates]
+    start = (
+        order.index(team.last_assigned_user_id) + 1 if team.last_assigned_user_id in order else 0
+    )
+    for offset in range(len(candidates)):
+        candidate = candidates[(start + offset) % len(candidates)]
+        if candidate.free:
+            return candidate
+    return None
+
+
+async def assign_waiting(
+    session: AsyncSession, company_id: uuid.UUID, team_id: uuid.UUID
+) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Hands the team's waiting conversations, oldest first, to its members by the team's
+    mode; returns (conversation, user) pairs. A team deleted meanwhile assigns nothing."""
+    team = (
+        await session.execute(
+            select(Team)
+            .where(col(Team.id) == team_id, col(Team.company_id) == company_id)
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if team is None or team.routing_mode == RoutingMode.MANUAL:
+        return []
+    candidates = await _candidates(session, team_id)
+    if not any(c.free for c in candidates):
+        return []
+    waiting = (
+        await session.execute(
+            select(Conversation)
+            .where(
+                col(Conversation.team_id) == team_id,
+                col(Conversation.waiting_since).is_not(None),
+                col(Conversation.assigned_user_id).is_(None),
+                col(Conversation.status) == ConversationStatus.OPEN,
+            )
+            .order_by(col(Conversation.waiting_since), col(Conversation.id))
+            .limit(PASS_LIMIT)
+            .with_for_update(skip_locked=True)
+        )
+    ).scalars()
+    assigned = []
+    for conversation in waiting:
+        chosen = _pick(team, candidates)
+        if chosen is None:
+            break
+        conversation.assigned_user_id = chosen.user_id
+        conversation.waiting_since = None
+        chosen.load += 1
+        team.last_assigned_user_id = chosen.user_id
+        assigned.append((conversation.id, chosen.user_id))
+        await stage(session, [conversation_updated(conversation)])
+    await session.flush()
+    return assigned
+
+
+async def get_team(
+    session: AsyncSession, company_id: uuid.UUID, team_id: uuid.UUID, field: str = "team_id"
+) -> Team:
+    try:
+        return await get_scoped(session, Team, company_id, team_id)
+    except NotFound:
+        raise NotFound(f"{field}: no such team", details={"field": field}) from None
+
+
+async def team_named(session: AsyncSession, company_id: uuid.UUID, name: str) -> Team | None:
+    found = await session.execute(
+        select(Team).where(col(Team.company_id) == company_id, col(Team.name) == name)
+    )
+    return found.scalar_one_or_none()
+
+
+async def queue_conversation(session: AsyncSession, conversation: Conversation, team: Team) -> None:
+    """The conversation waits for a human of ``team`` (transfer, or a flow's handoff): it leaves
+    its assignee and joins the back of the team's queue, announced as ``conversation.updated``."""
+    conversation.team_id = team.id
+    conversation.assigned_user_id = None
+    conversation.waiting_since = utc_now()
+    await session.flush()
+    await stage(session, [conversation_updated(conversation)])
+
+
+async def member_teams(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """The teams the user belongs to (a wake for each when the user becomes available)."""
+    rows = await session.execute(
+        select(col(TeamMember.team_id)).where(col(TeamMember.user_id) == user_id)
+    )
+    return list(rows.scalars())
