@@ -1,8 +1,10 @@
 """The visual flow editor in a real browser (headless Chromium) against the real API: a flow built
 by drag and drop only, saved, published and simulated with its path lit; issues on their node and
 field, drafts with issues saved and never published; undo/redo; a hand-written flow laid out;
-the text view's round trip; versions compared; runs per node; a 200-node flow panned (frame
-times reported, as the inbox's virtual list's are) and the editor's download size."""
+the text view's round trip; versions compared; runs per node and in flight per version; a
+send_template's pick of the synced templates; an ask's choices beside the buttons' ids; a 200-node
+flow panned (frame times reported, as the inbox's virtual list's are) and the editor's download
+size."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from tests.fixtures.browser import DESKTOP, PHONE, open_page, screenshot, sign_i
 from tests.fixtures.traffic import cloud_delivery, cloud_text, create_cloud_instance
 from zapflow.db import SessionFactory, transaction
 from zapflow.flows.language import FlowDefinition
+from zapflow.models import Template, TemplateStatus
 from zapflow.services.conversations import persist_inbound
 from zapflow.whatsapp.cloud import parse_webhook
 from zapflow.whatsapp.types import InboundMessage
@@ -281,6 +284,8 @@ async def test_two_versions_are_compared_and_runs_are_counted_on_their_nodes(
         "2 here · 1 ended"
     )
     await page.get_by_role("tab", name="Versions").click()
+    for version, running in ((2, "2 in flight"), (1, "0 in flight")):  # the waiting ones, on v2
+        await expect(page.locator(f'li[data-version="{version}"] .in-flight')).to_have_text(running)
     await page.get_by_label("Compare from").select_option("1")
     await page.get_by_label("Compare to").select_option("2")
     await page.get_by_role("button", name="Compare").click()
@@ -302,6 +307,60 @@ async def test_two_versions_are_compared_and_runs_are_counted_on_their_nodes(
     await page.set_viewport_size(PHONE)  # desktop only, and it says so
     await expect(page.get_by_text("needs a screen at least 900 pixels wide")).to_be_visible()
     await expect(page.locator(".flow-canvas")).to_be_hidden()
+
+
+async def test_a_template_is_picked_from_the_synced_ones_and_an_ask_lists_the_buttons_ids(
+    wide: Page, tenant: Tenant, sessions: SessionFactory
+):
+    page = wide
+    buttons = [{"id": "yes", "title": "Sim"}, {"id": "no", "title": "Não"}]
+    document = {"name": "Promo", "start": "promo", "nodes": [
+        {"id": "promo", "type": "send_template", "name": "typed_by_hand", "next": "menu"},
+        {"id": "menu", "type": "send_buttons", "text": "Quer?", "buttons": buttons,
+         "next": "answer"},
+        {"id": "answer", "type": "ask", "variable": "reply", "validation": "choice",
+         "choices": ["Sim"], "next": "done"},
+        {"id": "done", "type": "end"}]}  # fmt: skip
+    flow = await create(tenant, document)
+    side = page.locator(".editor-side")
+    await sign_in(page, tenant.api_key, f"/app/#/flows/{flow['id']}/edit")
+    await page.locator('.fnode[data-id="promo"] .body').click()
+    await expect(side.locator(".template-note")).to_contain_text("No synced templates")
+    await expect(side.get_by_label("Pick a synced template")).to_be_hidden()
+
+    instance = await create_cloud_instance(tenant)
+    async with transaction(sessions) as session:
+        for name, status in (("promo_natal", TemplateStatus.APPROVED),
+                             ("order_ready", TemplateStatus.PENDING)):  # fmt: skip
+            session.add(Template(company_id=uuid.UUID(tenant.id), name=name, language="pt_BR",
+                                 instance_id=uuid.UUID(instance["id"]), status=status))  # fmt: skip
+    await page.reload()
+    await page.locator('.fnode[data-id="promo"] .body').click()
+    picker = side.get_by_label("Pick a synced template")
+    await expect(picker.locator("option")).to_have_text([
+        "Pick a synced template…", "order_ready · pt_BR · PENDING: not approved",
+        "promo_natal · pt_BR"])  # fmt: skip
+    await picker.select_option(label="order_ready · pt_BR · PENDING: not approved")
+    await expect(side.locator('.field[data-field="name"] input')).to_have_value("order_ready")
+    await expect(side.locator('.field[data-field="language"] input')).to_have_value("pt_BR")
+    await expect(side.locator(".template-note")).to_contain_text("is PENDING")
+    await picker.select_option(label="promo_natal · pt_BR")
+    await expect(side.locator(".template-note")).to_have_text("")
+
+    # the ask after the buttons: their ids shown, the one it does not list marked, then listed
+    await page.locator('.fnode[data-id="answer"] .body').click()
+    offered = side.locator(".offered-choices")
+    await expect(offered).to_have_text(
+        "menu offers yes (Sim), no (Não). Not listed here, so a tap is refused: no."
+    )
+    await side.get_by_role("button", name="Use the buttons' ids").click()
+    await expect(side.locator('.field[data-field="choices"] textarea')).to_have_value("yes\nno")
+    await expect(offered).to_have_text("menu offers yes (Sim), no (Não).")
+    await page.get_by_role("button", name="Save draft").click()
+    await expect(page.locator(".editor-status")).to_contain_text("Saved")
+    stored = (await tenant.client.get(f"/api/v1/flows/{flow['id']}")).json()["draft_definition"]
+    assert stored["nodes"][0].items() >= {"name": "promo_natal", "language": "pt_BR"}.items()
+    assert stored["nodes"][2]["choices"] == ["yes", "no"]
 
 
 def big_flow(blocks: int) -> dict[str, Any]:

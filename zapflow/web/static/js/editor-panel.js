@@ -1,9 +1,9 @@
 // The editor's side panel: the selected node's fields, each with the input its kind needs
 // (templates and expressions with a picker of the variables defined upstream, durations, choices,
-// key/value pairs, a condition's branches, every output's target), or, with nothing selected, the
-// flow's own fields. The API's issues are shown under the field they name.
+// key/value pairs, a condition's branches, every output's target, a send_template's pick of the
+// company's synced templates), or, with nothing selected, the flow's own fields. The API's issues are shown under the field they name.
 import { h, replace } from "./dom.js";
-import { TYPES, outputs, renameNode, setOutput, upstreamVariables } from "./flowmodel.js";
+import { TYPES, offeredChoices, outputs, renameNode, setOutput, upstreamVariables } from "./flowmodel.js";
 
 let uid = 0;
 const PLACEHOLDER = { duration: "10m, 1d, 2w", choices: "id: Title (one per line)", pairs: "key: value (one per line)", list: "one per line", expression: "budget >= 5000" };
@@ -102,7 +102,9 @@ export class NodePanel {
     }
     control.dataset.kind = kind;
     control.required = Boolean(options.required);
-    const picker = kind === "template" || kind === "expression" ? this.variablePicker(control, kind) : null;
+    let picker = kind === "template" || kind === "expression" ? this.variablePicker(control, kind) : null;
+    if (kind === "template-name") picker = this.templatePicker();
+    if (name === "choices" && this.node()?.type === "ask") picker = this.offeredIds();
     return [this.row(name, options.required ? `${name} *` : name, control, picker), (this.lists || []).splice(0)];
   }
 
@@ -133,6 +135,63 @@ export class NodePanel {
     });
     this.pickers = [...(this.pickers || []), picker];
     return picker;
+  }
+
+  // "Pick a synced template": the company's templates (GET /templates) set the node's name and
+  // language together; a template Meta has not approved is marked. A company without synced
+  // templates (Evolution numbers only) types the name.
+  templatePicker() {
+    const picker = h("select", {
+      class: "template-picker",
+      "aria-label": "Pick a synced template",
+      onchange: (e) => {
+        const chosen = this.editor.templates?.[Number(e.target.value)];
+        e.target.value = "";
+        if (chosen) this.editor.change(() => Object.assign(this.node(), { name: chosen.name, language: chosen.language }));
+      },
+    });
+    const note = h("p", { class: "muted template-note" });
+    this.templateControls = { picker, note };
+    this.editor.loadTemplates().then(() => this.drawTemplates());
+    return [picker, note];
+  }
+
+  drawTemplates() {
+    const { picker, note } = this.templateControls;
+    const templates = this.editor.templates || [];
+    picker.hidden = !templates.length;
+    replace(picker, h("option", { value: "" }, "Pick a synced template…"), templates.map((t, i) =>
+      h("option", { value: i }, `${t.name} · ${t.language}${t.status === "APPROVED" ? "" : ` · ${t.status}: not approved`}`)));
+    const node = this.node();
+    const used = node && templates.find((t) => t.name === node.name && t.language === (node.language || "en_US"));
+    note.textContent = !templates.length ? "No synced templates (Cloud API numbers only): type the template's name."
+      : used && used.status !== "APPROVED" ? `${used.name} (${used.language}) is ${used.status}: Meta refuses to send it until approved.` : "";
+  }
+
+  // An ask's choices beside the buttons sent before it: their ids and titles shown, a tap on
+  // one the ask lists neither way marked (it would be an invalid answer), and one click to list
+  // their ids.
+  offeredIds() {
+    const note = h("p", { class: "muted offered-choices" });
+    const use = h("button", { type: "button", onclick: () => this.useOfferedIds() }, "Use the buttons' ids");
+    this.offered = { note, use };
+    return [note, use];
+  }
+
+  useOfferedIds() {
+    const offered = offeredChoices(this.editor.doc, this.id);
+    if (offered) this.editor.change(() => Object.assign(this.node(), { validation: "choice", choices: offered.choices.map((c) => c.id) }));
+  }
+
+  drawOffered(node) {
+    const { note, use } = this.offered;
+    const offered = offeredChoices(this.editor.doc, node.id);
+    use.hidden = !offered;
+    if (!offered) return (note.textContent = "No buttons or list upstream: a choice is read from what is typed.");
+    const listed = new Set((node.choices || []).map((c) => c.toLowerCase()));
+    const unread = offered.choices.filter((c) => !listed.has(c.id.toLowerCase()) && !listed.has(c.title?.toLowerCase()));
+    note.textContent = `${offered.from} offers ${offered.choices.map((c) => `${c.id} (${c.title})`).join(", ")}.` +
+      (unread.length ? ` Not listed here, so a tap is refused: ${unread.map((c) => c.id).join(", ")}.` : "");
   }
 
   branchEditor() {
@@ -189,6 +248,8 @@ export class NodePanel {
       issue.textContent = issueText(issuesFor(this.editor, node.id, name));
       control.setAttribute("aria-invalid", issue.textContent ? "true" : "false");
     }
+    if (this.templateControls) this.drawTemplates();
+    if (this.offered) this.drawOffered(node);
     const variables = upstreamVariables(this.editor.doc, node.id);
     for (const picker of this.pickers || []) {
       replace(picker, h("option", { value: "" }, "Insert a variable…"), variables.map((v) => h("option", { value: v }, v)));

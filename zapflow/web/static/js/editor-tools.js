@@ -5,7 +5,7 @@
 import { all, api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { dateTime, describeStep, errorText } from "./format.js";
-import { NODE_H, NODE_W, autoLayout, compare } from "./flowmodel.js";
+import { NODE_H, NODE_W, autoLayout, compare, inFlight } from "./flowmodel.js";
 
 const TABS = [["text", "Text (JSON)"], ["simulate", "Simulate"], ["versions", "Versions"]];
 
@@ -128,12 +128,14 @@ export class EditorTools {
   async loadVersions() {
     const editor = this.editor;
     if (!editor.flowId) return replace(this.versions, h("p", { class: "muted" }, "Save the flow to see its versions."));
-    let rows;
+    let rows, runs;
     try {
-      rows = await all(`/flows/${editor.flowId}/versions`);
+      [rows, runs] = await Promise.all([all(`/flows/${editor.flowId}/versions`), api(`/flows/${editor.flowId}/node-runs`)]);
     } catch (error) {
       return replace(this.versions, h("p", { role: "alert" }, errorText(error)));
     }
+    const running = new Map(); // version → runs in flight on it
+    for (const row of runs.filter((r) => inFlight(r.status))) running.set(row.version, (running.get(row.version) || 0) + row.runs);
     const options = [["draft", "Draft"], ...rows.map((v) => [String(v.version), `v${v.version}`])];
     const pick = (label, value) => h("select", { "aria-label": label }, options.map(([v, text]) => h("option", { value: v, selected: v === value }, text)));
     const before = pick("Compare from", rows[1] ? String(rows[1].version) : "draft");
@@ -144,6 +146,7 @@ export class EditorTools {
       rows.length ? null : h("p", { class: "muted" }, "No published version yet."),
       h("ul", { class: "version-list" }, rows.map((v) => h("li", { "data-version": v.version },
         h("strong", {}, `v${v.version}`), ` published ${dateTime(v.published_at)}${v.version === editor.flow?.current_version ? " · live" : ""} `,
+        h("span", { class: "in-flight" }, `${running.get(v.version) || 0} in flight`), " ",
         v.note ? h("q", { class: "version-note" }, v.note) : null, " ",
         h("button", { type: "button", onclick: () => this.open(v.version) }, `Open v${v.version}`)))),
       rows.length ? h("div", { class: "compare" }, before, " → ", after, h("button", { type: "button", onclick: () => this.compare(before.value, after.value) }, "Compare")) : null);

@@ -9,7 +9,7 @@ import { debounce, h, replace } from "./dom.js";
 import { NodePanel, FlowPanel } from "./editor-panel.js";
 import { EditorTools } from "./editor-tools.js";
 import { errorText } from "./format.js";
-import { GROUPS, NODE_H, NODE_W, TYPES, autoLayout, edges, freshId, outputs, removeNode, setOutput } from "./flowmodel.js";
+import { GROUPS, NODE_H, NODE_W, TYPES, autoLayout, edges, freshId, inFlight, outputs, removeNode, setOutput } from "./flowmodel.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const HISTORY = 200;
@@ -614,6 +614,15 @@ export class FlowEditor {
     }
   }
 
+  // The company's synced message templates, fetched once for the template picker; none when the
+  // role may not read them or the company has no Cloud API number.
+  loadTemplates() {
+    this.templatesLoaded ||= api("/templates")
+      .then((page) => (this.templates = page.data))
+      .catch(() => (this.templates = []));
+    return this.templatesLoaded;
+  }
+
   async loadCounts() {
     if (!this.flowId || !this.flow?.current_version) return;
     try {
@@ -621,7 +630,7 @@ export class FlowEditor {
       this.counts = new Map();
       for (const row of rows.filter((r) => r.version === this.flow.current_version)) {
         const count = this.counts.get(row.node_id) || { active: 0, ended: 0 };
-        if (row.status === "running" || row.status === "waiting") count.active += row.runs;
+        if (inFlight(row.status)) count.active += row.runs;
         else count.ended += row.runs;
         this.counts.set(row.node_id, count);
       }

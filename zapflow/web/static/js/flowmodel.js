@@ -8,6 +8,11 @@ const FALLIBLE = [["next", "next"], ["on_failure", "failure"]];
 const CHOICES = "choices"; // lines "id: title"
 const PAIRS = "pairs"; // lines "key: value"
 
+// A run still going (its customer is somewhere in the flow), as `GET /flows/{id}/node-runs` counts it.
+export function inFlight(status) {
+  return status === "running" || status === "waiting";
+}
+
 // field kinds: text, template (interpolated text), expression, variable (a name it sets),
 // select, number, duration, list (one per line), choices, pairs, branches
 export const TYPES = {
@@ -97,12 +102,18 @@ export function edges(doc) {
 
 // The variable names a node may read: declared ones and those set by the nodes that can come
 // before it (its ancestors), sorted.
-export function upstreamVariables(doc, nodeId) {
+// node id → the ids of the nodes with an output to it
+function parentsOf(doc) {
   const parents = new Map();
   for (const edge of edges(doc)) {
     if (!parents.has(edge.to)) parents.set(edge.to, []);
     parents.get(edge.to).push(edge.from);
   }
+  return parents;
+}
+
+export function upstreamVariables(doc, nodeId) {
+  const parents = parentsOf(doc);
   const byId = new Map(doc.nodes.map((n) => [n.id, n]));
   const names = new Set(Object.keys(doc.variables || {}));
   const seen = new Set();
@@ -117,6 +128,24 @@ export function upstreamVariables(doc, nodeId) {
     todo.push(...(parents.get(id) || []));
   }
   return [...names].sort();
+}
+
+// The choices an ask after `nodeId`'s parents reads a tap from: those of the nearest send_buttons
+// or send_list upstream (the engine takes a tapped id against the choices last sent), or null.
+export function offeredChoices(doc, nodeId) {
+  const parents = parentsOf(doc);
+  const byId = new Map(doc.nodes.map((n) => [n.id, n]));
+  const seen = new Set([nodeId]);
+  const queue = [...(parents.get(nodeId) || [])];
+  while (queue.length) {
+    const node = byId.get(queue.shift());
+    if (!node || seen.has(node.id)) continue;
+    seen.add(node.id);
+    const choices = node.type === "send_buttons" ? node.buttons : node.type === "send_list" ? node.items : null;
+    if (choices?.length) return { from: node.id, choices: choices.filter((c) => c?.id) };
+    queue.push(...(parents.get(node.id) || []));
+  }
+  return null;
 }
 
 // A layered layout: each node in the column of its longest path from the start (back edges
