@@ -362,6 +362,14 @@ async def test_a_template_is_picked_from_the_synced_ones_and_an_ask_lists_the_bu
     assert stored["nodes"][0].items() >= {"name": "promo_natal", "language": "pt_BR"}.items()
     assert stored["nodes"][2]["choices"] == ["yes", "no"]
 
+    # the simulator stops at the ask with the buttons to tap; a tap plays the button's id
+    await page.get_by_role("button", name="Run simulation").click()
+    await expect(page.locator(".sim-outcome[data-status=waiting]")).to_contain_text("at answer")
+    await page.locator('.sim-taps [data-choice="no"]').click()
+    await expect(page.locator(".sim-outcome[data-status=completed]")).to_be_visible()
+    await expect(page.get_by_label("Customer replies")).to_have_value("no")
+    await expect(page.locator(".step-variables").last).to_contain_text('reply = "no"')
+
 
 def big_flow(blocks: int) -> dict[str, Any]:
     """A flow of 4 nodes per block (ask, condition, two messages) and an end."""

@@ -72,7 +72,7 @@ export class EditorTools {
     this.replies = h("textarea", { rows: 3, id: "sim-replies", placeholder: "Maria\n12000" });
     this.transcript = h("div", { class: "sim-result" });
     return h("div", { class: "simulator" },
-      h("div", { class: "field" }, h("label", { for: "sim-replies" }, "Customer replies, one per line (a line with - plays no answer)"), this.replies),
+      h("div", { class: "field" }, h("label", { for: "sim-replies" }, "Customer replies, one per line (a line with - plays no answer; a button's id plays a tap)"), this.replies),
       h("button", { type: "button", class: "primary", onclick: () => this.simulate() }, "Run simulation"),
       h("button", { type: "button", onclick: () => this.clearPath() }, "Clear path"),
       this.transcript);
@@ -113,8 +113,25 @@ export class EditorTools {
     replace(this.transcript,
       h("p", { class: "sim-outcome", "data-status": result.status }, h("strong", {}, "Outcome: "), result.status,
         result.current_node ? ` at ${result.current_node}` : "", result.error ? ` · ${result.error}` : ""),
+      this.tapChoices(result),
       h("ol", { class: "transcript-steps" }, rows),
       h("p", { class: "muted" }, `Variables: ${JSON.stringify(result.variables)}`));
+  }
+
+  // a flow waiting after buttons or a list: tapping one plays the customer's tap (its id, as the
+  // engine reads a button_reply) and runs the simulation again
+  tapChoices(result) {
+    const last = result.status === "waiting" ? result.sent[result.sent.length - 1] : null;
+    const choices = last && last.interactive ? interactiveChoices(last.interactive) : [];
+    if (!choices.length) return null;
+    return h("p", { class: "choices sim-taps" }, h("span", { class: "muted" }, "Tap: "),
+      choices.map(({ id, title }) => h("button", {
+        type: "button", class: "chip", "data-choice": id, title: `plays a tap on ${id}`,
+        onclick: () => {
+          this.replies.value = `${this.replies.value.trimEnd()}\n${id}`.trimStart();
+          this.simulate();
+        },
+      }, title)));
   }
 
   clearPath() {
@@ -219,4 +236,11 @@ function ghostPlaces(ghosts, before, after) {
   const placed = { ...autoLayout(after), ...(after.layout || {}) };
   const bottom = Math.max(0, ...Object.values(placed).map((p) => p.y)) + NODE_H + 80;
   return Object.fromEntries(ghosts.map((ghost, i) => [ghost.id, before.layout?.[ghost.id] || { x: 40 + i * (NODE_W + 40), y: bottom }]));
+}
+
+// reply buttons' and list rows' {id, title}, from the interactive spec a flow sends
+// ({type: "button", buttons} or {type: "list", sections: [{rows}]}, flows/engine.py)
+function interactiveChoices(interactive) {
+  const rows = (interactive.sections || []).flatMap((section) => section.rows || []);
+  return [...(interactive.buttons || []), ...rows].filter((choice) => choice && choice.id);
 }
