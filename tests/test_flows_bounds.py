@@ -257,8 +257,8 @@ async def test_simulations_are_bounded_and_never_a_500(
         assert refused.status_code == 422, refused.text
         assert refused.json()["error"]["details"][0]["field"] == f"body.{field}"
 
-    # a draft saved before arity was checked (written here behind the API's back) simulates to
-    # a failed run naming the node, not a 500
+    # a draft saved before arity was checked (written here behind the API's back) is refused
+    # with its node and field, as the editor's drafts with issues are: a 422, not a 500
     stored = flow(
         {"id": "low", "type": "set_variable", "variable": "v", "value": "lower()", "next": "end"},
         {"id": "end", "type": "end"},
@@ -271,9 +271,14 @@ async def test_simulations_are_bounded_and_never_a_500(
             .values(draft_definition=stored)
         )
     answered = await client.post(simulate, json={})
-    assert answered.status_code == 200, answered.text
-    assert answered.json()["status"] == "failed"
-    assert answered.json()["error"].startswith("low: expression 'lower()': lower() takes 1")
+    assert answered.status_code == 422, answered.text
+    [issue] = answered.json()["error"]["details"]
+    assert (issue["node_id"], issue["field"], issue["code"]) == (
+        "low",
+        "value",
+        "invalid_expression",
+    )
+    assert issue["message"].startswith("lower() takes 1 argument")
 
 
 async def test_flows_breaking_a_bound_are_refused_with_their_node_and_field(

@@ -71,6 +71,10 @@ KINDS = {
     "owner_user_id": "user",
     "assigned_user_id": "user",
     "tag": "tag",
+    "canned_id": "canned",
+    "team_id": "team",
+    "template_id": "template",
+    "campaign_id": "campaign",
 }
 # Operations whose rules go beyond what the schema says, so that generated calls (seldom or never)
 # pass them, and why; their calls must still never fail.
@@ -84,6 +88,21 @@ BEYOND_THE_SCHEMA = {
     "POST /webhooks/cloud/{token}": "signed by the provider: tests/test_fuzz_payloads.py",
     "POST /webhooks/evolution/{token}": "the provider's key: tests/test_fuzz_payloads.py",
     "POST /webhooks/evolution/{token}/{event_suffix}": "as above",
+    "POST /auth/sign-in": "a generated password is not the person's: tests/test_user_sessions.py",
+    "POST /auth/accept": "a generated token is no invite or reset link: as above",
+    "PATCH /api/v1/me": "an API key is no signed-in person; /me acts on the caller's own "
+    "session: as above",
+    "POST /api/v1/me/password": "as above",
+    "POST /api/v1/me/sign-out": "as above",
+    "DELETE /api/v1/me/sessions/{session_id}": "as above",
+    "POST /api/v1/conversations/{conversation_id}/take": "an admin's API key is no person to "
+    "assign: tests/test_routing.py",
+    "POST /api/v1/templates": "Meta's Graph API for a Cloud number with its business account: "
+    "tests/test_templates.py against a fake Graph API",
+    "POST /api/v1/templates/sync": "as above",
+    "DELETE /api/v1/templates/{template_id}": "as above",
+    "POST /api/v1/campaigns": "an APPROVED template whose parameters the body fills from contact "
+    "fields: tests/test_campaigns.py",
 }
 MIN_SHARE = 0.1  # of an operation's valid calls (that the role may make) answered 2xx
 # Fields unique in the company: a valid call gets a fresh value, or it would only repeat what an
@@ -196,6 +215,11 @@ async def _make_spares(client: httpx.AsyncClient, objects: dict[str, str]) -> No
                 json={"email": f"spare{n}@example.com", "name": f"Spare {n}", "role": "agent"},
             ),
             await client.post("/api/v1/api-keys", json={"name": f"spare {n}", "role": "admin"}),
+            await client.post("/api/v1/teams", json={"name": f"spare {n}"}),
+            await client.post(
+                "/api/v1/canned-responses",
+                json={"shortcut": f"spare{n}", "body": f"spare {n}", "company_wide": True},
+            ),
             await client.post(
                 "/api/v1/instances",
                 json={
@@ -224,6 +248,10 @@ _TABLES = {
     "flow_run": "flow_runs",
     "stage": "stages",
     "user": "users",
+    "canned": "canned_responses",
+    "team": "teams",
+    "template": "message_templates",
+    "campaign": "campaigns",
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 from tests.whatsapp.payloads import load
 from zapflow.whatsapp import cloud
 from zapflow.whatsapp.errors import MalformedPayload
-from zapflow.whatsapp.types import InboundMessage, StatusUpdate, media_dict
+from zapflow.whatsapp.types import InboundMessage, StatusUpdate, TemplateUpdate, media_dict
 
 MARIA = {
     "remote_jid": "5511987654321@s.whatsapp.net",
@@ -301,7 +301,21 @@ def test_business_app_echo_is_our_own_message() -> None:
 
 
 def test_changes_without_conversation_data_are_skipped() -> None:
-    assert cloud.parse_webhook(load("cloud_template_status_update")) == []
+    body = load("cloud_template_status_update")
+    body["entry"][0]["changes"][0]["field"] = "account_update"  # a field zapflow does not use
+    assert cloud.parse_webhook(body) == []
+
+
+def test_a_template_status_change_is_a_template_update() -> None:
+    [update] = cloud.parse_webhook(load("cloud_template_status_update"))
+    assert isinstance(update, TemplateUpdate)
+    assert (update.template_id, update.name, update.language, update.status) == (
+        "1234567890",
+        "lembrete_consulta",
+        "pt_BR",
+        "APPROVED",
+    )
+    assert update.account_id == "102290129340398" and update.reason is None
 
 
 def test_reaction_removal_has_no_emoji() -> None:
