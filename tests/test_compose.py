@@ -388,7 +388,7 @@ def test_grafana_provisioning_and_dashboard_are_valid() -> None:
 # metric nobody exports; test_allowed_metrics_are_exported checks this list against the code.
 API_METRICS = frozenset(
     {
-        # starlette-prometheus's collectors, fed by zapflow.api.metrics.RouteMetricsMiddleware
+        # starlette-prometheus's collectors, fed by zapflow.api.metrics.RouteMetrics
         "starlette_requests_total",
         "starlette_responses_total",
         "starlette_requests_processing_time_seconds_bucket",

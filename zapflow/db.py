@@ -139,11 +139,13 @@ def create_driver_pool(settings: Settings) -> asyncpg.Pool:
         max_size=DRIVER_POOL_SIZE,
         max_inactive_connection_lifetime=300,
         server_settings={"application_name": "zapflow"},
-        init=_decode_json,
+        init=_codecs,
     )
 
 
-async def _decode_json(connection: asyncpg.Connection) -> None:
+async def _codecs(connection: asyncpg.Connection) -> None:
+    """json and jsonb as Python values (orjson); uuid as text, its JSON form: orjson writes a
+    str itself, where asyncpg's UUID cost a Python call each (~1,800 on a board page)."""
     for kind in ("json", "jsonb"):
         await connection.set_type_codec(
             kind,
@@ -151,6 +153,7 @@ async def _decode_json(connection: asyncpg.Connection) -> None:
             encoder=lambda v: orjson.dumps(v).decode(),
             decoder=orjson.loads,
         )
+    await connection.set_type_codec("uuid", schema="pg_catalog", encoder=str, decoder=str)
 
 
 # a fixed statement compiled: (the statement, its SQL, its values' names in order, their
@@ -165,7 +168,7 @@ class DriverReads:
     statement cache), and its bound values are handed to asyncpg: no session, no pooled
     SQLAlchemy connection, no BEGIN/COMMIT, no result processing. Measured on the inbox page
     (50 rows): 3.2 API CPU-ms through a session, about 1 this way. Values come back as asyncpg
-    decodes them (jsonb through orjson, see ``create_driver_pool``).
+    decodes them (jsonb through orjson, uuids as text: see ``create_driver_pool``).
     """
 
     def __init__(self, pool: asyncpg.Pool, dialect: Dialect) -> None:

@@ -21,9 +21,14 @@ from zapflow.services.permissions import Permission
 from zapflow.temporal import TemporalConnection
 
 
-async def get_state(request: Request) -> AppState:
+def state_of(request: Request) -> AppState:
+    """The app's state, for a route that declares no dependency for it."""
     state: AppState = request.app.state.zapflow
     return state
+
+
+async def get_state(request: Request) -> AppState:
+    return state_of(request)
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
@@ -66,11 +71,12 @@ _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: 
 
 async def get_principal(
     request: Request,
-    state: StateDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     # no request session: a cached key costs no query, and a route that reads through the
-    # driver pool (the inbox page) then opens no session at all
+    # driver pool (the inbox page) then opens no session at all. The state is read, not
+    # declared: FastAPI walks this dependency's own ones again wherever it is declared.
+    state = state_of(request)
     person = None if credentials else await session_principal(request, state)
     if person is not None:
         principal = person

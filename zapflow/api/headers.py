@@ -4,8 +4,7 @@ load only its own scripts, styles and API, never be framed, and send no referrer
 non-HTML answers. FastAPI's ``/docs`` and ``/redoc`` load Swagger UI and ReDoc from a CDN with
 inline scripts, so they only get the framing, referrer and sniffing headers.
 
-``CorrelationMiddleware`` appends them to every response start (one pass over the headers for
-both, instead of another middleware layer).
+``api/middleware.py`` appends them to every response start, beside the correlation id.
 """
 
 from __future__ import annotations

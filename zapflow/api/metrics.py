@@ -1,9 +1,9 @@
 """Request metrics with starlette-prometheus's collectors, labelled by route template.
 
 starlette-prometheus 0.10 finds a request's template by walking ``app.routes`` before the call;
-FastAPI's included routers no longer appear there as flat routes, so its middleware fails. This
-pure ASGI middleware reads the template FastAPI matched, after routing, and feeds the same
-collectors, so ``/metrics`` (starlette-prometheus's endpoint) keeps its documented names.
+FastAPI's included routers no longer appear there as flat routes, so its middleware fails.
+``RouteMetrics``, called by ``api/middleware.py`` after the route ran, reads the template FastAPI
+matched and feeds the same collectors, so ``/metrics`` keeps starlette-prometheus's names.
 Requests no route handled are not counted: raw paths would make unbounded label sets.
 
 ``/metrics`` is not public: it answers only a scraper presenting ``ZAPFLOW_METRICS_TOKEN`` as a
@@ -25,7 +25,6 @@ import hmac
 import logging
 import os
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 from starlette_prometheus.middleware import (
     EXCEPTIONS,
     REQUESTS,
@@ -79,51 +78,52 @@ def route_template(scope: Scope) -> str | None:
     return template
 
 
-class RouteMetricsMiddleware:
-    def __init__(self, app: ASGIApp, slow_request_ms: int = 500) -> None:
-        self.app = app
+class RouteMetrics:
+    """Feeds the collectors for ``api/middleware.py``. A route's children of the collectors are
+    looked up once (``labels()`` takes a lock and validates the labels on every call)."""
+
+    def __init__(self, slow_request_ms: int = 500) -> None:
         self.slow_seconds = slow_request_ms / 1000
+        self.children: dict[tuple[str, str, int], tuple[Any, Any, Any]] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    def failed(self, scope: Scope, exc: BaseException) -> None:
+        template = route_template(scope)
+        if template:
+            EXCEPTIONS.labels(scope["method"], template, type(exc).__name__).inc()
+
+    def answered(self, scope: Scope, status: int, elapsed: float) -> None:
+        template = route_template(scope)
+        if not template:
             return
-        status = 500
-        started = time.perf_counter()
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
         method = scope["method"]
-        try:
-            await self.app(scope, receive, send_with_status)
-        except BaseException as exc:
-            template = route_template(scope)
-            if template:
-                EXCEPTIONS.labels(method, template, type(exc).__name__).inc()
-            raise
-        finally:
-            template = route_template(scope)
-            if template:
-                elapsed = time.perf_counter() - started
-                REQUESTS.labels(method, template).inc()
-                RESPONSES.labels(method, template, status).inc()
-                REQUESTS_PROCESSING_TIME.labels(method, template).observe(elapsed)
-                if elapsed > self.slow_seconds and not template.endswith("/stream"):
-                    log.warning(
-                        "slow request",
-                        extra={
-                            "method": method,
-                            "route": template,
-                            "status": status,
-                            "duration_ms": round(elapsed * 1000, 1),
-                        },
-                    )
+        key = (method, template, status)
+        children = self.children.get(key)
+        if children is None:
+            children = (
+                REQUESTS.labels(method, template),
+                RESPONSES.labels(method, template, status),
+                REQUESTS_PROCESSING_TIME.labels(method, template),
+            )
+            if len(self.children) < MAX_CACHED_CHILDREN:
+                self.children[key] = children
+        requests, responses, processing_time = children
+        requests.inc()
+        responses.inc()
+        processing_time.observe(elapsed)
+        if elapsed > self.slow_seconds and not template.endswith("/stream"):
+            log.warning(
+                "slow request",
+                extra={
+                    "method": method,
+                    "route": template,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 1),
+                },
+            )
 
 
+# routes, methods and statuses; a method no route has (405) would otherwise grow the dict
+MAX_CACHED_CHILDREN = 2048
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 

@@ -1,4 +1,5 @@
-"""Applies the rate limiter to authenticated API requests and adds ``RateLimit-*`` headers.
+"""Applies the rate limiter to authenticated API requests; ``api/middleware.py`` copies its state
+into the response's ``RateLimit-*`` headers.
 
 The group is the first path segment under /api/v1 (``contacts``, ``conversations`` ...). Each
 request counts in its API key's bucket and in its company's (all its keys together), so one tenant
@@ -12,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from zapflow.api.state import AppState
 from zapflow.errors import TooManyRequests
@@ -20,7 +20,7 @@ from zapflow.services import ratelimit
 from zapflow.services.auth import Principal
 from zapflow.services.company_settings import company_settings
 
-STATE_KEY = "rate_limit"
+STATE_KEY = "rate_limit"  # the request state the middleware copies into RateLimit-* headers
 
 
 def route_group(path: str) -> str:
@@ -69,32 +69,6 @@ async def enforce(request: Request, state: AppState, principal: Principal) -> No
     outcome = await ratelimit.hit(state.redis, group, buckets)
     if outcome is None:
         return
-    request.state.rate_limit = outcome
+    request.state.rate_limit = outcome  # STATE_KEY
     if not outcome.allowed:
         raise refuse(outcome, group)
-
-
-class RateLimitHeadersMiddleware:
-    """Copies the request's limiter state into the response's headers, whatever the route
-    returned (models, streaming or JSON responses)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            outcome = scope.get("state", {}).get(STATE_KEY)
-            if message["type"] == "http.response.start" and outcome is not None:
-                headers = list(message.get("headers", []))
-                present = {name.lower() for name, _ in headers}
-                for name, value in outcome.headers().items():
-                    if name.lower().encode() not in present:
-                        headers.append((name.lower().encode(), value.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)

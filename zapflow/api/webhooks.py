@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import Histogram
 from pydantic import BaseModel
 
-from zapflow.api.deps import StateDep
+from zapflow.api.deps import state_of
+from zapflow.api.lean import LeanRoute
 from zapflow.api.ratelimit import refuse
 from zapflow.api.state import AppState
 from zapflow.errors import (
@@ -44,20 +46,23 @@ WEBHOOK_ACK = Histogram(
 )
 
 
-async def _time_ack(request: Request) -> AsyncIterator[None]:
+_ACK_BY_PROVIDER = {provider: WEBHOOK_ACK.labels(provider.value) for provider in WhatsAppProvider}
+
+
+@contextmanager
+def _timed_ack(provider: WhatsAppProvider) -> Iterator[None]:
+    """Times a delivery's handling until its answer (not the handshake's). In the route, not
+    a router dependency: FastAPI solves a generator dependency through an exit stack on every
+    request."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        provider = request.url.path.split("/")[2]
-        WEBHOOK_ACK.labels(provider).observe(time.perf_counter() - started)
+        _ACK_BY_PROVIDER[provider].observe(time.perf_counter() - started)
 
 
-router = APIRouter(
-    prefix="/webhooks",
-    tags=["webhooks"],
-    dependencies=[Depends(_time_ack, scope="function")],
-)
+# no dependencies: the state is the app's (``state_of``), read with no dependency to solve
+router = APIRouter(prefix="/webhooks", tags=["webhooks"], route_class=LeanRoute)
 
 
 WEBHOOKS = "webhooks"  # the route group of deliveries in the rate limiter
@@ -132,8 +137,11 @@ class DatabaseUnavailable(ServiceUnavailable):
 async def _store(
     state: AppState, instance: WhatsAppInstance, events: Sequence[WebhookEvent]
 ) -> JSONResponse:
-    async with state.sessions() as session:  # connects only for another number's instance
-        routed, unroutable = await instances.route_events(session, instance, events)
+    routed: instances.Routed = [(instance, events)]
+    unroutable: list[WebhookEvent] = []
+    if not instances.posted_to_only(instance, events):  # another number's: look its instance up
+        async with state.sessions() as session:
+            routed, unroutable = await instances.route_events(session, instance, events)
     batches = [inbox.Batch(target, group) for target, group in routed]
     if unroutable:
         numbers = ", ".join(sorted({str(e.instance) for e in unroutable}))
@@ -179,7 +187,9 @@ def _parse_json(raw: bytes) -> tuple[Any, str | None]:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return None, f"body is not valid JSON: {exc}"
-    if nested_deeper_than(body, MAX_DEPTH):
+    # a body with fewer brackets than the limit cannot nest deeper (counted in C, unlike the walk)
+    brackets = raw.count(b"{") + raw.count(b"[")
+    if brackets > MAX_DEPTH and nested_deeper_than(body, MAX_DEPTH):
         return None, f"body is nested deeper than {MAX_DEPTH} levels"
     return body, None
 
@@ -192,12 +202,12 @@ def _parse_json(raw: bytes) -> tuple[Any, str | None]:
 )
 async def cloud_handshake(
     token: str,
-    state: StateDep,
+    request: Request,
     mode: str | None = Query(None, alias="hub.mode"),
     verify_token: str | None = Query(None, alias="hub.verify_token"),
     challenge: str | None = Query(None, alias="hub.challenge"),
 ) -> PlainTextResponse:
-    instance = await _find_instance(state, WhatsAppProvider.CLOUD, token)
+    instance = await _find_instance(state_of(request), WhatsAppProvider.CLOUD, token)
     params = {
         "hub.mode": mode or "",
         "hub.verify_token": verify_token or "",
@@ -215,7 +225,12 @@ async def cloud_handshake(
     response_model=WebhookAck,
     responses={400: {}, 401: {}, 413: {}, 503: {"description": "retry later"}},
 )
-async def cloud_webhook(token: str, request: Request, state: StateDep) -> JSONResponse:
+async def cloud_webhook(token: str, request: Request) -> JSONResponse:
+    with _timed_ack(WhatsAppProvider.CLOUD):
+        return await _cloud(token, request, state_of(request))
+
+
+async def _cloud(token: str, request: Request, state: AppState) -> JSONResponse:
     instance = await _find_instance(state, WhatsAppProvider.CLOUD, token)
     raw = await read_body(request, state.settings.webhook_max_bytes)
     signature = request.headers.get("x-hub-signature-256")
@@ -254,8 +269,9 @@ async def _evolution(
     response_model=WebhookAck,
     responses={400: {}, 401: {}, 413: {}, 503: {"description": "retry later"}},
 )
-async def evolution_webhook(token: str, request: Request, state: StateDep) -> JSONResponse:
-    return await _evolution(token, request, state, None)
+async def evolution_webhook(token: str, request: Request) -> JSONResponse:
+    with _timed_ack(WhatsAppProvider.EVOLUTION):
+        return await _evolution(token, request, state_of(request), None)
 
 
 @router.post(
@@ -265,6 +281,8 @@ async def evolution_webhook(token: str, request: Request, state: StateDep) -> JS
     responses={400: {}, 401: {}, 413: {}, 503: {"description": "retry later"}},
 )
 async def evolution_webhook_by_event(
-    token: str, event_suffix: str, request: Request, state: StateDep
+    token: str, event_suffix: str, request: Request
 ) -> JSONResponse:
-    return await _evolution(token, request, state, evolution.event_from_url_suffix(event_suffix))
+    event = evolution.event_from_url_suffix(event_suffix)
+    with _timed_ack(WhatsAppProvider.EVOLUTION):
+        return await _evolution(token, request, state_of(request), event)

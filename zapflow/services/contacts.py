@@ -11,7 +11,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, any_, delete, func, literal, select, update
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    Select,
+    String,
+    Uuid,
+    any_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,11 +33,16 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from zapflow.cache import Cache, forget
-from zapflow.db import SessionFactory
+from zapflow.db import DriverReads, SessionFactory
 from zapflow.errors import Conflict, NotFound, Unprocessable
 from zapflow.models import Contact
-from zapflow.schemas.contacts import MAX_TAGS, PHONE_CHARS, ContactCreate, ContactUpdate
-from zapflow.services.paging import count_rows
+from zapflow.schemas.contacts import (
+    MAX_TAGS,
+    PHONE_CHARS,
+    ContactCreate,
+    ContactPublic,
+    ContactUpdate,
+)
 from zapflow.services.queries import get_scoped
 from zapflow.whatsapp import jid as jids
 
@@ -45,16 +64,26 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_condition(q: str) -> ColumnElement[bool]:
-    """What ``q`` looks like picks the column, so each search can use its index: an email
-    prefix if it holds ``@``, phone digits (anywhere in the number) if it is phone-like, else a
-    name fragment (ILIKE, served by the trigram index ``idx_contacts_name_trgm``)."""
+def search_pattern(q: str) -> tuple[str, str]:
+    """The column ``q`` searches and its LIKE pattern: what ``q`` looks like picks the column,
+    so each search can use its index: an email prefix if it holds ``@``, phone digits (anywhere
+    in the number) if it is phone-like, else a name fragment (ILIKE, served by the trigram index
+    ``idx_contacts_name_trgm``)."""
     text = q.strip()
     if "@" in text:
-        return col(Contact.email).like(_like_escape(text.lower()) + "%")
+        return "email", _like_escape(text.lower()) + "%"
     if PHONE_CHARS.match(text) and jids.digits(text):
-        return col(Contact.phone_number).like(f"%{jids.digits(text)}%")
-    return col(Contact.name).ilike(f"%{_like_escape(text)}%")
+        return "phone_number", f"%{jids.digits(text)}%"
+    return "name", f"%{_like_escape(text)}%"
+
+
+def _like(column: str, pattern: Any) -> ColumnElement[bool]:
+    field = col(getattr(Contact, column))
+    return field.ilike(pattern) if column == "name" else field.like(pattern)
+
+
+def search_condition(q: str) -> ColumnElement[bool]:
+    return _like(*search_pattern(q))
 
 
 def filtered(company_id: uuid.UUID, where: ContactFilter, *columns: Any) -> Select[Any]:
@@ -83,25 +112,79 @@ class Total:
     exact: bool  # False: at least ``count`` contacts match
 
 
+Shape = tuple[str | None, bool, bool]  # the searched column, whether tags, whether created_since
+_PAGES: dict[Shape, Select[Any]] = {}
+_PUBLIC_FIELDS = tuple(ContactPublic.model_fields)
+
+
+def _bound(where: ContactFilter) -> tuple[Shape, dict[str, Any]]:
+    """The filter's shape (which conditions it holds: one statement per shape) and the values
+    of their ``bindparam``s."""
+    values: dict[str, Any] = {}
+    column = None
+    if where.q and where.q.strip():
+        column, values["pattern"] = search_pattern(where.q)
+    if where.tags:
+        values["tags"] = list(where.tags)
+    if where.created_since is not None:
+        values["created_since"] = where.created_since
+    return (column, bool(where.tags), where.created_since is not None), values
+
+
+def _page_statement(shape: Shape) -> Select[Any]:
+    """The capped total and one page for filters of ``shape``, in one statement built once:
+    one row per contact of the page, each with the total (one row of nulls but the total for
+    an empty page). Values: ``company_id``, the filter's, ``skip``, ``rows``."""
+    statement = _PAGES.get(shape)
+    if statement is not None:
+        return statement
+    column, tags, created_since = shape
+    conditions = [col(Contact.company_id) == bindparam("company_id", type_=Uuid())]
+    if column is not None:
+        conditions.append(_like(column, bindparam("pattern", type_=String())))
+    if tags:
+        tags_type = Contact.__table__.c.tags.type  # type: ignore[attr-defined]  # text[]
+        conditions.append(col(Contact.tags).contains(bindparam("tags", type_=tags_type)))
+    if created_since:
+        since = bindparam("created_since", type_=DateTime(timezone=True))
+        conditions.append(col(Contact.created_at) >= since)
+    matched = select(col(Contact.id)).where(*conditions).limit(COUNT_AT_MOST + 1).subquery()
+    total = select(func.count().label("total")).select_from(matched).subquery("total")
+    page = (
+        select(*(col(getattr(Contact, name)) for name in _PUBLIC_FIELDS))
+        .where(*conditions)
+        .order_by(*NEWEST_FIRST)
+        .offset(bindparam("skip", type_=Integer()))
+        .limit(bindparam("rows", type_=Integer()))
+        .lateral("page")
+    )
+    statement = _PAGES[shape] = (
+        select(total.c.total, *page.c)
+        .select_from(total)
+        .outerjoin(page, true())
+        .order_by(page.c.created_at.desc(), page.c.id.desc())
+    )  # at most 4 x 2 x 2 shapes
+    return statement
+
+
 async def page_contacts(
-    session: AsyncSession,
-    company_id: uuid.UUID,
-    where: ContactFilter,
-    page: int,
-    limit: int,
-    fields: Sequence[str],
+    reads: DriverReads, company_id: uuid.UUID, where: ContactFilter, page: int, limit: int
 ) -> tuple[list[dict[str, Any]], Total]:
-    """One page, newest first, as dicts of ``fields`` (columns, not ORM rows), and the total of
-    matching contacts (two queries at most)."""
-    counted = await count_rows(session, filtered(company_id, where), at_most=COUNT_AT_MOST)
+    """One page, newest first, as ``ContactPublic`` dicts (column values, no model per row),
+    and the total of matching contacts: one statement on the driver pool, built once per shape
+    of filter (the contact search was among the costliest reads through a session)."""
+    shape, values = _bound(where)
+    found = await reads.fetch_fixed(
+        _page_statement(shape),
+        company_id=company_id,
+        skip=(page - 1) * limit,
+        rows=limit,
+        **values,
+    )
+    counted = found[0]["total"]
     total = Total(min(counted, COUNT_AT_MOST), exact=counted <= COUNT_AT_MOST)
-    offset = (page - 1) * limit
-    if total.exact and offset >= total.count:
-        return [], total
-    columns = [col(getattr(Contact, name)) for name in fields]
-    query = filtered(company_id, where, *columns).order_by(*NEWEST_FIRST)
-    rows = await session.execute(query.offset(offset).limit(limit))
-    return [dict(zip(fields, row, strict=True)) for row in rows], total
+    rows = [{name: row[name] for name in _PUBLIC_FIELDS} for row in found if row["id"] is not None]
+    return rows, total
 
 
 async def get_contact(

@@ -287,6 +287,9 @@ async def delete_stage(
 
 _STAGE_FIELDS = ("id", "funnel_id", "name", "color", "position", "created_at")
 _DEAL_FIELDS = tuple(name for name in DealPublic.model_fields if name not in ("contact", "stage"))
+# (field, its column's label in the board's rows), formatted once, not per row
+_STAGE_LABELS = tuple((name, f"stage_{name}") for name in _STAGE_FIELDS)
+_DEAL_LABELS = tuple((name, f"deal_{name}") for name in _DEAL_FIELDS)
 
 
 def _board_query() -> Select[*tuple[Any, ...]]:
@@ -349,7 +352,7 @@ BOARD = _board_query()
 
 def _board_stage(row: Any) -> dict[str, Any]:
     """A ``BoardStage`` (its deals still to come), from a board row."""
-    stage = {name: row[f"stage_{name}"] for name in _STAGE_FIELDS}
+    stage = {name: row[label] for name, label in _STAGE_LABELS}
     count = int(row["deal_count"] or 0)
     sums = zip(row["currencies"] or (), row["sums"] or (), strict=True)
     return {**stage, "deal_count": count, "value_totals": dict(sums), "has_more": False,
@@ -358,7 +361,7 @@ def _board_stage(row: Any) -> dict[str, Any]:
 
 def _board_deal(row: Any, stage: dict[str, Any]) -> dict[str, Any]:
     """A ``DealPublic`` from a board row, in the model's field order."""
-    deal = {name: row[f"deal_{name}"] for name in _DEAL_FIELDS}
+    deal = {name: row[label] for name, label in _DEAL_LABELS}
     deal["contact"] = {"id": deal["contact_id"], "name": row["contact_name"],
                        "phone_number": row["contact_phone_number"]}  # fmt: skip
     deal["stage"] = {"id": stage["id"], "name": stage["name"], "color": stage["color"]}

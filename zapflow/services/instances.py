@@ -128,6 +128,13 @@ class WebhookInstances:
 Routed = list[tuple[WhatsAppInstance, Sequence[WebhookEvent]]]
 
 
+def posted_to_only(posted_to: WhatsAppInstance, events: Sequence[WebhookEvent]) -> bool:
+    """Whether every event of a delivery is the instance's it was posted to (as nearly always):
+    then ``route_events`` needs no query, and a caller no session for it."""
+    own = (None, posted_to.phone_number_id)
+    return posted_to.provider != WhatsAppProvider.CLOUD or all(e.instance in own for e in events)
+
+
 async def route_events(
     session: AsyncSession, posted_to: WhatsAppInstance, events: Sequence[WebhookEvent]
 ) -> tuple[Routed, list[WebhookEvent]]:
@@ -138,7 +145,7 @@ async def route_events(
     serves, so a delivery posted to one instance's URL may carry another number's events. Only
     numbers of the same company whose app secret signed the delivery are taken.
     """
-    if posted_to.provider != WhatsAppProvider.CLOUD:
+    if posted_to_only(posted_to, events):
         return [(posted_to, events)], []
     by_number: dict[str | None, list[WebhookEvent]] = defaultdict(list)
     for event in events:

@@ -13,7 +13,8 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
-from zapflow.api.paging import Limit, OffsetPage, PageNumber, fields_param, json_response
+from zapflow.api.lean import LeanRoute
+from zapflow.api.paging import Limit, OffsetPage, PageNumber, fields_param, json_response, only
 from zapflow.errors import PayloadTooLarge, Unprocessable
 from zapflow.schemas.contacts import (
     ContactCreate,
@@ -28,7 +29,7 @@ from zapflow.services.contact_csv import MAX_IMPORT_BYTES, ImportMode
 from zapflow.services.contacts import ContactFilter
 from zapflow.services.permissions import Permission
 
-router = APIRouter(prefix="/contacts", tags=["contacts"])
+router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=LeanRoute)
 
 UPLOAD_CHUNK = 64 * 1024
 
@@ -76,19 +77,18 @@ Filter = Annotated[ContactFilter, Depends(contact_filter)]
 )
 async def list_contacts(
     principal: CurrentPrincipal,
-    session: SessionDep,
+    state: StateDep,
     where: Filter,
     fields: ContactFields,
     page: PageNumber = 1,
     limit: Limit = 50,
-) -> Any:
-    wanted = [name for name in ContactPublic.model_fields if fields is None or name in fields]
+) -> Response:
     rows, total = await contacts.page_contacts(
-        session, principal.company_id, where, page, limit, wanted
+        state.reads, principal.company_id, where, page, limit
     )
     return json_response(
         {
-            "data": rows,
+            "data": only(rows, fields),
             "total": total.count,
             "page": page,
             "pages": -(-total.count // limit),
@@ -217,7 +217,7 @@ async def get_contact(
     principal: CurrentPrincipal,
     state: StateDep,
     fields: ContactFields,
-) -> Any:
+) -> Response:
     row = await contacts.cached_contact(
         state.cache, state.sessions, principal.company_id, contact_id
     )

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import AwareDatetime
 
 from zapflow.api.deps import (
@@ -16,6 +16,7 @@ from zapflow.api.deps import (
     SessionDep,
     StateDep,
 )
+from zapflow.api.lean import LeanRoute
 from zapflow.api.paging import (
     Cursor,
     CursorPage,
@@ -36,7 +37,7 @@ from zapflow.services import desk, routing
 from zapflow.services.auth import Principal
 from zapflow.services.permissions import Permission
 
-router = APIRouter(prefix="/conversations", tags=["conversations"])
+router = APIRouter(prefix="/conversations", tags=["conversations"], route_class=LeanRoute)
 
 ConversationFields = Annotated[frozenset[str] | None, Depends(fields_param(ConversationPublic))]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -112,7 +113,7 @@ async def list_conversations(
     fields: ConversationFields,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Any:
+) -> Response:
     rows, next_cursor = await desk.page_conversations(
         state.reads, principal.company_id, filters, limit, cursor
     )

@@ -17,6 +17,7 @@ from zapflow.api.deps import (
     SessionDep,
     StateDep,
 )
+from zapflow.api.lean import LeanRoute
 from zapflow.api.paging import fields_param, json_response, respond, sparse
 from zapflow.models import Funnel, Stage
 from zapflow.schemas.funnels import (
@@ -33,7 +34,7 @@ from zapflow.services import funnels as service
 from zapflow.services.funnels import NewStage
 from zapflow.services.permissions import Permission
 
-router = APIRouter(prefix="/funnels", tags=["funnels"])
+router = APIRouter(prefix="/funnels", tags=["funnels"], route_class=LeanRoute)
 
 MAX_PER_STAGE = 200
 

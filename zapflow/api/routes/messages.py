@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response
 
 from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep, StateDep
+from zapflow.api.lean import LeanRoute
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond_cursor_page
 from zapflow.egress import EgressRefused
 from zapflow.errors import Unprocessable
@@ -19,7 +20,9 @@ from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.services.permissions import Permission
 from zapflow.whatsapp.interactive import numbered_text
 
-router = APIRouter(prefix="/conversations/{conversation_id}/messages", tags=["messages"])
+router = APIRouter(
+    prefix="/conversations/{conversation_id}/messages", tags=["messages"], route_class=LeanRoute
+)
 
 
 MessageFields = Annotated[frozenset[str] | None, Depends(fields_param(MessagePublic))]
@@ -38,7 +41,7 @@ async def list_messages(
     fields: MessageFields,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> Any:
+) -> Response:
     rows, next_cursor = await queries.page_messages(
         state.reads, principal.company_id, conversation_id, limit, cursor
     )

@@ -1,0 +1,124 @@
+"""Lean routes (api/lean.py) answer as FastAPI's own handler does: the same values, the same
+422s naming the fields, a failing dependency before the parameters' errors, each dependency
+called once; routes the plan cannot solve the same way keep FastAPI's handler; the API's hot
+reads and webhooks are planned."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Header, Query
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+
+from zapflow.api.app import create_app
+from zapflow.api.errors import install_error_handlers
+from zapflow.api.lean import LeanRoute, plan, returns_response
+from zapflow.config import Settings
+from zapflow.errors import Unauthorized
+
+CALLS: Counter[str] = Counter()
+
+
+async def caller(x_key: Annotated[str | None, Header()] = None) -> str:
+    CALLS["caller"] += 1
+    if x_key != "good":
+        raise Unauthorized("no key")
+    return x_key
+
+
+Caller = Annotated[str, Depends(caller)]
+
+
+async def page_size(caller: Caller, limit: Annotated[int, Query(ge=1, le=10)] = 5) -> int:
+    CALLS["page_size"] += 1
+    return limit
+
+
+async def session() -> AsyncIterator[str]:
+    yield "session"
+
+
+def _app(route_class: type[APIRoute]) -> FastAPI:
+    router = APIRouter(route_class=route_class)
+
+    @router.get("/items/{item_id}", dependencies=[Depends(caller)])
+    async def item(
+        item_id: int, caller: Caller, size: Annotated[int, Depends(page_size)], q: str = "-"
+    ) -> Response:
+        return JSONResponse({"id": item_id, "caller": caller, "size": size, "q": q})
+
+    @router.get("/with-session")
+    async def with_session(held: Annotated[str, Depends(session)]) -> Response:
+        return JSONResponse({"held": held})
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router, prefix="/v1")
+    return app
+
+
+async def _answers(route_class: type[APIRoute]) -> list[tuple[int, Any]]:
+    transport = httpx.ASGITransport(app=_app(route_class))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        calls = [
+            ("/v1/items/3?q=x&limit=7", {"x-key": "good"}),
+            ("/v1/items/3", {}),  # the dependency's 401 before the parameters' checks
+            ("/v1/items/three?limit=99", {"x-key": "good"}),
+            ("/v1/items/three?limit=99", {}),
+            ("/v1/with-session", {}),
+        ]
+        answers = []
+        for path, headers in calls:
+            response = await client.get(path, headers=headers)
+            answers.append((response.status_code, response.json()))
+        return answers
+
+
+async def test_a_lean_route_answers_as_fastapi_does() -> None:
+    CALLS.clear()
+    fastapi = await _answers(APIRoute)
+    fastapi_calls = dict(CALLS)
+    CALLS.clear()
+    assert await _answers(LeanRoute) == fastapi
+    assert dict(CALLS) == fastapi_calls == {"caller": 4, "page_size": 1}
+    assert fastapi[2][0] == 422
+    fields = {detail["field"] for detail in fastapi[2][1]["error"]["details"]}
+    assert fields == {"path.item_id", "query.limit"}
+
+
+def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    for route in routes:
+        if isinstance(route, APIRoute):
+            yield prefix + route.path, route
+        elif hasattr(route, "original_router"):  # FastAPI keeps included routers as such
+            yield from _routes(route.original_router.routes, prefix + route.include_context.prefix)
+
+
+def test_only_routes_the_plan_solves_alike_are_planned() -> None:
+    routes = dict(_routes(_app(LeanRoute).router.routes))
+    assert plan(routes["/v1/items/{item_id}"].dependant) is not None
+    assert plan(routes["/v1/with-session"].dependant) is None  # a dependency with yield
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/api/v1/conversations"),
+        ("GET", "/api/v1/conversations/{conversation_id}/messages"),
+        ("GET", "/api/v1/contacts"),
+        ("GET", "/api/v1/contacts/{contact_id}"),
+        ("GET", "/api/v1/funnels/{funnel_id}/board"),
+        ("POST", "/webhooks/cloud/{token}"),
+        ("POST", "/webhooks/evolution/{token}"),
+    ],
+)
+def test_the_hot_routes_are_planned(method: str, path: str) -> None:
+    routes = _routes(create_app(Settings()).router.routes)
+    route = next(r for p, r in routes if p == path and method in (r.methods or ()))
+    assert isinstance(route, LeanRoute)
+    assert returns_response(route.endpoint) and plan(route.dependant) is not None
