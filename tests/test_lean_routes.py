@@ -6,7 +6,7 @@ reads and webhooks are planned."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import httpx
@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
+from tests.fixtures.app import api_routes
 from zapflow.api.app import create_app
 from zapflow.api.errors import install_error_handlers
 from zapflow.api.lean import LeanRoute, plan, returns_response
@@ -91,16 +92,8 @@ async def test_a_lean_route_answers_as_fastapi_does() -> None:
     assert fields == {"path.item_id", "query.limit"}
 
 
-def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield prefix + route.path, route
-        elif hasattr(route, "original_router"):  # FastAPI keeps included routers as such
-            yield from _routes(route.original_router.routes, prefix + route.include_context.prefix)
-
-
 def test_only_routes_the_plan_solves_alike_are_planned() -> None:
-    routes = dict(_routes(_app(LeanRoute).router.routes))
+    routes = dict(api_routes(_app(LeanRoute).router.routes))
     assert plan(routes["/v1/items/{item_id}"].dependant) is not None
     assert plan(routes["/v1/with-session"].dependant) is None  # a dependency with yield
 
@@ -118,7 +111,7 @@ def test_only_routes_the_plan_solves_alike_are_planned() -> None:
     ],
 )
 def test_the_hot_routes_are_planned(method: str, path: str) -> None:
-    routes = _routes(create_app(Settings()).router.routes)
+    routes = api_routes(create_app(Settings()).router.routes)
     route = next(r for p, r in routes if p == path and method in (r.methods or ()))
     assert isinstance(route, LeanRoute)
     assert returns_response(route.endpoint) and plan(route.dependant) is not None

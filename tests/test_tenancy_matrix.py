@@ -25,9 +25,9 @@ from typing import Any, cast
 
 import httpx
 import pytest
-from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
+from tests.fixtures.app import api_routes
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.tenancy import (
     FLOW_DOCUMENT,
@@ -439,17 +439,9 @@ def test_every_parameter_naming_an_object_is_mapped() -> None:
     assert len(OBJECT_OPERATIONS) >= 40  # the document was read, not an empty one
 
 
-def _routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
-    for route in routes:
-        if isinstance(route, APIRoute):
-            yield prefix + route.path, route
-        elif hasattr(route, "original_router"):  # FastAPI keeps included routers as such
-            yield from _routes(route.original_router.routes, prefix + route.include_context.prefix)
-
-
 ROUTE_BODIES = {
     (method, path): route.body_field.field_info.annotation
-    for path, route in _routes(APP.router.routes)
+    for path, route in api_routes(APP.router.routes)
     for method in route.methods or ()
     if route.body_field is not None
 }
@@ -649,7 +641,7 @@ def _requirements(dependant: Any) -> Iterator[Requirement]:
         yield from _requirements(dependency)
 
 
-API_ROUTES = [(path, route) for path, route in _routes(APP.router.routes) if path.startswith(API)]
+API_ROUTES = [(path, r) for path, r in api_routes(APP.router.routes) if path.startswith(API)]
 
 
 def test_every_route_declares_one_permission() -> None:
