@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         state = AppState.build(settings)
         await state.open()
         app.state.zapflow = state
+        # what start-up built (routes, models, compiled statements) lives as long as the process:
+        # out of the collector's generations, its full passes do not walk it again and again
+        gc.freeze()
         background = [
             asyncio.create_task(refresh_backlog_gauges(state.sessions)),
             asyncio.create_task(state.cache.listen()),
