@@ -8,7 +8,7 @@ distance, the tenant-filtered query the API runs, at a given number of vectors.
 A long run splits in shorter ones (a shared machine's slots) with ``--data-dir DIR``: the stack
 lives in DIR and is kept; a run finds there what an earlier one seeded, loaded and built (the
 index is reused when its m and ef_construction are those asked, and its build figures with it);
-``--prepare-only`` seeds, loads and builds, and measures nothing.
+``--prepare-only`` seeds, loads and builds (only the ``--build`` given), and measures nothing.
 
 The vectors: the real e5 vectors ``bench/hnsw_corpus.py`` embedded (distinct texts: the seed's
 templates filled many ways, the evaluation set's messages, joins of two or three of them), as
@@ -347,7 +347,7 @@ def main() -> int:
     if args.plot:
         plot(args.plot, Path(args.output))
         return 0
-    args.build = args.build or ["16:64"]
+    args.build = args.build or ([] if args.prepare_only else ["16:64"])
     args.ef = args.ef or list(EFS)
     result = result_header("hnsw_recall", args)
     bench = BenchStack(data_dir=args.data_dir)

@@ -22,12 +22,14 @@ from zapflow.embeddings.local import MODEL_NAME as MINILM
 CURRENT: dict[str, tuple[str, ...]] = {
     "hnsw_recall": (
         "2026-12-02-s3-search/hnsw_100k.json",
+        "2026-12-02-s3-search/hnsw_100k_m32.json",
         "2026-12-02-s2-search/hnsw_100k.json",
         "2026-12-02-s2-search/hnsw_5k_real.json",
     ),
     "search_quality": ("2026-12-02-s2-search/search_quality.json",),
     "keyword_search": (
         "2026-12-02-s3-search/keyword_search_api.json",
+        "2026-12-02-s3-search/keyword_search_api_before.json",
         "2026-12-02-s2-search/keyword_search_cpu.json",
         "2026-12-02-s2-search/keyword_search.json",
     ),
@@ -53,6 +55,14 @@ def load(results_dir: Path) -> dict[str, list[tuple[str, dict[str, Any]]]]:
 
 def load_text(result: dict[str, Any]) -> str:
     return f"load {result['load_before'][0]:g} → {result['load_after'][0]:g}"
+
+
+def commit_text(result: dict[str, Any]) -> str:
+    git = result.get("git") or {}
+    changed = git.get("uncommitted_changes") or []
+    return f"commit {(git.get('commit') or '?')[:12]}" + (
+        f" + uncommitted changes in {', '.join(f'`{c}`' for c in changed)}" if changed else ""
+    )
 
 
 def chosen_point(
@@ -173,10 +183,17 @@ def hnsw_rows(built: dict[str, Any]) -> list[list[str]]:
     return rows
 
 
-def same_recall(recall: dict[str, Any], target: float) -> list[str]:
-    """Per build, the cheapest ef_search reaching ``target``: its recall and CPU per query."""
+def same_recall(found: list[tuple[str, dict[str, Any]]], size: int, target: float) -> list[str]:
+    """Per build measured at ``size`` vectors (newest first), the cheapest ef_search reaching
+    ``target``: its recall and CPU per query."""
     out = []
-    for built in recall["builds"]:
+    builds = [
+        built
+        for _, result in found
+        if result["recall"]["vectors_queried_company"] == size
+        for built in result["recall"]["builds"]
+    ]
+    for built in builds:
         reached = [p for p in built.get("curve", []) if p["recall_at_10"] >= target]
         if reached:
             p = min(reached, key=lambda p: p["postgres_cpu_ms_per_query"])
@@ -208,15 +225,16 @@ def hnsw_section(found: list[tuple[str, dict[str, Any]]], where: str) -> list[st
         lines += [
             f"**{r['vectors_queried_company']:,} vectors** (`{where}/{path}`; other company "
             f"{r['vectors_other_company']:,}; real {r['real_vectors']:,}, synthetic "
-            f"{r['synthetic_vectors']:,}; {r['queries']} queries; {load_text(result)}; commit "
-            f"{(result['git'].get('commit') or '?')[:12]})",
+            f"{r['synthetic_vectors']:,}; {r['queries']} queries; {load_text(result)}; "
+            f"{commit_text(result)})",
             "",
             *table(HNSW_HEADER, [row for built in r["builds"] for row in hnsw_rows(built)]),
         ]
     chosen = chosen_point(found)
     if chosen is not None:
         _, result, point = chosen
-        others = same_recall(result["recall"], point["recall_at_10"])
+        size = result["recall"]["vectors_queried_company"]
+        others = same_recall(found, size, point["recall_at_10"])
         lines += [
             f"zapflow's index: m {INDEX['m']} / ef_construction {INDEX['ef_construction']}, "
             f"ef_search {EF_SEARCH}: recall@10 {num(point['recall_at_10'], 3)} at "
@@ -247,8 +265,8 @@ def quality_section(found: list[tuple[str, dict[str, Any]]], where: str) -> list
                 f"{num(c.get('rss_mb'))} ({num(c.get('model_rss_mb'))})",
             ])  # fmt: skip
     return [
-        f"`{where}/{path}` · `bench/search_quality.py` · {load_text(result)} · commit "
-        f"{(result['git'].get('commit') or '?')[:12]}. Our set `bench/search_eval/{{pt,en}}.yaml` "
+        f"`{where}/{path}` · `bench/search_quality.py` · {load_text(result)} · "
+        f"{commit_text(result)}. Our set `bench/search_eval/{{pt,en}}.yaml` "
         "(paraphrases, synonyms, typos, WhatsApp abbreviations); every query through "
         "`services.search.search_messages(limit=10)`; keyword alone needs no model (shown on "
         "MiniLM's row). Cost: messages per CPU-second of one process embedding the set at batch "
@@ -299,8 +317,13 @@ def keyword_section(found: list[tuple[str, dict[str, Any]]], where: str) -> list
                 ])  # fmt: skip
         lines += [
             f"`{where}/{path}` ({latency['messages']:,} messages, seeded in "
-            f"{result['seed_seconds']:g} s; {load_text(result)}; bounded top 10 as high as the "
-            f"full ranking's 10th: {num(latency['agreement_at_10_mean'], 2)} of results)",
+            f"{result['seed_seconds']:g} s; {load_text(result)}; {commit_text(result)}"
+            + (
+                "; bounded top 10 as high as the full ranking's 10th: "
+                f"{num(latency['agreement_at_10_mean'], 2)} of results)"
+                if latency.get("agreement_at_10_mean") is not None
+                else ")"
+            ),
             "",
             *table(
                 [

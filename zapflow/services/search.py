@@ -200,10 +200,11 @@ def keyword_query(company_id: uuid.UUID, q: str, filters: SearchFilters, limit: 
     """The ``limit`` best of the newest ``RANKED_MATCHES`` matches of a web-search-style query
     ("a b", -c, or): (message id, ts_rank_cd), best first, ties newest first."""
     tsquery = _tsquery(q)
+    matches = select(col(Message.id), col(Message.created_at), BODY_TSVECTOR)
+    if filters.contact_id:  # the only filter on the conversation; else a lookup per match read
+        matches = matches.join(Conversation, col(Conversation.id) == col(Message.conversation_id))
     newest = (
-        select(col(Message.id), col(Message.created_at), BODY_TSVECTOR)
-        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
-        .where(BODY_TSVECTOR.op("@@")(tsquery), *_filters(company_id, filters))
+        matches.where(BODY_TSVECTOR.op("@@")(tsquery), *_filters(company_id, filters))
         .order_by(col(Message.created_at).desc())
         .limit(RANKED_MATCHES)
         .subquery()
