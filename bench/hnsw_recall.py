@@ -281,7 +281,10 @@ def plot(results: list[Path], png: Path) -> None:
         recall = json.loads(path.read_text())["recall"]
         size = recall["vectors_queried_company"]
         for built in recall["builds"]:
-            label = f"{size:,} vectors, m={built['m']}, ef_construction={built['ef_construction']}"
+            label = (
+                f"{size:,} vectors, m={built['m']}, ef_construction={built['ef_construction']}"
+                f" ({path.parent.name})"
+            )
             curve = built["curve"]
             ys = [p["recall_at_10"] for p in curve]
             for ax, xs in (

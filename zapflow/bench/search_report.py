@@ -188,18 +188,19 @@ def same_recall(found: list[tuple[str, dict[str, Any]]], size: int, target: floa
     ``target``: its recall and CPU per query."""
     out = []
     builds = [
-        built
-        for _, result in found
+        (path, built)
+        for path, result in found
         if result["recall"]["vectors_queried_company"] == size
         for built in result["recall"]["builds"]
     ]
-    for built in builds:
+    for path, built in builds:
         reached = [p for p in built.get("curve", []) if p["recall_at_10"] >= target]
         if reached:
             p = min(reached, key=lambda p: p["postgres_cpu_ms_per_query"])
             out.append(
                 f"m {built['m']} / {built['ef_construction']} at ef_search {p['ef_search']} "
-                f"({num(p['recall_at_10'], 3)}, {num(p['postgres_cpu_ms_per_query'], 2)} ms)"
+                f"({num(p['recall_at_10'], 3)}, {num(p['postgres_cpu_ms_per_query'], 2)} ms, "
+                f"`{Path(path).parent}`)"
             )
     return out
 
