@@ -22,6 +22,7 @@ from zapflow.embeddings.local import MODEL_NAME as MINILM
 CURRENT: dict[str, tuple[str, ...]] = {
     "hnsw_recall": (
         "2026-12-02-s3-search/hnsw_1m.json",
+        "2026-12-02-s3-search/hnsw_1m_ef.json",
         "2026-12-02-s3-search/hnsw_100k.json",
         "2026-12-02-s3-search/hnsw_100k_m32.json",
         "2026-12-02-s2-search/hnsw_100k.json",
