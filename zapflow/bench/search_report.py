@@ -60,6 +60,20 @@ def load_text(result: dict[str, Any]) -> str:
     return f"load {result['load_before'][0]:g} → {result['load_after'][0]:g}"
 
 
+def command_text(script: str, result: dict[str, Any]) -> str:
+    """The command that wrote the result, from its recorded arguments."""
+    parts = [f"bench/{script}"]
+    for key, value in (result.get("args") or {}).items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            parts.append(flag)
+        elif isinstance(value, list):
+            parts += [f"{flag} {v}" for v in value]
+        elif value not in (None, False):
+            parts.append(f"{flag} {value}")
+    return "`" + " ".join(parts) + "`"
+
+
 def commit_text(result: dict[str, Any]) -> str:
     git = result.get("git") or {}
     changed = git.get("uncommitted_changes") or []
@@ -231,7 +245,7 @@ def hnsw_section(found: list[tuple[str, dict[str, Any]]], where: str) -> list[st
             f"**{r['vectors_queried_company']:,} vectors** (`{where}/{path}`; other company "
             f"{r['vectors_other_company']:,}; real {r['real_vectors']:,}, synthetic "
             f"{r['synthetic_vectors']:,}; {r['queries']} queries; {load_text(result)}; "
-            f"{commit_text(result)})",
+            f"{commit_text(result)}; {command_text('hnsw_recall.py', result)})",
             "",
             *table(HNSW_HEADER, [row for built in r["builds"] for row in hnsw_rows(built)]),
         ]
@@ -273,8 +287,8 @@ def quality_section(found: list[tuple[str, dict[str, Any]]], where: str) -> list
                 f"{num(c.get('rss_mb'))} ({num(c.get('model_rss_mb'))})",
             ])  # fmt: skip
     return [
-        f"`{where}/{path}` · `bench/search_quality.py` · {load_text(result)} · "
-        f"{commit_text(result)}. Our set `bench/search_eval/{{pt,en}}.yaml` "
+        f"`{where}/{path}` · {command_text('search_quality.py', result)} · "
+        f"{load_text(result)} · {commit_text(result)}. Our set `bench/search_eval/{{pt,en}}.yaml` "
         "(paraphrases, synonyms, typos, WhatsApp abbreviations); every query through "
         "`services.search.search_messages(limit=10)`; keyword alone needs no model (shown on "
         "MiniLM's row). Cost: messages per CPU-second of one process embedding the set at batch "
@@ -325,7 +339,8 @@ def keyword_section(found: list[tuple[str, dict[str, Any]]], where: str) -> list
                 ])  # fmt: skip
         lines += [
             f"`{where}/{path}` ({latency['messages']:,} messages, seeded in "
-            f"{result['seed_seconds']:g} s; {load_text(result)}; {commit_text(result)}"
+            f"{result['seed_seconds']:g} s; {load_text(result)}; {commit_text(result)}; "
+            f"{command_text('keyword_search.py', result)}"
             + (
                 "; bounded top 10 as high as the full ranking's 10th: "
                 f"{num(latency['agreement_at_10_mean'], 2)} of results)"
