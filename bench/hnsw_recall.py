@@ -5,6 +5,11 @@ distance, the tenant-filtered query the API runs, at a given number of vectors.
         --output bench/results/2026-12-02-s2-search/hnsw_100k.json
     .venv/bin/python bench/hnsw_recall.py --plot RESULT.json... --output bench/plots/hnsw_recall.png
 
+A long run splits in shorter ones (a shared machine's slots) with ``--data-dir DIR``: the stack
+lives in DIR and is kept; a run finds there what an earlier one seeded, loaded and built (the
+index is reused when its m and ef_construction are those asked, and its build figures with it);
+``--prepare-only`` seeds, loads and builds (only the ``--build`` given), and measures nothing.
+
 The vectors: the real e5 vectors ``bench/hnsw_corpus.py`` embedded (distinct texts: the seed's
 templates filled many ways, the evaluation set's messages, joins of two or three of them), as
 many as it finished; past them, a stated synthetic extension: each extra vector a random convex
@@ -23,8 +28,10 @@ SQL of ``GET /search``: company and model filter, joins, ``LIMIT 50``, ``hnsw.ef
 transaction each, after one untimed pass. Recall@10, tie-aware: a returned message counts when
 its exact cosine distance is at most the 10th smallest exact distance over the company's
 vectors (numpy, float32, the same arithmetic for both sides); also the plain recall by id. The
-build runs niced (10); the measurement passes at normal priority, so a latency is the query's,
-not the scheduler's; Postgres CPU-ms per query is recorded beside it.
+build runs niced (10); the measurement passes at normal priority. Per query: its wall time (from
+the SQL's start to its rows, on a connection already checked out) and its backend's CPU time
+(``/proc/<pid>/schedstat``: what the query costs on an idle core, whatever the neighbours'
+load), as percentiles; and Postgres CPU-ms per query over the pass (all its processes).
 """
 
 from __future__ import annotations
@@ -44,7 +51,7 @@ from pgvector.asyncpg import register_vector
 from sqlalchemy import text
 
 from zapflow.bench.environment import result_header, write_result
-from zapflow.bench.stack import BenchStack, tree_cpu_seconds
+from zapflow.bench.stack import BenchStack, on_cpu_ms, tree_cpu_seconds
 from zapflow.bench.stats import summarize
 from zapflow.config import load_settings
 from zapflow.db import SessionFactory, create_engine, session_factory, transaction
@@ -55,6 +62,7 @@ CACHE = Path("/tmp/zapflow-hnsw-corpus")
 MODEL = MODEL_NAMES["enpt"]
 K = 10
 EFS = (20, 40, 64, 100, 150, 200, 300, 400)
+STATE = "hnsw_state.json"  # in --data-dir: what the kept data holds
 COLUMNS = ["company_id", "conversation_id", "message_id", "contact_id", "embedding", "model"]
 
 
@@ -71,13 +79,14 @@ def vectors(total: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
     return np.concatenate(parts).astype(np.float32), len(real)
 
 
-async def load(url: str, company_id: uuid.UUID, matrix: np.ndarray) -> list[uuid.UUID]:
-    """One vector per message of the company (as many as both have); their message ids."""
+async def load(
+    url: str, company_id: uuid.UUID, matrix: np.ndarray, loaded: bool
+) -> list[uuid.UUID]:
+    """One vector per message of the company (as many as both have; unless ``loaded`` by an
+    earlier run on the same data); their message ids, in the vectors' order."""
     connection = await asyncpg.connect(url.replace("+asyncpg", ""))
     try:
         await register_vector(connection)
-        # loaded without the index (each row inserted into the graph: many times the build)
-        await connection.execute("DROP INDEX IF EXISTS idx_embeddings_vector")
         rows = await connection.fetch(
             "SELECT m.id, m.conversation_id, c.contact_id FROM messages m"
             " JOIN conversations c ON c.id = m.conversation_id"
@@ -85,6 +94,10 @@ async def load(url: str, company_id: uuid.UUID, matrix: np.ndarray) -> list[uuid
             company_id,
             len(matrix),
         )
+        if loaded:
+            return [r[0] for r in rows]
+        # loaded without the index (each row inserted into the graph: many times the build)
+        await connection.execute("DROP INDEX IF EXISTS idx_embeddings_vector")
         records = ((company_id, r[1], r[0], r[2], matrix[i], MODEL) for i, r in enumerate(rows))
         await connection.copy_records_to_table(
             "conversation_embeddings", records=records, columns=COLUMNS
@@ -94,10 +107,21 @@ async def load(url: str, company_id: uuid.UUID, matrix: np.ndarray) -> list[uuid
         await connection.close()
 
 
-async def build(bench: BenchStack, m: int, ef_construction: int) -> dict[str, Any]:
+async def build(
+    bench: BenchStack, m: int, ef_construction: int, state: dict[str, Any]
+) -> dict[str, Any]:
+    """The index with these parameters: built (niced), or the one an earlier run on this data
+    built (its figures from ``state``, the data folder's record)."""
+    key = f"{m}:{ef_construction}"
+    connection = await asyncpg.connect(bench.database_url.replace("+asyncpg", ""))
+    options = await connection.fetchval(
+        "SELECT reloptions FROM pg_class WHERE relname = 'idx_embeddings_vector'"
+    )
+    if sorted(options or []) == sorted([f"m={m}", f"ef_construction={ef_construction}"]):
+        await connection.close()
+        return {**state["builds"][key], "reused": True}
     bench.renice(10)
     postgres = bench.processes()["postgres"][0]
-    connection = await asyncpg.connect(bench.database_url.replace("+asyncpg", ""))
     try:
         await connection.execute("DROP INDEX IF EXISTS idx_embeddings_vector")
         await connection.execute("SET maintenance_work_mem = '4GB'")
@@ -114,7 +138,8 @@ async def build(bench: BenchStack, m: int, ef_construction: int) -> dict[str, An
         }
         await connection.execute("ANALYZE conversation_embeddings")
         size = await connection.fetchval("SELECT pg_relation_size('idx_embeddings_vector')")
-        return {**done, "index_mb": round(size / 2**20, 1)}
+        state.setdefault("builds", {})[key] = {**done, "index_mb": round(size / 2**20, 1)}
+        return state["builds"][key]
     finally:
         await connection.close()
         bench.renice(0)
@@ -139,23 +164,27 @@ async def sweep(
     row_of: dict[uuid.UUID, int],
     ef: int,
 ) -> dict[str, Any]:
-    async def run(q: np.ndarray) -> tuple[float, list[uuid.UUID]]:
-        start = time.perf_counter()
+    async def run(q: np.ndarray) -> tuple[float, float, list[uuid.UUID]]:
+        vector = q.tolist()
         async with transaction(sessions) as session:
+            pid = int(await session.scalar(text("SELECT pg_backend_pid()")) or 0)
+            cpu, start = on_cpu_ms(pid), time.perf_counter()
             await use_ef_search(session, ef)
             ranked = await semantic_ranking(
-                session, company_id, MODEL, q.tolist(), SearchFilters(), CANDIDATES
+                session, company_id, MODEL, vector, SearchFilters(), CANDIDATES
             )
-        return (time.perf_counter() - start) * 1000, [m for m, _ in ranked[:K]]
+            wall, cpu = (time.perf_counter() - start) * 1000, on_cpu_ms(pid) - cpu
+        return wall, cpu, [m for m, _ in ranked[:K]]
 
     for q in queries:  # the untimed pass: pages in memory
         await run(q)
-    times, tie_aware, by_id = [], [], []
+    times, cpus, tie_aware, by_id = [], [], [], []
     cpu = tree_cpu_seconds(postgres)
     for q, (distances, tenth, nearest) in zip(queries, truth, strict=True):
-        ms, top = await run(q)
+        ms, backend, top = await run(q)
         rows = [row_of[m] for m in top]
         times.append(ms)
+        cpus.append(backend)
         tie_aware.append(sum(distances[r] <= tenth for r in rows) / K)
         by_id.append(len(nearest.intersection(rows)) / K)
     return {
@@ -164,6 +193,7 @@ async def sweep(
         "recall_at_10_by_id": round(float(np.mean(by_id)), 4),
         "queries_below_0_9": int(sum(r < 0.9 for r in tie_aware)),
         "latency_ms": summarize(times),
+        "backend_cpu_ms": summarize(cpus),
         "postgres_cpu_ms_per_query": round(
             (tree_cpu_seconds(postgres) - cpu) * 1000 / len(queries), 2
         ),
@@ -188,15 +218,20 @@ async def plan_uses_index(sessions: SessionFactory, company_id: uuid.UUID, q: np
 
 
 async def measure(
-    bench: BenchStack, companies: list[uuid.UUID], args: argparse.Namespace, result: dict[str, Any]
+    bench: BenchStack, state: dict[str, Any], args: argparse.Namespace, result: dict[str, Any]
 ) -> None:
-    """Fills ``result["recall"]``, written after each build (a long run keeps what it finished)."""
+    """Fills ``result["recall"]``, written after each build (a long run keeps what it finished);
+    ``state`` is what the data holds (seeded companies, vectors loaded, indexes built)."""
     rng = np.random.default_rng(11)
     other = args.size // 10
     matrix, real = vectors(args.size + other, rng)
     queries = np.load(CACHE / "queries.npy")
-    ids = await load(bench.database_url, companies[0], matrix[: args.size])
-    await load(bench.database_url, companies[1], matrix[args.size :])
+    companies = [uuid.UUID(c) for c in state["companies"]]
+    loaded = state.get("loaded", False)
+    ids = await load(bench.database_url, companies[0], matrix[: args.size], loaded)
+    await load(bench.database_url, companies[1], matrix[args.size :], loaded)
+    state["loaded"] = True
+    save_state(args, state)
     ours = matrix[: len(ids)]
     row_of = {m: i for i, m in enumerate(ids)}
     truth = exact(ours, queries)
@@ -215,10 +250,13 @@ async def measure(
             built = {
                 "m": m,
                 "ef_construction": ef_construction,
-                **await build(bench, m, ef_construction),
+                **await build(bench, m, ef_construction, state),
             }
+            save_state(args, state)
             built["plan_uses_hnsw"] = await plan_uses_index(sessions, companies[0], queries[0])
             print(f"built {built}", flush=True)
+            if args.prepare_only:
+                continue
             built["curve"] = []
             for ef in args.ef:
                 point = await sweep(sessions, postgres, companies[0], queries, truth, row_of, ef)
@@ -243,7 +281,10 @@ def plot(results: list[Path], png: Path) -> None:
         recall = json.loads(path.read_text())["recall"]
         size = recall["vectors_queried_company"]
         for built in recall["builds"]:
-            label = f"{size:,} vectors, m={built['m']}, ef_construction={built['ef_construction']}"
+            label = (
+                f"{size:,} vectors, m={built['m']}, ef_construction={built['ef_construction']}"
+                f" ({path.parent.name})"
+            )
             curve = built["curve"]
             ys = [p["recall_at_10"] for p in curve]
             for ax, xs in (
@@ -267,6 +308,35 @@ def plot(results: list[Path], png: Path) -> None:
     figure.savefig(png, dpi=110)
 
 
+def save_state(args: argparse.Namespace, state: dict[str, Any]) -> None:
+    if args.data_dir:
+        (args.data_dir / STATE).write_text(json.dumps(state, indent=2))
+
+
+def seed(bench: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
+    """The two companies' messages (``seed-demo``), unless the data folder has them already."""
+    path = args.data_dir / STATE if args.data_dir else None
+    if path is not None and path.exists():
+        state: dict[str, Any] = json.loads(path.read_text())
+        if state["size"] != args.size:
+            raise SystemExit(f"{args.data_dir} holds {state['size']} vectors, not {args.size}")
+        return state
+    bench.renice(10)
+    start = time.monotonic()
+    companies = []
+    for messages in (args.size, args.size // 10):
+        seeded = bench.run_cli(
+            "seed-demo", "--contacts", str(max(100, messages // 20)), "--messages",
+            str(messages), "--seed", "42", "--company-name", f"bench {messages}",
+            timeout=7200,
+        )  # fmt: skip
+        companies.append(seeded["company_id"])
+    state = {"size": args.size, "companies": companies}
+    state["seed_seconds"] = round(time.monotonic() - start, 1)
+    save_state(args, state)
+    return state
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--plot", type=Path, nargs="+", help="result files to plot to --output")
@@ -274,30 +344,23 @@ def main() -> int:
     parser.add_argument("--build", action="append", default=None, help="m:ef_construction")
     parser.add_argument("--ef", type=int, action="append", default=None)
     parser.add_argument("--output", required=True)
+    parser.add_argument("--data-dir", type=Path, help="keep the stack here, reuse what it holds")
+    parser.add_argument("--prepare-only", action="store_true", help="seed, load, build; no query")
     args = parser.parse_args()
     if args.plot:
         plot(args.plot, Path(args.output))
         return 0
-    args.build = args.build or ["16:64"]
+    args.build = args.build or ([] if args.prepare_only else ["16:64"])
     args.ef = args.ef or list(EFS)
     result = result_header("hnsw_recall", args)
-    bench = BenchStack()
+    bench = BenchStack(data_dir=args.data_dir)
     try:
         bench.start_stack()
-        bench.renice(10)
-        start = time.monotonic()
-        companies = []
-        for messages in (args.size, args.size // 10):
-            seeded = bench.run_cli(
-                "seed-demo", "--contacts", str(max(100, messages // 20)), "--messages",
-                str(messages), "--seed", "42", "--company-name", f"bench {messages}",
-                timeout=7200,
-            )  # fmt: skip
-            companies.append(uuid.UUID(seeded["company_id"]))
-        result["seed_seconds"] = round(time.monotonic() - start, 1)
-        asyncio.run(measure(bench, companies, args, result))
+        state = seed(bench, args)
+        result["seed_seconds"] = state["seed_seconds"]
+        asyncio.run(measure(bench, state, args, result))
     finally:
-        bench.stop()
+        bench.stop(keep=args.data_dir is not None)
     return 0
 
 

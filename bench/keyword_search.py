@@ -3,7 +3,8 @@
 same data, same run; and how far the bounded ranking's top 10 departs from the full ranking's.
 
     nice .venv/bin/python bench/keyword_search.py [--messages 1000000] [--rounds 5] [--output F]
-        [--variant bounded --variant unbounded --variant expression]
+        [--variant bounded --variant unbounded --variant expression --variant api]
+        [--data-dir DIR --seed-chunk 250000]
 
 On a fresh embedded stack (Postgres only): ``zapflow seed-demo`` (one company). The variants:
 ``bounded`` is ``keyword_ranking`` (the keyword side of ``GET /search``, 50 candidates);
@@ -16,28 +17,38 @@ query runs ``--rounds`` times per variant, sequentially, one transaction each; i
 and its backend's CPU time (``/proc/<pid>/schedstat``: what the query costs on an idle core).
 Relevance: for every query, the share of the bounded top 10 whose rank is at least the full
 ranking's 10th (ties are common: ts_rank_cd of a one-word query counts the word's
-occurrences). EXPLAIN (ANALYZE, BUFFERS) of the bounded query is kept for the most common word,
-an ordinary one and a rare one. Seeding and index builds run niced (10), the queries at normal
-priority. The machine is shared, so the load average is recorded, and the CPU figures and the
-ratios (same moment, same rows) are the ones that travel.
+occurrences; measured when ``unbounded`` runs). ``api`` is the whole request as a browser makes
+it, ``GET /api/v1/search?mode=keyword&limit=20`` on one ``zapflow api`` process (auth, rate
+limiter, the keyword SQL, snippets, JSON): wall per request, and the API's and Postgres' CPU-ms
+per request over the batch. With ``--data-dir`` the stack is kept there and a run seeds at most
+``--seed-chunk`` messages into the same company (``seed-demo --company-id``), then exits until
+the company has ``--messages``: a 1M seed in runs of a few minutes each. EXPLAIN (ANALYZE,
+BUFFERS) of the bounded query is kept for the most common word, an ordinary one and a rare one.
+Seeding and index builds run niced (10), the queries at normal priority. The machine is shared,
+so the load average is recorded, and the CPU figures and the ratios (same moment, same rows) are
+the ones that travel.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
+import json
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 from sqlalchemy import text
 from sqlalchemy.dialects import postgresql
 
 from zapflow.bench.environment import result_header, write_result
-from zapflow.bench.stack import BenchStack, tree_cpu_seconds
+from zapflow.bench.stack import BenchStack, on_cpu_ms, tree_cpu_seconds
 from zapflow.bench.stats import summarize
 from zapflow.config import load_settings
 from zapflow.db import SessionFactory, create_engine, session_factory, transaction
@@ -50,6 +61,8 @@ from zapflow.services.search import (
 )
 
 RESULT = Path(__file__).parent / "results" / "keyword_search.json"
+STATE = "keyword_state.json"  # in --data-dir: the company seeded so far
+Target = Callable[[str], Awaitable[tuple[float, float | None, list[tuple[uuid.UUID, float]]]]]
 TSQUERY = (
     "(websearch_to_tsquery('portuguese', :q) || websearch_to_tsquery('portuguese_unaccent', :q))"
 )
@@ -82,9 +95,17 @@ ORDINARY = [
 RARE = "feriado"
 
 
-def on_cpu_ms(pid: int) -> float:
-    """Milliseconds a process has run on a CPU (``/proc/<pid>/schedstat``, nanoseconds)."""
-    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e6
+async def requested(
+    client: httpx.AsyncClient, q: str
+) -> tuple[float, float | None, list[tuple[uuid.UUID, float]]]:
+    """Wall milliseconds of one ``GET /search?mode=keyword`` (no backend CPU: the API's pooled
+    connection is not ours to name) and its (id, score) rows."""
+    start = time.perf_counter()
+    response = await client.get("/api/v1/search", params={"q": q, "mode": "keyword", "limit": 20})
+    wall = (time.perf_counter() - start) * 1000
+    response.raise_for_status()
+    rows = [(uuid.UUID(h["message"]["id"]), float(h["score"])) for h in response.json()["data"]]
+    return wall, None, rows
 
 
 async def ranked(
@@ -144,39 +165,43 @@ async def prepare(sessions: SessionFactory, expression: bool) -> tuple[list[tupl
 
 
 async def latencies(
-    sessions: SessionFactory,
-    postgres: psutil.Process,
-    company_id: uuid.UUID,
-    words: list[str],
-    rounds: int,
-    variant: str,
+    target: Target, processes: dict[str, psutil.Process], words: list[str], rounds: int
 ) -> dict[str, Any]:
     """Wall milliseconds per query (p50/p95/p99/max), the same of the backend's CPU
-    milliseconds, and Postgres' CPU-ms per query (all its processes, /proc/<pid>/stat)."""
+    milliseconds (SQL variants), and each process group's CPU-ms per query (all its processes,
+    /proc/<pid>/stat)."""
     walls, cpus = [], []
-    cpu = tree_cpu_seconds(postgres)
+    before = {name: tree_cpu_seconds(p) for name, p in processes.items()}
     for _ in range(rounds):
         for q in words:
-            wall, backend, _ = await ranked(sessions, company_id, q, variant)
+            wall, backend, _ = await target(q)
             walls.append(wall)
-            cpus.append(backend)
-    cpu_ms = (tree_cpu_seconds(postgres) - cpu) * 1000 / len(walls)
-    return {
-        **summarize(walls),
-        "backend_cpu_ms": summarize(cpus),
-        "postgres_cpu_ms_per_query": round(cpu_ms, 2),
-    }
+            if backend is not None:
+                cpus.append(backend)
+    out: dict[str, Any] = {**summarize(walls)}
+    if cpus:
+        out["backend_cpu_ms"] = summarize(cpus)
+    for name, p in processes.items():
+        spent = (tree_cpu_seconds(p) - before[name]) * 1000 / len(walls)
+        out[f"{name}_cpu_ms_per_query"] = round(spent, 2)
+    return out
 
 
 async def measure(
-    bench: BenchStack, company_id: uuid.UUID, rounds: int, variants: list[str]
+    bench: BenchStack, company_id: uuid.UUID, args: argparse.Namespace, api_key: str | None
 ) -> dict[str, Any]:
     engine = create_engine(load_settings(database_url=bench.database_url), pool_size=2)
     sessions = session_factory(engine)
-    postgres = bench.processes()["postgres"][0]
+    processes = {"postgres": bench.processes()["postgres"][0]}
+    client = None
+    if "api" in args.variant:
+        processes["api"] = bench.start_api()
+        client = httpx.AsyncClient(
+            base_url=bench.base_url, headers={"Authorization": f"Bearer {api_key}"}, timeout=60
+        )
     try:
         bench.renice(10)
-        common, total = await prepare(sessions, "expression" in variants)
+        common, total = await prepare(sessions, "expression" in args.variant)
         bench.renice(0)
         print(f"common words: {common}", flush=True)
         out: dict[str, Any] = {
@@ -184,22 +209,57 @@ async def measure(
             "ordinary": ORDINARY, "agreement_at_10": {},
         }  # fmt: skip
         for label, words in (("common", [w for w, _ in common]), ("ordinary", ORDINARY)):
-            for variant in variants:
+            for variant in args.variant:
+                target: Target = functools.partial(ranked, sessions, company_id, variant=variant)
+                if client is not None and variant == "api":
+                    target = functools.partial(requested, client)
+                    await latencies(target, {}, words, 1)  # the untimed pass: the API's first
                 key = f"{label}_{variant}_ms"
-                out[key] = await latencies(sessions, postgres, company_id, words, rounds, variant)
+                measured = {n: p for n, p in processes.items() if n != "api" or variant == "api"}
+                out[key] = await latencies(target, measured, words, args.rounds)
                 print(f"  {key}: {out[key]}", flush=True)
-            for q in words:
+            for q in words if "unbounded" in args.variant else []:
                 bounded = (await ranked(sessions, company_id, q, "bounded"))[2]
                 full = (await ranked(sessions, company_id, q, "unbounded"))[2]
                 out["agreement_at_10"][q] = agreement(bounded, full)
         shares = list(out["agreement_at_10"].values())
-        out["agreement_at_10_mean"] = round(sum(shares) / len(shares), 3)
+        out["agreement_at_10_mean"] = round(sum(shares) / len(shares), 3) if shares else None
         out["explain"] = {
             q: await explain(sessions, company_id, q) for q in (common[0][0], "reembolso", RARE)
         }
         return out
     finally:
+        if client is not None:
+            await client.aclose()
         await engine.dispose()
+
+
+def seed(bench: BenchStack, args: argparse.Namespace) -> dict[str, Any]:
+    """The company's messages: all at once, or with ``--data-dir`` one more ``--seed-chunk``
+    into the company an earlier run started (what the folder holds: ``STATE``)."""
+    path = args.data_dir / STATE if args.data_dir else None
+    state: dict[str, Any] = {"messages": 0, "seed_seconds": 0.0, "chunks": 0}
+    if path is not None and path.exists():
+        state = json.loads(path.read_text())
+    if state["messages"] >= args.messages:
+        return state
+    messages = min(args.seed_chunk or args.messages, args.messages - state["messages"])
+    company = ["--company-id", state["company_id"]] if "company_id" in state else []
+    bench.renice(10)
+    start = time.monotonic()
+    seeded = bench.run_cli(
+        "seed-demo", "--contacts", str(max(1, args.contacts * messages // args.messages)),
+        "--messages", str(messages), "--seed", str(42 + state["chunks"]), *company, timeout=7200,
+    )  # fmt: skip
+    bench.renice(0)
+    state.setdefault("company_id", seeded["company_id"])
+    state["api_key"] = seeded["api_key"]  # a fresh admin key each time
+    state["messages"] += messages
+    state["chunks"] += 1
+    state["seed_seconds"] = round(state["seed_seconds"] + time.monotonic() - start, 1)
+    if path is not None:
+        path.write_text(json.dumps(state, indent=2))
+    return state
 
 
 def main() -> int:
@@ -209,26 +269,25 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--output", default=None)
     parser.add_argument(
-        "--variant", action="append", choices=["bounded", "unbounded", "expression"]
+        "--variant", action="append", choices=["bounded", "unbounded", "expression", "api"]
     )
+    parser.add_argument("--data-dir", type=Path, help="keep the stack here, reuse what it holds")
+    parser.add_argument("--seed-chunk", type=int, default=0, help="messages seeded per run")
     args = parser.parse_args()
     args.variant = args.variant or ["bounded", "unbounded", "expression"]
     result = result_header("keyword_search", args)
-    bench = BenchStack()
+    bench = BenchStack(data_dir=args.data_dir)
     try:
         bench.start_stack()
-        bench.renice(10)
-        start = time.monotonic()
-        seeded = bench.run_cli(
-            "seed-demo", "--contacts", str(args.contacts), "--messages", str(args.messages),
-            "--seed", "42", timeout=7200,
-        )  # fmt: skip
-        result["seed_seconds"] = round(time.monotonic() - start, 1)
-        result["latency"] = asyncio.run(
-            measure(bench, uuid.UUID(seeded["company_id"]), args.rounds, args.variant)
-        )
+        state = seed(bench, args)
+        if state["messages"] < args.messages:
+            print(f"seeded {state['messages']:,} of {args.messages:,}: run again", flush=True)
+            return 0
+        result["seed_seconds"] = state["seed_seconds"]
+        company_id = uuid.UUID(state["company_id"])
+        result["latency"] = asyncio.run(measure(bench, company_id, args, state["api_key"]))
     finally:
-        bench.stop()
+        bench.stop(keep=args.data_dir is not None)
     small = RESULT.with_name("keyword_search_small.json")
     write_result(
         Path(args.output) if args.output else (RESULT if args.messages >= 1_000_000 else small),

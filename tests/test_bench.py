@@ -229,7 +229,6 @@ async def test_load_generator_sends_open_loop_and_sees_every_message(
 
 
 def test_search_summary_reads_the_search_script_result() -> None:
-    from zapflow.bench.report import search_row
     from zapflow.bench.scenarios import search_summary
 
     raw = {
@@ -248,9 +247,40 @@ def test_search_summary_reads_the_search_script_result() -> None:
     assert search_summary({"recall_at_10": by_scan}, ef_search=100)["recall_at_10"] == 0.8
     assert (summary["embeddings_per_second"], summary["embedding_batch"]) == (120.0, 64)
     assert summary["keyword_ms"] is None  # a mode it did not measure
-    *_, measured, met = search_row({"search": {"summary": summary}})
-    assert "semantic p50 9.0 / p99 31.0 ms, hybrid p99 60.0 ms, recall@10 0.970" in measured
-    assert met is True  # the goal speaks of semantic search
+
+
+def test_semantic_search_row_reads_the_current_hnsw_result(tmp_path: Path) -> None:
+    """The summary's semantic search row: zapflow's index and ef_search at the largest size of
+    the current HNSW results, not another build's or ef_search's figures."""
+    from zapflow.bench import search_report
+
+    def point(ef: int, recall: float, p99: float) -> dict[str, Any]:
+        return {"ef_search": ef, "recall_at_10": recall, "recall_at_10_by_id": recall,
+                "queries_below_0_9": 1, "latency_ms": {"p50": 10.0, "p99": p99},
+                "backend_cpu_ms": {"p50": 6.0, "p99": 12.5},
+                "postgres_cpu_ms_per_query": 7.0}  # fmt: skip
+
+    def result(size: int, builds: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"load_before": [1.0], "load_after": [2.0], "git": {"commit": "abc"},
+                "recall": {"vectors_queried_company": size, "vectors_other_company": 1,
+                           "real_vectors": 1, "synthetic_vectors": 0, "queries": 3,
+                           "builds": builds}}  # fmt: skip
+
+    built = {"build_seconds": 60.0, "build_postgres_cpu_seconds": 50.0, "index_mb": 200.0}
+    ours = {**search_report.INDEX, **built, "curve": [point(100, 0.9, 20), point(200, 0.97, 41)]}
+    bigger = {"m": 32, "ef_construction": 80, **built, "curve": [point(200, 0.99, 90.0)]}
+    newest, older = search_report.CURRENT["hnsw_recall"][:2]
+    for path, size in ((newest, 100_000), (older, 5_000)):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_bytes(orjson.dumps(result(size, [ours, bigger])))
+    what, _, _, measured, met = search_report.summary_rows(tmp_path)[0]
+    assert what == "semantic search" and search_report.EF_SEARCH == 200
+    assert measured.startswith("recall@10 0.970 (ties counted, tenant-filtered; m 16 / ")
+    assert "over 100,000 vectors; per query: wall p50 10.0 / p99 41.0 ms" in measured
+    assert "backend CPU p50 6.0 / p99 12.5 ms" in measured and newest in measured
+    assert met is True
+    text = "\n".join(search_report.sections(tmp_path, "results"))
+    assert "| 16 / 64 |" in text and "m 32 / 80 at ef_search 200 (0.990" in text
 
 
 def test_processes_are_grouped_by_role_from_their_command_line() -> None:

@@ -1,7 +1,7 @@
 """Search that understands Portuguese: the e5 model installed with zapflow and loaded offline,
 a synonym found by meaning, keyword search across accents and word forms (ranking the newest
-matches), and a model change whose re-embed runs in the background while search keeps the old
-model's vectors."""
+matches), and a model change whose re-embed runs in the background while search and the AI
+agent's related messages keep the old model's vectors."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from importlib.metadata import requires
 
 import numpy as np
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlmodel import col
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.embeddings import embeddings_by_body, import_messages
@@ -28,7 +29,9 @@ from zapflow.embeddings import Embedders
 from zapflow.embeddings.e5 import MODEL_NAMES, E5Embedder
 from zapflow.embeddings.local import MODEL_NAME as MINILM
 from zapflow.migrate import upgrade
+from zapflow.models import Company, Conversation
 from zapflow.services import search as search_service
+from zapflow.services.ai_agent import build_context
 from zapflow.services.embeddings import claim, enqueue_missing, finish, store_embeddings
 from zapflow.services.search import SearchFilters, keyword_ranking, search_embedder, search_messages
 
@@ -145,7 +148,8 @@ async def test_a_model_change_searches_the_old_vectors_until_the_new_ones_are_co
 ) -> None:
     """Messages embedded by e5; the operator switches to MiniLM and runs the backfill, which
     queues every message for MiniLM's embedder. Until MiniLM's rows cover the company, search
-    embeds queries with e5 and reads e5's rows; once they do, MiniLM's."""
+    embeds queries with e5 and reads e5's rows, and so does the AI agent's context (its related
+    earlier messages: all three, not only those MiniLM has embedded); once they do, MiniLM's."""
     url = await make_database(f"zapflow_switch_{uuid.uuid4().hex[:8]}")
     await asyncio.to_thread(upgrade, url)
     e5 = settings.model_copy(
@@ -158,16 +162,41 @@ async def test_a_model_change_searches_the_old_vectors_until_the_new_ones_are_co
         "Meu pedido ainda não chegou, era para ter sido entregue semana passada",
         "Vocês aceitam pagamento no cartão de crédito?",
         "Qual o horário de funcionamento no sábado?",
+        "Vocês entregam no interior?",  # the customer's latest: the agent's query
     ]
     try:
-        company, _ = await import_messages(sessions, texts)
+        company, ids = await import_messages(sessions, texts)
         company_id = uuid.UUID(company)
+        async with transaction(sessions) as session:  # the agent's context: the latest message
+            await session.execute(
+                text("UPDATE messages SET created_at = created_at + interval '1 minute'"
+                     " WHERE id = :id"),
+                {"id": uuid.UUID(ids[-1])},
+            )  # fmt: skip
+            await session.execute(
+                text("UPDATE companies SET ai_settings = '{\"history_messages\": 1}'"
+                     " WHERE id = :id"),
+                {"id": company_id},
+            )  # fmt: skip
         async with embedder(e5):
             await eventually(
-                lambda: embeddings_by_body(sessions, company, E5), lambda r: len(r) == 3
+                lambda: embeddings_by_body(sessions, company, E5), lambda r: len(r) == 4
             )
         switched = Embedders(minilm)
         assert switched.current.model == MINILM
+
+        async def related() -> set[str]:
+            """The earlier messages listed in the AI agent's context (history: the latest)."""
+            switched.searched.clear()
+            async with sessions() as session:
+                conversation = await session.scalar(
+                    select(Conversation).where(col(Conversation.company_id) == company_id)
+                )
+                company_row = await session.get(Company, company_id)
+                assert conversation is not None and company_row is not None
+                context = await build_context(session, switched, conversation, company_row)
+            lines = str(context[0]["content"]).splitlines()
+            return {line.partition(": ")[2] for line in lines if line.startswith("- ")}
 
         async def searched() -> tuple[str, str]:
             switched.searched.clear()  # decide again (the API reuses a decision for a minute)
@@ -179,6 +208,7 @@ async def test_a_model_change_searches_the_old_vectors_until_the_new_ones_are_co
             return embedder_used.model, hits[0].message.body or ""
 
         assert await searched() == (E5, texts[2])  # nothing under MiniLM yet
+        assert await related() == set(texts[:3])
         # the backfill queues every message for MiniLM; one batch of two is done
         async with transaction(sessions) as session:
             await enqueue_missing(session, MINILM, company_id)
@@ -188,12 +218,14 @@ async def test_a_model_change_searches_the_old_vectors_until_the_new_ones_are_co
                 session, MINILM, [(m, m.body or "", v) for m, v in zip(batch, vectors, strict=True)]
             )
             await finish(session, [m.id for m in batch])
-        assert await searched() == (E5, texts[2])  # 2 of 3: still e5
+        assert await searched() == (E5, texts[2])  # 2 of 4: still e5
+        assert await related() == set(texts[:3])
 
         async with embedder(minilm):  # the rest, by MiniLM's embedder
             await eventually(
-                lambda: embeddings_by_body(sessions, company, MINILM), lambda r: len(r) == 3
+                lambda: embeddings_by_body(sessions, company, MINILM), lambda r: len(r) == 4
             )
         assert await searched() == (MINILM, texts[2])
+        assert await related() == set(texts[:3])
     finally:
         await engine.dispose()

@@ -16,7 +16,7 @@ from temporalio.exceptions import ApplicationError
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
-from zapflow.embeddings import Embedder
+from zapflow.embeddings import Embedders
 from zapflow.models import Company, Conversation
 from zapflow.services import ai_agent
 from zapflow.services.queries import conversation_of_chat
@@ -84,10 +84,10 @@ class AIActivities:
         self,
         sessions: SessionFactory,
         settings: Settings,
-        embedder: Embedder | None = None,
+        embedders: Embedders | None = None,
     ) -> None:
         self._sessions = sessions
-        self._embedder = embedder
+        self._embedders = embedders
         self._model = ChatModel(settings)
 
     @activity.defn
@@ -98,7 +98,7 @@ class AIActivities:
                 return AICompletion(skipped=True)
             conversation, company = found
             transcript = input.transcript or await ai_agent.build_context(
-                session, self._embedder, conversation, company
+                session, self._embedders, conversation, company
             )
         reply = await self._model.chat(ai_agent.ai_settings(company), transcript, ai_agent.TOOLS)
         calls = [

@@ -22,7 +22,7 @@ from zapflow.activities.ai import ChatModel
 from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
 from zapflow.egress import Egress, EgressRefused
-from zapflow.embeddings import Embedder
+from zapflow.embeddings import Embedders
 from zapflow.errors import ZapflowError
 from zapflow.models import Company, Conversation, MessageSender
 from zapflow.services import ai_agent, flow_actions, flow_runs, flow_triggers
@@ -56,13 +56,13 @@ class FlowActivities:
         cache: Cache,
         egress: Egress,
         model: ChatModel,
-        embedder: Embedder | None = None,
+        embedders: Embedders | None = None,
     ) -> None:
         self._sessions = sessions
         self._cache = cache  # published flows' triggers
         self._egress = egress
         self._model = model  # the AI agent's, for ai_reply
-        self._embedder = embedder
+        self._embedders = embedders
 
     @activity.defn
     async def begin_run(self, input: FlowRunRef) -> FlowRunContext:
@@ -174,7 +174,7 @@ class FlowActivities:
             if not config.enabled:
                 raise _permanent("AI is not enabled for this company")
             transcript = await ai_agent.build_context(
-                session, self._embedder, conversation, company
+                session, self._embedders, conversation, company
             )
         if instructions := input.params.get("instructions"):
             transcript.insert(1, {"role": "system", "content": str(instructions)})

@@ -75,5 +75,5 @@ def write_result(path: Path, result: dict[str, Any]) -> None:
     """Record the load after the run and write the result as JSON."""
     result["load_after"] = load_average()
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n")
     print(f"written to {path}")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+# a summary row: what, seed target, goal, measured, met
+Row = tuple[str, str, str, str, bool | None]
+
 
 def num(value: Any, digits: int = 1) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"

@@ -87,8 +87,14 @@ def zapflow_command(*args: str) -> list[str]:
 class BenchStack:
     """The embedded services in a temporary folder, and named processes pointed at them."""
 
-    def __init__(self, extra_env: Mapping[str, str] | None = None) -> None:
-        self.data_dir = Path(tempfile.mkdtemp(prefix="zapflow-bench-"))
+    def __init__(
+        self, extra_env: Mapping[str, str] | None = None, data_dir: Path | None = None
+    ) -> None:
+        """In a new temporary folder, or in ``data_dir`` (made if missing), whose Postgres data a
+        long benchmark reuses across runs, each shorter than the whole (``stop(keep=True)``)."""
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir = data_dir or Path(tempfile.mkdtemp(prefix="zapflow-bench-"))
         pg_port, redis_port, temporal_port, api_port = free_ports(4)
         self.stack = EmbeddedStack(
             StackConfig(
@@ -267,6 +273,12 @@ def role_of(cmdline: Sequence[str], default: str) -> str:
         if flag == "--role" and value
     ] + [arg.removeprefix("--role=") for arg in args if arg.startswith("--role=")]
     return args[0] + (":" + "+".join(roles) if roles else "")
+
+
+def on_cpu_ms(pid: int) -> float:
+    """Milliseconds a process has run on a CPU (``/proc/<pid>/schedstat``, nanoseconds): a
+    Postgres backend's, before and after one query, is that query's cost on an idle core."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e6
 
 
 def tree_cpu_seconds(root: psutil.Process) -> float:

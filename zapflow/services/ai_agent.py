@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.config import Settings
-from zapflow.embeddings import Embedder
+from zapflow.embeddings import Embedders
 from zapflow.models import (
     Company,
     Contact,
@@ -38,7 +38,7 @@ from zapflow.services.conversations import HUMAN_SENDERS, conversation_updated
 from zapflow.services.deals import DealFilters, page_deals
 from zapflow.services.events import Event, stage
 from zapflow.services.messages import OutboundContent, queue_outbound
-from zapflow.services.search import related_messages
+from zapflow.services.search import related_messages, search_embedder
 
 ROLES = {MessageSender.CUSTOMER: "user"}  # every other sender speaks for the business
 
@@ -103,10 +103,15 @@ def may_answer_now(conversation: Conversation, company: Company) -> bool:
 
 
 async def build_context(
-    session: AsyncSession, embedder: Embedder | None, conversation: Conversation, company: Company
+    session: AsyncSession,
+    embedders: Embedders | None,
+    conversation: Conversation,
+    company: Company,
 ) -> list[dict[str, Any]]:
     """The chat messages the model answers from: the company's prompt with the contact's fields
-    and related earlier messages, then the conversation's recent messages, oldest first."""
+    and related earlier messages, then the conversation's recent messages, oldest first. The
+    related messages are found as the company's search finds them: after a model change, with
+    the previous model's vectors until the new model's are complete (``search_embedder``)."""
     config = ai_settings(company)
     contact = await session.get(Contact, conversation.contact_id)
     assert contact is not None
@@ -132,10 +137,10 @@ async def build_context(
         (m.body for m in reversed(recent) if m.body and m.direction == MessageDirection.INBOUND),
         None,
     )
-    if embedder is not None and last_customer and config.related_messages:
+    if embedders is not None and last_customer and config.related_messages:
         related = await related_messages(
             session,
-            embedder,
+            await search_embedder(session, embedders, company.id),
             company.id,
             contact.id,
             last_customer,

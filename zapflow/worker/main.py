@@ -20,7 +20,7 @@ from zapflow.cache import Cache, invalidate_on_commit
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
 from zapflow.egress import Egress, egress_policy
-from zapflow.embeddings import create_embedder
+from zapflow.embeddings import Embedders
 from zapflow.redis import create_redis
 from zapflow.services.events import publish_on_commit, publish_outbox
 from zapflow.temporal import connect, runtime_with_metrics
@@ -68,7 +68,8 @@ async def worker_services(
     publish_on_commit(sessions, redis)
     http = provider_http_client(settings)
     egress = Egress(egress_policy(settings.egress_allowed))
-    embedder = create_embedder(settings)
+    # the AI agent's related messages: the model its company's search uses (services/search)
+    embedders = Embedders(settings)
     runtime = client.service_client.config.runtime or Runtime.default()
     metrics = WorkerMetrics(runtime.metric_meter)
     workers = [
@@ -88,7 +89,7 @@ async def worker_services(
             workflow_runner=WORKFLOW_RUNNER,
             interceptors=[ActivityOutcomeInterceptor(metrics)],
         )
-        for r in registrations(settings, sessions, redis, http, egress, metrics, embedder, roles)
+        for r in registrations(settings, sessions, redis, http, egress, metrics, embedders, roles)
     ]
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
     if "pipeline" in roles:
@@ -104,7 +105,7 @@ async def worker_services(
         await asyncio.gather(*tasks, return_exceptions=True)
         await http.aclose()
         await egress.aclose()
-        await embedder.aclose()
+        await embedders.aclose()
         await redis.aclose()
         await engine.dispose()
 

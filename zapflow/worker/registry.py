@@ -36,7 +36,7 @@ from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.egress import Egress
-from zapflow.embeddings import Embedder
+from zapflow.embeddings import Embedders
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.campaign import CampaignWorkflow
 from zapflow.workflows.conversation import ConversationWorkflow
@@ -68,7 +68,7 @@ def registrations(
     http: httpx.AsyncClient,
     egress: Egress,
     metrics: WorkerMetrics,
-    embedder: Embedder,
+    embedders: Embedders,
     roles: Sequence[str] = ROLES,
 ) -> list[QueueRegistration]:
     """The task queues the given roles poll."""
@@ -77,13 +77,13 @@ def registrations(
     # must trigger at once
     flow_cache = Cache(redis, l1_ttl=0)
     conversations = ConversationActivities(sessions, flow_cache, metrics, ai_available)
-    ai = AIActivities(sessions, settings, embedder)
+    ai = AIActivities(sessions, settings, embedders)
     messages = MessageActivities(sessions, http, egress, settings)
     followups = FollowUpActivities(sessions)
     routing = RoutingActivities(sessions)
     campaigns = CampaignActivities(sessions, messages, settings)
     embeddings = EmbeddingActivities()
-    flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedder)
+    flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedders)
     # schedule and deal-stage triggers queue runs' starts in the inbox
     flow_triggers = FlowTriggerActivities(sessions)
     # runs started before the roles call the model and tenants' URLs on the messages queue:

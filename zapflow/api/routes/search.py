@@ -72,7 +72,7 @@ async def search(
     session: SessionDep,
     principal: CurrentPrincipal,
     settings: SettingsDep,
-    embedder: EmbedderDep,
+    state: StateDep,
     filters: Annotated[SearchFilters, Depends(search_filters)],
     q: Annotated[str, Query(min_length=1, max_length=500, description="What to look for")],
     mode: SearchMode = "hybrid",
@@ -82,6 +82,13 @@ async def search(
     -exclude, or) or both fused by reciprocal rank (the default), newest-insensitive."""
     if not q.strip():
         raise Unprocessable("q: must not be blank", details={"q": q})
+    # keyword search reads no vector: it skips the choice of model (a count of the company's
+    # vectors per model, once a minute per process, which a large company pays for)
+    embedder = (
+        state.embedders.current
+        if mode == "keyword"
+        else await search_embedder(session, state.embedders, principal.company_id)
+    )
     try:
         hits = await search_messages(
             session,
