@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, any_, delete, func, literal, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, any_, delete, func, literal, or_, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -21,8 +21,15 @@ from sqlmodel import col
 from zapflow.cache import Cache, forget
 from zapflow.db import SessionFactory
 from zapflow.errors import Conflict, NotFound, Unprocessable
-from zapflow.models import Contact
-from zapflow.schemas.contacts import MAX_TAGS, PHONE_CHARS, ContactCreate, ContactUpdate
+from zapflow.models import Contact, ContactIdentity, IdentityKind
+from zapflow.schemas.contacts import (
+    MAX_TAGS,
+    PHONE_CHARS,
+    ContactCreate,
+    ContactPublic,
+    ContactUpdate,
+)
+from zapflow.services.identities import holders_of, searched_identity
 from zapflow.services.paging import count_rows
 from zapflow.services.queries import get_scoped
 from zapflow.whatsapp import jid as jids
@@ -32,6 +39,46 @@ INVALIDATE_CHUNK = 500  # keys per Redis round trip when an import updated many 
 
 
 # --- reads -----------------------------------------------------------------------------------
+
+# A contact's ``aliases`` (the API's field): its WhatsApp addresses other than the phone, read
+# from its identities (the one place they are kept), oldest first.
+ALIAS_KINDS = (IdentityKind.JID, IdentityKind.LID, IdentityKind.BSUID)
+ALIASES = (
+    select(
+        func.coalesce(
+            func.jsonb_agg(
+                aggregate_order_by(
+                    col(ContactIdentity.value),
+                    col(ContactIdentity.created_at),
+                    col(ContactIdentity.value),
+                )
+            ),
+            text("'[]'::jsonb"),
+            type_=JSONB,
+        )
+    )
+    .where(
+        col(ContactIdentity.contact_id) == col(Contact.id),
+        col(ContactIdentity.kind).in_(ALIAS_KINDS),
+    )
+    .scalar_subquery()
+    .label("aliases")
+)
+
+
+def _column(name: str) -> Any:
+    return ALIASES if name == "aliases" else col(getattr(Contact, name))
+
+
+async def aliases_of(session: AsyncSession, contact_id: uuid.UUID) -> list[str]:
+    query = select(ALIASES).select_from(Contact).where(col(Contact.id) == contact_id)
+    return list((await session.execute(query)).scalar_one())
+
+
+async def public_of(session: AsyncSession, contact: Contact) -> ContactPublic:
+    """The contact as the API shows it (its ``aliases`` from its identities)."""
+    aliases = await aliases_of(session, contact.id)
+    return ContactPublic.model_validate({**contact.model_dump(), "aliases": aliases})
 
 
 @dataclass(frozen=True)
@@ -45,11 +92,16 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_condition(q: str) -> ColumnElement[bool]:
-    """What ``q`` looks like picks the column, so each search can use its index: an email
-    prefix if it holds ``@``, phone digits (anywhere in the number) if it is phone-like, else a
-    name fragment (ILIKE, served by the trigram index ``idx_contacts_name_trgm``)."""
+def search_condition(company_id: uuid.UUID, q: str) -> ColumnElement[bool]:
+    """What ``q`` looks like picks the column, so each search can use its index: a username
+    (``@name``) or a BSUID the contact holding it (or an email prefix), an email prefix if it
+    holds ``@``, phone digits (anywhere in the number) if it is phone-like, else a name fragment
+    (ILIKE, served by the trigram index ``idx_contacts_name_trgm``)."""
     text = q.strip()
+    identity = searched_identity(text)
+    if identity is not None:
+        holders = col(Contact.id).in_(holders_of(company_id, *identity))
+        return or_(holders, col(Contact.email).like(_like_escape(text.lower()) + "%"))
     if "@" in text:
         return col(Contact.email).like(_like_escape(text.lower()) + "%")
     if PHONE_CHARS.match(text) and jids.digits(text):
@@ -61,7 +113,7 @@ def filtered(company_id: uuid.UUID, where: ContactFilter, *columns: Any) -> Sele
     """The company's contacts matching ``where``: ``columns`` of them, else the rows."""
     query = select(*(columns or (Contact,))).where(col(Contact.company_id) == company_id)
     if where.q and where.q.strip():
-        query = query.where(search_condition(where.q))
+        query = query.where(search_condition(company_id, where.q))
     if where.tags:
         query = query.where(col(Contact.tags).contains(list(where.tags)))
     if where.created_since is not None:
@@ -98,7 +150,7 @@ async def page_contacts(
     offset = (page - 1) * limit
     if total.exact and offset >= total.count:
         return [], total
-    columns = [col(getattr(Contact, name)) for name in fields]
+    columns = [_column(name) for name in fields]
     query = filtered(company_id, where, *columns).order_by(*NEWEST_FIRST)
     rows = await session.execute(query.offset(offset).limit(limit))
     return [dict(zip(fields, row, strict=True)) for row in rows], total
@@ -126,7 +178,10 @@ async def cached_contact(
 
     async def load() -> dict[str, Any]:
         async with sessions() as session:
-            return (await get_contact(session, company_id, contact_id)).model_dump(mode="json")
+            contact = await get_contact(session, company_id, contact_id)
+            return (await public_of(session, contact)).model_dump(mode="json") | {
+                "company_id": str(contact.company_id)
+            }
 
     row: dict[str, Any] = await cache.get(
         contact_cache_key(contact_id), CONTACT_CACHE_SECONDS, load

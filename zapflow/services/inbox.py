@@ -229,6 +229,27 @@ async def store_flow_command(
     await notify_relay(session)
 
 
+async def store_read_request(
+    session: AsyncSession, instance: WhatsAppInstance, message_id: uuid.UUID
+) -> None:
+    """Queue telling WhatsApp that an agent read the customer's message (the relay starts a
+    best-effort ``MarkReadWorkflow``); asking twice for one message stores one row."""
+    statement = (
+        insert(InboxEvent)
+        .values(
+            company_id=instance.company_id,
+            instance_id=instance.id,
+            provider=instance.provider,
+            event_type=InboxEventType.READ,
+            dedupe_key=f"read:{message_id}",
+            payload={"message_id": str(message_id)},
+        )
+        .on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
+    )
+    await session.execute(statement)
+    await notify_relay(session)
+
+
 async def store_rejected(
     session: AsyncSession, instance: WhatsAppInstance, raw: bytes, error: str, correlation_id: str
 ) -> None:
