@@ -237,6 +237,19 @@ _ACTIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
 )
 
 
+for _name, _changes, _summary in _ACTIONS:
+    router.add_api_route(
+        f"/{{conversation_id}}/{_name}",
+        _action(_changes),
+        methods=["POST"],
+        name=f"{_name}_conversation",
+        summary=_summary,
+        response_model=ConversationPublic,
+        responses=NOT_FOUND,
+        dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
+    )
+
+
 @router.post(
     "/{conversation_id}/read",
     summary="Mark read: the unread count goes to 0 (and, when the company's settings ask for "
@@ -250,16 +263,3 @@ async def read_conversation(
 ) -> ConversationPublic:
     row = await desk.mark_read(session, principal.company_id, conversation_id)
     return row.public()
-
-
-for _name, _changes, _summary in _ACTIONS:
-    router.add_api_route(
-        f"/{{conversation_id}}/{_name}",
-        _action(_changes),
-        methods=["POST"],
-        name=f"{_name}_conversation",
-        summary=_summary,
-        response_model=ConversationPublic,
-        responses=NOT_FOUND,
-        dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
-    )
