@@ -535,7 +535,10 @@ async def test_export_then_import_elsewhere_gives_the_same_contacts(
     assert exported.headers["content-type"].startswith("text/csv")
     assert exported.headers["content-disposition"].startswith("attachment; filename=")
     rows = list(csv.reader(io.StringIO(exported.text)))
-    assert rows[0] == ["phone_number", "name", "email", "tags", "custom_fields", "created_at"]
+    assert rows[0] == [
+        *("phone_number", "name", "email", "tags", "custom_fields", "created_at"),
+        *("bsuid", "username"),
+    ]
     assert rows[-1][1] == '\'=HYPERLINK("http://evil")'  # newest last: created first
 
     status, report = await _import(other, exported.text)
@@ -556,7 +559,8 @@ async def test_export_streams_every_matching_row_once(tenant: Tenant) -> None:
     assert len(vip) == count // 2
     assert {r["tags"] for r in vip} == {"vip"}
     nobody = (await _export(tenant.client, q="nobody")).text
-    assert nobody.splitlines() == ["phone_number,name,email,tags,custom_fields,created_at"]
+    header = "phone_number,name,email,tags,custom_fields,created_at,bsuid,username"
+    assert nobody.splitlines() == [header]
 
 
 # --- tenant isolation ------------------------------------------------------------------------

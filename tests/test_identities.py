@@ -5,6 +5,8 @@ replies go to the phone when one is known, else to the BSUID."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import time
 import uuid
 from typing import Any
@@ -16,6 +18,8 @@ from sqlmodel import col
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import create_cloud_instance, eventually, post_cloud
+from tests.test_flows_runs import published
+from tests.test_interactive import CONFIRM_FLOW
 from tests.whatsapp.payloads import load
 from zapflow.db import SessionFactory
 from zapflow.models import Contact, ContactIdentity, Conversation, Message
@@ -153,6 +157,8 @@ async def test_bsuid_customer_gets_replies_at_the_bsuid_then_at_the_phone_they_s
     assert [c.id for c in await contacts_of(sessions, tenant.id)] == [contact.id]
     newest = next(m for m in rows if m.message_key_id == "wamid.LATER")
     assert (await conversation_of(sessions, newest)).contact_id == contact.id
+    # one person, one conversation: the phone chat is the BSUID chat
+    assert {m.conversation_id for m in rows} == {first.conversation_id}
 
 
 async def _async(value: Any) -> Any:
@@ -246,27 +252,40 @@ async def test_a_contact_without_a_phone_works_in_inbox_contacts_and_export(
 
     assert await inbox() == [conversation_id]
     assert await inbox(q="Ana") == [conversation_id]
+    # by username or BSUID, exactly (a stranger's finds nothing)
+    assert await inbox(q="@ana.lima") == [conversation_id]
+    assert await inbox(q=BSUID) == [conversation_id]
+    assert await inbox(q="@ana.lim") == []
+    assert await inbox(q="BR.9999999999") == []
+    for q in ("@ana.lima", BSUID):
+        found = (await tenant.client.get("/api/v1/contacts", params={"q": q})).json()["data"]
+        assert [c["name"] for c in found] == ["Ana"]
     row = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
     assert row["contact"]["phone_number"] is None
     found = (await tenant.client.get("/api/v1/contacts", params={"q": "Ana"})).json()["data"]
     assert [c["phone_number"] for c in found] == [None]
     export = await tenant.client.get("/api/v1/contacts/export")
     assert export.status_code == 200
-    assert export.text.splitlines()[1].startswith(",Ana,")
+    [row] = list(csv.DictReader(io.StringIO(export.text)))
+    assert (row["phone_number"], row["name"]) == ("", "Ana")
+    assert (row["bsuid"], row["username"]) == (BSUID, "'@ana.lima")  # "@" escaped (a formula)
 
 
 async def test_bsuid_chat_and_phone_chat_arriving_together_are_one_contact(
     tenant: Tenant, sessions: SessionFactory
 ) -> None:
-    """Two chats of one person (keyed by BSUID and by phone) persisted at once race to create
-    the contact: the identities' advisory locks let one create it and the other find it."""
+    """Two chats of one person (BSUID only, and phone with BSUID) persisted at once race to
+    create the contact: the identities' advisory locks let one create it and the other find
+    it; the conversation is one, keyed by the BSUID."""
     instance = await create_cloud_instance(tenant)
     await asyncio.gather(
         post(tenant, instance, delivery("cloud_bsuid", instance)),
         post(tenant, instance, delivery("cloud_bsuid_with_phone", instance)),
     )
     rows = await messages_stored(sessions, tenant.id, 2)
-    assert len({(await conversation_of(sessions, m)).remote_jid for m in rows}) == 2
+    # both carry the BSUID: one conversation, keyed by it, whichever the relay saw first
+    assert len({m.conversation_id for m in rows}) == 1
+    assert (await conversation_of(sessions, rows[0])).remote_jid == f"{BSUID}@bsuid"
     [contact] = await contacts_of(sessions, tenant.id)
     assert contact.phone_number == "+5511987654321"
     assert ("bsuid", BSUID) in await identities_of(sessions, contact.id)
@@ -286,3 +305,159 @@ async def test_a_follow_up_reaches_a_contact_without_a_phone_at_the_bsuid(
         lambda: _async(provider_server.sent_to(BSUID)), lambda found: len(found) == 1, 30
     )
     assert sent.json["text"]["body"] == "Ainda por aí?"
+
+
+async def test_a_chat_keyed_by_phone_before_bsuids_keeps_its_conversation_and_workflow(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """A conversation started before BSUIDs is keyed by the phone JID, and its workflow id with
+    it. The same person's later messages carrying a BSUID, and one with the BSUID alone, join
+    it: a conversation's key (so its running workflow's id) never changes."""
+    instance = await create_cloud_instance(tenant)
+    old = delivery("cloud_bsuid_with_phone", instance)
+    value = old["entry"][0]["changes"][0]["value"]
+    del value["messages"][0]["from_user_id"], value["contacts"][0]["user_id"]
+    await post(tenant, instance, old)
+    [first] = await messages_stored(sessions, tenant.id, 1)
+    before = await conversation_of(sessions, first)
+    assert before.remote_jid == "5511987654321@s.whatsapp.net"
+    assert before.workflow_id is not None and before.workflow_id.endswith(before.remote_jid)
+
+    await post(tenant, instance, delivery("cloud_bsuid_with_phone", instance, id="wamid.B"))
+    await messages_stored(sessions, tenant.id, 2)
+    await post(tenant, instance, delivery("cloud_bsuid", instance, id="wamid.BSUID_ONLY"))
+    rows = await messages_stored(sessions, tenant.id, 3)
+    assert {m.conversation_id for m in rows} == {first.conversation_id}
+    after = await conversation_of(sessions, first)
+    assert (after.remote_jid, after.workflow_id) == (before.remote_jid, before.workflow_id)
+    [contact] = await contacts_of(sessions, tenant.id)
+    assert ("bsuid", BSUID) in await identities_of(sessions, contact.id)
+
+
+async def test_opening_a_conversation_marks_it_read_at_whatsapp_when_the_company_asks(
+    tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
+) -> None:
+    """Mark read (the unread count to 0) also tells WhatsApp, with the typing indicator, when
+    the company's ``mark_read`` setting is on: Meta's one call, naming the latest message."""
+    instance = await create_cloud_instance(tenant)
+    await post(tenant, instance, delivery("cloud_bsuid_with_phone", instance))
+    [first] = await messages_stored(sessions, tenant.id, 1)
+    read = f"/api/v1/conversations/{first.conversation_id}/read"
+    assert (await tenant.client.post(read)).json()["unread_count"] == 0  # the setting is off
+
+    on = await tenant.client.patch("/api/v1/company", json={"settings": {"mark_read": True}})
+    assert on.status_code == 200, on.text
+    await post(tenant, instance, delivery("cloud_bsuid_with_phone", instance, id="wamid.SECOND"))
+    await messages_stored(sessions, tenant.id, 2)
+    await post(tenant, instance, delivery("cloud_bsuid", instance, id="wamid.THIRD"))
+    await messages_stored(sessions, tenant.id, 3)
+    response = await tenant.client.post(read)
+    assert response.status_code == 200 and response.json()["unread_count"] == 0
+    [call] = await eventually(
+        lambda: _async(provider_server.read_marks("wamid.THIRD")), lambda found: len(found) == 1
+    )
+    assert call.path.endswith(f"/{instance['phone_number_id']}/messages")
+    assert call.json == {
+        "messaging_product": "whatsapp",
+        "status": "read",
+        "message_id": "wamid.THIRD",
+        "typing_indicator": {"type": "text"},
+    }
+    assert provider_server.read_marks(str(first.message_key_id)) == []
+    assert provider_server.read_marks("wamid.SECOND") == []  # the latest covers those before
+
+
+async def test_a_user_who_stops_marketing_messages_is_opted_out_until_they_resume(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """Meta's ``user_preferences``: ``stop`` opts the contact (found by BSUID) out of broadcasts,
+    ``resume`` lifts that opt-out but never one an operator or a keyword recorded."""
+    instance = await create_cloud_instance(tenant)
+    await post(tenant, instance, delivery("cloud_bsuid", instance))
+    [message] = await messages_stored(sessions, tenant.id, 1)
+    contact_id = (await conversation_of(sessions, message)).contact_id
+    ana = f"/api/v1/contacts/{contact_id}/opt-out"
+
+    async def state(path: str) -> dict[str, Any]:
+        return dict((await tenant.client.get(path)).json())
+
+    await post(tenant, instance, delivery("cloud_user_preferences_bsuid", instance))
+    stopped = await eventually(lambda: state(ana), lambda found: found["opted_out"])
+    assert (stopped["source"], stopped["reason"]) == (
+        "whatsapp",
+        "User requested to stop marketing messages",
+    )
+    resume = delivery("cloud_user_preferences_bsuid", instance)
+    resume["entry"][0]["changes"][0]["value"]["user_preferences"][0]["value"] = "resume"
+    await post(tenant, instance, resume)
+    await eventually(lambda: state(ana), lambda found: not found["opted_out"])
+
+    # an operator's opt-out outlives a resume: shown once a later preference (a stranger's
+    # stop, by phone: a new contact) was applied, the relay taking rows in order
+    put = await tenant.client.put(ana, json={"reason": "asked by phone"})
+    assert put.status_code == 204, put.text
+    resume["entry"][0]["changes"][0]["value"]["user_preferences"][0]["timestamp"] = 1767225800
+    await post(tenant, instance, resume)
+    await post(tenant, instance, delivery("cloud_user_preferences", instance))
+    stranger = await eventually(
+        lambda: contacts_of(sessions, tenant.id), lambda found: len(found) == 2
+    )
+    sheena = next(c for c in stranger if c.id != contact_id)
+    assert sheena.phone_number == "+16505551234" and sheena.name == "Sheena Nelson"
+    await eventually(
+        lambda: state(f"/api/v1/contacts/{sheena.id}/opt-out"), lambda found: found["opted_out"]
+    )
+    assert (await state(ana))["source"] == "api"
+
+
+async def test_csv_import_attaches_bsuid_and_username_to_the_row_contact(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """An imported row's BSUID and username become its contact's identities (a BSUID held by
+    another contact stays with it; a malformed one is a row error naming the column), so the
+    customer writing later by BSUID alone is that contact."""
+    csv_text = (
+        "phone_number,name,bsuid,username\n"
+        f"{ANA_PHONE},Ana,{BSUID},'@ana.lima\n"
+        "+5511955554444,Bia,not-a-bsuid,\n"
+    )
+    response = await tenant.client.post(
+        "/api/v1/contacts/import", content=csv_text.encode(), headers={"content-type": "text/csv"}
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["created"] == 1
+    assert [(e["row"], e["field"]) for e in report["errors"]] == [(3, "bsuid")]
+    found = (await tenant.client.get("/api/v1/contacts", params={"q": "Ana"})).json()["data"]
+    [ana] = found
+    names = await identities_of(sessions, uuid.UUID(ana["id"]))
+    assert {("phone", ANA_PHONE), ("bsuid", BSUID), ("username", "@ana.lima")} <= names
+
+
+async def test_a_flow_runs_with_a_contact_without_a_phone(
+    tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
+) -> None:
+    """A username customer (BSUID only) triggers a flow, gets its buttons at the BSUID, taps
+    one (a ``button_reply`` naming only ``from_user_id``) and gets the flow's answer there."""
+    await published(tenant.client, CONFIRM_FLOW)
+    instance = await create_cloud_instance(tenant)
+    start = delivery("cloud_bsuid", instance, timestamp=str(int(time.time())))
+    start["entry"][0]["changes"][0]["value"]["messages"][0]["text"] = {"body": "meu pedido"}
+    await post(tenant, instance, start)
+
+    def interactive() -> list[Any]:
+        return [r for r in provider_server.sent_to(BSUID) if r.json.get("type") == "interactive"]
+
+    await eventually(lambda: _async(interactive()), lambda found: len(found) == 1, 30)
+    tap = delivery("cloud_bsuid", instance, id="wamid.TAP", timestamp=str(int(time.time())))
+    message = tap["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message["type"] = "interactive"
+    message["interactive"] = {"type": "button_reply", "button_reply": {"id": "yes", "title": "Sim"}}
+    await post(tenant, instance, tap)
+
+    def texts() -> list[str]:
+        return [r.json["text"]["body"] for r in provider_server.sent_to(BSUID) if "text" in r.json]
+
+    await eventually(lambda: _async(texts()), lambda found: "Pedido confirmado!" in found, 30)
+    assert all("to" not in r.json for r in provider_server.sent_to(BSUID))

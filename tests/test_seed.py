@@ -224,8 +224,9 @@ async def test_enumerations_are_the_allowed_values(engine: AsyncEngine, seeded: 
 async def test_contacts_look_real(engine: AsyncEngine, seeded: Seeded) -> None:
     contacts = await rows(
         engine,
-        "SELECT ct.name, ct.phone_number, ct.email, ct.tags, ct.aliases, c.remote_jid"
+        "SELECT ct.name, ct.phone_number, ct.email, ct.tags, ci.value, c.remote_jid"
         " FROM contacts ct JOIN conversations c ON c.contact_id = ct.id"
+        " LEFT JOIN contact_identities ci ON ci.contact_id = ct.id AND ci.kind = 'phone'"
         " WHERE ct.company_id = :c",
         c=seeded.a.company_id,
     )
@@ -236,11 +237,11 @@ async def test_contacts_look_real(engine: AsyncEngine, seeded: Seeded) -> None:
     phones = [phone for _, phone, *_ in contacts]
     assert len(set(phones)) == len(phones)
     assert sum(phone.startswith("+55") for phone in phones) > 0.8 * len(phones)
-    for name, phone, email, _, aliases, remote_jid in contacts:
+    for name, phone, email, _, phone_identity, remote_jid in contacts:
         assert len(name.split()) == 2
         assert phone[1:].isdigit() and 12 <= len(phone) <= 14
         assert remote_jid == f"{phone[1:]}@s.whatsapp.net"
-        assert aliases == [remote_jid]
+        assert phone_identity == phone  # the contacts trigger's
         assert email is None or ("@" in email and email.isascii())
     bodies = " ".join(
         body

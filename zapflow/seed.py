@@ -283,7 +283,7 @@ OPEN, CLOSED = ConversationStatus.OPEN.value, ConversationStatus.CLOSED.value
 
 CONTACT_COLUMNS = (
     "id", "company_id", "phone_number", "wa_id", "name", "email", "tags", "custom_fields",
-    "aliases", "created_at", "updated_at",
+    "created_at", "updated_at",
 )  # fmt: skip
 CONVERSATION_COLUMNS = (
     "id", "company_id", "instance_id", "contact_id", "remote_jid", "status", "is_paused",
@@ -694,7 +694,7 @@ def contact_rows(
         yield (
             person.id, company_id, f"+{person.digits}", person.digits,
             f"{person.first_name} {person.last_name}", email, tags, json.dumps(fields),
-            json.dumps([jid(person.digits)]), created, max(created, first_seen),
+            created, max(created, first_seen),
         )  # fmt: skip
 
 

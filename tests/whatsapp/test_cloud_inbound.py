@@ -7,7 +7,15 @@ import pytest
 from tests.whatsapp.payloads import load
 from zapflow.whatsapp import cloud
 from zapflow.whatsapp.errors import MalformedPayload
-from zapflow.whatsapp.types import InboundMessage, StatusUpdate, TemplateUpdate, media_dict
+from zapflow.whatsapp.types import (
+    InboundMessage,
+    PreferenceUpdate,
+    StatusUpdate,
+    TemplateUpdate,
+    event_from_dict,
+    event_to_dict,
+    media_dict,
+)
 
 MARIA = {
     "remote_jid": "5511987654321@s.whatsapp.net",
@@ -376,3 +384,31 @@ def test_malformed_payloads_name_what_is_wrong(body: Any, fragment: str) -> None
 
 def test_malformed_payload_is_a_value_error() -> None:
     assert issubclass(MalformedPayload, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("name", "phone", "user_id", "who"),
+    [
+        ("cloud_user_preferences", "+16505551234", None, "Sheena Nelson"),
+        ("cloud_user_preferences_bsuid", None, "BR.1502576394655843", "Ana"),
+    ],
+)
+def test_a_marketing_preference_names_the_user_by_phone_or_bsuid(
+    name: str, phone: str | None, user_id: str | None, who: str
+) -> None:
+    [event] = cloud.parse_webhook(load(name))
+    assert isinstance(event, PreferenceUpdate)
+    assert (event.category, event.value) == ("marketing_messages", "stop")
+    assert (event.phone, event.user_id, event.name) == (phone, user_id, who)
+    assert event.instance == "106540352242922"
+    assert event.detail == "User requested to stop marketing messages"
+    assert event_from_dict(event_to_dict(event)) == event  # as the inbox stores it
+
+
+def test_a_marketing_preference_without_a_user_is_malformed() -> None:
+    body = load("cloud_user_preferences")
+    value = body["entry"][0]["changes"][0]["value"]
+    value["contacts"] = []
+    del value["user_preferences"][0]["wa_id"]
+    with pytest.raises(MalformedPayload, match="names no user"):
+        cloud.parse_webhook(body)

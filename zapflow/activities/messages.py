@@ -17,11 +17,18 @@ from zapflow.db import SessionFactory, transaction
 from zapflow.egress import Egress, EgressRefused
 from zapflow.errors import ZapflowError
 from zapflow.logs import CORRELATION_ID
-from zapflow.models import WhatsAppProvider
+from zapflow.models import WhatsAppInstance, WhatsAppProvider
 from zapflow.services import followups, messages
 from zapflow.whatsapp import ProviderError, client_for
+from zapflow.whatsapp.base import ProviderClient
+from zapflow.whatsapp.cloud import CloudApiClient
 from zapflow.whatsapp.types import OutboundMessage, SendResult
-from zapflow.workflows.inputs import SendFailedInput, SendMessageInput, SendMessageResult
+from zapflow.workflows.inputs import (
+    MarkReadInput,
+    SendFailedInput,
+    SendMessageInput,
+    SendMessageResult,
+)
 from zapflow.workflows.policies import SEND_TIMEOUT
 
 log = logging.getLogger(__name__)
@@ -92,13 +99,23 @@ class MessageActivities:
         )
         return SendMessageResult(status="sent", provider_message_id=result.provider_message_id)
 
-    async def provider_send(self, job: messages.SendJob) -> SendResult:
-        """One provider call for a claimed message (also the campaigns' sends)."""
-        instance = job.instance
-        message = job.outbound
-        if message.media is not None and instance.provider == WhatsAppProvider.EVOLUTION:
-            message = await self._with_media_content(message)
-        client = client_for(
+    @activity.defn
+    async def mark_read(self, input: MarkReadInput) -> None:
+        """Mark a customer's message read at WhatsApp, with the typing indicator (Cloud API)."""
+        async with transaction(self._sessions) as session:
+            found = await messages.read_receipt(session, uuid.UUID(input.message_id))
+        if found is None:
+            return  # gone since, or not a Cloud API number's: nothing to tell
+        instance, key_id = found
+        client = self._client(instance)
+        assert isinstance(client, CloudApiClient)
+        try:
+            await client.mark_read(key_id)
+        except ProviderError as exc:
+            raise _as_application_error(exc) from None
+
+    def _client(self, instance: WhatsAppInstance) -> ProviderClient:
+        return client_for(
             instance.provider.value,
             settings=self._settings,
             http=self._http,
@@ -107,7 +124,14 @@ class MessageActivities:
             instance_name=instance.evolution_instance,
             api_key=instance.api_key,
         )
-        return await client.send(message)
+
+    async def provider_send(self, job: messages.SendJob) -> SendResult:
+        """One provider call for a claimed message (also the campaigns' sends)."""
+        instance = job.instance
+        message = job.outbound
+        if message.media is not None and instance.provider == WhatsAppProvider.EVOLUTION:
+            message = await self._with_media_content(message)
+        return await self._client(instance).send(message)
 
     async def _with_media_content(self, message: OutboundMessage) -> OutboundMessage:
         """The message with its media downloaded, through the egress policy.

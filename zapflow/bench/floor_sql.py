@@ -44,7 +44,11 @@ FROM messages WHERE messages.conversation_id = $1::UUID
 ORDER BY messages.created_at DESC, messages.id DESC LIMIT $2::INTEGER"""
 CONTACT_COLUMNS = """contacts.phone_number, contacts.name, contacts.email, contacts.tags,
 contacts.custom_fields, contacts.id, contacts.company_id, contacts.wa_id, contacts.lid,
-contacts.aliases, contacts.created_at, contacts.updated_at"""
+(SELECT coalesce(jsonb_agg(contact_identities.value ORDER BY contact_identities.created_at,
+contact_identities.value), '[]'::jsonb) FROM contact_identities
+WHERE contact_identities.contact_id = contacts.id
+AND contact_identities.kind IN ('jid', 'lid', 'bsuid')) AS aliases,
+contacts.created_at, contacts.updated_at"""
 CONTACT_COUNT = """SELECT count(*) FROM contacts
 WHERE contacts.company_id = $1::UUID AND contacts.name ILIKE $2::VARCHAR"""
 CONTACT_SEARCH = f"""SELECT {CONTACT_COLUMNS} FROM contacts

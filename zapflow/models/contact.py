@@ -34,12 +34,6 @@ class Contact(SQLModel, table=True):
             postgresql_ops={"name": "gin_trgm_ops"},
         ),
         sa.Index("idx_contacts_tags", "tags", postgresql_using="gin"),
-        sa.Index(
-            "idx_contacts_aliases",
-            "aliases",
-            postgresql_using="gin",
-            postgresql_ops={"aliases": "jsonb_path_ops"},
-        ),
     )
 
     phone_number: str | None = None  # E.164 ("+5511999999999"); None for contacts known by lid only
@@ -56,6 +50,7 @@ class Contact(SQLModel, table=True):
     company_id: uuid.UUID = company_fk()
     wa_id: str | None = None  # Cloud API wa_id
     lid: str | None = None  # WhatsApp "@lid" identifier
-    aliases: list[str] = jsonb_field(list)  # other WhatsApp ids seen for this person (BSUID, ...)
+    # the other WhatsApp names of this person (JIDs, BSUIDs, username) are its identities
+    # (models/contact_identity.py)
     created_at: datetime = created_at_field()
     updated_at: datetime = updated_at_field()

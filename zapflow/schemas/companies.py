@@ -75,6 +75,13 @@ class CompanySettings(BaseModel):
     templates: list[MessageTemplate] | None = Field(
         None, description="Approved message templates follow-ups and flows may send"
     )
+    mark_read: bool | None = Field(
+        None,
+        description="When an agent opens a conversation with unread messages, mark the "
+        "customer's latest message read at WhatsApp and show the typing indicator (Cloud API "
+        "numbers; off by default)",
+        examples=[True],
+    )
 
 
 Timezone = Annotated[str, AfterValidator(check_timezone)]

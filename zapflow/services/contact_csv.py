@@ -1,6 +1,11 @@
 """Contacts in CSV: import (the upload spooled and checked, then batched upserts by phone, bad
 rows reported and never fatal) and export (keyset batches from a server-side cursor, never the
-whole table in memory). Cells a spreadsheet would run as formulas are escaped on the way out."""
+whole table in memory). Cells a spreadsheet would run as formulas are escaped on the way out.
+
+A contact's WhatsApp identities beyond the phone travel too: ``bsuid`` (Meta's business-scoped
+user id, the newest) and ``username`` are exported, and an imported row's are attached to the
+contact it created or updated (unless another contact holds them).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,20 @@ import csv
 import io
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 import orjson
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Row, case, func, literal_column
+from sqlalchemy import Row, case, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.db import SessionFactory
 from zapflow.errors import PayloadTooLarge, Unprocessable
-from zapflow.models import Contact
+from zapflow.models import Contact, ContactIdentity, IdentityKind
 from zapflow.schemas.contacts import (
     TAG_SEPARATORS,
     ContactCreate,
@@ -32,6 +37,7 @@ from zapflow.schemas.contacts import (
     error_message,
 )
 from zapflow.services.contacts import NEWEST_FIRST, ContactFilter, filtered, forget_contacts
+from zapflow.services.identities import Key, attach_to_contacts
 from zapflow.whatsapp import jid as jids
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -44,7 +50,9 @@ _ESCAPED_START = (*_FORMULA_START, "'")
 
 ImportMode = Literal["skip", "update"]
 IMPORT_COLUMNS = ("phone_number", "name", "email", "tags", "custom_fields")
+IDENTITY_COLUMNS = (IdentityKind.BSUID, IdentityKind.USERNAME)  # attached, not contact fields
 EXPORT_ONLY_COLUMNS = ("created_at",)  # accepted so an export imports as is; ignored
+IDENTITY_MAX = 256
 CUSTOM_PREFIX = "custom."
 
 
@@ -81,6 +89,28 @@ async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
     return spool
 
 
+@dataclass(frozen=True)
+class ImportRow:
+    contact: ContactCreate
+    identities: list[Key]
+
+
+def _identities(fields: dict[str, Any], problems: list[tuple[str, str]]) -> list[Key]:
+    """Takes the identity cells out of a row's fields, checked."""
+    found: list[Key] = []
+    for kind in IDENTITY_COLUMNS:
+        value = fields.pop(kind.value, None)
+        if value is None:
+            continue
+        if len(value) > IDENTITY_MAX:
+            problems.append((kind.value, f"longer than {IDENTITY_MAX} characters"))
+        elif kind == IdentityKind.BSUID and not jids.is_bsuid(value):
+            problems.append((kind.value, "not a business-scoped user id (such as BR.1502…)"))
+        else:
+            found.append((kind, jids.split_jid(value)[0] if kind == IdentityKind.BSUID else value))
+    return found
+
+
 @dataclass
 class _CsvRows:
     """Reads records from the spooled file; each becomes a valid contact or row errors."""
@@ -91,8 +121,8 @@ class _CsvRows:
     seen: dict[str, int] = field(default_factory=dict)  # phone → the row that had it first
     finished: bool = False
 
-    def next_batch(self, report: ImportReport) -> list[ContactCreate]:
-        batch: list[ContactCreate] = []
+    def next_batch(self, report: ImportReport) -> list[ImportRow]:
+        batch: list[ImportRow] = []
         while len(batch) < IMPORT_BATCH:
             try:
                 cells = next(self.reader)
@@ -109,7 +139,7 @@ class _CsvRows:
                 batch.append(contact)
         return batch
 
-    def _contact(self, cells: list[str], report: ImportReport) -> ContactCreate | None:
+    def _contact(self, cells: list[str], report: ImportReport) -> ImportRow | None:
         if not any(cell.strip() for cell in cells):
             return None  # a blank line
         if len(cells) != len(self.header):
@@ -117,6 +147,7 @@ class _CsvRows:
             report.fail(self.number, None, message)
             return None
         fields, problems = _row_fields(dict(zip(self.header, cells, strict=True)))
+        identities = _identities(fields, problems)
         try:
             contact = ContactCreate.model_validate(fields)
         except PydanticValidationError as exc:
@@ -125,7 +156,7 @@ class _CsvRows:
         if contact is not None and not problems:
             first = self.seen.setdefault(contact.phone_number, self.number)
             if first == self.number:
-                return contact
+                return ImportRow(contact, identities)
             problems.append(("phone_number", f"the same number as row {first}"))
         for column, message in problems:
             report.fail(self.number, column, message)
@@ -196,7 +227,7 @@ def _check_header(header: list[str]) -> None:
             "file: no header row (the first line names the columns, phone_number among them)",
             code="unreadable_csv",
         )
-    known = (*IMPORT_COLUMNS, *EXPORT_ONLY_COLUMNS)
+    known = (*IMPORT_COLUMNS, *IDENTITY_COLUMNS, *EXPORT_ONLY_COLUMNS)
     problems = {
         "unknown": [c for c in header if c not in known and not _is_custom(c)],
         "repeated": sorted({c for c in header if header.count(c) > 1}),
@@ -231,19 +262,27 @@ async def import_contacts(
 async def _upsert(
     session: AsyncSession,
     company_id: uuid.UUID,
-    batch: list[ContactCreate],
+    batch: list[ImportRow],
     mode: ImportMode,
     report: ImportReport,
 ) -> list[uuid.UUID]:
-    """Upserts one batch and counts it in ``report``; returns the ids of the updated contacts."""
+    """Upserts one batch and counts it in ``report``; returns the ids of the updated contacts.
+    The identities of the rows created or updated are attached."""
     values = [
-        {"company_id": company_id, "wa_id": jids.digits(c.phone_number), **c.model_dump()}
-        for c in batch
+        {"company_id": company_id, "wa_id": jids.digits(r.contact.phone_number)}
+        | r.contact.model_dump()
+        for r in batch
     ]
     # a parameter list: SQLAlchemy sends multi-row INSERTs compiled once (insertmanyvalues)
     connection = await session.connection()
     rows = (await connection.execute(_UPSERTS[mode], values)).all()
-    updated = [contact_id for created, contact_id in rows if not created]
+    by_phone = {r.contact.phone_number: r.identities for r in batch if r.identities}
+    if by_phone:
+        owners: dict[uuid.UUID, Sequence[Key]] = {
+            contact_id: by_phone.get(phone, []) for _, contact_id, phone in rows
+        }
+        await attach_to_contacts(session, company_id, owners)
+    updated = [contact_id for created, contact_id, _ in rows if not created]
     report.created += len(rows) - len(updated)
     report.updated += len(updated)
     report.skipped += len(batch) - len(rows)
@@ -269,7 +308,9 @@ def _upsert_statement(mode: ImportMode) -> Any:
             },
         )
     # xmax is 0 on a row this statement inserted, and set on one it updated
-    return statement.returning(literal_column("xmax = 0"), col(Contact.id))
+    return statement.returning(
+        literal_column("xmax = 0"), col(Contact.id), col(Contact.phone_number)
+    )
 
 
 _UPSERTS = {mode: _upsert_statement(mode) for mode in ("skip", "update")}
@@ -277,7 +318,23 @@ _UPSERTS = {mode: _upsert_statement(mode) for mode in ("skip", "update")}
 
 # --- CSV export ------------------------------------------------------------------------------
 
-EXPORT_COLUMNS = ("phone_number", "name", "email", "tags", "custom_fields", "created_at")
+EXPORT_COLUMNS = (
+    "phone_number", "name", "email", "tags", "custom_fields", "created_at", "bsuid", "username",
+)  # fmt: skip
+
+
+def _newest_identity(kind: IdentityKind) -> Any:
+    return (
+        select(col(ContactIdentity.value))
+        .where(
+            col(ContactIdentity.contact_id) == col(Contact.id),
+            col(ContactIdentity.kind) == kind,
+        )
+        .order_by(col(ContactIdentity.created_at).desc())
+        .limit(1)
+        .scalar_subquery()
+        .label(kind.value)
+    )
 
 
 def _safe(cell: str) -> str:
@@ -291,6 +348,7 @@ _EXPORTED = (
     col(Contact.tags),
     col(Contact.custom_fields),
     col(Contact.created_at),
+    *map(_newest_identity, IDENTITY_COLUMNS),
 )
 
 
@@ -302,6 +360,8 @@ def _export_cells(contact: Row[Any]) -> list[str]:
         _safe(";".join(contact.tags)),
         orjson.dumps(contact.custom_fields).decode() if contact.custom_fields else "",
         contact.created_at.isoformat(),
+        contact.bsuid or "",
+        _safe(contact.username or ""),
     ]
 
 

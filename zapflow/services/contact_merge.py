@@ -88,7 +88,6 @@ async def merge_contacts(
     await session.execute(delete(Contact).where(col(Contact.id) == merged_id))
     for name, value in values.items():
         setattr(survivor, name, value)
-    survivor.aliases = list(dict.fromkeys([*survivor.aliases, *merged.aliases]))
     survivor.tags = sorted({*survivor.tags, *merged.tags})
     await session.flush()
     record = ContactMerge(

@@ -22,11 +22,13 @@ from sqlalchemy import (
     delete,
     func,
     literal,
+    or_,
     select,
+    text,
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -35,7 +37,7 @@ from sqlmodel import col
 from zapflow.cache import Cache, forget
 from zapflow.db import DriverReads, SessionFactory
 from zapflow.errors import Conflict, NotFound, Unprocessable
-from zapflow.models import Contact
+from zapflow.models import Contact, ContactIdentity, IdentityKind
 from zapflow.schemas.contacts import (
     MAX_TAGS,
     PHONE_CHARS,
@@ -43,6 +45,7 @@ from zapflow.schemas.contacts import (
     ContactPublic,
     ContactUpdate,
 )
+from zapflow.services.identities import holders_of, searched_identity
 from zapflow.services.queries import get_scoped
 from zapflow.whatsapp import jid as jids
 
@@ -51,6 +54,46 @@ INVALIDATE_CHUNK = 500  # keys per Redis round trip when an import updated many 
 
 
 # --- reads -----------------------------------------------------------------------------------
+
+# A contact's ``aliases`` (the API's field): its WhatsApp addresses other than the phone, read
+# from its identities (the one place they are kept), oldest first.
+ALIAS_KINDS = (IdentityKind.JID, IdentityKind.LID, IdentityKind.BSUID)
+ALIASES = (
+    select(
+        func.coalesce(
+            func.jsonb_agg(
+                aggregate_order_by(
+                    col(ContactIdentity.value),
+                    col(ContactIdentity.created_at),
+                    col(ContactIdentity.value),
+                )
+            ),
+            text("'[]'::jsonb"),
+            type_=JSONB,
+        )
+    )
+    .where(
+        col(ContactIdentity.contact_id) == col(Contact.id),
+        col(ContactIdentity.kind).in_(ALIAS_KINDS),
+    )
+    .scalar_subquery()
+    .label("aliases")
+)
+
+
+def _column(name: str) -> Any:
+    return ALIASES if name == "aliases" else col(getattr(Contact, name))
+
+
+async def aliases_of(session: AsyncSession, contact_id: uuid.UUID) -> list[str]:
+    query = select(ALIASES).select_from(Contact).where(col(Contact.id) == contact_id)
+    return list((await session.execute(query)).scalar_one())
+
+
+async def public_of(session: AsyncSession, contact: Contact) -> ContactPublic:
+    """The contact as the API shows it (its ``aliases`` from its identities)."""
+    aliases = await aliases_of(session, contact.id)
+    return ContactPublic.model_validate({**contact.model_dump(), "aliases": aliases})
 
 
 @dataclass(frozen=True)
@@ -64,33 +107,45 @@ def _like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def search_pattern(q: str) -> tuple[str, str]:
-    """The column ``q`` searches and its LIKE pattern: what ``q`` looks like picks the column,
-    so each search can use its index: an email prefix if it holds ``@``, phone digits (anywhere
-    in the number) if it is phone-like, else a name fragment (ILIKE, served by the trigram index
+def search_pattern(q: str) -> tuple[str, dict[str, Any]]:
+    """What ``q`` looks like picks the search, so each can use its index, with the values of its
+    ``pattern`` (and ``kind``, ``value``): a username (``@name``) or a BSUID the contact holding
+    it (or an email prefix), an email prefix if it holds ``@``, phone digits (anywhere in the
+    number) if it is phone-like, else a name fragment (ILIKE, served by the trigram index
     ``idx_contacts_name_trgm``)."""
     text = q.strip()
+    email = _like_escape(text.lower()) + "%"
+    identity = searched_identity(text)
+    if identity is not None:
+        kind, value = identity
+        return "identity", {"pattern": email, "kind": kind, "value": value}
     if "@" in text:
-        return "email", _like_escape(text.lower()) + "%"
+        return "email", {"pattern": email}
     if PHONE_CHARS.match(text) and jids.digits(text):
-        return "phone_number", f"%{jids.digits(text)}%"
-    return "name", f"%{_like_escape(text)}%"
+        return "phone_number", {"pattern": f"%{jids.digits(text)}%"}
+    return "name", {"pattern": f"%{_like_escape(text)}%"}
 
 
-def _like(column: str, pattern: Any) -> ColumnElement[bool]:
-    field = col(getattr(Contact, column))
-    return field.ilike(pattern) if column == "name" else field.like(pattern)
+def _searched(search: str, company_id: Any, values: dict[str, Any]) -> ColumnElement[bool]:
+    """The condition of ``search`` over ``values`` (literals, or ``bindparam``s)."""
+    pattern = values["pattern"]
+    if search == "identity":
+        holders = col(Contact.id).in_(holders_of(company_id, values["kind"], values["value"]))
+        return or_(holders, col(Contact.email).like(pattern))
+    field = col(getattr(Contact, search))
+    return field.ilike(pattern) if search == "name" else field.like(pattern)
 
 
-def search_condition(q: str) -> ColumnElement[bool]:
-    return _like(*search_pattern(q))
+def search_condition(company_id: uuid.UUID, q: str) -> ColumnElement[bool]:
+    search, values = search_pattern(q)
+    return _searched(search, company_id, values)
 
 
 def filtered(company_id: uuid.UUID, where: ContactFilter, *columns: Any) -> Select[Any]:
     """The company's contacts matching ``where``: ``columns`` of them, else the rows."""
     query = select(*(columns or (Contact,))).where(col(Contact.company_id) == company_id)
     if where.q and where.q.strip():
-        query = query.where(search_condition(where.q))
+        query = query.where(search_condition(company_id, where.q))
     if where.tags:
         query = query.where(col(Contact.tags).contains(list(where.tags)))
     if where.created_since is not None:
@@ -112,7 +167,7 @@ class Total:
     exact: bool  # False: at least ``count`` contacts match
 
 
-Shape = tuple[str | None, bool, bool]  # the searched column, whether tags, whether created_since
+Shape = tuple[str | None, bool, bool]  # the search, whether tags, whether created_since
 _PAGES: dict[Shape, Select[Any]] = {}
 _PUBLIC_FIELDS = tuple(ContactPublic.model_fields)
 
@@ -123,7 +178,8 @@ def _bound(where: ContactFilter) -> tuple[Shape, dict[str, Any]]:
     values: dict[str, Any] = {}
     column = None
     if where.q and where.q.strip():
-        column, values["pattern"] = search_pattern(where.q)
+        column, found = search_pattern(where.q)
+        values.update(found)
     if where.tags:
         values["tags"] = list(where.tags)
     if where.created_since is not None:
@@ -139,9 +195,16 @@ def _page_statement(shape: Shape) -> Select[Any]:
     if statement is not None:
         return statement
     column, tags, created_since = shape
-    conditions = [col(Contact.company_id) == bindparam("company_id", type_=Uuid())]
+    company = bindparam("company_id", type_=Uuid())
+    conditions = [col(Contact.company_id) == company]
     if column is not None:
-        conditions.append(_like(column, bindparam("pattern", type_=String())))
+        kind_type = ContactIdentity.__table__.c.kind.type  # type: ignore[attr-defined]
+        params = {
+            "pattern": bindparam("pattern", type_=String()),
+            "kind": bindparam("kind", type_=kind_type),
+            "value": bindparam("value", type_=String()),
+        }
+        conditions.append(_searched(column, company, params))
     if tags:
         tags_type = Contact.__table__.c.tags.type  # type: ignore[attr-defined]  # text[]
         conditions.append(col(Contact.tags).contains(bindparam("tags", type_=tags_type)))
@@ -151,7 +214,7 @@ def _page_statement(shape: Shape) -> Select[Any]:
     matched = select(col(Contact.id)).where(*conditions).limit(COUNT_AT_MOST + 1).subquery()
     total = select(func.count().label("total")).select_from(matched).subquery("total")
     page = (
-        select(*(col(getattr(Contact, name)) for name in _PUBLIC_FIELDS))
+        select(*(_column(name) for name in _PUBLIC_FIELDS))
         .where(*conditions)
         .order_by(*NEWEST_FIRST)
         .offset(bindparam("skip", type_=Integer()))
@@ -209,7 +272,10 @@ async def cached_contact(
 
     async def load() -> dict[str, Any]:
         async with sessions() as session:
-            return (await get_contact(session, company_id, contact_id)).model_dump(mode="json")
+            contact = await get_contact(session, company_id, contact_id)
+            return (await public_of(session, contact)).model_dump(mode="json") | {
+                "company_id": str(contact.company_id)
+            }
 
     row: dict[str, Any] = await cache.get(
         contact_cache_key(contact_id), CONTACT_CACHE_SECONDS, load

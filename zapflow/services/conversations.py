@@ -3,6 +3,13 @@
 Redelivery is harmless at every step: contacts are found by their identities
 (services/identities.py), the conversation is unique per (instance, remote jid), and a message per
 (instance, provider key id). Counters move only by the rows that were really inserted.
+
+Which conversation a message belongs to (``chat_keys``, asked by the relay before it signals):
+the person's, not the address's. A conversation on the instance under any of the message's
+addresses (its chat JID, its BSUID, its phone) or of a contact holding one of its identities is
+the one, the oldest when there are several; a person with none yet is keyed by BSUID when Meta
+gives one (it outlives the phone being shared later), else by the chat JID. A conversation's key
+never changes, so the workflow of a chat keyed by a phone before BSUIDs existed keeps its id.
 """
 
 from __future__ import annotations
@@ -11,17 +18,18 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import orjson
 from sqlalchemy import Row, Table, Update, func, text, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
 from zapflow.models import (
     Conversation,
     ConversationStatus,
+    IdentityKind,
     InboxEvent,
     Message,
     MessageDirection,
@@ -34,7 +42,8 @@ from zapflow.schemas.conversations import ConversationSummary
 from zapflow.schemas.messages import MessagePublic
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.events import Event, stage
-from zapflow.services.identities import Identity, resolve_contact
+from zapflow.services.identities import Identity, Key, alias_key, resolve_contact
+from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.types import InboundMessage, event_from_dict
 
 PREVIEW_LENGTH = 120
@@ -126,6 +135,92 @@ async def upsert_conversation(
         .returning(CONVERSATIONS.c.id)
     )
     return (await session.execute(statement)).scalar_one()
+
+
+class ChatAddress(NamedTuple):
+    """How an inbound message names its chat: what ``chat_keys`` reads."""
+
+    company_id: uuid.UUID
+    instance_id: uuid.UUID
+    remote_jid: str
+    user_id: str | None = None
+    phone: str | None = None
+    lid: str | None = None
+
+    def new_key(self) -> str:
+        """The key of a conversation this person does not have yet."""
+        if self.user_id and not jids.is_group(self.remote_jid):
+            return jids.jid_from_bsuid(self.user_id)
+        return self.remote_jid
+
+    def jids(self) -> list[str]:
+        """The keys a conversation of this person may already have."""
+        found = [self.remote_jid, self.new_key()]
+        if self.phone:
+            found.append(jids.jid_from_phone(self.phone))
+        if self.lid:
+            found.append(self.lid)
+        return list(dict.fromkeys(found))
+
+    def identities(self) -> list[Key]:
+        found: list[Key] = [alias_key(j) for j in self.jids()]
+        if self.user_id:
+            found.append(alias_key(self.user_id))
+        if self.phone:
+            found.append((IdentityKind.PHONE, self.phone))
+        return list(dict.fromkeys(found))
+
+
+# the oldest conversation on the instance under one of the addresses or of a contact holding one
+# of the identities, for every address at once (one statement per relay pass)
+CHAT_KEYS = text(
+    """
+    WITH addresses AS (
+        SELECT * FROM unnest(CAST(:a_index AS int[]), CAST(:a_instance AS uuid[]),
+            CAST(:a_jid AS text[])) AS a(i, instance_id, jid)
+    ), names AS (
+        SELECT * FROM unnest(CAST(:n_index AS int[]), CAST(:n_company AS uuid[]),
+            CAST(:n_instance AS uuid[]), CAST(:n_kind AS text[]), CAST(:n_value AS text[]))
+            AS n(i, company_id, instance_id, kind, value)
+    ), found AS (
+        SELECT a.i, c.remote_jid, c.created_at FROM addresses a
+        JOIN conversations c ON c.instance_id = a.instance_id AND c.remote_jid = a.jid
+        UNION ALL
+        SELECT n.i, c.remote_jid, c.created_at FROM names n
+        JOIN contact_identities ci
+            ON ci.company_id = n.company_id AND ci.kind = n.kind AND ci.value = n.value
+        JOIN conversations c ON c.contact_id = ci.contact_id AND c.instance_id = n.instance_id
+    )
+    SELECT DISTINCT ON (i) i, remote_jid FROM found ORDER BY i, created_at, remote_jid
+    """
+)
+
+
+async def chat_keys(
+    connection: AsyncConnection | AsyncSession, addresses: Sequence[ChatAddress]
+) -> list[str]:
+    """The conversation key (its ``remote_jid``) of each address, in order (see the module's
+    docstring). A group is its own key."""
+    names = ("a_index", "a_instance", "a_jid", "n_index", "n_company", "n_instance", "n_kind")
+    params: dict[str, list[Any]] = {name: [] for name in (*names, "n_value")}
+    for i, address in enumerate(addresses):
+        if jids.is_group(address.remote_jid):
+            continue
+        for jid in address.jids():
+            params["a_index"].append(i)
+            params["a_instance"].append(address.instance_id)
+            params["a_jid"].append(jid)
+        for kind, value in address.identities():
+            params["n_index"].append(i)
+            params["n_company"].append(address.company_id)
+            params["n_instance"].append(address.instance_id)
+            params["n_kind"].append(kind.value)
+            params["n_value"].append(value)
+    keys = [address.new_key() for address in addresses]
+    if params["a_index"]:
+        for i, remote_jid in await connection.execute(CHAT_KEYS, params):
+            keys[i] = remote_jid
+    return keys
 
 
 # what a message row says (a column the database computes, the search's tsvector, stays there)

@@ -21,18 +21,24 @@ from sqlmodel import col
 from zapflow.db import DriverReads
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import (
+    Company,
     Contact,
     Conversation,
     ConversationStatus,
+    Message,
+    MessageDirection,
     TeamMember,
     User,
     WhatsAppInstance,
+    WhatsAppProvider,
     utc_now,
 )
 from zapflow.schemas.contacts import ContactRef
 from zapflow.schemas.conversations import ConversationPublic, ConversationSummary
 from zapflow.services.conversations import conversation_updated
 from zapflow.services.events import stage
+from zapflow.services.identities import holders_of, searched_identity
+from zapflow.services.inbox import store_read_request
 from zapflow.services.paging import cut_page, decode_cursor
 from zapflow.whatsapp import jid as jids
 
@@ -52,7 +58,7 @@ class ConversationFilter:
     tags: tuple[str, ...] = ()  # the contact has all of them
     instance_id: uuid.UUID | None = None
     updated_since: datetime | None = None
-    q: str | None = None  # prefix of the contact's name or phone number
+    q: str | None = None  # prefix of the contact's name or phone number; a username or BSUID
     team_id: uuid.UUID | None = None
     teams_of: uuid.UUID | None = None  # in a team this user belongs to
     waiting: bool | None = None  # queued for a human of its team, nobody's yet
@@ -82,6 +88,10 @@ class ConversationFilter:
             escaped = self.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             shape.append("q")
             values["name_prefix"] = escaped + "%"
+            identity = searched_identity(self.q)
+            if identity is not None:  # a username or BSUID: the contact holding it
+                shape.append("identity")
+                values["identity_kind"], values["identity_value"] = identity
             digits = jids.digits(self.q)
             if digits and _PHONE_LIKE.fullmatch(self.q):
                 # numbers are stored in E.164: "11 9999" and "+55 11 9999" both mean digits
@@ -116,6 +126,13 @@ def _conditions(shape: tuple[str, ...]) -> list[ColumnElement[bool]]:
         matches = [col(Contact.name).ilike(bindparam("name_prefix"), escape="\\")]
         if "phone" in shape:
             matches.append(col(Contact.phone_number).like(bindparam("phone_prefix")))
+        if "identity" in shape:
+            holders = holders_of(
+                bindparam("company_id", type_=Uuid()),
+                bindparam("identity_kind"),
+                bindparam("identity_value"),
+            )
+            matches.append(col(Contact.id).in_(holders))
         found.append(or_(*matches))
     return found
 
@@ -261,6 +278,43 @@ async def change_conversation(
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     await _apply(session, row, changes)
     return row
+
+
+async def mark_read(
+    session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID
+) -> ConversationRow:
+    """The unread count goes to 0. When it was not 0 and the company asks for it (settings
+    ``mark_read``), the customer's latest message is marked read at WhatsApp too, with the
+    typing indicator (a Cloud API number: one call), through the inbox: the page never waits
+    for Meta, and a failure there changes nothing here."""
+    row = await get_conversation_row(session, company_id, conversation_id, lock=True)
+    unread = row.conversation.unread_count
+    await _apply(session, row, {"unread_count": 0})
+    if unread:
+        await _tell_whatsapp_read(session, row.conversation)
+    return row
+
+
+async def _tell_whatsapp_read(session: AsyncSession, conversation: Conversation) -> None:
+    company = await session.get(Company, conversation.company_id)
+    instance = await session.get(WhatsAppInstance, conversation.instance_id)
+    assert company is not None and instance is not None
+    wanted = (company.settings or {}).get("mark_read") is True
+    if not wanted or instance.provider != WhatsAppProvider.CLOUD:
+        return
+    latest = (
+        select(col(Message.id))
+        .where(
+            col(Message.conversation_id) == conversation.id,
+            col(Message.direction) == MessageDirection.INBOUND,
+            col(Message.message_key_id).is_not(None),
+        )
+        .order_by(col(Message.created_at).desc(), col(Message.id).desc())
+        .limit(1)
+    )
+    message_id = (await session.execute(latest)).scalar_one_or_none()
+    if message_id is not None:
+        await store_read_request(session, instance, message_id)
 
 
 async def assign_conversation(

@@ -43,6 +43,25 @@ def alias_key(alias: str) -> Key:
     return IdentityKind.JID, alias
 
 
+def searched_identity(q: str) -> Key | None:
+    """The identity a search names exactly: ``@name`` a username, ``BR.1502…`` a BSUID."""
+    text = q.strip()
+    if text.startswith("@") and len(text) > 1 and " " not in text:
+        return IdentityKind.USERNAME, text
+    if jids.is_bsuid(text):
+        return IdentityKind.BSUID, jids.split_jid(text)[0]
+    return None
+
+
+def holders_of(company_id: Any, kind: Any, value: Any) -> Any:
+    """The ids of the company's contacts holding the identity (a subquery; one row at most)."""
+    return select(col(ContactIdentity.contact_id)).where(
+        col(ContactIdentity.company_id) == company_id,
+        col(ContactIdentity.kind) == kind,
+        col(ContactIdentity.value) == value,
+    )
+
+
 @dataclass(frozen=True)
 class Identity:
     """The names under which WhatsApp calls the other party of a chat. ``previous`` holds the
@@ -77,7 +96,8 @@ class Identity:
         return cls(
             phone=phone,
             lid=next((m.lid for m in messages if m.lid), None),
-            aliases=tuple(sorted({*(u for u in user_ids), remote_jid})),
+            # the chat's key and each message's own address (a BSUID-keyed chat's phone JID)
+            aliases=tuple(sorted({*user_ids, remote_jid, *(m.remote_jid for m in messages)})),
             name=next((m.push_name for m in messages if m.push_name and not m.from_me), None),
             user_id=user_ids[-1] if user_ids else None,
             username=usernames[-1] if usernames else None,
@@ -157,7 +177,6 @@ class Owner(NamedTuple):
     phone_number: str | None
     lid: str | None
     name: str
-    aliases: list[str]
 
 
 async def owners_of(
@@ -173,7 +192,6 @@ async def owners_of(
             col(Contact.phone_number),
             col(Contact.lid),
             col(Contact.name),
-            col(Contact.aliases),
         )
         .join(Contact, col(Contact.id) == col(ContactIdentity.contact_id))
         .where(
@@ -184,8 +202,8 @@ async def owners_of(
         )
     )
     return {
-        (IdentityKind(kind), value): Owner(contact_id, phone, lid, name, aliases)
-        for kind, value, contact_id, phone, lid, name, aliases in await session.execute(query)
+        (IdentityKind(kind), value): Owner(contact_id, phone, lid, name)
+        for kind, value, contact_id, phone, lid, name in await session.execute(query)
     }
 
 
@@ -209,12 +227,21 @@ async def attach_identities(
     session: AsyncSession, company_id: uuid.UUID, contact_id: uuid.UUID, keys: Sequence[Key]
 ) -> set[Key]:
     """Adds the identities no contact holds yet; returns those this call attached."""
-    if not keys:
-        return set()
+    return await attach_to_contacts(session, company_id, {contact_id: keys})
+
+
+async def attach_to_contacts(
+    session: AsyncSession, company_id: uuid.UUID, found: dict[uuid.UUID, Sequence[Key]]
+) -> set[Key]:
+    """Adds each contact's identities that no contact holds yet, in one statement; returns
+    those attached."""
     rows = [
         {"company_id": company_id, "contact_id": contact_id, "kind": kind, "value": value}
+        for contact_id, keys in found.items()
         for kind, value in keys
     ]
+    if not rows:
+        return set()
     statement = (
         insert(ContactIdentity)
         .values(rows)
@@ -234,7 +261,6 @@ async def _create(session: AsyncSession, company_id: uuid.UUID, identity: Identi
             phone_number=identity.phone,
             wa_id=jids.digits(identity.phone) if identity.phone else None,
             lid=identity.lid,
-            aliases=list(identity.aliases),
             name=identity.name or "",
         )
         .returning(col(Contact.id))
@@ -252,10 +278,12 @@ async def _attach(
     identity: Identity,
     owners: dict[Key, Owner],
 ) -> bool:
-    """Attach what the identity adds to the contact (the row locked); whether it changed."""
+    """Attach what the identity adds to the contact (the row locked); whether it changed (its
+    row, or the identities its public copy lists as ``aliases``)."""
     missing = [key for key in identity.names() if key not in owners]
     held = {key for key, owner in owners.items() if owner.id == contact_id}
-    held |= await attach_identities(session, company_id, contact_id, missing)
+    attached = await attach_identities(session, company_id, contact_id, missing)
+    held |= attached
     contact = await session.get(Contact, contact_id, with_for_update=True, populate_existing=True)
     assert contact is not None
     changes = _changes(contact, identity, held)
@@ -263,12 +291,12 @@ async def _attach(
         setattr(contact, name, value)
     if changes:
         await session.flush()
-    return bool(changes)
+    return bool(changes or attached)
 
 
 def _changes(contact: Contact | Owner, identity: Identity, held: set[Key]) -> dict[str, Any]:
     """What the contact's row takes from the identity: a phone or lid it holds and the row
-    lacks (or a changed number), a name when it has none, new aliases."""
+    lacks (or a changed number), a name when it has none."""
     changes: dict[str, Any] = {}
     phone = identity.phone
     replaceable = contact.phone_number is None or identity.phone_changed
@@ -283,7 +311,4 @@ def _changes(contact: Contact | Owner, identity: Identity, held: set[Key]) -> di
         changes["lid"] = identity.lid
     if identity.name and not contact.name:
         changes["name"] = identity.name
-    new_aliases = [a for a in identity.aliases if a not in contact.aliases]
-    if new_aliases:
-        changes["aliases"] = [*contact.aliases, *new_aliases]
     return changes

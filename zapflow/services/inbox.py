@@ -213,6 +213,17 @@ async def store_flow_command(
     """Queue a flow run's start or cancel for the relay (``flow_start``: the conversation's
     workflow starts the run as its child; ``flow_cancel``: the run's workflow is told to stop).
     Asking twice for the same run's start or cancel stores one row."""
+    await _store_once(session, instance, kind, f"{kind.value}:{run_id}", payload)
+
+
+async def _store_once(
+    session: AsyncSession,
+    instance: WhatsAppInstance,
+    kind: InboxEventType,
+    dedupe_key: str,
+    payload: dict[str, Any],
+) -> None:
+    """A command row for the relay; one with the same key stored before keeps its place."""
     statement = (
         insert(InboxEvent)
         .values(
@@ -220,13 +231,22 @@ async def store_flow_command(
             instance_id=instance.id,
             provider=instance.provider,
             event_type=kind,
-            dedupe_key=f"{kind.value}:{run_id}",
+            dedupe_key=dedupe_key,
             payload=payload,
         )
         .on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
     )
     await session.execute(statement)
     await notify_relay(session)
+
+
+async def store_read_request(
+    session: AsyncSession, instance: WhatsAppInstance, message_id: uuid.UUID
+) -> None:
+    """Queue telling WhatsApp that an agent read the customer's message (the relay starts a
+    best-effort ``MarkReadWorkflow``); asking twice for one message stores one row."""
+    payload = {"message_id": str(message_id)}
+    await _store_once(session, instance, InboxEventType.READ, f"read:{message_id}", payload)
 
 
 async def store_rejected(

@@ -263,6 +263,23 @@ class DeliveryUnknown(Exception):
     """A previous attempt died while the provider was answering; resending could duplicate."""
 
 
+async def read_receipt(
+    session: AsyncSession, message_id: uuid.UUID
+) -> tuple[WhatsAppInstance, str] | None:
+    """The Cloud API number and provider id of a customer's message, to mark it read."""
+    statement = (
+        select(WhatsAppInstance, col(Message.message_key_id))
+        .join(Message, col(Message.instance_id) == col(WhatsAppInstance.id))
+        .where(
+            col(Message.id) == message_id,
+            col(Message.direction) == MessageDirection.INBOUND,
+            col(WhatsAppInstance.provider) == WhatsAppProvider.CLOUD,
+        )
+    )
+    row = (await session.execute(statement)).first()
+    return (row[0], row[1]) if row is not None and row[1] else None
+
+
 async def claim(session: AsyncSession, message_id: uuid.UUID) -> SendJob:
     statement = (
         update(Message)

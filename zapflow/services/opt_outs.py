@@ -1,7 +1,8 @@
-"""Opt-outs: a contact who asked not to receive broadcasts (through the API, or by writing one
-of the company's keywords, such as SAIR, PARAR or STOP, which is answered with a confirmation).
-An opted-out contact is never in a campaign's audience; a recipient who opts out after the
-snapshot is excluded when its turn comes."""
+"""Opt-outs: a contact who asked not to receive broadcasts (through the API, by writing one
+of the company's keywords, such as SAIR, PARAR or STOP, which is answered with a confirmation, or
+by stopping the business's marketing messages in WhatsApp itself: Meta's ``user_preferences``
+webhook, source ``whatsapp``). An opted-out contact is never in a campaign's audience; a
+recipient who opts out after the snapshot is excluded when its turn comes."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from zapflow.models import Company, Contact, Conversation, MessageSender, OptOut
+from zapflow.services.contacts import forget_contacts
 from zapflow.services.events import Event, stage
+from zapflow.services.identities import Identity, resolve_contact
 from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.services.queries import get_scoped
-from zapflow.whatsapp.types import InboundMessage
+from zapflow.whatsapp.types import InboundMessage, PreferenceUpdate
 
+PREFERENCE_SOURCE = "whatsapp"  # the user's own setting in WhatsApp (Meta's user_preferences)
 DEFAULT_KEYWORDS = ("SAIR", "PARAR", "STOP", "CANCELAR", "DESCADASTRAR")
 KEYWORD_MAX = 40  # longer messages are conversation, not an opt-out keyword
 DEFAULT_CONFIRMATION = (
@@ -103,3 +107,31 @@ async def opt_out_by_keyword(
             client_id=f"optout:{said.key_id}",
         )
     return created
+
+
+async def apply_preference(
+    session: AsyncSession, company_id: uuid.UUID, event: PreferenceUpdate
+) -> None:
+    """Meta's marketing preference: ``stop`` opts the contact out (source ``whatsapp``, Meta's
+    detail as the reason); ``resume`` lifts an opt-out that came from it only (one by keyword
+    or by an operator stays). The contact is found by its identities, BSUID first, and created
+    when none has them, so the preference already holds when the person first writes."""
+    if event.category != "marketing_messages" or event.value not in ("stop", "resume"):
+        return
+    identity = Identity(
+        phone=event.phone, lid=None, aliases=(), name=event.name, user_id=event.user_id
+    )
+    contact = await resolve_contact(session, company_id, identity)
+    if contact.changed:
+        forget_contacts(session, [contact.id])
+    if event.value == "stop":
+        reason = event.detail or "stopped marketing messages in WhatsApp"
+        await opt_out(session, company_id, contact.id, PREFERENCE_SOURCE, reason)
+        return
+    await session.execute(
+        delete(OptOut).where(
+            col(OptOut.contact_id) == contact.id,
+            col(OptOut.company_id) == company_id,
+            col(OptOut.source) == PREFERENCE_SOURCE,
+        )
+    )

@@ -1,9 +1,10 @@
 """WhatsApp Cloud API (Meta): webhook authenticity, webhook normalization, outbound sends.
 
 One delivery may batch several entries, changes, messages and statuses; every message becomes an
-``InboundMessage`` (unknown types as ``unsupported`` with the raw object, never dropped). Changes
-other than ``messages`` and ``smb_message_echoes`` (messages the business sent from the WhatsApp
-Business app, kept as ``from_me``) carry no conversation data and are skipped.
+``InboundMessage`` (unknown types as ``unsupported`` with the raw object, never dropped).
+``smb_message_echoes`` are messages the business sent from the WhatsApp Business app (kept as
+``from_me``); template status and quality changes become ``TemplateUpdate``, a user's marketing
+preference (``user_preferences``) a ``PreferenceUpdate``; other changes are skipped.
 Business-scoped user ids (``from_user_id`` / ``user_id`` / ``recipient_user_id``) and usernames are
 kept as aliases; a user without a phone in the payload is keyed ``<bsuid>@bsuid``.
 """
@@ -28,6 +29,7 @@ from zapflow.whatsapp.types import (
     InboundMessage,
     MessageType,
     OutboundMessage,
+    PreferenceUpdate,
     SendResult,
     StatusUpdate,
     TemplateUpdate,
@@ -36,7 +38,7 @@ from zapflow.whatsapp.types import (
     text_or_none,
 )
 
-CloudEvent = InboundMessage | StatusUpdate | TemplateUpdate
+CloudEvent = InboundMessage | StatusUpdate | TemplateUpdate | PreferenceUpdate
 Content = tuple[MessageType, str | None, dict[str, Any] | None, dict[str, Any]]
 
 SIGNATURE_PREFIX = "sha256="
@@ -138,6 +140,13 @@ def _parse_change(change: Any, where: str, account: str | None = None) -> list[C
         return events + [status for status in found if status is not None]
     if field in _TEMPLATE_FIELDS:
         return [_template_update(value, field, account, where)]
+    if field == "user_preferences":
+        contacts = _list(value, "contacts", where)
+        preferences = enumerate(_list(value, "user_preferences", where))
+        return [
+            _preference(p, contacts, instance, f"{where}.value.user_preferences[{k}]")
+            for k, p in preferences
+        ]
     if field == "smb_message_echoes":
         echoes = enumerate(_list(value, "message_echoes", where))
         return [
@@ -145,6 +154,34 @@ def _parse_change(change: Any, where: str, account: str | None = None) -> list[C
             for k, m in echoes
         ]
     return []
+
+
+def _preference(p: Any, contacts: list[Any], instance: str | None, where: str) -> PreferenceUpdate:
+    """Meta's ``user_preferences`` entry: ``wa_id`` (a phone; absent for a username user) and,
+    since BSUIDs, ``user_id``; ``category`` and ``value`` are required."""
+    if not isinstance(p, dict):
+        raise MalformedPayload(f"{where} must be an object")
+    wa_id, user_id = p.get("wa_id"), text_or_none(p.get("user_id"))
+    contact = _find_contact(contacts, wa_id, user_id)
+    user_id = user_id or text_or_none(contact.get("user_id"))
+    phone = e164(wa_id) if isinstance(wa_id, str) and not is_bsuid(wa_id) else None
+    if phone is None and user_id is None:
+        raise MalformedPayload(f"{where}: names no user (wa_id or user_id)")
+    category, value = p.get("category"), p.get("value")
+    if not isinstance(category, str) or not isinstance(value, str):
+        raise MalformedPayload(f"{where}: 'category' and 'value' must be strings")
+    profile = _part(contact, "profile")
+    return PreferenceUpdate(
+        category=category,
+        value=value,
+        provider="cloud",
+        instance=instance,
+        phone=phone,
+        user_id=user_id,
+        name=text_or_none(profile.get("name")),
+        detail=text_or_none(p.get("detail")),
+        timestamp=epoch(p.get("timestamp")),
+    )
 
 
 _TEMPLATE_FIELDS = ("message_template_status_update", "message_template_quality_update")
@@ -539,6 +576,18 @@ class CloudApiClient(ProviderClient):
         if not isinstance(first, dict) or not first.get("id"):
             raise self._missing_id(body)
         return SendResult(provider_message_id=str(first["id"]), raw=body)
+
+    async def mark_read(self, key_id: str) -> None:
+        """Mark the customer's message (and those before it) read and show the typing
+        indicator: one call, Meta's "typing indicators" (dismissed by our reply or after 25 s)."""
+        headers = {"Authorization": f"Bearer {self._access_token}"}
+        payload = {
+            "messaging_product": "whatsapp",
+            "status": "read",
+            "message_id": key_id,
+            "typing_indicator": {"type": "text"},
+        }
+        await self._post(f"{self._phone_number_id}/messages", payload, headers)
 
     def _describe_error(self, body: Any) -> tuple[str | None, str | int | None]:
         error = body.get("error") if isinstance(body, dict) else None

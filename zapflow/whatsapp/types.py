@@ -211,11 +211,31 @@ class TemplateUpdate(_Typed):
     instance: str | None = None  # none: the template belongs to the account, not a number
 
 
-WebhookEvent = InboundMessage | StatusUpdate | ConnectionUpdate | TemplateUpdate
+@dataclass(frozen=True, kw_only=True)
+class PreferenceUpdate(_Typed):
+    """A WhatsApp user stopped (``stop``) or resumed (``resume``) a category of the business's
+    messages (Cloud API ``user_preferences``; the category Meta sends is
+    ``marketing_messages``). The user is named by phone (``wa_id``) and/or BSUID (``user_id``)."""
+
+    kind: ClassVar[str] = "preference"
+
+    category: str
+    value: str
+    provider: Provider
+    instance: str | None = None
+    phone: str | None = None
+    user_id: str | None = None
+    name: str | None = None
+    detail: str | None = None
+    timestamp: int | None = None
+
+
+WebhookEvent = InboundMessage | StatusUpdate | ConnectionUpdate | TemplateUpdate | PreferenceUpdate
 _EventClass = type[InboundMessage] | type[StatusUpdate] | type[ConnectionUpdate]
 
-_EVENT_CLASSES: dict[str, _EventClass | type[TemplateUpdate]] = {
-    cls.kind: cls for cls in (InboundMessage, StatusUpdate, ConnectionUpdate, TemplateUpdate)
+_EVENT_CLASSES: dict[str, _EventClass | type[TemplateUpdate] | type[PreferenceUpdate]] = {
+    cls.kind: cls
+    for cls in (InboundMessage, StatusUpdate, ConnectionUpdate, TemplateUpdate, PreferenceUpdate)
 }
 
 

@@ -42,6 +42,7 @@ from zapflow.workflows.campaign import CampaignWorkflow
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
+from zapflow.workflows.mark_read import MarkReadWorkflow
 from zapflow.workflows.routing import TeamRoutingWorkflow
 
 ROLES = (
@@ -105,12 +106,14 @@ def registrations(
                 FlowWorkflow,
                 FlowTriggerWorkflow,
                 TeamRoutingWorkflow,
+                MarkReadWorkflow,
             ],
             activities=[
                 conversations.persist_inbound,
                 conversations.record_persist_failure,
                 messages.send_message,
                 messages.record_send_failure,
+                messages.mark_read,
                 followups.load_followups,
                 followups.fire_followup,
                 routing.assign_waiting,

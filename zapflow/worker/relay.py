@@ -30,12 +30,14 @@ from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, autocommit, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
-from zapflow.services import templates
+from zapflow.services import opt_outs, templates
+from zapflow.services.conversations import ChatAddress, chat_keys
 from zapflow.services.events import Event, stage
 from zapflow.services.flow_runs import cancel_gone
 from zapflow.services.inbox import INBOX_CHANNEL
@@ -48,6 +50,7 @@ from zapflow.temporal import (
 from zapflow.whatsapp.types import (
     ConnectionUpdate,
     InboundMessage,
+    PreferenceUpdate,
     StatusUpdate,
     TemplateUpdate,
     event_from_dict,
@@ -55,7 +58,14 @@ from zapflow.whatsapp.types import (
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
-from zapflow.workflows.inputs import ConversationRef, FlowStart, InboundBatch, OutboundBatch
+from zapflow.workflows.inputs import (
+    ConversationRef,
+    FlowStart,
+    InboundBatch,
+    MarkReadInput,
+    OutboundBatch,
+)
+from zapflow.workflows.mark_read import MarkReadWorkflow, mark_read_workflow_id
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,8 @@ SIGNAL_RPC_TIMEOUT = timedelta(seconds=5)
 CLAIM_LEASE = timedelta(seconds=30)
 # conversations whose workflow this relay started or signalled: plain signals first
 OPEN_WORKFLOWS = 10_000
+# inbound addresses whose conversation this relay found (a conversation's key never changes)
+CHAT_KEYS = 10_000
 # a status for a message not stored yet is retried with growing delays, then dropped
 STATUS_RETRY_STEP = timedelta(seconds=2)
 STATUS_MAX_ATTEMPTS = 30
@@ -94,7 +106,9 @@ CLAIM = text(
     RETURNING id, company_id, instance_id, event_type, correlation_id, received_at, attempts,
         CASE WHEN event_type = 'message'
              THEN jsonb_build_object('remote_jid', payload->'remote_jid',
-                                     'from_me', payload->'from_me')
+                                     'from_me', payload->'from_me',
+                                     'user_id', payload->'user_id',
+                                     'phone', payload->'phone', 'lid', payload->'lid')
              ELSE payload END AS payload
     """
 )
@@ -170,6 +184,7 @@ class InboxRelay:
         self._wake = asyncio.Event()
         self._signals = asyncio.Semaphore(SIGNAL_CONCURRENCY)
         self._open: OrderedDict[str, None] = OrderedDict()  # workflow ids, least recent first
+        self._chat_keys: OrderedDict[ChatAddress, str] = OrderedDict()
 
     # --- loop -------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -196,7 +211,7 @@ class InboxRelay:
         if not rows:
             return 0
         outcome = PassOutcome()
-        work = self._conversation_work(rows, outcome)
+        work = self._conversation_work(rows, await self._find_chats(rows))
         # a cancel waits for a pass after its run's start: its workflow may not exist yet
         starting = {
             r.payload["start"]["run_id"] for r in rows if r.event_type == InboxEventType.FLOW_START
@@ -208,6 +223,10 @@ class InboxRelay:
         signalled = await asyncio.gather(*(self._signal(w) for w in work.values()))
         for item, ok in zip(work.values(), signalled, strict=True):
             (outcome.done if ok else outcome.failed).extend(item.row_ids)
+        reads = [r for r in rows if r.event_type == InboxEventType.READ]
+        started = await asyncio.gather(*map(self._mark_read, reads))
+        for row, ok in zip(reads, started, strict=True):
+            (outcome.done if ok else outcome.failed).append(row.id)
         cancelled = await asyncio.gather(*(self._cancel_flow(row) for row in cancels))
         if others or cancels:
             async with transaction(self._sessions) as session:
@@ -231,17 +250,35 @@ class InboxRelay:
                 kind = {"kind": row.event_type}
                 self._metrics.relayed_events.with_additional_attributes(kind).add(1)
 
+    async def _find_chats(self, rows: list[ClaimedRow]) -> dict[int, str]:
+        """The conversation key of each inbound message's row (``chat_keys``): a BSUID-only
+        chat and the same person's phone chat are one. What this relay found before costs no
+        query."""
+        inbound = [r for r in rows if r.event_type == InboxEventType.MESSAGE]
+        addresses = dict.fromkeys(_address(r) for r in inbound)
+        missing = [address for address in addresses if address not in self._chat_keys]
+        if missing:
+            async with autocommit(self._sessions) as connection:
+                keys = await chat_keys(connection, missing)
+            self._chat_keys.update(zip(missing, keys, strict=True))
+            while len(self._chat_keys) > CHAT_KEYS:
+                self._chat_keys.popitem(last=False)
+        found = {address: self._chat_keys[address] for address in addresses}
+        for address in addresses:
+            self._chat_keys.move_to_end(address)
+        return {row.id: found[_address(row)] for row in inbound}
+
     def _conversation_work(
-        self, rows: list[ClaimedRow], outcome: PassOutcome
+        self, rows: list[ClaimedRow], chats: dict[int, str]
     ) -> dict[str, ConversationWork]:
-        """The rows for conversations' workflows, grouped by conversation, in arrival order."""
+        """The rows for conversations' workflows, grouped by conversation, in arrival order
+        (an inbound message by its ``chats`` key)."""
         work: dict[str, ConversationWork] = {}
         for row in rows:
             if row.event_type not in _CONVERSATION_TYPES:
                 continue
-            ref = ConversationRef(
-                str(row.company_id), str(row.instance_id), row.payload["remote_jid"]
-            )
+            remote_jid = chats.get(row.id) or row.payload["remote_jid"]
+            ref = ConversationRef(str(row.company_id), str(row.instance_id), remote_jid)
             item = work.setdefault(ref.workflow_id, ConversationWork(ref))
             item.take(row)
             if row.event_type == InboxEventType.MESSAGE:
@@ -256,8 +293,8 @@ class InboxRelay:
         return work
 
     async def _apply(self, session: AsyncSession, row: ClaimedRow, outcome: PassOutcome) -> None:
-        """A status, a connection change or a template's, applied here; other rows are only
-        marked done."""
+        """A status, a connection change, a template's or a user's marketing preference,
+        applied here; other rows are only marked done."""
         event = event_from_dict(row.payload) if "kind" in row.payload else None
         if isinstance(event, StatusUpdate):
             result, message = await apply_status(session, row.instance_id, event)
@@ -274,6 +311,8 @@ class InboxRelay:
             await _apply_connection(session, row, event)
         elif isinstance(event, TemplateUpdate):
             await templates.apply_update(session, row.company_id, event)
+        elif isinstance(event, PreferenceUpdate):
+            await opt_outs.apply_preference(session, row.company_id, event)
         outcome.done.append(row.id)
 
     async def _signal(self, work: ConversationWork) -> bool:
@@ -311,6 +350,26 @@ class InboxRelay:
                 return "failed"
         return "signalled"
 
+    async def _mark_read(self, row: ClaimedRow) -> bool:
+        """Start the best-effort ``MarkReadWorkflow``; False when Temporal refused (the row
+        stays pending). One already running for the message is as good as started."""
+        message_id = row.payload["message_id"]
+        async with self._signals:
+            try:
+                await self._temporal.start_workflow(
+                    MarkReadWorkflow.run,
+                    MarkReadInput(message_id),
+                    id=mark_read_workflow_id(message_id),
+                    task_queue=self._settings.messages_task_queue,
+                    rpc_timeout=SIGNAL_RPC_TIMEOUT,
+                )
+            except WorkflowAlreadyStartedError:
+                pass
+            except (RPCError, OSError, TimeoutError) as exc:
+                log.warning("Temporal refused to mark %s read: %s", message_id, exc)
+                return False
+        return True
+
     async def _deliver(self, ref: ConversationRef, signal: Any, args: list[object]) -> None:
         """A plain signal to a workflow this relay knows open; else (or when it has ended since)
         signal-with-start."""
@@ -344,7 +403,19 @@ _CONVERSATION_TYPES = {
     InboxEventType.FOLLOWUP,
     InboxEventType.FLOW_START,
 }
-_SIGNALLED_TYPES = {*_CONVERSATION_TYPES, InboxEventType.FLOW_CANCEL}
+_SIGNALLED_TYPES = {*_CONVERSATION_TYPES, InboxEventType.FLOW_CANCEL, InboxEventType.READ}
+
+
+def _address(row: ClaimedRow) -> ChatAddress:
+    payload = row.payload
+    return ChatAddress(
+        row.company_id,
+        row.instance_id,
+        payload["remote_jid"],
+        payload.get("user_id"),
+        payload.get("phone"),
+        payload.get("lid"),
+    )
 
 
 async def _claim(connection: AsyncConnection) -> list[ClaimedRow]:

@@ -109,6 +109,13 @@ class SendMessageInput:
 
 
 @dataclass(frozen=True)
+class MarkReadInput:
+    """A customer's message (our row id) to mark read at WhatsApp, with the typing indicator."""
+
+    message_id: str
+
+
+@dataclass(frozen=True)
 class SendMessageResult:
     status: str  # sent | already_sent | already_failed
     provider_message_id: str | None = None

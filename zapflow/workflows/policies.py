@@ -27,6 +27,14 @@ SEND_RETRY = RetryPolicy(
 # above the provider HTTP timeout (ZAPFLOW_PROVIDER_TIMEOUT_SECONDS, 10 s by default)
 SEND_TIMEOUT = timedelta(seconds=15)
 
+# mark read + typing indicator: worth a few quick tries only (the indicator lasts 25 s)
+MARK_READ_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_attempts=3,
+    non_retryable_error_types=["PermanentSendError"],
+)
+
 # embeddings: a failing or rate-limiting provider is retried with growing delays; a request the
 # provider rejects, or a missing local model, is not
 EMBEDDING_RETRY = RetryPolicy(

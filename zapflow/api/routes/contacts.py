@@ -110,7 +110,7 @@ async def create_contact(
     body: ContactCreate, principal: CurrentPrincipal, session: SessionDep
 ) -> ContactPublic:
     contact = await contacts.create_contact(session, principal.company_id, body)
-    return ContactPublic.model_validate(contact)
+    return await contacts.public_of(session, contact)
 
 
 @router.get(
@@ -240,7 +240,7 @@ async def update_contact(
     session: SessionDep,
 ) -> ContactPublic:
     contact = await contacts.update_contact(session, principal.company_id, contact_id, body)
-    return ContactPublic.model_validate(contact)
+    return await contacts.public_of(session, contact)
 
 
 @router.delete(
@@ -271,7 +271,7 @@ async def add_tag(
     session: SessionDep,
 ) -> ContactPublic:
     contact = await contacts.add_tag(session, principal.company_id, contact_id, body.tag)
-    return ContactPublic.model_validate(contact)
+    return await contacts.public_of(session, contact)
 
 
 @router.delete(

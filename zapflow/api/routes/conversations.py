@@ -235,8 +235,9 @@ _ACTIONS: tuple[tuple[str, dict[str, Any], str], ...] = (
     ("resume", {"is_paused": False}, "Resume the bot"),
     ("close", {"status": ConversationStatus.CLOSED}, "Close (a new inbound message reopens it)"),
     ("reopen", {"status": ConversationStatus.OPEN}, "Reopen"),
-    ("read", {"unread_count": 0}, "Mark read: the unread count goes to 0"),
 )
+
+
 for _name, _changes, _summary in _ACTIONS:
     router.add_api_route(
         f"/{{conversation_id}}/{_name}",
@@ -248,3 +249,18 @@ for _name, _changes, _summary in _ACTIONS:
         responses=NOT_FOUND,
         dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
     )
+
+
+@router.post(
+    "/{conversation_id}/read",
+    summary="Mark read: the unread count goes to 0 (and, when the company's settings ask for "
+    "it, the customer's latest message is marked read at WhatsApp with the typing indicator)",
+    response_model=ConversationPublic,
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONVERSATIONS_WRITE)],
+)
+async def read_conversation(
+    conversation_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> ConversationPublic:
+    row = await desk.mark_read(session, principal.company_id, conversation_id)
+    return row.public()
