@@ -27,6 +27,7 @@ class InboxEventType(StrEnum):
     FOLLOWUP = "followup"  # a conversation's follow-ups changed: its workflow reloads its timers
     FLOW_START = "flow_start"  # a flow run to start as its conversation's child (API, triggers)
     FLOW_CANCEL = "flow_cancel"  # a flow run to cancel (API)
+    CAMPAIGN = "campaign"  # a campaign created, paused, resumed or cancelled (API)
     OTHER = "other"
 
 

@@ -28,6 +28,7 @@ from zapflow.whatsapp import provider_http_client
 from zapflow.worker.metrics import ActivityOutcomeInterceptor, WorkerMetrics
 from zapflow.worker.registry import ROLES, registrations
 from zapflow.worker.relay import InboxRelay
+from zapflow.worker.template_schedule import ensure_template_schedule
 
 log = logging.getLogger(__name__)
 OUTBOX_SWEEP_SECONDS = 2.0
@@ -91,6 +92,8 @@ async def worker_services(
         for r in registrations(settings, sessions, redis, http, egress, metrics, embedder, roles)
     ]
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
+    if "campaigns" in roles:
+        await ensure_template_schedule(client, settings)
     if "pipeline" in roles:
         relay = InboxRelay(settings, sessions, client, metrics)
         tasks.append(asyncio.create_task(relay.run(), name="relay"))

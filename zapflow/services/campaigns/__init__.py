@@ -20,7 +20,7 @@ from zapflow.services.campaigns.audience import (
 )
 from zapflow.services.campaigns.content import content_for, parameter_values, render_text, resolve
 from zapflow.services.campaigns.control import ACTIONS, control, get_campaign, list_campaigns
-from zapflow.services.campaigns.definition import NewCampaign, create_campaign, instance_throughput
+from zapflow.services.campaigns.definition import NewCampaign, create_campaign
 from zapflow.services.campaigns.progress import (
     FINISHED,
     STOPPED,
@@ -36,6 +36,7 @@ from zapflow.services.campaigns.sending import (
     Prepared,
     client_id,
     due_recipients,
+    hours_wait,
     prepare,
     record_outcome,
     tier_room,
@@ -45,7 +46,7 @@ from zapflow.services.campaigns.stats import stats
 __all__ = [
     "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Prepared", "announce",
     "audience_dict", "audience_filter", "campaign_event", "client_id", "content_for", "control",
-    "count_audience", "create_campaign", "due_recipients", "finish", "get_campaign",
-    "instance_throughput", "list_campaigns", "parameter_values", "prepare", "progress",
+    "count_audience", "create_campaign", "due_recipients", "finish", "get_campaign", "hours_wait",
+    "list_campaigns", "parameter_values", "prepare", "progress",
     "record_outcome", "render_text", "resolve", "set_status", "snapshot", "stats", "tier_room",
 ]  # fmt: skip

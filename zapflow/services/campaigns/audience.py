@@ -87,7 +87,8 @@ async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
     )
     result = await session.execute(statement)
     campaign.started_at = utc_now()
-    campaign.status = CampaignStatus.RUNNING
+    if campaign.status == CampaignStatus.SCHEDULED:  # paused before its time: stays paused
+        campaign.status = CampaignStatus.RUNNING
     await session.flush()
     await stage(session, [campaign_event(campaign)])
     return int(getattr(result, "rowcount", 0) or 0)

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.db import after_commit
 from zapflow.errors import Conflict
 from zapflow.models import (
     Campaign,
     CampaignStatus,
+    WhatsAppInstance,
 )
 from zapflow.services.campaigns.progress import announce
+from zapflow.services.inbox import store_campaign_command
 from zapflow.services.queries import get_scoped
 
 ACTIONS = {
@@ -33,10 +32,10 @@ async def control(
     company_id: uuid.UUID,
     campaign_id: uuid.UUID,
     action: str,
-    signal: Callable[[Campaign, str], Any],
 ) -> Campaign:
-    """Pause, resume or cancel: the row changes now, the workflow hears it after the commit
-    (and its sends check the row, so a signal that arrives late sends nothing it should not)."""
+    """Pause, resume or cancel: the row changes now, and the inbox command committed with it
+    has the relay signal the workflow (its sends check the row, so a signal that arrives late
+    sends nothing it should not)."""
     campaign = await get_scoped(session, Campaign, company_id, campaign_id)
     allowed, target = ACTIONS[action]
     if campaign.status not in allowed:
@@ -45,7 +44,9 @@ async def control(
     campaign.status_reason = None
     await session.flush()
     await announce(session, campaign)
-    after_commit(session, lambda: signal(campaign, action))
+    instance = await session.get(WhatsAppInstance, campaign.instance_id)
+    assert instance is not None
+    await store_campaign_command(session, instance, campaign.id, action)
     return campaign
 
 

@@ -4,14 +4,12 @@ sources that resolve, or text on Evolution) and pacing, checked before it is sto
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zapflow.db import after_commit
 from zapflow.errors import Unprocessable
 from zapflow.models import (
     Campaign,
@@ -26,6 +24,8 @@ from zapflow.services.campaigns.progress import campaign_event
 from zapflow.services.contacts import ContactFilter
 from zapflow.services.deals import scoped_reference
 from zapflow.services.events import stage
+from zapflow.services.inbox import store_campaign_command
+from zapflow.services.number_pace import number_rate
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class NewCampaign:
     message: dict[str, Any]  # {"template": {name, language}, "parameters": {...}} | {"text"}
     scheduled_at: datetime | None
     throughput: int | None
+    business_hours_only: bool = False
 
 
 async def _campaign_template(
@@ -57,20 +58,14 @@ async def _campaign_template(
     return template
 
 
-def instance_throughput(instance: WhatsAppInstance) -> int:
-    found = (instance.settings or {}).get("throughput")
-    return int(found) if isinstance(found, int) and 1 <= found <= 1000 else 80
-
-
 async def create_campaign(
     session: AsyncSession,
     company_id: uuid.UUID,
     new: NewCampaign,
     user_id: uuid.UUID | None,
-    start: Callable[[Campaign], Any],
 ) -> Campaign:
-    """Checks the template and the parameters' sources, stores the campaign, and has ``start``
-    (its workflow's start) run after the commit."""
+    """Checks the template and the parameters' sources, stores the campaign and, in the same
+    transaction, the inbox command that has the relay start its workflow."""
     instance = await scoped_reference(
         session, WhatsAppInstance, company_id, new.instance_id, "instance_id"
     )
@@ -89,7 +84,8 @@ async def create_campaign(
         audience=audience_dict(new.audience),
         message=message,
         scheduled_at=new.scheduled_at,
-        throughput=min(new.throughput or instance_throughput(instance), 1000),
+        throughput=min(new.throughput or number_rate(instance.settings), 1000),
+        business_hours_only=new.business_hours_only,
         created_by_user_id=user_id,
     )
     session.add(campaign)
@@ -97,5 +93,5 @@ async def create_campaign(
     campaign.workflow_id = f"campaign/{company_id}/{campaign.id}"
     await session.flush()
     await stage(session, [campaign_event(campaign)])
-    after_commit(session, lambda: start(campaign))
+    await store_campaign_command(session, instance, campaign.id, "start")
     return campaign

@@ -1,5 +1,5 @@
 """Sending a campaign: which recipients are due, the room the number's messaging tier leaves,
-and one recipient through the idempotent send path.
+the wait for business hours, and one recipient through the idempotent send path.
 
 Each recipient's message is queued with ``client_id=campaign:<campaign>:<contact>`` in its
 conversation and claimed (``pending`` → ``sending``) before the provider is called, like every
@@ -21,6 +21,7 @@ from zapflow.errors import Unprocessable
 from zapflow.models import (
     Campaign,
     CampaignRecipient,
+    Company,
     Contact,
     Conversation,
     MessageSender,
@@ -30,9 +31,9 @@ from zapflow.models import (
     WhatsAppInstance,
     utc_now,
 )
-from zapflow.services import messages
+from zapflow.services import business_hours, messages
 from zapflow.services.campaigns.content import content_for
-from zapflow.services.campaigns.progress import STOPPED
+from zapflow.services.campaigns.progress import STOPPED, announce
 from zapflow.services.conversations import upsert_conversation
 from zapflow.services.messages import queue_outbound
 from zapflow.whatsapp import jid as jids
@@ -92,6 +93,26 @@ async def tier_room(
     used, oldest = (await session.execute(query)).one()
     reopens = oldest + window if oldest is not None else None
     return max(tier - used, 0), reopens
+
+
+OUTSIDE_HOURS = "outside business hours"
+
+
+async def hours_wait(session: AsyncSession, campaign: Campaign) -> float:
+    """Seconds until the company's business hours open, for a campaign that sends only inside
+    them (0: open now, or it sends at any hour); the wait is the campaign's status reason."""
+    if not campaign.business_hours_only:
+        return 0.0
+    company = await session.get(Company, campaign.company_id)
+    assert company is not None
+    now = utc_now()
+    opening = business_hours.next_opening(now, company.timezone, company.business_hours)
+    reason = OUTSIDE_HOURS if opening > now else None
+    if campaign.status_reason in (None, OUTSIDE_HOURS) and campaign.status_reason != reason:
+        campaign.status_reason = reason
+        await session.flush()
+        await announce(session, campaign)
+    return (opening - now).total_seconds()
 
 
 @dataclass(frozen=True)
