@@ -2,8 +2,8 @@
 
 ``tests/histories/*.json`` were recorded from real runs on the embedded stack (conversations with
 inbound batches, a reply sent, a follow-up fired, a flow run started and answered, a
-continue-as-new); the test replays each with the current workflow code. A change to a workflow's
-command sequence that is not behind ``workflow.patched`` fails here.
+continue-as-new; a scheduled campaign); the test replays each with the current workflow code.
+A change to a workflow's command sequence that is not behind ``workflow.patched`` fails here.
 
 To record histories of the current code (a new scenario, or a new workflow version worth keeping
 beside the old ones): ``ZAPFLOW_RECORD_HISTORIES=<label> pytest tests/test_replay.py``; the files
@@ -16,6 +16,7 @@ import asyncio
 import os
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,13 @@ from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from tests.fixtures.app import Tenant
+from tests.fixtures.campaigns import (
+    audience,
+    campaign_body,
+    create,
+    finished,
+    number_with_templates,
+)
 from tests.fixtures.openai_server import OpenAIServer
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
@@ -37,8 +45,10 @@ from tests.fixtures.traffic import (
 )
 from tests.test_flows_runs import new_customer, published, sample
 from zapflow.config import Settings
+from zapflow.db import SessionFactory
 from zapflow.temporal import DATA_CONVERTER, connect
 from zapflow.worker.main import WORKFLOW_RUNNER
+from zapflow.workflows.campaign import CampaignWorkflow
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.inputs import ConversationRef
@@ -55,7 +65,7 @@ def _histories() -> list[Path]:
 def test_recorded_history_replays(path: Path) -> None:
     history = WorkflowHistory.from_json(path.stem, path.read_text())
     replayer = Replayer(
-        workflows=[ConversationWorkflow, FlowWorkflow],
+        workflows=[ConversationWorkflow, FlowWorkflow, CampaignWorkflow],
         data_converter=DATA_CONVERTER,
         workflow_runner=WORKFLOW_RUNNER,
     )
@@ -78,8 +88,12 @@ async def test_record_histories(
     settings: Settings,
     provider_server: ProviderServer,
     openai_server: OpenAIServer,
+    sessions: SessionFactory,
 ) -> None:
     client = await connect(settings)
+
+    # a campaign scheduled a second ahead: its timer, the snapshot, batches, the finish
+    await _record_campaign(client, tenant, provider_server, sessions)
 
     # the AI answers (its turn beside the main loop since "ai-turn-task"), then the customer again
     await _record_ai_turn(client, tenant, provider_server, openai_server)
@@ -126,6 +140,18 @@ async def test_record_histories(
 
     await eventually(run_id, lambda r: r != handle.result_run_id, within=45)
     await _save(client, "conversation-continued", ref.workflow_id, handle.result_run_id)
+
+
+async def _record_campaign(
+    client: Client, tenant: Tenant, provider: ProviderServer, sessions: SessionFactory
+) -> None:
+    instance = await number_with_templates(tenant, provider)
+    await audience(sessions, tenant.id, 3, "replay")
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    made = await create(tenant, campaign_body(instance, "replay", throughput=20, scheduled_at=soon))
+    done = await finished(tenant, made["id"], within=60)
+    assert done["status"] == "completed"
+    await _save(client, "campaign", done["workflow_id"])
 
 
 async def _record_ai_turn(

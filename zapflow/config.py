@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     campaign_worker_concurrency: int = Field(4, ge=1, le=100)
     # the window of a number's messaging tier (Meta: a rolling 24 hours; shorter in tests)
     campaign_tier_window_seconds: float = Field(86_400, gt=0)
+    # Cloud API numbers' templates are synced from the Graph API this often (a Temporal Schedule)
+    template_sync_seconds: float = Field(3600, ge=10)
     message_worker_concurrency: int = Field(10, ge=1, le=1000)
     flow_worker_concurrency: int = Field(10, ge=1, le=1000)
     ai_worker_concurrency: int = Field(10, ge=1, le=1000)

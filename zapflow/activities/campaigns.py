@@ -1,6 +1,6 @@
 """A campaign's activities: snapshot its audience, send one batch of recipients (paced, each
 through the idempotent send path), and finish it. The services own every state change
-(services/campaigns.py); these only sequence them around the provider calls."""
+(the services/campaigns package); these only sequence them around the provider calls."""
 
 from __future__ import annotations
 
@@ -28,10 +28,13 @@ from zapflow.models import (
     utc_now,
 )
 from zapflow.services import campaigns, messages, templates
+from zapflow.services.number_pace import NumberPace, number_rate
 from zapflow.whatsapp.errors import ProviderError
 from zapflow.workflows.inputs import CampaignBatchInput, CampaignBatchResult, CampaignFinishInput
 
 PAIR_RATE_LIMITED = 131056  # too many messages to this one user: defer that recipient only
+THROTTLED = {130429, 80007}  # the number's throughput, the account's rate limit
+UNAVAILABLE_WAIT = 2.0  # seconds before a batch after an outage, when no Retry-After came
 PAIR_DEFER = timedelta(seconds=60)
 BATCH_SECONDS = 10  # a batch holds about this many seconds of sends at its pace
 MAX_BATCH = 1000
@@ -69,10 +72,15 @@ async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
 
 class CampaignActivities:
     def __init__(
-        self, sessions: SessionFactory, sender: MessageActivities, settings: Settings
+        self,
+        sessions: SessionFactory,
+        sender: MessageActivities,
+        settings: Settings,
+        pace: NumberPace,
     ) -> None:
         self._sessions = sessions
         self._messages = sender
+        self._pace = pace
         self._tier_window = timedelta(seconds=settings.campaign_tier_window_seconds)
 
     @activity.defn
@@ -92,7 +100,7 @@ class CampaignActivities:
             plan = await self._plan(session, campaign_id, input)
         if isinstance(plan, CampaignBatchResult):
             return plan
-        campaign, template, recipient_ids = plan
+        campaign, template, recipient_ids, number = plan
         rate = _rate(input, campaign)
         outcomes: Counter[str] = Counter()
         waits: list[float] = []
@@ -101,9 +109,10 @@ class CampaignActivities:
 
         async def one(recipient_id: int) -> None:
             async with slots:
-                if outcomes["throttled"] or outcomes["stopped"]:
-                    return  # slowed down by the provider, or paused: the rest waits
-                await pacer.wait()
+                if outcomes["throttled"] or outcomes["unavailable"] or outcomes["stopped"]:
+                    return  # slowed down or down at the provider, or paused: the rest waits
+                await pacer.wait()  # the campaign's own pace, then the number's shared one
+                await asyncio.sleep(await self._pace.take(campaign.instance_id, number))
                 outcome, wait = await self._send_one(campaign, template, recipient_id)
                 outcomes[outcome] += 1
                 if wait:
@@ -120,13 +129,14 @@ class CampaignActivities:
             failed=outcomes["failed"],
             throughput=campaign.throughput,
             throttled=outcomes["throttled"] > 0,
-            wait_seconds=max(waits, default=0.0),
+            wait_seconds=max(waits, default=UNAVAILABLE_WAIT if outcomes["unavailable"] else 0.0),
         )
 
     async def _plan(
         self, session: AsyncSession, campaign_id: uuid.UUID, input: CampaignBatchInput
-    ) -> CampaignBatchResult | tuple[Campaign, Template | None, list[int]]:
-        """What this batch sends, or why it sends nothing (paused, tier used up, done)."""
+    ) -> CampaignBatchResult | tuple[Campaign, Template | None, list[int], int]:
+        """What this batch sends (and the number's throughput), or why it sends nothing (paused,
+        tier used up, outside business hours, done)."""
         campaign = await session.get(Campaign, campaign_id, with_for_update=True)
         assert campaign is not None
         if campaign.status == CampaignStatus.CANCELLED:
@@ -152,6 +162,9 @@ class CampaignActivities:
             await campaigns.set_status(session, campaign, CampaignStatus.WAITING_TIER, reason)
             wait = (reopens - utc_now()).total_seconds() if reopens else 60.0
             return CampaignBatchResult(throughput=campaign.throughput, wait_seconds=max(wait, 0.5))
+        closed = await campaigns.hours_wait(session, campaign)
+        if closed > 0:
+            return CampaignBatchResult(throughput=campaign.throughput, wait_seconds=closed)
         size = min(MAX_BATCH, max(10, int(_rate(input, campaign) * BATCH_SECONDS)))
         due = await campaigns.due_recipients(session, campaign.id, min(size, room or size))
         if not due.recipient_ids:
@@ -161,7 +174,7 @@ class CampaignActivities:
             return CampaignBatchResult(throughput=campaign.throughput, wait_seconds=max(wait, 0.5))
         if campaign.status == CampaignStatus.WAITING_TIER:
             await campaigns.set_status(session, campaign, CampaignStatus.RUNNING)
-        return campaign, template, due.recipient_ids
+        return campaign, template, due.recipient_ids, number_rate(instance.settings)
 
     async def _send_one(
         self, campaign: Campaign, template: Template | None, recipient_id: int
@@ -197,7 +210,10 @@ class CampaignActivities:
         if exc.retryable:
             async with transaction(self._sessions) as session:
                 await messages.release(session, prepared.message_id, error)
-            return "throttled", exc.retry_after or 0.0
+            # throttling (130429 or a 429) slows the campaign down; an outage (5xx, no answer)
+            # only makes it wait: its pace was not the cause
+            kind = "throttled" if _throttled(exc) else "unavailable"
+            return kind, exc.retry_after or 0.0
         await self._failed(prepared, error)
         return "failed", 0.0
 
@@ -216,6 +232,10 @@ def _rate(input: CampaignBatchInput, campaign: Campaign) -> float:
     """The pace the workflow asks for (slowed down after throttling), never above the
     campaign's."""
     return min(input.rate, campaign.throughput) if input.rate else campaign.throughput
+
+
+def _throttled(exc: ProviderError) -> bool:
+    return exc.status_code == 429 or _code(exc) in THROTTLED
 
 
 def _code(exc: ProviderError) -> int | None:

@@ -19,6 +19,7 @@ from zapflow.errors import ZapflowError
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
 from zapflow.services import followups, messages
+from zapflow.services.number_pace import NumberPace, number_rate
 from zapflow.whatsapp import ProviderError, client_for
 from zapflow.whatsapp.base import ProviderClient
 from zapflow.whatsapp.cloud import CloudApiClient
@@ -47,11 +48,13 @@ class MessageActivities:
         http: httpx.AsyncClient,
         egress: Egress,
         settings: Settings,
+        pace: NumberPace,
     ) -> None:
         self._sessions = sessions
         self._http = http
         self._egress = egress
         self._settings = settings
+        self._pace = pace
 
     @activity.defn
     async def send_message(self, input: SendMessageInput) -> SendMessageResult:
@@ -70,6 +73,8 @@ class MessageActivities:
             raise ApplicationError(
                 exc.message, type="PermanentSendError", non_retryable=True
             ) from None
+        # a reply never waits for the number's pace: its slot pushes campaigns' sends back
+        await self._pace.take(job.instance.id, number_rate(job.instance.settings))
         try:
             result = await self.provider_send(job)
         except ProviderError as exc:

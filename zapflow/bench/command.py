@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from zapflow.bench import BUDGET_SECONDS
+from zapflow.bench import BUDGET_SECONDS, ON_REQUEST
 from zapflow.bench import SCENARIO_NAMES as NAMES
 from zapflow.bench.environment import REPO
 
@@ -18,7 +18,8 @@ def bench(
     scenarios: Annotated[
         list[str] | None,
         typer.Argument(
-            help=f"Scenarios to run [default: all]: {', '.join(NAMES)}; or `compare A.json "
+            help=f"Scenarios to run [default: all but {', '.join(ON_REQUEST)}]: "
+            f"{', '.join(NAMES)}; or `compare A.json "
             "B.json`; or `report` (write the report of --output-dir's results, run nothing)",
             show_default=False,
         ),
@@ -40,6 +41,13 @@ def bench(
     ] = None,
     contacts: Annotated[int, typer.Option(min=1, help="crm-read: contacts to seed")] = 100_000,
     messages: Annotated[int, typer.Option(min=1, help="crm-read: messages to seed")] = 1_000_000,
+    recipients: Annotated[
+        int,
+        typer.Option(
+            min=10,
+            help="campaign: recipients (fewer when they do not fit the run's budget at the rate)",
+        ),
+    ] = 100_000,
     output_dir: Annotated[
         Path, typer.Option(help="Where <scenario>.json go; REPORT.md goes to its parent")
     ] = REPO / "bench" / "results",
@@ -89,7 +97,7 @@ def bench(
     `zapflow bench compare A.json B.json` prints B/A for every measurement both hold.
     """
     console = Console(stderr=True)
-    names = scenarios or list(NAMES)
+    names = scenarios or [name for name in NAMES if name not in ON_REQUEST]
     if names[0] == "compare":
         raise typer.Exit(compare(names[1:], console))
     if names[0] == "report":
@@ -107,6 +115,7 @@ def bench(
             highlight=False,
         )
         raise typer.Exit(2)
+    from zapflow.bench.campaign import campaign
     from zapflow.bench.runner import PIPELINE_VARIANTS, Options, run
     from zapflow.bench.scenarios import SCENARIOS
 
@@ -121,6 +130,7 @@ def bench(
         rates=rate,
         contacts=contacts,
         messages=messages,
+        recipients=recipients,
         output_dir=output_dir,
         profile=not no_profile,
         budget=budget,
@@ -130,7 +140,7 @@ def bench(
         worker_roles=worker_role,
         pipeline_variants=variant or list(PIPELINE_VARIANTS),
     )
-    raise typer.Exit(run(options, SCENARIOS, console))
+    raise typer.Exit(run(options, {**SCENARIOS, "campaign": campaign}, console))
 
 
 def compare(paths: list[str], console: Console) -> int:

@@ -10,7 +10,8 @@ analyse; progress goes to stdout as one JSON object per line.
 Modes: ``webhook`` (signed Cloud API deliveries; optionally an SSE client stamping each
 ``message.created`` and a backlog poller), ``http`` (the CRM read mix, open loop at a rate or
 closed loop at a concurrency for saturation), ``followups`` (create follow-ups, play the Cloud API
-send endpoint and stamp each message it receives).
+send endpoint and stamp each message it receives), ``campaign`` (play the Cloud API for a
+campaign while customers write in, as ``webhook`` does).
 """
 
 from __future__ import annotations
@@ -299,7 +300,11 @@ def failed_most(samples: list[list[Any]]) -> bool:
     return sum(1 for row in samples if row[4] is not None) * 2 >= max(1, len(samples))
 
 
-async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
+async def webhook_mode(
+    plan: dict[str, Any],
+    progress: Progress,
+    before_step: Callable[[int], Coroutine[Any, Any, None]] | None = None,
+) -> dict[str, Any]:
     run_id = uuid.uuid4().hex[:8]
     async with http_session(limit=WEBHOOK_CONNECTIONS) as session:
         hooks = Webhooks(session, plan)
@@ -318,6 +323,8 @@ async def webhook_mode(plan: dict[str, Any], progress: Progress) -> dict[str, An
         try:
             steps: list[dict[str, Any]] = []
             for n, step in enumerate(plan["steps"]):
+                if before_step:
+                    await before_step(n)
                 steps.append(await webhook_step(
                     hooks, step, f"{run_id}.{n}", bool(reader), plan["drain_timeout"], progress
                 ))  # fmt: skip
@@ -567,7 +574,68 @@ async def followups_mode(plan: dict[str, Any], progress: Progress) -> dict[str, 
     return {"created": created, "received": receiver.received}
 
 
+# --- campaign mode -------------------------------------------------------------------------------
+
+
+class CampaignProvider:
+    """Plays the Cloud API for a campaign: the account's templates (one page) and the send
+    endpoint, stamping each send with its recipient (epoch seconds)."""
+
+    def __init__(self, template: dict[str, Any]) -> None:
+        self.template = template
+        self.sends: list[list[Any]] = []  # [to, epoch]
+
+    async def send(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        to = str(body.get("to", ""))
+        self.sends.append([to, time.time()])
+        return web.json_response(
+            {
+                "messaging_product": "whatsapp",
+                "contacts": [{"input": to, "wa_id": to}],
+                "messages": [{"id": f"wamid.bench.{uuid.uuid4().hex}"}],
+            }
+        )
+
+    async def templates(self, _: web.Request) -> web.Response:
+        return web.json_response({"data": [self.template], "paging": {"cursors": {}}})
+
+
+async def campaign_mode(plan: dict[str, Any], progress: Progress) -> dict[str, Any]:
+    """Customers write in alone (step 0), then during a campaign (step 1, named ``campaign``,
+    as are the progress lines until the provider has every recipient's send)."""
+    provider = CampaignProvider(plan["template"])
+    app = web.Application()
+    app.router.add_post("/{version}/{phone_number_id}/messages", provider.send)
+    app.router.add_get("/{version}/{account}/message_templates", provider.templates)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", plan["receiver_port"]).start()
+    created: dict[str, Any] = {}
+
+    async def before_step(n: int) -> None:
+        async with http_session() as session:
+            session.headers.update({"Authorization": f"Bearer {plan['api_key']}"})
+            url, body = plan["requests"][n]  # the templates' sync, then the campaign
+            async with session.post(url, json=body) as response:
+                if response.status not in (200, 201):
+                    raise RuntimeError(f"{url}: {response.status} {await response.text()}")
+                if n == 1:
+                    created.update(await response.json(), created_at=time.time())
+
+    try:
+        inbound = await webhook_mode(plan["inbound"], progress, before_step)
+        total, deadline = plan["recipients"], time.time() + plan["wait_s"]
+        while len(provider.sends) < total and time.time() < deadline:
+            progress(step="campaign", phase="sending", done=len(provider.sends), total=total)
+            await asyncio.sleep(0.25)
+    finally:
+        await runner.cleanup()
+    return {"inbound": inbound, "sends": provider.sends, "created_at": created.get("created_at")}
+
+
 MODES = {
+    "campaign": campaign_mode,
     "webhook": webhook_mode,
     "http": http_mode,
     "followups": followups_mode,

@@ -13,6 +13,7 @@ import orjson
 
 from zapflow.bench import SCENARIO_NAMES as NAMES
 from zapflow.bench import costs, floors, search_report
+from zapflow.bench.campaign import campaign_section
 from zapflow.bench.markdown import Row, all_met, mark, num, table, within
 from zapflow.bench.plots import write_plots
 
@@ -395,6 +396,7 @@ SECTIONS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "crm-read": crm_section,
     "search": search_section,
     "followup-timers": followup_section,
+    "campaign": campaign_section,
 }
 
 

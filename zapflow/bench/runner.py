@@ -36,6 +36,7 @@ class Options:
     rates: list[float] | None = None  # overriding each scenario's rate steps
     contacts: int = 100_000  # crm-read's seed
     messages: int = 1_000_000
+    recipients: int = 100_000  # campaign's audience (scaled down to fit the run's budget)
     output_dir: Path = RESULTS
     report: Path | None = None  # default: output_dir/../REPORT.md
     before: Path | None = None  # an earlier run's results, plotted beside this one's

@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from ._fields import (
+    bool_field,
     company_fk,
     created_at_field,
     enum_check,
@@ -45,6 +46,7 @@ class Campaign(SQLModel, table=True):
     message: dict[str, Any] = jsonb_field()  # template + parameters, or text
     scheduled_at: datetime | None = timestamp_field()
     throughput: int = int_field(80)  # messages per second at most
+    business_hours_only: bool = bool_field(False)  # sends only inside the company's hours
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()
     status: CampaignStatus = enum_field(CampaignStatus, CampaignStatus.SCHEDULED)

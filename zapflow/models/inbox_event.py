@@ -28,6 +28,7 @@ class InboxEventType(StrEnum):
     FLOW_START = "flow_start"  # a flow run to start as its conversation's child (API, triggers)
     FLOW_CANCEL = "flow_cancel"  # a flow run to cancel (API)
     READ = "read"  # tell WhatsApp an agent read the customer's message (mark read + typing)
+    CAMPAIGN = "campaign"  # a campaign created, paused, resumed or cancelled (API)
     OTHER = "other"
 
 

@@ -67,6 +67,7 @@ class CampaignCreate(BaseModel):
                     },
                     "scheduled_at": "2026-12-20T09:00:00-03:00",
                     "throughput": 80,
+                    "business_hours_only": True,
                 }
             ]
         },
@@ -79,6 +80,9 @@ class CampaignCreate(BaseModel):
     scheduled_at: AwareDatetime | None = Field(None, description="None: start now")
     throughput: int | None = Field(
         None, ge=1, le=1000, description="Messages per second at most (default: the number's)"
+    )
+    business_hours_only: bool = Field(
+        False, description="Send only inside the company's business hours (its time zone)"
     )
 
 
@@ -94,6 +98,7 @@ class CampaignPublic(BaseModel):
     message: dict[str, Any]
     scheduled_at: datetime | None
     throughput: int
+    business_hours_only: bool
     workflow_id: str | None
     started_at: datetime | None
     finished_at: datetime | None

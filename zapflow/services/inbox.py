@@ -1,6 +1,7 @@
 """The durable inbox: webhook events stored (deduplicated) before the provider gets its 200, and
 the typed commands for workflows, committed with the change that asks for them (an outbound
-message, follow-ups changed, a flow run's start or cancel). The relay is the only way in."""
+message, follow-ups changed, a flow run's start or cancel, a campaign's start, pause, resume or
+cancel). The relay is the only way in."""
 
 from __future__ import annotations
 
@@ -247,6 +248,26 @@ async def store_read_request(
     best-effort ``MarkReadWorkflow``); asking twice for one message stores one row."""
     payload = {"message_id": str(message_id)}
     await _store_once(session, instance, InboxEventType.READ, f"read:{message_id}", payload)
+
+
+async def store_campaign_command(
+    session: AsyncSession, instance: WhatsAppInstance, campaign_id: uuid.UUID, action: str
+) -> None:
+    """Queue a campaign's ``start``, ``pause``, ``resume`` or ``cancel`` for the relay, which
+    starts or signals its workflow to match the campaign's status at that time (so commands
+    relayed out of order still leave the workflow as the row says)."""
+    session.add(
+        InboxEvent(
+            company_id=instance.company_id,
+            instance_id=instance.id,
+            provider=instance.provider,
+            event_type=InboxEventType.CAMPAIGN,
+            dedupe_key=f"campaign:{campaign_id}:{action}:{uuid.uuid4()}",
+            payload={"campaign_id": str(campaign_id), "action": action},
+        )
+    )
+    await session.flush()
+    await notify_relay(session)
 
 
 async def store_rejected(

@@ -261,6 +261,15 @@ def account_of(instance: WhatsAppInstance) -> str:
     return account
 
 
+async def cloud_numbers(session: AsyncSession) -> list[WhatsAppInstance]:
+    """Every company's Cloud API numbers with an account to sync templates from."""
+    query = select(WhatsAppInstance).where(
+        col(WhatsAppInstance.provider) == WhatsAppProvider.CLOUD,
+        col(WhatsAppInstance.settings)["waba_id"].astext.is_not(None),
+    )
+    return list((await session.execute(query.order_by(col(WhatsAppInstance.id)))).scalars())
+
+
 def _row(instance: WhatsAppInstance, item: dict[str, Any]) -> dict[str, Any] | None:
     name, language = item.get("name"), item.get("language")
     if not isinstance(name, str) or not isinstance(language, str):

@@ -28,6 +28,7 @@ from zapflow.whatsapp import provider_http_client
 from zapflow.worker.metrics import ActivityOutcomeInterceptor, WorkerMetrics
 from zapflow.worker.registry import ROLES, registrations
 from zapflow.worker.relay import InboxRelay
+from zapflow.worker.template_schedule import ensure_template_schedule
 
 log = logging.getLogger(__name__)
 OUTBOX_SWEEP_SECONDS = 2.0
@@ -57,8 +58,8 @@ async def connect_with_retry(settings: Settings) -> Client:
 async def worker_services(
     settings: Settings, client: Client, roles: Sequence[str] = ROLES
 ) -> AsyncIterator[list[asyncio.Task[None]]]:
-    """Start the roles' Temporal workers (and with ``pipeline`` the relay and the outbox
-    publisher); stop them on exit."""
+    """Start the roles' Temporal workers (with ``pipeline`` the relay and the outbox publisher;
+    with ``campaigns`` the template-sync Schedule made sure of); stop them on exit."""
     engine = create_engine(settings, pre_ping=False)  # every caller here retries
     sessions = session_factory(engine)
     redis = create_redis(settings)
@@ -91,6 +92,8 @@ async def worker_services(
         )
         for r in registrations(settings, sessions, redis, http, egress, metrics, embedders, roles)
     ]
+    if "campaigns" in roles:  # before any task runs: a refusal here leaves nothing to stop
+        await ensure_template_schedule(client, settings)
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
     if "pipeline" in roles:
         relay = InboxRelay(settings, sessions, client, metrics)

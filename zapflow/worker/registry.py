@@ -7,8 +7,8 @@ local embedding model never take the slots of the conversations' sends and persi
   inbox relay and outbox publisher, see worker/main.py);
 - ``ai``: the model calls of the AI agent and of flows' ``ai_reply`` nodes;
 - ``flows``: flows' ``http_request`` nodes (tenants' URLs);
-- ``campaigns``: broadcasts' workflows and their paced sends, so a campaign's 100k sends never
-  take the slots of the conversations' replies.
+- ``campaigns``: broadcasts' workflows and their paced sends (and the scheduled template sync),
+  so a campaign's 100k sends never take the slots of the conversations' replies.
 
 The fourth role, ``embeddings``, is no Temporal worker: the embedder process drains the
 embedding queue (worker/embedder.py).
@@ -32,11 +32,13 @@ from zapflow.activities.flows import FlowActivities
 from zapflow.activities.followups import FollowUpActivities
 from zapflow.activities.messages import MessageActivities
 from zapflow.activities.routing import RoutingActivities
+from zapflow.activities.templates import TemplateActivities
 from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.egress import Egress
 from zapflow.embeddings import Embedders
+from zapflow.services.number_pace import NumberPace
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.campaign import CampaignWorkflow
 from zapflow.workflows.conversation import ConversationWorkflow
@@ -44,6 +46,7 @@ from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
 from zapflow.workflows.mark_read import MarkReadWorkflow
 from zapflow.workflows.routing import TeamRoutingWorkflow
+from zapflow.workflows.template_sync import TemplateSyncWorkflow
 
 ROLES = (
     "pipeline",
@@ -79,10 +82,12 @@ def registrations(
     flow_cache = Cache(redis, l1_ttl=0)
     conversations = ConversationActivities(sessions, flow_cache, metrics, ai_available)
     ai = AIActivities(sessions, settings, embedders)
-    messages = MessageActivities(sessions, http, egress, settings)
+    pace = NumberPace(redis)
+    messages = MessageActivities(sessions, http, egress, settings, pace)
     followups = FollowUpActivities(sessions)
     routing = RoutingActivities(sessions)
-    campaigns = CampaignActivities(sessions, messages, settings)
+    campaigns = CampaignActivities(sessions, messages, settings, pace)
+    template_sync = TemplateActivities(sessions, http, settings)
     embeddings = EmbeddingActivities()
     flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedders)
     # schedule and deal-stage triggers queue runs' starts in the inbox
@@ -145,8 +150,13 @@ def registrations(
         ),
         "campaigns": QueueRegistration(
             task_queue=settings.campaigns_task_queue,
-            workflows=[CampaignWorkflow],
-            activities=[campaigns.snapshot, campaigns.send_batch, campaigns.finish],
+            workflows=[CampaignWorkflow, TemplateSyncWorkflow],
+            activities=[
+                campaigns.snapshot,
+                campaigns.send_batch,
+                campaigns.finish,
+                template_sync.sync_all,
+            ],
             max_concurrent_activities=settings.campaign_worker_concurrency,
         ),
     }

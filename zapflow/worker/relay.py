@@ -10,9 +10,10 @@ drops inbox ids it has seen and the persist is idempotent.
 Messages become one signal per conversation naming their inbox rows (the workflow's persist reads
 them: no message body travels through Temporal); outbound requests, follow-up changes and flow
 starts a signal each; a flow cancel signals the run's own workflow (a run whose workflow is gone
-ends ``cancelled`` here). A conversation this relay signalled before gets a plain signal (cheaper
-for the server than signal-with-start), falling back to signal-with-start when its workflow has
-ended. Statuses and connection changes are applied here directly.
+ends ``cancelled`` here); campaign commands start or signal the campaign's workflow
+(worker/campaign_commands.py). A conversation this relay signalled before gets a plain signal
+(cheaper for the server than signal-with-start), falling back to signal-with-start when its
+workflow has ended. Statuses and connection changes are applied here directly.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from zapflow.whatsapp.types import (
     TemplateUpdate,
     event_from_dict,
 )
+from zapflow.worker.campaign_commands import relay_campaign_commands
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
@@ -220,6 +222,14 @@ class InboxRelay:
         outcome.failed += [r.id for r in cancels if r.payload["run_id"] in starting]
         cancels = [r for r in cancels if r.payload["run_id"] not in starting]
         others = [r for r in rows if r.event_type not in _SIGNALLED_TYPES]
+        campaign_rows = [r for r in rows if r.event_type == InboxEventType.CAMPAIGN]
+        if campaign_rows:
+            commands = [(r.id, r.payload["campaign_id"]) for r in campaign_rows]
+            done, failed = await relay_campaign_commands(
+                self._temporal, self._sessions, self._settings, commands
+            )
+            outcome.done += done
+            outcome.failed += failed
         signalled = await asyncio.gather(*(self._signal(w) for w in work.values()))
         for item, ok in zip(work.values(), signalled, strict=True):
             (outcome.done if ok else outcome.failed).extend(item.row_ids)
@@ -403,7 +413,12 @@ _CONVERSATION_TYPES = {
     InboxEventType.FOLLOWUP,
     InboxEventType.FLOW_START,
 }
-_SIGNALLED_TYPES = {*_CONVERSATION_TYPES, InboxEventType.FLOW_CANCEL, InboxEventType.READ}
+_SIGNALLED_TYPES = {
+    *_CONVERSATION_TYPES,
+    InboxEventType.FLOW_CANCEL,
+    InboxEventType.READ,
+    InboxEventType.CAMPAIGN,
+}
 
 
 def _address(row: ClaimedRow) -> ChatAddress:

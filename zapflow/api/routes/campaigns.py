@@ -1,6 +1,7 @@
 """Broadcast campaigns: the audience's count before creating one, create (its CampaignWorkflow
-starts after the commit), list, get, per-recipient status, stats, and pause / resume / cancel
-(the row changes, then the workflow is signalled). Progress is also live on the event stream
+is started by the inbox relay from a command committed with the campaign), list, get,
+per-recipient status, stats, and pause / resume / cancel (the row changes and a command is
+queued for the relay, which signals the workflow). Progress is also live on the event stream
 (``campaign.progress``)."""
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from fastapi import APIRouter, Query
 from sqlalchemy import select
 from sqlmodel import col
 
-from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, SettingsDep, TemporalDep
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.routes.contacts import Filter
 from zapflow.errors import Unprocessable
-from zapflow.models import Campaign, CampaignRecipient, RecipientStatus
+from zapflow.models import CampaignRecipient, RecipientStatus
 from zapflow.schemas.campaigns import (
     AudienceCount,
     CampaignCreate,
@@ -30,7 +31,6 @@ from zapflow.schemas.contacts import normalize_tags
 from zapflow.services import campaigns as service
 from zapflow.services import contacts
 from zapflow.services.permissions import Permission
-from zapflow.workflows.inputs import CampaignInput
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 
@@ -58,8 +58,6 @@ async def create_campaign(
     body: CampaignCreate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    settings: SettingsDep,
-    temporal: TemporalDep,
 ) -> CampaignPublic:
     try:
         tags = tuple(normalize_tags(body.audience.tags))
@@ -73,21 +71,9 @@ async def create_campaign(
         message=message,
         scheduled_at=body.scheduled_at.astimezone(UTC) if body.scheduled_at else None,
         throughput=body.throughput,
+        business_hours_only=body.business_hours_only,
     )
-
-    async def start(campaign: Campaign) -> None:
-        client = await temporal.get()
-        scheduled = campaign.scheduled_at.isoformat() if campaign.scheduled_at else None
-        await client.start_workflow(
-            "CampaignWorkflow",
-            CampaignInput(str(campaign.id), scheduled_at=scheduled),
-            id=campaign.workflow_id or "",
-            task_queue=settings.campaigns_task_queue,
-        )
-
-    campaign = await service.create_campaign(
-        session, principal.company_id, new, principal.user_id, start
-    )
+    campaign = await service.create_campaign(session, principal.company_id, new, principal.user_id)
     return CampaignPublic.model_validate(campaign)
 
 
@@ -159,16 +145,9 @@ async def list_recipients(
 
 def _control(action: str) -> Any:
     async def control(
-        campaign_id: uuid.UUID,
-        principal: CurrentPrincipal,
-        session: SessionDep,
-        temporal: TemporalDep,
+        campaign_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
     ) -> CampaignPublic:
-        async def signal(campaign: Campaign, action: str) -> None:
-            client = await temporal.get()
-            await client.get_workflow_handle(campaign.workflow_id or "").signal(action)
-
-        campaign = await service.control(session, principal.company_id, campaign_id, action, signal)
+        campaign = await service.control(session, principal.company_id, campaign_id, action)
         return CampaignPublic.model_validate(campaign)
 
     return control

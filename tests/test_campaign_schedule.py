@@ -1,0 +1,122 @@
+"""Campaign commands and pacing on the real stack with the fake provider: a campaign sending
+only inside business hours waits for them after its scheduled time; commands relayed again
+change nothing; two campaigns on one number share its throughput."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.campaigns import (
+    audience,
+    campaign,
+    campaign_body,
+    check_campaign,
+    create,
+    finished,
+    number_with_templates,
+    provider_successes,
+)
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.traffic import eventually
+from zapflow.config import Settings
+from zapflow.db import SessionFactory, transaction
+from zapflow.services.business_hours import DAYS
+from zapflow.temporal import connect
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_a_campaign_outside_business_hours_waits_for_them(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    tomorrow = DAYS[(datetime.now(UTC).weekday() + 1) % 7]  # open only then: closed now
+    hours = {"timezone": "UTC", "business_hours": {tomorrow: [["09:00", "10:00"]]}}
+    assert (await tenant.client.patch("/api/v1/company", json=hours)).status_code == 200
+    instance = await number_with_templates(tenant, provider_server)
+    prefix = await audience(sessions, tenant.id, 3, "horas")
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    body = campaign_body(instance, "horas", scheduled_at=soon, business_hours_only=True)
+    made = await create(tenant, body)
+    assert made["status"] == "scheduled" and made["business_hours_only"] is True
+    waiting = await eventually(
+        lambda: campaign(tenant, made["id"]),
+        lambda c: c["status_reason"] == "outside business hours",
+        within=30,
+    )
+    assert waiting["status"] == "running" and waiting["started_at"] is not None
+    assert not provider_successes(provider_server, prefix)
+    assert (await tenant.client.post(f"/api/v1/campaigns/{made['id']}/cancel")).status_code == 200
+    done = await finished(tenant, made["id"], within=30)  # the cancel cuts the wait short
+    assert done["status"] == "cancelled"
+    assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
+
+
+async def test_commands_relayed_again_change_nothing(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory, settings: Settings
+) -> None:
+    instance = await number_with_templates(tenant, provider_server)
+    prefix = await audience(sessions, tenant.id, 4, "again")
+    made = await create(tenant, campaign_body(instance, "again", throughput=1))
+    await eventually(
+        lambda: _sent(provider_server, prefix), lambda n: n >= 1, within=30
+    )  # running: its start relayed again meets the open workflow
+    handle = (await connect(settings)).get_workflow_handle(made["workflow_id"])
+    first_run = (await handle.describe()).run_id
+    await _relay_again(sessions, made["id"])
+    done = await finished(tenant, made["id"])
+    assert done["status"] == "completed"
+    await _relay_again(sessions, made["id"])  # finished: left alone
+    assert (await handle.describe()).run_id == first_run
+    assert await _sent(provider_server, prefix) == 4
+    assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
+
+
+async def _sent(provider: ProviderServer, prefix: str) -> int:
+    return sum(provider_successes(provider, prefix).values())
+
+
+async def _relay_again(sessions: SessionFactory, campaign_id: str) -> None:
+    """The campaign's inbox commands pending again, as a relay that died before marking them
+    would leave them, then relayed."""
+    requeue = text(
+        "UPDATE inbox_events SET status = 'pending', claimed_until = NULL"
+        " WHERE event_type = 'campaign' AND payload->>'campaign_id' = :id RETURNING id"
+    )
+    async with transaction(sessions) as session:
+        ids = list((await session.execute(requeue, {"id": campaign_id})).scalars())
+    assert ids
+
+    async def pending() -> int:
+        query = text("SELECT count(*) FROM inbox_events WHERE id = ANY(:ids) AND status='pending'")
+        async with sessions() as session:
+            return int((await session.execute(query, {"ids": ids})).scalar_one())
+
+    await eventually(pending, lambda n: n == 0, within=20)
+
+
+async def test_two_campaigns_on_one_number_share_its_throughput(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    rate = 8
+    instance = await number_with_templates(tenant, provider_server, throughput=rate)
+    prefixes = [await audience(sessions, tenant.id, 12, tag) for tag in ("um", "dois")]
+    made = [await create(tenant, campaign_body(instance, tag)) for tag in ("um", "dois")]
+    for one in made:
+        assert one["throughput"] == rate  # the number's, when the campaign names none
+        await finished(tenant, one["id"], within=60)
+    times = sorted(
+        r.time
+        for r in provider_server.requests
+        if str((r.json or {}).get("to", "")).startswith(tuple(prefixes))
+    )
+    assert len(times) == 24
+    # each campaign alone would send at the number's rate: side by side, twice that
+    busiest = max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+    assert busiest <= rate + 3, f"{busiest} sends in one second on a {rate}/s number"
+    assert times[-1] - times[0] >= 0.9 * (len(times) - 1) / rate
+    for one, prefix in zip(made, prefixes, strict=True):
+        assert await check_campaign(sessions, provider_server, one["id"], prefix) == []

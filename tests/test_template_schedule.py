@@ -1,0 +1,47 @@
+"""The scheduled template sync against the fake Graph API: the ``template-sync`` Schedule exists
+once the campaigns worker started (and making sure of it again changes nothing), and a run syncs
+every Cloud number's templates across pages, skipping a number it cannot sync."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.campaigns import PROMO, cloud_number
+from tests.fixtures.provider_server import ProviderServer
+from tests.fixtures.traffic import eventually
+from zapflow.config import Settings
+from zapflow.temporal import connect
+from zapflow.worker.template_schedule import SCHEDULE_ID, ensure_template_schedule
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_the_schedule_syncs_every_cloud_number(
+    tenant: Tenant, provider_server: ProviderServer, settings: Settings
+) -> None:
+    client = await connect(settings)
+    await ensure_template_schedule(client, settings)  # again, as a second worker would
+    handle = client.get_schedule_handle(SCHEDULE_ID)
+    described = await handle.describe()
+    [interval] = described.schedule.spec.intervals
+    assert interval.every.total_seconds() == settings.template_sync_seconds
+
+    number = await cloud_number(tenant)
+    account = number["settings"]["waba_id"]
+    many = [{**PROMO, "name": f"promo_{i}", "id": str(uuid.uuid4().int)[:15]} for i in range(130)]
+    provider_server.templates[account] = many  # two pages of 100
+    refused = await cloud_number(tenant)  # an account id that is none: skipped
+    changed = await tenant.client.patch(
+        f"/api/v1/instances/{refused['id']}", json={"settings": {"waba_id": "none"}}
+    )
+    assert changed.status_code == 200, changed.text
+    await handle.trigger()
+
+    async def synced() -> int:
+        listed = await tenant.client.get("/api/v1/templates", params={"instance_id": number["id"]})
+        return len(listed.json()["data"])
+
+    assert await eventually(synced, lambda n: n == 130, within=60) == 130
