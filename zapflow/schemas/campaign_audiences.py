@@ -115,7 +115,7 @@ class AudiencePreview(BaseModel):
     recipients: int = Field(description="Of them, the ones the campaign would send to")
     excluded: dict[str, int] = Field(description="Left out, by reason: opted_out, no_phone")
     sample: list[SampleContact]
-    estimate: CostEstimate
+    estimate: CostEstimate | None = Field(description="With a message: its category decides")
 
 
 class AudienceUpload(BaseModel):

@@ -73,7 +73,9 @@ async def preview(
         recipients=found.recipients,
         excluded=found.excluded,
         sample=sample,
-        estimate=CostEstimate(**service.estimate(instance.provider, template, found)),
+        estimate=CostEstimate(**service.estimate(instance.provider, template, found))
+        if message is not None
+        else None,
     )
 
 

@@ -243,7 +243,7 @@ export class CampaignWizard {
     else if (!first) replace(this.bubble, h("p", { class: "muted" }, t("wizard.noSample")));
     else if (first.problem) replace(this.bubble, h("p", { role: "alert" }, t("wizard.problem", { name: first.name }), " ", first.problem));
     else replace(this.bubble, h("p", { class: "muted" }, t("wizard.as", { name: first.name || first.phone_number })), h("p", { class: "rendered" }, first.message));
-    replace(this.estimate, estimateView(found.estimate));
+    replace(this.estimate, found.estimate ? estimateView(found.estimate) : h("p", { class: "muted" }, t("wizard.previewEmpty")));
   }
 
   async upload() {
