@@ -52,7 +52,7 @@ export function progressChart(points, size) {
     svg("text", { x: pad, y: y(top) - 4, class: "axis" }, String(size)),
     svg("line", { x1: pad, y1: height - pad, x2: width - pad, y2: height - pad, class: "axis-line" }),
     svg("text", { x: pad, y: height - 8, class: "axis" }, "0"),
-    svg("text", { x: width - pad, y: height - 8, class: "axis", "text-anchor": "end" }, `${Math.round(span / 1000)} s`),
+    svg("text", { x: width - pad, y: height - 8, class: "axis", "text-anchor": "end" }, `${(span / 1000).toFixed(span < 10_000 ? 1 : 0)} s`),
     points.length > 1 ? svg("path", { d: line, class: "done-line" }) : null,
     last ? svg("circle", { cx: x(last.at), cy: y(last.done), r: 4, class: "done-dot" }) : null,
   );
@@ -73,7 +73,7 @@ export class CampaignsView {
         this.list),
       h("section", { class: "flow-main" }, this.detail),
     );
-    this.reloadList = debounce(() => this.loadList(), 500);
+    this.reloadList = debounce(() => this.loadList(), 400);
     this.reloadStats = debounce(() => this.loadStats(), 400);
     root.append(this.el);
   }
