@@ -1,6 +1,6 @@
 """A campaign's activities: snapshot its audience, send one batch of recipients (paced, each
 through the idempotent send path), and finish it. The services own every state change
-(services/campaigns.py); these only sequence them around the provider calls."""
+(the services/campaigns package); these only sequence them around the provider calls."""
 
 from __future__ import annotations
 

@@ -1,0 +1,51 @@
+"""Broadcast campaigns, one module per concern:
+
+- ``definition``: creating one (instance, audience, message, schedule, pacing), checked first;
+- ``content``: what each recipient gets (template parameters from contact fields, or text);
+- ``audience``: the stored filter, the count before creating, the snapshot when it starts;
+- ``sending``: due recipients, the messaging tier's room, one recipient through the
+  idempotent send path (``client_id=campaign:<campaign>:<contact>``, claimed before sending);
+- ``progress``: status changes, counts and the ``campaign.progress`` event, the end;
+- ``control``: pause, resume, cancel, reading;
+- ``stats``: rates and reasons.
+
+The names callers use are re-exported here.
+"""
+
+from zapflow.services.campaigns.audience import (
+    audience_dict,
+    audience_filter,
+    count_audience,
+    snapshot,
+)
+from zapflow.services.campaigns.content import content_for, parameter_values, render_text, resolve
+from zapflow.services.campaigns.control import ACTIONS, control, get_campaign, list_campaigns
+from zapflow.services.campaigns.definition import NewCampaign, create_campaign, instance_throughput
+from zapflow.services.campaigns.progress import (
+    FINISHED,
+    STOPPED,
+    announce,
+    campaign_event,
+    finish,
+    progress,
+    set_status,
+)
+from zapflow.services.campaigns.sending import (
+    TIERS,
+    Due,
+    Prepared,
+    client_id,
+    due_recipients,
+    prepare,
+    record_outcome,
+    tier_room,
+)
+from zapflow.services.campaigns.stats import stats
+
+__all__ = [
+    "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Prepared", "announce",
+    "audience_dict", "audience_filter", "campaign_event", "client_id", "content_for", "control",
+    "count_audience", "create_campaign", "due_recipients", "finish", "get_campaign",
+    "instance_throughput", "list_campaigns", "parameter_values", "prepare", "progress",
+    "record_outcome", "render_text", "resolve", "set_status", "snapshot", "stats", "tier_room",
+]  # fmt: skip

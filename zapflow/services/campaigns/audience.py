@@ -1,0 +1,93 @@
+"""A campaign's audience: the contact filter it stores, the count before creating one (with the
+exclusions), and the snapshot taken once when it starts."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.models import (
+    Campaign,
+    CampaignRecipient,
+    CampaignStatus,
+    Contact,
+    OptOut,
+    utc_now,
+)
+from zapflow.services.campaigns.progress import campaign_event
+from zapflow.services.contacts import ContactFilter, filtered
+from zapflow.services.events import stage
+
+
+def audience_dict(where: ContactFilter) -> dict[str, Any]:
+    return {
+        "q": where.q,
+        "tags": list(where.tags),
+        "created_since": where.created_since.isoformat() if where.created_since else None,
+    }
+
+
+def audience_filter(audience: dict[str, Any]) -> ContactFilter:
+    since = audience.get("created_since")
+    return ContactFilter(
+        q=audience.get("q"),
+        tags=tuple(audience.get("tags") or ()),
+        created_since=datetime.fromisoformat(since) if since else None,
+    )
+
+
+async def count_audience(
+    session: AsyncSession, company_id: uuid.UUID, where: ContactFilter
+) -> dict[str, int]:
+    """How many contacts the filter finds, and how many of them would be excluded (why)."""
+    opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
+    query = filtered(
+        company_id,
+        where,
+        func.count(),
+        func.count().filter(opted.exists()),
+        func.count().filter(col(Contact.phone_number).is_(None)),
+    )
+    total, opted_out, no_phone = (await session.execute(query)).one()
+    return {"contacts": total, "opted_out": opted_out, "no_phone": no_phone}
+
+
+async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
+    """The audience as it is now, once (a retried call finds it taken): queued recipients in
+    the contacts' order, and the excluded ones with their reason."""
+    campaign = await session.get(Campaign, campaign_id, with_for_update=True)
+    assert campaign is not None
+    if campaign.started_at is not None:
+        return 0
+    opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
+    reason = case(
+        (opted.exists(), literal("opted_out")),
+        (col(Contact.phone_number).is_(None), literal("no_phone")),
+        else_=literal(None),
+    )
+    status = case((reason.is_(None), literal("queued")), else_=literal("excluded"))
+    rows = filtered(
+        campaign.company_id,
+        audience_filter(campaign.audience),
+        literal(campaign.id),
+        col(Contact.id),
+        status,
+        reason,
+    ).order_by(col(Contact.created_at), col(Contact.id))
+    statement = (
+        insert(CampaignRecipient)
+        .from_select(["campaign_id", "contact_id", "status", "reason"], rows)
+        .on_conflict_do_nothing()
+    )
+    result = await session.execute(statement)
+    campaign.started_at = utc_now()
+    campaign.status = CampaignStatus.RUNNING
+    await session.flush()
+    await stage(session, [campaign_event(campaign)])
+    return int(getattr(result, "rowcount", 0) or 0)
