@@ -39,6 +39,7 @@ from zapflow.models import (
 )
 from zapflow.schemas.contacts import ImportReport, normalize_tag
 from zapflow.services import campaigns, contact_csv, templates
+from zapflow.services.campaigns.definition import _campaign_template as campaign_template
 from zapflow.services.contacts import ContactFilter, filtered
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -141,7 +142,7 @@ async def message_template(
     session: AsyncSession, instance: WhatsAppInstance, message: dict[str, Any]
 ) -> Template | None:
     """The campaign's template checked as creating the campaign checks it (None for a text)."""
-    template = await campaigns._campaign_template(session, instance, message)
+    template = await campaign_template(session, instance, message)
     if template is not None:
         parameters = message.get("parameters") or {}
         templates.components_for(template, campaigns.parameter_values(parameters, None))
