@@ -56,6 +56,7 @@ async def test_a_campaign_made_in_the_wizard_completes_live(
     )
     await expect(head.get_by_role("button", name="Pause")).to_have_count(0)
     await expect(page.locator(".campaign-list")).to_contain_text("Natal Completed")
+    await expect(page.locator(".campaign-list .list-stats")).to_have_text("4/4 done · 0% delivered")
     await screenshot(page, "campaign-progress")
     assert sorted(provider_successes(provider_server, prefix).values()) == [1, 1, 1, 1]
 

@@ -16,6 +16,7 @@ const ACTIONS = {
 };
 const STATES = ["queued", "sent", "failed", "excluded", "cancelled"];
 const SVG = "http://www.w3.org/2000/svg";
+const LIST_STATS = 20; // campaigns whose figures the list shows
 
 function svg(tag, attrs, ...children) {
   const el = document.createElementNS(SVG, tag);
@@ -126,6 +127,7 @@ export class CampaignsView {
     } catch (error) {
       return replace(this.list, h("li", { role: "alert" }, errorText(error)));
     }
+    const figures = new Map(this.campaigns.slice(0, LIST_STATS).map((c) => [c.id, h("span", { class: "list-stats" })]));
     replace(
       this.list,
       this.campaigns.length ? null : h("li", { class: "muted" }, t("campaigns.none")),
@@ -133,9 +135,15 @@ export class CampaignsView {
         h("li", {},
           h("a", { href: `#/campaigns/${c.id}`, "aria-current": c.id === this.campaignId ? "true" : null },
             h("strong", {}, c.name), " ", h("span", { class: `badge campaign-${c.status}` }, t(`campaignStatus.${c.status}`)),
-            h("span", { class: "muted" }, ` ${dateTime(c.scheduled_at || c.created_at)}`))),
+            h("span", { class: "muted" }, ` ${dateTime(c.scheduled_at || c.created_at)}`), figures.get(c.id))),
       ),
     );
+    // the newest campaigns' progress and delivery rate, one stats request each
+    for (const [id, el] of figures) {
+      api(`/campaigns/${id}/stats`)
+        .then((stats) => (el.textContent = t("campaigns.listStats", { done: done(stats.counts), total: total(stats.counts), delivered: stats.delivered_pct })))
+        .catch(() => {});
+    }
   }
 
   renderCampaign(stats) {
