@@ -144,6 +144,10 @@ HAND_BODIES: dict[tuple[str, str], Callable[[World], dict[str, Any]]] = {
         "message": {"template": {"name": "promo"}, "parameters": {"body": [{"value": "x"}]}},
         "scheduled_at": "2099-01-01T00:00:00Z",
     },
+    ("POST", f"{API}/campaigns/preview"): lambda w: {
+        "instance_id": w.objects["instance"],
+        "message": {"template": {"name": "promo"}, "parameters": {"body": [{"value": "x"}]}},
+    },
     ("POST", f"{API}/api-keys"): lambda w: {
         "name": "agent key",
         "role": "agent",
@@ -614,6 +618,7 @@ AGENT_FORBIDDEN = {
     "POST /api/v1/campaigns/{campaign_id}/pause": "campaigns:manage",
     "POST /api/v1/campaigns/{campaign_id}/resume": "campaigns:manage",
     "POST /api/v1/campaigns/{campaign_id}/cancel": "campaigns:manage",
+    "POST /api/v1/campaigns/audiences/csv": "campaigns:manage",
 }
 # Allowed by the route, refused by the object: an agent changes only the notes it wrote (the
 # world's note is its admin's).
@@ -631,7 +636,10 @@ AGENT_BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
     f"POST {API}/flows/{{flow_id}}/runs": lambda w: {"contact_id": w.objects["customer"]},
 }
 # A body per content type the matrix does not send as JSON.
-RAW_BODIES = {f"POST {API}/contacts/import": (b"phone_number,name\n+5511900000000,X\n", "text/csv")}
+RAW_BODIES = {
+    f"POST {API}/contacts/import": (b"phone_number,name\n+5511900000000,X\n", "text/csv"),
+    f"POST {API}/campaigns/audiences/csv": (b"phone_number,name\n+5511900000000,X\n", "text/csv"),
+}
 
 
 def _requirements(dependant: Any) -> Iterator[Requirement]:

@@ -16,6 +16,7 @@ from zapflow.api.metrics import guarded_metrics, refresh_backlog_gauges, watch_e
 from zapflow.api.middleware import ApiMiddleware
 from zapflow.api.routes import (
     api_keys,
+    campaign_audiences,
     campaigns,
     canned_responses,
     companies,
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router, me.router,
         teams.router, canned_responses.router, templates.router, campaigns.router,
-        opt_outs.router,
+        campaign_audiences.router, opt_outs.router,
     )  # fmt: skip
     for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)

@@ -21,7 +21,7 @@ from typing import IO, Any, Literal
 
 import orjson
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Row, case, func, literal_column, select
+from sqlalchemy import Row, case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -243,20 +243,37 @@ def _check_header(header: list[str]) -> None:
 
 
 async def import_contacts(
-    session: AsyncSession, company_id: uuid.UUID, spool: IO[bytes], mode: ImportMode
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    spool: IO[bytes],
+    mode: ImportMode,
+    tag: str | None = None,
 ) -> ImportReport:
     """Upserts the file's contacts by phone in batches; bad rows are reported, never fatal.
-    Parsing runs in a thread, so a large file does not stall the event loop. The existing
-    contacts it updated are invalidated once committed."""
+    Parsing runs in a thread, so a large file does not stall the event loop. ``tag`` (a
+    campaign's CSV audience) is added to every imported contact, whatever tags its row gives.
+    The existing contacts it updated are invalidated once committed."""
     report = ImportReport()
     updated: list[uuid.UUID] = []
     rows = await asyncio.to_thread(_open_rows, spool)
     while not rows.finished:
         batch = await asyncio.to_thread(rows.next_batch, report)
         if batch:
-            updated += await _upsert(session, company_id, batch, mode, report)
+            created, changed = await _upsert(session, company_id, batch, mode, report)
+            updated += changed
+            if tag is not None:
+                await _add_tag(session, [*created, *changed], tag)
     forget_contacts(session, updated)
     return report
+
+
+async def _add_tag(session: AsyncSession, contact_ids: list[uuid.UUID], tag: str) -> None:
+    await session.execute(
+        update(Contact)
+        .where(col(Contact.id).in_(contact_ids), ~col(Contact.tags).contains([tag]))
+        .values(tags=func.array_append(col(Contact.tags), tag))
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def _upsert(
@@ -265,9 +282,9 @@ async def _upsert(
     batch: list[ImportRow],
     mode: ImportMode,
     report: ImportReport,
-) -> list[uuid.UUID]:
-    """Upserts one batch and counts it in ``report``; returns the ids of the updated contacts.
-    The identities of the rows created or updated are attached."""
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """Upserts one batch and counts it in ``report``; returns the ids of the created and of
+    the updated contacts. The identities of the rows created or updated are attached."""
     values = [
         {"company_id": company_id, "wa_id": jids.digits(r.contact.phone_number)}
         | r.contact.model_dump()
@@ -282,11 +299,12 @@ async def _upsert(
             contact_id: by_phone.get(phone, []) for _, contact_id, phone in rows
         }
         await attach_to_contacts(session, company_id, owners)
-    updated = [contact_id for created, contact_id, _ in rows if not created]
-    report.created += len(rows) - len(updated)
+    created = [contact_id for is_new, contact_id, _ in rows if is_new]
+    updated = [contact_id for is_new, contact_id, _ in rows if not is_new]
+    report.created += len(created)
     report.updated += len(updated)
     report.skipped += len(batch) - len(rows)
-    return updated
+    return created, updated
 
 
 def _upsert_statement(mode: ImportMode) -> Any:

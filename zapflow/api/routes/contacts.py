@@ -165,7 +165,7 @@ async def _upload_chunks(request: Request) -> AsyncIterator[bytes]:
             yield chunk
 
 
-async def _spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
+async def spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_IMPORT_BYTES + UPLOAD_CHUNK:  # room for a form
         raise PayloadTooLarge(
@@ -193,7 +193,7 @@ async def _spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
 async def import_contacts(
     principal: CurrentPrincipal,
     session: SessionDep,
-    upload: Annotated[IO[bytes], Depends(_spooled_upload)],
+    upload: Annotated[IO[bytes], Depends(spooled_upload)],
     mode: Annotated[
         ImportMode,
         Query(

@@ -1,9 +1,11 @@
 // The app shell: sign-in (a person's e-mail and password, an invite link, or an API key), the header (navigation, live status, language), the
-// hash routes (#/inbox[/id[/contact]], #/board[/funnel], #/flows[/id]) and the one live stream
+// hash routes (#/inbox[/id[/contact]], #/board[/funnel], #/flows[/id], #/campaigns[/id|new],
+// #/templates) and the one live stream
 // whose events every view receives.
 import { AccountView, SettingsView } from "./people.js";
 import { all, api, ApiError, auth, signInRequest } from "./api.js";
 import { BoardView } from "./board.js";
+import { CampaignsView } from "./campaigns.js";
 import { field, h, replace, select } from "./dom.js";
 import { FlowsView } from "./flows.js";
 import { FollowUpsPanel } from "./followups.js";
@@ -13,19 +15,22 @@ import { InboxView } from "./inbox.js";
 import { LiveStream } from "./live.js";
 import { MergePanel } from "./merge.js";
 import { SearchView } from "./search.js";
+import { TemplatesView } from "./templates.js";
 
 const root = document.getElementById("root");
 const VIEWS = {
   inbox: InboxView,
   board: BoardView,
   flows: FlowsView,
+  campaigns: CampaignsView,
+  templates: TemplatesView,
   search: SearchView,
   settings: SettingsView,
   account: AccountView,
 };
-const NAV = ["inbox", "board", "flows", "search", "settings"]; // the account: the header's name
+const NAV = ["inbox", "board", "flows", "campaigns", "templates", "search", "settings"]; // the account: the header's name
 // what a view needs the signed-in role to hold (the others: every role)
-const NEEDS = { settings: "users:manage" };
+const NEEDS = { settings: "users:manage", campaigns: "campaigns:read", templates: "templates:read" };
 let live = null;
 let view = null;
 let viewName = null;
