@@ -241,3 +241,56 @@ async def test_a_flow_handoff_naming_a_team_queues_the_conversation_there(
     ]
     assert queued["team_id"] == team_id and queued["waiting_since"] and queued["is_paused"]
     assert paused["team_id"] is None and paused["waiting_since"] is None and paused["is_paused"]
+
+
+async def test_a_wake_committed_while_no_worker_runs_is_not_lost(isolated: Settings) -> None:
+    """The wake is a ``routing`` inbox row in the same transaction as the change, not a signal
+    sent after the commit: with the worker SIGKILLed before the team exists (so no routing
+    workflow runs and no sweep could assign), a round-robin team of two available agents is
+    made and three conversations transferred to it; their wakes stay pending. A new worker's
+    relay delivers them, starting the team's workflow, and the queue is handed out in order."""
+    async with isolated_company(isolated, "Routing Wake Co") as company:
+        tenant, sessions = company.tenant, company.sessions
+        company.worker.kill()
+        users = []
+        for name in ("Ana", "Bia"):
+            email = f"{name.lower()}.{uuid.uuid4().hex[:6]}@acme.com"
+            made = await tenant.client.post("/api/v1/users", json={"email": email, "name": name})
+            users.append(made.json()["id"])
+        async with transaction(sessions) as session:
+            await session.execute(
+                text("UPDATE users SET availability = 'available' WHERE company_id = :c"),
+                {"c": tenant.id},
+            )
+        team_id = await team(tenant, "round_robin", *users)
+        instance = await create_cloud_instance(tenant)
+        ids = []
+        for n in range(3):
+            async with transaction(sessions) as session:
+                persisted = await persist_inbound(
+                    session,
+                    uuid.UUID(tenant.id),
+                    uuid.UUID(instance["id"]),
+                    f"55118{n:08d}@s.whatsapp.net",
+                    [_text(f"55118{n:08d}")],
+                )
+            ids.append(str(persisted.conversation_id))
+            moved = await tenant.client.post(
+                f"/api/v1/conversations/{ids[-1]}/transfer", json={"team_id": team_id}
+            )
+            assert moved.status_code == 200, moved.text
+        async with sessions() as session:
+            pending = await session.execute(
+                text(
+                    "SELECT payload->>'team_id' FROM inbox_events WHERE company_id = :c"
+                    " AND event_type = 'routing' AND status = 'pending'"
+                ),
+                {"c": tenant.id},
+            )
+            assert set(pending.scalars()) == {team_id}
+        assert await assignees(tenant, ids) == [None, None, None]
+        await company.worker.restart()
+        found = await eventually(
+            lambda: assignees(tenant, ids), lambda got: None not in got, within=60
+        )
+        assert found == [users[0], users[1], users[0]]
