@@ -54,8 +54,8 @@ async def test_round_robin_hands_three_waiting_conversations_to_two_available_ag
     await page.goto(f"/app/#/inbox/{ids[2]}")
     head = page.locator(".thread-head")
     await expect(head.locator(".assignee")).to_have_text("Assigned to Ana", timeout=30_000)
-    await expect(page.locator(".system-note[data-kind=assigned]")).to_have_text(
-        "Routing assigned it to Ana", use_inner_text=True, timeout=10_000
+    await expect(page.locator(".system-note[data-kind=assigned]")).to_contain_text(
+        "Routing assigned it to Ana", timeout=10_000
     )
     assert await assignees(tenant, ids) == [ana["id"], bia["id"], ana["id"]]
     await screenshot(page, "assignment")
