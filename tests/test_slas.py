@@ -145,13 +145,15 @@ async def test_a_breach_reassigns_to_the_next_member(
         await eventually(
             lambda: assignees(tenant, [conversation_id]), lambda got: got == [bia], within=30
         )
-        steps = [(n["kind"], n["user_id"]) for n in await notes(tenant, conversation_id)]
+        steps = [
+            (n["kind"], n["user_id"], n["detail"]) for n in await notes(tenant, conversation_id)
+        ]
         assert steps == [
-            ("transferred", None),
-            ("assigned", ana),
-            ("unassigned", ana),
-            ("sla_breached", ana),
-            ("assigned", bia),
+            ("transferred", None, None),
+            ("assigned", ana, None),  # she took it
+            ("unassigned", ana, "sla"),
+            ("sla_breached", ana, "first_response"),
+            ("assigned", bia, "routing"),
         ]
         assert set(await targets(sessions, conversation_id)) == {"first_response:missed"}
     finally:

@@ -9,8 +9,9 @@ from ._fields import company_fk, created_at_field, enum_check, enum_field, fk, u
 
 
 class SystemNoteKind(StrEnum):
-    ASSIGNED = "assigned"  # to ``user_id`` by ``actor_user_id`` (NULL: the team's routing)
-    UNASSIGNED = "unassigned"
+    # ``actor_user_id``: who did it (NULL: an API key of nobody's, the routing or an SLA)
+    ASSIGNED = "assigned"  # to ``user_id``; ``detail`` "routing" when the team's routing did
+    UNASSIGNED = "unassigned"  # from ``user_id``; ``detail`` "sla" when an SLA escalation did
     TRANSFERRED = "transferred"  # to ``team_id``
     SLA_BREACHED = "sla_breached"  # ``detail``: the target's kind
 

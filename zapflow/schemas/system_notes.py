@@ -11,9 +11,11 @@ from zapflow.models import SystemNoteKind
 
 
 class SystemNotePublic(BaseModel):
-    """What happened to a conversation: ``assigned`` (to ``user_id``, by ``actor_user_id``, or
-    by the team's routing when that is null), ``unassigned``, ``transferred`` (to ``team_id``),
-    ``sla_breached`` (``detail``: which target)."""
+    """What happened to a conversation: ``assigned`` (to ``user_id``, by ``actor_user_id``;
+    ``detail`` "routing" when the team's routing did), ``unassigned`` (``user_id`` lost it;
+    ``detail`` "sla" when an SLA escalation did), ``transferred`` (to ``team_id``),
+    ``sla_breached`` (``detail``: which target). ``actor_user_id`` is null when no person did
+    it."""
 
     model_config = ConfigDict(
         from_attributes=True,
@@ -26,7 +28,7 @@ class SystemNotePublic(BaseModel):
                     "actor_user_id": None,
                     "user_id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44",
                     "team_id": "4c1f6d2a-1b0e-4f7a-9a55-0e3c8b7d2f91",
-                    "detail": None,
+                    "detail": "routing",
                     "created_at": "2026-12-02T19:00:00Z",
                 }
             ]

@@ -142,7 +142,12 @@ async def assign_waiting(
         assigned.append((conversation.id, chosen.user_id))
         await stage(session, [conversation_updated(conversation)])
         await system_notes.add(
-            session, conversation, SystemNoteKind.ASSIGNED, user_id=chosen.user_id, team_id=team_id
+            session,
+            conversation,
+            SystemNoteKind.ASSIGNED,
+            user_id=chosen.user_id,
+            team_id=team_id,
+            detail="routing",
         )
     await session.flush()
     return assigned

@@ -192,7 +192,12 @@ async def _escalate(session: AsyncSession, conversation: Conversation, team: Tea
         conversation.assigned_user_id = None
         conversation.waiting_since = utc_now()
         await system_notes.add(
-            session, conversation, SystemNoteKind.UNASSIGNED, user_id=previous, team_id=team.id
+            session,
+            conversation,
+            SystemNoteKind.UNASSIGNED,
+            user_id=previous,
+            team_id=team.id,
+            detail="sla",
         )
         await store_routing_wake(session, conversation.company_id, team.id)
 

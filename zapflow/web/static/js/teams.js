@@ -64,6 +64,7 @@ export class TeamsView {
     try {
       await this.ctx.ready;
       const teams = await api("/teams");
+      this.ctx.teams = new Map(teams.map((team) => [team.id, team])); // the thread's menus and notes
       replace(this.list, teams.map((team) => this.card(team)));
     } catch (error) {
       this.error.textContent = errorText(error);

@@ -244,9 +244,11 @@ export class Thread {
     const name = (id) => (id && this.ctx.users.get(id)?.name) || t("note.someone");
     const team = (n.team_id && this.ctx.teams.get(n.team_id)?.name) || "?";
     const vars = { actor: name(n.actor_user_id), user: name(n.user_id), team, target: t(`sla.${n.detail}`) };
+    // who did it: a person, the team's routing, an SLA escalation, or an integration's key
     let key = `note.${n.kind}`;
-    if (n.kind === "assigned" && !n.actor_user_id) key = "note.routed";
-    if (n.kind === "unassigned" && !n.actor_user_id) key = "note.unassignedBySla";
+    if (n.detail === "routing") key = "note.routed";
+    else if (n.detail === "sla") key = "note.unassignedBySla";
+    else if (!n.actor_user_id && n.kind !== "sla_breached") key = `note.${n.kind}Anon`;
     return h("div", { class: "system-note", "data-kind": n.kind, role: "note" },
       h("span", {}, t(key, vars)), " ", h("time", { datetime: n.created_at }, time(n.created_at)));
   }
