@@ -156,6 +156,45 @@ async def test_least_busy_respects_capacity_and_a_pass_assigns_once(
         await bia_client.aclose()
 
 
+async def available_pair(tenant: Tenant, sessions: SessionFactory) -> list[str]:
+    """Two users, Ana and Bia, both available (written straight: no wake)."""
+    users = []
+    for name in ("Ana", "Bia"):
+        email = f"{name.lower()}.{uuid.uuid4().hex[:6]}@acme.com"
+        made = await tenant.client.post("/api/v1/users", json={"email": email, "name": name})
+        users.append(made.json()["id"])
+    async with transaction(sessions) as session:
+        await session.execute(
+            text("UPDATE users SET availability = 'available' WHERE company_id = :c"),
+            {"c": tenant.id},
+        )
+    return users
+
+
+async def transferred(
+    tenant: Tenant, sessions: SessionFactory, instance_id: str, team_id: str, prefix: str, n: int
+) -> list[str]:
+    """``n`` conversations stored straight by the persist (no worker needed), each transferred
+    to the team in turn."""
+    ids = []
+    for i in range(n):
+        wa_id = f"{prefix}{i:08d}"
+        async with transaction(sessions) as session:
+            persisted = await persist_inbound(
+                session,
+                uuid.UUID(tenant.id),
+                uuid.UUID(instance_id),
+                f"{wa_id}@s.whatsapp.net",
+                [_text(wa_id)],
+            )
+        ids.append(str(persisted.conversation_id))
+        moved = await tenant.client.post(
+            f"/api/v1/conversations/{ids[-1]}/transfer", json={"team_id": team_id}
+        )
+        assert moved.status_code == 200, moved.text
+    return ids
+
+
 async def test_a_worker_killed_at_the_wake_loses_and_doubles_no_assignment(
     isolated: Settings,
 ) -> None:
@@ -165,33 +204,10 @@ async def test_a_worker_killed_at_the_wake_loses_and_doubles_no_assignment(
     announced as assigned exactly once (the company's event stream)."""
     async with isolated_company(isolated, "Routing Kill Co") as company:
         tenant, sessions = company.tenant, company.sessions
-        users = []
-        for name in ("Ana", "Bia"):
-            email = f"{name.lower()}.{uuid.uuid4().hex[:6]}@acme.com"
-            made = await tenant.client.post("/api/v1/users", json={"email": email, "name": name})
-            users.append(made.json()["id"])
-        async with transaction(sessions) as session:
-            await session.execute(
-                text("UPDATE users SET availability = 'available' WHERE company_id = :c"),
-                {"c": tenant.id},
-            )
+        users = await available_pair(tenant, sessions)
         team_id = await team(tenant, "manual", *users, capacity=20)
         instance = await create_cloud_instance(tenant)
-        ids = []
-        for n in range(12):
-            async with transaction(sessions) as session:
-                persisted = await persist_inbound(
-                    session,
-                    uuid.UUID(tenant.id),
-                    uuid.UUID(instance["id"]),
-                    f"55119{n:08d}@s.whatsapp.net",
-                    [_text(f"55119{n:08d}")],
-                )
-            ids.append(str(persisted.conversation_id))
-            moved = await tenant.client.post(
-                f"/api/v1/conversations/{ids[-1]}/transfer", json={"team_id": team_id}
-            )
-            assert moved.status_code == 200, moved.text
+        ids = await transferred(tenant, sessions, instance["id"], team_id, "55119", 12)
 
         routed = await tenant.client.patch(
             f"/api/v1/teams/{team_id}", json={"routing_mode": "round_robin"}
@@ -241,3 +257,33 @@ async def test_a_flow_handoff_naming_a_team_queues_the_conversation_there(
     ]
     assert queued["team_id"] == team_id and queued["waiting_since"] and queued["is_paused"]
     assert paused["team_id"] is None and paused["waiting_since"] is None and paused["is_paused"]
+
+
+async def test_a_wake_committed_while_no_worker_runs_is_not_lost(isolated: Settings) -> None:
+    """The wake is a ``routing`` inbox row in the same transaction as the change, not a signal
+    sent after the commit: with the worker SIGKILLed before the team exists (so no routing
+    workflow runs and no sweep could assign), a round-robin team of two available agents is
+    made and three conversations transferred to it; their wakes stay pending. A new worker's
+    relay delivers them, starting the team's workflow, and the queue is handed out in order."""
+    async with isolated_company(isolated, "Routing Wake Co") as company:
+        tenant, sessions = company.tenant, company.sessions
+        company.worker.kill()
+        users = await available_pair(tenant, sessions)
+        team_id = await team(tenant, "round_robin", *users)
+        instance = await create_cloud_instance(tenant)
+        ids = await transferred(tenant, sessions, instance["id"], team_id, "55118", 3)
+        async with sessions() as session:
+            pending = await session.execute(
+                text(
+                    "SELECT payload->>'team_id' FROM inbox_events WHERE company_id = :c"
+                    " AND event_type = 'routing' AND status = 'pending'"
+                ),
+                {"c": tenant.id},
+            )
+            assert set(pending.scalars()) == {team_id}
+        assert await assignees(tenant, ids) == [None, None, None]
+        await company.worker.restart()
+        found = await eventually(
+            lambda: assignees(tenant, ids), lambda got: None not in got, within=60
+        )
+        assert found == [users[0], users[1], users[0]]

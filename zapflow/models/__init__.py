@@ -12,7 +12,7 @@ from .company import Company
 from .contact import Contact
 from .contact_identity import ContactIdentity, IdentityKind
 from .contact_merge import ContactMerge
-from .conversation import Conversation, ConversationStatus
+from .conversation import Conversation, ConversationPriority, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
 from .deal import Deal, DealStatus
@@ -35,8 +35,10 @@ from .message import (
 )
 from .note import Note
 from .opt_out import OptOut
+from .sla_target import SlaKind, SlaStatus, SlaTarget
 from .stage import Stage
-from .team import RoutingMode, Team
+from .system_note import SystemNote, SystemNoteKind
+from .team import RoutingMode, SlaEscalation, Team
 from .team_member import TeamMember
 from .template import Template, TemplateStatus
 from .user import Availability, User, UserRole
@@ -63,6 +65,7 @@ __all__ = [
     "ContactMerge",
     "Conversation",
     "ConversationEmbedding",
+    "ConversationPriority",
     "ConversationStatus",
     "DeadLetter",
     "DeadLetterKind",
@@ -94,7 +97,13 @@ __all__ = [
     "OptOut",
     "RecipientStatus",
     "RoutingMode",
+    "SlaEscalation",
+    "SlaKind",
+    "SlaStatus",
+    "SlaTarget",
     "Stage",
+    "SystemNote",
+    "SystemNoteKind",
     "Team",
     "TeamMember",
     "Template",

@@ -24,6 +24,11 @@ class ConversationStatus(StrEnum):
     CLOSED = "closed"
 
 
+class ConversationPriority(StrEnum):
+    NORMAL = "normal"
+    HIGH = "high"  # raised by an SLA escalation
+
+
 class Conversation(SQLModel, table=True):
     """One chat of one instance with one remote jid (a contact, or a group)."""
 
@@ -62,6 +67,7 @@ class Conversation(SQLModel, table=True):
             postgresql_where=sa.text("status = 'open' AND assigned_user_id IS NOT NULL"),
         ),
         enum_check("status", ConversationStatus),
+        enum_check("priority", ConversationPriority),
     )
 
     id: uuid.UUID = uuid_pk()
@@ -75,6 +81,8 @@ class Conversation(SQLModel, table=True):
     team_id: uuid.UUID | None = fk("teams.id", ondelete="SET NULL", nullable=True)
     # queued for a human of the team since then; NULL once assigned (services/routing.py)
     waiting_since: datetime | None = timestamp_field()
+    priority: ConversationPriority = enum_field(ConversationPriority, ConversationPriority.NORMAL)
+    sla_breached_at: datetime | None = timestamp_field()  # a target of its SLA is past due
     # never NULL: the inbox pages by it (keyset), and a new conversation starts "now"
     last_message_at: datetime = timestamp_field(server_now=True)
     last_inbound_at: datetime | None = timestamp_field()  # opens WhatsApp's 24-hour window

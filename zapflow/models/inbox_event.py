@@ -4,13 +4,14 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import SQLModel
+from sqlmodel import Field, SQLModel
 
 from ._fields import (
     bigint_identity_pk,
     company_fk,
     enum_check,
     enum_field,
+    enum_type,
     fk,
     int_field,
     jsonb_field,
@@ -29,6 +30,8 @@ class InboxEventType(StrEnum):
     FLOW_CANCEL = "flow_cancel"  # a flow run to cancel (API)
     READ = "read"  # tell WhatsApp an agent read the customer's message (mark read + typing)
     CAMPAIGN = "campaign"  # a campaign created, paused, resumed or cancelled (API)
+    ROUTING = "routing"  # a team's queue or members changed: its routing workflow runs a pass
+    SLA = "sla"  # a conversation's SLA targets changed: its workflow reloads its SLA timers
     OTHER = "other"
 
 
@@ -55,8 +58,9 @@ class InboxEvent(SQLModel, table=True):
 
     id: int | None = bigint_identity_pk()
     company_id: uuid.UUID = company_fk()
-    instance_id: uuid.UUID = fk("whatsapp_instances.id", ondelete="CASCADE")
-    provider: WhatsAppProvider = enum_field(WhatsAppProvider)
+    # NULL for a team's ``routing`` row (it belongs to no number)
+    instance_id: uuid.UUID | None = fk("whatsapp_instances.id", ondelete="CASCADE", nullable=True)
+    provider: WhatsAppProvider | None = Field(default=None, sa_type=enum_type(WhatsAppProvider))
     event_type: InboxEventType = enum_field(InboxEventType)
     dedupe_key: str = text_field()
     payload: dict[str, Any] = jsonb_field()

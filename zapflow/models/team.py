@@ -14,15 +14,26 @@ class RoutingMode(StrEnum):
     LEAST_BUSY = "least_busy"  # the available member with the fewest open conversations
 
 
+class SlaEscalation(StrEnum):
+    NONE = "none"  # a breach is marked and announced only
+    REASSIGN = "reassign"  # the conversation goes back to the team's queue (routing hands it on)
+    RAISE_PRIORITY = "raise_priority"  # the conversation's priority becomes high
+
+
 class Team(SQLModel, table=True):
     __tablename__ = "teams"
     __table_args__ = (
         sa.UniqueConstraint("company_id", "name"),
         enum_check("routing_mode", RoutingMode),
+        enum_check("sla_escalation", SlaEscalation),
     )
 
     name: str
     routing_mode: RoutingMode = enum_field(RoutingMode, RoutingMode.MANUAL)
+    # SLA targets in seconds of the company's business time (NULL: no such target)
+    first_response_seconds: int | None = None
+    resolution_seconds: int | None = None
+    sla_escalation: SlaEscalation = enum_field(SlaEscalation, SlaEscalation.NONE)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

@@ -4,7 +4,7 @@ templates, rate limits), its AI agent's settings, and the request and response b
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from functools import cache
 from itertools import pairwise
 from typing import Annotated, Any, Literal
@@ -81,6 +81,12 @@ class CompanySettings(BaseModel):
         "customer's latest message read at WhatsApp and show the typing indicator (Cloud API "
         "numbers; off by default)",
         examples=[True],
+    )
+    holidays: list[date] | None = Field(
+        None,
+        max_length=400,
+        description="Local dates closed all day: SLA targets do not count them",
+        examples=[["2026-12-25", "2027-01-01"]],
     )
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from zapflow.models import ConversationStatus
+from zapflow.models import ConversationPriority, ConversationStatus
 from zapflow.schemas.contacts import ContactRef
 
 
@@ -26,6 +26,8 @@ class ConversationSummary(BaseModel):
     assigned_user_id: uuid.UUID | None
     team_id: uuid.UUID | None
     waiting_since: datetime | None  # queued for a human of its team since (nobody's yet)
+    priority: ConversationPriority  # "high" once an SLA escalation raised it
+    sla_breached_at: datetime | None  # a target of its team's SLA went past due then
     last_message_at: datetime | None
     last_inbound_at: datetime | None
     last_message_preview: str | None

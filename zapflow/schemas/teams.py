@@ -1,4 +1,4 @@
-"""Teams' request and response shapes."""
+"""Teams' request and response shapes (a team's SLA is part of the team)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,55 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from zapflow.models import RoutingMode
+from zapflow.models import RoutingMode, SlaEscalation
+from zapflow.schemas.fields import NotNull
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+# seconds of the company's business time; 90 days of them at most
+TargetSeconds = Annotated[int, Field(ge=1, le=7_776_000)]
+FIRST_RESPONSE = "First-response target in seconds of business time (null: none)"
+RESOLUTION = "Resolution target in seconds of business time (null: none)"
+ESCALATION = "What a breach does beyond marking it: none, reassign, raise_priority"
 
 
 class TeamCreate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"name": "Sales", "routing_mode": "round_robin"}]},
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Sales",
+                    "routing_mode": "round_robin",
+                    "first_response_seconds": 900,
+                    "resolution_seconds": 28800,
+                    "sla_escalation": "reassign",
+                }
+            ]
+        },
     )
 
     name: Name
     routing_mode: RoutingMode = RoutingMode.MANUAL
+    first_response_seconds: TargetSeconds | None = Field(None, description=FIRST_RESPONSE)
+    resolution_seconds: TargetSeconds | None = Field(None, description=RESOLUTION)
+    sla_escalation: SlaEscalation = Field(SlaEscalation.NONE, description=ESCALATION)
 
 
 class TeamUpdate(BaseModel):
+    """What is given changes; a target set to null is removed."""
+
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"routing_mode": "least_busy"}]}
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"routing_mode": "least_busy", "resolution_seconds": 7200}]
+        },
     )
 
-    name: Name | None = None
-    routing_mode: RoutingMode | None = None
+    name: Annotated[Name | None, NotNull] = None
+    routing_mode: Annotated[RoutingMode | None, NotNull] = None
+    first_response_seconds: TargetSeconds | None = Field(None, description=FIRST_RESPONSE)
+    resolution_seconds: TargetSeconds | None = Field(None, description=RESOLUTION)
+    sla_escalation: Annotated[SlaEscalation | None, NotNull] = Field(None, description=ESCALATION)
 
 
 class MemberPublic(BaseModel):
@@ -45,6 +72,9 @@ class TeamPublic(BaseModel):
                     "id": "4c1f6d2a-1b0e-4f7a-9a55-0e3c8b7d2f91",
                     "name": "Sales",
                     "routing_mode": "round_robin",
+                    "first_response_seconds": 900,
+                    "resolution_seconds": 28800,
+                    "sla_escalation": "reassign",
                     "members": [{"user_id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44", "capacity": 5}],
                     "created_at": "2026-12-02T16:00:00Z",
                 }
@@ -55,6 +85,9 @@ class TeamPublic(BaseModel):
     id: uuid.UUID
     name: str
     routing_mode: RoutingMode
+    first_response_seconds: int | None
+    resolution_seconds: int | None
+    sla_escalation: SlaEscalation
     members: list[MemberPublic]
     created_at: datetime
 

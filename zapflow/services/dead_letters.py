@@ -105,7 +105,8 @@ async def _replay_inbox_event(
 ) -> dict[str, Any]:
     """Read the kept delivery again with today's parser; what it yields goes to the inbox."""
     row = await session.get(InboxEvent, letter.reference["inbox_event_id"])
-    if row is None or row.company_id != company_id:
+    # (a dead-lettered delivery always names its number: only a team's wake has none)
+    if row is None or row.company_id != company_id or row.instance_id is None:
         raise NotFound("the delivery this dead letter kept is gone")
     instance = await get_scoped(session, WhatsAppInstance, company_id, row.instance_id)
     parse = (

@@ -27,6 +27,8 @@ from zapflow.models import (
     ConversationStatus,
     Message,
     MessageDirection,
+    SlaKind,
+    SystemNoteKind,
     TeamMember,
     User,
     WhatsAppInstance,
@@ -35,6 +37,7 @@ from zapflow.models import (
 )
 from zapflow.schemas.contacts import ContactRef
 from zapflow.schemas.conversations import ConversationPublic, ConversationSummary
+from zapflow.services import routing, slas, system_notes
 from zapflow.services.conversations import conversation_updated
 from zapflow.services.events import stage
 from zapflow.services.identities import holders_of, searched_identity
@@ -318,30 +321,62 @@ async def _tell_whatsapp_read(session: AsyncSession, conversation: Conversation)
 
 
 async def assign_conversation(
-    session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID, user_id: uuid.UUID
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    user_id: uuid.UUID,
+    actor_user_id: uuid.UUID | None = None,
 ) -> ConversationRow:
-    """Like ``change_conversation``; the user must be an active user of the company."""
+    """Like ``change_conversation``; the user must be an active user of the company. A change
+    of assignee leaves a system note naming who assigned it (``actor_user_id``)."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     await ensure_active_user(session, company_id, user_id)
     # taken by a person: out of its team's queue
-    await _apply(session, row, {"assigned_user_id": user_id, "waiting_since": None})
+    if await _apply(session, row, {"assigned_user_id": user_id, "waiting_since": None}):
+        await system_notes.add(
+            session,
+            row.conversation,
+            SystemNoteKind.ASSIGNED,
+            actor_user_id=actor_user_id,
+            user_id=user_id,
+            team_id=row.conversation.team_id,
+        )
     return row
 
 
 async def unassign_conversation(
-    session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    actor_user_id: uuid.UUID | None = None,
 ) -> ConversationRow:
-    """Nobody's again: a conversation of a team goes back to the team's queue (its routing
-    assigns it anew), oldest first by when it was unassigned."""
+    """Nobody's again: a conversation of a team goes back to the team's queue (its routing is
+    woken and assigns it anew), oldest first by when it was unassigned; a system note says who
+    unassigned whom."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
+    conversation = row.conversation
+    previous, team_id = conversation.assigned_user_id, conversation.team_id
     changes: dict[str, Any] = {"assigned_user_id": None}
-    if row.conversation.team_id is not None and row.conversation.assigned_user_id is not None:
+    if team_id is not None and previous is not None:
         changes["waiting_since"] = utc_now()
-    await _apply(session, row, changes)
+    if await _apply(session, row, changes):
+        await system_notes.add(
+            session,
+            conversation,
+            SystemNoteKind.UNASSIGNED,
+            actor_user_id=actor_user_id,
+            user_id=previous,
+            team_id=team_id,
+        )
+        if team_id is not None:
+            await routing.request_pass(session, company_id, [team_id])
     return row
 
 
-async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str, Any]) -> None:
+async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str, Any]) -> bool:
+    """Whether anything changed. Closing completes the conversation's resolution target (and
+    cancels a first response never given: services/slas.py) and wakes the routing of the
+    assignee's teams (a place freed)."""
     # the row is locked (FOR UPDATE), so concurrent repeats of an action change it only once
     differing = {k: v for k, v in changes.items() if getattr(row.conversation, k) != v}
     for name, value in differing.items():
@@ -349,6 +384,14 @@ async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str,
     if differing:
         await session.flush()
         await stage(session, [conversation_updated(row.conversation)])
+    if differing.get("status") == ConversationStatus.CLOSED:
+        await slas.complete(
+            session, row.conversation.id, [SlaKind.RESOLUTION], cancel=[SlaKind.FIRST_RESPONSE]
+        )
+        if row.conversation.assigned_user_id is not None:  # a place freed in their teams
+            teams = await routing.member_teams(session, row.conversation.assigned_user_id)
+            await routing.request_pass(session, row.conversation.company_id, teams)
+    return bool(differing)
 
 
 async def ensure_active_user(

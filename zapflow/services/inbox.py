@@ -204,6 +204,40 @@ async def store_followups_changed(
     await notify_relay(session)
 
 
+async def store_routing_wake(
+    session: AsyncSession, company_id: uuid.UUID, team_id: uuid.UUID
+) -> None:
+    """Wake a team's routing workflow, through the relay, once this transaction commits: a
+    crash after the commit cannot lose the wake (the row waits for a relay)."""
+    session.add(
+        InboxEvent(
+            company_id=company_id,
+            event_type=InboxEventType.ROUTING,
+            dedupe_key=f"routing:{uuid.uuid4()}",
+            payload={"team_id": str(team_id)},
+        )
+    )
+    await session.flush()
+    await notify_relay(session)
+
+
+async def store_slas_changed(
+    session: AsyncSession, company_id: uuid.UUID, instance_id: uuid.UUID, remote_jid: str
+) -> None:
+    """Tell a conversation's workflow, through the relay, to reload its SLA timers."""
+    session.add(
+        InboxEvent(
+            company_id=company_id,
+            instance_id=instance_id,
+            event_type=InboxEventType.SLA,
+            dedupe_key=f"sla:{uuid.uuid4()}",
+            payload={"remote_jid": remote_jid},
+        )
+    )
+    await session.flush()
+    await notify_relay(session)
+
+
 async def store_flow_command(
     session: AsyncSession,
     instance: WhatsAppInstance,

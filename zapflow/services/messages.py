@@ -32,11 +32,13 @@ from zapflow.models import (
     MessageSender,
     MessageStatus,
     MessageType,
+    SlaKind,
     WhatsAppInstance,
     WhatsAppProvider,
     utc_now,
 )
 from zapflow.schemas.messages import MessagePublic
+from zapflow.services import slas
 from zapflow.services.conversations import bump_conversation, conversation_updated, message_created
 from zapflow.services.events import Event, stage
 from zapflow.services.inbox import store_outbound_request
@@ -235,6 +237,8 @@ async def queue_outbound(
         )
     bumped = await bump_conversation(session, conversation.id, [message])
     await stage(session, [message_created(message), conversation_updated(bumped)])
+    if sent_by == MessageSender.AGENT:  # a person's reply: the SLA's first response
+        await slas.complete(session, conversation.id, [SlaKind.FIRST_RESPONSE])
     return message, True
 
 

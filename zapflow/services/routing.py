@@ -11,11 +11,16 @@ and ``assign_waiting``, which the team's routing workflow runs (workflows/routin
 
 Waiting conversations are read oldest first under ``FOR UPDATE SKIP LOCKED`` and the team row is
 locked for the pass, so two passes can never hand out the same conversation or the same turn.
+
+Whatever may move a team's queue (a conversation queued, a member available, the team changed)
+wakes its routing workflow through the durable inbox (``request_pass``: a ``routing`` row in the
+same transaction, relayed after the commit), so a crash after the commit cannot lose the wake.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -28,13 +33,16 @@ from zapflow.models import (
     Conversation,
     ConversationStatus,
     RoutingMode,
+    SystemNoteKind,
     Team,
     TeamMember,
     User,
     utc_now,
 )
+from zapflow.services import slas, system_notes
 from zapflow.services.conversations import conversation_updated
 from zapflow.services.events import stage
+from zapflow.services.inbox import store_routing_wake
 from zapflow.services.queries import get_scoped
 
 PASS_LIMIT = 200  # conversations one pass may assign (the next wake takes the rest)
@@ -133,8 +141,24 @@ async def assign_waiting(
         team.last_assigned_user_id = chosen.user_id
         assigned.append((conversation.id, chosen.user_id))
         await stage(session, [conversation_updated(conversation)])
+        await system_notes.add(
+            session,
+            conversation,
+            SystemNoteKind.ASSIGNED,
+            user_id=chosen.user_id,
+            team_id=team_id,
+            detail="routing",
+        )
     await session.flush()
     return assigned
+
+
+async def request_pass(
+    session: AsyncSession, company_id: uuid.UUID, team_ids: Iterable[uuid.UUID]
+) -> None:
+    """Wake each team's routing workflow once this transaction commits (durably: see above)."""
+    for team_id in set(team_ids):
+        await store_routing_wake(session, company_id, team_id)
 
 
 async def get_team(
@@ -153,14 +177,29 @@ async def team_named(session: AsyncSession, company_id: uuid.UUID, name: str) ->
     return found.scalar_one_or_none()
 
 
-async def queue_conversation(session: AsyncSession, conversation: Conversation, team: Team) -> None:
+async def queue_conversation(
+    session: AsyncSession,
+    conversation: Conversation,
+    team: Team,
+    actor_user_id: uuid.UUID | None = None,
+) -> None:
     """The conversation waits for a human of ``team`` (transfer, or a flow's handoff): it leaves
-    its assignee and joins the back of the team's queue, announced as ``conversation.updated``."""
+    its assignee and joins the back of the team's queue, announced as ``conversation.updated``
+    with a system note; it is held to the team's SLA from now, and the team's routing woken."""
     conversation.team_id = team.id
     conversation.assigned_user_id = None
     conversation.waiting_since = utc_now()
+    await slas.start(session, conversation, team)
     await session.flush()
     await stage(session, [conversation_updated(conversation)])
+    await system_notes.add(
+        session,
+        conversation,
+        SystemNoteKind.TRANSFERRED,
+        actor_user_id=actor_user_id,
+        team_id=team.id,
+    )
+    await request_pass(session, conversation.company_id, [team.id])
 
 
 async def member_teams(session: AsyncSession, user_id: uuid.UUID) -> list[uuid.UUID]:

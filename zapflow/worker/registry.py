@@ -32,6 +32,7 @@ from zapflow.activities.flows import FlowActivities
 from zapflow.activities.followups import FollowUpActivities
 from zapflow.activities.messages import MessageActivities
 from zapflow.activities.routing import RoutingActivities
+from zapflow.activities.slas import SlaActivities
 from zapflow.activities.templates import TemplateActivities
 from zapflow.cache import Cache
 from zapflow.config import Settings
@@ -86,6 +87,7 @@ def registrations(
     messages = MessageActivities(sessions, http, egress, settings, pace)
     followups = FollowUpActivities(sessions)
     routing = RoutingActivities(sessions)
+    sla = SlaActivities(sessions)
     campaigns = CampaignActivities(sessions, messages, settings, pace)
     template_sync = TemplateActivities(sessions, http, settings)
     embeddings = EmbeddingActivities()
@@ -122,6 +124,8 @@ def registrations(
                 followups.load_followups,
                 followups.fire_followup,
                 routing.assign_waiting,
+                sla.load_sla_timers,
+                sla.breach_sla,
                 ai.send_reply,
                 flows.begin_run,
                 flows.send,

@@ -9,9 +9,10 @@ drops inbox ids it has seen and the persist is idempotent.
 
 Messages become one signal per conversation naming their inbox rows (the workflow's persist reads
 them: no message body travels through Temporal); outbound requests, follow-up changes and flow
-starts a signal each; a flow cancel signals the run's own workflow (a run whose workflow is gone
-ends ``cancelled`` here); campaign commands start or signal the campaign's workflow
-(worker/campaign_commands.py). A conversation this relay signalled before gets a plain signal
+starts and SLA changes a signal each; a flow cancel signals the run's own workflow (a run whose
+workflow is gone ends ``cancelled`` here); campaign commands start or signal the campaign's
+workflow (worker/campaign_commands.py); a routing wake signals (or starts) its team's routing
+workflow, once per team per pass. A conversation this relay signalled before gets a plain signal
 (cheaper for the server than signal-with-start), falling back to signal-with-start when its
 workflow has ended. Statuses and connection changes are applied here directly.
 """
@@ -66,8 +67,10 @@ from zapflow.workflows.inputs import (
     InboundBatch,
     MarkReadInput,
     OutboundBatch,
+    RoutingInput,
 )
 from zapflow.workflows.mark_read import MarkReadWorkflow, mark_read_workflow_id
+from zapflow.workflows.routing import TeamRoutingWorkflow, routing_workflow_id
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +152,7 @@ class ConversationWork:
     from_customer: bool = False
     outbound: list[str] = field(default_factory=list)
     followups_changed: bool = False
+    slas_changed: bool = False
     flow_starts: list[FlowStart] = field(default_factory=list)
     row_ids: list[int] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
@@ -237,6 +241,7 @@ class InboxRelay:
         started = await asyncio.gather(*map(self._mark_read, reads))
         for row, ok in zip(reads, started, strict=True):
             (outcome.done if ok else outcome.failed).append(row.id)
+        await self._wake_teams(rows, outcome)
         cancelled = await asyncio.gather(*(self._cancel_flow(row) for row in cancels))
         if others or cancels:
             async with transaction(self._sessions) as session:
@@ -298,6 +303,8 @@ class InboxRelay:
                 item.outbound.append(row.payload["message_id"])
             elif row.event_type == InboxEventType.FLOW_START:
                 item.flow_starts.append(FlowStart(**row.payload["start"]))
+            elif row.event_type == InboxEventType.SLA:
+                item.slas_changed = True
             else:
                 item.followups_changed = True
         return work
@@ -345,6 +352,33 @@ class InboxRelay:
                 "correlation_ids": work.correlation_ids,
             },
         )
+        return True
+
+    async def _wake_teams(self, rows: list[ClaimedRow], outcome: PassOutcome) -> None:
+        """One wake per team named by the pass's ``routing`` rows."""
+        teams: dict[RoutingInput, list[int]] = {}
+        for row in rows:
+            if row.event_type == InboxEventType.ROUTING:
+                team = RoutingInput(str(row.company_id), row.payload["team_id"])
+                teams.setdefault(team, []).append(row.id)
+        woken = await asyncio.gather(*(self._wake_team(team) for team in teams))
+        for ids, ok in zip(teams.values(), woken, strict=True):
+            (outcome.done if ok else outcome.failed).extend(ids)
+
+    async def _wake_team(self, team: RoutingInput) -> bool:
+        async with self._signals:
+            try:
+                await self._temporal.start_workflow(
+                    TeamRoutingWorkflow.run,
+                    team,
+                    id=routing_workflow_id(team.company_id, team.team_id),
+                    task_queue=self._settings.messages_task_queue,
+                    start_signal="wake",
+                    rpc_timeout=SIGNAL_RPC_TIMEOUT,
+                )
+            except (RPCError, OSError, TimeoutError) as exc:
+                log.warning("Temporal refused a routing wake; rows stay pending: %s", exc)
+                return False
         return True
 
     async def _cancel_flow(self, row: ClaimedRow) -> str:
@@ -412,12 +446,14 @@ _CONVERSATION_TYPES = {
     InboxEventType.OUTBOUND,
     InboxEventType.FOLLOWUP,
     InboxEventType.FLOW_START,
+    InboxEventType.SLA,
 }
 _SIGNALLED_TYPES = {
     *_CONVERSATION_TYPES,
     InboxEventType.FLOW_CANCEL,
     InboxEventType.READ,
     InboxEventType.CAMPAIGN,
+    InboxEventType.ROUTING,
 }
 
 
@@ -473,6 +509,8 @@ def _signals(work: ConversationWork) -> list[tuple[Any, list[object]]]:
         signals.append((ConversationWorkflow.outbound, [outbound]))
     if work.followups_changed:
         signals.append((ConversationWorkflow.followups_changed, []))
+    if work.slas_changed:
+        signals.append((ConversationWorkflow.slas_changed, []))
     signals += [(ConversationWorkflow.start_flow, [start]) for start in work.flow_starts]
     return signals
 

@@ -21,6 +21,11 @@ signal delivered so far has been handled. A reply and a timer that reach the wor
 (the same workflow task) therefore always resolve as "the reply wins". The ``followup_queue`` rows
 are the source of truth: a ``followups_changed`` signal makes the workflow reload them, and the
 workflow stays open while any is pending.
+
+SLA targets (services/slas.py) are timers here too, the same way: ``sla_targets`` rows are the
+truth, an ``slas_changed`` signal (an ``sla`` inbox row) reloads them, a due one runs the
+``breach_sla`` local activity, which does nothing to a target completed meanwhile. Runs started
+before SLAs never receive that signal; the first reload records ``SLA_PATCH``.
 """
 
 from __future__ import annotations
@@ -36,12 +41,14 @@ with workflow.unsafe.imports_passed_through():
     from zapflow.activities.conversations import ConversationActivities
     from zapflow.activities.followups import FollowUpActivities
     from zapflow.activities.messages import MessageActivities
+    from zapflow.activities.slas import SlaActivities
     from zapflow.whatsapp.types import InboundMessage
     from zapflow.workflows import policies
     from zapflow.workflows.ai import AIResponder
     from zapflow.workflows.embeddings import PendingEmbeddings
     from zapflow.workflows.flow import FlowRouting
     from zapflow.workflows.inputs import (
+        BreachSlaInput,
         ConversationInput,
         ConversationRef,
         FireFollowUpInput,
@@ -56,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         PersistInboundResult,
         SendFailedInput,
         SendMessageInput,
+        SlaTimer,
     )
 
 IDLE_TIMEOUT = timedelta(hours=6)
@@ -67,6 +75,8 @@ PIPELINE_PATCH = "inbox-references"
 # the AI's turn runs as a task beside the main loop, like the sender: a model provider failing
 # (retries for minutes) no longer holds back the customer's messages, follow-ups or flows
 AI_TURN_PATCH = "ai-turn-task"
+# SLA timers: a reload and breaches (new commands, only ever after an ``slas_changed`` signal)
+SLA_PATCH = "sla-timers"
 
 
 @workflow.defn
@@ -82,6 +92,8 @@ class ConversationWorkflow:
         self._received_at: dict[str, float] = {}  # key id → webhook receipt, for the latency metric
         self._timers: dict[str, FollowUpTimer] = {}  # follow-up id → its timer
         self._reload_followups = False
+        self._slas: dict[str, SlaTimer] = {}  # SLA target id → its timer
+        self._reload_slas = False
         self._sending = False  # a send is in flight (the sender task)
         self._stopping = False  # continuing as new: the sender starts no new send
         self._ai = AIResponder()
@@ -111,6 +123,10 @@ class ConversationWorkflow:
     @workflow.signal
     def followups_changed(self) -> None:
         self._reload_followups = True
+
+    @workflow.signal
+    def slas_changed(self) -> None:
+        self._reload_slas = True
 
     @workflow.signal
     def start_flow(self, start: FlowStart) -> None:
@@ -145,6 +161,8 @@ class ConversationWorkflow:
         self._embeddings = PendingEmbeddings(input.embeddings_task_queue)
         self._timers.update((t.followup_id, t) for t in input.followups)
         self._reload_followups = self._reload_followups or input.reload_followups
+        self._slas.update((t.target_id, t) for t in input.sla_timers)
+        self._reload_slas = self._reload_slas or input.reload_slas
         self._ai.due = input.ai_due
         self._ai.task_queue = input.ai_task_queue
         self._flows.restore(input)
@@ -163,6 +181,8 @@ class ConversationWorkflow:
                         return
             if self._reload_followups:
                 await self._load_followups(input.ref)
+            if self._reload_slas and workflow.patched(SLA_PATCH):
+                await self._load_slas(input.ref)
             if self._inbound or self._inbox_ids:
                 persisted = await self._persist_inbound(input)
                 if persisted and persisted.new_message_ids and self._flows.active is None:
@@ -172,6 +192,7 @@ class ConversationWorkflow:
             if self._flows.has_work():
                 await self._flows.start_requested(input.ref)
             await self._fire_due_followups()
+            await self._breach_due_slas()
             if self._ai_in_task:
                 if self._ai.is_due() and self._ai_turn is None and not self._stopping:
                     self._ai_turn = asyncio.create_task(self._take_ai_turn(input.ref))
@@ -204,6 +225,8 @@ class ConversationWorkflow:
             flow_starts=self._flows.starts,
             inbox_ids=self._inbox_ids,
             seen_inbox_ids=list(self._seen_inbox),
+            sla_timers=list(self._slas.values()),
+            reload_slas=self._reload_slas,
         )
 
     def _has_work(self) -> bool:
@@ -211,6 +234,7 @@ class ConversationWorkflow:
             self._inbound
             or self._inbox_ids
             or self._reload_followups
+            or self._reload_slas
             or self._flows.has_work()
             # the send (and the AI's turn) done: continue as new
             or (self._stopping and not self._sending and self._ai_turn is None)
@@ -222,6 +246,7 @@ class ConversationWorkflow:
         """Nothing pending that would need this workflow: it may end."""
         return not (
             self._timers
+            or self._slas
             or self._ai.due is not None
             or self._flows.active is not None
             or self._outbound
@@ -257,6 +282,8 @@ class ConversationWorkflow:
         dues = {t.due: f"follow-up {t.followup_id}" for t in self._timers.values()}
         if self._ai.due is not None and self._ai_turn is None:  # a turn in progress: it ends
             dues.setdefault(self._ai.due, "AI answer (debounce)")
+        for sla in self._slas.values():
+            dues.setdefault(sla.due, f"SLA target {sla.target_id}")
         if not dues:
             return IDLE_TIMEOUT, "idle: ends unless a message arrives"
         due = min(dues)
@@ -285,6 +312,27 @@ class ConversationWorkflow:
             )
             if result.message_id and result.message_id not in self._outbound:
                 self._outbound.append(result.message_id)
+
+    async def _load_slas(self, ref: ConversationRef) -> None:
+        self._reload_slas = False
+        result = await workflow.execute_local_activity_method(
+            SlaActivities.load_sla_timers,
+            LoadFollowUpsInput(ref),
+            start_to_close_timeout=policies.DATABASE_TIMEOUT,
+            retry_policy=policies.DATABASE_RETRY,
+        )
+        self._slas = {t.target_id: t for t in result.timers}
+
+    async def _breach_due_slas(self) -> None:
+        while due := [t for t in self._slas.values() if t.due <= workflow.now().timestamp()]:
+            timer = min(due, key=lambda t: (t.due, t.target_id))
+            del self._slas[timer.target_id]
+            await workflow.execute_local_activity_method(
+                SlaActivities.breach_sla,
+                BreachSlaInput(timer.target_id),
+                start_to_close_timeout=policies.DATABASE_TIMEOUT,
+                retry_policy=policies.DATABASE_RETRY,
+            )
 
     def _should_continue_as_new(self, history_limit: int) -> bool:
         info = workflow.info()

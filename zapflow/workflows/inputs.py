@@ -28,6 +28,14 @@ class FollowUpTimer:
     cancel_on_reply: bool
 
 
+@dataclass(frozen=True)
+class SlaTimer:
+    """A pending SLA target as the conversation's workflow holds it."""
+
+    target_id: str
+    due: float  # epoch seconds
+
+
 @dataclass
 class ConversationInput:
     ref: ConversationRef
@@ -49,6 +57,8 @@ class ConversationInput:
     flow_starts: list[FlowStart] = field(default_factory=list)  # requested, not handled yet
     inbox_ids: list[int] = field(default_factory=list)  # inbound inbox rows not persisted yet
     seen_inbox_ids: list[int] = field(default_factory=list)
+    sla_timers: list[SlaTimer] = field(default_factory=list)
+    reload_slas: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +146,16 @@ class LoadFollowUpsInput:
 @dataclass(frozen=True)
 class LoadFollowUpsResult:
     timers: list[FollowUpTimer]
+
+
+@dataclass(frozen=True)
+class LoadSlaTimersResult:
+    timers: list[SlaTimer]
+
+
+@dataclass(frozen=True)
+class BreachSlaInput:
+    target_id: str
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """TeamRoutingWorkflow: one per team (id ``routing/<company>/<team>``), the only assigner of the
-team's queue. Woken by the ``wake`` signal (a conversation queued, an agent available, a
-conversation closed or unassigned) and every ``SWEEP`` anyway, it runs ``assign_waiting``: one
-transaction that hands the waiting conversations, oldest first, to the team's available members
-by the team's routing mode.
+team's queue. Woken by the ``wake`` signal, which the inbox relay sends (or starts the workflow
+with) for ``routing`` inbox rows: a conversation queued or unassigned, a member available, a
+member's conversation closed, the team changed. Each row is committed with its change, so a
+crash after the commit cannot lose the wake. It sweeps every ``SWEEP`` anyway, and runs
+``assign_waiting``: one transaction that hands the waiting conversations, oldest first, to the
+team's available members by the team's routing mode.
 
 Postgres holds the queue, not this workflow: a worker killed mid-activity leaves either the
 committed assignments or none (the activity is retried, and assigns only conversations still
@@ -23,7 +25,8 @@ from zapflow.workflows.policies import DATABASE_RETRY
 with workflow.unsafe.imports_passed_through():
     from zapflow.activities.routing import RoutingActivities
 
-SWEEP = timedelta(seconds=30)  # what a wake lost between commit and signal waits at most
+# a safety net: every change that frees a place or queues a conversation wakes it (the inbox)
+SWEEP = timedelta(seconds=30)
 # one transaction of at most PASS_LIMIT rows; short, so a pass cut off by a dead worker is
 # retried elsewhere soon (the retry finds only what is still waiting)
 PASS_TIMEOUT = timedelta(seconds=10)

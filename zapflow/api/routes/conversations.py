@@ -25,7 +25,6 @@ from zapflow.api.paging import (
     respond,
     respond_cursor_page,
 )
-from zapflow.api.routing_wake import wake_routing
 from zapflow.errors import Unprocessable
 from zapflow.models import ConversationStatus
 from zapflow.schemas.conversations import (
@@ -33,7 +32,8 @@ from zapflow.schemas.conversations import (
     ConversationPublic,
     TransferConversation,
 )
-from zapflow.services import desk, routing
+from zapflow.schemas.system_notes import SystemNotePublic
+from zapflow.services import desk, routing, system_notes
 from zapflow.services.auth import Principal
 from zapflow.services.permissions import Permission
 
@@ -151,7 +151,7 @@ async def assign_conversation(
     session: SessionDep,
 ) -> ConversationPublic:
     row = await desk.assign_conversation(
-        session, principal.company_id, conversation_id, body.user_id
+        session, principal.company_id, conversation_id, body.user_id, principal.user_id
     )
     return row.public()
 
@@ -169,9 +169,8 @@ async def take_conversation(
     session: SessionDep,
 ) -> ConversationPublic:
     await desk.get_conversation_row(session, principal.company_id, conversation_id)  # else 404
-    row = await desk.assign_conversation(
-        session, principal.company_id, conversation_id, _me(principal, None)
-    )
+    me = _me(principal, None)
+    row = await desk.assign_conversation(session, principal.company_id, conversation_id, me, me)
     return row.public()
 
 
@@ -187,12 +186,10 @@ async def transfer_conversation(
     body: TransferConversation,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> ConversationPublic:
     row = await desk.get_conversation_row(session, principal.company_id, conversation_id, lock=True)
     team = await routing.get_team(session, principal.company_id, body.team_id)
-    await routing.queue_conversation(session, row.conversation, team)
-    wake_routing(session, state, principal.company_id, [team.id])
+    await routing.queue_conversation(session, row.conversation, team, principal.user_id)
     return row.public()
 
 
@@ -207,12 +204,26 @@ async def unassign_conversation(
     conversation_id: uuid.UUID,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> ConversationPublic:
-    row = await desk.unassign_conversation(session, principal.company_id, conversation_id)
-    if row.conversation.waiting_since is not None and row.conversation.team_id is not None:
-        wake_routing(session, state, principal.company_id, [row.conversation.team_id])
+    row = await desk.unassign_conversation(
+        session, principal.company_id, conversation_id, principal.user_id
+    )
     return row.public()
+
+
+@router.get(
+    "/{conversation_id}/system-notes",
+    summary="What happened to the conversation (assigned, transferred, SLA breached), oldest "
+    "first: the thread shows these lines beside its messages",
+    response_model=list[SystemNotePublic],
+    responses=NOT_FOUND,
+    dependencies=[Requires(Permission.CONVERSATIONS_READ)],
+)
+async def list_system_notes(
+    conversation_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> Any:
+    await desk.get_conversation_row(session, principal.company_id, conversation_id)  # else 404
+    return await system_notes.list_notes(session, principal.company_id, conversation_id)
 
 
 def _action(changes: dict[str, Any]) -> Callable[..., Awaitable[ConversationPublic]]:

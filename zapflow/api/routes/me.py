@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
-from zapflow.api.routing_wake import wake_routing
 from zapflow.api.session_auth import clear_session_cookie, session_token
 from zapflow.errors import Unprocessable
 from zapflow.models import Availability, User
@@ -58,9 +57,7 @@ async def get_me(
 
 
 @router.patch("", summary="Set your availability", response_model=MeUser, dependencies=[OWN])
-async def update_me(
-    body: MeUpdate, principal: CurrentPrincipal, session: SessionDep, state: StateDep
-) -> Any:
+async def update_me(body: MeUpdate, principal: CurrentPrincipal, session: SessionDep) -> Any:
     user = await _user(session, principal)
     if user is None:
         raise Unprocessable("availability: a company key belongs to nobody")
@@ -68,7 +65,7 @@ async def update_me(
     await session.flush()
     if body.availability == Availability.AVAILABLE:  # their teams' queues may move now
         teams = await routing.member_teams(session, user.id)
-        wake_routing(session, state, principal.company_id, teams)
+        await routing.request_pass(session, principal.company_id, teams)
     return MeUser.model_validate(user)
 
 

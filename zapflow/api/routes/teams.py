@@ -1,5 +1,6 @@
 """Teams: members with a capacity and a routing mode; transferring a conversation to a team
-queues it there, and the team's routing workflow assigns it (api/routing_wake.py)."""
+queues it there, and the team's routing workflow assigns it (services/routing.py); a team's SLA
+(services/slas.py) is part of the team."""
 
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ from fastapi import APIRouter, Response
 from sqlalchemy import select
 from sqlmodel import col
 
-from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
-from zapflow.api.routing_wake import wake_routing
+from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.errors import Conflict
 from zapflow.models import Team, TeamMember, User
 from zapflow.schemas.teams import MemberPublic, Membership, TeamCreate, TeamPublic, TeamUpdate
@@ -34,6 +34,9 @@ async def _public(session: SessionDep, team: Team) -> TeamPublic:
         id=team.id,
         name=team.name,
         routing_mode=team.routing_mode,
+        first_response_seconds=team.first_response_seconds,
+        resolution_seconds=team.resolution_seconds,
+        sla_escalation=team.sla_escalation,
         members=members,
         created_at=team.created_at,
     )
@@ -76,7 +79,8 @@ async def create_team(body: TeamCreate, principal: CurrentPrincipal, session: Se
 
 @router.patch(
     "/{team_id}",
-    summary="Rename a team or change its routing mode",
+    summary="Rename a team, change its routing mode or its SLA (new targets apply to conversations "
+    "that join it from now)",
     response_model=TeamPublic,
     dependencies=[Requires(Permission.TEAMS_MANAGE)],
 )
@@ -85,13 +89,12 @@ async def update_team(
     body: TeamUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> Any:
     team = await routing.get_team(session, principal.company_id, team_id)
-    for name, value in body.model_dump(exclude_none=True).items():
+    for name, value in body.model_dump(exclude_unset=True).items():
         setattr(team, name, value)
     await session.flush()
-    wake_routing(session, state, principal.company_id, [team.id])
+    await routing.request_pass(session, principal.company_id, [team.id])
     return await _public(session, team)
 
 
@@ -107,7 +110,6 @@ async def put_member(
     body: Membership,
     principal: CurrentPrincipal,
     session: SessionDep,
-    state: StateDep,
 ) -> Any:
     team = await routing.get_team(session, principal.company_id, team_id)
     await get_scoped(session, User, principal.company_id, user_id)  # another company's: 404
@@ -118,7 +120,7 @@ async def put_member(
         session.add(member)
     member.capacity = body.capacity
     await session.flush()
-    wake_routing(session, state, principal.company_id, [team.id])
+    await routing.request_pass(session, principal.company_id, [team.id])
     return await _public(session, team)
 
 

@@ -2,7 +2,7 @@
 // the contact panel. On a phone one pane shows at a time.
 import { api, qs } from "./api.js";
 import { ContactPanel } from "./contact.js";
-import { debounce, field, h, replace, select } from "./dom.js";
+import { announce, debounce, field, h, replace, select } from "./dom.js";
 import { errorText, time } from "./format.js";
 import { t } from "./i18n.js";
 import { Thread } from "./thread.js";
@@ -211,6 +211,8 @@ export class InboxView {
             : h("span", { class: "badge bot" }, t("badge.bot")),
           row.status === "closed" ? h("span", { class: "badge closed" }, t("badge.closed")) : null,
           agent ? h("span", { class: "badge agent" }, agent) : null,
+          row.sla_breached_at && row.status === "open" ? h("span", { class: "badge sla" }, t("badge.sla")) : null,
+          row.priority === "high" ? h("span", { class: "badge priority" }, t("badge.priority")) : null,
         ),
       ),
     );
@@ -251,6 +253,8 @@ export class InboxView {
       this.load();
     } else if (event.type === "conversation.updated") {
       await this.conversationUpdated(event.data);
+    } else if (event.type === "sla.breached") {
+      this.slaBreached(event.data);
     } else if (event.type === "message.created") {
       const row = this.rows.find((r) => r.id === event.conversation_id);
       if (row && event.data.direction === "outbound") {
@@ -262,7 +266,15 @@ export class InboxView {
     this.contact?.onEvent(event);
   }
 
-  async conversationUpdated(summary) {
+  // the assignee and the supervisors hear of a breach (the badge shows it to everyone)
+  slaBreached(breach) {
+    const me = this.ctx.me.user?.id;
+    if (breach.assigned_user_id !== me && !this.ctx.can("teams:manage")) return;
+    const row = this.rows.find((r) => r.id === breach.conversation_id);
+    announce(t("sla.breachedToast", { name: row?.contact.name || row?.contact.phone_number || "" }));
+  }
+
+    async conversationUpdated(summary) {
     const index = this.rows.findIndex((r) => r.id === summary.id);
     if (index < 0 && !this.localFilters) return this.reloadSoon();
     const row = index >= 0 ? { ...this.rows[index], ...summary } : await this.fetchRow(summary.id);

@@ -16,6 +16,7 @@ import { LiveStream } from "./live.js";
 import { MergePanel } from "./merge.js";
 import { SearchView } from "./search.js";
 import { TemplatesView } from "./templates.js";
+import { availabilityToggle, TeamsView } from "./teams.js";
 
 const root = document.getElementById("root");
 const VIEWS = {
@@ -25,12 +26,18 @@ const VIEWS = {
   campaigns: CampaignsView,
   templates: TemplatesView,
   search: SearchView,
+  teams: TeamsView,
   settings: SettingsView,
   account: AccountView,
 };
-const NAV = ["inbox", "board", "flows", "campaigns", "templates", "search", "settings"]; // the account: the header's name
+const NAV = ["inbox", "board", "flows", "campaigns", "templates", "search", "teams", "settings"]; // the account: the header's name
 // what a view needs the signed-in role to hold (the others: every role)
-const NEEDS = { settings: "users:manage", campaigns: "campaigns:read", templates: "templates:read" };
+const NEEDS = {
+  settings: "users:manage",
+  campaigns: "campaigns:read",
+  templates: "templates:read",
+  teams: "teams:read",
+};
 let live = null;
 let view = null;
 let viewName = null;
@@ -162,7 +169,7 @@ function start(me) {
   stop();
   // the view's first request goes out first; what the views share arrives alongside it
   let shared;
-  ctx = { me, users: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel, MergePanel] };
+  ctx = { me, users: new Map(), teams: new Map(), instances: [], funnels: [], panels: [FollowUpsPanel, MergePanel] };
   ctx.can = (permission) => me.permissions.includes(permission);
   ctx.ready = new Promise((resolve) => (shared = resolve));
   shell();
@@ -175,6 +182,8 @@ function start(me) {
       all("/users").then((users) => (ctx.users = new Map(users.map((u) => [u.id, u])))).catch(() => {}),
       api("/instances").then((instances) => (ctx.instances = instances)),
       api("/funnels").then((funnels) => (ctx.funnels = funnels)),
+      ctx.can("teams:read") &&
+        api("/teams").then((teams) => (ctx.teams = new Map(teams.map((team) => [team.id, team])))).catch(() => {}),
     ]),
   );
   ctx.ready.catch((error) => auth.signedIn && signIn(errorText(error)));
@@ -200,6 +209,7 @@ function shell() {
       (companyName = h("span", { class: "company muted" })),
       nav,
       statusPill,
+      availabilityToggle(ctx),
       languagePicker(),
       h("a", { href: "#/account", class: "who", "data-view": "account" }, who),
       h("button", { type: "button", onclick: signOut }, t("signin.out")),

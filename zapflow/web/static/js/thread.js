@@ -1,9 +1,10 @@
 // One conversation: its header (bot paused or active, close), the virtualized message history
 // (older pages load as the agent scrolls up) and the composer. Sending takes the conversation
-// over: the bot is paused first, visibly, and a button resumes it.
+// over: the bot is paused first, visibly, and a button resumes it. System notes (assigned,
+// transferred, SLA breached) are lines between the messages, in time order, live too.
 import { api, qs } from "./api.js";
 import { CannedSuggestions } from "./canned.js";
-import { announce, h, replace } from "./dom.js";
+import { announce, field, h, replace, select } from "./dom.js";
 import { errorText, newId, time, webUrl } from "./format.js";
 import { t } from "./i18n.js";
 import { VirtualList } from "./virtual.js";
@@ -20,6 +21,7 @@ const TICKS = {
 };
 const RANK = { pending: 0, sending: 1, sent: 2, delivered: 3, read: 4, failed: 5 };
 const SENDERS = { ai: "sender.ai", flow: "sender.flow", followup: "sender.followup" };
+const when = (m) => Date.parse(m.system ? m.created_at : m.provider_timestamp || m.created_at);
 
 export class Thread {
   constructor(pane, conversation, ctx, onConversation) {
@@ -100,6 +102,8 @@ export class Thread {
         { class: `badge ${paused ? "paused" : "bot"}`, role: "status", "data-bot": paused ? "paused" : "active" },
         paused ? t("thread.botPaused") : t("thread.botActive"),
       ),
+      c.sla_breached_at && c.status === "open" && h("span", { class: "badge sla", "data-sla": "breached" }, t("badge.sla")),
+      c.priority === "high" && h("span", { class: "badge priority" }, t("badge.priority")),
       h(
         "div",
         { class: "actions" },
@@ -123,12 +127,23 @@ export class Thread {
       h("span", { class: "assignee muted", "data-assignee": c.assigned_user_id || "" }, who ? t("thread.assignedTo", { name: who }) : c.waiting_since ? t("thread.waiting") : t("thread.nobody")),
       me && c.assigned_user_id !== me && h("button", { type: "button", onclick: () => this.act("take") }, t("thread.take")),
       c.assigned_user_id && h("button", { type: "button", onclick: () => this.act("unassign") }, t("thread.unassign")),
+      this.menu("assign", "thread.assignTo", [...this.ctx.users.values()].filter((u) => u.is_active !== false && u.id !== c.assigned_user_id), "user_id"),
+      this.menu("transfer", "thread.transferTo", [...this.ctx.teams.values()], "team_id"),
     ];
   }
 
-  async act(action) {
+  // the assign menu (a person of the company) and the transfer menu (a team)
+  menu(action, label, choices, key) {
+    if (!choices.length) return null;
+    const picker = select(choices.map((x) => [x.id, x.name]), choices[0].id);
+    const go = () => this.act(action, { [key]: picker.value });
+    return h("span", { class: `menu ${action}` }, field(t(label), picker, { hideLabel: true }),
+      h("button", { type: "button", onclick: go }, t(`thread.${action}`)));
+  }
+
+  async act(action, body = undefined) {
     try {
-      const summary = await api(`/conversations/${this.conversation.id}/${action}`, { method: "POST" });
+      const summary = await api(`/conversations/${this.conversation.id}/${action}`, { method: "POST", body });
       this.updateConversation(summary);
       if (action === "pause") announce(t("thread.botPaused"));
       if (action === "resume") announce(t("thread.botActive"));
@@ -145,11 +160,15 @@ export class Thread {
 
   async load() {
     try {
-      const page = await api(`/conversations/${this.conversation.id}/messages${qs({ limit: PAGE })}`);
+      const [page, notes] = await Promise.all([
+        api(`/conversations/${this.conversation.id}/messages${qs({ limit: PAGE })}`),
+        api(`/conversations/${this.conversation.id}/system-notes`).catch(() => []),
+      ]);
+      this.notes = notes.map((n) => ({ ...n, system: true, id: `note-${n.id}` }));
       this.cursor = page.next_cursor;
       const messages = page.data.reverse();
       messages.forEach((m) => this.remember(m));
-      this.list.setItems(messages);
+      this.list.setItems(this.withNotes(messages));
     } catch (error) {
       this.showError(errorText(error));
     }
@@ -164,12 +183,21 @@ export class Thread {
       this.cursor = page.next_cursor;
       const messages = page.data.reverse();
       messages.forEach((m) => this.remember(m));
-      this.list.prepend(messages);
+      this.list.prepend(this.withNotes(messages));
     } catch (error) {
       this.showError(errorText(error));
     } finally {
       this.loadingOlder = false;
     }
+  }
+
+  // the notes that belong among these (older) messages: since the oldest of them, or all that
+  // are left once the first message is loaded
+  withNotes(messages) {
+    const from = this.cursor && messages.length ? when(messages[0]) : -Infinity;
+    const taken = this.notes.filter((n) => when(n) >= from);
+    this.notes = this.notes.filter((n) => when(n) < from);
+    return [...messages, ...taken].sort((a, b) => when(a) - when(b));
   }
 
   remember(message) {
@@ -185,6 +213,7 @@ export class Thread {
     if (event.type === "conversation.updated") this.updateConversation(event.data);
     else if (event.type === "message.created") this.messageCreated(event.data);
     else if (event.type === "message.status") this.messageStatus(event.data);
+    else if (event.type === "system_note.created") this.list.append({ ...event.data, system: true, id: `note-${event.data.id}` });
   }
 
   messageCreated(message) {
@@ -211,7 +240,21 @@ export class Thread {
     this.list.refresh(this.list.key(message));
   }
 
+  renderNote(n) {
+    const name = (id) => (id && this.ctx.users.get(id)?.name) || t("note.someone");
+    const team = (n.team_id && this.ctx.teams.get(n.team_id)?.name) || "?";
+    const vars = { actor: name(n.actor_user_id), user: name(n.user_id), team, target: t(`sla.${n.detail}`) };
+    // who did it: a person, the team's routing, an SLA escalation, or an integration's key
+    let key = `note.${n.kind}`;
+    if (n.detail === "routing") key = "note.routed";
+    else if (n.detail === "sla") key = "note.unassignedBySla";
+    else if (!n.actor_user_id && n.kind !== "sla_breached") key = `note.${n.kind}Anon`;
+    return h("div", { class: "system-note", "data-kind": n.kind, role: "note" },
+      h("span", {}, t(key, vars)), " ", h("time", { datetime: n.created_at }, time(n.created_at)));
+  }
+
   renderMessage(m) {
+    if (m.system) return this.renderNote(m);
     const out = m.direction === "outbound";
     const sender = SENDERS[m.sent_by];
     return h(

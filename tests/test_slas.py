@@ -1,0 +1,176 @@
+"""SLAs per team, end to end on the worker: a transfer holds the conversation to the team's
+targets (business time: services/business_hours.py, tested in test_business_hours.py); the
+conversation's workflow breaches a target past due (missed, badge, system note, ``sla.breached``
+live) and escalates (raise the priority, or hand it to the next member); a person's reply and a
+close meet their targets. System notes say who assigned, transferred and unassigned."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import col
+
+from tests.fixtures.app import Tenant
+from tests.fixtures.traffic import EventListener, eventually
+from tests.test_replay import RECORD, _save, _workflow_id
+from tests.test_routing import agent, assignees, conversations
+from zapflow.config import Settings
+from zapflow.db import SessionFactory
+from zapflow.models import SlaTarget
+from zapflow.temporal import connect
+
+
+async def sla_team(tenant: Tenant, *members: str, **sla: Any) -> str:
+    made = await tenant.client.post(
+        "/api/v1/teams", json={"name": f"SLA {uuid.uuid4().hex[:6]}", **sla}
+    )
+    assert made.status_code == 201, made.text
+    for user_id in members:
+        put = await tenant.client.put(
+            f"/api/v1/teams/{made.json()['id']}/members/{user_id}", json={"capacity": 5}
+        )
+        assert put.status_code == 200, put.text
+    return str(made.json()["id"])
+
+
+async def targets(sessions: SessionFactory, conversation_id: str) -> dict[str, SlaTarget]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(SlaTarget)
+            .where(col(SlaTarget.conversation_id) == uuid.UUID(conversation_id))
+            .order_by(col(SlaTarget.started_at))
+        )
+    return {f"{t.kind.value}:{t.status.value}": t for t in rows.scalars()}
+
+
+async def notes(tenant: Tenant, conversation_id: str) -> list[dict[str, Any]]:
+    answer = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/system-notes")
+    assert answer.status_code == 200, answer.text
+    return list(answer.json())
+
+
+async def conversation(tenant: Tenant, conversation_id: str) -> dict[str, Any]:
+    return dict((await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json())
+
+
+async def test_a_missed_first_response_breaches_live_and_raises_the_priority(
+    tenant: Tenant, sessions: SessionFactory, settings: Settings, worker: None
+) -> None:
+    """(With ``ZAPFLOW_RECORD_HISTORIES`` set, the conversation's history is kept for
+    tests/test_replay.py: a run holding SLA timers.)"""
+    team_id = await sla_team(
+        tenant,
+        first_response_seconds=2,
+        resolution_seconds=3600,
+        sla_escalation="raise_priority",
+    )
+    [conversation_id] = await conversations(tenant, 1)
+    async with EventListener(tenant.client) as events:
+        moved = await tenant.client.post(
+            f"/api/v1/conversations/{conversation_id}/transfer", json={"team_id": team_id}
+        )
+        assert moved.status_code == 200, moved.text
+        [breach] = await events.wait_for("sla.breached", lambda found: len(found) >= 1)
+    assert breach["conversation_id"] == conversation_id
+    assert breach["data"]["kind"] == "first_response" and breach["data"]["team_id"] == team_id
+    row = await conversation(tenant, conversation_id)
+    assert row["sla_breached_at"] and row["priority"] == "high"
+    found = await targets(sessions, conversation_id)
+    assert set(found) == {"first_response:missed", "resolution:pending"}
+    missed = found["first_response:missed"]
+    assert missed.breached_at and missed.breached_at >= missed.due_at
+    kinds = [(n["kind"], n["detail"]) for n in await notes(tenant, conversation_id)]
+    assert kinds == [("transferred", None), ("sla_breached", "first_response")]
+    if RECORD:
+        await _save(await connect(settings), "conversation-sla", _workflow_id(tenant, row))
+
+
+async def test_a_reply_and_a_close_meet_their_targets(
+    tenant: Tenant, api_url: str, sessions: SessionFactory, worker: None
+) -> None:
+    ana, ana_client = await agent(tenant, api_url, "Ana")
+    try:
+        team_id = await sla_team(tenant, ana, first_response_seconds=3600, resolution_seconds=7200)
+        first, second = await conversations(tenant, 2)
+        for conversation_id in (first, second):
+            await tenant.client.post(
+                f"/api/v1/conversations/{conversation_id}/transfer", json={"team_id": team_id}
+            )
+        taken = await ana_client.post(f"/api/v1/conversations/{first}/take")
+        assert taken.status_code == 200, taken.text
+        reply = await ana_client.post(
+            f"/api/v1/conversations/{first}/messages", json={"type": "text", "text": "Olá!"}
+        )
+        assert reply.status_code in (200, 201, 202), reply.text
+        await ana_client.post(f"/api/v1/conversations/{first}/close")
+        await ana_client.post(f"/api/v1/conversations/{second}/close")  # never answered
+        assert set(await targets(sessions, first)) == {"first_response:met", "resolution:met"}
+        assert set(await targets(sessions, second)) == {
+            "first_response:cancelled",
+            "resolution:met",
+        }
+        met = (await targets(sessions, first))["first_response:met"]
+        assert met.completed_at and met.completed_at <= met.due_at and met.breached_at is None
+        kinds = [(n["kind"], n["actor_user_id"], n["user_id"]) for n in await notes(tenant, first)]
+        assert kinds == [("transferred", None, None), ("assigned", ana, ana)]
+    finally:
+        await ana_client.aclose()
+
+
+async def test_a_breach_reassigns_to_the_next_member(
+    tenant: Tenant, api_url: str, sessions: SessionFactory, worker: None
+) -> None:
+    """Ana takes the conversation and does not answer in time: it goes back to the queue and
+    round-robin hands it to Bia (the first member, nobody having been routed one yet); the
+    thread's notes tell the story."""
+    (ana, ana_client), (bia, bia_client) = [await agent(tenant, api_url, n) for n in ("Ana", "Bia")]
+    try:
+        for client in (ana_client, bia_client):
+            await client.patch("/api/v1/me", json={"availability": "available"})
+        team_id = await sla_team(
+            tenant, bia, ana, first_response_seconds=3, sla_escalation="reassign"
+        )
+        [conversation_id] = await conversations(tenant, 1)
+        await tenant.client.post(
+            f"/api/v1/conversations/{conversation_id}/transfer", json={"team_id": team_id}
+        )
+        taken = await ana_client.post(f"/api/v1/conversations/{conversation_id}/take")
+        assert taken.json()["assigned_user_id"] == ana, taken.text
+        routed = await tenant.client.patch(
+            f"/api/v1/teams/{team_id}", json={"routing_mode": "round_robin"}
+        )
+        assert routed.status_code == 200, routed.text
+        await eventually(
+            lambda: assignees(tenant, [conversation_id]), lambda got: got == [bia], within=30
+        )
+        steps = [
+            (n["kind"], n["user_id"], n["detail"]) for n in await notes(tenant, conversation_id)
+        ]
+        assert steps == [
+            ("transferred", None, None),
+            ("assigned", ana, None),  # she took it
+            ("unassigned", ana, "sla"),
+            ("sla_breached", ana, "first_response"),
+            ("assigned", bia, "routing"),
+        ]
+        assert set(await targets(sessions, conversation_id)) == {"first_response:missed"}
+    finally:
+        await ana_client.aclose()
+        await bia_client.aclose()
+
+
+async def test_sla_settings_are_checked(tenant: Tenant) -> None:
+    bad = await tenant.client.post(
+        "/api/v1/teams", json={"name": "Bad SLA", "first_response_seconds": 0}
+    )
+    assert bad.status_code == 422 and "first_response_seconds" in bad.text
+    team_id = await sla_team(tenant, resolution_seconds=60, sla_escalation="reassign")
+    cleared = await tenant.client.patch(
+        f"/api/v1/teams/{team_id}", json={"resolution_seconds": None}
+    )
+    assert cleared.status_code == 200 and cleared.json()["resolution_seconds"] is None
+    assert cleared.json()["sla_escalation"] == "reassign"
+    null_mode = await tenant.client.patch(f"/api/v1/teams/{team_id}", json={"routing_mode": None})
+    assert null_mode.status_code == 422 and "routing_mode" in null_mode.text

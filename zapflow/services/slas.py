@@ -1,0 +1,215 @@
+"""SLAs: a team's first-response and resolution targets, counted in the company's business time
+(its time zone, weekly hours and holidays: services/business_hours.py).
+
+A conversation joining a team with an SLA (a transfer, a flow's handoff) is held to the team's
+targets from then: one ``sla_targets`` row per target, due at the start plus the target in
+business time; the targets of a team it leaves are cancelled. A person's first reply completes
+the first-response target, closing completes the resolution target (and cancels a first
+response never given): ``met`` by the due time, ``missed`` after it. The conversation's
+workflow holds a timer per pending target (reloaded from the rows on an ``sla`` inbox row) and
+calls ``breach`` when one is due: the target is missed, the conversation marked
+(``sla_breached_at``), a system note and an ``sla.breached`` event tell the assignee and the
+supervisors, and the team's escalation runs (back to the team's queue, or a higher priority).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from zapflow.models import (
+    Company,
+    Conversation,
+    ConversationPriority,
+    ConversationStatus,
+    SlaEscalation,
+    SlaKind,
+    SlaStatus,
+    SlaTarget,
+    SystemNoteKind,
+    Team,
+    utc_now,
+)
+from zapflow.services import system_notes
+from zapflow.services.business_hours import MAX_DAYS, add_business_time
+from zapflow.services.conversations import conversation_updated
+from zapflow.services.events import Event, stage
+from zapflow.services.inbox import store_routing_wake, store_slas_changed
+
+
+def holidays_of(company: Company) -> set[date]:
+    """The company's holidays (``settings.holidays``, ISO dates; the settings' schema checks
+    them on write)."""
+    days = company.settings.get("holidays") or []
+    return {day if isinstance(day, date) else date.fromisoformat(day) for day in days}
+
+
+def due_at(company: Company, started_at: datetime, seconds: int) -> datetime:
+    """``seconds`` of business time after ``started_at``; hours too short to hold the target
+    within ``MAX_DAYS`` (a minute a week and a target of days) make it due then."""
+    try:
+        return add_business_time(
+            started_at,
+            timedelta(seconds=seconds),
+            company.timezone,
+            company.business_hours,
+            holidays_of(company),
+        )
+    except ValueError:
+        return started_at + timedelta(days=MAX_DAYS)
+
+
+async def start(session: AsyncSession, conversation: Conversation, team: Team) -> None:
+    """Hold the conversation to ``team``'s targets from now (the pending ones of an earlier
+    team are cancelled); its workflow is told through the inbox."""
+    await session.execute(
+        update(SlaTarget)
+        .where(
+            col(SlaTarget.conversation_id) == conversation.id,
+            col(SlaTarget.status) == SlaStatus.PENDING,
+        )
+        .values(status=SlaStatus.CANCELLED)
+    )
+    conversation.sla_breached_at = None
+    targets = {
+        SlaKind.FIRST_RESPONSE: team.first_response_seconds,
+        SlaKind.RESOLUTION: team.resolution_seconds,
+    }
+    if not any(targets.values()):
+        return
+    company = await session.get(Company, conversation.company_id)
+    assert company is not None
+    now = utc_now()
+    for kind, seconds in targets.items():
+        if seconds:
+            session.add(
+                SlaTarget(
+                    company_id=conversation.company_id,
+                    conversation_id=conversation.id,
+                    team_id=team.id,
+                    kind=kind,
+                    started_at=now,
+                    due_at=due_at(company, now, seconds),
+                )
+            )
+    await session.flush()
+    await store_slas_changed(
+        session, conversation.company_id, conversation.instance_id, conversation.remote_jid
+    )
+
+
+async def complete(
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    kinds: Iterable[SlaKind],
+    cancel: Iterable[SlaKind] = (),
+) -> None:
+    """The conversation's pending targets of ``kinds`` are done now: met by their due time,
+    missed after it; those of ``cancel`` no longer apply. One statement each, and none when
+    nothing is pending (an indexed look-up)."""
+    now = utc_now()
+    pending = (
+        col(SlaTarget.conversation_id) == conversation_id,
+        col(SlaTarget.status) == SlaStatus.PENDING,
+    )
+    late = col(SlaTarget.due_at) < now
+    await session.execute(
+        update(SlaTarget)
+        .where(*pending, col(SlaTarget.kind).in_(list(kinds)))
+        .values(
+            completed_at=now,
+            status=case((late, SlaStatus.MISSED.value), else_=SlaStatus.MET.value),
+            breached_at=case((late, col(SlaTarget.due_at)), else_=None),
+        )
+    )
+    if cancel := list(cancel):
+        await session.execute(
+            update(SlaTarget)
+            .where(*pending, col(SlaTarget.kind).in_(cancel))
+            .values(status=SlaStatus.CANCELLED)
+        )
+
+
+async def pending_timers(session: AsyncSession, conversation_id: uuid.UUID) -> list[SlaTarget]:
+    rows = await session.execute(
+        select(SlaTarget).where(
+            col(SlaTarget.conversation_id) == conversation_id,
+            col(SlaTarget.status) == SlaStatus.PENDING,
+        )
+    )
+    return list(rows.scalars())
+
+
+async def breach(session: AsyncSession, target_id: uuid.UUID) -> bool:
+    """The target's timer fired: unless it was completed or cancelled meanwhile, it is missed,
+    announced and escalated. True when it breached now."""
+    target = (
+        await session.execute(
+            select(SlaTarget).where(col(SlaTarget.id) == target_id).with_for_update()
+        )
+    ).scalar_one_or_none()
+    if target is None or target.status != SlaStatus.PENDING:
+        return False
+    conversation = (
+        await session.execute(
+            select(Conversation)
+            .where(col(Conversation.id) == target.conversation_id)
+            .with_for_update()
+        )
+    ).scalar_one()
+    now = utc_now()
+    target.status, target.breached_at = SlaStatus.MISSED, now
+    conversation.sla_breached_at = now
+    assignee = conversation.assigned_user_id
+    team = await session.get(Team, target.team_id) if target.team_id else None
+    if team is not None and conversation.status == ConversationStatus.OPEN:
+        await _escalate(session, conversation, team)
+    await session.flush()
+    await system_notes.add(
+        session,
+        conversation,
+        SystemNoteKind.SLA_BREACHED,
+        user_id=assignee,
+        team_id=target.team_id,
+        detail=target.kind.value,
+    )
+    await stage(session, [_breached(target, assignee), conversation_updated(conversation)])
+    return True
+
+
+async def _escalate(session: AsyncSession, conversation: Conversation, team: Team) -> None:
+    if team.sla_escalation == SlaEscalation.RAISE_PRIORITY:
+        conversation.priority = ConversationPriority.HIGH
+    elif team.sla_escalation == SlaEscalation.REASSIGN and conversation.assigned_user_id:
+        # back to the head of nobody's queue: routing hands it to the next member
+        previous = conversation.assigned_user_id
+        conversation.assigned_user_id = None
+        conversation.waiting_since = utc_now()
+        await system_notes.add(
+            session,
+            conversation,
+            SystemNoteKind.UNASSIGNED,
+            user_id=previous,
+            team_id=team.id,
+            detail="sla",
+        )
+        await store_routing_wake(session, conversation.company_id, team.id)
+
+
+def _breached(target: SlaTarget, assignee: uuid.UUID | None) -> Event:
+    data: dict[str, Any] = {
+        "id": str(target.id),
+        "conversation_id": str(target.conversation_id),
+        "team_id": str(target.team_id) if target.team_id else None,
+        "kind": target.kind.value,
+        "due_at": target.due_at.isoformat(),
+        "breached_at": target.breached_at.isoformat() if target.breached_at else None,
+        "assigned_user_id": str(assignee) if assignee else None,
+    }
+    return Event("sla.breached", target.company_id, data, target.conversation_id)
