@@ -622,6 +622,10 @@ AGENT_FORBIDDEN = {
     "POST /api/v1/campaigns/{campaign_id}/pause": "campaigns:manage",
     "POST /api/v1/campaigns/{campaign_id}/resume": "campaigns:manage",
     "POST /api/v1/campaigns/{campaign_id}/cancel": "campaigns:manage",
+    "GET /api/v1/reports/conversations": "reports:read",
+    "GET /api/v1/reports/messages": "reports:read",
+    "GET /api/v1/reports/heatmap": "reports:read",
+    "GET /api/v1/reports/csat": "reports:read",
 }
 # Allowed by the route, refused by the object: an agent changes only the notes it wrote (the
 # world's note is its admin's).

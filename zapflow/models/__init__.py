@@ -14,6 +14,7 @@ from .contact_identity import ContactIdentity, IdentityKind
 from .contact_merge import ContactMerge
 from .conversation import Conversation, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
+from .conversation_resolution import ConversationResolution, CsatStatus
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
 from .deal import Deal, DealStatus
 from .deal_stage_change import DealStageChange
@@ -33,8 +34,10 @@ from .message import (
     MessageStatus,
     MessageType,
 )
+from .message_rollup import MessageRollup
 from .note import Note
 from .opt_out import OptOut
+from .rollup_watermark import RollupWatermark
 from .stage import Stage
 from .team import RoutingMode, Team
 from .team_member import TeamMember
@@ -63,7 +66,9 @@ __all__ = [
     "ContactMerge",
     "Conversation",
     "ConversationEmbedding",
+    "ConversationResolution",
     "ConversationStatus",
+    "CsatStatus",
     "DeadLetter",
     "DeadLetterKind",
     "DeadLetterStatus",
@@ -87,12 +92,14 @@ __all__ = [
     "InstanceStatus",
     "Message",
     "MessageDirection",
+    "MessageRollup",
     "MessageSender",
     "MessageStatus",
     "MessageType",
     "Note",
     "OptOut",
     "RecipientStatus",
+    "RollupWatermark",
     "RoutingMode",
     "Stage",
     "Team",

@@ -12,6 +12,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
+from zapflow.schemas.csat import CsatSettings
 from zapflow.schemas.fields import NotNull
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -75,6 +76,7 @@ class CompanySettings(BaseModel):
     templates: list[MessageTemplate] | None = Field(
         None, description="Approved message templates follow-ups and flows may send"
     )
+    csat: CsatSettings | None = Field(None, description="The rating request sent on close")
 
 
 Timezone = Annotated[str, AfterValidator(check_timezone)]

@@ -280,7 +280,8 @@ _UPSERTS = {mode: _upsert_statement(mode) for mode in ("skip", "update")}
 EXPORT_COLUMNS = ("phone_number", "name", "email", "tags", "custom_fields", "created_at")
 
 
-def _safe(cell: str) -> str:
+def safe_cell(cell: str) -> str:
+    """The cell as exported: behind a "'" where a spreadsheet would run it as a formula."""
     return "'" + cell if cell.startswith(_ESCAPED_START) else cell
 
 
@@ -297,9 +298,9 @@ _EXPORTED = (
 def _export_cells(contact: Row[Any]) -> list[str]:
     return [
         contact.phone_number or "",
-        _safe(contact.name),
-        _safe(contact.email or ""),
-        _safe(";".join(contact.tags)),
+        safe_cell(contact.name),
+        safe_cell(contact.email or ""),
+        safe_cell(";".join(contact.tags)),
         orjson.dumps(contact.custom_fields).decode() if contact.custom_fields else "",
         contact.created_at.isoformat(),
     ]

@@ -34,6 +34,7 @@ from zapflow.schemas.conversations import ConversationPublic, ConversationSummar
 from zapflow.services.conversations import conversation_updated
 from zapflow.services.events import stage
 from zapflow.services.paging import cut_page, decode_cursor
+from zapflow.services.resolutions import record_close
 from zapflow.whatsapp import jid as jids
 
 _PHONE_LIKE = re.compile(r"\+?[\d\s().-]+")
@@ -295,6 +296,8 @@ async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str,
     if differing:
         await session.flush()
         await stage(session, [conversation_updated(row.conversation)])
+    if differing.get("status") == ConversationStatus.CLOSED:
+        await record_close(session, row.conversation)
 
 
 async def ensure_active_user(

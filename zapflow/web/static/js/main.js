@@ -1,5 +1,5 @@
 // The app shell: sign-in (a person's e-mail and password, an invite link, or an API key), the header (navigation, live status, language), the
-// hash routes (#/inbox[/id[/contact]], #/board[/funnel], #/flows[/id]) and the one live stream
+// hash routes (#/inbox[/id[/contact]], #/board[/funnel], #/flows[/id], #/reports) and the one live stream
 // whose events every view receives.
 import { AccountView, SettingsView } from "./people.js";
 import { all, api, ApiError, auth, signInRequest } from "./api.js";
@@ -12,6 +12,7 @@ import { LANGUAGES, lang, markDocument, setLang, t } from "./i18n.js";
 import { InboxView } from "./inbox.js";
 import { LiveStream } from "./live.js";
 import { MergePanel } from "./merge.js";
+import { ReportsView } from "./reports.js";
 import { SearchView } from "./search.js";
 
 const root = document.getElementById("root");
@@ -20,12 +21,13 @@ const VIEWS = {
   board: BoardView,
   flows: FlowsView,
   search: SearchView,
+  reports: ReportsView,
   settings: SettingsView,
   account: AccountView,
 };
-const NAV = ["inbox", "board", "flows", "search", "settings"]; // the account: the header's name
+const NAV = ["inbox", "board", "flows", "search", "reports", "settings"]; // the account: the header's name
 // what a view needs the signed-in role to hold (the others: every role)
-const NEEDS = { settings: "users:manage" };
+const NEEDS = { settings: "users:manage", reports: "reports:read" };
 let live = null;
 let view = null;
 let viewName = null;
