@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import uuid
 
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.browser import screenshot, sign_in_as
+from tests.fixtures.browser import open_page, screenshot, sign_in_as
 from tests.test_ui_people import PASSWORD, person
 from zapflow.config import Settings
 from zapflow.db import create_engine
@@ -17,7 +17,7 @@ from zapflow.seed import SeedOptions, seed_demo
 
 
 async def test_the_reports_page_draws_charts_on_seeded_data(
-    page: Page, tenant: Tenant, api_url: str, settings: Settings
+    page: Page, browser: Browser, tenant: Tenant, api_url: str, settings: Settings
 ) -> None:
     engine = create_engine(settings, pool_size=1)
     try:
@@ -44,8 +44,7 @@ async def test_the_reports_page_draws_charts_on_seeded_data(
     await screenshot(page, "reports")
 
     agent = await person(tenant, api_url, "agent", "Beto")
-    async with page.context.browser.new_context(base_url=api_url) as other:  # type: ignore[union-attr]
-        tab = await other.new_page()
+    async with open_page(browser, api_url) as tab:
         await sign_in_as(tab, agent["email"], PASSWORD, "/app/#/reports")
         await expect(tab.locator("nav")).not_to_contain_text("Reports")
         await expect(tab.locator(".reports")).to_have_count(0)  # sent to the inbox instead
