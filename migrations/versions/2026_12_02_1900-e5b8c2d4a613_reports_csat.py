@@ -7,8 +7,9 @@ Create Date: 2026-12-02 19:00:00
 ``conversation_resolutions`` is written when a conversation closes (first response and
 resolution times, who handled it, its rating request and answer); ``message_rollups`` counts
 messages per company, UTC hour, direction and sender up to ``rollup_watermarks.rolled_until``
-(services/reports.py fills them as reports are asked for). Conversations closed before this
-migration have no row: reports start from here.
+(services/reports.py fills them as reports are asked for); conversations get an index by
+(company, created_at) for the conversations opened per day. Conversations closed before this
+migration have no resolution: reports start from here.
 """
 
 from collections.abc import Sequence
@@ -92,8 +93,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("company_id", name=op.f("pk_rollup_watermarks")),
     )
 
+    op.create_index(
+        "idx_conversations_company_created", "conversations", ["company_id", "created_at"]
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("idx_conversations_company_created", table_name="conversations")
     op.drop_table("rollup_watermarks")
     op.drop_table("message_rollups")
     op.drop_table("conversation_resolutions")
