@@ -106,21 +106,18 @@ def _filters(period: ReportRange) -> tuple[str, dict[str, Any]]:
     return where, params
 
 
-def _percentiles(name: str, interval: str) -> str:
-    return ", ".join(
-        f"percentile_cont({q}) WITHIN GROUP (ORDER BY extract(epoch FROM {interval}))"
-        f" AS {name}_p{round(q * 100)}"
-        for q in (0.5, 0.9)
-    )
-
-
-_FIGURES = f"""
+# one sort per duration for both percentiles: an array [p50, p90]
+_FIGURES = """
     count(*) AS closed,
-    {_percentiles("first_response", "r.first_response_at - r.opened_at")},
-    {_percentiles("resolution", "r.closed_at - r.opened_at")},
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP
+        (ORDER BY extract(epoch FROM r.first_response_at - r.opened_at)) AS first_response,
+    percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP
+        (ORDER BY extract(epoch FROM r.closed_at - r.opened_at)) AS resolution,
     count(*) FILTER (WHERE r.handled_by_human) AS handled_by_human,
     count(*) FILTER (WHERE NOT r.handled_by_human) AS handled_by_bot
 """
+
+
 _GROUPS = {
     GroupBy.DAY: (
         "(r.closed_at AT TIME ZONE :tz)::date::text AS key, NULL AS label",
@@ -172,8 +169,10 @@ def _figures(key: str, row: Any, opened: int | None, group_by: GroupBy) -> Conve
     label = key if group_by == GroupBy.DAY else ((row.label if row else None) or "(none)")
     values: dict[str, Any] = {"closed": 0, "handled_by_human": 0, "handled_by_bot": 0}
     if row is not None:
-        values = {name: getattr(row, name) for name in ConversationFigures.model_fields
-                  if name not in ("key", "label", "opened")}  # fmt: skip
+        values = {name: getattr(row, name) for name in values}
+        for name in ("first_response", "resolution"):
+            p50, p90 = getattr(row, name) or (None, None)
+            values |= {f"{name}_p50": p50, f"{name}_p90": p90}
     if group_by == GroupBy.DAY:
         values["opened"] = opened or 0
     return ConversationFigures(key=key, label=label, **values)
