@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Response
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
-from zapflow.errors import Unprocessable
+from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Team
 from zapflow.schemas.reports import (
     ConversationsReport,
@@ -69,7 +69,10 @@ async def _range(
     if (end - start).days >= MAX_DAYS:
         raise _invalid("query.from", f"a range is at most {MAX_DAYS} days")
     if team_id is not None:
-        await get_scoped(session, Team, principal.company_id, team_id)
+        try:
+            await get_scoped(session, Team, principal.company_id, team_id)
+        except NotFound:
+            raise NotFound("team_id: no team with this id in your company") from None
     return ReportRange(start=start, end=end, timezone=zone, team_id=team_id)
 
 
