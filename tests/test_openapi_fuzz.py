@@ -104,6 +104,11 @@ BEYOND_THE_SCHEMA = {
     "DELETE /api/v1/templates/{template_id}": "as above",
     "POST /api/v1/campaigns": "an APPROVED template whose parameters the body fills from contact "
     "fields: tests/test_campaigns.py",
+    "GET /api/v1/reports/conversations": "`from` before `to`, at most 366 days apart, in "
+    "2000-2999 (generated dates seldom are): tests/test_reports_csat.py",
+    "GET /api/v1/reports/messages": "as above",
+    "GET /api/v1/reports/heatmap": "as above",
+    "GET /api/v1/reports/csat": "as above",
 }
 MIN_SHARE = 0.1  # of an operation's valid calls (that the role may make) answered 2xx
 # Fields unique in the company: a valid call gets a fresh value, or it would only repeat what an

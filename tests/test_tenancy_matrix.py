@@ -171,6 +171,11 @@ NO_OWN_ROWS = frozenset(
         f"{API}/me/sessions",
         f"{API}/campaigns/audience",
         f"{API}/contacts/duplicates",
+        # figures, not rows: tests/test_reports_csat.py shows another company's are not counted
+        f"{API}/reports/conversations",
+        f"{API}/reports/messages",
+        f"{API}/reports/heatmap",
+        f"{API}/reports/csat",
     }
 )
 
@@ -619,6 +624,10 @@ AGENT_FORBIDDEN = {
     "POST /api/v1/campaigns/{campaign_id}/resume": "campaigns:manage",
     "POST /api/v1/campaigns/{campaign_id}/cancel": "campaigns:manage",
     "POST /api/v1/campaigns/audiences/csv": "campaigns:manage",
+    "GET /api/v1/reports/conversations": "reports:read",
+    "GET /api/v1/reports/messages": "reports:read",
+    "GET /api/v1/reports/heatmap": "reports:read",
+    "GET /api/v1/reports/csat": "reports:read",
 }
 # Allowed by the route, refused by the object: an agent changes only the notes it wrote (the
 # world's note is its admin's).

@@ -58,6 +58,7 @@ from zapflow.models import (
 from zapflow.services.auth import create_api_key, create_company
 from zapflow.services.conversations import PREVIEW_LENGTH
 from zapflow.services.instances import create_instance
+from zapflow.services.reports import rebuild_rollups
 from zapflow.workflows.inputs import ConversationRef
 
 Lang = Literal["pt", "en"]
@@ -947,7 +948,10 @@ class Counted(Generic[T]):
         self.advance(self.count % self.step)
 
 
-LOADED_TABLES = ("contacts", "conversations", "messages", "deals", "deal_stage_changes")
+LOADED_TABLES = (
+    "contacts", "conversations", "messages", "deals", "deal_stage_changes",
+    "conversation_resolutions", "message_rollups",
+)  # fmt: skip
 
 
 async def seed_with_progress(
@@ -982,6 +986,7 @@ async def seed_demo(
             taken = await _taken_numbers(connection, workspace.company_id)
             loader = Loader(raw, options.chunk_size, progress)
             counts = await _load(loader, workspace, options, taken, now)
+            await _report_facts(session, workspace, now)
             await session.close()
         # Outside the transaction (VACUUM refuses one). Beyond the planner's statistics, it sets
         # the visibility map, so index-only scans (counts) skip the heap as after autovacuum.
@@ -989,6 +994,69 @@ async def seed_demo(
     return SeedResult(
         workspace.company_id, workspace.api_key, *counts, seconds=time.perf_counter() - started
     )
+
+
+# The reports' facts as the app would have written them (services/resolutions.py): two teams
+# sharing the agents, a resolution per closed conversation (its last day of messages is the
+# stretch it closed, an hour or so after the last message), ratings on some of them.
+TEAMS = ("Vendas", "Suporte")
+_TEAMS = text(
+    """
+    INSERT INTO teams (company_id, name, routing_mode) SELECT :company_id, name, 'manual'
+      FROM unnest(CAST(:names AS text[])) AS name ON CONFLICT (company_id, name) DO NOTHING
+    """
+)
+_MEMBERS = text(
+    """
+    INSERT INTO team_members (company_id, team_id, user_id)
+    SELECT :company_id, t.id, u.user_id
+      FROM unnest(CAST(:users AS uuid[])) WITH ORDINALITY AS u(user_id, n)
+      JOIN teams t ON t.company_id = :company_id
+       AND t.name = (CAST(:names AS text[]))[(1 + u.n % cardinality(CAST(:names AS text[])))::int]
+    ON CONFLICT DO NOTHING
+    """
+)
+_RESOLUTIONS = text(
+    """
+    INSERT INTO conversation_resolutions (company_id, conversation_id, team_id, user_id,
+        opened_at, first_response_at, closed_at, handled_by_human, csat_status,
+        csat_requested_at, csat_score, csat_rated_at)
+    SELECT c.company_id, c.id, tm.team_id, c.assigned_user_id, o.at, fr.at, closed.at,
+           fr.at IS NOT NULL,
+           CASE WHEN h % 10 < 3 THEN 'done' WHEN h % 10 < 6 THEN 'ignored' ELSE 'none' END,
+           CASE WHEN h % 10 < 6 THEN closed.at END,
+           CASE WHEN h % 10 < 3 THEN (ARRAY[1, 2, 3, 3, 4, 4, 4, 5, 5, 5])[1 + h / 10 % 10] END,
+           CASE WHEN h % 10 < 3 THEN closed.at + interval '3 minutes' END
+      FROM conversations c
+      CROSS JOIN LATERAL (SELECT abs(hashtext(c.id::text)) AS h) hashed
+      CROSS JOIN LATERAL (
+          SELECT min(m.created_at) AS at FROM messages m
+           WHERE m.conversation_id = c.id AND m.direction = 'inbound'
+             AND m.created_at >= c.last_message_at - interval '1 day') o
+      CROSS JOIN LATERAL (
+          SELECT min(m.created_at) AS at FROM messages m
+           WHERE m.conversation_id = c.id AND m.created_at >= o.at
+             AND m.sent_by IN ('agent', 'phone')) fr
+      CROSS JOIN LATERAL (
+          SELECT c.last_message_at + make_interval(mins => 5 + h % 180) AS at) closed
+      LEFT JOIN LATERAL (
+          SELECT team_id FROM team_members WHERE user_id = c.assigned_user_id
+           ORDER BY team_id LIMIT 1) tm ON true
+     WHERE c.company_id = :company_id AND c.status = 'closed' AND o.at IS NOT NULL
+       AND closed.at < :now
+       AND NOT EXISTS (SELECT 1 FROM conversation_resolutions r WHERE r.conversation_id = c.id)
+    """
+)
+
+
+async def _report_facts(session: AsyncSession, workspace: Workspace, now: datetime) -> None:
+    company_id = workspace.company_id
+    names = list(TEAMS)
+    await session.execute(_TEAMS, {"company_id": company_id, "names": names})
+    members = {"company_id": company_id, "users": workspace.agents, "names": names}
+    await session.execute(_MEMBERS, members)
+    await session.execute(_RESOLUTIONS, {"company_id": company_id, "now": now})
+    await rebuild_rollups(session, company_id, now)
 
 
 async def _driver(connection: AsyncConnection) -> asyncpg.Connection:

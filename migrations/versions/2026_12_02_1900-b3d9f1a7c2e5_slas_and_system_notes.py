@@ -1,7 +1,7 @@
 """SLAs per team, system notes in the thread, routing wakes through the inbox.
 
 Revision ID: b3d9f1a7c2e5
-Revises: a7c3e9d2f514
+Revises: d3b8f2a6c1e7
 Create Date: 2026-12-02 19:00:00
 
 ``teams`` get their SLA: first-response and resolution targets (seconds of business time, NULL =
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "b3d9f1a7c2e5"
-down_revision: str | Sequence[str] | None = "a7c3e9d2f514"
+down_revision: str | Sequence[str] | None = "d3b8f2a6c1e7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

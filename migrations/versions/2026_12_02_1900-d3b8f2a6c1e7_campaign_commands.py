@@ -1,7 +1,7 @@
 """Campaign commands through the inbox; campaigns that send only inside business hours.
 
 Revision ID: d3b8f2a6c1e7
-Revises: a7c3e9d2f514
+Revises: b5d2e8f1a3c7
 Create Date: 2026-12-02 19:00:00
 
 A campaign's start, pause, resume and cancel are ``campaign`` inbox rows committed with the
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "d3b8f2a6c1e7"
-down_revision: str | Sequence[str] | None = "a7c3e9d2f514"
+down_revision: str | Sequence[str] | None = "b5d2e8f1a3c7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

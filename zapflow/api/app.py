@@ -34,6 +34,7 @@ from zapflow.api.routes import (
     notes,
     ops,
     opt_outs,
+    reports,
     search,
     sign_in,
     tags,
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         notes.router, tags.router, conversations.router, messages.router, funnels.router,
         deals.router, followups.router, ops.router, sse.router, me.router,
         teams.router, canned_responses.router, templates.router, campaigns.router,
-        campaign_audiences.router, opt_outs.router,
+        campaign_audiences.router, opt_outs.router, reports.router,
     )  # fmt: skip
     for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)

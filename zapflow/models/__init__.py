@@ -14,6 +14,7 @@ from .contact_identity import ContactIdentity, IdentityKind
 from .contact_merge import ContactMerge
 from .conversation import Conversation, ConversationPriority, ConversationStatus
 from .conversation_embedding import EMBEDDING_DIMENSIONS, ConversationEmbedding
+from .conversation_resolution import ConversationResolution, CsatStatus
 from .dead_letter import DeadLetter, DeadLetterKind, DeadLetterStatus
 from .deal import Deal, DealStatus
 from .deal_stage_change import DealStageChange
@@ -33,8 +34,10 @@ from .message import (
     MessageStatus,
     MessageType,
 )
+from .message_rollup import MessageRollup
 from .note import Note
 from .opt_out import OptOut
+from .rollup_watermark import RollupWatermark
 from .sla_target import SlaKind, SlaStatus, SlaTarget
 from .stage import Stage
 from .system_note import SystemNote, SystemNoteKind
@@ -66,7 +69,9 @@ __all__ = [
     "Conversation",
     "ConversationEmbedding",
     "ConversationPriority",
+    "ConversationResolution",
     "ConversationStatus",
+    "CsatStatus",
     "DeadLetter",
     "DeadLetterKind",
     "DeadLetterStatus",
@@ -90,12 +95,14 @@ __all__ = [
     "InstanceStatus",
     "Message",
     "MessageDirection",
+    "MessageRollup",
     "MessageSender",
     "MessageStatus",
     "MessageType",
     "Note",
     "OptOut",
     "RecipientStatus",
+    "RollupWatermark",
     "RoutingMode",
     "SlaEscalation",
     "SlaKind",

@@ -52,6 +52,8 @@ class Conversation(SQLModel, table=True):
             sa.text("id DESC"),
         ),
         sa.Index("idx_conversations_contact_id", "contact_id"),
+        # reports: conversations opened per day (services/reports.py), read from the index only
+        sa.Index("idx_conversations_company_created", "company_id", "created_at"),
         # a team's queue, in arrival order (routing reads its head)
         sa.Index(
             "idx_conversations_waiting",

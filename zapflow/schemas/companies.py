@@ -12,6 +12,7 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictInt
 
+from zapflow.schemas.csat import CsatSettings
 from zapflow.schemas.fields import NotNull
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -88,6 +89,7 @@ class CompanySettings(BaseModel):
         description="Local dates closed all day: SLA targets do not count them",
         examples=[["2026-12-25", "2027-01-01"]],
     )
+    csat: CsatSettings | None = Field(None, description="The rating request sent on close")
 
 
 Timezone = Annotated[str, AfterValidator(check_timezone)]

@@ -355,7 +355,8 @@ def _newest_identity(kind: IdentityKind) -> Any:
     )
 
 
-def _safe(cell: str) -> str:
+def safe_cell(cell: str) -> str:
+    """The cell as exported: behind a "'" where a spreadsheet would run it as a formula."""
     return "'" + cell if cell.startswith(_ESCAPED_START) else cell
 
 
@@ -373,13 +374,13 @@ _EXPORTED = (
 def _export_cells(contact: Row[Any]) -> list[str]:
     return [
         contact.phone_number or "",
-        _safe(contact.name),
-        _safe(contact.email or ""),
-        _safe(";".join(contact.tags)),
+        safe_cell(contact.name),
+        safe_cell(contact.email or ""),
+        safe_cell(";".join(contact.tags)),
         orjson.dumps(contact.custom_fields).decode() if contact.custom_fields else "",
         contact.created_at.isoformat(),
         contact.bsuid or "",
-        _safe(contact.username or ""),
+        safe_cell(contact.username or ""),
     ]
 
 

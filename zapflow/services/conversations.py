@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
 from sqlalchemy import Row, Table, Update, func, text, update
@@ -41,6 +41,7 @@ from zapflow.models import (
 from zapflow.schemas.conversations import ConversationSummary
 from zapflow.schemas.messages import MessagePublic
 from zapflow.services.contacts import forget_contacts
+from zapflow.services.csat import capture_replies
 from zapflow.services.events import Event, stage
 from zapflow.services.identities import Identity, Key, alias_key, resolve_contact
 from zapflow.whatsapp import jid as jids
@@ -117,6 +118,21 @@ async def upsert_conversation(
 ) -> uuid.UUID:
     """The conversation's id, created if new; ``started_at`` (its first message's time) starts
     ``last_message_at``, which the inbox sorts by."""
+    args = (company_id, instance_id, remote_jid, contact_id, workflow_id, started_at)
+    row = await _upsert_row(session, *args)
+    return cast(uuid.UUID, row.id)
+
+
+async def _upsert_row(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    instance_id: uuid.UUID,
+    remote_jid: str,
+    contact_id: uuid.UUID,
+    workflow_id: str | None,
+    started_at: datetime | None,
+) -> Row[Any]:
+    """``upsert_conversation``'s row: its id and its status before this batch."""
     statement = (
         insert(CONVERSATIONS)  # Core: no ORM bulk insert
         .values(
@@ -132,9 +148,9 @@ async def upsert_conversation(
             index_elements=["instance_id", "remote_jid"],
             set_={"updated_at": func.now()},
         )
-        .returning(CONVERSATIONS.c.id)
+        .returning(CONVERSATIONS.c.id, CONVERSATIONS.c.status)
     )
-    return (await session.execute(statement)).scalar_one()
+    return (await session.execute(statement)).one()
 
 
 class ChatAddress(NamedTuple):
@@ -292,8 +308,14 @@ async def insert_messages(
 HUMAN_SENDERS = (MessageSender.AGENT, MessageSender.PHONE)
 
 
-def _bump(target: Any, conversation_id: uuid.UUID, new_messages: Sequence[MessageLike]) -> Update:
-    """Move counters, last-message fields and the 24-hour window by the inserted messages."""
+def _bump(
+    target: Any,
+    conversation_id: uuid.UUID,
+    new_messages: Sequence[MessageLike],
+    reopen: bool = True,
+) -> Update:
+    """Move counters, last-message fields and the 24-hour window by the inserted messages;
+    an inbound one reopens the conversation unless ``reopen`` is False (a rating's answer)."""
     inbound = [m for m in new_messages if m.direction == MessageDirection.INBOUND]
     latest = new_messages[-1]
     values: dict[str, Any] = {
@@ -307,7 +329,8 @@ def _bump(target: Any, conversation_id: uuid.UUID, new_messages: Sequence[Messag
         values["last_inbound_at"] = func.greatest(
             Conversation.last_inbound_at, inbound[-1].provider_timestamp
         )
-        values["status"] = ConversationStatus.OPEN
+        if reopen:
+            values["status"] = ConversationStatus.OPEN
     if any(m.sent_by in HUMAN_SENDERS for m in new_messages):
         values["is_paused"] = True  # a human took over: automation steps aside
     return update(target).where(col(Conversation.id) == conversation_id).values(**values)
@@ -327,10 +350,14 @@ SUMMARY_COLUMNS = [
 
 
 async def _bump_row(
-    session: AsyncSession, conversation_id: uuid.UUID, new_messages: Sequence[Row[Any]]
+    session: AsyncSession,
+    conversation_id: uuid.UUID,
+    new_messages: Sequence[Row[Any]],
+    reopen: bool = True,
 ) -> Row[Any]:
     """``_bump`` in Core, returning what ``conversation.updated`` says (no ORM)."""
-    statement = _bump(CONVERSATIONS, conversation_id, new_messages).returning(*SUMMARY_COLUMNS)
+    statement = _bump(CONVERSATIONS, conversation_id, new_messages, reopen)
+    statement = statement.returning(*SUMMARY_COLUMNS)
     return (await session.execute(statement)).one()
 
 
@@ -369,19 +396,18 @@ async def persist_inbound(
     contact = await resolve_contact(session, company_id, identity)
     if contact.changed:  # before the events' publishing: who hears of them reads the new contact
         forget_contacts(session, [contact.id])
-    conversation_id = await upsert_conversation(
-        session,
-        company_id,
-        instance_id,
-        remote_jid,
-        contact.id,
-        workflow_id,
-        started_at=min(map(_provider_time, messages)),
-    )
+    started_at = min(map(_provider_time, messages))
+    args = (company_id, instance_id, remote_jid, contact.id, workflow_id, started_at)
+    upserted = await _upsert_row(session, *args)
+    conversation_id: uuid.UUID = upserted.id
     new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
     events: list[Event] = []
     if new:
-        conversation = await _bump_row(session, conversation_id, new)
+        # a rating is awaited only by a closed conversation (services/csat.py); its answers
+        # leave it closed
+        closed = upserted.status == ConversationStatus.CLOSED
+        rated = closed and await capture_replies(session, conversation_id, new)
+        conversation = await _bump_row(session, conversation_id, new, reopen=not rated)
         events = [*map(message_created, new), conversation_updated(conversation)]
     await stage(session, events)
     return PersistResult(

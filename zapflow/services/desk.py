@@ -43,6 +43,7 @@ from zapflow.services.events import stage
 from zapflow.services.identities import holders_of, searched_identity
 from zapflow.services.inbox import store_read_request
 from zapflow.services.paging import cut_page, decode_cursor
+from zapflow.services.resolutions import record_close
 from zapflow.whatsapp import jid as jids
 
 _PHONE_LIKE = re.compile(r"\+?[\d\s().-]+")
@@ -385,6 +386,7 @@ async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str,
         await session.flush()
         await stage(session, [conversation_updated(row.conversation)])
     if differing.get("status") == ConversationStatus.CLOSED:
+        await record_close(session, row.conversation)
         await slas.complete(
             session, row.conversation.id, [SlaKind.RESOLUTION], cancel=[SlaKind.FIRST_RESPONSE]
         )

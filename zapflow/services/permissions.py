@@ -53,6 +53,7 @@ class Permission(StrEnum):
     CAMPAIGNS_READ = "campaigns:read"  # broadcasts, their recipients and stats
     CAMPAIGNS_MANAGE = "campaigns:manage"  # create, pause, resume, cancel broadcasts
     OPT_OUTS_MANAGE = "opt_outs:manage"  # record or lift a contact's opt-out
+    REPORTS_READ = "reports:read"  # the whole team's figures: supervisors and admins
 
 
 AGENT_PERMISSIONS = frozenset(
@@ -84,8 +85,10 @@ AGENT_PERMISSIONS = frozenset(
         Permission.OPT_OUTS_MANAGE,
     }
 )
-# a supervisor runs the floor: teams and their routing, the company's saved replies, notes
+# a supervisor runs the floor: teams and their routing, the company's saved replies, notes,
+# the reports
 SUPERVISOR_PERMISSIONS = AGENT_PERMISSIONS | {
+    Permission.REPORTS_READ,
     Permission.TEAMS_MANAGE,
     Permission.CANNED_MANAGE,
     Permission.NOTES_MANAGE,

@@ -1,6 +1,6 @@
 // The app shell: sign-in (a person's e-mail and password, an invite link, or an API key), the header (navigation, live status, language), the
 // hash routes (#/inbox[/id[/contact]], #/board[/funnel], #/flows[/id], #/campaigns[/id|new],
-// #/templates) and the one live stream
+// #/templates, #/teams, #/reports) and the one live stream
 // whose events every view receives.
 import { AccountView, SettingsView } from "./people.js";
 import { all, api, ApiError, auth, signInRequest } from "./api.js";
@@ -14,6 +14,7 @@ import { LANGUAGES, lang, markDocument, setLang, t } from "./i18n.js";
 import { InboxView } from "./inbox.js";
 import { LiveStream } from "./live.js";
 import { MergePanel } from "./merge.js";
+import { ReportsView } from "./reports.js";
 import { SearchView } from "./search.js";
 import { TemplatesView } from "./templates.js";
 import { availabilityToggle, TeamsView } from "./teams.js";
@@ -27,16 +28,18 @@ const VIEWS = {
   templates: TemplatesView,
   search: SearchView,
   teams: TeamsView,
+  reports: ReportsView,
   settings: SettingsView,
   account: AccountView,
 };
-const NAV = ["inbox", "board", "flows", "campaigns", "templates", "search", "teams", "settings"]; // the account: the header's name
+const NAV = ["inbox", "board", "flows", "campaigns", "templates", "search", "teams", "reports", "settings"]; // the account: the header's name
 // what a view needs the signed-in role to hold (the others: every role)
 const NEEDS = {
   settings: "users:manage",
   campaigns: "campaigns:read",
   templates: "templates:read",
   teams: "teams:read",
+  reports: "reports:read",
 };
 let live = null;
 let view = null;
