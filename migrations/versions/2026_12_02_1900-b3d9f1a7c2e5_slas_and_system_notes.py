@@ -26,11 +26,12 @@ down_revision: str | Sequence[str] | None = "d3b8f2a6c1e7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-OLD_TYPES = "'message', 'status', 'outbound', 'followup', 'flow_start', 'flow_cancel', 'other'"
-NEW_TYPES = (
-    "'message', 'status', 'outbound', 'followup', 'flow_start', 'flow_cancel', 'routing', "
-    "'sla', 'other'"
+# after the campaign-commands migration (d3b8f2a6c1e7), which added 'campaign'
+OLD_TYPES = (
+    "'message', 'status', 'outbound', 'followup', 'flow_start', 'flow_cancel', 'read', "
+    "'campaign', 'other'"
 )
+NEW_TYPES = f"{OLD_TYPES}, 'routing', 'sla'"
 NOW = sa.text("now()")
 UUID_DEFAULT = sa.text("gen_random_uuid()")
 

@@ -20,10 +20,11 @@ down_revision: str | Sequence[str] | None = "b5d2e8f1a3c7"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-OLD_TYPES = "'message', 'status', 'outbound', 'followup', 'flow_start', 'flow_cancel', 'other'"
-NEW_TYPES = (
-    "'message', 'status', 'outbound', 'followup', 'flow_start', 'flow_cancel', 'campaign', 'other'"
+# after the mark-read migration (b5d2e8f1a3c7), which added 'read'
+OLD_TYPES = (
+    "'message', 'status', 'outbound', 'followup', 'flow_start', 'flow_cancel', 'read', 'other'"
 )
+NEW_TYPES = f"{OLD_TYPES}, 'campaign'"
 
 
 def _event_types(values: str) -> None:

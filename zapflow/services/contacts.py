@@ -74,7 +74,8 @@ ALIASES = (
     )
     .where(
         col(ContactIdentity.contact_id) == col(Contact.id),
-        col(ContactIdentity.kind).in_(ALIAS_KINDS),
+        # equalities, not IN: a statement built once binds no expanding list (fetch_fixed)
+        or_(*(col(ContactIdentity.kind) == kind for kind in ALIAS_KINDS)),
     )
     .scalar_subquery()
     .label("aliases")
