@@ -77,6 +77,9 @@ PIPELINE_PATCH = "inbox-references"
 AI_TURN_PATCH = "ai-turn-task"
 # SLA timers: a reload and breaches (new commands, only ever after an ``slas_changed`` signal)
 SLA_PATCH = "sla-timers"
+# an outbound request naming the message whose send is in flight queues it again (a replay of
+# its failure) instead of being dropped as a duplicate
+RESEND_PATCH = "resend-in-flight"
 
 
 @workflow.defn
@@ -116,7 +119,7 @@ class ConversationWorkflow:
 
     @workflow.signal
     def outbound(self, batch: OutboundBatch) -> None:
-        fresh = [i for i in batch.message_ids if i not in self._outbound]
+        fresh = [i for i in batch.message_ids if not self._queued(i)]
         self._outbound.extend(fresh)
         self._remember(batch.correlation_ids, fresh)
 
@@ -135,6 +138,19 @@ class ConversationWorkflow:
     @workflow.signal
     def flow_ended(self, ended: FlowEnded) -> None:
         self._flows.ended(ended)
+
+    def _queued(self, message_id: str) -> bool:
+        """A send of ``message_id`` is still to come. The send in flight does not count
+        (RESEND_PATCH): a request for it now is a new one, such as a dead letter's replay
+        committed after that send failed but before this run saw the send end (a signal is
+        handled before the activity's result when both arrive together). Queued again, the
+        send's claim sends the message at most once however often it is asked for."""
+        if message_id not in self._outbound:
+            return False
+        in_flight = self._sending and self._outbound.count(message_id) == 1
+        return not (
+            in_flight and self._outbound[0] == message_id and workflow.patched(RESEND_PATCH)
+        )
 
     def _remember(self, correlation_ids: list[str], ids: list[str]) -> None:
         if correlation_ids:
