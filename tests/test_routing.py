@@ -156,6 +156,10 @@ async def test_least_busy_respects_capacity_and_a_pass_assigns_once(
         await bia_client.aclose()
 
 
+# sessions another one (``:p``) holds waiting for a lock
+BLOCKED_BY = text("SELECT count(*) FROM pg_stat_activity WHERE :p = ANY(pg_blocking_pids(pid))")
+
+
 async def available_pair(tenant: Tenant, sessions: SessionFactory) -> list[str]:
     """Two users, Ana and Bia, both available (written straight: no wake)."""
     users = []
@@ -193,6 +197,41 @@ async def transferred(
         )
         assert moved.status_code == 200, moved.text
     return ids
+
+
+async def test_a_waiting_conversation_held_by_an_agent_is_routed_by_the_wake_not_the_sweep(
+    tenant: Tenant, sessions: SessionFactory, worker: None
+) -> None:
+    """An agent opening a waiting conversation (``mark_read``) holds its row while the wake's
+    pass runs: the pass waits for it instead of skipping it, which left it for the 30 s sweep."""
+    ana, _ = await available_pair(tenant, sessions)
+    team_id = await team(tenant, "manual", ana)
+    instance = await create_cloud_instance(tenant)
+    held, free = await transferred(tenant, sessions, instance["id"], team_id, "5521", 2)
+    async with sessions() as holder, holder.begin():
+        await holder.execute(
+            text("SELECT 1 FROM conversations WHERE id = :id FOR UPDATE"), {"id": held}
+        )
+        pid = (await holder.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        routed = await tenant.client.patch(
+            f"/api/v1/teams/{team_id}", json={"routing_mode": "round_robin"}
+        )
+        assert routed.status_code == 200, routed.text
+
+        async def pass_waits_or_skips() -> tuple[int, Any]:
+            async with sessions() as session:
+                blocked = await session.execute(
+                    BLOCKED_BY,
+                    {"p": pid},
+                )
+                return blocked.scalar_one(), (await assignees(tenant, [free]))[0]
+
+        await eventually(pass_waits_or_skips, lambda got: got[0] > 0 or got[1] is not None)
+    # released: well before the routing workflow's next sweep (30 s), both are Ana's
+    found = await eventually(
+        lambda: assignees(tenant, [held, free]), lambda got: None not in got, within=10
+    )
+    assert found == [ana, ana]
 
 
 async def test_a_worker_killed_at_the_wake_loses_and_doubles_no_assignment(

@@ -9,8 +9,11 @@ and ``assign_waiting``, which the team's routing workflow runs (workflows/routin
 - least_busy: the available member with the fewest open conversations, under capacity; ties go
   to the member who joined first.
 
-Waiting conversations are read oldest first under ``FOR UPDATE SKIP LOCKED`` and the team row is
-locked for the pass, so two passes can never hand out the same conversation or the same turn.
+Waiting conversations are read oldest first under ``FOR UPDATE`` and the team row is locked for
+the pass, so two passes can never hand out the same conversation or the same turn. A pass waits
+for a waiting conversation another transaction holds (an agent opening it: ``mark_read``), for
+at most ``LOCK_WAIT`` (then it fails and its activity retries): skipping it instead left it
+waiting, with no wake to come, until the routing workflow's next sweep.
 
 Whatever may move a team's queue (a conversation queued, a member available, the team changed)
 wakes its routing workflow through the durable inbox (``request_pass``: a ``routing`` row in the
@@ -23,7 +26,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -46,6 +49,8 @@ from zapflow.services.inbox import store_routing_wake
 from zapflow.services.queries import get_scoped
 
 PASS_LIMIT = 200  # conversations one pass may assign (the next wake takes the rest)
+# a desk action holds a conversation's row for one short transaction; longer fails the pass
+LOCK_WAIT = "5s"
 
 
 @dataclass
@@ -104,6 +109,7 @@ async def assign_waiting(
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """Hands the team's waiting conversations, oldest first, to its members by the team's
     mode; returns (conversation, user) pairs. A team deleted meanwhile assigns nothing."""
+    await session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'"))
     team = (
         await session.execute(
             select(Team)
@@ -127,7 +133,7 @@ async def assign_waiting(
             )
             .order_by(col(Conversation.waiting_since), col(Conversation.id))
             .limit(PASS_LIMIT)
-            .with_for_update(skip_locked=True)
+            .with_for_update()
         )
     ).scalars()
     assigned = []
