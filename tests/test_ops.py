@@ -20,7 +20,7 @@ from zapflow.models import Message, UserRole
 from zapflow.services.auth import create_api_key
 from zapflow.temporal import connect
 from zapflow.workflows.conversation import ConversationWorkflow
-from zapflow.workflows.inputs import ConversationInput, ConversationRef
+from zapflow.workflows.inputs import ConversationInput, ConversationRef, OutboundBatch
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -115,6 +115,50 @@ async def test_a_refused_send_is_dead_lettered_then_replayed_once_fixed(
     assert again.status_code == 409
     other_company = await tenant.client.post(f"/api/v1/ops/dead-letters/{uuid.uuid4()}/replay")
     assert other_company.status_code == 404
+
+
+async def test_a_request_for_the_send_in_flight_is_not_dropped(
+    tenant: Tenant,
+    settings: Settings,
+    sessions,
+    provider_server: ProviderServer,  # type: ignore[no-untyped-def]
+) -> None:
+    """A replay's signal may reach the workflow before the failed send's end does (both in one
+    activation: signals first). Asked again while in flight, the message is queued again; the
+    second send's claim finds it failed and sends nothing twice."""
+    customer = "55119" + str(uuid.uuid4().int)[:8]
+    instance, cid = await start_conversation(tenant, customer)
+    provider_server.delay_next(1, seconds=2.0)  # the send stays in flight meanwhile
+    provider_server.fail_next(1, status=400)
+    sent = (
+        await tenant.client.post(f"/api/v1/conversations/{cid}/messages", json={"text": "x"})
+    ).json()
+    message_id = uuid.UUID(sent["id"])
+
+    async def status() -> str:
+        async with sessions() as session:
+            message = await session.get(Message, message_id)
+            assert message is not None
+            return message.status.value
+
+    await eventually(status, lambda s: s == "sending")
+    remote_jid = (await tenant.client.get(f"/api/v1/conversations/{cid}")).json()["remote_jid"]
+    ref = ConversationRef(tenant.id, instance["id"], remote_jid)
+    handle = (await connect(settings)).get_workflow_handle(ref.workflow_id)
+    await handle.signal(ConversationWorkflow.outbound, OutboundBatch([str(message_id)]))
+
+    async def sends_and_queued() -> tuple[int, int]:
+        scheduled = [
+            e.activity_task_scheduled_event_attributes.activity_type.name
+            async for e in handle.fetch_history_events()
+        ]
+        pending = await handle.query(ConversationWorkflow.pending)
+        return scheduled.count("send_message"), pending["outbound"]
+
+    # dropped, the request left one send; queued again, a second one once the first ended
+    assert await eventually(sends_and_queued, lambda got: got[1] == 0) == (2, 0)
+    assert await status() == "failed"
+    assert [r.status for r in provider_server.sent_to(customer)] == [400]
 
 
 async def test_an_unreadable_delivery_is_a_dead_letter_until_it_can_be_read(
