@@ -55,7 +55,7 @@ async def queue_db(
     make_database: MakeDatabase, settings: Settings, openai_server: OpenAIServer
 ) -> AsyncIterator[QueueDb]:
     """A migrated database of the test's own, and settings for an embedder that uses the fake
-    OpenAI API, with batches of 32 and short leases and retry delays."""
+    OpenAI API, with batches of 32 and short leases, retry delays and sweeps."""
     url = await make_database(f"zapflow_embq_{uuid.uuid4().hex[:8]}")
     await asyncio.to_thread(upgrade, url)
     own = settings.model_copy(
@@ -68,6 +68,7 @@ async def queue_db(
             "embedding_batch_size": 32,
             "embedding_lease_seconds": 2.0,
             "embedding_retry_seconds": 0.2,
+            "embedding_sweep_seconds": 0.2,
             "embedding_rate_limit_per_second": 1000.0,
         }
     )

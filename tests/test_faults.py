@@ -15,7 +15,7 @@ import pytest
 
 from tests.fixtures.app import start_worker
 from tests.fixtures.ledger import Ledger, LedgerReport, ReconnectingListener
-from tests.fixtures.system import System, running_system
+from tests.fixtures.system import System, running_system, scale
 from tests.fixtures.traffic import eventually
 
 
@@ -33,14 +33,6 @@ async def ledger(system: System) -> AsyncIterator[Ledger]:
     yield opened
     await opened.close()
     system.provider.reset()
-
-
-def scale(short: float, long: float) -> list[object]:
-    """The short version for ``make test``, the long one for ``make test-faults``."""
-    return [
-        pytest.param(short, id="short"),
-        pytest.param(long, id="long", marks=pytest.mark.faults),
-    ]
 
 
 OUTAGE = scale(3.0, 30.0)

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # workflow runs a worker keeps in memory (its sticky cache): above the open conversations,
     # or each signal to an evicted one replays its whole history
     workflow_cache_size: int = Field(4000, ge=1, le=100_000)
+    # a workflow task waits this long for the worker that holds its run in cache before any
+    # worker takes it (and replays the run): how long a crashed worker's runs stall (the SDK's
+    # default; the tests' killed workers use 2 s)
+    workflow_sticky_timeout_seconds: float = Field(10.0, gt=0, le=60)
     followup_worker_concurrency: int = Field(10, ge=1, le=1000)
 
     # embeddings and search (zapflow/embeddings, services/search.py)
@@ -73,6 +77,8 @@ class Settings(BaseSettings):
     embedding_lease_seconds: float = Field(300.0, gt=0)
     # a failed model call is retried after this, doubling per attempt (5 attempts, then skipped)
     embedding_retry_seconds: float = Field(30.0, gt=0)
+    # with no NOTIFY, the embedder looks this often for rows due again (retries, expired leases)
+    embedding_sweep_seconds: float = Field(2.0, gt=0)
     embedder_metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
     # HNSW candidate list (pgvector's: 40): 200 reaches recall@10 0.97 on 100k distinct e5
     # vectors (100: 0.92), bench/results/2026-12-02-s2-search/hnsw_100k.json

@@ -7,7 +7,8 @@ vectors and takes the rows off the queue in one transaction. So a crash loses no
 leases expire and another pass takes the rows over) and a message is stored once (the rows
 leave the queue in the transaction that stores their vectors).
 
-- Woken by the trigger's NOTIFY, and by a sweep; after a wake-up it waits ``LINGER_SECONDS``
+- Woken by the trigger's NOTIFY, and by a sweep (every ``embedding_sweep_seconds``, for rows
+  due again); after a wake-up it waits ``LINGER_SECONDS``
   so that a trickle of messages still makes batches (≥ 32 texts per call at 32 msg/s).
 - ``embedding_worker_concurrency`` model calls at once, at most
   ``embedding_rate_limit_per_second`` calls started per second (the provider's limit).
@@ -53,7 +54,6 @@ from zapflow.services.embeddings import (
 
 log = logging.getLogger(__name__)
 
-SWEEP_SECONDS = 2.0
 LINGER_SECONDS = 1.0
 PROGRESS_SECONDS = 30.0
 BACKLOG_REFRESH_SECONDS = 5.0
@@ -78,6 +78,7 @@ class EmbeddingWorker:
         self._min_chars = settings.embedding_min_chars
         self._lease = timedelta(seconds=settings.embedding_lease_seconds)
         self._retry = timedelta(seconds=settings.embedding_retry_seconds)
+        self._sweep = settings.embedding_sweep_seconds
         self._slots = asyncio.Semaphore(settings.embedding_worker_concurrency)
         self._call_interval = 1.0 / settings.embedding_rate_limit_per_second
         self._next_call = 0.0
@@ -108,7 +109,7 @@ class EmbeddingWorker:
             except Exception:
                 self._slots.release()
                 log.exception("claiming from the embedding queue failed; retrying")
-                await asyncio.sleep(SWEEP_SECONDS)
+                await asyncio.sleep(self._sweep)
                 continue
             if batch:
                 task = asyncio.create_task(self._embed_batch(batch))
@@ -118,7 +119,7 @@ class EmbeddingWorker:
                 self._slots.release()
             if len(batch) < self._batch_size:  # the queue is drained: wait for more
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
+                    await asyncio.wait_for(self._wake.wait(), self._sweep)
                 await asyncio.sleep(LINGER_SECONDS)
 
     def _batch_done(self, task: asyncio.Task[None]) -> None:

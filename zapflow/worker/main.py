@@ -9,6 +9,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from redis.asyncio import Redis
 from temporalio.client import Client
@@ -87,6 +88,9 @@ async def worker_services(
             max_task_queue_activities_per_second=r.max_activities_per_second,
             # one cached run per open conversation: a run evicted is replayed from its history
             max_cached_workflows=settings.workflow_cache_size,
+            sticky_queue_schedule_to_start_timeout=timedelta(
+                seconds=settings.workflow_sticky_timeout_seconds
+            ),
             workflow_runner=WORKFLOW_RUNNER,
             interceptors=[ActivityOutcomeInterceptor(metrics)],
         )
