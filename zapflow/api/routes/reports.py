@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
@@ -21,7 +20,7 @@ from zapflow.schemas.reports import (
     GroupBy,
     HeatmapReport,
     MessagesReport,
-    ReportRange,
+    ReportQuery,
 )
 from zapflow.services import reports, reports_csv
 from zapflow.services.company_settings import cached_company
@@ -43,24 +42,16 @@ TeamFilter = Annotated[uuid.UUID | None, Query(description="Only this team's con
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv to download")]
 
 
-@dataclass(frozen=True)
-class ReportQuery:
-    """What every report is asked: the company, the days (and team) and the answer's format."""
-
-    company_id: uuid.UUID
-    period: ReportRange
-    format: Literal["json", "csv"]
-
-    def answer(self, name: str, report: Any, csv: Callable[[], str]) -> Any:
-        """The report, or with ``format=csv`` its CSV as a download named for it and its days."""
-        if self.format != "csv":
-            return report
-        filename = f"{name}-{self.period.start}-{self.period.end}.csv"
-        return Response(
-            csv(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+def _answer(query: ReportQuery, name: str, report: Any, csv: Callable[[], str]) -> Any:
+    """The report, or with ``format=csv`` its CSV as a download named for it and its days."""
+    if query.format != "csv":
+        return report
+    filename = f"{name}-{query.period.start}-{query.period.end}.csv"
+    return Response(
+        csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 async def _report_query(
@@ -95,7 +86,7 @@ async def conversations_report(
     rows = await reports.conversation_figures(session, query.company_id, query.period, group_by)
     report = ConversationsReport(range=query.period, group_by=group_by, rows=rows)
     name = f"conversations-by-{group_by}"
-    return query.answer(name, report, lambda: reports_csv.conversations_csv(rows))
+    return _answer(query, name, report, lambda: reports_csv.conversations_csv(rows))
 
 
 @router.get(
@@ -108,7 +99,7 @@ async def messages_report(session: SessionDep, query: Asked) -> Any:
     now = datetime.now(UTC)
     rows = await reports.message_figures(session, query.company_id, query.period, now)
     report = MessagesReport(range=query.period, rows=rows)
-    return query.answer("messages", report, lambda: reports_csv.messages_csv(rows))
+    return _answer(query, "messages", report, lambda: reports_csv.messages_csv(rows))
 
 
 @router.get(
@@ -119,7 +110,7 @@ async def messages_report(session: SessionDep, query: Asked) -> Any:
 )
 async def heatmap_report(session: SessionDep, query: Asked) -> Any:
     report = await reports.heatmap(session, query.company_id, query.period, datetime.now(UTC))
-    return query.answer("heatmap", report, lambda: reports_csv.heatmap_csv(report))
+    return _answer(query, "heatmap", report, lambda: reports_csv.heatmap_csv(report))
 
 
 @router.get(
@@ -130,4 +121,4 @@ async def heatmap_report(session: SessionDep, query: Asked) -> Any:
 )
 async def csat_report(session: SessionDep, query: Asked) -> Any:
     report = await reports.csat_report(session, query.company_id, query.period)
-    return query.answer("csat", report, lambda: reports_csv.csat_csv(report))
+    return _answer(query, "csat", report, lambda: reports_csv.csat_csv(report))
