@@ -9,7 +9,7 @@ from temporalio import activity
 
 from zapflow.db import SessionFactory, transaction
 from zapflow.services import followups
-from zapflow.services.queries import conversation_of_chat
+from zapflow.services.queries import timers_of_chat
 from zapflow.workflows.inputs import (
     FireFollowUpInput,
     FireFollowUpResult,
@@ -27,10 +27,10 @@ class FollowUpActivities:
     async def load_followups(self, input: LoadFollowUpsInput) -> LoadFollowUpsResult:
         ref = input.ref
         async with self._sessions() as session:
-            conversation = await conversation_of_chat(
-                session, uuid.UUID(ref.instance_id), ref.remote_jid
+            instance_id = uuid.UUID(ref.instance_id)
+            rows = await timers_of_chat(
+                session, instance_id, ref.remote_jid, followups.pending_timers
             )
-            rows = await followups.pending_timers(session, conversation.id) if conversation else []
         return LoadFollowUpsResult(
             [FollowUpTimer(str(r.id), r.scheduled_for.timestamp(), r.cancel_on_reply) for r in rows]
         )

@@ -9,7 +9,7 @@ from temporalio import activity
 
 from zapflow.db import SessionFactory, transaction
 from zapflow.services import slas
-from zapflow.services.queries import conversation_of_chat
+from zapflow.services.queries import timers_of_chat
 from zapflow.workflows.inputs import (
     BreachSlaInput,
     LoadFollowUpsInput,
@@ -26,10 +26,8 @@ class SlaActivities:
     async def load_sla_timers(self, input: LoadFollowUpsInput) -> LoadSlaTimersResult:
         ref = input.ref
         async with self._sessions() as session:
-            conversation = await conversation_of_chat(
-                session, uuid.UUID(ref.instance_id), ref.remote_jid
-            )
-            rows = await slas.pending_timers(session, conversation.id) if conversation else []
+            instance_id = uuid.UUID(ref.instance_id)
+            rows = await timers_of_chat(session, instance_id, ref.remote_jid, slas.pending_timers)
         return LoadSlaTimersResult([SlaTimer(str(r.id), r.due_at.timestamp()) for r in rows])
 
     @activity.defn

@@ -4,8 +4,10 @@ time zone; durations in seconds."""
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,6 +38,15 @@ class ReportRange(BaseModel):
     end: date
     timezone: str
     team_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class ReportQuery:
+    """What every report is asked: the company, the days (and team) and the answer's format."""
+
+    company_id: uuid.UUID
+    period: ReportRange
+    format: Literal["json", "csv"]
 
 
 class ConversationFigures(BaseModel):

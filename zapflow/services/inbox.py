@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 import orjson
@@ -28,6 +28,7 @@ from zapflow.models import (
     InboxEventStatus,
     InboxEventType,
     WhatsAppInstance,
+    WhatsAppProvider,
     utc_now,
 )
 from zapflow.whatsapp.types import (
@@ -171,37 +172,23 @@ async def store_outbound_request(
 
     ``attempt`` names a deliberate resend (a dead letter's replay), which is a new inbox event.
     """
-    session.add(
-        InboxEvent(
-            company_id=instance.company_id,
-            instance_id=instance.id,
-            provider=instance.provider,
-            event_type=InboxEventType.OUTBOUND,
-            dedupe_key=f"outbound:{message_id}" + (f":{attempt}" if attempt else ""),
-            payload={"message_id": str(message_id), "remote_jid": remote_jid},
-            correlation_id=correlation_id,
-        )
+    await _store_command(
+        session,
+        InboxEventType.OUTBOUND,
+        f"outbound:{message_id}" + (f":{attempt}" if attempt else ""),
+        {"message_id": str(message_id), "remote_jid": remote_jid},
+        **_on(instance),
+        correlation_id=correlation_id,
     )
-    await session.flush()
-    await notify_relay(session)
 
 
 async def store_followups_changed(
     session: AsyncSession, instance: WhatsAppInstance, remote_jid: str
 ) -> None:
     """Tell a conversation's workflow, through the relay, to reload its follow-up timers."""
-    session.add(
-        InboxEvent(
-            company_id=instance.company_id,
-            instance_id=instance.id,
-            provider=instance.provider,
-            event_type=InboxEventType.FOLLOWUP,
-            dedupe_key=f"followup:{uuid.uuid4()}",
-            payload={"remote_jid": remote_jid},
-        )
-    )
-    await session.flush()
-    await notify_relay(session)
+    payload = {"remote_jid": remote_jid}
+    key = f"followup:{uuid.uuid4()}"
+    await _store_command(session, InboxEventType.FOLLOWUP, key, payload, **_on(instance))
 
 
 async def store_routing_wake(
@@ -209,33 +196,23 @@ async def store_routing_wake(
 ) -> None:
     """Wake a team's routing workflow, through the relay, once this transaction commits: a
     crash after the commit cannot lose the wake (the row waits for a relay)."""
-    session.add(
-        InboxEvent(
-            company_id=company_id,
-            event_type=InboxEventType.ROUTING,
-            dedupe_key=f"routing:{uuid.uuid4()}",
-            payload={"team_id": str(team_id)},
-        )
-    )
-    await session.flush()
-    await notify_relay(session)
+    payload = {"team_id": str(team_id)}
+    key = f"routing:{uuid.uuid4()}"
+    await _store_command(session, InboxEventType.ROUTING, key, payload, company_id=company_id)
 
 
 async def store_slas_changed(
     session: AsyncSession, company_id: uuid.UUID, instance_id: uuid.UUID, remote_jid: str
 ) -> None:
     """Tell a conversation's workflow, through the relay, to reload its SLA timers."""
-    session.add(
-        InboxEvent(
-            company_id=company_id,
-            instance_id=instance_id,
-            event_type=InboxEventType.SLA,
-            dedupe_key=f"sla:{uuid.uuid4()}",
-            payload={"remote_jid": remote_jid},
-        )
+    await _store_command(
+        session,
+        InboxEventType.SLA,
+        f"sla:{uuid.uuid4()}",
+        {"remote_jid": remote_jid},
+        company_id=company_id,
+        instance_id=instance_id,
     )
-    await session.flush()
-    await notify_relay(session)
 
 
 async def store_flow_command(
@@ -248,31 +225,8 @@ async def store_flow_command(
     """Queue a flow run's start or cancel for the relay (``flow_start``: the conversation's
     workflow starts the run as its child; ``flow_cancel``: the run's workflow is told to stop).
     Asking twice for the same run's start or cancel stores one row."""
-    await _store_once(session, instance, kind, f"{kind.value}:{run_id}", payload)
-
-
-async def _store_once(
-    session: AsyncSession,
-    instance: WhatsAppInstance,
-    kind: InboxEventType,
-    dedupe_key: str,
-    payload: dict[str, Any],
-) -> None:
-    """A command row for the relay; one with the same key stored before keeps its place."""
-    statement = (
-        insert(InboxEvent)
-        .values(
-            company_id=instance.company_id,
-            instance_id=instance.id,
-            provider=instance.provider,
-            event_type=kind,
-            dedupe_key=dedupe_key,
-            payload=payload,
-        )
-        .on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
-    )
-    await session.execute(statement)
-    await notify_relay(session)
+    key = f"{kind.value}:{run_id}"
+    await _store_command(session, kind, key, payload, **_on(instance), once=True)
 
 
 async def store_read_request(
@@ -281,7 +235,8 @@ async def store_read_request(
     """Queue telling WhatsApp that an agent read the customer's message (the relay starts a
     best-effort ``MarkReadWorkflow``); asking twice for one message stores one row."""
     payload = {"message_id": str(message_id)}
-    await _store_once(session, instance, InboxEventType.READ, f"read:{message_id}", payload)
+    key = f"read:{message_id}"
+    await _store_command(session, InboxEventType.READ, key, payload, **_on(instance), once=True)
 
 
 async def store_campaign_command(
@@ -290,17 +245,58 @@ async def store_campaign_command(
     """Queue a campaign's ``start``, ``pause``, ``resume`` or ``cancel`` for the relay, which
     starts or signals its workflow to match the campaign's status at that time (so commands
     relayed out of order still leave the workflow as the row says)."""
-    session.add(
-        InboxEvent(
-            company_id=instance.company_id,
-            instance_id=instance.id,
-            provider=instance.provider,
-            event_type=InboxEventType.CAMPAIGN,
-            dedupe_key=f"campaign:{campaign_id}:{action}:{uuid.uuid4()}",
-            payload={"campaign_id": str(campaign_id), "action": action},
+    payload = {"campaign_id": str(campaign_id), "action": action}
+    key = f"campaign:{campaign_id}:{action}:{uuid.uuid4()}"
+    await _store_command(session, InboxEventType.CAMPAIGN, key, payload, **_on(instance))
+
+
+class _Owner(TypedDict):
+    company_id: uuid.UUID
+    instance_id: uuid.UUID
+    provider: WhatsAppProvider
+
+
+def _on(instance: WhatsAppInstance) -> _Owner:
+    """A command row's owner: the number it is about."""
+    return {
+        "company_id": instance.company_id,
+        "instance_id": instance.id,
+        "provider": instance.provider,
+    }
+
+
+async def _store_command(
+    session: AsyncSession,
+    kind: InboxEventType,
+    dedupe_key: str,
+    payload: dict[str, Any],
+    *,
+    company_id: uuid.UUID,
+    instance_id: uuid.UUID | None = None,
+    provider: WhatsAppProvider | None = None,
+    correlation_id: str | None = None,
+    once: bool = False,
+) -> None:
+    """A command row for the relay in the session's transaction, and the relay woken (NOTIFY is
+    sent at commit). With ``once`` a row stored before under the same key keeps its place;
+    otherwise the key is new (a clash is an error) and the session is flushed with the row."""
+    values: dict[str, Any] = {
+        "company_id": company_id,
+        "instance_id": instance_id,
+        "provider": provider,
+        "event_type": kind,
+        "dedupe_key": dedupe_key,
+        "payload": payload,
+        "correlation_id": correlation_id,
+    }
+    if once:
+        statement = insert(InboxEvent).values(values)
+        await session.execute(
+            statement.on_conflict_do_nothing(index_elements=["instance_id", "dedupe_key"])
         )
-    )
-    await session.flush()
+    else:
+        session.add(InboxEvent(**values))
+        await session.flush()
     await notify_relay(session)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -42,6 +43,18 @@ async def conversation_of_chat(
         col(Conversation.instance_id) == instance_id, col(Conversation.remote_jid) == remote_jid
     )
     return (await session.execute(query)).scalar_one_or_none()
+
+
+async def timers_of_chat(
+    session: AsyncSession,
+    instance_id: uuid.UUID,
+    remote_jid: str,
+    pending: Callable[[AsyncSession, uuid.UUID], Awaitable[list[Row]]],
+) -> list[Row]:
+    """A chat's ``pending`` timer rows (follow-ups, SLA targets): none before its conversation
+    exists."""
+    conversation = await conversation_of_chat(session, instance_id, remote_jid)
+    return await pending(session, conversation.id) if conversation else []
 
 
 _MESSAGE_FIELDS = tuple(MessagePublic.model_fields)

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from zapflow.errors import NotFound, Unprocessable
+from zapflow.models import Team
 from zapflow.schemas.reports import (
     ConversationFigures,
     CsatDay,
@@ -31,10 +33,14 @@ from zapflow.schemas.reports import (
     MessageFigures,
     ReportRange,
 )
+from zapflow.services.queries import get_scoped
 
 ROLLUP_LAG = timedelta(minutes=5)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a new company's watermark: nothing counted yet
 HUMAN_SENDERS = ("agent", "phone")
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
 
 _CLAIM = text(
     "SELECT rolled_until FROM rollup_watermarks WHERE company_id = :company_id"
@@ -284,5 +290,34 @@ async def csat_report(
     )
 
 
-def default_range(today: date, days: int = 30) -> tuple[date, date]:
-    return today - timedelta(days=days - 1), today
+async def asked_range(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    timezone: str,
+    start: date | None,
+    end: date | None,
+    team_id: uuid.UUID | None,
+) -> ReportRange:
+    """The days asked for (by default the last ``DEFAULT_DAYS`` to today in the company's time
+    zone), checked: a 422 naming ``query.from`` or ``query.to``; another company's team: a 404."""
+    today = datetime.now(UTC).astimezone(ZoneInfo(timezone)).date()
+    start, end = start or today - timedelta(days=DEFAULT_DAYS - 1), end or today
+    for name, day in (("query.from", start), ("query.to", end)):
+        if not EARLIEST <= day <= LATEST:
+            raise _invalid(name, f"must be between {EARLIEST} and {LATEST}")
+    if end < start:
+        raise _invalid("query.to", "must not be before `from`")
+    if (end - start).days >= MAX_DAYS:
+        raise _invalid("query.from", f"a range is at most {MAX_DAYS} days")
+    if team_id is not None:
+        try:
+            await get_scoped(session, Team, company_id, team_id)
+        except NotFound:
+            raise NotFound("team_id: no team with this id in your company") from None
+    return ReportRange(start=start, end=end, timezone=timezone, team_id=team_id)
+
+
+def _invalid(field: str, message: str) -> Unprocessable:
+    return Unprocessable(
+        f"{field}: {message}", details=[{"field": field, "message": message, "type": "range"}]
+    )

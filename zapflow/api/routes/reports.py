@@ -7,33 +7,28 @@ its inbox. Days are the company's (its time zone), both ends included, at most a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
-from zapflow.errors import NotFound, Unprocessable
-from zapflow.models import Team
 from zapflow.schemas.reports import (
     ConversationsReport,
     CsatReport,
     GroupBy,
     HeatmapReport,
     MessagesReport,
-    ReportRange,
+    ReportQuery,
 )
 from zapflow.services import reports, reports_csv
 from zapflow.services.company_settings import cached_company
 from zapflow.services.permissions import Permission
-from zapflow.services.queries import get_scoped
 
 router = APIRouter(
     prefix="/reports", tags=["reports"], dependencies=[Requires(Permission.REPORTS_READ)]
 )
-MAX_DAYS = 366
-EARLIEST, LATEST = date(2000, 1, 1), date(2999, 12, 31)
 CSV: dict[int | str, dict[str, Any]] = {
     200: {
         "content": {"text/csv": {"schema": {"type": "string"}}},
@@ -47,51 +42,36 @@ TeamFilter = Annotated[uuid.UUID | None, Query(description="Only this team's con
 Format = Annotated[Literal["json", "csv"], Query(description="json, or csv to download")]
 
 
-async def _range(
+def _answer(query: ReportQuery, name: str, report: Any, csv: Callable[[], str]) -> Any:
+    """The report, or with ``format=csv`` its CSV as a download named for it and its days."""
+    if query.format != "csv":
+        return report
+    filename = f"{name}-{query.period.start}-{query.period.end}.csv"
+    return Response(
+        csv(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+async def _report_query(
     principal: CurrentPrincipal,
     session: SessionDep,
     state: StateDep,
     start: From = None,
     end: To = None,
     team_id: TeamFilter = None,
-) -> ReportRange:
-    """The range asked for, in the company's time zone; another company's team is a 404."""
+    format: Format = "json",
+) -> ReportQuery:
     company = await cached_company(state.cache, state.sessions, principal.company_id)
-    zone = company["timezone"]
-    today = datetime.now(UTC).astimezone(ZoneInfo(zone)).date()
-    default_start, default_end = reports.default_range(today)
-    start, end = start or default_start, end or default_end
-    for name, day in (("query.from", start), ("query.to", end)):
-        if not EARLIEST <= day <= LATEST:
-            raise _invalid(name, f"must be between {EARLIEST} and {LATEST}")
-    if end < start:
-        raise _invalid("query.to", "must not be before `from`")
-    if (end - start).days >= MAX_DAYS:
-        raise _invalid("query.from", f"a range is at most {MAX_DAYS} days")
-    if team_id is not None:
-        try:
-            await get_scoped(session, Team, principal.company_id, team_id)
-        except NotFound:
-            raise NotFound("team_id: no team with this id in your company") from None
-    return ReportRange(start=start, end=end, timezone=zone, team_id=team_id)
-
-
-def _invalid(field: str, message: str) -> Unprocessable:
-    return Unprocessable(
-        f"{field}: {message}", details=[{"field": field, "message": message, "type": "range"}]
+    company_id = principal.company_id
+    period = await reports.asked_range(
+        session, company_id, company["timezone"], start, end, team_id
     )
+    return ReportQuery(company_id, period, format)
 
 
-Range = Annotated[ReportRange, Depends(_range)]
-
-
-def _csv(name: str, period: ReportRange, body: str) -> Response:
-    filename = f"{name}-{period.start}-{period.end}.csv"
-    return Response(
-        body,
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+Asked = Annotated[ReportQuery, Depends(_report_query)]
 
 
 @router.get(
@@ -101,16 +81,12 @@ def _csv(name: str, period: ReportRange, body: str) -> Response:
     responses=CSV,
 )
 async def conversations_report(
-    principal: CurrentPrincipal,
-    session: SessionDep,
-    period: Range,
-    group_by: GroupBy = GroupBy.DAY,
-    format: Format = "json",
+    session: SessionDep, query: Asked, group_by: GroupBy = GroupBy.DAY
 ) -> Any:
-    rows = await reports.conversation_figures(session, principal.company_id, period, group_by)
-    if format == "csv":
-        return _csv(f"conversations-by-{group_by}", period, reports_csv.conversations_csv(rows))
-    return ConversationsReport(range=period, group_by=group_by, rows=rows)
+    rows = await reports.conversation_figures(session, query.company_id, query.period, group_by)
+    report = ConversationsReport(range=query.period, group_by=group_by, rows=rows)
+    name = f"conversations-by-{group_by}"
+    return _answer(query, name, report, lambda: reports_csv.conversations_csv(rows))
 
 
 @router.get(
@@ -119,14 +95,11 @@ async def conversations_report(
     response_model=MessagesReport,
     responses=CSV,
 )
-async def messages_report(
-    principal: CurrentPrincipal, session: SessionDep, period: Range, format: Format = "json"
-) -> Any:
+async def messages_report(session: SessionDep, query: Asked) -> Any:
     now = datetime.now(UTC)
-    rows = await reports.message_figures(session, principal.company_id, period, now)
-    if format == "csv":
-        return _csv("messages", period, reports_csv.messages_csv(rows))
-    return MessagesReport(range=period, rows=rows)
+    rows = await reports.message_figures(session, query.company_id, query.period, now)
+    report = MessagesReport(range=query.period, rows=rows)
+    return _answer(query, "messages", report, lambda: reports_csv.messages_csv(rows))
 
 
 @router.get(
@@ -135,13 +108,9 @@ async def messages_report(
     response_model=HeatmapReport,
     responses=CSV,
 )
-async def heatmap_report(
-    principal: CurrentPrincipal, session: SessionDep, period: Range, format: Format = "json"
-) -> Any:
-    report = await reports.heatmap(session, principal.company_id, period, datetime.now(UTC))
-    if format == "csv":
-        return _csv("heatmap", period, reports_csv.heatmap_csv(report))
-    return report
+async def heatmap_report(session: SessionDep, query: Asked) -> Any:
+    report = await reports.heatmap(session, query.company_id, query.period, datetime.now(UTC))
+    return _answer(query, "heatmap", report, lambda: reports_csv.heatmap_csv(report))
 
 
 @router.get(
@@ -150,10 +119,6 @@ async def heatmap_report(
     response_model=CsatReport,
     responses=CSV,
 )
-async def csat_report(
-    principal: CurrentPrincipal, session: SessionDep, period: Range, format: Format = "json"
-) -> Any:
-    report = await reports.csat_report(session, principal.company_id, period)
-    if format == "csv":
-        return _csv("csat", period, reports_csv.csat_csv(report))
-    return report
+async def csat_report(session: SessionDep, query: Asked) -> Any:
+    report = await reports.csat_report(session, query.company_id, query.period)
+    return _answer(query, "csat", report, lambda: reports_csv.csat_csv(report))

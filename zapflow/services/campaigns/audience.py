@@ -7,11 +7,12 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import ColumnElement, case, exists, func, literal
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from zapflow.errors import Unprocessable
 from zapflow.models import (
     Campaign,
     CampaignRecipient,
@@ -20,9 +21,16 @@ from zapflow.models import (
     OptOut,
     utc_now,
 )
+from zapflow.schemas.campaigns import AudienceIn
+from zapflow.schemas.contacts import normalize_tags
 from zapflow.services.campaigns.progress import campaign_event
 from zapflow.services.contacts import ContactFilter, filtered
 from zapflow.services.events import stage
+
+
+def opted_out() -> ColumnElement[bool]:
+    """The contact opted out: every campaign leaves it out (reason ``opted_out``)."""
+    return exists().where(col(OptOut.contact_id) == col(Contact.id))
 
 
 def audience_dict(where: ContactFilter) -> dict[str, Any]:
@@ -33,7 +41,17 @@ def audience_dict(where: ContactFilter) -> dict[str, Any]:
     }
 
 
+def checked_audience(audience: AudienceIn) -> ContactFilter:
+    """The audience asked for, as a contact filter; a bad tag is a 422 naming ``audience.tags``."""
+    try:
+        tags = tuple(normalize_tags(audience.tags))
+    except ValueError as exc:
+        raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
+    return ContactFilter(audience.q, tags, audience.created_since)
+
+
 def audience_filter(audience: dict[str, Any]) -> ContactFilter:
+    """The filter a campaign stored (``audience_dict``)."""
     since = audience.get("created_since")
     return ContactFilter(
         q=audience.get("q"),
@@ -46,16 +64,15 @@ async def count_audience(
     session: AsyncSession, company_id: uuid.UUID, where: ContactFilter
 ) -> dict[str, int]:
     """How many contacts the filter finds, and how many of them would be excluded (why)."""
-    opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
     query = filtered(
         company_id,
         where,
         func.count(),
-        func.count().filter(opted.exists()),
+        func.count().filter(opted_out()),
         func.count().filter(col(Contact.phone_number).is_(None)),
     )
-    total, opted_out, no_phone = (await session.execute(query)).one()
-    return {"contacts": total, "opted_out": opted_out, "no_phone": no_phone}
+    total, opted, no_phone = (await session.execute(query)).one()
+    return {"contacts": total, "opted_out": opted, "no_phone": no_phone}
 
 
 async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
@@ -65,9 +82,8 @@ async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
     assert campaign is not None
     if campaign.started_at is not None:
         return 0
-    opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
     reason = case(
-        (opted.exists(), literal("opted_out")),
+        (opted_out(), literal("opted_out")),
         (col(Contact.phone_number).is_(None), literal("no_phone")),
         else_=literal(None),
     )
