@@ -5,6 +5,7 @@ reads and webhooks are planned."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -12,8 +13,11 @@ from typing import Annotated, Any
 import httpx
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Header, Query
+from fastapi.dependencies.utils import request_params_to_args
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
+from starlette.datastructures import QueryParams
+from starlette.routing import compile_path
 
 from tests.fixtures.app import api_routes
 from zapflow.api.app import create_app
@@ -115,3 +119,55 @@ def test_the_hot_routes_are_planned(method: str, path: str) -> None:
     route = next(r for p, r in routes if p == path and method in (r.methods or ()))
     assert isinstance(route, LeanRoute)
     assert returns_response(route.endpoint) and plan(route.dependant) is not None
+
+
+async def test_an_inclusions_dependencies_are_planned() -> None:
+    """LeanRoute reads the inclusion's dependant through FastAPI's private ContextVar
+    (api/lean.py): were it gone or unset, the route would answer without the check."""
+
+    async def refuse() -> None:
+        raise Unauthorized("no key")
+
+    router = APIRouter(route_class=LeanRoute)
+
+    @router.get("/open")
+    async def open_() -> Response:
+        return JSONResponse({})
+
+    app = FastAPI()
+    install_error_handlers(app)
+    app.include_router(router, prefix="/v1", dependencies=[Depends(refuse)])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        assert (await client.get("/v1/open")).status_code == 401
+
+
+GIVEN = ["", "1", "0", "200", "x", "true", "me", "2026-12-02T10:00:00+00:00", "2026-12-02"]
+GIVEN += ["6170ed59-ab4b-48bf-9af3-35ac4eecca3c", "open", "a" * 101]
+
+
+def test_plain_parameters_are_read_as_fastapi_reads_them() -> None:
+    """Every parameter of the app's lean routes that api/lean.py reads itself gives FastAPI's
+    value or errors, for absent, empty, wrong and right values."""
+    plain = set()
+    for _, route in api_routes(create_app(Settings()).router.routes):
+        for step in plan(route.dependant) or () if isinstance(route, LeanRoute) else ():
+            for param in (p for _, params in step.reads for p in params if p.plain):
+                plain.add(param.field.alias)
+                for given in [QueryParams(), *(QueryParams({param.field.alias: v}) for v in GIVEN)]:
+                    values: dict[str, Any] = {}
+                    errors: list[Any] = []
+                    param.read(given, values, errors)
+                    assert (values, errors) == request_params_to_args([param.field], given)
+    assert {"limit", "cursor", "q", "status", "contact_id", "funnel_id", "token"} <= plain
+
+
+def test_no_route_shadows_another() -> None:
+    """The routers are included busiest first (api/app.py): no route may then catch a later
+    one's requests (``/contacts/{contact_id}`` before ``/contacts/merge`` would)."""
+    routes = list(api_routes(create_app(Settings()).router.routes))
+    for index, (path, route) in enumerate(routes):
+        concrete = re.sub(r"\{[^}]+\}", "6170ed59-ab4b-48bf-9af3-35ac4eecca3c", path)
+        for earlier, other in routes[:index]:
+            caught = compile_path(earlier)[0].match(concrete) and other.methods & route.methods
+            assert not caught, f"{earlier} catches {route.methods} {path}"

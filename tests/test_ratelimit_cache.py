@@ -16,6 +16,7 @@ from zapflow.config import Settings
 from zapflow.db import transaction
 from zapflow.devstack import EmbeddedStack
 from zapflow.models import Company
+from zapflow.services import ratelimit
 
 
 async def _set_limits(sessions, tenant: Tenant, limits: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
@@ -111,3 +112,22 @@ async def test_a_read_racing_a_write_does_not_cache_the_old_value(two_processes)
     assert await racing == {"name": "old"}  # that read was already under way
     assert await reader.get(key, 60, load) == {"name": "new"}
     assert await writer.get(key, 60, load) == {"name": "new"}
+
+
+async def test_the_hits_of_one_loop_turn_share_one_call_and_count_exactly(
+    settings: Settings,
+) -> None:
+    """services/ratelimit.py: requests started in one turn share one Lua call; each still gets
+    its own count (the fourth and fifth over a limit of three are refused)."""
+    redis = Redis.from_url(settings.redis_url)
+    bucket = ratelimit.Bucket("key", f"test:{uuid.uuid4()}", 3)
+    try:
+        before = (await redis.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+        outcomes = await asyncio.gather(*(ratelimit.hit(redis, "g", [bucket]) for _ in range(5)))
+        after = (await redis.info("commandstats"))["cmdstat_evalsha"]["calls"]
+    finally:
+        await redis.aclose()
+    assert [(o.allowed, o.remaining) for o in outcomes if o] == [
+        (True, 2), (True, 1), (True, 0), (False, 0), (False, 0)
+    ]  # fmt: skip
+    assert after - before == 1

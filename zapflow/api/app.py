@@ -83,14 +83,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(ApiMiddleware, slow_request_ms=settings.slow_request_ms)
     app.add_route("/metrics", guarded_metrics(settings.metrics_token), include_in_schema=False)
-    app.include_router(health.router)
+    # FastAPI matches a request against the included routers in turn, route by route (no
+    # check of an inclusion's prefix first): the busiest ones (webhooks, the inbox, contacts,
+    # the board) come first. No route shadows another either way (tests/test_lean_routes.py).
     app.include_router(webhooks.router)
+    app.include_router(health.router)
     app.include_router(sign_in.router)
     routers = (
+        conversations.router, messages.router, contact_merge.router, contacts.router,
+        funnels.router, deals.router,
         companies.router, users.router, api_keys.router, instances.router,
-        contact_merge.router, contacts.router,
-        notes.router, tags.router, conversations.router, messages.router, funnels.router,
-        deals.router, followups.router, ops.router, sse.router, me.router,
+        notes.router, tags.router, followups.router, ops.router, sse.router, me.router,
         teams.router, canned_responses.router, templates.router, campaigns.router,
         campaign_audiences.router, opt_outs.router, reports.router,
     )  # fmt: skip

@@ -51,7 +51,7 @@ def refuse(outcome: ratelimit.RateLimitState, group: str) -> TooManyRequests:
 
 
 async def enforce(request: Request, state: AppState, principal: Principal) -> None:
-    group = route_group(request.url.path)
+    group = route_group(request.scope["path"])  # not request.url: it parses the Host header
     settings = await company_settings(state.cache, state.sessions, principal.company_id)
     limits = state.settings
     buckets = (
