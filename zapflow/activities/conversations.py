@@ -115,7 +115,7 @@ class ConversationActivities:
             contact_id=str(result.contact_id),
             new_message_ids=[str(i) for i in result.new_message_ids],
             new_inbound=result.new_inbound,
-            cancelled_followup_ids=[str(f.id) for f in cancelled],
+            cancelled_followup_ids=[str(i) for i in cancelled],
             ai_reply_delay=ai_delay,
             flow=flow,
             # only a run in progress reads the texts (as answers): none go to history otherwise
