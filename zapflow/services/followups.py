@@ -261,7 +261,9 @@ FOLLOWUPS: Table = FollowUp.__table__  # type: ignore[attr-defined]  # for Core 
 CANCEL_ON_REPLY = (
     update(FOLLOWUPS)
     .where(
-        FOLLOWUPS.c.conversation_id == bindparam("conversation_id"),
+        # not "conversation_id": an UPDATE takes execute() parameters named after a column as
+        # SET values, and that name would clash with this one's
+        FOLLOWUPS.c.conversation_id == bindparam("conversation"),
         FOLLOWUPS.c.status == FollowUpStatus.PENDING,
         FOLLOWUPS.c.message_id.is_(None),
         FOLLOWUPS.c.cancel_on_reply.is_(True),
@@ -278,7 +280,7 @@ CANCEL_ON_REPLY = (
 
 async def cancel_on_reply(session: AsyncSession, conversation_id: uuid.UUID) -> list[uuid.UUID]:
     """The customer wrote: every pending follow-up that asked for it is cancelled (their ids)."""
-    params = {"conversation_id": conversation_id, "now": utc_now()}
+    params = {"conversation": conversation_id, "now": utc_now()}
     rows = (await session.execute(CANCEL_ON_REPLY, params)).all()
     await stage(session, [followup_event("followup.cancelled", row) for row in rows])
     return [row.id for row in rows]
