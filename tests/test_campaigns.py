@@ -195,6 +195,41 @@ async def test_a_keyword_opts_out_and_is_answered(
     assert state["opted_out"] is False
 
 
+async def test_a_keyword_changed_after_the_worker_cached_the_company_counts_at_once(
+    tenant: Tenant, provider_server: ProviderServer
+) -> None:
+    # the worker keeps the company (its keywords) in memory: the PATCH's invalidation evicts it
+    instance = await number_with_templates(tenant, provider_server)
+
+    async def say(text: str) -> str:
+        wa_id = "5511" + str(uuid.uuid4().int)[:9]
+        change = cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", text, int(time.time()))
+        delivery = cloud_delivery(instance["phone_number_id"], change)
+        assert (
+            await post_cloud(tenant.client, instance["webhook_url"], delivery)
+        ).status_code == 200
+        return wa_id
+
+    async def stored(wa_id: str) -> list[Any]:
+        found = await tenant.client.get("/api/v1/contacts", params={"q": wa_id})
+        return list(found.json()["data"])
+
+    first = await say("tchau")  # not a keyword yet: the worker caches the company's settings
+    await eventually(lambda: stored(first), bool, within=20)
+    patched = await tenant.client.patch(
+        "/api/v1/company", json={"settings": {"opt_out_keywords": ["Tchau"]}}
+    )
+    assert patched.status_code == 200
+    second = await say("Tchau!")
+
+    async def confirmation() -> list[Any]:
+        return provider_server.sent_to(second)
+
+    [answer] = await eventually(confirmation, lambda sent: len(sent) == 1, within=20)
+    assert "não receberá mais" in answer.json["text"]["body"]
+    assert provider_server.sent_to(first) == []
+
+
 async def test_a_text_campaign_fills_contact_fields(
     tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
 ) -> None:

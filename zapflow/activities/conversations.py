@@ -45,13 +45,13 @@ class ConversationActivities:
     def __init__(
         self,
         sessions: SessionFactory,
-        flow_cache: Cache,
+        cache: Cache,
         metrics: WorkerMetrics,
         ai_available: bool = False,
     ) -> None:
         self._ai_available = ai_available  # a model provider is configured
         self._sessions = sessions
-        self._flow_cache = flow_cache  # published flows' triggers
+        self._cache = cache  # published flows' triggers, companies' settings
         self._metrics = metrics
 
     @activity.defn
@@ -88,7 +88,13 @@ class ConversationActivities:
             cancelled = []
             if result.new_inbound:
                 cancelled = await followups.cancel_on_reply(session, result.conversation_id)
-                await opt_outs.opt_out_by_keyword(session, result.conversation_id, messages)
+                await opt_outs.opt_out_by_keyword(
+                    session,
+                    self._cache,
+                    uuid.UUID(ref.company_id),
+                    result.conversation_id,
+                    messages,
+                )
             ai_delay = None
             if result.new_inbound and self._ai_available:
                 ai_delay = await ai_agent.reply_delay(session, result.conversation_id)
@@ -109,7 +115,7 @@ class ConversationActivities:
             contact_id=str(result.contact_id),
             new_message_ids=[str(i) for i in result.new_message_ids],
             new_inbound=result.new_inbound,
-            cancelled_followup_ids=[str(f.id) for f in cancelled],
+            cancelled_followup_ids=[str(i) for i in cancelled],
             ai_reply_delay=ai_delay,
             flow=flow,
             # only a run in progress reads the texts (as answers): none go to history otherwise
@@ -134,7 +140,7 @@ class ConversationActivities:
             fresh=result.new_inbound,
             key_id=customer[0].key_id,
         )
-        return await route_inbound(session, self._flow_cache, route)
+        return await route_inbound(session, self._cache, route)
 
     @activity.defn
     async def record_persist_failure(self, input: PersistFailedInput) -> None:

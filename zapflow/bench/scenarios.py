@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -377,16 +376,15 @@ def pipeline(ctx: Context) -> dict[str, Any]:
         bench.start_api()
         results, series, runs = {}, {}, {}
         found = None
-        with tempfile.TemporaryDirectory(prefix="zapflow-profile-") as folder:
-            profiler = (
-                Profiler(bench, profile_at, PROFILE_SECONDS, Path(folder)) if o.profile else None
+        folder = o.output_dir / "profiles"  # py-spy's collapsed stacks, kept for flame graphs
+        folder.mkdir(parents=True, exist_ok=True)
+        profiler = Profiler(bench, profile_at, PROFILE_SECONDS, folder) if o.profile else None
+        for variant in o.pipeline_variants:
+            watched = profiler if variant == "inbox" else None
+            results[variant], series[variant], runs[variant] = pipeline_variant(
+                ctx, bench, variant, steps, watched
             )
-            for variant in o.pipeline_variants:
-                watched = profiler if variant == "inbox" else None
-                results[variant], series[variant], runs[variant] = pipeline_variant(
-                    ctx, bench, variant, steps, watched
-                )
-            found = profiler.summary() if profiler else None
+        found = profiler.summary() if profiler else None
         floors.pipeline_ratios(results)
         return {
             "settings": {

@@ -128,20 +128,38 @@ class _Bert:
         return self._norm(up @ layer.down_w + layer.down_b + x, layer.ln2_g, layer.ln2_b)
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    # Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7, below float32's resolution here): numpy has
-    # no erf, and BERT's "gelu" is the exact erf form, not the tanh approximation.
-    sign = np.sign(x)
-    a = np.abs(x)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (
-        0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429)))
-    )
-    return sign * (1.0 - poly * np.exp(-a * a))
+_SQRT1_2 = np.float32(1 / np.sqrt(2.0))
+# Abramowitz & Stegun 7.1.26: erf(a) = 1 - t * poly(t) * exp(-a²), t = 1 / (1 + p·a), a ≥ 0
+# (|error| < 1.5e-7, below float32's resolution here): numpy has no erf, and BERT's "gelu" is
+# the exact erf form, not the tanh approximation
+_AS_P = np.float32(0.3275911)
+_AS_COEFFICIENTS = [
+    np.float32(c) for c in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592)
+]
 
 
 def _gelu(x: np.ndarray) -> np.ndarray:
-    return (0.5 * x * (1.0 + _erf(x / np.float32(np.sqrt(2.0))))).astype(np.float32)
+    """x · Φ(x) in float32, in place on three buffers: the textbook expression made a
+    temporary per operation and was ~27 % of the model's CPU (~7 times this)."""
+    z = np.multiply(x, _SQRT1_2)
+    a = np.abs(z)
+    t = np.multiply(a, _AS_P)
+    t += 1
+    np.reciprocal(t, out=t)
+    erf = np.multiply(t, _AS_COEFFICIENTS[0])
+    for c in _AS_COEFFICIENTS[1:]:
+        erf += c
+        erf *= t
+    np.square(a, out=a)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    erf *= a  # 1 - erf(|z|)
+    np.subtract(1, erf, out=erf)
+    np.copysign(erf, z, out=erf)  # erf(z)
+    erf += 1
+    erf *= x
+    erf *= np.float32(0.5)
+    return erf
 
 
 class LocalEmbedder:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from zapflow.cache import Cache
 from zapflow.db import SessionFactory
 from zapflow.errors import NotFound
@@ -23,13 +25,28 @@ async def cached_company(
 ) -> dict[str, Any]:
     async def load() -> dict[str, Any]:
         async with sessions() as session:
-            company = await session.get(Company, company_id)
-        if company is None:
-            raise NotFound("company not found")
-        return company.model_dump(mode="json")
+            return await _load(session, company_id)
 
     company: dict[str, Any] = await cache.get(company_key(company_id), COMPANY_TTL_SECONDS, load)
     return company
+
+
+async def cached_company_in(
+    session: AsyncSession, cache: Cache, company_id: uuid.UUID
+) -> dict[str, Any]:
+    """``cached_company``, read through the caller's session on a miss (a transaction in
+    progress holds its connection: no second one from the pool)."""
+    company: dict[str, Any] = await cache.get(
+        company_key(company_id), COMPANY_TTL_SECONDS, lambda: _load(session, company_id)
+    )
+    return company
+
+
+async def _load(session: AsyncSession, company_id: uuid.UUID) -> dict[str, Any]:
+    company = await session.get(Company, company_id)
+    if company is None:
+        raise NotFound("company not found")
+    return company.model_dump(mode="json")
 
 
 async def company_settings(

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
-from sqlalchemy import Row, Table, Update, func, text, update
+from sqlalchemy import Row, Table, Update, bindparam, func, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
@@ -133,24 +133,30 @@ async def _upsert_row(
     started_at: datetime | None,
 ) -> Row[Any]:
     """``upsert_conversation``'s row: its id and its status before this batch."""
-    statement = (
-        insert(CONVERSATIONS)  # Core: no ORM bulk insert
-        .values(
-            id=uuid.uuid4(),
-            company_id=company_id,
-            instance_id=instance_id,
-            contact_id=contact_id,
-            remote_jid=remote_jid,
-            workflow_id=workflow_id,
-            last_message_at=started_at or utc_now(),
-        )
-        .on_conflict_do_update(
-            index_elements=["instance_id", "remote_jid"],
-            set_={"updated_at": func.now()},
-        )
-        .returning(CONVERSATIONS.c.id, CONVERSATIONS.c.status)
+    params = {
+        "id": uuid.uuid4(),
+        "company_id": company_id,
+        "instance_id": instance_id,
+        "contact_id": contact_id,
+        "remote_jid": remote_jid,
+        "workflow_id": workflow_id,
+        "last_message_at": started_at or utc_now(),
+    }
+    return (await session.execute(UPSERT_CONVERSATION, params)).one()
+
+
+# Built once, in Core (no ORM bulk insert): every inbound batch runs it
+UPSERT_COLUMNS = ("id", "company_id", "instance_id", "contact_id", "remote_jid", "workflow_id",
+                  "last_message_at")  # fmt: skip
+UPSERT_CONVERSATION = (
+    insert(CONVERSATIONS)
+    .values({name: bindparam(name) for name in UPSERT_COLUMNS})
+    .on_conflict_do_update(
+        index_elements=["instance_id", "remote_jid"],
+        set_={"updated_at": func.now()},
     )
-    return (await session.execute(statement)).one()
+    .returning(CONVERSATIONS.c.id, CONVERSATIONS.c.status)
+)
 
 
 class ChatAddress(NamedTuple):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -192,18 +192,26 @@ async def cancel_gone(session: AsyncSession, run_id: uuid.UUID) -> None:
         await stage(session, [run_event(ended)])
 
 
-async def active_run(session: AsyncSession, conversation_id: uuid.UUID) -> FlowRun | None:
-    query = (
-        select(FlowRun)
-        .where(
-            col(FlowRun.conversation_id) == conversation_id,
-            col(FlowRun.status).in_(ACTIVE),
-            col(FlowRun.ended_at).is_(None),
-        )
-        .order_by(col(FlowRun.started_at))
-        .limit(1)
+FLOW_RUNS: Table = FlowRun.__table__  # type: ignore[attr-defined]  # for Core statements
+# Built once, in Core, returning only what routing needs: every inbound batch asks it
+ACTIVE_RUN = (
+    select(FLOW_RUNS.c.id, FLOW_RUNS.c.workflow_id)
+    .where(
+        FLOW_RUNS.c.conversation_id == bindparam("conversation_id"),
+        FLOW_RUNS.c.status.in_(ACTIVE),
+        FLOW_RUNS.c.ended_at.is_(None),
     )
-    return (await session.execute(query)).scalar_one_or_none()
+    .order_by(FLOW_RUNS.c.started_at)
+    .limit(1)
+)
+
+
+async def active_run(
+    session: AsyncSession, conversation_id: uuid.UUID
+) -> Row[uuid.UUID, str] | None:
+    """The conversation's run in progress (its ``id`` and ``workflow_id``), if any."""
+    result = await session.execute(ACTIVE_RUN, {"conversation_id": conversation_id})
+    return result.first()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -233,7 +233,7 @@ async def _wake_timers(session: AsyncSession, subject: Conversation | FollowUp) 
     await store_followups_changed(session, instance, conversation.remote_jid)
 
 
-def followup_event(event_type: str, followup: FollowUp) -> Event:
+def followup_event(event_type: str, followup: FollowUp | Row[Any]) -> Event:
     return Event(
         event_type,
         followup.company_id,
@@ -255,29 +255,35 @@ async def pending_timers(session: AsyncSession, conversation_id: uuid.UUID) -> l
     return list((await session.execute(query)).scalars())
 
 
-async def cancel_on_reply(session: AsyncSession, conversation_id: uuid.UUID) -> list[FollowUp]:
-    """The customer wrote: every pending follow-up that asked for it is cancelled."""
-    statement = (
-        update(FollowUp)
-        .where(
-            col(FollowUp.conversation_id) == conversation_id,
-            _cancellable(),
-            col(FollowUp.cancel_on_reply).is_(True),
-        )
-        .values(
-            status=FollowUpStatus.CANCELLED,
-            cancelled_at=utc_now(),
-            failure_reason=CUSTOMER_REPLIED,
-            updated_at=utc_now(),
-        )
-        .returning(FollowUp)
-        # the persist's session holds no follow-ups to refresh: no per-call evaluation of the
-        # WHERE clause against the session's objects (measured in the worker's profile)
-        .execution_options(synchronize_session=False)
+FOLLOWUPS: Table = FollowUp.__table__  # type: ignore[attr-defined]  # for Core statements
+# Built once, in Core: every inbound batch runs it (usually matching nothing), and the ORM's
+# bulk-update path cost more than the round trip (the worker's profile)
+CANCEL_ON_REPLY = (
+    update(FOLLOWUPS)
+    .where(
+        # not "conversation_id": an UPDATE takes execute() parameters named after a column as
+        # SET values, and that name would clash with this one's
+        FOLLOWUPS.c.conversation_id == bindparam("conversation"),
+        FOLLOWUPS.c.status == FollowUpStatus.PENDING,
+        FOLLOWUPS.c.message_id.is_(None),
+        FOLLOWUPS.c.cancel_on_reply.is_(True),
     )
-    rows = list((await session.execute(statement)).scalars())
+    .values(
+        status=FollowUpStatus.CANCELLED,
+        cancelled_at=bindparam("now"),
+        failure_reason=CUSTOMER_REPLIED,
+        updated_at=bindparam("now"),
+    )
+    .returning(*FOLLOWUPS.c)
+)
+
+
+async def cancel_on_reply(session: AsyncSession, conversation_id: uuid.UUID) -> list[uuid.UUID]:
+    """The customer wrote: every pending follow-up that asked for it is cancelled (their ids)."""
+    params = {"conversation": conversation_id, "now": utc_now()}
+    rows = (await session.execute(CANCEL_ON_REPLY, params)).all()
     await stage(session, [followup_event("followup.cancelled", row) for row in rows])
-    return rows
+    return [row.id for row in rows]
 
 
 async def fire(session: AsyncSession, followup_id: uuid.UUID) -> uuid.UUID | None:

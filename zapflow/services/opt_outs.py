@@ -15,7 +15,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from zapflow.cache import Cache
 from zapflow.models import Company, Contact, Conversation, MessageSender, OptOut
+from zapflow.services.company_settings import cached_company_in
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.events import Event, stage
 from zapflow.services.identities import Identity, resolve_contact
@@ -36,9 +38,9 @@ def _folded(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-def keywords_of(company: Company) -> set[str]:
-    found = (company.settings or {}).get("opt_out_keywords")
-    words = found if isinstance(found, list) and found else DEFAULT_KEYWORDS
+def keywords_of(setting: object) -> set[str]:
+    """The folded keywords of a company's ``opt_out_keywords`` setting (the defaults when unset)."""
+    words = setting if isinstance(setting, list) and setting else DEFAULT_KEYWORDS
     return {_folded(str(w)) for w in words if str(w).strip()}
 
 
@@ -78,31 +80,36 @@ async def get_opt_out(
 
 
 async def opt_out_by_keyword(
-    session: AsyncSession, conversation_id: uuid.UUID, messages: Sequence[InboundMessage]
+    session: AsyncSession,
+    cache: Cache,
+    company_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    messages: Sequence[InboundMessage],
 ) -> bool:
     """A customer's message that is only an opt-out keyword opts the contact out and queues the
     confirmation (once per message: its client id is the message's)."""
-    # a keyword is a short message: the common case costs no query
+    # a keyword is a short message, checked against the cached company: no query unless said
     texts = [m for m in messages if not m.from_me and m.body and len(m.body) <= KEYWORD_MAX]
     if not texts:
+        return False
+    company_settings = (await cached_company_in(session, cache, company_id))["settings"] or {}
+    words = keywords_of(company_settings.get("opt_out_keywords"))
+    said = next((m for m in texts if _folded(m.body or "") in words), None)
+    if said is None:
         return False
     conversation = await session.get(Conversation, conversation_id)
     assert conversation is not None
     company = await session.get(Company, conversation.company_id)
     assert company is not None
-    words = keywords_of(company)
-    said = next((m for m in texts if _folded(m.body or "") in words), None)
-    if said is None:
-        return False
     created = await opt_out(
         session, company.id, conversation.contact_id, "keyword", _folded(said.body or "")
     )
     if created:
-        text = (company.settings or {}).get("opt_out_confirmation") or DEFAULT_CONFIRMATION
+        confirmation = (company.settings or {}).get("opt_out_confirmation") or DEFAULT_CONFIRMATION
         await queue_outbound(
             session,
             conversation,
-            OutboundContent(type="text", text=str(text)[:4096]),
+            OutboundContent(type="text", text=str(confirmation)[:4096]),
             sent_by=MessageSender.CAMPAIGN,
             client_id=f"optout:{said.key_id}",
         )

@@ -64,9 +64,11 @@ async def worker_services(
     engine = create_engine(settings, pre_ping=False)  # every caller here retries
     sessions = session_factory(engine)
     redis = create_redis(settings)
-    # what the activities' and the relay's operations invalidate and stage, after their commits;
-    # the worker hears no invalidations, so its cache keeps no in-process copies
-    invalidate_on_commit(sessions, Cache(redis, l1_ttl=0))
+    # flows' triggers and companies' settings, read on every persist: in-process copies, evicted
+    # by the invalidations every process publishes (the listener task below); what the
+    # activities' and the relay's operations invalidate and stage goes out after their commits
+    cache = Cache(redis)
+    invalidate_on_commit(sessions, cache)
     publish_on_commit(sessions, redis)
     http = provider_http_client(settings)
     egress = Egress(egress_policy(settings.egress_allowed))
@@ -94,11 +96,14 @@ async def worker_services(
             workflow_runner=WORKFLOW_RUNNER,
             interceptors=[ActivityOutcomeInterceptor(metrics)],
         )
-        for r in registrations(settings, sessions, redis, http, egress, metrics, embedders, roles)
+        for r in registrations(
+            settings, sessions, redis, cache, http, egress, metrics, embedders, roles
+        )
     ]
     if "campaigns" in roles:  # before any task runs: a refusal here leaves nothing to stop
         await ensure_template_schedule(client, settings)
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
+    tasks.append(asyncio.create_task(cache.listen(), name="cache invalidations"))
     if "pipeline" in roles:
         relay = InboxRelay(settings, sessions, client, metrics)
         tasks.append(asyncio.create_task(relay.run(), name="relay"))

@@ -70,18 +70,17 @@ def registrations(
     settings: Settings,
     sessions: SessionFactory,
     redis: Redis,
+    cache: Cache,
     http: httpx.AsyncClient,
     egress: Egress,
     metrics: WorkerMetrics,
     embedders: Embedders,
     roles: Sequence[str] = ROLES,
 ) -> list[QueueRegistration]:
-    """The task queues the given roles poll."""
+    """The task queues the given roles poll (``cache``: the worker's, for flows' triggers and
+    companies' settings)."""
     ai_available = settings.ai_base_url is not None
-    # Redis only (no in-process copy): the worker hears no invalidations, and a flow published
-    # must trigger at once
-    flow_cache = Cache(redis, l1_ttl=0)
-    conversations = ConversationActivities(sessions, flow_cache, metrics, ai_available)
+    conversations = ConversationActivities(sessions, cache, metrics, ai_available)
     ai = AIActivities(sessions, settings, embedders)
     pace = NumberPace(redis)
     messages = MessageActivities(sessions, http, egress, settings, pace)
@@ -91,7 +90,7 @@ def registrations(
     campaigns = CampaignActivities(sessions, messages, settings, pace)
     template_sync = TemplateActivities(sessions, http, settings)
     embeddings = EmbeddingActivities()
-    flows = FlowActivities(sessions, flow_cache, egress, ChatModel(settings), embedders)
+    flows = FlowActivities(sessions, cache, egress, ChatModel(settings), embedders)
     # schedule and deal-stage triggers queue runs' starts in the inbox
     flow_triggers = FlowTriggerActivities(sessions)
     # runs started before the roles call the model and tenants' URLs on the messages queue:
