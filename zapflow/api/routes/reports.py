@@ -1,5 +1,6 @@
-"""Reports for supervisors and admins: conversations closed and how fast (by day, team or
-agent), messages per day, the busiest hours, CSAT; JSON, or CSV with ``?format=csv``.
+"""Reports for supervisors and admins: conversations closed and how fast, SLA targets met (by
+day, team or agent), messages per day, the busiest hours, CSAT; JSON, or CSV with
+``?format=csv``.
 
 Agents are refused (``reports:read``): the figures compare people, and an agent's own are in
 its inbox. Days are the company's (its time zone), both ends included, at most a year."""
@@ -17,12 +18,16 @@ from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Team
 from zapflow.schemas.reports import (
+    ConversationFigures,
     ConversationsReport,
     CsatReport,
     GroupBy,
     HeatmapReport,
+    MessageFigures,
     MessagesReport,
     ReportRange,
+    SlaFigures,
+    SlasReport,
 )
 from zapflow.services import reports, reports_csv
 from zapflow.services.company_settings import cached_company
@@ -109,8 +114,28 @@ async def conversations_report(
 ) -> Any:
     rows = await reports.conversation_figures(session, principal.company_id, period, group_by)
     if format == "csv":
-        return _csv(f"conversations-by-{group_by}", period, reports_csv.conversations_csv(rows))
+        body = reports_csv.figures_csv(ConversationFigures, rows)
+        return _csv(f"conversations-by-{group_by}", period, body)
     return ConversationsReport(range=period, group_by=group_by, rows=rows)
+
+
+@router.get(
+    "/slas",
+    summary="SLA targets met and missed (first response, resolution) by day, team or agent",
+    response_model=SlasReport,
+    responses=CSV,
+)
+async def slas_report(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    period: Range,
+    group_by: GroupBy = GroupBy.DAY,
+    format: Format = "json",
+) -> Any:
+    rows = await reports.sla_figures(session, principal.company_id, period, group_by)
+    if format == "csv":
+        return _csv(f"slas-by-{group_by}", period, reports_csv.figures_csv(SlaFigures, rows))
+    return SlasReport(range=period, group_by=group_by, rows=rows)
 
 
 @router.get(
@@ -125,7 +150,7 @@ async def messages_report(
     now = datetime.now(UTC)
     rows = await reports.message_figures(session, principal.company_id, period, now)
     if format == "csv":
-        return _csv("messages", period, reports_csv.messages_csv(rows))
+        return _csv("messages", period, reports_csv.figures_csv(MessageFigures, rows))
     return MessagesReport(range=period, rows=rows)
 
 
