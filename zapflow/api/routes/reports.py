@@ -8,11 +8,13 @@ its inbox. Days are the company's (its time zone), both ends included, at most a
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
+from pydantic import BaseModel
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.errors import NotFound, Unprocessable
@@ -99,6 +101,22 @@ def _csv(name: str, period: ReportRange, body: str) -> Response:
     )
 
 
+def _grouped(
+    name: str,
+    shapes: tuple[type[BaseModel], type[ConversationsReport | SlasReport]],
+    period: ReportRange,
+    group_by: GroupBy,
+    rows: Sequence[Any],
+    format: str,
+) -> Any:
+    """Figures by day, team or agent: the report's JSON, or a CSV row per group."""
+    figures, report = shapes
+    if format == "csv":
+        body = reports_csv.figures_csv(figures, rows)
+        return _csv(f"{name}-by-{group_by}", period, body)
+    return report(range=period, group_by=group_by, rows=list(rows))
+
+
 @router.get(
     "/conversations",
     summary="Conversations opened and closed, first response and resolution times (p50, p90)",
@@ -113,10 +131,8 @@ async def conversations_report(
     format: Format = "json",
 ) -> Any:
     rows = await reports.conversation_figures(session, principal.company_id, period, group_by)
-    if format == "csv":
-        body = reports_csv.figures_csv(ConversationFigures, rows)
-        return _csv(f"conversations-by-{group_by}", period, body)
-    return ConversationsReport(range=period, group_by=group_by, rows=rows)
+    shapes = (ConversationFigures, ConversationsReport)
+    return _grouped("conversations", shapes, period, group_by, rows, format)
 
 
 @router.get(
@@ -133,9 +149,7 @@ async def slas_report(
     format: Format = "json",
 ) -> Any:
     rows = await reports.sla_figures(session, principal.company_id, period, group_by)
-    if format == "csv":
-        return _csv(f"slas-by-{group_by}", period, reports_csv.figures_csv(SlaFigures, rows))
-    return SlasReport(range=period, group_by=group_by, rows=rows)
+    return _grouped("slas", (SlaFigures, SlasReport), period, group_by, rows, format)
 
 
 @router.get(
