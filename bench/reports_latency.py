@@ -4,11 +4,12 @@ process, sequentially, after one warm-up call each.
     nice .venv/bin/python bench/reports_latency.py [--messages 1000000] [--contacts 100000]
         [--rounds 40] [--output F] [--keep]
 
-On a fresh embedded stack: ``zapflow seed-demo`` (one company, its resolutions and rollups as
-the app would have written them), then ``zapflow api``. Each report is asked ``--rounds`` times
-for the last 30 days and for the seed's whole 90 days (JSON; and once as CSV), with the admin
-key the seed made. Per report: wall-time percentiles seen by the client, and CPU-ms per request
-of the API process and of Postgres (all backends), read from /proc around the report's rounds.
+On a fresh embedded stack: ``zapflow seed-demo`` (one company, its resolutions, SLA targets and
+rollups as the app would have written them), then ``zapflow api``. Each report is asked
+``--rounds`` times for the last 30 days and for the seed's whole 90 days (JSON; and once as
+CSV), with the admin key the seed made. Per report: wall-time percentiles seen by the client,
+and CPU-ms per request of the API process and of Postgres (all backends), read from /proc
+around the report's rounds.
 Also timed: rebuilding the company's hourly rollups from its 1M messages (what the first
 report after a bulk load would pay; the seed pays it). The machine is shared: the load average
 is recorded; CPU per request travels better than wall time. ``--keep`` leaves the data folder.
@@ -39,6 +40,9 @@ REPORTS = {
     "conversations_by_day": ("/api/v1/reports/conversations", {"group_by": "day"}),
     "conversations_by_team": ("/api/v1/reports/conversations", {"group_by": "team"}),
     "conversations_by_agent": ("/api/v1/reports/conversations", {"group_by": "agent"}),
+    "slas_by_day": ("/api/v1/reports/slas", {"group_by": "day"}),
+    "slas_by_team": ("/api/v1/reports/slas", {"group_by": "team"}),
+    "slas_by_agent": ("/api/v1/reports/slas", {"group_by": "agent"}),
     "messages": ("/api/v1/reports/messages", {}),
     "heatmap": ("/api/v1/reports/heatmap", {}),
     "csat": ("/api/v1/reports/csat", {}),
@@ -123,6 +127,7 @@ def main() -> int:
         result["seed_seconds"] = round(time.monotonic() - start, 1)
         result["facts"] = {
             "resolutions": int(bench.psql("SELECT count(*) FROM conversation_resolutions")),
+            "sla_targets": int(bench.psql("SELECT count(*) FROM sla_targets")),
             "rollup_rows": int(bench.psql("SELECT count(*) FROM message_rollups")),
             "messages": int(bench.psql("SELECT count(*) FROM messages")),
         }

@@ -106,6 +106,7 @@ BEYOND_THE_SCHEMA = {
     "fields: tests/test_campaigns.py",
     "GET /api/v1/reports/conversations": "`from` before `to`, at most 366 days apart, in "
     "2000-2999 (generated dates seldom are): tests/test_reports_csat.py",
+    "GET /api/v1/reports/slas": "as above",
     "GET /api/v1/reports/messages": "as above",
     "GET /api/v1/reports/heatmap": "as above",
     "GET /api/v1/reports/csat": "as above",

@@ -2,7 +2,8 @@
 person, handled by a human or only by bots); the rating request goes out on close as an
 interactive list (Cloud API) or numbered text (Evolution), or a template outside the 24-hour
 window; the answer by a tapped choice or a typed number is the score, the next text the comment,
-and neither reopens the conversation; the reports' figures, CSV, ranges and rollups."""
+and neither reopens the conversation; a team's own settings; the reports' figures, CSV, ranges
+and rollups."""
 
 from __future__ import annotations
 
@@ -63,6 +64,45 @@ async def _resolution(sessions: SessionFactory, conversation_id: str) -> Convers
 
 async def _status(tenant: Tenant, conversation_id: str) -> str:
     return str((await tenant.client.get(f"{API}/conversations/{conversation_id}")).json()["status"])
+
+
+async def test_a_teams_own_csat_settings_override_the_companys(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """The company asks "Como foi?"; one team asks nothing, another its own question; a
+    conversation of no team gets the company's. Decided in the closing's transaction."""
+    await _enable_csat(tenant)
+    quiet, sales = [
+        await tenant.client.post(
+            f"{API}/teams", json={"name": f"T {uuid.uuid4().hex[:6]}", "csat": settings}
+        )
+        for settings in ({"enabled": False}, {"enabled": True, "question": "E as vendas?"})
+    ]
+    assert sales.status_code == 201 and sales.json()["csat"]["question"] == "E as vendas?"
+    ids = [(await start_conversation(tenant, "5511" + str(uuid.uuid4().int)[:9]))[1] for _ in "abc"]
+    for conversation_id, team in zip(ids, (quiet, sales), strict=False):
+        moved = await tenant.client.post(
+            f"{API}/conversations/{conversation_id}/transfer", json={"team_id": team.json()["id"]}
+        )
+        assert moved.status_code == 200, moved.text
+    asked = []
+    for conversation_id in ids:
+        closed = await tenant.client.post(f"{API}/conversations/{conversation_id}/close")
+        assert closed.status_code == 200, closed.text
+        resolution = await _resolution(sessions, conversation_id)
+        page = await tenant.client.get(f"{API}/conversations/{conversation_id}/messages")
+        bodies = [m["body"] for m in page.json()["data"] if m["sent_by"] == "flow"]
+        asked.append((resolution.csat_status.value, [b.split("\n")[0] for b in bodies]))
+    assert asked == [
+        ("none", []),
+        ("requested", ["E as vendas?"]),
+        ("requested", ["Como foi?"]),  # no team: the company's
+    ]
+    sales_id = sales.json()["id"]
+    cleared = await tenant.client.patch(f"{API}/teams/{sales_id}", json={"csat": None})
+    assert cleared.status_code == 200 and cleared.json()["csat"] is None
+    bad = await tenant.client.patch(f"{API}/teams/{sales_id}", json={"csat": {"labels": ["a"]}})
+    assert bad.status_code == 422 and "csat" in bad.text
 
 
 def list_reply(wa_id: str, row_id: str, title: str) -> dict[str, Any]:

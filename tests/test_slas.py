@@ -2,18 +2,31 @@
 targets (business time: services/business_hours.py, tested in test_business_hours.py); the
 conversation's workflow breaches a target past due (missed, badge, system note, ``sla.breached``
 live) and escalates (raise the priority, or hand it to the next member); a person's reply and a
-close meet their targets. System notes say who assigned, transferred and unassigned."""
+close meet their targets; the SLA report counts them per team, agent and day; a reopened
+conversation is held to its team's targets anew. System notes say who assigned, transferred and
+unassigned."""
 
 from __future__ import annotations
 
+import csv
+import io
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import col
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.traffic import EventListener, eventually
+from tests.fixtures.traffic import (
+    EventListener,
+    cloud_delivery,
+    cloud_text,
+    eventually,
+    post_cloud,
+    start_conversation,
+)
 from tests.test_replay import RECORD, _save, _workflow_id
 from tests.test_routing import agent, assignees, conversations
 from zapflow.config import Settings
@@ -156,6 +169,8 @@ async def test_a_breach_reassigns_to_the_next_member(
             ("assigned", bia, "routing"),
         ]
         assert set(await targets(sessions, conversation_id)) == {"first_response:missed"}
+        missed = (await targets(sessions, conversation_id))["first_response:missed"]
+        assert missed.user_id == uuid.UUID(ana)  # missed by whom had it: the report's agent
     finally:
         await ana_client.aclose()
         await bia_client.aclose()
@@ -174,3 +189,97 @@ async def test_sla_settings_are_checked(tenant: Tenant) -> None:
     assert cleared.json()["sla_escalation"] == "reassign"
     null_mode = await tenant.client.patch(f"/api/v1/teams/{team_id}", json={"routing_mode": None})
     assert null_mode.status_code == 422 and "routing_mode" in null_mode.text
+
+
+async def all_targets(sessions: SessionFactory, conversation_id: str) -> list[SlaTarget]:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(SlaTarget)
+            .where(col(SlaTarget.conversation_id) == uuid.UUID(conversation_id))
+            .order_by(col(SlaTarget.started_at), col(SlaTarget.kind))
+        )
+    return list(rows.scalars())
+
+
+async def sla_report(tenant: Tenant, group_by: str, **params: str) -> dict[str, dict[str, Any]]:
+    yesterday = (datetime.now(UTC) - timedelta(days=1)).date().isoformat()  # near midnight
+    query = {"group_by": group_by, "from": yesterday, **params}
+    answer = await tenant.client.get("/api/v1/reports/slas", params=query)
+    assert answer.status_code == 200, answer.text
+    return {row["key"]: row for row in answer.json()["rows"]}
+
+
+def figures(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row[f"{k}_{f}"] for k in ("first_response", "resolution")
+                 for f in ("met", "missed", "met_pct"))  # fmt: skip
+
+
+async def test_the_sla_report_and_a_reopened_conversation_held_anew(
+    tenant: Tenant, other_tenant: Tenant, api_url: str, sessions: SessionFactory, worker: None
+) -> None:
+    """Ana answers and closes one conversation in time; the other's first response breaches
+    unassigned. The report counts each target for its team and for who met or missed it. Then
+    the customer writes to the closed one, and the other is reopened by hand: each is held to
+    its team's targets again from then, and the old breach's badge goes."""
+    ana, ana_client = await agent(tenant, api_url, "Ana")
+    try:
+        slow = await sla_team(tenant, ana, first_response_seconds=3600, resolution_seconds=7200)
+        fast = await sla_team(tenant, first_response_seconds=1, resolution_seconds=7200)
+        wa_id = "5511" + str(uuid.uuid4().int)[:9]
+        instance, answered = await start_conversation(tenant, wa_id)
+        [late] = await conversations(tenant, 1)
+        for conversation_id, team_id in ((answered, slow), (late, fast)):
+            moved = await tenant.client.post(
+                f"/api/v1/conversations/{conversation_id}/transfer", json={"team_id": team_id}
+            )
+            assert moved.status_code == 200, moved.text
+        assert (await ana_client.post(f"/api/v1/conversations/{answered}/take")).is_success
+        reply = {"type": "text", "text": "Olá!"}
+        assert await ana_client.post(f"/api/v1/conversations/{answered}/messages", json=reply)
+        assert (await ana_client.post(f"/api/v1/conversations/{answered}/close")).is_success
+        await eventually(lambda: targets(sessions, late), lambda t: "first_response:missed" in t)
+        assert (await tenant.client.post(f"/api/v1/conversations/{late}/close")).is_success
+
+        by_team = await sla_report(tenant, "team")
+        assert figures(by_team[slow]) == (1, 0, 100.0, 1, 0, 100.0)
+        assert figures(by_team[fast]) == (0, 1, 0.0, 1, 0, 100.0)
+        by_agent = await sla_report(tenant, "agent")
+        assert figures(by_agent[ana]) == (1, 0, 100.0, 1, 0, 100.0)
+        assert figures(by_agent[""]) == (0, 1, 0.0, 1, 0, 100.0)  # nobody had it
+        days = (await sla_report(tenant, "day")).values()
+        assert [sum(row[name] for row in days) for name in ("first_response_met",
+                "first_response_missed", "resolution_met")] == [1, 1, 2]  # fmt: skip
+        only_fast = await sla_report(tenant, "team", team_id=fast)
+        assert list(only_fast) == [fast] and only_fast[fast]["label"].startswith("SLA ")
+        exported = await tenant.client.get(
+            "/api/v1/reports/slas", params={"group_by": "team", "format": "csv"}
+        )
+        rows = list(csv.reader(io.StringIO(exported.text)))
+        assert rows[0][:3] == ["key", "label", "first_response_met"] and len(rows) == 3
+        assert await sla_report(other_tenant, "team") == {}
+
+        # the customer writes again: the closed conversation reopens under its team's SLA
+        closed_at = datetime.now(UTC)
+        text = cloud_text(wa_id, f"wamid.{uuid.uuid4().hex}", "de novo", int(time.time()))
+        delivery = cloud_delivery(instance["phone_number_id"], text)
+        assert (await post_cloud(tenant.client, instance["webhook_url"], delivery)).is_success
+        renewed = await eventually(
+            lambda: all_targets(sessions, answered), lambda found: len(found) == 4
+        )
+        assert [(t.kind.value, t.status.value) for t in renewed[2:]] == [
+            ("first_response", "pending"),
+            ("resolution", "pending"),
+        ]
+        assert all(t.started_at >= closed_at - timedelta(seconds=1) for t in renewed[2:])
+        # reopened by hand (its team's target now an hour): held anew, the old badge gone
+        patched = await tenant.client.patch(
+            f"/api/v1/teams/{fast}", json={"first_response_seconds": 3600}
+        )
+        assert patched.status_code == 200, patched.text
+        assert (await conversation(tenant, late))["sla_breached_at"]
+        reopened = await tenant.client.post(f"/api/v1/conversations/{late}/reopen")
+        assert reopened.status_code == 200 and reopened.json()["sla_breached_at"] is None
+        held = [(t.kind.value, t.status.value) for t in await all_targets(sessions, late)]
+        assert held[2:] == [("first_response", "pending"), ("resolution", "pending")]
+    finally:
+        await ana_client.aclose()

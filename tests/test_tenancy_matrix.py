@@ -173,6 +173,7 @@ NO_OWN_ROWS = frozenset(
         f"{API}/contacts/duplicates",
         # figures, not rows: tests/test_reports_csat.py shows another company's are not counted
         f"{API}/reports/conversations",
+        f"{API}/reports/slas",
         f"{API}/reports/messages",
         f"{API}/reports/heatmap",
         f"{API}/reports/csat",
@@ -625,6 +626,7 @@ AGENT_FORBIDDEN = {
     "POST /api/v1/campaigns/{campaign_id}/cancel": "campaigns:manage",
     "POST /api/v1/campaigns/audiences/csv": "campaigns:manage",
     "GET /api/v1/reports/conversations": "reports:read",
+    "GET /api/v1/reports/slas": "reports:read",
     "GET /api/v1/reports/messages": "reports:read",
     "GET /api/v1/reports/heatmap": "reports:read",
     "GET /api/v1/reports/csat": "reports:read",

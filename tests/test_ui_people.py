@@ -12,6 +12,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.browser import open_page, screenshot, sign_in_as
+from tests.fixtures.traffic import eventually
 
 PASSWORD = "correct horse battery"
 
@@ -100,3 +101,57 @@ async def test_an_admin_invites_a_person_who_sets_a_password_through_the_link(
         await invited.get_by_role("button", name="Set password and sign in").click()
         await expect(invited.locator("header .who")).to_have_text("Carla · Supervisor")
         await expect(invited.locator(".live-status")).to_have_attribute("data-state", "live")
+
+
+async def test_an_admin_edits_the_business_hours_and_a_teams_csat(
+    page: Page, tenant: Tenant, api_url: str
+) -> None:
+    """Zone, a day's two ranges, a holiday: saved through PATCH /company with the company's
+    other settings kept; a malformed range names its day and saves nothing. Then a team's own
+    rating request, in the Teams view."""
+    kept = await tenant.client.patch("/api/v1/company", json={"settings": {"mark_read": True}})
+    assert kept.status_code == 200, kept.text
+    admin = await person(tenant, api_url, "admin", "Ana")
+    await sign_in_as(page, admin["email"], PASSWORD, "/app/#/settings")
+    form = page.locator("form.business-hours")
+    await page.get_by_label("Time zone (IANA)").fill("America/Sao_Paulo")
+    await page.get_by_label("Tuesday").fill("9-18")
+    await form.get_by_role("button", name="Save hours").click()
+    await expect(form.get_by_role("status")).to_have_text(
+        "Tuesday: write ranges as HH:MM-HH:MM, separated by commas."
+    )
+    await page.get_by_label("Tuesday").fill("")
+    await page.get_by_label("Monday").fill("13:00-18:00, 09:00-12:00")
+    await page.get_by_label("Holidays (a date per line, YYYY-MM-DD)").fill("2026-12-25")
+    await form.get_by_role("button", name="Save hours").click()
+    await expect(form.get_by_role("status")).to_have_text("Business hours saved.")
+    await expect(page.get_by_label("Monday")).to_have_value("09:00-12:00, 13:00-18:00")  # sorted
+    company = (await tenant.client.get("/api/v1/company")).json()
+    assert company["timezone"] == "America/Sao_Paulo"
+    assert company["business_hours"] == {"mon": [["09:00", "12:00"], ["13:00", "18:00"]]}
+    assert company["settings"]["holidays"] == ["2026-12-25"]
+    assert company["settings"]["mark_read"] is True
+    await page.get_by_label("Monday").fill("09:00-12:00, 11:00-18:00")  # the server's check
+    await form.get_by_role("button", name="Save hours").click()
+    await expect(form.get_by_role("status")).to_contain_text("overlaps")
+
+    team = await tenant.client.post("/api/v1/teams", json={"name": "Vendas"})
+    await page.goto("/app/#/teams")
+    card = page.locator(f"article[data-team='{team.json()['id']}']")
+    await card.get_by_label("Rating request on close").select_option("on")
+    await card.get_by_label("This team's question (empty: the default)").fill("E as vendas?")
+    await card.get_by_role("button", name="Save team").click()
+    saved = {"enabled": True, "question": "E as vendas?"}
+    await expect(card.get_by_label("This team's question (empty: the default)")).to_have_value(
+        "E as vendas?"
+    )
+    await eventually_csat(tenant, team.json()["id"], saved)
+
+
+async def eventually_csat(tenant: Tenant, team_id: str, wanted: dict[str, Any]) -> None:
+    async def csat() -> Any:
+        teams = (await tenant.client.get("/api/v1/teams")).json()
+        return next(t["csat"] for t in teams if t["id"] == team_id)
+
+    found = await eventually(csat, lambda got: got is not None and wanted.items() <= got.items())
+    assert found["labels"][0] == "Very poor"  # the rest of the settings: their defaults

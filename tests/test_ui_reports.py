@@ -1,6 +1,6 @@
 """The Reports page in the browser: a supervisor sees its charts drawn from seeded data (the
-seed's resolutions, ratings and hourly rollups); an agent has no Reports link and the server
-refuses the agent anyway."""
+seed's resolutions, ratings, SLA targets and hourly rollups); an agent has no Reports link and
+the server refuses the agent anyway."""
 
 from __future__ import annotations
 
@@ -29,10 +29,11 @@ async def test_the_reports_page_draws_charts_on_seeded_data(
     await sign_in_as(page, supervisor["email"], PASSWORD, "/app/#/reports")
 
     charts = page.locator(".report-grid figure")
-    await expect(charts).to_have_count(6)
+    await expect(charts).to_have_count(7)
     await expect(page.locator(".report-grid rect.bar").first).to_be_visible()
     assert await page.locator("figure:has-text('Conversations per day') rect.bar").count() > 10
-    assert await page.locator("figure:has-text('First response') path.line").count() == 3
+    assert await page.locator("figure:has-text('resolution time') path.line").count() == 3
+    assert await page.locator("figure:has-text('SLA met %') circle.dot").count() > 5
     assert await page.locator(".heatmap rect.heat").count() == 7 * 24
     csat = page.locator("figure:has-text('CSAT')")
     await expect(csat.locator("figcaption")).to_contain_text("ratings of")
@@ -41,6 +42,8 @@ async def test_the_reports_page_draws_charts_on_seeded_data(
     assert await rows.count() >= 2
     await page.get_by_label("By").select_option("team")
     await expect(page.locator(".report-table tbody")).to_contain_text("Suporte")
+    support = page.locator(".report-table tbody tr", has_text="Suporte")
+    await expect(support).to_contain_text("%")  # its SLA met
     await screenshot(page, "reports")
 
     agent = await person(tenant, api_url, "agent", "Beto")

@@ -950,7 +950,7 @@ class Counted(Generic[T]):
 
 LOADED_TABLES = (
     "contacts", "conversations", "messages", "deals", "deal_stage_changes",
-    "conversation_resolutions", "message_rollups",
+    "conversation_resolutions", "sla_targets", "message_rollups",
 )  # fmt: skip
 
 
@@ -998,12 +998,37 @@ async def seed_demo(
 
 # The reports' facts as the app would have written them (services/resolutions.py): two teams
 # sharing the agents, a resolution per closed conversation (its last day of messages is the
-# stretch it closed, an hour or so after the last message), ratings on some of them.
+# stretch it closed, an hour or so after the last message), ratings on some of them, and the
+# SLA targets of its team (services/slas.py), met or missed by its first response and closing.
 TEAMS = ("Vendas", "Suporte")
+FIRST_RESPONSE_SECONDS, RESOLUTION_SECONDS = 30 * 60, 8 * 3600
 _TEAMS = text(
     """
-    INSERT INTO teams (company_id, name, routing_mode) SELECT :company_id, name, 'manual'
+    INSERT INTO teams (company_id, name, routing_mode, first_response_seconds,
+                       resolution_seconds)
+    SELECT :company_id, name, 'manual', :first_response, :resolution
       FROM unnest(CAST(:names AS text[])) AS name ON CONFLICT (company_id, name) DO NOTHING
+    """
+)
+# due in wall time, not the company's business hours: what they are measured against is the
+# seed's choice either way, and the reports read only status and decision times
+_SLA_TARGETS = text(
+    """
+    INSERT INTO sla_targets (company_id, conversation_id, team_id, user_id, kind, status,
+                             started_at, due_at, completed_at, breached_at)
+    SELECT r.company_id, r.conversation_id, r.team_id, r.user_id, k.kind,
+           CASE WHEN k.done IS NULL THEN 'cancelled' WHEN k.done <= k.due THEN 'met'
+                ELSE 'missed' END,
+           r.opened_at, k.due, k.done, CASE WHEN k.done > k.due THEN k.due END
+      FROM conversation_resolutions r
+      JOIN teams t ON t.id = r.team_id
+     CROSS JOIN LATERAL (VALUES
+           ('first_response', r.opened_at + make_interval(secs => t.first_response_seconds),
+            r.first_response_at),
+           ('resolution', r.opened_at + make_interval(secs => t.resolution_seconds),
+            r.closed_at)) AS k(kind, due, done)
+     WHERE r.company_id = :company_id
+       AND NOT EXISTS (SELECT 1 FROM sla_targets s WHERE s.conversation_id = r.conversation_id)
     """
 )
 _MEMBERS = text(
@@ -1052,10 +1077,12 @@ _RESOLUTIONS = text(
 async def _report_facts(session: AsyncSession, workspace: Workspace, now: datetime) -> None:
     company_id = workspace.company_id
     names = list(TEAMS)
-    await session.execute(_TEAMS, {"company_id": company_id, "names": names})
+    sla = {"first_response": FIRST_RESPONSE_SECONDS, "resolution": RESOLUTION_SECONDS}
+    await session.execute(_TEAMS, {"company_id": company_id, "names": names, **sla})
     members = {"company_id": company_id, "users": workspace.agents, "names": names}
     await session.execute(_MEMBERS, members)
     await session.execute(_RESOLUTIONS, {"company_id": company_id, "now": now})
+    await session.execute(_SLA_TARGETS, {"company_id": company_id})
     await rebuild_rollups(session, company_id, now)
 
 

@@ -18,7 +18,7 @@ from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import DeadLetter, DeadLetterKind
-from zapflow.services import ai_agent, followups, opt_outs
+from zapflow.services import ai_agent, followups, opt_outs, slas
 from zapflow.services.conversations import (
     InboxDelivery,
     PersistResult,
@@ -85,6 +85,8 @@ class ConversationActivities:
                 messages,
                 workflow_id=activity.info().workflow_id,
             )
+            if result.reopened:
+                await slas.restart(session, result.conversation_id)
             cancelled = []
             if result.new_inbound:
                 cancelled = await followups.cancel_on_reply(session, result.conversation_id)

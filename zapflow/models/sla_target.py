@@ -34,7 +34,13 @@ class SlaTarget(SQLModel, table=True):
             "kind",
             postgresql_where=sa.text("status = 'pending'"),
         ),
-        sa.Index("idx_sla_targets_company_started", "company_id", "started_at"),
+        # the reports: targets by the day they were met (completed) or missed (breached)
+        sa.Index(
+            "idx_sla_targets_company_decided",
+            "company_id",
+            sa.text("coalesce(breached_at, completed_at)"),
+            postgresql_where=sa.text("status IN ('met', 'missed')"),
+        ),
         enum_check("kind", SlaKind),
         enum_check("status", SlaStatus),
     )
@@ -43,6 +49,8 @@ class SlaTarget(SQLModel, table=True):
     company_id: uuid.UUID = company_fk()
     conversation_id: uuid.UUID = fk("conversations.id", ondelete="CASCADE")
     team_id: uuid.UUID | None = fk("teams.id", ondelete="SET NULL", nullable=True)
+    # who it was met or missed by: the replying agent, or the assignee at the close or breach
+    user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
     kind: SlaKind = enum_field(SlaKind)
     status: SlaStatus = enum_field(SlaStatus, SlaStatus.PENDING)
     started_at: datetime = timestamp_field(server_now=True)

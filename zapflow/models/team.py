@@ -1,11 +1,12 @@
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from ._fields import company_fk, created_at_field, enum_check, enum_field, fk, uuid_pk
+from ._fields import company_fk, created_at_field, enum_check, enum_field, fk, jsonb_field, uuid_pk
 
 
 class RoutingMode(StrEnum):
@@ -34,6 +35,9 @@ class Team(SQLModel, table=True):
     first_response_seconds: int | None = None
     resolution_seconds: int | None = None
     sla_escalation: SlaEscalation = enum_field(SlaEscalation, SlaEscalation.NONE)
+    # the rating request its conversations get on close (schemas/csat.CsatSettings); NULL: the
+    # company's (settings.csat)
+    csat: dict[str, Any] | None = jsonb_field(nullable=True)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

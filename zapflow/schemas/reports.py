@@ -89,6 +89,44 @@ class ConversationsReport(BaseModel):
     rows: list[ConversationFigures]
 
 
+class SlaFigures(BaseModel):
+    """SLA targets decided in one group (a day, a team or an agent): met by their due time, or
+    missed (breached). A target counts on the day it was met or breached, for the person it
+    was met or missed by (the agent who replied; the assignee at the close or the breach)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "key": "2026-11-03",
+                    "label": "2026-11-03",
+                    "first_response_met": 30,
+                    "first_response_missed": 6,
+                    "first_response_met_pct": 83.3,
+                    "resolution_met": 25,
+                    "resolution_missed": 0,
+                    "resolution_met_pct": 100.0,
+                }
+            ]
+        }
+    )
+
+    key: str = Field(description="The day (YYYY-MM-DD), team id or user id; '' for none")
+    label: str = Field(description="The day, the team's or the agent's name")
+    first_response_met: int
+    first_response_missed: int
+    first_response_met_pct: float | None = Field(description="Met of decided, 0-100; null: none")
+    resolution_met: int
+    resolution_missed: int
+    resolution_met_pct: float | None = Field(description="Met of decided, 0-100; null: none")
+
+
+class SlasReport(BaseModel):
+    range: ReportRange
+    group_by: GroupBy
+    rows: list[SlaFigures]
+
+
 class MessageFigures(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={

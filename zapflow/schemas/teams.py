@@ -1,4 +1,4 @@
-"""Teams' request and response shapes (a team's SLA is part of the team)."""
+"""Teams' request and response shapes (a team's SLA and CSAT settings are part of the team)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.models import RoutingMode, SlaEscalation
+from zapflow.schemas.csat import CsatSettings
 from zapflow.schemas.fields import NotNull
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
@@ -17,6 +18,7 @@ TargetSeconds = Annotated[int, Field(ge=1, le=7_776_000)]
 FIRST_RESPONSE = "First-response target in seconds of business time (null: none)"
 RESOLUTION = "Resolution target in seconds of business time (null: none)"
 ESCALATION = "What a breach does beyond marking it: none, reassign, raise_priority"
+CSAT = "The rating request its conversations get on close (null: the company's settings.csat)"
 
 
 class TeamCreate(BaseModel):
@@ -40,6 +42,7 @@ class TeamCreate(BaseModel):
     first_response_seconds: TargetSeconds | None = Field(None, description=FIRST_RESPONSE)
     resolution_seconds: TargetSeconds | None = Field(None, description=RESOLUTION)
     sla_escalation: SlaEscalation = Field(SlaEscalation.NONE, description=ESCALATION)
+    csat: CsatSettings | None = Field(None, description=CSAT)
 
 
 class TeamUpdate(BaseModel):
@@ -48,7 +51,10 @@ class TeamUpdate(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"routing_mode": "least_busy", "resolution_seconds": 7200}]
+            "examples": [
+                {"routing_mode": "least_busy", "resolution_seconds": 7200},
+                {"csat": {"enabled": True, "question": "Como foi o atendimento de vendas?"}},
+            ]
         },
     )
 
@@ -57,6 +63,7 @@ class TeamUpdate(BaseModel):
     first_response_seconds: TargetSeconds | None = Field(None, description=FIRST_RESPONSE)
     resolution_seconds: TargetSeconds | None = Field(None, description=RESOLUTION)
     sla_escalation: Annotated[SlaEscalation | None, NotNull] = Field(None, description=ESCALATION)
+    csat: CsatSettings | None = Field(None, description=CSAT)
 
 
 class MemberPublic(BaseModel):
@@ -75,6 +82,7 @@ class TeamPublic(BaseModel):
                     "first_response_seconds": 900,
                     "resolution_seconds": 28800,
                     "sla_escalation": "reassign",
+                    "csat": None,
                     "members": [{"user_id": "0b6f3c2e-8f55-4c1e-9d0a-5e2f7a1b9c44", "capacity": 5}],
                     "created_at": "2026-12-02T16:00:00Z",
                 }
@@ -88,6 +96,7 @@ class TeamPublic(BaseModel):
     first_response_seconds: int | None
     resolution_seconds: int | None
     sla_escalation: SlaEscalation
+    csat: CsatSettings | None = Field(description=CSAT)
     members: list[MemberPublic]
     created_at: datetime
 

@@ -68,6 +68,7 @@ class PersistResult:
     contact_id: uuid.UUID
     new_message_ids: list[uuid.UUID]
     new_inbound: int
+    reopened: bool = False  # a closed conversation the customer wrote to again (not a rating)
 
 
 @dataclass(frozen=True)
@@ -408,11 +409,14 @@ async def persist_inbound(
     conversation_id: uuid.UUID = upserted.id
     new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
     events: list[Event] = []
+    new_inbound = sum(m.direction == MessageDirection.INBOUND for m in new)
+    reopened = False
     if new:
         # a rating is awaited only by a closed conversation (services/csat.py); its answers
         # leave it closed
         closed = upserted.status == ConversationStatus.CLOSED
         rated = closed and await capture_replies(session, conversation_id, new)
+        reopened = closed and not rated and new_inbound > 0
         conversation = await _bump_row(session, conversation_id, new, reopen=not rated)
         events = [*map(message_created, new), conversation_updated(conversation)]
     await stage(session, events)
@@ -420,5 +424,6 @@ async def persist_inbound(
         conversation_id=conversation_id,
         contact_id=contact.id,
         new_message_ids=[m.id for m in new],
-        new_inbound=sum(m.direction == MessageDirection.INBOUND for m in new),
+        new_inbound=new_inbound,
+        reopened=reopened,
     )

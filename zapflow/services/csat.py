@@ -30,6 +30,7 @@ from zapflow.models import (
     CsatStatus,
     MessageDirection,
     MessageType,
+    Team,
     utc_now,
 )
 from zapflow.schemas.csat import CsatSettings
@@ -46,7 +47,11 @@ AWAITING = (CsatStatus.REQUESTED, CsatStatus.RATED)
 _TYPED_SCORE = re.compile(r"([1-5])(?![0-9])")
 
 
-def csat_settings(company: Company) -> CsatSettings:
+def csat_settings(company: Company, team: Team | None = None) -> CsatSettings:
+    """The rating request of a conversation of ``team``: the team's own settings, else the
+    company's."""
+    if team is not None and team.csat is not None:
+        return CsatSettings.model_validate(team.csat)
     return CsatSettings.model_validate((company.settings or {}).get("csat") or {})
 
 

@@ -375,9 +375,9 @@ async def unassign_conversation(
 
 
 async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str, Any]) -> bool:
-    """Whether anything changed. Closing completes the conversation's resolution target (and
-    cancels a first response never given: services/slas.py) and wakes the routing of the
-    assignee's teams (a place freed)."""
+    """Whether anything changed. Reopening holds the conversation to its team's SLA anew;
+    closing completes its resolution target (and cancels a first response never given:
+    services/slas.py) and wakes the routing of the assignee's teams (a place freed)."""
     # the row is locked (FOR UPDATE), so concurrent repeats of an action change it only once
     differing = {k: v for k, v in changes.items() if getattr(row.conversation, k) != v}
     for name, value in differing.items():
@@ -385,10 +385,16 @@ async def _apply(session: AsyncSession, row: ConversationRow, changes: dict[str,
     if differing:
         await session.flush()
         await stage(session, [conversation_updated(row.conversation)])
+    if differing.get("status") == ConversationStatus.OPEN:
+        await slas.restart(session, row.conversation.id)
     if differing.get("status") == ConversationStatus.CLOSED:
         await record_close(session, row.conversation)
         await slas.complete(
-            session, row.conversation.id, [SlaKind.RESOLUTION], cancel=[SlaKind.FIRST_RESPONSE]
+            session,
+            row.conversation.id,
+            [SlaKind.RESOLUTION],
+            row.conversation.assigned_user_id,
+            cancel=[SlaKind.FIRST_RESPONSE],
         )
         if row.conversation.assigned_user_id is not None:  # a place freed in their teams
             teams = await routing.member_teams(session, row.conversation.assigned_user_id)

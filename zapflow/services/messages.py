@@ -238,7 +238,7 @@ async def queue_outbound(
     bumped = await bump_conversation(session, conversation.id, [message])
     await stage(session, [message_created(message), conversation_updated(bumped)])
     if sent_by == MessageSender.AGENT:  # a person's reply: the SLA's first response
-        await slas.complete(session, conversation.id, [SlaKind.FIRST_RESPONSE])
+        await slas.complete(session, conversation.id, [SlaKind.FIRST_RESPONSE], user_id)
     return message, True
 
 

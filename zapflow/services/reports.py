@@ -23,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.errors import NotFound, Unprocessable
-from zapflow.models import Team
+from zapflow.models import SlaKind, SlaStatus, Team
 from zapflow.schemas.reports import (
     ConversationFigures,
     CsatDay,
@@ -32,6 +32,7 @@ from zapflow.schemas.reports import (
     HeatmapReport,
     MessageFigures,
     ReportRange,
+    SlaFigures,
 )
 from zapflow.services.queries import get_scoped
 
@@ -102,10 +103,11 @@ def bounds(period: ReportRange) -> tuple[datetime, datetime]:
     return start, end
 
 
-def _filters(period: ReportRange) -> tuple[str, dict[str, Any]]:
+def _filters(period: ReportRange, at: str = "r.closed_at") -> tuple[str, dict[str, Any]]:
+    """The range's WHERE on the rows' instant ``at`` (and team), with its parameters."""
     start, end = bounds(period)
     params: dict[str, Any] = {"start": start, "end": end, "tz": period.timezone}
-    where = "r.company_id = :company_id AND r.closed_at >= :start AND r.closed_at < :end"
+    where = f"r.company_id = :company_id AND {at} >= :start AND {at} < :end"
     if period.team_id is not None:
         where += " AND r.team_id = :team_id"
         params["team_id"] = period.team_id
@@ -124,20 +126,22 @@ _FIGURES = """
 """
 
 
-_GROUPS = {
-    GroupBy.DAY: (
-        "(r.closed_at AT TIME ZONE :tz)::date::text AS key, NULL AS label",
-        "",
-    ),
-    GroupBy.TEAM: (
-        "coalesce(r.team_id::text, '') AS key, min(t.name) AS label",
-        "LEFT JOIN teams t ON t.id = r.team_id",
-    ),
-    GroupBy.AGENT: (
-        "coalesce(r.user_id::text, '') AS key, min(u.name) AS label",
-        "LEFT JOIN users u ON u.id = r.user_id",
-    ),
-}
+def _group(group_by: GroupBy, at: str = "r.closed_at") -> tuple[str, str]:
+    """The key and label columns of a group (a local day of ``at``, a team, an agent) of the
+    rows ``r`` (with ``team_id`` and ``user_id``), and the join naming it."""
+    if group_by == GroupBy.TEAM:
+        return (
+            "coalesce(r.team_id::text, '') AS key, min(t.name) AS label",
+            "LEFT JOIN teams t ON t.id = r.team_id",
+        )
+    if group_by == GroupBy.AGENT:
+        return (
+            "coalesce(r.user_id::text, '') AS key, min(u.name) AS label",
+            "LEFT JOIN users u ON u.id = r.user_id",
+        )
+    return f"({at} AT TIME ZONE :tz)::date::text AS key, NULL AS label", ""
+
+
 # without a team, from idx_conversations_company_created alone (an index-only scan)
 _OPENED = """
     SELECT (created_at AT TIME ZONE :tz)::date::text AS key, count(*) AS opened
@@ -157,7 +161,7 @@ async def conversation_figures(
     """Closings per day, team or agent with their first response and resolution times."""
     where, params = _filters(period)
     params["company_id"] = company_id
-    key, join = _GROUPS[group_by]
+    key, join = _group(group_by)
     statement = text(
         f"SELECT {key}, {_FIGURES} FROM conversation_resolutions r {join}"
         f" WHERE {where} GROUP BY 1 ORDER BY 1"
@@ -171,8 +175,12 @@ async def conversation_figures(
     return [_figures(k, rows.get(k), opened.get(k), group_by) for k in keys]
 
 
+def _label(key: str, row: Any, group_by: GroupBy) -> str:
+    return key if group_by == GroupBy.DAY else ((row.label if row else None) or "(none)")
+
+
 def _figures(key: str, row: Any, opened: int | None, group_by: GroupBy) -> ConversationFigures:
-    label = key if group_by == GroupBy.DAY else ((row.label if row else None) or "(none)")
+    label = _label(key, row, group_by)
     values: dict[str, Any] = {"closed": 0, "handled_by_human": 0, "handled_by_bot": 0}
     if row is not None:
         values = {name: getattr(row, name) for name in values}
@@ -182,6 +190,39 @@ def _figures(key: str, row: Any, opened: int | None, group_by: GroupBy) -> Conve
     if group_by == GroupBy.DAY:
         values["opened"] = opened or 0
     return ConversationFigures(key=key, label=label, **values)
+
+
+# a target counts on the day it was decided: met when completed, missed when it breached (a
+# late completion's breach is its due time); idx_sla_targets_company_decided
+SLA_DECIDED = "coalesce(r.breached_at, r.completed_at)"
+_SLA_COUNTS = ", ".join(
+    f"count(*) FILTER (WHERE r.kind = '{kind}' AND r.status = '{status}') AS {kind}_{status}"
+    for kind in SlaKind
+    for status in (SlaStatus.MET, SlaStatus.MISSED)
+)
+
+
+async def sla_figures(
+    session: AsyncSession, company_id: uuid.UUID, period: ReportRange, group_by: GroupBy
+) -> list[SlaFigures]:
+    """SLA targets met and missed per day, team or agent (who met or missed them)."""
+    where, params = _filters(period, SLA_DECIDED)
+    params["company_id"] = company_id
+    key, join = _group(group_by, SLA_DECIDED)
+    statement = text(
+        f"SELECT {key}, {_SLA_COUNTS} FROM sla_targets r {join}"
+        f" WHERE {where} AND r.status IN ('met', 'missed') GROUP BY 1 ORDER BY 1"
+    )
+    return [_sla_figures(row, group_by) for row in await session.execute(statement, params)]
+
+
+def _sla_figures(row: Any, group_by: GroupBy) -> SlaFigures:
+    values: dict[str, Any] = {}
+    for kind in SlaKind:
+        met, missed = getattr(row, f"{kind}_met"), getattr(row, f"{kind}_missed")
+        percent = round(100 * met / (met + missed), 1) if met + missed else None
+        values |= {f"{kind}_met": met, f"{kind}_missed": missed, f"{kind}_met_pct": percent}
+    return SlaFigures(key=row.key, label=_label(row.key, row, group_by), **values)
 
 
 # the hourly counts over a range: rollups before the watermark, messages after it

@@ -9,12 +9,9 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from zapflow.schemas.reports import (
-    ConversationFigures,
-    CsatReport,
-    HeatmapReport,
-    MessageFigures,
-)
+from pydantic import BaseModel
+
+from zapflow.schemas.reports import CsatReport, HeatmapReport
 from zapflow.services.contact_csv import safe_cell
 
 
@@ -27,13 +24,9 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return buffer.getvalue()
 
 
-def conversations_csv(rows: Sequence[ConversationFigures]) -> str:
-    header = list(ConversationFigures.model_fields)
-    return _csv(header, ([getattr(row, name) for name in header] for row in rows))
-
-
-def messages_csv(rows: Sequence[MessageFigures]) -> str:
-    header = list(MessageFigures.model_fields)
+def figures_csv(shape: type[BaseModel], rows: Sequence[BaseModel]) -> str:
+    """Rows of one figures' shape (conversations, SLAs, messages): a column per field."""
+    header = list(shape.model_fields)
     return _csv(header, ([getattr(row, name) for name in header] for row in rows))
 
 

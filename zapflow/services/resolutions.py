@@ -19,6 +19,7 @@ from zapflow.models import (
     ConversationResolution,
     CsatStatus,
     MessageSender,
+    Team,
     utc_now,
 )
 from zapflow.services import csat
@@ -76,7 +77,8 @@ async def _request_rating(
 ) -> None:
     company = await session.get(Company, conversation.company_id)
     assert company is not None
-    settings = csat.csat_settings(company)
+    team = await session.get(Team, conversation.team_id) if conversation.team_id else None
+    settings = csat.csat_settings(company, team)
     request = csat.rating_request(settings, conversation) if settings.enabled else None
     if request is None:
         return

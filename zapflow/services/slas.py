@@ -104,15 +104,33 @@ async def start(session: AsyncSession, conversation: Conversation, team: Team) -
     )
 
 
+async def restart(session: AsyncSession, conversation_id: uuid.UUID) -> None:
+    """A closed conversation reopened (the customer wrote again, or by hand): it is held to its
+    team's targets anew from now, as when it joined (its closing completed or cancelled the
+    earlier ones), and an earlier breach's badge goes."""
+    conversation = await session.get(Conversation, conversation_id, populate_existing=True)
+    if conversation is None or conversation.team_id is None:
+        return
+    team = await session.get(Team, conversation.team_id)
+    if team is None:
+        return
+    badge = conversation.sla_breached_at is not None
+    await start(session, conversation, team)
+    if badge:
+        await session.flush()
+        await stage(session, [conversation_updated(conversation)])
+
+
 async def complete(
     session: AsyncSession,
     conversation_id: uuid.UUID,
     kinds: Iterable[SlaKind],
+    user_id: uuid.UUID | None,
     cancel: Iterable[SlaKind] = (),
 ) -> None:
-    """The conversation's pending targets of ``kinds`` are done now: met by their due time,
-    missed after it; those of ``cancel`` no longer apply. One statement each, and none when
-    nothing is pending (an indexed look-up)."""
+    """The conversation's pending targets of ``kinds`` are done now, by ``user_id`` (the
+    reports' agent): met by their due time, missed after it; those of ``cancel`` no longer
+    apply. One statement each, and none when nothing is pending (an indexed look-up)."""
     now = utc_now()
     pending = (
         col(SlaTarget.conversation_id) == conversation_id,
@@ -124,6 +142,7 @@ async def complete(
         .where(*pending, col(SlaTarget.kind).in_(list(kinds)))
         .values(
             completed_at=now,
+            user_id=user_id,
             status=case((late, SlaStatus.MISSED.value), else_=SlaStatus.MET.value),
             breached_at=case((late, col(SlaTarget.due_at)), else_=None),
         )
@@ -164,9 +183,9 @@ async def breach(session: AsyncSession, target_id: uuid.UUID) -> bool:
         )
     ).scalar_one()
     now = utc_now()
-    target.status, target.breached_at = SlaStatus.MISSED, now
-    conversation.sla_breached_at = now
     assignee = conversation.assigned_user_id
+    target.status, target.breached_at, target.user_id = SlaStatus.MISSED, now, assignee
+    conversation.sla_breached_at = now
     team = await session.get(Team, target.team_id) if target.team_id else None
     if team is not None and conversation.status == ConversationStatus.OPEN:
         await _escalate(session, conversation, team)

@@ -48,7 +48,7 @@ async def update_company(
     body: CompanyUpdate, principal: CurrentPrincipal, session: SessionDep, state: StateDep
 ) -> Any:
     company = await service.get_company(session, principal.company_id)
-    changes = body.model_dump(exclude_unset=True)
+    changes = body.model_dump(mode="json", exclude_unset=True)  # JSON columns: dates as text
     await service.update_company(
         session, company, changes, state.settings.rate_limit_max_per_minute
     )

@@ -15,12 +15,16 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.schemas.reports import (
+    ConversationFigures,
     ConversationsReport,
     CsatReport,
     GroupBy,
     HeatmapReport,
+    MessageFigures,
     MessagesReport,
     ReportQuery,
+    SlaFigures,
+    SlasReport,
 )
 from zapflow.services import reports, reports_csv
 from zapflow.services.company_settings import cached_company
@@ -86,7 +90,21 @@ async def conversations_report(
     rows = await reports.conversation_figures(session, query.company_id, query.period, group_by)
     report = ConversationsReport(range=query.period, group_by=group_by, rows=rows)
     name = f"conversations-by-{group_by}"
-    return _answer(query, name, report, lambda: reports_csv.conversations_csv(rows))
+    return _answer(query, name, report, lambda: reports_csv.figures_csv(ConversationFigures, rows))
+
+
+@router.get(
+    "/slas",
+    summary="SLA targets met and missed (first response, resolution) by day, team or agent",
+    response_model=SlasReport,
+    responses=CSV,
+)
+async def slas_report(session: SessionDep, query: Asked, group_by: GroupBy = GroupBy.DAY) -> Any:
+    rows = await reports.sla_figures(session, query.company_id, query.period, group_by)
+    report = SlasReport(range=query.period, group_by=group_by, rows=rows)
+    return _answer(
+        query, f"slas-by-{group_by}", report, lambda: reports_csv.figures_csv(SlaFigures, rows)
+    )
 
 
 @router.get(
@@ -99,7 +117,7 @@ async def messages_report(session: SessionDep, query: Asked) -> Any:
     now = datetime.now(UTC)
     rows = await reports.message_figures(session, query.company_id, query.period, now)
     report = MessagesReport(range=query.period, rows=rows)
-    return _answer(query, "messages", report, lambda: reports_csv.messages_csv(rows))
+    return _answer(query, "messages", report, lambda: reports_csv.figures_csv(MessageFigures, rows))
 
 
 @router.get(

@@ -1,6 +1,6 @@
 """Teams: members with a capacity and a routing mode; transferring a conversation to a team
 queues it there, and the team's routing workflow assigns it (services/routing.py); a team's SLA
-(services/slas.py) is part of the team."""
+(services/slas.py) and its CSAT settings (services/csat.py) are part of the team."""
 
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ async def _public(session: SessionDep, team: Team) -> TeamPublic:
         first_response_seconds=team.first_response_seconds,
         resolution_seconds=team.resolution_seconds,
         sla_escalation=team.sla_escalation,
+        csat=team.csat,
         members=members,
         created_at=team.created_at,
     )

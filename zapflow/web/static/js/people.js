@@ -1,6 +1,8 @@
 // People: the admin's settings (invite a person, hand out a reset link: each a one-time link
-// shown here, no mail server needed) and everyone's own account (password, signed-in browsers).
+// shown here, no mail server needed; the company's business hours) and everyone's own account
+// (password, signed-in browsers).
 import { all, api } from "./api.js";
+import { BusinessHoursEditor } from "./business-hours.js";
 import { field, h, replace, select } from "./dom.js";
 import { dateTime, errorText } from "./format.js";
 import { t } from "./i18n.js";
@@ -18,7 +20,8 @@ function linkBox(result) {
 }
 
 export class SettingsView {
-  constructor(root) {
+  constructor(root, ctx) {
+    this.hours = ctx.can("company:manage") ? new BusinessHoursEditor() : null;
     this.email = h("input", { type: "email", required: true });
     this.name = h("input", { type: "text", required: true, maxlength: "120" });
     this.role = select(ROLES.map((r) => [r, t(`role.${r}`)]), "agent");
@@ -41,6 +44,7 @@ export class SettingsView {
       this.error,
       this.issued,
       this.list,
+      this.hours?.el,
     );
     root.append(this.el);
   }
@@ -50,6 +54,7 @@ export class SettingsView {
   }
 
   async open() {
+    this.hours?.load();
     try {
       const users = await all("/users");
       replace(this.list, users.map((user) => this.row(user)));

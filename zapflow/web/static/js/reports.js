@@ -1,7 +1,7 @@
 // The Reports view (#/reports, supervisors and admins): a date range and a team, then charts
 // drawn here as SVG (no chart library): conversations opened and closed, first response and
-// resolution times (p50, p90), messages in and out, the busiest hours, CSAT; a table by team or
-// agent; each report downloadable as CSV (GET /api/v1/reports/...?format=csv).
+// resolution times (p50, p90), SLA met %, messages in and out, the busiest hours, CSAT; a table
+// by team or agent; each report downloadable as CSV (GET /api/v1/reports/...?format=csv).
 import { api, qs } from "./api.js";
 import { field, h, replace, select } from "./dom.js";
 import { errorText } from "./format.js";
@@ -31,6 +31,15 @@ export function duration(seconds) {
   if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
   if (seconds < 86400) return `${(seconds / 3600).toFixed(1)} h`;
   return `${(seconds / 86400).toFixed(1)} d`;
+}
+
+const percent = (value) => (value == null ? "–" : `${Math.round(value)} %`);
+
+// "83 % (30/36)": an SLA's targets met of those decided, for one row of the table
+function metShare(row, kind) {
+  const met = row ? row[`${kind}_met`] : 0;
+  const decided = met + (row ? row[`${kind}_missed`] : 0);
+  return decided ? `${percent(row[`${kind}_met_pct`])} (${met}/${decided})` : "–";
 }
 
 function niceMax(value) {
@@ -130,7 +139,7 @@ export class ReportsView {
     this.status = h("p", { class: "list-status", role: "status" });
     this.charts = h("div", { class: "report-grid" });
     this.table = h("div", { class: "card report-table" });
-    const exports = ["conversations", "messages", "heatmap", "csat"].map((name) =>
+    const exports = ["conversations", "slas", "messages", "heatmap", "csat"].map((name) =>
       h("button", { type: "button", onclick: () => this.download(name) }, t(`reports.csv.${name}`)));
     this.el = h(
       "section",
@@ -165,24 +174,27 @@ export class ReportsView {
   async load() {
     this.status.textContent = t("common.loading");
     try {
-      const [conversations, messages, heatmap, csat] = await Promise.all([
+      const [conversations, slas, messages, heatmap, csat] = await Promise.all([
         api(`/reports/conversations${this.params()}`),
+        api(`/reports/slas${this.params()}`),
         api(`/reports/messages${this.params({ team_id: "" })}`),
         api(`/reports/heatmap${this.params({ team_id: "" })}`),
         api(`/reports/csat${this.params()}`),
       ]);
       if (this.aborted) return;
       this.status.textContent = "";
-      this.draw(conversations.rows, messages.rows, heatmap, csat);
+      this.draw(conversations.rows, slas.rows, messages.rows, heatmap, csat);
       this.loadTable();
     } catch (error) {
       this.status.textContent = errorText(error);
     }
   }
 
-  draw(days, messageDays, heatmap, csat) {
+  draw(days, slaDays, messageDays, heatmap, csat) {
     const labels = days.map((row) => row.key);
     const pick = (name) => days.map((row) => row[name]);
+    const slaLabels = slaDays.map((row) => row.key);
+    const slaPick = (name) => slaDays.map((row) => row[name]);
     const mLabels = messageDays.map((row) => row.day);
     const mPick = (name) => messageDays.map((row) => row[name]);
     const average = csat.average == null ? "–" : csat.average.toFixed(2);
@@ -197,6 +209,10 @@ export class ReportsView {
         { name: t("reports.frtP90"), values: pick("first_response_p90"), cls: "s3" },
         { name: t("reports.resP50"), values: pick("resolution_p50"), cls: "s2" },
       ], duration),
+      lineChart(t("reports.sla"), slaLabels, [
+        { name: t("reports.slaFirst"), values: slaPick("first_response_met_pct"), cls: "s1" },
+        { name: t("reports.slaResolution"), values: slaPick("resolution_met_pct"), cls: "s2" },
+      ], percent),
       barChart(t("reports.handled"), labels, [
         { name: t("reports.human"), values: pick("handled_by_human"), cls: "s1" },
         { name: t("reports.bot"), values: pick("handled_by_bot"), cls: "s4" },
@@ -215,12 +231,19 @@ export class ReportsView {
 
   async loadTable() {
     try {
-      const report = await api(`/reports/conversations${this.params({ group_by: this.groupBy.value })}`);
+      const groupBy = this.groupBy.value;
+      const [report, slas] = await Promise.all([
+        api(`/reports/conversations${this.params({ group_by: groupBy })}`),
+        api(`/reports/slas${this.params({ group_by: groupBy })}`),
+      ]);
       if (this.aborted) return;
-      const head = ["reports.who", "reports.closed", "reports.frtP50", "reports.frtP90", "reports.resP50", "reports.resP90", "reports.human", "reports.bot"];
+      const sla = new Map(slas.rows.map((row) => [row.key, row]));
+      const head = ["reports.who", "reports.closed", "reports.frtP50", "reports.frtP90", "reports.resP50", "reports.resP90",
+        "reports.slaFirst", "reports.slaResolution", "reports.human", "reports.bot"];
       const rows = report.rows.map((row) => h("tr", {},
         h("th", { scope: "row" }, row.label), h("td", {}, row.closed),
         [row.first_response_p50, row.first_response_p90, row.resolution_p50, row.resolution_p90].map((v) => h("td", {}, duration(v))),
+        ["first_response", "resolution"].map((kind) => h("td", {}, metShare(sla.get(row.key), kind))),
         h("td", {}, row.handled_by_human), h("td", {}, row.handled_by_bot)));
       replace(this.table, h("table", {}, h("thead", {}, h("tr", {}, head.map((key) => h("th", { scope: "col" }, t(key))))),
         h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: head.length }, t("reports.none"))))));
@@ -231,7 +254,7 @@ export class ReportsView {
 
   // CSV through fetch (the credential is a header or the session cookie), saved as a file
   async download(name) {
-    const extra = name === "conversations" ? { group_by: this.groupBy.value } : {};
+    const extra = ["conversations", "slas"].includes(name) ? { group_by: this.groupBy.value } : {};
     try {
       const csv = await api(`/reports/${name}${this.params({ ...extra, format: "csv" })}`, { text: true });
       const url = URL.createObjectURL(new Blob([csv], { type: "text/csv" }));

@@ -95,6 +95,16 @@ export class TeamsView {
     const resolution = h("input", { type: "number", min: "1", value: team.resolution_seconds ?? "", disabled });
     const escalation = select(ESCALATIONS.map((e) => [e, t(`teams.escalation.${e}`)]), team.sla_escalation, { disabled });
     const seconds = (input) => (input.value ? Number(input.value) : null);
+    // the rating request on close: the company's (null), none, or the team's own question
+    const csatMode = team.csat ? (team.csat.enabled ? "on" : "off") : "company";
+    const csat = select(["company", "off", "on"].map((m) => [m, t(`teams.csat.${m}`)]), csatMode, { disabled });
+    const question = h("input", { type: "text", maxlength: "900", value: team.csat?.question ?? "", disabled });
+    const csatBody = () => {
+      if (csat.value === "company") return null;
+      const own = { ...(team.csat || {}), enabled: csat.value === "on" };
+      if (question.value.trim()) own.question = question.value.trim();
+      return own;
+    };
     const save = () =>
       this.run(() =>
         api(`/teams/${team.id}`, {
@@ -104,6 +114,7 @@ export class TeamsView {
             first_response_seconds: seconds(first),
             resolution_seconds: seconds(resolution),
             sla_escalation: escalation.value,
+            csat: csatBody(),
           },
         }),
       );
@@ -118,6 +129,8 @@ export class TeamsView {
         field(t("teams.firstResponse"), first),
         field(t("teams.resolution"), resolution),
         field(t("teams.escalationLabel"), escalation),
+        field(t("teams.csatLabel"), csat),
+        field(t("teams.csatQuestion"), question),
         this.manage && h("button", { type: "submit" }, t("teams.save")),
       ),
       h("h4", {}, t("teams.members")),
