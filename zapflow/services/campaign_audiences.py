@@ -30,6 +30,7 @@ from zapflow.models import (
     CampaignRecipient,
     Contact,
     Conversation,
+    OptOut,
     RecipientStatus,
     Template,
     WhatsAppInstance,
@@ -68,6 +69,10 @@ class Reach:
         return {"opted_out": self.opted_out, "no_phone": self.no_phone}
 
 
+def _opted_out() -> ColumnElement[bool]:
+    return exists().where(col(OptOut.contact_id) == col(Contact.id))
+
+
 def _in_window(instance_id: uuid.UUID) -> ColumnElement[bool]:
     """The customer wrote to this number in the last 24 hours (Meta's service window)."""
     return exists().where(
@@ -79,14 +84,14 @@ def _in_window(instance_id: uuid.UUID) -> ColumnElement[bool]:
 
 def _reachable() -> ColumnElement[bool]:
     """Who a snapshot queues (services/campaigns.snapshot excludes the others, same order)."""
-    return and_(~campaigns.opted_out(), col(Contact.phone_number).is_not(None))
+    return and_(~_opted_out(), col(Contact.phone_number).is_not(None))
 
 
 async def reach(
     session: AsyncSession, company_id: uuid.UUID, where: ContactFilter, instance_id: uuid.UUID
 ) -> Reach:
     """One count over the filter's contacts: the left out by reason, and the window."""
-    opted = campaigns.opted_out()
+    opted = _opted_out()
     query = filtered(
         company_id,
         where,

@@ -17,7 +17,6 @@ from zapflow.services.campaigns.audience import (
     audience_filter,
     checked_audience,
     count_audience,
-    opted_out,
     snapshot,
 )
 from zapflow.services.campaigns.content import content_for, parameter_values, render_text, resolve
@@ -50,6 +49,6 @@ __all__ = [
     "audience_dict", "audience_filter", "campaign_event", "campaign_message",
     "checked_audience", "client_id", "content_for", "control",
     "count_audience", "create_campaign", "due_recipients", "finish", "get_campaign", "hours_wait",
-    "list_campaigns", "opted_out", "parameter_values", "prepare", "progress",
+    "list_campaigns", "parameter_values", "prepare", "progress",
     "record_outcome", "render_text", "resolve", "set_status", "snapshot", "stats", "tier_room",
 ]  # fmt: skip

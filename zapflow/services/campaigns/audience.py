@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, func, literal
+from sqlalchemy import case, func, literal, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -26,11 +26,6 @@ from zapflow.schemas.contacts import normalize_tags
 from zapflow.services.campaigns.progress import campaign_event
 from zapflow.services.contacts import ContactFilter, filtered
 from zapflow.services.events import stage
-
-
-def opted_out() -> ColumnElement[bool]:
-    """The contact opted out: every campaign leaves it out (reason ``opted_out``)."""
-    return exists().where(col(OptOut.contact_id) == col(Contact.id))
 
 
 def audience_dict(where: ContactFilter) -> dict[str, Any]:
@@ -64,15 +59,16 @@ async def count_audience(
     session: AsyncSession, company_id: uuid.UUID, where: ContactFilter
 ) -> dict[str, int]:
     """How many contacts the filter finds, and how many of them would be excluded (why)."""
+    opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
     query = filtered(
         company_id,
         where,
         func.count(),
-        func.count().filter(opted_out()),
+        func.count().filter(opted.exists()),
         func.count().filter(col(Contact.phone_number).is_(None)),
     )
-    total, opted, no_phone = (await session.execute(query)).one()
-    return {"contacts": total, "opted_out": opted, "no_phone": no_phone}
+    total, opted_out, no_phone = (await session.execute(query)).one()
+    return {"contacts": total, "opted_out": opted_out, "no_phone": no_phone}
 
 
 async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
@@ -82,8 +78,9 @@ async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
     assert campaign is not None
     if campaign.started_at is not None:
         return 0
+    opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
     reason = case(
-        (opted_out(), literal("opted_out")),
+        (opted.exists(), literal("opted_out")),
         (col(Contact.phone_number).is_(None), literal("no_phone")),
         else_=literal(None),
     )
