@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import IO, Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -37,9 +37,9 @@ from zapflow.models import (
     WhatsAppProvider,
     utc_now,
 )
-from zapflow.schemas.campaign_audiences import SampleContact
 from zapflow.schemas.contacts import ImportReport, normalize_tag
 from zapflow.services import campaigns, contact_csv, templates
+from zapflow.services.campaigns.definition import _campaign_template as campaign_template
 from zapflow.services.contacts import ContactFilter, filtered
 
 SERVICE_WINDOW = timedelta(hours=24)
@@ -125,35 +125,28 @@ async def recipients_reach(session: AsyncSession, campaign: Campaign) -> Reach:
     return Reach(contacts, opted_out, no_phone, inside)
 
 
-async def sample(
-    session: AsyncSession,
-    company_id: uuid.UUID,
-    where: ContactFilter,
-    limit: int,
-    message: dict[str, Any] | None,
-    template: Template | None,
-) -> list[SampleContact]:
-    """The first recipients in sending order (the snapshot's order), each with the message it
-    would read, or the problem that keeps it from being built."""
-    query = (
+def sample_query(company_id: uuid.UUID, where: ContactFilter, limit: int) -> Select[Any]:
+    """The first recipients in sending order (the snapshot's order)."""
+    return (
         filtered(company_id, where)
         .where(_reachable())
         .order_by(col(Contact.created_at), col(Contact.id))
         .limit(min(limit, MAX_SAMPLE))
     )
-    shown = []
-    for contact in (await session.execute(query)).scalars():
-        one = SampleContact.model_validate(contact)
-        if message is not None:
-            try:
-                one.message = rendered(message, template, contact)
-            except Unprocessable as exc:
-                one.problem = exc.message
-        shown.append(one)
-    return shown
 
 
 # --- what they get ---------------------------------------------------------------------------
+
+
+async def message_template(
+    session: AsyncSession, instance: WhatsAppInstance, message: dict[str, Any]
+) -> Template | None:
+    """The campaign's template checked as creating the campaign checks it (None for a text)."""
+    template = await campaign_template(session, instance, message)
+    if template is not None:
+        parameters = message.get("parameters") or {}
+        templates.components_for(template, campaigns.parameter_values(parameters, None))
+    return template
 
 
 def rendered(message: dict[str, Any], template: Template | None, contact: Contact) -> str:

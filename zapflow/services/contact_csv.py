@@ -56,13 +56,6 @@ IDENTITY_MAX = 256
 CUSTOM_PREFIX = "custom."
 
 
-def too_large() -> PayloadTooLarge:
-    return PayloadTooLarge(
-        f"the file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB: split it",
-        details={"limit_bytes": MAX_IMPORT_BYTES},
-    )
-
-
 async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
     """The upload in a temporary file (in memory while small), refused over the size limit
     (413) or when it is not UTF-8 text without NULs (422), before any row is imported."""
@@ -73,7 +66,10 @@ async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
         async for chunk in chunks:
             size += len(chunk)
             if size > MAX_IMPORT_BYTES:
-                raise too_large()
+                raise PayloadTooLarge(
+                    f"the file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB: split it",
+                    details={"limit_bytes": MAX_IMPORT_BYTES},
+                )
             if b"\x00" in chunk:  # Postgres text cannot hold it
                 raise Unprocessable(
                     "file: contains a NUL character, which cannot be stored", code="unreadable_csv"

@@ -5,24 +5,38 @@ CSV audience (contacts created or updated from a file and tagged as a list)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import IO, Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
-from zapflow.api.uploads import IMPORT_BODY, CsvUpload
+from zapflow.api.routes.contacts import IMPORT_BODY, spooled_upload
+from zapflow.errors import Unprocessable
+from zapflow.models import WhatsAppInstance
 from zapflow.schemas.campaign_audiences import (
     AudiencePreview,
     AudienceUpload,
     CostEstimate,
     PreviewRequest,
+    SampleContact,
 )
 from zapflow.schemas.campaigns import AudienceIn
+from zapflow.schemas.contacts import normalize_tags
 from zapflow.services import campaign_audiences as service
 from zapflow.services import campaigns
+from zapflow.services.contacts import ContactFilter
+from zapflow.services.deals import scoped_reference
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+
+
+def _filter(audience: AudienceIn) -> ContactFilter:
+    try:
+        tags = tuple(normalize_tags(audience.tags))
+    except ValueError as exc:
+        raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
+    return ContactFilter(audience.q, tags, audience.created_since)
 
 
 @router.post(
@@ -37,13 +51,23 @@ async def preview(
     body: PreviewRequest, principal: CurrentPrincipal, session: SessionDep
 ) -> AudiencePreview:
     company_id = principal.company_id
-    where = campaigns.checked_audience(body.audience)
-    message = body.message.model_dump(exclude_none=True) if body.message else None
-    instance, template = await campaigns.campaign_message(
-        session, company_id, body.instance_id, message
+    instance = await scoped_reference(
+        session, WhatsAppInstance, company_id, body.instance_id, "instance_id"
     )
+    where = _filter(body.audience)
+    message = body.message.model_dump(exclude_none=True) if body.message else None
+    template = await service.message_template(session, instance, message) if message else None
     found = await service.reach(session, company_id, where, instance.id)
-    sample = await service.sample(session, company_id, where, body.sample, message, template)
+    rows = (await session.execute(service.sample_query(company_id, where, body.sample))).scalars()
+    sample = []
+    for contact in rows:
+        shown = SampleContact.model_validate(contact)
+        if message is not None:
+            try:
+                shown.message = service.rendered(message, template, contact)
+            except Unprocessable as exc:
+                shown.problem = exc.message
+        sample.append(shown)
     return AudiencePreview(
         contacts=found.contacts,
         recipients=found.recipients,
@@ -84,7 +108,7 @@ async def estimate(
 async def upload_audience(
     principal: CurrentPrincipal,
     session: SessionDep,
-    upload: CsvUpload,
+    upload: Annotated[IO[bytes], Depends(spooled_upload)],
     name: Annotated[
         str | None,
         Query(

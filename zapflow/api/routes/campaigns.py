@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.routes.contacts import Filter
+from zapflow.errors import Unprocessable
 from zapflow.models import CampaignRecipient, RecipientStatus
 from zapflow.schemas.campaigns import (
     AudienceCount,
@@ -26,7 +27,9 @@ from zapflow.schemas.campaigns import (
     RecipientList,
     RecipientPublic,
 )
+from zapflow.schemas.contacts import normalize_tags
 from zapflow.services import campaigns as service
+from zapflow.services import contacts
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
@@ -56,11 +59,15 @@ async def create_campaign(
     principal: CurrentPrincipal,
     session: SessionDep,
 ) -> CampaignPublic:
+    try:
+        tags = tuple(normalize_tags(body.audience.tags))
+    except ValueError as exc:
+        raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
     message = body.message.model_dump(exclude_none=True)
     new = service.NewCampaign(
         name=body.name,
         instance_id=body.instance_id,
-        audience=service.checked_audience(body.audience),
+        audience=contacts.ContactFilter(body.audience.q, tags, body.audience.created_since),
         message=message,
         scheduled_at=body.scheduled_at.astimezone(UTC) if body.scheduled_at else None,
         throughput=body.throughput,

@@ -15,13 +15,12 @@ The names callers use are re-exported here.
 from zapflow.services.campaigns.audience import (
     audience_dict,
     audience_filter,
-    checked_audience,
     count_audience,
     snapshot,
 )
 from zapflow.services.campaigns.content import content_for, parameter_values, render_text, resolve
 from zapflow.services.campaigns.control import ACTIONS, control, get_campaign, list_campaigns
-from zapflow.services.campaigns.definition import NewCampaign, campaign_message, create_campaign
+from zapflow.services.campaigns.definition import NewCampaign, create_campaign
 from zapflow.services.campaigns.progress import (
     FINISHED,
     STOPPED,
@@ -46,8 +45,7 @@ from zapflow.services.campaigns.stats import stats
 
 __all__ = [
     "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Prepared", "announce",
-    "audience_dict", "audience_filter", "campaign_event", "campaign_message",
-    "checked_audience", "client_id", "content_for", "control",
+    "audience_dict", "audience_filter", "campaign_event", "client_id", "content_for", "control",
     "count_audience", "create_campaign", "due_recipients", "finish", "get_campaign", "hours_wait",
     "list_campaigns", "parameter_values", "prepare", "progress",
     "record_outcome", "render_text", "resolve", "set_status", "snapshot", "stats", "tier_room",

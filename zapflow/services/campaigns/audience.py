@@ -12,7 +12,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.errors import Unprocessable
 from zapflow.models import (
     Campaign,
     CampaignRecipient,
@@ -21,8 +20,6 @@ from zapflow.models import (
     OptOut,
     utc_now,
 )
-from zapflow.schemas.campaigns import AudienceIn
-from zapflow.schemas.contacts import normalize_tags
 from zapflow.services.campaigns.progress import campaign_event
 from zapflow.services.contacts import ContactFilter, filtered
 from zapflow.services.events import stage
@@ -36,17 +33,7 @@ def audience_dict(where: ContactFilter) -> dict[str, Any]:
     }
 
 
-def checked_audience(audience: AudienceIn) -> ContactFilter:
-    """The audience asked for, as a contact filter; a bad tag is a 422 naming ``audience.tags``."""
-    try:
-        tags = tuple(normalize_tags(audience.tags))
-    except ValueError as exc:
-        raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
-    return ContactFilter(audience.q, tags, audience.created_since)
-
-
 def audience_filter(audience: dict[str, Any]) -> ContactFilter:
-    """The filter a campaign stored (``audience_dict``)."""
     since = audience.get("created_since")
     return ContactFilter(
         q=audience.get("q"),

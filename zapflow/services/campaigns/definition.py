@@ -39,20 +39,11 @@ class NewCampaign:
     business_hours_only: bool = False
 
 
-async def campaign_message(
-    session: AsyncSession,
-    company_id: uuid.UUID,
-    instance_id: uuid.UUID,
-    message: dict[str, Any] | None,
-) -> tuple[WhatsAppInstance, Template | None]:
-    """The campaign's number (another company's: a 404 naming ``instance_id``) and its
-    message's template, checked: on a Cloud number, usable, its parameters' sources resolving
-    (None for a text, or no message yet)."""
-    instance = await scoped_reference(
-        session, WhatsAppInstance, company_id, instance_id, "instance_id"
-    )
-    if not message or "text" in message:
-        return instance, None
+async def _campaign_template(
+    session: AsyncSession, instance: WhatsAppInstance, message: dict[str, Any]
+) -> Template | None:
+    if "text" in message:
+        return None
     if instance.provider != WhatsAppProvider.CLOUD:
         raise Unprocessable(
             "Evolution numbers have no templates: send a text",
@@ -60,11 +51,11 @@ async def campaign_message(
         )
     spec = message["template"]
     template = await templates.find_template(
-        session, company_id, instance.id, spec["name"], spec.get("language"), "message.template"
-    )
+        session, instance.company_id, instance.id, spec["name"], spec.get("language"),
+        "message.template",
+    )  # fmt: skip
     templates.check_usable(template, "message.template")
-    templates.components_for(template, parameter_values(message.get("parameters") or {}, None))
-    return instance, template
+    return template
 
 
 async def create_campaign(
@@ -75,7 +66,14 @@ async def create_campaign(
 ) -> Campaign:
     """Checks the template and the parameters' sources, stores the campaign and, in the same
     transaction, the inbox command that has the relay start its workflow."""
-    instance, template = await campaign_message(session, company_id, new.instance_id, new.message)
+    instance = await scoped_reference(
+        session, WhatsAppInstance, company_id, new.instance_id, "instance_id"
+    )
+    template = await _campaign_template(session, instance, new.message)
+    if template is not None:
+        templates.components_for(
+            template, parameter_values(new.message.get("parameters") or {}, None)
+        )
     message = dict(new.message)
     if template is not None:
         message["template"] = {"name": template.name, "language": template.language}
