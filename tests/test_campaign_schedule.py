@@ -1,6 +1,7 @@
 """Campaign commands and pacing on the real stack with the fake provider: a campaign sending
-only inside business hours waits for them after its scheduled time; commands relayed again
-change nothing; two campaigns on one number share its throughput."""
+only inside business hours waits for them after its scheduled time; an edit before the start
+is what the workflow follows (brought forward, postponed), refused once it started; commands
+relayed again change nothing; two campaigns on one number share its throughput."""
 
 from __future__ import annotations
 
@@ -53,6 +54,40 @@ async def test_a_campaign_outside_business_hours_waits_for_them(
     done = await finished(tenant, made["id"], within=30)  # the cancel cuts the wait short
     assert done["status"] == "cancelled"
     assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
+
+
+async def test_an_edit_before_the_start_is_followed_and_refused_once_started(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    instance = await number_with_templates(tenant, provider_server)
+    old, new = [await audience(sessions, tenant.id, 2, tag) for tag in ("antes", "depois")]
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    made = await create(tenant, campaign_body(instance, "antes", scheduled_at=later))
+    shortly = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    postponed = await create(tenant, campaign_body(instance, "antes", scheduled_at=shortly))
+    url = f"/api/v1/campaigns/{made['id']}"
+    bad = await tenant.client.patch(url, json={"message": {"template": {"name": "nope"}}})
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "message.template"
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    edit = {"name": "Depois", "audience": {"tags": ["depois"]}, "scheduled_at": soon}
+    edited = await tenant.client.patch(url, json=edit)
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["name"] == "Depois" and edited.json()["audience"]["tags"] == ["depois"]
+    # the first was due in an hour, the second in 3 s: the edits swap them
+    moved = {"scheduled_at": later}
+    response = await tenant.client.patch(f"/api/v1/campaigns/{postponed['id']}", json=moved)
+    assert response.status_code == 200, response.text
+    done = await finished(tenant, made["id"], within=30)  # woken by the edit, an hour early
+    assert done["status"] == "completed"
+    assert sorted(provider_successes(provider_server, new).values()) == [1, 1]
+    assert not provider_successes(provider_server, old)
+    assert await check_campaign(sessions, provider_server, made["id"], new) == []
+    refused = await tenant.client.patch(url, json={"name": "Outra"})
+    assert refused.status_code == 409 and "started at" in refused.json()["error"]["message"]
+    still = await campaign(tenant, postponed["id"])  # its first timer fired long ago: it waits
+    assert still["status"] == "scheduled" and still["started_at"] is None
+    cancel = await tenant.client.post(f"/api/v1/campaigns/{postponed['id']}/cancel")
+    assert cancel.status_code == 200
 
 
 async def test_commands_relayed_again_change_nothing(

@@ -89,6 +89,11 @@ class CampaignActivities:
             return await campaigns.snapshot(session, uuid.UUID(input.campaign_id))
 
     @activity.defn
+    async def snapshot_when_due(self, input: CampaignBatchInput) -> float:
+        async with transaction(self._sessions) as session:
+            return await campaigns.snapshot_when_due(session, uuid.UUID(input.campaign_id))
+
+    @activity.defn
     async def finish(self, input: CampaignFinishInput) -> None:
         async with transaction(self._sessions) as session:
             await campaigns.finish(session, uuid.UUID(input.campaign_id), input.cancelled)

@@ -1,6 +1,7 @@
 """Broadcast campaigns, one module per concern:
 
-- ``definition``: creating one (instance, audience, message, schedule, pacing), checked first;
+- ``definition``: creating one (instance, audience, message, schedule, pacing), checked first,
+  and editing it before it starts;
 - ``content``: what each recipient gets (template parameters from contact fields, or text);
 - ``audience``: the stored filter, the count before creating, the snapshot when it starts;
 - ``sending``: due recipients, the messaging tier's room, one recipient through the
@@ -17,10 +18,11 @@ from zapflow.services.campaigns.audience import (
     audience_filter,
     count_audience,
     snapshot,
+    snapshot_when_due,
 )
 from zapflow.services.campaigns.content import content_for, parameter_values, render_text, resolve
 from zapflow.services.campaigns.control import ACTIONS, control, get_campaign, list_campaigns
-from zapflow.services.campaigns.definition import NewCampaign, create_campaign
+from zapflow.services.campaigns.definition import NewCampaign, create_campaign, edit_campaign
 from zapflow.services.campaigns.progress import (
     FINISHED,
     STOPPED,
@@ -46,7 +48,8 @@ from zapflow.services.campaigns.stats import stats
 __all__ = [
     "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Prepared", "announce",
     "audience_dict", "audience_filter", "campaign_event", "client_id", "content_for", "control",
-    "count_audience", "create_campaign", "due_recipients", "finish", "get_campaign", "hours_wait",
-    "list_campaigns", "parameter_values", "prepare", "progress",
-    "record_outcome", "render_text", "resolve", "set_status", "snapshot", "stats", "tier_room",
+    "count_audience", "create_campaign", "due_recipients", "edit_campaign", "finish",
+    "get_campaign", "hours_wait", "list_campaigns", "parameter_values", "prepare", "progress",
+    "record_outcome", "render_text", "resolve", "set_status", "snapshot", "snapshot_when_due",
+    "stats", "tier_room",
 ]  # fmt: skip

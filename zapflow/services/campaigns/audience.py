@@ -58,6 +58,18 @@ async def count_audience(
     return {"contacts": total, "opted_out": opted_out, "no_phone": no_phone}
 
 
+async def snapshot_when_due(session: AsyncSession, campaign_id: uuid.UUID) -> float:
+    """Seconds until the campaign's schedule as the row says now (edits included), or 0 once
+    its audience is snapshotted (now, or before)."""
+    campaign = await session.get(Campaign, campaign_id, with_for_update=True)
+    assert campaign is not None
+    now = utc_now()
+    if campaign.started_at is None and campaign.scheduled_at and campaign.scheduled_at > now:
+        return (campaign.scheduled_at - now).total_seconds()
+    await snapshot(session, campaign_id)
+    return 0.0
+
+
 async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
     """The audience as it is now, once (a retried call finds it taken): queued recipients in
     the contacts' order, and the excluded ones with their reason."""
