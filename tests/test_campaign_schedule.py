@@ -86,6 +86,9 @@ async def test_an_edit_before_the_start_is_followed_and_refused_once_started(
     assert refused.status_code == 409 and "started at" in refused.json()["error"]["message"]
     still = await campaign(tenant, postponed["id"])  # its first timer fired long ago: it waits
     assert still["status"] == "scheduled" and still["started_at"] is None
+    for action, status in (("pause", "paused"), ("resume", "scheduled")):  # still not started
+        response = await tenant.client.post(f"/api/v1/campaigns/{postponed['id']}/{action}")
+        assert response.json()["status"] == status, response.text
     cancel = await tenant.client.post(f"/api/v1/campaigns/{postponed['id']}/cancel")
     assert cancel.status_code == 200
 

@@ -14,9 +14,11 @@ The names callers use are re-exported here.
 """
 
 from zapflow.services.campaigns.audience import (
+    addressable,
     audience_dict,
     audience_filter,
     count_audience,
+    sends_by_bsuid,
     snapshot,
     snapshot_when_due,
 )
@@ -46,10 +48,11 @@ from zapflow.services.campaigns.sending import (
 from zapflow.services.campaigns.stats import stats
 
 __all__ = [
-    "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Prepared", "announce",
+    "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Prepared", "addressable",
+    "announce",
     "audience_dict", "audience_filter", "campaign_event", "client_id", "content_for", "control",
     "count_audience", "create_campaign", "due_recipients", "edit_campaign", "finish",
     "get_campaign", "hours_wait", "list_campaigns", "parameter_values", "prepare", "progress",
-    "record_outcome", "render_text", "resolve", "set_status", "snapshot", "snapshot_when_due",
-    "stats", "tier_room",
+    "record_outcome", "render_text", "resolve", "sends_by_bsuid", "set_status", "snapshot",
+    "snapshot_when_due", "stats", "tier_room",
 ]  # fmt: skip

@@ -23,7 +23,9 @@ from zapflow.models import (
     CampaignRecipient,
     Company,
     Contact,
+    ContactIdentity,
     Conversation,
+    IdentityKind,
     MessageSender,
     OptOut,
     RecipientStatus,
@@ -139,7 +141,8 @@ async def prepare(
         return Prepared(recipient_id, None, outcome="opted_out")
     if recipient.message_id is None:
         contact = await session.get(Contact, recipient.contact_id)
-        if contact is None or not contact.phone_number:
+        address = await _address(session, contact) if contact is not None else None
+        if contact is None or address is None:
             _finish_recipient(recipient, RecipientStatus.EXCLUDED, "no_phone")
             return Prepared(recipient_id, None, outcome="no_phone")
         try:
@@ -147,7 +150,7 @@ async def prepare(
         except Unprocessable as exc:
             _finish_recipient(recipient, RecipientStatus.FAILED, exc.message)
             return Prepared(recipient_id, None, outcome="parameters")
-        conversation = await _conversation(session, campaign, contact)
+        conversation = await _conversation(session, campaign, contact, address)
         message, _ = await queue_outbound(
             session, conversation, content, sent_by=MessageSender.CAMPAIGN,
             client_id=client_id(campaign.id, contact.id), via_relay=False,
@@ -167,11 +170,27 @@ async def prepare(
     return Prepared(recipient_id, recipient.message_id, job)
 
 
+async def _address(session: AsyncSession, contact: Contact) -> str | None:
+    """The chat to send to: the contact's phone, else its newest BSUID (the snapshot queued a
+    BSUID-only contact only where the number sends to one)."""
+    if contact.phone_number:
+        return jids.jid_from_phone(contact.phone_number)
+    query = (
+        select(col(ContactIdentity.value))
+        .where(
+            col(ContactIdentity.contact_id) == contact.id,
+            col(ContactIdentity.kind) == IdentityKind.BSUID,
+        )
+        .order_by(col(ContactIdentity.created_at).desc())
+        .limit(1)
+    )
+    bsuid = (await session.execute(query)).scalar_one_or_none()
+    return jids.jid_from_bsuid(bsuid) if bsuid else None
+
+
 async def _conversation(
-    session: AsyncSession, campaign: Campaign, contact: Contact
+    session: AsyncSession, campaign: Campaign, contact: Contact, remote_jid: str
 ) -> Conversation:
-    assert contact.phone_number is not None
-    remote_jid = jids.jid_from_phone(contact.phone_number)
     ref = ConversationRef(str(campaign.company_id), str(campaign.instance_id), remote_jid)
     conversation_id = await upsert_conversation(
         session, campaign.company_id, campaign.instance_id, remote_jid, contact.id, ref.workflow_id
