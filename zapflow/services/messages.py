@@ -242,6 +242,42 @@ async def queue_outbound(
     return message, True
 
 
+async def queue_many(
+    session: AsyncSession,
+    instance: WhatsAppInstance,
+    queued: list[tuple[uuid.UUID, str, OutboundContent]],
+    sent_by: MessageSender,
+) -> list[Message]:
+    """Store many messages as ``pending`` at once (conversation id, client id, content), for a
+    sender that sends them itself (a campaign): one INSERT, then each conversation bumped. The
+    client ids must be new (the caller records each message's id with them)."""
+    rows = [
+        Message(
+            company_id=instance.company_id,
+            conversation_id=conversation_id,
+            instance_id=instance.id,
+            client_id=client_id,
+            direction=MessageDirection.OUTBOUND,
+            from_me=True,
+            type=_row_type(content),
+            body=content.text or (content.media or {}).get("caption"),
+            media=content.media,
+            payload={"outbound": _request(content, instance.provider)},
+            status=MessageStatus.PENDING,
+            sent_by=sent_by,
+        )
+        for conversation_id, client_id, content in queued
+    ]
+    session.add_all(rows)
+    await session.flush()
+    events = []
+    for message in rows:
+        bumped = await bump_conversation(session, message.conversation_id, [message])
+        events += [message_created(message), conversation_updated(bumped)]
+    await stage(session, events)
+    return rows
+
+
 async def _by_client_id(
     session: AsyncSession, conversation_id: uuid.UUID, client_id: str
 ) -> Message | None:

@@ -4,8 +4,9 @@
   and editing it before it starts;
 - ``content``: what each recipient gets (template parameters from contact fields, or text);
 - ``audience``: the stored filter, the count before creating, the snapshot when it starts;
-- ``sending``: due recipients, the messaging tier's room, one recipient through the
-  idempotent send path (``client_id=campaign:<campaign>:<contact>``, claimed before sending);
+- ``sending``: due recipients, the messaging tier's room, a batch's messages queued in bulk,
+  one recipient through the idempotent send path (``client_id=campaign:<campaign>:<contact>``,
+  claimed before sending);
 - ``progress``: status changes, counts and the ``campaign.progress`` event, the end;
 - ``control``: pause, resume, cancel, reading;
 - ``stats``: rates and reasons.
@@ -42,6 +43,7 @@ from zapflow.services.campaigns.sending import (
     due_recipients,
     hours_wait,
     prepare,
+    queue_messages,
     record_outcome,
     tier_room,
 )
@@ -53,6 +55,6 @@ __all__ = [
     "audience_dict", "audience_filter", "campaign_event", "client_id", "content_for", "control",
     "count_audience", "create_campaign", "due_recipients", "edit_campaign", "finish",
     "get_campaign", "hours_wait", "list_campaigns", "parameter_values", "prepare", "progress",
-    "record_outcome", "render_text", "resolve", "sends_by_bsuid", "set_status", "snapshot",
-    "snapshot_when_due", "stats", "tier_room",
+    "queue_messages", "record_outcome", "render_text", "resolve", "sends_by_bsuid", "set_status",
+    "snapshot", "snapshot_when_due", "stats", "tier_room",
 ]  # fmt: skip
