@@ -12,6 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.campaigns import (
@@ -123,6 +124,13 @@ async def test_pause_resume_and_cancel(
     rows = await recipients(tenant, made["id"])
     left = [r for r in rows if r["status"] == "cancelled"]
     assert left and all(r["reason"] == "campaign cancelled" for r in left)
+    # messages queued with their batch but never claimed are not left pending in the chats
+    pending = text(
+        "SELECT count(*) FROM messages m JOIN campaign_recipients r ON r.message_id = m.id"
+        " WHERE r.campaign_id = :id AND m.status = 'pending'"
+    )
+    async with sessions() as session:
+        assert (await session.execute(pending, {"id": uuid.UUID(made["id"])})).scalar_one() == 0
     assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
 
 
