@@ -1,12 +1,17 @@
 """Campaign commands and pacing on the real stack with the fake provider: a campaign sending
-only inside business hours waits for them after its scheduled time; commands relayed again
-change nothing; two campaigns on one number share its throughput."""
+only inside business hours waits for them after its scheduled time; an edit before the start
+is what the workflow follows (brought forward, postponed), refused once it started; commands
+relayed again change nothing; two campaigns on one number share its throughput, and a reply
+on the number goes before the campaign sends queued for it."""
 
 from __future__ import annotations
 
+import time
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from redis.asyncio import Redis
 from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
@@ -20,11 +25,12 @@ from tests.fixtures.campaigns import (
     number_with_templates,
     provider_successes,
 )
-from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import eventually
+from tests.fixtures.provider_server import ProviderServer, RecordedRequest
+from tests.fixtures.traffic import cloud_delivery, cloud_text, eventually, post_cloud
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.services.business_hours import DAYS
+from zapflow.services.number_pace import KEY_PREFIX
 from zapflow.temporal import connect
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -53,6 +59,43 @@ async def test_a_campaign_outside_business_hours_waits_for_them(
     done = await finished(tenant, made["id"], within=30)  # the cancel cuts the wait short
     assert done["status"] == "cancelled"
     assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
+
+
+async def test_an_edit_before_the_start_is_followed_and_refused_once_started(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    instance = await number_with_templates(tenant, provider_server)
+    old, new = [await audience(sessions, tenant.id, 2, tag) for tag in ("antes", "depois")]
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    made = await create(tenant, campaign_body(instance, "antes", scheduled_at=later))
+    shortly = (datetime.now(UTC) + timedelta(seconds=3)).isoformat()
+    postponed = await create(tenant, campaign_body(instance, "antes", scheduled_at=shortly))
+    url = f"/api/v1/campaigns/{made['id']}"
+    bad = await tenant.client.patch(url, json={"message": {"template": {"name": "nope"}}})
+    assert bad.status_code == 422 and bad.json()["error"]["details"]["field"] == "message.template"
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    edit = {"name": "Depois", "audience": {"tags": ["depois"]}, "scheduled_at": soon}
+    edited = await tenant.client.patch(url, json=edit)
+    assert edited.status_code == 200, edited.text
+    assert edited.json()["name"] == "Depois" and edited.json()["audience"]["tags"] == ["depois"]
+    # the first was due in an hour, the second in 3 s: the edits swap them
+    moved = {"scheduled_at": later}
+    response = await tenant.client.patch(f"/api/v1/campaigns/{postponed['id']}", json=moved)
+    assert response.status_code == 200, response.text
+    done = await finished(tenant, made["id"], within=30)  # woken by the edit, an hour early
+    assert done["status"] == "completed"
+    assert sorted(provider_successes(provider_server, new).values()) == [1, 1]
+    assert not provider_successes(provider_server, old)
+    assert await check_campaign(sessions, provider_server, made["id"], new) == []
+    refused = await tenant.client.patch(url, json={"name": "Outra"})
+    assert refused.status_code == 409 and "started at" in refused.json()["error"]["message"]
+    still = await campaign(tenant, postponed["id"])  # its first timer fired long ago: it waits
+    assert still["status"] == "scheduled" and still["started_at"] is None
+    for action, status in (("pause", "paused"), ("resume", "scheduled")):  # still not started
+        response = await tenant.client.post(f"/api/v1/campaigns/{postponed['id']}/{action}")
+        assert response.json()["status"] == status, response.text
+    cancel = await tenant.client.post(f"/api/v1/campaigns/{postponed['id']}/cancel")
+    assert cancel.status_code == 200
 
 
 async def test_commands_relayed_again_change_nothing(
@@ -120,3 +163,60 @@ async def test_two_campaigns_on_one_number_share_its_throughput(
     assert times[-1] - times[0] >= 0.9 * (len(times) - 1) / rate
     for one, prefix in zip(made, prefixes, strict=True):
         assert await check_campaign(sessions, provider_server, one["id"], prefix) == []
+
+
+async def test_a_reply_goes_before_the_campaign_sends_queued_on_its_number(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory, settings: Settings
+) -> None:
+    instance = await number_with_templates(tenant, provider_server, throughput=1)
+    prefix = await audience(sessions, tenant.id, 12, "fila")
+    customer = "55118" + str(uuid.uuid4().int)[:8]  # writes in: not in the campaign
+    message = cloud_text(customer, f"wamid.{uuid.uuid4().hex}", "oi", int(time.time()))
+    delivery = cloud_delivery(instance["phone_number_id"], message)
+    assert (await post_cloud(tenant.client, instance["webhook_url"], delivery)).status_code == 200
+    query = text("SELECT id FROM conversations WHERE instance_id = :id AND remote_jid LIKE :jid")
+    params = {"id": uuid.UUID(instance["id"]), "jid": f"{customer}@%"}
+
+    async def conversation() -> uuid.UUID | None:
+        async with sessions() as session:
+            return (await session.execute(query, params)).scalar_one_or_none()
+
+    conversation_id = await eventually(conversation, lambda found: found is not None)
+    # the campaign may go at 8/s, the number at 1/s: its sends book the number's slots ahead
+    made = await create(tenant, campaign_body(instance, "fila", throughput=8))
+    redis = Redis.from_url(settings.redis_url)
+
+    async def booked_until() -> float:
+        """The number's next free slot (wall clock, from Redis's): the queue's end."""
+        value = await redis.get(f"{KEY_PREFIX}{instance['id']}")
+        return int(value) / 1_000_000 if value else 0.0
+
+    await eventually(booked_until, lambda end: end > time.time() + 4, within=30)
+    queue_end = await booked_until()
+    reply = await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/messages", json={"text": "Já respondo"}
+    )
+    assert reply.status_code == 202, reply.text
+    [answered] = await eventually(
+        lambda: _texts_to(provider_server, customer), lambda sent: len(sent) == 1, within=30
+    )
+    # waiting its turn it would have gone at the queue's end or later: it went before it, and
+    # campaign sends booked earlier went after it
+    assert answered.time < queue_end
+
+    async def after_reply() -> int:
+        return sum(
+            1
+            for r in list(provider_server.requests)
+            if str((r.json or {}).get("to", "")).startswith(prefix) and r.time > answered.time
+        )
+
+    await eventually(after_reply, lambda n: n >= 1, within=30)
+    assert (await tenant.client.post(f"/api/v1/campaigns/{made['id']}/cancel")).status_code == 200
+    await finished(tenant, made["id"], within=30)
+    assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
+    await redis.aclose()
+
+
+async def _texts_to(provider: ProviderServer, phone: str) -> list[RecordedRequest]:
+    return [r for r in provider.sent_to(phone) if r.json.get("type") == "text"]

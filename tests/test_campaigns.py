@@ -1,7 +1,8 @@
 """Campaigns on the real stack with the fake provider: each recipient once with its own
 parameters (a missing one fails that recipient only), opt-outs (API and keyword, answered),
 pause / resume / cancel, per-recipient refusals with Meta's reason, the pair rate limit deferring
-one recipient, stats and live progress, and no customer text in the workflow's history."""
+one recipient, stats and live progress, no customer text in the workflow's history, and
+contacts known only by a BSUID (a CSV audience's column) sent to by it where the number can."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.campaigns import (
@@ -25,7 +27,14 @@ from tests.fixtures.campaigns import (
     stats,
 )
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import EventListener, cloud_delivery, cloud_text, eventually, post_cloud
+from tests.fixtures.traffic import (
+    EventListener,
+    cloud_delivery,
+    cloud_text,
+    create_evolution_instance,
+    eventually,
+    post_cloud,
+)
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.temporal import connect
@@ -115,6 +124,13 @@ async def test_pause_resume_and_cancel(
     rows = await recipients(tenant, made["id"])
     left = [r for r in rows if r["status"] == "cancelled"]
     assert left and all(r["reason"] == "campaign cancelled" for r in left)
+    # messages queued with their batch but never claimed are not left pending in the chats
+    pending = text(
+        "SELECT count(*) FROM messages m JOIN campaign_recipients r ON r.message_id = m.id"
+        " WHERE r.campaign_id = :id AND m.status = 'pending'"
+    )
+    async with sessions() as session:
+        assert (await session.execute(pending, {"id": uuid.UUID(made["id"])})).scalar_one() == 0
     assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
 
 
@@ -248,3 +264,44 @@ async def test_a_text_campaign_fills_contact_fields(
     assert sorted(s["text"]["body"] for s in sent) == [f"Olá Cliente {n}!" for n in (1, 2, 3)]
     assert sum(provider_successes(provider_server, prefix).values()) == 3
     assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
+
+
+async def test_contacts_known_only_by_bsuid_are_sent_by_it_on_cloud_and_excluded_elsewhere(
+    tenant: Tenant, provider_server: ProviderServer
+) -> None:
+    instance = await number_with_templates(tenant, provider_server)
+    bsuids = [f"BR.{uuid.uuid4().int % 10**16}" for _ in range(2)]
+    phone = f"+55119{uuid.uuid4().int % 10**8:08d}"
+
+    async def upload(*rows: str) -> dict[str, Any]:
+        response = await tenant.client.post(
+            "/api/v1/campaigns/audiences/csv",
+            content="\n".join(["phone_number,name,bsuid,custom.cupom", *rows]).encode(),
+            params={"list": "usernames"},
+            headers={"content-type": "text/csv"},
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json()["report"])
+
+    report = await upload(f"{phone},Ana,,A1", f",Bia,{bsuids[0]},B1", f",Caio,{bsuids[1]},C1",
+                          ",Dora,,D1")  # fmt: skip
+    assert report["created"] == 3 and [(e["row"], e["field"]) for e in report["errors"]] == [
+        (5, "phone_number")
+    ]
+    report = await upload(f",Bia Souza,{bsuids[0]},B2")  # the contact holding the BSUID
+    assert (report["created"], report["updated"]) == (0, 1)
+    evolution = await create_evolution_instance(tenant)
+    for number, reached in ((instance, 3), (evolution, 1)):
+        response = await tenant.client.post(
+            "/api/v1/campaigns/preview",
+            json={"instance_id": number["id"], "audience": {"tags": ["usernames"]}},
+        )
+        found = response.json()
+        assert (found["recipients"], found["excluded"]["no_phone"]) == (reached, 3 - reached)
+    made = await create(tenant, campaign_body(instance, "usernames"))
+    assert (await finished(tenant, made["id"]))["status"] == "completed"
+    assert (await stats(tenant, made["id"]))["counts"]["sent"] == 3
+    for bsuid in bsuids:  # Meta's `recipient`, once each
+        [sent] = provider_server.sent_to(bsuid)
+        assert "to" not in sent.json and sent.json["type"] == "template"
+    assert len(provider_server.sent_to(phone.removeprefix("+"))) == 1

@@ -2,7 +2,8 @@
 
 ``tests/histories/*.json`` were recorded from real runs on the embedded stack (conversations with
 inbound batches, a reply sent, a follow-up fired, a flow run started and answered, a
-continue-as-new; a scheduled campaign); the test replays each with the current workflow code.
+continue-as-new; a scheduled campaign, edited before its start); the test replays each with
+the current workflow code.
 A change to a workflow's command sequence that is not behind ``workflow.patched`` fails here.
 
 To record histories of the current code (a new scenario, or a new workflow version worth keeping
@@ -92,7 +93,8 @@ async def test_record_histories(
 ) -> None:
     client = await connect(settings)
 
-    # a campaign scheduled a second ahead: its timer, the snapshot, batches, the finish
+    # a campaign scheduled an hour ahead, edited to a second ahead: the wake, its timer, the
+    # snapshot, batches, the finish
     await _record_campaign(client, tenant, provider_server, sessions)
 
     # the AI answers (its turn beside the main loop since "ai-turn-task"), then the customer again
@@ -147,8 +149,15 @@ async def _record_campaign(
 ) -> None:
     instance = await number_with_templates(tenant, provider)
     await audience(sessions, tenant.id, 3, "replay")
-    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
-    made = await create(tenant, campaign_body(instance, "replay", throughput=20, scheduled_at=soon))
+    later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    made = await create(
+        tenant, campaign_body(instance, "replay", throughput=20, scheduled_at=later)
+    )
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()  # edited: a wake, then timers
+    edited = await tenant.client.patch(
+        f"/api/v1/campaigns/{made['id']}", json={"scheduled_at": soon}
+    )
+    assert edited.status_code == 200, edited.text
     done = await finished(tenant, made["id"], within=60)
     assert done["status"] == "completed"
     await _save(client, "campaign", done["workflow_id"])

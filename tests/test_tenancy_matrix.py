@@ -621,6 +621,7 @@ AGENT_FORBIDDEN = {
     "POST /api/v1/templates": "templates:manage",
     "DELETE /api/v1/templates/{template_id}": "templates:manage",
     "POST /api/v1/campaigns": "campaigns:manage",
+    "PATCH /api/v1/campaigns/{campaign_id}": "campaigns:manage",
     "POST /api/v1/campaigns/{campaign_id}/pause": "campaigns:manage",
     "POST /api/v1/campaigns/{campaign_id}/resume": "campaigns:manage",
     "POST /api/v1/campaigns/{campaign_id}/cancel": "campaigns:manage",

@@ -89,6 +89,11 @@ class CampaignActivities:
             return await campaigns.snapshot(session, uuid.UUID(input.campaign_id))
 
     @activity.defn
+    async def snapshot_when_due(self, input: CampaignBatchInput) -> float:
+        async with transaction(self._sessions) as session:
+            return await campaigns.snapshot_when_due(session, uuid.UUID(input.campaign_id))
+
+    @activity.defn
     async def finish(self, input: CampaignFinishInput) -> None:
         async with transaction(self._sessions) as session:
             await campaigns.finish(session, uuid.UUID(input.campaign_id), input.cancelled)
@@ -100,7 +105,10 @@ class CampaignActivities:
             plan = await self._plan(session, campaign_id, input)
         if isinstance(plan, CampaignBatchResult):
             return plan
-        campaign, template, recipient_ids, number = plan
+        campaign, template, instance, recipient_ids = plan
+        number = number_rate(instance.settings)
+        async with transaction(self._sessions) as session:  # one transaction for the batch
+            await campaigns.queue_messages(session, campaign, template, instance, recipient_ids)
         rate = _rate(input, campaign)
         outcomes: Counter[str] = Counter()
         waits: list[float] = []
@@ -134,7 +142,7 @@ class CampaignActivities:
 
     async def _plan(
         self, session: AsyncSession, campaign_id: uuid.UUID, input: CampaignBatchInput
-    ) -> CampaignBatchResult | tuple[Campaign, Template | None, list[int], int]:
+    ) -> CampaignBatchResult | tuple[Campaign, Template | None, WhatsAppInstance, list[int]]:
         """What this batch sends (and the number's throughput), or why it sends nothing (paused,
         tier used up, outside business hours, done)."""
         campaign = await session.get(Campaign, campaign_id, with_for_update=True)
@@ -174,7 +182,7 @@ class CampaignActivities:
             return CampaignBatchResult(throughput=campaign.throughput, wait_seconds=max(wait, 0.5))
         if campaign.status == CampaignStatus.WAITING_TIER:
             await campaigns.set_status(session, campaign, CampaignStatus.RUNNING)
-        return campaign, template, due.recipient_ids, number_rate(instance.settings)
+        return campaign, template, instance, due.recipient_ids
 
     async def _send_one(
         self, campaign: Campaign, template: Template | None, recipient_id: int

@@ -1,5 +1,6 @@
 """Campaigns' shapes: the creation body (audience, message with its parameters' sources,
-schedule, pace), the public campaign, its recipients, the audience's count and the stats."""
+schedule, pace), the edit before it starts, the public campaign, its recipients, the
+audience's count and the stats."""
 
 from __future__ import annotations
 
@@ -84,6 +85,33 @@ class CampaignCreate(BaseModel):
     business_hours_only: bool = Field(
         False, description="Send only inside the company's business hours (its time zone)"
     )
+
+
+class CampaignEdit(BaseModel):
+    """The fields to change (the others stay) while the campaign has not started."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"scheduled_at": "2026-12-21T09:00:00-03:00", "audience": {"tags": ["vip", "sp"]}}
+            ]
+        },
+    )
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    audience: AudienceIn | None = None
+    message: MessageIn | None = None
+    scheduled_at: AwareDatetime | None = Field(None, description="null: start now")
+    throughput: int | None = Field(None, ge=1, le=1000, description="null: the number's")
+    business_hours_only: bool | None = None
+
+    @model_validator(mode="after")
+    def _not_null(self) -> Self:
+        for field in ("name", "audience", "message", "business_hours_only"):
+            if field in self.model_fields_set and getattr(self, field) is None:
+                raise ValueError(f"`{field}` cannot be null")
+        return self
 
 
 class CampaignPublic(BaseModel):

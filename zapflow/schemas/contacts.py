@@ -124,6 +124,13 @@ class ContactCreate(BaseModel):
     custom_fields: CustomFields = Field(default_factory=dict)
 
 
+class ContactImportRow(ContactCreate):
+    """A CSV row: a phone, or none when the row gives a ``bsuid`` (a contact known only by
+    Meta's business-scoped user id)."""
+
+    phone_number: Phone | None = None  # type: ignore[assignment]
+
+
 class ContactUpdate(BaseModel):
     """Only the fields sent change; ``email: null`` clears the email, other fields refuse null."""
 

@@ -57,7 +57,7 @@ CSV_TAG_PREFIX = "csv-"
 class Reach:
     contacts: int  # the filter's contacts
     opted_out: int  # left out: they opted out
-    no_phone: int  # left out: no phone number to send to (and not opted out)
+    no_phone: int  # left out: nothing to send to, no phone (nor a BSUID the number can use)
     inside_window: int  # of the recipients, inside the 24-hour window on the instance
 
     @property
@@ -82,13 +82,17 @@ def _in_window(instance_id: uuid.UUID) -> ColumnElement[bool]:
     )
 
 
-def _reachable() -> ColumnElement[bool]:
+def _reachable(by_bsuid: bool) -> ColumnElement[bool]:
     """Who a snapshot queues (services/campaigns.snapshot excludes the others, same order)."""
-    return and_(~_opted_out(), col(Contact.phone_number).is_not(None))
+    return and_(~_opted_out(), campaigns.addressable(by_bsuid))
 
 
 async def reach(
-    session: AsyncSession, company_id: uuid.UUID, where: ContactFilter, instance_id: uuid.UUID
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    where: ContactFilter,
+    instance_id: uuid.UUID,
+    by_bsuid: bool,
 ) -> Reach:
     """One count over the filter's contacts: the left out by reason, and the window."""
     opted = _opted_out()
@@ -97,8 +101,8 @@ async def reach(
         where,
         func.count(),
         func.count().filter(opted),
-        func.count().filter(and_(~opted, col(Contact.phone_number).is_(None))),
-        func.count().filter(and_(_reachable(), _in_window(instance_id))),
+        func.count().filter(and_(~opted, ~campaigns.addressable(by_bsuid))),
+        func.count().filter(and_(_reachable(by_bsuid), _in_window(instance_id))),
     )
     contacts, opted_out, no_phone, inside = (await session.execute(query)).one()
     return Reach(contacts, opted_out, no_phone, inside)
@@ -125,11 +129,13 @@ async def recipients_reach(session: AsyncSession, campaign: Campaign) -> Reach:
     return Reach(contacts, opted_out, no_phone, inside)
 
 
-def sample_query(company_id: uuid.UUID, where: ContactFilter, limit: int) -> Select[Any]:
+def sample_query(
+    company_id: uuid.UUID, where: ContactFilter, limit: int, by_bsuid: bool
+) -> Select[Any]:
     """The first recipients in sending order (the snapshot's order)."""
     return (
         filtered(company_id, where)
-        .where(_reachable())
+        .where(_reachable(by_bsuid))
         .order_by(col(Contact.created_at), col(Contact.id))
         .limit(min(limit, MAX_SAMPLE))
     )
@@ -235,7 +241,8 @@ async def campaign_estimate(session: AsyncSession, campaign: Campaign) -> dict[s
         found = await recipients_reach(session, campaign)
     else:
         where = campaigns.audience_filter(campaign.audience)
-        found = await reach(session, campaign.company_id, where, instance.id)
+        by_bsuid = campaigns.sends_by_bsuid(instance, template)
+        found = await reach(session, campaign.company_id, where, instance.id, by_bsuid)
     return estimate(instance.provider, template, found)
 
 

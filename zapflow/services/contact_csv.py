@@ -4,7 +4,9 @@ whole table in memory). Cells a spreadsheet would run as formulas are escaped on
 
 A contact's WhatsApp identities beyond the phone travel too: ``bsuid`` (Meta's business-scoped
 user id, the newest) and ``username`` are exported, and an imported row's are attached to the
-contact it created or updated (unless another contact holds them).
+contact it created or updated (unless another contact holds them). A row without a phone but
+with a ``bsuid`` is the contact holding that BSUID, created phoneless when none does (under the
+identities' advisory locks, as the persist creates one).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import IO, Any, Literal
 
 import orjson
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Row, case, func, literal_column, select, update
+from sqlalchemy import Row, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -31,13 +33,13 @@ from zapflow.errors import PayloadTooLarge, Unprocessable
 from zapflow.models import Contact, ContactIdentity, IdentityKind
 from zapflow.schemas.contacts import (
     TAG_SEPARATORS,
-    ContactCreate,
+    ContactImportRow,
     ImportReport,
     error_location,
     error_message,
 )
 from zapflow.services.contacts import NEWEST_FIRST, ContactFilter, filtered, forget_contacts
-from zapflow.services.identities import Key, attach_to_contacts
+from zapflow.services.identities import Key, attach_to_contacts, lock_identities, owners_of
 from zapflow.whatsapp import jid as jids
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -91,8 +93,12 @@ async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
 
 @dataclass(frozen=True)
 class ImportRow:
-    contact: ContactCreate
+    contact: ContactImportRow
     identities: list[Key]
+
+    @property
+    def bsuid(self) -> Key | None:
+        return next((k for k in self.identities if k[0] == IdentityKind.BSUID), None)
 
 
 def _identities(fields: dict[str, Any], problems: list[tuple[str, str]]) -> list[Key]:
@@ -118,7 +124,7 @@ class _CsvRows:
     reader: Iterator[list[str]]
     header: list[str]
     number: int = 1  # the header's
-    seen: dict[str, int] = field(default_factory=dict)  # phone → the row that had it first
+    seen: dict[object, int] = field(default_factory=dict)  # phone or BSUID → its first row
     finished: bool = False
 
     def next_batch(self, report: ImportReport) -> list[ImportRow]:
@@ -149,15 +155,21 @@ class _CsvRows:
         fields, problems = _row_fields(dict(zip(self.header, cells, strict=True)))
         identities = _identities(fields, problems)
         try:
-            contact = ContactCreate.model_validate(fields)
+            contact = ContactImportRow.model_validate(fields)
         except PydanticValidationError as exc:
             problems += [(error_location(e["loc"]), error_message(e["msg"])) for e in exc.errors()]
             contact = None
-        if contact is not None and not problems:
-            first = self.seen.setdefault(contact.phone_number, self.number)
+        row = ImportRow(contact, identities) if contact is not None else None
+        if row is not None and row.contact.phone_number is None and row.bsuid is None:
+            problems.append(("phone_number", "Field required (or a bsuid)"))
+        if row is not None and not problems:
+            first = self.seen.setdefault(row.contact.phone_number or row.bsuid, self.number)
             if first == self.number:
-                return ImportRow(contact, identities)
-            problems.append(("phone_number", f"the same number as row {first}"))
+                return row
+            if row.contact.phone_number:
+                problems.append(("phone_number", f"the same number as row {first}"))
+            else:
+                problems.append(("bsuid", f"the same BSUID as row {first}"))
         for column, message in problems:
             report.fail(self.number, column, message)
         return None
@@ -231,7 +243,7 @@ def _check_header(header: list[str]) -> None:
     problems = {
         "unknown": [c for c in header if c not in known and not _is_custom(c)],
         "repeated": sorted({c for c in header if header.count(c) > 1}),
-        "missing": [] if "phone_number" in header else ["phone_number"],
+        "missing": [] if {"phone_number", "bsuid"} & set(header) else ["phone_number"],
     }
     if any(problems.values()):
         message = "; ".join(f"{kind} column {', '.join(c)}" for kind, c in problems.items() if c)
@@ -285,8 +297,26 @@ async def _upsert(
 ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """Upserts one batch and counts it in ``report``; returns the ids of the created and of
     the updated contacts. The identities of the rows created or updated are attached."""
+    phoneless = [r for r in batch if r.contact.phone_number is None]
+    phones = [r for r in batch if r.contact.phone_number is not None]
+    created, updated = await _upsert_phoneless(session, company_id, phoneless, mode)
+    more_created, more_updated = await _upsert_phones(session, company_id, phones, mode)
+    created += more_created
+    updated += more_updated
+    report.created += len(created)
+    report.updated += len(updated)
+    report.skipped += len(batch) - len(created) - len(updated)
+    return created, updated
+
+
+async def _upsert_phones(
+    session: AsyncSession, company_id: uuid.UUID, batch: list[ImportRow], mode: ImportMode
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The rows with a phone, upserted by it: the created ids and the updated ones."""
+    if not batch:
+        return [], []
     values = [
-        {"company_id": company_id, "wa_id": jids.digits(r.contact.phone_number)}
+        {"company_id": company_id, "wa_id": jids.digits(r.contact.phone_number or "")}
         | r.contact.model_dump()
         for r in batch
     ]
@@ -300,11 +330,54 @@ async def _upsert(
         }
         await attach_to_contacts(session, company_id, owners)
     created = [contact_id for is_new, contact_id, _ in rows if is_new]
-    updated = [contact_id for is_new, contact_id, _ in rows if not is_new]
-    report.created += len(created)
-    report.updated += len(updated)
-    report.skipped += len(batch) - len(rows)
-    return created, updated
+    return created, [contact_id for is_new, contact_id, _ in rows if not is_new]
+
+
+async def _upsert_phoneless(
+    session: AsyncSession, company_id: uuid.UUID, batch: list[ImportRow], mode: ImportMode
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The rows known only by a BSUID: the contact holding it updated (mode ``update``), else
+    a phoneless contact created with it; the created ids and the updated ones."""
+    if not batch:
+        return [], []
+    keys = [r.bsuid for r in batch if r.bsuid is not None]
+    await lock_identities(session, company_id, keys)  # two imports never create two contacts
+    owners = await owners_of(session, company_id, keys)
+    new = {uuid.uuid4(): r for r in batch if r.bsuid not in owners}
+    old = {owners[r.bsuid].id: r for r in batch if r.bsuid in owners and mode == "update"}
+    connection = await session.connection()
+    if new:
+        rows = [
+            {"id": i, "company_id": company_id, **r.contact.model_dump()} for i, r in new.items()
+        ]
+        await connection.execute(insert(Contact), rows)
+    if old:
+        changes = [
+            {"contact": i, **{f"new_{k}": v for k, v in r.contact.model_dump().items()}}
+            for i, r in old.items()
+        ]
+        await connection.execute(_UPDATE_BY_ID, changes)
+    await attach_to_contacts(session, company_id, {i: r.identities for i, r in (new | old).items()})
+    return list(new), list(old)
+
+
+# the update mode's rules (as _upsert_statement's) for a contact found by its BSUID
+def _new(column: str) -> Any:
+    return bindparam(f"new_{column}", type_=Contact.__table__.c[column].type)  # type: ignore[attr-defined]
+
+
+_UPDATE_BY_ID = (
+    update(Contact)
+    .where(col(Contact.id) == bindparam("contact"))
+    .values(
+        name=case((_new("name") == "", col(Contact.name)), else_=_new("name")),
+        email=func.coalesce(_new("email"), col(Contact.email)),
+        tags=case((func.cardinality(_new("tags")) == 0, col(Contact.tags)), else_=_new("tags")),
+        custom_fields=col(Contact.custom_fields).op("||")(_new("custom_fields")),
+        updated_at=func.now(),
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 def _upsert_statement(mode: ImportMode) -> Any:

@@ -160,6 +160,31 @@ UPSERT_CONVERSATION = (
 )
 
 
+async def upsert_conversations(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    instance_id: uuid.UUID,
+    chats: dict[str, tuple[uuid.UUID, str]],
+) -> dict[str, uuid.UUID]:
+    """Many chats' conversations in one statement (remote JID → contact id and workflow id),
+    created if new: their ids by remote JID."""
+    rows = [
+        {"id": uuid.uuid4(), "company_id": company_id, "instance_id": instance_id,
+         "contact_id": contact_id, "remote_jid": remote_jid, "workflow_id": workflow_id,
+         "last_message_at": utc_now()}
+        for remote_jid, (contact_id, workflow_id) in chats.items()
+    ]  # fmt: skip
+    statement = (
+        insert(CONVERSATIONS)
+        .values(rows)
+        .on_conflict_do_update(
+            index_elements=["instance_id", "remote_jid"], set_={"updated_at": func.now()}
+        )
+        .returning(CONVERSATIONS.c.remote_jid, CONVERSATIONS.c.id)
+    )
+    return {jid: conversation_id for jid, conversation_id in await session.execute(statement)}
+
+
 class ChatAddress(NamedTuple):
     """How an inbound message names its chat: what ``chat_keys`` reads."""
 

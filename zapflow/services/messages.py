@@ -185,6 +185,29 @@ def _request(content: OutboundContent, provider: WhatsAppProvider) -> dict[str, 
     return request
 
 
+def _pending(
+    instance: WhatsAppInstance,
+    conversation_id: uuid.UUID,
+    client_id: str | None,
+    content: OutboundContent,
+    sent_by: MessageSender,
+) -> Message:
+    return Message(
+        company_id=instance.company_id,
+        conversation_id=conversation_id,
+        instance_id=instance.id,
+        client_id=client_id,
+        direction=MessageDirection.OUTBOUND,
+        from_me=True,
+        type=_row_type(content),
+        body=content.text or (content.media or {}).get("caption"),
+        media=content.media,
+        payload={"outbound": _request(content, instance.provider)},
+        status=MessageStatus.PENDING,
+        sent_by=sent_by,
+    )
+
+
 async def queue_outbound(
     session: AsyncSession,
     conversation: Conversation,
@@ -207,21 +230,8 @@ async def queue_outbound(
             return existing, False
     instance = await session.get(WhatsAppInstance, conversation.instance_id)
     assert instance is not None
-    message = Message(
-        company_id=conversation.company_id,
-        conversation_id=conversation.id,
-        instance_id=conversation.instance_id,
-        client_id=client_id,
-        direction=MessageDirection.OUTBOUND,
-        from_me=True,
-        type=_row_type(content),
-        body=content.text or (content.media or {}).get("caption"),
-        media=content.media,
-        payload={"outbound": _request(content, instance.provider)},
-        status=MessageStatus.PENDING,
-        sent_by=sent_by,
-        sent_by_user_id=user_id,
-    )
+    message = _pending(instance, conversation.id, client_id, content, sent_by)
+    message.sent_by_user_id = user_id
     try:
         async with session.begin_nested():
             session.add(message)
@@ -240,6 +250,26 @@ async def queue_outbound(
     if sent_by == MessageSender.AGENT:  # a person's reply: the SLA's first response
         await slas.complete(session, conversation.id, [SlaKind.FIRST_RESPONSE], user_id)
     return message, True
+
+
+async def queue_many(
+    session: AsyncSession,
+    instance: WhatsAppInstance,
+    queued: list[tuple[uuid.UUID, str, OutboundContent]],
+    sent_by: MessageSender,
+) -> list[Message]:
+    """Store many messages as ``pending`` at once (conversation id, client id, content), for a
+    sender that sends them itself (a campaign): one INSERT, then each conversation bumped. The
+    client ids must be new (the caller records each message's id with them)."""
+    rows = [_pending(instance, c, client_id, content, sent_by) for c, client_id, content in queued]
+    session.add_all(rows)
+    await session.flush()
+    events = []
+    for message in rows:
+        bumped = await bump_conversation(session, message.conversation_id, [message])
+        events += [message_created(message), conversation_updated(bumped)]
+    await stage(session, events)
+    return rows
 
 
 async def _by_client_id(

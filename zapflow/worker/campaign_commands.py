@@ -2,8 +2,9 @@
 to the campaigns' workflows.
 
 Each command makes the workflow match the campaign's row as it is when relayed, not the action
-it was stored with: a signal-with-start carrying the signal the row's status calls for (none for
-a campaign still ``scheduled``). So the start is never lost after the commit (the row stays
+it was stored with: a signal-with-start carrying the signal the row's status calls for
+(``reschedule`` for a campaign still ``scheduled``: the workflow reads its schedule, maybe edited,
+from the row). So the start is never lost after the commit (the row stays
 pending until Temporal took it), a command relayed twice or out of order (two relays) leaves
 the workflow as the row says, and a finished campaign is left alone. ``REJECT_DUPLICATE`` keeps
 a closed campaign workflow from starting again under its id.
@@ -30,7 +31,11 @@ from zapflow.workflows.campaign import CampaignWorkflow
 from zapflow.workflows.inputs import CampaignInput
 
 RPC_TIMEOUT = timedelta(seconds=5)
-SIGNAL_FOR = {CampaignStatus.PAUSED: "pause", CampaignStatus.CANCELLED: "cancel"}
+SIGNAL_FOR = {
+    CampaignStatus.SCHEDULED: "reschedule",
+    CampaignStatus.PAUSED: "pause",
+    CampaignStatus.CANCELLED: "cancel",
+}
 
 
 async def relay_campaign_commands(
@@ -57,10 +62,7 @@ async def relay_campaign_commands(
 async def _command(temporal: Client, settings: Settings, campaign: Campaign | None) -> bool:
     if campaign is None or campaign.finished_at is not None or campaign.workflow_id is None:
         return True  # deleted or finished: nothing to tell
-    if campaign.status == CampaignStatus.SCHEDULED:
-        signal = None
-    else:  # running or waiting for the tier: a paused workflow resumes
-        signal = SIGNAL_FOR.get(campaign.status, "resume")
+    signal = SIGNAL_FOR.get(campaign.status, "resume")  # running, waiting_tier: resume
     scheduled = campaign.scheduled_at.isoformat() if campaign.scheduled_at else None
     try:
         await temporal.start_workflow(

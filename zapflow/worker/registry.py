@@ -156,6 +156,7 @@ def registrations(
             workflows=[CampaignWorkflow, TemplateSyncWorkflow],
             activities=[
                 campaigns.snapshot,
+                campaigns.snapshot_when_due,
                 campaigns.send_batch,
                 campaigns.finish,
                 template_sync.sync_all,

@@ -3,7 +3,9 @@ then sends in batches (an activity each, on the campaigns' own task queue so con
 replies never wait behind a broadcast), at the pace the provider allows: a throttled batch
 halves the pace, a clean one raises it back toward the campaign's throughput; the messaging
 tier and deferred recipients make it wait. Pause, resume and cancel are signals (the API also
-sets the row, which each batch reads). It continues as new every ``BATCHES_PER_RUN`` batches.
+sets the row, which each batch reads). An edit before the start (``reschedule``, a signal
+carrying nothing) wakes the wait for the schedule, and the row, read by an activity, says when
+it is due (patch ``campaign-edit``). It continues as new every ``BATCHES_PER_RUN`` batches.
 Its history holds ids and counts only, never a message's text.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -33,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
 BATCHES_PER_RUN = 200
 MIN_RATE = 1.0
 THROTTLE_WAIT = 2.0  # seconds, when the provider gave no Retry-After
+EDIT_PATCH = "campaign-edit"  # the start follows the row's schedule, edits included
 
 
 @workflow.defn
@@ -40,6 +44,7 @@ class CampaignWorkflow:
     def __init__(self) -> None:
         self._paused = False
         self._cancelled = False
+        self._rescheduled = False
 
     @workflow.signal
     def pause(self) -> None:
@@ -53,18 +58,17 @@ class CampaignWorkflow:
     def cancel(self) -> None:
         self._cancelled = True
 
+    @workflow.signal
+    def reschedule(self) -> None:
+        """The row is ``scheduled`` (so not paused), maybe edited: look at it again."""
+        self._paused = False
+        self._rescheduled = True
+
     @workflow.run
     async def run(self, input: CampaignInput) -> None:
         self._paused = self._paused or input.paused
         if not input.started:
-            await self._until(input.scheduled_at)
-            if not self._cancelled:
-                await workflow.execute_activity_method(
-                    CampaignActivities.snapshot,
-                    CampaignBatchInput(input.campaign_id, 0),
-                    start_to_close_timeout=DATABASE_TIMEOUT * 4,
-                    retry_policy=DATABASE_RETRY,
-                )
+            await self._start(input)
         rate = input.rate
         for _ in range(BATCHES_PER_RUN):
             await workflow.wait_condition(lambda: not self._paused or self._cancelled)
@@ -100,18 +104,37 @@ class CampaignWorkflow:
             retry_policy=DATABASE_RETRY,
         )
 
-    async def _until(self, scheduled_at: str | None) -> None:
-        if not scheduled_at:
+    async def _start(self, input: CampaignInput) -> None:
+        """Wait for the schedule the workflow started with (an edit cuts it short), then have
+        the audience snapshotted once the row's schedule has come."""
+        if input.scheduled_at:
+            delay = (datetime.fromisoformat(input.scheduled_at) - workflow.now()).total_seconds()
+            if delay > 0:
+                await self._sleep(delay, lambda: self._rescheduled)
+        if not workflow.patched(EDIT_PATCH):
+            if not self._cancelled:
+                await self._snapshot(CampaignActivities.snapshot, input.campaign_id)
             return
-        delay = (datetime.fromisoformat(scheduled_at) - workflow.now()).total_seconds()
-        if delay > 0:
-            await self._sleep(delay)
+        while not self._cancelled:
+            self._rescheduled = False
+            wait = await self._snapshot(CampaignActivities.snapshot_when_due, input.campaign_id)
+            if wait <= 0:
+                return
+            await self._sleep(wait, lambda: self._rescheduled)
 
-    async def _sleep(self, seconds: float) -> None:
-        """A durable timer a cancel cuts short."""
+    async def _snapshot(self, activity: Callable[..., Awaitable[float]], campaign_id: str) -> float:
+        return await workflow.execute_activity_method(
+            activity,
+            CampaignBatchInput(campaign_id, 0),
+            start_to_close_timeout=DATABASE_TIMEOUT * 4,
+            retry_policy=DATABASE_RETRY,
+        )
+
+    async def _sleep(self, seconds: float, wake: Callable[[], bool] = lambda: False) -> None:
+        """A durable timer a cancel (or ``wake``) cuts short."""
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
-                lambda: self._cancelled, timeout=timedelta(seconds=seconds)
+                lambda: self._cancelled or wake(), timeout=timedelta(seconds=seconds)
             )
 
 

@@ -57,8 +57,10 @@ async def preview(
     where = _filter(body.audience)
     message = body.message.model_dump(exclude_none=True) if body.message else None
     template = await service.message_template(session, instance, message) if message else None
-    found = await service.reach(session, company_id, where, instance.id)
-    rows = (await session.execute(service.sample_query(company_id, where, body.sample))).scalars()
+    by_bsuid = campaigns.sends_by_bsuid(instance, template)
+    found = await service.reach(session, company_id, where, instance.id, by_bsuid)
+    sample_query = service.sample_query(company_id, where, body.sample, by_bsuid)
+    rows = (await session.execute(sample_query)).scalars()
     sample = []
     for contact in rows:
         shown = SampleContact.model_validate(contact)

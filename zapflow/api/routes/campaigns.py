@@ -1,8 +1,8 @@
 """Broadcast campaigns: the audience's count before creating one, create (its CampaignWorkflow
-is started by the inbox relay from a command committed with the campaign), list, get,
-per-recipient status, stats, and pause / resume / cancel (the row changes and a command is
-queued for the relay, which signals the workflow). Progress is also live on the event stream
-(``campaign.progress``)."""
+is started by the inbox relay from a command committed with the campaign), edit before it
+starts, list, get, per-recipient status, stats, and pause / resume / cancel (the row changes
+and a command is queued for the relay, which signals the workflow). Progress is also live on
+the event stream (``campaign.progress``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from zapflow.errors import Unprocessable
 from zapflow.models import CampaignRecipient, RecipientStatus
 from zapflow.schemas.campaigns import (
     AudienceCount,
+    AudienceIn,
     CampaignCreate,
+    CampaignEdit,
     CampaignList,
     CampaignPublic,
     CampaignStats,
@@ -59,22 +61,45 @@ async def create_campaign(
     principal: CurrentPrincipal,
     session: SessionDep,
 ) -> CampaignPublic:
-    try:
-        tags = tuple(normalize_tags(body.audience.tags))
-    except ValueError as exc:
-        raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
-    message = body.message.model_dump(exclude_none=True)
     new = service.NewCampaign(
         name=body.name,
         instance_id=body.instance_id,
-        audience=contacts.ContactFilter(body.audience.q, tags, body.audience.created_since),
-        message=message,
+        audience=_audience(body.audience),
+        message=body.message.model_dump(exclude_none=True),
         scheduled_at=body.scheduled_at.astimezone(UTC) if body.scheduled_at else None,
         throughput=body.throughput,
         business_hours_only=body.business_hours_only,
     )
     campaign = await service.create_campaign(session, principal.company_id, new, principal.user_id)
     return CampaignPublic.model_validate(campaign)
+
+
+@router.patch(
+    "/{campaign_id}",
+    summary="Edit a campaign before it starts (409 once it has: its audience is snapshotted)",
+    response_model=CampaignPublic,
+    dependencies=[Requires(Permission.CAMPAIGNS_MANAGE)],
+)
+async def edit_campaign(
+    campaign_id: uuid.UUID, body: CampaignEdit, principal: CurrentPrincipal, session: SessionDep
+) -> CampaignPublic:
+    changes: dict[str, Any] = {f: getattr(body, f) for f in body.model_fields_set}
+    if body.audience is not None:
+        changes["audience"] = _audience(body.audience)
+    if body.message is not None:
+        changes["message"] = body.message.model_dump(exclude_none=True)
+    if body.scheduled_at is not None:
+        changes["scheduled_at"] = body.scheduled_at.astimezone(UTC)
+    campaign = await service.edit_campaign(session, principal.company_id, campaign_id, changes)
+    return CampaignPublic.model_validate(campaign)
+
+
+def _audience(audience: AudienceIn) -> contacts.ContactFilter:
+    try:
+        tags = tuple(normalize_tags(audience.tags))
+    except ValueError as exc:
+        raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
+    return contacts.ContactFilter(audience.q, tags, audience.created_since)
 
 
 @router.get(

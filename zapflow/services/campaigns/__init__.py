@@ -1,10 +1,12 @@
 """Broadcast campaigns, one module per concern:
 
-- ``definition``: creating one (instance, audience, message, schedule, pacing), checked first;
+- ``definition``: creating one (instance, audience, message, schedule, pacing), checked first,
+  and editing it before it starts;
 - ``content``: what each recipient gets (template parameters from contact fields, or text);
 - ``audience``: the stored filter, the count before creating, the snapshot when it starts;
-- ``sending``: due recipients, the messaging tier's room, one recipient through the
-  idempotent send path (``client_id=campaign:<campaign>:<contact>``, claimed before sending);
+- ``sending``: due recipients, the messaging tier's room, a batch's messages queued in bulk,
+  one recipient through the idempotent send path (``client_id=campaign:<campaign>:<contact>``,
+  claimed before sending);
 - ``progress``: status changes, counts and the ``campaign.progress`` event, the end;
 - ``control``: pause, resume, cancel, reading;
 - ``stats``: rates and reasons.
@@ -13,14 +15,17 @@ The names callers use are re-exported here.
 """
 
 from zapflow.services.campaigns.audience import (
+    addressable,
     audience_dict,
     audience_filter,
     count_audience,
+    sends_by_bsuid,
     snapshot,
+    snapshot_when_due,
 )
 from zapflow.services.campaigns.content import content_for, parameter_values, render_text, resolve
 from zapflow.services.campaigns.control import ACTIONS, control, get_campaign, list_campaigns
-from zapflow.services.campaigns.definition import NewCampaign, create_campaign
+from zapflow.services.campaigns.definition import NewCampaign, create_campaign, edit_campaign
 from zapflow.services.campaigns.progress import (
     FINISHED,
     STOPPED,
@@ -38,15 +43,18 @@ from zapflow.services.campaigns.sending import (
     due_recipients,
     hours_wait,
     prepare,
+    queue_messages,
     record_outcome,
     tier_room,
 )
 from zapflow.services.campaigns.stats import stats
 
 __all__ = [
-    "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Prepared", "announce",
+    "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Prepared", "addressable",
+    "announce",
     "audience_dict", "audience_filter", "campaign_event", "client_id", "content_for", "control",
-    "count_audience", "create_campaign", "due_recipients", "finish", "get_campaign", "hours_wait",
-    "list_campaigns", "parameter_values", "prepare", "progress",
-    "record_outcome", "render_text", "resolve", "set_status", "snapshot", "stats", "tier_room",
+    "count_audience", "create_campaign", "due_recipients", "edit_campaign", "finish",
+    "get_campaign", "hours_wait", "list_campaigns", "parameter_values", "prepare", "progress",
+    "queue_messages", "record_outcome", "render_text", "resolve", "sends_by_bsuid", "set_status",
+    "snapshot", "snapshot_when_due", "stats", "tier_room",
 ]  # fmt: skip

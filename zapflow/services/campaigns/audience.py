@@ -1,5 +1,10 @@
 """A campaign's audience: the contact filter it stores, the count before creating one (with the
-exclusions), and the snapshot taken once when it starts."""
+exclusions), and the snapshot taken once when it starts.
+
+Who can be sent to: a contact with a phone, or, from a Cloud API number, one known only by its
+BSUID (Meta's business-scoped user id, sent as the message's ``recipient``); but not with an
+authentication template, which Meta sends to phone numbers only (error 131062). The others are
+excluded as ``no_phone``."""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import ColumnElement, case, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -17,7 +22,12 @@ from zapflow.models import (
     CampaignRecipient,
     CampaignStatus,
     Contact,
+    ContactIdentity,
+    IdentityKind,
     OptOut,
+    Template,
+    WhatsAppInstance,
+    WhatsAppProvider,
     utc_now,
 )
 from zapflow.services.campaigns.progress import campaign_event
@@ -42,6 +52,42 @@ def audience_filter(audience: dict[str, Any]) -> ContactFilter:
     )
 
 
+def sends_by_bsuid(instance: WhatsAppInstance, template: Template | None) -> bool:
+    """Whether this number (and message) reaches a contact known only by its BSUID."""
+    authentication = template is not None and template.category.upper() == "AUTHENTICATION"
+    return instance.provider == WhatsAppProvider.CLOUD and not authentication
+
+
+def addressable(by_bsuid: bool) -> ColumnElement[bool]:
+    """A contact the campaign can address: a phone, or a BSUID when the number sends to one."""
+    phone = col(Contact.phone_number).is_not(None)
+    if not by_bsuid:
+        return phone
+    bsuid = exists().where(
+        col(ContactIdentity.contact_id) == col(Contact.id),
+        col(ContactIdentity.kind) == IdentityKind.BSUID,
+    )
+    return or_(phone, bsuid)
+
+
+async def _by_bsuid(session: AsyncSession, campaign: Campaign) -> bool:
+    instance = await session.get(WhatsAppInstance, campaign.instance_id)
+    assert instance is not None
+    spec = campaign.message.get("template")
+    template = None
+    if spec is not None:
+        template = (
+            await session.execute(
+                select(Template).where(
+                    col(Template.instance_id) == instance.id,
+                    col(Template.name) == spec["name"],
+                    col(Template.language) == spec.get("language"),
+                )
+            )
+        ).scalar_one_or_none()
+    return sends_by_bsuid(instance, template)
+
+
 async def count_audience(
     session: AsyncSession, company_id: uuid.UUID, where: ContactFilter
 ) -> dict[str, int]:
@@ -58,6 +104,18 @@ async def count_audience(
     return {"contacts": total, "opted_out": opted_out, "no_phone": no_phone}
 
 
+async def snapshot_when_due(session: AsyncSession, campaign_id: uuid.UUID) -> float:
+    """Seconds until the campaign's schedule as the row says now (edits included), or 0 once
+    its audience is snapshotted (now, or before)."""
+    campaign = await session.get(Campaign, campaign_id, with_for_update=True)
+    assert campaign is not None
+    now = utc_now()
+    if campaign.started_at is None and campaign.scheduled_at and campaign.scheduled_at > now:
+        return (campaign.scheduled_at - now).total_seconds()
+    await snapshot(session, campaign_id)
+    return 0.0
+
+
 async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
     """The audience as it is now, once (a retried call finds it taken): queued recipients in
     the contacts' order, and the excluded ones with their reason."""
@@ -68,7 +126,7 @@ async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
     opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
     reason = case(
         (opted.exists(), literal("opted_out")),
-        (col(Contact.phone_number).is_(None), literal("no_phone")),
+        (~addressable(await _by_bsuid(session, campaign)), literal("no_phone")),
         else_=literal(None),
     )
     status = case((reason.is_(None), literal("queued")), else_=literal("excluded"))

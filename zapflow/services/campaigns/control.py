@@ -40,6 +40,8 @@ async def control(
     allowed, target = ACTIONS[action]
     if campaign.status not in allowed:
         raise Conflict(f"a {campaign.status.value} campaign cannot {action}")
+    if target == CampaignStatus.RUNNING and campaign.started_at is None:
+        target = CampaignStatus.SCHEDULED  # resumed before its time: it waits for it again
     campaign.status = target
     campaign.status_reason = None
     await session.flush()

@@ -1,5 +1,6 @@
 """Defining a campaign: its instance, audience, message (a usable template with parameter
-sources that resolve, or text on Evolution) and pacing, checked before it is stored."""
+sources that resolve, or text on Evolution) and pacing, checked before it is stored; and
+editing it before it starts (once its audience is snapshotted, an edit is refused)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from zapflow.errors import Unprocessable
+from zapflow.errors import Conflict, Unprocessable
 from zapflow.models import (
     Campaign,
+    CampaignStatus,
     Template,
     WhatsAppInstance,
     WhatsAppProvider,
@@ -26,6 +28,7 @@ from zapflow.services.deals import scoped_reference
 from zapflow.services.events import stage
 from zapflow.services.inbox import store_campaign_command
 from zapflow.services.number_pace import number_rate
+from zapflow.services.queries import get_scoped
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,18 @@ async def _campaign_template(
     return template
 
 
+async def _checked_message(
+    session: AsyncSession, instance: WhatsAppInstance, message: dict[str, Any]
+) -> dict[str, Any]:
+    """The message as stored: a usable template whose parameters' sources fit its components
+    (named by its stored name and language), or a text."""
+    template = await _campaign_template(session, instance, message)
+    if template is None:
+        return dict(message)
+    templates.components_for(template, parameter_values(message.get("parameters") or {}, None))
+    return {**message, "template": {"name": template.name, "language": template.language}}
+
+
 async def create_campaign(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -69,20 +84,12 @@ async def create_campaign(
     instance = await scoped_reference(
         session, WhatsAppInstance, company_id, new.instance_id, "instance_id"
     )
-    template = await _campaign_template(session, instance, new.message)
-    if template is not None:
-        templates.components_for(
-            template, parameter_values(new.message.get("parameters") or {}, None)
-        )
-    message = dict(new.message)
-    if template is not None:
-        message["template"] = {"name": template.name, "language": template.language}
     campaign = Campaign(
         company_id=company_id,
         name=new.name,
         instance_id=instance.id,
         audience=audience_dict(new.audience),
-        message=message,
+        message=await _checked_message(session, instance, new.message),
         scheduled_at=new.scheduled_at,
         throughput=min(new.throughput or number_rate(instance.settings), 1000),
         business_hours_only=new.business_hours_only,
@@ -95,3 +102,45 @@ async def create_campaign(
     await stage(session, [campaign_event(campaign)])
     await store_campaign_command(session, instance, campaign.id, "start")
     return campaign
+
+
+EDITABLE = {CampaignStatus.SCHEDULED, CampaignStatus.PAUSED}  # and not started yet
+
+
+async def edit_campaign(
+    session: AsyncSession, company_id: uuid.UUID, campaign_id: uuid.UUID, changes: dict[str, Any]
+) -> Campaign:
+    """Change a campaign that has not started (``changes``: any of ``name``, ``audience`` (a
+    ContactFilter), ``message``, ``scheduled_at``, ``throughput``, ``business_hours_only``),
+    checked as creating checks them. The row is locked, so an edit and the snapshot at the
+    start cannot cross: whichever comes second sees the other. The inbox command committed
+    with it has the relay wake the workflow, which reads the schedule from the row."""
+    campaign = await get_scoped(session, Campaign, company_id, campaign_id)
+    await session.refresh(campaign, with_for_update=True)
+    if campaign.started_at is not None or campaign.status not in EDITABLE:
+        raise Conflict(_why_not_editable(campaign), details={"status": campaign.status.value})
+    instance = await session.get(WhatsAppInstance, campaign.instance_id)
+    assert instance is not None
+    if "message" in changes:
+        campaign.message = await _checked_message(session, instance, changes["message"])
+    if "audience" in changes:
+        campaign.audience = audience_dict(changes["audience"])
+    if "throughput" in changes:
+        campaign.throughput = min(changes["throughput"] or number_rate(instance.settings), 1000)
+    for field in ("name", "scheduled_at", "business_hours_only"):
+        if field in changes:
+            setattr(campaign, field, changes[field])
+    await session.flush()
+    await stage(session, [campaign_event(campaign)])
+    await store_campaign_command(session, instance, campaign.id, "edit")
+    return campaign
+
+
+def _why_not_editable(campaign: Campaign) -> str:
+    if campaign.started_at is None:  # finished before it started (cancelled)
+        return f"a {campaign.status.value} campaign cannot be edited"
+    return (
+        f"a {campaign.status.value} campaign cannot be edited: it started at "
+        f"{campaign.started_at.isoformat()} and its audience is snapshotted "
+        "(pause or cancel it instead)"
+    )

@@ -13,6 +13,8 @@ from zapflow.models import (
     Campaign,
     CampaignRecipient,
     CampaignStatus,
+    Message,
+    MessageStatus,
     RecipientStatus,
     utc_now,
 )
@@ -70,6 +72,20 @@ async def finish(session: AsyncSession, campaign_id: uuid.UUID, cancelled: bool)
                 col(CampaignRecipient.status) == RecipientStatus.QUEUED,
             )
             .values(status=RecipientStatus.CANCELLED, reason="campaign cancelled")
+        )
+        # their messages, queued with the batch but never claimed, are not sent either
+        await session.execute(
+            update(Message)
+            .where(
+                col(Message.id).in_(
+                    select(col(CampaignRecipient.message_id)).where(
+                        col(CampaignRecipient.campaign_id) == campaign_id,
+                        col(CampaignRecipient.status) == RecipientStatus.CANCELLED,
+                    )
+                ),
+                col(Message.status) == MessageStatus.PENDING,
+            )
+            .values(status=MessageStatus.FAILED, error={"message": "campaign cancelled"})
         )
     if campaign.finished_at is None:
         if campaign.status != CampaignStatus.CANCELLED:

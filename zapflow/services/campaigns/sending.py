@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -23,7 +23,8 @@ from zapflow.models import (
     CampaignRecipient,
     Company,
     Contact,
-    Conversation,
+    ContactIdentity,
+    IdentityKind,
     MessageSender,
     OptOut,
     RecipientStatus,
@@ -34,8 +35,8 @@ from zapflow.models import (
 from zapflow.services import business_hours, messages
 from zapflow.services.campaigns.content import content_for
 from zapflow.services.campaigns.progress import STOPPED, announce
-from zapflow.services.conversations import upsert_conversation
-from zapflow.services.messages import queue_outbound
+from zapflow.services.conversations import upsert_conversations
+from zapflow.services.messages import OutboundContent
 from zapflow.whatsapp import jid as jids
 from zapflow.workflows.inputs import ConversationRef
 
@@ -126,7 +127,8 @@ class Prepared:
 async def prepare(
     session: AsyncSession, campaign: Campaign, template: Template | None, recipient_id: int
 ) -> Prepared:
-    """Queue the recipient's message (found again by its client id) and claim it for sending."""
+    """Claim the recipient's message (queued by ``queue_messages``) for sending, unless the
+    campaign stopped or the contact opted out meanwhile."""
     now = select(col(Campaign.status)).where(col(Campaign.id) == campaign.id)
     if (await session.execute(now)).scalar_one() in STOPPED:  # paused or cancelled meanwhile
         return Prepared(recipient_id, None, outcome="stopped")
@@ -137,22 +139,8 @@ async def prepare(
     if await session.get(OptOut, recipient.contact_id) is not None:
         _finish_recipient(recipient, RecipientStatus.EXCLUDED, "opted_out")
         return Prepared(recipient_id, None, outcome="opted_out")
-    if recipient.message_id is None:
-        contact = await session.get(Contact, recipient.contact_id)
-        if contact is None or not contact.phone_number:
-            _finish_recipient(recipient, RecipientStatus.EXCLUDED, "no_phone")
-            return Prepared(recipient_id, None, outcome="no_phone")
-        try:
-            content = content_for(campaign, template, contact)
-        except Unprocessable as exc:
-            _finish_recipient(recipient, RecipientStatus.FAILED, exc.message)
-            return Prepared(recipient_id, None, outcome="parameters")
-        conversation = await _conversation(session, campaign, contact)
-        message, _ = await queue_outbound(
-            session, conversation, content, sent_by=MessageSender.CAMPAIGN,
-            client_id=client_id(campaign.id, contact.id), via_relay=False,
-        )  # fmt: skip
-        recipient.message_id = message.id
+    if recipient.message_id is None:  # left out by ``queue_messages`` (failed, excluded)
+        return Prepared(recipient_id, None, outcome="not_queued")
     recipient.attempts += 1
     await session.flush()
     try:
@@ -167,18 +155,84 @@ async def prepare(
     return Prepared(recipient_id, recipient.message_id, job)
 
 
-async def _conversation(
-    session: AsyncSession, campaign: Campaign, contact: Contact
-) -> Conversation:
-    assert contact.phone_number is not None
-    remote_jid = jids.jid_from_phone(contact.phone_number)
-    ref = ConversationRef(str(campaign.company_id), str(campaign.instance_id), remote_jid)
-    conversation_id = await upsert_conversation(
-        session, campaign.company_id, campaign.instance_id, remote_jid, contact.id, ref.workflow_id
+async def queue_messages(
+    session: AsyncSession,
+    campaign: Campaign,
+    template: Template | None,
+    instance: WhatsAppInstance,
+    recipient_ids: list[int],
+) -> None:
+    """The batch's recipients not queued yet get their messages in bulk (a statement per kind,
+    not per recipient): read with their contact, opt-out and BSUID, each conversation upserted,
+    the messages inserted ``pending`` with ``client_id=campaign:<campaign>:<contact>``, and their
+    ids recorded on the recipients, all in this transaction (so a retried batch finds them).
+    An opted-out or unaddressable contact is excluded, a parameter it cannot fill fails it."""
+    bsuid = (
+        select(col(ContactIdentity.value))
+        .where(
+            col(ContactIdentity.contact_id) == col(Contact.id),
+            col(ContactIdentity.kind) == IdentityKind.BSUID,
+        )
+        .order_by(col(ContactIdentity.created_at).desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    conversation = await session.get(Conversation, conversation_id)
-    assert conversation is not None
-    return conversation
+    opted = exists().where(col(OptOut.contact_id) == col(Contact.id))
+    query = (
+        select(CampaignRecipient, Contact, opted, bsuid)
+        .join(Contact, col(Contact.id) == col(CampaignRecipient.contact_id))
+        .where(
+            col(CampaignRecipient.id).in_(recipient_ids),
+            col(CampaignRecipient.status) == RecipientStatus.QUEUED,
+            col(CampaignRecipient.message_id).is_(None),
+        )
+        .with_for_update(of=CampaignRecipient)
+    )
+    ready: dict[str, tuple[CampaignRecipient, Contact, OutboundContent]] = {}
+    for recipient, contact, opted_out, found in (await session.execute(query)).all():
+        address = _address(contact, found)
+        if opted_out or address is None:
+            _finish_recipient(recipient, RecipientStatus.EXCLUDED,
+                              "opted_out" if opted_out else "no_phone")  # fmt: skip
+            continue
+        try:
+            ready[address] = (recipient, contact, content_for(campaign, template, contact))
+        except Unprocessable as exc:
+            _finish_recipient(recipient, RecipientStatus.FAILED, exc.message)
+    if ready:
+        await _queue(session, campaign, instance, ready)
+    await session.flush()
+
+
+async def _queue(
+    session: AsyncSession,
+    campaign: Campaign,
+    instance: WhatsAppInstance,
+    ready: dict[str, tuple[CampaignRecipient, Contact, OutboundContent]],
+) -> None:
+    company, number = str(campaign.company_id), str(campaign.instance_id)
+    chats = {
+        jid: (contact.id, ConversationRef(company, number, jid).workflow_id)
+        for jid, (_, contact, _) in ready.items()
+    }
+    conversations = await upsert_conversations(
+        session, campaign.company_id, campaign.instance_id, chats
+    )
+    queued = [
+        (conversations[jid], client_id(campaign.id, contact.id), content)
+        for jid, (_, contact, content) in ready.items()
+    ]
+    rows = await messages.queue_many(session, instance, queued, MessageSender.CAMPAIGN)
+    for (recipient, _, _), message in zip(ready.values(), rows, strict=True):
+        recipient.message_id = message.id
+
+
+def _address(contact: Contact, bsuid: str | None) -> str | None:
+    """The chat to send to: the contact's phone, else its newest BSUID (the snapshot queued a
+    BSUID-only contact only where the number sends to one)."""
+    if contact.phone_number:
+        return jids.jid_from_phone(contact.phone_number)
+    return jids.jid_from_bsuid(bsuid) if bsuid else None
 
 
 def _finish_recipient(
