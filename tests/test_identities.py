@@ -22,7 +22,7 @@ from tests.test_flows_runs import published
 from tests.test_interactive import CONFIRM_FLOW
 from tests.whatsapp.payloads import load
 from zapflow.db import SessionFactory
-from zapflow.models import Contact, ContactIdentity, Conversation, Message
+from zapflow.models import Contact, ContactIdentity, Conversation, InboxEvent, Message
 from zapflow.services.identities import Identity, alias_key
 from zapflow.whatsapp.types import InboundMessage
 
@@ -289,6 +289,40 @@ async def test_bsuid_chat_and_phone_chat_arriving_together_are_one_contact(
     [contact] = await contacts_of(sessions, tenant.id)
     assert contact.phone_number == "+5511987654321"
     assert ("bsuid", BSUID) in await identities_of(sessions, contact.id)
+
+
+async def test_a_phone_message_and_a_first_bsuid_message_in_one_relay_pass_are_one_conversation(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """One delivery holds the person's phone-only message and their first one with a BSUID:
+    the relay claims both in one pass and keys them apart (phone JID, BSUID), so two workflows
+    persist at once. The second to store finds the first's conversation and forwards its
+    inbox row there: one conversation, both messages."""
+    instance = await create_cloud_instance(tenant)
+    phone_only = delivery("cloud_bsuid_with_phone", instance, id="wamid.PHONE", timestamp="1")
+    value = phone_only["entry"][0]["changes"][0]["value"]
+    del value["messages"][0]["from_user_id"], value["contacts"][0]["user_id"]
+    with_bsuid = delivery("cloud_bsuid_with_phone", instance, id="wamid.BSUID", timestamp="2")
+    phone_only["entry"] += with_bsuid["entry"]  # one POST: one transaction, one relay pass
+    await post(tenant, instance, phone_only)
+
+    async def stored() -> list[Message]:
+        rows = await messages_stored(sessions, tenant.id, 2)
+        return rows if len({m.conversation_id for m in rows}) == 1 else []
+
+    rows = await eventually(stored, bool)
+    async with sessions() as session:
+        query = select(Conversation).where(col(Conversation.company_id) == uuid.UUID(tenant.id))
+        [conversation] = (await session.execute(query)).scalars()
+        forwarded = await session.execute(
+            select(InboxEvent.conversation_key).where(
+                col(InboxEvent.company_id) == uuid.UUID(tenant.id),
+                col(InboxEvent.conversation_key).is_not(None),
+            )
+        )
+        assert list(forwarded.scalars()) == [conversation.remote_jid]
+    assert conversation.message_count == 2
+    assert sorted(m.message_key_id for m in rows) == ["wamid.BSUID", "wamid.PHONE"]
 
 
 async def test_a_follow_up_reaches_a_contact_without_a_phone_at_the_bsuid(

@@ -84,6 +84,8 @@ class ConversationActivities:
                 ref.remote_jid,
                 messages,
                 workflow_id=activity.info().workflow_id,
+                # rows another conversation of the person may take (not messages given whole)
+                inbox_ids=[] if input.messages else input.inbox_ids,
             )
             cancelled = []
             if result.new_inbound:
@@ -125,7 +127,7 @@ class ConversationActivities:
         deliveries: list[InboxDelivery],
     ) -> FlowRouteResult | None:
         customer = [m for m in [*input.messages, *(d.message for d in deliveries)] if not m.from_me]
-        if not (input.route_flows and customer):
+        if not (input.route_flows and customer) or result.forwarded_to:
             return None
         route = FlowRouteInput(
             company_id=input.ref.company_id,

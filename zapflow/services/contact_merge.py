@@ -2,7 +2,8 @@
 
 ``merge_contacts`` moves everything of the merged contact to the survivor in the caller's
 transaction: conversations (their messages with them), deals, notes, follow-ups, flow runs,
-message embeddings and WhatsApp identities; tags are joined; fields both hold with different
+message embeddings and WhatsApp identities; two conversations on one number become one
+(services/conversation_merge.py); tags are joined; fields both hold with different
 values are conflicts, and the survivor's value wins unless the caller chose the merged one
 (``take``). The merged contact is deleted; a ``contact_merges`` row keeps what it was, what moved
 and how each conflict was settled. Each moved conversation's workflow is told through the inbox
@@ -40,6 +41,7 @@ from zapflow.models import (
     WhatsAppInstance,
 )
 from zapflow.services.contacts import forget_contacts
+from zapflow.services.conversation_merge import merge_split
 from zapflow.services.inbox import store_followups_changed
 
 # the fields compared between the two contacts; custom fields are compared key by key
@@ -85,6 +87,10 @@ async def merge_contacts(
     before = merged.model_dump(mode="json")
     conflicts, values = _settle(survivor, merged, take)
     moved = await _move(session, company_id, survivor_id, merged_id)
+    # two chats of one person on one number (a phone's and a BSUID's) become the older one
+    moved["conversations_merged"] = (await merge_split(session, company_id, survivor_id))[
+        "conversations"
+    ]
     await session.execute(delete(Contact).where(col(Contact.id) == merged_id))
     for name, value in values.items():
         setattr(survivor, name, value)
