@@ -468,6 +468,46 @@ async def test_csv_import_attaches_bsuid_and_username_to_the_row_contact(
     assert {("phone", ANA_PHONE), ("bsuid", BSUID), ("username", "@ana.lima")} <= names
 
 
+async def test_csv_import_of_customers_known_only_by_bsuid_or_username(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """A row without a phone is the contact holding its BSUID (else its username) or a new
+    phoneless one holding them; a row with neither phone nor identity names the phone; the
+    customer writing later by that BSUID is the imported contact."""
+
+    async def upload(text: str, mode: str) -> dict[str, Any]:
+        response = await tenant.client.post(
+            "/api/v1/contacts/import",
+            params={"mode": mode},
+            content=text.encode(),
+            headers={"content-type": "text/csv"},
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    first = await upload(
+        f"name,bsuid,username\nMaria,{BSUID},'@maria.souza\nDora,,'@dora\nNobody,,\n"
+        f"Again,{BSUID},\n",
+        "skip",
+    )
+    assert (first["created"], first["updated"]) == (2, 0)
+    errors = [(e["row"], e["field"]) for e in first["errors"]]
+    assert errors == [(4, "phone_number"), (5, "bsuid")]
+    second = await upload("bsuid,username,email\n,'@dora,dora@example.com\n", "update")
+    assert (second["created"], second["updated"]) == (0, 1)
+    contacts = {c.name: c for c in await contacts_of(sessions, tenant.id)}
+    assert contacts["Dora"].email == "dora@example.com" and contacts["Dora"].phone_number is None
+    maria = contacts["Maria"]
+    assert await identities_of(sessions, maria.id) == {
+        ("bsuid", BSUID),
+        ("username", "@maria.souza"),
+    }
+    instance = await create_cloud_instance(tenant)
+    await post(tenant, instance, delivery("cloud_bsuid", instance))
+    [message] = await messages_stored(sessions, tenant.id, 1)
+    assert (await conversation_of(sessions, message)).contact_id == maria.id
+
+
 async def test_a_flow_runs_with_a_contact_without_a_phone(
     tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
 ) -> None:

@@ -101,7 +101,19 @@ CustomFields = Annotated[
 ]
 
 
-class ContactCreate(BaseModel):
+class ContactFields(BaseModel):
+    """What a contact says beside its phone (a CSV row of a customer known only by BSUID or
+    username)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = ""
+    email: Email | None = None
+    tags: Tags = Field(default_factory=list)
+    custom_fields: CustomFields = Field(default_factory=dict)
+
+
+class ContactCreate(ContactFields):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -118,10 +130,6 @@ class ContactCreate(BaseModel):
     )
 
     phone_number: Phone
-    name: Name = ""
-    email: Email | None = None
-    tags: Tags = Field(default_factory=list)
-    custom_fields: CustomFields = Field(default_factory=dict)
 
 
 class ContactUpdate(BaseModel):

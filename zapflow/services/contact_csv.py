@@ -4,7 +4,9 @@ whole table in memory). Cells a spreadsheet would run as formulas are escaped on
 
 A contact's WhatsApp identities beyond the phone travel too: ``bsuid`` (Meta's business-scoped
 user id, the newest) and ``username`` are exported, and an imported row's are attached to the
-contact it created or updated (unless another contact holds them).
+contact it created or updated (unless another contact holds them). A row without a phone (a
+customer known only by BSUID or username) is the contact holding its BSUID, else its username,
+or a new phoneless contact holding them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import IO, Any, Literal
 
 import orjson
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Row, case, func, literal_column, select, update
+from sqlalchemy import Row, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -32,12 +34,13 @@ from zapflow.models import Contact, ContactIdentity, IdentityKind
 from zapflow.schemas.contacts import (
     TAG_SEPARATORS,
     ContactCreate,
+    ContactFields,
     ImportReport,
     error_location,
     error_message,
 )
 from zapflow.services.contacts import NEWEST_FIRST, ContactFilter, filtered, forget_contacts
-from zapflow.services.identities import Key, attach_to_contacts
+from zapflow.services.identities import Key, attach_to_contacts, lock_identities, owners_of
 from zapflow.whatsapp import jid as jids
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -91,8 +94,15 @@ async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
 
 @dataclass(frozen=True)
 class ImportRow:
-    contact: ContactCreate
+    contact: ContactCreate | ContactFields  # the latter: no phone, found by its identities
     identities: list[Key]
+
+    @property
+    def key(self) -> str | Key:
+        """What the row is found by: its phone, else its first identity (BSUID first)."""
+        if isinstance(self.contact, ContactCreate):
+            return self.contact.phone_number
+        return self.identities[0]
 
 
 def _identities(fields: dict[str, Any], problems: list[tuple[str, str]]) -> list[Key]:
@@ -118,7 +128,7 @@ class _CsvRows:
     reader: Iterator[list[str]]
     header: list[str]
     number: int = 1  # the header's
-    seen: dict[str, int] = field(default_factory=dict)  # phone → the row that had it first
+    seen: dict[str | Key, int] = field(default_factory=dict)  # key → the row that had it first
     finished: bool = False
 
     def next_batch(self, report: ImportReport) -> list[ImportRow]:
@@ -148,16 +158,21 @@ class _CsvRows:
             return None
         fields, problems = _row_fields(dict(zip(self.header, cells, strict=True)))
         identities = _identities(fields, problems)
+        phoneless = "phone_number" not in fields and bool(identities)
         try:
-            contact = ContactCreate.model_validate(fields)
+            model = ContactFields if phoneless else ContactCreate
+            row = ImportRow(model.model_validate(fields), identities)
         except PydanticValidationError as exc:
             problems += [(error_location(e["loc"]), error_message(e["msg"])) for e in exc.errors()]
-            contact = None
-        if contact is not None and not problems:
-            first = self.seen.setdefault(contact.phone_number, self.number)
+            row = None
+        if row is not None and not problems:
+            first = self.seen.setdefault(row.key, self.number)
             if first == self.number:
-                return ImportRow(contact, identities)
-            problems.append(("phone_number", f"the same number as row {first}"))
+                return row
+            if phoneless:
+                problems.append((row.identities[0][0].value, f"the same contact as row {first}"))
+            else:
+                problems.append(("phone_number", f"the same number as row {first}"))
         for column, message in problems:
             report.fail(self.number, column, message)
         return None
@@ -231,7 +246,7 @@ def _check_header(header: list[str]) -> None:
     problems = {
         "unknown": [c for c in header if c not in known and not _is_custom(c)],
         "repeated": sorted({c for c in header if header.count(c) > 1}),
-        "missing": [] if "phone_number" in header else ["phone_number"],
+        "missing": [] if {"phone_number", *IDENTITY_COLUMNS} & {*header} else ["phone_number"],
     }
     if any(problems.values()):
         message = "; ".join(f"{kind} column {', '.join(c)}" for kind, c in problems.items() if c)
@@ -285,26 +300,63 @@ async def _upsert(
 ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """Upserts one batch and counts it in ``report``; returns the ids of the created and of
     the updated contacts. The identities of the rows created or updated are attached."""
+    phoned = [r for r in batch if isinstance(r.contact, ContactCreate)]
     values = [
-        {"company_id": company_id, "wa_id": jids.digits(r.contact.phone_number)}
-        | r.contact.model_dump()
-        for r in batch
+        {"company_id": company_id, "wa_id": jids.digits(r.key)} | r.contact.model_dump()
+        for r in phoned
+        if isinstance(r.key, str)
     ]
-    # a parameter list: SQLAlchemy sends multi-row INSERTs compiled once (insertmanyvalues)
-    connection = await session.connection()
-    rows = (await connection.execute(_UPSERTS[mode], values)).all()
-    by_phone = {r.contact.phone_number: r.identities for r in batch if r.identities}
-    if by_phone:
-        owners: dict[uuid.UUID, Sequence[Key]] = {
-            contact_id: by_phone.get(phone, []) for _, contact_id, phone in rows
-        }
-        await attach_to_contacts(session, company_id, owners)
+    rows: list[Any] = []
+    if values:
+        # a parameter list: SQLAlchemy sends multi-row INSERTs compiled once (insertmanyvalues)
+        connection = await session.connection()
+        rows = list((await connection.execute(_UPSERTS[mode], values)).all())
+    by_phone = {r.key: r.identities for r in phoned if r.identities}
+    owners: dict[uuid.UUID, Sequence[Key]] = {
+        contact_id: by_phone.get(phone, []) for _, contact_id, phone in rows
+    }
+    rows += await _upsert_phoneless(session, company_id, batch, mode, owners)
+    await attach_to_contacts(session, company_id, owners)
     created = [contact_id for is_new, contact_id, _ in rows if is_new]
     updated = [contact_id for is_new, contact_id, _ in rows if not is_new]
     report.created += len(created)
     report.updated += len(updated)
     report.skipped += len(batch) - len(rows)
     return created, updated
+
+
+async def _upsert_phoneless(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    batch: list[ImportRow],
+    mode: ImportMode,
+    owners: dict[uuid.UUID, Sequence[Key]],
+) -> list[tuple[bool, uuid.UUID, None]]:
+    """The rows without a phone: each is the contact holding its BSUID (else its username),
+    updated as ``mode`` says, or a new phoneless contact; adds each contact's identities to
+    ``owners``. Locks the identities first, as a webhook creating the same person does."""
+    rows = [r for r in batch if not isinstance(r.contact, ContactCreate)]
+    if not rows:
+        return []
+    keys = [key for r in rows for key in r.identities]
+    await lock_identities(session, company_id, keys)
+    held = await owners_of(session, company_id, keys)
+    done: list[tuple[bool, uuid.UUID, None]] = []
+    for row in rows:
+        owner = next((held[key] for key in row.identities if key in held), None)
+        if owner is not None and mode == "skip":
+            continue
+        fields = row.contact.model_dump()
+        if owner is None:
+            contact_id = uuid.uuid4()
+            session.add(Contact(id=contact_id, company_id=company_id, **fields))
+        else:
+            contact_id = owner.id
+            await session.execute(UPDATE_FOUND, {"contact_id": contact_id, **fields})
+        owners[contact_id] = row.identities
+        done.append((owner is None, contact_id, None))
+    await session.flush()
+    return done
 
 
 def _upsert_statement(mode: ImportMode) -> Any:
@@ -332,6 +384,25 @@ def _upsert_statement(mode: ImportMode) -> Any:
 
 
 _UPSERTS = {mode: _upsert_statement(mode) for mode in ("skip", "update")}
+_COLUMNS = Contact.__table__.c  # type: ignore[attr-defined]
+# a row without a phone updating the contact found by its identities, as the upsert would
+UPDATE_FOUND = (
+    update(Contact)
+    .where(col(Contact.id) == bindparam("contact_id"))
+    .values(
+        name=case((bindparam("name") == "", col(Contact.name)), else_=bindparam("name")),
+        email=func.coalesce(bindparam("email", type_=_COLUMNS.email.type), col(Contact.email)),
+        tags=case(
+            (func.cardinality(bindparam("tags", type_=_COLUMNS.tags.type)) == 0, col(Contact.tags)),
+            else_=bindparam("tags", type_=_COLUMNS.tags.type),
+        ),
+        custom_fields=col(Contact.custom_fields).op("||")(
+            bindparam("custom_fields", type_=_COLUMNS.custom_fields.type)
+        ),
+        updated_at=func.now(),
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 # --- CSV export ------------------------------------------------------------------------------

@@ -158,7 +158,7 @@ async def resolve_contact(
     owners = await owners_of(session, company_id, [*own, *identity.previous])
     found = _first_owner(owners, [*own, *identity.previous])
     if found is None:
-        await _lock(session, company_id, own)
+        await lock_identities(session, company_id, own)
         owners = await owners_of(session, company_id, [*own, *identity.previous])
         found = _first_owner(owners, [*own, *identity.previous])
     if found is None:
@@ -211,7 +211,9 @@ def _first_owner(owners: dict[Key, Owner], keys: Sequence[Key]) -> Owner | None:
     return next((owners[key] for key in keys if key in owners), None)
 
 
-async def _lock(session: AsyncSession, company_id: uuid.UUID, keys: Sequence[Key]) -> None:
+async def lock_identities(
+    session: AsyncSession, company_id: uuid.UUID, keys: Sequence[Key]
+) -> None:
     """One transaction-scoped advisory lock per identity, taken in a fixed order."""
     names = sorted(f"{company_id}:{kind.value}:{value}" for kind, value in keys)
     await session.execute(
