@@ -17,13 +17,19 @@ from sqlmodel import col
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import create_cloud_instance, eventually, post_cloud
+from tests.fixtures.traffic import (
+    create_cloud_instance,
+    create_evolution_instance,
+    eventually,
+    post_cloud,
+)
 from tests.test_flows_runs import published
 from tests.test_interactive import CONFIRM_FLOW
 from tests.whatsapp.payloads import load
 from zapflow.db import SessionFactory
 from zapflow.models import Contact, ContactIdentity, Conversation, InboxEvent, Message
 from zapflow.services.identities import Identity, alias_key
+from zapflow.whatsapp.simulate import evolution_text
 from zapflow.whatsapp.types import InboundMessage
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -399,6 +405,51 @@ async def test_opening_a_conversation_marks_it_read_at_whatsapp_when_the_company
     }
     assert provider_server.read_marks(str(first.message_key_id)) == []
     assert provider_server.read_marks("wamid.SECOND") == []  # the latest covers those before
+
+
+async def test_a_number_of_its_own_sends_read_receipts_evolution_too(
+    tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
+) -> None:
+    """A number's ``settings.mark_read`` overrides the company's: an Evolution number set to
+    send them marks the customer's message read (``/chat/markMessageAsRead``, by key and
+    chat); a Cloud API number set not to sends nothing while the company asks for it."""
+    on = await tenant.client.patch("/api/v1/company", json={"settings": {"mark_read": True}})
+    assert on.status_code == 200, on.text
+    evolution = await create_evolution_instance(tenant)
+    path = f"/api/v1/instances/{evolution['id']}"
+    patched = await tenant.client.patch(path, json={"settings": {"mark_read": True}})
+    assert patched.status_code == 200, patched.text
+    cloud = await create_cloud_instance(tenant)
+    path = f"/api/v1/instances/{cloud['id']}"
+    patched = await tenant.client.patch(path, json={"settings": {"mark_read": False}})
+    assert patched.status_code == 200, patched.text
+    key_id = f"3EB0{uuid.uuid4().hex[:16].upper()}"
+    body = evolution_text(evolution["evolution_instance"], "evo-key", "5511977776666", key_id, "Oi")
+    response = await tenant.client.post(evolution["webhook_url"], json=body)
+    assert response.status_code == 200, response.text
+    await post(tenant, cloud, delivery("cloud_bsuid_with_phone", cloud, id="wamid.CLOUD"))
+    rows = await messages_stored(sessions, tenant.id, 2)
+    for message in rows:
+        read = f"/api/v1/conversations/{message.conversation_id}/read"
+        assert (await tenant.client.post(read)).json()["unread_count"] == 0
+    [call] = await eventually(
+        lambda: _async(provider_server.read_marks(key_id)), lambda found: len(found) == 1
+    )
+    assert call.path == f"/chat/markMessageAsRead/{evolution['evolution_instance']}"
+    assert call.headers["apikey"] == "evo-key"
+    assert call.json == {
+        "readMessages": [
+            {"remoteJid": "5511977776666@s.whatsapp.net", "fromMe": False, "id": key_id}
+        ]
+    }
+    async with sessions() as session:  # the Cloud API number's was never queued
+        reads = await session.execute(
+            select(InboxEvent.payload).where(
+                col(InboxEvent.company_id) == uuid.UUID(tenant.id),
+                col(InboxEvent.event_type) == "read",
+            )
+        )
+        assert len(reads.all()) == 1
 
 
 async def test_a_user_who_stops_marketing_messages_is_opted_out_until_they_resume(
