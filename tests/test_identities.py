@@ -27,7 +27,14 @@ from tests.test_flows_runs import published
 from tests.test_interactive import CONFIRM_FLOW
 from tests.whatsapp.payloads import load
 from zapflow.db import SessionFactory
-from zapflow.models import Contact, ContactIdentity, Conversation, InboxEvent, Message
+from zapflow.models import (
+    Contact,
+    ContactIdentity,
+    ContactMerge,
+    Conversation,
+    InboxEvent,
+    Message,
+)
 from zapflow.services.identities import Identity, alias_key
 from zapflow.whatsapp.simulate import evolution_text
 from zapflow.whatsapp.types import InboundMessage
@@ -329,6 +336,50 @@ async def test_a_phone_message_and_a_first_bsuid_message_in_one_relay_pass_are_o
         assert list(forwarded.scalars()) == [conversation.remote_jid]
     assert conversation.message_count == 2
     assert sorted(m.message_key_id for m in rows) == ["wamid.BSUID", "wamid.PHONE"]
+
+
+async def test_meta_naming_a_bsuid_and_its_phone_merges_the_split_person(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """A phone chat from before BSUIDs, then the person's BSUID-only chat (no phone: a second
+    contact and conversation), then a message with both: one contact (the phone's) holding
+    both, one conversation (the older) with the three messages, an audit record."""
+    instance = await create_cloud_instance(tenant)
+    old = delivery("cloud_bsuid_with_phone", instance, id="wamid.OLD")
+    value = old["entry"][0]["changes"][0]["value"]
+    del value["messages"][0]["from_user_id"], value["contacts"][0]["user_id"]
+    await post(tenant, instance, old)
+    await messages_stored(sessions, tenant.id, 1)
+    await post(tenant, instance, delivery("cloud_bsuid", instance, id="wamid.BSUID_ONLY"))
+    rows = await messages_stored(sessions, tenant.id, 2)
+    assert (
+        len({m.conversation_id for m in rows}) == 2
+        and len(await contacts_of(sessions, tenant.id)) == 2
+    )
+
+    await post(tenant, instance, delivery("cloud_bsuid_with_phone", instance, id="wamid.BOTH"))
+
+    async def merged() -> list[Contact]:
+        return await contacts_of(sessions, tenant.id)
+
+    [contact] = await eventually(merged, lambda found: len(found) == 1)
+    assert {("bsuid", BSUID), ("phone", "+5511987654321")} <= await identities_of(
+        sessions, contact.id
+    )
+    rows = await messages_stored(sessions, tenant.id, 3)
+    assert len({m.conversation_id for m in rows}) == 1
+    conversation = await conversation_of(sessions, rows[0])
+    assert (conversation.remote_jid, conversation.message_count) == (
+        "5511987654321@s.whatsapp.net",
+        3,
+    )
+    async with sessions() as session:
+        [audit] = (
+            await session.execute(
+                select(ContactMerge).where(col(ContactMerge.survivor_id) == contact.id)
+            )
+        ).scalars()
+        assert audit.user_id is None and audit.moved["conversations_merged"] == 1
 
 
 async def test_a_follow_up_reaches_a_contact_without_a_phone_at_the_bsuid(

@@ -19,6 +19,7 @@ from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import DeadLetter, DeadLetterKind
 from zapflow.services import ai_agent, followups, opt_outs
+from zapflow.services.contact_merge import merge_revealed
 from zapflow.services.conversations import (
     InboxDelivery,
     PersistResult,
@@ -95,6 +96,8 @@ class ConversationActivities:
             if result.new_inbound and self._ai_available:
                 ai_delay = await ai_agent.reply_delay(session, result.conversation_id)
             flow = await self._route(session, input, result, deliveries)
+            if result.revealed:  # last: its conversation may be merged into the person's older
+                await merge_revealed(session, uuid.UUID(ref.company_id), *result.revealed)
         received = [*input.received_at.values(), *(d.received_at for d in deliveries)]
         self._observe_latency(received, result.new_message_ids)
         log.info(

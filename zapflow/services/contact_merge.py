@@ -36,6 +36,7 @@ from zapflow.models import (
     Deal,
     FlowRun,
     FollowUp,
+    IdentityKind,
     Message,
     Note,
     WhatsAppInstance,
@@ -203,6 +204,26 @@ async def _tell_workflows(
     )
     for conversation, instance in (await session.execute(query)).all():
         await store_followups_changed(session, instance, conversation.remote_jid)
+
+
+async def merge_revealed(
+    session: AsyncSession, company_id: uuid.UUID, phone_holder: uuid.UUID, bsuid_holder: uuid.UUID
+) -> MergeReport | None:
+    """Meta named a BSUID's phone in one message while two contacts hold them: the phone's
+    (from before BSUIDs) and a phoneless one of that BSUID. They are one person (the phone
+    would have found the first had the BSUID been new): merged into the phone's, recorded
+    without a user. Not when the phone's contact has a BSUID of its own (two people, or a
+    number change Meta tells apart)."""
+    own_bsuid = select(func.count()).where(
+        col(ContactIdentity.contact_id) == phone_holder,
+        col(ContactIdentity.kind) == IdentityKind.BSUID,
+    )
+    if (await session.execute(own_bsuid)).scalar_one():
+        return None
+    try:
+        return await merge_contacts(session, company_id, phone_holder, bsuid_holder)
+    except NotFound:  # another message's persist merged them first
+        return None
 
 
 DUPLICATES = text(

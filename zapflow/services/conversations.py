@@ -70,6 +70,7 @@ class PersistResult:
     new_message_ids: list[uuid.UUID]
     new_inbound: int
     forwarded_to: str | None = None  # the person's conversation elsewhere took the rows
+    revealed: tuple[uuid.UUID, uuid.UUID] | None = None  # see identities.ResolvedContact
 
 
 @dataclass(frozen=True)
@@ -416,7 +417,9 @@ async def persist_inbound(
         if other is not None:  # never seen by anyone: this transaction made it
             await session.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.id == upserted.id))
             await forward(session, inbox_ids, other)
-            return PersistResult(conversation_id, contact.id, [], 0, forwarded_to=other)
+            return PersistResult(
+                conversation_id, contact.id, [], 0, forwarded_to=other, revealed=contact.revealed
+            )
     new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
     events: list[Event] = []
     if new:
@@ -432,6 +435,7 @@ async def persist_inbound(
         contact_id=contact.id,
         new_message_ids=[m.id for m in new],
         new_inbound=sum(m.direction == MessageDirection.INBOUND for m in new),
+        revealed=contact.revealed,
     )
 
 
