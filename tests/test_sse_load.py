@@ -33,9 +33,10 @@ async def _listen(client: httpx.AsyncClient, connected: asyncio.Event, wanted: s
     """Connect, then return when the event naming ``wanted`` arrives (its monotonic time)."""
     async with client.stream("GET", "/api/v1/stream", timeout=None) as response:
         assert response.status_code == 200
-        connected.set()
         async for line in response.aiter_lines():
-            if line.startswith("data:") and wanted in line:
+            if line == ": live":  # subscribed: the message sent after this reaches the stream
+                connected.set()
+            elif line.startswith("data:") and wanted in line:
                 return time.monotonic()
     raise AssertionError("the stream ended")
 

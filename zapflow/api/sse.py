@@ -120,6 +120,9 @@ async def company_events(
                     cursor = entry[0]
                     if event := _event(entry, wanted):
                         yield event
+            # the response's headers went out before this subscription: this comment tells a
+            # client that every event from now on reaches it (EventSource ignores comments)
+            yield ServerSentEvent(comment="live")
             while loop.time() < deadline and not await request.is_disconnected():
                 if loop.time() >= recheck:
                     if not await _still_allowed(state, principal):

@@ -140,7 +140,6 @@ class SseReader:
                     if resp.status != 200:
                         self.failure = f"{resp.status} {(await resp.text())[:200]}"
                         return
-                    self.connected.set()
                     await self._read(resp)
             except (aiohttp.ClientError, TimeoutError):
                 pass
@@ -151,7 +150,9 @@ class SseReader:
         fields: dict[str, str] = {}
         async for raw in resp.content:
             line = raw.decode().rstrip("\r\n")
-            if line == "":
+            if line == ": live":  # subscribed: what is published from now on arrives
+                self.connected.set()
+            elif line == "":
                 if "data" in fields:
                     self._event(fields, time.perf_counter())
                 fields = {}
@@ -316,7 +317,6 @@ async def webhook_mode(
             )
             background.append(asyncio.create_task(reader.run()))
             await asyncio.wait_for(reader.connected.wait(), 15)
-            await asyncio.sleep(0.5)  # the stream picks its starting point right after connecting
         if plan.get("database_url"):
             poller = BacklogPoller(plan["database_url"], plan["company_id"], lambda: hooks.acked)
             background.append(asyncio.create_task(poller.run()))
