@@ -146,15 +146,18 @@ async def test_merge_loses_nothing_and_the_flow_run_still_answers(
     )
     assert response.status_code == 200, response.text
     report = response.json()
-    assert await counts(sessions, [survivor]) == before
+    # the two chats on the number became the older one (the phone's)
+    assert report["moved"]["conversations_merged"] == 1
+    assert await counts(sessions, [survivor]) == {**before, "conversations": 1}
+    await one_thread_in_order(tenant, phone["id"], before["messages"])
     assert report["moved"]["deals"] == 3 and report["moved"]["notes"] == 3
     assert report["moved"]["flow_runs"] == 1 and report["moved"]["followup_queue"] == 1
     assert report["moved"]["messages"] >= 2  # the BSUID chat's message and the flow's ask
     assert (await tenant.client.get(f"/api/v1/contacts/{merged}")).status_code == 404
 
     await survivor_took_everything(tenant, sessions, survivor, merged, report)
-    # the survivor's conversations' workflows are told, through the inbox
-    assert await followup_events(sessions, tenant.id) == told_before + 2
+    # the workflows are told, through the inbox: both chats' (the merge) and the survivor's
+    assert await followup_events(sessions, tenant.id) == told_before + 3
 
     # the customer's answer on the BSUID chat still reaches the run, now the survivor's
     answer = delivery("cloud_bsuid", instance, id="wamid.ANSWER", text={"body": "anual"})
@@ -166,6 +169,7 @@ async def test_merge_loses_nothing_and_the_flow_run_still_answers(
     ended = await eventually(the_run, lambda r: r["status"] == "completed", 30)
     assert ended["variables"]["plan"] == "anual"
     assert ended["contact_id"] == survivor
+    await one_thread_in_order(tenant, phone["id"], before["messages"] + 1)
     # the BSUID names the survivor now: no contact comes back
     async with sessions() as session:
         owner = await session.execute(
@@ -173,6 +177,23 @@ async def test_merge_loses_nothing_and_the_flow_run_still_answers(
             {"c": tenant.id, "v": BSUID},
         )
         assert [str(c) for c in owner.scalars()] == [survivor]
+
+
+async def one_thread_in_order(tenant: Tenant, conversation_id: str, n: int) -> None:
+    """The contact's one conversation holds ``n`` messages and is open."""
+    listed = (await tenant.client.get("/api/v1/conversations")).json()["data"]
+    assert [c["id"] for c in listed] == [conversation_id]
+    conversation = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
+    assert (conversation["status"], conversation["message_count"]) == ("open", n)
+
+    async def thread() -> list[dict[str, Any]]:
+        path = f"/api/v1/conversations/{conversation_id}/messages"
+        return list((await tenant.client.get(path, params={"limit": 50})).json()["data"])
+
+    rows = await eventually(thread, lambda rows: len({m["id"] for m in rows}) == n)
+    # the thread reads both chats' messages interleaved by when they were stored
+    times = [m["created_at"] for m in rows]
+    assert times == sorted(times, reverse=True)
 
 
 async def survivor_took_everything(

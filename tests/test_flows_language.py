@@ -191,6 +191,19 @@ def test_answer_validation(validation: str, reply: str, expected: tuple[bool, An
     assert check_answer(node, reply) == expected
 
 
+def test_a_typed_number_is_the_choice_at_that_place_in_the_list_sent() -> None:
+    """Under numbered text (Evolution) "1" is the first choice sent, whatever the ask's order;
+    runs from before (``numbered`` off) read it in the ask's list; other asks read the number."""
+    offered = {"yes": "Sim", "no": "Não"}
+    node = Ask(id="q", type="ask", variable="v", validation="choice", choices=["no", "yes"])  # type: ignore[arg-type]
+    assert check_answer(node, "1", offered, numbered=True) == (True, "yes")
+    assert check_answer(node, "2", offered, numbered=True) == (True, "no")
+    assert check_answer(node, "3", offered, numbered=True) == (False, None)
+    assert check_answer(node, "1", offered) == (True, "no")
+    count = Ask(id="n", type="ask", variable="n", validation="number")  # type: ignore[arg-type]
+    assert check_answer(count, "2", offered, numbered=True) == (True, 2)
+
+
 async def test_simulation_follows_replies_retries_and_timeouts() -> None:
     flow = parse_flow(sample())
     qualified = await simulate(flow, ["Maria", "lots", "12000"])

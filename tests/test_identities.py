@@ -17,13 +17,26 @@ from sqlmodel import col
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import create_cloud_instance, eventually, post_cloud
+from tests.fixtures.traffic import (
+    create_cloud_instance,
+    create_evolution_instance,
+    eventually,
+    post_cloud,
+)
 from tests.test_flows_runs import published
 from tests.test_interactive import CONFIRM_FLOW
 from tests.whatsapp.payloads import load
 from zapflow.db import SessionFactory
-from zapflow.models import Contact, ContactIdentity, Conversation, Message
+from zapflow.models import (
+    Contact,
+    ContactIdentity,
+    ContactMerge,
+    Conversation,
+    InboxEvent,
+    Message,
+)
 from zapflow.services.identities import Identity, alias_key
+from zapflow.whatsapp.simulate import evolution_text
 from zapflow.whatsapp.types import InboundMessage
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -291,6 +304,84 @@ async def test_bsuid_chat_and_phone_chat_arriving_together_are_one_contact(
     assert ("bsuid", BSUID) in await identities_of(sessions, contact.id)
 
 
+async def test_a_phone_message_and_a_first_bsuid_message_in_one_relay_pass_are_one_conversation(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """One delivery holds the person's phone-only message and their first one with a BSUID:
+    the relay claims both in one pass and keys them apart (phone JID, BSUID), so two workflows
+    persist at once. The second to store finds the first's conversation and forwards its
+    inbox row there: one conversation, both messages."""
+    instance = await create_cloud_instance(tenant)
+    phone_only = delivery("cloud_bsuid_with_phone", instance, id="wamid.PHONE", timestamp="1")
+    value = phone_only["entry"][0]["changes"][0]["value"]
+    del value["messages"][0]["from_user_id"], value["contacts"][0]["user_id"]
+    with_bsuid = delivery("cloud_bsuid_with_phone", instance, id="wamid.BSUID", timestamp="2")
+    phone_only["entry"] += with_bsuid["entry"]  # one POST: one transaction, one relay pass
+    await post(tenant, instance, phone_only)
+
+    async def stored() -> list[Message]:
+        rows = await messages_stored(sessions, tenant.id, 2)
+        return rows if len({m.conversation_id for m in rows}) == 1 else []
+
+    rows = await eventually(stored, bool)
+    async with sessions() as session:
+        query = select(Conversation).where(col(Conversation.company_id) == uuid.UUID(tenant.id))
+        [conversation] = (await session.execute(query)).scalars()
+        forwarded = await session.execute(
+            select(InboxEvent.conversation_key).where(
+                col(InboxEvent.company_id) == uuid.UUID(tenant.id),
+                col(InboxEvent.conversation_key).is_not(None),
+            )
+        )
+        assert list(forwarded.scalars()) == [conversation.remote_jid]
+    assert conversation.message_count == 2
+    assert sorted(m.message_key_id for m in rows) == ["wamid.BSUID", "wamid.PHONE"]
+
+
+async def test_meta_naming_a_bsuid_and_its_phone_merges_the_split_person(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """A phone chat from before BSUIDs, then the person's BSUID-only chat (no phone: a second
+    contact and conversation), then a message with both: one contact (the phone's) holding
+    both, one conversation (the older) with the three messages, an audit record."""
+    instance = await create_cloud_instance(tenant)
+    old = delivery("cloud_bsuid_with_phone", instance, id="wamid.OLD")
+    value = old["entry"][0]["changes"][0]["value"]
+    del value["messages"][0]["from_user_id"], value["contacts"][0]["user_id"]
+    await post(tenant, instance, old)
+    await messages_stored(sessions, tenant.id, 1)
+    await post(tenant, instance, delivery("cloud_bsuid", instance, id="wamid.BSUID_ONLY"))
+    rows = await messages_stored(sessions, tenant.id, 2)
+    assert (
+        len({m.conversation_id for m in rows}) == 2
+        and len(await contacts_of(sessions, tenant.id)) == 2
+    )
+
+    await post(tenant, instance, delivery("cloud_bsuid_with_phone", instance, id="wamid.BOTH"))
+
+    async def merged() -> list[Contact]:
+        return await contacts_of(sessions, tenant.id)
+
+    [contact] = await eventually(merged, lambda found: len(found) == 1)
+    assert {("bsuid", BSUID), ("phone", "+5511987654321")} <= await identities_of(
+        sessions, contact.id
+    )
+    rows = await messages_stored(sessions, tenant.id, 3)
+    assert len({m.conversation_id for m in rows}) == 1
+    conversation = await conversation_of(sessions, rows[0])
+    assert (conversation.remote_jid, conversation.message_count) == (
+        "5511987654321@s.whatsapp.net",
+        3,
+    )
+    async with sessions() as session:
+        [audit] = (
+            await session.execute(
+                select(ContactMerge).where(col(ContactMerge.survivor_id) == contact.id)
+            )
+        ).scalars()
+        assert audit.user_id is None and audit.moved["conversations_merged"] == 1
+
+
 async def test_a_follow_up_reaches_a_contact_without_a_phone_at_the_bsuid(
     tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
 ) -> None:
@@ -367,6 +458,51 @@ async def test_opening_a_conversation_marks_it_read_at_whatsapp_when_the_company
     assert provider_server.read_marks("wamid.SECOND") == []  # the latest covers those before
 
 
+async def test_a_number_of_its_own_sends_read_receipts_evolution_too(
+    tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
+) -> None:
+    """A number's ``settings.mark_read`` overrides the company's: an Evolution number set to
+    send them marks the customer's message read (``/chat/markMessageAsRead``, by key and
+    chat); a Cloud API number set not to sends nothing while the company asks for it."""
+    on = await tenant.client.patch("/api/v1/company", json={"settings": {"mark_read": True}})
+    assert on.status_code == 200, on.text
+    evolution = await create_evolution_instance(tenant)
+    path = f"/api/v1/instances/{evolution['id']}"
+    patched = await tenant.client.patch(path, json={"settings": {"mark_read": True}})
+    assert patched.status_code == 200, patched.text
+    cloud = await create_cloud_instance(tenant)
+    path = f"/api/v1/instances/{cloud['id']}"
+    patched = await tenant.client.patch(path, json={"settings": {"mark_read": False}})
+    assert patched.status_code == 200, patched.text
+    key_id = f"3EB0{uuid.uuid4().hex[:16].upper()}"
+    body = evolution_text(evolution["evolution_instance"], "evo-key", "5511977776666", key_id, "Oi")
+    response = await tenant.client.post(evolution["webhook_url"], json=body)
+    assert response.status_code == 200, response.text
+    await post(tenant, cloud, delivery("cloud_bsuid_with_phone", cloud, id="wamid.CLOUD"))
+    rows = await messages_stored(sessions, tenant.id, 2)
+    for message in rows:
+        read = f"/api/v1/conversations/{message.conversation_id}/read"
+        assert (await tenant.client.post(read)).json()["unread_count"] == 0
+    [call] = await eventually(
+        lambda: _async(provider_server.read_marks(key_id)), lambda found: len(found) == 1
+    )
+    assert call.path == f"/chat/markMessageAsRead/{evolution['evolution_instance']}"
+    assert call.headers["apikey"] == "evo-key"
+    assert call.json == {
+        "readMessages": [
+            {"remoteJid": "5511977776666@s.whatsapp.net", "fromMe": False, "id": key_id}
+        ]
+    }
+    async with sessions() as session:  # the Cloud API number's was never queued
+        reads = await session.execute(
+            select(InboxEvent.payload).where(
+                col(InboxEvent.company_id) == uuid.UUID(tenant.id),
+                col(InboxEvent.event_type) == "read",
+            )
+        )
+        assert len(reads.all()) == 1
+
+
 async def test_a_user_who_stops_marketing_messages_is_opted_out_until_they_resume(
     tenant: Tenant, sessions: SessionFactory
 ) -> None:
@@ -432,6 +568,46 @@ async def test_csv_import_attaches_bsuid_and_username_to_the_row_contact(
     [ana] = found
     names = await identities_of(sessions, uuid.UUID(ana["id"]))
     assert {("phone", ANA_PHONE), ("bsuid", BSUID), ("username", "@ana.lima")} <= names
+
+
+async def test_csv_import_of_customers_known_only_by_bsuid_or_username(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """A row without a phone is the contact holding its BSUID (else its username) or a new
+    phoneless one holding them; a row with neither phone nor identity names the phone; the
+    customer writing later by that BSUID is the imported contact."""
+
+    async def upload(text: str, mode: str) -> dict[str, Any]:
+        response = await tenant.client.post(
+            "/api/v1/contacts/import",
+            params={"mode": mode},
+            content=text.encode(),
+            headers={"content-type": "text/csv"},
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    first = await upload(
+        f"name,bsuid,username\nMaria,{BSUID},'@maria.souza\nDora,,'@dora\nNobody,,\n"
+        f"Again,{BSUID},\n",
+        "skip",
+    )
+    assert (first["created"], first["updated"]) == (2, 0)
+    errors = [(e["row"], e["field"]) for e in first["errors"]]
+    assert errors == [(4, "phone_number"), (5, "bsuid")]
+    second = await upload("bsuid,username,email\n,'@dora,dora@example.com\n", "update")
+    assert (second["created"], second["updated"]) == (0, 1)
+    contacts = {c.name: c for c in await contacts_of(sessions, tenant.id)}
+    assert contacts["Dora"].email == "dora@example.com" and contacts["Dora"].phone_number is None
+    maria = contacts["Maria"]
+    assert await identities_of(sessions, maria.id) == {
+        ("bsuid", BSUID),
+        ("username", "@maria.souza"),
+    }
+    instance = await create_cloud_instance(tenant)
+    await post(tenant, instance, delivery("cloud_bsuid", instance))
+    [message] = await messages_stored(sessions, tenant.id, 1)
+    assert (await conversation_of(sessions, message)).contact_id == maria.id
 
 
 async def test_a_flow_runs_with_a_contact_without_a_phone(

@@ -24,6 +24,7 @@ from tests.fixtures.traffic import (
 )
 from tests.test_flows_runs import published
 from zapflow.whatsapp.interactive import cloud_interactive, numbered_text
+from zapflow.whatsapp.simulate import evolution_text
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -250,6 +251,39 @@ async def test_flow_buttons_driven_by_button_reply_webhooks(
     [tapped] = [m for m in page["data"] if m["type"] == "interactive" and not m["from_me"]]
     assert (tapped["payload"]["id"], tapped["payload"]["title"]) == (tap, title)
     assert tapped["body"] == title
+
+
+async def test_on_evolution_a_typed_number_answers_the_choice_at_that_place(
+    tenant: Tenant, provider_server: ProviderServer
+) -> None:
+    """Baileys numbers get the buttons as numbered text; the customer's "1" is the first
+    button sent (Sim: yes), though the ask lists its choices the other way round."""
+    flow = {**CONFIRM_FLOW, "nodes": [dict(n) for n in CONFIRM_FLOW["nodes"]]}
+    flow["nodes"][1]["choices"] = ["no", "yes"]
+    await published(tenant.client, flow)
+    await numbered_choice_answered(tenant, provider_server, "1")
+
+
+async def numbered_choice_answered(
+    tenant: Tenant, provider_server: ProviderServer, answer: str
+) -> str:
+    """An Evolution customer starts CONFIRM_FLOW (published), gets the numbered text and
+    types ``answer``: confirmed. The conversation's id."""
+    instance = await create_evolution_instance(tenant)
+    phone = "55319" + str(uuid.uuid4().int)[:8]
+    name = instance["evolution_instance"]
+    start = evolution_text(name, "evo-key", phone, f"EVO{uuid.uuid4().hex[:8]}", "meu pedido")
+    assert (await tenant.client.post(instance["webhook_url"], json=start)).status_code == 200
+
+    def texts() -> list[str]:
+        return [r.json["text"] for r in provider_server.sent_to(phone)]
+
+    [offer] = await eventually(lambda: _value(texts()), lambda t: len(t) == 1, 30)
+    assert offer == "Confirmamos seu pedido?\n1. Sim\n2. Não"
+    typed = evolution_text(name, "evo-key", phone, f"EVO{uuid.uuid4().hex[:8]}", answer)
+    assert (await tenant.client.post(instance["webhook_url"], json=typed)).status_code == 200
+    await eventually(lambda: _value(texts()), lambda t: "Pedido confirmado!" in t, 30)
+    return phone
 
 
 async def test_quick_reply_payload_starts_a_flow(

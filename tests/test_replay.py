@@ -45,6 +45,7 @@ from tests.fixtures.traffic import (
     start_with_texts,
 )
 from tests.test_flows_runs import new_customer, published, sample
+from tests.test_interactive import CONFIRM_FLOW, numbered_choice_answered
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.temporal import DATA_CONVERTER, connect
@@ -142,6 +143,19 @@ async def test_record_histories(
 
     await eventually(run_id, lambda r: r != handle.result_run_id, within=45)
     await _save(client, "conversation-continued", ref.workflow_id, handle.result_run_id)
+
+
+@pytest.mark.skipif(not RECORD, reason="records only when ZAPFLOW_RECORD_HISTORIES is set")
+@pytest.mark.usefixtures("worker")
+async def test_record_numbered_choice(
+    tenant: Tenant, settings: Settings, provider_server: ProviderServer
+) -> None:
+    """A flow run since "flow-interactive-choices" and "flow-numbered-choices": buttons sent
+    as numbered text to an Evolution number, answered by the customer's "1"."""
+    flow_id = await published(tenant.client, CONFIRM_FLOW)
+    await numbered_choice_answered(tenant, provider_server, "1")
+    [run] = (await tenant.client.get(f"/api/v1/flows/{flow_id}/runs")).json()["data"]
+    await _save(await connect(settings), "flow-numbered-choice", run["workflow_id"])
 
 
 async def _record_campaign(

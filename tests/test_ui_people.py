@@ -1,6 +1,6 @@
 """People in the browser: sign in with e-mail and password, a wrong password, sign out; an agent
 sees no admin settings and the server refuses them; an admin invites a person, who sets a
-password through the link and is signed in."""
+password through the link and is signed in; a number is set to send read receipts."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from playwright.async_api import Browser, Page, expect
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.browser import open_page, screenshot, sign_in_as
-from tests.fixtures.traffic import eventually
+from tests.fixtures.traffic import create_evolution_instance, eventually
 
 PASSWORD = "correct horse battery"
 
@@ -85,8 +85,16 @@ async def test_an_admin_invites_a_person_who_sets_a_password_through_the_link(
     browser: Browser, api_url: str, tenant: Tenant
 ) -> None:
     admin = await person(tenant, api_url, "admin", "Ana")
+    number = await create_evolution_instance(tenant)
     async with open_page(browser, api_url) as page:
         await sign_in_as(page, admin["email"], PASSWORD, "/app/#/settings")
+        # a number's read receipts: off (the company's default), turned on here
+        receipts = page.get_by_label("Send read receipts from Support")
+        await expect(receipts).not_to_be_checked()
+        await receipts.check()
+        await expect(page.get_by_text("Saved.")).to_be_visible()
+        saved = await tenant.client.get(f"/api/v1/instances/{number['id']}")
+        assert saved.json()["settings"]["mark_read"] is True
         await page.get_by_label("Their e-mail").fill("carla@acme.com")
         await page.get_by_label("Their name").fill("Carla")
         await page.get_by_label("Role").select_option("supervisor")

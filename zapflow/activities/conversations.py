@@ -19,6 +19,7 @@ from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import DeadLetter, DeadLetterKind
 from zapflow.services import ai_agent, followups, opt_outs, slas
+from zapflow.services.contact_merge import merge_revealed
 from zapflow.services.conversations import (
     InboxDelivery,
     PersistResult,
@@ -84,6 +85,8 @@ class ConversationActivities:
                 ref.remote_jid,
                 messages,
                 workflow_id=activity.info().workflow_id,
+                # rows another conversation of the person may take (not messages given whole)
+                inbox_ids=[] if input.messages else input.inbox_ids,
             )
             if result.reopened:
                 await slas.restart(session, result.conversation_id)
@@ -101,6 +104,8 @@ class ConversationActivities:
             if result.new_inbound and self._ai_available:
                 ai_delay = await ai_agent.reply_delay(session, result.conversation_id)
             flow = await self._route(session, input, result, deliveries)
+            if result.revealed:  # last: its conversation may be merged into the person's older
+                await merge_revealed(session, uuid.UUID(ref.company_id), *result.revealed)
         received = [*input.received_at.values(), *(d.received_at for d in deliveries)]
         self._observe_latency(received, result.new_message_ids)
         log.info(
@@ -133,7 +138,7 @@ class ConversationActivities:
         deliveries: list[InboxDelivery],
     ) -> FlowRouteResult | None:
         customer = [m for m in [*input.messages, *(d.message for d in deliveries)] if not m.from_me]
-        if not (input.route_flows and customer):
+        if not (input.route_flows and customer) or result.forwarded_to:
             return None
         route = FlowRouteInput(
             company_id=input.ref.company_id,

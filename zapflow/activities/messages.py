@@ -22,7 +22,6 @@ from zapflow.services import followups, messages
 from zapflow.services.number_pace import NumberPace, number_rate
 from zapflow.whatsapp import ProviderError, client_for
 from zapflow.whatsapp.base import ProviderClient
-from zapflow.whatsapp.cloud import CloudApiClient
 from zapflow.whatsapp.types import OutboundMessage, SendResult
 from zapflow.workflows.inputs import (
     MarkReadInput,
@@ -106,16 +105,14 @@ class MessageActivities:
 
     @activity.defn
     async def mark_read(self, input: MarkReadInput) -> None:
-        """Mark a customer's message read at WhatsApp, with the typing indicator (Cloud API)."""
+        """Mark a customer's message read at WhatsApp (Cloud API: with the typing indicator)."""
         async with transaction(self._sessions) as session:
             found = await messages.read_receipt(session, uuid.UUID(input.message_id))
         if found is None:
-            return  # gone since, or not a Cloud API number's: nothing to tell
-        instance, key_id = found
-        client = self._client(instance)
-        assert isinstance(client, CloudApiClient)
+            return  # gone since: nothing to tell
+        instance, key_id, remote_jid = found
         try:
-            await client.mark_read(key_id)
+            await self._client(instance).mark_read(key_id, remote_jid)
         except ProviderError as exc:
             raise _as_application_error(exc) from None
 

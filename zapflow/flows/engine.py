@@ -148,12 +148,16 @@ class FlowEngine:
         effects: Effects,
         step_limits: StepLimits | None,
         interactive: bool = False,
+        numbered: bool = False,
     ) -> None:
         """``step_limits`` None: unbounded, as runs were before the bounds (their histories
         replay the same); it then does not check the variables' size either. ``interactive``:
         buttons and lists go as interactive messages (their numbered text beside them) and an
-        ``ask`` takes a tapped choice's id; runs from before replay as numbered text."""
+        ``ask`` takes a tapped choice's id; runs from before replay as numbered text.
+        ``numbered``: a number typed in answer to choices sent (the numbered text an Evolution
+        number gets) is the choice at that place in the list sent, not in the ask's own."""
         self._interactive = interactive
+        self._numbered = numbered
         self._flow = flow
         self._nodes = flow.node_map()
         self._effects = effects
@@ -288,7 +292,7 @@ class FlowEngine:
             if reply is None:
                 self._log(state, node.id, "timeout")
                 return node.on_timeout
-            ok, value = check_answer(node, reply, state.offered)
+            ok, value = check_answer(node, reply, state.offered, self._numbered)
             if ok:
                 self._store(state, {node.variable: value})
                 self._log(state, node.id, "reply", text=reply, variable=node.variable, value=value)
@@ -440,12 +444,20 @@ def _crm_action(node: Node, state: RunState) -> tuple[str, dict[str, Any]]:
     return "handoff", {"assign_user_id": node.assign_user_id, "team": node.team, "note": note}
 
 
-def check_answer(node: Ask, reply: str, offered: dict[str, str] | None = None) -> tuple[bool, Any]:
+def check_answer(
+    node: Ask, reply: str, offered: dict[str, str] | None = None, numbered: bool = False
+) -> tuple[bool, Any]:
     """Whether ``reply`` passes the ask's validation, and the value to store. ``offered``: the
-    choices last sent (id → title); a tapped one's id answers a ``choice`` ask listing either
-    its id or its title."""
+    choices last sent (id → title, in the order sent); a tapped one's id answers a ``choice``
+    ask listing either its id or its title, and with ``numbered`` so does its number in the
+    list sent (what a customer types under numbered text)."""
     text = reply.strip()
-    if node.validation == "choice" and offered and text in offered:
+    choice = node.validation == "choice"
+    typed = text.isdecimal() and len(text) <= 2 and text not in (offered or {})
+    place = int(text) if typed else 0
+    if choice and numbered and offered and 1 <= place <= len(offered):
+        text = list(offered)[place - 1]
+    if choice and offered and text in offered:
         ok, value = _choice(node.choices, text)
         return (ok, value) if ok else _choice(node.choices, offered[text])
     if not text:

@@ -110,7 +110,9 @@ async def simulate(
     effects = RecordingEffects(list(replies), dict(http_responses or {}))
     state = RunState.begin(flow, {**SAMPLE_CONTACT, **(contact or {})}, variables)
     try:
-        await FlowEngine(flow, effects, SIMULATION_LIMITS, interactive=True).run(state)
+        await FlowEngine(flow, effects, SIMULATION_LIMITS, interactive=True, numbered=True).run(
+            state
+        )
     except _RepliesExhausted:
         state.status = WAITING
     return SimulationResult(

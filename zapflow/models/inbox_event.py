@@ -70,5 +70,8 @@ class InboxEvent(SQLModel, table=True):
     processed_at: datetime | None = timestamp_field()
     attempts: int = int_field()
     correlation_id: str | None = None
+    # an inbound message for this conversation key, whatever its addresses say: a copy of a row
+    # that reached another key first (services/conversations.forward)
+    conversation_key: str | None = text_field(nullable=True)
     # a relay forwards the row until then (worker/relay.py); a relay that died lets it expire
     claimed_until: datetime | None = timestamp_field()

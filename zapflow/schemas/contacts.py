@@ -101,7 +101,19 @@ CustomFields = Annotated[
 ]
 
 
-class ContactCreate(BaseModel):
+class ContactFields(BaseModel):
+    """What a contact says beside its phone (a CSV row of a customer known only by BSUID or
+    username)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name = ""
+    email: Email | None = None
+    tags: Tags = Field(default_factory=list)
+    custom_fields: CustomFields = Field(default_factory=dict)
+
+
+class ContactCreate(ContactFields):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -118,17 +130,6 @@ class ContactCreate(BaseModel):
     )
 
     phone_number: Phone
-    name: Name = ""
-    email: Email | None = None
-    tags: Tags = Field(default_factory=list)
-    custom_fields: CustomFields = Field(default_factory=dict)
-
-
-class ContactImportRow(ContactCreate):
-    """A CSV row: a phone, or none when the row gives a ``bsuid`` (a contact known only by
-    Meta's business-scoped user id)."""
-
-    phone_number: Phone | None = None  # type: ignore[assignment]
 
 
 class ContactUpdate(BaseModel):

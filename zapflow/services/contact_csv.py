@@ -4,9 +4,9 @@ whole table in memory). Cells a spreadsheet would run as formulas are escaped on
 
 A contact's WhatsApp identities beyond the phone travel too: ``bsuid`` (Meta's business-scoped
 user id, the newest) and ``username`` are exported, and an imported row's are attached to the
-contact it created or updated (unless another contact holds them). A row without a phone but
-with a ``bsuid`` is the contact holding that BSUID, created phoneless when none does (under the
-identities' advisory locks, as the persist creates one).
+contact it created or updated (unless another contact holds them). A row without a phone (a
+customer known only by BSUID or username) is the contact holding its BSUID, else its username,
+or a new phoneless contact holding them.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from zapflow.errors import PayloadTooLarge, Unprocessable
 from zapflow.models import Contact, ContactIdentity, IdentityKind
 from zapflow.schemas.contacts import (
     TAG_SEPARATORS,
-    ContactImportRow,
+    ContactCreate,
+    ContactFields,
     ImportReport,
     error_location,
     error_message,
@@ -93,12 +94,15 @@ async def spool_upload(chunks: AsyncIterator[bytes]) -> IO[bytes]:
 
 @dataclass(frozen=True)
 class ImportRow:
-    contact: ContactImportRow
+    contact: ContactCreate | ContactFields  # the latter: no phone, found by its identities
     identities: list[Key]
 
     @property
-    def bsuid(self) -> Key | None:
-        return next((k for k in self.identities if k[0] == IdentityKind.BSUID), None)
+    def key(self) -> str | Key:
+        """What the row is found by: its phone, else its first identity (BSUID first)."""
+        if isinstance(self.contact, ContactCreate):
+            return self.contact.phone_number
+        return self.identities[0]
 
 
 def _identities(fields: dict[str, Any], problems: list[tuple[str, str]]) -> list[Key]:
@@ -124,7 +128,7 @@ class _CsvRows:
     reader: Iterator[list[str]]
     header: list[str]
     number: int = 1  # the header's
-    seen: dict[object, int] = field(default_factory=dict)  # phone or BSUID → its first row
+    seen: dict[str | Key, int] = field(default_factory=dict)  # key → the row that had it first
     finished: bool = False
 
     def next_batch(self, report: ImportReport) -> list[ImportRow]:
@@ -154,22 +158,21 @@ class _CsvRows:
             return None
         fields, problems = _row_fields(dict(zip(self.header, cells, strict=True)))
         identities = _identities(fields, problems)
+        phoneless = "phone_number" not in fields and bool(identities)
         try:
-            contact = ContactImportRow.model_validate(fields)
+            model = ContactFields if phoneless else ContactCreate
+            row = ImportRow(model.model_validate(fields), identities)
         except PydanticValidationError as exc:
             problems += [(error_location(e["loc"]), error_message(e["msg"])) for e in exc.errors()]
-            contact = None
-        row = ImportRow(contact, identities) if contact is not None else None
-        if row is not None and row.contact.phone_number is None and row.bsuid is None:
-            problems.append(("phone_number", "Field required (or a bsuid)"))
+            row = None
         if row is not None and not problems:
-            first = self.seen.setdefault(row.contact.phone_number or row.bsuid, self.number)
+            first = self.seen.setdefault(row.key, self.number)
             if first == self.number:
                 return row
-            if row.contact.phone_number:
-                problems.append(("phone_number", f"the same number as row {first}"))
+            if phoneless:
+                problems.append((row.identities[0][0].value, f"the same contact as row {first}"))
             else:
-                problems.append(("bsuid", f"the same BSUID as row {first}"))
+                problems.append(("phone_number", f"the same number as row {first}"))
         for column, message in problems:
             report.fail(self.number, column, message)
         return None
@@ -243,7 +246,7 @@ def _check_header(header: list[str]) -> None:
     problems = {
         "unknown": [c for c in header if c not in known and not _is_custom(c)],
         "repeated": sorted({c for c in header if header.count(c) > 1}),
-        "missing": [] if {"phone_number", "bsuid"} & set(header) else ["phone_number"],
+        "missing": [] if {"phone_number", *IDENTITY_COLUMNS} & {*header} else ["phone_number"],
     }
     if any(problems.values()):
         message = "; ".join(f"{kind} column {', '.join(c)}" for kind, c in problems.items() if c)
@@ -297,87 +300,63 @@ async def _upsert(
 ) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
     """Upserts one batch and counts it in ``report``; returns the ids of the created and of
     the updated contacts. The identities of the rows created or updated are attached."""
-    phoneless = [r for r in batch if r.contact.phone_number is None]
-    phones = [r for r in batch if r.contact.phone_number is not None]
-    created, updated = await _upsert_phoneless(session, company_id, phoneless, mode)
-    more_created, more_updated = await _upsert_phones(session, company_id, phones, mode)
-    created += more_created
-    updated += more_updated
+    phoned = [r for r in batch if isinstance(r.contact, ContactCreate)]
+    values = [
+        {"company_id": company_id, "wa_id": jids.digits(r.key)} | r.contact.model_dump()
+        for r in phoned
+        if isinstance(r.key, str)
+    ]
+    rows: list[Any] = []
+    if values:
+        # a parameter list: SQLAlchemy sends multi-row INSERTs compiled once (insertmanyvalues)
+        connection = await session.connection()
+        rows = list((await connection.execute(_UPSERTS[mode], values)).all())
+    by_phone = {r.key: r.identities for r in phoned if r.identities}
+    owners: dict[uuid.UUID, Sequence[Key]] = {
+        contact_id: by_phone.get(phone, []) for _, contact_id, phone in rows
+    }
+    rows += await _upsert_phoneless(session, company_id, batch, mode, owners)
+    await attach_to_contacts(session, company_id, owners)
+    created = [contact_id for is_new, contact_id, _ in rows if is_new]
+    updated = [contact_id for is_new, contact_id, _ in rows if not is_new]
     report.created += len(created)
     report.updated += len(updated)
-    report.skipped += len(batch) - len(created) - len(updated)
+    report.skipped += len(batch) - len(rows)
     return created, updated
 
 
-async def _upsert_phones(
-    session: AsyncSession, company_id: uuid.UUID, batch: list[ImportRow], mode: ImportMode
-) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
-    """The rows with a phone, upserted by it: the created ids and the updated ones."""
-    if not batch:
-        return [], []
-    values = [
-        {"company_id": company_id, "wa_id": jids.digits(r.contact.phone_number or "")}
-        | r.contact.model_dump()
-        for r in batch
-    ]
-    # a parameter list: SQLAlchemy sends multi-row INSERTs compiled once (insertmanyvalues)
-    connection = await session.connection()
-    rows = (await connection.execute(_UPSERTS[mode], values)).all()
-    by_phone = {r.contact.phone_number: r.identities for r in batch if r.identities}
-    if by_phone:
-        owners: dict[uuid.UUID, Sequence[Key]] = {
-            contact_id: by_phone.get(phone, []) for _, contact_id, phone in rows
-        }
-        await attach_to_contacts(session, company_id, owners)
-    created = [contact_id for is_new, contact_id, _ in rows if is_new]
-    return created, [contact_id for is_new, contact_id, _ in rows if not is_new]
-
-
 async def _upsert_phoneless(
-    session: AsyncSession, company_id: uuid.UUID, batch: list[ImportRow], mode: ImportMode
-) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
-    """The rows known only by a BSUID: the contact holding it updated (mode ``update``), else
-    a phoneless contact created with it; the created ids and the updated ones."""
-    if not batch:
-        return [], []
-    keys = [r.bsuid for r in batch if r.bsuid is not None]
-    await lock_identities(session, company_id, keys)  # two imports never create two contacts
-    owners = await owners_of(session, company_id, keys)
-    new = {uuid.uuid4(): r for r in batch if r.bsuid not in owners}
-    old = {owners[r.bsuid].id: r for r in batch if r.bsuid in owners and mode == "update"}
-    connection = await session.connection()
-    if new:
-        rows = [
-            {"id": i, "company_id": company_id, **r.contact.model_dump()} for i, r in new.items()
-        ]
-        await connection.execute(insert(Contact), rows)
-    if old:
-        changes = [
-            {"contact": i, **{f"new_{k}": v for k, v in r.contact.model_dump().items()}}
-            for i, r in old.items()
-        ]
-        await connection.execute(_UPDATE_BY_ID, changes)
-    await attach_to_contacts(session, company_id, {i: r.identities for i, r in (new | old).items()})
-    return list(new), list(old)
-
-
-# the update mode's rules (as _upsert_statement's) for a contact found by its BSUID
-def _new(column: str) -> Any:
-    return bindparam(f"new_{column}", type_=Contact.__table__.c[column].type)  # type: ignore[attr-defined]
-
-
-_UPDATE_BY_ID = (
-    update(Contact)
-    .where(col(Contact.id) == bindparam("contact"))
-    .values(
-        name=case((_new("name") == "", col(Contact.name)), else_=_new("name")),
-        email=func.coalesce(_new("email"), col(Contact.email)),
-        tags=case((func.cardinality(_new("tags")) == 0, col(Contact.tags)), else_=_new("tags")),
-        custom_fields=col(Contact.custom_fields).op("||")(_new("custom_fields")),
-        updated_at=func.now(),
-    )
-    .execution_options(synchronize_session=False)
-)
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    batch: list[ImportRow],
+    mode: ImportMode,
+    owners: dict[uuid.UUID, Sequence[Key]],
+) -> list[tuple[bool, uuid.UUID, None]]:
+    """The rows without a phone: each is the contact holding its BSUID (else its username),
+    updated as ``mode`` says, or a new phoneless contact; adds each contact's identities to
+    ``owners``. Locks the identities first, as a webhook creating the same person does."""
+    rows = [r for r in batch if not isinstance(r.contact, ContactCreate)]
+    if not rows:
+        return []
+    keys = [key for r in rows for key in r.identities]
+    await lock_identities(session, company_id, keys)
+    held = await owners_of(session, company_id, keys)
+    done: list[tuple[bool, uuid.UUID, None]] = []
+    for row in rows:
+        owner = next((held[key] for key in row.identities if key in held), None)
+        if owner is not None and mode == "skip":
+            continue
+        fields = row.contact.model_dump()
+        if owner is None:
+            contact_id = uuid.uuid4()
+            session.add(Contact(id=contact_id, company_id=company_id, **fields))
+        else:
+            contact_id = owner.id
+            await session.execute(UPDATE_FOUND, {"contact_id": contact_id, **fields})
+        owners[contact_id] = row.identities
+        done.append((owner is None, contact_id, None))
+    await session.flush()
+    return done
 
 
 def _upsert_statement(mode: ImportMode) -> Any:
@@ -405,6 +384,25 @@ def _upsert_statement(mode: ImportMode) -> Any:
 
 
 _UPSERTS = {mode: _upsert_statement(mode) for mode in ("skip", "update")}
+_COLUMNS = Contact.__table__.c  # type: ignore[attr-defined]
+# a row without a phone updating the contact found by its identities, as the upsert would
+UPDATE_FOUND = (
+    update(Contact)
+    .where(col(Contact.id) == bindparam("contact_id"))
+    .values(
+        name=case((bindparam("name") == "", col(Contact.name)), else_=bindparam("name")),
+        email=func.coalesce(bindparam("email", type_=_COLUMNS.email.type), col(Contact.email)),
+        tags=case(
+            (func.cardinality(bindparam("tags", type_=_COLUMNS.tags.type)) == 0, col(Contact.tags)),
+            else_=bindparam("tags", type_=_COLUMNS.tags.type),
+        ),
+        custom_fields=col(Contact.custom_fields).op("||")(
+            bindparam("custom_fields", type_=_COLUMNS.custom_fields.type)
+        ),
+        updated_at=func.now(),
+    )
+    .execution_options(synchronize_session=False)
+)
 
 
 # --- CSV export ------------------------------------------------------------------------------

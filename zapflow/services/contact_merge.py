@@ -2,7 +2,8 @@
 
 ``merge_contacts`` moves everything of the merged contact to the survivor in the caller's
 transaction: conversations (their messages with them), deals, notes, follow-ups, flow runs,
-message embeddings and WhatsApp identities; tags are joined; fields both hold with different
+message embeddings and WhatsApp identities; two conversations on one number become one
+(services/conversation_merge.py); tags are joined; fields both hold with different
 values are conflicts, and the survivor's value wins unless the caller chose the merged one
 (``take``). The merged contact is deleted; a ``contact_merges`` row keeps what it was, what moved
 and how each conflict was settled. Each moved conversation's workflow is told through the inbox
@@ -35,11 +36,13 @@ from zapflow.models import (
     Deal,
     FlowRun,
     FollowUp,
+    IdentityKind,
     Message,
     Note,
     WhatsAppInstance,
 )
 from zapflow.services.contacts import forget_contacts
+from zapflow.services.conversation_merge import merge_split
 from zapflow.services.inbox import store_followups_changed
 
 # the fields compared between the two contacts; custom fields are compared key by key
@@ -85,6 +88,10 @@ async def merge_contacts(
     before = merged.model_dump(mode="json")
     conflicts, values = _settle(survivor, merged, take)
     moved = await _move(session, company_id, survivor_id, merged_id)
+    # two chats of one person on one number (a phone's and a BSUID's) become the older one
+    moved["conversations_merged"] = (await merge_split(session, company_id, survivor_id))[
+        "conversations"
+    ]
     await session.execute(delete(Contact).where(col(Contact.id) == merged_id))
     for name, value in values.items():
         setattr(survivor, name, value)
@@ -197,6 +204,26 @@ async def _tell_workflows(
     )
     for conversation, instance in (await session.execute(query)).all():
         await store_followups_changed(session, instance, conversation.remote_jid)
+
+
+async def merge_revealed(
+    session: AsyncSession, company_id: uuid.UUID, phone_holder: uuid.UUID, bsuid_holder: uuid.UUID
+) -> MergeReport | None:
+    """Meta named a BSUID's phone in one message while two contacts hold them: the phone's
+    (from before BSUIDs) and a phoneless one of that BSUID. They are one person (the phone
+    would have found the first had the BSUID been new): merged into the phone's, recorded
+    without a user. Not when the phone's contact has a BSUID of its own (two people, or a
+    number change Meta tells apart)."""
+    own_bsuid = select(func.count()).where(
+        col(ContactIdentity.contact_id) == phone_holder,
+        col(ContactIdentity.kind) == IdentityKind.BSUID,
+    )
+    if (await session.execute(own_bsuid)).scalar_one():
+        return None
+    try:
+        return await merge_contacts(session, company_id, phone_holder, bsuid_holder)
+    except NotFound:  # another message's persist merged them first
+        return None
 
 
 DUPLICATES = text(

@@ -21,7 +21,18 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
-from sqlalchemy import Row, Table, Update, bindparam, func, text, update
+from sqlalchemy import (
+    Row,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    func,
+    literal_column,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
@@ -44,6 +55,7 @@ from zapflow.services.contacts import forget_contacts
 from zapflow.services.csat import capture_replies
 from zapflow.services.events import Event, stage
 from zapflow.services.identities import Identity, Key, alias_key, resolve_contact
+from zapflow.services.inbox import notify_relay
 from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.types import InboundMessage, event_from_dict
 
@@ -69,6 +81,8 @@ class PersistResult:
     new_message_ids: list[uuid.UUID]
     new_inbound: int
     reopened: bool = False  # a closed conversation the customer wrote to again (not a rating)
+    forwarded_to: str | None = None  # the person's conversation elsewhere took the rows
+    revealed: tuple[uuid.UUID, uuid.UUID] | None = None  # see identities.ResolvedContact
 
 
 @dataclass(frozen=True)
@@ -133,7 +147,8 @@ async def _upsert_row(
     workflow_id: str | None,
     started_at: datetime | None,
 ) -> Row[Any]:
-    """``upsert_conversation``'s row: its id and its status before this batch."""
+    """``upsert_conversation``'s row: its id, its status before this batch, and whether it
+    was created."""
     params = {
         "id": uuid.uuid4(),
         "company_id": company_id,
@@ -156,7 +171,11 @@ UPSERT_CONVERSATION = (
         index_elements=["instance_id", "remote_jid"],
         set_={"updated_at": func.now()},
     )
-    .returning(CONVERSATIONS.c.id, CONVERSATIONS.c.status)
+    .returning(
+        CONVERSATIONS.c.id,
+        CONVERSATIONS.c.status,
+        literal_column("xmax = 0").label("created"),  # inserted, not updated
+    )
 )
 
 
@@ -423,7 +442,11 @@ async def persist_inbound(
     remote_jid: str,
     messages: Sequence[InboundMessage],
     workflow_id: str | None = None,
+    inbox_ids: Sequence[int] = (),
 ) -> PersistResult:
+    """Store the chat's messages. ``inbox_ids`` (the rows they were read from, all of them)
+    may go to the person's conversation under another key instead (``forward``), when this
+    key has none yet."""
     identity = Identity.of_chat(remote_jid, messages)
     contact = await resolve_contact(session, company_id, identity)
     if contact.changed:  # before the events' publishing: who hears of them reads the new contact
@@ -432,6 +455,14 @@ async def persist_inbound(
     args = (company_id, instance_id, remote_jid, contact.id, workflow_id, started_at)
     upserted = await _upsert_row(session, *args)
     conversation_id: uuid.UUID = upserted.id
+    if upserted.created and inbox_ids and not jids.is_group(remote_jid):
+        other = await person_conversation(session, instance_id, contact.id, remote_jid)
+        if other is not None:  # never seen by anyone: this transaction made it
+            await session.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.id == upserted.id))
+            await forward(session, inbox_ids, other)
+            return PersistResult(
+                conversation_id, contact.id, [], 0, forwarded_to=other, revealed=contact.revealed
+            )
     new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
     events: list[Event] = []
     new_inbound = sum(m.direction == MessageDirection.INBOUND for m in new)
@@ -451,4 +482,49 @@ async def persist_inbound(
         new_message_ids=[m.id for m in new],
         new_inbound=new_inbound,
         reopened=reopened,
+        revealed=contact.revealed,
     )
+
+
+async def person_conversation(
+    session: AsyncSession, instance_id: uuid.UUID, contact_id: uuid.UUID, remote_jid: str
+) -> str | None:
+    """The key of the contact's conversation on the number other than ``remote_jid`` (the
+    oldest), read after a lock per contact and number: two persists that each create one for
+    the same person wait for each other, and the second finds the first's."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+        {"name": f"conversation:{instance_id}:{contact_id}"},
+    )
+    query = (
+        select(col(Conversation.remote_jid))
+        .where(
+            col(Conversation.instance_id) == instance_id,
+            col(Conversation.contact_id) == contact_id,
+            col(Conversation.remote_jid) != remote_jid,
+        )
+        .order_by(col(Conversation.created_at), col(Conversation.id))
+        .limit(1)
+    )
+    return (await session.execute(query)).scalar_one_or_none()
+
+
+# a copy of each inbox row for the conversation it belongs to (the original was relayed already)
+FORWARD = text(
+    """
+    INSERT INTO inbox_events (company_id, instance_id, provider, event_type, dedupe_key, payload,
+        correlation_id, received_at, conversation_key)
+    SELECT company_id, instance_id, provider, event_type,
+        'forward:' || id || ':' || CAST(:key AS text), payload, correlation_id, received_at,
+        CAST(:key AS text)
+      FROM inbox_events WHERE id = ANY(CAST(:ids AS bigint[]))
+    ON CONFLICT (instance_id, dedupe_key) DO NOTHING
+    """
+)
+
+
+async def forward(session: AsyncSession, inbox_ids: Sequence[int], remote_jid: str) -> None:
+    """Queue these inbound rows again for the conversation keyed ``remote_jid`` (its workflow
+    stores them and does what a reply does there); a retried forward stores nothing twice."""
+    await session.execute(FORWARD, {"ids": list(inbox_ids), "key": remote_jid})
+    await notify_relay(session)

@@ -32,7 +32,6 @@ from zapflow.models import (
     TeamMember,
     User,
     WhatsAppInstance,
-    WhatsAppProvider,
     utc_now,
 )
 from zapflow.schemas.contacts import ContactRef
@@ -287,10 +286,11 @@ async def change_conversation(
 async def mark_read(
     session: AsyncSession, company_id: uuid.UUID, conversation_id: uuid.UUID
 ) -> ConversationRow:
-    """The unread count goes to 0. When it was not 0 and the company asks for it (settings
-    ``mark_read``), the customer's latest message is marked read at WhatsApp too, with the
-    typing indicator (a Cloud API number: one call), through the inbox: the page never waits
-    for Meta, and a failure there changes nothing here."""
+    """The unread count goes to 0. When it was not 0 and the number sends read receipts
+    (its settings' ``mark_read``, else the company's), the customer's latest message is marked
+    read at WhatsApp too (a Cloud API number: with the typing indicator, one call), through
+    the inbox: the page never waits for the provider, and a failure there changes nothing
+    here."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     unread = row.conversation.unread_count
     await _apply(session, row, {"unread_count": 0})
@@ -303,8 +303,8 @@ async def _tell_whatsapp_read(session: AsyncSession, conversation: Conversation)
     company = await session.get(Company, conversation.company_id)
     instance = await session.get(WhatsAppInstance, conversation.instance_id)
     assert company is not None and instance is not None
-    wanted = (company.settings or {}).get("mark_read") is True
-    if not wanted or instance.provider != WhatsAppProvider.CLOUD:
+    default = (company.settings or {}).get("mark_read")
+    if (instance.settings or {}).get("mark_read", default) is not True:
         return
     latest = (
         select(col(Message.id))

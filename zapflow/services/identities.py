@@ -147,6 +147,8 @@ def _number_change(message: InboundMessage) -> dict[str, Any] | None:
 class ResolvedContact:
     id: uuid.UUID
     changed: bool  # an existing contact took new identity data: its cached copy is stale
+    # Meta named this BSUID's phone, held by another contact: (that contact, the BSUID's)
+    revealed: tuple[uuid.UUID, uuid.UUID] | None = None
 
 
 async def resolve_contact(
@@ -164,10 +166,24 @@ async def resolve_contact(
     if found is None:
         return ResolvedContact(await _create(session, company_id, identity), changed=False)
     held = {key for key, owner in owners.items() if owner.id == found.id}
+    revealed = _revealed(owners, identity)
     if all(key in owners for key in own) and not _changes(found, identity, held):
-        return ResolvedContact(found.id, changed=False)
+        return ResolvedContact(found.id, changed=False, revealed=revealed)
     changed = await _attach(session, company_id, found.id, identity, owners)
-    return ResolvedContact(found.id, changed)
+    return ResolvedContact(found.id, changed, revealed)
+
+
+def _revealed(owners: dict[Key, Owner], identity: Identity) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """One person split in two: a message names a BSUID and a phone (Meta's ``from`` beside
+    ``from_user_id``, or a shared number) while the BSUID's contact has no phone and another
+    holds it (a chat from before BSUIDs). Not for a number change, which moves the phone."""
+    if not (identity.user_id and identity.phone) or identity.previous or identity.phone_changed:
+        return None
+    by_bsuid = owners.get((IdentityKind.BSUID, identity.user_id))
+    by_phone = owners.get((IdentityKind.PHONE, identity.phone))
+    if by_bsuid is None or by_phone is None or by_bsuid.id == by_phone.id:
+        return None
+    return (by_phone.id, by_bsuid.id) if by_bsuid.phone_number is None else None
 
 
 class Owner(NamedTuple):

@@ -299,19 +299,16 @@ class DeliveryUnknown(Exception):
 
 async def read_receipt(
     session: AsyncSession, message_id: uuid.UUID
-) -> tuple[WhatsAppInstance, str] | None:
-    """The Cloud API number and provider id of a customer's message, to mark it read."""
+) -> tuple[WhatsAppInstance, str, str] | None:
+    """The number, provider id and chat JID of a customer's message, to mark it read."""
     statement = (
-        select(WhatsAppInstance, col(Message.message_key_id))
+        select(WhatsAppInstance, col(Message.message_key_id), col(Conversation.remote_jid))
         .join(Message, col(Message.instance_id) == col(WhatsAppInstance.id))
-        .where(
-            col(Message.id) == message_id,
-            col(Message.direction) == MessageDirection.INBOUND,
-            col(WhatsAppInstance.provider) == WhatsAppProvider.CLOUD,
-        )
+        .join(Conversation, col(Conversation.id) == col(Message.conversation_id))
+        .where(col(Message.id) == message_id, col(Message.direction) == MessageDirection.INBOUND)
     )
     row = (await session.execute(statement)).first()
-    return (row[0], row[1]) if row is not None and row[1] else None
+    return (row[0], row[1], row[2]) if row is not None and row[1] else None
 
 
 async def claim(session: AsyncSession, message_id: uuid.UUID) -> SendJob:

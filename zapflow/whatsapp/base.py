@@ -70,6 +70,10 @@ class ProviderClient(ABC):
     async def send(self, msg: OutboundMessage) -> SendResult: ...
 
     @abstractmethod
+    async def mark_read(self, key_id: str, remote_jid: str) -> None:
+        """Tell WhatsApp the customer's message (and those before it) was read."""
+
+    @abstractmethod
     def _describe_error(self, body: Any) -> tuple[str | None, str | int | None]:
         """(provider's error message, provider's error code) from an error body."""
 

@@ -577,9 +577,10 @@ class CloudApiClient(ProviderClient):
             raise self._missing_id(body)
         return SendResult(provider_message_id=str(first["id"]), raw=body)
 
-    async def mark_read(self, key_id: str) -> None:
+    async def mark_read(self, key_id: str, remote_jid: str) -> None:
         """Mark the customer's message (and those before it) read and show the typing
-        indicator: one call, Meta's "typing indicators" (dismissed by our reply or after 25 s)."""
+        indicator: one call, Meta's "typing indicators" (dismissed by our reply or after 25 s).
+        The message id names the chat: ``remote_jid`` is not needed."""
         headers = {"Authorization": f"Bearer {self._access_token}"}
         payload = {
             "messaging_product": "whatsapp",

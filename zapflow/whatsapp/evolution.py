@@ -715,6 +715,14 @@ class EvolutionClient(ProviderClient):
             raise self._missing_id(body)
         return SendResult(provider_message_id=str(key["id"]), raw=body)
 
+    async def mark_read(self, key_id: str, remote_jid: str) -> None:
+        """Evolution's ``POST /chat/markMessageAsRead/{instance}`` (blue ticks; Baileys reads
+        by message key, so the chat's JID goes with the id). No typing indicator: that is a
+        second call (``/chat/sendPresence``), not made."""
+        path = f"chat/markMessageAsRead/{quote(self._instance_name, safe='')}"
+        message = {"remoteJid": remote_jid, "fromMe": False, "id": key_id}
+        await self._post(path, {"readMessages": [message]}, {"apikey": self._api_key})
+
     def _describe_error(self, body: Any) -> tuple[str | None, str | int | None]:
         if not isinstance(body, dict):
             return (body if isinstance(body, str) and body else None), None

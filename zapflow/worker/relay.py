@@ -109,6 +109,7 @@ CLAIM = text(
         FOR UPDATE SKIP LOCKED
     )
     RETURNING id, company_id, instance_id, event_type, correlation_id, received_at, attempts,
+        conversation_key,
         CASE WHEN event_type = 'message'
              THEN jsonb_build_object('remote_jid', payload->'remote_jid',
                                      'from_me', payload->'from_me',
@@ -141,6 +142,7 @@ class ClaimedRow:
     correlation_id: str | None
     received_at: datetime
     attempts: int
+    conversation_key: str | None  # forwarded to this conversation (services/conversations.py)
     payload: dict[str, Any]
 
 
@@ -269,7 +271,9 @@ class InboxRelay:
         """The conversation key of each inbound message's row (``chat_keys``): a BSUID-only
         chat and the same person's phone chat are one. What this relay found before costs no
         query."""
-        inbound = [r for r in rows if r.event_type == InboxEventType.MESSAGE]
+        inbound = [
+            r for r in rows if r.event_type == InboxEventType.MESSAGE and not r.conversation_key
+        ]
         addresses = dict.fromkeys(_address(r) for r in inbound)
         missing = [address for address in addresses if address not in self._chat_keys]
         if missing:
@@ -292,7 +296,7 @@ class InboxRelay:
         for row in rows:
             if row.event_type not in _CONVERSATION_TYPES:
                 continue
-            remote_jid = chats.get(row.id) or row.payload["remote_jid"]
+            remote_jid = row.conversation_key or chats.get(row.id) or row.payload["remote_jid"]
             ref = ConversationRef(str(row.company_id), str(row.instance_id), remote_jid)
             item = work.setdefault(ref.workflow_id, ConversationWork(ref))
             item.take(row)

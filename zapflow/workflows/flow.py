@@ -65,6 +65,9 @@ BOUNDED_PATCH = "flow-engine-bounds"
 # runs started since send buttons and lists as interactive messages and read a tapped choice's id;
 # older histories replay with numbered text
 INTERACTIVE_PATCH = "flow-interactive-choices"
+# runs started since read a number typed under numbered choices as the choice at that place in
+# the list sent (older histories replay reading it in the ask's own list)
+NUMBERED_PATCH = "flow-numbered-choices"
 HTTP_GRACE = timedelta(seconds=5)  # on top of the node's own timeout
 
 
@@ -203,7 +206,9 @@ class FlowWorkflow:
         state = RunState.begin(flow, context.contact, context.variables)
         bounds = RUN_LIMITS if workflow.patched(BOUNDED_PATCH) else None
         interactive = workflow.patched(INTERACTIVE_PATCH)
-        await FlowEngine(flow, _TemporalEffects(self, input), bounds, interactive).run(state)
+        numbered = interactive and workflow.patched(NUMBERED_PATCH)
+        effects = _TemporalEffects(self, input)
+        await FlowEngine(flow, effects, bounds, interactive, numbered).run(state)
         await self._tell_parent(input)
         return state.status
 

@@ -253,6 +253,11 @@ export class InboxView {
       this.load();
     } else if (event.type === "conversation.updated") {
       await this.conversationUpdated(event.data);
+    } else if (event.type === "conversation.merged") {
+      // a person's two chats on one number became one: the merged one's row goes, its reader follows
+      this.rows = this.rows.filter((r) => r.id !== event.data.id);
+      this.renderList();
+      if (this.openId === event.data.id) location.hash = `#/inbox/${event.data.into}`;
     } else if (event.type === "sla.breached") {
       this.slaBreached(event.data);
     } else if (event.type === "message.created") {

@@ -1,6 +1,6 @@
 // People: the admin's settings (invite a person, hand out a reset link: each a one-time link
-// shown here, no mail server needed; the company's business hours) and everyone's own account
-// (password, signed-in browsers).
+// shown here, no mail server needed; the company's business hours; whether each WhatsApp
+// number sends read receipts) and everyone's own account (password, signed-in browsers).
 import { all, api } from "./api.js";
 import { BusinessHoursEditor } from "./business-hours.js";
 import { field, h, replace, select } from "./dom.js";
@@ -27,6 +27,8 @@ export class SettingsView {
     this.role = select(ROLES.map((r) => [r, t(`role.${r}`)]), "agent");
     this.issued = h("div");
     this.list = h("ul", { class: "people" });
+    this.numbers = h("ul", { class: "numbers" });
+    this.numbersStatus = h("p", { role: "status" });
     this.error = h("p", { class: "error", role: "alert" });
     this.el = h(
       "section",
@@ -45,6 +47,9 @@ export class SettingsView {
       this.issued,
       this.list,
       this.hours?.el,
+      h("h3", {}, t("numbers.title")),
+      this.numbers,
+      this.numbersStatus,
     );
     root.append(this.el);
   }
@@ -56,11 +61,29 @@ export class SettingsView {
   async open() {
     this.hours?.load();
     try {
-      const users = await all("/users");
+      const [users, instances, company] = await Promise.all([all("/users"), api("/instances"), api("/company")]);
       replace(this.list, users.map((user) => this.row(user)));
+      replace(this.numbers, instances.map((instance) => this.number(instance, company.settings.mark_read === true)));
     } catch (error) {
       this.error.textContent = errorText(error);
     }
+  }
+
+  // a number's own read-receipt setting; one never set follows the company's
+  number(instance, companyDefault) {
+    const box = h("input", { type: "checkbox", checked: instance.settings.mark_read ?? companyDefault });
+    box.addEventListener("change", async () => {
+      this.numbersStatus.textContent = "";
+      try {
+        const settings = { ...instance.settings, mark_read: box.checked };
+        instance = await api(`/instances/${instance.id}`, { method: "PATCH", body: { settings } });
+        this.numbersStatus.textContent = t("numbers.saved");
+      } catch (error) {
+        box.checked = !box.checked;
+        this.numbersStatus.textContent = errorText(error);
+      }
+    });
+    return h("li", { "data-instance": instance.id }, h("label", {}, box, " ", t("numbers.readReceipts", { name: instance.name })));
   }
 
   row(user) {
