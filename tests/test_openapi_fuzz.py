@@ -81,6 +81,8 @@ KINDS = {
 BEYOND_THE_SCHEMA = {
     "POST /api/v1/contacts/import": "a generated string is no CSV with a phone_number header",
     "POST /api/v1/campaigns/audiences/csv": "as above: tests/test_campaign_audiences.py",
+    "PATCH /api/v1/campaigns/{campaign_id}": "only a campaign not yet started is edited (409"
+    " once running, as the full company's are): tests/test_campaign_schedule.py",
     "POST /api/v1/flows": "a generated graph breaks the flow language's rules (422 by node)",
     "PUT /api/v1/flows/{flow_id}": "as above",
     "POST /api/v1/conversations/{conversation_id}/followups": "exactly one of `at` (future) and "
