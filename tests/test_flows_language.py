@@ -202,6 +202,9 @@ def test_a_typed_number_is_the_choice_at_that_place_in_the_list_sent() -> None:
     assert check_answer(node, "1", offered) == (True, "no")
     count = Ask(id="n", type="ask", variable="n", validation="number")  # type: ignore[arg-type]
     assert check_answer(count, "2", offered, numbered=True) == (True, 2)
+    # digits int() does not read ("²" is isdigit() but no decimal) are no choice, not a crash
+    assert check_answer(node, "²", offered, numbered=True) == (False, None)
+    assert check_answer(node, "²", offered) == (False, None)
 
 
 async def test_simulation_follows_replies_retries_and_timeouts() -> None:

@@ -20,6 +20,7 @@ from tests.fixtures.traffic import (
     eventually,
     post_cloud,
 )
+from zapflow.api.sse import _resume_id
 from zapflow.models import Conversation, Message
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -181,3 +182,12 @@ async def test_send_rejects_content_that_does_not_match_its_type(tenant: Tenant,
     )
     assert response.status_code == 422
     assert "media" in response.json()["error"]["message"]
+
+
+def test_a_last_event_id_redis_cannot_read_starts_with_what_happens_next() -> None:
+    """Redis stream ids are ASCII digits: anything else (``²`` passes ``isdigit``) would have
+    the resuming read refused by Redis again and again instead of starting the stream."""
+    assert _resume_id("1733150000000-3") == "1733150000000-3"
+    assert _resume_id("²-0") is None
+    assert _resume_id("١٢-0") is None
+    assert _resume_id("12-x") is None

@@ -49,7 +49,9 @@ SSE_OPEN = Gauge(
 
 def _resume_id(last_event_id: str | None) -> str | None:
     """The client's last event id when it is one, else None (start with what happens next)."""
-    if last_event_id and all(part.isdigit() for part in last_event_id.split("-", 1)):
+    if last_event_id and all(
+        part.isascii() and part.isdecimal() for part in last_event_id.split("-", 1)
+    ):
         return last_event_id
     return None
 

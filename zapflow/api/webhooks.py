@@ -82,7 +82,7 @@ class MalformedDelivery(ZapflowError):
 
 async def read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
+    if declared and declared.isdecimal() and int(declared) > limit:
         raise PayloadTooLarge(f"body over {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():

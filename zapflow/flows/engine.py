@@ -489,7 +489,7 @@ def _date(text: str) -> date | None:
 
 
 def _choice(choices: list[str], text: str) -> tuple[bool, Any]:
-    if text.isdigit() and 1 <= int(text) <= len(choices):
+    if text.isdecimal() and 1 <= int(text) <= len(choices):
         return True, choices[int(text) - 1]
     for choice in choices:
         if choice.lower() == text.lower():

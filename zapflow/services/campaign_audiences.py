@@ -180,7 +180,7 @@ def _fill(text: str, given: Any, named: bool) -> str:
             return given
         if isinstance(given, dict):
             return str(given.get(key, match.group(0)))
-        if isinstance(given, list) and not named and key.isdigit() and 0 < int(key) <= len(given):
+        if isinstance(given, list) and not named and key.isdecimal() and 0 < int(key) <= len(given):
             return str(given[int(key) - 1])
         return match.group(0)
 

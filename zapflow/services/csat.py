@@ -80,7 +80,7 @@ def score_of(message: Any) -> int | None:
     payload = message.payload or {}
     for key in ("id", "payload"):  # interactive reply id, template quick-reply payload
         chosen = payload.get(key)
-        if isinstance(chosen, str) and chosen.startswith("csat:") and chosen[5:].isdigit():
+        if isinstance(chosen, str) and chosen.startswith("csat:") and chosen[5:].isdecimal():
             score = int(chosen[5:])
             return score if score in SCORES else None
     if message.type not in (MessageType.TEXT, MessageType.BUTTON) or not message.body:

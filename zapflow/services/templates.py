@@ -161,7 +161,7 @@ def _buttons(wanted: Parameters, value: Any, where: str) -> list[dict[str, Any]]
     if not isinstance(given, dict):
         raise _invalid(where, "an object of button index to URL suffix needed")
     for key in given:
-        if not str(key).isdigit() or int(key) not in wanted.buttons:
+        if not str(key).isdecimal() or int(key) not in wanted.buttons:
             raise _invalid(f"{where}.{key}", "is not a URL button with a parameter")
     return [
         {
@@ -253,7 +253,7 @@ def account_of(instance: WhatsAppInstance) -> str:
         raise Unprocessable(
             "Evolution instances have no message templates", details={"field": "instance_id"}
         )
-    if not isinstance(account, str) or not account.isdigit():
+    if not isinstance(account, str) or not (account.isascii() and account.isdecimal()):
         raise Unprocessable(
             "set the instance's settings.waba_id (its WhatsApp Business Account id) first",
             details={"field": "settings.waba_id"},

@@ -167,7 +167,7 @@ async def _upload_chunks(request: Request) -> AsyncIterator[bytes]:
 
 async def spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_IMPORT_BYTES + UPLOAD_CHUNK:  # room for a form
+    if length.isdecimal() and int(length) > MAX_IMPORT_BYTES + UPLOAD_CHUNK:  # room for a form
         raise PayloadTooLarge(
             f"the file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB: split it",
             details={"limit_bytes": MAX_IMPORT_BYTES},

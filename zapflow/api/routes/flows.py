@@ -87,7 +87,7 @@ async def _read_document(request: Request, principal: CurrentPrincipal) -> dict[
     """The body's flow document (JSON, or YAML with a yaml content type). Depends on the
     principal so that nothing is read before the key is checked."""
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limits.MAX_DOCUMENT_BYTES:
+    if declared.isdecimal() and int(declared) > limits.MAX_DOCUMENT_BYTES:
         raise _too_large()
     body = bytearray()
     async for chunk in request.stream():
