@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # worker takes it (and replays the run): how long a crashed worker's runs stall (the SDK's
     # default; the tests' killed workers use 2 s)
     workflow_sticky_timeout_seconds: float = Field(10.0, gt=0, le=60)
+    # the relay's claim on the inbox rows of a pass (worker/relay.py): it outlasts the pass's
+    # Temporal calls (each given 5 s), and the rows of a relay killed mid-pass wait this long
+    # for another relay (the tests' killed workers use 5 s)
+    relay_lease_seconds: float = Field(30.0, ge=5, le=600)
     followup_worker_concurrency: int = Field(10, ge=1, le=1000)
 
     # embeddings and search (zapflow/embeddings, services/search.py)

@@ -4,8 +4,8 @@ Woken by LISTEN/NOTIFY and by a periodic sweep. A pass claims up to ``BATCH_SIZE
 a short transaction (``claimed_until``, a lease; SKIP LOCKED, so several relays in several worker
 processes share the inbox and never take the same row), makes its Temporal calls outside any
 transaction, then marks the rows processed. A relay that dies mid-pass leaves its claim to
-expire and another relay takes the rows again; a second signal is harmless, because the workflow
-drops inbox ids it has seen and the persist is idempotent.
+expire (``relay_lease_seconds``) and another relay takes the rows again; a second signal is
+harmless, because the workflow drops inbox ids it has seen and the persist is idempotent.
 
 Messages become one signal per conversation naming their inbox rows (the workflow's persist reads
 them: no message body travels through Temporal); outbound requests, follow-up changes and flow
@@ -78,8 +78,6 @@ BATCH_SIZE = 500
 SWEEP_SECONDS = 1.0
 SIGNAL_CONCURRENCY = 32
 SIGNAL_RPC_TIMEOUT = timedelta(seconds=5)
-# a claim outlives a pass's Temporal calls; a relay killed mid-pass delays its rows this long
-CLAIM_LEASE = timedelta(seconds=30)
 # conversations whose workflow this relay started or signalled: plain signals first
 OPEN_WORKFLOWS = 10_000
 # inbound addresses whose conversation this relay found (a conversation's key never changes)
@@ -215,7 +213,7 @@ class InboxRelay:
     # --- one pass ---------------------------------------------------------------------------
     async def relay_once(self) -> int:
         async with autocommit(self._sessions) as connection:  # one statement
-            rows = await _claim(connection)
+            rows = await _claim(connection, self._settings.relay_lease_seconds)
         if not rows:
             return 0
         outcome = PassOutcome()
@@ -473,9 +471,9 @@ def _address(row: ClaimedRow) -> ChatAddress:
     )
 
 
-async def _claim(connection: AsyncConnection) -> list[ClaimedRow]:
+async def _claim(connection: AsyncConnection, lease_seconds: float) -> list[ClaimedRow]:
     parameters = {
-        "lease": CLAIM_LEASE.total_seconds(),
+        "lease": lease_seconds,
         "step": STATUS_RETRY_STEP.total_seconds(),
         "limit": BATCH_SIZE,
     }
