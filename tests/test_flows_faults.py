@@ -9,11 +9,12 @@ import time
 import uuid
 from collections import Counter
 
+import httpx
 import pytest
 
 from tests.fixtures.app import Tenant, in_process_api, start_worker
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import create_cloud_instance, eventually
+from tests.fixtures.traffic import create_cloud_instance, eventually, ok_json
 from tests.test_flows_runs import (
     ended,
     new_customer,
@@ -44,7 +45,7 @@ async def test_worker_killed_mid_run_resumes_at_the_same_node_without_resending(
         async with in_process_api(isolated, key.plain) as (_, client):
             tenant = Tenant(str(company.id), key.plain, client)
             await sales_funnel(client)
-            flow_id = await published(client, sample(wait="3s"))
+            flow_id = await published(client, sample(wait="4s"))
             customer, conversation = await new_customer(tenant, provider_server)
             run = await start_run(client, flow_id, conversation["contact_id"])
             await customer.wait_for(2)
@@ -55,7 +56,13 @@ async def test_worker_killed_mid_run_resumes_at_the_same_node_without_resending(
                 client, run["id"], lambda r: r["current_node_id"] == "follow_up_wait", 30
             )
             assert waiting["status"] == "waiting"
-            await customer.wait_for(4)  # "Thanks, Ana! ..." went out before the wait
+            # "Thanks, Ana! ..." went out before the wait and is recorded sent: the kill finds the
+            # run waiting on its timer and no send in the provider's hands (killed mid-send, it
+            # failed as delivery unknown once its 15 s timeout ran out, and the follow-up queued
+            # behind it went out that much later)
+            await eventually(
+                lambda: replies_sent(client, conversation["id"]), lambda sent: sent == 4
+            )
 
             worker.send_signal(signal.SIGKILL)
             worker.wait(10)
@@ -74,6 +81,13 @@ async def test_worker_killed_mid_run_resumes_at_the_same_node_without_resending(
         worker.kill()
         worker.wait(10)
         await engine.dispose()
+
+
+async def replies_sent(client: httpx.AsyncClient, conversation_id: str) -> int:
+    """The conversation's outbound messages the provider has accepted (status sent or later)."""
+    listed = ok_json(await client.get(f"/api/v1/conversations/{conversation_id}/messages"))
+    done = ("sent", "delivered", "read")
+    return sum(1 for m in listed["data"] if m["from_me"] and m["status"] in done)
 
 
 @pytest.mark.usefixtures("worker")
@@ -118,7 +132,7 @@ async def test_conversation_continues_as_new_while_a_run_waits(
     await say(0, "start")
 
     async def runs() -> list[dict[str, object]]:
-        return list((await tenant.client.get(f"/api/v1/flows/{flow_id}/runs")).json()["data"])
+        return list(ok_json(await tenant.client.get(f"/api/v1/flows/{flow_id}/runs"))["data"])
 
     [run] = await eventually(runs, lambda found: len(found) == 1)
     for n in range(1, 25):  # replies while the run waits: the parent's history grows past 10
