@@ -18,6 +18,7 @@ from tests.fixtures.traffic import (
     cloud_text,
     create_evolution_instance,
     eventually,
+    ok_json,
     post_cloud,
     start_conversation,
 )
@@ -52,8 +53,8 @@ async def _say(
 
 
 async def _messages(tenant: Tenant, conversation_id: str) -> list[dict[str, Any]]:
-    page = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
-    return list(page.json()["data"])[::-1]  # oldest first
+    page = ok_json(await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages"))
+    return list(page["data"])[::-1]  # oldest first
 
 
 def _ai_sent(provider: ProviderServer, wa_id: str) -> list[str]:
@@ -61,7 +62,7 @@ def _ai_sent(provider: ProviderServer, wa_id: str) -> list[str]:
 
 
 async def _pending(settings: Settings, tenant: Tenant, conversation_id: str) -> dict[str, int]:
-    conversation = (await tenant.client.get(f"/api/v1/conversations/{conversation_id}")).json()
+    conversation = ok_json(await tenant.client.get(f"/api/v1/conversations/{conversation_id}"))
     client = await connect(settings)
     workflow_id = (
         f"conversation/{tenant.id}/{conversation['instance_id']}/{conversation['remote_jid']}"
@@ -134,7 +135,7 @@ async def test_a_message_typed_on_the_business_phone_takes_over(
     assert (await tenant.client.post(webhook, json=customer)).status_code == 200
 
     async def listed() -> list[dict[str, Any]]:
-        return list((await tenant.client.get("/api/v1/conversations")).json()["data"])
+        return list(ok_json(await tenant.client.get("/api/v1/conversations"))["data"])
 
     [conversation] = await eventually(listed, lambda rows: len(rows) == 1)
     await eventually(
@@ -242,8 +243,8 @@ async def test_tools_look_up_deals_schedule_follow_ups_and_hand_off(
     await _say(tenant, instance, "5511910000006", "quero falar com um humano")
 
     async def paused() -> bool:
-        conversation = await tenant.client.get(f"/api/v1/conversations/{conversation_id}")
-        return bool(conversation.json()["is_paused"])
+        conversation = ok_json(await tenant.client.get(f"/api/v1/conversations/{conversation_id}"))
+        return bool(conversation["is_paused"])
 
     await eventually(paused, bool)
     assert len(openai_server.requests_to("/chat/completions")) == 4  # no answer after handoff

@@ -16,7 +16,7 @@ from sqlmodel import col
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import eventually
+from tests.fixtures.traffic import eventually, ok_json
 from tests.test_flows_runs import ended, new_customer, published, start_run
 from zapflow.db import SessionFactory, transaction
 from zapflow.flows import limits
@@ -167,7 +167,7 @@ async def test_a_pathological_regex_tenant_does_not_hold_up_another_tenants_mess
 async def _texts(client: httpx.AsyncClient, conversation_id: str, count: int) -> list[str]:
     async def listed() -> list[str]:
         page = await client.get(f"/api/v1/conversations/{conversation_id}/messages?limit=100")
-        return [m["body"] for m in reversed(page.json()["data"])]
+        return [m["body"] for m in reversed(ok_json(page)["data"])]
 
     return await eventually(listed, lambda found: len(found) >= count, within=60)
 

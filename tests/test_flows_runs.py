@@ -22,6 +22,7 @@ from tests.fixtures.traffic import (
     cloud_delivery,
     cloud_text,
     eventually,
+    ok_json,
     post_cloud,
     start_conversation,
 )
@@ -117,7 +118,7 @@ async def run_when(
     client: httpx.AsyncClient, run_id: str, check: Any, within: float = 30
 ) -> dict[str, Any]:
     async def read() -> dict[str, Any]:
-        return dict((await client.get(f"/api/v1/flow-runs/{run_id}")).json())
+        return dict(ok_json(await client.get(f"/api/v1/flow-runs/{run_id}")))
 
     return await eventually(read, check, within)
 

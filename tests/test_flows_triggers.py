@@ -12,7 +12,7 @@ from temporalio.service import RPCError
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import eventually
+from tests.fixtures.traffic import eventually, ok_json
 from tests.test_flows_runs import ended, new_customer, published, sales_funnel
 from zapflow.config import Settings
 from zapflow.flows.schedules import schedule_id
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.usefixtures("worker")
 
 async def runs_of(tenant: Tenant, flow_id: str, count: int) -> list[dict[str, Any]]:
     async def listed() -> list[dict[str, Any]]:
-        return list((await tenant.client.get(f"/api/v1/flows/{flow_id}/runs")).json()["data"])
+        return list(ok_json(await tenant.client.get(f"/api/v1/flows/{flow_id}/runs"))["data"])
 
     runs = await eventually(listed, lambda found: len(found) >= count, within=30)
     return [await ended(tenant.client, run["id"]) for run in runs]

@@ -141,7 +141,12 @@ async def test_large_json_is_compressed_and_null_names_are_refused(tenant) -> No
 async def test_simulate_inbound_goes_through_the_whole_pipeline(
     settings: Settings, api_url: str, tenant
 ) -> None:  # type: ignore[no-untyped-def]
-    from tests.fixtures.traffic import create_cloud_instance, create_evolution_instance, eventually
+    from tests.fixtures.traffic import (
+        create_cloud_instance,
+        create_evolution_instance,
+        eventually,
+        ok_json,
+    )
 
     for instance in (await create_cloud_instance(tenant), await create_evolution_instance(tenant)):
         result = await asyncio.to_thread(
@@ -152,7 +157,7 @@ async def test_simulate_inbound_goes_through_the_whole_pipeline(
         assert "webhook answered 200" in result.stderr
 
     async def inbox() -> list[dict]:  # type: ignore[type-arg]
-        return (await tenant.client.get("/api/v1/conversations")).json()["data"]
+        return ok_json(await tenant.client.get("/api/v1/conversations"))["data"]
 
     rows = await eventually(inbox, lambda found: len(found) == 2)
     assert {row["last_message_preview"] for row in rows} == {"Olá!"}

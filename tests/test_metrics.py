@@ -14,6 +14,7 @@ from tests.fixtures.traffic import (
     cloud_text,
     create_cloud_instance,
     eventually,
+    ok_json,
     post_cloud,
 )
 from zapflow.config import Settings
@@ -50,7 +51,7 @@ async def test_api_and_worker_metrics_after_a_conversation(
             assert (await post_cloud(client, instance["webhook_url"], delivery)).status_code == 200
 
             async def conversations() -> list[dict[str, object]]:
-                return (await client.get("/api/v1/conversations")).json().get("data", [])
+                return ok_json(await client.get("/api/v1/conversations")).get("data", [])
 
             [conversation] = await eventually(conversations, lambda rows: len(rows) == 1, 30)
             reply = await client.post(

@@ -11,6 +11,7 @@ from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import (
     create_cloud_instance,
     eventually,
+    ok_json,
     post_cloud,
     start_conversation,
 )
@@ -69,7 +70,7 @@ async def test_queue_health_flags_a_backlog_nobody_works_on(
     async with in_process_api(stopped, tenant.api_key) as (_, api):
 
         async def report() -> dict:  # type: ignore[type-arg]
-            return (await api.get("/api/v1/ops/queues")).json()
+            return ok_json(await api.get("/api/v1/ops/queues"))
 
         def stopped_queue(found: dict) -> dict:  # type: ignore[type-arg]
             return next(q for q in found["queues"] if q["queue"] == stopped.messages_task_queue)
@@ -93,7 +94,7 @@ async def test_a_refused_send_is_dead_lettered_then_replayed_once_fixed(
     ).json()
 
     async def letters() -> list[dict]:  # type: ignore[type-arg]
-        return (await tenant.client.get("/api/v1/ops/dead-letters?status=open")).json()["data"]
+        return ok_json(await tenant.client.get("/api/v1/ops/dead-letters?status=open"))["data"]
 
     [letter] = await eventually(letters, lambda rows: len(rows) == 1)
     assert letter["kind"] == "send" and letter["reference"]["message_id"] == sent["id"]
@@ -169,7 +170,7 @@ async def test_an_unreadable_delivery_is_a_dead_letter_until_it_can_be_read(
     assert refused.status_code == 400
 
     async def letters() -> list[dict]:  # type: ignore[type-arg]
-        return (await tenant.client.get("/api/v1/ops/dead-letters?kind=inbox_event")).json()["data"]
+        return ok_json(await tenant.client.get("/api/v1/ops/dead-letters?kind=inbox_event"))["data"]
 
     [letter] = await eventually(letters, lambda rows: len(rows) == 1)
     assert "whatsapp_business_account" in letter["error"]

@@ -40,6 +40,7 @@ from tests.fixtures.traffic import (
     cloud_text,
     create_cloud_instance,
     eventually,
+    ok_json,
     post_cloud,
     start_conversation,
     start_with_texts,
@@ -212,4 +213,4 @@ async def _sent(provider: ProviderServer, wa_id: str) -> int:
 
 async def _message_count(tenant: Tenant, conversation_id: str) -> int:
     response = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
-    return len(response.json()["data"])
+    return len(ok_json(response)["data"])

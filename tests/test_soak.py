@@ -106,11 +106,21 @@ async def _all_followups(client: httpx.AsyncClient) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     params: dict[str, Any] = {"limit": 100}
     while True:
-        page = (await client.get("/api/v1/followups", params=params)).json()
+        response = await client.get("/api/v1/followups", params=params)
+        assert response.status_code == 200, response.text
+        page = response.json()
         rows += page["data"]
         if not page["next_cursor"]:
             return rows
         params["cursor"] = page["next_cursor"]
+
+
+async def _pending_followups(client: httpx.AsyncClient) -> int:
+    """Whether a follow-up is still pending (0 or 1): one request, however many there are."""
+    params = {"status": "PENDING", "limit": 1}
+    response = await client.get("/api/v1/followups", params=params)
+    assert response.status_code == 200, response.text
+    return len(response.json()["data"])
 
 
 async def _followups_ended(client: httpx.AsyncClient, system: System) -> list[str]:
@@ -193,9 +203,9 @@ async def test_soak(system: System) -> None:
                     _schedule_followups(soak, client, ledger),
                 )
                 report = await ledger.check(listener=listeners[0], within=180)
-                await eventually(
-                    lambda: _followups_ended(client, system), lambda p: not p, within=120
-                )
+                # one request per poll; then every follow-up read once, page by page
+                await eventually(lambda: _pending_followups(client), lambda n: n == 0, within=120)
+                followup_problems = await _followups_ended(client, system)
             finally:
                 for listener in listeners:
                     await listener.__aexit__()
@@ -204,5 +214,6 @@ async def test_soak(system: System) -> None:
     _write_results(soak, {k: v for k, v in asdict(report).items() if k != "problems"}, growth)
     print(report, growth, dict(soak.requests))
     assert not report.problems, "\n".join(report.problems[:50])
+    assert not followup_problems, followup_problems[:50]
     assert set(soak.requests) <= {200, 201, 202}, dict(soak.requests)
     assert all(grew <= GROWTH_BOUND_MIB for grew in growth.values()), growth

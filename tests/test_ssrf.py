@@ -17,7 +17,7 @@ from sqlalchemy import select
 from tests.fixtures.app import Tenant
 from tests.fixtures.network import CAT, network_log
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import create_evolution_instance, eventually
+from tests.fixtures.traffic import create_evolution_instance, eventually, ok_json
 from tests.test_flows_runs import ended, new_customer, published, start_run
 from zapflow.db import SessionFactory
 from zapflow.models import Message, MessageDirection
@@ -143,7 +143,7 @@ async def _evolution_customer(tenant: Tenant) -> tuple[str, dict[str, Any]]:
     assert (await tenant.client.post(webhook, json=hello)).status_code == 200
 
     async def conversation() -> dict[str, Any] | None:
-        rows = (await tenant.client.get("/api/v1/conversations")).json()["data"]
+        rows = ok_json(await tenant.client.get("/api/v1/conversations"))["data"]
         return next((r for r in rows if r["instance_id"] == instance["id"]), None)
 
     return phone, await eventually(conversation, lambda found: found is not None)

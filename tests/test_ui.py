@@ -22,6 +22,7 @@ from tests.fixtures.traffic import (
     cloud_text,
     create_cloud_instance,
     eventually,
+    ok_json,
     post_cloud,
     start_conversation,
 )
@@ -78,7 +79,7 @@ async def test_a_webhook_shows_up_in_the_list_and_the_open_thread_live(
 
 async def message_rows(tenant: Tenant, conversation_id: str) -> list[dict[str, Any]]:
     response = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
-    return list(response.json()["data"])
+    return list(ok_json(response)["data"])
 
 
 async def test_a_reply_goes_out_through_the_provider_pausing_the_bot_and_its_ticks_update(
