@@ -222,6 +222,11 @@ async def test_load_generator_sends_open_loop_and_sees_every_message(
     )  # fmt: skip
     assert numbers["e2e_ms"]["p50"] is not None and numbers["drain_s"] is not None
     assert series["backlog"], "the backlog poller sampled the inbox"
+    # the embedding queue beside it: waiting + taken off = the messages stored so far
+    assert all(b[3] >= 0 and 0 <= b[3] + b[4] <= 20 for b in series["backlog"])
+    first, last = series["backlog"][0], series["backlog"][-1]
+    assert numbers["embedded"] == last[4] - first[4] >= 0
+    assert numbers["max_embedding_backlog"] >= numbers["embedding_backlog_end"] == last[3]
     scheduled = [row[0] for row in raw["steps"][0]["samples"]]
     assert scheduled == pytest.approx([i / 10 for i in range(20)])  # the open-loop schedule
     listed = await tenant.client.get("/api/v1/conversations")

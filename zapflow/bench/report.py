@@ -307,7 +307,35 @@ def pipeline_section(result: dict[str, Any]) -> list[str]:
                 rows,
             ),
         ]
-    return lines + inbox_buys(result["results"]) + costs.cost_table(result, "message")
+    return (
+        lines
+        + inbox_buys(result["results"])
+        + costs.cost_table(result, "message")
+        + embedding_lag(result["results"])
+    )
+
+
+def embedding_lag(results: dict[str, Any]) -> list[str]:
+    """The embedder behind the pipeline: what its CPU per delivered message leaves out."""
+    lines = [
+        f"- {variant} {step}: embedding queue max {s['max_embedding_backlog']}, "
+        f"{s['embedding_backlog_end']} at the window's end; {s['embedded']} taken off it in "
+        "the window, "
+        + ", ".join(f"{g} {num(v)}" for g, v in s.get("embedder_cpu_ms_per_embedded", {}).items())
+        + " CPU-ms per message taken off"
+        for variant, steps in results.items()
+        for step, s in steps.items()
+        if "embedded" in s
+    ]
+    if not lines:
+        return []
+    return [
+        "The embedder runs behind the pipeline (it may lag, and its CPU then falls after the "
+        "window): the embedding queue over each step",
+        "",
+        *lines,
+        "",
+    ]
 
 
 def inbox_buys(results: dict[str, Any]) -> list[str]:
