@@ -189,63 +189,6 @@ async def test_events_wait_in_postgres_while_redis_is_down(
     assert await outbox_rows() == 0
 
 
-async def test_a_commit_publishes_its_own_events_and_the_outbox_publisher_only_older_ones(
-    settings: Settings,
-    tenant: Tenant,
-    sessions,  # type: ignore[no-untyped-def]
-) -> None:
-    """The outbox publisher leaves a fresh row to the transaction that staged it (which sends
-    it from memory, with no transaction of its own): the two never send a row both."""
-    import orjson
-    from redis.asyncio import Redis
-
-    from zapflow.models import EventOutbox
-    from zapflow.services.events import (
-        PUBLISH_GRACE,
-        Event,
-        Staged,
-        publish_outbox,
-        publish_staged,
-        stage,
-        stream_key,
-    )  # fmt: skip
-
-    company_id = uuid.UUID(tenant.id)
-    redis = Redis.from_url(settings.redis_url)
-
-    async def staged(body: str) -> Staged:
-        event = Event("test.event", company_id, {"body": body})
-        async with transaction(sessions) as session:  # no publish_on_commit: nothing sent
-            [row_id] = await stage(session, [event])
-        return Staged(row_id, company_id, event.type, orjson.dumps(event.payload()))
-
-    async def outbox() -> set[int]:
-        async with sessions() as session:
-            query = select(EventOutbox.id).where(EventOutbox.company_id == company_id)
-            return set((await session.execute(query)).scalars())
-
-    async def sent() -> list[bytes]:
-        return [f[b"payload"] for _, f in await redis.xrange(stream_key(company_id))]
-
-    try:
-        fresh, late, old = await staged("fresh"), await staged("late"), await staged("old")
-        async with transaction(sessions) as session:  # "old": staged before the grace
-            await session.execute(
-                EventOutbox.__table__.update()  # type: ignore[attr-defined]
-                .where(EventOutbox.__table__.c.id == old.id)  # type: ignore[attr-defined]
-                .values(created_at=func.now() - PUBLISH_GRACE * 2)
-            )
-        await publish_outbox(sessions, redis)  # (the test worker's publisher may beat it)
-        assert await outbox() == {fresh.id, late.id}  # the fresh ones are left to their commit
-        # a commit that comes to its publishing past half the grace leaves it to the publisher
-        assert await publish_staged(sessions, redis, [late], time.monotonic() - 3) == 0
-        assert await publish_staged(sessions, redis, [fresh], time.monotonic()) == 1
-        assert await outbox() == {late.id}
-        assert sorted(orjson.loads(p)["data"]["body"] for p in await sent()) == ["fresh", "old"]
-    finally:
-        await redis.aclose()
-
-
 async def test_a_batch_that_cannot_be_stored_becomes_a_dead_letter_and_the_chat_goes_on(
     tenant: Tenant,
     sessions,  # type: ignore[no-untyped-def]

@@ -4,38 +4,32 @@ An event is written to ``event_outbox`` in the same transaction as the change it
 published to the company's capped Redis stream after commit: ``stage`` registers that with
 ``db.after_commit`` on a session whose factory was set up by ``publish_on_commit`` (the API's and
 the worker's), so the operation that stages an event owns its publishing too. If Redis is down
-(or the process dies after the commit) the rows stay and the worker's outbox publisher sends
-them, so nothing stored goes unannounced. The two never send a row both: the publisher takes
-only rows older than ``PUBLISH_GRACE``, and a commit publishes its own only while younger
-than half of it.
+the rows stay and the worker's outbox publisher sends them when it returns, so nothing stored
+goes unannounced.
 SSE clients read the stream, resuming from ``Last-Event-ID``.
 """
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.db import SessionFactory, after_commit, attach, autocommit
+from zapflow.db import SessionFactory, after_commit, attach
 from zapflow.models import EventOutbox, utc_now
 
 STREAM_MAXLEN = 20_000
 PUBLISH = "publish_outbox"  # a session's info: publishes outbox ids after its commit
-# The outbox publisher leaves a row this long to the transaction that staged it; that one
-# publishes it from memory only while it is younger than half of this (else leaves it)
-PUBLISH_GRACE = timedelta(seconds=5)
 
 
 def publish_on_commit(sessions: SessionFactory, redis: Redis) -> None:
@@ -67,17 +61,17 @@ class Event:
 
 # One fixed statement for any number of events (one prepared statement per connection, not one
 # per batch size); the payload is encoded once, and the same bytes go to Redis after the commit.
-# created_at: the insert's time (not the transaction's start), what the grace counts from.
 STAGE = text(
     """
-    INSERT INTO event_outbox (company_id, event_type, payload, created_at)
-    SELECT c, t, p::jsonb, clock_timestamp()
+    INSERT INTO event_outbox (company_id, event_type, payload)
+    SELECT c, t, p::jsonb
     FROM unnest(CAST(:companies AS uuid[]), CAST(:types AS text[]), CAST(:payloads AS text[]))
         AS e(c, t, p)
     RETURNING id
     """
 )
-DELETE_PUBLISHED = text("DELETE FROM event_outbox WHERE id = ANY(CAST(:ids AS bigint[]))")
+# Take the staged rows back; a row the background publisher holds is waited for, and gone after
+CLAIM_STAGED = text("DELETE FROM event_outbox WHERE id = ANY(CAST(:ids AS bigint[])) RETURNING id")
 
 
 @dataclass(frozen=True)
@@ -103,7 +97,6 @@ async def stage(session: AsyncSession, events: Sequence[Event]) -> list[int]:
         "types": [e.type for e in events],
         "payloads": [p.decode() for p in payloads],
     }
-    staged_at = time.monotonic()  # before the insert: never later than its created_at
     ids = list((await session.execute(STAGE, params)).scalars())
     publish = session.info.get(PUBLISH)
     if publish is not None:
@@ -113,43 +106,40 @@ async def stage(session: AsyncSession, events: Sequence[Event]) -> list[int]:
             Staged(i, e.company_id, e.type, p)
             for i, e, p in zip(ids, events, payloads, strict=True)
         ]
-        after_commit(session, partial(publish, staged, staged_at))
+        after_commit(session, partial(publish, staged))
     return ids
 
 
-async def publish_staged(
-    sessions: SessionFactory, redis: Redis, staged: Sequence[Staged], staged_at: float
-) -> int:
-    """Publish the rows a transaction just staged, from memory, then delete them: one Redis
-    pipeline and one DELETE, no transaction of its own (no BEGIN and COMMIT round trips, no
-    lock). The outbox publisher does not take them yet (``PUBLISH_GRACE``); past half of it,
-    or if Redis refuses, they are left to it: 0 then. Dying between the two sends them twice,
-    as dying before a claim's commit did."""
-    if time.monotonic() - staged_at > PUBLISH_GRACE.total_seconds() / 2:
-        return 0
+async def publish_staged(sessions: SessionFactory, redis: Redis, staged: Sequence[Staged]) -> int:
+    """Publish the rows a transaction just staged, from memory, and delete them: one DELETE and
+    one Redis pipeline. All or none: if the background publisher took some already (it locks
+    what it sends; the DELETE waits for it, then finds them gone) or Redis refuses, the rest stay
+    for it; 0 then."""
+    ids = {s.id for s in staged}
     try:
-        await _xadd(redis, staged)
-    except (RedisError, OSError):
+        async with sessions() as session, session.begin():
+            claimed = await session.execute(CLAIM_STAGED, {"ids": list(ids)})
+            if set(claimed.scalars()) != ids:
+                raise _LeftToPublisher  # rolls the DELETE back
+            await _xadd(redis, staged)
+    except (_LeftToPublisher, RedisError, OSError):
         return 0
-    async with autocommit(sessions) as connection:
-        await connection.execute(DELETE_PUBLISHED, {"ids": [s.id for s in staged]})
     return len(staged)
+
+
+class _LeftToPublisher(Exception):
+    pass
 
 
 async def publish_outbox(sessions: SessionFactory, redis: Redis, limit: int = 500) -> int:
     """Publish the oldest outbox rows and delete them; 0 if Redis is down (what a commit's own
     publishing could not send: Redis was down, or the process died after the commit).
 
-    Rows younger than ``PUBLISH_GRACE`` are their transaction's to publish; the rest are locked
-    with SKIP LOCKED, so two publishers never send the same row twice.
+    Rows are locked with SKIP LOCKED, so this and a commit's own publishing never send the same
+    row twice.
     """
     async with sessions() as session, session.begin():
-        query = (
-            select(EventOutbox)
-            .where(col(EventOutbox.created_at) < func.now() - PUBLISH_GRACE)
-            .order_by(col(EventOutbox.id))
-            .limit(limit)
-        )
+        query = select(EventOutbox).order_by(col(EventOutbox.id)).limit(limit)
         rows = list((await session.execute(query.with_for_update(skip_locked=True))).scalars())
         if not rows:
             return 0
