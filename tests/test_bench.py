@@ -118,8 +118,10 @@ FLOOR_MS = {"floor": 15.0, "temporal": 25.0, "api": 0.5, "machine_busy": 90.0}
 
 
 def pipeline_result(common: dict[str, Any], started_load: float) -> dict[str, Any]:
+    lagging = {"max_embedding_backlog": 70, "embedding_backlog_end": 60, "embedded": 40,
+               "embedder_cpu_ms_per_embedded": {"worker:embeddings": 12.5}}  # fmt: skip
     results = {
-        "inbox": {"80/s": pipeline_step(450, 12, ZAPFLOW_MS)},
+        "inbox": {"80/s": {**pipeline_step(450, 12, ZAPFLOW_MS), **lagging}},
         "direct": {"80/s": pipeline_step(900, 0, {})},
         "floor": {"80/s": pipeline_step(60, 0, FLOOR_MS)},
     }
@@ -178,9 +180,27 @@ def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
         in text
     )
     assert "| floor | 80/s | 0.50 |  | 15.00 | 25.00 |  | 40.0 | 90.0 |" in text
+    assert (
+        "- inbox 80/s: embedding queue max 70, 60 at the window's end; 40 taken off it in the "
+        "window, worker:embeddings 12.5 CPU-ms per message taken off; the stack so counted "
+        "97.5 CPU-ms per message (2.4x the floor)" in text
+    )
     for png in ("pipeline-inbox.png", "pipeline-cpu.png", "pipeline-cpu-before-after.png"):
         assert (tmp_path / "plots" / png).stat().st_size > 1000
         assert f"![pipeline](plots/{png})" in text
+
+
+def test_a_lagging_embedder_is_counted_per_message_it_embedded() -> None:
+    """Its CPU per delivered message (5.0, half the messages embedded in the window) is
+    replaced in the stack by its CPU per message embedded (10.0)."""
+    from zapflow.bench.report import embedding_lag
+
+    inbox = {"max_embedding_backlog": 50, "embedding_backlog_end": 50, "embedded": 50,
+             "embedder_cpu_ms_per_embedded": {"worker:embeddings": 10.0}, "stack_cpu_ms": 30.0,
+             "cpu_ms_per_unit": {"worker:embeddings": 5.0, "temporal": 10.0}}  # fmt: skip
+    results = {"inbox": {"40/s": inbox}, "floor": {"40/s": {"stack_cpu_ms": 14.0}}}
+    [line] = [x for x in embedding_lag(results) if "inbox" in x]
+    assert line.endswith("the stack so counted 35.0 CPU-ms per message (2.5x the floor)")
 
 
 async def load_generator(tmp_path: Path, plan: dict[str, Any]) -> tuple[list[Any], Any]:
@@ -222,6 +242,11 @@ async def test_load_generator_sends_open_loop_and_sees_every_message(
     )  # fmt: skip
     assert numbers["e2e_ms"]["p50"] is not None and numbers["drain_s"] is not None
     assert series["backlog"], "the backlog poller sampled the inbox"
+    # the embedding queue beside it: waiting + taken off = the messages stored so far
+    assert all(b[3] >= 0 and 0 <= b[3] + b[4] <= 20 for b in series["backlog"])
+    first, last = series["backlog"][0], series["backlog"][-1]
+    assert numbers["embedded"] == last[4] - first[4] >= 0
+    assert numbers["max_embedding_backlog"] >= numbers["embedding_backlog_end"] == last[3]
     scheduled = [row[0] for row in raw["steps"][0]["samples"]]
     assert scheduled == pytest.approx([i / 10 for i in range(20)])  # the open-loop schedule
     listed = await tenant.client.get("/api/v1/conversations")

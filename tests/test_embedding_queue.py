@@ -161,6 +161,9 @@ async def test_a_killed_embedder_loses_nothing_and_stores_each_message_once(
     with embedder_process(queue_db.settings) as process:
         # a batch stored, the next one in the model's hands
         await eventually(state, lambda s: len(s[0]) >= 32 and s[1] > 0, within=60)
+        # it yields the cores to the messages' path (``embedder_nice``)
+        niceness = min(19, os.getpriority(os.PRIO_PROCESS, 0) + queue_db.settings.embedder_nice)
+        assert os.getpriority(os.PRIO_PROCESS, process.pid) == niceness
         process.send_signal(signal.SIGKILL)
         process.wait(10)
     stored_before, leased = await state()

@@ -72,6 +72,40 @@ async def test_batched_delivery_is_stored_once_and_streamed_once(tenant: Tenant,
     )
 
 
+async def test_a_first_message_from_someone_new_looks_for_no_other_conversation_of_theirs(
+    tenant: Tenant,
+    sessions,  # type: ignore[no-untyped-def]
+) -> None:
+    """The person's conversation under another key is looked for (a lock and a read) only when
+    the contact existed: one this persist created has no other."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    instance = await create_cloud_instance(tenant)
+    statements: list[str] = []
+
+    def record(_conn, _cursor, statement: str, *_) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        for key, wa_id in (("wamid.N1", "5511955550001"), ("wamid.N2", "5511955550001")):
+            delivery = cloud_delivery(
+                instance["phone_number_id"], cloud_text(wa_id, key, "olá", int(time.time()))
+            )
+            assert (
+                await post_cloud(tenant.client, instance["webhook_url"], delivery)
+            ).status_code == 200
+            await eventually(
+                lambda: count(sessions, Message, tenant.id), lambda n, k=key: n == int(k[-1])
+            )
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    persisted = [s for s in statements if "INSERT INTO messages" in s]
+    looked = [s for s in statements if "SELECT conversations.remote_jid" in s]
+    assert (len(persisted), looked) == (2, [])  # the second: its conversation exists
+
+
 async def _settle() -> None:
     """Give a wrongly duplicated event the time to show up before asserting there is none."""
     import asyncio

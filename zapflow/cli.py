@@ -122,6 +122,9 @@ def worker(
     if roles == {"embeddings"}:
         from zapflow.embeddings.local import ModelNotInstalled
 
+        # the model is most of the stack's CPU per message (bench/results/2026-12-03-s5-
+        # pipeline/NOTES.md): on cores it shares, it must not hold back the messages' path
+        os.nice(settings.embedder_nice)
         try:
             with contextlib.suppress(KeyboardInterrupt):
                 asyncio.run(_embed_until_terminated(settings))

@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     # with no NOTIFY, the embedder looks this often for rows due again (retries, expired leases)
     embedding_sweep_seconds: float = Field(2.0, gt=0)
     embedder_metrics_port: int = Field(0, ge=0, le=65535)  # 0: no Prometheus endpoint
+    # the embedder process's niceness (added to its parent's): on shared cores the pipeline
+    # (webhook → SSE) comes first and the embedder, which may lag, takes what is left
+    embedder_nice: int = Field(10, ge=0, le=19)
     # HNSW candidate list (pgvector's: 40): 200 reaches recall@10 0.97 on 100k distinct e5
     # vectors (100: 0.92), bench/results/2026-12-02-s2-search/hnsw_100k.json
     search_ef_search: int = Field(200, ge=10, le=1000)

@@ -173,15 +173,16 @@ class SseReader:
 
 
 class BacklogPoller:
-    """Every BACKLOG_EVERY s: inbox rows waiting for the relay, and the company's stored inbound
-    messages (acknowledged - stored - inbox = what Temporal holds)."""
+    """Every BACKLOG_EVERY s: inbox rows waiting for the relay, the company's stored inbound
+    messages (acknowledged - stored - inbox = what Temporal holds) and its messages waiting on
+    the embedding queue (the embedder may lag: its CPU then lands after the step's window)."""
 
     def __init__(self, database_url: str, company_id: str, acked: Callable[[], int]) -> None:
         self._dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
         self._company_id = uuid.UUID(company_id)
         self._acked = acked
-        # (perf_counter, acknowledged so far, inbox pending, stored)
-        self.points: list[tuple[float, int, int, int]] = []
+        # (perf_counter, acknowledged so far, inbox pending, stored, waiting to be embedded)
+        self.points: list[tuple[float, int, int, int, int]] = []
 
     async def run(self) -> None:
         connection = await asyncpg.connect(self._dsn)
@@ -190,12 +191,14 @@ class BacklogPoller:
                 row = await connection.fetchrow(
                     "SELECT (SELECT count(*) FROM inbox_events WHERE status = 'pending'),"
                     " (SELECT count(*) FROM messages WHERE company_id = $1"
-                    "  AND direction = 'inbound')",
+                    "  AND direction = 'inbound'),"
+                    " (SELECT count(*) FROM embedding_queue WHERE company_id = $1"
+                    "  AND skipped_reason IS NULL)",
                     self._company_id,
                 )
                 assert row is not None
                 now = time.perf_counter()
-                self.points.append((now, self._acked(), int(row[0]), int(row[1])))
+                self.points.append((now, self._acked(), int(row[0]), int(row[1]), int(row[2])))
                 await asyncio.sleep(BACKLOG_EVERY)
         finally:
             await connection.close()
@@ -340,11 +343,13 @@ async def webhook_mode(
             await asyncio.gather(*background, return_exceptions=True)
     for step in steps:  # duplicates seen after the step ended, too
         step["duplicates"] = sum(1 for row in step["samples"] if row[6] > 1)
-        step["backlog"] = [  # [t, inbox pending, held by Temporal (acknowledged, not stored)]
-            [round(t - step["t0"], 3), pending, max(0, acked - pending - stored)]
-            for t, acked, pending, stored in (poller.points if poller else [])
+        step["backlog"] = [  # [t, inbox pending, held by Temporal (acknowledged, not stored),
+            # stored and not yet embedded, stored and embedded (or too short to be)]
+            [round(t - step["t0"], 3), pending, max(0, acked - pending - stored), queued,
+             stored - queued]
+            for t, acked, pending, stored, queued in (poller.points if poller else [])
             if step["started"] - 1 <= t <= step["ended"]
-        ]
+        ]  # fmt: skip
         del step["started"], step["ended"]
     skipped = [step["name"] for step in plan["steps"][len(steps) :]]
     return {

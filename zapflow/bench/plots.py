@@ -123,10 +123,11 @@ def plot(steps: dict[str, dict[str, Any]], title: str, path: Path) -> None:
             )
         if has_backlog:
             backlog = s.get("backlog", [])
-            for column, style, label in ((1, "-", "inbox"), (2, ":", "Temporal")):
+            lines = ((1, "-", "inbox"), (2, ":", "Temporal"), (3, "--", "embedding queue"))
+            for column, style, label in lines:
                 axes[2].plot(
-                    [offset + b[0] for b in backlog],
-                    [b[column] for b in backlog],
+                    [offset + b[0] for b in backlog if len(b) > column],
+                    [b[column] for b in backlog if len(b) > column],
                     style,
                     color=f"C{n}",
                     label=f"{name} {label}",

@@ -307,7 +307,47 @@ def pipeline_section(result: dict[str, Any]) -> list[str]:
                 rows,
             ),
         ]
-    return lines + inbox_buys(result["results"]) + costs.cost_table(result, "message")
+    return (
+        lines
+        + inbox_buys(result["results"])
+        + costs.cost_table(result, "message")
+        + embedding_lag(result["results"])
+    )
+
+
+def embedding_lag(results: dict[str, Any]) -> list[str]:
+    """The embedder behind the pipeline: what its CPU per delivered message leaves out, and the
+    stack with the embedder counted per message it took off the queue instead."""
+    lines = []
+    for variant, steps in results.items():
+        for step, s in steps.items():
+            if "embedded" not in s:
+                continue
+            embedder = s.get("embedder_cpu_ms_per_embedded", {})
+            line = (
+                f"- {variant} {step}: embedding queue max {s['max_embedding_backlog']}, "
+                f"{s['embedding_backlog_end']} at the window's end; {s['embedded']} taken off "
+                "it in the window, "
+                + ", ".join(f"{g} {num(v)}" for g, v in embedder.items())
+                + " CPU-ms per message taken off"
+            )
+            if embedder and s.get("stack_cpu_ms") is not None:
+                per_unit = s.get("cpu_ms_per_unit") or {}
+                stack = s["stack_cpu_ms"] + sum(v - per_unit.get(g, 0) for g, v in embedder.items())
+                line += f"; the stack so counted {num(stack)} CPU-ms per message"
+                floor = results.get("floor", {}).get(step, {}).get("stack_cpu_ms")
+                if floor:
+                    line += f" ({stack / floor:.1f}x the floor)"
+            lines.append(line)
+    if not lines:
+        return []
+    return [
+        "The embedder runs behind the pipeline (it may lag, and its CPU then falls after the "
+        "window): the embedding queue over each step",
+        "",
+        *lines,
+        "",
+    ]
 
 
 def inbox_buys(results: dict[str, Any]) -> list[str]:

@@ -188,12 +188,20 @@ def deliveries(
                 "max_inbox_backlog": max((b[1] for b in backlog), default=None),
                 "max_temporal_backlog": max((b[2] for b in backlog), default=None),
                 "max_backlog": max((b[1] + b[2] for b in backlog), default=None),
+                **embedding_lag(backlog),
             }
         )
         latency = [(r[SCHEDULED], ms(r[SEEN], r[SCHEDULED])) for r in seen]
         done = [r[SEEN] for r in seen]
     result.update(usage)
     result["cpu_ms_per_unit"] = per_unit_ms(usage, len(done))  # per message, or per ack
+    if result.get("embedded"):
+        # the embedder's CPU over the messages it embedded in the window (it may lag behind)
+        result["embedder_cpu_ms_per_embedded"] = {
+            group: round(1000 * seconds / result["embedded"], 2)
+            for group, seconds in (usage.get("cpu_seconds") or {}).items()
+            if "embeddings" in group
+        }
     series = {
         "latency": windows(latency),
         "sent": counts_per_window(r[SENT] for r in rows),
@@ -201,6 +209,21 @@ def deliveries(
         "backlog": step.get("backlog", []),
     }
     return result, series
+
+
+def embedding_lag(backlog: list[list[float]]) -> dict[str, Any]:
+    """The embedding queue over a step (``BacklogPoller``): its largest and last size, and the
+    messages taken off it in the window (embedded, or too short to be). The embedder runs
+    behind the pipeline: on a saturated machine it falls back, and CPU-ms per *delivered*
+    message then leaves out the work it does after the window."""
+    points = [b for b in backlog if len(b) >= 5]
+    if not points:
+        return {}
+    return {
+        "max_embedding_backlog": max(b[3] for b in points),
+        "embedding_backlog_end": points[-1][3],
+        "embedded": points[-1][4] - points[0][4],
+    }
 
 
 def analyse_steps(

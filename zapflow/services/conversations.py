@@ -455,7 +455,9 @@ async def persist_inbound(
     args = (company_id, instance_id, remote_jid, contact.id, workflow_id, started_at)
     upserted = await _upsert_row(session, *args)
     conversation_id: uuid.UUID = upserted.id
-    if upserted.created and inbox_ids and not jids.is_group(remote_jid):
+    # a contact this transaction created has no other conversation (a first message: no lock,
+    # no read)
+    if upserted.created and inbox_ids and not contact.created and not jids.is_group(remote_jid):
         other = await person_conversation(session, instance_id, contact.id, remote_jid)
         if other is not None:  # never seen by anyone: this transaction made it
             await session.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.id == upserted.id))

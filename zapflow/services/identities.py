@@ -149,6 +149,7 @@ class ResolvedContact:
     changed: bool  # an existing contact took new identity data: its cached copy is stale
     # Meta named this BSUID's phone, held by another contact: (that contact, the BSUID's)
     revealed: tuple[uuid.UUID, uuid.UUID] | None = None
+    created: bool = False  # by this transaction: no other transaction can see it yet
 
 
 async def resolve_contact(
@@ -164,7 +165,8 @@ async def resolve_contact(
         owners = await owners_of(session, company_id, [*own, *identity.previous])
         found = _first_owner(owners, [*own, *identity.previous])
     if found is None:
-        return ResolvedContact(await _create(session, company_id, identity), changed=False)
+        contact_id = await _create(session, company_id, identity)
+        return ResolvedContact(contact_id, changed=False, created=True)
     held = {key for key, owner in owners.items() if owner.id == found.id}
     revealed = _revealed(owners, identity)
     if all(key in owners for key in own) and not _changes(found, identity, held):
