@@ -253,6 +253,22 @@ async def test_load_generator_sends_open_loop_and_sees_every_message(
     assert len(listed.json()["data"]) == 5
 
 
+def test_summary_reads_a_run_of_two_api_processes_alone() -> None:
+    """`--api-processes 2` alone: no plain ``zapflow`` variant; the summary says whose figures."""
+    from zapflow.bench.report import crm_row, webhook_row
+
+    latency = {"p50": 3.0, "p95": 8.0, "p99": 12.0, "max": 30.0}
+    step = {"errors": 0, "achieved_rate": 1000.0, "ack_ms": latency, "latency_ms": latency,
+            "rps": 1100.0, "cpu_ms_per_unit": {"api": 0.5}}  # fmt: skip
+    both = {"zapflow x2": {"1000/s": step, "saturation": step}, "floor x2": {"1000/s": step}}
+    results = {"webhook-ack": {"results": both}, "crm-read": {"results": both}}
+
+    *_, measured, met = webhook_row(results)
+    assert "p99 12.0" in measured and "0 errors, 2 API processes;" in measured and met
+    *_, measured, met = crm_row(results)
+    assert measured.startswith("saturation 1,100 req/s (p99 12.0 ms), 2 API processes") and met
+
+
 def test_search_summary_reads_the_search_script_result() -> None:
     from zapflow.bench.scenarios import search_summary
 

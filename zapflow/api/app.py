@@ -79,6 +79,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="WhatsApp CRM automation: webhooks, conversations, funnels, flows and search.",
         lifespan=lifespan,
+        # FastAPI's own OpenTelemetry, unused here: off, it no longer asks the global providers
+        # (reading os.environ) on every request
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     install_error_handlers(app)
     app.add_middleware(ApiMiddleware, slow_request_ms=settings.slow_request_ms)

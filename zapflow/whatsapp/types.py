@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 import orjson
@@ -250,7 +250,9 @@ def dedupe_key(event: WebhookEvent) -> str:
 
 
 def event_to_dict(event: WebhookEvent) -> dict[str, Any]:
-    return {"kind": event.kind, **asdict(event)}
+    """The event's fields (its nested dicts shared, not copied: ``asdict``'s deep copy was half
+    of the webhook's parse-to-row time), for JSON."""
+    return {"kind": event.kind, **vars(event)}
 
 
 def event_from_dict(data: dict[str, Any]) -> WebhookEvent:
