@@ -36,6 +36,7 @@ from zapflow.models import (
     Message,
 )
 from zapflow.services.identities import Identity, alias_key
+from zapflow.whatsapp.evolution import TYPING_MS
 from zapflow.whatsapp.simulate import evolution_text
 from zapflow.whatsapp.types import InboundMessage
 
@@ -463,7 +464,8 @@ async def test_a_number_of_its_own_sends_read_receipts_evolution_too(
 ) -> None:
     """A number's ``settings.mark_read`` overrides the company's: an Evolution number set to
     send them marks the customer's message read (``/chat/markMessageAsRead``, by key and
-    chat); a Cloud API number set not to sends nothing while the company asks for it."""
+    chat) and shows "typing…" (``/chat/sendPresence``); a Cloud API number set not to sends
+    nothing while the company asks for it."""
     on = await tenant.client.patch("/api/v1/company", json={"settings": {"mark_read": True}})
     assert on.status_code == 200, on.text
     evolution = await create_evolution_instance(tenant)
@@ -492,6 +494,18 @@ async def test_a_number_of_its_own_sends_read_receipts_evolution_too(
         "readMessages": [
             {"remoteJid": "5511977776666@s.whatsapp.net", "fromMe": False, "id": key_id}
         ]
+    }
+    # then "typing…": Evolution's presence call, to the same chat
+    presence = f"/chat/sendPresence/{evolution['evolution_instance']}"
+    [typing] = await eventually(
+        lambda: _async([r for r in provider_server.requests if r.path == presence]),
+        lambda found: len(found) == 1,
+    )
+    assert typing.headers["apikey"] == "evo-key" and typing.time >= call.time
+    assert typing.json == {
+        "number": "5511977776666@s.whatsapp.net",
+        "presence": "composing",
+        "delay": TYPING_MS,
     }
     async with sessions() as session:  # the Cloud API number's was never queued
         reads = await session.execute(
