@@ -40,7 +40,7 @@ from zapflow.schemas.contacts import (
     error_message,
 )
 from zapflow.services.contacts import NEWEST_FIRST, ContactFilter, filtered, forget_contacts
-from zapflow.services.identities import Key, attach_to_contacts, lock_identities, owners_of
+from zapflow.services.identities import Key, attach_to_contacts, lock_creation, owners_of
 from zapflow.whatsapp import jid as jids
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -271,6 +271,8 @@ async def import_contacts(
     report = ImportReport()
     updated: list[uuid.UUID] = []
     rows = await asyncio.to_thread(_open_rows, spool)
+    if any(kind.value in rows.header for kind in IDENTITY_COLUMNS):  # phoneless rows may come
+        await lock_creation(session, company_id, exclusive=True)  # before any row is touched
     while not rows.finished:
         batch = await asyncio.to_thread(rows.next_batch, report)
         if batch:
@@ -334,12 +336,12 @@ async def _upsert_phoneless(
 ) -> list[tuple[bool, uuid.UUID, None]]:
     """The rows without a phone: each is the contact holding its BSUID (else its username),
     updated as ``mode`` says, or a new phoneless contact; adds each contact's identities to
-    ``owners``. Locks the identities first, as a webhook creating the same person does."""
+    ``owners``. The import holds the company's creation lock (``import_contacts``): no webhook
+    creates one of these people meanwhile."""
     rows = [r for r in batch if not isinstance(r.contact, ContactCreate)]
     if not rows:
         return []
     keys = [key for r in rows for key in r.identities]
-    await lock_identities(session, company_id, keys)
     held = await owners_of(session, company_id, keys)
     done: list[tuple[bool, uuid.UUID, None]] = []
     for row in rows:

@@ -11,7 +11,11 @@ agent to merge (``services/contact_merge.py``), never silently moved.
 
 Finding costs one indexed read (``(company_id, kind, value)`` is unique); creating a contact
 takes a transaction-scoped advisory lock per identity first, so two conversations of one person
-(a BSUID-keyed and a phone-keyed chat) never create two contacts at once.
+(a BSUID-keyed and a phone-keyed chat) never create two contacts at once. Locks come in one
+order: the company's creation lock (shared here, exclusive for a CSV import that may create
+phoneless contacts, ``lock_creation``), then the identities' in one sorted statement. An import
+is one transaction over many batches: locking each batch's identities as it came, two imports
+(or an import and a webhook) naming the same people in other orders deadlocked.
 """
 
 from __future__ import annotations
@@ -227,10 +231,25 @@ def _first_owner(owners: dict[Key, Owner], keys: Sequence[Key]) -> Owner | None:
     return next((owners[key] for key in keys if key in owners), None)
 
 
+async def lock_creation(
+    session: AsyncSession, company_id: uuid.UUID, *, exclusive: bool = False
+) -> None:
+    """The company's lock on creating contacts by identity, until the transaction ends: shared
+    by webhooks' creations (each then locks its identities), exclusive for an import, whose
+    many batches could not lock theirs in one order (and would hold one lock per row)."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await session.execute(
+        text(f"SELECT {function}(hashtextextended(:name, 0))"),
+        {"name": f"{company_id}:contact-creation"},
+    )
+
+
 async def lock_identities(
     session: AsyncSession, company_id: uuid.UUID, keys: Sequence[Key]
 ) -> None:
-    """One transaction-scoped advisory lock per identity, taken in a fixed order."""
+    """The company's creation lock (shared), then one transaction-scoped advisory lock per
+    identity, taken in a fixed order."""
+    await lock_creation(session, company_id)
     names = sorted(f"{company_id}:{kind.value}:{value}" for kind, value in keys)
     await session.execute(
         text(
