@@ -57,7 +57,7 @@ from zapflow.services.events import Event, stage
 from zapflow.services.identities import Identity, Key, alias_key, resolve_contact
 from zapflow.services.inbox import notify_relay
 from zapflow.whatsapp import jid as jids
-from zapflow.whatsapp.interactive import Interactive, typed_choice, typed_number
+from zapflow.whatsapp.interactive import Interactive, fits, typed_choice, typed_number
 from zapflow.whatsapp.types import InboundMessage, event_from_dict
 
 PREVIEW_LENGTH = 120
@@ -380,7 +380,7 @@ async def typed_choices(
     if not any(map(_typed, messages)):
         return list(messages)
     sent = (await session.execute(LAST_NUMBERED, {"conversation_id": conversation_id})).first()
-    if sent is None:
+    if sent is None or not fits(sent.spec):  # a row this code never wrote: stored as typed
         return list(messages)
     spec = Interactive.model_validate(sent.spec)
     titles = dict(spec.choices())
