@@ -37,7 +37,7 @@ from zapflow.models import (
 )
 from zapflow.schemas.contacts import ImportReport
 from zapflow.services import contact_csv
-from zapflow.services.identities import Identity, alias_key
+from zapflow.services.identities import Identity, alias_key, lock_creation
 from zapflow.whatsapp.evolution import TYPING_MS
 from zapflow.whatsapp.simulate import evolution_text
 from zapflow.whatsapp.types import InboundMessage
@@ -697,6 +697,27 @@ async def test_two_imports_of_the_same_phoneless_customers_never_deadlock(
         bsuid = {"Ana": ana, "Bia": bia}.get(contact.name)
         if bsuid:
             assert await identities_of(sessions, contact.id) == {("bsuid", bsuid)}
+
+
+async def test_an_import_whose_rows_all_have_a_phone_takes_no_creation_lock(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """An export imported back has ``bsuid``/``username`` columns but a phone on every row:
+    it creates no contact by identity, so it does not wait for the company's creation lock
+    (another import holding it here)."""
+    csv_text = f"phone_number,name,bsuid,username\n{ANA_PHONE},Ana,{BSUID},'@ana.lima\n"
+    async with sessions() as other_import, other_import.begin():
+        await lock_creation(other_import, uuid.UUID(tenant.id), exclusive=True)
+        response = await asyncio.wait_for(
+            tenant.client.post(
+                "/api/v1/contacts/import",
+                content=csv_text.encode(),
+                headers={"content-type": "text/csv"},
+            ),
+            10,
+        )
+    assert response.status_code == 200, response.text
+    assert (response.json()["created"], response.json()["errors"]) == (1, [])
 
 
 async def waiting_for_a_lock(sessions: SessionFactory, pids: dict[str, int], name: str) -> None:

@@ -12,8 +12,8 @@ agent to merge (``services/contact_merge.py``), never silently moved.
 Finding costs one indexed read (``(company_id, kind, value)`` is unique); creating a contact
 takes a transaction-scoped advisory lock per identity first, so two conversations of one person
 (a BSUID-keyed and a phone-keyed chat) never create two contacts at once. Locks come in one
-order: the company's creation lock (shared here, exclusive for a CSV import that may create
-phoneless contacts, ``lock_creation``), then the identities' in one sorted statement. An import
+order: the company's creation lock (shared here, exclusive for a CSV import with rows that may
+create phoneless contacts, ``lock_creation``), then the identities' in one sorted statement. An import
 is one transaction over many batches: locking each batch's identities as it came, two imports
 (or an import and a webhook) naming the same people in other orders deadlocked.
 """
