@@ -13,9 +13,9 @@ Finding costs one indexed read (``(company_id, kind, value)`` is unique); creati
 takes a transaction-scoped advisory lock per identity first, so two conversations of one person
 (a BSUID-keyed and a phone-keyed chat) never create two contacts at once. Locks come in one
 order: the company's creation lock (shared here, exclusive for a CSV import with rows that may
-create phoneless contacts, ``lock_creation``), then the identities' in one sorted statement. An import
-is one transaction over many batches: locking each batch's identities as it came, two imports
-(or an import and a webhook) naming the same people in other orders deadlocked.
+create phoneless contacts, ``lock_creation``), then the identities' in one sorted statement.
+An import is one transaction over many batches: locking each batch's identities as it came,
+two imports (or an import and a webhook) naming the same people in other orders deadlocked.
 """
 
 from __future__ import annotations
