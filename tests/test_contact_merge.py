@@ -200,14 +200,17 @@ async def the_run_reported_to_the_survivor(
         ConversationRef(tenant.id, instance["id"], c["remote_jid"]).workflow_id
         for c in (survivor, merged)
     )
-    told = [
-        e.signal_external_workflow_execution_initiated_event_attributes
-        async for e in client.get_workflow_handle(run["workflow_id"]).fetch_history_events()
-        if e.HasField("signal_external_workflow_execution_initiated_event_attributes")
-    ]
-    assert [(t.signal_name, t.workflow_execution.workflow_id) for t in told] == [
-        ("flow_ended", survivor_id)
-    ]
+
+    async def told() -> list[tuple[str, str]]:
+        """Whom the run signalled (its row reads completed a moment before it signals)."""
+        events = client.get_workflow_handle(run["workflow_id"]).fetch_history_events()
+        return [
+            (t.signal_name, t.workflow_execution.workflow_id)
+            async for e in events
+            if (t := e.signal_external_workflow_execution_initiated_event_attributes).signal_name
+        ]
+
+    assert await eventually(told, bool) == [("flow_ended", survivor_id)]
     for workflow_id in (survivor_id, merged_id):
         handle = client.get_workflow_handle(workflow_id)
         pending = await eventually(
