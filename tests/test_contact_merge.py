@@ -16,6 +16,7 @@ from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import create_cloud_instance, eventually, post_cloud
 from tests.whatsapp.payloads import load
+from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.models import (
     ContactIdentity,
@@ -29,6 +30,9 @@ from zapflow.models import (
     Message,
     Note,
 )
+from zapflow.temporal import connect
+from zapflow.workflows.conversation import ConversationWorkflow
+from zapflow.workflows.inputs import ConversationRef
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -110,7 +114,7 @@ async def give(
 
 
 async def test_merge_loses_nothing_and_the_flow_run_still_answers(
-    tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer
+    tenant: Tenant, sessions: SessionFactory, provider_server: ProviderServer, settings: Settings
 ) -> None:
     instance = await create_cloud_instance(tenant)
     phone = await chat(tenant, instance, delivery("cloud_text", instance))
@@ -169,6 +173,7 @@ async def test_merge_loses_nothing_and_the_flow_run_still_answers(
     ended = await eventually(the_run, lambda r: r["status"] == "completed", 30)
     assert ended["variables"]["plan"] == "anual"
     assert ended["contact_id"] == survivor
+    await the_run_reported_to_the_survivor(settings, tenant, instance, phone, bsuid, ended)
     await one_thread_in_order(tenant, phone["id"], before["messages"] + 1)
     # the BSUID names the survivor now: no contact comes back
     async with sessions() as session:
@@ -177,6 +182,41 @@ async def test_merge_loses_nothing_and_the_flow_run_still_answers(
             {"c": tenant.id, "v": BSUID},
         )
         assert [str(c) for c in owner.scalars()] == [survivor]
+
+
+async def the_run_reported_to_the_survivor(
+    settings: Settings,
+    tenant: Tenant,
+    instance: dict[str, Any],
+    survivor: dict[str, Any],
+    merged: dict[str, Any],
+    run: dict[str, Any],
+) -> None:
+    """The run, started by the merged conversation's workflow, told the survivor's of its end
+    (the one routing its answers now), and the merged one let go of it at the merge (it would
+    otherwise wait for that end forever, never idle)."""
+    client = await connect(settings)
+    survivor_id, merged_id = (
+        ConversationRef(tenant.id, instance["id"], c["remote_jid"]).workflow_id
+        for c in (survivor, merged)
+    )
+
+    async def told() -> list[tuple[str, str]]:
+        """Whom the run signalled (its row reads completed a moment before it signals)."""
+        events = client.get_workflow_handle(run["workflow_id"]).fetch_history_events()
+        return [
+            (t.signal_name, t.workflow_execution.workflow_id)
+            async for e in events
+            if (t := e.signal_external_workflow_execution_initiated_event_attributes).signal_name
+        ]
+
+    assert await eventually(told, bool) == [("flow_ended", survivor_id)]
+    for workflow_id in (survivor_id, merged_id):
+        handle = client.get_workflow_handle(workflow_id)
+        pending = await eventually(
+            lambda h=handle: h.query(ConversationWorkflow.pending), lambda p: p["flow_run"] == 0
+        )
+        assert pending["flow_run"] == 0
 
 
 async def one_thread_in_order(tenant: Tenant, conversation_id: str, n: int) -> None:

@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import col
 
 from tests.fixtures.app import Tenant
@@ -26,7 +26,7 @@ from tests.fixtures.traffic import (
 from tests.test_flows_runs import published
 from tests.test_interactive import CONFIRM_FLOW
 from tests.whatsapp.payloads import load
-from zapflow.db import SessionFactory
+from zapflow.db import SessionFactory, transaction
 from zapflow.models import (
     Contact,
     ContactIdentity,
@@ -35,7 +35,10 @@ from zapflow.models import (
     InboxEvent,
     Message,
 )
-from zapflow.services.identities import Identity, alias_key
+from zapflow.schemas.contacts import ImportReport
+from zapflow.services import contact_csv
+from zapflow.services.identities import Identity, alias_key, lock_creation
+from zapflow.whatsapp.evolution import TYPING_MS
 from zapflow.whatsapp.simulate import evolution_text
 from zapflow.whatsapp.types import InboundMessage
 
@@ -463,7 +466,8 @@ async def test_a_number_of_its_own_sends_read_receipts_evolution_too(
 ) -> None:
     """A number's ``settings.mark_read`` overrides the company's: an Evolution number set to
     send them marks the customer's message read (``/chat/markMessageAsRead``, by key and
-    chat); a Cloud API number set not to sends nothing while the company asks for it."""
+    chat) and shows "typing…" (``/chat/sendPresence``); a Cloud API number set not to sends
+    nothing while the company asks for it."""
     on = await tenant.client.patch("/api/v1/company", json={"settings": {"mark_read": True}})
     assert on.status_code == 200, on.text
     evolution = await create_evolution_instance(tenant)
@@ -492,6 +496,18 @@ async def test_a_number_of_its_own_sends_read_receipts_evolution_too(
         "readMessages": [
             {"remoteJid": "5511977776666@s.whatsapp.net", "fromMe": False, "id": key_id}
         ]
+    }
+    # then "typing…": Evolution's presence call, to the same chat
+    presence = f"/chat/sendPresence/{evolution['evolution_instance']}"
+    [typing] = await eventually(
+        lambda: _async([r for r in provider_server.requests if r.path == presence]),
+        lambda found: len(found) == 1,
+    )
+    assert typing.headers["apikey"] == "evo-key" and typing.time >= call.time
+    assert typing.json == {
+        "number": "5511977776666@s.whatsapp.net",
+        "presence": "composing",
+        "delay": TYPING_MS,
     }
     async with sessions() as session:  # the Cloud API number's was never queued
         reads = await session.execute(
@@ -637,3 +653,84 @@ async def test_a_flow_runs_with_a_contact_without_a_phone(
 
     await eventually(lambda: _async(texts()), lambda found: "Pedido confirmado!" in found, 30)
     assert all("to" not in r.json for r in provider_server.sent_to(BSUID))
+
+
+async def test_two_imports_of_the_same_phoneless_customers_never_deadlock(
+    tenant: Tenant, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two imports name the same BSUID-only customers in opposite orders, a batch a row (an
+    import is one transaction over its batches), the first held up mid-file by a contact row
+    another transaction has locked. Locking each batch's identities as it came, the first held
+    Bia's waiting for the row, the second held Ana's waiting for Bia's, then the first wanted
+    Ana's: a deadlock, one import failing. Now each takes the company's lock on creating
+    contacts before its first row: the second waits for the first, both succeed, one contact
+    each."""
+    monkeypatch.setattr(contact_csv, "IMPORT_BATCH", 1)
+    company_id = uuid.UUID(tenant.id)
+    ana, bia, gate_phone = "BR.1000000000000001", "BR.1000000000000002", "+5511966660006"
+    made = await tenant.client.post(
+        "/api/v1/contacts", json={"name": "Gate", "phone_number": gate_phone}
+    )
+    assert made.status_code == 201, made.text
+    first_file = f"phone_number,name,bsuid\n,Bia,{bia}\n{gate_phone},Gate,\n,Ana,{ana}\n"
+    second_file = f"phone_number,name,bsuid\n,Ana,{ana}\n,Bia,{bia}\n"
+    pids: dict[str, int] = {}
+
+    async def run(name: str, csv_text: str) -> ImportReport:
+        async with transaction(sessions) as session:
+            pids[name] = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            spool = io.BytesIO(csv_text.encode())
+            return await contact_csv.import_contacts(session, company_id, spool, "update")
+
+    async with sessions() as gate, gate.begin():
+        row = select(Contact).where(col(Contact.id) == uuid.UUID(made.json()["id"]))
+        await gate.execute(row.with_for_update())
+        first = asyncio.create_task(run("first", first_file))
+        await waiting_for_a_lock(sessions, pids, "first")
+        second = asyncio.create_task(run("second", second_file))
+        await waiting_for_a_lock(sessions, pids, "second")
+    reports = await asyncio.gather(first, second)  # the gate's row released
+    assert [(r.created, r.updated, r.errors) for r in reports] == [(2, 1, []), (0, 2, [])]
+    contacts = await contacts_of(sessions, tenant.id)
+    assert sorted(c.name for c in contacts) == ["Ana", "Bia", "Gate"]
+    for contact in contacts:
+        bsuid = {"Ana": ana, "Bia": bia}.get(contact.name)
+        if bsuid:
+            assert await identities_of(sessions, contact.id) == {("bsuid", bsuid)}
+
+
+async def test_an_import_whose_rows_all_have_a_phone_takes_no_creation_lock(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """An export imported back has ``bsuid``/``username`` columns but a phone on every row:
+    it creates no contact by identity, so it does not wait for the company's creation lock
+    (another import holding it here)."""
+    csv_text = f"phone_number,name,bsuid,username\n{ANA_PHONE},Ana,{BSUID},'@ana.lima\n"
+    async with sessions() as other_import, other_import.begin():
+        await lock_creation(other_import, uuid.UUID(tenant.id), exclusive=True)
+        response = await asyncio.wait_for(
+            tenant.client.post(
+                "/api/v1/contacts/import",
+                content=csv_text.encode(),
+                headers={"content-type": "text/csv"},
+            ),
+            10,
+        )
+    assert response.status_code == 200, response.text
+    assert (response.json()["created"], response.json()["errors"]) == (1, [])
+
+
+async def waiting_for_a_lock(sessions: SessionFactory, pids: dict[str, int], name: str) -> None:
+    """Until the named import's connection waits for a lock (a row's, an advisory one)."""
+
+    async def wait_event() -> str | None:
+        if name not in pids:
+            return None
+        async with sessions() as session:
+            found = await session.execute(
+                text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                {"pid": pids[name]},
+            )
+            return found.scalar_one_or_none()
+
+    await eventually(wait_event, lambda event: event == "Lock")

@@ -155,6 +155,30 @@ async def test_evolution_instance_sends_numbered_text_and_says_so(
     assert sent.path.startswith("/message/sendText/")
     assert sent.json["text"] == numbered_text(BUTTONS)
 
+    # the customer answers by number: stored as the button it names ("2": Não), what was typed
+    # beside it; a number out of the list stays text
+    for key, typed in (("EVO2", "2"), ("EVO3", "7")):
+        data = {**body["data"], "key": {**body["data"]["key"], "id": key}}
+        answer = {**body, "data": {**data, "message": {"conversation": typed}}}
+        assert (await tenant.client.post(instance["webhook_url"], json=answer)).status_code == 200
+    path = f"/api/v1/conversations/{rows[0]['id']}/messages"
+
+    async def thread() -> list[dict[str, Any]]:
+        return list((await tenant.client.get(path)).json()["data"])
+
+    stored = await eventually(thread, lambda found: len(found) == 4)
+    by_key = {m["message_key_id"]: m for m in stored}
+    chosen = by_key["EVO2"]
+    assert (chosen["type"], chosen["body"]) == ("interactive", "Não")
+    assert chosen["payload"] == {
+        "interactive_type": "button_reply",
+        "id": "no",
+        "title": "Não",
+        "typed": "2",
+        "answers": response.json()["id"],
+    }
+    assert (by_key["EVO3"]["type"], by_key["EVO3"]["body"]) == ("text", "7")
+
 
 async def _value(value: Any) -> Any:
     return value
@@ -268,7 +292,8 @@ async def numbered_choice_answered(
     tenant: Tenant, provider_server: ProviderServer, answer: str
 ) -> str:
     """An Evolution customer starts CONFIRM_FLOW (published), gets the numbered text and
-    types ``answer``: confirmed. The conversation's id."""
+    types ``answer``: confirmed, and the thread shows the button it chose. The customer's
+    phone."""
     instance = await create_evolution_instance(tenant)
     phone = "55319" + str(uuid.uuid4().int)[:8]
     name = instance["evolution_instance"]
@@ -280,9 +305,19 @@ async def numbered_choice_answered(
 
     [offer] = await eventually(lambda: _value(texts()), lambda t: len(t) == 1, 30)
     assert offer == "Confirmamos seu pedido?\n1. Sim\n2. Não"
-    typed = evolution_text(name, "evo-key", phone, f"EVO{uuid.uuid4().hex[:8]}", answer)
+    typed_key = f"EVO{uuid.uuid4().hex[:8]}"
+    typed = evolution_text(name, "evo-key", phone, typed_key, answer)
     assert (await tenant.client.post(instance["webhook_url"], json=typed)).status_code == 200
     await eventually(lambda: _value(texts()), lambda t: "Pedido confirmado!" in t, 30)
+    # the thread shows the number as the button it chose, as the flow read it
+    listed = (await tenant.client.get("/api/v1/conversations")).json()["data"]
+    [conversation] = [c for c in listed if c["remote_jid"] == f"{phone}@s.whatsapp.net"]
+    path = f"/api/v1/conversations/{conversation['id']}/messages"
+    thread = (await tenant.client.get(path)).json()["data"]
+    [chosen] = [m for m in thread if m["message_key_id"] == typed_key]
+    assert (chosen["type"], chosen["payload"]["id"], chosen["payload"]["typed"]) == (
+        "interactive", "yes", answer,
+    )  # fmt: skip
     return phone
 
 

@@ -1,9 +1,11 @@
 """The agent inbox in a real browser: merging a duplicate contact from the contact panel (the
-side-by-side preview, a conflict settled for the other contact's value, the confirm), and
+side-by-side preview, a conflict settled for the other contact's value, the confirm), the
+merged conversation leaving the list live (``conversation.merged`` on the stream), and
 quick-reply buttons sent from the composer."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -59,6 +61,33 @@ async def test_a_duplicate_is_previewed_side_by_side_and_merged(
     assert (await tenant.client.get(f"/api/v1/contacts/{other}")).status_code == 404
     kept = (await tenant.client.get(f"/api/v1/contacts/{survivor}")).json()
     assert (kept["email"], kept["phone_number"]) == ("maria@new.com", "+5511933330003")
+
+
+async def test_a_merged_conversation_leaves_the_inbox_live(
+    page: Page, tenant: Tenant, worker: None
+) -> None:
+    """Someone else merges the two contacts (the API, not this page): the stream's
+    ``conversation.merged`` drops the merged chat's row, and the page reading it follows to the
+    survivor's."""
+    instance, kept_id = await start_conversation(tenant, "5511955550005")
+    survivor = (await tenant.client.get(f"/api/v1/conversations/{kept_id}")).json()["contact_id"]
+    other = await bsuid_customer(tenant, instance, "Maria")
+    listed = (await tenant.client.get("/api/v1/conversations")).json()["data"]
+    [merged_id] = [c["id"] for c in listed if c["contact_id"] == other]
+
+    await sign_in(page, tenant.api_key, f"/app/#/inbox/{merged_id}")
+    rows = page.locator("a.conv")
+    await expect(rows).to_have_count(2)
+    await expect(page.locator(f'a.conv.current[data-id="{merged_id}"]')).to_have_count(1)
+    path = f"/api/v1/contacts/{survivor}/merge"
+    response = await tenant.client.post(path, json={"contact_id": other})
+    assert response.status_code == 200, response.text
+    assert response.json()["moved"]["conversations_merged"] == 1
+
+    await expect(page.locator(f'a.conv[data-id="{merged_id}"]')).to_have_count(0)
+    await expect(rows).to_have_count(1)
+    await expect(page).to_have_url(re.compile(f"#/inbox/{kept_id}$"))
+    await expect(page.locator(f'a.conv.current[data-id="{kept_id}"]')).to_have_count(1)
 
 
 async def test_quick_reply_buttons_go_out_from_the_composer(

@@ -29,6 +29,7 @@ from zapflow.services import ai_agent, flow_actions, flow_runs, flow_triggers
 from zapflow.services.contacts import add_tag, remove_tag
 from zapflow.services.messages import OutboundContent, queue_outbound
 from zapflow.workflows.inputs import (
+    ConversationRef,
     FlowActionInput,
     FlowMirrorInput,
     FlowRefuseInput,
@@ -184,12 +185,23 @@ class FlowActivities:
         return reply.content
 
     @activity.defn
-    async def mirror(self, input: FlowMirrorInput) -> None:
+    async def mirror(self, input: FlowMirrorInput) -> str | None:
+        """Copy the run's state to its row; once it has ended, the workflow id of the
+        conversation it belongs to now (merged into another since it started, that one's), which
+        the run tells of its end."""
         mirror = flow_runs.Mirror(
             input.status, input.current_node, input.variables, input.transcript, input.error
         )
         async with transaction(self._sessions) as session:
-            await flow_runs.mirror_run(session, uuid.UUID(input.run_id), mirror)
+            run = await flow_runs.mirror_run(session, uuid.UUID(input.run_id), mirror)
+            if run.status not in flow_runs.FINISHED:
+                return None
+            conversation = await session.get(Conversation, run.conversation_id)
+        assert conversation is not None  # the run's row references it
+        ref = ConversationRef(
+            str(conversation.company_id), str(conversation.instance_id), conversation.remote_jid
+        )
+        return ref.workflow_id
 
     @activity.defn
     async def route_inbound(self, input: FlowRouteInput) -> FlowRouteResult:

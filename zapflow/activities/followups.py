@@ -32,7 +32,11 @@ class FollowUpActivities:
                 session, instance_id, ref.remote_jid, followups.pending_timers
             )
         return LoadFollowUpsResult(
-            [FollowUpTimer(str(r.id), r.scheduled_for.timestamp(), r.cancel_on_reply) for r in rows]
+            [
+                FollowUpTimer(str(r.id), r.scheduled_for.timestamp(), r.cancel_on_reply)
+                for r in rows or []
+            ],
+            merged_away=rows is None,
         )
 
     @activity.defn

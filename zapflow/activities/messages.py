@@ -105,7 +105,7 @@ class MessageActivities:
 
     @activity.defn
     async def mark_read(self, input: MarkReadInput) -> None:
-        """Mark a customer's message read at WhatsApp (Cloud API: with the typing indicator)."""
+        """Mark a customer's message read at WhatsApp, with the typing indicator."""
         async with transaction(self._sessions) as session:
             found = await messages.read_receipt(session, uuid.UUID(input.message_id))
         if found is None:

@@ -28,7 +28,7 @@ class SlaActivities:
         async with self._sessions() as session:
             instance_id = uuid.UUID(ref.instance_id)
             rows = await timers_of_chat(session, instance_id, ref.remote_jid, slas.pending_timers)
-        return LoadSlaTimersResult([SlaTimer(str(r.id), r.due_at.timestamp()) for r in rows])
+        return LoadSlaTimersResult([SlaTimer(str(r.id), r.due_at.timestamp()) for r in rows or []])
 
     @activity.defn
     async def breach_sla(self, input: BreachSlaInput) -> bool:

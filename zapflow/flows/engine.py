@@ -453,10 +453,8 @@ def check_answer(
     list sent (what a customer types under numbered text)."""
     text = reply.strip()
     choice = node.validation == "choice"
-    typed = text.isdecimal() and len(text) <= 2 and text not in (offered or {})
-    place = int(text) if typed else 0
-    if choice and numbered and offered and 1 <= place <= len(offered):
-        text = list(offered)[place - 1]
+    if choice and numbered and offered:
+        text = interactive.typed_choice(text, list(offered)) or text
     if choice and offered and text in offered:
         ok, value = _choice(node.choices, text)
         return (ok, value) if ok else _choice(node.choices, offered[text])

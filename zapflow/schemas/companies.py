@@ -79,8 +79,8 @@ class CompanySettings(BaseModel):
     mark_read: bool | None = Field(
         None,
         description="When an agent opens a conversation with unread messages, mark the "
-        "customer's latest message read at WhatsApp (Cloud API numbers also show the typing "
-        "indicator; off by default). A number's own `settings.mark_read` overrides it",
+        "customer's latest message read at WhatsApp and show the typing indicator (off by "
+        "default). A number's own `settings.mark_read` overrides it",
         examples=[True],
     )
     holidays: list[date] | None = Field(

@@ -40,7 +40,7 @@ from zapflow.schemas.contacts import (
     error_message,
 )
 from zapflow.services.contacts import NEWEST_FIRST, ContactFilter, filtered, forget_contacts
-from zapflow.services.identities import Key, attach_to_contacts, lock_identities, owners_of
+from zapflow.services.identities import Key, attach_to_contacts, lock_creation, owners_of
 from zapflow.whatsapp import jid as jids
 
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -54,6 +54,7 @@ _ESCAPED_START = (*_FORMULA_START, "'")
 ImportMode = Literal["skip", "update"]
 IMPORT_COLUMNS = ("phone_number", "name", "email", "tags", "custom_fields")
 IDENTITY_COLUMNS = (IdentityKind.BSUID, IdentityKind.USERNAME)  # attached, not contact fields
+IDENTITY_NAMES = {kind.value for kind in IDENTITY_COLUMNS}
 EXPORT_ONLY_COLUMNS = ("created_at",)  # accepted so an export imports as is; ignored
 IDENTITY_MAX = 256
 CUSTOM_PREFIX = "custom."
@@ -127,6 +128,7 @@ class _CsvRows:
 
     reader: Iterator[list[str]]
     header: list[str]
+    stream: io.TextIOWrapper  # over the spool (closing it would close the spool)
     number: int = 1  # the header's
     seen: dict[str | Key, int] = field(default_factory=dict)  # key → the row that had it first
     finished: bool = False
@@ -221,7 +223,27 @@ def _open_rows(spool: IO[bytes]) -> _CsvRows:
     reader = csv.reader(text, delimiter=delimiter)
     header = [_column(cell) for cell in next(reader, [])]
     _check_header(header)
-    return _CsvRows(reader=reader, header=header)
+    return _CsvRows(reader=reader, header=header, stream=text)
+
+
+def _creates_by_identity(spool: IO[bytes]) -> bool:
+    """Whether a row may have no phone but a BSUID or username (one that may create a contact
+    by its identities; erring towards yes), read ahead of the import; the spool is rewound."""
+    rows = _open_rows(spool)
+    try:
+        named = [i for i, column in enumerate(rows.header) if column in IDENTITY_NAMES]
+        phone = rows.header.index("phone_number") if "phone_number" in rows.header else None
+        return bool(named) and any(
+            (phone is None or not _unescape(cells[phone]))
+            and any(_unescape(cells[i]) for i in named)
+            for cells in rows.reader
+            if len(cells) == len(rows.header)
+        )
+    except csv.Error:
+        return True  # the import stops there; what comes before may be such a row
+    finally:
+        rows.stream.detach()
+        spool.seek(0)
 
 
 def _column(cell: str) -> str:
@@ -267,9 +289,14 @@ async def import_contacts(
     """Upserts the file's contacts by phone in batches; bad rows are reported, never fatal.
     Parsing runs in a thread, so a large file does not stall the event loop. ``tag`` (a
     campaign's CSV audience) is added to every imported contact, whatever tags its row gives.
-    The existing contacts it updated are invalidated once committed."""
+    The existing contacts it updated are invalidated once committed. A file with a row that
+    may create a contact by BSUID or username (no phone) takes the company's creation lock
+    first (``identities.lock_creation``): its batches could not lock their identities in one
+    order, and two imports, or an import and a webhook, naming the same people deadlocked."""
     report = ImportReport()
     updated: list[uuid.UUID] = []
+    if await asyncio.to_thread(_creates_by_identity, spool):
+        await lock_creation(session, company_id, exclusive=True)  # before any row is touched
     rows = await asyncio.to_thread(_open_rows, spool)
     while not rows.finished:
         batch = await asyncio.to_thread(rows.next_batch, report)
@@ -334,14 +361,15 @@ async def _upsert_phoneless(
 ) -> list[tuple[bool, uuid.UUID, None]]:
     """The rows without a phone: each is the contact holding its BSUID (else its username),
     updated as ``mode`` says, or a new phoneless contact; adds each contact's identities to
-    ``owners``. Locks the identities first, as a webhook creating the same person does."""
+    ``owners``. The import holds the company's creation lock (``import_contacts``): no webhook
+    creates one of these people meanwhile."""
     rows = [r for r in batch if not isinstance(r.contact, ContactCreate)]
     if not rows:
         return []
     keys = [key for r in rows for key in r.identities]
-    await lock_identities(session, company_id, keys)
     held = await owners_of(session, company_id, keys)
     done: list[tuple[bool, uuid.UUID, None]] = []
+    new: list[dict[str, Any]] = []
     for row in rows:
         owner = next((held[key] for key in row.identities if key in held), None)
         if owner is not None and mode == "skip":
@@ -349,13 +377,14 @@ async def _upsert_phoneless(
         fields = row.contact.model_dump()
         if owner is None:
             contact_id = uuid.uuid4()
-            session.add(Contact(id=contact_id, company_id=company_id, **fields))
+            new.append({"id": contact_id, "company_id": company_id, **fields})
         else:
             contact_id = owner.id
             await session.execute(UPDATE_FOUND, {"contact_id": contact_id, **fields})
         owners[contact_id] = row.identities
         done.append((owner is None, contact_id, None))
-    await session.flush()
+    if new:  # Core, as the rows with a phone: ORM objects cost more than the rows' insert
+        await (await session.connection()).execute(insert(Contact), new)
     return done
 
 

@@ -12,8 +12,10 @@ row is deleted. Its key stays the person's (the contact holds the identity), so 
 (``chat_keys``) sends that address to the survivor from now on.
 
 The workflows are told through the inbox, never by a call to Temporal: both reload their
-follow-up and SLA timers (the survivor's gain the moved ones, the merged one's find none and it
-ends when idle). A message already on its way to the merged workflow (a relay's remembered key)
+follow-up and SLA timers (the survivor's gain the moved ones, the merged one's find none and,
+its key having no conversation any more, it lets go of its flow run and ends when idle). A
+moved run tells the survivor's workflow of its end (its last mirror names the conversation it
+belongs to then). A message already on its way to the merged workflow (a relay's remembered key)
 is not lost: its persist finds no conversation under that key while the contact has one on the
 number, and queues its inbox rows again for the survivor (``services/conversations.forward``,
 ``inbox_events.conversation_key``) instead of creating a second conversation. That is also

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple, Protocol, cast
 
@@ -57,6 +57,7 @@ from zapflow.services.events import Event, stage
 from zapflow.services.identities import Identity, Key, alias_key, resolve_contact
 from zapflow.services.inbox import notify_relay
 from zapflow.whatsapp import jid as jids
+from zapflow.whatsapp.interactive import Interactive, fits, typed_choice, typed_number
 from zapflow.whatsapp.types import InboundMessage, event_from_dict
 
 PREVIEW_LENGTH = 120
@@ -355,6 +356,55 @@ async def insert_messages(
     return sorted(inserted, key=lambda m: (m.provider_timestamp, m.message_key_id or ""))
 
 
+# the latest message among the conversation's last 50 that went out as numbered choices (buttons
+# or a list on a number without them: ``payload.outbound.fallback``)
+LAST_NUMBERED = text(
+    """
+    SELECT id, payload->'outbound'->'interactive' AS spec FROM (
+        SELECT id, payload, created_at FROM messages WHERE conversation_id = :conversation_id
+        ORDER BY created_at DESC, id DESC LIMIT 50) AS recent
+    WHERE payload->'outbound'->>'fallback' = 'numbered_text'
+      AND payload->'outbound'->'interactive'->>'type' IN ('button', 'list')
+    ORDER BY created_at DESC, id DESC LIMIT 1
+    """
+)
+
+
+async def typed_choices(
+    session: AsyncSession, conversation_id: uuid.UUID, messages: Sequence[InboundMessage]
+) -> list[InboundMessage]:
+    """``messages``, with a number the customer typed under the conversation's latest numbered
+    choices as the reply it stands for (``interactive.typed_choice``, what a flow's ``ask``
+    reads too): the choice's id and title, as a tapped one's, and what was typed. One read,
+    only when a message is a bare number."""
+    if not any(map(_typed, messages)):
+        return list(messages)
+    sent = (await session.execute(LAST_NUMBERED, {"conversation_id": conversation_id})).first()
+    if sent is None or not fits(sent.spec):  # a row this code never wrote: stored as typed
+        return list(messages)
+    spec = Interactive.model_validate(sent.spec)
+    titles = dict(spec.choices())
+    kind = "button_reply" if spec.type == "button" else "list_reply"
+    answered: list[InboundMessage] = []
+    for message in messages:
+        chosen = typed_choice(message.body or "", list(titles)) if _typed(message) else None
+        if chosen is None:
+            answered.append(message)
+            continue
+        payload = {"interactive_type": kind, "id": chosen, "title": titles[chosen],
+                   "typed": message.body, "answers": str(sent.id)}  # fmt: skip
+        answered.append(replace(message, type="interactive", body=titles[chosen], payload=payload))
+    return answered
+
+
+def _typed(message: InboundMessage) -> bool:
+    return (
+        not message.from_me
+        and message.type == "text"
+        and typed_number(message.body or "") is not None
+    )
+
+
 # a message from one of these is a human taking the conversation over (services/ai_agent.py)
 HUMAN_SENDERS = (MessageSender.AGENT, MessageSender.PHONE)
 
@@ -465,6 +515,8 @@ async def persist_inbound(
             return PersistResult(
                 conversation_id, contact.id, [], 0, forwarded_to=other, revealed=contact.revealed
             )
+    if not upserted.created:  # a new conversation has sent no choices
+        messages = await typed_choices(session, conversation_id, messages)
     new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
     events: list[Event] = []
     new_inbound = sum(m.direction == MessageDirection.INBOUND for m in new)

@@ -288,7 +288,7 @@ async def mark_read(
 ) -> ConversationRow:
     """The unread count goes to 0. When it was not 0 and the number sends read receipts
     (its settings' ``mark_read``, else the company's), the customer's latest message is marked
-    read at WhatsApp too (a Cloud API number: with the typing indicator, one call), through
+    read at WhatsApp too, with the typing indicator (``MarkReadWorkflow``), through
     the inbox: the page never waits for the provider, and a failure there changes nothing
     here."""
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)

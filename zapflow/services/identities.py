@@ -11,7 +11,11 @@ agent to merge (``services/contact_merge.py``), never silently moved.
 
 Finding costs one indexed read (``(company_id, kind, value)`` is unique); creating a contact
 takes a transaction-scoped advisory lock per identity first, so two conversations of one person
-(a BSUID-keyed and a phone-keyed chat) never create two contacts at once.
+(a BSUID-keyed and a phone-keyed chat) never create two contacts at once. Locks come in one
+order: the company's creation lock (shared here, exclusive for a CSV import with rows that may
+create phoneless contacts, ``lock_creation``), then the identities' in one sorted statement.
+An import is one transaction over many batches: locking each batch's identities as it came,
+two imports (or an import and a webhook) naming the same people in other orders deadlocked.
 """
 
 from __future__ import annotations
@@ -21,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import select, text, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Text, and_, cast, func, select, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -202,6 +206,16 @@ async def owners_of(
 ) -> dict[Key, Owner]:
     if not keys:
         return {}
+    # a join on the keys unnested: an import's batch asks for a thousand, which as an IN list
+    # of pairs made a filter tried on every identity of the company (quadratic over a file)
+    wanted = (
+        func.unnest(
+            cast([kind.value for kind, _ in keys], ARRAY(Text)),
+            cast([value for _, value in keys], ARRAY(Text)),
+        )
+        .table_valued("kind", "value")
+        .render_derived(name="wanted")
+    )
     query = (
         select(
             col(ContactIdentity.kind),
@@ -212,12 +226,14 @@ async def owners_of(
             col(Contact.name),
         )
         .join(Contact, col(Contact.id) == col(ContactIdentity.contact_id))
-        .where(
-            col(ContactIdentity.company_id) == company_id,
-            tuple_(col(ContactIdentity.kind), col(ContactIdentity.value)).in_(
-                [(kind.value, value) for kind, value in keys]
+        .join(
+            wanted,
+            and_(
+                col(ContactIdentity.kind) == wanted.c.kind,
+                col(ContactIdentity.value) == wanted.c.value,
             ),
         )
+        .where(col(ContactIdentity.company_id) == company_id)
     )
     return {
         (IdentityKind(kind), value): Owner(contact_id, phone, lid, name)
@@ -229,10 +245,25 @@ def _first_owner(owners: dict[Key, Owner], keys: Sequence[Key]) -> Owner | None:
     return next((owners[key] for key in keys if key in owners), None)
 
 
+async def lock_creation(
+    session: AsyncSession, company_id: uuid.UUID, *, exclusive: bool = False
+) -> None:
+    """The company's lock on creating contacts by identity, until the transaction ends: shared
+    by webhooks' creations (each then locks its identities), exclusive for an import, whose
+    many batches could not lock theirs in one order (and would hold one lock per row)."""
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await session.execute(
+        text(f"SELECT {function}(hashtextextended(:name, 0))"),
+        {"name": f"{company_id}:contact-creation"},
+    )
+
+
 async def lock_identities(
     session: AsyncSession, company_id: uuid.UUID, keys: Sequence[Key]
 ) -> None:
-    """One transaction-scoped advisory lock per identity, taken in a fixed order."""
+    """The company's creation lock (shared), then one transaction-scoped advisory lock per
+    identity, taken in a fixed order."""
+    await lock_creation(session, company_id)
     names = sorted(f"{company_id}:{kind.value}:{value}" for kind, value in keys)
     await session.execute(
         text(
@@ -255,20 +286,29 @@ async def attach_to_contacts(
 ) -> set[Key]:
     """Adds each contact's identities that no contact holds yet, in one statement; returns
     those attached."""
-    rows = [
-        {"company_id": company_id, "contact_id": contact_id, "kind": kind, "value": value}
-        for contact_id, keys in found.items()
-        for kind, value in keys
-    ]
+    rows = [(contact_id, kind, value) for contact_id, keys in found.items() for kind, value in keys]
     if not rows:
         return set()
-    statement = (
-        insert(ContactIdentity)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["company_id", "kind", "value"])
-        .returning(col(ContactIdentity.kind), col(ContactIdentity.value))
-    )
-    return {(IdentityKind(k), v) for k, v in (await session.execute(statement)).all()}
+    params = {
+        "company_id": company_id,
+        "contact_ids": [contact_id for contact_id, _, _ in rows],
+        "kinds": [kind.value for _, kind, _ in rows],
+        "values": [value for _, _, value in rows],
+    }
+    return {(IdentityKind(k), v) for k, v in (await session.execute(ATTACH, params)).all()}
+
+
+# arrays, not a VALUES list: one statement whatever the count (an import attaches a thousand)
+ATTACH = text(
+    """
+    INSERT INTO contact_identities (company_id, contact_id, kind, value)
+    SELECT CAST(:company_id AS uuid), k.contact_id, k.kind, k.value
+      FROM unnest(CAST(:contact_ids AS uuid[]), CAST(:kinds AS text[]), CAST(:values AS text[]))
+        AS k(contact_id, kind, value)
+    ON CONFLICT (company_id, kind, value) DO NOTHING
+    RETURNING kind, value
+    """
+)
 
 
 async def _create(session: AsyncSession, company_id: uuid.UUID, identity: Identity) -> uuid.UUID:

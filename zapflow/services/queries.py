@@ -50,11 +50,11 @@ async def timers_of_chat(
     instance_id: uuid.UUID,
     remote_jid: str,
     pending: Callable[[AsyncSession, uuid.UUID], Awaitable[list[Row]]],
-) -> list[Row]:
-    """A chat's ``pending`` timer rows (follow-ups, SLA targets): none before its conversation
-    exists."""
+) -> list[Row] | None:
+    """A chat's ``pending`` timer rows (follow-ups, SLA targets); None when no conversation has
+    its key (merged into another)."""
     conversation = await conversation_of_chat(session, instance_id, remote_jid)
-    return await pending(session, conversation.id) if conversation else []
+    return await pending(session, conversation.id) if conversation else None
 
 
 _MESSAGE_FIELDS = tuple(MessagePublic.model_fields)

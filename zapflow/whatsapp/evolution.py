@@ -690,6 +690,11 @@ def _file_name(url: str) -> str:
     return urlsplit(url).path.rsplit("/", 1)[-1] or "document"
 
 
+# how long Evolution shows "typing…": it answers the presence call only after this (Baileys sends
+# ``composing``, waits, then ``paused``), so it stays well inside the provider timeout
+TYPING_MS = 3_000
+
+
 class EvolutionClient(ProviderClient):
     provider = "evolution"
 
@@ -717,11 +722,14 @@ class EvolutionClient(ProviderClient):
 
     async def mark_read(self, key_id: str, remote_jid: str) -> None:
         """Evolution's ``POST /chat/markMessageAsRead/{instance}`` (blue ticks; Baileys reads
-        by message key, so the chat's JID goes with the id). No typing indicator: that is a
-        second call (``/chat/sendPresence``), not made."""
-        path = f"chat/markMessageAsRead/{quote(self._instance_name, safe='')}"
+        by message key, so the chat's JID goes with the id), then ``/chat/sendPresence`` with
+        ``composing`` (the typing indicator, a second call: Baileys has no combined one)."""
+        instance = quote(self._instance_name, safe="")
+        headers = {"apikey": self._api_key}
         message = {"remoteJid": remote_jid, "fromMe": False, "id": key_id}
-        await self._post(path, {"readMessages": [message]}, {"apikey": self._api_key})
+        await self._post(f"chat/markMessageAsRead/{instance}", {"readMessages": [message]}, headers)
+        presence = {"number": remote_jid, "presence": "composing", "delay": TYPING_MS}
+        await self._post(f"chat/sendPresence/{instance}", presence, headers)
 
     def _describe_error(self, body: Any) -> tuple[str | None, str | int | None]:
         if not isinstance(body, dict):

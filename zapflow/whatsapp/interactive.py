@@ -4,11 +4,13 @@ their Cloud API shape, and the numbered text that stands in for them where butto
 The limits are the Cloud API's: a message refused for them would fail at send time, after the
 agent's 202, so ``Interactive`` refuses them when the message is asked for (a 422 naming the
 field). Evolution (Baileys) numbers lost buttons and lists in 2024, so zapflow sends them the
-numbered text (``numbered_text``), which a flow's ``ask`` reads by number as well.
+numbered text (``numbered_text``); a number the customer types back is the choice at that place
+(``typed_choice``), for a flow's ``ask`` and for the reply stored in the thread alike.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
@@ -133,6 +135,22 @@ def numbered_text(spec: dict[str, Any]) -> str:
     if interactive.footer:
         lines.append(interactive.footer)
     return "\n".join(lines)
+
+
+def typed_choice(text: str, ids: Sequence[str]) -> str | None:
+    """The id of the choice a customer picked by typing its number under numbered text ("2":
+    the second of ``ids``, in the order sent), or None: not a place in the list, or itself one
+    of the ids (then it names that one)."""
+    place = typed_number(text)
+    if place is None or text.strip() in ids:
+        return None
+    return ids[place - 1] if 1 <= place <= len(ids) else None
+
+
+def typed_number(text: str) -> int | None:
+    """A number of one or two digits typed alone ("2"), else None."""
+    text = text.strip()
+    return int(text) if text.isdecimal() and len(text) <= 2 else None
 
 
 def cloud_interactive(spec: dict[str, Any]) -> dict[str, Any]:

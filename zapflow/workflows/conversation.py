@@ -163,6 +163,7 @@ class ConversationWorkflow:
             "outbound": len(self._outbound),
             "followups": len(self._timers),
             "ai_answer": int(self._ai.due is not None),
+            "flow_run": int(self._flows.active is not None),
         }
 
     @workflow.run
@@ -315,6 +316,8 @@ class ConversationWorkflow:
             retry_policy=policies.DATABASE_RETRY,
         )
         self._timers = {t.followup_id: t for t in result.timers}
+        if result.merged_away:  # its flow run went with the messages; it reports its end there
+            self._flows.active = None
 
     async def _fire_due_followups(self) -> None:
         while due := [t for t in self._timers.values() if t.due <= workflow.now().timestamp()]:

@@ -161,7 +161,9 @@ class _TemporalEffects:
             self._input.run_id, state.status, state.current, state.variables,
             state.transcript, state.error,
         )  # fmt: skip
-        await workflow.execute_activity_method(
+        # the last one names the conversation's workflow the run belongs to now (histories
+        # from before recorded none: the one that started it)
+        self._run.parent = await workflow.execute_activity_method(
             FlowActivities.mirror,
             mirror,
             start_to_close_timeout=policies.DATABASE_TIMEOUT,
@@ -176,6 +178,7 @@ class FlowWorkflow:
         self.cancelled = False
         self.waiting_at: str | None = None
         self.state: RunState | None = None
+        self.parent: str | None = None  # its conversation's workflow, if not the starter
 
     @workflow.signal
     def reply(self, text: str) -> None:
@@ -213,7 +216,10 @@ class FlowWorkflow:
         return state.status
 
     async def _tell_parent(self, input: FlowRunInput) -> None:
-        parent = workflow.get_external_workflow_handle(input.conversation_workflow_id)
+        """Its end, to the workflow of the conversation it belongs to now: a merge may have
+        moved it into another conversation since it started."""
+        owner = self.parent or input.conversation_workflow_id
+        parent = workflow.get_external_workflow_handle(owner)
         try:
             await parent.signal(FLOW_ENDED_SIGNAL, FlowEnded(workflow.info().workflow_id))
         except FailureError:  # the conversation's workflow has closed: nothing to clear

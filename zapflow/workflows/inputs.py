@@ -146,6 +146,8 @@ class LoadFollowUpsInput:
 @dataclass(frozen=True)
 class LoadFollowUpsResult:
     timers: list[FollowUpTimer]
+    # no conversation has the key any more: merged into another (histories before: False)
+    merged_away: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """MarkReadWorkflow: tells WhatsApp that an agent read a customer's message and is typing (Cloud
-API: blue ticks and the typing indicator in one call), started by the relay from a ``read`` inbox
-row (id ``read/<message>``). Best effort: a few quick tries, then it gives up quietly; nothing
-waits for it, and the conversation's own workflow is not involved.
+API: blue ticks and the typing indicator in one call; Evolution: two), started by the relay from
+a ``read`` inbox row (id ``read/<message>``). Best effort: a few quick tries, then it gives up
+quietly; nothing waits for it, and the conversation's own workflow is not involved.
 """
 
 from __future__ import annotations

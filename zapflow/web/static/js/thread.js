@@ -328,8 +328,8 @@ export class Thread {
     return h("p", { class: "content muted" }, `[${t(`type.${m.type}`)}]`);
   }
 
-  // A tapped reply button, list row or template quick reply (its id beside the title), or the
-  // buttons an agent or a flow sent.
+  // A tapped reply button, list row or template quick reply (its id beside the title; a number
+  // typed under numbered choices says what was typed), or the buttons an agent or a flow sent.
   choice(m) {
     const p = m.payload || {};
     const sent = p.outbound?.interactive;
@@ -342,7 +342,8 @@ export class Thread {
     const id = p.id ?? p.payload;
     return h("div", { class: "content" }, h("span", { class: "kind" }, t(`type.${m.type}`)), " ",
       h("span", { class: "chip", "data-choice-id": id ?? "" }, `↩ ${m.body || p.title || p.text || ""}`),
-      id ? h("span", { class: "muted" }, ` (${id})`) : null);
+      id ? h("span", { class: "muted" }, ` (${id})`) : null,
+      p.typed ? h("span", { class: "muted typed" }, ` · ${t("thread.typedNumber", { typed: p.typed })}`) : null);
   }
 
   showError(text, retry) {
