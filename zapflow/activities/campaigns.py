@@ -10,6 +10,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,12 +23,11 @@ from zapflow.errors import Unprocessable
 from zapflow.models import (
     Campaign,
     CampaignStatus,
-    RecipientStatus,
     Template,
     WhatsAppInstance,
     utc_now,
 )
-from zapflow.services import campaigns, messages, templates
+from zapflow.services import campaigns, templates
 from zapflow.services.number_pace import NumberPace, number_rate
 from zapflow.whatsapp.errors import ProviderError
 from zapflow.workflows.inputs import CampaignBatchInput, CampaignBatchResult, CampaignFinishInput
@@ -39,6 +39,20 @@ PAIR_DEFER = timedelta(seconds=60)
 BATCH_SECONDS = 10  # a batch holds about this many seconds of sends at its pace
 MAX_BATCH = 1000
 CONCURRENCY = 8  # sends in flight at once within a batch
+MAX_CHUNK = 25
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """One recipient's turn in a batch: what happened (``sent``, ``failed``, ``throttled``, ...),
+    what to record, and how long the provider asked to wait."""
+
+    kind: str
+    outcome: campaigns.Outcome
+    wait: float = 0.0
+
+
+HALTING = {"throttled", "unavailable", "stopped"}  # the rest of the batch waits for the next
 
 
 class Pacer:
@@ -106,39 +120,100 @@ class CampaignActivities:
         if isinstance(plan, CampaignBatchResult):
             return plan
         campaign, template, instance, recipient_ids = plan
-        number = number_rate(instance.settings)
         async with transaction(self._sessions) as session:  # one transaction for the batch
             await campaigns.queue_messages(session, campaign, template, instance, recipient_ids)
-        rate = _rate(input, campaign)
-        outcomes: Counter[str] = Counter()
-        waits: list[float] = []
-        pacer = Pacer(rate)
-        slots = asyncio.Semaphore(CONCURRENCY)
-
-        async def one(recipient_id: int) -> None:
-            async with slots:
-                if outcomes["throttled"] or outcomes["unavailable"] or outcomes["stopped"]:
-                    return  # slowed down or down at the provider, or paused: the rest waits
-                await pacer.wait()  # the campaign's own pace, then the number's shared one
-                await asyncio.sleep(await self._pace.take(campaign.instance_id, number))
-                outcome, wait = await self._send_one(campaign, template, recipient_id)
-                outcomes[outcome] += 1
-                if wait:
-                    waits.append(wait)
-
         async with heartbeating():
-            await asyncio.gather(*(one(r) for r in recipient_ids))
+            outcomes = await self._send_all(
+                campaign, instance, recipient_ids, _rate(input, campaign)
+            )
         async with transaction(self._sessions) as session:
             current = await session.get(Campaign, campaign_id)
             assert current is not None
             await campaigns.announce(session, current)
+        waits = [o.wait for o in outcomes if o.wait]
+        kinds = Counter(o.kind for o in outcomes)
         return CampaignBatchResult(
-            sent=outcomes["sent"],
-            failed=outcomes["failed"],
+            sent=kinds["sent"],
+            failed=kinds["failed"],
             throughput=campaign.throughput,
-            throttled=outcomes["throttled"] > 0,
-            wait_seconds=max(waits, default=UNAVAILABLE_WAIT if outcomes["unavailable"] else 0.0),
+            throttled=kinds["throttled"] > 0,
+            wait_seconds=max(waits, default=UNAVAILABLE_WAIT if kinds["unavailable"] else 0.0),
         )
+
+    async def _send_all(
+        self, campaign: Campaign, instance: WhatsAppInstance, recipient_ids: list[int], rate: float
+    ) -> list[_Sent]:
+        """The batch's sends as one paced stream: its recipients claimed a chunk at a time (one
+        transaction each) just ahead of the senders, and their outcomes recorded a chunk at a
+        time. A throttled, unavailable or stopped send halts the stream; the claimed messages
+        not sent yet go back to ``pending``."""
+        size = _chunk_size(rate)
+        claimed: asyncio.Queue[campaigns.Prepared | None] = asyncio.Queue(maxsize=size)
+        sent: list[_Sent] = []
+        kinds: Counter[str] = Counter()
+        unrecorded: list[campaigns.Outcome] = []
+        recording = asyncio.Lock()
+        pacer, number = Pacer(rate), number_rate(instance.settings)
+
+        def halted() -> bool:
+            return any(kinds[k] for k in HALTING)
+
+        async def claim() -> None:
+            for start in range(0, len(recipient_ids), size):
+                if halted():
+                    break
+                async with transaction(self._sessions) as session:
+                    chunk = await campaigns.claim(
+                        session, campaign, recipient_ids[start : start + size]
+                    )
+                for prepared in chunk:
+                    await claimed.put(prepared)  # waits while a chunk is still ahead of the sends
+            for _ in range(CONCURRENCY):
+                await claimed.put(None)
+
+        async def record() -> None:
+            async with recording:
+                batch = unrecorded[:]
+                del unrecorded[:]
+                if batch:
+                    async with transaction(self._sessions) as session:
+                        await campaigns.record(session, batch)
+
+        async def send() -> None:
+            while True:
+                if not halted():  # the slot first: a claimed message waits for no slot
+                    await pacer.wait()  # the campaign's own pace, then the number's shared one
+                if (prepared := await claimed.get()) is None:
+                    break
+                if prepared.job is not None and not halted():
+                    await asyncio.sleep(await self._pace.take(campaign.instance_id, number))
+                one = await self._send_one(prepared, halted())
+                sent.append(one)
+                kinds[one.kind] += 1
+                unrecorded.append(one.outcome)
+                if len(unrecorded) >= size:
+                    await record()
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(claim())
+            for _ in range(CONCURRENCY):
+                group.create_task(send())
+        await record()
+        return sent
+
+    async def _send_one(self, prepared: campaigns.Prepared, halted: bool) -> _Sent:
+        if prepared.outcome == "delivery_unknown":
+            error = {"message": DELIVERY_UNKNOWN, "code": "delivery_unknown"}
+            return _Sent("failed", campaigns.Outcome(prepared, "failed", error=error))
+        if prepared.job is None:
+            return _Sent(prepared.outcome or "skipped", campaigns.Outcome(prepared, "none"))
+        if halted:  # claimed, never tried: pending again for a later batch
+            return _Sent("unsent", campaigns.Outcome(prepared, "released"))
+        try:
+            result = await self._messages.provider_send(prepared.job)
+        except ProviderError as exc:
+            return _refused(prepared, exc)
+        return _Sent("sent", campaigns.Outcome(prepared, "sent", result.provider_message_id))
 
     async def _plan(
         self, session: AsyncSession, campaign_id: uuid.UUID, input: CampaignBatchInput
@@ -184,62 +259,35 @@ class CampaignActivities:
             await campaigns.set_status(session, campaign, CampaignStatus.RUNNING)
         return campaign, template, instance, due.recipient_ids
 
-    async def _send_one(
-        self, campaign: Campaign, template: Template | None, recipient_id: int
-    ) -> tuple[str, float]:
-        async with transaction(self._sessions) as session:
-            prepared = await campaigns.prepare(session, campaign, template, recipient_id)
-        if prepared.outcome == "delivery_unknown":
-            await self._failed(prepared, {"message": DELIVERY_UNKNOWN, "code": "delivery_unknown"})
-            return "failed", 0.0
-        if prepared.job is None:
-            return prepared.outcome or "skipped", 0.0
-        try:
-            sent = await self._messages.provider_send(prepared.job)
-        except ProviderError as exc:
-            return await self._refused(prepared, exc)
-        async with transaction(self._sessions) as session:
-            assert prepared.message_id is not None
-            await messages.record_sent(session, prepared.message_id, sent.provider_message_id)
-            await campaigns.record_outcome(session, recipient_id, RecipientStatus.SENT)
-        return "sent", 0.0
-
-    async def _refused(self, prepared: campaigns.Prepared, exc: ProviderError) -> tuple[str, float]:
-        assert prepared.message_id is not None
-        error = error_dict(exc)
-        if _code(exc) == PAIR_RATE_LIMITED:
-            async with transaction(self._sessions) as session:
-                await messages.release(session, prepared.message_id, error)
-                await campaigns.record_outcome(
-                    session, prepared.recipient_id, None, f"deferred: {exc.message}",
-                    defer_until=utc_now() + PAIR_DEFER,
-                )  # fmt: skip
-            return "deferred", 0.0
-        if exc.retryable:
-            async with transaction(self._sessions) as session:
-                await messages.release(session, prepared.message_id, error)
-            # throttling (130429 or a 429) slows the campaign down; an outage (5xx, no answer)
-            # only makes it wait: its pace was not the cause
-            kind = "throttled" if _throttled(exc) else "unavailable"
-            return kind, exc.retry_after or 0.0
-        await self._failed(prepared, error)
-        return "failed", 0.0
-
-    async def _failed(self, prepared: campaigns.Prepared, error: dict[str, object]) -> None:
-        assert prepared.message_id is not None
-        reason = f"{error.get('code')}: {error.get('message')}" if error.get("code") else None
-        async with transaction(self._sessions) as session:
-            await messages.record_failed(session, prepared.message_id, error, attempts=1)
-            await campaigns.record_outcome(
-                session, prepared.recipient_id, RecipientStatus.FAILED,
-                reason or str(error.get("message")),
-            )  # fmt: skip
-
 
 def _rate(input: CampaignBatchInput, campaign: Campaign) -> float:
     """The pace the workflow asks for (slowed down after throttling), never above the
     campaign's."""
     return min(input.rate, campaign.throughput) if input.rate else campaign.throughput
+
+
+def _chunk_size(rate: float) -> int:
+    """Recipients claimed (and recorded) per transaction: about an eighth of a second of sends,
+    so a pause stops the sends within a quarter of a second (a chunk claimed, one more being
+    claimed) and a SIGKILL leaves few claimed messages unsent (they fail ``delivery_unknown``)."""
+    return max(1, min(MAX_CHUNK, round(rate / 8)))
+
+
+def _refused(prepared: campaigns.Prepared, exc: ProviderError) -> _Sent:
+    error = error_dict(exc)
+    if _code(exc) == PAIR_RATE_LIMITED:
+        later = utc_now() + PAIR_DEFER
+        return _Sent(
+            "deferred", campaigns.Outcome(prepared, "released", error=error, defer_until=later)
+        )
+    if exc.retryable:
+        # throttling (130429 or a 429) slows the campaign down; an outage (5xx, no answer)
+        # only makes it wait: its pace was not the cause
+        kind = "throttled" if _throttled(exc) else "unavailable"
+        return _Sent(
+            kind, campaigns.Outcome(prepared, "released", error=error), exc.retry_after or 0.0
+        )
+    return _Sent("failed", campaigns.Outcome(prepared, "failed", error=error))
 
 
 def _throttled(exc: ProviderError) -> bool:
