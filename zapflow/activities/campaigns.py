@@ -119,13 +119,9 @@ class CampaignActivities:
             plan = await self._plan(session, campaign_id, input)
         if isinstance(plan, CampaignBatchResult):
             return plan
-        campaign, template, instance, recipient_ids = plan
-        async with transaction(self._sessions) as session:  # one transaction for the batch
-            await campaigns.queue_messages(session, campaign, template, instance, recipient_ids)
+        campaign = plan[0]
         async with heartbeating():
-            outcomes = await self._send_all(
-                campaign, instance, recipient_ids, _rate(input, campaign)
-            )
+            outcomes = await self._send_all(*plan, _rate(input, campaign))
         async with transaction(self._sessions) as session:
             current = await session.get(Campaign, campaign_id)
             assert current is not None
@@ -141,12 +137,17 @@ class CampaignActivities:
         )
 
     async def _send_all(
-        self, campaign: Campaign, instance: WhatsAppInstance, recipient_ids: list[int], rate: float
+        self,
+        campaign: Campaign,
+        template: Template | None,
+        instance: WhatsAppInstance,
+        recipient_ids: list[int],
+        rate: float,
     ) -> list[_Sent]:
-        """The batch's sends as one paced stream: its recipients claimed a chunk at a time (one
-        transaction each) just ahead of the senders, and their outcomes recorded a chunk at a
-        time. A throttled, unavailable or stopped send halts the stream; the claimed messages
-        not sent yet go back to ``pending``."""
+        """The batch's sends as one paced stream: its recipients' messages queued and claimed a
+        chunk at a time (one transaction each) just ahead of the senders, and their outcomes
+        recorded a chunk at a time. A throttled, unavailable or stopped send halts the stream;
+        the claimed messages not sent yet go back to ``pending``."""
         size = _chunk_size(rate)
         claimed: asyncio.Queue[campaigns.Prepared | None] = asyncio.Queue(maxsize=size)
         sent: list[_Sent] = []
@@ -162,10 +163,10 @@ class CampaignActivities:
             for start in range(0, len(recipient_ids), size):
                 if halted():
                     break
+                ids = recipient_ids[start : start + size]
                 async with transaction(self._sessions) as session:
-                    chunk = await campaigns.claim(
-                        session, campaign, recipient_ids[start : start + size]
-                    )
+                    await campaigns.queue_messages(session, campaign, template, instance, ids)
+                    chunk = await campaigns.claim(session, campaign, ids)
                 for prepared in chunk:
                     await claimed.put(prepared)  # waits while a chunk is still ahead of the sends
             for _ in range(CONCURRENCY):

@@ -1,11 +1,11 @@
 """Sending a campaign: which recipients are due, the room the number's messaging tier leaves,
-the wait for business hours, and one recipient through the idempotent send path.
+the wait for business hours, and the recipients' messages queued, claimed and recorded a chunk
+at a time through the idempotent send path.
 
 Each recipient's message is queued with ``client_id=campaign:<campaign>:<contact>`` in its
 conversation and claimed (``pending`` → ``sending``) before the provider is called, like every
 message: a batch retried after a crash finds the message it queued, sent or not, and a claim
-left ``sending`` by a killed worker fails as ``delivery_unknown`` instead of sending twice.
-"""
+left ``sending`` by a killed worker fails as ``delivery_unknown`` instead of sending twice."""
 
 from __future__ import annotations
 
