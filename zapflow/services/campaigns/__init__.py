@@ -16,6 +16,7 @@ The names callers use are re-exported here.
 
 from zapflow.services.campaigns.audience import (
     addressable,
+    audience_counts,
     audience_dict,
     audience_filter,
     count_audience,
@@ -52,7 +53,7 @@ from zapflow.services.campaigns.stats import stats
 
 __all__ = [
     "ACTIONS", "FINISHED", "STOPPED", "TIERS", "Due", "NewCampaign", "Outcome", "Prepared",
-    "addressable", "announce",
+    "addressable", "announce", "audience_counts",
     "audience_dict", "audience_filter", "campaign_event", "claim", "client_id", "content_for",
     "control", "count_audience", "create_campaign", "due_recipients", "edit_campaign", "finish",
     "get_campaign", "hours_wait", "list_campaigns", "parameter_values", "progress",
