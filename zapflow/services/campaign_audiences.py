@@ -38,7 +38,7 @@ from zapflow.models import (
 )
 from zapflow.schemas.contacts import ImportReport, normalize_tag
 from zapflow.services import campaigns, contact_csv, templates
-from zapflow.services.campaigns.definition import _campaign_template as campaign_template
+from zapflow.services.campaigns.definition import campaign_template
 from zapflow.services.contacts import ContactFilter, filtered
 from zapflow.services.opt_outs import opted_out
 

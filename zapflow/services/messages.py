@@ -209,6 +209,14 @@ def _pending(
     )
 
 
+def refill(message: Message, instance: WhatsAppInstance, content: OutboundContent) -> None:
+    """A ``pending`` message's content replaced (a campaign edited while paused): its id,
+    client id and place in the conversation stay."""
+    fresh = _pending(instance, message.conversation_id, message.client_id, content, message.sent_by)
+    message.type, message.body, message.media = fresh.type, fresh.body, fresh.media
+    message.payload = fresh.payload
+
+
 async def queue_outbound(
     session: AsyncSession,
     conversation: Conversation,

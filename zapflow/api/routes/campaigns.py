@@ -1,8 +1,8 @@
 """Broadcast campaigns: the audience's count before creating one, create (its CampaignWorkflow
 is started by the inbox relay from a command committed with the campaign), edit before it
-starts, list, get, per-recipient status, stats, and pause / resume / cancel (the row changes
-and a command is queued for the relay, which signals the workflow). Progress is also live on
-the event stream (``campaign.progress``)."""
+starts or while paused, list, get, per-recipient status, stats, and pause / resume / cancel
+(the row changes and a command is queued for the relay, which signals the workflow). Progress
+is also live on the event stream (``campaign.progress``)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,8 @@ async def create_campaign(
 
 @router.patch(
     "/{campaign_id}",
-    summary="Edit a campaign before it starts (409 once it has: its audience is snapshotted)",
+    summary="Edit a campaign before it starts, or while it is paused (applied at the resume; "
+    "409 while running or finished, or for its audience or schedule once started)",
     response_model=CampaignPublic,
     dependencies=[Requires(Permission.CAMPAIGNS_MANAGE)],
 )

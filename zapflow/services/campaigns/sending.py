@@ -26,6 +26,7 @@ from zapflow.models import (
     Contact,
     ContactIdentity,
     IdentityKind,
+    Message,
     MessageSender,
     MessageStatus,
     RecipientStatus,
@@ -35,6 +36,7 @@ from zapflow.models import (
 )
 from zapflow.services import business_hours, messages
 from zapflow.services.campaigns.content import content_for
+from zapflow.services.campaigns.definition import campaign_template
 from zapflow.services.campaigns.progress import STOPPED, announce
 from zapflow.services.conversations import upsert_conversations
 from zapflow.services.messages import OutboundContent
@@ -245,6 +247,38 @@ async def _queue(
     rows = await messages.queue_many(session, instance, queued, MessageSender.CAMPAIGN)
     for (recipient, _, _), message in zip(ready.values(), rows, strict=True):
         recipient.message_id = message.id
+
+
+async def refresh_queued(session: AsyncSession, campaign: Campaign) -> None:
+    """The messages queued for recipients not sent yet and never claimed (``pending``: queued
+    ahead of a pause, or released) rewritten with the campaign's message as it is now, so an
+    edit made while paused applies to them at the resume. A contact the new message cannot
+    fill fails, as queueing it would; a template unusable now is left to the next batch
+    (which pauses the campaign with the reason)."""
+    instance = await session.get(WhatsAppInstance, campaign.instance_id)
+    assert instance is not None
+    try:
+        template = await campaign_template(session, instance, campaign.message)
+    except Unprocessable:
+        return
+    query = (
+        select(CampaignRecipient, Contact, Message)
+        .join(Contact, col(Contact.id) == col(CampaignRecipient.contact_id))
+        .join(Message, col(Message.id) == col(CampaignRecipient.message_id))
+        .where(
+            col(CampaignRecipient.campaign_id) == campaign.id,
+            col(CampaignRecipient.status) == RecipientStatus.QUEUED,
+            col(Message.status) == MessageStatus.PENDING,
+        )
+        .with_for_update(of=Message)
+    )
+    for recipient, contact, message in (await session.execute(query)).all():
+        try:
+            messages.refill(message, instance, content_for(campaign, template, contact))
+        except Unprocessable as exc:
+            await messages.record_failed(session, message.id, {"message": exc.message}, 0)
+            _finish_recipient(recipient, RecipientStatus.FAILED, exc.message)
+    await session.flush()
 
 
 def _address(contact: Contact, bsuid: str | None) -> str | None:
