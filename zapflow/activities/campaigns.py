@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
@@ -40,6 +41,7 @@ BATCH_SECONDS = 10  # a batch holds about this many seconds of sends at its pace
 MAX_BATCH = 1000
 CONCURRENCY = 8  # sends in flight at once within a batch
 MAX_CHUNK = 25
+MAX_BLOCK = 200  # recipients queued per transaction, ahead of the claims
 
 
 @dataclass(frozen=True)
@@ -92,37 +94,37 @@ class CampaignActivities:
         settings: Settings,
         pace: NumberPace,
     ) -> None:
-        self._sessions = sessions
+        self.sessions = sessions
         self._messages = sender
-        self._pace = pace
+        self.pace = pace
         self._tier_window = timedelta(seconds=settings.campaign_tier_window_seconds)
 
     @activity.defn
     async def snapshot(self, input: CampaignBatchInput) -> int:
-        async with transaction(self._sessions) as session:
+        async with transaction(self.sessions) as session:
             return await campaigns.snapshot(session, uuid.UUID(input.campaign_id))
 
     @activity.defn
     async def snapshot_when_due(self, input: CampaignBatchInput) -> float:
-        async with transaction(self._sessions) as session:
+        async with transaction(self.sessions) as session:
             return await campaigns.snapshot_when_due(session, uuid.UUID(input.campaign_id))
 
     @activity.defn
     async def finish(self, input: CampaignFinishInput) -> None:
-        async with transaction(self._sessions) as session:
+        async with transaction(self.sessions) as session:
             await campaigns.finish(session, uuid.UUID(input.campaign_id), input.cancelled)
 
     @activity.defn
     async def send_batch(self, input: CampaignBatchInput) -> CampaignBatchResult:
         campaign_id = uuid.UUID(input.campaign_id)
-        async with transaction(self._sessions) as session:
+        async with transaction(self.sessions) as session:
             plan = await self._plan(session, campaign_id, input)
         if isinstance(plan, CampaignBatchResult):
             return plan
         campaign = plan[0]
         async with heartbeating():
-            outcomes = await self._send_all(*plan, _rate(input, campaign))
-        async with transaction(self._sessions) as session:
+            outcomes = await _Stream(self, *plan, _rate(input, campaign)).run()
+        async with transaction(self.sessions) as session:
             current = await session.get(Campaign, campaign_id)
             assert current is not None
             await campaigns.announce(session, current)
@@ -136,73 +138,7 @@ class CampaignActivities:
             wait_seconds=max(waits, default=UNAVAILABLE_WAIT if kinds["unavailable"] else 0.0),
         )
 
-    async def _send_all(
-        self,
-        campaign: Campaign,
-        template: Template | None,
-        instance: WhatsAppInstance,
-        recipient_ids: list[int],
-        rate: float,
-    ) -> list[_Sent]:
-        """The batch's sends as one paced stream: its recipients' messages queued and claimed a
-        chunk at a time (one transaction each) just ahead of the senders, and their outcomes
-        recorded a chunk at a time. A throttled, unavailable or stopped send halts the stream;
-        the claimed messages not sent yet go back to ``pending``."""
-        size = _chunk_size(rate)
-        claimed: asyncio.Queue[campaigns.Prepared | None] = asyncio.Queue(maxsize=size)
-        sent: list[_Sent] = []
-        kinds: Counter[str] = Counter()
-        unrecorded: list[campaigns.Outcome] = []
-        recording = asyncio.Lock()
-        pacer, number = Pacer(rate), number_rate(instance.settings)
-
-        def halted() -> bool:
-            return any(kinds[k] for k in HALTING)
-
-        async def claim() -> None:
-            for start in range(0, len(recipient_ids), size):
-                if halted():
-                    break
-                ids = recipient_ids[start : start + size]
-                async with transaction(self._sessions) as session:
-                    await campaigns.queue_messages(session, campaign, template, instance, ids)
-                    chunk = await campaigns.claim(session, campaign, ids)
-                for prepared in chunk:
-                    await claimed.put(prepared)  # waits while a chunk is still ahead of the sends
-            for _ in range(CONCURRENCY):
-                await claimed.put(None)
-
-        async def record() -> None:
-            async with recording:
-                batch = unrecorded[:]
-                del unrecorded[:]
-                if batch:
-                    async with transaction(self._sessions) as session:
-                        await campaigns.record(session, batch)
-
-        async def send() -> None:
-            while True:
-                if not halted():  # the slot first: a claimed message waits for no slot
-                    await pacer.wait()  # the campaign's own pace, then the number's shared one
-                if (prepared := await claimed.get()) is None:
-                    break
-                if prepared.job is not None and not halted():
-                    await asyncio.sleep(await self._pace.take(campaign.instance_id, number))
-                one = await self._send_one(prepared, halted())
-                sent.append(one)
-                kinds[one.kind] += 1
-                unrecorded.append(one.outcome)
-                if len(unrecorded) >= size:
-                    await record()
-
-        async with asyncio.TaskGroup() as group:
-            group.create_task(claim())
-            for _ in range(CONCURRENCY):
-                group.create_task(send())
-        await record()
-        return sent
-
-    async def _send_one(self, prepared: campaigns.Prepared, halted: bool) -> _Sent:
+    async def send_one(self, prepared: campaigns.Prepared, halted: bool) -> _Sent:
         if prepared.outcome == "delivery_unknown":
             error = {"message": DELIVERY_UNKNOWN, "code": "delivery_unknown"}
             return _Sent("failed", campaigns.Outcome(prepared, "failed", error=error))
@@ -259,6 +195,122 @@ class CampaignActivities:
         if campaign.status == CampaignStatus.WAITING_TIER:
             await campaigns.set_status(session, campaign, CampaignStatus.RUNNING)
         return campaign, template, instance, due.recipient_ids
+
+
+class _Stream:
+    """One batch's sends as a paced stream. Its recipients' messages are queued (``pending``) a
+    block of about a second of sends at a time, a block or two ahead; claimed a chunk of about
+    an eighth of a second at a time just ahead of the senders (one transaction each: what a
+    SIGKILL can leave claimed and unsent, failed ``delivery_unknown``, stays that small); and
+    their outcomes recorded a chunk at a time. A throttled, unavailable or stopped send halts
+    the stream: the claimed messages not sent yet go back to ``pending``."""
+
+    def __init__(
+        self,
+        activities: CampaignActivities,
+        campaign: Campaign,
+        template: Template | None,
+        instance: WhatsAppInstance,
+        recipient_ids: list[int],
+        rate: float,
+    ) -> None:
+        self._a, self._campaign, self._template, self._instance = (
+            activities, campaign, template, instance,
+        )  # fmt: skip
+        self._ids = recipient_ids
+        self._size = _chunk_size(rate)
+        self._block = min(MAX_BLOCK, max(self._size, int(rate)))
+        self._claimed: asyncio.Queue[campaigns.Prepared | None] = asyncio.Queue(self._size)
+        self._progress = asyncio.Condition()  # how far the queueing and the claims are
+        self._queued = self._claiming = 0
+        self._sent: list[_Sent] = []
+        self._kinds: Counter[str] = Counter()
+        self._unrecorded: list[campaigns.Outcome] = []
+        self._recording = asyncio.Lock()
+        self._pacer = Pacer(rate)
+
+    async def run(self) -> list[_Sent]:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._queue())
+            group.create_task(self._claim())
+            for _ in range(CONCURRENCY):
+                group.create_task(self._send())
+        await self._record()
+        return self._sent
+
+    def _halted(self) -> bool:
+        return any(self._kinds[k] for k in HALTING)
+
+    def _claims_past(self, index: int) -> bool:
+        return self._claiming >= index
+
+    def _queued_past(self, index: int) -> bool:
+        return self._queued >= index
+
+    async def _queue(self) -> None:
+        try:
+            for start in range(0, len(self._ids), self._block):
+                async with self._progress:  # at most a block ahead of the claims
+                    await self._progress.wait_for(partial(self._claims_past, start - self._block))
+                if self._halted():
+                    break
+                block = self._ids[start : start + self._block]
+                async with transaction(self._a.sessions) as session:
+                    await campaigns.queue_messages(
+                        session, self._campaign, self._template, self._instance, block
+                    )
+                async with self._progress:
+                    self._queued = start + len(block)
+                    self._progress.notify_all()
+        finally:
+            async with self._progress:
+                self._queued = len(self._ids)  # halted: the claims stop too
+                self._progress.notify_all()
+
+    async def _claim(self) -> None:
+        try:
+            for start in range(0, len(self._ids), self._size):
+                chunk = self._ids[start : start + self._size]
+                async with self._progress:
+                    self._claiming = start
+                    self._progress.notify_all()
+                    await self._progress.wait_for(partial(self._queued_past, start + len(chunk)))
+                if self._halted():
+                    break
+                async with transaction(self._a.sessions) as session:
+                    prepared = await campaigns.claim(session, self._campaign, chunk)
+                for one in prepared:
+                    await self._claimed.put(one)  # waits while a chunk is ahead of the sends
+        finally:
+            async with self._progress:
+                self._claiming = len(self._ids)  # done or halted: the queueing stops waiting
+                self._progress.notify_all()
+        for _ in range(CONCURRENCY):
+            await self._claimed.put(None)
+
+    async def _send(self) -> None:
+        number = number_rate(self._instance.settings)
+        while True:
+            if not self._halted():  # the slot first: a claimed message waits for no slot
+                await self._pacer.wait()  # the campaign's own pace, then the number's shared one
+            if (prepared := await self._claimed.get()) is None:
+                break
+            if prepared.job is not None and not self._halted():
+                await asyncio.sleep(await self._a.pace.take(self._campaign.instance_id, number))
+            one = await self._a.send_one(prepared, self._halted())
+            self._sent.append(one)
+            self._kinds[one.kind] += 1
+            self._unrecorded.append(one.outcome)
+            if len(self._unrecorded) >= self._size:
+                await self._record()
+
+    async def _record(self) -> None:
+        async with self._recording:
+            batch = self._unrecorded[:]
+            del self._unrecorded[:]
+            if batch:
+                async with transaction(self._a.sessions) as session:
+                    await campaigns.record(session, batch)
 
 
 def _rate(input: CampaignBatchInput, campaign: Campaign) -> float:
