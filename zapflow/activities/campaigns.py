@@ -249,12 +249,14 @@ class _Stream:
 
     async def _queue(self) -> None:
         try:
-            for start in range(0, len(self._ids), self._block):
+            # the first block a chunk only: the batch's first send waits for no more
+            starts = [0, *range(self._size, len(self._ids), self._block)]
+            for start, end in zip(starts, [*starts[1:], len(self._ids)], strict=True):
                 async with self._progress:  # at most a block ahead of the claims
                     await self._progress.wait_for(partial(self._claims_past, start - self._block))
                 if self._halted():
                     break
-                block = self._ids[start : start + self._block]
+                block = self._ids[start:end]
                 async with transaction(self._a.sessions) as session:
                     await campaigns.queue_messages(
                         session, self._campaign, self._template, self._instance, block
