@@ -98,6 +98,71 @@ async def test_an_edit_before_the_start_is_followed_and_refused_once_started(
     assert cancel.status_code == 200
 
 
+async def test_an_edit_while_paused_applies_to_every_recipient_not_sent_at_the_resume(
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    instance = await number_with_templates(tenant, provider_server)
+    prefix = await audience(sessions, tenant.id, 12, "editar")
+    made = await create(tenant, campaign_body(instance, "editar", throughput=10))
+    url = f"/api/v1/campaigns/{made['id']}"
+
+    async def sent() -> int:
+        return sum(provider_successes(provider_server, prefix).values())
+
+    await eventually(sent, lambda n: n >= 3, within=30)
+    assert (await tenant.client.patch(url, json={"name": "x"})).status_code == 409  # running
+    provider_server.fail_next(1, status=429)  # (#130429): that message goes back to pending
+    await eventually(lambda: _refused(provider_server, prefix), lambda n: n == 1, within=30)
+    assert (await tenant.client.post(f"{url}/pause")).status_code == 200
+    await eventually(lambda: _sending(sessions, made["id"]), lambda n: n == 0, within=30)
+    moved = await tenant.client.patch(url, json={"audience": {"tags": ["outra"]}})
+    assert moved.status_code == 409 and moved.json()["error"]["details"]["field"] == "audience"
+    coupon = {"body": [{"value": "Nova"}, {"field": "custom_fields.cupom"}]}
+    message = {"template": {"name": "promo", "language": "pt_BR"}, "parameters": coupon}
+    edited = await tenant.client.patch(url, json={"message": message, "throughput": 20})
+    assert edited.status_code == 200 and edited.json()["throughput"] == 20, edited.text
+    before = {r.json["to"]: _first_parameter(r) for r in _accepted(provider_server, prefix)}
+    assert (await tenant.client.post(f"{url}/resume")).status_code == 200
+    assert (await finished(tenant, made["id"], within=60))["status"] == "completed"
+    after = [r for r in _accepted(provider_server, prefix) if r.json["to"] not in before]
+    assert len(before) + len(after) == 12 and set(before.values()) == {"Cliente"}
+    assert {_first_parameter(r) for r in after} == {"Nova"}  # the released one's too
+    assert await check_campaign(sessions, provider_server, made["id"], prefix) == []
+
+
+def _accepted(provider: ProviderServer, prefix: str) -> list[RecordedRequest]:
+    return [
+        r
+        for r in list(provider.requests)
+        if isinstance(r.json, dict)
+        and str(r.json.get("to", "")).startswith(prefix)
+        and r.status is not None
+        and r.status < 300
+    ]
+
+
+def _first_parameter(request: RecordedRequest) -> str:
+    return str(request.json["template"]["components"][0]["parameters"][0]["text"]).split()[0]
+
+
+async def _refused(provider: ProviderServer, prefix: str) -> int:
+    return sum(
+        1
+        for r in list(provider.requests)
+        if isinstance(r.json, dict) and str(r.json.get("to", "")).startswith(prefix)
+        and r.status == 429
+    )  # fmt: skip
+
+
+async def _sending(sessions: SessionFactory, campaign_id: str) -> int:
+    query = text(
+        "SELECT count(*) FROM messages m JOIN campaign_recipients r ON r.message_id = m.id"
+        " WHERE r.campaign_id = :id AND m.status = 'sending'"
+    )
+    async with sessions() as session:
+        return int((await session.execute(query, {"id": uuid.UUID(campaign_id)})).scalar_one())
+
+
 async def test_commands_relayed_again_change_nothing(
     tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory, settings: Settings
 ) -> None:

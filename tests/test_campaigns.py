@@ -298,6 +298,11 @@ async def test_contacts_known_only_by_bsuid_are_sent_by_it_on_cloud_and_excluded
         )
         found = response.json()
         assert (found["recipients"], found["excluded"]["no_phone"]) == (reached, 3 - reached)
+        params = {"tag": "usernames", "instance_id": number["id"]}
+        count = await tenant.client.get("/api/v1/campaigns/audience", params=params)
+        assert count.status_code == 200 and count.json()["no_phone"] == 3 - reached
+    count = await tenant.client.get("/api/v1/campaigns/audience", params={"tag": "usernames"})
+    assert count.json()["no_phone"] == 2  # no number given: every contact without a phone
     made = await create(tenant, campaign_body(instance, "usernames"))
     assert (await finished(tenant, made["id"]))["status"] == "completed"
     assert (await stats(tenant, made["id"]))["counts"]["sent"] == 3

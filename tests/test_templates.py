@@ -266,3 +266,34 @@ async def test_follow_ups_check_the_numbers_synced_templates(
     assert "PAUSED" in stopped["message"]
     unknown = await refused({"name": "retomar_contato"})
     assert "sync them first" in unknown["message"]
+
+
+async def test_flows_publish_send_template_nodes_checked_against_synced_templates(
+    tenant: Tenant, provider_server: ProviderServer
+) -> None:
+    aviso = {**POSITIONAL, "name": "aviso", "components": [{"type": "BODY", "text": "Oi {{1}}"}]}
+    paused = graph_template(NAMED, name="pausado", status="PAUSED")
+    await synced(tenant, provider_server, [graph_template(aviso), paused])
+
+    async def publish(name: str, params: list[str]) -> Any:
+        node = {"id": "aviso1", "type": "send_template", "name": name, "language": "pt_BR",
+                "params": params, "next": "fim"}  # fmt: skip
+        nodes = [node, {"id": "fim", "type": "end"}]
+        document = {"name": f"Flow {name}", "start": "aviso1", "nodes": nodes}
+        flow = await tenant.client.post("/api/v1/flows", json=document)
+        assert flow.status_code == 201, flow.text
+        return await tenant.client.post(f"/api/v1/flows/{flow.json()['id']}/publish")
+
+    wrong = (await publish("aviso", ["{{contact.name}}", "x"])).json()["error"]
+    assert wrong["message"].startswith("aviso1.params.body: takes 1 parameters")
+    assert wrong["details"][0] | {"message": ""} == {
+        "node_id": "aviso1",
+        "field": "params.body",
+        "code": "template",
+        "message": "",
+    }
+    stopped = (await publish("pausado", [])).json()["error"]
+    assert stopped["message"].startswith("aviso1.name: ") and "PAUSED" in stopped["message"]
+    unknown = (await publish("retomar", [])).json()["error"]
+    assert "sync them first" in unknown["message"] and unknown["details"][0]["field"] == "name"
+    assert (await publish("aviso", ["{{contact.name}}"])).status_code == 201

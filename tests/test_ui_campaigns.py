@@ -1,17 +1,25 @@
 """Campaigns in the browser against the real API, worker and fake provider: a campaign made in
 the wizard (audience count, template parameters mapped with the live preview, the estimate)
 runs to completion on its progress page, live; a CSV audience with a bad row shows that row's
-error and keeps the others."""
+error and keeps the others; a scheduled campaign is edited in the wizard, filled as stored."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 from playwright.async_api import Page, expect
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.browser import screenshot, sign_in
-from tests.fixtures.campaigns import audience, number_with_templates, provider_successes
+from tests.fixtures.campaigns import (
+    audience,
+    campaign,
+    campaign_body,
+    create,
+    number_with_templates,
+    provider_successes,
+)
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import create_evolution_instance
 from zapflow.db import SessionFactory
@@ -82,3 +90,29 @@ async def test_a_csv_audience_with_a_bad_row_shows_the_row_error(
     await expect(wizard.locator(".audience-count")).to_contain_text("2 recipients")
     await wizard.get_by_label("Text", exact=True).fill("Oi {{name}}!")
     await expect(wizard.locator(".preview-bubble")).to_contain_text(re.compile(r"Oi (Ana|Caio)!"))
+
+
+async def test_a_scheduled_campaign_is_edited_in_the_wizard(
+    page: Page, tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+) -> None:
+    instance = await number_with_templates(tenant, provider_server)
+    await audience(sessions, tenant.id, 2, "editar")
+    later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    made = await create(tenant, campaign_body(instance, "editar", scheduled_at=later))
+    await sign_in(page, tenant.api_key, f"/app/#/campaigns/{made['id']}")
+    await page.locator(".campaign-detail .flow-head").get_by_role("button", name="Edit").click()
+    wizard = page.locator("form.wizard")
+    await expect(wizard.get_by_label("Campaign name")).to_have_value("Campanha editar")
+    await expect(wizard.get_by_label("Contacts with the tags")).to_have_value("editar")
+    coupon = wizard.locator('[data-parameter="body.2"]').get_by_label("Custom field key")
+    await expect(coupon).to_have_value("cupom")  # the stored sources, shown
+    await expect(wizard.locator(".audience-count")).to_contain_text("2 recipients")
+    await wizard.get_by_label("Campaign name").fill("Natal editado")
+    await wizard.get_by_label("Messages per second at most").fill("5")
+    await wizard.get_by_role("button", name="Save changes").click()
+    head = page.locator(".campaign-detail .flow-head")
+    await expect(head.locator("h2")).to_have_text("Natal editado")
+    stored = await campaign(tenant, made["id"])
+    assert (stored["name"], stored["throughput"], stored["scheduled_at"] is not None) == (
+        "Natal editado", 5, True,
+    )  # fmt: skip

@@ -10,7 +10,9 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
@@ -22,12 +24,11 @@ from zapflow.errors import Unprocessable
 from zapflow.models import (
     Campaign,
     CampaignStatus,
-    RecipientStatus,
     Template,
     WhatsAppInstance,
     utc_now,
 )
-from zapflow.services import campaigns, messages, templates
+from zapflow.services import campaigns, templates
 from zapflow.services.number_pace import NumberPace, number_rate
 from zapflow.whatsapp.errors import ProviderError
 from zapflow.workflows.inputs import CampaignBatchInput, CampaignBatchResult, CampaignFinishInput
@@ -39,6 +40,21 @@ PAIR_DEFER = timedelta(seconds=60)
 BATCH_SECONDS = 10  # a batch holds about this many seconds of sends at its pace
 MAX_BATCH = 1000
 CONCURRENCY = 8  # sends in flight at once within a batch
+MAX_CHUNK = 25
+MAX_BLOCK = 200  # recipients queued per transaction, ahead of the claims
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """One recipient's turn in a batch: what happened (``sent``, ``failed``, ``throttled``, ...),
+    what to record, and how long the provider asked to wait."""
+
+    kind: str
+    outcome: campaigns.Outcome
+    wait: float = 0.0
+
+
+HALTING = {"throttled", "unavailable", "stopped"}  # the rest of the batch waits for the next
 
 
 class Pacer:
@@ -78,67 +94,63 @@ class CampaignActivities:
         settings: Settings,
         pace: NumberPace,
     ) -> None:
-        self._sessions = sessions
+        self.sessions = sessions
         self._messages = sender
-        self._pace = pace
+        self.pace = pace
         self._tier_window = timedelta(seconds=settings.campaign_tier_window_seconds)
 
     @activity.defn
     async def snapshot(self, input: CampaignBatchInput) -> int:
-        async with transaction(self._sessions) as session:
+        async with transaction(self.sessions) as session:
             return await campaigns.snapshot(session, uuid.UUID(input.campaign_id))
 
     @activity.defn
     async def snapshot_when_due(self, input: CampaignBatchInput) -> float:
-        async with transaction(self._sessions) as session:
+        async with transaction(self.sessions) as session:
             return await campaigns.snapshot_when_due(session, uuid.UUID(input.campaign_id))
 
     @activity.defn
     async def finish(self, input: CampaignFinishInput) -> None:
-        async with transaction(self._sessions) as session:
+        async with transaction(self.sessions) as session:
             await campaigns.finish(session, uuid.UUID(input.campaign_id), input.cancelled)
 
     @activity.defn
     async def send_batch(self, input: CampaignBatchInput) -> CampaignBatchResult:
         campaign_id = uuid.UUID(input.campaign_id)
-        async with transaction(self._sessions) as session:
+        async with transaction(self.sessions) as session:
             plan = await self._plan(session, campaign_id, input)
         if isinstance(plan, CampaignBatchResult):
             return plan
-        campaign, template, instance, recipient_ids = plan
-        number = number_rate(instance.settings)
-        async with transaction(self._sessions) as session:  # one transaction for the batch
-            await campaigns.queue_messages(session, campaign, template, instance, recipient_ids)
-        rate = _rate(input, campaign)
-        outcomes: Counter[str] = Counter()
-        waits: list[float] = []
-        pacer = Pacer(rate)
-        slots = asyncio.Semaphore(CONCURRENCY)
-
-        async def one(recipient_id: int) -> None:
-            async with slots:
-                if outcomes["throttled"] or outcomes["unavailable"] or outcomes["stopped"]:
-                    return  # slowed down or down at the provider, or paused: the rest waits
-                await pacer.wait()  # the campaign's own pace, then the number's shared one
-                await asyncio.sleep(await self._pace.take(campaign.instance_id, number))
-                outcome, wait = await self._send_one(campaign, template, recipient_id)
-                outcomes[outcome] += 1
-                if wait:
-                    waits.append(wait)
-
+        campaign = plan[0]
         async with heartbeating():
-            await asyncio.gather(*(one(r) for r in recipient_ids))
-        async with transaction(self._sessions) as session:
+            outcomes = await _Stream(self, *plan, _rate(input, campaign)).run()
+        async with transaction(self.sessions) as session:
             current = await session.get(Campaign, campaign_id)
             assert current is not None
             await campaigns.announce(session, current)
+        waits = [o.wait for o in outcomes if o.wait]
+        kinds = Counter(o.kind for o in outcomes)
         return CampaignBatchResult(
-            sent=outcomes["sent"],
-            failed=outcomes["failed"],
+            sent=kinds["sent"],
+            failed=kinds["failed"],
             throughput=campaign.throughput,
-            throttled=outcomes["throttled"] > 0,
-            wait_seconds=max(waits, default=UNAVAILABLE_WAIT if outcomes["unavailable"] else 0.0),
+            throttled=kinds["throttled"] > 0,
+            wait_seconds=max(waits, default=UNAVAILABLE_WAIT if kinds["unavailable"] else 0.0),
         )
+
+    async def send_one(self, prepared: campaigns.Prepared, halted: bool) -> _Sent:
+        if prepared.outcome == "delivery_unknown":
+            error = {"message": DELIVERY_UNKNOWN, "code": "delivery_unknown"}
+            return _Sent("failed", campaigns.Outcome(prepared, "failed", error=error))
+        if prepared.job is None:
+            return _Sent(prepared.outcome or "skipped", campaigns.Outcome(prepared, "none"))
+        if halted:  # claimed, never tried: pending again for a later batch
+            return _Sent("unsent", campaigns.Outcome(prepared, "released"))
+        try:
+            result = await self._messages.provider_send(prepared.job)
+        except ProviderError as exc:
+            return _refused(prepared, exc)
+        return _Sent("sent", campaigns.Outcome(prepared, "sent", result.provider_message_id))
 
     async def _plan(
         self, session: AsyncSession, campaign_id: uuid.UUID, input: CampaignBatchInput
@@ -184,62 +196,153 @@ class CampaignActivities:
             await campaigns.set_status(session, campaign, CampaignStatus.RUNNING)
         return campaign, template, instance, due.recipient_ids
 
-    async def _send_one(
-        self, campaign: Campaign, template: Template | None, recipient_id: int
-    ) -> tuple[str, float]:
-        async with transaction(self._sessions) as session:
-            prepared = await campaigns.prepare(session, campaign, template, recipient_id)
-        if prepared.outcome == "delivery_unknown":
-            await self._failed(prepared, {"message": DELIVERY_UNKNOWN, "code": "delivery_unknown"})
-            return "failed", 0.0
-        if prepared.job is None:
-            return prepared.outcome or "skipped", 0.0
+
+class _Stream:
+    """One batch's sends as a paced stream. Its recipients' messages are queued (``pending``) a
+    block of about a second of sends at a time, a block or two ahead; claimed a chunk of about
+    an eighth of a second at a time just ahead of the senders (one transaction each: what a
+    SIGKILL can leave claimed and unsent, failed ``delivery_unknown``, stays that small); and
+    their outcomes recorded a chunk at a time. A throttled, unavailable or stopped send halts
+    the stream: the claimed messages not sent yet go back to ``pending``."""
+
+    def __init__(
+        self,
+        activities: CampaignActivities,
+        campaign: Campaign,
+        template: Template | None,
+        instance: WhatsAppInstance,
+        recipient_ids: list[int],
+        rate: float,
+    ) -> None:
+        self._a, self._campaign, self._template, self._instance = (
+            activities, campaign, template, instance,
+        )  # fmt: skip
+        self._ids = recipient_ids
+        self._size = _chunk_size(rate)
+        self._block = min(MAX_BLOCK, max(self._size, int(rate)))
+        self._claimed: asyncio.Queue[campaigns.Prepared | None] = asyncio.Queue(self._size)
+        self._progress = asyncio.Condition()  # how far the queueing and the claims are
+        self._queued = self._claiming = 0
+        self._sent: list[_Sent] = []
+        self._kinds: Counter[str] = Counter()
+        self._unrecorded: list[campaigns.Outcome] = []
+        self._recording = asyncio.Lock()
+        self._pacer = Pacer(rate)
+
+    async def run(self) -> list[_Sent]:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._queue())
+            group.create_task(self._claim())
+            for _ in range(CONCURRENCY):
+                group.create_task(self._send())
+        await self._record()
+        return self._sent
+
+    def _halted(self) -> bool:
+        return any(self._kinds[k] for k in HALTING)
+
+    def _claims_past(self, index: int) -> bool:
+        return self._claiming >= index
+
+    def _queued_past(self, index: int) -> bool:
+        return self._queued >= index
+
+    async def _queue(self) -> None:
         try:
-            sent = await self._messages.provider_send(prepared.job)
-        except ProviderError as exc:
-            return await self._refused(prepared, exc)
-        async with transaction(self._sessions) as session:
-            assert prepared.message_id is not None
-            await messages.record_sent(session, prepared.message_id, sent.provider_message_id)
-            await campaigns.record_outcome(session, recipient_id, RecipientStatus.SENT)
-        return "sent", 0.0
+            # the first block a chunk only: the batch's first send waits for no more
+            starts = [0, *range(self._size, len(self._ids), self._block)]
+            for start, end in zip(starts, [*starts[1:], len(self._ids)], strict=True):
+                async with self._progress:  # at most a block ahead of the claims
+                    await self._progress.wait_for(partial(self._claims_past, start - self._block))
+                if self._halted():
+                    break
+                block = self._ids[start:end]
+                async with transaction(self._a.sessions) as session:
+                    await campaigns.queue_messages(
+                        session, self._campaign, self._template, self._instance, block
+                    )
+                async with self._progress:
+                    self._queued = start + len(block)
+                    self._progress.notify_all()
+        finally:
+            async with self._progress:
+                self._queued = len(self._ids)  # halted: the claims stop too
+                self._progress.notify_all()
 
-    async def _refused(self, prepared: campaigns.Prepared, exc: ProviderError) -> tuple[str, float]:
-        assert prepared.message_id is not None
-        error = error_dict(exc)
-        if _code(exc) == PAIR_RATE_LIMITED:
-            async with transaction(self._sessions) as session:
-                await messages.release(session, prepared.message_id, error)
-                await campaigns.record_outcome(
-                    session, prepared.recipient_id, None, f"deferred: {exc.message}",
-                    defer_until=utc_now() + PAIR_DEFER,
-                )  # fmt: skip
-            return "deferred", 0.0
-        if exc.retryable:
-            async with transaction(self._sessions) as session:
-                await messages.release(session, prepared.message_id, error)
-            # throttling (130429 or a 429) slows the campaign down; an outage (5xx, no answer)
-            # only makes it wait: its pace was not the cause
-            kind = "throttled" if _throttled(exc) else "unavailable"
-            return kind, exc.retry_after or 0.0
-        await self._failed(prepared, error)
-        return "failed", 0.0
+    async def _claim(self) -> None:
+        try:
+            for start in range(0, len(self._ids), self._size):
+                chunk = self._ids[start : start + self._size]
+                async with self._progress:
+                    self._claiming = start
+                    self._progress.notify_all()
+                    await self._progress.wait_for(partial(self._queued_past, start + len(chunk)))
+                if self._halted():
+                    break
+                async with transaction(self._a.sessions) as session:
+                    prepared = await campaigns.claim(session, self._campaign, chunk)
+                for one in prepared:
+                    await self._claimed.put(one)  # waits while a chunk is ahead of the sends
+        finally:
+            async with self._progress:
+                self._claiming = len(self._ids)  # done or halted: the queueing stops waiting
+                self._progress.notify_all()
+        for _ in range(CONCURRENCY):
+            await self._claimed.put(None)
 
-    async def _failed(self, prepared: campaigns.Prepared, error: dict[str, object]) -> None:
-        assert prepared.message_id is not None
-        reason = f"{error.get('code')}: {error.get('message')}" if error.get("code") else None
-        async with transaction(self._sessions) as session:
-            await messages.record_failed(session, prepared.message_id, error, attempts=1)
-            await campaigns.record_outcome(
-                session, prepared.recipient_id, RecipientStatus.FAILED,
-                reason or str(error.get("message")),
-            )  # fmt: skip
+    async def _send(self) -> None:
+        number = number_rate(self._instance.settings)
+        while True:
+            if not self._halted():  # the slot first: a claimed message waits for no slot
+                await self._pacer.wait()  # the campaign's own pace, then the number's shared one
+            if (prepared := await self._claimed.get()) is None:
+                break
+            if prepared.job is not None and not self._halted():
+                await asyncio.sleep(await self._a.pace.take(self._campaign.instance_id, number))
+            one = await self._a.send_one(prepared, self._halted())
+            self._sent.append(one)
+            self._kinds[one.kind] += 1
+            self._unrecorded.append(one.outcome)
+            if len(self._unrecorded) >= self._size:
+                await self._record()
+
+    async def _record(self) -> None:
+        async with self._recording:
+            batch = self._unrecorded[:]
+            del self._unrecorded[:]
+            if batch:
+                async with transaction(self._a.sessions) as session:
+                    await campaigns.record(session, batch)
 
 
 def _rate(input: CampaignBatchInput, campaign: Campaign) -> float:
     """The pace the workflow asks for (slowed down after throttling), never above the
     campaign's."""
     return min(input.rate, campaign.throughput) if input.rate else campaign.throughput
+
+
+def _chunk_size(rate: float) -> int:
+    """Recipients claimed (and recorded) per transaction: about an eighth of a second of sends,
+    so a pause stops the sends within a quarter of a second (a chunk claimed, one more being
+    claimed) and a SIGKILL leaves few claimed messages unsent (they fail ``delivery_unknown``)."""
+    return max(1, min(MAX_CHUNK, round(rate / 8)))
+
+
+def _refused(prepared: campaigns.Prepared, exc: ProviderError) -> _Sent:
+    error = error_dict(exc)
+    if _code(exc) == PAIR_RATE_LIMITED:
+        later = utc_now() + PAIR_DEFER
+        return _Sent(
+            "deferred", campaigns.Outcome(prepared, "released", error=error, defer_until=later)
+        )
+    if exc.retryable:
+        # throttling (130429 or a 429) slows the campaign down; an outage (5xx, no answer)
+        # only makes it wait: its pace was not the cause
+        kind = "throttled" if _throttled(exc) else "unavailable"
+        return _Sent(
+            kind, campaigns.Outcome(prepared, "released", error=error), exc.retry_after or 0.0
+        )
+    return _Sent("failed", campaigns.Outcome(prepared, "failed", error=error))
 
 
 def _throttled(exc: ProviderError) -> bool:

@@ -140,7 +140,10 @@ class CampaignList(BaseModel):
 class AudienceCount(BaseModel):
     contacts: int = Field(description="Contacts the filter finds")
     opted_out: int = Field(description="Of them, opted out (left out)")
-    no_phone: int = Field(description="Of them, without a phone number (left out)")
+    no_phone: int = Field(
+        description="Of the rest, nothing to send to (left out): no phone, nor a BSUID the "
+        "number sends to"
+    )
 
 
 class RecipientPublic(BaseModel):

@@ -30,7 +30,6 @@ from zapflow.models import (
     CampaignRecipient,
     Contact,
     Conversation,
-    OptOut,
     RecipientStatus,
     Template,
     WhatsAppInstance,
@@ -39,8 +38,9 @@ from zapflow.models import (
 )
 from zapflow.schemas.contacts import ImportReport, normalize_tag
 from zapflow.services import campaigns, contact_csv, templates
-from zapflow.services.campaigns.definition import _campaign_template as campaign_template
+from zapflow.services.campaigns.definition import campaign_template
 from zapflow.services.contacts import ContactFilter, filtered
+from zapflow.services.opt_outs import opted_out
 
 SERVICE_WINDOW = timedelta(hours=24)
 MAX_SAMPLE = 10
@@ -69,10 +69,6 @@ class Reach:
         return {"opted_out": self.opted_out, "no_phone": self.no_phone}
 
 
-def _opted_out() -> ColumnElement[bool]:
-    return exists().where(col(OptOut.contact_id) == col(Contact.id))
-
-
 def _in_window(instance_id: uuid.UUID) -> ColumnElement[bool]:
     """The customer wrote to this number in the last 24 hours (Meta's service window)."""
     return exists().where(
@@ -84,7 +80,7 @@ def _in_window(instance_id: uuid.UUID) -> ColumnElement[bool]:
 
 def _reachable(by_bsuid: bool) -> ColumnElement[bool]:
     """Who a snapshot queues (services/campaigns.snapshot excludes the others, same order)."""
-    return and_(~_opted_out(), campaigns.addressable(by_bsuid))
+    return and_(~opted_out(), campaigns.addressable(by_bsuid))
 
 
 async def reach(
@@ -95,13 +91,10 @@ async def reach(
     by_bsuid: bool,
 ) -> Reach:
     """One count over the filter's contacts: the left out by reason, and the window."""
-    opted = _opted_out()
     query = filtered(
         company_id,
         where,
-        func.count(),
-        func.count().filter(opted),
-        func.count().filter(and_(~opted, ~campaigns.addressable(by_bsuid))),
+        *campaigns.audience_counts(by_bsuid),
         func.count().filter(and_(_reachable(by_bsuid), _in_window(instance_id))),
     )
     contacts, opted_out, no_phone, inside = (await session.execute(query)).one()

@@ -14,9 +14,10 @@ from sqlmodel import col
 from zapflow.cache import forget
 from zapflow.egress import EgressPolicy
 from zapflow.errors import Conflict, NotFound, Unprocessable
-from zapflow.flows.language import FlowDefinition
+from zapflow.flows.language import FlowDefinition, SendTemplate
 from zapflow.flows.validation import FlowIssue, InvalidFlow, parse_flow
-from zapflow.models import Flow, FlowStatus, FlowVersion, utc_now
+from zapflow.models import Flow, FlowStatus, FlowVersion, Template, TemplateStatus, utc_now
+from zapflow.services import templates
 from zapflow.services.flow_triggers import triggers_cache_key
 from zapflow.services.paging import newest_first
 from zapflow.services.queries import get_scoped
@@ -34,6 +35,41 @@ def validate_definition(document: dict[str, Any], egress: EgressPolicy) -> FlowD
             code="invalid_flow",
             details=[issue.model_dump() for issue in exc.issues],
         ) from None
+
+
+async def check_templates(
+    session: AsyncSession, company_id: uuid.UUID, definition: FlowDefinition
+) -> None:
+    """Each ``send_template`` node against the company's synced templates of its name and
+    language (once it has synced any; before, there is nothing to check against): usable, and
+    its params the body's, on every number holding it, since a run may send from any. A 422
+    naming the node, as the editor's issues do."""
+    nodes = [n for n in definition.nodes if isinstance(n, SendTemplate)]
+    if not nodes:
+        return
+    query = select(Template).where(
+        col(Template.company_id) == company_id, col(Template.status) != TemplateStatus.DELETED
+    )
+    synced = list(await session.scalars(query))
+    for node in nodes if synced else []:
+        found = [t for t in synced if (t.name, t.language) == (node.name, node.language)]
+        try:
+            if not found:
+                raise Unprocessable(
+                    f"template {node.name!r} ({node.language}) is not one of your numbers' "
+                    "templates (sync them first)",
+                    details={"field": "name"},
+                )
+            for template in found:
+                templates.check_body_params(template, node.params, "name", "params")
+        except Unprocessable as exc:
+            details = exc.details if isinstance(exc.details, dict) else {}
+            field = str(details.get("field", "name"))
+            said = exc.message if exc.message.startswith(field) else f"{field}: {exc.message}"
+            issue = FlowIssue(node_id=node.id, field=field, code="template", message=exc.message)
+            raise Unprocessable(
+                f"{node.id}.{said}", code="invalid_flow", details=[issue.model_dump()]
+            ) from None
 
 
 def issues_of(document: dict[str, Any], egress: EgressPolicy) -> list[FlowIssue]:
@@ -108,6 +144,7 @@ async def publish(
     if flow.status == FlowStatus.ARCHIVED:
         raise Conflict("the flow is archived", code="flow_archived")
     definition = validate_definition(flow.draft_definition, egress)
+    await check_templates(session, company_id, definition)
     number = (flow.current_version or 0) + 1
     version = FlowVersion(
         company_id=company_id,

@@ -112,9 +112,7 @@ async def check_synced(
         session, conversation.company_id, conversation.instance_id, template.name,
         template.language, field,
     )  # fmt: skip
-    templates.check_usable(found, field)
-    values = {"body": list(template.params)} if template.params else {}
-    templates.components_for(found, values, f"{field}.params")
+    templates.check_body_params(found, template.params, field, f"{field}.params")
 
 
 def check_template(company: Company, template: Template, field: str = "template") -> None:

@@ -10,6 +10,7 @@ retry then refuses to guess: the message fails as ``delivery_unknown`` instead o
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -208,6 +209,14 @@ def _pending(
     )
 
 
+def refill(message: Message, instance: WhatsAppInstance, content: OutboundContent) -> None:
+    """A ``pending`` message's content replaced (a campaign edited while paused): its id,
+    client id and place in the conversation stay."""
+    fresh = _pending(instance, message.conversation_id, message.client_id, content, message.sent_by)
+    message.type, message.body, message.media = fresh.type, fresh.body, fresh.media
+    message.payload = fresh.payload
+
+
 async def queue_outbound(
     session: AsyncSession,
     conversation: Conversation,
@@ -312,25 +321,57 @@ async def read_receipt(
 
 
 async def claim(session: AsyncSession, message_id: uuid.UUID) -> SendJob:
+    found = (await claim_many(session, [message_id])).get(message_id)
+    if found is None:
+        raise NotFound(f"message {message_id} does not exist")
+    if isinstance(found, SendJob):
+        return found
+    if found == MessageStatus.SENDING:
+        raise DeliveryUnknown(str(message_id))
+    raise AlreadyDone(found.value)
+
+
+async def claim_many(
+    session: AsyncSession, message_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, SendJob | MessageStatus]:
+    """Claim the messages still ``pending`` (``pending`` → ``sending``) in one statement: the send
+    job of each claimed, the status of each that was not (``sending``: an attempt died while the
+    provider answered, resending could duplicate; sent or failed: nothing to do). Ids of no
+    message are left out."""
     statement = (
         update(Message)
-        .where(col(Message.id) == message_id, col(Message.status) == MessageStatus.PENDING)
+        .where(col(Message.id).in_(message_ids), col(Message.status) == MessageStatus.PENDING)
         .values(status=MessageStatus.SENDING, status_updated_at=utc_now())
         .returning(Message)
     )
-    message = (await session.execute(statement)).scalar_one_or_none()
-    if message is None:
-        current = await session.get(Message, message_id)
-        if current is None:
-            raise NotFound(f"message {message_id} does not exist")
-        if current.status == MessageStatus.SENDING:
-            raise DeliveryUnknown(str(message_id))
-        raise AlreadyDone(current.status.value)
-    instance = await session.get(WhatsAppInstance, message.instance_id)
-    conversation = await session.get(Conversation, message.conversation_id)
-    assert instance is not None and conversation is not None
-    contact = await session.get(Contact, conversation.contact_id)
-    return SendJob(message, instance, _outbound(message, conversation, contact))
+    claimed = list((await session.execute(statement)).scalars())
+    found: dict[uuid.UUID, SendJob | MessageStatus] = {}
+    others = set(message_ids) - {m.id for m in claimed}
+    if others:
+        statuses = select(col(Message.id), col(Message.status)).where(col(Message.id).in_(others))
+        found.update({k: v for k, v in (await session.execute(statuses)).all()})
+    if not claimed:
+        return found
+    conversations = {
+        c.id: c
+        for c in await session.scalars(
+            select(Conversation).where(
+                col(Conversation.id).in_({m.conversation_id for m in claimed})
+            )
+        )
+    }
+    contact_ids = {c.contact_id for c in conversations.values()}
+    contacts = {
+        c.id: c
+        for c in await session.scalars(select(Contact).where(col(Contact.id).in_(contact_ids)))
+    }
+    for message in claimed:
+        instance = await session.get(WhatsAppInstance, message.instance_id)  # one per batch
+        conversation = conversations[message.conversation_id]
+        assert instance is not None
+        outbound = _outbound(message, conversation, contacts.get(conversation.contact_id))
+        found[message.id] = SendJob(message, instance, outbound)
+    return found
 
 
 def _recipient(conversation: Conversation, contact: Contact | None) -> str:
@@ -365,20 +406,36 @@ def _outbound(
 
 
 async def record_sent(session: AsyncSession, message_id: uuid.UUID, provider_id: str) -> Message:
-    message = await session.get(Message, message_id, with_for_update=True)
-    assert message is not None
-    message.message_key_id = provider_id
-    if message.status == MessageStatus.SENDING:  # a status webhook may have overtaken us
-        message.status = MessageStatus.SENT
-    message.status_updated_at = utc_now()
-    message.error = None
+    return (await record_sent_many(session, {message_id: provider_id}))[0]
+
+
+async def record_sent_many(session: AsyncSession, sent: Mapping[uuid.UUID, str]) -> list[Message]:
+    """The provider took these messages (id → the provider's id): ``sent``, one event each."""
+    statement = (
+        select(Message)
+        .where(col(Message.id).in_(sent))
+        .order_by(col(Message.id))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    rows = list(await session.scalars(statement))
+    now = utc_now()
+    for message in rows:
+        message.message_key_id = sent[message.id]
+        if message.status == MessageStatus.SENDING:  # a status webhook may have overtaken us
+            message.status = MessageStatus.SENT
+        message.status_updated_at = now
+        message.error = None
     await session.flush()
-    await stage(session, [message_status_event(message)])
-    return message
+    await stage(session, [message_status_event(m) for m in rows])
+    return rows
 
 
-async def release(session: AsyncSession, message_id: uuid.UUID, error: dict[str, Any]) -> None:
-    """The provider refused this attempt: back to ``pending`` for the next one."""
+async def release(
+    session: AsyncSession, message_id: uuid.UUID, error: dict[str, Any] | None
+) -> None:
+    """The provider refused this attempt (or it was never made): back to ``pending`` for the
+    next one."""
     await session.execute(
         update(Message)
         .where(col(Message.id) == message_id, col(Message.status) == MessageStatus.SENDING)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import unicodedata
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import delete
+from sqlalchemy import ColumnElement, delete, exists
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -31,6 +32,12 @@ KEYWORD_MAX = 40  # longer messages are conversation, not an opt-out keyword
 DEFAULT_CONFIRMATION = (
     "Pronto, você não receberá mais nossas campanhas. Se mudar de ideia, é só nos escrever."
 )
+
+
+def opted_out(contact_id: Any = Contact.id) -> ColumnElement[bool]:
+    """The SQL condition "this contact opted out" (``contact_id``: the column naming it), the
+    one every audience count, snapshot and send uses."""
+    return exists().where(col(OptOut.contact_id) == contact_id)
 
 
 def _folded(text: str) -> str:

@@ -98,6 +98,16 @@ def components_for(
     return components
 
 
+def check_body_params(
+    template: Template, params: Sequence[str], where: str, params_where: str
+) -> None:
+    """A send giving only body parameters (a follow-up, a flow's ``send_template``): the
+    template usable (else a 422 naming ``where``), and ``params`` filling it (naming
+    ``params_where`` and the part)."""
+    check_usable(template, where)
+    components_for(template, {"body": list(params)} if params else {}, params_where)
+
+
 def _invalid(where: str, problem: str) -> Unprocessable:
     return Unprocessable(f"{where}: {problem}", details={"field": where})
 

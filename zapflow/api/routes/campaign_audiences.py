@@ -5,12 +5,13 @@ CSV audience (contacts created or updated from a file and tagged as a list)."""
 from __future__ import annotations
 
 import uuid
-from typing import IO, Annotated
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
-from zapflow.api.routes.contacts import IMPORT_BODY, spooled_upload
+from zapflow.api.routes.campaigns import campaign_message, checked_audience
+from zapflow.api.uploads import IMPORT_BODY, CsvUpload
 from zapflow.errors import Unprocessable
 from zapflow.models import WhatsAppInstance
 from zapflow.schemas.campaign_audiences import (
@@ -21,22 +22,12 @@ from zapflow.schemas.campaign_audiences import (
     SampleContact,
 )
 from zapflow.schemas.campaigns import AudienceIn
-from zapflow.schemas.contacts import normalize_tags
 from zapflow.services import campaign_audiences as service
 from zapflow.services import campaigns
-from zapflow.services.contacts import ContactFilter
 from zapflow.services.deals import scoped_reference
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
-
-
-def _filter(audience: AudienceIn) -> ContactFilter:
-    try:
-        tags = tuple(normalize_tags(audience.tags))
-    except ValueError as exc:
-        raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
-    return ContactFilter(audience.q, tags, audience.created_since)
 
 
 @router.post(
@@ -54,8 +45,8 @@ async def preview(
     instance = await scoped_reference(
         session, WhatsAppInstance, company_id, body.instance_id, "instance_id"
     )
-    where = _filter(body.audience)
-    message = body.message.model_dump(exclude_none=True) if body.message else None
+    where = checked_audience(body.audience)
+    message = campaign_message(body.message) if body.message else None
     template = await service.message_template(session, instance, message) if message else None
     by_bsuid = campaigns.sends_by_bsuid(instance, template)
     found = await service.reach(session, company_id, where, instance.id, by_bsuid)
@@ -110,7 +101,7 @@ async def estimate(
 async def upload_audience(
     principal: CurrentPrincipal,
     session: SessionDep,
-    upload: Annotated[IO[bytes], Depends(spooled_upload)],
+    upload: CsvUpload,
     name: Annotated[
         str | None,
         Query(

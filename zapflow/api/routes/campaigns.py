@@ -1,8 +1,8 @@
 """Broadcast campaigns: the audience's count before creating one, create (its CampaignWorkflow
 is started by the inbox relay from a command committed with the campaign), edit before it
-starts, list, get, per-recipient status, stats, and pause / resume / cancel (the row changes
-and a command is queued for the relay, which signals the workflow). Progress is also live on
-the event stream (``campaign.progress``)."""
+starts or while paused, list, get, per-recipient status, stats, and pause / resume / cancel
+(the row changes and a command is queued for the relay, which signals the workflow). Progress
+is also live on the event stream (``campaign.progress``)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from sqlmodel import col
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
 from zapflow.api.routes.contacts import Filter
 from zapflow.errors import Unprocessable
-from zapflow.models import CampaignRecipient, RecipientStatus
+from zapflow.models import CampaignRecipient, RecipientStatus, WhatsAppInstance
 from zapflow.schemas.campaigns import (
     AudienceCount,
     AudienceIn,
@@ -26,12 +26,14 @@ from zapflow.schemas.campaigns import (
     CampaignList,
     CampaignPublic,
     CampaignStats,
+    MessageIn,
     RecipientList,
     RecipientPublic,
 )
 from zapflow.schemas.contacts import normalize_tags
 from zapflow.services import campaigns as service
 from zapflow.services import contacts
+from zapflow.services.deals import scoped_reference
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/campaigns", tags=["campaigns"])
@@ -44,9 +46,26 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"])
     dependencies=[Requires(Permission.CAMPAIGNS_READ)],
 )
 async def count_audience(
-    principal: CurrentPrincipal, session: SessionDep, where: Filter
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    where: Filter,
+    instance_id: Annotated[
+        uuid.UUID | None,
+        Query(
+            description="The number that would send: contacts known only by a BSUID count as "
+            "recipients where it sends to one (a Cloud API number), as `no_phone` elsewhere; "
+            "without it, every contact without a phone counts as `no_phone`"
+        ),
+    ] = None,
 ) -> AudienceCount:
-    return AudienceCount(**await service.count_audience(session, principal.company_id, where))
+    by_bsuid = False
+    if instance_id is not None:
+        instance = await scoped_reference(
+            session, WhatsAppInstance, principal.company_id, instance_id, "instance_id"
+        )
+        by_bsuid = service.sends_by_bsuid(instance, None)
+    counts = await service.count_audience(session, principal.company_id, where, by_bsuid)
+    return AudienceCount(**counts)
 
 
 @router.post(
@@ -64,8 +83,8 @@ async def create_campaign(
     new = service.NewCampaign(
         name=body.name,
         instance_id=body.instance_id,
-        audience=_audience(body.audience),
-        message=body.message.model_dump(exclude_none=True),
+        audience=checked_audience(body.audience),
+        message=campaign_message(body.message),
         scheduled_at=body.scheduled_at.astimezone(UTC) if body.scheduled_at else None,
         throughput=body.throughput,
         business_hours_only=body.business_hours_only,
@@ -76,7 +95,8 @@ async def create_campaign(
 
 @router.patch(
     "/{campaign_id}",
-    summary="Edit a campaign before it starts (409 once it has: its audience is snapshotted)",
+    summary="Edit a campaign before it starts, or while it is paused (applied at the resume; "
+    "409 while running or finished, or for its audience or schedule once started)",
     response_model=CampaignPublic,
     dependencies=[Requires(Permission.CAMPAIGNS_MANAGE)],
 )
@@ -85,21 +105,27 @@ async def edit_campaign(
 ) -> CampaignPublic:
     changes: dict[str, Any] = {f: getattr(body, f) for f in body.model_fields_set}
     if body.audience is not None:
-        changes["audience"] = _audience(body.audience)
+        changes["audience"] = checked_audience(body.audience)
     if body.message is not None:
-        changes["message"] = body.message.model_dump(exclude_none=True)
+        changes["message"] = campaign_message(body.message)
     if body.scheduled_at is not None:
         changes["scheduled_at"] = body.scheduled_at.astimezone(UTC)
     campaign = await service.edit_campaign(session, principal.company_id, campaign_id, changes)
     return CampaignPublic.model_validate(campaign)
 
 
-def _audience(audience: AudienceIn) -> contacts.ContactFilter:
+def checked_audience(audience: AudienceIn) -> contacts.ContactFilter:
+    """The audience as the contacts' filter, its tags normalized (a 422 naming a bad one)."""
     try:
         tags = tuple(normalize_tags(audience.tags))
     except ValueError as exc:
         raise Unprocessable(f"audience.tags: {exc}", details={"field": "audience.tags"}) from None
     return contacts.ContactFilter(audience.q, tags, audience.created_since)
+
+
+def campaign_message(message: MessageIn) -> dict[str, Any]:
+    """The message as a campaign stores it (the fields given)."""
+    return message.model_dump(exclude_none=True)
 
 
 @router.get(

@@ -4,18 +4,17 @@ The read by id goes through the cache; every write of a contact invalidates it a
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import StreamingResponse
-from starlette.datastructures import UploadFile
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
 from zapflow.api.lean import LeanRoute
 from zapflow.api.paging import Limit, OffsetPage, PageNumber, fields_param, json_response, only
-from zapflow.errors import PayloadTooLarge, Unprocessable
+from zapflow.api.uploads import IMPORT_BODY, CsvUpload
+from zapflow.errors import Unprocessable
 from zapflow.schemas.contacts import (
     ContactCreate,
     ContactPublic,
@@ -25,14 +24,11 @@ from zapflow.schemas.contacts import (
     normalize_tags,
 )
 from zapflow.services import contact_csv, contacts
-from zapflow.services.contact_csv import MAX_IMPORT_BYTES, ImportMode
+from zapflow.services.contact_csv import ImportMode
 from zapflow.services.contacts import ContactFilter
 from zapflow.services.permissions import Permission
 
 router = APIRouter(prefix="/contacts", tags=["contacts"], route_class=LeanRoute)
-
-UPLOAD_CHUNK = 64 * 1024
-
 
 ContactFields = Annotated[frozenset[str] | None, Depends(fields_param(ContactPublic))]
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
@@ -131,54 +127,6 @@ async def export_contacts(
     )
 
 
-IMPORT_BODY = {
-    "requestBody": {
-        "required": True,
-        "description": "CSV with a header row: phone_number (required), name, email, tags "
-        "(separated by `;` or `|`), custom_fields (a JSON object) and `custom.<key>` columns. "
-        "An empty cell leaves the field as it is.",
-        "content": {
-            "text/csv": {"schema": {"type": "string"}},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                    "required": ["file"],
-                }
-            },
-        },
-    }
-}
-
-
-async def _upload_chunks(request: Request) -> AsyncIterator[bytes]:
-    """The CSV's bytes: the ``file`` part of a form, or the request body itself."""
-    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
-        async for chunk in request.stream():
-            yield chunk
-        return
-    async with request.form(max_files=1) as form:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Unprocessable("file: a multipart upload needs a `file` part")
-        while chunk := await upload.read(UPLOAD_CHUNK):
-            yield chunk
-
-
-async def spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
-    length = request.headers.get("content-length", "")
-    if length.isdecimal() and int(length) > MAX_IMPORT_BYTES + UPLOAD_CHUNK:  # room for a form
-        raise PayloadTooLarge(
-            f"the file is over {MAX_IMPORT_BYTES // (1024 * 1024)} MB: split it",
-            details={"limit_bytes": MAX_IMPORT_BYTES},
-        )
-    spool = await contact_csv.spool_upload(_upload_chunks(request))
-    try:
-        yield spool
-    finally:
-        spool.close()
-
-
 @router.post(
     "/import",
     summary="Import contacts from CSV (upsert by phone number; per-row error report)",
@@ -193,7 +141,7 @@ async def spooled_upload(request: Request) -> AsyncIterator[IO[bytes]]:
 async def import_contacts(
     principal: CurrentPrincipal,
     session: SessionDep,
-    upload: Annotated[IO[bytes], Depends(spooled_upload)],
+    upload: CsvUpload,
     mode: Annotated[
         ImportMode,
         Query(

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, exists, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, or_, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -24,7 +24,6 @@ from zapflow.models import (
     Contact,
     ContactIdentity,
     IdentityKind,
-    OptOut,
     Template,
     WhatsAppInstance,
     WhatsAppProvider,
@@ -33,6 +32,7 @@ from zapflow.models import (
 from zapflow.services.campaigns.progress import campaign_event
 from zapflow.services.contacts import ContactFilter, filtered
 from zapflow.services.events import stage
+from zapflow.services.opt_outs import opted_out
 
 
 def audience_dict(where: ContactFilter) -> dict[str, Any]:
@@ -88,20 +88,24 @@ async def _by_bsuid(session: AsyncSession, campaign: Campaign) -> bool:
     return sends_by_bsuid(instance, template)
 
 
+def audience_counts(by_bsuid: bool) -> tuple[ColumnElement[int], ...]:
+    """The filter's contacts, then the ones a snapshot would leave out by reason in its order:
+    opted out, then nothing to send to (``no_phone``, as ``addressable`` says)."""
+    opted = opted_out()
+    return (
+        func.count(),
+        func.count().filter(opted),
+        func.count().filter(and_(~opted, ~addressable(by_bsuid))),
+    )
+
+
 async def count_audience(
-    session: AsyncSession, company_id: uuid.UUID, where: ContactFilter
+    session: AsyncSession, company_id: uuid.UUID, where: ContactFilter, by_bsuid: bool
 ) -> dict[str, int]:
     """How many contacts the filter finds, and how many of them would be excluded (why)."""
-    opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
-    query = filtered(
-        company_id,
-        where,
-        func.count(),
-        func.count().filter(opted.exists()),
-        func.count().filter(col(Contact.phone_number).is_(None)),
-    )
-    total, opted_out, no_phone = (await session.execute(query)).one()
-    return {"contacts": total, "opted_out": opted_out, "no_phone": no_phone}
+    query = filtered(company_id, where, *audience_counts(by_bsuid))
+    total, opted, no_phone = (await session.execute(query)).one()
+    return {"contacts": total, "opted_out": opted, "no_phone": no_phone}
 
 
 async def snapshot_when_due(session: AsyncSession, campaign_id: uuid.UUID) -> float:
@@ -123,9 +127,8 @@ async def snapshot(session: AsyncSession, campaign_id: uuid.UUID) -> int:
     assert campaign is not None
     if campaign.started_at is not None:
         return 0
-    opted = select(col(OptOut.contact_id)).where(col(OptOut.contact_id) == col(Contact.id))
     reason = case(
-        (opted.exists(), literal("opted_out")),
+        (opted_out(), literal("opted_out")),
         (~addressable(await _by_bsuid(session, campaign)), literal("no_phone")),
         else_=literal(None),
     )

@@ -15,6 +15,7 @@ from zapflow.models import (
     WhatsAppInstance,
 )
 from zapflow.services.campaigns.progress import announce
+from zapflow.services.campaigns.sending import refresh_queued
 from zapflow.services.inbox import store_campaign_command
 from zapflow.services.queries import get_scoped
 
@@ -42,6 +43,8 @@ async def control(
         raise Conflict(f"a {campaign.status.value} campaign cannot {action}")
     if target == CampaignStatus.RUNNING and campaign.started_at is None:
         target = CampaignStatus.SCHEDULED  # resumed before its time: it waits for it again
+    elif target == CampaignStatus.RUNNING:  # an edit made while paused applies from now
+        await refresh_queued(session, campaign)
     campaign.status = target
     campaign.status_reason = None
     await session.flush()

@@ -1,6 +1,6 @@
 """Defining a campaign: its instance, audience, message (a usable template with parameter
 sources that resolve, or text on Evolution) and pacing, checked before it is stored; and
-editing it before it starts (once its audience is snapshotted, an edit is refused)."""
+editing it before it starts, or while it is paused (then not its audience nor schedule)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ class NewCampaign:
     business_hours_only: bool = False
 
 
-async def _campaign_template(
+async def campaign_template(
     session: AsyncSession, instance: WhatsAppInstance, message: dict[str, Any]
 ) -> Template | None:
     if "text" in message:
@@ -66,7 +66,7 @@ async def _checked_message(
 ) -> dict[str, Any]:
     """The message as stored: a usable template whose parameters' sources fit its components
     (named by its stored name and language), or a text."""
-    template = await _campaign_template(session, instance, message)
+    template = await campaign_template(session, instance, message)
     if template is None:
         return dict(message)
     templates.components_for(template, parameter_values(message.get("parameters") or {}, None))
@@ -104,21 +104,34 @@ async def create_campaign(
     return campaign
 
 
-EDITABLE = {CampaignStatus.SCHEDULED, CampaignStatus.PAUSED}  # and not started yet
+EDITABLE = {CampaignStatus.SCHEDULED, CampaignStatus.PAUSED}
+# once the audience is snapshotted: who it goes to is fixed, and the schedule has passed
+FIXED_ONCE_STARTED = ("audience", "scheduled_at")
 
 
 async def edit_campaign(
     session: AsyncSession, company_id: uuid.UUID, campaign_id: uuid.UUID, changes: dict[str, Any]
 ) -> Campaign:
-    """Change a campaign that has not started (``changes``: any of ``name``, ``audience`` (a
-    ContactFilter), ``message``, ``scheduled_at``, ``throughput``, ``business_hours_only``),
-    checked as creating checks them. The row is locked, so an edit and the snapshot at the
-    start cannot cross: whichever comes second sees the other. The inbox command committed
-    with it has the relay wake the workflow, which reads the schedule from the row."""
+    """Change a campaign before it starts, or while it is paused (``changes``: any of
+    ``name``, ``audience`` (a ContactFilter), ``message``, ``scheduled_at``, ``throughput``,
+    ``business_hours_only``), checked as creating checks them. Once started only the name, the
+    message and the pacing change: each batch reads them from the row, and the resume rewrites
+    the messages queued but not claimed (``sending.refresh_queued``), so the edit applies to
+    every recipient not sent yet. The row is locked, so an edit and the snapshot at the start
+    cannot cross: whichever comes second sees the other. The inbox command committed with it
+    has the relay wake the workflow, which reads the schedule from the row."""
     campaign = await get_scoped(session, Campaign, company_id, campaign_id)
     await session.refresh(campaign, with_for_update=True)
-    if campaign.started_at is not None or campaign.status not in EDITABLE:
+    if campaign.status not in EDITABLE:
         raise Conflict(_why_not_editable(campaign), details={"status": campaign.status.value})
+    fixed = [f for f in FIXED_ONCE_STARTED if f in changes]
+    if campaign.started_at is not None and fixed:
+        raise Conflict(
+            f"{fixed[0]}: the campaign started at {campaign.started_at.isoformat()} and its "
+            "audience is snapshotted; while it is paused its name, message, throughput and "
+            "business_hours_only can change (cancel it and create another for a new audience)",
+            details={"field": fixed[0], "status": campaign.status.value},
+        )
     instance = await session.get(WhatsAppInstance, campaign.instance_id)
     assert instance is not None
     if "message" in changes:
@@ -141,6 +154,5 @@ def _why_not_editable(campaign: Campaign) -> str:
         return f"a {campaign.status.value} campaign cannot be edited"
     return (
         f"a {campaign.status.value} campaign cannot be edited: it started at "
-        f"{campaign.started_at.isoformat()} and its audience is snapshotted "
-        "(pause or cancel it instead)"
+        f"{campaign.started_at.isoformat()} (pause it first to change its message or pacing)"
     )

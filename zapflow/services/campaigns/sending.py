@@ -1,19 +1,20 @@
 """Sending a campaign: which recipients are due, the room the number's messaging tier leaves,
-the wait for business hours, and one recipient through the idempotent send path.
+the wait for business hours, and the recipients' messages queued, claimed and recorded a chunk
+at a time through the idempotent send path.
 
 Each recipient's message is queued with ``client_id=campaign:<campaign>:<contact>`` in its
 conversation and claimed (``pending`` → ``sending``) before the provider is called, like every
 message: a batch retried after a crash finds the message it queued, sent or not, and a claim
-left ``sending`` by a killed worker fails as ``delivery_unknown`` instead of sending twice.
-"""
+left ``sending`` by a killed worker fails as ``delivery_unknown`` instead of sending twice."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -25,8 +26,9 @@ from zapflow.models import (
     Contact,
     ContactIdentity,
     IdentityKind,
+    Message,
     MessageSender,
-    OptOut,
+    MessageStatus,
     RecipientStatus,
     Template,
     WhatsAppInstance,
@@ -34,9 +36,11 @@ from zapflow.models import (
 )
 from zapflow.services import business_hours, messages
 from zapflow.services.campaigns.content import content_for
+from zapflow.services.campaigns.definition import campaign_template
 from zapflow.services.campaigns.progress import STOPPED, announce
 from zapflow.services.conversations import upsert_conversations
 from zapflow.services.messages import OutboundContent
+from zapflow.services.opt_outs import opted_out
 from zapflow.whatsapp import jid as jids
 from zapflow.workflows.inputs import ConversationRef
 
@@ -121,38 +125,57 @@ class Prepared:
     recipient_id: int
     message_id: uuid.UUID | None  # None: nothing to send (excluded, failed, done before)
     job: messages.SendJob | None = None
-    outcome: str | None = None  # why nothing is sent: already_sent, delivery_unknown, ...
+    outcome: str | None = None  # why nothing is sent: already_done, delivery_unknown, ...
 
 
-async def prepare(
-    session: AsyncSession, campaign: Campaign, template: Template | None, recipient_id: int
-) -> Prepared:
-    """Claim the recipient's message (queued by ``queue_messages``) for sending, unless the
-    campaign stopped or the contact opted out meanwhile."""
+async def claim(
+    session: AsyncSession, campaign: Campaign, recipient_ids: list[int]
+) -> list[Prepared]:
+    """Claim a chunk of recipients' messages (queued by ``queue_messages``) for sending, in one
+    statement, unless the campaign stopped or a contact opted out meanwhile."""
     now = select(col(Campaign.status)).where(col(Campaign.id) == campaign.id)
     if (await session.execute(now)).scalar_one() in STOPPED:  # paused or cancelled meanwhile
-        return Prepared(recipient_id, None, outcome="stopped")
-    recipient = await session.get(CampaignRecipient, recipient_id, with_for_update=True)
-    assert recipient is not None
-    if recipient.status != RecipientStatus.QUEUED:
-        return Prepared(recipient_id, None, outcome="not_queued")
-    if await session.get(OptOut, recipient.contact_id) is not None:
-        _finish_recipient(recipient, RecipientStatus.EXCLUDED, "opted_out")
-        return Prepared(recipient_id, None, outcome="opted_out")
-    if recipient.message_id is None:  # left out by ``queue_messages`` (failed, excluded)
-        return Prepared(recipient_id, None, outcome="not_queued")
-    recipient.attempts += 1
+        return [Prepared(r, None, outcome="stopped") for r in recipient_ids]
+    query = (
+        select(CampaignRecipient, opted_out(col(CampaignRecipient.contact_id)))
+        .where(col(CampaignRecipient.id).in_(recipient_ids))
+        .order_by(col(CampaignRecipient.id))
+        .with_for_update(of=CampaignRecipient)
+    )
+    prepared: dict[int, Prepared] = {}
+    claimable: dict[uuid.UUID, CampaignRecipient] = {}
+    for recipient, opted in (await session.execute(query)).all():
+        assert recipient.id is not None
+        if recipient.status != RecipientStatus.QUEUED or recipient.message_id is None:
+            prepared[recipient.id] = Prepared(recipient.id, None, outcome="not_queued")
+        elif opted:
+            _finish_recipient(recipient, RecipientStatus.EXCLUDED, "opted_out")
+            prepared[recipient.id] = Prepared(recipient.id, None, outcome="opted_out")
+        else:
+            recipient.attempts += 1
+            claimable[recipient.message_id] = recipient
+    jobs = await messages.claim_many(session, list(claimable))
+    for message_id, recipient in claimable.items():
+        assert recipient.id is not None
+        prepared[recipient.id] = _claimed(recipient, message_id, jobs[message_id])
     await session.flush()
-    try:
-        job = await messages.claim(session, recipient.message_id)
-    except messages.AlreadyDone as done:
-        sent = str(done) != "failed"
-        _finish_recipient(recipient, RecipientStatus.SENT if sent else RecipientStatus.FAILED,
-                          None if sent else "failed before")  # fmt: skip
-        return Prepared(recipient_id, None, outcome="already_done")
-    except messages.DeliveryUnknown:
-        return Prepared(recipient_id, recipient.message_id, outcome="delivery_unknown")
-    return Prepared(recipient_id, recipient.message_id, job)
+    return [prepared[r] for r in recipient_ids if r in prepared]
+
+
+def _claimed(
+    recipient: CampaignRecipient,
+    message_id: uuid.UUID,
+    job: messages.SendJob | MessageStatus,
+) -> Prepared:
+    assert recipient.id is not None
+    if isinstance(job, messages.SendJob):
+        return Prepared(recipient.id, message_id, job)
+    if job == MessageStatus.SENDING:  # an attempt died while the provider answered
+        return Prepared(recipient.id, message_id, outcome="delivery_unknown")
+    sent = job != MessageStatus.FAILED  # sent (or failed) before: recorded, not sent again
+    _finish_recipient(recipient, RecipientStatus.SENT if sent else RecipientStatus.FAILED,
+                      None if sent else "failed before")  # fmt: skip
+    return Prepared(recipient.id, None, outcome="already_done")
 
 
 async def queue_messages(
@@ -177,9 +200,8 @@ async def queue_messages(
         .limit(1)
         .scalar_subquery()
     )
-    opted = exists().where(col(OptOut.contact_id) == col(Contact.id))
     query = (
-        select(CampaignRecipient, Contact, opted, bsuid)
+        select(CampaignRecipient, Contact, opted_out(), bsuid)
         .join(Contact, col(Contact.id) == col(CampaignRecipient.contact_id))
         .where(
             col(CampaignRecipient.id).in_(recipient_ids),
@@ -189,11 +211,11 @@ async def queue_messages(
         .with_for_update(of=CampaignRecipient)
     )
     ready: dict[str, tuple[CampaignRecipient, Contact, OutboundContent]] = {}
-    for recipient, contact, opted_out, found in (await session.execute(query)).all():
+    for recipient, contact, opted, found in (await session.execute(query)).all():
         address = _address(contact, found)
-        if opted_out or address is None:
+        if opted or address is None:
             _finish_recipient(recipient, RecipientStatus.EXCLUDED,
-                              "opted_out" if opted_out else "no_phone")  # fmt: skip
+                              "opted_out" if opted else "no_phone")  # fmt: skip
             continue
         try:
             ready[address] = (recipient, contact, content_for(campaign, template, contact))
@@ -227,6 +249,38 @@ async def _queue(
         recipient.message_id = message.id
 
 
+async def refresh_queued(session: AsyncSession, campaign: Campaign) -> None:
+    """The messages queued for recipients not sent yet and never claimed (``pending``: queued
+    ahead of a pause, or released) rewritten with the campaign's message as it is now, so an
+    edit made while paused applies to them at the resume. A contact the new message cannot
+    fill fails, as queueing it would; a template unusable now is left to the next batch
+    (which pauses the campaign with the reason)."""
+    instance = await session.get(WhatsAppInstance, campaign.instance_id)
+    assert instance is not None
+    try:
+        template = await campaign_template(session, instance, campaign.message)
+    except Unprocessable:
+        return
+    query = (
+        select(CampaignRecipient, Contact, Message)
+        .join(Contact, col(Contact.id) == col(CampaignRecipient.contact_id))
+        .join(Message, col(Message.id) == col(CampaignRecipient.message_id))
+        .where(
+            col(CampaignRecipient.campaign_id) == campaign.id,
+            col(CampaignRecipient.status) == RecipientStatus.QUEUED,
+            col(Message.status) == MessageStatus.PENDING,
+        )
+        .with_for_update(of=Message)
+    )
+    for recipient, contact, message in (await session.execute(query)).all():
+        try:
+            messages.refill(message, instance, content_for(campaign, template, contact))
+        except Unprocessable as exc:
+            await messages.record_failed(session, message.id, {"message": exc.message}, 0)
+            _finish_recipient(recipient, RecipientStatus.FAILED, exc.message)
+    await session.flush()
+
+
 def _address(contact: Contact, bsuid: str | None) -> str | None:
     """The chat to send to: the contact's phone, else its newest BSUID (the snapshot queued a
     BSUID-only contact only where the number sends to one)."""
@@ -244,20 +298,61 @@ def _finish_recipient(
         recipient.sent_at = utc_now()
 
 
-async def record_outcome(
-    session: AsyncSession,
-    recipient_id: int,
-    status: RecipientStatus | None,
-    reason: str | None = None,
-    defer_until: datetime | None = None,
-) -> None:
-    """The recipient's send went (``SENT``), failed for good (``FAILED`` with the reason), or is
-    deferred (``defer_until``); None and no deferral: left queued for the next batch."""
-    recipient = await session.get(CampaignRecipient, recipient_id, with_for_update=True)
-    assert recipient is not None
-    if status is not None:
-        _finish_recipient(recipient, status, reason)
-    if defer_until is not None:
-        recipient.not_before = defer_until
-        recipient.reason = reason
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one claimed send: ``sent`` (the provider's id), ``failed`` for good (the
+    error), ``deferred`` (until ``defer_until``), or ``released``: refused for now, or never
+    tried (the batch halted), back to ``pending`` for a later batch."""
+
+    prepared: Prepared
+    kind: str
+    provider_id: str | None = None
+    error: dict[str, Any] | None = None
+    defer_until: datetime | None = None
+
+
+RECORDED = {"sent", "failed", "deferred", "released"}
+
+
+async def record(session: AsyncSession, outcomes: list[Outcome]) -> None:
+    """A chunk's sends recorded in one transaction: the messages and their recipients."""
+    outcomes = [o for o in outcomes if o.kind in RECORDED and o.prepared.message_id is not None]
+    sent = {
+        o.prepared.message_id: o.provider_id or ""
+        for o in outcomes
+        if o.kind == "sent" and o.prepared.message_id is not None
+    }
+    if sent:
+        await messages.record_sent_many(session, sent)
+    query = (
+        select(CampaignRecipient)
+        .where(col(CampaignRecipient.id).in_([o.prepared.recipient_id for o in outcomes]))
+        .order_by(col(CampaignRecipient.id))
+        .with_for_update()
+    )
+    recipients = {r.id: r for r in await session.scalars(query)}
+    for outcome in outcomes:
+        recipient, message_id = (
+            recipients[outcome.prepared.recipient_id],
+            outcome.prepared.message_id,
+        )
+        assert message_id is not None
+        if outcome.kind == "sent":
+            _finish_recipient(recipient, RecipientStatus.SENT, None)
+        elif outcome.kind == "failed":
+            error = outcome.error or {}
+            await messages.record_failed(session, message_id, error, attempts=1)
+            _finish_recipient(recipient, RecipientStatus.FAILED, _failure_reason(error))
+        else:
+            await messages.release(session, message_id, outcome.error)
+            if outcome.defer_until is not None:
+                recipient.not_before = outcome.defer_until
+                recipient.reason = f"deferred: {(outcome.error or {}).get('message')}"
     await session.flush()
+
+
+def _failure_reason(error: dict[str, Any]) -> str:
+    """A failed recipient's reason: the provider's code and message."""
+    if error.get("code"):
+        return f"{error.get('code')}: {error.get('message')}"
+    return str(error.get("message"))

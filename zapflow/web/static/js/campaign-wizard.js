@@ -4,7 +4,9 @@
 // fallbacks, previewed as the sample's first contact reads it; or a text on Evolution numbers,
 // which have no templates); when (now or at a time) and the pace; then the cost estimate and
 // Create. Every change asks the server's preview (POST /campaigns/preview), so what is shown is
-// what the campaign would send.
+// what the campaign would send. Given a campaign, it edits it (PATCH): before the start
+// everything but the number; once started (paused) its name, message and pace, applied when it
+// resumes, with the audience and schedule shown but fixed.
 import { ApiError, api, auth, qs } from "./api.js";
 import { debounce, field, h, replace, select } from "./dom.js";
 import { errorText } from "./format.js";
@@ -79,6 +81,15 @@ class ParameterRow {
     this.fallbackField.hidden = kind === "value";
   }
 
+  // Show a stored source (editing a campaign).
+  set(source) {
+    const custom = source.field?.startsWith("custom_fields.");
+    this.kind.value = "value" in source ? "value" : custom ? "custom" : source.field;
+    this.key.value = "value" in source ? source.value : custom ? source.field.slice("custom_fields.".length) : "";
+    this.fallback.value = source.fallback ?? "";
+    this.sync();
+  }
+
   source() {
     const kind = this.kind.value;
     if (kind === "value") return { value: this.key.value };
@@ -88,9 +99,18 @@ class ParameterRow {
   }
 }
 
+// A stored time as a datetime-local input's value, in the browser's time zone.
+function localInput(iso) {
+  const at = new Date(iso);
+  return new Date(at.getTime() - at.getTimezoneOffset() * 60_000).toISOString().slice(0, 16);
+}
+
 export class CampaignWizard {
-  constructor(root, ctx) {
+  // `editing`: the campaign to edit; `onSaved(campaign)` is called after the edit.
+  constructor(root, ctx, editing = null, onSaved = null) {
     this.ctx = ctx;
+    this.editing = editing;
+    this.onSaved = onSaved;
     this.templates = [];
     this.rows = [];
     this.sequence = 0;
@@ -102,6 +122,10 @@ export class CampaignWizard {
     this.q = h("input", { type: "text", maxlength: "200", oninput: changed });
     this.file = h("input", { type: "file", accept: ".csv,text/csv" });
     this.listName = h("input", { type: "text", maxlength: "50", placeholder: t("wizard.listHint") });
+    this.csv = h("details", { class: "csv-upload" }, h("summary", {}, t("wizard.csv")),
+      h("p", { class: "muted" }, t("wizard.csvHelp")),
+      field(t("wizard.csvFile"), this.file), field(t("wizard.listName"), this.listName),
+      h("button", { type: "button", onclick: () => this.upload() }, t("wizard.upload")));
     this.uploaded = h("div", { class: "upload-report" });
     this.counts = h("p", { class: "audience-count", role: "status" });
     this.sample = h("ul", { class: "sample" });
@@ -114,16 +138,13 @@ export class CampaignWizard {
     this.error = h("p", { class: "error", role: "alert" });
     this.el = h(
       "form",
-      { class: "wizard", onsubmit: (e) => (e.preventDefault(), this.create()) },
-      h("h2", {}, t("wizard.title")),
+      { class: "wizard", onsubmit: (e) => (e.preventDefault(), this.editing ? this.save() : this.create()) },
+      h("h2", {}, t(editing ? "wizard.editTitle" : "wizard.title")),
       field(t("wizard.name"), this.name),
       h("section", { class: "card" }, h("h3", {}, t("wizard.step1")), field(t("wizard.number"), this.instance)),
       h("section", { class: "card" }, h("h3", {}, t("wizard.step2")),
         h("div", { class: "inline-fields" }, field(t("wizard.tags"), this.tags), field(t("wizard.search"), this.q)),
-        h("details", { class: "csv-upload" }, h("summary", {}, t("wizard.csv")),
-          h("p", { class: "muted" }, t("wizard.csvHelp")),
-          field(t("wizard.csvFile"), this.file), field(t("wizard.listName"), this.listName),
-          h("button", { type: "button", onclick: () => this.upload() }, t("wizard.upload")), this.uploaded),
+        this.csv, this.uploaded,
         this.counts, this.sample),
       h("section", { class: "card" }, h("h3", {}, t("wizard.step3")), this.messageBox,
         h("h4", {}, t("wizard.preview")), this.bubble),
@@ -131,7 +152,7 @@ export class CampaignWizard {
         h("div", { class: "inline-fields" }, field(t("wizard.when"), this.when), this.at, field(t("wizard.throughput"), this.throughput))),
       h("section", { class: "card" }, h("h3", {}, t("wizard.step5")), this.estimate),
       this.error,
-      h("button", { type: "submit", class: "primary" }, t("wizard.create")),
+      h("button", { type: "submit", class: "primary" }, t(editing ? "wizard.save" : "wizard.create")),
     );
     root.append(this.el);
     ctx.ready.then(() => this.numbers());
@@ -142,10 +163,48 @@ export class CampaignWizard {
     this.el.remove();
   }
 
-  numbers() {
+  async numbers() {
     replace(this.instance, this.ctx.instances.map((i) => h("option", { value: i.id }, `${i.name} (${i.provider === "cloud" ? "Cloud API" : "Evolution"})`)));
     if (!this.ctx.instances.length) this.error.textContent = t("wizard.noNumbers");
-    this.numberChanged();
+    if (this.editing) {
+      this.instance.value = this.editing.instance_id;
+      this.instance.disabled = true; // a campaign keeps its number
+    }
+    await this.numberChanged();
+    if (this.editing) this.fill(this.editing);
+  }
+
+  // The form as the campaign being edited stands.
+  fill(campaign) {
+    this.name.value = campaign.name;
+    this.tags.value = (campaign.audience.tags || []).join(", ");
+    this.q.value = campaign.audience.q || "";
+    this.throughput.value = String(campaign.throughput);
+    if (campaign.scheduled_at) {
+      this.when.value = "at";
+      this.at.hidden = false;
+      this.at.value = localInput(campaign.scheduled_at);
+    }
+    const started = Boolean(campaign.started_at);
+    for (const input of [this.tags, this.q, this.when, this.at]) input.disabled = started;
+    this.csv.hidden = started;
+    const { text, template: spec, parameters = {} } = campaign.message;
+    if (this.text && text !== undefined) this.text.value = text;
+    const chosen = spec && this.templates.find((tpl) => tpl.name === spec.name && tpl.language === spec.language);
+    if (chosen) {
+      this.template.value = chosen.id;
+      this.templateChanged();
+      const named = chosen.parameter_format === "NAMED";
+      for (const row of this.rows) {
+        const { part, key } = row.parameter;
+        const body = parameters.body || {};
+        const source = part === "header" ? parameters.header
+          : part === "buttons" ? parameters.buttons?.[key]
+          : named ? body[key] : body[Number(key) - 1];
+        if (source) row.set(source);
+      }
+    }
+    this.refresh();
   }
 
   get number() {
@@ -282,6 +341,23 @@ export class CampaignWizard {
     try {
       const campaign = await api("/campaigns", { method: "POST", body });
       location.hash = `#/campaigns/${campaign.id}`;
+    } catch (error) {
+      this.error.textContent = errorText(error);
+    }
+  }
+
+  // PATCH what may change: once started, not the audience nor the schedule.
+  async save() {
+    const message = this.message();
+    if (!message) return (this.error.textContent = t("wizard.needMessage"));
+    const body = { name: this.name.value.trim(), message, throughput: Number(this.throughput.value) || null };
+    if (!this.editing.started_at) {
+      body.audience = this.audience();
+      if (this.when.value === "at" && !this.at.value) return (this.error.textContent = t("wizard.needTime"));
+      body.scheduled_at = this.when.value === "at" ? new Date(this.at.value).toISOString() : null;
+    }
+    try {
+      this.onSaved?.(await api(`/campaigns/${this.editing.id}`, { method: "PATCH", body }));
     } catch (error) {
       this.error.textContent = errorText(error);
     }

@@ -1,7 +1,8 @@
 // Campaigns: the list (status, progress, delivered/read/reply rates), the create wizard
 // (campaign-wizard.js) and a campaign's progress page: its stats, failures and exclusions by
-// reason, an SVG chart of the recipients done over time (drawn here, no library), and pause /
-// resume / cancel for roles holding campaigns:manage. Everything updates live from the
+// reason, an SVG chart of the recipients done over time (drawn here, no library), and edit
+// (the wizard, before the start or while paused) / pause / resume / cancel for roles holding
+// campaigns:manage. Everything updates live from the
 // stream's `campaign.progress` events.
 import { api } from "./api.js";
 import { debounce, h, replace } from "./dom.js";
@@ -14,6 +15,7 @@ const ACTIONS = {
   resume: ["paused"],
   cancel: ["scheduled", "running", "paused", "waiting_tier"],
 };
+const EDITABLE = ["scheduled", "paused"];
 const STATES = ["queued", "sent", "failed", "excluded", "cancelled"];
 const SVG = "http://www.w3.org/2000/svg";
 const LIST_STATS = 20; // campaigns whose figures the list shows
@@ -170,11 +172,14 @@ export class CampaignsView {
   renderHead() {
     const c = this.campaign;
     if (!c || !this.head) return;
-    const buttons = this.ctx.can("campaigns:manage")
+    const manage = this.ctx.can("campaigns:manage");
+    const buttons = manage
       ? Object.entries(ACTIONS)
           .filter(([, from]) => from.includes(c.status))
           .map(([action]) => h("button", { type: "button", class: action === "cancel" ? "danger" : "", onclick: () => this.control(action) }, t(`campaigns.${action}`)))
       : [];
+    // before the start, or while paused (then applied at the resume)
+    if (manage && EDITABLE.includes(c.status)) buttons.unshift(h("button", { type: "button", onclick: () => this.edit() }, t("campaigns.edit")));
     replace(
       this.head,
       h("h2", {}, c.name),
@@ -222,6 +227,14 @@ export class CampaignsView {
     } catch (error) {
       replace(this.estimateEl, h("p", { role: "alert" }, errorText(error)));
     }
+  }
+
+  edit() {
+    replace(this.detail);
+    this.wizard = new CampaignWizard(this.detail, this.ctx, this.campaign, (campaign) => {
+      this.loadList();
+      this.open(campaign.id);
+    });
   }
 
   async control(action) {
