@@ -1,5 +1,5 @@
 """The agent's desk in the browser: a canned response inserted by its shortcut with the
-contact's name filled in, and "assign to me"."""
+contact's name filled in and its attachment sent after the text, and "assign to me"."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from playwright.async_api import Page, expect
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.browser import sign_in_as
-from tests.fixtures.traffic import start_conversation
+from tests.fixtures.traffic import eventually, start_conversation
 from tests.test_ui_people import PASSWORD, person
+
+KIT = "https://example.com/kit.pdf"
 
 
 async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
@@ -26,6 +28,7 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
             "shortcut": "price",
             "body": "Oi {{contact.name}}! O kit sai por R$ 150.",
             "company_wide": True,
+            "attachments": [{"url": KIT, "kind": "document", "filename": "kit.pdf"}],
         },
     )
     assert saved.status_code == 201, saved.text
@@ -44,3 +47,16 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
     await expect(page.locator(".canned-suggestions")).to_contain_text("/price")
     await composer.press("Tab")
     await expect(composer).to_have_value("Oi Maria Souza! O kit sai por R$ 150.")
+    await expect(page.locator(".composer-attachments li")).to_contain_text("kit.pdf")
+    await composer.press("Enter")
+    await expect(page.locator(".composer-attachments li")).to_have_count(0)
+
+    async def sent() -> list[tuple[str, str | None]]:
+        listed = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
+        assert listed.status_code == 200, listed.text
+        mine = [m for m in listed.json()["data"] if m["sent_by"] == "agent"]
+        return [(m["type"], (m["media"] or {}).get("url") or m["body"]) for m in mine]
+
+    # the text first, then the attachment as a media message (the list is newest first)
+    expected = [("document", KIT), ("text", "Oi Maria Souza! O kit sai por R$ 150.")]
+    await eventually(sent, lambda found: found == expected, within=10)
