@@ -136,14 +136,14 @@ async def test_a_breach_reassigns_to_the_next_member(
     tenant: Tenant, api_url: str, sessions: SessionFactory, worker: None
 ) -> None:
     """Ana takes the conversation and does not answer in time: it goes back to the queue and
-    round-robin hands it to Bia (the first member, nobody having been routed one yet); the
-    thread's notes tell the story."""
+    round-robin hands it to Bia, not to Ana, whose turn it was (the first member, nobody
+    having been routed one yet); the thread's notes tell the story."""
     (ana, ana_client), (bia, bia_client) = [await agent(tenant, api_url, n) for n in ("Ana", "Bia")]
     try:
         for client in (ana_client, bia_client):
             await client.patch("/api/v1/me", json={"availability": "available"})
         team_id = await sla_team(
-            tenant, bia, ana, first_response_seconds=3, sla_escalation="reassign"
+            tenant, ana, bia, first_response_seconds=3, sla_escalation="reassign"
         )
         [conversation_id] = await conversations(tenant, 1)
         await tenant.client.post(

@@ -206,9 +206,11 @@ async def _escalate(session: AsyncSession, conversation: Conversation, team: Tea
     if team.sla_escalation == SlaEscalation.RAISE_PRIORITY:
         conversation.priority = ConversationPriority.HIGH
     elif team.sla_escalation == SlaEscalation.REASSIGN and conversation.assigned_user_id:
-        # back to the head of nobody's queue: routing hands it to the next member
+        # back to the team's queue: routing hands it to another member (never the one who
+        # let it breach; with nobody else free it waits)
         previous = conversation.assigned_user_id
         conversation.assigned_user_id = None
+        conversation.passed_over_user_id = previous
         conversation.waiting_since = utc_now()
         await system_notes.add(
             session,
