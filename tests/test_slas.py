@@ -176,6 +176,39 @@ async def test_a_breach_reassigns_to_the_next_member(
         await bia_client.aclose()
 
 
+async def test_a_reply_typed_on_the_business_phone_is_a_first_response_of_no_agent(
+    tenant: Tenant, api_url: str, sessions: SessionFactory, worker: None
+) -> None:
+    """The person answered from the WhatsApp Business app (an echo, not sent through zapflow):
+    the customer has a first response, met, but no agent is credited with it."""
+    ana, ana_client = await agent(tenant, api_url, "Ana")
+    try:
+        team_id = await sla_team(tenant, ana, first_response_seconds=3600)
+        wa_id = "5511" + str(uuid.uuid4().int)[:9]
+        instance, conversation_id = await start_conversation(tenant, wa_id)
+        await tenant.client.post(
+            f"/api/v1/conversations/{conversation_id}/transfer", json={"team_id": team_id}
+        )
+        taken = await ana_client.post(f"/api/v1/conversations/{conversation_id}/take")
+        assert taken.status_code == 200, taken.text
+        echo = {
+            "from": "15550001111", "to": wa_id, "id": f"wamid.{uuid.uuid4().hex}",
+            "timestamp": str(int(time.time())), "type": "text", "text": {"body": "Respondi"},
+        }  # fmt: skip
+        delivery = cloud_delivery(instance["phone_number_id"], {"message_echoes": [echo]})
+        delivery["entry"][0]["changes"][0]["field"] = "smb_message_echoes"
+        posted = await post_cloud(tenant.client, instance["webhook_url"], delivery)
+        assert posted.status_code == 200, posted.text
+        found = await eventually(
+            lambda: targets(sessions, conversation_id),
+            lambda got: "first_response:met" in got,
+            within=15,
+        )
+        assert found["first_response:met"].user_id is None  # not Ana's, though she has it
+    finally:
+        await ana_client.aclose()
+
+
 async def test_sla_settings_are_checked(tenant: Tenant) -> None:
     bad = await tenant.client.post(
         "/api/v1/teams", json={"name": "Bad SLA", "first_response_seconds": 0}
