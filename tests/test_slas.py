@@ -8,6 +8,7 @@ unassigned."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -207,6 +208,33 @@ async def test_a_reply_typed_on_the_business_phone_is_a_first_response_of_no_age
         assert found["first_response:met"].user_id is None  # not Ana's, though she has it
     finally:
         await ana_client.aclose()
+
+
+async def test_new_business_hours_move_a_pending_target_and_its_timer(
+    tenant: Tenant, sessions: SessionFactory, worker: None
+) -> None:
+    """Always open (no hours) when the target starts: due in 5 s. Then the company opens one
+    hour a week, two days from now: the seconds it had left count from that opening, and the
+    timer that was due in 5 s breaches nothing."""
+    team_id = await sla_team(tenant, first_response_seconds=5)
+    [conversation_id] = await conversations(tenant, 1)
+    moved = await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/transfer", json={"team_id": team_id}
+    )
+    assert moved.status_code == 200, moved.text
+    before = (await targets(sessions, conversation_id))["first_response:pending"]
+    opening = datetime.now(UTC).date() + timedelta(days=2)
+    day = opening.strftime("%a").lower()
+    changed = await tenant.client.patch(
+        "/api/v1/company", json={"timezone": "UTC", "business_hours": {day: [["09:00", "10:00"]]}}
+    )
+    assert changed.status_code == 200, changed.text
+    after = (await targets(sessions, conversation_id))["first_response:pending"]
+    starts = datetime.combine(opening, datetime.min.time(), UTC) + timedelta(hours=9)
+    assert starts < after.due_at <= starts + timedelta(seconds=5), (before.due_at, after.due_at)
+    await asyncio.sleep(max(0.0, (before.due_at - datetime.now(UTC)).total_seconds()) + 1)
+    assert set(await targets(sessions, conversation_id)) == {"first_response:pending"}
+    assert (await conversation(tenant, conversation_id))["sla_breached_at"] is None
 
 
 async def test_sla_settings_are_checked(tenant: Tenant) -> None:
