@@ -362,7 +362,7 @@ export class Thread {
     replace(
       this.attached,
       this.attachments.map((media, i) =>
-        h("li", { class: "chip" }, `📎 ${media.filename || media.caption || t(`type.${media.kind}`)}`, " ",
+        h("li", { class: "chip" }, `${t(`type.${media.kind}`)}: ${media.filename || media.caption || media.url.split("/").pop()}`, " ",
           h("button", { type: "button", class: "link", "aria-label": t("composer.detach"),
             onclick: () => (this.attachments.splice(i, 1), this.renderAttachments()) }, "×")),
       ),
