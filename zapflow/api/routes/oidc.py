@@ -12,32 +12,15 @@ import uuid
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import RedirectResponse
-from pydantic import BaseModel, ConfigDict
 
 from zapflow.api.deps import SessionDep, StateDep
 from zapflow.api.routes.sign_in import start_person_session
 from zapflow.errors import NotFound
+from zapflow.schemas.user_sessions import SignInOptions, SignInProvider
 from zapflow.services.oidc import OidcClient, OidcError, user_of
 
 router = APIRouter(prefix="/auth", tags=["sign-in"])
 log = logging.getLogger(__name__)
-
-
-class SignInProvider(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"name": "Okta", "start": "/auth/oidc/start"}]}
-    )
-
-    name: str
-    start: str
-
-
-class SignInOptions(BaseModel):
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"oidc": {"name": "Okta", "start": "/auth/oidc/start"}}]}
-    )
-
-    oidc: SignInProvider | None
 
 
 def _cookie(state: StateDep) -> str:
