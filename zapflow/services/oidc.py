@@ -33,6 +33,7 @@ import httpx
 import jwt
 import orjson
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.config import Settings
@@ -168,7 +169,10 @@ class OidcClient:
         kept = {"nonce": nonce, "verifier": verifier, "redirect_uri": redirect_uri}
         if company_id is not None:
             kept["company_id"] = str(company_id)
-        await self._redis.set(_state_key(state), orjson.dumps(kept), ex=FLOW_SECONDS)
+        try:
+            await self._redis.set(_state_key(state), orjson.dumps(kept), ex=FLOW_SECONDS)
+        except (RedisError, OSError) as exc:
+            raise OidcError("unavailable", f"the sign-in cannot be kept: {exc}") from None
         query = urlencode(
             {
                 "response_type": "code",
@@ -185,7 +189,10 @@ class OidcClient:
 
     async def finish(self, state: str, browser_state: str | None, code: str) -> Identity:
         """The verified identity of the callback ``code``; the flow's secrets are spent."""
-        kept_raw = await self._redis.getdel(_state_key(state))
+        try:
+            kept_raw = await self._redis.getdel(_state_key(state))
+        except (RedisError, OSError) as exc:
+            raise OidcError("unavailable", f"the sign-in cannot be read: {exc}") from None
         if (
             kept_raw is None
             or browser_state is None

@@ -100,5 +100,8 @@ async def oidc_callback(
         response = RedirectResponse(f"/app/?sso_error={exc.code}", status_code=303)
     else:
         await start_person_session(request, response, state, session, user)
-    response.delete_cookie(_cookie(state), path="/")
+    response.delete_cookie(
+        _cookie(state), path="/", secure=state.settings.session_cookie_secure, httponly=True,
+        samesite="lax",
+    )  # fmt: skip
     return response
