@@ -135,6 +135,23 @@ async def test_the_provider_s_bad_answers_sign_nobody_in(
     assert sso_error(denied) == "refused"
 
 
+async def test_an_e_mail_of_two_companies_signs_in_to_the_one_named(
+    tenant: Tenant, other_tenant: Tenant, app_client: httpx.AsyncClient, idp: OidcServer
+) -> None:
+    idp.email = f"p{uuid.uuid4().hex[:8]}@acme.com"
+    for company in (tenant, other_tenant):
+        await invite(company, email=idp.email)
+    answer, _ = await through_provider(app_client)
+    assert sso_error(answer) == "several_companies"
+    app_client.cookies.clear()
+    start = await app_client.get("/auth/oidc/start", params={"company_id": other_tenant.id})
+    async with httpx.AsyncClient() as browser:
+        callback = (await browser.get(start.headers["location"])).headers["location"]
+    assert sso_error(await app_client.get(callback)) is None
+    me = (await app_client.get("/api/v1/me")).json()
+    assert me["company_id"] == other_tenant.id and me["user"]["email"] == idp.email
+
+
 async def test_the_provider_s_endpoints_are_held_to_the_egress_policy(
     settings: Settings, idp: OidcServer
 ) -> None:
