@@ -68,3 +68,35 @@ async def test_own_and_company_canned_responses(people: list[httpx.AsyncClient])
     changed = await supervisor.patch(company_path, json={"body": "Kit: R$ 160"})
     assert changed.status_code == 200 and changed.json()["body"] == "Kit: R$ 160"
     assert (await ana.delete(own_path)).status_code == 204
+
+
+async def test_a_canned_response_carries_attachments_checked_like_a_message_s_media(
+    tenant: Tenant,
+) -> None:
+    kit = {"url": "https://example.com/kit.jpg", "kind": "image", "caption": "The kit"}
+    made = await tenant.client.post(
+        "/api/v1/canned-responses",
+        json={"shortcut": "kit", "body": "Here it is", "company_wide": True, "attachments": [kit]},
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["attachments"] == [
+        {**kit, "mime_type": None, "filename": None}
+    ]  # the shape a message's media has
+    for attachments, field in (
+        ([kit, {"url": "http://169.254.169.254/latest", "kind": "image"}], "attachments.1.url"),
+        ([{"url": "http://10.0.0.1/x.pdf", "kind": "document"}], "attachments.0.url"),
+    ):
+        refused = await tenant.client.patch(
+            f"/api/v1/canned-responses/{made.json()['id']}", json={"attachments": attachments}
+        )
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["details"]["field"] == field
+    for bad in ([{"url": "ftp://example.com/x", "kind": "image"}], [kit] * 6, None):
+        refused = await tenant.client.patch(
+            f"/api/v1/canned-responses/{made.json()['id']}", json={"attachments": bad}
+        )
+        assert refused.status_code == 422, (bad, refused.text)
+    cleared = await tenant.client.patch(
+        f"/api/v1/canned-responses/{made.json()['id']}", json={"attachments": []}
+    )
+    assert cleared.status_code == 200 and cleared.json()["attachments"] == []

@@ -93,6 +93,9 @@ BEYOND_THE_SCHEMA = {
     "POST /webhooks/evolution/{token}/{event_suffix}": "as above",
     "POST /auth/sign-in": "a generated password is not the person's: tests/test_user_sessions.py",
     "POST /auth/accept": "a generated token is no invite or reset link: as above",
+    "GET /auth/oidc/start": "no OpenID Connect provider is configured here (404); with one, a "
+    "redirect: tests/test_oidc.py",
+    "GET /auth/oidc/callback": "as above",
     "PATCH /api/v1/me": "an API key is no signed-in person; /me acts on the caller's own "
     "session: as above",
     "POST /api/v1/me/password": "as above",

@@ -82,8 +82,10 @@ async def assignees(tenant: Tenant, ids: list[str]) -> list[Any]:
 
 
 async def test_round_robin_hands_three_waiting_conversations_to_two_agents_in_order(
-    tenant: Tenant, api_url: str, worker: None
+    tenant: Tenant, api_url: str, sessions: SessionFactory, worker: None
 ) -> None:
+    """Arrival order, whatever the priority: the last one raised to high (as an SLA escalation
+    would) does not jump the queue."""
     (ana, ana_client), (bia, bia_client) = [await agent(tenant, api_url, n) for n in ("Ana", "Bia")]
     team_id = await team(tenant, "manual", ana, bia)
     ids = await conversations(tenant, 3)
@@ -96,6 +98,10 @@ async def test_round_robin_hands_three_waiting_conversations_to_two_agents_in_or
         waiting = await tenant.client.get(f"/api/v1/conversations?waiting=true&team_id={team_id}")
         assert {row["id"] for row in waiting.json()["data"]} == set(ids)
         assert await assignees(tenant, ids) == [None, None, None]
+        async with transaction(sessions) as session:
+            await session.execute(
+                text("UPDATE conversations SET priority = 'high' WHERE id = :id"), {"id": ids[2]}
+            )
 
         for client in (ana_client, bia_client):
             ready = await client.patch("/api/v1/me", json={"availability": "available"})

@@ -8,6 +8,7 @@ unassigned."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -136,14 +137,14 @@ async def test_a_breach_reassigns_to_the_next_member(
     tenant: Tenant, api_url: str, sessions: SessionFactory, worker: None
 ) -> None:
     """Ana takes the conversation and does not answer in time: it goes back to the queue and
-    round-robin hands it to Bia (the first member, nobody having been routed one yet); the
-    thread's notes tell the story."""
+    round-robin hands it to Bia, not to Ana, whose turn it was (the first member, nobody
+    having been routed one yet); the thread's notes tell the story."""
     (ana, ana_client), (bia, bia_client) = [await agent(tenant, api_url, n) for n in ("Ana", "Bia")]
     try:
         for client in (ana_client, bia_client):
             await client.patch("/api/v1/me", json={"availability": "available"})
         team_id = await sla_team(
-            tenant, bia, ana, first_response_seconds=3, sla_escalation="reassign"
+            tenant, ana, bia, first_response_seconds=3, sla_escalation="reassign"
         )
         [conversation_id] = await conversations(tenant, 1)
         await tenant.client.post(
@@ -174,6 +175,66 @@ async def test_a_breach_reassigns_to_the_next_member(
     finally:
         await ana_client.aclose()
         await bia_client.aclose()
+
+
+async def test_a_reply_typed_on_the_business_phone_is_a_first_response_of_no_agent(
+    tenant: Tenant, api_url: str, sessions: SessionFactory, worker: None
+) -> None:
+    """The person answered from the WhatsApp Business app (an echo, not sent through zapflow):
+    the customer has a first response, met, but no agent is credited with it."""
+    ana, ana_client = await agent(tenant, api_url, "Ana")
+    try:
+        team_id = await sla_team(tenant, ana, first_response_seconds=3600)
+        wa_id = "5511" + str(uuid.uuid4().int)[:9]
+        instance, conversation_id = await start_conversation(tenant, wa_id)
+        await tenant.client.post(
+            f"/api/v1/conversations/{conversation_id}/transfer", json={"team_id": team_id}
+        )
+        taken = await ana_client.post(f"/api/v1/conversations/{conversation_id}/take")
+        assert taken.status_code == 200, taken.text
+        echo = {
+            "from": "15550001111", "to": wa_id, "id": f"wamid.{uuid.uuid4().hex}",
+            "timestamp": str(int(time.time())), "type": "text", "text": {"body": "Respondi"},
+        }  # fmt: skip
+        delivery = cloud_delivery(instance["phone_number_id"], {"message_echoes": [echo]})
+        delivery["entry"][0]["changes"][0]["field"] = "smb_message_echoes"
+        posted = await post_cloud(tenant.client, instance["webhook_url"], delivery)
+        assert posted.status_code == 200, posted.text
+        found = await eventually(
+            lambda: targets(sessions, conversation_id),
+            lambda got: "first_response:met" in got,
+            within=15,
+        )
+        assert found["first_response:met"].user_id is None  # not Ana's, though she has it
+    finally:
+        await ana_client.aclose()
+
+
+async def test_new_business_hours_move_a_pending_target_and_its_timer(
+    tenant: Tenant, sessions: SessionFactory, worker: None
+) -> None:
+    """Always open (no hours) when the target starts: due in 5 s. Then the company opens one
+    hour a week, two days from now: the seconds it had left count from that opening, and the
+    timer that was due in 5 s breaches nothing."""
+    team_id = await sla_team(tenant, first_response_seconds=5)
+    [conversation_id] = await conversations(tenant, 1)
+    moved = await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/transfer", json={"team_id": team_id}
+    )
+    assert moved.status_code == 200, moved.text
+    before = (await targets(sessions, conversation_id))["first_response:pending"]
+    opening = datetime.now(UTC).date() + timedelta(days=2)
+    day = opening.strftime("%a").lower()
+    changed = await tenant.client.patch(
+        "/api/v1/company", json={"timezone": "UTC", "business_hours": {day: [["09:00", "10:00"]]}}
+    )
+    assert changed.status_code == 200, changed.text
+    after = (await targets(sessions, conversation_id))["first_response:pending"]
+    starts = datetime.combine(opening, datetime.min.time(), UTC) + timedelta(hours=9)
+    assert starts < after.due_at <= starts + timedelta(seconds=5), (before.due_at, after.due_at)
+    await asyncio.sleep(max(0.0, (before.due_at - datetime.now(UTC)).total_seconds()) + 1)
+    assert set(await targets(sessions, conversation_id)) == {"first_response:pending"}
+    assert (await conversation(tenant, conversation_id))["sla_breached_at"] is None
 
 
 async def test_sla_settings_are_checked(tenant: Tenant) -> None:

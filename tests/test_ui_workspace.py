@@ -1,14 +1,16 @@
 """The agent's desk in the browser: a canned response inserted by its shortcut with the
-contact's name filled in, and "assign to me"."""
+contact's name filled in and its attachment sent after the text, and "assign to me"."""
 
 from __future__ import annotations
 
 from playwright.async_api import Page, expect
 
 from tests.fixtures.app import Tenant
-from tests.fixtures.browser import sign_in_as
-from tests.fixtures.traffic import start_conversation
+from tests.fixtures.browser import screenshot, sign_in_as
+from tests.fixtures.traffic import eventually, start_conversation
 from tests.test_ui_people import PASSWORD, person
+
+KIT = "https://example.com/kit.pdf"
 
 
 async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
@@ -26,6 +28,7 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
             "shortcut": "price",
             "body": "Oi {{contact.name}}! O kit sai por R$ 150.",
             "company_wide": True,
+            "attachments": [{"url": KIT, "kind": "document", "filename": "kit.pdf"}],
         },
     )
     assert saved.status_code == 201, saved.text
@@ -44,3 +47,53 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
     await expect(page.locator(".canned-suggestions")).to_contain_text("/price")
     await composer.press("Tab")
     await expect(composer).to_have_value("Oi Maria Souza! O kit sai por R$ 150.")
+    await expect(page.locator(".composer-attachments li")).to_contain_text("kit.pdf")
+    await composer.press("Enter")
+    await expect(page.locator(".composer-attachments li")).to_have_count(0)
+
+    async def sent() -> list[tuple[str, str | None]]:
+        listed = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
+        assert listed.status_code == 200, listed.text
+        mine = [m for m in listed.json()["data"] if m["sent_by"] == "agent"]
+        return [(m["type"], (m["media"] or {}).get("url") or m["body"]) for m in mine]
+
+    # the text first, then the attachment as a media message (the list is newest first)
+    expected = [("document", KIT), ("text", "Oi Maria Souza! O kit sai por R$ 150.")]
+    await eventually(sent, lambda found: found == expected, within=10)
+
+
+async def test_an_agent_manages_own_canned_responses_with_an_attachment(
+    page: Page, tenant: Tenant, api_url: str
+) -> None:
+    agent = await person(tenant, api_url, "agent", "Caio")
+    await sign_in_as(page, agent["email"], PASSWORD, "/app/#/account")
+    manager = page.locator(".canned-manager")
+    await expect(manager.get_by_label("For the whole company")).to_have_count(0)  # an agent's own
+    await manager.get_by_label("Shortcut (typed as /shortcut)").fill("menu")
+    await manager.get_by_label("Text").fill("Our menu, {{contact.name}}:")
+    await manager.get_by_role("button", name="Add an attachment").click()
+    await manager.get_by_label("Media URL").fill("https://example.com/menu.pdf")
+    await manager.get_by_label("Kind").select_option("document")
+    await manager.get_by_role("button", name="Save").click()
+    row = manager.locator('li[data-shortcut="menu"]')
+    await expect(row).to_contain_text("Attachments: 1")
+    await screenshot(page, "canned-responses")
+
+    async def own() -> list[tuple[str, str, list[str]]]:
+        listed = await page.request.get(f"{api_url}/api/v1/canned-responses")  # her cookie
+        assert listed.status == 200, await listed.text()
+        return [(c["shortcut"], c["body"], [a["url"] for a in c["attachments"]])
+                for c in await listed.json()]  # fmt: skip
+
+    assert await own() == [
+        ("menu", "Our menu, {{contact.name}}:", ["https://example.com/menu.pdf"])
+    ]
+
+    await row.get_by_role("button", name="Edit").click()
+    await manager.get_by_label("Media URL").fill("http://169.254.169.254/x")  # refused, said
+    await manager.get_by_role("button", name="Save").click()
+    await expect(manager.get_by_role("status")).to_contain_text("attachments.0.url")
+    await manager.get_by_role("button", name="Remove attachment").click()
+    await manager.get_by_role("button", name="Save").click()
+    await expect(row).not_to_contain_text("Attachments")
+    assert await own() == [("menu", "Our menu, {{contact.name}}:", [])]

@@ -11,8 +11,9 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_POSTGRES_PORT = 54329
@@ -141,6 +142,15 @@ class Settings(BaseSettings):
     # failed sign-ins per 15 minutes before an account is locked (and per client address)
     sign_in_failures_per_account: int = Field(5, ge=1)
     sign_in_failures_per_ip: int = Field(30, ge=1)
+    # optional sign-in with an OpenID Connect provider (services/oidc.py): its issuer URL (the
+    # discovery document is read from it; plain http only on loopback), this client's id and
+    # secret, the name on the sign-in button, and the e-mail domains it may sign in
+    # (comma-separated; empty: any). It signs in existing users only, never creates one.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_provider_name: str = Field("SSO", min_length=1, max_length=40)
+    oidc_allowed_domains: str = ""
     # live event streams (SSE) open at once, across every API process
     streams_per_key: int = Field(20, ge=1)
     streams_per_company: int = Field(200, ge=1)
@@ -186,6 +196,32 @@ class Settings(BaseSettings):
     @property
     def egress_allowed(self) -> tuple[str, ...]:
         return tuple(e.strip() for e in self.egress_allow.split(",") if e.strip())
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _oidc_issuer(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        url = urlsplit(value)
+        loopback = url.hostname in ("localhost", "127.0.0.1", "::1")
+        if url.scheme != "https" and not (url.scheme == "http" and loopback):
+            raise ValueError("must be an https:// URL (plain http only on loopback)")
+        if url.query or url.fragment:
+            raise ValueError("an issuer URL has no query or fragment")
+        return value.rstrip("/")
+
+    @field_validator("oidc_client_id")
+    @classmethod
+    def _oidc_client(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("oidc_issuer") and not value:
+            raise ValueError("is needed with ZAPFLOW_OIDC_ISSUER")
+        return value
+
+    @property
+    def oidc_domains(self) -> frozenset[str]:
+        return frozenset(
+            d.strip().lower().lstrip("@") for d in self.oidc_allowed_domains.split(",") if d.strip()
+        )
 
     @field_validator("temporal_address")
     @classmethod

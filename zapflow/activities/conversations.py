@@ -17,7 +17,7 @@ from zapflow.activities.flows import route_inbound
 from zapflow.cache import Cache
 from zapflow.db import SessionFactory, transaction
 from zapflow.logs import CORRELATION_ID
-from zapflow.models import DeadLetter, DeadLetterKind
+from zapflow.models import DeadLetter, DeadLetterKind, SlaKind
 from zapflow.services import ai_agent, followups, opt_outs, slas
 from zapflow.services.contact_merge import merge_revealed
 from zapflow.services.conversations import (
@@ -90,6 +90,8 @@ class ConversationActivities:
             )
             if result.reopened:
                 await slas.restart(session, result.conversation_id)
+            if result.phone_replies:  # a person answered, on the phone: nobody's reply in zapflow
+                await slas.complete(session, result.conversation_id, [SlaKind.FIRST_RESPONSE], None)
             cancelled = []
             if result.new_inbound:
                 cancelled = await followups.cancel_on_reply(session, result.conversation_id)

@@ -32,6 +32,7 @@ from zapflow.api.routes import (
     me,
     messages,
     notes,
+    oidc,
     ops,
     opt_outs,
     reports,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(health.router)
     app.include_router(sign_in.router)
+    app.include_router(oidc.router)
     routers = (
         conversations.router, messages.router, contact_merge.router, contacts.router,
         funnels.router, deals.router,

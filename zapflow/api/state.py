@@ -24,6 +24,7 @@ from zapflow.redis import create_redis
 from zapflow.services.auth import Authenticator
 from zapflow.services.events import publish_on_commit
 from zapflow.services.instances import WebhookInstances
+from zapflow.services.oidc import OidcClient
 from zapflow.services.user_sessions import SessionAuthenticator, SignInThrottle
 from zapflow.temporal import TemporalConnection
 
@@ -41,6 +42,7 @@ class AppState:
     authenticator: Authenticator
     session_auth: SessionAuthenticator  # people signed in to /app (api/session_auth.py)
     sign_in_throttle: SignInThrottle
+    oidc: OidcClient | None  # sign-in with the operator's OpenID Connect provider, if configured
     webhook_instances: WebhookInstances
     embedders: Embedders  # a local model loads on its first use, not at start-up
     streams: StreamHub  # the SSE clients' shared readers of the companies' event streams
@@ -70,6 +72,7 @@ class AppState:
             sign_in_throttle=SignInThrottle(
                 redis, settings.sign_in_failures_per_account, settings.sign_in_failures_per_ip
             ),
+            oidc=OidcClient(settings, redis) if settings.oidc_issuer else None,
             webhook_instances=WebhookInstances(),
             embedders=Embedders(settings),
             streams=StreamHub(redis),
@@ -82,5 +85,7 @@ class AppState:
     async def close(self) -> None:
         await self.driver_pool.close()
         await self.embedders.aclose()
+        if self.oidc is not None:
+            await self.oidc.aclose()
         await self.redis.aclose()
         await self.engine.dispose()

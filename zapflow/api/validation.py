@@ -1,12 +1,13 @@
 """Text Postgres cannot store (a NUL character, an unpaired surrogate), refused with a 422 naming
 the field before it reaches a query. (PATCH fields that may be omitted but not null:
-``schemas/fields.py``.)"""
+``schemas/fields.py``.) And a media URL the egress policy refuses, refused when it is given."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from zapflow.egress import EgressPolicy, EgressRefused
 from zapflow.errors import Unprocessable
 
 T = TypeVar("T")
@@ -51,3 +52,15 @@ def unstorable_error(fields: Iterable[str]) -> Unprocessable:
     """The 422 for ``fields``, in the shape of a request validation error."""
     details = [{"field": f, "message": UNSTORABLE, "type": "unstorable_text"} for f in fields]
     return Unprocessable(f"{details[0]['field']}: {UNSTORABLE}", details=details)
+
+
+def check_media_url(egress: EgressPolicy, url: object, field: str) -> None:
+    """A media URL we or the provider will fetch: a 422 naming ``field`` when the policy refuses
+    it without DNS (scheme, literal address, forbidden name); the name's addresses are checked
+    when the message is sent."""
+    try:
+        egress.check_url(str(url))
+    except EgressRefused as exc:
+        raise Unprocessable(
+            f"{field}: {exc.reason}", code="egress_refused", details={"field": field}
+        ) from None

@@ -1,10 +1,19 @@
 import uuid
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from ._fields import company_fk, created_at_field, fk, text_field, updated_at_field, uuid_pk
+from ._fields import (
+    company_fk,
+    created_at_field,
+    fk,
+    jsonb_field,
+    text_field,
+    updated_at_field,
+    uuid_pk,
+)
 
 
 class CannedResponse(SQLModel, table=True):
@@ -25,6 +34,8 @@ class CannedResponse(SQLModel, table=True):
 
     shortcut: str = Field(max_length=32)  # typed as "/shortcut" in the composer
     body: str = text_field()  # may hold variables: {{contact.name}}
+    # media sent after the text, each the shape of a message's ``media`` (url, kind, ...)
+    attachments: list[dict[str, Any]] = jsonb_field(list)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

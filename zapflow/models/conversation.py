@@ -83,6 +83,8 @@ class Conversation(SQLModel, table=True):
     team_id: uuid.UUID | None = fk("teams.id", ondelete="SET NULL", nullable=True)
     # queued for a human of the team since then; NULL once assigned (services/routing.py)
     waiting_since: datetime | None = timestamp_field()
+    # the member an SLA breach took it from while it waits: routing hands it to anyone else
+    passed_over_user_id: uuid.UUID | None = fk("users.id", ondelete="SET NULL", nullable=True)
     priority: ConversationPriority = enum_field(ConversationPriority, ConversationPriority.NORMAL)
     sla_breached_at: datetime | None = timestamp_field()  # a target of its SLA is past due
     # never NULL: the inbox pages by it (keyset), and a new conversation starts "now"

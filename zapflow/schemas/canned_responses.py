@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.schemas.fields import NotNull
+from zapflow.schemas.messages import MediaIn
 
 Shortcut = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_-]{1,32}$")]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=4096)]  # WhatsApp's text limit
+MAX_ATTACHMENTS = 5
+Attachments = Annotated[
+    list[MediaIn],
+    Field(
+        max_length=MAX_ATTACHMENTS,
+        description="Media the composer sends after the text, each as a media message "
+        "(checked like a message's media.url)",
+    ),
+]
 
 
 class CannedResponseCreate(BaseModel):
@@ -23,6 +33,13 @@ class CannedResponseCreate(BaseModel):
                     "shortcut": "price",
                     "body": "Hi {{contact.name}}! The party kit is R$ 150.",
                     "company_wide": False,
+                    "attachments": [
+                        {
+                            "url": "https://example.com/kit.jpg",
+                            "kind": "image",
+                            "caption": "The party kit",
+                        }
+                    ],
                 }
             ]
         },
@@ -33,6 +50,7 @@ class CannedResponseCreate(BaseModel):
     company_wide: bool = Field(
         False, description="The company's (supervisors and admins) instead of your own"
     )
+    attachments: Attachments = []
 
 
 class CannedResponseUpdate(BaseModel):
@@ -42,6 +60,7 @@ class CannedResponseUpdate(BaseModel):
 
     shortcut: Annotated[Shortcut | None, NotNull] = None
     body: Annotated[Body | None, NotNull] = None
+    attachments: Annotated[Attachments | None, NotNull] = None
 
 
 class CannedResponsePublic(BaseModel):
@@ -50,6 +69,7 @@ class CannedResponsePublic(BaseModel):
     id: uuid.UUID
     shortcut: str
     body: str
+    attachments: list[dict[str, Any]]
     user_id: uuid.UUID | None = Field(description="null: the company's")
     created_at: datetime
     updated_at: datetime

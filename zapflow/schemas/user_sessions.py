@@ -111,3 +111,20 @@ class SessionPublic(BaseModel):
     last_seen_at: datetime
     expires_at: datetime
     current: bool = False
+
+
+class SignInProvider(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Okta", "start": "/auth/oidc/start"}]}
+    )
+
+    name: str
+    start: str
+
+
+class SignInOptions(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"oidc": {"name": "Okta", "start": "/auth/oidc/start"}}]}
+    )
+
+    oidc: SignInProvider | None

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.errors import NotFound, Unprocessable
 from zapflow.models import Company
+from zapflow.services import slas
 
 
 async def get_company(session: AsyncSession, company_id: uuid.UUID) -> Company:
@@ -32,6 +33,8 @@ async def update_company(
                 f"settings.rate_limits.{group}: at most {max_rate_limit} requests per minute",
                 details={"field": f"settings.rate_limits.{group}", "max": max_rate_limit},
             )
+    before = slas.Calendar.of(company)
     for name, value in changes.items():
         setattr(company, name, value)
     await session.flush()
+    await slas.reschedule(session, company, before)  # pending SLA targets follow the new hours

@@ -82,6 +82,7 @@ class PersistResult:
     new_message_ids: list[uuid.UUID]
     new_inbound: int
     reopened: bool = False  # a closed conversation the customer wrote to again (not a rating)
+    phone_replies: int = 0  # messages typed on the business phone (echoed by the provider)
     forwarded_to: str | None = None  # the person's conversation elsewhere took the rows
     revealed: tuple[uuid.UUID, uuid.UUID] | None = None  # see identities.ResolvedContact
 
@@ -536,6 +537,7 @@ async def persist_inbound(
         new_message_ids=[m.id for m in new],
         new_inbound=new_inbound,
         reopened=reopened,
+        phone_replies=sum(m.sent_by == MessageSender.PHONE for m in new),
         revealed=contact.revealed,
     )
 

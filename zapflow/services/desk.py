@@ -333,7 +333,8 @@ async def assign_conversation(
     row = await get_conversation_row(session, company_id, conversation_id, lock=True)
     await ensure_active_user(session, company_id, user_id)
     # taken by a person: out of its team's queue
-    if await _apply(session, row, {"assigned_user_id": user_id, "waiting_since": None}):
+    taken = {"assigned_user_id": user_id, "waiting_since": None, "passed_over_user_id": None}
+    if await _apply(session, row, taken):
         await system_notes.add(
             session,
             row.conversation,
@@ -360,6 +361,7 @@ async def unassign_conversation(
     changes: dict[str, Any] = {"assigned_user_id": None}
     if team_id is not None and previous is not None:
         changes["waiting_since"] = utc_now()
+        changes["passed_over_user_id"] = None  # unassigned by hand: anyone may get it
     if await _apply(session, row, changes):
         await system_notes.add(
             session,

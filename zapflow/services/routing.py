@@ -87,8 +87,9 @@ async def _candidates(session: AsyncSession, team_id: uuid.UUID) -> list[Candida
     return [Candidate(user_id, capacity, count) for user_id, capacity, count in rows]
 
 
-def _pick(team: Team, candidates: list[Candidate]) -> Candidate | None:
-    free = [c for c in candidates if c.free]
+def _pick(team: Team, candidates: list[Candidate], skip: uuid.UUID | None) -> Candidate | None:
+    """The member to hand the next conversation to, never ``skip`` (its passed-over member)."""
+    free = [c for c in candidates if c.free and c.user_id != skip]
     if not free:
         return None
     if team.routing_mode == RoutingMode.LEAST_BUSY:
@@ -99,7 +100,7 @@ def _pick(team: Team, candidates: list[Candidate]) -> Candidate | None:
     )
     for offset in range(len(candidates)):
         candidate = candidates[(start + offset) % len(candidates)]
-        if candidate.free:
+        if candidate in free:
             return candidate
     return None
 
@@ -138,11 +139,14 @@ async def assign_waiting(
     ).scalars()
     assigned = []
     for conversation in waiting:
-        chosen = _pick(team, candidates)
+        chosen = _pick(team, candidates, conversation.passed_over_user_id)
         if chosen is None:
+            if any(c.free for c in candidates):
+                continue  # only its passed-over member is free: it waits, the next may not
             break
         conversation.assigned_user_id = chosen.user_id
         conversation.waiting_since = None
+        conversation.passed_over_user_id = None
         chosen.load += 1
         team.last_assigned_user_id = chosen.user_id
         assigned.append((conversation.id, chosen.user_id))
@@ -194,6 +198,7 @@ async def queue_conversation(
     with a system note; it is held to the team's SLA from now, and the team's routing woken."""
     conversation.team_id = team.id
     conversation.assigned_user_id = None
+    conversation.passed_over_user_id = None
     conversation.waiting_since = utc_now()
     await slas.start(session, conversation, team)
     await session.flush()

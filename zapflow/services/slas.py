@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -37,32 +38,49 @@ from zapflow.models import (
     utc_now,
 )
 from zapflow.services import system_notes
-from zapflow.services.business_hours import MAX_DAYS, add_business_time
+from zapflow.services.business_hours import MAX_DAYS, add_business_time, business_time_between
 from zapflow.services.conversations import conversation_updated
 from zapflow.services.events import Event, stage
 from zapflow.services.inbox import store_routing_wake, store_slas_changed
 
+# a timer may fire this much before the due time by our clock (the Temporal server's may differ)
+CLOCK_SKEW = timedelta(seconds=5)
 
-def holidays_of(company: Company) -> set[date]:
+
+def holidays_of(company: Company) -> frozenset[date]:
     """The company's holidays (``settings.holidays``, ISO dates; the settings' schema checks
     them on write)."""
     days = company.settings.get("holidays") or []
-    return {day if isinstance(day, date) else date.fromisoformat(day) for day in days}
+    return frozenset(day if isinstance(day, date) else date.fromisoformat(day) for day in days)
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """What the company's business time is counted by: its zone, weekly hours and holidays."""
+
+    timezone: str
+    hours: dict[str, list[list[str]]]
+    holidays: frozenset[date]
+
+    @classmethod
+    def of(cls, company: Company) -> Calendar:
+        return cls(company.timezone, dict(company.business_hours), holidays_of(company))
+
+    def after(self, start: datetime, span: timedelta) -> datetime:
+        """``span`` of business time after ``start``; hours too short to hold it within
+        ``MAX_DAYS`` (a minute a week and a target of days) make it due then."""
+        try:
+            return add_business_time(start, span, self.timezone, self.hours, self.holidays)
+        except ValueError:
+            return start + timedelta(days=MAX_DAYS)
+
+    def between(self, start: datetime, end: datetime) -> timedelta:
+        return business_time_between(start, end, self.timezone, self.hours, self.holidays)
 
 
 def due_at(company: Company, started_at: datetime, seconds: int) -> datetime:
-    """``seconds`` of business time after ``started_at``; hours too short to hold the target
-    within ``MAX_DAYS`` (a minute a week and a target of days) make it due then."""
-    try:
-        return add_business_time(
-            started_at,
-            timedelta(seconds=seconds),
-            company.timezone,
-            company.business_hours,
-            holidays_of(company),
-        )
-    except ValueError:
-        return started_at + timedelta(days=MAX_DAYS)
+    """``seconds`` of business time after ``started_at``."""
+    return Calendar.of(company).after(started_at, timedelta(seconds=seconds))
 
 
 async def start(session: AsyncSession, conversation: Conversation, team: Team) -> None:
@@ -102,6 +120,39 @@ async def start(session: AsyncSession, conversation: Conversation, team: Team) -
     await store_slas_changed(
         session, conversation.company_id, conversation.instance_id, conversation.remote_jid
     )
+
+
+async def reschedule(session: AsyncSession, company: Company, before: Calendar) -> int:
+    """The company's business time changed (zone, hours or holidays): each pending target keeps
+    the business time it had left by the old calendar, counted from now by the new one, and its
+    conversation's workflow reloads its timers. A target already due stays due. Returns how
+    many conversations' targets moved. One read and the targets' updates, in the caller's
+    transaction (an admin's rare edit; the pending targets are open conversations')."""
+    after = Calendar.of(company)
+    if after == before:
+        return 0
+    rows = await session.execute(
+        select(SlaTarget, col(Conversation.instance_id), col(Conversation.remote_jid))
+        .join(Conversation, col(Conversation.id) == col(SlaTarget.conversation_id))
+        .where(
+            col(SlaTarget.company_id) == company.id,
+            col(SlaTarget.status) == SlaStatus.PENDING,
+        )
+        .with_for_update(of=SlaTarget)
+    )
+    now = utc_now()
+    moved: dict[uuid.UUID, tuple[uuid.UUID, str]] = {}
+    for target, instance_id, remote_jid in rows:
+        if target.due_at <= now:
+            continue
+        due = after.after(now, before.between(now, target.due_at))
+        if due != target.due_at:
+            target.due_at = due
+            moved[target.conversation_id] = (instance_id, remote_jid)
+    await session.flush()
+    for instance_id, remote_jid in moved.values():
+        await store_slas_changed(session, company.id, instance_id, remote_jid)
+    return len(moved)
 
 
 async def restart(session: AsyncSession, conversation_id: uuid.UUID) -> None:
@@ -175,6 +226,8 @@ async def breach(session: AsyncSession, target_id: uuid.UUID) -> bool:
     ).scalar_one_or_none()
     if target is None or target.status != SlaStatus.PENDING:
         return False
+    if target.due_at > utc_now() + CLOCK_SKEW:  # moved later (new business hours): it reloads
+        return False
     conversation = (
         await session.execute(
             select(Conversation)
@@ -206,9 +259,11 @@ async def _escalate(session: AsyncSession, conversation: Conversation, team: Tea
     if team.sla_escalation == SlaEscalation.RAISE_PRIORITY:
         conversation.priority = ConversationPriority.HIGH
     elif team.sla_escalation == SlaEscalation.REASSIGN and conversation.assigned_user_id:
-        # back to the head of nobody's queue: routing hands it to the next member
+        # back to the team's queue: routing hands it to another member (never the one who
+        # let it breach; with nobody else free it waits)
         previous = conversation.assigned_user_id
         conversation.assigned_user_id = None
+        conversation.passed_over_user_id = previous
         conversation.waiting_since = utc_now()
         await system_notes.add(
             session,

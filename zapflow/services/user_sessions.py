@@ -122,9 +122,10 @@ class SignInThrottle:
             return
 
 
-async def _candidates(
+async def active_users(
     session: AsyncSession, email: str, company_id: uuid.UUID | None
 ) -> list[User]:
+    """The active users of an e-mail (lower-cased), in one company or any (a few at most)."""
     query = select(User).where(col(User.email) == email, col(User.is_active).is_(True))
     if company_id is not None:
         query = query.where(col(User.company_id) == company_id)
@@ -143,7 +144,7 @@ async def authenticate_person(
     person in two companies names the company (``company_id``) when both passwords match."""
     email = email.strip().lower()
     await throttle.check(email, ip)
-    users = await _candidates(session, email, company_id)
+    users = await active_users(session, email, company_id)
     matching = [u for u in users if await verify_password(u.password_hash, password)]
     if not users:
         await verify_password(None, password)  # as long as a known e-mail takes

@@ -7,12 +7,14 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep
+from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep
+from zapflow.api.validation import check_media_url
 from zapflow.schemas.canned_responses import (
     CannedResponseCreate,
     CannedResponsePublic,
     CannedResponseUpdate,
 )
+from zapflow.schemas.messages import MediaIn
 from zapflow.services import canned_responses as service
 from zapflow.services.permissions import Permission
 
@@ -21,7 +23,13 @@ MINE_OR_MANAGED: dict[int | str, dict[str, Any]] = {
     403: {"description": "the company's canned responses need canned:manage"},
     404: {"description": "no such canned response of yours or your company's"},
     409: {"description": "the scope has this shortcut already"},
+    422: {"description": "a field is invalid (an attachment's URL the egress policy refuses)"},
 }
+
+
+def _checked(egress: EgressDep, attachments: list[MediaIn] | None) -> None:
+    for n, media in enumerate(attachments or []):
+        check_media_url(egress, media.url, f"attachments.{n}.url")
 
 
 @router.get(
@@ -43,14 +51,15 @@ async def list_canned_responses(principal: CurrentPrincipal, session: SessionDep
     dependencies=[Requires(Permission.CANNED_WRITE)],
 )
 async def create_canned_response(
-    body: CannedResponseCreate, principal: CurrentPrincipal, session: SessionDep
+    body: CannedResponseCreate, principal: CurrentPrincipal, session: SessionDep, egress: EgressDep
 ) -> Any:
-    return await service.create_canned_response(session, principal, body.model_dump())
+    _checked(egress, body.attachments)
+    return await service.create_canned_response(session, principal, body.model_dump(mode="json"))
 
 
 @router.patch(
     "/{canned_id}",
-    summary="Change a canned response's shortcut or text",
+    summary="Change a canned response's shortcut, text or attachments",
     response_model=CannedResponsePublic,
     responses=MINE_OR_MANAGED,
     dependencies=[Requires(Permission.CANNED_WRITE)],
@@ -60,9 +69,12 @@ async def update_canned_response(
     body: CannedResponseUpdate,
     principal: CurrentPrincipal,
     session: SessionDep,
+    egress: EgressDep,
 ) -> Any:
+    _checked(egress, body.attachments)
     row = await service.get_own_canned_response(session, principal, canned_id)
-    await service.update_canned_response(session, row, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(mode="json", exclude_unset=True)
+    await service.update_canned_response(session, row, changes)
     return row
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep, StateDep
 from zapflow.api.lean import LeanRoute
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond_cursor_page
-from zapflow.egress import EgressRefused
+from zapflow.api.validation import check_media_url
 from zapflow.errors import Unprocessable
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import ConversationStatus
@@ -65,10 +65,7 @@ async def send_message(
     response: Response,
 ) -> MessagePublic:
     if body.media is not None:
-        try:  # the rest (the name's addresses) is checked when the message is sent
-            egress.check_url(str(body.media.url))
-        except EgressRefused as exc:
-            raise Unprocessable(f"media.url: {exc.reason}", code="egress_refused") from None
+        check_media_url(egress, body.media.url, "media.url")
     conversation = await queries.get_conversation(session, principal.company_id, conversation_id)
     if conversation.status == ConversationStatus.CLOSED:
         raise Unprocessable(

@@ -5,7 +5,6 @@ token is 256 random bits."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
@@ -25,11 +24,10 @@ def _client(request: Request) -> user_sessions.Client:
     return user_sessions.Client(ip=host, user_agent=request.headers.get("user-agent"))
 
 
-async def _signed_in(
-    request: Request, response: Response, state: StateDep, session: SessionDep, user_id: uuid.UUID
+async def start_person_session(
+    request: Request, response: Response, state: StateDep, session: SessionDep, user: User
 ) -> Me:
-    user = await session.get(User, user_id)
-    assert user is not None
+    """A new session for ``user``, its cookie set on ``response`` (any way of signing in)."""
     new = await user_sessions.start_session(
         session,
         user,
@@ -62,7 +60,7 @@ async def sign_in(
         body.company_id,
         _client(request).ip,
     )
-    return await _signed_in(request, response, state, session, user.id)
+    return await start_person_session(request, response, state, session, user)
 
 
 @router.post(
@@ -75,4 +73,4 @@ async def accept_link(
     body: AcceptLink, request: Request, response: Response, state: StateDep, session: SessionDep
 ) -> Me:
     user = await user_sessions.redeem_link(session, body.token, body.password)
-    return await _signed_in(request, response, state, session, user.id)
+    return await start_person_session(request, response, state, session, user)

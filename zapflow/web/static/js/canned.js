@@ -1,6 +1,7 @@
 // Canned responses in the composer: typing "/price" offers the saved replies whose shortcut
 // starts so; Tab (or a click) puts the reply in place of "/price", its variables filled in
-// from the conversation ({{contact.name}}, {{contact.phone_number}}, {{agent.name}}).
+// from the conversation ({{contact.name}}, {{contact.phone_number}}, {{agent.name}}); its
+// attachments go to the composer (onAttach), which sends them after the text.
 import { api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { t } from "./i18n.js";
@@ -19,8 +20,9 @@ export function fill(body, values) {
 }
 
 export class CannedSuggestions {
-  constructor(input, ctx, conversation) {
+  constructor(input, ctx, conversation, onAttach) {
     this.input = input;
+    this.onAttach = onAttach;
     this.ctx = ctx;
     this.conversation = conversation;
     this.matches = [];
@@ -60,6 +62,7 @@ export class CannedSuggestions {
     this.input.selectionEnd = this.input.selectionStart = before.length + text.length;
     this.matches = [];
     replace(this.el);
+    if (canned.attachments?.length) this.onAttach(canned.attachments);
     this.input.focus();
   }
 }

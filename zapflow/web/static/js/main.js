@@ -83,9 +83,31 @@ function signIn(message) {
     { type: "button", class: "link", onclick: () => ((people.hidden = !people.hidden), (keyForm.hidden = !people.hidden)) },
     t("signin.useKey"),
   );
-  const card = h("div", { class: "signin card" }, h("h1", {}, "zapflow"), people, keyForm, toggle, error, languagePicker());
+  const provider = h("div", { class: "signin-provider" });
+  const card = h("div", { class: "signin card" }, h("h1", {}, "zapflow"), provider, people, keyForm, toggle, error, languagePicker());
   replace(root, h("main", { class: "signin-page" }, card));
   email.focus();
+  providerButton(provider, people);
+}
+
+// "Sign in with <provider>" when the operator configured OpenID Connect (GET /auth/options):
+// a plain navigation to the provider, which sends the browser back signed in.
+async function providerButton(slot, people) {
+  const options = await fetch("/auth/options").then((r) => (r.ok ? r.json() : null)).catch(() => null);
+  if (!options?.oidc || !slot.isConnected) return;
+  const go = () => (location.href = options.oidc.start);
+  slot.append(h("button", { type: "button", class: "primary sso", onclick: go }, t("signin.with", { name: options.oidc.name })));
+  people.before(h("p", { class: "muted or" }, t("signin.or")));
+}
+
+// The provider's sign-in came back refused (/app/?sso_error=<code>): say why, once.
+function ssoError() {
+  const params = new URLSearchParams(location.search);
+  const code = params.get("sso_error");
+  if (!code) return "";
+  params.delete("sso_error");
+  history.replaceState(null, "", location.pathname + (params.size ? `?${params}` : "") + location.hash);
+  return t(`sso.${code}`) === `sso.${code}` ? t("sso.invalid") : t(`sso.${code}`);
 }
 
 function apiKeyForm(error) {
@@ -272,7 +294,7 @@ async function resume() {
     if (me.csrf_token) auth.session(me.csrf_token);
     start(me);
   } catch (error) {
-    signIn(error instanceof ApiError && error.status === 401 ? "" : errorText(error));
+    signIn(error instanceof ApiError && error.status === 401 ? ssoError() : errorText(error));
   }
 }
 

@@ -1,8 +1,10 @@
 // People: the admin's settings (invite a person, hand out a reset link: each a one-time link
 // shown here, no mail server needed; the company's business hours; whether each WhatsApp
-// number sends read receipts) and everyone's own account (password, signed-in browsers).
+// number sends read receipts) and everyone's own account (password, signed-in browsers, canned
+// responses).
 import { all, api } from "./api.js";
 import { BusinessHoursEditor } from "./business-hours.js";
+import { CannedManager } from "./canned-manager.js";
 import { field, h, replace, select } from "./dom.js";
 import { dateTime, errorText } from "./format.js";
 import { t } from "./i18n.js";
@@ -149,6 +151,10 @@ export class AccountView {
       person && h("h3", {}, t("account.sessions")),
       this.sessions,
     );
+    if (ctx.can("canned:write")) {
+      this.canned = new CannedManager(ctx);
+      this.el.append(this.canned.el);
+    }
     root.append(this.el);
   }
 
@@ -157,6 +163,7 @@ export class AccountView {
   }
 
   async open() {
+    await this.canned?.load();
     if (!this.ctx.me.session_id) return;
     const rows = await api("/me/sessions");
     replace(

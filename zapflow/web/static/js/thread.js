@@ -51,7 +51,10 @@ export class Thread {
         }
       },
     });
-    this.canned = new CannedSuggestions(this.input, ctx, conversation);
+    // a canned response's media, sent after the text (each a media message); × drops one
+    this.attachments = [];
+    this.attached = h("ul", { class: "composer-attachments", "aria-label": t("composer.attachments") });
+    this.canned = new CannedSuggestions(this.input, ctx, conversation, (media) => this.attach(media));
     // quick-reply buttons: up to 3 titles separated by "|" turn the message into reply buttons
     this.buttons = h("input", {
       id: "composer-buttons",
@@ -63,6 +66,7 @@ export class Thread {
       "form",
       { class: "composer", onsubmit: (e) => (e.preventDefault(), this.submit()) },
       this.canned.el,
+      this.attached,
       h("label", { for: "composer-input", class: "visually-hidden" }, t("composer.label")),
       this.input,
       h("label", { for: "composer-buttons", class: "visually-hidden" }, t("composer.buttons")),
@@ -350,32 +354,53 @@ export class Thread {
     replace(this.sendError, text ? h("span", {}, text) : null, retry ? h("button", { type: "button", onclick: retry }, t("composer.retry")) : null);
   }
 
-  submit() {
+  attach(media) {
+    this.attachments.push(...media);
+    this.renderAttachments();
+  }
+
+  renderAttachments() {
+    replace(
+      this.attached,
+      this.attachments.map((media, i) =>
+        h("li", { class: "chip" }, `${t(`type.${media.kind}`)}: ${media.filename || media.caption || media.url.split("/").pop()}`, " ",
+          h("button", { type: "button", class: "link", "aria-label": t("composer.detach"),
+            onclick: () => (this.attachments.splice(i, 1), this.renderAttachments()) }, "×")),
+      ),
+    );
+  }
+
+  async submit() {
     const text = this.input.value.trim();
-    if (!text) return;
+    const attachments = this.attachments;
+    if (!text && !attachments.length) return;
     const titles = this.buttons.value.split("|").map((b) => b.trim()).filter(Boolean);
     this.input.value = "";
     this.buttons.value = "";
-    const interactive = titles.length
+    this.attachments = [];
+    this.renderAttachments();
+    const interactive = titles.length && text
       ? { type: "button", body: text, buttons: titles.map((title, i) => ({ id: `b${i + 1}`, title })) }
       : null;
-    this.send(text, newId(), interactive);
+    if (text) await this.send(text, newId(), interactive);
+    for (const media of attachments) await this.send(media.caption || "", newId(), null, media);
   }
 
   // A send the API refused keeps its client_id (idempotent); one the provider failed is new.
   retry(message) {
-    this.send(message.body, message.local ? message.client_id : newId());
+    const media = message.media?.url ? message.media : null;
+    this.send(message.body, message.local ? message.client_id : newId(), null, media);
   }
 
   // Sends as the agent: takes the conversation over from the bot first (visibly).
-  async send(text, clientId, interactive = null) {
+  async send(text, clientId, interactive = null, media = null) {
     this.showError("");
     let local = this.find((m) => m.client_id === clientId);
     if (!local) {
       const now = new Date().toISOString();
       local = {
-        id: `local-${clientId}`, client_id: clientId, direction: "outbound", from_me: true, type: "text",
-        body: text, status: "pending", sent_by: "agent", provider_timestamp: now, created_at: now, local: true,
+        id: `local-${clientId}`, client_id: clientId, direction: "outbound", from_me: true, type: media ? media.kind : "text",
+        body: text, media, status: "pending", sent_by: "agent", provider_timestamp: now, created_at: now, local: true,
       };
       this.list.append(local);
     }
@@ -386,9 +411,11 @@ export class Thread {
       }
       const sent = await api(`/conversations/${this.conversation.id}/messages`, {
         method: "POST",
-        body: interactive
-          ? { type: "interactive", interactive, client_id: clientId }
-          : { type: "text", text, client_id: clientId },
+        body: media
+          ? { type: "media", media, client_id: clientId }
+          : interactive
+            ? { type: "interactive", interactive, client_id: clientId }
+            : { type: "text", text, client_id: clientId },
       });
       // its live events may have come first: never move the status back
       const ahead = !local.local && RANK[local.status] > RANK[sent.status];
@@ -399,7 +426,7 @@ export class Thread {
       local.status = "failed";
       local.error = { message: errorText(error) };
       this.list.refresh(clientId);
-      this.showError(`${t("composer.failed")}: ${errorText(error)}`, () => this.send(text, clientId, interactive));
+      this.showError(`${t("composer.failed")}: ${errorText(error)}`, () => this.send(text, clientId, interactive, media));
     }
   }
 }

@@ -1,0 +1,108 @@
+// Canned responses managed on the account page: one's own, and the company's for supervisors
+// and admins (canned:manage). Each has its /shortcut, its text (with the variables the composer
+// fills in) and up to 5 attachments (media by URL, sent after the text). A change empties the
+// composer's cached list (ctx.canned), so the next "/" reads the new one.
+import { api } from "./api.js";
+import { field, h, replace, select } from "./dom.js";
+import { errorText } from "./format.js";
+import { t } from "./i18n.js";
+
+const KINDS = ["image", "document", "video", "audio"];
+const MAX_ATTACHMENTS = 5;
+
+export class CannedManager {
+  constructor(ctx) {
+    this.ctx = ctx;
+    this.editing = null; // the response the form changes; null: a new one
+    this.list = h("ul", { class: "canned-list" });
+    this.status = h("p", { role: "status" });
+    this.shortcut = h("input", { required: true, pattern: "[a-z0-9_\\-]{1,32}", maxlength: "32" });
+    this.body = h("textarea", { required: true, rows: "3", maxlength: "4096" });
+    this.companyWide = h("input", { type: "checkbox" });
+    this.attachments = h("div", { class: "canned-attachments" });
+    this.heading = h("h4", {}, t("cannedm.new"));
+    const form = h(
+      "form",
+      { class: "canned-form", onsubmit: (e) => (e.preventDefault(), this.save()) },
+      this.heading,
+      field(t("cannedm.shortcut"), this.shortcut),
+      field(t("cannedm.body"), this.body),
+      ctx.can("canned:manage") && h("label", { class: "check" }, this.companyWide, " ", t("cannedm.companyWide")),
+      this.attachments,
+      h("button", { type: "button", onclick: () => this.addAttachment() }, t("cannedm.attach")),
+      h("button", { type: "submit", class: "primary" }, t("cannedm.save")),
+      h("button", { type: "button", onclick: () => this.edit(null) }, t("cannedm.cancel")),
+    );
+    this.el = h("section", { class: "canned-manager", "aria-labelledby": "canned-h" },
+      h("h3", { id: "canned-h" }, t("canned.label")), this.list, form, this.status);
+  }
+
+  async load() {
+    this.rows = await api("/canned-responses");
+    const mayChange = (c) => c.user_id === this.ctx.me.user?.id || (c.user_id === null && this.ctx.can("canned:manage"));
+    replace(
+      this.list,
+      this.rows.map((c) =>
+        h("li", { "data-shortcut": c.shortcut },
+          h("strong", {}, `/${c.shortcut}`), " ", h("span", {}, c.body), " ",
+          h("span", { class: "muted" }, c.user_id ? t("cannedm.yours") : t("cannedm.company")),
+          c.attachments.length ? h("span", { class: "muted" }, ` · ${t("composer.attachments")}: ${c.attachments.length}`) : null,
+          mayChange(c) && h("button", { type: "button", onclick: () => this.edit(c) }, t("cannedm.edit")),
+          mayChange(c) && h("button", { type: "button", onclick: () => this.remove(c) }, t("cannedm.delete"))),
+      ),
+    );
+  }
+
+  addAttachment(media = { url: "", kind: "image" }) {
+    if (this.attachments.children.length >= MAX_ATTACHMENTS) return;
+    const url = h("input", { type: "url", required: true, value: media.url, placeholder: "https://" });
+    const kind = select(KINDS.map((k) => [k, t(`type.${k}`)]), media.kind);
+    const row = h("div", { class: "canned-attachment" }, field(t("cannedm.url"), url), field(t("cannedm.kind"), kind),
+      h("button", { type: "button", "aria-label": t("composer.detach"), onclick: () => row.remove() }, "×"));
+    row.media = () => ({ ...media, url: url.value.trim(), kind: kind.value });
+    this.attachments.append(row);
+    url.focus();
+  }
+
+  edit(canned) {
+    this.editing = canned;
+    this.heading.textContent = canned ? `${t("cannedm.edit")} /${canned.shortcut}` : t("cannedm.new");
+    this.shortcut.value = canned?.shortcut ?? "";
+    this.body.value = canned?.body ?? "";
+    this.companyWide.checked = canned ? canned.user_id === null : false;
+    this.companyWide.disabled = Boolean(canned); // the scope is chosen when it is made
+    replace(this.attachments);
+    for (const media of canned?.attachments ?? []) this.addAttachment(media);
+  }
+
+  async save() {
+    const body = {
+      shortcut: this.shortcut.value.trim(),
+      body: this.body.value,
+      attachments: [...this.attachments.children].map((row) => row.media()),
+    };
+    await this.act(() =>
+      this.editing
+        ? api(`/canned-responses/${this.editing.id}`, { method: "PATCH", body })
+        : api("/canned-responses", { method: "POST", body: { ...body, company_wide: this.companyWide.checked } }),
+    );
+  }
+
+  async remove(canned) {
+    await this.act(() => api(`/canned-responses/${canned.id}`, { method: "DELETE" }));
+  }
+
+  async act(request) {
+    this.status.textContent = "";
+    try {
+      await request();
+    } catch (error) {
+      this.status.textContent = errorText(error);
+      return;
+    }
+    this.ctx.canned = null;
+    this.status.textContent = t("cannedm.saved");
+    this.edit(null);
+    await this.load();
+  }
+}
