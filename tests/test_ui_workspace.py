@@ -1,7 +1,11 @@
 """The agent's desk in the browser: a canned response inserted by its shortcut with the
-contact's name filled in and its attachment sent after the text, and "assign to me"."""
+contact's name filled in, its reply buttons (ids kept) making the text an interactive message and
+its attachment sent after it, and "assign to me"; an agent managing her own with attachments and
+buttons."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from playwright.async_api import Page, expect
 
@@ -29,6 +33,7 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
             "body": "Oi {{contact.name}}! O kit sai por R$ 150.",
             "company_wide": True,
             "attachments": [{"url": KIT, "kind": "document", "filename": "kit.pdf"}],
+            "buttons": [{"id": "buy", "title": "Quero"}, {"id": "later", "title": "Depois"}],
         },
     )
     assert saved.status_code == 201, saved.text
@@ -48,17 +53,27 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
     await composer.press("Tab")
     await expect(composer).to_have_value("Oi Maria Souza! O kit sai por R$ 150.")
     await expect(page.locator(".composer-attachments li")).to_contain_text("kit.pdf")
+    await expect(page.get_by_label("Quick-reply buttons")).to_have_value("Quero | Depois")
     await composer.press("Enter")
     await expect(page.locator(".composer-attachments li")).to_have_count(0)
 
-    async def sent() -> list[tuple[str, str | None]]:
+    async def sent() -> list[tuple[str, Any]]:
         listed = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
         assert listed.status_code == 200, listed.text
         mine = [m for m in listed.json()["data"] if m["sent_by"] == "agent"]
-        return [(m["type"], (m["media"] or {}).get("url") or m["body"]) for m in mine]
+        return [
+            (m["type"], (m["media"] or {}).get("url") or m["payload"]["outbound"]["interactive"])
+            for m in mine
+        ]
 
-    # the text first, then the attachment as a media message (the list is newest first)
-    expected = [("document", KIT), ("text", "Oi Maria Souza! O kit sai por R$ 150.")]
+    # the text first, as reply buttons with the response's ids, then the attachment as a media
+    # message (the list is newest first)
+    interactive = {
+        "type": "button",
+        "body": "Oi Maria Souza! O kit sai por R$ 150.",
+        "buttons": [{"id": "buy", "title": "Quero"}, {"id": "later", "title": "Depois"}],
+    }
+    expected = [("document", KIT), ("interactive", interactive)]
     await eventually(sent, lambda found: found == expected, within=10)
 
 
@@ -74,19 +89,23 @@ async def test_an_agent_manages_own_canned_responses_with_an_attachment(
     await manager.get_by_role("button", name="Add an attachment").click()
     await manager.get_by_label("Media URL").fill("https://example.com/menu.pdf")
     await manager.get_by_label("Kind").select_option("document")
+    await manager.get_by_role("button", name="Add a reply button").click()
+    await manager.get_by_label("Button title").fill("Pedir")
     await manager.get_by_role("button", name="Save").click()
     row = manager.locator('li[data-shortcut="menu"]')
     await expect(row).to_contain_text("Attachments: 1")
+    await expect(row).to_contain_text("Buttons: Pedir")
     await screenshot(page, "canned-responses")
 
-    async def own() -> list[tuple[str, str, list[str]]]:
+    async def own() -> list[tuple[str, str, list[str], list[Any]]]:
         listed = await page.request.get(f"{api_url}/api/v1/canned-responses")  # her cookie
         assert listed.status == 200, await listed.text()
-        return [(c["shortcut"], c["body"], [a["url"] for a in c["attachments"]])
+        return [(c["shortcut"], c["body"], [a["url"] for a in c["attachments"]], c["buttons"])
                 for c in await listed.json()]  # fmt: skip
 
+    order = [{"id": "Pedir", "title": "Pedir"}]  # no id typed: the title
     assert await own() == [
-        ("menu", "Our menu, {{contact.name}}:", ["https://example.com/menu.pdf"])
+        ("menu", "Our menu, {{contact.name}}:", ["https://example.com/menu.pdf"], order)
     ]
 
     await row.get_by_role("button", name="Edit").click()
@@ -94,6 +113,8 @@ async def test_an_agent_manages_own_canned_responses_with_an_attachment(
     await manager.get_by_role("button", name="Save").click()
     await expect(manager.get_by_role("status")).to_contain_text("attachments.0.url")
     await manager.get_by_role("button", name="Remove attachment").click()
+    await manager.get_by_role("button", name="Remove button").click()
     await manager.get_by_role("button", name="Save").click()
     await expect(row).not_to_contain_text("Attachments")
-    assert await own() == [("menu", "Our menu, {{contact.name}}:", [])]
+    await expect(row).not_to_contain_text("Buttons")
+    assert await own() == [("menu", "Our menu, {{contact.name}}:", [], [])]

@@ -23,7 +23,10 @@ MINE_OR_MANAGED: dict[int | str, dict[str, Any]] = {
     403: {"description": "the company's canned responses need canned:manage"},
     404: {"description": "no such canned response of yours or your company's"},
     409: {"description": "the scope has this shortcut already"},
-    422: {"description": "a field is invalid (an attachment's URL the egress policy refuses)"},
+    422: {
+        "description": "a field is invalid (an attachment's URL the egress policy refuses, "
+        "buttons beyond WhatsApp's limits, a text over 1024 characters with buttons)"
+    },
 }
 
 
@@ -59,7 +62,7 @@ async def create_canned_response(
 
 @router.patch(
     "/{canned_id}",
-    summary="Change a canned response's shortcut, text or attachments",
+    summary="Change a canned response's shortcut, text, attachments or buttons",
     response_model=CannedResponsePublic,
     responses=MINE_OR_MANAGED,
     dependencies=[Requires(Permission.CANNED_WRITE)],

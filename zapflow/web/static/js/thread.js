@@ -54,8 +54,10 @@ export class Thread {
     // a canned response's media, sent after the text (each a media message); × drops one
     this.attachments = [];
     this.attached = h("ul", { class: "composer-attachments", "aria-label": t("composer.attachments") });
-    this.canned = new CannedSuggestions(this.input, ctx, conversation, (media) => this.attach(media));
-    // quick-reply buttons: up to 3 titles separated by "|" turn the message into reply buttons
+    this.canned = new CannedSuggestions(this.input, ctx, conversation, (media, buttons) => this.attach(media, buttons));
+    // quick-reply buttons: up to 3 titles separated by "|" turn the message into reply buttons;
+    // a canned response's buttons fill it in and keep their ids (flows and triggers match ids)
+    this.buttonIds = new Map();
     this.buttons = h("input", {
       id: "composer-buttons",
       type: "text",
@@ -354,9 +356,12 @@ export class Thread {
     replace(this.sendError, text ? h("span", {}, text) : null, retry ? h("button", { type: "button", onclick: retry }, t("composer.retry")) : null);
   }
 
-  attach(media) {
+  attach(media, buttons = []) {
     this.attachments.push(...media);
     this.renderAttachments();
+    if (!buttons.length) return;
+    this.buttonIds = new Map(buttons.map((b) => [b.title, b.id]));
+    this.buttons.value = buttons.map((b) => b.title).join(" | ");
   }
 
   renderAttachments() {
@@ -379,8 +384,10 @@ export class Thread {
     this.buttons.value = "";
     this.attachments = [];
     this.renderAttachments();
+    const ids = this.buttonIds;
+    this.buttonIds = new Map();
     const interactive = titles.length && text
-      ? { type: "button", body: text, buttons: titles.map((title, i) => ({ id: `b${i + 1}`, title })) }
+      ? { type: "button", body: text, buttons: titles.map((title, i) => ({ id: ids.get(title) ?? `b${i + 1}`, title })) }
       : null;
     if (text) await this.send(text, newId(), interactive);
     for (const media of attachments) await this.send(media.caption || "", newId(), null, media);
