@@ -4,7 +4,6 @@ them (interactive on Cloud API, numbered text on Evolution)."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import create_evolution_instance, eventually, start_conversation
+from tests.fixtures.traffic import eventually, evolution_customer, start_conversation
 from zapflow.whatsapp.interactive import cloud_interactive, numbered_text
 
 
@@ -153,28 +152,6 @@ async def test_a_text_with_buttons_is_held_to_the_interactive_body_s_limit(
     assert (await tenant.client.patch(path, json={"buttons": None})).status_code == 422
 
 
-async def _evolution_conversation(tenant: Tenant, number: str) -> str:
-    instance = await create_evolution_instance(tenant)
-    delivery = {
-        "event": "messages.upsert",
-        "instance": instance["evolution_instance"],
-        "apikey": "evo-key",
-        "data": {
-            "key": {"remoteJid": f"{number}@s.whatsapp.net", "fromMe": False, "id": "EVO1"},
-            "message": {"conversation": "oi"},
-            "messageTimestamp": int(time.time()),
-        },
-    }
-    assert (await tenant.client.post(instance["webhook_url"], json=delivery)).status_code == 200
-
-    async def listed() -> list[dict[str, Any]]:
-        response = await tenant.client.get("/api/v1/conversations")
-        assert response.status_code == 200, response.text
-        return [c for c in response.json()["data"] if c["instance_id"] == instance["id"]]
-
-    return str((await eventually(listed, lambda found: len(found) == 1))[0]["id"])
-
-
 @pytest.mark.usefixtures("worker")
 async def test_a_response_s_buttons_go_as_the_interactive_send_sends_them(
     tenant: Tenant, provider_server: ProviderServer
@@ -189,10 +166,10 @@ async def test_a_response_s_buttons_go_as_the_interactive_send_sends_them(
     assert saved.status_code == 201, saved.text
     [canned] = (await tenant.client.get("/api/v1/canned-responses")).json()
     spec = {"type": "button", "body": canned["body"], "buttons": canned["buttons"]}
-    cloud_number, evolution_number = "55119" + str(uuid.uuid4().int)[:8], "5531990002222"
+    cloud_number = "55119" + str(uuid.uuid4().int)[:8]
     _, on_cloud = await start_conversation(tenant, cloud_number)
-    on_evolution = await _evolution_conversation(tenant, evolution_number)
-    for conversation_id in (on_cloud, on_evolution):
+    evolution_number, on_evolution = await evolution_customer(tenant)
+    for conversation_id in (on_cloud, on_evolution["id"]):
         response = await tenant.client.post(
             f"/api/v1/conversations/{conversation_id}/messages",
             json={"type": "interactive", "interactive": spec},

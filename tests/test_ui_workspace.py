@@ -89,30 +89,42 @@ async def test_an_agent_manages_own_canned_responses_with_an_attachment(
     await manager.get_by_role("button", name="Add an attachment").click()
     await manager.get_by_label("Media URL").fill("https://example.com/menu.pdf")
     await manager.get_by_label("Kind").select_option("document")
+    upload = {"name": "prices.pdf", "mimeType": "text/html", "buffer": b"%PDF-1.7\n%%EOF\n"}
+    await manager.get_by_label("Upload a file").set_input_files(files=[upload])
+    await expect(manager.locator("[data-media-id]")).to_contain_text("Document: prices.pdf")
     await manager.get_by_role("button", name="Add a reply button").click()
     await manager.get_by_label("Button title").fill("Pedir")
     await manager.get_by_role("button", name="Save").click()
     row = manager.locator('li[data-shortcut="menu"]')
-    await expect(row).to_contain_text("Attachments: 1")
+    await expect(row).to_contain_text("Attachments: 2")
     await expect(row).to_contain_text("Buttons: Pedir")
     await screenshot(page, "canned-responses")
 
     async def own() -> list[tuple[str, str, list[str], list[Any]]]:
         listed = await page.request.get(f"{api_url}/api/v1/canned-responses")  # her cookie
         assert listed.status == 200, await listed.text()
-        return [(c["shortcut"], c["body"], [a["url"] for a in c["attachments"]], c["buttons"])
-                for c in await listed.json()]  # fmt: skip
+        return [
+            (c["shortcut"], c["body"], [a.get("url") or a["mime_type"] for a in c["attachments"]],
+             c["buttons"])
+            for c in await listed.json()
+        ]  # fmt: skip
 
     order = [{"id": "Pedir", "title": "Pedir"}]  # no id typed: the title
     assert await own() == [
-        ("menu", "Our menu, {{contact.name}}:", ["https://example.com/menu.pdf"], order)
+        (
+            "menu",
+            "Our menu, {{contact.name}}:",
+            ["https://example.com/menu.pdf", "application/pdf"],
+            order,
+        )
     ]
 
     await row.get_by_role("button", name="Edit").click()
     await manager.get_by_label("Media URL").fill("http://169.254.169.254/x")  # refused, said
     await manager.get_by_role("button", name="Save").click()
     await expect(manager.get_by_role("status")).to_contain_text("attachments.0.url")
-    await manager.get_by_role("button", name="Remove attachment").click()
+    for _ in range(2):
+        await manager.get_by_role("button", name="Remove attachment").first.click()
     await manager.get_by_role("button", name="Remove button").click()
     await manager.get_by_role("button", name="Save").click()
     await expect(row).not_to_contain_text("Attachments")

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep
-from zapflow.api.validation import check_media_url
+from zapflow.api.validation import checked_media
 from zapflow.schemas.canned_responses import (
     CannedResponseCreate,
     CannedResponsePublic,
@@ -30,9 +30,17 @@ MINE_OR_MANAGED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _checked(egress: EgressDep, attachments: list[MediaIn] | None) -> None:
-    for n, media in enumerate(attachments or []):
-        check_media_url(egress, media.url, f"attachments.{n}.url")
+async def _checked(
+    egress: EgressDep, session: SessionDep, principal: CurrentPrincipal, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """``fields`` with its attachments as stored (URLs checked, uploaded files found)."""
+    attachments: list[MediaIn] | None = fields.get("attachments")
+    if attachments is not None:
+        fields["attachments"] = [
+            await checked_media(egress, session, principal.company_id, media, f"attachments.{n}")
+            for n, media in enumerate(attachments)
+        ]
+    return fields
 
 
 @router.get(
@@ -56,8 +64,13 @@ async def list_canned_responses(principal: CurrentPrincipal, session: SessionDep
 async def create_canned_response(
     body: CannedResponseCreate, principal: CurrentPrincipal, session: SessionDep, egress: EgressDep
 ) -> Any:
-    _checked(egress, body.attachments)
-    return await service.create_canned_response(session, principal, body.model_dump(mode="json"))
+    fields = await _checked(
+        egress,
+        session,
+        principal,
+        {**body.model_dump(mode="json"), "attachments": body.attachments},
+    )
+    return await service.create_canned_response(session, principal, fields)
 
 
 @router.patch(
@@ -74,9 +87,11 @@ async def update_canned_response(
     session: SessionDep,
     egress: EgressDep,
 ) -> Any:
-    _checked(egress, body.attachments)
     row = await service.get_own_canned_response(session, principal, canned_id)
     changes = body.model_dump(mode="json", exclude_unset=True)
+    if "attachments" in changes:
+        changes["attachments"] = body.attachments
+    changes = await _checked(egress, session, principal, changes)
     await service.update_canned_response(session, row, changes)
     return row
 

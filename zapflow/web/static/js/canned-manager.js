@@ -1,15 +1,17 @@
 // Canned responses managed on the account page: one's own, and the company's for supervisors
 // and admins (canned:manage). Each has its /shortcut, its text (with the variables the composer
-// fills in), up to 5 attachments (media by URL, sent after the text) and up to 3 reply buttons
+// fills in), up to 5 attachments (media by URL, or a file uploaded to POST /media, sent after
+// the text) and up to 3 reply buttons
 // (the text then goes as an interactive button message; an empty id is the title). A change empties the
 // composer's cached list (ctx.canned), so the next "/" reads the new one.
-import { api } from "./api.js";
+import { api, qs } from "./api.js";
 import { field, h, replace, select } from "./dom.js";
 import { errorText } from "./format.js";
 import { t } from "./i18n.js";
 
 const KINDS = ["image", "document", "video", "audio"];
 const MAX_ATTACHMENTS = 5;
+const ACCEPT = "image/jpeg,image/png,application/pdf,video/mp4,audio/mp4,audio/ogg,audio/mpeg"; // the server reads the type itself
 const MAX_BUTTONS = 3; // WhatsApp's reply buttons; the server checks titles and ids
 
 export class CannedManager {
@@ -33,6 +35,8 @@ export class CannedManager {
       ctx.can("canned:manage") && h("label", { class: "check" }, this.companyWide, " ", t("cannedm.companyWide")),
       this.attachments,
       h("button", { type: "button", onclick: () => this.addAttachment() }, t("cannedm.attach")),
+      h("label", { class: "button" }, t("cannedm.upload"),
+        h("input", { type: "file", class: "visually-hidden", accept: ACCEPT, onchange: (e) => this.upload(e.target) })),
       this.buttons,
       h("button", { type: "button", onclick: () => this.addButton() }, t("cannedm.addButton")),
       h("button", { type: "submit", class: "primary" }, t("cannedm.save")),
@@ -59,8 +63,31 @@ export class CannedManager {
     );
   }
 
+  // A file uploaded now: an attachment naming it (its kind as the server read it).
+  async upload(input) {
+    const [file] = input.files;
+    input.value = "";
+    if (!file || this.attachments.children.length >= MAX_ATTACHMENTS) return;
+    this.status.textContent = "";
+    try {
+      const stored = await api(`/media${qs({ filename: file.name })}`, { method: "POST", body: file });
+      this.addUploaded({ media_id: stored.id, kind: stored.kind, filename: stored.filename });
+    } catch (error) {
+      this.status.textContent = errorText(error);
+    }
+  }
+
+  addUploaded(media) {
+    const row = h("div", { class: "canned-attachment", "data-media-id": media.media_id },
+      h("span", { class: "chip" }, `${t(`type.${media.kind}`)}: ${media.filename || t("cannedm.uploaded")}`),
+      h("button", { type: "button", "aria-label": t("composer.detach"), onclick: () => row.remove() }, "×"));
+    row.media = () => media;
+    this.attachments.append(row);
+  }
+
   addAttachment(media = { url: "", kind: "image" }) {
     if (this.attachments.children.length >= MAX_ATTACHMENTS) return;
+    if (media.media_id) return this.addUploaded(media);
     const url = h("input", { type: "url", required: true, value: media.url, placeholder: "https://" });
     const kind = select(KINDS.map((k) => [k, t(`type.${k}`)]), media.kind);
     const row = h("div", { class: "canned-attachment" }, field(t("cannedm.url"), url), field(t("cannedm.kind"), kind),

@@ -73,6 +73,8 @@ export class Thread {
       this.input,
       h("label", { for: "composer-buttons", class: "visually-hidden" }, t("composer.buttons")),
       this.buttons,
+      h("label", { class: "button", title: t("composer.upload") }, "📎", h("span", { class: "visually-hidden" }, t("composer.upload")),
+        h("input", { type: "file", class: "visually-hidden", onchange: (e) => this.upload(e.target) })),
       h("button", { type: "submit", class: "primary" }, t("composer.send")),
     );
     replace(pane, this.header, this.scroller, this.sendError, composer);
@@ -309,7 +311,8 @@ export class Thread {
     if (MEDIA.has(m.type)) {
       const media = m.media || {};
       const label = h("span", { class: "kind" }, t(`type.${m.type}`));
-      const url = webUrl(media.url);
+      // an uploaded file: its download (the API answers it as an attachment, never a page)
+      const url = media.media_id ? `/api/v1/media/${encodeURIComponent(media.media_id)}/content` : webUrl(media.url);
       const link = url
         ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, media.filename || t("thread.openMedia"))
         : media.filename
@@ -356,6 +359,20 @@ export class Thread {
     replace(this.sendError, text ? h("span", {}, text) : null, retry ? h("button", { type: "button", onclick: retry }, t("composer.retry")) : null);
   }
 
+  // A file the agent picks: uploaded now (POST /media), sent after the text like a canned
+  // response's attachment.
+  async upload(input) {
+    const [file] = input.files;
+    input.value = "";
+    if (!file) return;
+    try {
+      const stored = await api(`/media${qs({ filename: file.name })}`, { method: "POST", body: file });
+      this.attach([{ media_id: stored.id, kind: stored.kind, filename: stored.filename }]);
+    } catch (error) {
+      this.showError(`${t("composer.failed")}: ${errorText(error)}`);
+    }
+  }
+
   attach(media, buttons = []) {
     this.attachments.push(...media);
     this.renderAttachments();
@@ -368,7 +385,7 @@ export class Thread {
     replace(
       this.attached,
       this.attachments.map((media, i) =>
-        h("li", { class: "chip" }, `${t(`type.${media.kind}`)}: ${media.filename || media.caption || media.url.split("/").pop()}`, " ",
+        h("li", { class: "chip" }, `${t(`type.${media.kind}`)}: ${media.filename || media.caption || (media.url || "").split("/").pop()}`, " ",
           h("button", { type: "button", class: "link", "aria-label": t("composer.detach"),
             onclick: () => (this.attachments.splice(i, 1), this.renderAttachments()) }, "×")),
       ),
@@ -395,7 +412,7 @@ export class Thread {
 
   // A send the API refused keeps its client_id (idempotent); one the provider failed is new.
   retry(message) {
-    const media = message.media?.url ? message.media : null;
+    const media = message.media?.url || message.media?.media_id ? message.media : null;
     this.send(message.body, message.local ? message.client_id : newId(), null, media);
   }
 
