@@ -17,6 +17,14 @@ from tests.test_ui_people import PASSWORD, person
 KIT = "https://example.com/kit.pdf"
 
 
+def _what(message: dict[str, Any]) -> Any:
+    """A sent message's media URL or uploaded file's id, else its interactive part."""
+    media = message["media"]
+    if media:
+        return media.get("url") or media["media_id"]
+    return message["payload"]["outbound"]["interactive"]
+
+
 async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
     page: Page, tenant: Tenant, api_url: str, worker: None
 ) -> None:
@@ -61,10 +69,7 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
         listed = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
         assert listed.status_code == 200, listed.text
         mine = [m for m in listed.json()["data"] if m["sent_by"] == "agent"]
-        return [
-            (m["type"], (m["media"] or {}).get("url") or m["payload"]["outbound"]["interactive"])
-            for m in mine
-        ]
+        return [(m["type"], _what(m)) for m in mine]
 
     # the text first, as reply buttons with the response's ids, then the attachment as a media
     # message (the list is newest first)
@@ -75,6 +80,17 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
     }
     expected = [("document", KIT), ("interactive", interactive)]
     await eventually(sent, lambda found: found == expected, within=10)
+
+    # a file the agent attaches in the composer: uploaded, then sent as a media message naming it
+    pdf = {"name": "recibo.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n%%EOF\n"}
+    await page.get_by_label("Attach a file").set_input_files(files=[pdf])
+    await expect(page.locator(".composer-attachments li")).to_contain_text("recibo.pdf")
+    await composer.press("Enter")
+    found = await eventually(sent, lambda found: len(found) == 3, within=10)
+    media_id = found[0][1]
+    assert found[0][0] == "document" and media_id != KIT
+    got = await tenant.client.get(f"/api/v1/media/{media_id}")
+    assert got.status_code == 200 and got.json()["filename"] == "recibo.pdf"
 
 
 async def test_an_agent_manages_own_canned_responses_with_an_attachment(
