@@ -12,7 +12,7 @@ import pytest
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import eventually, evolution_customer, start_conversation
+from tests.fixtures.traffic import sent_on_both_providers
 from zapflow.whatsapp.interactive import cloud_interactive, numbered_text
 
 
@@ -166,21 +166,9 @@ async def test_a_response_s_buttons_go_as_the_interactive_send_sends_them(
     assert saved.status_code == 201, saved.text
     [canned] = (await tenant.client.get("/api/v1/canned-responses")).json()
     spec = {"type": "button", "body": canned["body"], "buttons": canned["buttons"]}
-    cloud_number = "55119" + str(uuid.uuid4().int)[:8]
-    _, on_cloud = await start_conversation(tenant, cloud_number)
-    evolution_number, on_evolution = await evolution_customer(tenant)
-    for conversation_id in (on_cloud, on_evolution["id"]):
-        response = await tenant.client.post(
-            f"/api/v1/conversations/{conversation_id}/messages",
-            json={"type": "interactive", "interactive": spec},
-        )
-        assert response.status_code == 202, response.text
-
-    async def sent(number: str) -> list[dict[str, Any]]:
-        return [r.json for r in provider_server.sent_to(number)]
-
-    [cloud] = await eventually(lambda: sent(cloud_number), lambda s: len(s) == 1, within=60)
+    cloud, evolution = await sent_on_both_providers(
+        tenant, provider_server, {"type": "interactive", "interactive": spec}
+    )
     assert cloud["interactive"] == cloud_interactive(spec)
     assert [b["reply"]["id"] for b in cloud["interactive"]["action"]["buttons"]] == ["yes", "no"]
-    [evolution] = await eventually(lambda: sent(evolution_number), lambda s: len(s) == 1, within=60)
     assert evolution["text"] == numbered_text(spec) == "Confirmamos?\n1. Sim\n2. Não"
