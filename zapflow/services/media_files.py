@@ -80,16 +80,15 @@ async def read_upload(chunks: AsyncIterator[bytes]) -> tuple[bytes, str, str]:
     first bytes are of no type we accept."""
     data = bytearray()
     found: tuple[str, str] | None = None
+    limit = MAX_BYTES  # then its kind's, once known
     async for chunk in chunks:
         data += chunk
-        if len(data) > MAX_BYTES:
-            raise _too_large(MAX_BYTES)
         if found is None and len(data) >= SNIFF_BYTES:
             found = _sniffed(bytes(data[:SNIFF_BYTES]))
+            limit = KIND_MAX_BYTES.get(found[1], MAX_BYTES)
+        if len(data) > limit:
+            raise _too_large(limit)
     mime_type, kind = found or _sniffed(bytes(data))
-    limit = KIND_MAX_BYTES.get(kind, MAX_BYTES)
-    if len(data) > limit:
-        raise _too_large(limit)
     return bytes(data), mime_type, kind
 
 
