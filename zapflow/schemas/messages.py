@@ -82,6 +82,14 @@ class SendMessage(BaseModel):
             "examples": [
                 {"type": "text", "text": "Olá! Como posso ajudar?", "client_id": "c-123"},
                 {"type": "media", "media": {"url": "https://example.com/cat.jpg", "kind": "image"}},
+                {
+                    "type": "media",
+                    "media": {
+                        "media_id": "6f1c2a9e-8d3b-4c5e-9a7f-1b2c3d4e5f60",
+                        "kind": "document",
+                        "caption": "Your receipt",
+                    },
+                },
                 {"type": "template", "template": {"name": "welcome", "language": "pt_BR"}},
                 {
                     "type": "interactive",
