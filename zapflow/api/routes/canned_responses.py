@@ -30,17 +30,14 @@ MINE_OR_MANAGED: dict[int | str, dict[str, Any]] = {
 }
 
 
-async def _checked(
-    egress: EgressDep, session: SessionDep, principal: CurrentPrincipal, fields: dict[str, Any]
-) -> dict[str, Any]:
-    """``fields`` with its attachments as stored (URLs checked, uploaded files found)."""
-    attachments: list[MediaIn] | None = fields.get("attachments")
-    if attachments is not None:
-        fields["attachments"] = [
-            await checked_media(egress, session, principal.company_id, media, f"attachments.{n}")
-            for n, media in enumerate(attachments)
-        ]
-    return fields
+async def _stored(
+    egress: EgressDep, session: SessionDep, principal: CurrentPrincipal, attachments: list[MediaIn]
+) -> list[dict[str, Any]]:
+    """The attachments as stored: URLs checked, uploaded files found and described."""
+    return [
+        await checked_media(egress, session, principal.company_id, media, f"attachments.{n}")
+        for n, media in enumerate(attachments)
+    ]
 
 
 @router.get(
@@ -64,12 +61,8 @@ async def list_canned_responses(principal: CurrentPrincipal, session: SessionDep
 async def create_canned_response(
     body: CannedResponseCreate, principal: CurrentPrincipal, session: SessionDep, egress: EgressDep
 ) -> Any:
-    fields = await _checked(
-        egress,
-        session,
-        principal,
-        {**body.model_dump(mode="json"), "attachments": body.attachments},
-    )
+    fields = body.model_dump(mode="json")
+    fields["attachments"] = await _stored(egress, session, principal, body.attachments)
     return await service.create_canned_response(session, principal, fields)
 
 
@@ -89,9 +82,8 @@ async def update_canned_response(
 ) -> Any:
     row = await service.get_own_canned_response(session, principal, canned_id)
     changes = body.model_dump(mode="json", exclude_unset=True)
-    if "attachments" in changes:
-        changes["attachments"] = body.attachments
-    changes = await _checked(egress, session, principal, changes)
+    if body.attachments is not None:
+        changes["attachments"] = await _stored(egress, session, principal, body.attachments)
     await service.update_canned_response(session, row, changes)
     return row
 
