@@ -57,7 +57,7 @@ def sniff(head: bytes) -> tuple[str, str] | None:
     return None
 
 
-def _too_large(limit: int) -> PayloadTooLarge:
+def too_large(limit: int) -> PayloadTooLarge:
     return PayloadTooLarge(
         f"file: over {limit // (1024 * 1024)} MB",
         details={"field": "file", "limit_bytes": limit},
@@ -87,7 +87,7 @@ async def read_upload(chunks: AsyncIterator[bytes]) -> tuple[bytes, str, str]:
             found = _sniffed(bytes(data[:SNIFF_BYTES]))
             limit = KIND_MAX_BYTES.get(found[1], MAX_BYTES)
         if len(data) > limit:
-            raise _too_large(limit)
+            raise too_large(limit)
     mime_type, kind = found or _sniffed(bytes(data))
     return bytes(data), mime_type, kind
 
@@ -155,9 +155,9 @@ def signature(key: bytes, media_id: uuid.UUID, expires: int) -> str:
     return hmac.new(key, f"{media_id}:{expires}".encode(), hashlib.sha256).hexdigest()
 
 
-def signed_path(row: MediaFile, now: float | None = None) -> str:
+def signed_path(row: MediaFile) -> str:
     """The path of an expiring link to the file's bytes, for a provider to fetch."""
-    expires = int(now if now is not None else time.time()) + LINK_SECONDS
+    expires = int(time.time()) + LINK_SECONDS
     return (
         f"/media/{row.id}?expires={expires}&signature={signature(row.signing_key, row.id, expires)}"
     )

@@ -12,7 +12,7 @@ from fastapi.responses import StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
-from zapflow.errors import PayloadTooLarge, ZapflowError
+from zapflow.errors import ZapflowError
 from zapflow.models import MediaFile
 from zapflow.schemas.media_files import MediaFilePublic
 from zapflow.services import media_files as service
@@ -40,10 +40,7 @@ NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such file
 def _refuse_declared_too_large(request: Request) -> None:
     length = request.headers.get("content-length", "")
     if length.isdecimal() and int(length) > service.MAX_BYTES:
-        raise PayloadTooLarge(
-            f"file: over {service.MAX_BYTES // (1024 * 1024)} MB",
-            details={"field": "file", "limit_bytes": service.MAX_BYTES},
-        )
+        raise service.too_large(service.MAX_BYTES)
 
 
 @router.post(
