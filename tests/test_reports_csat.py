@@ -3,7 +3,7 @@ person, handled by a human or only by bots); the rating request goes out on clos
 interactive list (Cloud API) or numbered text (Evolution), or a template outside the 24-hour
 window; the answer by a tapped choice or a typed number is the score, the next text the comment,
 and neither reopens the conversation; a team's own settings; the reports' figures, CSV, ranges
-and rollups."""
+and rollups; conversations opened per local day across DST midnights."""
 
 from __future__ import annotations
 

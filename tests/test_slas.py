@@ -3,8 +3,8 @@ targets (business time: services/business_hours.py, tested in test_business_hour
 conversation's workflow breaches a target past due (missed, badge, system note, ``sla.breached``
 live) and escalates (raise the priority, or hand it to the next member); a person's reply and a
 close meet their targets; the SLA report counts them per team, agent and day; a reopened
-conversation is held to its team's targets anew. System notes say who assigned, transferred and
-unassigned."""
+conversation is held to its team's targets anew; a target started before a DST change breaches at
+the local opening after it. System notes say who assigned, transferred and unassigned."""
 
 from __future__ import annotations
 

@@ -2,14 +2,15 @@
 
 Conversation figures read ``conversation_resolutions`` (one row per closing, written by
 ``services/resolutions.py``), indexed by (company, closed_at): a range holds as many rows as
-closings, never messages. Message figures read ``message_rollups``, hourly counts per
-direction and sender filled up to the company's watermark by ``roll_up`` (called by each
-report, and by the seed), plus the messages after the watermark from ``messages`` itself (an
-hour or so, on its (company, created_at) index). The watermark trails the clock by
-``ROLLUP_LAG``: a message's ``created_at`` is its transaction's start, so one committed late
-must still find its hour open. Days are the company's (its time zone); the rollups' hours are
-UTC hours, so in a zone whose offset is not whole hours (India, Newfoundland) a day's edges are
-off by that half hour.
+closings, never messages; conversations opened per day are counted between each day's local
+midnights, a range of the (company, created_at) index per day. Message figures read
+``message_rollups``, hourly counts per direction and sender filled up to the company's
+watermark by ``roll_up`` (called by each report, and by the seed), plus the messages after the
+watermark from ``messages`` itself (an hour or so, on its (company, created_at) index). The
+watermark trails the clock by ``ROLLUP_LAG``: a message's ``created_at`` is its transaction's
+start, so one committed late must still find its hour open. Days are the company's (its time
+zone); the rollups' hours are UTC hours, so in a zone whose offset is not whole hours (India,
+Newfoundland) a day's edges are off by that half hour.
 """
 
 from __future__ import annotations
@@ -150,9 +151,9 @@ def _group(group_by: GroupBy, at: str = "r.closed_at") -> tuple[str, str]:
 
 # One count per local day, between its midnights: each a range of
 # idx_conversations_company_created, read index-only without a team. Converting each
-# conversation's created_at to its local day and grouping by it cost 4-5x as much (53k and
+# conversation's created_at to its local day and grouping by it cost 3-4x as much (53k and
 # 100k conversations over the seed's 30 and 90 days): the conversion per row was the work,
-# not the reading (EXPLAIN in bench/REPORT.md).
+# not the reading (bench/results/2026-12-03-s6-reports/EXPLAIN.md).
 _OPENED = """
     SELECT d.day, (SELECT count(*) FROM conversations
                     WHERE company_id = :company_id AND created_at >= d.since
