@@ -6,7 +6,9 @@ Evolution (the bytes)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,10 +17,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import select
+from sqlmodel import col
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import sent_on_both_providers
+from tests.fixtures.traffic import eventually, sent_on_both_providers
 from zapflow.db import SessionFactory
 from zapflow.models import MediaFile
 from zapflow.services.media_files import KIND_MAX_BYTES, MAX_BYTES, signature
@@ -92,6 +96,35 @@ async def test_hostile_uploads_are_refused_naming_the_file(
     error = response.json()["error"]
     assert (error["code"], error["details"]["field"]) == (code, "file")
     assert error["message"].startswith("file: ")
+
+
+async def test_an_upload_the_client_cuts_short_is_its_error_not_ours(
+    tenant: Tenant, sessions: SessionFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that leaves mid-body: no file, and a client error in the logs, not a 500."""
+    caplog.set_level(logging.INFO, logger="zapflow.api.errors")
+    url = urlsplit(str(tenant.client.base_url))
+    _, writer = await asyncio.open_connection(url.hostname, url.port)
+    writer.write(
+        b"POST /api/v1/media?filename=cut HTTP/1.1\r\nHost: api\r\n"
+        + f"Authorization: Bearer {tenant.api_key}\r\n".encode()
+        + b"Content-Type: image/png\r\nContent-Length: 100000\r\n\r\n"
+        + PNG
+    )
+    await writer.drain()
+    writer.close()
+    await writer.wait_closed()
+
+    async def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "zapflow.api.errors"]
+
+    [message] = await eventually(logged, bool)
+    assert message.startswith("client left during the request body on POST /api/v1/media")
+    async with sessions() as session:
+        stored = await session.scalars(
+            select(MediaFile).where(col(MediaFile.company_id) == uuid.UUID(tenant.id))
+        )
+        assert [f.filename for f in stored] == []
 
 
 async def test_media_reference_of_another_company_or_wrong_kind_is_refused(
