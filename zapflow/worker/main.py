@@ -29,7 +29,7 @@ from zapflow.temporal import connect, runtime_with_metrics
 from zapflow.whatsapp import provider_http_client
 from zapflow.worker.metrics import ActivityOutcomeInterceptor, WorkerMetrics
 from zapflow.worker.registry import ROLES, ai_available, registrations
-from zapflow.worker.relay import InboxRelay
+from zapflow.worker.relay import STORE_CONCURRENCY, InboxRelay
 from zapflow.worker.template_schedule import ensure_template_schedule
 
 log = logging.getLogger(__name__)
@@ -125,9 +125,10 @@ async def worker_services(
 
 
 def local_activity_slots(settings: Settings) -> int:
-    """Local activities (persists, follow-up loads) at once: the pool, less a few connections for
-    the relay, the outbox publisher and a commit's own publishing."""
-    return max(1, settings.database_pool_size - 4)
+    """Local activities (persists, follow-up loads) at once: the pool, less the relay's
+    persists and a few connections for its claims, the outbox publisher and a commit's own
+    publishing."""
+    return max(1, settings.database_pool_size - STORE_CONCURRENCY - 4)
 
 
 async def _publish_outbox_forever(sessions: SessionFactory, redis: Redis) -> None:

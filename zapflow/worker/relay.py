@@ -89,8 +89,10 @@ BATCH_SIZE = 500
 SWEEP_SECONDS = 1.0
 SIGNAL_CONCURRENCY = 32
 SIGNAL_RPC_TIMEOUT = timedelta(seconds=5)
-# conversations stored in one transaction: a pass's row locks held for a bounded time
-STORE_CHUNK = 64
+# conversations stored in one transaction (a pass's row locks held for a bounded time), and
+# such transactions at once (each holds a pooled connection: worker/main.local_activity_slots)
+STORE_CHUNK = 16
+STORE_CONCURRENCY = 4
 # conversations whose workflow this relay started or signalled: plain signals first
 OPEN_WORKFLOWS = 10_000
 # inbound addresses whose conversation this relay found (a conversation's key never changes)
@@ -206,6 +208,7 @@ class InboxRelay:
         self._temporal = temporal
         self._wake = asyncio.Event()
         self._signals = asyncio.Semaphore(SIGNAL_CONCURRENCY)
+        self._stores = asyncio.Semaphore(STORE_CONCURRENCY)
         self._open: OrderedDict[str, None] = OrderedDict()  # workflow ids, least recent first
         self._chat_keys: OrderedDict[ChatAddress, str] = OrderedDict()
 
@@ -305,8 +308,8 @@ class InboxRelay:
 
     async def _store(self, rows: list[ClaimedRow], work: list[ConversationWork]) -> None:
         """Store the inbound rows of the pass's conversations, ``STORE_CHUNK`` conversations per
-        transaction, in workflow id order (two relays' transactions lock alike); a row stored
-        before brings its result instead."""
+        transaction, in workflow id order (two relays' transactions lock alike), several
+        transactions at once; a row stored before brings its result instead."""
         earlier = {r.id: r.persisted for r in rows if r.persisted is not None}
         todo = []
         for item in work:
@@ -316,21 +319,27 @@ class InboxRelay:
             if not item.inbound and any(i not in earlier for i in item.inbox_ids):
                 todo.append(item)
         todo.sort(key=lambda w: w.ref.workflow_id)
-        for chunk in (todo[i : i + STORE_CHUNK] for i in range(0, len(todo), STORE_CHUNK)):
-            inputs = [
-                PersistInboundInput(
-                    item.ref, inbox_ids=[i for i in item.inbox_ids if i not in earlier],
-                    route_flows=True,
-                )
-                for item in chunk
-            ]  # fmt: skip
+        chunks = [todo[i : i + STORE_CHUNK] for i in range(0, len(todo), STORE_CHUNK)]
+        await asyncio.gather(*(self._store_chunk(chunk, set(earlier)) for chunk in chunks))
+
+    async def _store_chunk(self, chunk: list[ConversationWork], earlier: set[int]) -> None:
+        """One transaction's conversations; when it fails (a bug, bad data, a deadlock), their
+        rows go by reference to their workflows' own persist."""
+        inputs = [
+            PersistInboundInput(
+                item.ref, inbox_ids=[i for i in item.inbox_ids if i not in earlier],
+                route_flows=True,
+            )
+            for item in chunk
+        ]  # fmt: skip
+        async with self._stores:
             try:
                 results = await self._persister.persist_pass(inputs)
             except (OSError, DBAPIError, ValueError, TypeError, KeyError) as exc:
                 log.warning("a pass's persist failed; its workflows persist the rows: %s", exc)
-                continue
-            for item, result in zip(chunk, results, strict=True):
-                item.stored.append(result)
+                return
+        for item, result in zip(chunk, results, strict=True):
+            item.stored.append(result)
 
     def _conversation_work(
         self, rows: list[ClaimedRow], chats: dict[int, str]
