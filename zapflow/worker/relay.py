@@ -91,8 +91,8 @@ SIGNAL_CONCURRENCY = 32
 SIGNAL_RPC_TIMEOUT = timedelta(seconds=5)
 # conversations stored in one transaction (a pass's row locks held for a bounded time), and
 # such transactions at once (each holds a pooled connection: worker/main.local_activity_slots)
-STORE_CHUNK = 16
-STORE_CONCURRENCY = 4
+STORE_CHUNK = 8
+STORE_CONCURRENCY = 8
 # conversations whose workflow this relay started or signalled: plain signals first
 OPEN_WORKFLOWS = 10_000
 # inbound addresses whose conversation this relay found (a conversation's key never changes)
