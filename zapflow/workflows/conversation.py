@@ -1,14 +1,18 @@
-"""ConversationWorkflow: one per WhatsApp chat, the single writer of its messages' order.
+"""ConversationWorkflow: one per WhatsApp chat: its sends, in order, and what its messages set off.
 
-The relay signals it with inbound batches and outbound requests (signal-with-start). An inbound
-batch names inbox rows, not messages: the persist local activity reads them, stores them in the
-provider's order and decides follow-up cancels, the AI's debounce and the flow routing in the same
-transaction, so customers' texts stay out of the history. A sender task sends queued replies one
-at a time, so a conversation never has two sends racing, and a send that retries does not hold
-back the customer's messages. It ends after a quiet period and continues-as-new before its
-history grows large, carrying every pending signal along; it goes on storing while the send in
-flight finishes first. A batch that cannot be stored (a bug, bad data: not an outage) becomes a
-dead letter after bounded retries instead of holding the conversation back.
+The relay signals it with inbound batches and outbound requests (signal-with-start). The relay
+stores inbound messages itself (one transaction per pass, worker/relay.py) and signals what that
+persist returned (ids, the flow routing, cancelled follow-ups, the AI's debounce): the workflow
+acts on it with no activity. A batch the relay could not store names inbox rows instead: the
+persist local activity reads them, stores them in the provider's order and decides the same in one
+transaction. Either way customers' texts stay out of the history. A stored batch needs no
+``workflow.patched``: no earlier history holds one, and earlier signals take the earlier steps. A
+sender task sends queued replies one at a time, so a conversation never has two sends racing, and a
+send that retries does not hold back the customer's messages. It ends after a quiet period and
+continues-as-new before its history grows large, carrying every pending signal along; it goes on
+storing while the send in flight finishes first. A batch that cannot be stored (a bug, bad data:
+not an outage) becomes a dead letter after bounded retries instead of holding the conversation
+back.
 
 Runs started before inbox references (``PIPELINE_PATCH`` not set) keep the older steps: bodies in
 signals, an embedding activity per message, the ``route_inbound`` activity, and a continue-as-new
