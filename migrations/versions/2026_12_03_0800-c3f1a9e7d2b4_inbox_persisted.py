@@ -4,7 +4,7 @@ retries the row (the signal after the commit was refused, or its relay died) sig
 result again instead of persisting the row a second time.
 
 Revision ID: c3f1a9e7d2b4
-Revises: b8e4f0d2c6a3
+Revises: d4a0b2f8e3c5
 Create Date: 2026-12-03 08:00:00
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "c3f1a9e7d2b4"
-down_revision: str | Sequence[str] | None = "b8e4f0d2c6a3"
+down_revision: str | Sequence[str] | None = "d4a0b2f8e3c5"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
