@@ -28,6 +28,7 @@ from zapflow.services.conversations import (
     persist_inbound,
     read_inbound,
 )
+from zapflow.services.identities import Identity, KnownOwners
 from zapflow.services.inbox import mark_persisted
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.inputs import (
@@ -45,6 +46,10 @@ log = logging.getLogger(__name__)
 PERSIST_ATTEMPTS = 5
 # a relay's persist result as ``inbox_events.persisted`` holds it (JSON)
 STORED = TypeAdapter(PersistInboundResult)
+
+
+def _provider_order(delivery: InboxDelivery) -> tuple[int, str]:
+    return delivery.message.timestamp or 0, delivery.message.key_id
 
 
 class ConversationActivities:
@@ -98,10 +103,19 @@ class ConversationActivities:
         async with transaction(self._sessions) as session:
             rows = [i for input in inputs for i in input.inbox_ids]
             found = {d.inbox_id: d for d in await read_inbound(session, rows)}
-            for input in inputs:
-                mine = [found[i] for i in input.inbox_ids if i in found]
-                mine.sort(key=lambda d: (d.message.timestamp or 0, d.message.key_id))
-                result, times = await self._store(session, input, mine, input.ref.workflow_id)
+            deliveries = [
+                sorted((found[i] for i in input.inbox_ids if i in found), key=_provider_order)
+                for input in inputs
+            ]
+            known = await KnownOwners.read(session, [
+                (uuid.UUID(input.ref.company_id), Identity.of_chat(input.ref.remote_jid, messages))
+                for input, mine in zip(inputs, deliveries, strict=True)
+                if (messages := [*input.messages, *(d.message for d in mine)])
+            ])  # fmt: skip
+            for input, mine in zip(inputs, deliveries, strict=True):
+                result, times = await self._store(
+                    session, input, mine, input.ref.workflow_id, known
+                )
                 received += times if result.new_message_ids else []
                 results.append(result)
             await mark_persisted(session, {i: STORED.dump_python(r, mode="json") for r in
@@ -116,9 +130,11 @@ class ConversationActivities:
         input: PersistInboundInput,
         deliveries: list[InboxDelivery],
         workflow_id: str | None,
+        known: KnownOwners | None = None,
     ) -> tuple[PersistInboundResult, list[float]]:
         """One conversation's messages stored in the caller's transaction, with what follows
-        from them; and when the webhook received each."""
+        from them; and when the webhook received each. ``known``: the contacts of the
+        transaction's conversations, read at once."""
         ref = input.ref
         correlation_ids = [*input.correlation_ids, *(d.correlation_id for d in deliveries)]
         CORRELATION_ID.set(",".join(dict.fromkeys(c for c in correlation_ids if c)) or None)
@@ -132,6 +148,7 @@ class ConversationActivities:
             workflow_id=workflow_id,
             # rows another conversation of the person may take (not messages given whole)
             inbox_ids=[] if input.messages else input.inbox_ids,
+            known=known,
         )
         if result.reopened:
             await slas.restart(session, result.conversation_id)

@@ -54,7 +54,7 @@ from zapflow.schemas.messages import MessagePublic
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.csat import capture_replies
 from zapflow.services.events import Event, stage
-from zapflow.services.identities import Identity, Key, alias_key, resolve_contact
+from zapflow.services.identities import Identity, Key, KnownOwners, alias_key, resolve_contact
 from zapflow.services.inbox import notify_relay
 from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.interactive import Interactive, fits, typed_choice, typed_number
@@ -496,12 +496,13 @@ async def persist_inbound(
     messages: Sequence[InboundMessage],
     workflow_id: str | None = None,
     inbox_ids: Sequence[int] = (),
+    known: KnownOwners | None = None,
 ) -> PersistResult:
     """Store the chat's messages. ``inbox_ids`` (the rows they were read from, all of them)
     may go to the person's conversation under another key instead (``forward``), when this
-    key has none yet."""
+    key has none yet. ``known``: its contact's identities read with other conversations'."""
     identity = Identity.of_chat(remote_jid, messages)
-    contact = await resolve_contact(session, company_id, identity)
+    contact = await resolve_contact(session, company_id, identity, known)
     if contact.changed:  # before the events' publishing: who hears of them reads the new contact
         forget_contacts(session, [contact.id])
     started_at = min(map(_provider_time, messages))

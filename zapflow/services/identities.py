@@ -157,26 +157,104 @@ class ResolvedContact:
 
 
 async def resolve_contact(
-    session: AsyncSession, company_id: uuid.UUID, identity: Identity
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    identity: Identity,
+    known: KnownOwners | None = None,
 ) -> ResolvedContact:
     """The contact these identities name (created if none does), with what they add attached.
-    A known contact that gains nothing costs one read and takes no lock."""
+    A known contact that gains nothing costs one read and takes no lock; none with ``known``
+    (read for a group of conversations at once, see ``KnownOwners``)."""
     own = identity.names()
-    owners = await owners_of(session, company_id, [*own, *identity.previous])
-    found = _first_owner(owners, [*own, *identity.previous])
-    if found is None:
+    keys = [*own, *identity.previous]
+    owners = known.owners(company_id, keys) if known is not None else None
+    locked = owners is not None and known is not None and known.locked(company_id, own)
+    if owners is None:
+        owners = await owners_of(session, company_id, keys)
+    found = _first_owner(owners, keys)
+    if found is None and not locked:
         await lock_identities(session, company_id, own)
-        owners = await owners_of(session, company_id, [*own, *identity.previous])
-        found = _first_owner(owners, [*own, *identity.previous])
+        owners = await owners_of(session, company_id, keys)
+        found = _first_owner(owners, keys)
+    resolved = await _resolved(session, company_id, identity, owners, found)
+    if known is not None and (resolved.created or resolved.changed or resolved.revealed):
+        known.wrote(company_id, keys, {resolved.id, *(resolved.revealed or ())})
+    return resolved
+
+
+async def _resolved(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    identity: Identity,
+    owners: dict[Key, Owner],
+    found: Owner | None,
+) -> ResolvedContact:
+    """The contact found (with what the identity adds attached), else a new one."""
     if found is None:
         contact_id = await _create(session, company_id, identity)
         return ResolvedContact(contact_id, changed=False, created=True)
     held = {key for key, owner in owners.items() if owner.id == found.id}
     revealed = _revealed(owners, identity)
-    if all(key in owners for key in own) and not _changes(found, identity, held):
+    if all(key in owners for key in identity.names()) and not _changes(found, identity, held):
         return ResolvedContact(found.id, changed=False, revealed=revealed)
     changed = await _attach(session, company_id, found.id, identity, owners)
     return ResolvedContact(found.id, changed, revealed)
+
+
+class KnownOwners:
+    """The owners of a group of conversations' identities (the relay's transaction of several,
+    activities/conversations.py), read in one statement, and the creation locks of those no
+    contact holds yet, taken in one sorted statement before any conversation is stored (then a
+    re-read): what ``resolve_contact`` reads and locks per conversation otherwise. What an
+    earlier conversation of the group wrote (a contact created, changed or merged, the
+    identities it named) is read again, so the group resolves as one by one."""
+
+    def __init__(self) -> None:
+        self._owners: dict[tuple[uuid.UUID, Key], Owner] = {}
+        self._read: set[tuple[uuid.UUID, Key]] = set()
+        self._locked: set[tuple[uuid.UUID, Key]] = set()
+        self._stale: set[tuple[uuid.UUID, Key]] = set()
+        self._stale_contacts: set[uuid.UUID] = set()
+
+    @classmethod
+    async def read(
+        cls, session: AsyncSession, wanted: Sequence[tuple[uuid.UUID, Identity]]
+    ) -> KnownOwners:
+        known = cls()
+        by_company: dict[uuid.UUID, list[Identity]] = {}
+        for company_id, identity in wanted:
+            by_company.setdefault(company_id, []).append(identity)
+        for company_id in sorted(by_company):
+            identities = by_company[company_id]
+            keys = list(dict.fromkeys(k for i in identities for k in [*i.names(), *i.previous]))
+            owners = await owners_of(session, company_id, keys)
+            new = [i for i in identities if _first_owner(owners, [*i.names(), *i.previous]) is None]
+            if new:  # one sorted statement for them all, then what other transactions created
+                own = list(dict.fromkeys(k for i in new for k in i.names()))
+                await lock_identities(session, company_id, own)
+                owners = await owners_of(session, company_id, keys)
+                known._locked.update((company_id, key) for key in own)
+            known._read.update((company_id, key) for key in keys)
+            known._owners.update(((company_id, key), owner) for key, owner in owners.items())
+        return known
+
+    def owners(self, company_id: uuid.UUID, keys: Sequence[Key]) -> dict[Key, Owner] | None:
+        """The owners of ``keys`` as read, or None when they must be read again."""
+        named = [(company_id, key) for key in keys]
+        if any(k not in self._read or k in self._stale for k in named):
+            return None
+        owners = {key: self._owners[k] for key, k in zip(keys, named, strict=True)
+                  if k in self._owners}  # fmt: skip
+        if any(owner.id in self._stale_contacts for owner in owners.values()):
+            return None
+        return owners
+
+    def locked(self, company_id: uuid.UUID, keys: Sequence[Key]) -> bool:
+        return all((company_id, key) in self._locked for key in keys)
+
+    def wrote(self, company_id: uuid.UUID, keys: Sequence[Key], contacts: set[uuid.UUID]) -> None:
+        self._stale.update((company_id, key) for key in keys)
+        self._stale_contacts |= contacts
 
 
 def _revealed(owners: dict[Key, Owner], identity: Identity) -> tuple[uuid.UUID, uuid.UUID] | None:
