@@ -1,5 +1,6 @@
-"""Batches the relay stored, reaching a workflow twice or after the same rows by reference: the
-rows are stored once and what their persist decided happens once.
+"""What the relay stores: a pass's conversations resolved to their contacts as a group, and
+batches it stored reaching a workflow twice or after the same rows by reference (the rows are
+stored once and what their persist decided happens once).
 
 The stored result is written here as the relay writes it (``InboundBatch.stored``), naming a flow
 run in progress whose workflow is gone: acting on it is one signal to that run in the history
@@ -12,24 +13,30 @@ import uuid
 from typing import Any, NamedTuple
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlmodel import col
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.common import MetricMeter
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.traffic import create_cloud_instance, eventually
+from zapflow.activities.conversations import ConversationActivities
+from zapflow.cache import Cache
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
-from zapflow.models import InboxEvent, InboxEventStatus, WhatsAppInstance
+from zapflow.models import Contact, ContactIdentity, InboxEvent, InboxEventStatus, WhatsAppInstance
+from zapflow.redis import create_redis
 from zapflow.services.inbox import store_events
 from zapflow.temporal import connect, conversation_input
 from zapflow.whatsapp.types import InboundMessage
+from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.inputs import (
     ConversationRef,
     FlowRouteResult,
     InboundBatch,
+    PersistInboundInput,
     PersistInboundResult,
 )
 
@@ -38,13 +45,14 @@ Handle = WorkflowHandle[Any, Any]
 pytestmark = pytest.mark.usefixtures("worker")
 
 
-async def _inbox_row(sessions: SessionFactory, instance_id: str, jid: str) -> int:
+async def _inbox_row(sessions: SessionFactory, instance_id: str, jid: str, **fields: Any) -> int:
     """A customer's message in the inbox, left alone by the relay (marked processed): the test
-    signals it itself."""
-    message = InboundMessage(
-        key_id=f"wamid.{uuid.uuid4().hex}", remote_jid=jid, from_me=False, type="text",
-        provider="cloud", phone="+" + jid.split("@")[0], body="oi", timestamp=int(time.time()),
-    )  # fmt: skip
+    signals or stores it itself."""
+    message = InboundMessage(**{
+        "key_id": f"wamid.{uuid.uuid4().hex}", "remote_jid": jid, "from_me": False,
+        "type": "text", "provider": "cloud", "phone": "+" + jid.split("@")[0], "body": "oi",
+        "timestamp": int(time.time()), **fields,
+    })  # fmt: skip
     async with transaction(sessions) as session:
         instance = await session.get(WhatsAppInstance, uuid.UUID(instance_id))
         assert instance is not None
@@ -147,3 +155,57 @@ async def test_a_stored_batch_signalled_twice_is_acted_on_once(
     ref = ConversationRef(tenant.id, instance["id"], jid)
     handle = await _signal(settings, ref, _stored(row), _stored(row))
     assert await _settled(handle, 2) == (0, 1)
+
+
+async def test_a_pass_resolves_its_conversations_contacts_as_one_by_one(
+    settings: Settings, tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """One transaction for a pass's conversations: new people get a contact each with their
+    identities, a known one keeps theirs, and a person's two chats in the pass (a BSUID-keyed
+    one and one by phone naming the BSUID) are one contact holding both; the next pass finds
+    them all."""
+    instance = await create_cloud_instance(tenant)
+    persister = ConversationActivities(
+        sessions, Cache(create_redis(settings)), WorkerMetrics(MetricMeter.noop)
+    )
+    bsuid = "BR.7700000000000001"
+    chats: dict[str, dict[str, Any]] = {  # remote JID → the message's fields
+        "5511933331001@s.whatsapp.net": {},
+        "5511933331002@s.whatsapp.net": {"push_name": "Ana"},
+        "5511933331003@s.whatsapp.net": {},
+        f"{bsuid}@bsuid": {"phone": None, "user_id": bsuid},
+        "5511933331004@s.whatsapp.net": {"user_id": bsuid},
+    }
+
+    async def persist(jids: list[str]) -> dict[str, str]:
+        rows = [await _inbox_row(sessions, instance["id"], j, **chats[j]) for j in jids]
+        refs = [ConversationRef(tenant.id, instance["id"], j) for j in jids]
+        inputs = [PersistInboundInput(r, inbox_ids=[i]) for r, i in zip(refs, rows, strict=True)]
+        results = await persister.persist_pass(inputs)
+        return {j: r.contact_id for j, r in zip(jids, results, strict=True)}
+
+    known = await persist(["5511933331003@s.whatsapp.net"])
+    first = await persist(sorted(chats))
+    assert first["5511933331003@s.whatsapp.net"] == known["5511933331003@s.whatsapp.net"]
+    assert first[f"{bsuid}@bsuid"] == first["5511933331004@s.whatsapp.net"]
+    assert len(set(first.values())) == 4
+    async with sessions() as session:
+        found = await session.execute(
+            select(col(Contact.id), col(Contact.phone_number), col(Contact.name),
+                   col(ContactIdentity.kind), col(ContactIdentity.value))
+            .join(ContactIdentity, col(ContactIdentity.contact_id) == col(Contact.id))
+            .where(col(Contact.company_id) == uuid.UUID(tenant.id))
+        )  # fmt: skip
+        held: dict[str, set[tuple[str, str]]] = {}
+        for contact_id, phone, name, kind, value in found:
+            held.setdefault(str(contact_id), set()).add((kind, value))
+            assert phone is None or phone == "+" + value.split("@")[0] or kind != "jid"
+            assert name == ("Ana" if phone == "+5511933331002" else "")
+    assert len(held) == 4
+    person = held[first[f"{bsuid}@bsuid"]]
+    assert {("bsuid", bsuid), ("phone", "+5511933331004")} <= person
+    assert held[first["5511933331001@s.whatsapp.net"]] == {
+        ("phone", "+5511933331001"),
+        ("jid", "5511933331001@s.whatsapp.net"),
+    }
+    assert await persist(sorted(chats)) == first

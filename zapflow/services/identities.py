@@ -176,7 +176,10 @@ async def resolve_contact(
         await lock_identities(session, company_id, own)
         owners = await owners_of(session, company_id, keys)
         found = _first_owner(owners, keys)
-    resolved = await _resolved(session, company_id, identity, owners, found)
+    if found is not None and known is not None and known.created(found.id):
+        resolved = ResolvedContact(found.id, changed=False, created=True)
+    else:
+        resolved = await _resolved(session, company_id, identity, owners, found)
     if known is not None and (resolved.created or resolved.changed or resolved.revealed):
         known.wrote(company_id, keys, {resolved.id, *(resolved.revealed or ())})
     return resolved
@@ -205,9 +208,11 @@ class KnownOwners:
     """The owners of a group of conversations' identities (the relay's transaction of several,
     activities/conversations.py), read in one statement, and the creation locks of those no
     contact holds yet, taken in one sorted statement before any conversation is stored (then a
-    re-read): what ``resolve_contact`` reads and locks per conversation otherwise. What an
-    earlier conversation of the group wrote (a contact created, changed or merged, the
-    identities it named) is read again, so the group resolves as one by one."""
+    re-read), and the contacts of those still unknown that share no identity with another of
+    the group created in two statements: what ``resolve_contact`` reads, locks and creates per
+    conversation otherwise. What an earlier conversation of the group wrote (a contact created,
+    changed or merged, the identities it named) is read again, so the group resolves as one by
+    one."""
 
     def __init__(self) -> None:
         self._owners: dict[tuple[uuid.UUID, Key], Owner] = {}
@@ -215,6 +220,7 @@ class KnownOwners:
         self._locked: set[tuple[uuid.UUID, Key]] = set()
         self._stale: set[tuple[uuid.UUID, Key]] = set()
         self._stale_contacts: set[uuid.UUID] = set()
+        self._created: set[uuid.UUID] = set()
 
     @classmethod
     async def read(
@@ -234,6 +240,7 @@ class KnownOwners:
                 await lock_identities(session, company_id, own)
                 owners = await owners_of(session, company_id, keys)
                 known._locked.update((company_id, key) for key in own)
+                owners |= await known._create(session, company_id, _apart(new, owners))
             known._read.update((company_id, key) for key in keys)
             known._owners.update(((company_id, key), owner) for key, owner in owners.items())
         return known
@@ -249,12 +256,54 @@ class KnownOwners:
             return None
         return owners
 
+    async def _create(
+        self, session: AsyncSession, company_id: uuid.UUID, identities: list[Identity]
+    ) -> dict[Key, Owner]:
+        """A contact for each identity (as ``_create`` makes one), in two statements; the
+        owners of their identities."""
+        if not identities:
+            return {}
+        ids = [uuid.uuid4() for _ in identities]
+        rows = [
+            {"id": contact_id, "company_id": company_id, "phone_number": i.phone,
+             "wa_id": jids.digits(i.phone) if i.phone else None, "lid": i.lid,
+             "name": i.name or ""}
+            for contact_id, i in zip(ids, identities, strict=True)
+        ]  # fmt: skip
+        await session.execute(insert(Contact).values(rows))
+        others: dict[uuid.UUID, Sequence[Key]] = {
+            contact_id: [k for k in i.names() if k[0] not in (IdentityKind.PHONE, IdentityKind.LID)]
+            for contact_id, i in zip(ids, identities, strict=True)
+        }
+        await attach_to_contacts(session, company_id, others)
+        self._created |= set(ids)
+        return {
+            key: Owner(contact_id, i.phone, i.lid, i.name or "")
+            for contact_id, i in zip(ids, identities, strict=True)
+            for key in i.names()
+        }
+
+    def created(self, contact_id: uuid.UUID) -> bool:
+        """Created by ``read`` for its conversation (which finds it as its own new contact)."""
+        return contact_id in self._created
+
     def locked(self, company_id: uuid.UUID, keys: Sequence[Key]) -> bool:
         return all((company_id, key) in self._locked for key in keys)
 
     def wrote(self, company_id: uuid.UUID, keys: Sequence[Key], contacts: set[uuid.UUID]) -> None:
         self._stale.update((company_id, key) for key in keys)
         self._stale_contacts |= contacts
+
+
+def _apart(identities: list[Identity], owners: dict[Key, Owner]) -> list[Identity]:
+    """The identities no contact holds that share no identity with another of the list (two
+    conversations of one new person: the first creates the contact, the second finds it)."""
+    unknown = [i for i in identities if _first_owner(owners, [*i.names(), *i.previous]) is None]
+    named: dict[Key, int] = {}
+    for identity in unknown:
+        for key in {*identity.names(), *identity.previous}:
+            named[key] = named.get(key, 0) + 1
+    return [i for i in unknown if all(named[k] == 1 for k in {*i.names(), *i.previous})]
 
 
 def _revealed(owners: dict[Key, Owner], identity: Identity) -> tuple[uuid.UUID, uuid.UUID] | None:
