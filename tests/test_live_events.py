@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 
 import httpx
 import pytest
@@ -21,7 +22,11 @@ from tests.fixtures.traffic import (
     post_cloud,
 )
 from zapflow.api.sse import _resume_id
+from zapflow.config import Settings
+from zapflow.db import after_commit, attach, create_engine, session_factory, transaction
 from zapflow.models import Conversation, Message
+from zapflow.redis import create_redis
+from zapflow.services.events import PUBLISH, Event, Staged, publish_staged, stage
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -191,3 +196,32 @@ def test_a_last_event_id_redis_cannot_read_starts_with_what_happens_next() -> No
     assert _resume_id("²-0") is None
     assert _resume_id("١٢-0") is None
     assert _resume_id("12-x") is None
+
+
+async def test_a_transaction_publishes_what_it_staged_once_after_what_its_steps_registered(
+    settings: Settings, tenant: Tenant
+) -> None:
+    """Several steps of one transaction stage events (the relay's, one conversation after the
+    other): one publish after the commit, in the order staged, after every callback registered
+    before the last stage (a contact's cached copy dropped before its news goes out)."""
+    engine = create_engine(settings, pool_size=1)
+    sessions = session_factory(engine)
+    redis = create_redis(settings)
+    done: list[tuple[str, ...]] = []
+
+    async def publish(staged: Sequence[Staged]) -> None:
+        done.append(("publish", *(s.event_type for s in staged)))
+        assert await publish_staged(sessions, redis, staged) == len(staged)
+
+    async def forget() -> None:
+        done.append(("forget",))
+
+    attach(sessions, **{PUBLISH: publish})
+    company = uuid.UUID(tenant.id)
+    async with transaction(sessions) as session:
+        await stage(session, [Event("test.a", company, {})])
+        after_commit(session, forget)
+        await stage(session, [Event("test.b", company, {}), Event("test.c", company, {})])
+    assert done == [("forget",), ("publish", "test.a", "test.b", "test.c")]
+    await redis.aclose()
+    await engine.dispose()

@@ -64,6 +64,7 @@ def attach(factory: SessionFactory, **info: Any) -> None:
 
 
 AFTER_COMMIT = "after_commit"
+AFTER_COMMIT_KEYED = "after_commit_keyed"  # key → its callback (``after_commit_last``)
 
 
 def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]]) -> None:
@@ -74,8 +75,23 @@ def after_commit(session: AsyncSession, callback: Callable[[], Awaitable[None]])
     session.info.setdefault(AFTER_COMMIT, []).append(callback)
 
 
+def after_commit_last(
+    session: AsyncSession, key: str, callback: Callable[[], Awaitable[None]]
+) -> None:
+    """``after_commit``, once per ``key`` for the transaction, after every callback registered
+    before this call (a later call moves it last): a transaction's events are published in one
+    go after everything its steps registered (a contact's cache dropped before its news)."""
+    callbacks = session.info.setdefault(AFTER_COMMIT, [])
+    keyed = session.info.setdefault(AFTER_COMMIT_KEYED, {})
+    if key in keyed:
+        callbacks.remove(keyed[key])
+    keyed[key] = callback
+    callbacks.append(callback)
+
+
 async def run_after_commit(session: AsyncSession) -> None:
     """The callbacks registered on ``session``, in order; call it right after the commit."""
+    session.info.pop(AFTER_COMMIT_KEYED, None)
     for callback in session.info.pop(AFTER_COMMIT, []):
         await callback()
 

@@ -2,10 +2,10 @@
 
 An event is written to ``event_outbox`` in the same transaction as the change it announces, and
 published to the company's capped Redis stream after commit: ``stage`` registers that with
-``db.after_commit`` on a session whose factory was set up by ``publish_on_commit`` (the API's and
-the worker's), so the operation that stages an event owns its publishing too. If Redis is down
-the rows stay and the worker's outbox publisher sends them when it returns, so nothing stored
-goes unannounced.
+``db.after_commit_last`` (one publish per transaction, whatever its steps staged) on a session
+whose factory was set up by ``publish_on_commit`` (the API's and the worker's), so the operation
+that stages an event owns its publishing too. If Redis is down the rows stay and the worker's
+outbox publisher sends them when it returns, so nothing stored goes unannounced.
 SSE clients read the stream, resuming from ``Last-Event-ID``.
 """
 
@@ -25,11 +25,12 @@ from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.db import SessionFactory, after_commit, attach
+from zapflow.db import SessionFactory, after_commit_last, attach
 from zapflow.models import EventOutbox, utc_now
 
 STREAM_MAXLEN = 20_000
 PUBLISH = "publish_outbox"  # a session's info: publishes outbox ids after its commit
+STAGED = "staged_events"  # a session's info: what its transaction staged, to publish
 
 
 def publish_on_commit(sessions: SessionFactory, redis: Redis) -> None:
@@ -106,8 +107,15 @@ async def stage(session: AsyncSession, events: Sequence[Event]) -> list[int]:
             Staged(i, e.company_id, e.type, p)
             for i, e, p in zip(ids, events, payloads, strict=True)
         ]
-        after_commit(session, partial(publish, staged))
+        session.info.setdefault(STAGED, []).extend(staged)
+        after_commit_last(session, STAGED, partial(_publish_transaction, session, publish))
     return ids
+
+
+async def _publish_transaction(session: AsyncSession, publish: Any) -> None:
+    """What the transaction staged, in order, in one publish (one DELETE, one Redis pipeline):
+    the relay's transaction stages each of its conversations' events apart."""
+    await publish(session.info.pop(STAGED, []))
 
 
 async def publish_staged(sessions: SessionFactory, redis: Redis, staged: Sequence[Staged]) -> int:
