@@ -15,6 +15,7 @@ from tests.fixtures.app import Tenant
 from tests.fixtures.campaigns import audience, campaign_body, create, number_with_templates
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import create_evolution_instance
+from zapflow.api.limits import MAX_BODY_BYTES
 from zapflow.db import SessionFactory, transaction
 
 PARAMETERS = {"body": [{"field": "name"}, {"field": "custom_fields.cupom"}]}
@@ -212,6 +213,20 @@ async def test_a_csv_audience_keeps_good_rows_reports_bad_ones_and_is_idempotent
     assert await contacts_tagged(other_tenant, tag) == []
     assert (await preview(other_tenant, await create_evolution_instance(other_tenant),
                           audience={"tags": [tag]}))["contacts"] == 0  # fmt: skip
+
+
+async def test_a_csv_audience_over_the_api_body_limit_is_read_under_the_import_limit(
+    tenant: Tenant,
+) -> None:
+    """The API's 2 MiB body limit is for JSON; a CSV audience is counted by its route (10 MB)."""
+    columns = [f"custom.f{n}" for n in range(7)]  # 7 KB per row: under a contact's 8 KB of fields
+    cells = ",".join(["n" * 1000] * len(columns))
+    row = f"+55119777{{:05d}},{cells}\n"
+    count = MAX_BODY_BYTES // len(row) + 1
+    rows = "".join(row.format(n) for n in range(count))
+    response = await upload(tenant, f"phone_number,{','.join(columns)}\n{rows}".encode())
+    assert response.status_code == 200, response.text
+    assert response.json()["report"]["created"] == count
 
 
 async def test_hostile_csv_audiences_are_refused_naming_the_field(tenant: Tenant) -> None:

@@ -17,6 +17,7 @@ from tests.fixtures.traffic import (
     create_cloud_instance,
     eventually,
     post_cloud,
+    readable,
     start_with_texts,
 )
 from zapflow.config import Settings
@@ -48,9 +49,14 @@ async def _pending_inbox(sessions, company_id: str) -> int:  # type: ignore[no-u
 
 async def test_webhooks_are_acknowledged_while_temporal_is_down_then_processed_once(
     stack: EmbeddedStack,
+    settings: Settings,
     tenant: Tenant,
     sessions,  # type: ignore[no-untyped-def]
 ) -> None:
+    """The relay stores the messages, then Temporal refuses its signal (the window between the
+    persist's commit and the signal, as a relay killed there leaves it): the rows stay pending
+    with their result, are retried without being stored again, and the workflow, once Temporal
+    is back, gets the first commit's result (the ids of the messages it stored)."""
     instance = await create_cloud_instance(tenant)
     now = int(time.time())
     await asyncio.to_thread(stack.temporal.stop)
@@ -64,14 +70,34 @@ async def test_webhooks_are_acknowledged_while_temporal_is_down_then_processed_o
                 response = await post_cloud(tenant.client, instance["webhook_url"], delivery)
                 assert response.status_code == 200, response.text
         assert await _pending_inbox(sessions, tenant.id) == 5
-        assert await _messages(sessions, tenant.id) == []
+        stored = await eventually(
+            lambda: _messages(sessions, tenant.id), lambda rows: len(rows) == 5, within=60
+        )
+        rows = await eventually(lambda: _inbox(sessions, tenant.id), lambda r: len(r) == 5)
+        await asyncio.sleep(2)  # the relay retries its signals meanwhile (a pass a second)
+        assert await _inbox(sessions, tenant.id) == rows, "a retry stored them again"
     finally:
         await asyncio.to_thread(stack.start_temporal)
-    stored = await eventually(
-        lambda: _messages(sessions, tenant.id), lambda rows: len(rows) == 5, within=60
-    )
-    await eventually(lambda: _pending_inbox(sessions, tenant.id), lambda n: n == 0)
-    assert sorted(m.body for m in stored) == [f"m{i}" for i in range(5)]
+    await eventually(lambda: _pending_inbox(sessions, tenant.id), lambda n: n == 0, within=60)
+    assert sorted(m.body for m in await _messages(sessions, tenant.id)) == [
+        f"m{i}" for i in range(5)
+    ]
+    ref = ConversationRef(tenant.id, instance["id"], "5511944443333@s.whatsapp.net")
+    history = await (await connect(settings)).get_workflow_handle(ref.workflow_id).fetch_history()
+    signalled = [i for r in rows.values() for i in r["new_message_ids"]]
+    assert sorted(set(signalled)) == sorted(str(m.id) for m in stored)
+    assert all(i in readable(history) for i in signalled)
+
+
+async def _inbox(sessions, company_id: str) -> dict[int, dict]:  # type: ignore[no-untyped-def]
+    """The persist results written on the company's pending inbound rows, by row."""
+    async with sessions() as session:
+        query = select(InboxEvent.id, InboxEvent.persisted).where(
+            InboxEvent.company_id == uuid.UUID(company_id),
+            InboxEvent.status == InboxEventStatus.PENDING,
+            InboxEvent.persisted.is_not(None),  # type: ignore[union-attr]
+        )
+        return {i: persisted for i, persisted in await session.execute(query)}
 
 
 async def test_conversation_continues_as_new_without_losing_signals(

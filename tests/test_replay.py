@@ -3,7 +3,8 @@
 ``tests/histories/*.json`` were recorded from real runs on the embedded stack (conversations with
 inbound batches, a reply sent, a follow-up fired, a flow run started and answered, a
 continue-as-new; a scheduled campaign, edited before its start); the test replays each with
-the current workflow code.
+the current workflow code. ``s6-conversation-*`` hold inbound batches the relay stored itself
+(signals carrying the persist's result, no persist activity).
 A change to a workflow's command sequence that is not behind ``workflow.patched`` fails here.
 
 To record histories of the current code (a new scenario, or a new workflow version worth keeping

@@ -3,7 +3,7 @@ person, handled by a human or only by bots); the rating request goes out on clos
 interactive list (Cloud API) or numbered text (Evolution), or a template outside the 24-hour
 window; the answer by a tapped choice or a typed number is the score, the next text the comment,
 and neither reopens the conversation; a team's own settings; the reports' figures, CSV, ranges
-and rollups."""
+and rollups; conversations opened per local day across DST midnights."""
 
 from __future__ import annotations
 
@@ -342,3 +342,66 @@ async def test_reports_ranges_csv_and_rollups(
         await reports.rebuild_rollups(session, company_id, later)
         rebuilt = await reports.message_figures(session, company_id, period, later)
     assert live == rolled == rebuilt and sum(r.inbound for r in live) == 1
+
+
+# created_at (UTC) around two DST changes on 2018-11-04: São Paulo skipped its midnight
+# (00:00 → 01:00), Havana repeated 00:00-01:00; São Paulo repeated 23:00-24:00 on 2019-02-16
+CREATED = ["2018-11-04 02:59:59", "2018-11-04 03:00:00", "2018-11-04 03:59:59",
+           "2018-11-04 04:00:00", "2018-11-04 05:30:00", "2019-02-17 01:30:00",
+           "2019-02-17 02:30:00", "2019-02-17 03:00:00"]  # fmt: skip
+OPENED_BY_DAY = {
+    "America/Sao_Paulo": {"2018-11-03": 1, "2018-11-04": 4, "2019-02-16": 2, "2019-02-17": 1},
+    "America/Havana": {"2018-11-03": 3, "2018-11-04": 2, "2019-02-16": 3},
+}
+# the report's first form, kept as the reference: each creation converted to its local day
+PER_ROW = text(
+    "SELECT (created_at AT TIME ZONE :tz)::date::text AS day, count(*) FROM conversations"
+    " WHERE company_id = :company_id"
+    " AND team_id IS NOT DISTINCT FROM coalesce(CAST(:team_id AS uuid), team_id) GROUP BY 1"
+)
+CLONE = text(
+    "INSERT INTO conversations SELECT (jsonb_populate_record(NULL::conversations, to_jsonb(c)"
+    " || jsonb_build_object('id', gen_random_uuid(), 'remote_jid', c.remote_jid || :n,"
+    " 'created_at', CAST(:at AS text), 'team_id', CAST(:team_id AS text)))).*"
+    " FROM conversations c WHERE id = :id"
+)
+
+
+async def test_opened_per_day_counts_each_conversation_on_its_local_day_across_dst(
+    tenant: Tenant, sessions: SessionFactory
+) -> None:
+    """Conversations created around local midnights on DST days (a skipped midnight, a
+    repeated hour before midnight and one after it) are counted per day exactly as converting
+    each creation to the company's local day counts them, with and without a team."""
+    _, conversation_id = await start_conversation(tenant, "55119" + str(uuid.uuid4().int)[:8])
+    team = await tenant.client.post(f"{API}/teams", json={"name": "Night shift"})
+    team_id = team.json()["id"]
+    async with transaction(sessions) as session:
+        for n, at in enumerate(CREATED):
+            params = {"id": uuid.UUID(conversation_id), "n": f"-{n}", "at": f"{at}+00"}
+            await session.execute(CLONE, {**params, "team_id": team_id if n % 3 else None})
+    query = {"group_by": "day", "from": "2018-11-01", "to": "2019-02-28"}
+    for zone, expected in OPENED_BY_DAY.items():
+        patched = await tenant.client.patch(f"{API}/company", json={"timezone": zone})
+        assert patched.status_code == 200, patched.text
+        for team_filter in (None, team_id):
+            params = (
+                {**query, "team_id": team_filter and uuid.UUID(team_filter)}
+                if team_filter
+                else query
+            )
+            answer = await tenant.client.get(f"{API}/reports/conversations", params=params)
+            assert answer.status_code == 200, answer.text
+            got = {row["key"]: row["opened"] for row in answer.json()["rows"]}
+            async with sessions() as session:
+                reference = await session.execute(
+                    PER_ROW,
+                    {
+                        "tz": zone,
+                        "company_id": uuid.UUID(tenant.id),
+                        "team_id": team_filter and uuid.UUID(team_filter),
+                    },
+                )
+            assert got == {day: n for day, n in reference if day < "2019-03"}, (zone, team_filter)
+            if team_filter is None:
+                assert got == expected, zone

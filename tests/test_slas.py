@@ -3,8 +3,8 @@ targets (business time: services/business_hours.py, tested in test_business_hour
 conversation's workflow breaches a target past due (missed, badge, system note, ``sla.breached``
 live) and escalates (raise the priority, or hand it to the next member); a person's reply and a
 close meet their targets; the SLA report counts them per team, agent and day; a reopened
-conversation is held to its team's targets anew. System notes say who assigned, transferred and
-unassigned."""
+conversation is held to its team's targets anew; a target started before a DST change breaches at
+the local opening after it. System notes say who assigned, transferred and unassigned."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import csv
 import io
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlmodel import col
@@ -31,8 +33,9 @@ from tests.fixtures.traffic import (
 from tests.test_replay import RECORD, _save, _workflow_id
 from tests.test_routing import agent, assignees, conversations
 from zapflow.config import Settings
-from zapflow.db import SessionFactory
-from zapflow.models import SlaTarget
+from zapflow.db import SessionFactory, transaction
+from zapflow.models import Conversation, SlaTarget, Team
+from zapflow.services import slas
 from zapflow.temporal import connect
 
 
@@ -344,3 +347,80 @@ async def test_the_sla_report_and_a_reopened_conversation_held_anew(
         assert held[2:] == [("first_response", "pending"), ("resolution", "pending")]
     finally:
         await ana_client.aclose()
+
+
+def _offset(zone: ZoneInfo, day: date, at: dtime) -> timedelta | None:
+    return datetime.combine(day, at, zone).utcoffset()
+
+
+def _last_week_before_dst_change(zone: ZoneInfo, today: date, opens: dtime, closes: dtime) -> date:
+    """The latest date a whole number of weeks before ``today`` whose ``opens`` had another UTC
+    offset than today's (a DST change lies between), with none from ``opens`` to ``closes``."""
+    for weeks in range(1, 60):
+        day = today - timedelta(weeks=weeks)
+        then = _offset(zone, day, opens)
+        if then != _offset(zone, today, opens) and then == _offset(zone, day, closes):
+            return day
+    raise AssertionError(f"{zone} has had no DST change in a year")
+
+
+async def test_a_timer_started_before_a_dst_change_breaches_at_the_local_opening_after_it(
+    tenant: Tenant, sessions: SessionFactory, worker: None
+) -> None:
+    """New York (Lisbon when it is near midnight there), open one 10-minute window a week
+    (today's weekday, from this minute), the weeks in between holidays. A first response
+    started at that window's opening on the last such day before the latest DST change (another
+    UTC offset) uses the window then and is due a few seconds into today's: today's opening is
+    the same wall-clock time at today's offset. The conversation's workflow loads the due time
+    and its timer breaches the target then, not before. A naive calculation (hours in UTC, or
+    the start's offset kept) puts the due time hours or one hour away: the stored due time
+    differs, and the timer fires at once or not within the wait."""
+    zone = ZoneInfo("America/New_York")
+    if datetime.now(zone).time() > dtime(23, 45):  # today's window must end before midnight
+        zone = ZoneInfo("Europe/Lisbon")  # 4 or 5 hours later
+    team_id = await sla_team(tenant, first_response_seconds=3600)
+    [conversation_id] = await conversations(tenant, 1)
+    local_now = datetime.now(zone)
+    today, opens = local_now.date(), local_now.time().replace(second=0, microsecond=0)
+    closes = (datetime.combine(today, opens) + timedelta(minutes=10)).time()
+    before = _last_week_before_dst_change(zone, today, opens, closes)
+    weeks = (today - before).days // 7
+    window = [opens.strftime("%H:%M"), closes.strftime("%H:%M")]
+    company = (await tenant.client.get("/api/v1/company")).json()
+    changed = await tenant.client.patch(
+        "/api/v1/company",
+        json={
+            "timezone": zone.key,
+            "business_hours": {today.strftime("%a").lower(): [window]},
+            "settings": {
+                **company["settings"],
+                "holidays": [(today - timedelta(weeks=w)).isoformat() for w in range(1, weeks)],
+            },
+        },
+    )
+    assert changed.status_code == 200, changed.text
+    started = datetime.combine(before, opens, zone).astimezone(UTC)
+    used = datetime.combine(before, closes, zone) - datetime.combine(before, opens, zone)
+    opened_today = datetime.combine(today, opens, zone).astimezone(UTC)
+    due = (datetime.now(UTC) + timedelta(seconds=9)).replace(microsecond=0)
+    seconds = int((used + (due - opened_today)).total_seconds())
+    patched = await tenant.client.patch(
+        f"/api/v1/teams/{team_id}", json={"first_response_seconds": seconds}
+    )
+    assert patched.status_code == 200, patched.text
+    async with transaction(sessions) as session:
+        row = await session.get(Conversation, uuid.UUID(conversation_id))
+        team = await session.get(Team, uuid.UUID(team_id))
+        assert row is not None and team is not None
+        row.team_id = team.id
+        await slas.start(session, row, team, now=started)
+    assert (await targets(sessions, conversation_id))["first_response:pending"].due_at == due
+    await asyncio.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds() - 2))
+    assert set(await targets(sessions, conversation_id)) == {"first_response:pending"}
+    found = await eventually(
+        lambda: targets(sessions, conversation_id),
+        lambda got: "first_response:missed" in got,
+        within=60,
+    )
+    breached_at = found["first_response:missed"].breached_at
+    assert breached_at is not None and breached_at >= due, (breached_at, due)

@@ -17,11 +17,10 @@ from sqlalchemy import select
 from tests.fixtures.app import Tenant
 from tests.fixtures.network import CAT, network_log
 from tests.fixtures.provider_server import ProviderServer
-from tests.fixtures.traffic import create_evolution_instance, eventually, ok_json
+from tests.fixtures.traffic import eventually, evolution_customer
 from tests.test_flows_runs import ended, new_customer, published, start_run
 from zapflow.db import SessionFactory
 from zapflow.models import Message, MessageDirection
-from zapflow.whatsapp.simulate import evolution_text
 
 pytestmark = pytest.mark.usefixtures("worker")
 TARGETS = {
@@ -133,22 +132,6 @@ async def test_a_replys_media_url_the_policy_refuses_is_a_422(
     assert response.json()["error"]["message"].startswith("media.url: ")
 
 
-async def _evolution_customer(tenant: Tenant) -> tuple[str, dict[str, Any]]:
-    """A customer's phone and the conversation their first message opened on a new Evolution
-    instance."""
-    instance = await create_evolution_instance(tenant)
-    phone = "55119" + str(uuid.uuid4().int)[:8]
-    hello = evolution_text(instance["evolution_instance"], "evo-key", phone, "E1", "oi")
-    webhook = instance["webhook_url"] + "/messages-upsert"
-    assert (await tenant.client.post(webhook, json=hello)).status_code == 200
-
-    async def conversation() -> dict[str, Any] | None:
-        rows = ok_json(await tenant.client.get("/api/v1/conversations"))["data"]
-        return next((r for r in rows if r["instance_id"] == instance["id"]), None)
-
-    return phone, await eventually(conversation, lambda found: found is not None)
-
-
 async def _outbound(sessions: SessionFactory, tenant: Tenant) -> list[Message]:
     async with sessions() as session:
         query = select(Message).where(
@@ -163,7 +146,7 @@ async def test_an_evolution_media_url_refused_at_send_time_fails_the_message(
 ) -> None:
     """A URL whose host comes from a variable is checked when the message is sent: the message
     FAILS with the reason, and Evolution is never asked."""
-    phone, conversation = await _evolution_customer(tenant)
+    phone, conversation = await evolution_customer(tenant)
     document = {
         "name": "media",
         "start": "photo",
@@ -191,7 +174,7 @@ async def test_evolution_gets_the_media_zapflow_downloaded_through_the_policy(
     """Evolution would download a URL itself, from inside the operator's network, following
     redirects: zapflow downloads it (allowed here: the loopback test server) and sends the
     bytes; a URL that redirects to the metadata address FAILS without reaching Evolution."""
-    phone, conversation = await _evolution_customer(tenant)
+    phone, conversation = await evolution_customer(tenant)
     path = f"/api/v1/conversations/{conversation['id']}/messages"
     cat = {"type": "media", "media": {"url": f"http://{loopback_server}/cat.jpg", "kind": "image"}}
     assert (await tenant.client.post(path, json=cat)).status_code == 202

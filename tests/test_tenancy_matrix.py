@@ -70,6 +70,7 @@ PATH_OBJECTS = {
     "session_id": "session",
     "team_id": "team",
     "canned_id": "canned",
+    "media_id": "media",
     "template_id": "template",
     "campaign_id": "campaign",
 }
@@ -342,8 +343,13 @@ async def call(
     url: str,
     body: dict[str, Any] | None = None,
     params: dict[str, str] | None = None,
+    raw: tuple[bytes, str] | None = None,
 ) -> Answer:
-    async with client.stream(method, url, json=body, params=params) as response:
+    """``raw``: a body of another type than JSON (content, content type) instead of ``body``."""
+    send: dict[str, Any] = {"json": body}
+    if raw is not None:
+        send = {"content": raw[0], "headers": {"content-type": raw[1]}}
+    async with client.stream(method, url, params=params, **send) as response:
         if response.headers.get("content-type", "").startswith("text/event-stream"):
             return Answer(response.status_code, "<event stream>", None)  # never wait for events
         text = (await response.aread()).decode()
@@ -651,6 +657,7 @@ AGENT_BODIES: dict[str, Callable[[World], dict[str, Any]]] = {
 RAW_BODIES = {
     f"POST {API}/contacts/import": (b"phone_number,name\n+5511900000000,X\n", "text/csv"),
     f"POST {API}/campaigns/audiences/csv": (b"phone_number,name\n+5511900000000,X\n", "text/csv"),
+    f"POST {API}/media": (b"%PDF-1.7\n%%EOF\n", "application/pdf"),
 }
 
 
@@ -751,7 +758,7 @@ async def test_an_agent_may_do_the_rest(op: Operation, agents_world: World) -> N
     url = op.url(_own_values(op, world))
     async with _agent(world) as agent:
         body = AGENT_BODIES[op.id](world) if op.id in AGENT_BODIES else base_body(op, world)
-        answer = await call(agent, op.method, url, body, _query(op, world))
+        answer = await call(agent, op.method, url, body, _query(op, world), RAW_BODIES.get(op.id))
     assert 200 <= answer.status < 300, f"{op.id}: {answer}"
     assert not {s for s in world.secrets if s in answer.text}, f"{op.id} shows a secret"
     if op.path.startswith(f"{API}/instances"):

@@ -1,7 +1,11 @@
 """The agent's desk in the browser: a canned response inserted by its shortcut with the
-contact's name filled in and its attachment sent after the text, and "assign to me"."""
+contact's name filled in, its reply buttons (ids kept) making the text an interactive message and
+its attachment sent after it, and "assign to me"; an agent managing her own with attachments and
+buttons."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from playwright.async_api import Page, expect
 
@@ -11,6 +15,14 @@ from tests.fixtures.traffic import eventually, start_conversation
 from tests.test_ui_people import PASSWORD, person
 
 KIT = "https://example.com/kit.pdf"
+
+
+def _what(message: dict[str, Any]) -> Any:
+    """A sent message's media URL or uploaded file's id, else its interactive part."""
+    media = message["media"]
+    if media:
+        return media.get("url") or media["media_id"]
+    return message["payload"]["outbound"]["interactive"]
 
 
 async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
@@ -29,6 +41,7 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
             "body": "Oi {{contact.name}}! O kit sai por R$ 150.",
             "company_wide": True,
             "attachments": [{"url": KIT, "kind": "document", "filename": "kit.pdf"}],
+            "buttons": [{"id": "buy", "title": "Quero"}, {"id": "later", "title": "Depois"}],
         },
     )
     assert saved.status_code == 201, saved.text
@@ -48,18 +61,36 @@ async def test_a_canned_response_is_inserted_by_its_shortcut_and_assign_to_me(
     await composer.press("Tab")
     await expect(composer).to_have_value("Oi Maria Souza! O kit sai por R$ 150.")
     await expect(page.locator(".composer-attachments li")).to_contain_text("kit.pdf")
+    await expect(page.get_by_label("Quick-reply buttons")).to_have_value("Quero | Depois")
     await composer.press("Enter")
     await expect(page.locator(".composer-attachments li")).to_have_count(0)
 
-    async def sent() -> list[tuple[str, str | None]]:
+    async def sent() -> list[tuple[str, Any]]:
         listed = await tenant.client.get(f"/api/v1/conversations/{conversation_id}/messages")
         assert listed.status_code == 200, listed.text
         mine = [m for m in listed.json()["data"] if m["sent_by"] == "agent"]
-        return [(m["type"], (m["media"] or {}).get("url") or m["body"]) for m in mine]
+        return [(m["type"], _what(m)) for m in mine]
 
-    # the text first, then the attachment as a media message (the list is newest first)
-    expected = [("document", KIT), ("text", "Oi Maria Souza! O kit sai por R$ 150.")]
+    # the text first, as reply buttons with the response's ids, then the attachment as a media
+    # message (the list is newest first)
+    interactive = {
+        "type": "button",
+        "body": "Oi Maria Souza! O kit sai por R$ 150.",
+        "buttons": [{"id": "buy", "title": "Quero"}, {"id": "later", "title": "Depois"}],
+    }
+    expected = [("document", KIT), ("interactive", interactive)]
     await eventually(sent, lambda found: found == expected, within=10)
+
+    # a file the agent attaches in the composer: uploaded, then sent as a media message naming it
+    pdf = {"name": "recibo.pdf", "mimeType": "application/pdf", "buffer": b"%PDF-1.7\n%%EOF\n"}
+    await page.get_by_label("Attach a file").set_input_files(files=[pdf])
+    await expect(page.locator(".composer-attachments li")).to_contain_text("recibo.pdf")
+    await composer.press("Enter")
+    found = await eventually(sent, lambda found: len(found) == 3, within=10)
+    media_id = found[0][1]
+    assert found[0][0] == "document" and media_id != KIT
+    got = await tenant.client.get(f"/api/v1/media/{media_id}")
+    assert got.status_code == 200 and got.json()["filename"] == "recibo.pdf"
 
 
 async def test_an_agent_manages_own_canned_responses_with_an_attachment(
@@ -74,26 +105,44 @@ async def test_an_agent_manages_own_canned_responses_with_an_attachment(
     await manager.get_by_role("button", name="Add an attachment").click()
     await manager.get_by_label("Media URL").fill("https://example.com/menu.pdf")
     await manager.get_by_label("Kind").select_option("document")
+    upload = {"name": "prices.pdf", "mimeType": "text/html", "buffer": b"%PDF-1.7\n%%EOF\n"}
+    await manager.get_by_label("Upload a file").set_input_files(files=[upload])
+    await expect(manager.locator("[data-media-id]")).to_contain_text("Document: prices.pdf")
+    await manager.get_by_role("button", name="Add a reply button").click()
+    await manager.get_by_label("Button title").fill("Pedir")
     await manager.get_by_role("button", name="Save").click()
     row = manager.locator('li[data-shortcut="menu"]')
-    await expect(row).to_contain_text("Attachments: 1")
+    await expect(row).to_contain_text("Attachments: 2")
+    await expect(row).to_contain_text("Buttons: Pedir")
     await screenshot(page, "canned-responses")
 
-    async def own() -> list[tuple[str, str, list[str]]]:
+    async def own() -> list[tuple[str, str, list[str], list[Any]]]:
         listed = await page.request.get(f"{api_url}/api/v1/canned-responses")  # her cookie
         assert listed.status == 200, await listed.text()
-        return [(c["shortcut"], c["body"], [a["url"] for a in c["attachments"]])
-                for c in await listed.json()]  # fmt: skip
+        return [
+            (c["shortcut"], c["body"], [a.get("url") or a["mime_type"] for a in c["attachments"]],
+             c["buttons"])
+            for c in await listed.json()
+        ]  # fmt: skip
 
+    order = [{"id": "Pedir", "title": "Pedir"}]  # no id typed: the title
     assert await own() == [
-        ("menu", "Our menu, {{contact.name}}:", ["https://example.com/menu.pdf"])
+        (
+            "menu",
+            "Our menu, {{contact.name}}:",
+            ["https://example.com/menu.pdf", "application/pdf"],
+            order,
+        )
     ]
 
     await row.get_by_role("button", name="Edit").click()
     await manager.get_by_label("Media URL").fill("http://169.254.169.254/x")  # refused, said
     await manager.get_by_role("button", name="Save").click()
     await expect(manager.get_by_role("status")).to_contain_text("attachments.0.url")
-    await manager.get_by_role("button", name="Remove attachment").click()
+    for _ in range(2):
+        await manager.get_by_role("button", name="Remove attachment").first.click()
+    await manager.get_by_role("button", name="Remove button").click()
     await manager.get_by_role("button", name="Save").click()
     await expect(row).not_to_contain_text("Attachments")
-    assert await own() == [("menu", "Our menu, {{contact.name}}:", [])]
+    await expect(row).not_to_contain_text("Buttons")
+    assert await own() == [("menu", "Our menu, {{contact.name}}:", [], [])]

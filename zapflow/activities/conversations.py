@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 
+from pydantic import TypeAdapter
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from temporalio import activity
@@ -26,6 +28,7 @@ from zapflow.services.conversations import (
     persist_inbound,
     read_inbound,
 )
+from zapflow.services.inbox import mark_persisted
 from zapflow.worker.metrics import WorkerMetrics
 from zapflow.workflows.inputs import (
     FlowRouteInput,
@@ -40,6 +43,8 @@ log = logging.getLogger(__name__)
 # a batch that fails this many times with an error that is not a lost connection is a bug or bad
 # data: it becomes a dead letter instead of holding its conversation back forever
 PERSIST_ATTEMPTS = 5
+# a relay's persist result as ``inbox_events.persisted`` holds it (JSON)
+STORED = TypeAdapter(PersistInboundResult)
 
 
 class ConversationActivities:
@@ -72,54 +77,88 @@ class ConversationActivities:
     async def _persist(self, input: PersistInboundInput) -> PersistInboundResult:
         """One transaction: read the inbox rows, store the messages, cancel follow-ups, decide the
         AI's debounce and the flow routing (its events are published after the commit)."""
-        ref = input.ref
         async with transaction(self._sessions) as session:
             deliveries = await read_inbound(session, input.inbox_ids) if input.inbox_ids else []
-            correlation_ids = [*input.correlation_ids, *(d.correlation_id for d in deliveries)]
-            CORRELATION_ID.set(",".join(dict.fromkeys(c for c in correlation_ids if c)) or None)
-            messages = [*input.messages, *(d.message for d in deliveries)]
-            result = await persist_inbound(
-                session,
-                uuid.UUID(ref.company_id),
-                uuid.UUID(ref.instance_id),
-                ref.remote_jid,
-                messages,
-                workflow_id=activity.info().workflow_id,
-                # rows another conversation of the person may take (not messages given whole)
-                inbox_ids=[] if input.messages else input.inbox_ids,
+            result, received = await self._store(
+                session, input, deliveries, activity.info().workflow_id
             )
-            if result.reopened:
-                await slas.restart(session, result.conversation_id)
-            if result.phone_replies:  # a person answered, on the phone: nobody's reply in zapflow
-                await slas.complete(session, result.conversation_id, [SlaKind.FIRST_RESPONSE], None)
-            cancelled = []
-            if result.new_inbound:
-                cancelled = await followups.cancel_on_reply(session, result.conversation_id)
-                await opt_outs.opt_out_by_keyword(
-                    session,
-                    self._cache,
-                    uuid.UUID(ref.company_id),
-                    result.conversation_id,
-                    messages,
-                )
-            ai_delay = None
-            if result.new_inbound and self._ai_available:
-                ai_delay = await ai_agent.reply_delay(session, result.conversation_id)
-            flow = await self._route(session, input, result, deliveries)
-            if result.revealed:  # last: its conversation may be merged into the person's older
-                await merge_revealed(session, uuid.UUID(ref.company_id), *result.revealed)
-        received = [*input.received_at.values(), *(d.received_at for d in deliveries)]
-        self._observe_latency(received, result.new_message_ids)
+        self._observe_latency(received if result.new_message_ids else [])
+        return result
+
+    async def persist_pass(
+        self, inputs: Sequence[PersistInboundInput]
+    ) -> list[PersistInboundResult]:
+        """Every conversation of a relay pass in one transaction (worker/relay.py): one read of
+        the inbox rows, each conversation's persist, and each result written on its rows
+        (``inbox_events.persisted``, what a retried row signals instead of persisting again);
+        their events are published after the commit, together."""
+        received: list[float] = []
+        results = []
+        relay_context = CORRELATION_ID.set(None)  # each conversation's is set while it is stored
+        async with transaction(self._sessions) as session:
+            rows = [i for input in inputs for i in input.inbox_ids]
+            found = {d.inbox_id: d for d in await read_inbound(session, rows)}
+            for input in inputs:
+                mine = [found[i] for i in input.inbox_ids if i in found]
+                mine.sort(key=lambda d: (d.message.timestamp or 0, d.message.key_id))
+                result, times = await self._store(session, input, mine, input.ref.workflow_id)
+                received += times if result.new_message_ids else []
+                results.append(result)
+            await mark_persisted(session, {i: STORED.dump_python(r, mode="json") for r in
+                                           results for i in r.persisted_inbox_ids})  # fmt: skip
+        CORRELATION_ID.reset(relay_context)
+        self._observe_latency(received)
+        return results
+
+    async def _store(
+        self,
+        session: AsyncSession,
+        input: PersistInboundInput,
+        deliveries: list[InboxDelivery],
+        workflow_id: str | None,
+    ) -> tuple[PersistInboundResult, list[float]]:
+        """One conversation's messages stored in the caller's transaction, with what follows
+        from them; and when the webhook received each."""
+        ref = input.ref
+        correlation_ids = [*input.correlation_ids, *(d.correlation_id for d in deliveries)]
+        CORRELATION_ID.set(",".join(dict.fromkeys(c for c in correlation_ids if c)) or None)
+        messages = [*input.messages, *(d.message for d in deliveries)]
+        result = await persist_inbound(
+            session,
+            uuid.UUID(ref.company_id),
+            uuid.UUID(ref.instance_id),
+            ref.remote_jid,
+            messages,
+            workflow_id=workflow_id,
+            # rows another conversation of the person may take (not messages given whole)
+            inbox_ids=[] if input.messages else input.inbox_ids,
+        )
+        if result.reopened:
+            await slas.restart(session, result.conversation_id)
+        if result.phone_replies:  # a person answered, on the phone: nobody's reply in zapflow
+            await slas.complete(session, result.conversation_id, [SlaKind.FIRST_RESPONSE], None)
+        cancelled = []
+        if result.new_inbound:
+            cancelled = await followups.cancel_on_reply(session, result.conversation_id)
+            await opt_outs.opt_out_by_keyword(
+                session, self._cache, uuid.UUID(ref.company_id), result.conversation_id, messages
+            )
+        ai_delay = None
+        if result.new_inbound and self._ai_available:
+            ai_delay = await ai_agent.reply_delay(session, result.conversation_id)
+        flow = await self._route(session, input, result, deliveries)
+        if result.revealed:  # last: its conversation may be merged into the person's older
+            await merge_revealed(session, uuid.UUID(ref.company_id), *result.revealed)
         log.info(
             "inbound persisted",
             extra={
-                "workflow_id": activity.info().workflow_id,
+                "workflow_id": workflow_id,
                 "message_key_ids": [m.key_id for m in messages],
                 "new_messages": len(result.new_message_ids),
             },
         )
         customer_texts = [m.answer() for m in messages if not m.from_me]
-        return PersistInboundResult(
+        persisted = PersistInboundResult(
             conversation_id=str(result.conversation_id),
             contact_id=str(result.contact_id),
             new_message_ids=[str(i) for i in result.new_message_ids],
@@ -131,6 +170,8 @@ class ConversationActivities:
             flow_replies=customer_texts if flow and flow.active_workflow_id else [],
             persisted_inbox_ids=list(input.inbox_ids),
         )
+        received = [*input.received_at.values(), *(d.received_at for d in deliveries)]
+        return persisted, received
 
     async def _route(
         self,
@@ -169,10 +210,8 @@ class ConversationActivities:
                 )
             )
 
-    def _observe_latency(self, received: list[float], new_ids: list[uuid.UUID]) -> None:
-        """Webhook receipt → event published, for the messages this call stored (not replays)."""
-        if not new_ids:
-            return
+    def _observe_latency(self, received: list[float]) -> None:
+        """Webhook receipt → event published, for the messages a call stored (not replays)."""
         now = time.time()
         for at in received:
             self._metrics.message_latency.record(max(0.0, now - at))

@@ -15,10 +15,10 @@ from temporalio.exceptions import ApplicationError
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.egress import Egress, EgressRefused
-from zapflow.errors import ZapflowError
+from zapflow.errors import NotFound, ZapflowError
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import WhatsAppInstance, WhatsAppProvider
-from zapflow.services import followups, messages
+from zapflow.services import followups, media_files, messages
 from zapflow.services.number_pace import NumberPace, number_rate
 from zapflow.whatsapp import ProviderError, client_for
 from zapflow.whatsapp.base import ProviderClient
@@ -131,9 +131,40 @@ class MessageActivities:
         """One provider call for a claimed message (also the campaigns' sends)."""
         instance = job.instance
         message = job.outbound
-        if message.media is not None and instance.provider == WhatsAppProvider.EVOLUTION:
+        if message.media is not None and message.media.media_id is not None:
+            message = await self._with_uploaded_media(message, job)
+        elif message.media is not None and instance.provider == WhatsAppProvider.EVOLUTION:
             message = await self._with_media_content(message)
         return await self._client(instance).send(message)
+
+    async def _with_uploaded_media(
+        self, message: OutboundMessage, job: messages.SendJob
+    ) -> OutboundMessage:
+        """The message with its uploaded file: the bytes for Evolution; for Meta, which
+        fetches a Cloud API ``link`` from the internet, an expiring signed link to the API at
+        ``ZAPFLOW_PUBLIC_URL`` (where Meta already reaches the webhook), made at each attempt."""
+        media = message.media
+        assert media is not None and media.media_id is not None
+        provider = job.instance.provider
+        media_id, company_id = uuid.UUID(media.media_id), job.message.company_id
+        try:
+            async with transaction(self._sessions) as session:
+                if provider == WhatsAppProvider.EVOLUTION:
+                    data = await media_files.content(session, company_id, media_id)
+                else:
+                    row = await media_files.get_media_file(session, company_id, media_id)
+        except NotFound:
+            gone = "the uploaded media file is gone"
+            raise self._media_error(gone, retryable=False, provider=provider.value) from None
+        if provider == WhatsAppProvider.EVOLUTION:
+            media = dataclasses.replace(media, content=base64.b64encode(data).decode())
+        elif not self._settings.public_url:
+            unset = "ZAPFLOW_PUBLIC_URL is not set: Meta cannot fetch an uploaded file"
+            raise self._media_error(unset, retryable=False, provider=provider.value)
+        else:
+            url = self._settings.public_url.rstrip("/") + media_files.signed_path(row)
+            media = dataclasses.replace(media, url=url)
+        return dataclasses.replace(message, media=media)
 
     async def _with_media_content(self, message: OutboundMessage) -> OutboundMessage:
         """The message with its media downloaded, through the egress policy.
@@ -149,7 +180,11 @@ class MessageActivities:
         budget = SEND_TIMEOUT.total_seconds() - self._settings.provider_timeout_seconds - 1
         try:
             response = await self._egress.request(
-                "GET", media.url, deadline=budget, max_bytes=MEDIA_MAX_BYTES, follow_redirects=True
+                "GET",
+                str(media.url),
+                deadline=budget,
+                max_bytes=MEDIA_MAX_BYTES,
+                follow_redirects=True,
             )
         except EgressRefused as exc:
             raise self._media_error(f"media URL refused: {exc.reason}", retryable=False) from None
@@ -164,9 +199,11 @@ class MessageActivities:
         return dataclasses.replace(message, media=media)
 
     @staticmethod
-    def _media_error(message: str, *, retryable: bool) -> ProviderError:
+    def _media_error(
+        message: str, *, retryable: bool, provider: str = "evolution"
+    ) -> ProviderError:
         # nothing reached the provider yet: a retry cannot send twice
-        return ProviderError(None, message, retryable=retryable, provider="evolution")
+        return ProviderError(None, message, retryable=retryable, provider=provider)
 
     async def _release(self, message_id: uuid.UUID, exc: ProviderError) -> None:
         async with transaction(self._sessions) as session:

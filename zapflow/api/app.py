@@ -30,6 +30,7 @@ from zapflow.api.routes import (
     health,
     instances,
     me,
+    media_files,
     messages,
     notes,
     oidc,
@@ -94,13 +95,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(sign_in.router)
     app.include_router(oidc.router)
+    app.include_router(media_files.signed_router)
     routers = (
         conversations.router, messages.router, contact_merge.router, contacts.router,
         funnels.router, deals.router,
         companies.router, users.router, api_keys.router, instances.router,
         notes.router, tags.router, followups.router, ops.router, sse.router, me.router,
         teams.router, canned_responses.router, templates.router, campaigns.router,
-        campaign_audiences.router, opt_outs.router, reports.router,
+        campaign_audiences.router, opt_outs.router, reports.router, media_files.router,
     )  # fmt: skip
     for router in (*routers, search.router, flows.router, flows.runs_router):
         app.include_router(router, prefix=API_PREFIX)

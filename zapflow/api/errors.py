@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 from zapflow.api.metrics import route_template
 from zapflow.errors import ZapflowError
@@ -64,6 +65,13 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
     return error_response(503, "database_unavailable", "the database is unavailable, retry later")
 
 
+async def _client_gone(request: Request, _: Exception) -> JSONResponse:
+    """The client left while its body was being read (an upload cut short): nobody reads the
+    answer, and it is not an error of ours."""
+    log.info("client left during the request body on %s %s", request.method, _route(request))
+    return error_response(400, "client_disconnected", "the request body stopped before its end")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, _route(request))
     return error_response(500, "internal_error", "internal error")
@@ -73,6 +81,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ZapflowError, _zapflow_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     for exc_type in (OperationalError, InterfaceError, ConnectionError, OSError):
         app.add_exception_handler(exc_type, _database_unavailable)
     app.add_exception_handler(DBAPIError, _unexpected)

@@ -3,8 +3,8 @@
 authenticates the caller, so without a cap anyone could make the API buffer gigabytes); text
 Postgres cannot store (NUL, an unpaired surrogate) in the path, the query or a JSON body is a 422
 naming the field, not a failed query (flow documents: by their route, once the key is checked).
-Webhooks and the CSV import read their bodies themselves, under limits of their own, and store
-what a provider sends without its NULs."""
+Webhooks, the CSV uploads (contacts import, campaign audiences) and media uploads read their
+bodies themselves, under limits of their own, and store what a provider sends without its NULs."""
 
 from __future__ import annotations
 
@@ -17,8 +17,14 @@ from starlette.types import Message, Receive, Scope
 from zapflow.api.validation import unstorable_error, unstorable_fields
 from zapflow.errors import PayloadTooLarge
 
-MAX_BODY_BYTES = 2 * 1024 * 1024  # a flow graph or a note is far below; a CSV goes to /import
-OWN_LIMITS = ("/webhooks/", "/api/v1/contacts/import")
+MAX_BODY_BYTES = 2 * 1024 * 1024  # a flow graph or a note is far below
+# uploads are counted as they stream by their routes (api/uploads.py, api/routes/media_files.py)
+OWN_LIMITS = (
+    "/webhooks/",
+    "/api/v1/contacts/import",
+    "/api/v1/campaigns/audiences/csv",
+    "/api/v1/media",
+)
 # flow documents are read, parsed and checked by their routes once the key is checked
 READ_AFTER_AUTHENTICATION = re.compile(r"/api/v1/flows(/[^/]+)?")
 BODY_HEADERS = frozenset({b"content-length", b"content-type", b"transfer-encoding"})

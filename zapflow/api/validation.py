@@ -1,14 +1,22 @@
 """Text Postgres cannot store (a NUL character, an unpaired surrogate), refused with a 422 naming
 the field before it reaches a query. (PATCH fields that may be omitted but not null:
-``schemas/fields.py``.) And a media URL the egress policy refuses, refused when it is given."""
+``schemas/fields.py``.) And a media URL the egress policy refuses, refused when it is given, or
+an uploaded file the company does not have."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from zapflow.egress import EgressPolicy, EgressRefused
 from zapflow.errors import Unprocessable
+from zapflow.services import media_files
+
+if TYPE_CHECKING:
+    from zapflow.schemas.messages import MediaIn
 
 T = TypeVar("T")
 
@@ -64,3 +72,17 @@ def check_media_url(egress: EgressPolicy, url: object, field: str) -> None:
         raise Unprocessable(
             f"{field}: {exc.reason}", code="egress_refused", details={"field": field}
         ) from None
+
+
+async def checked_media(
+    egress: EgressPolicy,
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    media: MediaIn,
+    field: str,
+) -> dict[str, Any]:
+    """A message's or canned response's media as stored: its URL checked by the egress policy,
+    or its uploaded file found in the company and described from it."""
+    if media.url is not None:
+        check_media_url(egress, media.url, f"{field}.url")
+    return await media_files.referenced_media(session, company_id, media.stored(), field)

@@ -20,9 +20,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 from temporalio.common import MetricMeter
 
+from zapflow.activities.conversations import ConversationActivities
 from zapflow.bench.api_floor import serve
+from zapflow.cache import Cache
 from zapflow.config import load_settings
 from zapflow.db import create_engine, session_factory
+from zapflow.redis import create_redis
 from zapflow.temporal import connect
 from zapflow.whatsapp import cloud
 from zapflow.whatsapp.errors import MalformedPayload
@@ -41,7 +44,10 @@ def create_app(company_id: str, instance_id: str, app_secret: str) -> Starlette:
         engine = create_engine(settings, pool_size=1)  # the relay's constructor wants it
         temporal = await connect(settings)
         metrics = WorkerMetrics(MetricMeter.noop)
-        relay.append(InboxRelay(settings, session_factory(engine), temporal, metrics))
+        sessions = session_factory(engine)
+        # messages given whole are never stored by the relay: its persister goes unused
+        persister = ConversationActivities(sessions, Cache(create_redis(settings)), metrics)
+        relay.append(InboxRelay(settings, sessions, temporal, metrics, persister))
         yield
         await engine.dispose()
 

@@ -26,6 +26,8 @@ from .flow_version import FlowVersion
 from .followup import FollowUp, FollowUpStatus
 from .funnel import Funnel
 from .inbox_event import InboxEvent, InboxEventStatus, InboxEventType
+from .media_file import MediaFile
+from .media_file_content import MediaFileContent
 from .message import (
     BODY_TSVECTOR,
     Message,
@@ -93,6 +95,8 @@ __all__ = [
     "InboxEventStatus",
     "InboxEventType",
     "InstanceStatus",
+    "MediaFile",
+    "MediaFileContent",
     "Message",
     "MessageDirection",
     "MessageRollup",

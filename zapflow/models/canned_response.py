@@ -36,6 +36,8 @@ class CannedResponse(SQLModel, table=True):
     body: str = text_field()  # may hold variables: {{contact.name}}
     # media sent after the text, each the shape of a message's ``media`` (url, kind, ...)
     attachments: list[dict[str, Any]] = jsonb_field(list)
+    # reply buttons ({id, title}): with them the text goes as an interactive button message
+    buttons: list[dict[str, Any]] = jsonb_field(list)
 
     id: uuid.UUID = uuid_pk()
     company_id: uuid.UUID = company_fk()

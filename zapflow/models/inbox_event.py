@@ -75,3 +75,6 @@ class InboxEvent(SQLModel, table=True):
     conversation_key: str | None = text_field(nullable=True)
     # a relay forwards the row until then (worker/relay.py); a relay that died lets it expire
     claimed_until: datetime | None = timestamp_field()
+    # an inbound message the relay stored: its conversation's persist result, signalled again
+    # (not persisted again) when the row is retried (worker/relay.py)
+    persisted: dict[str, Any] | None = jsonb_field(nullable=True)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from zapflow.schemas.fields import NotNull
 from zapflow.schemas.messages import MediaIn
+from zapflow.whatsapp.interactive import ReplyButtons
 
 Shortcut = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z0-9_-]{1,32}$")]
 Body = Annotated[str, StringConstraints(min_length=1, max_length=4096)]  # WhatsApp's text limit
@@ -40,7 +41,12 @@ class CannedResponseCreate(BaseModel):
                             "caption": "The party kit",
                         }
                     ],
-                }
+                },
+                {
+                    "shortcut": "confirm",
+                    "body": "Can we confirm your order, {{contact.name}}?",
+                    "buttons": [{"id": "yes", "title": "Yes"}, {"id": "no", "title": "No"}],
+                },
             ]
         },
     )
@@ -51,6 +57,12 @@ class CannedResponseCreate(BaseModel):
         False, description="The company's (supervisors and admins) instead of your own"
     )
     attachments: Attachments = []
+    buttons: ReplyButtons = Field(
+        [],
+        description="Reply buttons (at most 3, titles ≤ 20 characters, ids and titles unique): the "
+        "composer sends the text as an interactive button message (numbered text on Evolution); "
+        "the body is then at most 1024 characters",
+    )
 
 
 class CannedResponseUpdate(BaseModel):
@@ -61,6 +73,7 @@ class CannedResponseUpdate(BaseModel):
     shortcut: Annotated[Shortcut | None, NotNull] = None
     body: Annotated[Body | None, NotNull] = None
     attachments: Annotated[Attachments | None, NotNull] = None
+    buttons: Annotated[ReplyButtons | None, NotNull] = None
 
 
 class CannedResponsePublic(BaseModel):
@@ -70,6 +83,7 @@ class CannedResponsePublic(BaseModel):
     shortcut: str
     body: str
     attachments: list[dict[str, Any]]
+    buttons: list[dict[str, Any]]
     user_id: uuid.UUID | None = Field(description="null: the company's")
     created_at: datetime
     updated_at: datetime

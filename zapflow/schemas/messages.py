@@ -44,11 +44,28 @@ class MessagePublic(BaseModel):
 
 
 class MediaIn(BaseModel):
-    url: HttpUrl
+    """A media file by ``url``, or by ``media_id``: a file uploaded to ``POST /media``."""
+
+    url: HttpUrl | None = None
+    media_id: uuid.UUID | None = Field(
+        None, description="An uploaded file (`POST /media`) instead of a url"
+    )
     kind: Literal["image", "audio", "video", "document", "sticker"]
     mime_type: str | None = None
     caption: str | None = Field(None, max_length=1024)
-    filename: str | None = None
+    filename: str | None = Field(None, max_length=255)
+
+    @model_validator(mode="after")
+    def _url_or_media_id(self) -> MediaIn:
+        if (self.url is None) == (self.media_id is None):
+            raise ValueError("give either `url` or `media_id`")
+        return self
+
+    def stored(self) -> dict[str, Any]:
+        """The shape stored in a message's or canned response's ``media``: the fields given,
+        ``url`` or ``media_id``, not both keys."""
+        data = self.model_dump(mode="json")
+        return {k: v for k, v in data.items() if v is not None or k not in ("url", "media_id")}
 
 
 class MessageTemplateIn(BaseModel):
@@ -65,6 +82,14 @@ class SendMessage(BaseModel):
             "examples": [
                 {"type": "text", "text": "Olá! Como posso ajudar?", "client_id": "c-123"},
                 {"type": "media", "media": {"url": "https://example.com/cat.jpg", "kind": "image"}},
+                {
+                    "type": "media",
+                    "media": {
+                        "media_id": "6f1c2a9e-8d3b-4c5e-9a7f-1b2c3d4e5f60",
+                        "kind": "document",
+                        "caption": "Your receipt",
+                    },
+                },
                 {"type": "template", "template": {"name": "welcome", "language": "pt_BR"}},
                 {
                     "type": "interactive",

@@ -1,7 +1,9 @@
 """Canned responses: saved replies an agent expands in the composer by typing ``/shortcut``.
 The company's (``user_id`` NULL, managed by supervisors and admins) and each user's own; a
 user's own shortcut shadows the company's of the same name. Variables (``{{contact.name}}``)
-are filled in by the composer, which knows the conversation's contact."""
+are filled in by the composer, which knows the conversation's contact. A response with reply
+buttons is sent by the composer as an interactive button message (its text the message's body,
+so held to the interactive body's limit here, whichever field a change touches)."""
 
 from __future__ import annotations
 
@@ -14,11 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from zapflow.errors import Conflict, Forbidden, NotFound
+from zapflow.errors import Conflict, Forbidden, NotFound, Unprocessable
 from zapflow.models import CannedResponse
 from zapflow.services.auth import Principal
 from zapflow.services.permissions import Permission
 from zapflow.services.queries import get_scoped
+from zapflow.whatsapp.interactive import BODY_MAX
 
 LIST_LIMIT = 500
 
@@ -51,7 +54,17 @@ def _check_scope(principal: Principal, company_wide: bool) -> uuid.UUID | None:
     return principal.user_id
 
 
-async def _flush_unique(session: AsyncSession) -> None:
+def _check_body_fits_buttons(row: CannedResponse) -> None:
+    if row.buttons and len(row.body) > BODY_MAX:
+        raise Unprocessable(
+            f"body: a response with buttons is an interactive message's body, at most "
+            f"{BODY_MAX} characters",
+            details={"field": "body", "limit": BODY_MAX},
+        )
+
+
+async def _flush_unique(session: AsyncSession, row: CannedResponse) -> None:
+    _check_body_fits_buttons(row)
     try:
         await session.flush()
     except IntegrityError:
@@ -67,7 +80,7 @@ async def create_canned_response(
     owner = _check_scope(principal, fields.pop("company_wide"))
     row = CannedResponse(company_id=principal.company_id, user_id=owner, **fields)
     session.add(row)
-    await _flush_unique(session)
+    await _flush_unique(session, row)
     return row
 
 
@@ -91,7 +104,7 @@ async def update_canned_response(
 ) -> None:
     for name, value in changes.items():
         setattr(row, name, value)
-    await _flush_unique(session)
+    await _flush_unique(session, row)
 
 
 async def delete_canned_response(session: AsyncSession, row: CannedResponse) -> None:

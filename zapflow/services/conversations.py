@@ -95,26 +95,28 @@ class InboxDelivery:
     message: InboundMessage
     correlation_id: str | None
     received_at: float  # epoch seconds
+    inbox_id: int
 
 
 # ``= ANY(array)``: one statement for any number of rows (``IN`` is a new one per count)
 READ_INBOX = text(
-    "SELECT payload, correlation_id, received_at FROM inbox_events"
+    "SELECT payload, correlation_id, received_at, id FROM inbox_events"
     " WHERE id = ANY(CAST(:ids AS bigint[]))"
 ).columns(
-    *(InboxEvent.__table__.c[name] for name in ("payload", "correlation_id", "received_at"))  # type: ignore[attr-defined]
+    *(InboxEvent.__table__.c[name] for name in ("payload", "correlation_id", "received_at", "id"))  # type: ignore[attr-defined]
 )
 
 
 async def read_inbound(session: AsyncSession, inbox_ids: Sequence[int]) -> list[InboxDelivery]:
     """The inbound messages of these inbox rows, in the provider's order (one round trip)."""
     deliveries = []
-    for payload, correlation_id, received_at in await session.execute(
+    for payload, correlation_id, received_at, inbox_id in await session.execute(
         READ_INBOX, {"ids": list(inbox_ids)}
     ):
         message = event_from_dict(payload)
         if isinstance(message, InboundMessage):
-            deliveries.append(InboxDelivery(message, correlation_id, received_at.timestamp()))
+            delivery = InboxDelivery(message, correlation_id, received_at.timestamp(), inbox_id)
+            deliveries.append(delivery)
     return sorted(deliveries, key=lambda d: (d.message.timestamp or 0, d.message.key_id))
 
 

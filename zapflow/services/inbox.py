@@ -14,7 +14,7 @@ from typing import Any, TypedDict
 
 import asyncpg
 import orjson
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped
@@ -338,6 +338,24 @@ async def store_rejected(
                 attempts=1,
             )
         )
+
+
+# each row's result in one statement, whatever the pass's size
+MARK_PERSISTED = text(
+    """
+    UPDATE inbox_events e SET persisted = r.result
+    FROM unnest(CAST(:ids AS bigint[]), CAST(:results AS jsonb[])) AS r(id, result)
+    WHERE e.id = r.id
+    """
+)
+
+
+async def mark_persisted(session: AsyncSession, results: dict[int, dict[str, Any]]) -> None:
+    """Write on inbound rows what their conversation's persist returned, in its transaction:
+    a relay retrying a row signals that again instead of persisting the row again."""
+    if results:
+        values = [orjson.dumps(result).decode() for result in results.values()]
+        await session.execute(MARK_PERSISTED, {"ids": list(results), "results": values})
 
 
 async def notify_relay(session: AsyncSession) -> None:

@@ -54,6 +54,8 @@ class Permission(StrEnum):
     CAMPAIGNS_MANAGE = "campaigns:manage"  # create, pause, resume, cancel broadcasts
     OPT_OUTS_MANAGE = "opt_outs:manage"  # record or lift a contact's opt-out
     REPORTS_READ = "reports:read"  # the whole team's figures: supervisors and admins
+    MEDIA_READ = "media:read"  # the company's uploaded files (to show or download them)
+    MEDIA_WRITE = "media:write"  # upload a file (a canned response's or a message's media)
 
 
 AGENT_PERMISSIONS = frozenset(
@@ -83,6 +85,8 @@ AGENT_PERMISSIONS = frozenset(
         Permission.TEMPLATES_READ,
         Permission.CAMPAIGNS_READ,
         Permission.OPT_OUTS_MANAGE,
+        Permission.MEDIA_READ,
+        Permission.MEDIA_WRITE,
     }
 )
 # a supervisor runs the floor: teams and their routing, the company's saved replies, notes,

@@ -2,14 +2,15 @@
 
 Conversation figures read ``conversation_resolutions`` (one row per closing, written by
 ``services/resolutions.py``), indexed by (company, closed_at): a range holds as many rows as
-closings, never messages. Message figures read ``message_rollups``, hourly counts per
-direction and sender filled up to the company's watermark by ``roll_up`` (called by each
-report, and by the seed), plus the messages after the watermark from ``messages`` itself (an
-hour or so, on its (company, created_at) index). The watermark trails the clock by
-``ROLLUP_LAG``: a message's ``created_at`` is its transaction's start, so one committed late
-must still find its hour open. Days are the company's (its time zone); the rollups' hours are
-UTC hours, so in a zone whose offset is not whole hours (India, Newfoundland) a day's edges are
-off by that half hour.
+closings, never messages; conversations opened per day are counted between each day's local
+midnights, a range of the (company, created_at) index per day. Message figures read
+``message_rollups``, hourly counts per direction and sender filled up to the company's
+watermark by ``roll_up`` (called by each report, and by the seed), plus the messages after the
+watermark from ``messages`` itself (an hour or so, on its (company, created_at) index). The
+watermark trails the clock by ``ROLLUP_LAG``: a message's ``created_at`` is its transaction's
+start, so one committed late must still find its hour open. Days are the company's (its time
+zone); the rollups' hours are UTC hours, so in a zone whose offset is not whole hours (India,
+Newfoundland) a day's edges are off by that half hour.
 """
 
 from __future__ import annotations
@@ -95,12 +96,18 @@ async def rebuild_rollups(session: AsyncSession, company_id: uuid.UUID, now: dat
     await roll_up(session, company_id, now)
 
 
+def midnights(period: ReportRange) -> list[datetime]:
+    """Where each day of the range begins, and the day after it: its first instant (fold 0: a
+    midnight skipped by DST begins its day where the gap ends, a repeated one at its first)."""
+    zone = ZoneInfo(period.timezone)
+    days = (period.end - period.start).days + 2
+    return [datetime.combine(period.start + timedelta(days=n), time(), zone) for n in range(days)]
+
+
 def bounds(period: ReportRange) -> tuple[datetime, datetime]:
     """The range's first and last instants: local midnights, as UTC-aware datetimes."""
-    zone = ZoneInfo(period.timezone)
-    start = datetime.combine(period.start, time(), zone)
-    end = datetime.combine(period.end + timedelta(days=1), time(), zone)
-    return start, end
+    edges = midnights(period)
+    return edges[0], edges[-1]
 
 
 def _filters(period: ReportRange, at: str = "r.closed_at") -> tuple[str, dict[str, Any]]:
@@ -142,12 +149,17 @@ def _group(group_by: GroupBy, at: str = "r.closed_at") -> tuple[str, str]:
     return f"({at} AT TIME ZONE :tz)::date::text AS key, NULL AS label", ""
 
 
-# without a team, from idx_conversations_company_created alone (an index-only scan)
+# One count per local day, between its midnights: each a range of
+# idx_conversations_company_created, read index-only without a team. Converting each
+# conversation's created_at to its local day and grouping by it cost 3-4x as much (53k and
+# 100k conversations over the seed's 30 and 90 days): the conversion per row was the work,
+# not the reading (bench/results/2026-12-03-s6-reports/EXPLAIN.md).
 _OPENED = """
-    SELECT (created_at AT TIME ZONE :tz)::date::text AS key, count(*) AS opened
-      FROM conversations
-     WHERE company_id = :company_id AND created_at >= :start AND created_at < :end {team}
-     GROUP BY 1
+    SELECT d.day, (SELECT count(*) FROM conversations
+                    WHERE company_id = :company_id AND created_at >= d.since
+                      AND created_at < d.until {team}) AS opened
+      FROM unnest(CAST(:days AS date[]), CAST(:since AS timestamptz[]),
+                  CAST(:until AS timestamptz[])) AS d(day, since, until)
 """
 OPENED = {
     False: text(_OPENED.format(team="")),
@@ -169,10 +181,20 @@ async def conversation_figures(
     rows = {row.key: row for row in await session.execute(statement, params)}
     opened: dict[str, int] = {}
     if group_by == GroupBy.DAY:
-        statement = OPENED[period.team_id is not None]
-        opened = {r.key: r.opened for r in await session.execute(statement, params)}
+        opened = await _opened(session, params, midnights(period), period.team_id is not None)
     keys = sorted(set(rows) | set(opened))
     return [_figures(k, rows.get(k), opened.get(k), group_by) for k in keys]
+
+
+async def _opened(
+    session: AsyncSession, params: dict[str, Any], edges: list[datetime], team: bool
+) -> dict[str, int]:
+    """Conversations created per local day (the days with any), by the day's ISO date."""
+    days = [edge.date() for edge in edges[:-1]]
+    rows = await session.execute(
+        OPENED[team], {**params, "days": days, "since": edges[:-1], "until": edges[1:]}
+    )
+    return {row.day.isoformat(): row.opened for row in rows if row.opened}
 
 
 def _label(key: str, row: Any, group_by: GroupBy) -> str:

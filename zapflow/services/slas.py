@@ -83,9 +83,12 @@ def due_at(company: Company, started_at: datetime, seconds: int) -> datetime:
     return Calendar.of(company).after(started_at, timedelta(seconds=seconds))
 
 
-async def start(session: AsyncSession, conversation: Conversation, team: Team) -> None:
-    """Hold the conversation to ``team``'s targets from now (the pending ones of an earlier
-    team are cancelled); its workflow is told through the inbox."""
+async def start(
+    session: AsyncSession, conversation: Conversation, team: Team, now: datetime | None = None
+) -> None:
+    """Hold the conversation to ``team``'s targets from ``now`` (the clock's by default; a test
+    starts one before a DST change to see its timer fire after it), the pending ones of an
+    earlier team cancelled; its workflow is told through the inbox."""
     await session.execute(
         update(SlaTarget)
         .where(
@@ -103,7 +106,7 @@ async def start(session: AsyncSession, conversation: Conversation, team: Team) -
         return
     company = await session.get(Company, conversation.company_id)
     assert company is not None
-    now = utc_now()
+    now = now or utc_now()
     for kind, seconds in targets.items():
         if seconds:
             session.add(

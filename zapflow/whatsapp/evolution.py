@@ -674,7 +674,7 @@ def _action(msg: OutboundMessage) -> tuple[str, dict[str, Any]]:
         if media.caption:
             payload["caption"] = media.caption
         if media.kind == "document":
-            payload["fileName"] = media.filename or _file_name(media.url)
+            payload["fileName"] = media.filename or _file_name(media.url or "")
         return "sendMedia", payload
     if msg.type == "template" and msg.template is not None:
         template = msg.template

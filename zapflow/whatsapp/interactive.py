@@ -11,9 +11,9 @@ numbered text (``numbered_text``); a number the customer types back is the choic
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, HttpUrl, model_validator
 
 BODY_MAX = 1024
 HEADER_MAX = 60
@@ -36,6 +36,20 @@ class ReplyButton(BaseModel):
 
     id: str = Field(min_length=1, max_length=BUTTON_ID_MAX)
     title: str = Field(min_length=1, max_length=BUTTON_TITLE_MAX)
+
+
+def _distinct_buttons(buttons: list[ReplyButton]) -> list[ReplyButton]:
+    _unique("buttons", [b.id for b in buttons])
+    _unique("buttons", [b.title for b in buttons], what="titles")
+    return buttons
+
+
+# Reply buttons within Meta's limits: an interactive message's and a canned response's alike
+ReplyButtons = Annotated[
+    list[ReplyButton],
+    Field(max_length=BUTTONS_MAX),
+    AfterValidator(_distinct_buttons),
+]
 
 
 class ListRow(BaseModel):
@@ -86,7 +100,7 @@ class Interactive(BaseModel):
     body: str = Field(min_length=1, max_length=BODY_MAX)
     header: str | None = Field(None, min_length=1, max_length=HEADER_MAX)
     footer: str | None = Field(None, min_length=1, max_length=FOOTER_MAX)
-    buttons: list[ReplyButton] | None = Field(None, min_length=1, max_length=BUTTONS_MAX)
+    buttons: Annotated[ReplyButtons, Field(min_length=1)] | None = None
     button: str | None = Field(None, min_length=1, max_length=LIST_BUTTON_MAX)
     sections: list[ListSection] | None = Field(None, min_length=1, max_length=SECTIONS_MAX)
     display_text: str | None = Field(None, min_length=1, max_length=CTA_TEXT_MAX)
@@ -100,8 +114,6 @@ class Interactive(BaseModel):
                 raise ValueError(f"a {self.type} message needs `{name}`")
         if self.type == "cta_url" and self.display_text is None:
             raise ValueError("a cta_url message needs `display_text`")
-        _unique("buttons", [b.id for b in self.buttons or []])
-        _unique("buttons", [b.title for b in self.buttons or []], what="titles")
         rows = [row for section in self.sections or [] for row in section.rows]
         if len(rows) > ROWS_MAX:
             raise ValueError(f"sections: at most {ROWS_MAX} rows in all, got {len(rows)}")

@@ -265,7 +265,11 @@ def event_from_dict(data: dict[str, Any]) -> WebhookEvent:
 
 @dataclass(frozen=True, kw_only=True)
 class OutboundMedia:
-    url: str
+    """By ``url``, or ``media_id``: an uploaded file, for which the send fills in a signed
+    ``url`` (Cloud API) or the ``content`` (Evolution)."""
+
+    url: str | None = None
+    media_id: str | None = None
     kind: MediaKind
     mime_type: str | None = None
     caption: str | None = None

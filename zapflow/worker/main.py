@@ -17,6 +17,7 @@ from temporalio.runtime import Runtime
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from zapflow.activities.conversations import ConversationActivities
 from zapflow.cache import Cache, invalidate_on_commit
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, create_engine, session_factory
@@ -27,8 +28,8 @@ from zapflow.services.events import publish_on_commit, publish_outbox
 from zapflow.temporal import connect, runtime_with_metrics
 from zapflow.whatsapp import provider_http_client
 from zapflow.worker.metrics import ActivityOutcomeInterceptor, WorkerMetrics
-from zapflow.worker.registry import ROLES, registrations
-from zapflow.worker.relay import InboxRelay
+from zapflow.worker.registry import ROLES, ai_available, registrations
+from zapflow.worker.relay import STORE_CONCURRENCY, InboxRelay
 from zapflow.worker.template_schedule import ensure_template_schedule
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,8 @@ async def worker_services(
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
     tasks.append(asyncio.create_task(cache.listen(), name="cache invalidations"))
     if "pipeline" in roles:
-        relay = InboxRelay(settings, sessions, client, metrics)
+        persister = ConversationActivities(sessions, cache, metrics, ai_available(settings))
+        relay = InboxRelay(settings, sessions, client, metrics, persister)
         tasks.append(asyncio.create_task(relay.run(), name="relay"))
         tasks.append(asyncio.create_task(_publish_outbox_forever(sessions, redis), name="outbox"))
     try:
@@ -123,9 +125,10 @@ async def worker_services(
 
 
 def local_activity_slots(settings: Settings) -> int:
-    """Local activities (persists, follow-up loads) at once: the pool, less a few connections for
-    the relay, the outbox publisher and a commit's own publishing."""
-    return max(1, settings.database_pool_size - 4)
+    """Local activities (persists, follow-up loads) at once: the pool, less the relay's
+    persists and a few connections for its claims, the outbox publisher and a commit's own
+    publishing."""
+    return max(1, settings.database_pool_size - STORE_CONCURRENCY - 4)
 
 
 async def _publish_outbox_forever(sessions: SessionFactory, redis: Redis) -> None:

@@ -66,6 +66,11 @@ class QueueRegistration:
     max_activities_per_second: float | None = None  # the whole task queue's, across workers
 
 
+def ai_available(settings: Settings) -> bool:
+    """A model provider is configured: the persist decides the AI agent's debounce."""
+    return settings.ai_base_url is not None
+
+
 def registrations(
     settings: Settings,
     sessions: SessionFactory,
@@ -79,8 +84,7 @@ def registrations(
 ) -> list[QueueRegistration]:
     """The task queues the given roles poll (``cache``: the worker's, for flows' triggers and
     companies' settings)."""
-    ai_available = settings.ai_base_url is not None
-    conversations = ConversationActivities(sessions, cache, metrics, ai_available)
+    conversations = ConversationActivities(sessions, cache, metrics, ai_available(settings))
     ai = AIActivities(sessions, settings, embedders)
     pace = NumberPace(redis)
     messages = MessageActivities(sessions, http, egress, settings, pace)

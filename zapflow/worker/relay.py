@@ -7,14 +7,21 @@ transaction, then marks the rows processed. A relay that dies mid-pass leaves it
 expire (``relay_lease_seconds``) and another relay takes the rows again; a second signal is
 harmless, because the workflow drops inbox ids it has seen and the persist is idempotent.
 
-Messages become one signal per conversation naming their inbox rows (the workflow's persist reads
-them: no message body travels through Temporal); outbound requests, follow-up changes and flow
-starts and SLA changes a signal each; a flow cancel signals the run's own workflow (a run whose
-workflow is gone ends ``cancelled`` here); campaign commands start or signal the campaign's
-workflow (worker/campaign_commands.py); a routing wake signals (or starts) its team's routing
-workflow, once per team per pass. A conversation this relay signalled before gets a plain signal
-(cheaper for the server than signal-with-start), falling back to signal-with-start when its
-workflow has ended. Statuses and connection changes are applied here directly.
+Inbound messages are stored here first: every conversation of a pass in one transaction (up to
+``STORE_CHUNK`` conversations each; ``ConversationActivities.persist_pass``), which writes each
+conversation's persist result on its rows (``inbox_events.persisted``); then each conversation's
+workflow gets that result as its signal (ids, no message body) and acts on it (flow routing, the
+AI's debounce, cancelled follow-ups) without persisting. A row retried after that commit (its
+signal refused, or its relay killed) is signalled with the result written on it, never stored
+again. A transaction that fails (a bug, bad data) leaves its conversations' rows to their
+workflows' own persist, signalled by reference as before, which retries and dead-letters.
+Outbound requests, follow-up changes and flow starts and SLA changes a signal each; a flow cancel
+signals the run's own workflow (a run whose workflow is gone ends ``cancelled`` here); campaign
+commands start or signal the campaign's workflow (worker/campaign_commands.py); a routing wake
+signals (or starts) its team's routing workflow, once per team per pass. A conversation this relay
+signalled before gets a plain signal (cheaper for the server than signal-with-start), falling back
+to signal-with-start when its workflow has ended. Statuses and connection changes are applied here
+directly.
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
+from zapflow.activities.conversations import STORED, ConversationActivities
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, autocommit, listen_forever, transaction
 from zapflow.models import InboxEventType, InstanceStatus, WhatsAppInstance
@@ -67,6 +76,8 @@ from zapflow.workflows.inputs import (
     InboundBatch,
     MarkReadInput,
     OutboundBatch,
+    PersistInboundInput,
+    PersistInboundResult,
     RoutingInput,
 )
 from zapflow.workflows.mark_read import MarkReadWorkflow, mark_read_workflow_id
@@ -78,6 +89,10 @@ BATCH_SIZE = 500
 SWEEP_SECONDS = 1.0
 SIGNAL_CONCURRENCY = 32
 SIGNAL_RPC_TIMEOUT = timedelta(seconds=5)
+# conversations stored in one transaction (a pass's row locks held for a bounded time), and
+# such transactions at once (each holds a pooled connection: worker/main.local_activity_slots)
+STORE_CHUNK = 8
+STORE_CONCURRENCY = 8
 # conversations whose workflow this relay started or signalled: plain signals first
 OPEN_WORKFLOWS = 10_000
 # inbound addresses whose conversation this relay found (a conversation's key never changes)
@@ -107,7 +122,7 @@ CLAIM = text(
         FOR UPDATE SKIP LOCKED
     )
     RETURNING id, company_id, instance_id, event_type, correlation_id, received_at, attempts,
-        conversation_key,
+        conversation_key, persisted,
         CASE WHEN event_type = 'message'
              THEN jsonb_build_object('remote_jid', payload->'remote_jid',
                                      'from_me', payload->'from_me',
@@ -119,7 +134,7 @@ CLAIM = text(
 FINISH = text(
     """
     UPDATE inbox_events SET status = 'processed', processed_at = now(), claimed_until = NULL,
-        error = COALESCE(:error, error)
+        persisted = NULL, error = COALESCE(:error, error)
     WHERE id = ANY(:ids)
     """
 )
@@ -141,6 +156,7 @@ class ClaimedRow:
     received_at: datetime
     attempts: int
     conversation_key: str | None  # forwarded to this conversation (services/conversations.py)
+    persisted: dict[str, Any] | None  # stored by a relay before: its conversation's result
     payload: dict[str, Any]
 
 
@@ -148,7 +164,8 @@ class ClaimedRow:
 class ConversationWork:
     ref: ConversationRef
     inbound: list[InboundMessage] = field(default_factory=list)  # given whole (bench/direct.py)
-    inbox_ids: list[int] = field(default_factory=list)  # inbound rows, by reference
+    inbox_ids: list[int] = field(default_factory=list)  # inbound rows
+    stored: list[PersistInboundResult] = field(default_factory=list)  # their persists' results
     from_customer: bool = False
     outbound: list[str] = field(default_factory=list)
     followups_changed: bool = False
@@ -182,13 +199,16 @@ class InboxRelay:
         sessions: SessionFactory,
         temporal: Client,
         metrics: WorkerMetrics,
+        persister: ConversationActivities,
     ) -> None:
+        self._persister = persister
         self._settings = settings
         self._metrics = metrics
         self._sessions = sessions
         self._temporal = temporal
         self._wake = asyncio.Event()
         self._signals = asyncio.Semaphore(SIGNAL_CONCURRENCY)
+        self._stores = asyncio.Semaphore(STORE_CONCURRENCY)
         self._open: OrderedDict[str, None] = OrderedDict()  # workflow ids, least recent first
         self._chat_keys: OrderedDict[ChatAddress, str] = OrderedDict()
 
@@ -218,6 +238,7 @@ class InboxRelay:
             return 0
         outcome = PassOutcome()
         work = self._conversation_work(rows, await self._find_chats(rows))
+        await self._store(rows, list(work.values()))
         # a cancel waits for a pass after its run's start: its workflow may not exist yet
         starting = {
             r.payload["start"]["run_id"] for r in rows if r.event_type == InboxEventType.FLOW_START
@@ -284,6 +305,41 @@ class InboxRelay:
         for address in addresses:
             self._chat_keys.move_to_end(address)
         return {row.id: found[_address(row)] for row in inbound}
+
+    async def _store(self, rows: list[ClaimedRow], work: list[ConversationWork]) -> None:
+        """Store the inbound rows of the pass's conversations, ``STORE_CHUNK`` conversations per
+        transaction, in workflow id order (two relays' transactions lock alike), several
+        transactions at once; a row stored before brings its result instead."""
+        earlier = {r.id: r.persisted for r in rows if r.persisted is not None}
+        todo = []
+        for item in work:
+            found = {tuple(earlier[i]["persisted_inbox_ids"]): earlier[i]
+                     for i in item.inbox_ids if i in earlier}  # fmt: skip
+            item.stored = [STORED.validate_python(result) for result in found.values()]
+            if not item.inbound and any(i not in earlier for i in item.inbox_ids):
+                todo.append(item)
+        todo.sort(key=lambda w: w.ref.workflow_id)
+        chunks = [todo[i : i + STORE_CHUNK] for i in range(0, len(todo), STORE_CHUNK)]
+        await asyncio.gather(*(self._store_chunk(chunk, set(earlier)) for chunk in chunks))
+
+    async def _store_chunk(self, chunk: list[ConversationWork], earlier: set[int]) -> None:
+        """One transaction's conversations; when it fails (a bug, bad data, a deadlock), their
+        rows go by reference to their workflows' own persist."""
+        inputs = [
+            PersistInboundInput(
+                item.ref, inbox_ids=[i for i in item.inbox_ids if i not in earlier],
+                route_flows=True,
+            )
+            for item in chunk
+        ]  # fmt: skip
+        async with self._stores:
+            try:
+                results = await self._persister.persist_pass(inputs)
+            except (OSError, DBAPIError, ValueError, TypeError, KeyError) as exc:
+                log.warning("a pass's persist failed; its workflows persist the rows: %s", exc)
+                return
+        for item, result in zip(chunk, results, strict=True):
+            item.stored.append(result)
 
     def _conversation_work(
         self, rows: list[ClaimedRow], chats: dict[int, str]
@@ -497,12 +553,17 @@ async def _finish(session: AsyncSession | AsyncConnection, outcome: PassOutcome)
 def _signals(work: ConversationWork) -> list[tuple[Any, list[object]]]:
     """The signals one conversation's rows become, inbound first (it may start the workflow)."""
     signals: list[tuple[Any, list[object]]] = []
-    if work.inbound or work.inbox_ids:
+    for result in work.stored:
+        stored = InboundBatch(from_customer=work.from_customer, stored=result)
+        signals.append((ConversationWorkflow.inbound, [stored]))
+    stored_ids = {i for result in work.stored for i in result.persisted_inbox_ids}
+    by_reference = [i for i in work.inbox_ids if i not in stored_ids]
+    if work.inbound or by_reference:
         batch = InboundBatch(
             messages=work.inbound,
             correlation_ids=work.correlation_ids if work.inbound else [],
             received_at=work.received_at,
-            inbox_ids=work.inbox_ids,
+            inbox_ids=by_reference,
             from_customer=work.from_customer,
         )
         signals.append((ConversationWorkflow.inbound, [batch]))

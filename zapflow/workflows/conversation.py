@@ -1,14 +1,18 @@
-"""ConversationWorkflow: one per WhatsApp chat, the single writer of its messages' order.
+"""ConversationWorkflow: one per WhatsApp chat: its sends, in order, and what its messages set off.
 
-The relay signals it with inbound batches and outbound requests (signal-with-start). An inbound
-batch names inbox rows, not messages: the persist local activity reads them, stores them in the
-provider's order and decides follow-up cancels, the AI's debounce and the flow routing in the same
-transaction, so customers' texts stay out of the history. A sender task sends queued replies one
-at a time, so a conversation never has two sends racing, and a send that retries does not hold
-back the customer's messages. It ends after a quiet period and continues-as-new before its
-history grows large, carrying every pending signal along; it goes on storing while the send in
-flight finishes first. A batch that cannot be stored (a bug, bad data: not an outage) becomes a
-dead letter after bounded retries instead of holding the conversation back.
+The relay signals it with inbound batches and outbound requests (signal-with-start). The relay
+stores inbound messages itself (one transaction per pass, worker/relay.py) and signals what that
+persist returned (ids, the flow routing, cancelled follow-ups, the AI's debounce): the workflow
+acts on it with no activity. A batch the relay could not store names inbox rows instead: the
+persist local activity reads them, stores them in the provider's order and decides the same in one
+transaction. Either way customers' texts stay out of the history. A stored batch needs no
+``workflow.patched``: no earlier history holds one, and earlier signals take the earlier steps. A
+sender task sends queued replies one at a time, so a conversation never has two sends racing, and a
+send that retries does not hold back the customer's messages. It ends after a quiet period and
+continues-as-new before its history grows large, carrying every pending signal along; it goes on
+storing while the send in flight finishes first. A batch that cannot be stored (a bug, bad data:
+not an outage) becomes a dead letter after bounded retries instead of holding the conversation
+back.
 
 Runs started before inbox references (``PIPELINE_PATCH`` not set) keep the older steps: bodies in
 signals, an embedding activity per message, the ``route_inbound`` activity, and a continue-as-new
@@ -89,6 +93,7 @@ class ConversationWorkflow:
         self._outbound: list[str] = []
         self._seen: deque[str] = deque(maxlen=SEEN_KEY_IDS)
         self._inbox_ids: list[int] = []  # inbound inbox rows to persist
+        self._stored: list[PersistInboundResult] = []  # rows the relay stored, to act on
         self._seen_inbox: deque[int] = deque(maxlen=SEEN_KEY_IDS)
         self._by_reference = False  # PIPELINE_PATCH: see the module docstring
         self._correlation_ids: dict[str, str] = {}  # message key id or outbound id → its delivery's
@@ -114,6 +119,8 @@ class ConversationWorkflow:
             i for i in batch.inbox_ids if i not in self._seen_inbox and i not in self._inbox_ids
         ]
         self._inbox_ids.extend(rows)
+        if batch.stored is not None:
+            rows = self._take_stored(batch.stored)
         if any(not m.from_me for m in fresh) or (rows and batch.from_customer):  # a reply
             self._timers = {i: t for i, t in self._timers.items() if not t.cancel_on_reply}
 
@@ -152,6 +159,18 @@ class ConversationWorkflow:
             in_flight and self._outbound[0] == message_id and workflow.patched(RESEND_PATCH)
         )
 
+    def _take_stored(self, result: PersistInboundResult) -> list[int]:
+        """Queue what the relay's persist returned, unless a signal before named its rows (the
+        relay retried it); rows queued for this run's own persist (a signal by reference whose
+        row the relay stored after all) are not persisted again. The rows taken."""
+        rows = result.persisted_inbox_ids
+        if any(i in self._seen_inbox for i in rows):
+            return []
+        self._inbox_ids = [i for i in self._inbox_ids if i not in rows]
+        self._seen_inbox.extend(rows)
+        self._stored.append(result)
+        return rows
+
     def _remember(self, correlation_ids: list[str], ids: list[str]) -> None:
         if correlation_ids:
             self._correlation_ids.update(dict.fromkeys(ids, correlation_ids[0]))
@@ -173,6 +192,7 @@ class ConversationWorkflow:
         self._inbound.extend(input.inbound)
         self._inbox_ids.extend(input.inbox_ids)
         self._seen_inbox.extend(input.seen_inbox_ids)
+        self._stored.extend(input.stored)
         self._outbound.extend(input.outbound)
         self._seen.extend(input.seen_key_ids)
         self._embeddings = PendingEmbeddings(input.embeddings_task_queue)
@@ -202,10 +222,14 @@ class ConversationWorkflow:
                 await self._load_slas(input.ref)
             if self._inbound or self._inbox_ids:
                 persisted = await self._persist_inbound(input)
-                if persisted and persisted.new_message_ids and self._flows.active is None:
-                    self._ai.debounce(persisted.ai_reply_delay)
+                if persisted:
+                    self._debounce(persisted)
                 if persisted and not self._by_reference:
                     self._embeddings.start(input.ref.company_id, persisted.new_message_ids)
+            while self._stored:  # stored by the relay: what a persist's result makes happen
+                stored = self._stored.pop(0)
+                await self._follow(input.ref, stored)
+                self._debounce(stored)
             if self._flows.has_work():
                 await self._flows.start_requested(input.ref)
             await self._fire_due_followups()
@@ -242,6 +266,7 @@ class ConversationWorkflow:
             flow_starts=self._flows.starts,
             inbox_ids=self._inbox_ids,
             seen_inbox_ids=list(self._seen_inbox),
+            stored=self._stored,
             sla_timers=list(self._slas.values()),
             reload_slas=self._reload_slas,
         )
@@ -250,6 +275,7 @@ class ConversationWorkflow:
         return bool(
             self._inbound
             or self._inbox_ids
+            or self._stored
             or self._reload_followups
             or self._reload_slas
             or self._flows.has_work()
@@ -392,11 +418,25 @@ class ConversationWorkflow:
             self._seen_inbox.extend(inbox_ids)
         if not self._by_reference:
             await self._flows.route(input.ref, batch, result)
-        elif result.flow is not None:
-            await self._flows.follow(input.ref, result.flow, result.flow_replies)
+            self._drop_cancelled(result)
+        else:
+            await self._follow(input.ref, result)
+        return result
+
+    async def _follow(self, ref: ConversationRef, result: PersistInboundResult) -> None:
+        """The flow routing a persist decided, and the follow-ups it cancelled."""
+        if result.flow is not None:
+            await self._flows.follow(ref, result.flow, result.flow_replies)
+        self._drop_cancelled(result)
+
+    def _drop_cancelled(self, result: PersistInboundResult) -> None:
         for followup_id in result.cancelled_followup_ids:
             self._timers.pop(followup_id, None)
-        return result
+
+    def _debounce(self, result: PersistInboundResult) -> None:
+        """New messages and no flow run holding the conversation: the AI's answer is due."""
+        if result.new_message_ids and self._flows.active is None:
+            self._ai.debounce(result.ai_reply_delay)
 
     async def _dead_letter(
         self,

@@ -59,19 +59,23 @@ class ConversationInput:
     seen_inbox_ids: list[int] = field(default_factory=list)
     sla_timers: list[SlaTimer] = field(default_factory=list)
     reload_slas: bool = False
+    stored: list[PersistInboundResult] = field(default_factory=list)  # stored by the relay
 
 
 @dataclass(frozen=True)
 class InboundBatch:
     """Customers' messages for a conversation: references to their inbox rows (the persist
     activity reads them), so message bodies and raw payloads stay out of Temporal's history.
-    ``messages`` is the older shape, kept for signals sent before references (and by hand)."""
+    ``messages`` is the older shape, kept for signals sent before references (and by hand).
+    ``stored``: the relay stored the rows already (one transaction per pass), this is what
+    their persist returned; the workflow acts on it and persists nothing."""
 
     messages: list[InboundMessage] = field(default_factory=list)
     correlation_ids: list[str] = field(default_factory=list)
     received_at: dict[str, float] = field(default_factory=dict)  # key id → webhook receipt (epoch)
     inbox_ids: list[int] = field(default_factory=list)
     from_customer: bool = False  # one of the rows is the customer's (not sent from the phone)
+    stored: PersistInboundResult | None = None
 
 
 @dataclass(frozen=True)

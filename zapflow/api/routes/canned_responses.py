@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep
-from zapflow.api.validation import check_media_url
+from zapflow.api.validation import checked_media
 from zapflow.schemas.canned_responses import (
     CannedResponseCreate,
     CannedResponsePublic,
@@ -23,13 +23,21 @@ MINE_OR_MANAGED: dict[int | str, dict[str, Any]] = {
     403: {"description": "the company's canned responses need canned:manage"},
     404: {"description": "no such canned response of yours or your company's"},
     409: {"description": "the scope has this shortcut already"},
-    422: {"description": "a field is invalid (an attachment's URL the egress policy refuses)"},
+    422: {
+        "description": "a field is invalid (an attachment's URL the egress policy refuses, "
+        "buttons beyond WhatsApp's limits, a text over 1024 characters with buttons)"
+    },
 }
 
 
-def _checked(egress: EgressDep, attachments: list[MediaIn] | None) -> None:
-    for n, media in enumerate(attachments or []):
-        check_media_url(egress, media.url, f"attachments.{n}.url")
+async def _stored(
+    egress: EgressDep, session: SessionDep, principal: CurrentPrincipal, attachments: list[MediaIn]
+) -> list[dict[str, Any]]:
+    """The attachments as stored: URLs checked, uploaded files found and described."""
+    return [
+        await checked_media(egress, session, principal.company_id, media, f"attachments.{n}")
+        for n, media in enumerate(attachments)
+    ]
 
 
 @router.get(
@@ -53,13 +61,14 @@ async def list_canned_responses(principal: CurrentPrincipal, session: SessionDep
 async def create_canned_response(
     body: CannedResponseCreate, principal: CurrentPrincipal, session: SessionDep, egress: EgressDep
 ) -> Any:
-    _checked(egress, body.attachments)
-    return await service.create_canned_response(session, principal, body.model_dump(mode="json"))
+    fields = body.model_dump(mode="json")
+    fields["attachments"] = await _stored(egress, session, principal, body.attachments)
+    return await service.create_canned_response(session, principal, fields)
 
 
 @router.patch(
     "/{canned_id}",
-    summary="Change a canned response's shortcut, text or attachments",
+    summary="Change a canned response's shortcut, text, attachments or buttons",
     response_model=CannedResponsePublic,
     responses=MINE_OR_MANAGED,
     dependencies=[Requires(Permission.CANNED_WRITE)],
@@ -71,9 +80,10 @@ async def update_canned_response(
     session: SessionDep,
     egress: EgressDep,
 ) -> Any:
-    _checked(egress, body.attachments)
     row = await service.get_own_canned_response(session, principal, canned_id)
     changes = body.model_dump(mode="json", exclude_unset=True)
+    if body.attachments is not None:
+        changes["attachments"] = await _stored(egress, session, principal, body.attachments)
     await service.update_canned_response(session, row, changes)
     return row
 

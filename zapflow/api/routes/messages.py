@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from zapflow.api.deps import CurrentPrincipal, EgressDep, Requires, SessionDep, StateDep
 from zapflow.api.lean import LeanRoute
 from zapflow.api.paging import Cursor, CursorPage, Limit, fields_param, respond_cursor_page
-from zapflow.api.validation import check_media_url
+from zapflow.api.validation import checked_media
 from zapflow.errors import Unprocessable
 from zapflow.logs import CORRELATION_ID
 from zapflow.models import ConversationStatus
@@ -64,8 +64,11 @@ async def send_message(
     egress: EgressDep,
     response: Response,
 ) -> MessagePublic:
-    if body.media is not None:
-        check_media_url(egress, body.media.url, "media.url")
+    media = (
+        await checked_media(egress, session, principal.company_id, body.media, "media")
+        if body.media is not None
+        else None
+    )
     conversation = await queries.get_conversation(session, principal.company_id, conversation_id)
     if conversation.status == ConversationStatus.CLOSED:
         raise Unprocessable(
@@ -77,7 +80,7 @@ async def send_message(
     content = OutboundContent(
         type=body.type,
         text=numbered_text(interactive) if interactive else body.text,
-        media=body.media.model_dump(mode="json") if body.media else None,
+        media=media,
         template=body.template.model_dump(exclude_none=True) if body.template else None,
         interactive=interactive,
     )

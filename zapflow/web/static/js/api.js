@@ -70,15 +70,17 @@ export function qs(params) {
   return text ? `?${text}` : "";
 }
 
+// A body is sent as JSON, except a file (Blob) or a form (FormData), sent as they are.
 export async function api(path, { method = "GET", body, key = auth.key, signal, text = false } = {}) {
   const headers = auth.headers(method, key);
-  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const raw = body instanceof Blob || body instanceof FormData;
+  if (body !== undefined && !raw) headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(`/api/v1${path}`, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined || raw ? body : JSON.stringify(body),
       signal,
     });
   } catch (error) {

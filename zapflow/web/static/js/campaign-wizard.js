@@ -7,7 +7,7 @@
 // what the campaign would send. Given a campaign, it edits it (PATCH): before the start
 // everything but the number; once started (paused) its name, message and pace, applied when it
 // resumes, with the audience and schedule shown but fixed.
-import { ApiError, api, auth, qs } from "./api.js";
+import { api, qs } from "./api.js";
 import { debounce, field, h, replace, select } from "./dom.js";
 import { errorText } from "./format.js";
 import { t } from "./i18n.js";
@@ -34,20 +34,11 @@ export function estimateView(estimate) {
   );
 }
 
-// A CSV file sent as a form to the audience upload (api() sends JSON only).
-async function uploadCsv(file, list) {
+// A CSV file sent as a form to the audience upload.
+function uploadCsv(file, list) {
   const body = new FormData();
   body.append("file", file);
-  const response = await fetch(`/api/v1/campaigns/audiences/csv${qs({ list })}`, {
-    method: "POST",
-    headers: auth.headers("POST"),
-    body,
-  }).catch((error) => {
-    throw new ApiError(0, { error: { code: "network", message: error.message } });
-  });
-  const data = await response.json().catch(() => null);
-  if (!response.ok) throw new ApiError(response.status, data);
-  return data;
+  return api(`/campaigns/audiences/csv${qs({ list })}`, { method: "POST", body });
 }
 
 // One template parameter's source: a contact field, a custom field or a fixed value, and the

@@ -1,7 +1,8 @@
 // Canned responses in the composer: typing "/price" offers the saved replies whose shortcut
 // starts so; Tab (or a click) puts the reply in place of "/price", its variables filled in
 // from the conversation ({{contact.name}}, {{contact.phone_number}}, {{agent.name}}); its
-// attachments go to the composer (onAttach), which sends them after the text.
+// attachments and reply buttons go to the composer (onAttach), which sends the text as an
+// interactive button message and the attachments after it.
 import { api } from "./api.js";
 import { h, replace } from "./dom.js";
 import { t } from "./i18n.js";
@@ -62,7 +63,7 @@ export class CannedSuggestions {
     this.input.selectionEnd = this.input.selectionStart = before.length + text.length;
     this.matches = [];
     replace(this.el);
-    if (canned.attachments?.length) this.onAttach(canned.attachments);
+    if (canned.attachments?.length || canned.buttons?.length) this.onAttach(canned.attachments ?? [], canned.buttons ?? []);
     this.input.focus();
   }
 }

@@ -54,8 +54,10 @@ export class Thread {
     // a canned response's media, sent after the text (each a media message); × drops one
     this.attachments = [];
     this.attached = h("ul", { class: "composer-attachments", "aria-label": t("composer.attachments") });
-    this.canned = new CannedSuggestions(this.input, ctx, conversation, (media) => this.attach(media));
-    // quick-reply buttons: up to 3 titles separated by "|" turn the message into reply buttons
+    this.canned = new CannedSuggestions(this.input, ctx, conversation, (media, buttons) => this.attach(media, buttons));
+    // quick-reply buttons: up to 3 titles separated by "|" turn the message into reply buttons;
+    // a canned response's buttons fill it in and keep their ids (flows and triggers match ids)
+    this.buttonIds = new Map();
     this.buttons = h("input", {
       id: "composer-buttons",
       type: "text",
@@ -71,6 +73,8 @@ export class Thread {
       this.input,
       h("label", { for: "composer-buttons", class: "visually-hidden" }, t("composer.buttons")),
       this.buttons,
+      h("label", { class: "button", title: t("composer.upload") }, "📎", h("span", { class: "visually-hidden" }, t("composer.upload")),
+        h("input", { type: "file", class: "visually-hidden", onchange: (e) => this.upload(e.target) })),
       h("button", { type: "submit", class: "primary" }, t("composer.send")),
     );
     replace(pane, this.header, this.scroller, this.sendError, composer);
@@ -307,7 +311,8 @@ export class Thread {
     if (MEDIA.has(m.type)) {
       const media = m.media || {};
       const label = h("span", { class: "kind" }, t(`type.${m.type}`));
-      const url = webUrl(media.url);
+      // an uploaded file: its download (the API answers it as an attachment, never a page)
+      const url = media.media_id ? `/api/v1/media/${encodeURIComponent(media.media_id)}/content` : webUrl(media.url);
       const link = url
         ? h("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, media.filename || t("thread.openMedia"))
         : media.filename
@@ -354,16 +359,33 @@ export class Thread {
     replace(this.sendError, text ? h("span", {}, text) : null, retry ? h("button", { type: "button", onclick: retry }, t("composer.retry")) : null);
   }
 
-  attach(media) {
+  // A file the agent picks: uploaded now (POST /media), sent after the text like a canned
+  // response's attachment.
+  async upload(input) {
+    const [file] = input.files;
+    input.value = "";
+    if (!file) return;
+    try {
+      const stored = await api(`/media${qs({ filename: file.name })}`, { method: "POST", body: file });
+      this.attach([{ media_id: stored.id, kind: stored.kind, filename: stored.filename }]);
+    } catch (error) {
+      this.showError(`${t("composer.failed")}: ${errorText(error)}`);
+    }
+  }
+
+  attach(media, buttons = []) {
     this.attachments.push(...media);
     this.renderAttachments();
+    if (!buttons.length) return;
+    this.buttonIds = new Map(buttons.map((b) => [b.title, b.id]));
+    this.buttons.value = buttons.map((b) => b.title).join(" | ");
   }
 
   renderAttachments() {
     replace(
       this.attached,
       this.attachments.map((media, i) =>
-        h("li", { class: "chip" }, `${t(`type.${media.kind}`)}: ${media.filename || media.caption || media.url.split("/").pop()}`, " ",
+        h("li", { class: "chip" }, `${t(`type.${media.kind}`)}: ${media.filename || media.caption || (media.url || "").split("/").pop()}`, " ",
           h("button", { type: "button", class: "link", "aria-label": t("composer.detach"),
             onclick: () => (this.attachments.splice(i, 1), this.renderAttachments()) }, "×")),
       ),
@@ -379,8 +401,10 @@ export class Thread {
     this.buttons.value = "";
     this.attachments = [];
     this.renderAttachments();
+    const ids = this.buttonIds;
+    this.buttonIds = new Map();
     const interactive = titles.length && text
-      ? { type: "button", body: text, buttons: titles.map((title, i) => ({ id: `b${i + 1}`, title })) }
+      ? { type: "button", body: text, buttons: titles.map((title, i) => ({ id: ids.get(title) ?? `b${i + 1}`, title })) }
       : null;
     if (text) await this.send(text, newId(), interactive);
     for (const media of attachments) await this.send(media.caption || "", newId(), null, media);
@@ -388,7 +412,7 @@ export class Thread {
 
   // A send the API refused keeps its client_id (idempotent); one the provider failed is new.
   retry(message) {
-    const media = message.media?.url ? message.media : null;
+    const media = message.media?.url || message.media?.media_id ? message.media : null;
     this.send(message.body, message.local ? message.client_id : newId(), null, media);
   }
 
