@@ -16,7 +16,7 @@ from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import eventually
 from zapflow.config import Settings
 from zapflow.temporal import connect
-from zapflow.worker.template_schedule import SCHEDULE_ID, ensure_template_schedule
+from zapflow.worker.schedules import SCHEDULE_ID, ensure_schedules
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -25,7 +25,7 @@ async def test_the_schedule_syncs_every_cloud_number(
     tenant: Tenant, provider_server: ProviderServer, settings: Settings
 ) -> None:
     client = await connect(settings)
-    await ensure_template_schedule(client, settings)  # again, as a second worker would
+    await ensure_schedules(client, settings)  # again, as a second worker would
     handle = client.get_schedule_handle(SCHEDULE_ID)
     described = await handle.describe()
     [interval] = described.schedule.spec.intervals
