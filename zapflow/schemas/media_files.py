@@ -1,28 +1,26 @@
-"""Uploaded media files' public shape."""
+"""Uploaded media files' public shapes: a file, and a file as the company's list shows it."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
+
+EXAMPLE: dict[str, JsonValue] = {
+    "id": "6f1c2a9e-8d3b-4c5e-9a7f-1b2c3d4e5f60",
+    "filename": "price-list.pdf",
+    "mime_type": "application/pdf",
+    "kind": "document",
+    "size_bytes": 48213,
+    "created_at": "2026-12-03T08:00:00Z",
+}
 
 
 class MediaFilePublic(BaseModel):
     model_config = ConfigDict(
         from_attributes=True,
-        json_schema_extra={
-            "examples": [
-                {
-                    "id": "6f1c2a9e-8d3b-4c5e-9a7f-1b2c3d4e5f60",
-                    "filename": "price-list.pdf",
-                    "mime_type": "application/pdf",
-                    "kind": "document",
-                    "size_bytes": 48213,
-                    "created_at": "2026-12-03T08:00:00Z",
-                }
-            ]
-        },
+        json_schema_extra={"examples": [EXAMPLE]},
     )
 
     id: uuid.UUID = Field(
@@ -58,12 +56,7 @@ class MediaFileListed(MediaFilePublic):
         json_schema_extra={
             "examples": [
                 {
-                    "id": "6f1c2a9e-8d3b-4c5e-9a7f-1b2c3d4e5f60",
-                    "filename": "price-list.pdf",
-                    "mime_type": "application/pdf",
-                    "kind": "document",
-                    "size_bytes": 48213,
-                    "created_at": "2026-12-03T08:00:00Z",
+                    **EXAMPLE,
                     "uploaded_by": {"id": "0b6f9a52-3c1d-4e8f-9a7b-2c3d4e5f6a70", "name": "Ana"},
                     "used_by": {
                         "canned_responses": [
