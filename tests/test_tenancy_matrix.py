@@ -773,6 +773,8 @@ NO_ROUTE = {
     "`PATCH`/`DELETE /notes/{note_id}`)",
     Permission.CANNED_MANAGE: "(object rule: the company's, `POST /canned-responses` with "
     "`company_wide`, `PATCH`/`DELETE /canned-responses/{canned_id}`)",
+    Permission.MEDIA_MANAGE: "(object rule: a file someone else uploaded, "
+    "`DELETE /media/{media_id}`)",
 }
 
 
