@@ -1,6 +1,7 @@
 """Campaign commands and pacing on the real stack with the fake provider: a campaign sending
 only inside business hours waits for them after its scheduled time; an edit before the start
-is what the workflow follows (brought forward, postponed), refused once it started; commands
+is what the workflow follows (brought forward, postponed), refused once it started; one made
+while paused applies to every message not sent at the resume, announced again; commands
 relayed again change nothing; two campaigns on one number share its throughput, and a reply
 on the number goes before the campaign sends queued for it."""
 
@@ -10,6 +11,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import text
@@ -30,6 +32,7 @@ from tests.fixtures.traffic import cloud_delivery, cloud_text, eventually, post_
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.services.business_hours import DAYS
+from zapflow.services.events import stream_key
 from zapflow.services.number_pace import KEY_PREFIX
 from zapflow.temporal import connect
 
@@ -99,7 +102,7 @@ async def test_an_edit_before_the_start_is_followed_and_refused_once_started(
 
 
 async def test_an_edit_while_paused_applies_to_every_recipient_not_sent_at_the_resume(
-    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory
+    tenant: Tenant, provider_server: ProviderServer, sessions: SessionFactory, settings: Settings
 ) -> None:
     instance = await number_with_templates(tenant, provider_server)
     prefix = await audience(sessions, tenant.id, 12, "editar")
@@ -122,7 +125,26 @@ async def test_an_edit_while_paused_applies_to_every_recipient_not_sent_at_the_r
     edited = await tenant.client.patch(url, json={"message": message, "throughput": 20})
     assert edited.status_code == 200 and edited.json()["throughput"] == 20, edited.text
     before = {r.json["to"]: _first_parameter(r) for r in _accepted(provider_server, prefix)}
+    rewritten = await _pending(sessions, made["id"])  # queued ahead, or released: not sent
+    redis = Redis.from_url(settings.redis_url)
+    since = [entry for entry, _ in await redis.xrevrange(stream_key(tenant.id), count=1)]
     assert (await tenant.client.post(f"{url}/resume")).status_code == 200
+
+    async def announced() -> dict[str, str]:
+        """The first parameter of each message announced since the resume."""
+        entries = await redis.xrange(stream_key(tenant.id), min=since[0] if since else "-")
+        events = [orjson.loads(fields[b"payload"]) for _, fields in entries]
+        return {
+            e["data"]["id"]: e["data"]["payload"]["outbound"]["template"]["components"][0][
+                "parameters"][0]["text"]
+            for e in events
+            if e["type"] == "message.created"
+        }  # fmt: skip
+
+    # announced again with the new content, so an open conversation shows what will be sent
+    again = await eventually(announced, lambda got: rewritten <= set(got), within=30)
+    assert rewritten and {again[m] for m in rewritten} == {"Nova"}
+    await redis.aclose()
     assert (await finished(tenant, made["id"], within=60))["status"] == "completed"
     after = [r for r in _accepted(provider_server, prefix) if r.json["to"] not in before]
     assert len(before) + len(after) == 12 and set(before.values()) == {"Cliente"}
@@ -152,6 +174,15 @@ async def _refused(provider: ProviderServer, prefix: str) -> int:
         if isinstance(r.json, dict) and str(r.json.get("to", "")).startswith(prefix)
         and r.status == 429
     )  # fmt: skip
+
+
+async def _pending(sessions: SessionFactory, campaign_id: str) -> set[str]:
+    query = text(
+        "SELECT m.id FROM messages m JOIN campaign_recipients r ON r.message_id = m.id"
+        " WHERE r.campaign_id = :id AND m.status = 'pending'"
+    )
+    async with sessions() as session:
+        return {str(i) for i in (await session.execute(query, {"id": campaign_id})).scalars()}
 
 
 async def _sending(sessions: SessionFactory, campaign_id: str) -> int:

@@ -2,7 +2,9 @@
 uploads (413/422 naming `file`, never a 500), downloads that no browser renders, another
 company's file a 404, expiring signed links for the providers, and a canned response's and a
 message's uploaded media sent through the fake provider on Cloud API (a link Meta fetches) and
-Evolution (the bytes)."""
+Evolution (the bytes). The company's list (newest first, by kind, its uploader and what names
+each file), deletion (the uploader's or a manager's; refused while named) and the retention
+sweep of old files nothing names, a bounded batch at a time."""
 
 from __future__ import annotations
 
@@ -12,20 +14,23 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlmodel import col
 
 from tests.fixtures.app import Tenant
 from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import eventually, sent_on_both_providers
-from zapflow.db import SessionFactory
+from zapflow.activities.media_files import MediaActivities
+from zapflow.config import Settings
+from zapflow.db import SessionFactory, transaction
 from zapflow.models import MediaFile
-from zapflow.services.media_files import KIND_MAX_BYTES, MAX_BYTES, signature
+from zapflow.services.media_files import KIND_MAX_BYTES, MAX_BYTES, signature, sweep_unused
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\rIHDR" + bytes(64)
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<<>>\nendobj\n%%EOF\n"
@@ -191,3 +196,88 @@ async def test_uploaded_media_goes_as_a_signed_link_to_meta_and_as_bytes_to_evol
             assert (await meta.get(api_url + path, params=changed)).status_code == 404
     assert evolution["media"] == base64.b64encode(PNG).decode()
     assert (evolution["mediatype"], evolution["mimetype"]) == ("image", "image/png")
+    await _named_files_stay(tenant, file["id"], saved.json()["id"])
+
+
+async def _named_files_stay(tenant: Tenant, media_id: str, canned_id: str) -> None:
+    """The file the two messages and the canned response name: listed with them, not deleted
+    (409 naming them), still not once the canned response is gone (the messages name it)."""
+    [listed] = (await tenant.client.get("/api/v1/media")).json()["data"]
+    assert listed["used_by"] == {
+        "canned_responses": [{"id": canned_id, "shortcut": "kit"}], "messages": 2
+    }  # fmt: skip
+    refused = await tenant.client.delete(f"/api/v1/media/{media_id}")
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "media_in_use" and "/kit" in error["message"]
+    assert error["details"]["messages"] == 2
+    assert (await tenant.client.delete(f"/api/v1/canned-responses/{canned_id}")).status_code == 204
+    refused = await tenant.client.delete(f"/api/v1/media/{media_id}")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["details"]["canned_responses"] == []
+
+
+async def _agent(tenant: Tenant, api_url: str) -> httpx.AsyncClient:
+    user = (await tenant.client.post(
+        "/api/v1/users", json={"email": "a@example.com", "name": "Ana", "role": "agent"}
+    )).json()  # fmt: skip
+    key = await tenant.client.post(
+        "/api/v1/api-keys", json={"name": "ana", "role": "agent", "user_id": user["id"]}
+    )
+    assert key.status_code == 201, key.text
+    return httpx.AsyncClient(
+        base_url=api_url, headers={"Authorization": f"Bearer {key.json()['key']}"}, timeout=10
+    )
+
+
+async def test_the_company_lists_its_files_and_deletes_what_nothing_names(
+    tenant: Tenant, other_tenant: Tenant, api_url: str
+) -> None:
+    admins = (await upload(tenant.client, PDF, "a.pdf")).json()
+    async with await _agent(tenant, api_url) as agent:
+        own = (await upload(agent, PNG, "b.png")).json()
+        await upload(other_tenant.client, PNG, "theirs.png")
+        first = (await agent.get("/api/v1/media", params={"limit": 1})).json()
+        assert [f["id"] for f in first["data"]] == [own["id"]] and first["has_more"]
+        assert first["data"][0]["uploaded_by"]["name"] == "Ana"
+        rest = await agent.get("/api/v1/media", params={"cursor": first["next_cursor"]})
+        [older] = rest.json()["data"]
+        assert older["id"] == admins["id"] and older["uploaded_by"] is None  # an API key's
+        assert older["used_by"] == {"canned_responses": [], "messages": 0}
+        images = (await agent.get("/api/v1/media", params={"kind": "image"})).json()["data"]
+        assert [f["id"] for f in images] == [own["id"]]
+        # an agent deletes its own file, not another's
+        refused = await agent.delete(f"/api/v1/media/{admins['id']}")
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["details"]["permission"] == "media:manage"
+        assert (await agent.delete(f"/api/v1/media/{own['id']}")).status_code == 204
+        assert (await agent.get(f"/api/v1/media/{own['id']}/content")).status_code == 404
+    assert (await other_tenant.client.delete(f"/api/v1/media/{admins['id']}")).status_code == 404
+    assert (await tenant.client.delete(f"/api/v1/media/{admins['id']}")).status_code == 204
+    assert (await tenant.client.get("/api/v1/media")).json()["data"] == []
+
+
+async def test_retention_sweeps_old_files_nothing_names_a_batch_at_a_time(
+    tenant: Tenant, sessions: SessionFactory, settings: Settings
+) -> None:
+    ids = [(await upload(tenant.client, PNG, f"{i}.png")).json()["id"] for i in range(4)]
+    named = await tenant.client.post(
+        "/api/v1/canned-responses",
+        json={"shortcut": "old", "body": "x", "company_wide": True,
+              "attachments": [{"media_id": ids[0], "kind": "image"}]},
+    )  # fmt: skip
+    assert named.status_code == 201, named.text
+    old = [uuid.UUID(i) for i in ids[:3]]  # the last one is recent
+    async with transaction(sessions) as session:
+        await session.execute(
+            update(MediaFile)
+            .where(col(MediaFile.id).in_(old))
+            .values(created_at=MediaFile.created_at - timedelta(days=31))
+        )
+    before = datetime.now(UTC) - timedelta(days=30)
+    async with transaction(sessions) as session:
+        assert await sweep_unused(session, before, 1) == 1  # the batch's bound
+    assert await MediaActivities(sessions, settings).sweep_unused() == 1
+    assert await MediaActivities(sessions, settings).sweep_unused() == 0
+    listed = (await tenant.client.get("/api/v1/media")).json()["data"]
+    assert sorted(f["id"] for f in listed) == sorted([ids[0], ids[3]])

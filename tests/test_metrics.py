@@ -91,8 +91,9 @@ async def test_api_and_worker_metrics_after_a_conversation(
 
     assert sample(text, "zapflow_relay_events", kind="message") == 1
     assert sample(text, "zapflow_relay_events", kind="outbound") == 1
+    assert sample(text, "zapflow_relay_stores", outcome="stored") == 1  # before its signal
     completed = sample(
-        text, "zapflow_activity_outcomes", activity_type="persist_inbound", outcome="completed"
+        text, "zapflow_activity_outcomes", activity_type="send_message", outcome="completed"
     )
     assert completed == 1
     latency_count = sample(text, "zapflow_message_event_latency_count")

@@ -231,6 +231,7 @@ async def _make_spares(client: httpx.AsyncClient, objects: dict[str, str]) -> No
             ),
             await client.post("/api/v1/api-keys", json={"name": f"spare {n}", "role": "admin"}),
             await client.post("/api/v1/teams", json={"name": f"spare {n}"}),
+            await client.post("/api/v1/media", content=b"%PDF-1.7\n", params={"filename": f"{n}"}),
             await client.post(
                 "/api/v1/canned-responses",
                 json={"shortcut": f"spare{n}", "body": f"spare {n}", "company_wide": True},

@@ -88,7 +88,7 @@ async def test_a_refused_send_is_dead_lettered_then_replayed_once_fixed(
 ) -> None:
     customer = "55119" + str(uuid.uuid4().int)[:8]
     _, cid = await start_conversation(tenant, customer)
-    provider_server.fail_next(1, status=400)
+    provider_server.fail_next(1, status=400, to=customer)
     sent = (
         await tenant.client.post(f"/api/v1/conversations/{cid}/messages", json={"text": "x"})
     ).json()
@@ -131,7 +131,7 @@ async def test_a_request_for_the_send_in_flight_is_not_dropped(
     customer = "55119" + str(uuid.uuid4().int)[:8]
     instance, cid = await start_conversation(tenant, customer)
     provider_server.delay_next(1, seconds=2.0)  # the send stays in flight meanwhile
-    provider_server.fail_next(1, status=400)
+    provider_server.fail_next(1, status=400, to=customer)
     sent = (
         await tenant.client.post(f"/api/v1/conversations/{cid}/messages", json={"text": "x"})
     ).json()

@@ -223,7 +223,7 @@ async def test_permanent_provider_refusal_fails_the_message_with_a_dead_letter(
     from zapflow.models import DeadLetter
 
     _, conversation_id = await start_conversation(tenant, "5511966665555")
-    provider_server.fail_next(1, status=400)
+    provider_server.fail_next(1, status=400, to="5511966665555")
     sent = await tenant.client.post(
         f"/api/v1/conversations/{conversation_id}/messages", json={"text": "x"}
     )
@@ -240,13 +240,13 @@ async def test_retryable_provider_errors_are_retried(
     provider_server: ProviderServer,  # type: ignore[no-untyped-def]
 ) -> None:
     _, conversation_id = await start_conversation(tenant, "5511955554444")
-    provider_server.fail_next(1, status=429, retry_after=0)
-    provider_server.fail_next(1, status=500)
+    provider_server.fail_next(1, status=429, retry_after=0, to="5511955554444")
+    provider_server.fail_next(1, status=500, to="5511955554444")
     sent = await tenant.client.post(
         f"/api/v1/conversations/{conversation_id}/messages", json={"text": "x"}
     )
     await eventually(lambda: _message(sessions, sent.json()["id"]), lambda m: m.status == "sent")
-    assert [r.status for r in provider_server.requests] == [429, 500, 200]
+    assert [r.status for r in provider_server.sent_to("5511955554444")] == [429, 500, 200]
 
 
 async def _message(sessions, message_id: str) -> Message:  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
-"""The scheduled template sync against the fake Graph API: the ``template-sync`` Schedule exists
-once the campaigns worker started (and making sure of it again changes nothing), and a run syncs
-every Cloud number's templates across pages, skipping a number it cannot sync."""
+"""The scheduled template sync against the fake Graph API: the ``template-sync`` Schedule (and
+``media-retention``) exists once the campaigns worker started (and making sure of it again
+changes nothing), and a run syncs every Cloud number's templates across pages, skipping a
+number it cannot sync."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.fixtures.provider_server import ProviderServer
 from tests.fixtures.traffic import eventually
 from zapflow.config import Settings
 from zapflow.temporal import connect
-from zapflow.worker.template_schedule import SCHEDULE_ID, ensure_template_schedule
+from zapflow.worker.schedules import MEDIA_SCHEDULE_ID, SCHEDULE_ID, ensure_schedules
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -25,11 +26,14 @@ async def test_the_schedule_syncs_every_cloud_number(
     tenant: Tenant, provider_server: ProviderServer, settings: Settings
 ) -> None:
     client = await connect(settings)
-    await ensure_template_schedule(client, settings)  # again, as a second worker would
+    await ensure_schedules(client, settings)  # again, as a second worker would
     handle = client.get_schedule_handle(SCHEDULE_ID)
     described = await handle.describe()
     [interval] = described.schedule.spec.intervals
     assert interval.every.total_seconds() == settings.template_sync_seconds
+    media = await client.get_schedule_handle(MEDIA_SCHEDULE_ID).describe()  # its sweep: the
+    [interval] = media.schedule.spec.intervals  # activity's test in tests/test_media_files.py
+    assert interval.every.total_seconds() == settings.media_retention_sweep_seconds
 
     number = await cloud_number(tenant)
     account = number["settings"]["waba_id"]

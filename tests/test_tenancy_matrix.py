@@ -645,6 +645,7 @@ AGENT_NOT_AUTHOR = {
     "DELETE /api/v1/notes/{note_id}": "notes:manage",
     "PATCH /api/v1/canned-responses/{canned_id}": "canned:manage",
     "DELETE /api/v1/canned-responses/{canned_id}": "canned:manage",
+    "DELETE /api/v1/media/{media_id}": "media:manage",  # the world's file is its admin's
 }
 # Allowed to agents, but only in a browser session (an API key gets a 422 saying so):
 # tests/test_user_sessions.py calls them signed in.
@@ -772,6 +773,8 @@ NO_ROUTE = {
     "`PATCH`/`DELETE /notes/{note_id}`)",
     Permission.CANNED_MANAGE: "(object rule: the company's, `POST /canned-responses` with "
     "`company_wide`, `PATCH`/`DELETE /canned-responses/{canned_id}`)",
+    Permission.MEDIA_MANAGE: "(object rule: a file someone else uploaded, "
+    "`DELETE /media/{media_id}`)",
 }
 
 

@@ -134,7 +134,7 @@ async def test_a_send_the_provider_refuses_shows_its_reason_and_a_retry(
 ):
     _, conversation_id = await start_conversation(tenant, "5511933330003")
     await sign_in(page, tenant.api_key, f"/app/#/inbox/{conversation_id}")
-    provider_server.fail_next(1, status=400)
+    provider_server.fail_next(1, status=400, to="5511933330003")
     composer = page.get_by_label("Message", exact=True)
     await composer.fill("Segue o orçamento")
     await composer.press("Enter")

@@ -1,7 +1,8 @@
 """The agent's desk in the browser: a canned response inserted by its shortcut with the
 contact's name filled in, its reply buttons (ids kept) making the text an interactive message and
 its attachment sent after it, and "assign to me"; an agent managing her own with attachments and
-buttons."""
+buttons, and the company's files on her account page: used by it, so not deleted; picked in the
+editor, then deleted."""
 
 from __future__ import annotations
 
@@ -115,6 +116,13 @@ async def test_an_agent_manages_own_canned_responses_with_an_attachment(
     await expect(row).to_contain_text("Attachments: 2")
     await expect(row).to_contain_text("Buttons: Pedir")
     await screenshot(page, "canned-responses")
+    # the company's files: hers, used by the response, so not deleted (the refusal says why)
+    files = page.locator(".media-files")
+    file_row = files.locator("tr", has_text="prices.pdf")
+    await expect(file_row).to_contain_text("Caio")
+    await expect(file_row).to_contain_text("/menu")
+    await file_row.get_by_role("button", name="Delete").click()
+    await expect(files.get_by_role("status")).to_contain_text("in use by canned responses /menu")
 
     async def own() -> list[tuple[str, str, list[str], list[Any]]]:
         listed = await page.request.get(f"{api_url}/api/v1/canned-responses")  # her cookie
@@ -146,3 +154,9 @@ async def test_an_agent_manages_own_canned_responses_with_an_attachment(
     await expect(row).not_to_contain_text("Attachments")
     await expect(row).not_to_contain_text("Buttons")
     assert await own() == [("menu", "Our menu, {{contact.name}}:", [], [])]
+    # named by nothing now: picked again in the editor from the company's files, then deleted
+    await expect(file_row).to_contain_text("nothing")
+    await manager.get_by_label("Pick an uploaded file").select_option(label="Document: prices.pdf")
+    await expect(manager.locator("[data-media-id]")).to_contain_text("Document: prices.pdf")
+    await file_row.get_by_role("button", name="Delete").click()
+    await expect(file_row).to_have_count(0)

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     campaign_tier_window_seconds: float = Field(86_400, gt=0)
     # Cloud API numbers' templates are synced from the Graph API this often (a Temporal Schedule)
     template_sync_seconds: float = Field(3600, ge=10)
+    # uploaded files nothing names are deleted this long after their upload, swept this often
+    media_retention_days: float = Field(30, gt=0)
+    media_retention_sweep_seconds: float = Field(3600, ge=10)
     message_worker_concurrency: int = Field(10, ge=1, le=1000)
     flow_worker_concurrency: int = Field(10, ge=1, le=1000)
     ai_worker_concurrency: int = Field(10, ge=1, le=1000)

@@ -9,7 +9,7 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -29,7 +29,7 @@ from zapflow.models import (
     utc_now,
 )
 from zapflow.services import campaigns, templates
-from zapflow.services.number_pace import NumberPace, number_rate
+from zapflow.services.number_pace import BURST_TOLERANCE, NumberPace, number_rate
 from zapflow.whatsapp.errors import ProviderError
 from zapflow.workflows.inputs import CampaignBatchInput, CampaignBatchResult, CampaignFinishInput
 
@@ -58,18 +58,25 @@ HALTING = {"throttled", "unavailable", "stopped"}  # the rest of the batch waits
 
 
 class Pacer:
-    """Spaces calls ``1 / rate`` seconds apart (slots are taken in call order)."""
+    """The campaign's own pace: slots ``1 / rate`` seconds apart, taken in call order; a caller
+    late by less than ``BURST_TOLERANCE`` still gets the slot it missed (as the number's pace
+    does, services/number_pace.py), so a stall of the stream costs no sends."""
 
-    def __init__(self, rate: float) -> None:
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
         self._interval = 1.0 / max(rate, 0.1)
-        self._next = time.monotonic()
+        self._clock = clock
+        self._next = clock()
+
+    def take(self) -> float:
+        """The next slot: the seconds until it (0: due, or missed and taken now)."""
+        now = self._clock()
+        slot = max(self._next, now - BURST_TOLERANCE)
+        self._next = slot + self._interval
+        return max(0.0, slot - now)
 
     async def wait(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self._next)
-        self._next = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
+        if (seconds := self.take()) > 0:
+            await asyncio.sleep(seconds)
 
 
 @contextlib.asynccontextmanager

@@ -82,6 +82,13 @@ class Message(SQLModel, table=True):
             sa.text("id DESC"),
         ),
         sa.Index("idx_messages_company_created", "company_id", sa.text("created_at DESC")),
+        # the messages naming an uploaded file (services/media_files.py): few of all messages
+        sa.Index(
+            "idx_messages_media_id",
+            "company_id",
+            sa.text("(media->>'media_id')"),
+            postgresql_where=sa.text("(media->>'media_id') IS NOT NULL"),
+        ),
         enum_check("direction", MessageDirection),
         enum_check("type", MessageType),
         enum_check("status", MessageStatus),

@@ -8,6 +8,13 @@ file by ``media_id`` where it would give a ``url``; the send activity hands Meta
 signed link to ``GET /media/{id}`` (Meta fetches a Cloud API ``link`` from the internet) and
 gives Evolution the bytes, as it does for a URL it downloads. Another company's file is not
 found.
+
+A file is kept while anything names it: a canned response (deleting it is refused, naming the
+responses) or a message (the thread's record, downloadable from the desk, and the bytes a send
+still retrying needs). Its uploader, or a supervisor or admin (``media:manage``), deletes it once
+nothing does; files named by nothing past ``media_retention_days`` are swept by the
+``media-retention`` Schedule. Attaching a file key-share locks its row, so a deletion or a sweep
+never removes a file a commit is about to name.
 """
 
 from __future__ import annotations
@@ -17,18 +24,23 @@ import hmac
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import bindparam, delete, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.types import Text
 from sqlmodel import col
 
-from zapflow.errors import NotFound, PayloadTooLarge, Unprocessable
-from zapflow.models import MediaFile, MediaFileContent
+from zapflow.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
+from zapflow.models import MediaFile, MediaFileContent, User
 from zapflow.services.auth import Principal
+from zapflow.services.paging import newest_first
+from zapflow.services.permissions import Permission
 
 MAX_BYTES = 16 * 1024 * 1024  # Meta's limit for audio and video; what a send downloads too
 KIND_MAX_BYTES = {"image": 5 * 1024 * 1024}  # Meta refuses larger images at send time
@@ -125,9 +137,10 @@ async def create_media_file(
 
 
 async def get_media_file(
-    session: AsyncSession, company_id: uuid.UUID, media_id: uuid.UUID
+    session: AsyncSession, company_id: uuid.UUID, media_id: uuid.UUID, lock: Any = None
 ) -> MediaFile:
-    row = await session.get(MediaFile, media_id)
+    """The company's file; ``lock``: a ``with_for_update`` of its row."""
+    row = await session.get(MediaFile, media_id, with_for_update=lock)
     if row is None or row.company_id != company_id:
         raise NotFound("media file not found", details={"media_id": str(media_id)})
     return row
@@ -141,7 +154,9 @@ async def referenced_media(
     422 naming ``<field>.kind`` for a kind it cannot be sent as."""
     if media.get("media_id") is None:
         return media
-    row = await get_media_file(session, company_id, uuid.UUID(str(media["media_id"])))
+    media_id = uuid.UUID(str(media["media_id"]))
+    # held until the naming row commits: a deletion waits, a sweep skips the file
+    row = await get_media_file(session, company_id, media_id, {"read": True, "key_share": True})
     if media["kind"] not in SENDABLE_AS[row.kind]:
         kinds = " or ".join(sorted(SENDABLE_AS[row.kind]))
         raise Unprocessable(
@@ -149,6 +164,119 @@ async def referenced_media(
             details={"field": f"{field}.kind"},
         )
     return {**media, "mime_type": row.mime_type, "filename": media.get("filename") or row.filename}
+
+
+# who names each file: a canned response's attachments, a message's media
+CANNED_USES = text(
+    "SELECT a->>'media_id' AS media_id, c.id, c.shortcut FROM canned_responses c"
+    " CROSS JOIN LATERAL jsonb_array_elements(c.attachments) a"
+    " WHERE c.company_id = :company_id AND a->>'media_id' = ANY(:ids) ORDER BY c.shortcut"
+).bindparams(bindparam("ids", type_=ARRAY(Text)))
+# the IS NOT NULL repeats idx_messages_media_id's predicate, so the planner may use it
+MESSAGE_USES = text(
+    "SELECT media->>'media_id' AS media_id, count(*) AS messages FROM messages"
+    " WHERE company_id = :company_id AND media->>'media_id' IS NOT NULL"
+    " AND media->>'media_id' = ANY(:ids) GROUP BY 1"
+).bindparams(bindparam("ids", type_=ARRAY(Text)))
+UNUSED_SINCE = """
+    SELECT f.id FROM media_files f WHERE f.created_at < :before
+    AND NOT EXISTS (SELECT 1 FROM canned_responses c
+        CROSS JOIN LATERAL jsonb_array_elements(c.attachments) a
+        WHERE c.company_id = f.company_id AND a->>'media_id' = f.id::text)
+    AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.company_id = f.company_id
+        AND m.media->>'media_id' IS NOT NULL AND m.media->>'media_id' = f.id::text)
+    ORDER BY f.created_at LIMIT :limit FOR UPDATE SKIP LOCKED
+"""
+
+
+async def uses(
+    session: AsyncSession, company_id: uuid.UUID, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    """What names each file: ``{"canned_responses": [{id, shortcut}], "messages": n}``."""
+    found: dict[uuid.UUID, dict[str, Any]] = {
+        i: {"canned_responses": [], "messages": 0} for i in ids
+    }
+    params = {"company_id": company_id, "ids": [str(i) for i in ids]}
+    for media_id, canned_id, shortcut in await session.execute(CANNED_USES, params):
+        found[uuid.UUID(media_id)]["canned_responses"].append(
+            {"id": canned_id, "shortcut": shortcut}
+        )
+    for media_id, messages in await session.execute(MESSAGE_USES, params):
+        found[uuid.UUID(media_id)]["messages"] = messages
+    return found
+
+
+async def list_media_files(
+    session: AsyncSession,
+    company_id: uuid.UUID,
+    kind: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The company's files, newest first, each with its uploader and what names it."""
+    query = select(MediaFile).where(col(MediaFile.company_id) == company_id)
+    if kind is not None:
+        query = query.where(col(MediaFile.kind) == kind)
+    rows, next_cursor = await newest_first(
+        session, query, MediaFile.created_at, MediaFile.id, limit, cursor
+    )
+    uploaders = {r.user_id for r in rows if r.user_id is not None}
+    named = await session.execute(
+        select(col(User.id), col(User.name)).where(col(User.id).in_(uploaders))
+    )
+    names = {user_id: name for user_id, name in named}
+    used = await uses(session, company_id, [r.id for r in rows])
+    page = [
+        {
+            **{k: getattr(r, k) for k in ("id", "filename", "mime_type", "kind", "size_bytes")},
+            "created_at": r.created_at,
+            "uploaded_by": {"id": r.user_id, "name": names[r.user_id]} if r.user_id else None,
+            "used_by": used[r.id],
+        }
+        for r in rows
+    ]
+    return page, next_cursor
+
+
+async def delete_media_file(
+    session: AsyncSession, principal: Principal, media_id: uuid.UUID
+) -> None:
+    """Its uploader's, or anyone's with ``media:manage``; refused (409) while something names
+    it, saying what."""
+    row = await get_media_file(session, principal.company_id, media_id, True)
+    own = row.user_id is not None and row.user_id == principal.user_id
+    if not own and not principal.can(Permission.MEDIA_MANAGE):
+        raise Forbidden(
+            "only its uploader, a supervisor or an admin can delete a file",
+            details={"permission": Permission.MEDIA_MANAGE.value},
+        )
+    used = (await uses(session, principal.company_id, [row.id]))[row.id]
+    if used["canned_responses"] or used["messages"]:
+        shortcuts = ", ".join(f"/{c['shortcut']}" for c in used["canned_responses"])
+        named = [f"canned responses {shortcuts}"] if shortcuts else []
+        named += [f"{used['messages']} messages"] if used["messages"] else []
+        raise Conflict(
+            f"media file: in use by {' and '.join(named)}",
+            code="media_in_use",
+            details={
+                "canned_responses": [
+                    {"id": str(c["id"]), "shortcut": c["shortcut"]}
+                    for c in used["canned_responses"]
+                ],
+                "messages": used["messages"],
+            },
+        )
+    await session.delete(row)
+    await session.flush()
+
+
+async def sweep_unused(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Delete up to ``limit`` files created before ``before`` that nothing names; how many."""
+    ids = (await session.execute(text(UNUSED_SINCE), {"before": before, "limit": limit})).scalars()
+    deleted = await session.execute(
+        delete(MediaFile).where(col(MediaFile.id).in_(list(ids))).returning(col(MediaFile.id))
+    )
+    return len(deleted.all())
 
 
 def signature(key: bytes, media_id: uuid.UUID, expires: int) -> str:

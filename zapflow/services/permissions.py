@@ -55,7 +55,9 @@ class Permission(StrEnum):
     OPT_OUTS_MANAGE = "opt_outs:manage"  # record or lift a contact's opt-out
     REPORTS_READ = "reports:read"  # the whole team's figures: supervisors and admins
     MEDIA_READ = "media:read"  # the company's uploaded files (to show or download them)
-    MEDIA_WRITE = "media:write"  # upload a file (a canned response's or a message's media)
+    # upload a file (a canned response's or a message's media), delete one's own
+    MEDIA_WRITE = "media:write"
+    MEDIA_MANAGE = "media:manage"  # delete anyone's file
 
 
 AGENT_PERMISSIONS = frozenset(
@@ -90,8 +92,9 @@ AGENT_PERMISSIONS = frozenset(
     }
 )
 # a supervisor runs the floor: teams and their routing, the company's saved replies, notes,
-# the reports
+# the reports, anyone's uploaded files
 SUPERVISOR_PERMISSIONS = AGENT_PERMISSIONS | {
+    Permission.MEDIA_MANAGE,
     Permission.REPORTS_READ,
     Permission.TEAMS_MANAGE,
     Permission.CANNED_MANAGE,

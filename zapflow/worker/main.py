@@ -30,7 +30,7 @@ from zapflow.whatsapp import provider_http_client
 from zapflow.worker.metrics import ActivityOutcomeInterceptor, WorkerMetrics
 from zapflow.worker.registry import ROLES, ai_available, registrations
 from zapflow.worker.relay import STORE_CONCURRENCY, InboxRelay
-from zapflow.worker.template_schedule import ensure_template_schedule
+from zapflow.worker.schedules import ensure_schedules
 
 log = logging.getLogger(__name__)
 OUTBOX_SWEEP_SECONDS = 2.0
@@ -102,7 +102,7 @@ async def worker_services(
         )
     ]
     if "campaigns" in roles:  # before any task runs: a refusal here leaves nothing to stop
-        await ensure_template_schedule(client, settings)
+        await ensure_schedules(client, settings)
     tasks = [asyncio.create_task(w.run(), name=f"worker:{w.task_queue}") for w in workers]
     tasks.append(asyncio.create_task(cache.listen(), name="cache invalidations"))
     if "pipeline" in roles:

@@ -19,6 +19,11 @@ class WorkerMetrics:
         self.relayed_events = meter.create_counter(
             "zapflow_relay_events", "Inbox events relayed, by kind"
         )
+        self.relay_stores = meter.create_counter(
+            "zapflow_relay_stores",
+            "Conversations the relay stored before signalling, by outcome (stored; fallback: "
+            "the pass's transaction failed and their workflows persist the rows)",
+        )
         self.message_latency = meter.create_histogram_float(
             "zapflow_message_event_latency",
             "Webhook receipt to the message.created event being published",

@@ -30,6 +30,7 @@ from zapflow.activities.embeddings import EmbeddingActivities
 from zapflow.activities.flow_triggers import FlowTriggerActivities
 from zapflow.activities.flows import FlowActivities
 from zapflow.activities.followups import FollowUpActivities
+from zapflow.activities.media_files import MediaActivities
 from zapflow.activities.messages import MessageActivities
 from zapflow.activities.routing import RoutingActivities
 from zapflow.activities.slas import SlaActivities
@@ -46,6 +47,7 @@ from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
 from zapflow.workflows.flow_trigger import FlowTriggerWorkflow
 from zapflow.workflows.mark_read import MarkReadWorkflow
+from zapflow.workflows.media_retention import MediaRetentionWorkflow
 from zapflow.workflows.routing import TeamRoutingWorkflow
 from zapflow.workflows.template_sync import TemplateSyncWorkflow
 
@@ -93,6 +95,7 @@ def registrations(
     sla = SlaActivities(sessions)
     campaigns = CampaignActivities(sessions, messages, settings, pace)
     template_sync = TemplateActivities(sessions, http, settings)
+    media = MediaActivities(sessions, settings)
     embeddings = EmbeddingActivities()
     flows = FlowActivities(sessions, cache, egress, ChatModel(settings), embedders)
     # schedule and deal-stage triggers queue runs' starts in the inbox
@@ -157,13 +160,14 @@ def registrations(
         ),
         "campaigns": QueueRegistration(
             task_queue=settings.campaigns_task_queue,
-            workflows=[CampaignWorkflow, TemplateSyncWorkflow],
+            workflows=[CampaignWorkflow, TemplateSyncWorkflow, MediaRetentionWorkflow],
             activities=[
                 campaigns.snapshot,
                 campaigns.snapshot_when_due,
                 campaigns.send_batch,
                 campaigns.finish,
                 template_sync.sync_all,
+                media.sweep_unused,
             ],
             max_concurrent_activities=settings.campaign_worker_concurrency,
         ),

@@ -337,9 +337,16 @@ class InboxRelay:
                 results = await self._persister.persist_pass(inputs)
             except (OSError, DBAPIError, ValueError, TypeError, KeyError) as exc:
                 log.warning("a pass's persist failed; its workflows persist the rows: %s", exc)
+                self._count_stores("fallback", len(chunk))
                 return
+        self._count_stores("stored", len(chunk))
         for item, result in zip(chunk, results, strict=True):
             item.stored.append(result)
+
+    def _count_stores(self, outcome: str, conversations: int) -> None:
+        self._metrics.relay_stores.with_additional_attributes({"outcome": outcome}).add(
+            conversations
+        )
 
     def _conversation_work(
         self, rows: list[ClaimedRow], chats: dict[int, str]

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from zapflow.api.deps import CurrentPrincipal, Requires, SessionDep, StateDep
+from zapflow.api.paging import Cursor, CursorPage, Limit
 from zapflow.models import MediaFile
-from zapflow.schemas.media_files import MediaFilePublic
+from zapflow.schemas.media_files import MediaFileListed, MediaFilePublic
 from zapflow.services import media_files as service
 from zapflow.services.permissions import Permission
 
@@ -62,6 +63,43 @@ async def upload_media_file(
     _refuse_declared_too_large(request)
     upload = await service.read_upload(request.stream())
     return await service.create_media_file(session, principal, upload, filename)
+
+
+@router.get(
+    "",
+    summary="The company's files, newest first, with their uploader and what names them",
+    response_model=CursorPage[MediaFileListed],
+    dependencies=[Requires(Permission.MEDIA_READ)],
+)
+async def list_media_files(
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    kind: Literal["image", "audio", "video", "document"] | None = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Any:
+    rows, next_cursor = await service.list_media_files(
+        session, principal.company_id, kind, limit, cursor
+    )
+    return CursorPage[MediaFileListed].of(rows, next_cursor)
+
+
+@router.delete(
+    "/{media_id}",
+    status_code=204,
+    summary="Delete a file nothing names (its uploader's, or anyone's for supervisors and admins)",
+    responses={
+        **NOT_FOUND,
+        403: {"description": "another user's file, and no `media:manage`"},
+        409: {"description": "canned responses or messages name it (`media_in_use`, naming them)"},
+    },
+    dependencies=[Requires(Permission.MEDIA_WRITE)],
+)
+async def delete_media_file(
+    media_id: uuid.UUID, principal: CurrentPrincipal, session: SessionDep
+) -> Response:
+    await service.delete_media_file(session, principal, media_id)
+    return Response(status_code=204)
 
 
 @router.get(

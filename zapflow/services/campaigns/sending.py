@@ -38,7 +38,8 @@ from zapflow.services import business_hours, messages
 from zapflow.services.campaigns.content import content_for
 from zapflow.services.campaigns.definition import campaign_template
 from zapflow.services.campaigns.progress import STOPPED, announce
-from zapflow.services.conversations import upsert_conversations
+from zapflow.services.conversations import message_created, upsert_conversations
+from zapflow.services.events import stage
 from zapflow.services.messages import OutboundContent
 from zapflow.services.opt_outs import opted_out
 from zapflow.whatsapp import jid as jids
@@ -252,9 +253,10 @@ async def _queue(
 async def refresh_queued(session: AsyncSession, campaign: Campaign) -> None:
     """The messages queued for recipients not sent yet and never claimed (``pending``: queued
     ahead of a pause, or released) rewritten with the campaign's message as it is now, so an
-    edit made while paused applies to them at the resume. A contact the new message cannot
-    fill fails, as queueing it would; a template unusable now is left to the next batch
-    (which pauses the campaign with the reason)."""
+    edit made while paused applies to them at the resume, and announced again
+    (``message.created`` with the same id: an open conversation shows the new content in its
+    place). A contact the new message cannot fill fails, as queueing it would; a template
+    unusable now is left to the next batch (which pauses the campaign with the reason)."""
     instance = await session.get(WhatsAppInstance, campaign.instance_id)
     assert instance is not None
     try:
@@ -272,13 +274,15 @@ async def refresh_queued(session: AsyncSession, campaign: Campaign) -> None:
         )
         .with_for_update(of=Message)
     )
+    rewritten = []
     for recipient, contact, message in (await session.execute(query)).all():
         try:
             messages.refill(message, instance, content_for(campaign, template, contact))
+            rewritten.append(message)
         except Unprocessable as exc:
             await messages.record_failed(session, message.id, {"message": exc.message}, 0)
             _finish_recipient(recipient, RecipientStatus.FAILED, exc.message)
-    await session.flush()
+    await stage(session, [message_created(m) for m in rewritten])
 
 
 def _address(contact: Contact, bsuid: str | None) -> str | None:

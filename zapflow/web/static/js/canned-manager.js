@@ -1,7 +1,7 @@
 // Canned responses managed on the account page: one's own, and the company's for supervisors
 // and admins (canned:manage). Each has its /shortcut, its text (with the variables the composer
-// fills in), up to 5 attachments (media by URL, or a file uploaded to POST /media, sent after
-// the text) and up to 3 reply buttons
+// fills in), up to 5 attachments (media by URL, a file uploaded to POST /media now, or one of the
+// company's files picked from GET /media; sent after the text) and up to 3 reply buttons
 // (the text then goes as an interactive button message; an empty id is the title). A change empties the
 // composer's cached list (ctx.canned), so the next "/" reads the new one.
 import { api, qs } from "./api.js";
@@ -15,8 +15,9 @@ const ACCEPT = "image/jpeg,image/png,application/pdf,video/mp4,audio/mp4,audio/o
 const MAX_BUTTONS = 3; // WhatsApp's reply buttons; the server checks titles and ids
 
 export class CannedManager {
-  constructor(ctx) {
+  constructor(ctx, onChange = () => {}) {
     this.ctx = ctx;
+    this.onChange = onChange; // a response's attachments changed what names the files
     this.editing = null; // the response the form changes; null: a new one
     this.list = h("ul", { class: "canned-list" });
     this.status = h("p", { role: "status" });
@@ -26,6 +27,7 @@ export class CannedManager {
     this.attachments = h("div", { class: "canned-attachments" });
     this.buttons = h("div", { class: "canned-buttons" });
     this.heading = h("h4", {}, t("cannedm.new"));
+    this.picker = h("select", { "aria-label": t("cannedm.pick"), onchange: () => this.pick() });
     const form = h(
       "form",
       { class: "canned-form", onsubmit: (e) => (e.preventDefault(), this.save()) },
@@ -37,6 +39,7 @@ export class CannedManager {
       h("button", { type: "button", onclick: () => this.addAttachment() }, t("cannedm.attach")),
       h("label", { class: "button" }, t("cannedm.upload"),
         h("input", { type: "file", class: "visually-hidden", accept: ACCEPT, onchange: (e) => this.upload(e.target) })),
+      ctx.can("media:read") && this.picker,
       this.buttons,
       h("button", { type: "button", onclick: () => this.addButton() }, t("cannedm.addButton")),
       h("button", { type: "submit", class: "primary" }, t("cannedm.save")),
@@ -48,6 +51,7 @@ export class CannedManager {
 
   async load() {
     this.rows = await api("/canned-responses");
+    if (this.ctx.can("media:read")) await this.loadFiles();
     const mayChange = (c) => c.user_id === this.ctx.me.user?.id || (c.user_id === null && this.ctx.can("canned:manage"));
     replace(
       this.list,
@@ -61,6 +65,21 @@ export class CannedManager {
           mayChange(c) && h("button", { type: "button", onclick: () => this.remove(c) }, t("cannedm.delete"))),
       ),
     );
+  }
+
+  // The company's newest files to pick one from (older ones: upload again, or the account's list).
+  async loadFiles() {
+    this.files = (await api(`/media${qs({ limit: 100 })}`)).data;
+    replace(this.picker, h("option", { value: "" }, t("cannedm.pick")),
+      this.files.map((f) => h("option", { value: f.id }, `${t(`type.${f.kind}`)}: ${f.filename || f.id}`)));
+  }
+
+  pick() {
+    const file = this.files.find((f) => f.id === this.picker.value);
+    this.picker.value = "";
+    if (file && this.attachments.children.length < MAX_ATTACHMENTS) {
+      this.addUploaded({ media_id: file.id, kind: file.kind, filename: file.filename });
+    }
   }
 
   // A file uploaded now: an attachment naming it (its kind as the server read it).
@@ -148,6 +167,7 @@ export class CannedManager {
       return;
     }
     this.ctx.canned = null;
+    this.onChange();
     this.status.textContent = t("cannedm.saved");
     this.edit(null);
     await this.load();

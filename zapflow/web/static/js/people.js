@@ -1,13 +1,14 @@
 // People: the admin's settings (invite a person, hand out a reset link: each a one-time link
 // shown here, no mail server needed; the company's business hours; whether each WhatsApp
 // number sends read receipts) and everyone's own account (password, signed-in browsers, canned
-// responses).
+// responses, the company's uploaded files).
 import { all, api } from "./api.js";
 import { BusinessHoursEditor } from "./business-hours.js";
 import { CannedManager } from "./canned-manager.js";
 import { field, h, replace, select } from "./dom.js";
 import { dateTime, errorText } from "./format.js";
 import { t } from "./i18n.js";
+import { MediaFiles } from "./media-files.js";
 
 const ROLES = ["agent", "supervisor", "admin"];
 
@@ -151,10 +152,12 @@ export class AccountView {
       person && h("h3", {}, t("account.sessions")),
       this.sessions,
     );
+    if (ctx.can("media:read")) this.media = new MediaFiles(ctx);
     if (ctx.can("canned:write")) {
-      this.canned = new CannedManager(ctx);
+      this.canned = new CannedManager(ctx, () => this.media?.load());
       this.el.append(this.canned.el);
     }
+    if (this.media) this.el.append(this.media.el);
     root.append(this.el);
   }
 
@@ -163,7 +166,7 @@ export class AccountView {
   }
 
   async open() {
-    await this.canned?.load();
+    await Promise.all([this.canned?.load(), this.media?.load()]);
     if (!this.ctx.me.session_id) return;
     const rows = await api("/me/sessions");
     replace(
