@@ -16,6 +16,8 @@ order: the company's creation lock (shared here, exclusive for a CSV import with
 create phoneless contacts, ``lock_creation``), then the identities' in one sorted statement.
 An import is one transaction over many batches: locking each batch's identities as it came,
 two imports (or an import and a webhook) naming the same people in other orders deadlocked.
+The relay's transaction of several conversations resolves them as a group (``KnownOwners``):
+one read for all, the unknown ones' locks in one sorted statement, before anything is stored.
 """
 
 from __future__ import annotations
