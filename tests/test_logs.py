@@ -58,8 +58,9 @@ async def test_logs_follow_a_message_and_keep_secrets_out(
     def records(message: str) -> list[logging.LogRecord]:
         return [r for r in caplog.records if r.getMessage() == message]
 
-    async def persisted() -> list[logging.LogRecord]:
-        return records("inbound persisted")
+    async def persisted() -> list[logging.LogRecord]:  # other tests' messages log here too
+        lines = records("inbound persisted")
+        return [r for r in lines if "wamid.LOG1" in getattr(r, "message_key_ids", ())]
 
     [line] = await eventually(persisted, lambda found: len(found) == 1)
     assert line.correlation_id == "corr-inbound-1"  # type: ignore[attr-defined]
@@ -75,7 +76,8 @@ async def test_logs_follow_a_message_and_keep_secrets_out(
     assert reply.status_code == 202
 
     async def sent() -> list[logging.LogRecord]:
-        return records("message sent")
+        lines = records("message sent")
+        return [r for r in lines if getattr(r, "message_id", None) == reply.json()["id"]]
 
     [line] = await eventually(sent, lambda found: len(found) == 1)
     assert line.correlation_id == "corr-reply-1"  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -12,11 +13,16 @@ from temporalio import activity
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
 from zapflow.errors import Unprocessable
+from zapflow.models import WhatsAppInstance
 from zapflow.services import templates
 from zapflow.whatsapp.cloud_templates import CloudTemplates
 from zapflow.whatsapp.errors import ProviderError
 
 log = logging.getLogger(__name__)
+
+# Numbers synced at once: a platform's hundreds of numbers take minutes, not an hour, and Meta
+# sees a handful of requests at a time.
+SYNC_CONCURRENCY = 8
 
 
 class TemplateActivities:
@@ -30,23 +36,26 @@ class TemplateActivities:
         """Sync every Cloud number's templates; how many numbers were synced."""
         async with self._sessions() as session:
             numbers = await templates.cloud_numbers(session)
-        synced = 0
-        for instance in numbers:
-            activity.heartbeat(str(instance.id))
-            try:
-                account = templates.account_of(instance)
-                graph = CloudTemplates(
-                    self._settings.cloud_api_base_url,
-                    self._http,
-                    account,
-                    instance.access_token or "",
-                )
-                items = await graph.list_all()
-            except (ProviderError, Unprocessable) as exc:
-                log.warning("template sync skipped", extra={"instance_id": str(instance.id),
-                                                            "error": str(exc)})  # fmt: skip
-                continue
-            async with transaction(self._sessions) as session:
-                await templates.store_synced(session, instance, items)
-            synced += 1
-        return synced
+        limit = asyncio.Semaphore(SYNC_CONCURRENCY)
+
+        async def sync(instance: WhatsAppInstance) -> bool:
+            async with limit:
+                activity.heartbeat(str(instance.id))
+                try:
+                    account = templates.account_of(instance)
+                    graph = CloudTemplates(
+                        self._settings.cloud_api_base_url,
+                        self._http,
+                        account,
+                        instance.access_token or "",
+                    )
+                    items = await graph.list_all()
+                except (ProviderError, Unprocessable) as exc:
+                    log.warning("template sync skipped", extra={"instance_id": str(instance.id),
+                                                                "error": str(exc)})  # fmt: skip
+                    return False
+                async with transaction(self._sessions) as session:
+                    await templates.store_synced(session, instance, items)
+                return True
+
+        return sum(await asyncio.gather(*(sync(instance) for instance in numbers)))
