@@ -139,7 +139,44 @@ def test_pipeline_ratios_divide_zapflow_stack_by_the_floor_stack() -> None:
     inbox = pipeline_result({}, 0.1)["results"]["inbox"]["80/s"]
     assert inbox["stack_cpu_ms"] == 85.0  # api + worker + temporal + postgres: not the loadgen
     ratios = inbox["ratio_to_floor"]["floor"]
-    assert ratios == {"stack": round(85 / 40, 2), "temporal": 1.2, "machine": round(140 / 90, 2)}
+    assert ratios == {"stack": round(85 / 40, 2), "without_embedder": round(85 / 40, 2),
+                      "temporal": 1.2, "machine": round(140 / 90, 2)}  # fmt: skip
+
+
+def test_pipeline_ratios_to_the_same_work_floor_with_and_without_embedders() -> None:
+    """The same-work floor's stack: its three processes, Temporal, Postgres and Redis; zapflow's
+    ratio to both floors, with and without each one's embedding process."""
+    from zapflow.bench.costs import ratio_text
+
+    zapflow = {
+        "api": 5.0,
+        "worker:pipeline": 30.0,
+        "worker:embeddings": 10.0,
+        "temporal": 30.0,
+        "postgres": 10.0,
+        "redis": 1.0,
+        "load_generator": 2.0,
+        "machine_busy": 100.0,
+    }
+    work = {"floor-work:web": 3.0, "floor-work:worker": 6.0, "floor-work:embeddings": 8.0,
+            "temporal": 25.0, "postgres": 6.0, "redis": 1.0, "api": 0.5, "worker:pipeline": 0.3,
+            "load_generator": 2.0, "machine_busy": 60.0}  # fmt: skip
+    results = {"floor": {"40/s": {"cpu_ms_per_unit": FLOOR_MS}},
+               "floor-work": {"40/s": {"cpu_ms_per_unit": work}},
+               "inbox": {"40/s": {"cpu_ms_per_unit": zapflow}}}  # fmt: skip
+    floors.pipeline_ratios(results)
+    same_work, inbox = results["floor-work"]["40/s"], results["inbox"]["40/s"]
+    assert (same_work["stack_cpu_ms"], same_work["stack_cpu_ms_without_embedder"]) == (49.0, 41.0)
+    assert (inbox["stack_cpu_ms"], inbox["stack_cpu_ms_without_embedder"]) == (86.0, 76.0)
+    ratios = inbox["ratio_to_floor"]
+    assert (ratios["floor"]["stack"], ratios["floor"]["without_embedder"]) == (2.15, 1.9)
+    assert (ratios["floor-work"]["stack"], ratios["floor-work"]["without_embedder"]) == (
+        round(86 / 49, 2), round(76 / 41, 2),
+    )  # fmt: skip
+    assert ratio_text(inbox) == (
+        "floor 2.1x (Temporal 1.2x, without embedders 1.9x); "
+        "floor-work 1.8x (Temporal 1.2x, without embedders 1.9x)"
+    )
 
 
 def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
@@ -471,3 +508,114 @@ async def test_temporal_floor_signals_with_start_then_plain_signals(
         numbers, _ = deliveries(step, {"cpu_seconds": {"floor": 0.5}}, e2e=True)
         assert (numbers["sent"], numbers["errors"], numbers["lost"]) == (10, 0, 0), step["name"]
         assert numbers["cpu_ms_per_unit"] == {"floor": 50.0}
+
+
+async def start_work_floor(settings: Settings, tenant: Tenant, instance_id: str) -> tuple[
+    list[asyncio.subprocess.Process], str
+]:  # fmt: skip
+    """The same-work floor's web, worker and embedder processes on the test stack."""
+    port = free_port()
+    env = {**os.environ, "ZAPFLOW_DATABASE_URL": settings.database_url,
+           "ZAPFLOW_REDIS_URL": settings.redis_url,
+           "ZAPFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
+           "ZAPFLOW_EMBEDDING_BATCH_SIZE": "4"}  # fmt: skip
+    module = [sys.executable, "-m", "zapflow.bench.work_floor"]
+    web = await asyncio.create_subprocess_exec(
+        *module, "web", str(port), tenant.id, instance_id, APP_SECRET, tenant.api_key, env=env
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(600):
+            try:
+                if (await client.get(base_url + "/readyz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+    others = [await asyncio.create_subprocess_exec(*module, *args, env=env)
+              for args in (["worker", tenant.id, instance_id], ["embeddings"])]  # fmt: skip
+    return [web, *others], base_url
+
+
+async def test_work_floor_delivers_every_message_once_and_fills_its_cpu_groups(
+    tmp_path: Path, tenant: Tenant, settings: Settings
+) -> None:
+    """The same-work floor (``floor-work``) under the load generator's webhook mode, e2e on its
+    own stream: every message stored, published and embedded once; its three groups used CPU."""
+    from zapflow.bench import work_floor
+    from zapflow.bench.scenarios import deliveries
+
+    instance = await create_cloud_instance(tenant)
+    processes, base_url = await start_work_floor(settings, tenant, instance["id"])
+    path = urlsplit(instance["webhook_url"]).path
+    plan = {
+        "mode": "webhook", "base_url": base_url, "api_key": tenant.api_key,
+        "webhook_url": base_url + path, "app_secret": APP_SECRET,
+        "phone_number_id": instance["phone_number_id"], "sse": True,
+        "database_url": settings.database_url, "company_id": tenant.id, "drain_timeout": 60,
+        "table_prefix": work_floor.PREFIX,
+        "steps": [{"name": "10/s", "rate": 10, "duration": 1, "customers": 3,
+                   "customer_base": 5511920000000}],
+    }  # fmt: skip
+    groups = {g: [psutil.Process(p.pid)] for g, p in zip(floors.WORK_FLOOR_GROUPS, processes,
+                                                           strict=True)}  # fmt: skip
+    try:
+        with ResourceWatch(groups) as watch:
+            watch.start()
+            _, raw = await load_generator(tmp_path, plan)
+            embedded, key = await wait_embedded(settings, tenant.id, 10)
+            usage = watch.stop()
+        async with httpx.AsyncClient(base_url=base_url) as floor:
+            again = orjson.dumps(cloud_delivery(instance["phone_number_id"],
+                                                cloud_text(key[0], key[1], "again")))  # fmt: skip
+            signed = {"x-hub-signature-256": cloud_signature(again, APP_SECRET)}
+            assert (await floor.post(path, content=again, headers=signed)).status_code == 200
+            forged = await floor.post(path, content=again, headers={"x-hub-signature-256": "x"})
+            assert forged.status_code == 401
+            refused = await floor.get("/api/v1/stream", headers={"Authorization": "Bearer x"})
+            assert refused.status_code == 401
+        await asyncio.sleep(1.0)  # time for a second persist, were the delivery signalled again
+        assert (await wait_embedded(settings, tenant.id, 10))[0] == (10, 10)
+    finally:
+        for process in processes:
+            process.terminate()
+            await process.wait()
+    numbers, _ = deliveries(raw["steps"][0], usage, e2e=True)
+    assert (numbers["sent"], numbers["errors"], numbers["lost"], numbers["duplicates"]) == (
+        10, 0, 0, 0,
+    )  # fmt: skip
+    assert embedded == (10, 10)  # messages stored once, each with its vector
+    assert all(usage["cpu_seconds"][g] > 0 for g in floors.WORK_FLOOR_GROUPS), usage
+    per_message = numbers["cpu_ms_per_unit"]
+    assert floors.stack_ms(per_message, floors.WORK_FLOOR) == pytest.approx(
+        sum(per_message[g] for g in floors.WORK_FLOOR_GROUPS), abs=0.05
+    )  # no Temporal, Postgres or Redis group watched here
+
+
+async def wait_embedded(
+    settings: Settings, company_id: str, count: int
+) -> tuple[tuple[int, int], tuple[str, str]]:
+    """(messages, vectors) the floor stored for the company once it embedded ``count``, and
+    one message's (sender, key id)."""
+    import asyncpg
+
+    from zapflow.bench.work_floor import PREFIX
+
+    db = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        for _ in range(600):
+            found = await db.fetchrow(
+                f"SELECT (SELECT count(*) FROM {PREFIX}messages WHERE company_id = $1),"
+                f" (SELECT count(*) FROM {PREFIX}conversation_embeddings WHERE company_id = $1),"
+                f" (SELECT payload->>'from' || ' ' || message_key_id FROM {PREFIX}messages"
+                "   WHERE company_id = $1 LIMIT 1)",
+                uuid.UUID(company_id),
+            )
+            assert found is not None
+            if found[1] >= count:
+                sender, key = found[2].split()
+                return (int(found[0]), int(found[1])), (sender, key)
+            await asyncio.sleep(0.1)
+    finally:
+        await db.close()
+    raise AssertionError(f"embedded {found[1]} of {count}")

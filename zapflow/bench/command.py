@@ -71,8 +71,10 @@ def bench(
     variant: Annotated[
         list[str] | None,
         typer.Option(
-            help="pipeline: variants to run, in order: inbox (zapflow), floor (signal-with-start), "
-            "floor-signal (plain signals), direct (no inbox) [default: floor, floor-signal, inbox]",
+            help="pipeline: variants to run, in order: inbox (zapflow), floor (the Temporal "
+            "floor: signal-with-start, a no-op local activity), floor-signal (the same with plain "
+            "signals), floor-work (the same-work floor: zapflow's work per message done barely, "
+            "bench/work_floor.py), direct (no inbox) [default: floor, floor-signal, inbox]",
             show_default=False,
         ),
     ] = None,
@@ -116,10 +118,10 @@ def bench(
         )
         raise typer.Exit(2)
     from zapflow.bench.campaign import campaign
-    from zapflow.bench.runner import PIPELINE_VARIANTS, Options, run
+    from zapflow.bench.runner import ON_REQUEST_VARIANTS, PIPELINE_VARIANTS, Options, run
     from zapflow.bench.scenarios import SCENARIOS
 
-    wrong = [v for v in variant or [] if v not in (*PIPELINE_VARIANTS, "direct")]
+    wrong = [v for v in variant or [] if v not in (*PIPELINE_VARIANTS, *ON_REQUEST_VARIANTS)]
     if wrong:
         console.print(f"[bold red]error:[/] unknown pipeline variant {', '.join(wrong)}")
         raise typer.Exit(2)

@@ -10,7 +10,17 @@ from typing import Any
 from zapflow.bench.markdown import num, table
 
 NOT_PROCESSES = ("load_generator", "other", "machine_busy")
-ORDER = ("api", "api-floor", "worker", "direct", "floor", "temporal", "postgres", "redis")
+ORDER = (
+    "api",
+    "api-floor",
+    "worker",
+    "direct",
+    "floor",
+    "floor-work",
+    "temporal",
+    "postgres",
+    "redis",
+)
 
 
 def variants(result: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -46,7 +56,12 @@ def ratio_text(step: dict[str, Any]) -> str:
             f"p99 {num(ratios['p99'])}x"
         )
     return "; ".join(
-        f"{floor} {num(r['stack'])}x (Temporal {num(r['temporal'])}x)"
+        f"{floor} {num(r['stack'])}x (Temporal {num(r['temporal'])}x"
+        + (
+            f", without embedders {num(r['without_embedder'])}x)"
+            if "without_embedder" in r
+            else ")"
+        )
         for floor, r in ratios.items()
     )
 

@@ -3,11 +3,15 @@
 - The API floor (bench/api_floor.py) beside ``zapflow api``: same URLs, same SQL, bare app.
 - The Temporal floor (bench/temporal_floor.py) on the pipeline's own Temporal server, driven
   by the load generator process (``floor`` mode) at the pipeline's rates over its conversations.
+- The same-work floor (bench/work_floor.py, variant ``floor-work``): zapflow's work per message
+  (durable inbox row, signal-with-start, one persist transaction, outbox, Redis stream, SSE,
+  embedding) done barely, in three processes of its own, on the same stack.
 
 Every cost is CPU-ms per unit of work (a message, a request) by process group, over the step's
 window (for the pipeline: until the step's messages were all delivered). A variant's ``stack``
 is the CPU of the processes it needs: zapflow's every process but the load generator; the
-Temporal floor's its worker + client process and the Temporal server.
+Temporal floor's its worker + client process and the Temporal server; the same-work floor's its
+three processes, Temporal, Postgres and Redis.
 """
 
 from __future__ import annotations
@@ -22,8 +26,13 @@ from zapflow.bench.stack import BenchStack, free_port, zapflow_command
 
 API_FLOOR = "api-floor"  # its process group
 TEMPORAL_FLOOR = "floor"  # the load generator's group when it plays the Temporal floor
-NOT_ZAPFLOW = {"load_generator", "other", "machine_busy", API_FLOOR, TEMPORAL_FLOOR}
+WORK_FLOOR = "floor-work"  # the same-work floor's variant, and its process groups' prefix
+WORK_FLOOR_ROLES = ("web", "worker", "embeddings")  # its processes: bench/work_floor.py
+WORK_FLOOR_GROUPS = tuple(f"{WORK_FLOOR}:{role}" for role in WORK_FLOOR_ROLES)
+NOT_ZAPFLOW = {"load_generator", "other", "machine_busy", API_FLOOR, TEMPORAL_FLOOR,
+               *WORK_FLOOR_GROUPS}  # fmt: skip
 FLOOR_STACK = (TEMPORAL_FLOOR, "temporal")
+WORK_FLOOR_STACK = (*WORK_FLOOR_GROUPS, "temporal", "postgres", "redis")
 
 
 @functools.cache
@@ -76,13 +85,38 @@ def start_api_floor(
     return base_url
 
 
-def stack_ms(per_unit: dict[str, float], floor: bool = False) -> float | None:
-    """CPU-ms per unit of the processes a variant needs (see the module's docstring)."""
+def start_work_floor(bench: BenchStack, company_id: str, instance_id: str, app_secret: str,
+                     api_key: str) -> str:  # fmt: skip
+    """The same-work floor's three processes for ``company_id``; its web process's base URL."""
+    port = free_port()
+    module = [sys.executable, "-m", "zapflow.bench.work_floor"]
+    base_url = f"http://127.0.0.1:{port}"
+    web = [*module, "web", str(port), company_id, instance_id, app_secret, api_key]
+    bench.start(WORK_FLOOR_GROUPS[0], web, ready_url=f"{base_url}/readyz")  # makes its tables
+    bench.start(WORK_FLOOR_GROUPS[1], [*module, "worker", company_id, instance_id])
+    bench.start(WORK_FLOOR_GROUPS[2], [*module, "embeddings"])
+    return base_url
+
+
+def stop_work_floor(bench: BenchStack) -> None:
+    for group in reversed(WORK_FLOOR_GROUPS):
+        bench.stop_process(group)
+
+
+def stack_ms(
+    per_unit: dict[str, float], variant: str = "inbox", embedder: bool = True
+) -> float | None:
+    """CPU-ms per unit of the processes ``variant`` needs (see the module's docstring); without
+    its embedding process unless ``embedder``."""
     if not per_unit:
         return None
-    if floor:
-        return round(sum(per_unit.get(g, 0.0) for g in FLOOR_STACK), 2)
-    return round(sum(v for g, v in per_unit.items() if g not in NOT_ZAPFLOW), 2)
+    if variant == WORK_FLOOR:
+        groups = [g for g in per_unit if g in WORK_FLOOR_STACK]
+    elif variant.startswith("floor"):
+        groups = [g for g in per_unit if g in FLOOR_STACK]
+    else:
+        groups = [g for g in per_unit if g not in NOT_ZAPFLOW]
+    return round(sum(per_unit[g] for g in groups if embedder or "embeddings" not in g), 2)
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -107,13 +141,15 @@ def api_ratios(zapflow: dict[str, Any], floor: dict[str, Any], latency: str, rat
 
 
 def pipeline_ratios(results: dict[str, dict[str, Any]]) -> None:
-    """Adds each step's ``stack`` CPU-ms per message, and to zapflow's steps their
-    ``ratio_to_floor`` against each Temporal floor variant (stack, Temporal server, machine)."""
+    """Adds each step's ``stack`` CPU-ms per message (with and without its embedding process),
+    and to zapflow's steps their ``ratio_to_floor`` against each floor variant (stack, stack
+    without the embedders, Temporal server, machine)."""
     floors = {v: s for v, s in results.items() if v.startswith("floor")}
     for variant, steps in results.items():
         for step in steps.values():
             per_unit = step.get("cpu_ms_per_unit") or {}
-            step["stack_cpu_ms"] = stack_ms(per_unit, floor=variant in floors)
+            step["stack_cpu_ms"] = stack_ms(per_unit, variant)
+            step["stack_cpu_ms_without_embedder"] = stack_ms(per_unit, variant, embedder=False)
     for variant, steps in results.items():
         if variant in floors:
             continue
@@ -122,6 +158,9 @@ def pipeline_ratios(results: dict[str, dict[str, Any]]) -> None:
             z["ratio_to_floor"] = {
                 floor: {
                     "stack": ratio(z["stack_cpu_ms"], f[name]["stack_cpu_ms"]),
+                    "without_embedder": ratio(
+                        z["stack_cpu_ms_without_embedder"], f[name]["stack_cpu_ms_without_embedder"]
+                    ),
                     "temporal": ratio(
                         zc.get("temporal"), (f[name].get("cpu_ms_per_unit") or {}).get("temporal")
                     ),

@@ -177,22 +177,26 @@ class BacklogPoller:
     messages (acknowledged - stored - inbox = what Temporal holds) and its messages waiting on
     the embedding queue (the embedder may lag: its CPU then lands after the step's window)."""
 
-    def __init__(self, database_url: str, company_id: str, acked: Callable[[], int]) -> None:
+    def __init__(
+        self, database_url: str, company_id: str, acked: Callable[[], int], prefix: str = ""
+    ) -> None:
         self._dsn = database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
         self._company_id = uuid.UUID(company_id)
         self._acked = acked
+        self._prefix = prefix  # the same-work floor's copies of the tables (bench/work_floor.py)
         # (perf_counter, acknowledged so far, inbox pending, stored, waiting to be embedded)
         self.points: list[tuple[float, int, int, int, int]] = []
 
     async def run(self) -> None:
         connection = await asyncpg.connect(self._dsn)
+        p = self._prefix
         try:
             while True:
                 row = await connection.fetchrow(
-                    "SELECT (SELECT count(*) FROM inbox_events WHERE status = 'pending'),"
-                    " (SELECT count(*) FROM messages WHERE company_id = $1"
+                    f"SELECT (SELECT count(*) FROM {p}inbox_events WHERE status = 'pending'),"
+                    f" (SELECT count(*) FROM {p}messages WHERE company_id = $1"
                     "  AND direction = 'inbound'),"
-                    " (SELECT count(*) FROM embedding_queue WHERE company_id = $1"
+                    f" (SELECT count(*) FROM {p}embedding_queue WHERE company_id = $1"
                     "  AND skipped_reason IS NULL)",
                     self._company_id,
                 )
@@ -321,7 +325,8 @@ async def webhook_mode(
             background.append(asyncio.create_task(reader.run()))
             await asyncio.wait_for(reader.connected.wait(), 15)
         if plan.get("database_url"):
-            poller = BacklogPoller(plan["database_url"], plan["company_id"], lambda: hooks.acked)
+            poller = BacklogPoller(plan["database_url"], plan["company_id"],
+                                   lambda: hooks.acked, plan.get("table_prefix", ""))  # fmt: skip
             background.append(asyncio.create_task(poller.run()))
         try:
             steps: list[dict[str, Any]] = []

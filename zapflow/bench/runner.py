@@ -26,7 +26,8 @@ from zapflow.bench.stack import BenchError, BenchStack, ResourceWatch, install_s
 RESULTS = REPO / "bench" / "results"
 # The floors first: their workflows are terminated when they end, while zapflow's backlog after a
 # rate it did not sustain would still be draining (on the shared Temporal) into the next variant.
-PIPELINE_VARIANTS = ("floor", "floor-signal", "inbox")  # and "direct", on request
+PIPELINE_VARIANTS = ("floor", "floor-signal", "inbox")
+ON_REQUEST_VARIANTS = ("floor-work", "direct")  # the same-work floor; no inbox
 
 
 @dataclass

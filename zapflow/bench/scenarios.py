@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 
-from zapflow.bench import floors, profile
+from zapflow.bench import floors, profile, work_floor
 from zapflow.bench.crm import ACCEPT_ENCODING, MIX, pick_targets
 from zapflow.bench.environment import REPO
 from zapflow.bench.runner import Context, ScenarioFn
@@ -125,7 +125,13 @@ def memory(steps: Iterable[dict[str, Any]]) -> dict[str, float]:
     peaks: dict[str, float] = {}
     for step in steps:
         for group, mib in step.get("peak_rss_mib", {}).items():
-            if group.split(":")[0] in ("api", "worker", "direct", floors.API_FLOOR):
+            if group.split(":")[0] in (
+                "api",
+                "worker",
+                "direct",
+                floors.API_FLOOR,
+                floors.WORK_FLOOR,
+            ):
                 peaks[f"{group}_peak_rss_mib"] = max(peaks.get(f"{group}_peak_rss_mib", 0), mib)
     return peaks
 
@@ -343,7 +349,9 @@ def pipeline_variant(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """One variant's steps: (results by step, series by step, SSE reconnects and the steps
     skipped because a lower rate was not sustained)."""
-    if variant.startswith("floor"):
+    if variant == floors.WORK_FLOOR:
+        raw, usage = work_floor_load(ctx, bench, steps)
+    elif variant.startswith("floor"):
         plan: dict[str, Any] = {
             "mode": "floor",
             "temporal_address": bench.stack.settings_env()["ZAPFLOW_TEMPORAL_ADDRESS"],
@@ -382,6 +390,26 @@ def pipeline_variant(
     bench.check_processes()
     results, series = analyse_steps(raw, usage, e2e=True)
     return results, series, {"sse_reconnects": raw["sse_reconnects"], "skipped": raw["skipped"]}
+
+
+def work_floor_load(
+    ctx: Context, bench: BenchStack, steps: list[tuple[float, float]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pipeline's load on the same-work floor (bench/work_floor.py), its own tenant's
+    deliveries to its webhook, e2e to its stream; its processes stopped afterwards."""
+    to = tenant(bench, f"Bench pipeline {floors.WORK_FLOOR}")
+    base_url = floors.start_work_floor(bench, to.company_id, to.instance_id, APP_SECRET,
+                                       to.api_key)  # fmt: skip
+    try:
+        url = base_url + urlsplit(to.webhook_url).path
+        plan = webhook_plan(bench, to, steps, sse=True, customer_base=5511930000000,
+                            webhook_url=url)  # fmt: skip
+        plan.update(base_url=base_url, table_prefix=work_floor.PREFIX)
+        raw, usage = ctx.load(bench, plan, f"pipeline {floors.WORK_FLOOR}")
+        bench.check_processes()
+    finally:
+        floors.stop_work_floor(bench)
+    return raw, usage
 
 
 def pipeline(ctx: Context) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import activity, workflow
 from temporalio.client import Client
@@ -36,6 +37,17 @@ async def noop(keys: list[str]) -> int:
 SEEN: dict[str, float] = {}  # message key -> when its batch's local activity ran
 
 
+async def run_batches(conversation: Any, local_activity: Any) -> None:
+    """A floor conversation's life: wait for messages (``conversation.pending``), then give
+    each batch of them one local activity, forever."""
+    while True:
+        await workflow.wait_condition(lambda: bool(conversation.pending))
+        batch, conversation.pending = conversation.pending, []
+        await workflow.execute_local_activity(
+            local_activity, batch, start_to_close_timeout=timedelta(seconds=30)
+        )
+
+
 @workflow.defn(name="BenchFloor")
 class FloorWorkflow:
     """A conversation reduced to its skeleton: wait for messages, one local activity per batch."""
@@ -49,12 +61,28 @@ class FloorWorkflow:
 
     @workflow.run
     async def run(self) -> None:
-        while True:
-            await workflow.wait_condition(lambda: bool(self.pending))
-            batch, self.pending = self.pending, []
-            await workflow.execute_local_activity(
-                noop, batch, start_to_close_timeout=timedelta(seconds=30)
-            )
+        await run_batches(self, noop)
+
+
+WORK_TASK_QUEUE = "bench-work-floor"
+PERSIST = "bench_work_floor_persist"  # the same-work floor's local activity (bench/work_floor.py)
+
+
+@workflow.defn(name="BenchWorkFloor")
+class WorkFloorWorkflow:
+    """The same-work floor's conversation (bench/work_floor.py): inbox row ids arrive as
+    signals, and each batch of them gets one local activity that persists it."""
+
+    def __init__(self) -> None:
+        self.pending: list[int] = []
+
+    @workflow.signal
+    def inbox(self, ids: list[int]) -> None:
+        self.pending.extend(ids)
+
+    @workflow.run
+    async def run(self) -> None:
+        await run_batches(self, PERSIST)
 
 
 class FloorDriver:
