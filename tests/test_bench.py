@@ -147,6 +147,7 @@ def test_pipeline_ratios_to_the_same_work_floor_with_and_without_embedders() -> 
     """The same-work floor's stack: its three processes, Temporal, Postgres and Redis; zapflow's
     ratio to both floors, with and without each one's embedding process."""
     from zapflow.bench.costs import ratio_text
+    from zapflow.bench.report import pipeline_cost_row
 
     zapflow = {
         "api": 5.0,
@@ -177,6 +178,8 @@ def test_pipeline_ratios_to_the_same_work_floor_with_and_without_embedders() -> 
         "floor 2.1x (Temporal 1.2x, without embedders 1.9x); "
         "floor-work 1.8x (Temporal 1.2x, without embedders 1.9x)"
     )
+    measured = pipeline_cost_row({"pipeline": {"results": results}})[3]
+    assert measured.startswith("zapflow 86.0 vs floor 40.0, same-work floor 49.0 CPU-ms per ")
 
 
 def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
@@ -235,9 +238,19 @@ def test_a_lagging_embedder_is_counted_per_message_it_embedded() -> None:
     inbox = {"max_embedding_backlog": 50, "embedding_backlog_end": 50, "embedded": 50,
              "embedder_cpu_ms_per_embedded": {"worker:embeddings": 10.0}, "stack_cpu_ms": 30.0,
              "cpu_ms_per_unit": {"worker:embeddings": 5.0, "temporal": 10.0}}  # fmt: skip
-    results = {"inbox": {"40/s": inbox}, "floor": {"40/s": {"stack_cpu_ms": 14.0}}}
-    [line] = [x for x in embedding_lag(results) if "inbox" in x]
-    assert line.endswith("the stack so counted 35.0 CPU-ms per message (2.5x the floor)")
+    # the same-work floor's so counted: 20 + 6 - 3 (zapflow's idle embedder is not its)
+    work = {"max_embedding_backlog": 9, "embedding_backlog_end": 9, "embedded": 50,
+            "embedder_cpu_ms_per_embedded": {"floor-work:embeddings": 6.0,
+                                             "worker:embeddings": 0.1},
+            "stack_cpu_ms": 20.0, "cpu_ms_per_unit": {"floor-work:embeddings": 3.0}}  # fmt: skip
+    results = {"inbox": {"40/s": inbox}, "floor": {"40/s": {"stack_cpu_ms": 14.0}},
+               "floor-work": {"40/s": work}}  # fmt: skip
+    [line, floor_line] = [x for x in embedding_lag(results) if x.startswith("- ")]
+    assert line.endswith(
+        "the stack so counted 35.0 CPU-ms per message (2.5x the floor, 1.5x the same-work floor's)"
+    )
+    assert floor_line.endswith("floor-work:embeddings 6.0 CPU-ms per message taken off; the "
+                               "stack so counted 23.0 CPU-ms per message")  # fmt: skip
 
 
 async def load_generator(tmp_path: Path, plan: dict[str, Any]) -> tuple[list[Any], Any]:

@@ -110,13 +110,17 @@ def stack_ms(
     its embedding process unless ``embedder``."""
     if not per_unit:
         return None
-    if variant == WORK_FLOOR:
-        groups = [g for g in per_unit if g in WORK_FLOOR_STACK]
-    elif variant.startswith("floor"):
-        groups = [g for g in per_unit if g in FLOOR_STACK]
-    else:
-        groups = [g for g in per_unit if g not in NOT_ZAPFLOW]
+    groups = [g for g in per_unit if in_stack(g, variant)]
     return round(sum(per_unit[g] for g in groups if embedder or "embeddings" not in g), 2)
+
+
+def in_stack(group: str, variant: str) -> bool:
+    """Whether the process group ``group`` is one ``variant`` needs."""
+    if variant == WORK_FLOOR:
+        return group in WORK_FLOOR_STACK
+    if variant.startswith("floor"):
+        return group in FLOOR_STACK
+    return group not in NOT_ZAPFLOW
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

@@ -74,11 +74,12 @@ def pipeline_cost_row(results: dict[str, dict[str, Any]]) -> Row:
         "—",
         "≤ 1.5x the Temporal floor (signal-with-start) at 40 msg/s, same run",
     )
-    r = ((ok_results(results, "pipeline") or {}).get("inbox") or {}).get("40/s")
+    pipeline = results.get("pipeline") or {}
+    variants = costs.variants(pipeline) if "results" in pipeline else {}
+    r = (variants.get("inbox") or {}).get("40/s")
     ratios = (r or {}).get("ratio_to_floor") or {}
     if not r or "floor" not in ratios:
         return what, seed, goal, "not measured", None
-    variants = ok_results(results, "pipeline") or {}
     floor = (variants.get("floor") or {}).get("40/s") or {}
     work = (variants.get(floors.WORK_FLOOR) or {}).get("40/s") or {}
     measured = (
@@ -336,15 +337,30 @@ def pipeline_section(result: dict[str, Any]) -> list[str]:
     )
 
 
+def embedder_counted(variant: str, s: dict[str, Any]) -> tuple[dict[str, float], float | None]:
+    """A step's own embedder CPU per message it took off the queue (not the other variants'
+    idle embedders), and the step's stack with the embedder so counted."""
+    embedder = {
+        g: v
+        for g, v in s.get("embedder_cpu_ms_per_embedded", {}).items()
+        if floors.in_stack(g, variant)
+    }
+    if not embedder or s.get("stack_cpu_ms") is None:
+        return embedder, None
+    per_unit = s.get("cpu_ms_per_unit") or {}
+    return embedder, s["stack_cpu_ms"] + sum(v - per_unit.get(g, 0) for g, v in embedder.items())
+
+
 def embedding_lag(results: dict[str, Any]) -> list[str]:
     """The embedder behind the pipeline: what its CPU per delivered message leaves out, and the
-    stack with the embedder counted per message it took off the queue instead."""
+    stack with the embedder counted per message it took off the queue instead (against the
+    Temporal floor, and the same-work floor's stack so counted)."""
     lines = []
     for variant, steps in results.items():
         for step, s in steps.items():
             if "embedded" not in s:
                 continue
-            embedder = s.get("embedder_cpu_ms_per_embedded", {})
+            embedder, stack = embedder_counted(variant, s)
             line = (
                 f"- {variant} {step}: embedding queue max {s['max_embedding_backlog']}, "
                 f"{s['embedding_backlog_end']} at the window's end; {s['embedded']} taken off "
@@ -352,13 +368,16 @@ def embedding_lag(results: dict[str, Any]) -> list[str]:
                 + ", ".join(f"{g} {num(v)}" for g, v in embedder.items())
                 + " CPU-ms per message taken off"
             )
-            if embedder and s.get("stack_cpu_ms") is not None:
-                per_unit = s.get("cpu_ms_per_unit") or {}
-                stack = s["stack_cpu_ms"] + sum(v - per_unit.get(g, 0) for g, v in embedder.items())
+            if stack is not None:
                 line += f"; the stack so counted {num(stack)} CPU-ms per message"
                 floor = results.get("floor", {}).get(step, {}).get("stack_cpu_ms")
-                if floor:
-                    line += f" ({stack / floor:.1f}x the floor)"
+                work = results.get(floors.WORK_FLOOR, {}).get(step)
+                _, work_stack = embedder_counted(floors.WORK_FLOOR, work) if work else ({}, None)
+                if floor and not variant.startswith("floor"):
+                    line += f" ({stack / floor:.1f}x the floor"
+                    line += (
+                        f", {stack / work_stack:.1f}x the same-work floor's)" if work_stack else ")"
+                    )
             lines.append(line)
     if not lines:
         return []
