@@ -92,9 +92,10 @@ def bench(
     ] = BUDGET_SECONDS,
 ) -> None:
     """Measure zapflow on a fresh embedded stack per scenario (open-loop load from a separate
-    process), beside its floors in the same run (a bare FastAPI + asyncpg app for the API, a
-    minimal per-conversation workflow for Temporal), with CPU-ms per message or request of every
-    process; write bench/results/<scenario>.json, bench/REPORT.md and its plots.
+    process), beside its floors in the same run (a bare Starlette + asyncpg app for the API, a
+    minimal per-conversation workflow for Temporal, and on request the pipeline's work done
+    barely), with CPU-ms per message or request of every process; write
+    bench/results/<scenario>.json, bench/REPORT.md and its plots.
 
     `zapflow bench compare A.json B.json` prints B/A for every measurement both hold.
     """
