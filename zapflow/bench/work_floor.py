@@ -47,6 +47,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 from temporalio import activity
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from zapflow.bench.api_floor import serve
@@ -132,7 +133,7 @@ def create_app(company_id: str, instance_id: str, app_secret: str, api_key: str)
         try:
             await asyncio.gather(*(signal(held["temporal"], instance_id, wa_id, batch)
                                    for wa_id, batch in ids.items()))  # fmt: skip
-        except Exception:  # Temporal away: the sender retries (no relay here)
+        except RPCError:  # no relay here to retry: its rows stay pending (a floor, not a guarantee)
             return Response(b'{"error":"temporal_unavailable"}', 503, media_type="application/json")
         return Response(b'{"ok":true}', media_type="application/json")
 
