@@ -89,6 +89,7 @@ class ConversationActivities:
             deliveries = await read_inbound(session, input.inbox_ids) if input.inbox_ids else []
             item = _Item(input, deliveries, activity.info().workflow_id)
             results, received = await self._store(session, [item])
+        _log_persisted([item], results)
         self._observe_latency(received)
         return results[0]
 
@@ -116,6 +117,7 @@ class ConversationActivities:
             results, received = await self._store(session, items, known)
             await mark_persisted(session, {i: STORED.dump_python(r, mode="json") for r in
                                            results for i in r.persisted_inbox_ids})  # fmt: skip
+        _log_persisted(items, results)
         CORRELATION_ID.reset(relay_context)
         self._observe_latency(received)
         return results
@@ -131,7 +133,7 @@ class ConversationActivities:
         received: list[float] = []
         while len(results) < len(items):
             todo = items[len(results) :]
-            _correlate(todo[0])
+            _correlate(*todo)  # the steps of them all
             stored = await persist_chats(session, [item.chat() for item in todo], known)
             results += await self._follow(session, todo[: len(stored)], stored)
         for item, result in zip(items, results, strict=True):
@@ -169,8 +171,8 @@ class ConversationActivities:
         flows = await self._route(session, items, stored)
         persisted = []
         for item, result, flow in zip(items, stored, flows, strict=True):
+            _correlate(item)
             if result.revealed:  # last: its conversation may be merged into the person's older
-                _correlate(item)
                 company_id = uuid.UUID(item.input.ref.company_id)
                 await merge_revealed(session, company_id, *result.revealed)
             done = cancelled.get(result.conversation_id, [])
@@ -250,9 +252,12 @@ class _Item:
         )
 
 
-def _correlate(item: _Item) -> None:
-    """The log lines of the conversation's steps carry its deliveries' correlation ids."""
-    correlation_ids = [*item.input.correlation_ids, *(d.correlation_id for d in item.deliveries)]
+def _correlate(*items: _Item) -> None:
+    """The log lines of the conversations' steps carry their deliveries' correlation ids."""
+    correlation_ids = [
+        c for item in items
+        for c in [*item.input.correlation_ids, *(d.correlation_id for d in item.deliveries)]
+    ]  # fmt: skip
     CORRELATION_ID.set(",".join(dict.fromkeys(c for c in correlation_ids if c)) or None)
 
 
@@ -263,17 +268,8 @@ def _persisted(
     ai_delay: float | None,
     flow: FlowRouteResult | None,
 ) -> PersistInboundResult:
-    """A conversation's result as the workflow reads it (and its log line)."""
-    messages = item.messages()
-    log.info(
-        "inbound persisted",
-        extra={
-            "workflow_id": item.workflow_id,
-            "message_key_ids": [m.key_id for m in messages],
-            "new_messages": len(result.new_message_ids),
-        },
-    )
-    customer_texts = [m.answer() for m in messages if not m.from_me]
+    """A conversation's result as the workflow reads it."""
+    customer_texts = [m.answer() for m in item.messages() if not m.from_me]
     return PersistInboundResult(
         conversation_id=str(result.conversation_id),
         contact_id=str(result.contact_id),
@@ -286,3 +282,17 @@ def _persisted(
         flow_replies=customer_texts if flow and flow.active_workflow_id else [],
         persisted_inbox_ids=list(item.input.inbox_ids),
     )
+
+
+def _log_persisted(items: Sequence[_Item], results: Sequence[PersistInboundResult]) -> None:
+    """A line per conversation, once its messages are committed (whoever reads on finds them)."""
+    for item, result in zip(items, results, strict=True):
+        _correlate(item)
+        log.info(
+            "inbound persisted",
+            extra={
+                "workflow_id": item.workflow_id,
+                "message_key_ids": [m.key_id for m in item.messages()],
+                "new_messages": len(result.new_message_ids),
+            },
+        )
