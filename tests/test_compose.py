@@ -17,15 +17,18 @@ import pytest
 import yaml
 
 from zapflow.config import Settings, load_settings
+from zapflow.worker.registry import ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 PROMETHEUS_FILE = ROOT / "deploy" / "prometheus.yml"
+ALERTS_FILE = ROOT / "deploy" / "prometheus-alerts.yml"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 
-WORKER_SERVICES = ("worker", "worker-ai", "worker-flows")  # the Temporal roles (and the embedder)
+# the Temporal roles (and the embedder)
+WORKER_SERVICES = ("worker", "worker-ai", "worker-flows", "worker-campaigns")
 APP_SERVICES = ("api", *WORKER_SERVICES, "embedder", "migrate", "temporal-setup")
 ONE_SHOT_SERVICES = ("migrate", "temporal-setup")
 LONG_RUNNING_SERVICES = ("api", *WORKER_SERVICES)
@@ -135,7 +138,9 @@ def test_each_worker_role_is_its_own_service() -> None:
         "worker": ["worker", "--role", "pipeline"],
         "worker-ai": ["worker", "--role", "ai"],
         "worker-flows": ["worker", "--role", "flows"],
+        "worker-campaigns": ["worker", "--role", "campaigns"],
     }
+    assert {command[-1] for command in commands.values()} == set(ROLES)  # every role runs
 
 
 def test_one_shot_services_do_not_restart() -> None:
@@ -418,6 +423,7 @@ WORKER_METRICS = frozenset(
     {
         "zapflow_activity_outcomes",
         "zapflow_relay_events",
+        "zapflow_relay_stores",
         "zapflow_message_event_latency_bucket",
         "zapflow_message_event_latency_sum",
         "zapflow_message_event_latency_count",
@@ -436,8 +442,21 @@ TEMPORAL_SDK_METRICS = frozenset(
         "temporal_worker_task_slots_available",
     }
 )
+# the embedder's prometheus_client collectors (zapflow/worker/embedder.py)
+EMBEDDER_METRICS = frozenset(
+    {
+        "zapflow_embedding_backlog",
+        "zapflow_embedding_oldest_age_seconds",
+        "zapflow_embedding_messages_total",
+    }
+)
 ALLOWED_METRICS = (
-    API_METRICS | PROCESS_METRICS | WORKER_METRICS | TEMPORAL_SDK_METRICS | frozenset({"up"})
+    API_METRICS
+    | PROCESS_METRICS
+    | WORKER_METRICS
+    | EMBEDDER_METRICS
+    | TEMPORAL_SDK_METRICS
+    | frozenset({"up"})
 )
 DASHBOARD_ROWS = ("API", "Webhooks", "Pipeline", "Live", "Process")
 
@@ -580,8 +599,10 @@ def test_allowed_metrics_are_exported() -> None:
     sources = [path.read_text() for path in (ROOT / "zapflow").rglob("*.py")]
     sources.append(Path(starlette_prometheus.middleware.__file__).read_text())
     declared = "\n".join(sources)
-    for name in API_METRICS | WORKER_METRICS:
+    for name in API_METRICS | WORKER_METRICS | EMBEDDER_METRICS:
         base = _HISTOGRAM_SUFFIX.sub("", name)
+        if name in EMBEDDER_METRICS:  # prometheus_client adds a counter's _total
+            base = base.removesuffix("_total")
         assert f'"{base}"' in declared, f"no collector named {base!r}"
     # the SDK's counters get no _total suffix: zapflow's exporter keeps the default
     assert "counters_total_suffix" not in declared
@@ -629,3 +650,50 @@ def test_dashboard_thresholds_follow_the_settings() -> None:
         assert panels, f"no panel shows {metric}"
         for panel in panels:
             assert values <= _thresholds(panel), f"{panel['title']}: thresholds {values}"
+
+
+# --- alerting rules -------------------------------------------------------------------------
+
+
+def _alert_rules() -> list[dict[str, Any]]:
+    data = yaml.safe_load(ALERTS_FILE.read_text())
+    return [rule for group in data["groups"] for rule in group["rules"]]
+
+
+def test_prometheus_loads_the_alerting_rules() -> None:
+    config = yaml.safe_load(PROMETHEUS_FILE.read_text())
+    mounts = [str(v).split(":")[:2] for v in _services()["prometheus"]["volumes"]]
+    [target] = [container for host, container in mounts if host == "./deploy/prometheus-alerts.yml"]
+    assert config["rule_files"] == [target]
+
+
+def test_every_alert_is_complete_and_queries_only_exported_metrics() -> None:
+    rules = _alert_rules()
+    names = [rule["alert"] for rule in rules]
+    assert len(names) == len(set(names)) >= 8, names
+    for rule in rules:
+        name = rule["alert"]
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, name
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
+        assert re.fullmatch(r"\d+[smh]", str(rule.get("for", "0s"))), name
+        metrics = _promql_metric_names(rule["expr"])
+        assert metrics and metrics <= ALLOWED_METRICS, f"{name}: {metrics - ALLOWED_METRICS}"
+        # a comparison makes it fire on some values only
+        assert re.search(r"(==|>|<)\s*[\d.]+\s*$", rule["expr"].strip()), name
+
+
+def test_alert_label_matchers_name_labels_the_metrics_carry() -> None:
+    """A matcher on a label the metric never has would never fire."""
+    carried = {
+        "zapflow_relay_stores": {"outcome"},
+        "zapflow_activity_outcomes": {"outcome", "activity_type", "failure_type"},
+        "starlette_responses_total": {"method", "path_template", "status_code"},
+        "up": {"job", "instance"},
+    }
+    # and the values matched are ones the code writes
+    assert '_count_stores("fallback"' in (ROOT / "zapflow/worker/relay.py").read_text()
+    assert '"outcome": "failed"' in (ROOT / "zapflow/worker/metrics.py").read_text()
+    for rule in _alert_rules():
+        for metric, matchers in re.findall(r"([a-z_]+)\{([^}]*)\}", rule["expr"]):
+            labels = {m.split("=")[0].strip().rstrip("!~") for m in matchers.split(",")}
+            assert labels <= carried[metric], f"{rule['alert']}: {labels - carried[metric]}"

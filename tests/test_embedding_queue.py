@@ -209,6 +209,45 @@ async def test_a_text_the_provider_refuses_is_skipped_with_its_reason(
     assert all(status == 400 for texts, status in calls if too_long in texts)
 
 
+async def test_a_repeated_text_goes_to_the_model_once(
+    queue_db: QueueDb, openai_server: OpenAIServer
+) -> None:
+    """Within a batch, and in a later batch (the vectors embedded lately): every message gets
+    its vector, the model sees each distinct text once; a refused text's repeats are skipped
+    with its reason."""
+    openai_server.max_input_chars = 1000
+    question, too_long = TEXTS[0], "a very long message" * 100
+    reused = REGISTRY.get_sample_value("zapflow_embedding_reused_total") or 0.0
+    first, _ = await import_messages(
+        queue_db.sessions, [question, TEXTS[1], question, too_long, too_long]
+    )
+    async with embedder(queue_db.settings):
+        await eventually(
+            lambda: queue_rows(queue_db.sessions), lambda r: all(x.skipped_reason for x in r)
+        )
+        later, _ = await import_messages(queue_db.sessions, [question, TEXTS[2]])
+        await eventually(
+            lambda: queue_rows(queue_db.sessions), lambda r: all(x.skipped_reason for x in r)
+        )
+    skipped = await queue_rows(queue_db.sessions)
+    assert len(skipped) == 2 and all("context length" in (x.skipped_reason or "") for x in skipped)
+    async with queue_db.sessions() as session:
+        vectors = (
+            await session.execute(
+                select(ConversationEmbedding.company_id, ConversationEmbedding.embedding)
+            )
+        ).all()
+    by_company = {c: [list(v) for k, v in vectors if str(k) == c] for c in (first, later)}
+    assert len(by_company[first]) == 3 and len(by_company[later]) == 2
+    expected = pytest.approx(fake_vector(question), abs=1e-6)
+    assert sum(v == expected for v in [*by_company[first], *by_company[later]]) == 3
+    calls = openai_server.requests_to("/embeddings")
+    embedded = [t for r in calls if r.status == 200 for t in r.json["input"]]  # type: ignore[index]
+    assert sorted(embedded) == sorted([question, TEXTS[1], TEXTS[2]])  # the refusal: halved
+    # the batch's second question and long text, and the later batch's question
+    assert REGISTRY.get_sample_value("zapflow_embedding_reused_total") == reused + 3
+
+
 async def test_a_failing_provider_is_retried_a_bounded_number_of_times(
     queue_db: QueueDb, openai_server: OpenAIServer
 ) -> None:

@@ -699,6 +699,40 @@ async def test_two_imports_of_the_same_phoneless_customers_never_deadlock(
             assert await identities_of(sessions, contact.id) == {("bsuid", bsuid)}
 
 
+async def test_two_imports_of_the_same_phones_in_other_orders_never_deadlock(
+    tenant: Tenant, sessions: SessionFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same race with phones: the first import held up mid-file holds Bia's new contact
+    row, the second inserted Ana's and waits for Bia's, then the first wants Ana's. Imports of
+    a company now run one at a time: the second waits for the first, both succeed."""
+    monkeypatch.setattr(contact_csv, "IMPORT_BATCH", 1)
+    ana, bia, gate_phone = "+5511966660011", "+5511966660012", "+5511966660013"
+    made = await tenant.client.post(
+        "/api/v1/contacts", json={"name": "Gate", "phone_number": gate_phone}
+    )
+    assert made.status_code == 201, made.text
+    first_file = f"phone_number,name\n{bia},Bia\n{gate_phone},Gate\n{ana},Ana\n"
+    second_file = f"phone_number,name\n{ana},Ana\n{bia},Bia\n"
+    pids: dict[str, int] = {}
+
+    async def run(name: str, csv_text: str) -> ImportReport:
+        async with transaction(sessions) as session:
+            pids[name] = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            spool = io.BytesIO(csv_text.encode())
+            return await contact_csv.import_contacts(session, uuid.UUID(tenant.id), spool, "update")
+
+    async with sessions() as gate, gate.begin():
+        row = select(Contact).where(col(Contact.id) == uuid.UUID(made.json()["id"]))
+        await gate.execute(row.with_for_update())
+        first = asyncio.create_task(run("first", first_file))
+        await waiting_for_a_lock(sessions, pids, "first")
+        second = asyncio.create_task(run("second", second_file))
+        await waiting_for_a_lock(sessions, pids, "second")
+    reports = await asyncio.gather(first, second)  # the gate's row released
+    assert [(r.created, r.updated, r.errors) for r in reports] == [(2, 1, []), (0, 2, [])]
+    assert sorted(c.name for c in await contacts_of(sessions, tenant.id)) == ["Ana", "Bia", "Gate"]
+
+
 async def test_an_import_whose_rows_all_have_a_phone_takes_no_creation_lock(
     tenant: Tenant, sessions: SessionFactory
 ) -> None:

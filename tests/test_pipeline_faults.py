@@ -133,12 +133,12 @@ async def test_worker_killed_mid_send_never_sends_twice(
         )
         assert (await post_cloud(client, instance["webhook_url"], delivery)).status_code == 200
         stored = await eventually(lambda: _messages(sessions, tenant.id), lambda r: len(r) == 1)
-        provider_server.delay_next(1, seconds=8)
+        provider_server.delay_next(1, seconds=8, to="5511922221111")
         reply = await client.post(
             f"/api/v1/conversations/{stored[0].conversation_id}/messages", json={"text": "olá"}
         )
         assert reply.status_code == 202
-        await provider_server.wait_for_requests(1, within=20)
+        await provider_server.wait_for_sent("5511922221111", within=20)
         world.worker.kill()  # the provider has the request; its answer is lost
         await world.worker.restart()
         message_id = reply.json()["id"]
@@ -146,7 +146,7 @@ async def test_worker_killed_mid_send_never_sends_twice(
             lambda: _message(sessions, message_id), lambda m: m.status == "failed", within=60
         )
         assert failed.error is not None and failed.error["type"] == "DeliveryUnknown"
-        assert len(provider_server.requests) == 1
+        assert len(provider_server.sent_to("5511922221111")) == 1
         async with sessions() as session:
             letters = (await session.execute(select(DeadLetter))).scalars().all()
         assert [letter.reference["message_id"] for letter in letters] == [message_id]
@@ -174,7 +174,7 @@ async def test_worker_killed_mid_send_never_sends_twice(
         async with sessions() as session:
             [letter] = (await session.execute(select(DeadLetter))).scalars().all()
         assert letter.status == "discarded"
-        assert len(provider_server.requests) == 1
+        assert len(provider_server.sent_to("5511922221111")) == 1
 
 
 async def _message(sessions, message_id: str) -> Message:  # type: ignore[no-untyped-def]

@@ -144,7 +144,7 @@ async def test_a_send_the_provider_refuses_shows_its_reason_and_a_retry(
     await expect(bubble.locator(".failure")).to_contain_text("Not sent:")
     await bubble.get_by_role("button", name="Retry").click()
     await expect(page.locator(".msg.out .ticks[data-status=sent]")).to_have_count(1)
-    assert len(provider_server.requests) == 2
+    assert len(provider_server.sent_to("5511933330003")) == 2
 
 
 async def make_board(tenant: Tenant) -> tuple[dict[str, Any], list[dict[str, Any]]]:

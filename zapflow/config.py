@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     embedding_e5_variant: Literal["enpt", "original"] = "enpt"  # vocabulary: en+pt, or all
     embedding_batch_size: int = Field(64, ge=1, le=2048)  # texts per model call
     embedding_min_chars: int = Field(6, ge=0, le=1000)  # fewer letters/digits: not embedded
+    # the vectors of the texts embedded last, kept by the embedder (~1.6 KB each): a text seen
+    # again among them is not sent to the model (0: every text is)
+    embedding_recent_vectors: int = Field(10_000, ge=0, le=1_000_000)
     # the embedder process (zapflow/worker/embedder.py): model calls at once, and per second
     embedding_worker_concurrency: int = Field(1, ge=1, le=64)
     embedding_rate_limit_per_second: float = Field(20.0, gt=0)

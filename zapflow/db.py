@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import asyncpg
 import orjson
+from sqlalchemy import text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -113,6 +114,12 @@ async def autocommit(factory: SessionFactory) -> AsyncIterator[AsyncConnection]:
     engine: AsyncEngine = factory.kw["bind"]
     async with engine.connect() as connection:
         yield await connection.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def advisory_lock(session: AsyncSession, name: str, *, shared: bool = False) -> None:
+    """Postgres's transaction-scoped advisory lock on ``name`` (hashed), waited for."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    await session.execute(text(f"SELECT {function}(hashtextextended(:name, 0))"), {"name": name})
 
 
 def driver_dsn(settings: Settings) -> str:

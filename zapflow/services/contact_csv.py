@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from zapflow.db import SessionFactory
+from zapflow.db import SessionFactory, advisory_lock
 from zapflow.errors import PayloadTooLarge, Unprocessable
 from zapflow.models import Contact, ContactIdentity, IdentityKind
 from zapflow.schemas.contacts import (
@@ -292,9 +292,12 @@ async def import_contacts(
     The existing contacts it updated are invalidated once committed. A file with a row that
     may create a contact by BSUID or username (no phone) takes the company's creation lock
     first (``identities.lock_creation``): its batches could not lock their identities in one
-    order, and two imports, or an import and a webhook, naming the same people deadlocked."""
+    order, and two imports, or an import and a webhook, naming the same people deadlocked.
+    Imports of one company run one at a time: two naming the same phones in other orders
+    (each one transaction over its batches) deadlocked on the contact rows."""
     report = ImportReport()
     updated: list[uuid.UUID] = []
+    await advisory_lock(session, f"{company_id}:contact-import")
     if await asyncio.to_thread(_creates_by_identity, spool):
         await lock_creation(session, company_id, exclusive=True)  # before any row is touched
     rows = await asyncio.to_thread(_open_rows, spool)

@@ -32,6 +32,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from zapflow.db import advisory_lock
 from zapflow.models import Contact, ContactIdentity, IdentityKind
 from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.types import InboundMessage
@@ -380,11 +381,7 @@ async def lock_creation(
     """The company's lock on creating contacts by identity, until the transaction ends: shared
     by webhooks' creations (each then locks its identities), exclusive for an import, whose
     many batches could not lock theirs in one order (and would hold one lock per row)."""
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    await session.execute(
-        text(f"SELECT {function}(hashtextextended(:name, 0))"),
-        {"name": f"{company_id}:contact-creation"},
-    )
+    await advisory_lock(session, f"{company_id}:contact-creation", shared=not exclusive)
 
 
 async def lock_identities(

@@ -16,6 +16,8 @@ leave the queue in the transaction that stores their vectors).
   answer as its reason; a failed call (5xx, 429, timeout) is retried later, with doubling
   delays, and after ``MAX_ATTEMPTS`` its messages are skipped with the last error.
 - Texts too short to mean anything (``embeddable_text``) leave the queue without a vector.
+- A text repeated in a batch goes to the model once, and one embedded lately
+  (``embedding_recent_vectors``, ``embeddings/recent.py``) not at all: its vector is reused.
 - ``zapflow_embedding_backlog`` (Prometheus, on ``embedder_metrics_port``) and a progress log
   line every ``PROGRESS_SECONDS`` while there is work.
 """
@@ -40,6 +42,7 @@ from zapflow.db import SessionFactory, create_engine, listen_forever, session_fa
 from zapflow.embeddings import Embedder, create_embedder, embeddable_text
 from zapflow.embeddings.local import packaged_model_dir
 from zapflow.embeddings.openai import EmbeddingRejected, EmbeddingUnavailable
+from zapflow.embeddings.recent import RecentVectors
 from zapflow.services.embeddings import (
     QUEUE_CHANNEL,
     PendingMessage,
@@ -62,6 +65,10 @@ BACKLOG = Gauge("zapflow_embedding_backlog", "Messages waiting on the embedding 
 OLDEST_AGE = Gauge(
     "zapflow_embedding_oldest_age_seconds", "Age of the oldest message waiting for its embedding"
 )
+REUSED = PrometheusCounter(
+    "zapflow_embedding_reused",
+    "Messages whose text's vector was reused (repeated in the batch, or embedded lately)",
+)
 OUTCOMES = PrometheusCounter(
     "zapflow_embedding_messages", "Messages taken off the embedding queue, by outcome", ["outcome"]
 )
@@ -76,6 +83,7 @@ class EmbeddingWorker:
         self._embedder = embedder
         self._batch_size = settings.embedding_batch_size
         self._min_chars = settings.embedding_min_chars
+        self._recent = RecentVectors(settings.embedding_recent_vectors)
         self._lease = timedelta(seconds=settings.embedding_lease_seconds)
         self._retry = timedelta(seconds=settings.embedding_retry_seconds)
         self._sweep = settings.embedding_sweep_seconds
@@ -145,7 +153,7 @@ class EmbeddingWorker:
         failed: list[uuid.UUID] = []
         failure = ""
         try:
-            await self._embed(texts, embedded, refused)
+            await self._embed_new(texts, embedded, refused)
         except asyncio.CancelledError:  # stopping: hand the batch back for the next embedder
             async with transaction(self._sessions) as session:
                 await release(session, [m.id for m in batch])
@@ -174,8 +182,39 @@ class EmbeddingWorker:
             async with transaction(self._sessions) as session:
                 await retry_later(session, failed, f"{type(exc).__name__}: {exc}", self._retry)
             embedded = []
+        for _, text, vector in embedded:  # stored: a vector the database refused is not kept
+            self._recent.put(text, vector)
         self._count(embedded=len(embedded), too_short=len(too_short))
         self._count(skipped=len(refused), retried=len(failed))
+
+    async def _embed_new(
+        self,
+        texts: list[tuple[PendingMessage, str]],
+        embedded: list[tuple[PendingMessage, str, list[float]]],
+        refused: list[tuple[PendingMessage, str]],
+    ) -> None:
+        """``_embed`` for each distinct text not embedded lately; the other messages take the
+        vector (or the refusal) of their text."""
+        first: dict[str, PendingMessage] = {}
+        again: list[tuple[PendingMessage, str]] = []
+        for message, text in texts:
+            vector = self._recent.get(text)
+            if vector is not None:
+                embedded.append((message, text, vector))
+            elif text in first:
+                again.append((message, text))
+            else:
+                first[text] = message
+        REUSED.inc(len(texts) - len(first))
+        done = len(embedded)
+        await self._embed([(m, t) for t, m in first.items()], embedded, refused)
+        vectors = {text: vector for _, text, vector in embedded[done:]}
+        reasons = {first_message.id: reason for first_message, reason in refused}
+        for message, text in again:
+            if text in vectors:
+                embedded.append((message, text, vectors[text]))
+            else:
+                refused.append((message, reasons[first[text].id]))
 
     async def _embed(
         self,
