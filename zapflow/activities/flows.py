@@ -10,6 +10,7 @@ instead of queueing another, and the conversation's workflow sends it once.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -227,20 +228,29 @@ async def route_inbound(
     session: AsyncSession, cache: Cache, input: FlowRouteInput
 ) -> FlowRouteResult:
     """The run a conversation's new messages answer, or the one they start, or none; in the
-    caller's transaction (the inbound persist's, or the route_inbound activity's)."""
-    conversation_id = uuid.UUID(input.conversation_id)
-    active = await flow_runs.active_run(session, conversation_id)
-    if active is not None:
-        return FlowRouteResult(active.workflow_id, str(active.id))
-    run = await flow_triggers.match_trigger(
-        session,
-        cache,
-        uuid.UUID(input.company_id),
-        conversation_id,
-        input.texts,
-        input.fresh,
-        input.key_id,
-    )
-    if run is None:
-        return FlowRouteResult()
-    return FlowRouteResult(start=FlowStart(str(run.id), str(run.flow_id), run.flow_version))
+    caller's transaction (the route_inbound activity's)."""
+    return (await route_all(session, cache, [input]))[0]
+
+
+async def route_all(
+    session: AsyncSession, cache: Cache, inputs: Sequence[FlowRouteInput]
+) -> list[FlowRouteResult]:
+    """``route_inbound`` for several conversations (the inbound persist's, in its transaction):
+    one read of their runs in progress, then the triggers of those without one, in order."""
+    conversation_ids = [uuid.UUID(input.conversation_id) for input in inputs]
+    active = await flow_runs.active_runs(session, conversation_ids)
+    routes = []
+    for input, conversation_id in zip(inputs, conversation_ids, strict=True):
+        if (run := active.get(conversation_id)) is not None:
+            routes.append(FlowRouteResult(run.workflow_id, str(run.id)))
+            continue
+        started = await flow_triggers.match_trigger(
+            session, cache, uuid.UUID(input.company_id), conversation_id, input.texts,
+            input.fresh, input.key_id,
+        )  # fmt: skip
+        if started is None:
+            routes.append(FlowRouteResult())
+            continue
+        start = FlowStart(str(started.id), str(started.flow_id), started.flow_version)
+        routes.append(FlowRouteResult(start=start))
+    return routes

@@ -10,6 +10,15 @@ addresses (its chat JID, its BSUID, its phone) or of a contact holding one of it
 the one, the oldest when there are several; a person with none yet is keyed by BSUID when Meta
 gives one (it outlives the phone being shared later), else by the chat JID. A conversation's key
 never changes, so the workflow of a chat keyed by a phone before BSUIDs existed keeps its id.
+
+Storing several chats (``persist_chats``, the relay's pass) runs one statement per step for them
+all: their contacts (``KnownOwners``), one upsert of their conversations (rows locked in
+(instance, remote JID) order), one insert of their messages, one bump, one outbox insert; what is
+rare (forwarding a new conversation to the person's other one, a typed numbered choice, a
+rating's answer) runs only for the chats it applies to. One chat (``persist_inbound``) is the
+case of one. The results are those of storing the chats one by one: a group stops before a chat
+whose contact or conversation an earlier one has, and after one that reveals a person split in
+two (the caller merges them before the next group's contacts are resolved).
 """
 
 from __future__ import annotations
@@ -22,18 +31,25 @@ from typing import Any, NamedTuple, Protocol, cast
 
 import orjson
 from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Integer,
     Row,
     Table,
+    Text,
     Update,
+    Uuid,
     bindparam,
+    case,
+    column,
     delete,
     func,
-    literal_column,
+    or_,
     select,
     text,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
@@ -54,7 +70,14 @@ from zapflow.schemas.messages import MessagePublic
 from zapflow.services.contacts import forget_contacts
 from zapflow.services.csat import capture_replies
 from zapflow.services.events import Event, stage
-from zapflow.services.identities import Identity, Key, KnownOwners, alias_key, resolve_contact
+from zapflow.services.identities import (
+    Identity,
+    Key,
+    KnownOwners,
+    ResolvedContact,
+    alias_key,
+    resolve_contact,
+)
 from zapflow.services.inbox import notify_relay
 from zapflow.whatsapp import jid as jids
 from zapflow.whatsapp.interactive import Interactive, fits, typed_choice, typed_number
@@ -126,6 +149,17 @@ def _provider_time(message: InboundMessage) -> datetime:
     return utc_now()
 
 
+class ConversationKey(NamedTuple):
+    """What a conversation is created with, when new: ``upsert_conversations``' rows."""
+
+    company_id: uuid.UUID
+    instance_id: uuid.UUID
+    remote_jid: str
+    contact_id: uuid.UUID
+    workflow_id: str | None = None
+    started_at: datetime | None = None  # its first message's time: ``last_message_at``
+
+
 async def upsert_conversation(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -137,75 +171,56 @@ async def upsert_conversation(
 ) -> uuid.UUID:
     """The conversation's id, created if new; ``started_at`` (its first message's time) starts
     ``last_message_at``, which the inbox sorts by."""
-    args = (company_id, instance_id, remote_jid, contact_id, workflow_id, started_at)
-    row = await _upsert_row(session, *args)
-    return cast(uuid.UUID, row.id)
+    key = ConversationKey(company_id, instance_id, remote_jid, contact_id, workflow_id, started_at)
+    return cast(uuid.UUID, (await upsert_conversations(session, [key]))[0].id)
 
 
-async def _upsert_row(
-    session: AsyncSession,
-    company_id: uuid.UUID,
-    instance_id: uuid.UUID,
-    remote_jid: str,
-    contact_id: uuid.UUID,
-    workflow_id: str | None,
-    started_at: datetime | None,
-) -> Row[Any]:
-    """``upsert_conversation``'s row: its id, its status before this batch, and whether it
-    was created."""
-    params = {
-        "id": uuid.uuid4(),
-        "company_id": company_id,
-        "instance_id": instance_id,
-        "contact_id": contact_id,
-        "remote_jid": remote_jid,
-        "workflow_id": workflow_id,
-        "last_message_at": started_at or utc_now(),
-    }
-    return (await session.execute(UPSERT_CONVERSATION, params)).one()
-
-
-# Built once, in Core (no ORM bulk insert): every inbound batch runs it
-UPSERT_COLUMNS = ("id", "company_id", "instance_id", "contact_id", "remote_jid", "workflow_id",
-                  "last_message_at")  # fmt: skip
-UPSERT_CONVERSATION = (
-    insert(CONVERSATIONS)
-    .values({name: bindparam(name) for name in UPSERT_COLUMNS})
-    .on_conflict_do_update(
-        index_elements=["instance_id", "remote_jid"],
-        set_={"updated_at": func.now()},
-    )
-    .returning(
-        CONVERSATIONS.c.id,
-        CONVERSATIONS.c.status,
-        literal_column("xmax = 0").label("created"),  # inserted, not updated
-    )
+# One statement for any number of conversations (a multi-row VALUES is a new prepared statement
+# per count), Core rows back: every inbound pass and campaign batch runs it
+UPSERT_CONVERSATIONS = text(
+    """
+    INSERT INTO conversations (id, company_id, instance_id, contact_id, remote_jid, workflow_id,
+        last_message_at, created_at, updated_at)
+    SELECT c.id, c.company_id, c.instance_id, c.contact_id, c.remote_jid, c.workflow_id, c.at,
+        CAST(:now AS timestamptz), CAST(:now AS timestamptz)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:companies AS uuid[]), CAST(:instances AS uuid[]),
+        CAST(:contacts AS uuid[]), CAST(:jids AS text[]), CAST(:workflows AS text[]),
+        CAST(:at AS timestamptz[])) AS c(id, company_id, instance_id, contact_id, remote_jid,
+            workflow_id, at)
+    ON CONFLICT (instance_id, remote_jid) DO UPDATE SET updated_at = now()
+    RETURNING id, status, xmax = 0 AS created, instance_id, remote_jid
+    """
+).columns(
+    CONVERSATIONS.c.id,
+    CONVERSATIONS.c.status,
+    column("created", Boolean),  # inserted, not updated
+    CONVERSATIONS.c.instance_id,
+    CONVERSATIONS.c.remote_jid,
 )
 
 
 async def upsert_conversations(
-    session: AsyncSession,
-    company_id: uuid.UUID,
-    instance_id: uuid.UUID,
-    chats: dict[str, tuple[uuid.UUID, str]],
-) -> dict[str, uuid.UUID]:
-    """Many chats' conversations in one statement (remote JID → contact id and workflow id),
-    created if new: their ids by remote JID."""
-    rows = [
-        {"id": uuid.uuid4(), "company_id": company_id, "instance_id": instance_id,
-         "contact_id": contact_id, "remote_jid": remote_jid, "workflow_id": workflow_id,
-         "last_message_at": utc_now()}
-        for remote_jid, (contact_id, workflow_id) in chats.items()
-    ]  # fmt: skip
-    statement = (
-        insert(CONVERSATIONS)
-        .values(rows)
-        .on_conflict_do_update(
-            index_elements=["instance_id", "remote_jid"], set_={"updated_at": func.now()}
-        )
-        .returning(CONVERSATIONS.c.remote_jid, CONVERSATIONS.c.id)
-    )
-    return {jid: conversation_id for jid, conversation_id in await session.execute(statement)}
+    session: AsyncSession, keys: Sequence[ConversationKey]
+) -> list[Row[Any]]:
+    """Many conversations in one statement, created if new: a row for each key, in order (its
+    ``id``, its ``status`` before this statement, whether it was ``created``). Rows are locked
+    in (instance, remote JID) order, whatever the keys' order: two transactions upserting some
+    of the same conversations wait for each other instead of deadlocking. Keys are distinct."""
+    now = utc_now()
+    ordered = sorted(keys, key=lambda k: (k.instance_id, k.remote_jid))
+    params = {
+        "now": now,
+        "ids": [uuid.uuid4() for _ in ordered],
+        "companies": [k.company_id for k in ordered],
+        "instances": [k.instance_id for k in ordered],
+        "contacts": [k.contact_id for k in ordered],
+        "jids": [k.remote_jid for k in ordered],
+        "workflows": [k.workflow_id for k in ordered],
+        "at": [k.started_at or now for k in ordered],
+    }
+    rows = {(r.instance_id, r.remote_jid): r
+            for r in await session.execute(UPSERT_CONVERSATIONS, params)}  # fmt: skip
+    return [rows[k.instance_id, k.remote_jid] for k in keys]
 
 
 class ChatAddress(NamedTuple):
@@ -300,23 +315,24 @@ MESSAGE_COLUMNS = [
     for c in Message.__table__.columns  # type: ignore[attr-defined]
     if c.computed is None
 ]
-# One statement for any batch size (a multi-row VALUES is a new prepared statement per size);
-# rows come back as Core rows, no ORM unit of work
+# One statement for any number of conversations and messages (a multi-row VALUES is a new
+# prepared statement per size); rows come back as Core rows, no ORM unit of work
 INSERT_MESSAGES = text(
     f"""
     INSERT INTO messages (company_id, conversation_id, instance_id, message_key_id, direction,
         from_me, type, body, media, payload, participant, reply_to_key_id, provider_timestamp,
         status, sent_by)
-    SELECT CAST(:company_id AS uuid), CAST(:conversation_id AS uuid), CAST(:instance_id AS uuid),
-        m.key_id, m.direction, m.from_me, m.type,
-        m.body, m.media::jsonb, m.payload::jsonb, m.participant, m.reply_to, m.at, m.status,
-        m.sent_by
-    FROM unnest(CAST(:key_ids AS text[]), CAST(:directions AS text[]), CAST(:from_me AS bool[]),
-        CAST(:types AS text[]), CAST(:bodies AS text[]), CAST(:media AS text[]),
-        CAST(:payloads AS text[]), CAST(:participants AS text[]), CAST(:reply_to AS text[]),
-        CAST(:at AS timestamptz[]), CAST(:statuses AS text[]), CAST(:sent_by AS text[]))
-        AS m(key_id, direction, from_me, type, body, media, payload, participant, reply_to, at,
-             status, sent_by)
+    SELECT m.company_id, m.conversation_id, m.instance_id, m.key_id, m.direction, m.from_me,
+        m.type, m.body, m.media::jsonb, m.payload::jsonb, m.participant, m.reply_to, m.at,
+        m.status, m.sent_by
+    FROM unnest(CAST(:companies AS uuid[]), CAST(:conversations AS uuid[]),
+        CAST(:instances AS uuid[]), CAST(:key_ids AS text[]), CAST(:directions AS text[]),
+        CAST(:from_me AS bool[]), CAST(:types AS text[]), CAST(:bodies AS text[]),
+        CAST(:media AS text[]), CAST(:payloads AS text[]), CAST(:participants AS text[]),
+        CAST(:reply_to AS text[]), CAST(:at AS timestamptz[]), CAST(:statuses AS text[]),
+        CAST(:sent_by AS text[]))
+        AS m(company_id, conversation_id, instance_id, key_id, direction, from_me, type, body,
+             media, payload, participant, reply_to, at, status, sent_by)
     ON CONFLICT (instance_id, message_key_id) DO NOTHING
     RETURNING {", ".join(c.name for c in MESSAGE_COLUMNS)}
     """
@@ -327,6 +343,15 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value, default=str).decode()
 
 
+class Batch(NamedTuple):
+    """One conversation's messages to insert (``insert_batches``)."""
+
+    company_id: uuid.UUID
+    instance_id: uuid.UUID
+    conversation_id: uuid.UUID
+    messages: Sequence[InboundMessage]
+
+
 async def insert_messages(
     session: AsyncSession,
     messages: Sequence[InboundMessage],
@@ -335,28 +360,45 @@ async def insert_messages(
     conversation_id: uuid.UUID,
 ) -> list[Row[Any]]:
     """Insert what is new; a key id already stored is skipped. Returns the inserted rows."""
-    theirs = [not m.from_me for m in messages]
+    batch = Batch(company_id, instance_id, conversation_id, messages)
+    return (await insert_batches(session, [batch]))[0]
+
+
+async def insert_batches(session: AsyncSession, batches: Sequence[Batch]) -> list[list[Row[Any]]]:
+    """``insert_messages`` for several conversations in one statement: each batch's inserted
+    rows, in provider order."""
+    pairs = [(b, m) for b in batches for m in b.messages]
+    theirs = [not m.from_me for _, m in pairs]
     params = {
-        "company_id": company_id,
-        "conversation_id": conversation_id,
-        "instance_id": instance_id,
-        "key_ids": [m.key_id for m in messages],
+        "companies": [b.company_id for b, _ in pairs],
+        "conversations": [b.conversation_id for b, _ in pairs],
+        "instances": [b.instance_id for b, _ in pairs],
+        "key_ids": [m.key_id for _, m in pairs],
         "directions": [
             MessageDirection.INBOUND if t else MessageDirection.OUTBOUND for t in theirs
         ],
-        "from_me": [m.from_me for m in messages],
-        "types": [m.type for m in messages],
-        "bodies": [m.body for m in messages],
-        "media": [_json(m.media) for m in messages],
-        "payloads": [_json(m.payload) for m in messages],
-        "participants": [m.participant for m in messages],
-        "reply_to": [m.reply_to_key_id for m in messages],
-        "at": [_provider_time(m) for m in messages],
+        "from_me": [m.from_me for _, m in pairs],
+        "types": [m.type for _, m in pairs],
+        "bodies": [m.body for _, m in pairs],
+        "media": [_json(m.media) for _, m in pairs],
+        "payloads": [_json(m.payload) for _, m in pairs],
+        "participants": [m.participant for _, m in pairs],
+        "reply_to": [m.reply_to_key_id for _, m in pairs],
+        "at": [_provider_time(m) for _, m in pairs],
         "statuses": [MessageStatus.RECEIVED if t else MessageStatus.SENT for t in theirs],
         "sent_by": [MessageSender.CUSTOMER if t else MessageSender.PHONE for t in theirs],
     }
-    inserted = (await session.execute(INSERT_MESSAGES, params)).all()
-    return sorted(inserted, key=lambda m: (m.provider_timestamp, m.message_key_id or ""))
+    inserted: dict[uuid.UUID, list[Row[Any]]] = {b.conversation_id: [] for b in batches}
+    if pairs:
+        for row in await session.execute(INSERT_MESSAGES, params):
+            inserted[row.conversation_id].append(row)
+    return [
+        sorted(
+            inserted[b.conversation_id],
+            key=lambda m: (m.provider_timestamp, m.message_key_id or ""),
+        )
+        for b in batches
+    ]
 
 
 # the latest message among the conversation's last 50 that went out as numbered choices (buttons
@@ -412,39 +454,72 @@ def _typed(message: InboundMessage) -> bool:
 HUMAN_SENDERS = (MessageSender.AGENT, MessageSender.PHONE)
 
 
-def _bump(
-    target: Any,
-    conversation_id: uuid.UUID,
-    new_messages: Sequence[MessageLike],
-    reopen: bool = True,
-) -> Update:
-    """Move counters, last-message fields and the 24-hour window by the inserted messages;
-    an inbound one reopens the conversation unless ``reopen`` is False (a rating's answer)."""
-    inbound = [m for m in new_messages if m.direction == MessageDirection.INBOUND]
-    latest = new_messages[-1]
-    values: dict[str, Any] = {
-        "message_count": Conversation.message_count + len(new_messages),
-        "unread_count": Conversation.unread_count + len(inbound),
-        "last_message_at": func.greatest(Conversation.last_message_at, latest.provider_timestamp),
-        "last_message_preview": _preview(latest),
-        "updated_at": func.now(),
-    }
-    if inbound:
-        values["last_inbound_at"] = func.greatest(
-            Conversation.last_inbound_at, inbound[-1].provider_timestamp
+class Bump(NamedTuple):
+    """A conversation's inserted messages, to move it by; ``reopen`` False: its inbound ones
+    leave it closed (a rating's answer)."""
+
+    conversation_id: uuid.UUID
+    new_messages: Sequence[MessageLike]
+    reopen: bool = True
+
+
+# a bump's values, one array each (``unnest``: one statement for any number of conversations)
+BUMP_FIELDS: dict[str, Any] = {
+    "id": Uuid(), "added": Integer(), "inbound": Integer(), "latest_at": DateTime(timezone=True),
+    "preview": Text(), "inbound_at": DateTime(timezone=True), "reopen": Boolean(),
+    "human": Boolean(),
+}  # fmt: skip
+
+
+def _bump_values(bump: Bump) -> tuple[Any, ...]:
+    inbound = [m for m in bump.new_messages if m.direction == MessageDirection.INBOUND]
+    latest = bump.new_messages[-1]
+    return (
+        bump.conversation_id,
+        len(bump.new_messages),
+        len(inbound),
+        latest.provider_timestamp,
+        _preview(latest),
+        inbound[-1].provider_timestamp if inbound else None,  # greatest() ignores a NULL
+        bool(inbound) and bump.reopen,
+        any(m.sent_by in HUMAN_SENDERS for m in bump.new_messages),
+    )
+
+
+def _bump(target: Any, bumps: Sequence[Bump]) -> Update:
+    """Move counters, last-message fields and the 24-hour window of each conversation by its
+    inserted messages, in one statement; an inbound one reopens it unless told not to, a
+    human's pauses its automation. The rows are locked already (the upsert, or the caller's
+    read), so the join's order locks nothing new."""
+    rows = [_bump_values(b) for b in bumps]
+    arrays = [
+        bindparam(f"bump_{name}", [row[i] for row in rows], type_=ARRAY(kind))
+        for i, (name, kind) in enumerate(BUMP_FIELDS.items())
+    ]
+    names = [column(name, kind) for name, kind in BUMP_FIELDS.items()]
+    bump = func.unnest(*arrays).table_valued(*names).render_derived(name="bump")
+    c = CONVERSATIONS.c
+    return (
+        update(target)
+        .where(c.id == bump.c.id)
+        .values(
+            message_count=c.message_count + bump.c.added,
+            unread_count=c.unread_count + bump.c.inbound,
+            last_message_at=func.greatest(c.last_message_at, bump.c.latest_at),
+            last_message_preview=bump.c.preview,
+            last_inbound_at=func.greatest(c.last_inbound_at, bump.c.inbound_at),
+            status=case((bump.c.reopen, ConversationStatus.OPEN), else_=c.status),
+            is_paused=or_(c.is_paused, bump.c.human),  # a human took over: automation steps aside
+            updated_at=func.now(),
         )
-        if reopen:
-            values["status"] = ConversationStatus.OPEN
-    if any(m.sent_by in HUMAN_SENDERS for m in new_messages):
-        values["is_paused"] = True  # a human took over: automation steps aside
-    return update(target).where(col(Conversation.id) == conversation_id).values(**values)
+    )
 
 
 async def bump_conversation(
     session: AsyncSession, conversation_id: uuid.UUID, new_messages: Sequence[Message]
 ) -> Conversation:
     """``_bump`` through the ORM: the session's copy of the conversation is refreshed."""
-    statement = _bump(Conversation, conversation_id, new_messages).returning(Conversation)
+    statement = _bump(Conversation, [Bump(conversation_id, new_messages)]).returning(Conversation)
     return (await session.execute(statement)).scalar_one()
 
 
@@ -453,16 +528,12 @@ SUMMARY_COLUMNS = [
 ]
 
 
-async def _bump_row(
-    session: AsyncSession,
-    conversation_id: uuid.UUID,
-    new_messages: Sequence[Row[Any]],
-    reopen: bool = True,
-) -> Row[Any]:
-    """``_bump`` in Core, returning what ``conversation.updated`` says (no ORM)."""
-    statement = _bump(CONVERSATIONS, conversation_id, new_messages, reopen)
-    statement = statement.returning(*SUMMARY_COLUMNS)
-    return (await session.execute(statement)).one()
+async def _bump_rows(session: AsyncSession, bumps: Sequence[Bump]) -> dict[uuid.UUID, Row[Any]]:
+    """``_bump`` in Core, returning what ``conversation.updated`` says (no ORM), by id."""
+    if not bumps:
+        return {}
+    statement = _bump(CONVERSATIONS, bumps).returning(*SUMMARY_COLUMNS)
+    return {row.id: row for row in await session.execute(statement)}
 
 
 def _preview(message: MessageLike) -> str:
@@ -488,6 +559,20 @@ def conversation_updated(conversation: Conversation | Row[Any]) -> Event:
     )
 
 
+@dataclass(frozen=True)
+class Chat:
+    """One conversation's part of a persist: its key and the messages for it. ``inbox_ids``
+    (the rows they were read from, all of them) may go to the person's conversation under
+    another key instead (``forward``), when this key has none yet."""
+
+    company_id: uuid.UUID
+    instance_id: uuid.UUID
+    remote_jid: str
+    messages: Sequence[InboundMessage]
+    workflow_id: str | None = None
+    inbox_ids: Sequence[int] = ()
+
+
 async def persist_inbound(
     session: AsyncSession,
     company_id: uuid.UUID,
@@ -498,51 +583,129 @@ async def persist_inbound(
     inbox_ids: Sequence[int] = (),
     known: KnownOwners | None = None,
 ) -> PersistResult:
-    """Store the chat's messages. ``inbox_ids`` (the rows they were read from, all of them)
-    may go to the person's conversation under another key instead (``forward``), when this
-    key has none yet. ``known``: its contact's identities read with other conversations'."""
-    identity = Identity.of_chat(remote_jid, messages)
-    contact = await resolve_contact(session, company_id, identity, known)
-    if contact.changed:  # before the events' publishing: who hears of them reads the new contact
-        forget_contacts(session, [contact.id])
-    started_at = min(map(_provider_time, messages))
-    args = (company_id, instance_id, remote_jid, contact.id, workflow_id, started_at)
-    upserted = await _upsert_row(session, *args)
-    conversation_id: uuid.UUID = upserted.id
-    # a contact this transaction created has no other conversation (a first message: no lock,
-    # no read)
-    if upserted.created and inbox_ids and not contact.created and not jids.is_group(remote_jid):
-        other = await person_conversation(session, instance_id, contact.id, remote_jid)
-        if other is not None:  # never seen by anyone: this transaction made it
-            await session.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.id == upserted.id))
-            await forward(session, inbox_ids, other)
-            return PersistResult(
-                conversation_id, contact.id, [], 0, forwarded_to=other, revealed=contact.revealed
-            )
-    if not upserted.created:  # a new conversation has sent no choices
-        messages = await typed_choices(session, conversation_id, messages)
-    new = await insert_messages(session, messages, company_id, instance_id, conversation_id)
-    events: list[Event] = []
-    new_inbound = sum(m.direction == MessageDirection.INBOUND for m in new)
-    reopened = False
-    if new:
-        # a rating is awaited only by a closed conversation (services/csat.py); its answers
-        # leave it closed
-        closed = upserted.status == ConversationStatus.CLOSED
-        rated = closed and await capture_replies(session, conversation_id, new)
-        reopened = closed and not rated and new_inbound > 0
-        conversation = await _bump_row(session, conversation_id, new, reopen=not rated)
-        events = [*map(message_created, new), conversation_updated(conversation)]
+    """Store the chat's messages (``persist_chats`` of one)."""
+    chat = Chat(company_id, instance_id, remote_jid, messages, workflow_id, inbox_ids)
+    return (await persist_chats(session, [chat], known))[0]
+
+
+async def persist_chats(
+    session: AsyncSession, chats: Sequence[Chat], known: KnownOwners | None = None
+) -> list[PersistResult]:
+    """Store the messages of the first chats, as storing them one by one would, in one
+    statement per step for them all (the conversations' upsert, the messages' insert, the
+    bump, the events): the results of a prefix of ``chats`` (``_group``); the caller stores
+    the rest after what follows from these. ``known``: their contacts' identities, read at
+    once."""
+    contacts = await _group(session, chats, known)
+    chats = chats[: len(contacts)]
+    keys = [
+        ConversationKey(chat.company_id, chat.instance_id, chat.remote_jid, contact.id,
+                        chat.workflow_id, min(map(_provider_time, chat.messages)))
+        for chat, contact in zip(chats, contacts, strict=True)
+    ]  # fmt: skip
+    upserted = await upsert_conversations(session, keys)
+    forwarded = [
+        await _forwarded(session, chat, contact, row)
+        for chat, contact, row in zip(chats, contacts, upserted, strict=True)
+    ]
+    kept = [i for i, other in enumerate(forwarded) if other is None]
+    batches = [
+        Batch(chats[i].company_id, chats[i].instance_id, upserted[i].id, await _answers(
+            session, upserted[i], chats[i].messages))
+        for i in kept
+    ]  # fmt: skip
+    inserted = dict(zip(kept, await insert_batches(session, batches), strict=True))
+    rated = {i: await _rated(session, upserted[i], new) for i, new in inserted.items() if new}
+    bumps = [Bump(upserted[i].id, inserted[i], not rated[i]) for i in rated]
+    bumped = await _bump_rows(session, bumps)
+    events = [
+        event for i in rated
+        for event in [*map(message_created, inserted[i]),
+                      conversation_updated(bumped[upserted[i].id])]
+    ]  # fmt: skip
     await stage(session, events)
+    return [
+        PersistResult(row.id, contact.id, [], 0, forwarded_to=other, revealed=contact.revealed)
+        if other is not None
+        else _stored(row, contact, inserted[i], rated.get(i, False))
+        for i, (row, contact, other) in enumerate(zip(upserted, contacts, forwarded, strict=True))
+    ]
+
+
+def _stored(
+    row: Row[Any], contact: ResolvedContact, new: list[Row[Any]], rated: bool
+) -> PersistResult:
+    new_inbound = sum(m.direction == MessageDirection.INBOUND for m in new)
+    closed = row.status == ConversationStatus.CLOSED
     return PersistResult(
-        conversation_id=conversation_id,
+        conversation_id=row.id,
         contact_id=contact.id,
         new_message_ids=[m.id for m in new],
         new_inbound=new_inbound,
-        reopened=reopened,
+        reopened=closed and not rated and new_inbound > 0,
         phone_replies=sum(m.sent_by == MessageSender.PHONE for m in new),
         revealed=contact.revealed,
     )
+
+
+async def _group(
+    session: AsyncSession, chats: Sequence[Chat], known: KnownOwners | None
+) -> list[ResolvedContact]:
+    """The contacts of the first chats, which can be stored together as one by one: up to the
+    first whose contact reveals a person split in two (its merge, by the caller, comes before
+    the next chat's contact is resolved), and before one whose contact or conversation an
+    earlier one of them has (one by one, its first message, other conversation or flow trigger
+    reads what the earlier stored). That one is resolved again with the rest: harmless, as
+    every redelivery is."""
+    contacts: list[ResolvedContact] = []
+    taken: set[Any] = set()
+    for chat in chats:
+        identity = Identity.of_chat(chat.remote_jid, chat.messages)
+        contact = await resolve_contact(session, chat.company_id, identity, known)
+        if contact.changed:  # before the events' publishing: who hears of them reads it new
+            forget_contacts(session, [contact.id])
+        chat_key = (chat.instance_id, chat.remote_jid)
+        if contact.id in taken or chat_key in taken:
+            break
+        contacts.append(contact)
+        taken |= {contact.id, chat_key}
+        if contact.revealed:
+            break
+    return contacts
+
+
+async def _forwarded(
+    session: AsyncSession, chat: Chat, contact: ResolvedContact, upserted: Row[Any]
+) -> str | None:
+    """The key of the person's other conversation that takes a new conversation's rows (then
+    this one, seen by nobody, is deleted), or None. A contact this transaction created has no
+    other conversation (a first message: no lock, no read)."""
+    if not upserted.created or not chat.inbox_ids or contact.created:
+        return None
+    if jids.is_group(chat.remote_jid):
+        return None
+    other = await person_conversation(session, chat.instance_id, contact.id, chat.remote_jid)
+    if other is not None:  # never seen by anyone: this transaction made it
+        await session.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.id == upserted.id))
+        await forward(session, chat.inbox_ids, other)
+    return other
+
+
+async def _answers(
+    session: AsyncSession, upserted: Row[Any], messages: Sequence[InboundMessage]
+) -> Sequence[InboundMessage]:
+    """The messages, a typed number as the choice it answers; a new conversation has sent no
+    choices."""
+    if upserted.created:
+        return messages
+    return await typed_choices(session, upserted.id, messages)
+
+
+async def _rated(session: AsyncSession, upserted: Row[Any], new: Sequence[Row[Any]]) -> bool:
+    """Whether the new messages answer a closed conversation's rating (services/csat.py):
+    they leave it closed. A rating is awaited only by a closed conversation."""
+    closed = upserted.status == ConversationStatus.CLOSED
+    return closed and await capture_replies(session, upserted.id, new)
 
 
 async def person_conversation(

@@ -7,11 +7,13 @@ gone, or lost). ``flow_run.updated`` events announce each mirror and each end ma
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, func, select, update
+from sqlalchemy import Row, Table, Uuid, any_, bindparam, func, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -193,25 +195,30 @@ async def cancel_gone(session: AsyncSession, run_id: uuid.UUID) -> None:
 
 
 FLOW_RUNS: Table = FlowRun.__table__  # type: ignore[attr-defined]  # for Core statements
-# Built once, in Core, returning only what routing needs: every inbound batch asks it
-ACTIVE_RUN = (
-    select(FLOW_RUNS.c.id, FLOW_RUNS.c.workflow_id)
+# Built once, in Core, returning only what routing needs: every inbound pass asks it for its
+# conversations
+ACTIVE_RUNS = (
+    select(FLOW_RUNS.c.conversation_id, FLOW_RUNS.c.id, FLOW_RUNS.c.workflow_id)
     .where(
-        FLOW_RUNS.c.conversation_id == bindparam("conversation_id"),
+        FLOW_RUNS.c.conversation_id == any_(bindparam("conversations", type_=ARRAY(Uuid()))),
         FLOW_RUNS.c.status.in_(ACTIVE),
         FLOW_RUNS.c.ended_at.is_(None),
     )
     .order_by(FLOW_RUNS.c.started_at)
-    .limit(1)
 )
 
 
-async def active_run(
-    session: AsyncSession, conversation_id: uuid.UUID
-) -> Row[uuid.UUID, str] | None:
-    """The conversation's run in progress (its ``id`` and ``workflow_id``), if any."""
-    result = await session.execute(ACTIVE_RUN, {"conversation_id": conversation_id})
-    return result.first()
+async def active_runs(
+    session: AsyncSession, conversation_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Row[Any, Any, Any]]:
+    """The conversations' runs in progress (each one's ``id`` and ``workflow_id``), by
+    conversation; one statement for them all."""
+    if not conversation_ids:
+        return {}
+    found: dict[uuid.UUID, Row[Any, Any, Any]] = {}
+    for row in await session.execute(ACTIVE_RUNS, {"conversations": list(conversation_ids)}):
+        found.setdefault(row.conversation_id, row)  # the earliest started
+    return found
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Row, Table, Uuid, any_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -254,14 +255,14 @@ async def pending_timers(session: AsyncSession, conversation_id: uuid.UUID) -> l
 
 
 FOLLOWUPS: Table = FollowUp.__table__  # type: ignore[attr-defined]  # for Core statements
-# Built once, in Core: every inbound batch runs it (usually matching nothing), and the ORM's
-# bulk-update path cost more than the round trip (the worker's profile)
+# Built once, in Core: every inbound pass runs it for its conversations (usually matching
+# nothing), and the ORM's bulk-update path cost more than the round trip (the worker's profile)
 CANCEL_ON_REPLY = (
     update(FOLLOWUPS)
     .where(
         # not "conversation_id": an UPDATE takes execute() parameters named after a column as
         # SET values, and that name would clash with this one's
-        FOLLOWUPS.c.conversation_id == bindparam("conversation"),
+        FOLLOWUPS.c.conversation_id == any_(bindparam("conversations", type_=ARRAY(Uuid()))),
         FOLLOWUPS.c.status == FollowUpStatus.PENDING,
         FOLLOWUPS.c.message_id.is_(None),
         FOLLOWUPS.c.cancel_on_reply.is_(True),
@@ -276,12 +277,21 @@ CANCEL_ON_REPLY = (
 )
 
 
-async def cancel_on_reply(session: AsyncSession, conversation_id: uuid.UUID) -> list[uuid.UUID]:
-    """The customer wrote: every pending follow-up that asked for it is cancelled (their ids)."""
-    params = {"conversation": conversation_id, "now": utc_now()}
-    rows = (await session.execute(CANCEL_ON_REPLY, params)).all()
+async def cancel_on_reply(
+    session: AsyncSession, conversation_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The customers of these conversations wrote: every pending follow-up that asked for it is
+    cancelled, in one statement (their ids by conversation; ``followup.cancelled`` staged in
+    the conversations' order). The conversations' rows are locked by the caller (the inbound
+    persist's upsert): two transactions never race for the same follow-ups in other orders."""
+    cancelled: dict[uuid.UUID, list[Row[Any]]] = {c: [] for c in conversation_ids}
+    params = {"conversations": list(conversation_ids), "now": utc_now()}
+    if conversation_ids:
+        for row in await session.execute(CANCEL_ON_REPLY, params):
+            cancelled[row.conversation_id].append(row)
+    rows = [row for found in cancelled.values() for row in found]
     await stage(session, [followup_event("followup.cancelled", row) for row in rows])
-    return [row.id for row in rows]
+    return {c: [row.id for row in found] for c, found in cancelled.items()}
 
 
 async def fire(session: AsyncSession, followup_id: uuid.UUID) -> uuid.UUID | None:

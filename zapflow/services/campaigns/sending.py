@@ -38,7 +38,11 @@ from zapflow.services import business_hours, messages
 from zapflow.services.campaigns.content import content_for
 from zapflow.services.campaigns.definition import campaign_template
 from zapflow.services.campaigns.progress import STOPPED, announce
-from zapflow.services.conversations import message_created, upsert_conversations
+from zapflow.services.conversations import (
+    ConversationKey,
+    message_created,
+    upsert_conversations,
+)
 from zapflow.services.events import stage
 from zapflow.services.messages import OutboundContent
 from zapflow.services.opt_outs import opted_out
@@ -234,13 +238,13 @@ async def _queue(
     ready: dict[str, tuple[CampaignRecipient, Contact, OutboundContent]],
 ) -> None:
     company, number = str(campaign.company_id), str(campaign.instance_id)
-    chats = {
-        jid: (contact.id, ConversationRef(company, number, jid).workflow_id)
+    keys = [
+        ConversationKey(campaign.company_id, campaign.instance_id, jid, contact.id,
+                        ConversationRef(company, number, jid).workflow_id)
         for jid, (_, contact, _) in ready.items()
-    }
-    conversations = await upsert_conversations(
-        session, campaign.company_id, campaign.instance_id, chats
-    )
+    ]  # fmt: skip
+    upserted = await upsert_conversations(session, keys)
+    conversations = {key.remote_jid: row.id for key, row in zip(keys, upserted, strict=True)}
     queued = [
         (conversations[jid], client_id(campaign.id, contact.id), content)
         for jid, (_, contact, content) in ready.items()
