@@ -53,6 +53,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlmodel import col
 
+from zapflow.db import advisory_lock
 from zapflow.models import (
     Conversation,
     ConversationStatus,
@@ -714,10 +715,7 @@ async def person_conversation(
     """The key of the contact's conversation on the number other than ``remote_jid`` (the
     oldest), read after a lock per contact and number: two persists that each create one for
     the same person wait for each other, and the second finds the first's."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-        {"name": f"conversation:{instance_id}:{contact_id}"},
-    )
+    await advisory_lock(session, f"conversation:{instance_id}:{contact_id}")
     query = (
         select(col(Conversation.remote_jid))
         .where(
