@@ -19,6 +19,7 @@ from tests.fixtures.traffic import (
     cloud_text,
     create_cloud_instance,
     eventually,
+    ok_json,
     post_cloud,
     start_conversation,
 )
@@ -33,6 +34,29 @@ async def count(sessions, model, company_id: str) -> int:  # type: ignore[no-unt
             select(func.count()).select_from(model).where(model.company_id == uuid.UUID(company_id))
         )
         return (await session.execute(query)).scalar_one()
+
+
+async def test_messages_sent_within_one_second_read_in_the_order_they_arrived(
+    tenant: Tenant,
+) -> None:
+    """Providers stamp whole seconds, and one pass stores both messages in one statement (one
+    ``created_at``): the thread used to show them in a random order."""
+    instance = await create_cloud_instance(tenant)
+    now = int(time.time())
+    said = [("wamid.Z", "primeiro"), ("wamid.M", "segundo"), ("wamid.A", "terceiro")]
+    changes = [cloud_text("5511988886666", key, text, now) for key, text in said]
+    delivery = cloud_delivery(instance["phone_number_id"], *changes)
+    assert (await post_cloud(tenant.client, instance["webhook_url"], delivery)).status_code == 200
+
+    async def thread() -> list[str]:
+        listed = await tenant.client.get("/api/v1/conversations")
+        conversations = ok_json(listed)["data"]
+        if not conversations:
+            return []
+        page = await tenant.client.get(f"/api/v1/conversations/{conversations[0]['id']}/messages")
+        return [m["body"] for m in reversed(ok_json(page)["data"])]
+
+    assert await eventually(thread, lambda found: len(found) == 3) == [t for _, t in said]
 
 
 async def test_batched_delivery_is_stored_once_and_streamed_once(tenant: Tenant, sessions) -> None:  # type: ignore[no-untyped-def]

@@ -27,6 +27,7 @@ from zapflow.services.conversations import (
     Chat,
     InboxDelivery,
     PersistResult,
+    arrival_order,
     persist_chats,
     read_inbound,
 )
@@ -49,10 +50,6 @@ log = logging.getLogger(__name__)
 PERSIST_ATTEMPTS = 5
 # a relay's persist result as ``inbox_events.persisted`` holds it (JSON)
 STORED = TypeAdapter(PersistInboundResult)
-
-
-def _provider_order(delivery: InboxDelivery) -> tuple[int, str]:
-    return delivery.message.timestamp or 0, delivery.message.key_id
 
 
 class ConversationActivities:
@@ -106,7 +103,7 @@ class ConversationActivities:
             found = {d.inbox_id: d for d in await read_inbound(session, rows)}
             items = [
                 _Item(input, sorted((found[i] for i in input.inbox_ids if i in found),
-                                    key=_provider_order), input.ref.workflow_id)
+                                    key=arrival_order), input.ref.workflow_id)
                 for input in inputs
             ]  # fmt: skip
             known = await KnownOwners.read(session, [

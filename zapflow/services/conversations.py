@@ -131,8 +131,14 @@ READ_INBOX = text(
 )
 
 
+def arrival_order(delivery: InboxDelivery) -> tuple[int, int]:
+    """The provider's time, then the inbox's order: providers stamp whole seconds, and two
+    messages sent within one would otherwise be ordered at random."""
+    return delivery.message.timestamp or 0, delivery.inbox_id
+
+
 async def read_inbound(session: AsyncSession, inbox_ids: Sequence[int]) -> list[InboxDelivery]:
-    """The inbound messages of these inbox rows, in the provider's order (one round trip)."""
+    """The inbound messages of these inbox rows, in arrival order (one round trip)."""
     deliveries = []
     for payload, correlation_id, received_at, inbox_id in await session.execute(
         READ_INBOX, {"ids": list(inbox_ids)}
@@ -141,7 +147,7 @@ async def read_inbound(session: AsyncSession, inbox_ids: Sequence[int]) -> list[
         if isinstance(message, InboundMessage):
             delivery = InboxDelivery(message, correlation_id, received_at.timestamp(), inbox_id)
             deliveries.append(delivery)
-    return sorted(deliveries, key=lambda d: (d.message.timestamp or 0, d.message.key_id))
+    return sorted(deliveries, key=arrival_order)
 
 
 def _provider_time(message: InboundMessage) -> datetime:
@@ -322,18 +328,18 @@ INSERT_MESSAGES = text(
     f"""
     INSERT INTO messages (company_id, conversation_id, instance_id, message_key_id, direction,
         from_me, type, body, media, payload, participant, reply_to_key_id, provider_timestamp,
-        status, sent_by)
+        status, sent_by, created_at)
     SELECT m.company_id, m.conversation_id, m.instance_id, m.key_id, m.direction, m.from_me,
         m.type, m.body, m.media::jsonb, m.payload::jsonb, m.participant, m.reply_to, m.at,
-        m.status, m.sent_by
+        m.status, m.sent_by, now() + m.n * interval '1 microsecond'
     FROM unnest(CAST(:companies AS uuid[]), CAST(:conversations AS uuid[]),
         CAST(:instances AS uuid[]), CAST(:key_ids AS text[]), CAST(:directions AS text[]),
         CAST(:from_me AS bool[]), CAST(:types AS text[]), CAST(:bodies AS text[]),
         CAST(:media AS text[]), CAST(:payloads AS text[]), CAST(:participants AS text[]),
         CAST(:reply_to AS text[]), CAST(:at AS timestamptz[]), CAST(:statuses AS text[]),
-        CAST(:sent_by AS text[]))
+        CAST(:sent_by AS text[])) WITH ORDINALITY
         AS m(company_id, conversation_id, instance_id, key_id, direction, from_me, type, body,
-             media, payload, participant, reply_to, at, status, sent_by)
+             media, payload, participant, reply_to, at, status, sent_by, n)
     ON CONFLICT (instance_id, message_key_id) DO NOTHING
     RETURNING {", ".join(c.name for c in MESSAGE_COLUMNS)}
     """
@@ -367,7 +373,9 @@ async def insert_messages(
 
 async def insert_batches(session: AsyncSession, batches: Sequence[Batch]) -> list[list[Row[Any]]]:
     """``insert_messages`` for several conversations in one statement: each batch's inserted
-    rows, in provider order."""
+    rows, in the order given. The thread is read by ``created_at``, the transaction's time,
+    which one statement's rows share: each row's is a microsecond after the one before it, so
+    they read in that order (two messages sent within one second used to swap at random)."""
     pairs = [(b, m) for b in batches for m in b.messages]
     theirs = [not m.from_me for _, m in pairs]
     params = {
@@ -393,13 +401,7 @@ async def insert_batches(session: AsyncSession, batches: Sequence[Batch]) -> lis
     if pairs:
         for row in await session.execute(INSERT_MESSAGES, params):
             inserted[row.conversation_id].append(row)
-    return [
-        sorted(
-            inserted[b.conversation_id],
-            key=lambda m: (m.provider_timestamp, m.message_key_id or ""),
-        )
-        for b in batches
-    ]
+    return [sorted(inserted[b.conversation_id], key=lambda m: m.created_at) for b in batches]
 
 
 # the latest message among the conversation's last 50 that went out as numbered choices (buttons
