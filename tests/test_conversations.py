@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
+from sqlmodel import col
 
 from tests.fixtures.app import Tenant, in_process_api, recorded_statements
 from tests.fixtures.traffic import (
@@ -27,13 +28,14 @@ from tests.fixtures.traffic import (
 )
 from zapflow.config import Settings
 from zapflow.db import SessionFactory, transaction
-from zapflow.models import Contact, Conversation, User, UserRole
+from zapflow.models import Contact, Conversation, EventOutbox, Message, User, UserRole
 from zapflow.schemas.conversations import ConversationPublic
 from zapflow.schemas.messages import MessagePublic
 from zapflow.services.auth import create_api_key, create_company
 from zapflow.services.conversations import (
     bump_conversation,
     insert_messages,
+    refresh_previews,
     upsert_conversation,
 )
 from zapflow.services.identities import Identity, resolve_contact
@@ -180,6 +182,39 @@ async def _walk(
 
 
 # --- the list: order, rows, paging ----------------------------------------------------------
+
+
+async def test_a_rewritten_message_refreshes_its_conversations_preview_if_still_the_latest(
+    tenant: Tenant, inbox: Inbox, sessions: SessionFactory
+) -> None:
+    """A campaign edited while paused rewrites its queued messages in place: a conversation
+    whose latest message one is shows the new text (announced); another keeps its own."""
+    latest, earlier = await inbox.add(1, inbound=1), await inbox.add(2, inbound=2)
+    async with transaction(sessions) as session:
+        rows = await session.scalars(
+            select(Message).where(col(Message.conversation_id).in_([latest, earlier]))
+        )
+        by_body = {(str(m.conversation_id), m.body): m for m in rows}
+        rewritten = [by_body[(latest, "message 0")], by_body[(earlier, "message 0")]]
+        for message in rewritten:
+            message.body = "Oi Nova, cupom novo"
+        await refresh_previews(session, rewritten)
+        staged = await session.scalars(  # the events this transaction will publish
+            select(EventOutbox).where(
+                col(EventOutbox.company_id) == uuid.UUID(tenant.id),
+                col(EventOutbox.event_type) == "conversation.updated",
+            )
+        )
+        [event] = [e.payload["data"] for e in staged]
+    assert event["id"] == latest and event["last_message_preview"] == "Oi Nova, cupom novo"
+    async with sessions() as session:
+        previews = {
+            str(c.id): c.last_message_preview
+            for c in await session.scalars(
+                select(Conversation).where(col(Conversation.id).in_([latest, earlier]))
+            )
+        }
+    assert previews == {latest: "Oi Nova, cupom novo", earlier: "message 1"}
 
 
 async def test_the_list_is_newest_first_with_contact_and_instance(

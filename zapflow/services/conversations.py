@@ -544,6 +544,37 @@ def _preview(message: MessageLike) -> str:
     return preview[:PREVIEW_LENGTH]
 
 
+# the conversations whose latest message (in thread order) is one given: their new preview
+REFRESH_PREVIEWS = text(
+    """
+    UPDATE conversations AS c SET last_message_preview = v.preview, updated_at = now()
+    FROM unnest(CAST(:conversations AS uuid[]), CAST(:messages AS uuid[]),
+                CAST(:previews AS text[])) AS v(conversation_id, message_id, preview)
+    JOIN messages AS m ON m.id = v.message_id
+    WHERE c.id = v.conversation_id AND NOT EXISTS (
+        SELECT 1 FROM messages AS later WHERE later.conversation_id = c.id
+        AND (later.created_at, later.id) > (m.created_at, m.id))
+    RETURNING """
+    + ", ".join(f"c.{column.name}" for column in SUMMARY_COLUMNS)
+).columns(*SUMMARY_COLUMNS)
+
+
+async def refresh_previews(session: AsyncSession, rewritten: Sequence[Message]) -> None:
+    """After messages' content was replaced in place (a campaign edited while paused): the
+    previews of the conversations each is still the latest of, announced
+    (``conversation.updated``)."""
+    if not rewritten:
+        return
+    params = {
+        "conversations": [m.conversation_id for m in rewritten],
+        "messages": [m.id for m in rewritten],
+        "previews": [_preview(m) for m in rewritten],
+    }
+    await session.flush()  # the rewritten rows, before the statement reads their times
+    updated = await session.execute(REFRESH_PREVIEWS, params)
+    await stage(session, [conversation_updated(row) for row in updated])
+
+
 def message_created(message: Message | Row[Any]) -> Event:
     return Event(
         "message.created",

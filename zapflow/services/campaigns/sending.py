@@ -41,6 +41,7 @@ from zapflow.services.campaigns.progress import STOPPED, announce
 from zapflow.services.conversations import (
     ConversationKey,
     message_created,
+    refresh_previews,
     upsert_conversations,
 )
 from zapflow.services.events import stage
@@ -259,8 +260,9 @@ async def refresh_queued(session: AsyncSession, campaign: Campaign) -> None:
     ahead of a pause, or released) rewritten with the campaign's message as it is now, so an
     edit made while paused applies to them at the resume, and announced again
     (``message.created`` with the same id: an open conversation shows the new content in its
-    place). A contact the new message cannot fill fails, as queueing it would; a template
-    unusable now is left to the next batch (which pauses the campaign with the reason)."""
+    place), with the preview of each conversation it is still the latest message of. A
+    contact the new message cannot fill fails, as queueing it would; a template unusable now
+    is left to the next batch (which pauses the campaign with the reason)."""
     instance = await session.get(WhatsAppInstance, campaign.instance_id)
     assert instance is not None
     try:
@@ -287,6 +289,7 @@ async def refresh_queued(session: AsyncSession, campaign: Campaign) -> None:
             await messages.record_failed(session, message.id, {"message": exc.message}, 0)
             _finish_recipient(recipient, RecipientStatus.FAILED, exc.message)
     await stage(session, [message_created(m) for m in rewritten])
+    await refresh_previews(session, rewritten)
 
 
 def _address(contact: Contact, bsuid: str | None) -> str | None:
