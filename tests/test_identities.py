@@ -666,30 +666,10 @@ async def test_two_imports_of_the_same_phoneless_customers_never_deadlock(
     contacts before its first row: the second waits for the first, both succeed, one contact
     each."""
     monkeypatch.setattr(contact_csv, "IMPORT_BATCH", 1)
-    company_id = uuid.UUID(tenant.id)
     ana, bia, gate_phone = "BR.1000000000000001", "BR.1000000000000002", "+5511966660006"
-    made = await tenant.client.post(
-        "/api/v1/contacts", json={"name": "Gate", "phone_number": gate_phone}
-    )
-    assert made.status_code == 201, made.text
     first_file = f"phone_number,name,bsuid\n,Bia,{bia}\n{gate_phone},Gate,\n,Ana,{ana}\n"
     second_file = f"phone_number,name,bsuid\n,Ana,{ana}\n,Bia,{bia}\n"
-    pids: dict[str, int] = {}
-
-    async def run(name: str, csv_text: str) -> ImportReport:
-        async with transaction(sessions) as session:
-            pids[name] = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
-            spool = io.BytesIO(csv_text.encode())
-            return await contact_csv.import_contacts(session, company_id, spool, "update")
-
-    async with sessions() as gate, gate.begin():
-        row = select(Contact).where(col(Contact.id) == uuid.UUID(made.json()["id"]))
-        await gate.execute(row.with_for_update())
-        first = asyncio.create_task(run("first", first_file))
-        await waiting_for_a_lock(sessions, pids, "first")
-        second = asyncio.create_task(run("second", second_file))
-        await waiting_for_a_lock(sessions, pids, "second")
-    reports = await asyncio.gather(first, second)  # the gate's row released
+    reports = await imports_held_up_mid_file(tenant, sessions, gate_phone, first_file, second_file)
     assert [(r.created, r.updated, r.errors) for r in reports] == [(2, 1, []), (0, 2, [])]
     contacts = await contacts_of(sessions, tenant.id)
     assert sorted(c.name for c in contacts) == ["Ana", "Bia", "Gate"]
@@ -707,12 +687,23 @@ async def test_two_imports_of_the_same_phones_in_other_orders_never_deadlock(
     a company now run one at a time: the second waits for the first, both succeed."""
     monkeypatch.setattr(contact_csv, "IMPORT_BATCH", 1)
     ana, bia, gate_phone = "+5511966660011", "+5511966660012", "+5511966660013"
+    first_file = f"phone_number,name\n{bia},Bia\n{gate_phone},Gate\n{ana},Ana\n"
+    second_file = f"phone_number,name\n{ana},Ana\n{bia},Bia\n"
+    reports = await imports_held_up_mid_file(tenant, sessions, gate_phone, first_file, second_file)
+    assert [(r.created, r.updated, r.errors) for r in reports] == [(2, 1, []), (0, 2, [])]
+    assert sorted(c.name for c in await contacts_of(sessions, tenant.id)) == ["Ana", "Bia", "Gate"]
+
+
+async def imports_held_up_mid_file(
+    tenant: Tenant, sessions: SessionFactory, gate_phone: str, first_file: str, second_file: str
+) -> list[ImportReport]:
+    """Two imports (one transaction each, over batches of a row): the first held up at the
+    contact ``gate_phone`` (its row locked by another transaction, made here) until the second
+    waits for a lock too; then the gate opens. Their reports."""
     made = await tenant.client.post(
         "/api/v1/contacts", json={"name": "Gate", "phone_number": gate_phone}
     )
     assert made.status_code == 201, made.text
-    first_file = f"phone_number,name\n{bia},Bia\n{gate_phone},Gate\n{ana},Ana\n"
-    second_file = f"phone_number,name\n{ana},Ana\n{bia},Bia\n"
     pids: dict[str, int] = {}
 
     async def run(name: str, csv_text: str) -> ImportReport:
@@ -728,9 +719,7 @@ async def test_two_imports_of_the_same_phones_in_other_orders_never_deadlock(
         await waiting_for_a_lock(sessions, pids, "first")
         second = asyncio.create_task(run("second", second_file))
         await waiting_for_a_lock(sessions, pids, "second")
-    reports = await asyncio.gather(first, second)  # the gate's row released
-    assert [(r.created, r.updated, r.errors) for r in reports] == [(2, 1, []), (0, 2, [])]
-    assert sorted(c.name for c in await contacts_of(sessions, tenant.id)) == ["Ana", "Bia", "Gate"]
+    return list(await asyncio.gather(first, second))  # the gate's row released
 
 
 async def test_an_import_whose_rows_all_have_a_phone_takes_no_creation_lock(
