@@ -67,7 +67,7 @@ OLDEST_AGE = Gauge(
 )
 REUSED = PrometheusCounter(
     "zapflow_embedding_reused",
-    "Messages whose text's vector was reused (repeated in the batch, or embedded lately)",
+    "Messages not sent to the model: their text repeated in the batch, or embedded lately",
 )
 OUTCOMES = PrometheusCounter(
     "zapflow_embedding_messages", "Messages taken off the embedding queue, by outcome", ["outcome"]
