@@ -22,6 +22,7 @@ import random
 import sys
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,7 @@ import orjson
 from aiohttp import web
 
 from zapflow.bench.crm import ACCEPT_ENCODING, Targets, mix_picker
+from zapflow.seed import TOPICS, Rng, Writer
 from zapflow.whatsapp.simulate import cloud_delivery, cloud_signature, cloud_text
 
 REQUEST_TIMEOUT = 10.0
@@ -208,6 +210,25 @@ class BacklogPoller:
             await connection.close()
 
 
+def customer_text(key_id: str) -> str:
+    """What the customer of message ``key_id`` writes: a line of the seed's scripts
+    (zapflow/seed.py: a greeting, a question, thanks), three in four in Portuguese, numbered by
+    the message so that no two repeat (the embedder would reuse a repeat's vector). The embedder's
+    cost grows with the tokens: these average 13, a typical WhatsApp message; the key id the
+    bench sent before was ~20 tokens of letters and digits."""
+    rng = Rng(zlib.crc32(key_id.encode()))
+    writer = Writer(rng, "pt" if rng.random() < 0.75 else "en", "")
+    phrases, kind = writer.phrases, rng.random()
+    if kind < 0.25:
+        lines = phrases.hello
+    elif kind < 0.45:
+        lines = phrases.thanks + phrases.follow_up_reply
+    else:
+        lines = phrases.questions[rng.choice(TOPICS)]
+    step, n = key_id.rsplit(".", 2)[-2:]  # wamid.<run>.<step>.<n>
+    return f"{writer.fill(rng.choice(lines))} #{int(step) * 1_000_000 + int(n)}"
+
+
 class Webhooks:
     """Sends signed single-message Cloud deliveries and records each one's fate."""
 
@@ -226,7 +247,7 @@ class Webhooks:
 
     async def send(self, delivery: Delivery, wa_id: str) -> None:
         change = cloud_text(
-            wa_id, delivery.key_id, f"bench {delivery.key_id}", name=f"Customer {wa_id[-4:]}"
+            wa_id, delivery.key_id, customer_text(delivery.key_id), name=f"Customer {wa_id[-4:]}"
         )
         raw = orjson.dumps(cloud_delivery(self._phone_number_id, change))
         headers = {
