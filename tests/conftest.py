@@ -1,3 +1,9 @@
+import os
+
+# workflows run in Temporal's sandbox in every test and in the workers the tests start, so a
+# non-deterministic call in workflow code fails here (production workers run without it)
+os.environ["ZAPFLOW_WORKFLOW_SANDBOX"] = "true"
+
 pytest_plugins = [
     "tests.fixtures.network",
     "tests.fixtures.stack",

@@ -51,7 +51,7 @@ from tests.test_interactive import CONFIRM_FLOW, numbered_choice_answered
 from zapflow.config import Settings
 from zapflow.db import SessionFactory
 from zapflow.temporal import DATA_CONVERTER, connect
-from zapflow.worker.main import WORKFLOW_RUNNER
+from zapflow.worker.main import SANDBOXED_RUNNER
 from zapflow.workflows.campaign import CampaignWorkflow
 from zapflow.workflows.conversation import ConversationWorkflow
 from zapflow.workflows.flow import FlowWorkflow
@@ -71,7 +71,7 @@ def test_recorded_history_replays(path: Path) -> None:
     replayer = Replayer(
         workflows=[ConversationWorkflow, FlowWorkflow, CampaignWorkflow],
         data_converter=DATA_CONVERTER,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=SANDBOXED_RUNNER,
     )
     asyncio.run(replayer.replay_workflow(history))
 

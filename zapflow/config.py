@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     # workflow runs a worker keeps in memory (its sticky cache): above the open conversations,
     # or each signal to an evicted one replays its whole history
     workflow_cache_size: int = Field(4000, ge=1, le=100_000)
+    # run workflow code in Temporal's sandbox (worker/main.workflow_runner): on in the tests,
+    # which catch a non-deterministic call there; off in workers, where it costs CPU per run
+    workflow_sandbox: bool = False
     # a workflow task waits this long for the worker that holds its run in cache before any
     # worker takes it (and replays the run): how long a crashed worker's runs stall (the SDK's
     # default; the tests' killed workers use 2 s)

@@ -93,15 +93,16 @@ class FloorDriver:
         self.ids = [WORKFLOW_ID.format(run=run, n=n) for n in range(conversations)]
 
     def worker(self) -> Worker:
-        """Configured like zapflow's (its sandbox runner); everything else at the SDK defaults."""
-        from zapflow.worker.main import WORKFLOW_RUNNER
+        """Configured like zapflow's (its workflow runner); everything else at the SDK defaults."""
+        from zapflow.config import load_settings
+        from zapflow.worker.main import workflow_runner
 
         return Worker(
             self.client,
             task_queue=TASK_QUEUE,
             workflows=[FloorWorkflow],
             activities=[noop],
-            workflow_runner=WORKFLOW_RUNNER,
+            workflow_runner=workflow_runner(load_settings()),
         )
 
     async def signal(self, n: int, key: str, *, start: bool) -> None:

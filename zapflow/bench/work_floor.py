@@ -283,7 +283,7 @@ class Persister:
 
 
 async def run_worker(company_id: str, instance_id: str) -> None:
-    from zapflow.worker.main import WORKFLOW_RUNNER
+    from zapflow.worker.main import workflow_runner
 
     settings = load_settings()
     pool = await asyncpg.create_pool(dsn(), min_size=2, max_size=10)
@@ -294,7 +294,7 @@ async def run_worker(company_id: str, instance_id: str) -> None:
         task_queue=WORK_TASK_QUEUE,
         workflows=[WorkFloorWorkflow],
         activities=[persister.persist],
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=workflow_runner(settings),
     )
     await worker.run()
 

@@ -14,7 +14,7 @@ from datetime import timedelta
 from redis.asyncio import Redis
 from temporalio.client import Client
 from temporalio.runtime import Runtime
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from zapflow.activities.conversations import ConversationActivities
@@ -34,13 +34,23 @@ from zapflow.worker.schedules import ensure_schedules
 
 log = logging.getLogger(__name__)
 OUTBOX_SWEEP_SECONDS = 2.0
-# The sandbox still guards workflow code against non-deterministic calls, but re-imports only the
-# workflow modules themselves for each run instead of every module they import: with one workflow
-# per conversation, those re-imports were the worker's main CPU cost (at 50 msg/s in
-# bench/pipeline_latency.py: delivered ~45 → ~50 msg/s, webhook→SSE p50 3.1 s → 0.25 s).
-WORKFLOW_RUNNER = SandboxedWorkflowRunner(
+# The sandbox guards workflow code against non-deterministic calls (clock, random, I/O) and gives
+# each run its own copy of the workflow modules. Passing every other module through already cut
+# its cost (at 50 msg/s in bench/pipeline_latency.py: delivered ~45 → ~50 msg/s, webhook→SSE p50
+# 3.1 s → 0.25 s), but it still executes the workflow modules for every new run (one per new
+# conversation) and wraps every activation. The test suite and the replay test run workflows in
+# it (ZAPFLOW_WORKFLOW_SANDBOX, tests/conftest.py), so a non-deterministic call fails there;
+# workers run without it unless told to.
+SANDBOXED_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
 )
+
+
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox when ``workflow_sandbox`` asks for it, else workflows run as plain code."""
+    return SANDBOXED_RUNNER if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
+
+
 CONNECT_RETRY_SECONDS = 2.0
 
 
@@ -94,7 +104,7 @@ async def worker_services(
             sticky_queue_schedule_to_start_timeout=timedelta(
                 seconds=settings.workflow_sticky_timeout_seconds
             ),
-            workflow_runner=WORKFLOW_RUNNER,
+            workflow_runner=workflow_runner(settings),
             interceptors=[ActivityOutcomeInterceptor(metrics)],
         )
         for r in registrations(
