@@ -645,3 +645,18 @@ async def wait_embedded(
     finally:
         await db.close()
     raise AssertionError(f"embedded {found[1]} of {count}")
+
+
+def test_bench_customers_write_chat_lines_and_only_questions_never_repeat() -> None:
+    """The pipeline bench's texts: greetings and thanks repeat as in real chats, questions are
+    numbered per message (and per step), and the same key id always gets the same text."""
+    from zapflow.bench.loadgen import customer_text
+
+    texts = [customer_text(f"wamid.run1.{step}.{n:07d}") for step in (0, 1) for n in range(2000)]
+    questions = [t for t in texts if "#" in t]
+    assert customer_text("wamid.run1.0.0000007") == texts[7]
+    assert len(set(questions)) == len(questions)
+    assert 0.45 < len(questions) / len(texts) < 0.65
+    repeated = [t for t in texts if "#" not in t]
+    assert len(set(repeated)) < 60 < len(repeated)
+    assert all(int(t.rsplit("#", 1)[1]) >= 1_000_000 for t in texts[2000:] if "#" in t)

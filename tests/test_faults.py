@@ -153,9 +153,12 @@ async def test_two_workers_share_the_inbox_and_one_is_killed(
 ) -> None:
     """Two worker processes (two relays claiming rows from one inbox, two pollers of one task
     queue); one is SIGKILLed mid-load and stays down: its claimed rows go to the other when the
-    claim expires, its cached workflows are replayed there. Nothing lost, nothing twice."""
+    claim expires, its cached workflows are replayed there. Nothing lost, nothing twice. The
+    second runs its workflows as production does, outside the sandbox the tests use elsewhere:
+    runs move between the two modes."""
     with (system.stack.logs_dir / "worker-2.log").open("ab") as log:
-        second = start_worker(system.settings, log, **system.worker_env)
+        env = {**system.worker_env, "ZAPFLOW_WORKFLOW_SANDBOX": "false"}
+        second = start_worker(system.settings, log, **env)
     try:
 
         async def fault() -> None:

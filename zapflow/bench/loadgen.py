@@ -212,21 +212,21 @@ class BacklogPoller:
 
 def customer_text(key_id: str) -> str:
     """What the customer of message ``key_id`` writes: a line of the seed's scripts
-    (zapflow/seed.py: a greeting, a question, thanks), three in four in Portuguese, numbered by
-    the message so that no two repeat (the embedder would reuse a repeat's vector). The embedder's
-    cost grows with the tokens: these average 13, a typical WhatsApp message; the key id the
-    bench sent before was ~20 tokens of letters and digits."""
+    (zapflow/seed.py), three in four in Portuguese. Greetings and thanks (45 %) are sent as
+    customers write them, so they repeat as they do in real chats (and the embedder reuses their
+    vectors: embeddings/recent.py); questions carry the message's number, as real ones carry
+    their specifics, so none repeats. The key id the bench sent before cost the embedder ~20
+    tokens a message; these average 13."""
     rng = Rng(zlib.crc32(key_id.encode()))
     writer = Writer(rng, "pt" if rng.random() < 0.75 else "en", "")
     phrases, kind = writer.phrases, rng.random()
     if kind < 0.25:
-        lines = phrases.hello
-    elif kind < 0.45:
-        lines = phrases.thanks + phrases.follow_up_reply
-    else:
-        lines = phrases.questions[rng.choice(TOPICS)]
+        return rng.choice(phrases.hello)
+    if kind < 0.45:
+        return rng.choice(phrases.thanks + phrases.follow_up_reply)
     step, n = key_id.rsplit(".", 2)[-2:]  # wamid.<run>.<step>.<n>
-    return f"{writer.fill(rng.choice(lines))} #{int(step) * 1_000_000 + int(n)}"
+    question = writer.fill(rng.choice(phrases.questions[rng.choice(TOPICS)]))
+    return f"{question} #{int(step) * 1_000_000 + int(n)}"
 
 
 class Webhooks:
