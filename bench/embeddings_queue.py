@@ -4,7 +4,8 @@
 
 On a fresh embedded stack (Postgres only is used), with ``zapflow seed-demo``'s messages:
 
-1. **Embedder throughput** at batch 32 and 64 (local model, one BLAS thread, concurrency 1):
+1. **Embedder throughput** at batch 32 and 64 (the configured model, e5 by default; one
+   thread, concurrency 1):
    ``zapflow worker --role embeddings`` as its own process drains the company's messages,
    queued as ``zapflow embeddings backfill`` queues them. Reported: messages per CPU-second of
    the embedder process (every queue row, and the embedded ones), Postgres CPU-ms per message
@@ -38,10 +39,11 @@ import psutil
 
 from zapflow.bench.environment import result_header, write_result
 from zapflow.bench.stack import BenchStack, zapflow_command
-from zapflow.config import load_settings
+from zapflow.config import Settings, load_settings
 from zapflow.db import create_engine, session_factory, transaction
-from zapflow.embeddings import embeddable_text
-from zapflow.embeddings.local import MODEL_NAME, LocalEmbedder
+from zapflow.embeddings import embeddable_text, embedding_model
+from zapflow.embeddings.e5 import E5Embedder
+from zapflow.embeddings.local import LocalEmbedder
 from zapflow.services.embeddings import embedding_backlog, enqueue_missing, messages_to_embed
 
 RESULT = Path(__file__).parent / "results" / "embeddings_queue.json"
@@ -85,14 +87,23 @@ async def _wait_until(bench: BenchStack, probe: Callable[[], Any], within: float
         await asyncio.sleep(0.2)
 
 
+def _model_only(settings: Settings, batch: int) -> E5Embedder | LocalEmbedder:
+    """The embedder process's model, called here directly (the floor)."""
+    if settings.embedding_provider == "e5":
+        return E5Embedder(settings.embedding_e5_variant, batch_size=batch)
+    return LocalEmbedder()  # with its forward passes of 16
+
+
 async def embedder_throughput(bench: BenchStack, company_id: str) -> list[dict[str, Any]]:
     settings = load_settings(database_url=bench.database_url)
+    model = embedding_model(settings)
     engine = create_engine(settings, pool_size=2)
     sessions = session_factory(engine)
     company = uuid.UUID(company_id)
     async with sessions() as session:
-        pending = await messages_to_embed(session, MODEL_NAME, company_id=company)
-    texts = [t for m in pending if (t := embeddable_text(m.body, m.media, 6))]
+        pending = await messages_to_embed(session, model, company_id=company)
+    shortest = settings.embedding_min_chars
+    texts = [t for m in pending if (t := embeddable_text(m.body, m.media, shortest))]
     rows: list[dict[str, Any]] = []
 
     async def drained() -> bool:
@@ -101,7 +112,7 @@ async def embedder_throughput(bench: BenchStack, company_id: str) -> list[dict[s
     async def queue_all() -> int:
         bench.psql("DELETE FROM conversation_embeddings")
         async with transaction(sessions) as session:
-            queued, _ = await enqueue_missing(session, MODEL_NAME, company)
+            queued, _ = await enqueue_missing(session, model, company)
         return queued
 
     try:
@@ -125,7 +136,7 @@ async def embedder_throughput(bench: BenchStack, company_id: str) -> list[dict[s
             # the same texts in calls of ``batch`` in an arbitrary order, as the queue hands
             # them over (encoding them all at once would sort them by length across batches,
             # padding less than any queue can)
-            floor = LocalEmbedder()  # the embedder's own, with its forward passes of 16
+            floor = _model_only(settings, batch)
             floor.encode(texts[:8])
             started = time.process_time()
             for start in range(0, len(texts), batch):
