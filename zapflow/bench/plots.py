@@ -55,8 +55,11 @@ def stacked(
 
     fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(labels) + 3), 5.5))
     bottom = [0.0] * len(labels)
+    # past ten groups (a before/after plot of runs with other process groups) the default cycle
+    # would give two groups one colour
+    colors = plt.get_cmap("tab10" if len(groups) <= 10 else "tab20")
     for n, (group, values) in enumerate(zip(groups, heights, strict=True)):
-        ax.bar(range(len(labels)), values, bottom=bottom, label=group, color=f"C{n % 10}")
+        ax.bar(range(len(labels)), values, bottom=bottom, label=group, color=colors(n % colors.N))
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     for x, total in enumerate(bottom):
         ax.annotate(f"{total:.1f}", (x, total), ha="center", va="bottom", fontsize=7)
