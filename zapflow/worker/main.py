@@ -34,6 +34,7 @@ from zapflow.worker.schedules import ensure_schedules
 
 log = logging.getLogger(__name__)
 OUTBOX_SWEEP_SECONDS = 2.0
+CONNECT_RETRY_SECONDS = 2.0
 # The sandbox guards workflow code against non-deterministic calls (clock, random, I/O) and gives
 # each run its own copy of the workflow modules. Passing every other module through already cut
 # its cost (at 50 msg/s in bench/pipeline_latency.py: delivered ~45 → ~50 msg/s, webhook→SSE p50
@@ -49,9 +50,6 @@ SANDBOXED_RUNNER = SandboxedWorkflowRunner(
 def workflow_runner(settings: Settings) -> WorkflowRunner:
     """The sandbox when ``workflow_sandbox`` asks for it, else workflows run as plain code."""
     return SANDBOXED_RUNNER if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
-
-
-CONNECT_RETRY_SECONDS = 2.0
 
 
 async def connect_with_retry(settings: Settings) -> Client:
