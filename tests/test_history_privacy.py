@@ -36,6 +36,12 @@ async def test_a_conversations_history_holds_no_text_of_its_messages(
     secret = uuid.uuid4().hex[:12]
     wa_id = "55119" + str(uuid.uuid4().int)[:8]
     instance, conversation_id = await start_conversation(tenant, wa_id)
+    # a follow-up the customer's messages cancel: their persist's result goes to the workflow
+    waiting = await tenant.client.post(
+        f"/api/v1/conversations/{conversation_id}/followups",
+        json={"after": "PT1H", "text": "ainda precisa de ajuda?"},
+    )
+    assert waiting.status_code == 201, waiting.text
     now = int(time.time())
     for i, text in enumerate((f"meu cpf é {secret}-a", f"endereço {secret}-b")):
         delivery = cloud_delivery(

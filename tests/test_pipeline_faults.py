@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from temporalio.service import RPCError
 
 from tests.fixtures.app import Tenant, isolated_company
 from tests.fixtures.provider_server import ProviderServer
@@ -25,7 +27,7 @@ from zapflow.db import transaction
 from zapflow.devstack import EmbeddedStack
 from zapflow.models import DeadLetter, InboxEvent, InboxEventStatus, Message, WhatsAppInstance
 from zapflow.services.inbox import store_events
-from zapflow.temporal import connect
+from zapflow.temporal import connect, workflow_gone
 from zapflow.whatsapp.types import InboundMessage
 from zapflow.workflows.inputs import ConversationRef
 
@@ -56,19 +58,18 @@ async def test_webhooks_are_acknowledged_while_temporal_is_down_then_processed_o
     """The relay stores the messages, then Temporal refuses its signal (the window between the
     persist's commit and the signal, as a relay killed there leaves it): the rows stay pending
     with their result, are retried without being stored again, and the workflow, once Temporal
-    is back, gets the first commit's result (the ids of the messages it stored)."""
+    is back, gets the first commit's result (the ids of the messages it stored). The company's
+    AI answers (after a delay longer than the test), so every message needs the workflow."""
+    ai = {
+        "ai_prompt": "Você atende a loja.",
+        "ai_settings": {"enabled": True, "reply_delay_seconds": 600},
+    }
+    assert (await tenant.client.patch("/api/v1/company", json=ai)).status_code == 200
     instance = await create_cloud_instance(tenant)
     now = int(time.time())
     await asyncio.to_thread(stack.temporal.stop)
     try:
-        for i in range(5):
-            delivery = cloud_delivery(
-                instance["phone_number_id"],
-                cloud_text("5511944443333", f"wamid.T{i}", f"m{i}", now + i),
-            )
-            for _ in range(2):  # the provider retries too
-                response = await post_cloud(tenant.client, instance["webhook_url"], delivery)
-                assert response.status_code == 200, response.text
+        await _deliver_twice(tenant, instance, "5511944443333", now)
         assert await _pending_inbox(sessions, tenant.id) == 5
         stored = await eventually(
             lambda: _messages(sessions, tenant.id), lambda rows: len(rows) == 5, within=60
@@ -87,6 +88,43 @@ async def test_webhooks_are_acknowledged_while_temporal_is_down_then_processed_o
     signalled = [i for r in rows.values() for i in r["new_message_ids"]]
     assert sorted(set(signalled)) == sorted(str(m.id) for m in stored)
     assert all(i in readable(history) for i in signalled)
+    off = {"ai_settings": {"enabled": False}}  # its answer, due in 10 minutes, is skipped
+    assert (await tenant.client.patch("/api/v1/company", json=off)).status_code == 200
+
+
+async def test_messages_that_set_off_nothing_need_no_temporal(
+    stack: EmbeddedStack,
+    settings: Settings,
+    tenant: Tenant,
+    sessions,  # type: ignore[no-untyped-def]
+) -> None:
+    """A company with no flow, AI or follow-up: its customers' messages are stored and their
+    rows done while Temporal is down, and no conversation workflow is ever started for them."""
+    instance = await create_cloud_instance(tenant)
+    await asyncio.to_thread(stack.temporal.stop)
+    try:
+        await _deliver_twice(tenant, instance, "5511944442222", int(time.time()))
+        await eventually(lambda: _pending_inbox(sessions, tenant.id), lambda n: n == 0, within=60)
+    finally:
+        await asyncio.to_thread(stack.start_temporal)
+    assert sorted(m.body for m in await _messages(sessions, tenant.id)) == [
+        f"m{i}" for i in range(5)
+    ]
+    ref = ConversationRef(tenant.id, instance["id"], "5511944442222@s.whatsapp.net")
+    with pytest.raises(RPCError) as gone:
+        await (await connect(settings)).get_workflow_handle(ref.workflow_id).describe()
+    assert workflow_gone(gone.value)
+
+
+async def _deliver_twice(tenant: Tenant, instance: dict[str, Any], wa_id: str, now: int) -> None:
+    """Five texts, "m0" to "m4", each posted twice (the provider retries too)."""
+    for i in range(5):
+        delivery = cloud_delivery(
+            instance["phone_number_id"], cloud_text(wa_id, f"wamid.{wa_id}.{i}", f"m{i}", now + i)
+        )
+        for _ in range(2):
+            response = await post_cloud(tenant.client, instance["webhook_url"], delivery)
+            assert response.status_code == 200, response.text
 
 
 async def _inbox(sessions, company_id: str) -> dict[int, dict]:  # type: ignore[no-untyped-def]

@@ -24,6 +24,11 @@ class WorkerMetrics:
             "Conversations the relay stored before signalling, by outcome (stored; fallback: "
             "the pass's transaction failed and their workflows persist the rows)",
         )
+        self.quiet_conversations = meter.create_counter(
+            "zapflow_relay_quiet_conversations",
+            "Conversations of a relay pass whose stored messages needed nothing from their "
+            "workflow (no flow, AI answer or follow-up): not signalled",
+        )
         self.message_latency = meter.create_histogram_float(
             "zapflow_message_event_latency",
             "Webhook receipt to the message.created event being published",

@@ -11,7 +11,11 @@ Inbound messages are stored here first: every conversation of a pass in one tran
 ``STORE_CHUNK`` conversations each; ``ConversationActivities.persist_pass``), which writes each
 conversation's persist result on its rows (``inbox_events.persisted``); then each conversation's
 workflow gets that result as its signal (ids, no message body) and acts on it (flow routing, the
-AI's debounce, cancelled follow-ups) without persisting. A row retried after that commit (its
+AI's debounce, cancelled follow-ups) without persisting. A result that sets off none of these
+(``PersistInboundResult.needs_workflow``) is not signalled: its messages are stored and on the
+stream, and a signal would only cost Temporal a workflow task, or a new run, that does nothing.
+So a conversation has a workflow while it has timed or ordered work (a flow, the AI, follow-ups,
+SLAs, sends), not for messages alone. A row retried after that commit (its
 signal refused, or its relay killed) is signalled with the result written on it, never stored
 again. A transaction that fails (a bug, bad data) leaves its conversations' rows to their
 workflows' own persist, signalled by reference as before, which retries and dead-letters.
@@ -400,6 +404,9 @@ class InboxRelay:
     async def _signal(self, work: ConversationWork) -> bool:
         ref = work.ref
         signals = _signals(work)
+        if not signals:  # stored, and nothing for the workflow to do
+            self._metrics.quiet_conversations.add(1)
+            return True
         async with self._signals:
             try:
                 for signal, args in signals:
@@ -558,11 +565,13 @@ async def _finish(session: AsyncSession | AsyncConnection, outcome: PassOutcome)
 
 
 def _signals(work: ConversationWork) -> list[tuple[Any, list[object]]]:
-    """The signals one conversation's rows become, inbound first (it may start the workflow)."""
+    """The signals one conversation's rows become, inbound first (it may start the workflow);
+    none for messages stored here that need nothing from the workflow."""
     signals: list[tuple[Any, list[object]]] = []
     for result in work.stored:
-        stored = InboundBatch(from_customer=work.from_customer, stored=result)
-        signals.append((ConversationWorkflow.inbound, [stored]))
+        if result.needs_workflow():
+            stored = InboundBatch(from_customer=work.from_customer, stored=result)
+            signals.append((ConversationWorkflow.inbound, [stored]))
     stored_ids = {i for result in work.stored for i in result.persisted_inbox_ids}
     by_reference = [i for i in work.inbox_ids if i not in stored_ids]
     if work.inbound or by_reference:

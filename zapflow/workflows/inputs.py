@@ -107,6 +107,19 @@ class PersistInboundResult:
     flow_replies: list[str] = field(default_factory=list)
     persisted_inbox_ids: list[int] = field(default_factory=list)
 
+    def needs_workflow(self) -> bool:
+        """Whether the conversation's workflow has anything to do with this persist: follow-up
+        timers to drop, an AI answer to debounce (or, for a reply sent from the phone, to drop),
+        a flow run to start or to answer. Messages that set off none of these are done once
+        stored (durable, on the stream): the relay does not signal for them (worker/relay.py)."""
+        flow = self.flow
+        return bool(
+            self.cancelled_followup_ids
+            or self.ai_reply_delay is not None
+            or (flow is not None and (flow.start is not None or flow.active_workflow_id))
+            or len(self.new_message_ids) > self.new_inbound
+        )
+
 
 @dataclass(frozen=True)
 class PersistFailedInput:
