@@ -144,8 +144,9 @@ def test_pipeline_ratios_divide_zapflow_stack_by_the_floor_stack() -> None:
 
 
 def test_pipeline_ratios_to_the_same_work_floor_with_and_without_embedders() -> None:
-    """The same-work floor's stack: its three processes, Temporal, Postgres and Redis; zapflow's
-    ratio to both floors, with and without each one's embedding process."""
+    """The same-work floor's stack: its three processes, Postgres and Redis (no Temporal: it
+    stores as zapflow's relay does a message that sets off nothing); zapflow's ratio to both
+    floors, with and without each one's embedding process, and to Temporal's where used."""
     from zapflow.bench.costs import ratio_text
     from zapflow.bench.report import pipeline_cost_row
 
@@ -160,26 +161,27 @@ def test_pipeline_ratios_to_the_same_work_floor_with_and_without_embedders() -> 
         "machine_busy": 100.0,
     }
     work = {"floor-work:web": 3.0, "floor-work:worker": 6.0, "floor-work:embeddings": 8.0,
-            "temporal": 25.0, "postgres": 6.0, "redis": 1.0, "api": 0.5, "worker:pipeline": 0.3,
+            "temporal": 0.4, "postgres": 6.0, "redis": 1.0, "api": 0.5, "worker:pipeline": 0.3,
             "load_generator": 2.0, "machine_busy": 60.0}  # fmt: skip
     results = {"floor": {"40/s": {"cpu_ms_per_unit": FLOOR_MS}},
                "floor-work": {"40/s": {"cpu_ms_per_unit": work}},
                "inbox": {"40/s": {"cpu_ms_per_unit": zapflow}}}  # fmt: skip
     floors.pipeline_ratios(results)
     same_work, inbox = results["floor-work"]["40/s"], results["inbox"]["40/s"]
-    assert (same_work["stack_cpu_ms"], same_work["stack_cpu_ms_without_embedder"]) == (49.0, 41.0)
+    assert (same_work["stack_cpu_ms"], same_work["stack_cpu_ms_without_embedder"]) == (24.0, 16.0)
     assert (inbox["stack_cpu_ms"], inbox["stack_cpu_ms_without_embedder"]) == (86.0, 76.0)
     ratios = inbox["ratio_to_floor"]
     assert (ratios["floor"]["stack"], ratios["floor"]["without_embedder"]) == (2.15, 1.9)
     assert (ratios["floor-work"]["stack"], ratios["floor-work"]["without_embedder"]) == (
-        round(86 / 49, 2), round(76 / 41, 2),
+        round(86 / 24, 2), round(76 / 16, 2),
     )  # fmt: skip
+    assert ratios["floor-work"]["temporal"] is None  # its Temporal idles: no ratio to it
     assert ratio_text(inbox) == (
         "floor 2.1x (Temporal 1.2x, without embedders 1.9x); "
-        "floor-work 1.8x (Temporal 1.2x, without embedders 1.9x)"
+        "floor-work 3.6x (without embedders 4.8x)"
     )
     measured = pipeline_cost_row({"pipeline": {"results": results}})[3]
-    assert measured.startswith("zapflow 86.0 vs floor 40.0, same-work floor 49.0 CPU-ms per ")
+    assert measured.startswith("zapflow 86.0 vs floor 40.0, same-work floor 24.0 CPU-ms per ")
 
 
 def test_report_puts_measured_beside_goals(tmp_path: Path) -> None:
@@ -530,7 +532,6 @@ async def start_work_floor(settings: Settings, tenant: Tenant, instance_id: str)
     port = free_port()
     env = {**os.environ, "ZAPFLOW_DATABASE_URL": settings.database_url,
            "ZAPFLOW_REDIS_URL": settings.redis_url,
-           "ZAPFLOW_TEMPORAL_ADDRESS": settings.temporal_address,
            "ZAPFLOW_EMBEDDING_BATCH_SIZE": "4"}  # fmt: skip
     module = [sys.executable, "-m", "zapflow.bench.work_floor"]
     web = await asyncio.create_subprocess_exec(
@@ -597,7 +598,7 @@ async def test_work_floor_delivers_every_message_once_and_fills_its_cpu_groups(
                 usage = watch.stop()
             assert await deliver(*key) == 200  # again: acknowledged, not stored twice
             assert await deliver(*key, signature="sha256=forged") == 401
-            await asyncio.sleep(1.0)  # time for a second persist, were the delivery signalled again
+            await asyncio.sleep(1.0)  # time for a relay pass, were the delivery stored again
             assert (await wait_embedded(settings, tenant.id, 11))[0] == (11, 11)
             refused = await floor.get("/api/v1/stream", headers={"Authorization": "Bearer x"})
             assert refused.status_code == 401

@@ -55,15 +55,15 @@ def ratio_text(step: dict[str, Any]) -> str:
             f"API CPU {num(ratios['api_cpu_ms'])}x, Postgres {num(ratios['postgres_cpu_ms'])}x, "
             f"p99 {num(ratios['p99'])}x"
         )
-    return "; ".join(
-        f"{floor} {num(r['stack'])}x (Temporal {num(r['temporal'])}x"
-        + (
-            f", without embedders {num(r['without_embedder'])}x)"
-            if "without_embedder" in r
-            else ")"
+    parts = []
+    for floor, r in ratios.items():
+        details = [f"Temporal {num(r['temporal'])}x"] if r.get("temporal") is not None else []
+        if "without_embedder" in r:
+            details.append(f"without embedders {num(r['without_embedder'])}x")
+        parts.append(
+            f"{floor} {num(r['stack'])}x" + (f" ({', '.join(details)})" if details else "")
         )
-        for floor, r in ratios.items()
-    )
+    return "; ".join(parts)
 
 
 def cost_table(result: dict[str, Any], unit: str) -> list[str]:

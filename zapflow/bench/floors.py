@@ -4,14 +4,14 @@
 - The Temporal floor (bench/temporal_floor.py) on the pipeline's own Temporal server, driven
   by the load generator process (``floor`` mode) at the pipeline's rates over its conversations.
 - The same-work floor (bench/work_floor.py, variant ``floor-work``): zapflow's work per message
-  (durable inbox row, signal-with-start, one persist transaction, outbox, Redis stream, SSE,
-  embedding) done barely, in three processes of its own, on the same stack.
+  that sets off nothing (durable inbox row, a relay's persist transaction, outbox, Redis stream,
+  SSE, embedding; no Temporal) done barely, in three processes of its own, on the same stack.
 
 Every cost is CPU-ms per unit of work (a message, a request) by process group, over the step's
 window (for the pipeline: until the step's messages were all delivered). A variant's ``stack``
 is the CPU of the processes it needs: zapflow's every process but the load generator; the
 Temporal floor's its worker + client process and the Temporal server; the same-work floor's its
-three processes, Temporal, Postgres and Redis.
+three processes, Postgres and Redis.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ WORK_FLOOR_GROUPS = tuple(f"{WORK_FLOOR}:{role}" for role in WORK_FLOOR_ROLES)
 NOT_ZAPFLOW = {"load_generator", "other", "machine_busy", API_FLOOR, TEMPORAL_FLOOR,
                *WORK_FLOOR_GROUPS}  # fmt: skip
 FLOOR_STACK = (TEMPORAL_FLOOR, "temporal")
-WORK_FLOOR_STACK = (*WORK_FLOOR_GROUPS, "temporal", "postgres", "redis")
+WORK_FLOOR_STACK = (*WORK_FLOOR_GROUPS, "postgres", "redis")
 
 
 @functools.cache
@@ -147,7 +147,7 @@ def api_ratios(zapflow: dict[str, Any], floor: dict[str, Any], latency: str, rat
 def pipeline_ratios(results: dict[str, dict[str, Any]]) -> None:
     """Adds each step's ``stack`` CPU-ms per message (with and without its embedding process),
     and to zapflow's steps their ``ratio_to_floor`` against each floor variant (stack, stack
-    without the embedders, Temporal server, machine)."""
+    without the embedders, Temporal server where that floor uses it, machine)."""
     floors = {v: s for v, s in results.items() if v.startswith("floor")}
     for variant, steps in results.items():
         for step in steps.values():
@@ -167,7 +167,9 @@ def pipeline_ratios(results: dict[str, dict[str, Any]]) -> None:
                     ),
                     "temporal": ratio(
                         zc.get("temporal"), (f[name].get("cpu_ms_per_unit") or {}).get("temporal")
-                    ),
+                    )
+                    if in_stack("temporal", floor)
+                    else None,
                     "machine": ratio(
                         zc.get("machine_busy"),
                         (f[name].get("cpu_ms_per_unit") or {}).get("machine_busy"),

@@ -285,8 +285,8 @@ PIPELINE_TITLES = {
     "direct": "webhook signals Temporal directly (bench-only, no inbox)",
     "floor": "the Temporal floor: signal-with-start per message, a no-op local activity per batch",
     "floor-signal": "the Temporal floor with plain signals to the open workflows",
-    "floor-work": "the same-work floor: zapflow's work per message (inbox row, signal-with-start, "
-    "one persist transaction, outbox, Redis stream, SSE, embedding) done barely",
+    "floor-work": "the same-work floor: zapflow's work per message that sets off nothing (inbox "
+    "row, a relay's persist transaction, outbox, Redis stream, SSE, embedding) done barely",
 }
 
 

@@ -64,27 +64,6 @@ class FloorWorkflow:
         await run_batches(self, noop)
 
 
-WORK_TASK_QUEUE = "bench-work-floor"
-PERSIST = "bench_work_floor_persist"  # the same-work floor's local activity (bench/work_floor.py)
-
-
-@workflow.defn(name="BenchWorkFloor")
-class WorkFloorWorkflow:
-    """The same-work floor's conversation (bench/work_floor.py): inbox row ids arrive as
-    signals, and each batch of them gets one local activity that persists it."""
-
-    def __init__(self) -> None:
-        self.pending: list[int] = []
-
-    @workflow.signal
-    def inbox(self, ids: list[int]) -> None:
-        self.pending.extend(ids)
-
-    @workflow.run
-    async def run(self) -> None:
-        await run_batches(self, PERSIST)
-
-
 class FloorDriver:
     """Signals ``FloorWorkflow`` s over ``conversations`` ids; runs their worker meanwhile."""
 

@@ -1,16 +1,16 @@
 """The same-work floor of the pipeline scenario (variant ``floor-work``): per message, the work
-zapflow does, written as barely as it goes (raw Starlette, asyncpg, the Temporal SDK,
-redis.asyncio; no SQLAlchemy, no pydantic), to tell zapflow's framework overhead from the work
-itself. Bench-only, never a production path. Three processes, as zapflow runs its roles:
+zapflow does with a message that sets off nothing (no flow, AI answer or follow-up: no
+Temporal), written as barely as it goes (raw Starlette, asyncpg, redis.asyncio; no SQLAlchemy,
+no pydantic), to tell zapflow's framework overhead from the work itself. Bench-only, never a
+production path. Three processes, as zapflow runs its roles:
 
-- ``web``: the webhook (HMAC check, minimal JSON parse, one INSERT of the deliveries into the
-  inbox table before the 200, then signal-with-start of each conversation's
-  ``BenchWorkFloor`` workflow with the row ids) and the live stream (``/api/v1/stream``: the
-  company's Redis stream as ``text/event-stream``, in zapflow's format).
-- ``worker``: the workflows (bench/temporal_floor.py ``WorkFloorWorkflow``) and their local
-  activity: per batch, one transaction that reads the rows, upserts the contact and the
+- ``web``: the webhook (HMAC check, minimal JSON parse, one statement that INSERTs the
+  deliveries into the inbox table and NOTIFYs, before the 200) and the live stream
+  (``/api/v1/stream``: the company's Redis stream as ``text/event-stream``, in zapflow's format).
+- ``worker``: the relay. Woken by the NOTIFY (or a 1 s sweep), a pass takes the pending rows
+  (SKIP LOCKED) in one transaction that, per conversation, upserts the contact and the
   conversation, inserts the messages (a stored key id is skipped), bumps the conversation,
-  queues the messages for embedding, stages the events in the outbox and marks the rows
+  queues the messages for embedding and stages the events in the outbox, and marks the rows
   processed; after the commit the events go to the Redis stream and leave the outbox.
 - ``embeddings``: zapflow's default model (``E5Embedder``) over the queue, a batch of
   ``embedding_batch_size`` per call, leased with SKIP LOCKED, vectors stored, rows taken off.
@@ -19,8 +19,8 @@ Its tables are zapflow's, copied (``bench_floor_<table>``, ``LIKE ... INCLUDING 
 columns, indexes, checks; no foreign keys, no triggers), so zapflow's relay, outbox publisher
 and embedder never see its rows. What it leaves out (zapflow's own work beyond the message):
 flow routing, follow-up cancel, opt-out keywords, SLAs, AI decisions, identities and merges,
-API-key lookup, rate limits, logs and metrics, and the inbox relay's retries (a failed signal
-answers 503 instead).
+API-key lookup, rate limits, logs and metrics, the relay's leases (a pass holds its rows' locks
+until its commit) and the Temporal signals of messages that need their workflow.
 
     python -m zapflow.bench.work_floor web PORT COMPANY_ID INSTANCE_ID APP_SECRET API_KEY
     python -m zapflow.bench.work_floor worker|embeddings COMPANY_ID INSTANCE_ID
@@ -29,6 +29,7 @@ answers 503 instead).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import sys
@@ -45,13 +46,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
-from temporalio import activity
-from temporalio.client import Client
-from temporalio.service import RPCError
-from temporalio.worker import Worker
 
 from zapflow.bench.api_floor import serve
-from zapflow.bench.temporal_floor import PERSIST, WORK_TASK_QUEUE, WorkFloorWorkflow
 from zapflow.config import load_settings
 
 PREFIX = "bench_floor_"
@@ -59,6 +55,9 @@ TABLES = ("inbox_events", "contacts", "conversations", "messages", "event_outbox
           "embedding_queue", "conversation_embeddings")  # fmt: skip
 STREAM_MAXLEN = 10_000
 LINGER_SECONDS = 1.0  # an embedder pass that found less than a batch waits, as zapflow's does
+CHANNEL = "bench_floor_inbox"
+BATCH_SIZE = 500  # rows per relay pass, as zapflow's
+SWEEP_SECONDS = 1.0
 
 
 def stream_key(company_id: str) -> str:
@@ -76,11 +75,12 @@ async def create_tables(db: asyncpg.Connection) -> None:
 
 # --- web: the webhook and the live stream --------------------------------------------------------
 
-INSERT_INBOX = f"""INSERT INTO {PREFIX}inbox_events (company_id, instance_id, provider, event_type,
-  dedupe_key, payload, status, received_at, attempts, conversation_key)
+INSERT_INBOX = f"""WITH stored AS (INSERT INTO {PREFIX}inbox_events (company_id, instance_id,
+  provider, event_type, dedupe_key, payload, status, received_at, attempts, conversation_key)
 SELECT $1, $2, 'cloud', 'message', k, p::jsonb, 'pending', now(), 0, c
 FROM unnest($3::text[], $4::text[], $5::text[]) AS d(k, p, c)
-ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING id, conversation_key"""
+ON CONFLICT (instance_id, dedupe_key) DO NOTHING RETURNING id)
+SELECT pg_notify('{CHANNEL}', '') FROM stored LIMIT 1"""
 
 
 def inbound(raw: bytes) -> list[dict[str, Any]]:
@@ -106,9 +106,6 @@ def create_app(company_id: str, instance_id: str, app_secret: str, api_key: str)
         async with held["db"].acquire() as db:
             await create_tables(db)
         held["redis"] = Redis.from_url(settings.redis_url)
-        held["temporal"] = await Client.connect(
-            settings.temporal_address, namespace=settings.temporal_namespace
-        )
         yield
         await held["db"].close()
         await held["redis"].aclose()
@@ -122,19 +119,11 @@ def create_app(company_id: str, instance_id: str, app_secret: str, api_key: str)
             messages = inbound(raw)
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return Response(b'{"error":"malformed_payload"}', 400, media_type="application/json")
-        rows = await held["db"].fetch(
+        await held["db"].execute(
             INSERT_INBOX, uuid.UUID(company_id), uuid.UUID(instance_id),
             [m["id"] for m in messages], [orjson.dumps(m).decode() for m in messages],
             [m["from"] for m in messages],
         )  # fmt: skip
-        ids: dict[str, list[int]] = {}
-        for row in rows:  # a stored delivery again: not signalled twice
-            ids.setdefault(row["conversation_key"], []).append(row["id"])
-        try:
-            await asyncio.gather(*(signal(held["temporal"], instance_id, wa_id, batch)
-                                   for wa_id, batch in ids.items()))  # fmt: skip
-        except RPCError:  # no relay here to retry: its rows stay pending (a floor, not a guarantee)
-            return Response(b'{"error":"temporal_unavailable"}', 503, media_type="application/json")
         return Response(b'{"ok":true}', media_type="application/json")
 
     async def stream(request: Request) -> Response:
@@ -144,7 +133,7 @@ def create_app(company_id: str, instance_id: str, app_secret: str, api_key: str)
         return StreamingResponse(events(held["redis"], company_id), media_type="text/event-stream")
 
     async def ready(_: Request) -> Response:
-        return Response(b"{}", 200 if "temporal" in held else 503, media_type="application/json")
+        return Response(b"{}", 200 if "redis" in held else 503, media_type="application/json")
 
     routes = [
         Route("/webhooks/cloud/{token}", webhook, methods=["POST"]),
@@ -152,16 +141,6 @@ def create_app(company_id: str, instance_id: str, app_secret: str, api_key: str)
         Route("/readyz", ready),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
-
-
-async def signal(client: Client, instance_id: str, wa_id: str, ids: list[int]) -> None:
-    await client.start_workflow(
-        WorkFloorWorkflow.run,
-        id=f"bench-work-floor-{instance_id}-{wa_id}",
-        task_queue=WORK_TASK_QUEUE,
-        start_signal="inbox",
-        start_signal_args=[ids],
-    )
 
 
 async def events(redis: Redis, company_id: str) -> AsyncIterator[bytes]:
@@ -180,10 +159,10 @@ async def events(redis: Redis, company_id: str) -> AsyncIterator[bytes]:
                                                        fields[b"payload"])  # fmt: skip
 
 
-# --- worker: the conversation workflows and their persist ----------------------------------------
+# --- worker: the relay and its persist -----------------------------------------------------------
 
-READ_ROWS = f"""SELECT id, payload::text FROM {PREFIX}inbox_events
-WHERE id = ANY($1::bigint[]) AND status = 'pending' ORDER BY id"""
+CLAIM_ROWS = f"""SELECT id, conversation_key, payload::text FROM {PREFIX}inbox_events
+WHERE status = 'pending' ORDER BY id LIMIT {BATCH_SIZE} FOR UPDATE SKIP LOCKED"""
 UPSERT_CONTACT = f"""INSERT INTO {PREFIX}contacts (id, company_id, phone_number, name, wa_id, tags,
   custom_fields, created_at, updated_at)
 VALUES (gen_random_uuid(), $1, $2, $3, $4, '{{}}', '{{}}', now(), now())
@@ -229,47 +208,50 @@ def event(kind: str, conversation_id: uuid.UUID, data: dict[str, Any]) -> str:
 
 
 class Persister:
-    """The workflows' local activity: a batch of inbox rows stored in one transaction."""
+    """The relay: a pass's pending rows stored in one transaction, conversation by conversation."""
 
     def __init__(self, pool: asyncpg.Pool, redis: Redis, company_id: str, instance_id: str):
         self.pool, self.redis = pool, redis
         self.company, self.instance = uuid.UUID(company_id), uuid.UUID(instance_id)
 
-    @activity.defn(name=PERSIST)
-    async def persist(self, ids: list[int]) -> int:
+    async def relay_once(self) -> int:
+        """One pass; how many rows it took."""
         async with self.pool.acquire() as db:
             async with db.transaction():
-                staged = await self.store(db, ids, activity.info().workflow_id or "")
-            if staged:  # after the commit: to the stream, then out of the outbox
-                outbox, payloads = staged
+                rows = await db.fetch(CLAIM_ROWS)
+                chats: dict[str, list[dict[str, Any]]] = {}
+                for row in rows:
+                    chats.setdefault(row["conversation_key"], []).append(orjson.loads(row[2]))
+                staged = [await self.store(db, found) for found in chats.values()]
+                await db.execute(PROCESSED, [row["id"] for row in rows])
+            outbox = [i for ids, _ in staged for i in ids]
+            if outbox:  # after the commit: to the stream, then out of the outbox
                 async with self.redis.pipeline(transaction=False) as pipe:
                     key = stream_key(str(self.company))
-                    for kind, payload in payloads:
-                        fields = {"event": kind, "payload": payload}
-                        pipe.xadd(key, fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
+                    for _, payloads in staged:
+                        for kind, payload in payloads:
+                            fields = {"event": kind, "payload": payload}
+                            pipe.xadd(key, fields, maxlen=STREAM_MAXLEN, approximate=True)  # type: ignore[arg-type]
                     await pipe.execute()
                 await db.execute(f"DELETE FROM {PREFIX}event_outbox WHERE id = ANY($1)", outbox)
-        return len(ids)
+        return len(rows)
 
     async def store(
-        self, db: asyncpg.Connection, ids: list[int], workflow_id: str
-    ) -> tuple[list[int], list[tuple[str, str]]] | None:
-        found = [orjson.loads(p) for _, p in await db.fetch(READ_ROWS, ids)]
-        if not found:
-            return None
+        self, db: asyncpg.Connection, found: list[dict[str, Any]]
+    ) -> tuple[list[int], list[tuple[str, str]]]:
+        """One conversation's messages: the outbox rows staged and their events."""
         wa_id = found[0]["from"]
         contact = await db.fetchval(UPSERT_CONTACT, self.company, f"+{wa_id}",
                                     found[-1]["name"], wa_id)  # fmt: skip
         conversation = await db.fetchval(UPSERT_CONVERSATION, self.company, self.instance,
-                                         contact, wa_id, workflow_id)  # fmt: skip
+                                         contact, wa_id, None)  # fmt: skip
         texts = [m.get("text", {}).get("body", "") for m in found]
         keys, rows = [m["id"] for m in found], [orjson.dumps(m).decode() for m in found]
         times = [float(m["timestamp"]) for m in found]
         new = await db.fetch(INSERT_MESSAGES, self.company, conversation, self.instance, keys,
                              texts, rows, times)  # fmt: skip
-        await db.execute(PROCESSED, ids)
         if not new:
-            return None
+            return [], []
         bumped = await db.fetchrow(BUMP, conversation, len(new), new[-1]["body"])
         await db.execute(QUEUE, self.company, [m["id"] for m in new])
         payloads = [("message.created", event("message.created", conversation, {
@@ -283,20 +265,19 @@ class Persister:
 
 
 async def run_worker(company_id: str, instance_id: str) -> None:
-    from zapflow.worker.main import workflow_runner
-
+    """The relay's loop: a pass per NOTIFY (a full pass goes on at once), else a sweep."""
     settings = load_settings()
     pool = await asyncpg.create_pool(dsn(), min_size=2, max_size=10)
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
     persister = Persister(pool, Redis.from_url(settings.redis_url), company_id, instance_id)
-    worker = Worker(
-        client,
-        task_queue=WORK_TASK_QUEUE,
-        workflows=[WorkFloorWorkflow],
-        activities=[persister.persist],
-        workflow_runner=workflow_runner(settings),
-    )
-    await worker.run()
+    wake = asyncio.Event()
+    listener = await asyncpg.connect(dsn())
+    await listener.add_listener(CHANNEL, lambda *_: wake.set())
+    while True:
+        wake.clear()
+        if await persister.relay_once() >= BATCH_SIZE:
+            continue
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), SWEEP_SECONDS)
 
 
 # --- embeddings ----------------------------------------------------------------------------------
