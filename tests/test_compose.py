@@ -424,6 +424,7 @@ WORKER_METRICS = frozenset(
         "zapflow_activity_outcomes",
         "zapflow_relay_events",
         "zapflow_relay_stores",
+        "zapflow_relay_quiet_conversations",
         "zapflow_message_event_latency_bucket",
         "zapflow_message_event_latency_sum",
         "zapflow_message_event_latency_count",

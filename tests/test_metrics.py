@@ -91,7 +91,9 @@ async def test_api_and_worker_metrics_after_a_conversation(
 
     assert sample(text, "zapflow_relay_events", kind="message") == 1
     assert sample(text, "zapflow_relay_events", kind="outbound") == 1
-    assert sample(text, "zapflow_relay_stores", outcome="stored") == 1  # before its signal
+    assert sample(text, "zapflow_relay_stores", outcome="stored") == 1
+    # the customer's message set off nothing (no flow, AI or follow-up): no signal for it
+    assert sample(text, "zapflow_relay_quiet_conversations") == 1
     completed = sample(
         text, "zapflow_activity_outcomes", activity_type="send_message", outcome="completed"
     )

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     # Temporal calls (each given 5 s), and the rows of a relay killed mid-pass wait this long
     # for another relay (the tests' killed workers use 5 s)
     relay_lease_seconds: float = Field(30.0, ge=5, le=600)
+    # the least time between the starts of a relay's passes: under load a pass takes every row
+    # that arrived meanwhile (fewer, larger transactions: less CPU per message) for at most
+    # this much more latency; a message arriving after a quiet spell goes at once
+    relay_pass_interval_ms: int = Field(100, ge=0, le=1000)
     followup_worker_concurrency: int = Field(10, ge=1, le=1000)
 
     # embeddings and search (zapflow/embeddings, services/search.py)

@@ -7,7 +7,9 @@ production path. Three processes, as zapflow runs its roles:
 - ``web``: the webhook (HMAC check, minimal JSON parse, one statement that INSERTs the
   deliveries into the inbox table and NOTIFYs, before the 200) and the live stream
   (``/api/v1/stream``: the company's Redis stream as ``text/event-stream``, in zapflow's format).
-- ``worker``: the relay. Woken by the NOTIFY (or a 1 s sweep), a pass takes the pending rows
+- ``worker``: the relay. Woken by the NOTIFY (or a 1 s sweep), at most once per
+  ``relay_pass_interval_ms`` as zapflow's relay (under load a pass takes what arrived
+  meanwhile), a pass takes the pending rows
   (SKIP LOCKED) in one transaction that, per conversation, upserts the contact and the
   conversation, inserts the messages (a stored key id is skipped), bumps the conversation,
   queues the messages for embedding and stages the events in the outbox, and marks the rows
@@ -265,8 +267,10 @@ class Persister:
 
 
 async def run_worker(company_id: str, instance_id: str) -> None:
-    """The relay's loop: a pass per NOTIFY (a full pass goes on at once), else a sweep."""
+    """The relay's loop: a pass per NOTIFY (a full pass goes on at once), else a sweep, passes
+    ``relay_pass_interval_ms`` apart at least."""
     settings = load_settings()
+    interval, clock = settings.relay_pass_interval_ms / 1000, asyncio.get_running_loop().time
     pool = await asyncpg.create_pool(dsn(), min_size=2, max_size=10)
     persister = Persister(pool, Redis.from_url(settings.redis_url), company_id, instance_id)
     wake = asyncio.Event()
@@ -274,10 +278,12 @@ async def run_worker(company_id: str, instance_id: str) -> None:
     await listener.add_listener(CHANNEL, lambda *_: wake.set())
     while True:
         wake.clear()
+        started = clock()
         if await persister.relay_once() >= BATCH_SIZE:
             continue
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), SWEEP_SECONDS)
+        await asyncio.sleep(max(0.0, started + interval - clock()))
 
 
 # --- embeddings ----------------------------------------------------------------------------------

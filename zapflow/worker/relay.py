@@ -1,6 +1,7 @@
 """The inbox relay: forwards pending inbox rows to Temporal, in arrival order, in batches.
 
-Woken by LISTEN/NOTIFY and by a periodic sweep. A pass claims up to ``BATCH_SIZE`` pending rows in
+Woken by LISTEN/NOTIFY and by a periodic sweep, at most once per ``relay_pass_interval_ms``
+(under load a pass takes what arrived meanwhile). A pass claims up to ``BATCH_SIZE`` pending rows in
 a short transaction (``claimed_until``, a lease; SKIP LOCKED, so several relays in several worker
 processes share the inbox and never take the same row), makes its Temporal calls outside any
 transaction, then marks the rows processed. A relay that dies mid-pass leaves its claim to
@@ -219,9 +220,12 @@ class InboxRelay:
     # --- loop -------------------------------------------------------------------------------
     async def run(self) -> None:
         listener = asyncio.create_task(listen_forever(self._settings, INBOX_CHANNEL, self._wake))
+        interval = self._settings.relay_pass_interval_ms / 1000
+        clock = asyncio.get_running_loop().time
         try:
             while True:
                 self._wake.clear()
+                started = clock()
                 try:
                     moved = await self.relay_once()
                 except Exception:
@@ -231,6 +235,8 @@ class InboxRelay:
                     continue
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), SWEEP_SECONDS)
+                # woken soon after a pass: what arrives until the interval is over joins the next
+                await asyncio.sleep(max(0.0, started + interval - clock()))
         finally:
             listener.cancel()
 
