@@ -74,7 +74,8 @@ def bench(
             help="pipeline: variants to run, in order: inbox (zapflow), floor (the Temporal "
             "floor: signal-with-start, a no-op local activity), floor-signal (the same with plain "
             "signals), floor-work (the same-work floor: zapflow's work per message that sets off "
-            "nothing, done barely, bench/work_floor.py), direct (no inbox) "
+            "nothing, done barely, bench/work_floor.py), inbox-ai (zapflow, the tenant's AI "
+            "agent on: every message needs its workflow), direct (no inbox) "
             "[default: floor, floor-signal, inbox]",
             show_default=False,
         ),

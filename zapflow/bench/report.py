@@ -282,6 +282,8 @@ def webhook_section(result: dict[str, Any]) -> list[str]:
 
 PIPELINE_TITLES = {
     "inbox": "zapflow, through the inbox (production)",
+    "inbox-ai": "zapflow, the tenant's AI agent on (answering after 10 minutes, never within the "
+    "run): every message needs its conversation's workflow (a signal, a debounce timer)",
     "direct": "webhook signals Temporal directly (bench-only, no inbox)",
     "floor": "the Temporal floor: signal-with-start per message, a no-op local activity per batch",
     "floor-signal": "the Temporal floor with plain signals to the open workflows",

@@ -27,7 +27,8 @@ RESULTS = REPO / "bench" / "results"
 # The floors first: their workflows are terminated when they end, while zapflow's backlog after a
 # rate it did not sustain would still be draining (on the shared Temporal) into the next variant.
 PIPELINE_VARIANTS = ("floor", "floor-signal", "inbox")
-ON_REQUEST_VARIANTS = ("floor-work", "direct")  # the same-work floor; no inbox
+# the same-work floor; zapflow with every message needing its workflow; no inbox
+ON_REQUEST_VARIANTS = ("floor-work", "inbox-ai", "direct")
 
 
 @dataclass

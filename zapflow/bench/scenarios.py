@@ -37,6 +37,9 @@ DRAIN_TIMEOUT = 60.0  # a step not drained by then was not sustained: higher rat
 RATE_LIMIT = 100_000_000  # the company's, per minute: the limiter runs, never refuses
 SEED = 42
 PROFILE_SECONDS = 20.0
+AI_VARIANT = "inbox-ai"
+AI_REPLY_DELAY = 600  # seconds: the most a company may set, longer than any step
+AI_UNUSED_URL = "http://127.0.0.1:9/v1"  # loopback, nothing listens: the model is never reached
 
 
 # --- set-up ------------------------------------------------------------------------------------
@@ -375,6 +378,8 @@ def pipeline_variant(
         raw["steps"] = [step for step in raw["steps"] if step["name"] != "open"]
     else:
         to = tenant(bench, f"Bench pipeline {variant}")
+        if variant == AI_VARIANT:
+            answering_late(bench, to)
         url = None
         if variant == "direct":
             port = free_port()
@@ -382,14 +387,33 @@ def pipeline_variant(
                     to.instance_id, APP_SECRET]  # fmt: skip
             bench.start("direct", argv, ready_url=f"http://127.0.0.1:{port}/readyz")
             url = f"http://127.0.0.1:{port}{urlsplit(to.webhook_url).path}"
-        base = 5511960000000 if variant == "inbox" else 5511950000000
+        base = {"inbox": 5511960000000, AI_VARIANT: 5511970000000}.get(variant, 5511950000000)
         plan = webhook_plan(bench, to, steps, sse=True, customer_base=base, webhook_url=url)
         raw, usage = ctx.load(
             bench, plan, f"pipeline {variant}", profiler.on_update if profiler else None
         )
+    if variant == AI_VARIANT:  # the workers as the other variants have them
+        bench.restart_workers(bench.worker_roles)
     bench.check_processes()
     results, series = analyse_steps(raw, usage, e2e=True)
     return results, series, {"sse_reconnects": raw["sse_reconnects"], "skipped": raw["skipped"]}
+
+
+def answering_late(bench: BenchStack, to: Tenant) -> None:
+    """The ``inbox-ai`` variant's set-up: the workers restarted with a model provider (a closed
+    loopback port: never called within the run), and ``to``'s AI agent on, answering
+    ``AI_REPLY_DELAY`` seconds after a customer's last message, so every message needs its
+    conversation's workflow (the signal, the debounce timer) as for a tenant whose bot answers."""
+    bench.restart_workers(bench.worker_roles, {"ZAPFLOW_AI_BASE_URL": AI_UNUSED_URL})
+    response = httpx.patch(
+        f"{bench.base_url}/api/v1/company",
+        headers={"Authorization": f"Bearer {to.api_key}"},
+        json={"ai_prompt": "Você atende a loja.",
+              "ai_settings": {"enabled": True, "reply_delay_seconds": AI_REPLY_DELAY}},
+        timeout=30,
+    )  # fmt: skip
+    if response.status_code != 200:
+        raise BenchError(f"turning the AI agent on: {response.status_code} {response.text}")
 
 
 def work_floor_load(

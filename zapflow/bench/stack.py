@@ -32,6 +32,7 @@ from zapflow.devstack import EmbeddedStack, ManagedProcess, StackConfig, free_po
 from zapflow.migrate import upgrade
 
 READY_TIMEOUT = 240.0  # a shared, loaded machine starts `zapflow api --workers 2` slowly
+WORKER_START_SECONDS = 10.0  # a restarted worker connects to Temporal and Postgres
 SAMPLE_EVERY = 0.25
 MIB = 2**20
 
@@ -117,6 +118,7 @@ class BenchStack:
             **(extra_env or {}),
         }
         self.children: dict[str, ManagedProcess] = {}
+        self.worker_roles: list[str] = []  # as start_workers last started them
 
     @property
     def database_url(self) -> str:
@@ -152,13 +154,24 @@ class BenchStack:
     ) -> psutil.Process:
         return self.start("api", argv, ready_url=f"{self.base_url}/readyz", env=env)
 
-    def start_workers(self, roles: Sequence[str] | None) -> None:
+    def start_workers(
+        self, roles: Sequence[str] | None, env: Mapping[str, str] | None = None
+    ) -> None:
         """``zapflow worker`` once, or once per role (``zapflow worker --role R``)."""
+        self.worker_roles = list(roles or [])
         if not roles:
-            self.start("worker")
+            self.start("worker", env=env)
             return
         for role in roles:
-            self.start(f"worker-{role}", zapflow_command("worker", "--role", role))
+            self.start(f"worker-{role}", zapflow_command("worker", "--role", role), env=env)
+
+    def restart_workers(self, roles: Sequence[str], env: Mapping[str, str] | None = None) -> None:
+        """The workers stopped, then started again with ``env`` added to theirs; returns once
+        they had ``WORKER_START_SECONDS`` to connect (no traffic waits for them meanwhile)."""
+        for name in [n for n in self.children if n == "worker" or n.startswith("worker-")]:
+            self.stop_process(name)
+        self.start_workers(roles, env)
+        time.sleep(WORKER_START_SECONDS)
 
     def stop_process(self, name: str) -> None:
         """End one of the processes ``start`` started (to start it again differently)."""
