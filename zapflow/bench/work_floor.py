@@ -9,11 +9,11 @@ production path. Three processes, as zapflow runs its roles:
   (``/api/v1/stream``: the company's Redis stream as ``text/event-stream``, in zapflow's format).
 - ``worker``: the relay. Woken by the NOTIFY (or a 1 s sweep), at most once per
   ``relay_pass_interval_ms`` as zapflow's relay (under load a pass takes what arrived
-  meanwhile), a pass takes the pending rows
-  (SKIP LOCKED) in one transaction that, per conversation, upserts the contact and the
-  conversation, inserts the messages (a stored key id is skipped), bumps the conversation,
-  queues the messages for embedding and stages the events in the outbox, and marks the rows
-  processed; after the commit the events go to the Redis stream and leave the outbox.
+  meanwhile), a pass takes the pending rows (SKIP LOCKED) in one transaction that, per
+  conversation, upserts the contact and the conversation, inserts the messages (a stored key id
+  is skipped), bumps the conversation, queues the messages for embedding and stages the events
+  in the outbox, and marks the rows processed; after the commit the events go to the Redis
+  stream and leave the outbox.
 - ``embeddings``: zapflow's default model (``E5Embedder``) over the queue, a batch of
   ``embedding_batch_size`` per call, leased with SKIP LOCKED, vectors stored, rows taken off.
 
