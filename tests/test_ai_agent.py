@@ -19,6 +19,7 @@ from tests.fixtures.traffic import (
     create_evolution_instance,
     eventually,
     ok_json,
+    pending_work,
     post_cloud,
     start_conversation,
 )
@@ -27,7 +28,6 @@ from zapflow.db import SessionFactory
 from zapflow.models import DeadLetter
 from zapflow.temporal import connect
 from zapflow.whatsapp.simulate import evolution_text
-from zapflow.workflows.conversation import ConversationWorkflow
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -67,7 +67,7 @@ async def _pending(settings: Settings, tenant: Tenant, conversation_id: str) -> 
     workflow_id = (
         f"conversation/{tenant.id}/{conversation['instance_id']}/{conversation['remote_jid']}"
     )
-    return dict(await client.get_workflow_handle(workflow_id).query(ConversationWorkflow.pending))
+    return await pending_work(client, workflow_id)
 
 
 async def test_a_burst_of_messages_gets_one_answer(

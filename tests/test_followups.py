@@ -21,6 +21,7 @@ from tests.fixtures.traffic import (
     cloud_delivery,
     cloud_text,
     eventually,
+    pending_work,
     post_cloud,
     start_conversation,
 )
@@ -68,8 +69,7 @@ async def _reply(tenant: Tenant, instance: dict[str, Any], wa_id: str, text: str
 
 
 async def _pending_timers(workflow_id: str, client: Client) -> int:
-    handle = client.get_workflow_handle(workflow_id)
-    return int((await handle.query(ConversationWorkflow.pending))["followups"])
+    return (await pending_work(client, workflow_id))["followups"]
 
 
 async def test_fires_once_on_time(tenant: Tenant, provider_server: ProviderServer) -> None:
