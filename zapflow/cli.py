@@ -300,7 +300,8 @@ def simulate_inbound(
     ] = None,
 ) -> None:
     """Post a signed inbound text to zapflow's webhook as the instance's provider would: try
-    the whole pipeline (inbox, workflow, conversations API, live events) without a phone."""
+    the whole pipeline (inbox, relay, conversations API, live events; the workflow when the
+    message sets something off: a flow, the AI) without a phone."""
     settings = settings_or_exit()
     url = api_url or f"http://{settings.api_host}:{settings.api_port}"
     try:
