@@ -223,7 +223,8 @@ class Persister:
                 rows = await db.fetch(CLAIM_ROWS)
                 chats: dict[str, list[dict[str, Any]]] = {}
                 for row in rows:
-                    chats.setdefault(row["conversation_key"], []).append(orjson.loads(row[2]))
+                    message = orjson.loads(row["payload"])
+                    chats.setdefault(row["conversation_key"], []).append(message)
                 staged = [await self.store(db, found) for found in chats.values()]
                 await db.execute(PROCESSED, [row["id"] for row in rows])
             outbox = [i for ids, _ in staged for i in ids]
